@@ -1,0 +1,3 @@
+"""chatmgmt.assignment."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""chatmgmt.customers."""
+
+__all__: list[str] = []

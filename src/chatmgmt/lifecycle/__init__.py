@@ -1,0 +1,3 @@
+"""chatmgmt.lifecycle."""
+
+__all__: list[str] = []

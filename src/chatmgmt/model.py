@@ -1,0 +1,420 @@
+"""Value types: agents, customers, chats, messages, events.
+
+Every type is an ``attrs`` frozen class validated at construction; a bad value raises
+:class:`~chatmgmt.errors.ValidationError` naming the field. Closed sets are enums; open sets
+(channels, skill groups, categories) are plain strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, NewType
+
+import attrs
+
+from .errors import ValidationError
+
+__all__ = [
+    "Agent",
+    "AgentId",
+    "AgentLoad",
+    "AgentStatus",
+    "Channel",
+    "Chat",
+    "ChatId",
+    "ChatState",
+    "Customer",
+    "CustomerInfo",
+    "EndReason",
+    "Event",
+    "Message",
+    "MessageId",
+    "MessageRole",
+    "RankKey",
+    "Ranking",
+    "ReceptionMode",
+    "SkillGroup",
+    "Sticky",
+    "Timer",
+]
+
+AgentId = NewType("AgentId", str)
+"""The host's id of an agent."""
+ChatId = NewType("ChatId", str)
+"""The id of a chat (conversation)."""
+MessageId = NewType("MessageId", str)
+"""The id of a message."""
+SkillGroup = str
+"""A skill group's name, an open string. ``""`` means "any agent": no group restriction."""
+
+
+class Channel(str):
+    """A channel is an open string; the usual ones are class attributes.
+
+    >>> Channel.WEB == "web"
+    True
+    """
+
+    WEB: Channel
+    MOBILE_WEB: Channel
+    APP: Channel
+    WECHAT: Channel
+    EMAIL: Channel
+    API: Channel
+
+    __slots__ = ()
+
+
+Channel.WEB = Channel("web")
+Channel.MOBILE_WEB = Channel("mobile_web")
+Channel.APP = Channel("app")
+Channel.WECHAT = Channel("wechat")
+Channel.EMAIL = Channel("email")
+Channel.API = Channel("api")
+
+
+class AgentStatus(str, enum.Enum):
+    """An agent's presence. Only ``ONLINE`` agents receive chats."""
+
+    ONLINE = "online"
+    BUSY = "busy"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class ReceptionMode(str, enum.Enum):
+    """Real-Time Reception Mode (queue, timeouts, leave a message) or Always On Mode."""
+
+    REAL_TIME = "real_time"
+    ALWAYS_ON = "always_on"
+
+
+class ChatState(str, enum.Enum):
+    """Where a chat is in its life; the transition table lives in :mod:`chatmgmt.lifecycle`."""
+
+    QUEUED = "queued"
+    """Real-time mode: waiting in its skill group's queue."""
+    UNASSIGNED = "unassigned"
+    """Always On mode: open, waiting in the unassigned pool."""
+    ACTIVE = "active"
+    """An agent holds the chat."""
+    ENDED = "ended"
+    """Closed; in Always On mode the customer may reopen it."""
+    LEFT_MESSAGE = "left_message"
+    """Real-time mode: the customer left a message instead of waiting."""
+    ABANDONED = "abandoned"
+    """Real-time mode: the customer left the queue."""
+
+    @property
+    def is_open(self) -> bool:
+        """True while the chat can still be served."""
+        return self in (ChatState.QUEUED, ChatState.UNASSIGNED, ChatState.ACTIVE)
+
+
+class EndReason(str, enum.Enum):
+    """Why a chat ended."""
+
+    AGENT = "agent"
+    CUSTOMER = "customer"
+    CUSTOMER_INACTIVITY = "customer_inactivity"
+    AGENT_LEFT = "agent_left"
+    SYSTEM = "system"
+    QUEUE_TIMEOUT = "queue_timeout"
+
+
+class MessageRole(str, enum.Enum):
+    """Who wrote a message."""
+
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SYSTEM = "system"
+    BOT = "bot"
+
+
+def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{attribute.name}: must be a non-empty string, got {value!r}")
+
+
+def _non_negative_int(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"{attribute.name}: must be an integer >= 0, got {value!r}")
+
+
+def _opt_str(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"{attribute.name}: must be a string or None, got {value!r}")
+
+
+def _str_mapping(value: Mapping[str, str] | None) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"custom_fields: must be a mapping, got {type(value).__name__}")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ValidationError(f"custom_fields.{key}: keys and values must be strings")
+        out[key] = item
+    return out
+
+
+def _groups(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset((value,))
+    try:
+        groups = frozenset(value)
+    except TypeError:
+        raise ValidationError(f"skill_groups: must be strings, got {value!r}") from None
+    if not all(isinstance(g, str) for g in groups):
+        raise ValidationError(f"skill_groups: must be strings, got {value!r}")
+    return groups
+
+
+@attrs.frozen
+class Agent:
+    """An agent who receives chats.
+
+    ``reception_limit`` is how many chats the agent holds at once; ``tier`` ranks agents for the
+    priority-tier strategy (higher first); ``account_order`` breaks ties (older accounts first).
+    """
+
+    id: AgentId = attrs.field(validator=_non_empty)
+    display_name: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    skill_groups: frozenset[str] = attrs.field(default=frozenset(), converter=_groups)
+    reception_limit: int = attrs.field(default=5, validator=_non_negative_int)
+    tier: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
+    account_order: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
+    status: AgentStatus = attrs.field(default=AgentStatus.OFFLINE, converter=AgentStatus)
+
+
+@attrs.frozen
+class AgentLoad:
+    """An agent's live load as the store keeps it.
+
+    ``chats`` are the chats that count toward the limit; ``inactive`` those that went inactive
+    and (by setting) no longer count. ``last_assigned_at`` and ``idle_since`` feed the rankings.
+    """
+
+    agent: Agent
+    chats: frozenset[ChatId] = frozenset()
+    inactive: frozenset[ChatId] = frozenset()
+    last_assigned_at: float = 0.0
+    idle_since: float = 0.0
+    tiebreak: float = 0.0
+
+    @property
+    def active(self) -> int:
+        """Chats that count toward the reception limit."""
+        return len(self.chats)
+
+    @property
+    def free(self) -> int:
+        """Slots left below the reception limit."""
+        return max(0, self.agent.reception_limit - len(self.chats))
+
+    @property
+    def saturation(self) -> float:
+        """Active chats over the reception limit (1.0 when the limit is 0)."""
+        limit = self.agent.reception_limit
+        return len(self.chats) / limit if limit else 1.0
+
+
+RANK_FIELDS = frozenset(
+    {
+        "active",
+        "saturation",
+        "free",
+        "last_assigned_at",
+        "idle_since",
+        "tier",
+        "account_order",
+        "tiebreak",
+    }
+)
+
+
+@attrs.frozen
+class RankKey:
+    """One key of a ranking: a field of :class:`AgentLoad` and its direction."""
+
+    field: str = attrs.field()
+    descending: bool = False
+
+    @field.validator
+    def _check(self, _attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in RANK_FIELDS:
+            raise ValidationError(f"rank field {value!r} unknown; one of {sorted(RANK_FIELDS)}")
+
+
+@attrs.frozen
+class Ranking:
+    """A ranking of agents given as data: keys compared in order, smallest first.
+
+    Storage adapters receive it as data (fields and directions), never as code, so an index
+    (a sorted list in memory, a sorted set in Redis, ``ORDER BY`` in SQLite) can answer a pick
+    in O(log n). ``agent.id`` is the last, implicit tie-break, so picks are deterministic.
+    """
+
+    name: str
+    keys: tuple[RankKey, ...]
+
+    def key(self, load: AgentLoad) -> tuple[float, ...]:
+        """The sort key of ``load`` under this ranking (smaller ranks first)."""
+        out: list[float] = []
+        for k in self.keys:
+            value = float(_rank_value(load, k.field))
+            out.append(-value if k.descending else value)
+        return tuple(out)
+
+
+def _rank_value(load: AgentLoad, field: str) -> float:
+    if field == "tier":
+        return load.agent.tier
+    if field == "account_order":
+        return load.agent.account_order
+    return float(getattr(load, field))
+
+
+@attrs.frozen
+class Sticky:
+    """The last agent who served a customer, and when and how (``"closed"`` or ``"offline"``)."""
+
+    partner_id: str
+    agent_id: AgentId
+    at: float
+    kind: str
+
+
+@attrs.frozen
+class Timer:
+    """A deadline kept in the timer store. ``key`` is unique; scheduling it again replaces it."""
+
+    key: str
+    due_at: float
+    chat_id: str
+    kind: str
+    version: int = 0
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class CustomerInfo:
+    """What a chat request says about its customer.
+
+    ``partner_id`` is the host's external user id; without it the visitor stays anonymous.
+    Empty strings mean "not given" and never erase a known value.
+    """
+
+    partner_id: str | None = attrs.field(default=None, validator=_opt_str)
+    channel: str = attrs.field(default=Channel.WEB, validator=_non_empty)
+    name: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    email: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    phone: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    vip_level: int = attrs.field(default=0, validator=_non_negative_int)
+    ip: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    custom_fields: Mapping[str, str] = attrs.field(factory=dict, converter=_str_mapping)
+
+
+@attrs.frozen
+class Customer:
+    """A customer record in the CRM (the :class:`~chatmgmt.ports.CustomerStore`)."""
+
+    partner_id: str = attrs.field(validator=_non_empty)
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    vip_level: int = 0
+    ip: str = ""
+    custom_fields: Mapping[str, str] = attrs.field(factory=dict, converter=_str_mapping)
+    channels: frozenset[str] = frozenset()
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 0
+
+
+@attrs.frozen
+class Chat:
+    """A conversation between a customer and (eventually) an agent.
+
+    Changed only by compare-and-set on ``version``. ``excluded`` are agents the chat must never
+    go back to automatically (they timed out on it); ``served_by`` is every agent who held it.
+    """
+
+    id: ChatId = attrs.field(validator=_non_empty)
+    customer: CustomerInfo
+    channel: str = attrs.field(validator=_non_empty)
+    skill_group: str = ""
+    mode: ReceptionMode = attrs.field(default=ReceptionMode.REAL_TIME, converter=ReceptionMode)
+    state: ChatState = attrs.field(default=ChatState.QUEUED, converter=ChatState)
+    agent_id: AgentId | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    assigned_at: float | None = None
+    ended_at: float | None = None
+    end_reason: EndReason | None = None
+    ended_by: str | None = None
+    last_customer_message_at: float | None = None
+    last_agent_message_at: float | None = None
+    agent_replied: bool = False
+    inactive: bool = False
+    priority: int = 0
+    excluded: frozenset[AgentId] = frozenset()
+    served_by: tuple[AgentId, ...] = ()
+    route_reason: Mapping[str, Any] = attrs.field(factory=dict)
+    attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    event_seq: int = 0
+    version: int = 0
+
+
+@attrs.frozen
+class Message:
+    """A message in a chat. ``text`` is what was delivered (masked when moderation masked it)."""
+
+    id: MessageId = attrs.field(validator=_non_empty)
+    chat_id: ChatId = attrs.field(validator=_non_empty)
+    role: MessageRole = attrs.field(converter=MessageRole)
+    sender: str
+    text: str
+    time: float
+    flags: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class Event:
+    """One event for the outbox and the webhooks.
+
+    ``seq`` is the per-chat sequence number (0 for events not tied to a chat); ``data`` is the
+    JSON-ready payload; ``schema`` is the payload's version for its ``type``.
+    """
+
+    id: str
+    type: str
+    timestamp: float
+    data: Mapping[str, Any]
+    chat_id: str | None = None
+    seq: int = 0
+    schema: int = 1
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON envelope: ``{"type", "timestamp", "data", "id", "chat_id", "seq", ...}``."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "timestamp": _iso(self.timestamp),
+            "schema": self.schema,
+            "chat_id": self.chat_id,
+            "seq": self.seq,
+            "data": dict(self.data),
+        }
+
+
+def _iso(ts: float) -> str:
+    import datetime as _dt
+
+    return (
+        _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

@@ -1,0 +1,3 @@
+"""chatmgmt.moderation."""
+
+__all__: list[str] = []

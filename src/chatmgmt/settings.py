@@ -1,0 +1,849 @@
+"""The typed settings tree: what a product's "Settings > Chat" page configures.
+
+:class:`ChatSettings` holds one section per function and the reception mode. Every section has
+defaults that work out of the box, so ``ChatSettings()`` is a valid configuration.
+
+* ``ChatSettings.from_dict(d)`` / ``.to_dict()`` convert to and from plain JSON-ready dicts
+  (through cattrs) and round-trip exactly.
+* Every invalid input raises :class:`~chatmgmt.errors.SettingsError` whose ``path`` names the bad
+  field, e.g. ``end_of_chat.channels.app.end_after_s``.
+* Sections that can be overridden carry ``channels`` and/or ``groups``: mappings from a channel
+  or skill-group name to a partial section (only the fields to change). :func:`resolve` applies
+  them: a value set for the channel beats the skill group's, which beats the global one.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+from .errors import SettingsError
+from .model import Channel, EndReason, ReceptionMode
+
+__all__ = [
+    "AssignmentSettings",
+    "AutoSaveSettings",
+    "ChatSettings",
+    "EndOfChatSettings",
+    "FieldType",
+    "FormField",
+    "GroupSettings",
+    "OverflowCondition",
+    "OverflowLayer",
+    "QueueLimitAction",
+    "QueueSettings",
+    "RoutingRule",
+    "SatisfactionScheme",
+    "SatisfactionSettings",
+    "SecondRating",
+    "SensitiveWordSettings",
+    "StickySettings",
+    "StrategyName",
+    "SubmissionMode",
+    "SubmissionSettings",
+    "UnverifiedIdentity",
+    "WebhookEndpoint",
+    "WebhookSettings",
+    "WordEntry",
+    "WorkingHours",
+    "resolve",
+]
+
+_S = TypeVar("_S")
+
+
+def _fail(path: str, problem: str) -> SettingsError:
+    return SettingsError(path, problem)
+
+
+def _need(cond: bool, path: str, problem: str) -> None:
+    if not cond:
+        raise _fail(path, problem)
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class UnverifiedIdentity(str, enum.Enum):
+    """What happens to a ``partner_id`` whose signature is missing or wrong."""
+
+    REFUSE = "refuse"
+    """Raise :class:`~chatmgmt.errors.IdentityVerificationError`; the chat does not open."""
+    ANONYMOUS = "anonymous"
+    """Open the chat, but as an anonymous visitor: nothing saved, no sticky routing."""
+    ACCEPT = "accept"
+    """Trust the id anyway (only for hosts that verify identity themselves)."""
+
+
+class StrategyName(str, enum.Enum):
+    """The built-in assignment strategies."""
+
+    ROUND_ROBIN = "round_robin"
+    LEAST_BUSY = "least_busy"
+    SATURATION = "saturation"
+    LONGEST_IDLE = "longest_idle"
+
+
+class OverflowCondition(str, enum.Enum):
+    """When an overflow layer applies to the previous target."""
+
+    NO_AGENT_ONLINE = "no_agent_online"
+    ALL_BUSY = "all_busy"
+    OFF_DUTY = "off_duty"
+
+
+class QueueLimitAction(str, enum.Enum):
+    """What happens when a queue limit (length or wait) is reached."""
+
+    OVERFLOW = "overflow"
+    LEAVE_MESSAGE = "leave_message"
+    END = "end"
+
+
+class SubmissionMode(str, enum.Enum):
+    """What a leave-a-message submission becomes."""
+
+    OFFLINE_MESSAGE = "offline_message"
+    TICKET = "ticket"
+
+
+class FieldType(str, enum.Enum):
+    """Types of leave-a-message form fields."""
+
+    TEXT = "text"
+    EMAIL = "email"
+    PHONE = "phone"
+    SELECT = "select"
+    MULTI_SELECT = "multi_select"
+    ATTACHMENTS = "attachments"
+
+
+class SecondRating(str, enum.Enum):
+    """What a second satisfaction rating of one chat does."""
+
+    REFUSE = "refuse"
+    OVERWRITE = "overwrite"
+
+
+# --------------------------------------------------------------------------- 1. auto-save
+
+_DEFAULT_CHANNELS = (
+    Channel.WEB,
+    Channel.MOBILE_WEB,
+    Channel.APP,
+    Channel.WECHAT,
+    Channel.EMAIL,
+    Channel.API,
+)
+
+
+@attrs.frozen
+class AutoSaveSettings:
+    """Customer info auto-save into the CRM.
+
+    ``channels``: where auto-save is on. ``identity_secret``: the per-tenant HMAC key the host's
+    page signs ``partner_id`` with; when set, ids arrive with a signature and
+    ``unverified_identity`` decides what happens to an id whose signature is missing or wrong.
+    Without a secret every id is trusted as given.
+    """
+
+    enabled: bool = True
+    channels: tuple[str, ...] = tuple(str(c) for c in _DEFAULT_CHANNELS)
+    identity_secret: str | None = attrs.field(default=None, repr=False)
+    unverified_identity: UnverifiedIdentity = UnverifiedIdentity.ANONYMOUS
+
+    def __attrs_post_init__(self) -> None:
+        for i, ch in enumerate(self.channels):
+            _need(bool(ch), f"auto_save.channels[{i}]", "must be a non-empty channel name")
+        if self.identity_secret is not None:
+            _need(
+                len(self.identity_secret) >= 16,
+                "auto_save.identity_secret",
+                "must be at least 16 characters",
+            )
+
+
+# --------------------------------------------------------------------------- 2. assignment
+
+_HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@attrs.frozen
+class WorkingHours:
+    """A skill group's weekly duty hours in its time zone.
+
+    ``weekly`` maps ``mon`` .. ``sun`` to spans such as ``"09:00-18:00"``; a day that is missing
+    is off duty. An empty ``weekly`` means always on duty.
+    """
+
+    timezone: str = "UTC"
+    weekly: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise _fail(f"{path}.timezone", f"unknown time zone {self.timezone!r}") from None
+        for day, spans in self.weekly.items():
+            _need(day in _DAYS, f"{path}.weekly.{day}", f"day must be one of {', '.join(_DAYS)}")
+            for i, span in enumerate(spans):
+                m = _HHMM.match(span)
+                _need(m is not None, f"{path}.weekly.{day}[{i}]", "must look like '09:00-18:00'")
+                assert m is not None
+                _need(
+                    m.group(1, 2) < m.group(3, 4),
+                    f"{path}.weekly.{day}[{i}]",
+                    "the span must end after it starts",
+                )
+
+
+@attrs.frozen
+class GroupSettings:
+    """Per skill group: its strategy (None: the global one) and its duty hours."""
+
+    strategy: StrategyName | None = None
+    priority_tiers: bool | None = None
+    hours: WorkingHours | None = None
+
+
+@attrs.frozen
+class RoutingRule:
+    """An intelligent-routing rule: conditions (all that are set must hold) and a target.
+
+    Conditions: ``channels`` (any of), ``min_vip_level``, ``ip_ranges`` (CIDR, any of),
+    ``partner_ids`` (any of), ``customer_fields`` (each key equals the value). Target: an agent,
+    a skill group, or both (the agent, falling back to the group unless ``strict``).
+    """
+
+    name: str
+    target_agent: str | None = None
+    target_group: str | None = None
+    strict: bool = False
+    channels: tuple[str, ...] = ()
+    min_vip_level: int | None = None
+    ip_ranges: tuple[str, ...] = ()
+    partner_ids: tuple[str, ...] = ()
+    customer_fields: Mapping[str, str] = attrs.field(factory=dict)
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(bool(self.name), f"{path}.name", "must be a non-empty string")
+        _need(
+            self.target_agent is not None or self.target_group is not None,
+            path,
+            "a routing rule needs target_agent or target_group",
+        )
+        if self.min_vip_level is not None:
+            _need(self.min_vip_level >= 0, f"{path}.min_vip_level", "must be >= 0")
+        for i, cidr in enumerate(self.ip_ranges):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise _fail(f"{path}.ip_ranges[{i}]", f"not an IP network: {cidr!r}") from None
+
+
+@attrs.frozen
+class StickySettings:
+    """Direct assignment to the customer's last agent.
+
+    ``after_offline_message_s``: window after that agent replied to the customer's offline
+    message; ``after_close_s``: window after the agent's chat with the customer closed (0: off).
+    ``wait_s``: how long to wait for an unavailable sticky agent (0: never wait, route normally).
+    """
+
+    after_offline_message_s: float = 0.0
+    after_close_s: float = 0.0
+    wait_s: float = 0.0
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        for name in ("after_offline_message_s", "after_close_s", "wait_s"):
+            _need(getattr(self, name) >= 0, f"{path}.{name}", "must be >= 0")
+
+
+@attrs.frozen
+class OverflowLayer:
+    """One overflow layer: where chats go when the previous target meets ``conditions``."""
+
+    target_group: str | None = None
+    target_agent: str | None = None
+    conditions: tuple[OverflowCondition, ...] = (
+        OverflowCondition.NO_AGENT_ONLINE,
+        OverflowCondition.ALL_BUSY,
+        OverflowCondition.OFF_DUTY,
+    )
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(
+            (self.target_group is None) != (self.target_agent is None),
+            path,
+            "an overflow layer names exactly one of target_group or target_agent",
+        )
+        _need(bool(self.conditions), f"{path}.conditions", "must name at least one condition")
+
+
+@attrs.frozen
+class QueueSettings:
+    """The real-time queue per skill group.
+
+    ``priority_step_s``: how many seconds of waiting one priority level is worth (aging: a chat
+    of priority p is ordered as if it had arrived ``p * priority_step_s`` earlier, so a lower
+    priority chat that waited longer than that goes first — nothing starves).
+    ``queue_first_priority``: the priority a request's queue-first flag gives.
+    ``max_length`` / ``max_wait_s``: limits (0: none); ``on_limit`` says what happens then.
+    ``estimate_handle_s``: the mean handle time used for the wait estimate.
+    """
+
+    max_length: int = 0
+    max_wait_s: float = 0.0
+    on_limit: QueueLimitAction = QueueLimitAction.LEAVE_MESSAGE
+    priority_step_s: float = 300.0
+    queue_first_priority: int = 10
+    estimate_handle_s: float = 300.0
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(self.max_length >= 0, f"{path}.max_length", "must be >= 0")
+        _need(self.max_wait_s >= 0, f"{path}.max_wait_s", "must be >= 0")
+        _need(self.priority_step_s >= 0, f"{path}.priority_step_s", "must be >= 0")
+        _need(self.estimate_handle_s > 0, f"{path}.estimate_handle_s", "must be > 0")
+
+
+@attrs.frozen
+class AssignmentSettings:
+    """Assignment: strategy, routing rules, sticky agent, overflow, queue, auto-transfer.
+
+    ``strategy`` is the global default; ``groups`` carries per-group strategies and hours.
+    ``saturation_tiebreak``: ``"random"`` (the injected RNG) or ``"longest_since_assigned"``.
+    ``inactive_chats_count``: whether chats that went inactive still count toward the limit.
+    ``auto_transfer_s``: transfer a chat when its agent has not answered within this many seconds
+    of the chat's assignment (0: off), counted against the chat's age, not per step;
+    ``max_auto_transfers`` bounds how often.
+    """
+
+    strategy: StrategyName = StrategyName.ROUND_ROBIN
+    priority_tiers: bool = False
+    saturation_tiebreak: str = "random"
+    inactive_chats_count: bool = True
+    groups: Mapping[str, GroupSettings] = attrs.field(factory=dict)
+    routing_rules: tuple[RoutingRule, ...] = ()
+    sticky: StickySettings = attrs.field(factory=StickySettings)
+    overflow: tuple[OverflowLayer, ...] = ()
+    queue: QueueSettings = attrs.field(factory=QueueSettings)
+    auto_transfer_s: float = 0.0
+    max_auto_transfers: int = 3
+
+    def __attrs_post_init__(self) -> None:
+        p = "assignment"
+        _need(
+            self.saturation_tiebreak in ("random", "longest_since_assigned"),
+            f"{p}.saturation_tiebreak",
+            "must be 'random' or 'longest_since_assigned'",
+        )
+        for name, group in self.groups.items():
+            if group.hours is not None:
+                group.hours.check(f"{p}.groups.{name}.hours")
+        for i, rule in enumerate(self.routing_rules):
+            rule.check(f"{p}.routing_rules[{i}]")
+        self.sticky.check(f"{p}.sticky")
+        _need(len(self.overflow) <= 4, f"{p}.overflow", "at most 4 overflow layers")
+        for i, layer in enumerate(self.overflow):
+            layer.check(f"{p}.overflow[{i}]")
+        self.queue.check(f"{p}.queue")
+        _need(self.auto_transfer_s >= 0, f"{p}.auto_transfer_s", "must be >= 0")
+        _need(self.max_auto_transfers >= 0, f"{p}.max_auto_transfers", "must be >= 0")
+
+
+# --------------------------------------------------------------------------- 3. submission
+
+
+@attrs.frozen
+class FormField:
+    """A leave-a-message form field."""
+
+    name: str
+    type: FieldType = FieldType.TEXT
+    label: str = ""
+    required: bool = False
+    max_length: int = 500
+    options: tuple[str, ...] = ()
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(bool(self.name), f"{path}.name", "must be a non-empty string")
+        _need(self.max_length > 0, f"{path}.max_length", "must be > 0")
+        if self.type in (FieldType.SELECT, FieldType.MULTI_SELECT):
+            _need(bool(self.options), f"{path}.options", "a select field needs options")
+
+
+_DEFAULT_FORM = (
+    FormField("name", FieldType.TEXT, "Name", required=False, max_length=100),
+    FormField("email", FieldType.EMAIL, "Email", required=True, max_length=254),
+    FormField("message", FieldType.TEXT, "Message", required=True, max_length=2000),
+)
+
+
+@attrs.frozen
+class SubmissionSettings:
+    """Leave a message (Real-Time Reception Mode only; ignored in Always On Mode).
+
+    When it is offered: ``when_no_agent_online``, ``when_off_duty``, ``when_queue_longer_than``
+    (0: never), ``when_waited_longer_than_s`` (0: never). Overridable per channel and per group.
+    """
+
+    enabled: bool = True
+    mode: SubmissionMode = SubmissionMode.OFFLINE_MESSAGE
+    when_no_agent_online: bool = True
+    when_off_duty: bool = True
+    when_queue_longer_than: int = 0
+    when_waited_longer_than_s: float = 0.0
+    prompt: str = "All our agents are busy. Leave us a message and we will get back to you."
+    fields: tuple[FormField, ...] = _DEFAULT_FORM
+    channels: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    groups: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(self.when_queue_longer_than >= 0, f"{path}.when_queue_longer_than", "must be >= 0")
+        _need(
+            self.when_waited_longer_than_s >= 0, f"{path}.when_waited_longer_than_s", "must be >= 0"
+        )
+        names: set[str] = set()
+        for i, f in enumerate(self.fields):
+            f.check(f"{path}.fields[{i}]")
+            _need(f.name not in names, f"{path}.fields[{i}].name", f"duplicate field {f.name!r}")
+            names.add(f.name)
+
+    def __attrs_post_init__(self) -> None:
+        _check_with_overrides(self, "submission")
+
+
+# --------------------------------------------------------------------------- 4. sensitive words
+
+_ACTIONS = ("block", "mask", "warn")
+
+
+@attrs.frozen
+class WordEntry:
+    """A sensitive word with its category and action (``block``, ``mask`` or ``warn``)."""
+
+    word: str
+    category: str = "default"
+    action: str = "block"
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(bool(self.word.strip()), f"{path}.word", "must be a non-empty word")
+        _need(self.action in _ACTIONS, f"{path}.action", f"must be one of {', '.join(_ACTIONS)}")
+
+
+@attrs.frozen
+class SensitiveWordSettings:
+    """Sensitive-word moderation.
+
+    Lists: ``customer`` (what customers send), ``agent`` (what agents send), ``both``;
+    allow-lists ``allow`` (both roles), ``allow_customer``, ``allow_agent``. Normalization
+    switches mirror :class:`chatmgmt.moderation.Normalization`. ``alert_hits`` within
+    ``alert_window_s`` from one sender raise a supervisor alert (0: off).
+    ``original_in_webhooks``: whether the original text of a masked or blocked message may
+    appear in webhook payloads.
+    """
+
+    enabled: bool = True
+    customer: tuple[WordEntry, ...] = ()
+    agent: tuple[WordEntry, ...] = ()
+    both: tuple[WordEntry, ...] = ()
+    allow: tuple[str, ...] = ()
+    allow_customer: tuple[str, ...] = ()
+    allow_agent: tuple[str, ...] = ()
+    block_prompt: str = "Your message was not sent because it contains words that are not allowed."
+    mask_char: str = "*"
+    longest_match: bool = True
+    fold_case: bool = True
+    fold_width: bool = True
+    fold_styles: bool = True
+    fold_lookalikes: bool = True
+    traditional_to_simplified: bool = False
+    collapse_repeats: bool = False
+    skip_noise: bool = True
+    alert_hits: int = 0
+    alert_window_s: float = 600.0
+    original_in_webhooks: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        p = "sensitive_words"
+        for role in ("customer", "agent", "both"):
+            for i, entry in enumerate(getattr(self, role)):
+                entry.check(f"{p}.{role}[{i}]")
+        _need(len(self.mask_char) == 1, f"{p}.mask_char", "must be exactly one character")
+        _need(self.alert_hits >= 0, f"{p}.alert_hits", "must be >= 0")
+        _need(self.alert_window_s > 0, f"{p}.alert_window_s", "must be > 0")
+
+
+# --------------------------------------------------------------------------- 5. satisfaction
+
+
+@attrs.frozen
+class SatisfactionScheme:
+    """An evaluation scheme: 2, 3 or 5 levels (1 = worst), a label and tags per level."""
+
+    levels: int = 5
+    labels: tuple[str, ...] = (
+        "Very dissatisfied",
+        "Dissatisfied",
+        "Neutral",
+        "Satisfied",
+        "Very satisfied",
+    )
+    tags: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    ask_resolved: bool = True
+    comment_required_below: int = 0
+    comment_max_length: int = 500
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(self.levels in (2, 3, 5), f"{path}.levels", "must be 2, 3 or 5")
+        _need(
+            len(self.labels) == self.levels,
+            f"{path}.labels",
+            f"needs one label per level ({self.levels}), got {len(self.labels)}",
+        )
+        for key in self.tags:
+            _need(
+                key.isdigit() and 1 <= int(key) <= self.levels,
+                f"{path}.tags.{key}",
+                f"keys are levels 1..{self.levels}",
+            )
+        _need(
+            0 <= self.comment_required_below <= self.levels + 1,
+            f"{path}.comment_required_below",
+            f"must be within 0..{self.levels + 1}",
+        )
+
+
+_DEFAULT_INVITE_REASONS = (EndReason.AGENT, EndReason.CUSTOMER)
+
+
+@attrs.frozen
+class SatisfactionSettings:
+    """Satisfaction evaluation: scheme (global, per group), invitation and rating rules."""
+
+    enabled: bool = True
+    scheme: SatisfactionScheme = attrs.field(factory=SatisfactionScheme)
+    groups: Mapping[str, SatisfactionScheme] = attrs.field(factory=dict)
+    invite_on_end_reasons: tuple[EndReason, ...] = _DEFAULT_INVITE_REASONS
+    agent_may_invite: bool = True
+    skip_if_agent_never_replied: bool = True
+    max_invitations: int = 1
+    second_rating: SecondRating = SecondRating.REFUSE
+    refuse_message: str = "You have already rated this chat. Thank you!"
+    window_s: float = 14 * 24 * 3600.0
+    visible_to_agent: bool = True
+    customer_initiated: bool = False
+    invite_prompt: str = "How would you rate this chat?"
+
+    def __attrs_post_init__(self) -> None:
+        p = "satisfaction"
+        self.scheme.check(f"{p}.scheme")
+        for name, scheme in self.groups.items():
+            scheme.check(f"{p}.groups.{name}")
+        _need(self.max_invitations >= 1, f"{p}.max_invitations", "must be >= 1")
+        _need(self.window_s > 0, f"{p}.window_s", "must be > 0")
+
+
+# --------------------------------------------------------------------------- 6. end of chat
+
+
+@attrs.frozen
+class EndOfChatSettings:
+    """End-of-chat prompts and inactivity timeouts; overridable per channel.
+
+    Customer inactivity: ``warn_prompt`` after ``warn_after_s`` seconds of customer silence,
+    the end (with ``timeout_prompt``) after ``end_after_s`` (0: never). Any customer message
+    resets both. ``agent_reminder_s``: remind the agent after this long without a reply (0: off).
+    Real-Time Reception Mode only: Always On chats never time out.
+    """
+
+    end_prompt: str = "This chat has ended. Thank you for contacting us."
+    timeout_prompt: str = "This chat was closed because we did not hear from you."
+    warn_prompt: str = "Are you still there? This chat will close soon if we do not hear from you."
+    warn_after_s: float = 300.0
+    end_after_s: float = 600.0
+    agent_reminder_s: float = 0.0
+    agent_reminder_prompt: str = "The customer is waiting for your reply."
+    channels: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(self.warn_after_s >= 0, f"{path}.warn_after_s", "must be >= 0")
+        _need(self.end_after_s >= 0, f"{path}.end_after_s", "must be >= 0")
+        if self.end_after_s and self.warn_after_s:
+            _need(
+                self.end_after_s > self.warn_after_s,
+                f"{path}.end_after_s",
+                "must be greater than warn_after_s",
+            )
+        _need(self.agent_reminder_s >= 0, f"{path}.agent_reminder_s", "must be >= 0")
+
+    def __attrs_post_init__(self) -> None:
+        _check_with_overrides(self, "end_of_chat")
+
+
+# --------------------------------------------------------------------------- 7. webhooks
+
+
+@attrs.frozen
+class WebhookEndpoint:
+    """A webhook endpoint: URL, subscribed event types (``*`` for all), secrets, batching.
+
+    ``secrets``: ``whsec_...`` strings; several during a rotation (each request carries one
+    signature per secret). ``batch_max`` > 1 sends up to that many events of one type in one
+    request, waiting at most ``batch_interval_s``.
+    """
+
+    id: str
+    url: str
+    event_types: tuple[str, ...] = ("*",)
+    enabled: bool = True
+    secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
+    batch_max: int = 1
+    batch_interval_s: float = 1.0
+    max_concurrency: int = 4
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _need(bool(self.id), f"{path}.id", "must be a non-empty string")
+        _need(
+            self.url.startswith(("http://", "https://")),
+            f"{path}.url",
+            "must be an http(s) URL",
+        )
+        _need(bool(self.event_types), f"{path}.event_types", "subscribe to at least one type")
+        for i, secret in enumerate(self.secrets):
+            _need(
+                secret.startswith("whsec_") and len(secret) > 10,
+                f"{path}.secrets[{i}]",
+                "must be a 'whsec_' secret (the value is not shown)",
+            )
+        _need(1 <= self.batch_max <= 100, f"{path}.batch_max", "must be within 1..100")
+        _need(self.batch_interval_s > 0, f"{path}.batch_interval_s", "must be > 0")
+        _need(self.max_concurrency >= 1, f"{path}.max_concurrency", "must be >= 1")
+
+
+_STANDARD_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+
+
+@attrs.frozen
+class WebhookSettings:
+    """Message webhooks: endpoints, retry schedule, disabling, URL guard.
+
+    ``retry_schedule_s``: delay before each attempt (the Standard Webhooks schedule by default),
+    each with up to ``jitter`` (a fraction) of random jitter. ``disable_after_s``: an endpoint
+    failing for this long is disabled. ``allow_hosts``: hosts or networks the URL guard lets
+    through even when private (tests, on-premise); ``allow_http``: accept plain http URLs.
+    """
+
+    endpoints: tuple[WebhookEndpoint, ...] = ()
+    retry_schedule_s: tuple[float, ...] = _STANDARD_SCHEDULE
+    jitter: float = 0.1
+    timeout_s: float = 15.0
+    min_retry_after_error_s: float = 60.0
+    disable_after_s: float = 5 * 24 * 3600.0
+    allow_hosts: tuple[str, ...] = ()
+    allow_http: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        p = "webhooks"
+        ids: set[str] = set()
+        for i, ep in enumerate(self.endpoints):
+            ep.check(f"{p}.endpoints[{i}]")
+            _need(ep.id not in ids, f"{p}.endpoints[{i}].id", f"duplicate endpoint id {ep.id!r}")
+            ids.add(ep.id)
+        _need(bool(self.retry_schedule_s), f"{p}.retry_schedule_s", "needs at least one attempt")
+        for i, delay in enumerate(self.retry_schedule_s):
+            _need(delay >= 0, f"{p}.retry_schedule_s[{i}]", "must be >= 0")
+        _need(0 <= self.jitter <= 1, f"{p}.jitter", "must be within 0..1")
+        _need(0 < self.timeout_s <= 120, f"{p}.timeout_s", "must be within (0, 120]")
+        _need(self.disable_after_s > 0, f"{p}.disable_after_s", "must be > 0")
+
+
+# --------------------------------------------------------------------------- the tree
+
+
+@attrs.frozen
+class ChatSettings:
+    """The whole settings tree. ``ChatSettings()`` works out of the box."""
+
+    reception_mode: ReceptionMode = ReceptionMode.REAL_TIME
+    auto_save: AutoSaveSettings = attrs.field(factory=AutoSaveSettings)
+    assignment: AssignmentSettings = attrs.field(factory=AssignmentSettings)
+    submission: SubmissionSettings = attrs.field(factory=SubmissionSettings)
+    sensitive_words: SensitiveWordSettings = attrs.field(factory=SensitiveWordSettings)
+    satisfaction: SatisfactionSettings = attrs.field(factory=SatisfactionSettings)
+    end_of_chat: EndOfChatSettings = attrs.field(factory=EndOfChatSettings)
+    webhooks: WebhookSettings = attrs.field(factory=WebhookSettings)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChatSettings:
+        """Build settings from plain values; raise SettingsError naming the bad field."""
+        if not isinstance(data, Mapping):
+            raise SettingsError("", f"settings must be a mapping, got {type(data).__name__}")
+        try:
+            return _converter.structure(dict(data), cls)
+        except SettingsError:
+            raise
+        except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+            raise _translate(exc) from None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise SettingsError("", f"invalid settings: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values; ``from_dict(s.to_dict()) == s``."""
+        out: dict[str, Any] = _converter.unstructure(self)
+        return out
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+_SKIP_CHECK: contextvars.ContextVar[bool] = contextvars.ContextVar("_SKIP_CHECK", default=False)
+
+
+def _check_with_overrides(section: Any, root: str) -> None:
+    if _SKIP_CHECK.get():
+        return
+    section.check(root)
+    for kind in ("groups", "channels"):
+        overrides = getattr(section, kind, None)
+        if overrides is None or not isinstance(overrides, Mapping):
+            continue
+        for name, partial in overrides.items():
+            _apply(section, partial, f"{root}.{kind}.{name}").check(f"{root}.{kind}.{name}")
+
+
+_NOT_OVERRIDABLE = frozenset({"channels", "groups"})
+
+
+def _apply(section: _S, partial: Mapping[str, Any], path: str) -> _S:
+    if not isinstance(partial, Mapping):
+        raise _fail(path, "an override must be a mapping of field names to values")
+    fields = attrs.fields_dict(type(section))  # type: ignore[arg-type]
+    changes: dict[str, Any] = {}
+    for key, value in partial.items():
+        if key not in fields or key in _NOT_OVERRIDABLE:
+            raise _fail(f"{path}.{key}", "not a setting that can be overridden here")
+        field_type = fields[key].type
+        try:
+            changes[key] = _converter.structure(value, field_type)  # type: ignore[arg-type]
+        except Exception:
+            raise _fail(f"{path}.{key}", f"invalid value {value!r}") from None
+    token = _SKIP_CHECK.set(True)
+    try:
+        return attrs.evolve(section, **changes)  # type: ignore[misc]
+    finally:
+        _SKIP_CHECK.reset(token)
+
+
+def resolve(section: _S, *, channel: str | None = None, group: str | None = None) -> _S:
+    """The effective section for a chat: channel override > group override > global.
+
+    Works for every section that carries ``channels`` and/or ``groups`` overrides
+    (``submission``, ``end_of_chat``); other sections are returned unchanged.
+    """
+    groups = getattr(section, "groups", None)
+    channels = getattr(section, "channels", None)
+    out = section
+    if group is not None and isinstance(groups, Mapping) and group in groups:
+        partial = groups[group]
+        if isinstance(partial, Mapping):
+            out = _apply(out, partial, f"groups.{group}")
+    if channel is not None and isinstance(channels, Mapping) and channel in channels:
+        out = _apply(out, channels[channel], f"channels.{channel}")
+    return out
+
+
+# --------------------------------------------------------------------------- cattrs plumbing
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+    def _structure_float(value: Any, _t: type) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {value!r}")
+        return float(value)
+
+    def _structure_int(value: Any, _t: type) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return value
+
+    def _structure_bool(value: Any, _t: type) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return value
+
+    def _structure_str(value: Any, _t: type) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {value!r}")
+        return value
+
+    conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_unstructure_hook(
+        Mapping, lambda m: {k: conv.unstructure(v) for k, v in m.items()}
+    )
+    return conv
+
+
+_converter = _make_converter()
+
+
+def _leaf_messages(exc: BaseException) -> list[str]:
+    return list(cattrs.transform_error(exc, path="$"))
+
+
+def _find_settings_error(exc: BaseException) -> SettingsError | None:
+    if isinstance(exc, SettingsError):
+        return exc
+    for sub in getattr(exc, "exceptions", ()):
+        found = _find_settings_error(sub)
+        if found is not None:
+            return found
+    return None
+
+
+def _translate(exc: BaseException) -> SettingsError:
+    found = _find_settings_error(exc)
+    if found is not None:
+        return found
+    messages = _leaf_messages(exc)
+    first = messages[0] if messages else str(exc)
+    problem, _, where = first.rpartition(" @ ")
+    if not problem:
+        problem, where = first, "$"
+    path = where.removeprefix("$").lstrip(".")
+    path = re.sub(r"\.\[", "[", path)
+    extra = re.match(r"extra fields found \((.*)\)", problem)
+    if extra:
+        name = extra.group(1).split(", ")[0]
+        path = f"{path}.{name}" if path else name
+        problem = "unknown setting"
+    if len(messages) > 1:
+        problem += f" (and {len(messages) - 1} more problem(s))"
+    return SettingsError(path, problem)

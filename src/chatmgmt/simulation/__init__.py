@@ -1,0 +1,3 @@
+"""chatmgmt.simulation."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""chatmgmt.storage."""
+
+__all__: list[str] = []

@@ -1,0 +1,606 @@
+"""The in-memory storage adapter: the default, for one process.
+
+Thread-safe: one lock per :class:`MemoryDatabase` serializes every operation, so each method is
+atomic and a change commits with its events. Several tenants may share one database; each
+:class:`MemoryStorage` sees only its ``namespace``. ``MemoryStorage.aio()`` gives the async face
+for :class:`~chatmgmt.AsyncChatManager` (the operations never block, so it simply awaits them).
+
+Picks cost O(log n): every ranking in use keeps a sorted index of the agents that are eligible
+right now (ONLINE and below their limit), updated on every change of an agent's load.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
+
+import attrs
+from sortedcontainers import SortedList
+
+from ..errors import ConflictError, NotFoundError
+from ..model import (
+    Agent,
+    AgentId,
+    AgentLoad,
+    AgentStatus,
+    Chat,
+    ChatId,
+    ChatState,
+    Customer,
+    Event,
+    Message,
+    Ranking,
+    Sticky,
+    Timer,
+)
+from ..ports import AsyncStorage, OutboxEntry
+
+__all__ = ["MemoryDatabase", "MemoryStorage"]
+
+_T = TypeVar("_T")
+
+
+class MemoryDatabase:
+    """The shared state behind one or more :class:`MemoryStorage` namespaces."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._spaces: dict[str, _Space] = {}
+
+    def space(self, namespace: str) -> _Space:
+        """The state of one namespace (created on first use)."""
+        with self.lock:
+            space = self._spaces.get(namespace)
+            if space is None:
+                space = self._spaces[namespace] = _Space()
+            return space
+
+
+class _Space:
+    def __init__(self) -> None:
+        self.customers: dict[str, Customer] = {}
+        self.loads: dict[AgentId, AgentLoad] = {}
+        self.indexes: dict[tuple[str, Ranking], _Index] = {}
+        self.chats: dict[ChatId, Chat] = {}
+        self.messages: dict[ChatId, list[Message]] = {}
+        self.sticky: dict[str, Sticky] = {}
+        self.queues: dict[str, _Queue] = {}
+        self.outbox: OrderedDict[int, _OutboxItem] = OrderedDict()
+        self.outbox_seq = 0
+        self.timers: dict[str, tuple[Timer, int]] = {}
+        self.timer_heap: list[tuple[float, int, str]] = []
+        self.timer_seq = 0
+        self.counters: dict[str, deque[float]] = {}
+
+    def append_events(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.outbox_seq += 1
+            self.outbox[self.outbox_seq] = _OutboxItem(event)
+
+
+@attrs.define
+class _OutboxItem:
+    event: Event
+    lease_until: float = 0.0
+    deliveries: int = 0
+
+
+def _eligible(load: AgentLoad) -> bool:
+    return load.agent.status is AgentStatus.ONLINE and load.free > 0
+
+
+def _in_group(agent: Agent, group: str) -> bool:
+    return group == "" or group in agent.skill_groups
+
+
+class _Index:
+    """Eligible agents of one group sorted by one ranking."""
+
+    def __init__(self, group: str, ranking: Ranking, loads: Iterable[AgentLoad]) -> None:
+        self.group = group
+        self.ranking = ranking
+        self.sorted: SortedList = SortedList()
+        self.keys: dict[AgentId, tuple[tuple[float, ...], AgentId]] = {}
+        for load in loads:
+            self.update(load)
+
+    def update(self, load: AgentLoad) -> None:
+        aid = load.agent.id
+        old = self.keys.pop(aid, None)
+        if old is not None:
+            self.sorted.remove(old)
+        if _in_group(load.agent, self.group) and _eligible(load):
+            entry = (self.ranking.key(load), aid)
+            self.keys[aid] = entry
+            self.sorted.add(entry)
+
+    def first(self, excluded: frozenset[AgentId]) -> AgentId | None:
+        if not excluded:
+            return cast(AgentId, self.sorted[0][1]) if self.sorted else None
+        for _key, aid in self.sorted:
+            if aid not in excluded:
+                return cast(AgentId, aid)
+        return None
+
+
+class _Queue:
+    def __init__(self) -> None:
+        self.sorted: SortedList = SortedList()
+        self.entries: dict[ChatId, tuple[float, int, ChatId]] = {}
+        self.seq = 0
+
+
+class _Base:
+    def __init__(self, db: MemoryDatabase, namespace: str) -> None:
+        self._db = db
+        self._lock = db.lock
+        self._s = db.space(namespace)
+
+
+class MemoryCustomerStore(_Base):
+    """In-memory :class:`~chatmgmt.ports.CustomerStore`."""
+
+    def get(self, partner_id: str) -> Customer | None:
+        """See the port."""
+        with self._lock:
+            return self._s.customers.get(partner_id)
+
+    def create(self, customer: Customer, events: Sequence[Event] = ()) -> None:
+        """See the port."""
+        with self._lock:
+            existing = self._s.customers.get(customer.partner_id)
+            if existing is not None:
+                raise ConflictError("customer", customer.partner_id, None, existing.version)
+            self._s.customers[customer.partner_id] = customer
+            self._s.append_events(events)
+
+    def replace(
+        self, customer: Customer, expected_version: int, events: Sequence[Event] = ()
+    ) -> None:
+        """See the port."""
+        with self._lock:
+            existing = self._s.customers.get(customer.partner_id)
+            if existing is None:
+                raise NotFoundError("customer", customer.partner_id)
+            if existing.version != expected_version:
+                raise ConflictError(
+                    "customer", customer.partner_id, expected_version, existing.version
+                )
+            self._s.customers[customer.partner_id] = customer
+            self._s.append_events(events)
+
+
+class MemoryAgentStore(_Base):
+    """In-memory :class:`~chatmgmt.ports.AgentStore` with sorted ranking indexes."""
+
+    def _store(self, load: AgentLoad) -> AgentLoad:
+        self._s.loads[load.agent.id] = load
+        for index in self._s.indexes.values():
+            index.update(load)
+        return load
+
+    def put(self, agent: Agent, now: float) -> AgentLoad:
+        """See the port."""
+        with self._lock:
+            old = self._s.loads.get(agent.id)
+            if old is None:
+                load = AgentLoad(agent=agent, idle_since=now)
+            else:
+                load = attrs.evolve(old, agent=agent)
+            return self._store(load)
+
+    def get(self, agent_id: AgentId) -> AgentLoad | None:
+        """See the port."""
+        with self._lock:
+            return self._s.loads.get(agent_id)
+
+    def list(self, group: str | None = None) -> list[AgentLoad]:
+        """See the port."""
+        with self._lock:
+            loads = [
+                load
+                for load in self._s.loads.values()
+                if group is None or _in_group(load.agent, group)
+            ]
+        loads.sort(key=lambda ld: (ld.agent.account_order, ld.agent.id))
+        return loads
+
+    def _index(self, group: str, ranking: Ranking) -> _Index:
+        index = self._s.indexes.get((group, ranking))
+        if index is None:
+            index = _Index(group, ranking, self._s.loads.values())
+            self._s.indexes[(group, ranking)] = index
+        return index
+
+    def _claim(self, load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> None:
+        self._store(
+            attrs.evolve(
+                load,
+                chats=load.chats | {chat_id},
+                last_assigned_at=now,
+                tiebreak=tiebreak,
+            )
+        )
+
+    def claim_ranked(
+        self,
+        group: str,
+        ranking: Ranking,
+        chat_id: ChatId,
+        excluded: frozenset[AgentId],
+        now: float,
+        tiebreak: float,
+    ) -> AgentId | None:
+        """See the port."""
+        with self._lock:
+            aid = self._index(group, ranking).first(excluded)
+            if aid is None:
+                return None
+            self._claim(self._s.loads[aid], chat_id, now, tiebreak)
+            return aid
+
+    def claim(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
+        """See the port."""
+        with self._lock:
+            load = self._s.loads.get(agent_id)
+            if load is None:
+                return False
+            if chat_id in load.chats or chat_id in load.inactive:
+                return True
+            if not _eligible(load):
+                return False
+            self._claim(load, chat_id, now, tiebreak)
+            return True
+
+    def release(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
+        """See the port."""
+        with self._lock:
+            load = self._s.loads.get(agent_id)
+            if load is None or (chat_id not in load.chats and chat_id not in load.inactive):
+                return False
+            chats = load.chats - {chat_id}
+            inactive = load.inactive - {chat_id}
+            idle_since = now if not chats and not inactive else load.idle_since
+            self._store(
+                attrs.evolve(
+                    load, chats=chats, inactive=inactive, idle_since=idle_since, tiebreak=tiebreak
+                )
+            )
+            return True
+
+    def set_inactive(self, agent_id: AgentId, chat_id: ChatId, inactive: bool) -> None:
+        """See the port."""
+        with self._lock:
+            load = self._s.loads.get(agent_id)
+            if load is None:
+                return
+            if inactive and chat_id in load.chats:
+                self._store(
+                    attrs.evolve(
+                        load, chats=load.chats - {chat_id}, inactive=load.inactive | {chat_id}
+                    )
+                )
+            elif not inactive and chat_id in load.inactive:
+                self._store(
+                    attrs.evolve(
+                        load, chats=load.chats | {chat_id}, inactive=load.inactive - {chat_id}
+                    )
+                )
+
+
+class MemoryChatStore(_Base):
+    """In-memory :class:`~chatmgmt.ports.ChatStore`."""
+
+    def get(self, chat_id: ChatId) -> Chat | None:
+        """See the port."""
+        with self._lock:
+            return self._s.chats.get(chat_id)
+
+    def create(self, chat: Chat, events: Sequence[Event] = ()) -> None:
+        """See the port."""
+        with self._lock:
+            existing = self._s.chats.get(chat.id)
+            if existing is not None:
+                raise ConflictError("chat", chat.id, None, existing.version)
+            self._s.chats[chat.id] = chat
+            self._s.append_events(events)
+
+    def _check(self, chat: Chat, expected_version: int) -> None:
+        existing = self._s.chats.get(chat.id)
+        if existing is None:
+            raise NotFoundError("chat", chat.id)
+        if existing.version != expected_version:
+            raise ConflictError("chat", chat.id, expected_version, existing.version)
+
+    def replace(
+        self,
+        chat: Chat,
+        expected_version: int,
+        events: Sequence[Event] = (),
+        sticky: Sticky | None = None,
+    ) -> None:
+        """See the port."""
+        with self._lock:
+            self._check(chat, expected_version)
+            self._s.chats[chat.id] = chat
+            if sticky is not None:
+                self._s.sticky[sticky.partner_id] = sticky
+            self._s.append_events(events)
+
+    def append_message(
+        self, message: Message, chat: Chat, expected_version: int, events: Sequence[Event] = ()
+    ) -> None:
+        """See the port."""
+        with self._lock:
+            self._check(chat, expected_version)
+            self._s.chats[chat.id] = chat
+            self._s.messages.setdefault(chat.id, []).append(message)
+            self._s.append_events(events)
+
+    def messages(self, chat_id: ChatId) -> list[Message]:
+        """See the port."""
+        with self._lock:
+            return list(self._s.messages.get(chat_id, ()))
+
+    def list(self, state: ChatState | None = None, agent_id: AgentId | None = None) -> list[Chat]:
+        """See the port."""
+        with self._lock:
+            return [
+                c
+                for c in self._s.chats.values()
+                if (state is None or c.state is state)
+                and (agent_id is None or c.agent_id == agent_id)
+            ]
+
+    def sticky(self, partner_id: str) -> Sticky | None:
+        """See the port."""
+        with self._lock:
+            return self._s.sticky.get(partner_id)
+
+
+class MemoryQueueStore(_Base):
+    """In-memory :class:`~chatmgmt.ports.QueueStore` (sorted lists, O(log n) per operation)."""
+
+    def _queue(self, queue: str) -> _Queue:
+        q = self._s.queues.get(queue)
+        if q is None:
+            q = self._s.queues[queue] = _Queue()
+        return q
+
+    def push(self, queue: str, chat_id: ChatId, score: float) -> None:
+        """See the port."""
+        with self._lock:
+            q = self._queue(queue)
+            if chat_id in q.entries:
+                return
+            q.seq += 1
+            entry = (score, q.seq, chat_id)
+            q.entries[chat_id] = entry
+            q.sorted.add(entry)
+
+    def remove(self, queue: str, chat_id: ChatId) -> bool:
+        """See the port."""
+        with self._lock:
+            q = self._s.queues.get(queue)
+            if q is None or chat_id not in q.entries:
+                return False
+            q.sorted.remove(q.entries.pop(chat_id))
+            return True
+
+    def peek(self, queue: str, limit: int) -> list[ChatId]:
+        """See the port."""
+        with self._lock:
+            q = self._s.queues.get(queue)
+            if q is None:
+                return []
+            return [cast(ChatId, e[2]) for e in q.sorted.islice(0, limit)]
+
+    def position(self, queue: str, chat_id: ChatId) -> int | None:
+        """See the port."""
+        with self._lock:
+            q = self._s.queues.get(queue)
+            if q is None or chat_id not in q.entries:
+                return None
+            return int(q.sorted.index(q.entries[chat_id]))
+
+    def length(self, queue: str) -> int:
+        """See the port."""
+        with self._lock:
+            q = self._s.queues.get(queue)
+            return 0 if q is None else len(q.entries)
+
+
+class MemoryOutbox(_Base):
+    """In-memory :class:`~chatmgmt.ports.Outbox` with leases."""
+
+    def append(self, events: Sequence[Event]) -> None:
+        """See the port."""
+        with self._lock:
+            self._s.append_events(events)
+
+    def claim(self, consumer: str, limit: int, now: float, lease_s: float) -> list[OutboxEntry]:
+        """See the port."""
+        out: list[OutboxEntry] = []
+        with self._lock:
+            for entry_id, item in self._s.outbox.items():
+                if len(out) >= limit:
+                    break
+                if item.lease_until > now:
+                    continue
+                item.lease_until = now + lease_s
+                item.deliveries += 1
+                out.append(OutboxEntry(str(entry_id), item.event, item.deliveries))
+        return out
+
+    def ack(self, entry_ids: Sequence[str]) -> None:
+        """See the port."""
+        with self._lock:
+            for entry_id in entry_ids:
+                self._s.outbox.pop(int(entry_id), None)
+
+    def pending(self) -> int:
+        """See the port."""
+        with self._lock:
+            return len(self._s.outbox)
+
+    def events(self) -> list[Event]:
+        """Every unacknowledged event, oldest first (a testing convenience)."""
+        with self._lock:
+            return [item.event for item in self._s.outbox.values()]
+
+
+class MemoryTimerStore(_Base):
+    """In-memory :class:`~chatmgmt.ports.TimerStore`: a heap with lazy deletion."""
+
+    def schedule(self, timer: Timer) -> None:
+        """See the port."""
+        with self._lock:
+            self._put(timer)
+
+    def _put(self, timer: Timer) -> None:
+        self._s.timer_seq += 1
+        seq = self._s.timer_seq
+        self._s.timers[timer.key] = (timer, seq)
+        heapq.heappush(self._s.timer_heap, (timer.due_at, seq, timer.key))
+
+    def cancel(self, key: str) -> None:
+        """See the port."""
+        with self._lock:
+            self._s.timers.pop(key, None)
+            self._compact()
+
+    def _compact(self) -> None:
+        heap = self._s.timer_heap
+        if len(heap) > 64 and len(heap) > 4 * len(self._s.timers):
+            live = {seq for _t, seq in self._s.timers.values()}
+            self._s.timer_heap = [e for e in heap if e[1] in live]
+            heapq.heapify(self._s.timer_heap)
+
+    def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
+        """See the port."""
+        out: list[Timer] = []
+        with self._lock:
+            heap = self._s.timer_heap
+            while heap and len(out) < limit and heap[0][0] <= now:
+                _due, seq, key = heapq.heappop(heap)
+                current = self._s.timers.get(key)
+                if current is None or current[1] != seq:
+                    continue
+                timer = current[0]
+                out.append(timer)
+                self._put(attrs.evolve(timer, due_at=now + lease_s))
+        return out
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._s.timers)
+
+
+class MemoryRateCounter(_Base):
+    """In-memory :class:`~chatmgmt.ports.RateCounter`."""
+
+    def hit(self, key: str, now: float, window_s: float) -> int:
+        """See the port."""
+        with self._lock:
+            hits = self._s.counters.setdefault(key, deque())
+            hits.append(now)
+            while hits and hits[0] <= now - window_s:
+                hits.popleft()
+            return len(hits)
+
+
+class MemoryStorage:
+    """Every storage port in memory, for one namespace (tenant).
+
+    >>> storage = MemoryStorage()
+    >>> storage.namespace
+    'default'
+    """
+
+    def __init__(self, namespace: str = "default", database: MemoryDatabase | None = None) -> None:
+        self._namespace = namespace
+        self.database = database if database is not None else MemoryDatabase()
+        db = self.database
+        self._customers = MemoryCustomerStore(db, namespace)
+        self._agents = MemoryAgentStore(db, namespace)
+        self._chats = MemoryChatStore(db, namespace)
+        self._queues = MemoryQueueStore(db, namespace)
+        self._outbox = MemoryOutbox(db, namespace)
+        self._timers = MemoryTimerStore(db, namespace)
+        self._counters = MemoryRateCounter(db, namespace)
+
+    @property
+    def namespace(self) -> str:
+        """The tenant this storage serves."""
+        return self._namespace
+
+    @property
+    def customers(self) -> MemoryCustomerStore:
+        """The CRM."""
+        return self._customers
+
+    @property
+    def agents(self) -> MemoryAgentStore:
+        """Agents and their load."""
+        return self._agents
+
+    @property
+    def chats(self) -> MemoryChatStore:
+        """Chats and messages."""
+        return self._chats
+
+    @property
+    def queues(self) -> MemoryQueueStore:
+        """Queues and pools."""
+        return self._queues
+
+    @property
+    def outbox(self) -> MemoryOutbox:
+        """The event log."""
+        return self._outbox
+
+    @property
+    def timers(self) -> MemoryTimerStore:
+        """Deadlines."""
+        return self._timers
+
+    @property
+    def counters(self) -> MemoryRateCounter:
+        """Sliding-window counters."""
+        return self._counters
+
+    def aio(self) -> AsyncStorage:
+        """The async face of this storage, sharing its state."""
+        return cast(AsyncStorage, _AsyncFacade(self))
+
+
+class _AsyncFacade:
+    """Wraps every port of a sync storage whose calls never block into awaitables."""
+
+    def __init__(self, sync: Any) -> None:
+        self._sync = sync
+        self.namespace = sync.namespace
+        for name in ("customers", "agents", "chats", "queues", "outbox", "timers", "counters"):
+            setattr(self, name, _AsyncPort(getattr(sync, name)))
+
+    @property
+    def sync(self) -> Any:
+        """The wrapped sync storage."""
+        return self._sync
+
+
+class _AsyncPort:
+    def __init__(self, port: Any) -> None:
+        self._port = port
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._port, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return method(*args, **kwargs)
+
+        call.__name__ = name
+        return call

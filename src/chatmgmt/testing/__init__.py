@@ -1,0 +1,3 @@
+"""chatmgmt.testing."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""chatmgmt.webhook."""
+
+__all__: list[str] = []
