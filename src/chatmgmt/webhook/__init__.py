@@ -1,3 +1,5 @@
-"""chatmgmt.webhook."""
+"""Message webhooks: the event catalogue, signing, delivery."""
 
-__all__: list[str] = []
+from ._catalogue import CATALOGUE, EventSpec, EventType, make_event
+
+__all__ = ["CATALOGUE", "EventSpec", "EventType", "make_event"]

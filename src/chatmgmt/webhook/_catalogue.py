@@ -1,0 +1,419 @@
+"""The event catalogue: every event type the library produces, with its versioned schema.
+
+Each :class:`EventSpec` names the type (dotted), the schema version of its ``data`` and every
+field of ``data`` with a description. :func:`make_event` is the only way the library builds an
+event: it refuses a type that is not in the catalogue and data whose keys differ from the schema,
+so the documentation generated from :data:`CATALOGUE` is always what receivers get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..errors import ValidationError
+from ..model import Event
+
+__all__ = ["CATALOGUE", "EventSpec", "EventType", "make_event"]
+
+
+@attrs.frozen
+class EventSpec:
+    """One event type: its name, schema version, description, fields and an example ``data``."""
+
+    type: str
+    version: int
+    description: str
+    fields: Mapping[str, str]
+    example: Mapping[str, Any]
+
+
+class EventType:
+    """The event type names as constants."""
+
+    CUSTOMER_CREATED = "customer.created"
+    CUSTOMER_UPDATED = "customer.updated"
+    AGENT_STATUS_CHANGED = "agent.status_changed"
+    CHAT_STARTED = "chat.started"
+    CHAT_QUEUED = "chat.queued"
+    CHAT_UNASSIGNED = "chat.unassigned"
+    CHAT_ASSIGNED = "chat.assigned"
+    CHAT_TRANSFERRED = "chat.transferred"
+    CHAT_ENDED = "chat.ended"
+    CHAT_ABANDONED = "chat.abandoned"
+    CHAT_REOPENED = "chat.reopened"
+    CHAT_INACTIVITY_WARNED = "chat.inactivity_warned"
+    CHAT_AGENT_REMINDED = "chat.agent_reminded"
+    QUEUE_OVERFLOWED = "queue.overflowed"
+    MESSAGE_CUSTOMER = "message.customer"
+    MESSAGE_AGENT = "message.agent"
+    MESSAGE_SYSTEM = "message.system"
+    MESSAGE_BOT = "message.bot"
+    OFFLINE_MESSAGE_CREATED = "offline_message.created"
+    OFFLINE_MESSAGE_ASSIGNED = "offline_message.assigned"
+    OFFLINE_MESSAGE_REPLIED = "offline_message.replied"
+    SATISFACTION_INVITED = "satisfaction.invited"
+    SATISFACTION_SUBMITTED = "satisfaction.submitted"
+    MODERATION_HIT = "moderation.hit"
+    MODERATION_ALERT = "moderation.alert"
+    ENDPOINT_DISABLED = "endpoint.disabled"
+
+
+_CHAT = {
+    "chat_id": "the chat's id",
+    "channel": "the channel the chat came from",
+    "skill_group": "the chat's skill group ('' when none)",
+    "partner_id": "the customer's external id, or null for an anonymous visitor",
+}
+_REASON = {"reason": "why the router decided this: rule, strategy, eligible counts, exclusions"}
+_CHAT_EX = {"chat_id": "c_1", "channel": "web", "skill_group": "sales", "partner_id": "u_42"}
+_REASON_EX = {
+    "reason": {
+        "via": "strategy",
+        "strategy": "round_robin",
+        "group": "sales",
+        "eligible": 3,
+        "ineligible": {"offline": 1, "full": 2},
+    }
+}
+_CUSTOMER = {
+    "partner_id": "the customer's external id",
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "vip_level": "VIP level (0: none)",
+    "custom_fields": "custom fields, merged key by key",
+    "channel": "the channel of the chat that saved it",
+    "changed": "the fields this save changed",
+}
+_CUSTOMER_EX = {
+    "partner_id": "u_42",
+    "name": "Ada",
+    "email": "ada@example.com",
+    "phone": "",
+    "vip_level": 1,
+    "custom_fields": {"plan": "pro"},
+    "channel": "web",
+    "changed": ["email"],
+}
+_MESSAGE = {
+    **_CHAT,
+    "message_id": "the message's id",
+    "role": "customer, agent, system or bot",
+    "sender": "who sent it (agent id, partner id or 'system')",
+    "text": "the delivered text (masked where moderation masked it)",
+    "moderation": "the moderation action taken ('none', 'mask', 'warn')",
+}
+_MESSAGE_EX = {
+    **_CHAT_EX,
+    "message_id": "m_7",
+    "role": "customer",
+    "sender": "u_42",
+    "text": "Hello, my order is late",
+    "moderation": "none",
+}
+
+
+def _spec(
+    type_: str, description: str, fields: Mapping[str, str], example: Mapping[str, Any]
+) -> EventSpec:
+    return EventSpec(type_, 1, description, dict(fields), dict(example))
+
+
+CATALOGUE: dict[str, EventSpec] = {
+    s.type: s
+    for s in (
+        _spec(
+            EventType.CUSTOMER_CREATED,
+            "A customer record was created by auto-save.",
+            _CUSTOMER,
+            {**_CUSTOMER_EX, "changed": ["name", "email", "vip_level", "custom_fields"]},
+        ),
+        _spec(
+            EventType.CUSTOMER_UPDATED,
+            "Auto-save changed a known customer's record.",
+            _CUSTOMER,
+            _CUSTOMER_EX,
+        ),
+        _spec(
+            EventType.AGENT_STATUS_CHANGED,
+            "An agent's status or reception limit changed.",
+            {
+                "agent_id": "the agent",
+                "status": "online, busy, away or offline",
+                "previous_status": "the status before",
+                "reception_limit": "chats the agent may hold",
+            },
+            {
+                "agent_id": "a_1",
+                "status": "online",
+                "previous_status": "offline",
+                "reception_limit": 5,
+            },
+        ),
+        _spec(
+            EventType.CHAT_STARTED,
+            "A customer opened a chat.",
+            {**_CHAT, "mode": "real_time or always_on", "priority": "queue priority"},
+            {**_CHAT_EX, "mode": "real_time", "priority": 0},
+        ),
+        _spec(
+            EventType.CHAT_QUEUED,
+            "Nobody could take the chat: it waits in its group's queue.",
+            {**_CHAT, "position": "0-based position in the queue", **_REASON},
+            {**_CHAT_EX, "position": 2, "reason": {"via": "queue", "eligible": 0}},
+        ),
+        _spec(
+            EventType.CHAT_UNASSIGNED,
+            "Always On Mode: nobody could take the chat: it waits in the unassigned pool.",
+            {**_CHAT, **_REASON},
+            {**_CHAT_EX, "reason": {"via": "pool", "eligible": 0}},
+        ),
+        _spec(
+            EventType.CHAT_ASSIGNED,
+            "An agent received the chat.",
+            {**_CHAT, "agent_id": "the agent", **_REASON},
+            {**_CHAT_EX, "agent_id": "a_1", **_REASON_EX},
+        ),
+        _spec(
+            EventType.CHAT_TRANSFERRED,
+            "The chat moved from one agent to another (manually or automatically).",
+            {
+                **_CHAT,
+                "from_agent_id": "the previous agent",
+                "agent_id": "the new agent, or null when the chat went back to the queue",
+                "automatic": "true when the previous agent did not answer in time",
+                **_REASON,
+            },
+            {
+                **_CHAT_EX,
+                "from_agent_id": "a_1",
+                "agent_id": "a_2",
+                "automatic": True,
+                **_REASON_EX,
+            },
+        ),
+        _spec(
+            EventType.CHAT_ENDED,
+            "The chat ended.",
+            {
+                **_CHAT,
+                "agent_id": "the agent who held it, or null",
+                "end_reason": "agent, customer, customer_inactivity, agent_left, system "
+                "or queue_timeout",
+                "ended_by": "who ended it",
+                "duration_s": "seconds from start to end",
+            },
+            {
+                **_CHAT_EX,
+                "agent_id": "a_1",
+                "end_reason": "agent",
+                "ended_by": "a_1",
+                "duration_s": 312.5,
+            },
+        ),
+        _spec(
+            EventType.CHAT_ABANDONED,
+            "The customer left the queue before an agent took the chat.",
+            {**_CHAT, "waited_s": "seconds in the queue"},
+            {**_CHAT_EX, "waited_s": 95.0},
+        ),
+        _spec(
+            EventType.CHAT_REOPENED,
+            "Always On Mode: the customer wrote again in an ended conversation.",
+            _CHAT,
+            _CHAT_EX,
+        ),
+        _spec(
+            EventType.CHAT_INACTIVITY_WARNED,
+            "The customer was warned that the chat will close for inactivity.",
+            {**_CHAT, "end_at": "when the chat will end unless the customer writes"},
+            {**_CHAT_EX, "end_at": 1764121200.0},
+        ),
+        _spec(
+            EventType.CHAT_AGENT_REMINDED,
+            "The agent was reminded that the customer waits for a reply.",
+            {**_CHAT, "agent_id": "the agent"},
+            {**_CHAT_EX, "agent_id": "a_1"},
+        ),
+        _spec(
+            EventType.QUEUE_OVERFLOWED,
+            "A queue limit was reached: the chat overflowed or was offered to leave a message.",
+            {
+                **_CHAT,
+                "limit": "max_length or max_wait_s",
+                "action": "overflow, leave_message or end",
+                "target_group": "where it overflowed to, or null",
+            },
+            {**_CHAT_EX, "limit": "max_wait_s", "action": "leave_message", "target_group": None},
+        ),
+        *(
+            _spec(
+                t,
+                f"A {role} message was stored in a chat.",
+                _MESSAGE,
+                {**_MESSAGE_EX, "role": role},
+            )
+            for t, role in (
+                (EventType.MESSAGE_CUSTOMER, "customer"),
+                (EventType.MESSAGE_AGENT, "agent"),
+                (EventType.MESSAGE_SYSTEM, "system"),
+                (EventType.MESSAGE_BOT, "bot"),
+            )
+        ),
+        _spec(
+            EventType.OFFLINE_MESSAGE_CREATED,
+            "A customer left a message (leave-a-message form).",
+            {
+                **_CHAT,
+                "submission_id": "the submission's id",
+                "mode": "offline_message or ticket",
+                "fields": "the submitted form fields",
+            },
+            {
+                **_CHAT_EX,
+                "submission_id": "c_1",
+                "mode": "offline_message",
+                "fields": {"email": "ada@example.com", "message": "Please call me back"},
+            },
+        ),
+        _spec(
+            EventType.OFFLINE_MESSAGE_ASSIGNED,
+            "A left message was assigned to an agent.",
+            {**_CHAT, "submission_id": "the submission's id", "agent_id": "the agent", **_REASON},
+            {**_CHAT_EX, "submission_id": "c_1", "agent_id": "a_1", **_REASON_EX},
+        ),
+        _spec(
+            EventType.OFFLINE_MESSAGE_REPLIED,
+            "An agent replied to a left message; the reply goes to the customer.",
+            {
+                **_CHAT,
+                "submission_id": "the submission's id",
+                "agent_id": "the agent",
+                "text": "the reply",
+            },
+            {
+                **_CHAT_EX,
+                "submission_id": "c_1",
+                "agent_id": "a_1",
+                "text": "We called you back.",
+            },
+        ),
+        _spec(
+            EventType.SATISFACTION_INVITED,
+            "The customer was invited to rate the chat.",
+            {
+                **_CHAT,
+                "agent_id": "the agent the rating will be attributed to",
+                "by": "system (at chat end) or the agent's id",
+                "invitation": "1 for the first invitation, 2 for the second, ...",
+            },
+            {**_CHAT_EX, "agent_id": "a_1", "by": "system", "invitation": 1},
+        ),
+        _spec(
+            EventType.SATISFACTION_SUBMITTED,
+            "The customer rated the chat.",
+            {
+                **_CHAT,
+                "agent_id": "the agent the rating is attributed to (the last who served)",
+                "level": "1 (worst) to the scheme's number of levels",
+                "levels": "how many levels the scheme has",
+                "label": "the level's label",
+                "tags": "chosen tags",
+                "resolved": "was the problem solved (null when not asked)",
+                "comment": "the customer's comment",
+                "overwritten": "true when this rating replaced an earlier one",
+            },
+            {
+                **_CHAT_EX,
+                "agent_id": "a_1",
+                "level": 5,
+                "levels": 5,
+                "label": "Very satisfied",
+                "tags": ["fast"],
+                "resolved": True,
+                "comment": "",
+                "overwritten": False,
+            },
+        ),
+        _spec(
+            EventType.MODERATION_HIT,
+            "A message matched sensitive words (Chat Monitoring).",
+            {
+                **_CHAT,
+                "message_id": "the message's id",
+                "role": "customer or agent",
+                "sender": "who sent it",
+                "action": "block, mask or warn (the strongest of the hits)",
+                "words": "the words that matched",
+                "categories": "their categories",
+                "original_text": "the original text, only when sensitive_words."
+                "original_in_webhooks is on (else null)",
+            },
+            {
+                **_CHAT_EX,
+                "message_id": "m_7",
+                "role": "customer",
+                "sender": "u_42",
+                "action": "mask",
+                "words": ["badword"],
+                "categories": ["abuse"],
+                "original_text": None,
+            },
+        ),
+        _spec(
+            EventType.MODERATION_ALERT,
+            "One sender reached the alert threshold of hits within the window.",
+            {
+                **_CHAT,
+                "role": "customer or agent",
+                "sender": "who sent them",
+                "hits": "hits within the window",
+                "window_s": "the window",
+            },
+            {**_CHAT_EX, "role": "customer", "sender": "u_42", "hits": 5, "window_s": 600.0},
+        ),
+        _spec(
+            EventType.ENDPOINT_DISABLED,
+            "A webhook endpoint was disabled (410 Gone, or failing for too long).",
+            {
+                "endpoint_id": "the endpoint",
+                "reason": "gone or failing",
+                "failing_since": "when it started failing",
+            },
+            {"endpoint_id": "crm", "reason": "failing", "failing_since": 1764000000.0},
+        ),
+    )
+}
+
+
+def make_event(
+    event_id: str,
+    type_: str,
+    timestamp: float,
+    data: Mapping[str, Any],
+    *,
+    chat_id: str | None = None,
+    seq: int = 0,
+) -> Event:
+    """Build an event, checking its type and data against the catalogue."""
+    spec = CATALOGUE.get(type_)
+    if spec is None:
+        raise ValidationError(f"event type {type_!r} is not in the catalogue")
+    if set(data) != set(spec.fields):
+        missing = sorted(set(spec.fields) - set(data))
+        extra = sorted(set(data) - set(spec.fields))
+        raise ValidationError(
+            f"event {type_!r}: data fields differ (missing {missing}, extra {extra})"
+        )
+    return Event(
+        id=event_id,
+        type=type_,
+        timestamp=timestamp,
+        data=dict(data),
+        chat_id=chat_id,
+        seq=seq,
+        schema=spec.version,
+    )
