@@ -1,3 +1,100 @@
-"""chatmgmt.lifecycle."""
+"""The chat lifecycle, pure: the state machine, deadlines, leave a message, satisfaction.
 
-__all__: list[str] = []
+Nothing here does I/O or reads a clock: functions take values (and ``now``) and return values.
+``ChatManager`` wires them to the storage ports.
+"""
+
+from ._deadlines import (
+    ESCALATION_KEY,
+    FIRED_KEY,
+    QUEUED_AT_KEY,
+    Escalation,
+    TimerKind,
+    TimerPlan,
+    is_stale,
+    mark_fired,
+    plan_timers,
+    timer_basis,
+    timer_key,
+    track,
+)
+from ._diagram import mermaid_diagram, update_generated
+from ._forms import (
+    FormValue,
+    OfferReason,
+    should_offer_submission,
+    submission_form,
+    validate_fields,
+    validate_submission,
+)
+from ._satisfaction import (
+    SATISFACTION_KEY,
+    InviteRefusal,
+    InviteTrigger,
+    Rating,
+    SatisfactionState,
+    agent_view,
+    attributed_agent,
+    invitation_refusal,
+    invite,
+    rate,
+    resolve_scheme,
+    satisfaction_of,
+    validate_rating,
+)
+from ._state import (
+    END_REASONS,
+    TRANSITIONS,
+    ChatEvent,
+    allowed_end_reasons,
+    allowed_events,
+    check_end,
+    initial_state,
+    is_terminal,
+    transition,
+)
+
+__all__ = [
+    "END_REASONS",
+    "ESCALATION_KEY",
+    "FIRED_KEY",
+    "QUEUED_AT_KEY",
+    "SATISFACTION_KEY",
+    "TRANSITIONS",
+    "ChatEvent",
+    "Escalation",
+    "FormValue",
+    "InviteRefusal",
+    "InviteTrigger",
+    "OfferReason",
+    "Rating",
+    "SatisfactionState",
+    "TimerKind",
+    "TimerPlan",
+    "agent_view",
+    "allowed_end_reasons",
+    "allowed_events",
+    "attributed_agent",
+    "check_end",
+    "initial_state",
+    "invitation_refusal",
+    "invite",
+    "is_stale",
+    "is_terminal",
+    "mark_fired",
+    "mermaid_diagram",
+    "plan_timers",
+    "rate",
+    "resolve_scheme",
+    "satisfaction_of",
+    "should_offer_submission",
+    "submission_form",
+    "timer_basis",
+    "timer_key",
+    "track",
+    "transition",
+    "update_generated",
+    "validate_fields",
+    "validate_rating",
+    "validate_submission",
+]

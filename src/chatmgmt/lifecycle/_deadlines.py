@@ -1,0 +1,355 @@
+"""Deadlines of a chat, computed from its values: no clock, no store.
+
+:func:`plan_timers` says which :class:`~chatmgmt.model.Timer` values a chat should have right now
+(and which keys to cancel); the manager puts them in the timer store after every change of the
+chat, and ``ChatManager.tick(now)`` fires the due ones. Before firing, :func:`is_stale` decides
+whether the chat has moved on since the timer was computed; after firing, :func:`mark_fired`
+records it in the chat so the same deadline is neither planned nor fired again.
+
+Staleness, exactly: every timer stores in ``payload["basis"]`` the values its deadline was
+computed from (a JSON-ready list, see :func:`timer_basis`). A timer is stale when the chat's
+current basis for that kind differs (the chat left the state the deadline belongs to, the
+customer wrote, the agent answered, the chat was transferred or requeued, ...), or when the
+chat records that kind as already fired for that basis. ``Timer.version`` is the chat's version
+at planning time, for logs; it is not used to decide, because changes that do not touch the
+basis (a system message, a moderation flag) must not cancel a deadline.
+
+Bookkeeping the manager keeps in ``Chat.attributes`` (plain JSON values, keys below):
+``"queued_at"`` (when the chat last entered the queue), ``"escalation"`` (the auto-transfer round,
+an :class:`Escalation`) and ``"timers_fired"`` (kind -> basis). :func:`track` computes the first
+two for each event; :func:`mark_fired` the last.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..errors import ValidationError
+from ..model import Chat, ChatState, ReceptionMode, Timer
+from ..settings import AssignmentSettings, EndOfChatSettings, resolve
+from ._state import ChatEvent
+
+__all__ = [
+    "ESCALATION_KEY",
+    "FIRED_KEY",
+    "QUEUED_AT_KEY",
+    "Escalation",
+    "TimerKind",
+    "TimerPlan",
+    "is_stale",
+    "mark_fired",
+    "plan_timers",
+    "timer_basis",
+    "timer_key",
+    "track",
+]
+
+QUEUED_AT_KEY = "queued_at"
+"""``Chat.attributes`` key: when the chat last entered a queue (falls back to ``created_at``)."""
+ESCALATION_KEY = "escalation"
+"""``Chat.attributes`` key: the current auto-transfer round, ``Escalation.to_dict()``."""
+FIRED_KEY = "timers_fired"
+"""``Chat.attributes`` key: ``{kind: basis}`` of deadlines already fired."""
+
+
+class TimerKind(str, enum.Enum):
+    """The kinds of deadline a chat can have; one timer per chat and kind."""
+
+    INACTIVITY_WARN = "inactivity_warn"
+    """Warn the customer (``warn_prompt``) after ``warn_after_s`` of customer silence."""
+    INACTIVITY_END = "inactivity_end"
+    """End the chat (reason ``customer_inactivity``) after ``end_after_s`` of silence."""
+    AGENT_REMINDER = "agent_reminder"
+    """Remind the agent that the customer's last message is unanswered."""
+    AUTO_TRANSFER = "auto_transfer"
+    """Transfer the chat away from an agent who did not answer in time."""
+    QUEUE_TIMEOUT = "queue_timeout"
+    """The chat waited ``queue.max_wait_s`` in the queue: apply ``queue.on_limit``."""
+
+
+def timer_key(chat_id: str, kind: TimerKind) -> str:
+    """The timer store key of a chat's deadline of ``kind``: ``f"{chat_id}:{kind}"``."""
+    return f"{chat_id}:{TimerKind(kind).value}"
+
+
+@attrs.frozen
+class Escalation:
+    """An auto-transfer round: when it started and how many automatic transfers it had.
+
+    Auto-transfer deadlines are cumulative against the round's start (REFERENCE.md): the k-th
+    agent of a round (k = ``transfers`` + 1) must answer by ``since + k * auto_transfer_s``.
+    A chat moved by hand at 8 s with a 20 s step still escalates at 20 s, not 28 s. A round
+    starts when the chat is assigned out of the queue (or pool); transfers keep it.
+    """
+
+    since: float
+    transfers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values, for ``Chat.attributes``."""
+        return {"since": self.since, "transfers": self.transfers}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Escalation:
+        """Inverse of :meth:`to_dict`; raise :class:`~chatmgmt.errors.ValidationError`."""
+        try:
+            since = data["since"]
+            transfers = data.get("transfers", 0)
+        except (KeyError, AttributeError, TypeError):
+            raise ValidationError(
+                f"escalation: expected {{'since', 'transfers'}}, got {data!r}"
+            ) from None
+        if isinstance(since, bool) or not isinstance(since, (int, float)):
+            raise ValidationError(f"escalation.since: must be a number, got {since!r}")
+        if isinstance(transfers, bool) or not isinstance(transfers, int) or transfers < 0:
+            raise ValidationError(f"escalation.transfers: must be an int >= 0, got {transfers!r}")
+        return cls(float(since), transfers)
+
+
+@attrs.frozen
+class TimerPlan:
+    """What the timer store should hold for one chat: timers to schedule, keys to cancel."""
+
+    schedule: tuple[Timer, ...]
+    cancel: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- bases
+
+
+def _queued_at(chat: Chat) -> float:
+    value = chat.attributes.get(QUEUED_AT_KEY)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return chat.created_at
+
+
+def _escalation(chat: Chat) -> Escalation:
+    raw = chat.attributes.get(ESCALATION_KEY)
+    if isinstance(raw, Mapping):
+        return Escalation.from_dict(raw)
+    return Escalation(_assigned_at(chat))
+
+
+def _assigned_at(chat: Chat) -> float:
+    return chat.assigned_at if chat.assigned_at is not None else chat.created_at
+
+
+def _silence_since(chat: Chat) -> float:
+    # Customer silence counts from the customer's last message, but never from before the
+    # current agent took the chat: time spent waiting for an agent is not customer silence.
+    assigned = _assigned_at(chat)
+    last = chat.last_customer_message_at
+    return assigned if last is None else max(last, assigned)
+
+
+def _agent_answered(chat: Chat) -> bool:
+    # The current agent answered: they wrote since they were assigned.
+    last = chat.last_agent_message_at
+    return last is not None and last >= _assigned_at(chat)
+
+
+def _unanswered(chat: Chat) -> bool:
+    cust = chat.last_customer_message_at
+    if cust is None:
+        return False
+    agent = chat.last_agent_message_at
+    return agent is None or agent < cust
+
+
+def timer_basis(kind: TimerKind, chat: Chat) -> list[Any] | None:
+    """The values a deadline of ``kind`` depends on, or None when ``chat`` has no such deadline.
+
+    Deadlines exist only in Real-Time Reception Mode (Always On chats never time out):
+
+    * ``inactivity_warn`` / ``inactivity_end``: an active chat; basis ``[silence_since]`` where
+      ``silence_since`` = the later of the customer's last message and the current assignment;
+    * ``agent_reminder``: an active chat whose customer's last message is unanswered; basis
+      ``[agent_id, max(last_customer_message_at, assigned_at)]``;
+    * ``auto_transfer``: an active chat whose current agent has not written since assignment;
+      basis ``[agent_id, assigned_at, escalation.since, escalation.transfers]``;
+    * ``queue_timeout``: a queued chat; basis ``[queued_at]``.
+    """
+    kind = TimerKind(kind)
+    if chat.mode is not ReceptionMode.REAL_TIME:
+        return None
+    if kind is TimerKind.QUEUE_TIMEOUT:
+        return [_queued_at(chat)] if chat.state is ChatState.QUEUED else None
+    if chat.state is not ChatState.ACTIVE:
+        return None
+    if kind in (TimerKind.INACTIVITY_WARN, TimerKind.INACTIVITY_END):
+        return [_silence_since(chat)]
+    if kind is TimerKind.AGENT_REMINDER:
+        if not _unanswered(chat):
+            return None
+        return [chat.agent_id, _silence_since(chat)]
+    # AUTO_TRANSFER
+    if _agent_answered(chat):
+        return None
+    esc = _escalation(chat)
+    return [chat.agent_id, _assigned_at(chat), esc.since, esc.transfers]
+
+
+def _fired(chat: Chat) -> Mapping[str, Any]:
+    raw = chat.attributes.get(FIRED_KEY)
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def _already_fired(chat: Chat, kind: TimerKind, basis: list[Any]) -> bool:
+    done = _fired(chat).get(kind.value)
+    return done is not None and list(done) == basis
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan_timers(
+    chat: Chat,
+    *,
+    end_of_chat: EndOfChatSettings,
+    assignment: AssignmentSettings,
+) -> TimerPlan:
+    """The deadlines ``chat`` should have now, and the keys of the kinds it should not have.
+
+    ``end_of_chat`` is resolved for the chat's channel here (pass the global section).
+    Deadlines (Real-Time Reception Mode only; an Always On chat gets none, and every key is
+    cancelled):
+
+    * ``inactivity_warn`` at ``silence_since + warn_after_s`` and ``inactivity_end`` at
+      ``silence_since + end_after_s`` (each only when its setting is > 0);
+    * ``agent_reminder`` at ``max(last customer message, assigned_at) + agent_reminder_s``
+      while that message is unanswered (setting > 0);
+    * ``auto_transfer`` at ``escalation.since + (escalation.transfers + 1) * auto_transfer_s``
+      while the current agent has not written, and fewer than ``max_auto_transfers`` automatic
+      transfers happened in the round (setting > 0);
+    * ``queue_timeout`` at ``queued_at + queue.max_wait_s`` (setting > 0).
+
+    A deadline already fired for its current basis is not planned again.
+    Every timer has ``version=chat.version`` and ``payload={"basis": [...]}``.
+    """
+    eoc = resolve(end_of_chat, channel=chat.channel, group=chat.skill_group or None)
+    out: list[Timer] = []
+    for kind in TimerKind:
+        basis = timer_basis(kind, chat)
+        if basis is None or _already_fired(chat, kind, basis):
+            continue
+        due = _due(kind, chat, basis, eoc, assignment)
+        if due is None:
+            continue
+        out.append(
+            Timer(
+                key=timer_key(chat.id, kind),
+                due_at=due,
+                chat_id=chat.id,
+                kind=kind.value,
+                version=chat.version,
+                payload={"basis": basis},
+            )
+        )
+    planned = {t.key for t in out}
+    cancel = tuple(timer_key(chat.id, k) for k in TimerKind if timer_key(chat.id, k) not in planned)
+    return TimerPlan(tuple(out), cancel)
+
+
+def _due(
+    kind: TimerKind,
+    chat: Chat,
+    basis: list[Any],
+    eoc: EndOfChatSettings,
+    assignment: AssignmentSettings,
+) -> float | None:
+    if kind is TimerKind.INACTIVITY_WARN:
+        return basis[0] + eoc.warn_after_s if eoc.warn_after_s > 0 else None
+    if kind is TimerKind.INACTIVITY_END:
+        return basis[0] + eoc.end_after_s if eoc.end_after_s > 0 else None
+    if kind is TimerKind.AGENT_REMINDER:
+        return basis[1] + eoc.agent_reminder_s if eoc.agent_reminder_s > 0 else None
+    if kind is TimerKind.AUTO_TRANSFER:
+        step = assignment.auto_transfer_s
+        since, transfers = basis[2], basis[3]
+        if step <= 0 or transfers >= assignment.max_auto_transfers:
+            return None
+        return float(since + (transfers + 1) * step)
+    # QUEUE_TIMEOUT
+    wait = assignment.queue.max_wait_s
+    return basis[0] + wait if wait > 0 else None
+
+
+# --------------------------------------------------------------------------- firing
+
+
+def is_stale(timer: Timer, chat: Chat | None) -> bool:
+    """True when the chat has moved on since ``timer`` was planned, so it must not fire.
+
+    Stale when: the chat is gone (None) or is another chat; the kind is unknown; the chat's
+    current basis for the kind differs from ``timer.payload["basis"]`` (or the chat no longer
+    has such a deadline); or the chat records the kind as already fired for that basis.
+    """
+    if chat is None or chat.id != timer.chat_id:
+        return True
+    try:
+        kind = TimerKind(timer.kind)
+    except ValueError:
+        return True
+    basis = timer_basis(kind, chat)
+    stored = timer.payload.get("basis")
+    if basis is None or not isinstance(stored, (list, tuple)) or list(stored) != basis:
+        return True
+    return _already_fired(chat, kind, basis)
+
+
+def mark_fired(chat: Chat, timer: Timer) -> dict[str, Any]:
+    """``chat.attributes`` updated to record that ``timer`` fired (store them with the firing).
+
+    After this, :func:`plan_timers` no longer plans the timer and :func:`is_stale` calls a
+    duplicate of it stale, until its basis changes (e.g. the customer writes again).
+    """
+    attributes = dict(chat.attributes)
+    fired = dict(_fired(chat))
+    basis = timer.payload.get("basis")
+    fired[TimerKind(timer.kind).value] = list(basis) if isinstance(basis, (list, tuple)) else None
+    attributes[FIRED_KEY] = fired
+    return attributes
+
+
+def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) -> dict[str, Any]:
+    """``chat.attributes`` updated for ``event`` at ``now`` (the deadline bookkeeping).
+
+    Call it with the chat as it was before the event and store the result with the new state:
+
+    * ``queue``: ``queued_at`` is set if missing (an overflow to another queue keeps the wait);
+    * ``requeue``: ``queued_at = now``; the escalation round ends;
+    * ``assign``: a new escalation round starts at ``now``; ``queued_at`` is dropped;
+    * ``transfer``: with ``automatic=True`` the round counts one more automatic transfer; a
+      manual transfer keeps the round unchanged (timeouts are cumulative);
+    * ``unassign``, ``end``, ``abandon``, ``leave_message``, ``reopen``: both are dropped;
+    * messages change nothing.
+    """
+    event = ChatEvent(event)
+    attributes = dict(chat.attributes)
+    if event is ChatEvent.QUEUE:
+        attributes.setdefault(QUEUED_AT_KEY, now)
+    elif event is ChatEvent.REQUEUE:
+        attributes[QUEUED_AT_KEY] = now
+        attributes.pop(ESCALATION_KEY, None)
+    elif event is ChatEvent.ASSIGN:
+        attributes[ESCALATION_KEY] = Escalation(now).to_dict()
+        attributes.pop(QUEUED_AT_KEY, None)
+    elif event is ChatEvent.TRANSFER:
+        if automatic:
+            esc = _escalation(chat)
+            attributes[ESCALATION_KEY] = attrs.evolve(esc, transfers=esc.transfers + 1).to_dict()
+    elif event in (
+        ChatEvent.UNASSIGN,
+        ChatEvent.END,
+        ChatEvent.ABANDON,
+        ChatEvent.LEAVE_MESSAGE,
+        ChatEvent.REOPEN,
+    ):
+        attributes.pop(QUEUED_AT_KEY, None)
+        attributes.pop(ESCALATION_KEY, None)
+    return attributes

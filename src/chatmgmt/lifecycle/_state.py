@@ -1,0 +1,234 @@
+"""The chat state machine, as a table (in the style of ``h11/_state.py``).
+
+:data:`TRANSITIONS` maps ``(reception mode, state, event)`` to the next state; an entry that is
+missing is a transition the rules forbid. :func:`transition` is the one function that looks a
+transition up and turns a missing entry into :class:`~chatmgmt.errors.InvalidTransitionError`.
+The diagrams in ``docs/lifecycle.md`` are drawn from the same table (see
+:mod:`chatmgmt.lifecycle._diagram`), so they cannot drift from the code.
+
+Ending a chat carries a reason; :data:`END_REASONS` says which :class:`~chatmgmt.model.EndReason`
+fits which ``(mode, state)``, and :func:`check_end` applies both tables.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from ..errors import InvalidTransitionError
+from ..model import ChatState, EndReason, ReceptionMode
+
+__all__ = [
+    "END_REASONS",
+    "TRANSITIONS",
+    "ChatEvent",
+    "allowed_end_reasons",
+    "allowed_events",
+    "check_end",
+    "initial_state",
+    "is_terminal",
+    "transition",
+]
+
+
+class ChatEvent(str, enum.Enum):
+    """Something that happens to a chat and may change its state."""
+
+    QUEUE = "queue"
+    """Real-Time: a queued chat is (re)placed in a queue, e.g. it overflowed to another group."""
+    ASSIGN = "assign"
+    """An agent takes the chat (from the queue, the unassigned pool, or an ended Always On chat)."""
+    TRANSFER = "transfer"
+    """The chat moves from its agent to another agent (manual or automatic transfer)."""
+    REQUEUE = "requeue"
+    """Real-Time: the chat leaves its agent and goes back to the queue."""
+    UNASSIGN = "unassign"
+    """Always On: the chat leaves its agent and goes back to the unassigned pool."""
+    END = "end"
+    """The chat ends; the reason is checked against :data:`END_REASONS`."""
+    ABANDON = "abandon"
+    """Real-Time: the customer leaves the queue before an agent took the chat."""
+    LEAVE_MESSAGE = "leave_message"
+    """Real-Time: the customer leaves a message (submission) instead of waiting."""
+    REOPEN = "reopen"
+    """Always On: an ended conversation is opened again and goes to the unassigned pool."""
+    CUSTOMER_MESSAGE = "customer_message"
+    """The customer writes. In an ended Always On chat this reopens it."""
+    AGENT_MESSAGE = "agent_message"
+    """The agent holding the chat writes."""
+
+
+_Q = ChatState.QUEUED
+_U = ChatState.UNASSIGNED
+_A = ChatState.ACTIVE
+_E = ChatState.ENDED
+_L = ChatState.LEFT_MESSAGE
+_X = ChatState.ABANDONED
+
+_RT: dict[ChatState, dict[ChatEvent, ChatState]] = {
+    _Q: {
+        ChatEvent.QUEUE: _Q,
+        ChatEvent.ASSIGN: _A,
+        ChatEvent.CUSTOMER_MESSAGE: _Q,
+        ChatEvent.LEAVE_MESSAGE: _L,
+        ChatEvent.ABANDON: _X,
+        ChatEvent.END: _E,
+    },
+    _A: {
+        ChatEvent.TRANSFER: _A,
+        ChatEvent.REQUEUE: _Q,
+        ChatEvent.CUSTOMER_MESSAGE: _A,
+        ChatEvent.AGENT_MESSAGE: _A,
+        ChatEvent.END: _E,
+    },
+    _E: {},
+    _L: {},
+    _X: {},
+}
+
+_AO: dict[ChatState, dict[ChatEvent, ChatState]] = {
+    _U: {
+        ChatEvent.ASSIGN: _A,
+        ChatEvent.CUSTOMER_MESSAGE: _U,
+        ChatEvent.END: _E,
+    },
+    _A: {
+        ChatEvent.TRANSFER: _A,
+        ChatEvent.UNASSIGN: _U,
+        ChatEvent.CUSTOMER_MESSAGE: _A,
+        ChatEvent.AGENT_MESSAGE: _A,
+        ChatEvent.END: _E,
+    },
+    _E: {
+        ChatEvent.REOPEN: _U,
+        ChatEvent.CUSTOMER_MESSAGE: _U,
+        ChatEvent.ASSIGN: _A,
+    },
+}
+
+
+def _freeze(
+    table: Mapping[ChatState, Mapping[ChatEvent, ChatState]],
+) -> Mapping[ChatState, Mapping[ChatEvent, ChatState]]:
+    return MappingProxyType({s: MappingProxyType(dict(e)) for s, e in table.items()})
+
+
+TRANSITIONS: Mapping[ReceptionMode, Mapping[ChatState, Mapping[ChatEvent, ChatState]]] = (
+    MappingProxyType(
+        {
+            ReceptionMode.REAL_TIME: _freeze(_RT),
+            ReceptionMode.ALWAYS_ON: _freeze(_AO),
+        }
+    )
+)
+"""``TRANSITIONS[mode][state][event]`` is the next state; a missing entry is not allowed.
+
+A state that does not appear under a mode does not exist in that mode (Always On has no
+``QUEUED``, ``LEFT_MESSAGE`` or ``ABANDONED``; Real-Time has no ``UNASSIGNED``). A state present
+with no events is terminal.
+"""
+
+_INITIAL: Mapping[ReceptionMode, ChatState] = MappingProxyType(
+    {ReceptionMode.REAL_TIME: _Q, ReceptionMode.ALWAYS_ON: _U}
+)
+
+END_REASONS: Mapping[ReceptionMode, Mapping[ChatState, frozenset[EndReason]]] = MappingProxyType(
+    {
+        ReceptionMode.REAL_TIME: MappingProxyType(
+            {
+                # A customer who gives up while queued abandons (ABANDON), they do not "end".
+                _Q: frozenset({EndReason.QUEUE_TIMEOUT, EndReason.SYSTEM}),
+                _A: frozenset(
+                    {
+                        EndReason.AGENT,
+                        EndReason.CUSTOMER,
+                        EndReason.CUSTOMER_INACTIVITY,
+                        EndReason.AGENT_LEFT,
+                        EndReason.SYSTEM,
+                    }
+                ),
+            }
+        ),
+        ReceptionMode.ALWAYS_ON: MappingProxyType(
+            {
+                # Always On chats never time out, and an agent who leaves returns the chat to
+                # the pool (UNASSIGN) instead of ending it.
+                _U: frozenset({EndReason.CUSTOMER, EndReason.SYSTEM}),
+                _A: frozenset({EndReason.AGENT, EndReason.CUSTOMER, EndReason.SYSTEM}),
+            }
+        ),
+    }
+)
+"""``END_REASONS[mode][state]``: the end reasons allowed when a chat in ``state`` ends."""
+
+
+def initial_state(mode: ReceptionMode) -> ChatState:
+    """The state a new chat starts in: ``QUEUED`` (Real-Time) or ``UNASSIGNED`` (Always On).
+
+    A Real-Time chat that finds an agent at once still starts ``QUEUED`` and takes ``ASSIGN``
+    in the same unit of work; that keeps one path through the table.
+    """
+    return _INITIAL[ReceptionMode(mode)]
+
+
+def allowed_events(mode: ReceptionMode, state: ChatState) -> tuple[ChatEvent, ...]:
+    """The events ``state`` accepts in ``mode``, in declaration order (empty when terminal)."""
+    events = TRANSITIONS[ReceptionMode(mode)].get(ChatState(state), {})
+    return tuple(e for e in ChatEvent if e in events)
+
+
+def is_terminal(mode: ReceptionMode, state: ChatState) -> bool:
+    """True when ``state`` accepts no event in ``mode`` (or does not exist in that mode)."""
+    return not allowed_events(mode, state)
+
+
+def transition(chat_id: str, mode: ReceptionMode, state: ChatState, event: ChatEvent) -> ChatState:
+    """The state after ``event``; raise :class:`~chatmgmt.errors.InvalidTransitionError`.
+
+    The error names the chat, its state and the event, and lists the events the state would
+    accept (none for a terminal state, or for a state that does not exist in ``mode``).
+
+    >>> from chatmgmt.model import ChatState, ReceptionMode
+    >>> transition("c1", ReceptionMode.REAL_TIME, ChatState.QUEUED, ChatEvent.ASSIGN)
+    <ChatState.ACTIVE: 'active'>
+    """
+    mode = ReceptionMode(mode)
+    state = ChatState(state)
+    event = ChatEvent(event)
+    nxt = TRANSITIONS[mode].get(state, {}).get(event)
+    if nxt is None:
+        raise InvalidTransitionError(
+            chat_id,
+            state.value,
+            event.value,
+            [e.value for e in allowed_events(mode, state)],
+        )
+    return nxt
+
+
+def allowed_end_reasons(mode: ReceptionMode, state: ChatState) -> frozenset[EndReason]:
+    """The end reasons a chat in ``state`` may end with in ``mode`` (empty: it cannot end)."""
+    return END_REASONS[ReceptionMode(mode)].get(ChatState(state), frozenset())
+
+
+def check_end(chat_id: str, mode: ReceptionMode, state: ChatState, reason: EndReason) -> ChatState:
+    """Check that the chat may end for ``reason`` now and return the new state (``ENDED``).
+
+    Raises :class:`~chatmgmt.errors.InvalidTransitionError` with the event ``end:<reason>``
+    when the state cannot end at all, or not for that reason (e.g. ``customer_inactivity`` in
+    Always On Mode, ``queue_timeout`` of an active chat).
+    """
+    mode = ReceptionMode(mode)
+    state = ChatState(state)
+    reason = EndReason(reason)
+    nxt = transition(chat_id, mode, state, ChatEvent.END)
+    allowed = allowed_end_reasons(mode, state)
+    if reason not in allowed:
+        raise InvalidTransitionError(
+            chat_id,
+            state.value,
+            f"end:{reason.value}",
+            [f"end:{r.value}" for r in EndReason if r in allowed],
+        )
+    return nxt
