@@ -53,6 +53,7 @@ __all__ = [
     "AsyncStorage",
     "AsyncTimerStore",
     "AsyncTransport",
+    "Census",
     "ChatStore",
     "Clock",
     "CustomerStore",
@@ -114,6 +115,34 @@ class OutboxEntry:
     id: str
     event: Event
     deliveries: int = 0
+
+
+@attrs.frozen
+class Census:
+    """How a group's agents stand right now (``""``: every agent).
+
+    ``eligible``: ONLINE and below the limit; ``full``: ONLINE at the limit; ``busy``, ``away``,
+    ``offline`` by status; ``capacity``: the sum of ONLINE agents' limits; ``load``: the chats
+    ONLINE agents hold.
+    """
+
+    eligible: int = 0
+    full: int = 0
+    busy: int = 0
+    away: int = 0
+    offline: int = 0
+    capacity: int = 0
+    load: int = 0
+
+    @property
+    def online(self) -> int:
+        """ONLINE agents, eligible or full."""
+        return self.eligible + self.full
+
+    @property
+    def total(self) -> int:
+        """Every agent of the group."""
+        return self.eligible + self.full + self.busy + self.away + self.offline
 
 
 @attrs.frozen
@@ -182,8 +211,12 @@ class AgentStore(Protocol):
       keeps it as the agent's ``AgentLoad.tiebreak`` for rankings that break ties at random.
     """
 
-    def put(self, agent: Agent, now: float) -> AgentLoad:
+    def put(self, agent: Agent, now: float, events: Sequence[Event] = ()) -> AgentLoad:
         """Register or update an agent (status, limit, groups, tier); its load is kept."""
+        ...
+
+    def census(self, group: str) -> Census:
+        """Counts of the group's agents by availability; O(1) or a cheap aggregate."""
         ...
 
     def get(self, agent_id: AgentId) -> AgentLoad | None:
@@ -282,8 +315,8 @@ class QueueStore(Protocol):
         """Drop ``chat_id``; False when it was not there."""
         ...
 
-    def peek(self, queue: str, limit: int) -> list[ChatId]:
-        """The first ``limit`` chats, in order."""
+    def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
+        """The first ``limit`` chats with their scores, in order."""
         ...
 
     def position(self, queue: str, chat_id: ChatId) -> int | None:
@@ -334,8 +367,9 @@ class TimerStore(Protocol):
         """Add or replace the timer with ``timer.key``."""
         ...
 
-    def cancel(self, key: str) -> None:
-        """Remove a timer; idempotent."""
+    def cancel(self, key: str, due_at: float | None = None) -> None:
+        """Remove a timer; idempotent. With ``due_at``, only if the timer is still due then
+        (so a timer rescheduled in the meantime survives)."""
         ...
 
     def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
@@ -427,8 +461,12 @@ class AsyncCustomerStore(Protocol):
 class AsyncAgentStore(Protocol):
     """Async face of :class:`AgentStore`, same contract."""
 
-    async def put(self, agent: Agent, now: float) -> AgentLoad:
+    async def put(self, agent: Agent, now: float, events: Sequence[Event] = ()) -> AgentLoad:
         """See :meth:`AgentStore.put`."""
+        ...
+
+    async def census(self, group: str) -> Census:
+        """See :meth:`AgentStore.census`."""
         ...
 
     async def get(self, agent_id: AgentId) -> AgentLoad | None:
@@ -519,7 +557,7 @@ class AsyncQueueStore(Protocol):
         """See :meth:`QueueStore.remove`."""
         ...
 
-    async def peek(self, queue: str, limit: int) -> list[ChatId]:
+    async def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """See :meth:`QueueStore.peek`."""
         ...
 
@@ -561,7 +599,7 @@ class AsyncTimerStore(Protocol):
         """See :meth:`TimerStore.schedule`."""
         ...
 
-    async def cancel(self, key: str) -> None:
+    async def cancel(self, key: str, due_at: float | None = None) -> None:
         """See :meth:`TimerStore.cancel`."""
         ...
 

@@ -1,3 +1,59 @@
-"""chatmgmt.assignment."""
+"""Assignment: strategies as rankings or callables, routing rules, overflow, queue (pure)."""
 
-__all__: list[str] = []
+from ._routing import (
+    RoutePlan,
+    RouteRequest,
+    Target,
+    agent_queue,
+    estimate_wait_s,
+    match_rule,
+    on_duty,
+    overflow_condition,
+    plan_route,
+    pool_name,
+    queue_name,
+    queue_score,
+    sticky_agent,
+)
+from ._strategies import (
+    LEAST_BUSY,
+    LONGEST_IDLE,
+    ROUND_ROBIN,
+    SATURATION_LONGEST,
+    SATURATION_RANDOM,
+    CustomStrategy,
+    Strategy,
+    builtin_ranking,
+    rank_scan,
+    strategy_for_group,
+    strategy_name,
+    with_tiers,
+)
+
+__all__ = [
+    "LEAST_BUSY",
+    "LONGEST_IDLE",
+    "ROUND_ROBIN",
+    "SATURATION_LONGEST",
+    "SATURATION_RANDOM",
+    "CustomStrategy",
+    "RoutePlan",
+    "RouteRequest",
+    "Strategy",
+    "Target",
+    "agent_queue",
+    "builtin_ranking",
+    "estimate_wait_s",
+    "match_rule",
+    "on_duty",
+    "overflow_condition",
+    "plan_route",
+    "pool_name",
+    "queue_name",
+    "queue_score",
+    "rank_scan",
+    "sticky_agent",
+    "strategy_for_group",
+    "strategy_name",
+    "with_tiers",
+]

@@ -1,3 +1,17 @@
-"""chatmgmt.customers."""
+"""Customer info auto-save: identity verification and CRM merge rules."""
 
-__all__: list[str] = []
+from ._autosave import (
+    merge_customer,
+    should_save,
+    sign_identity,
+    trusted_partner_id,
+    verify_identity,
+)
+
+__all__ = [
+    "merge_customer",
+    "should_save",
+    "sign_identity",
+    "trusted_partner_id",
+    "verify_identity",
+]

@@ -1,3 +1,5 @@
-"""chatmgmt.storage."""
+"""Storage adapters: in-memory (default), SQLite (stdlib), Redis (extra ``chatmgmt[redis]``)."""
 
-__all__: list[str] = []
+from .memory import MemoryDatabase, MemoryStorage
+
+__all__ = ["MemoryDatabase", "MemoryStorage"]

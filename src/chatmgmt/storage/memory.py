@@ -36,7 +36,7 @@ from ..model import (
     Sticky,
     Timer,
 )
-from ..ports import AsyncStorage, OutboxEntry
+from ..ports import AsyncStorage, Census, OutboxEntry
 
 __all__ = ["MemoryDatabase", "MemoryStorage"]
 
@@ -74,11 +74,31 @@ class _Space:
         self.timer_heap: list[tuple[float, int, str]] = []
         self.timer_seq = 0
         self.counters: dict[str, deque[float]] = {}
+        self.census: dict[str, dict[str, int]] = {}
+
+    def count(self, load: AgentLoad, sign: int) -> None:
+        agent = load.agent
+        status = agent.status
+        if status is AgentStatus.ONLINE:
+            category = "eligible" if load.free > 0 else "full"
+        else:
+            category = status.value
+        for group in (*agent.skill_groups, ""):
+            counts = self.census.get(group)
+            if counts is None:
+                counts = self.census[group] = dict.fromkeys(_CENSUS_FIELDS, 0)
+            counts[category] += sign
+            if status is AgentStatus.ONLINE:
+                counts["capacity"] += sign * agent.reception_limit
+                counts["load"] += sign * load.active
 
     def append_events(self, events: Iterable[Event]) -> None:
         for event in events:
             self.outbox_seq += 1
             self.outbox[self.outbox_seq] = _OutboxItem(event)
+
+
+_CENSUS_FIELDS = tuple(a.name for a in attrs.fields(Census))
 
 
 @attrs.define
@@ -177,12 +197,16 @@ class MemoryAgentStore(_Base):
     """In-memory :class:`~chatmgmt.ports.AgentStore` with sorted ranking indexes."""
 
     def _store(self, load: AgentLoad) -> AgentLoad:
+        old = self._s.loads.get(load.agent.id)
+        if old is not None:
+            self._s.count(old, -1)
+        self._s.count(load, +1)
         self._s.loads[load.agent.id] = load
         for index in self._s.indexes.values():
             index.update(load)
         return load
 
-    def put(self, agent: Agent, now: float) -> AgentLoad:
+    def put(self, agent: Agent, now: float, events: Sequence[Event] = ()) -> AgentLoad:
         """See the port."""
         with self._lock:
             old = self._s.loads.get(agent.id)
@@ -190,7 +214,14 @@ class MemoryAgentStore(_Base):
                 load = AgentLoad(agent=agent, idle_since=now)
             else:
                 load = attrs.evolve(old, agent=agent)
+            self._s.append_events(events)
             return self._store(load)
+
+    def census(self, group: str) -> Census:
+        """See the port."""
+        with self._lock:
+            counts = self._s.census.get(group)
+            return Census() if counts is None else Census(**counts)
 
     def get(self, agent_id: AgentId) -> AgentLoad | None:
         """See the port."""
@@ -390,13 +421,13 @@ class MemoryQueueStore(_Base):
             q.sorted.remove(q.entries.pop(chat_id))
             return True
 
-    def peek(self, queue: str, limit: int) -> list[ChatId]:
+    def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """See the port."""
         with self._lock:
             q = self._s.queues.get(queue)
             if q is None:
                 return []
-            return [cast(ChatId, e[2]) for e in q.sorted.islice(0, limit)]
+            return [(cast(ChatId, e[2]), float(e[0])) for e in q.sorted.islice(0, limit)]
 
     def position(self, queue: str, chat_id: ChatId) -> int | None:
         """See the port."""
@@ -466,11 +497,20 @@ class MemoryTimerStore(_Base):
         self._s.timers[timer.key] = (timer, seq)
         heapq.heappush(self._s.timer_heap, (timer.due_at, seq, timer.key))
 
-    def cancel(self, key: str) -> None:
+    def cancel(self, key: str, due_at: float | None = None) -> None:
         """See the port."""
         with self._lock:
-            self._s.timers.pop(key, None)
+            current = self._s.timers.get(key)
+            if current is None or (due_at is not None and current[0].due_at != due_at):
+                return
+            del self._s.timers[key]
             self._compact()
+
+    def get(self, key: str) -> Timer | None:
+        """The timer with ``key``, or None (a testing convenience)."""
+        with self._lock:
+            current = self._s.timers.get(key)
+            return None if current is None else current[0]
 
     def _compact(self) -> None:
         heap = self._s.timer_heap

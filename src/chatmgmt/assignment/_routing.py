@@ -1,0 +1,232 @@
+"""Request-level routing: designation, sticky agent, routing rules, overflow, queue keys (pure).
+
+:func:`plan_route` turns a chat, its request and the settings into a :class:`RoutePlan`: the
+targets to try in order, the group whose queue the chat waits in when none can take it, and the
+overflow layers to try when that group cannot. The manager executes the plan against the
+storage's atomic claims; nothing here does I/O or reads a clock.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import zoneinfo
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from ..model import AgentId, Chat, CustomerInfo, Sticky
+from ..ports import Census
+from ..settings import (
+    AssignmentSettings,
+    OverflowCondition,
+    OverflowLayer,
+    RoutingRule,
+    StickySettings,
+    WorkingHours,
+)
+
+__all__ = [
+    "RoutePlan",
+    "RouteRequest",
+    "Target",
+    "agent_queue",
+    "estimate_wait_s",
+    "match_rule",
+    "on_duty",
+    "overflow_condition",
+    "plan_route",
+    "pool_name",
+    "queue_name",
+    "queue_score",
+    "sticky_agent",
+]
+
+
+@attrs.frozen
+class RouteRequest:
+    """What the caller asks for one chat.
+
+    ``designated_agent`` / ``designated_group``: send the chat there; ``strict``: only there
+    (the chat waits for that target), else fall back to the normal rules. ``queue_first``: the
+    VIP flag, ahead of the rest of the queue.
+    """
+
+    designated_agent: AgentId | None = None
+    designated_group: str | None = None
+    strict: bool = False
+    queue_first: bool = False
+
+
+@attrs.frozen
+class Target:
+    """One place to try: an agent or a group, and why (``via``)."""
+
+    kind: str
+    id: str
+    via: str
+    rule: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for the explanation of a decision."""
+        out: dict[str, Any] = {"via": self.via, self.kind: self.id}
+        if self.rule is not None:
+            out["rule"] = self.rule
+        return out
+
+
+@attrs.frozen
+class RoutePlan:
+    """Targets to try in order; where to wait; overflow layers after ``group`` fails."""
+
+    targets: tuple[Target, ...]
+    group: str
+    wait_queue: str
+    overflow: tuple[OverflowLayer, ...]
+    strict: bool
+
+
+def queue_name(group: str) -> str:
+    """The real-time queue of a skill group."""
+    return f"queue/{group}"
+
+
+def pool_name(group: str) -> str:
+    """The Always On unassigned pool of a skill group."""
+    return f"pool/{group}"
+
+
+def agent_queue(agent_id: str) -> str:
+    """Chats waiting for one agent (strict designation, sticky wait)."""
+    return f"agent/{agent_id}"
+
+
+def queue_score(enqueued_at: float, priority: int, priority_step_s: float) -> float:
+    """Queue order: FIFO within a priority, and priority as a head start of bounded seconds.
+
+    A chat of priority ``p`` is ordered as if it had arrived ``p * priority_step_s`` earlier,
+    so a VIP goes ahead of recent chats, yet any chat that waited longer than that head start
+    goes first: aging, so low priority never starves. Scores never change, so the order of
+    two queued chats never flips.
+    """
+    return enqueued_at - priority * priority_step_s
+
+
+def estimate_wait_s(position: int, census: Census, handle_s: float) -> float:
+    """Expected wait of the chat at 0-based ``position``: chats ahead over the service rate.
+
+    With ``capacity`` slots online each freeing every ``handle_s`` on average, the queue moves
+    ``capacity / handle_s`` chats per second. With no capacity online the wait is unknown: inf.
+    """
+    if census.capacity <= 0:
+        return float("inf")
+    return (position + 1) * handle_s / census.capacity
+
+
+def _ip_in(ip: str, ranges: Sequence[str]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in ipaddress.ip_network(r, strict=False) for r in ranges)
+
+
+def match_rule(rule: RoutingRule, info: CustomerInfo, partner_id: str | None) -> bool:
+    """Whether every condition the rule sets holds for this customer."""
+    if rule.channels and info.channel not in rule.channels:
+        return False
+    if rule.min_vip_level is not None and info.vip_level < rule.min_vip_level:
+        return False
+    if rule.ip_ranges and not _ip_in(info.ip, rule.ip_ranges):
+        return False
+    if rule.partner_ids and partner_id not in rule.partner_ids:
+        return False
+    return all(info.custom_fields.get(k) == v for k, v in rule.customer_fields.items())
+
+
+def sticky_agent(sticky: Sticky | None, settings: StickySettings, now: float) -> AgentId | None:
+    """The customer's last agent when the mark is within its window, else None."""
+    if sticky is None:
+        return None
+    window = settings.after_close_s if sticky.kind == "closed" else settings.after_offline_message_s
+    if window > 0 and now - sticky.at <= window:
+        return sticky.agent_id
+    return None
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def on_duty(hours: WorkingHours | None, now: float) -> bool:
+    """Whether a group with these weekly hours is on duty at ``now`` (no hours: always)."""
+    if hours is None or not hours.weekly:
+        return True
+    local = _dt.datetime.fromtimestamp(now, tz=zoneinfo.ZoneInfo(hours.timezone))
+    spans = hours.weekly.get(_DAYS[local.weekday()], ())
+    hhmm = f"{local.hour:02d}:{local.minute:02d}"
+    return any(span[:5] <= hhmm < span[6:] for span in spans)
+
+
+def overflow_condition(census: Census, duty: bool) -> OverflowCondition:
+    """Why a group could not take a chat: off duty, nobody online, or everyone busy."""
+    if not duty:
+        return OverflowCondition.OFF_DUTY
+    if census.online == 0:
+        return OverflowCondition.NO_AGENT_ONLINE
+    return OverflowCondition.ALL_BUSY
+
+
+def plan_route(
+    chat: Chat,
+    request: RouteRequest,
+    settings: AssignmentSettings,
+    partner_id: str | None,
+    sticky: Sticky | None,
+    now: float,
+) -> RoutePlan:
+    """The order in which the rules apply (see ``docs/assignment.md``).
+
+    1. a designated agent, then a designated group (strict: nothing else, the chat waits there);
+    2. the sticky agent, when the customer's last agent is within the window;
+    3. the first routing rule that matches (its agent, then its group; strict: nothing else);
+    4. the chat's own skill group, with its overflow layers when it cannot take the chat.
+    """
+    targets: list[Target] = []
+    group = chat.skill_group
+    if request.designated_agent is not None:
+        targets.append(Target("agent", request.designated_agent, "designation"))
+        if request.strict and request.designated_group is None:
+            return RoutePlan(tuple(targets), group, agent_queue(request.designated_agent), (), True)
+    if request.designated_group is not None:
+        targets.append(Target("group", request.designated_group, "designation"))
+        if request.strict:
+            return RoutePlan(
+                tuple(targets),
+                request.designated_group,
+                queue_name(request.designated_group),
+                (),
+                True,
+            )
+        group = request.designated_group
+    sticky_id = sticky_agent(sticky, settings.sticky, now) if partner_id else None
+    if sticky_id is not None and sticky_id != request.designated_agent:
+        targets.append(Target("agent", sticky_id, "sticky"))
+    for rule in settings.routing_rules:
+        if match_rule(rule, chat.customer, partner_id):
+            if rule.target_agent is not None:
+                targets.append(Target("agent", rule.target_agent, "rule", rule.name))
+            if rule.target_group is not None:
+                targets.append(Target("group", rule.target_group, "rule", rule.name))
+                group = rule.target_group
+            if rule.strict:
+                wait = (
+                    queue_name(group)
+                    if rule.target_group is not None
+                    else agent_queue(rule.target_agent or "")
+                )
+                return RoutePlan(tuple(targets), group, wait, (), True)
+            break
+    if not any(t.kind == "group" and t.id == group for t in targets):
+        targets.append(Target("group", group, "default"))
+    return RoutePlan(tuple(targets), group, queue_name(group), settings.overflow, False)

@@ -1,0 +1,501 @@
+"""``ChatManager`` (sync) and ``AsyncChatManager`` (async): the library's front door.
+
+Both run the same orchestration (:mod:`chatmgmt._core`), which yields port calls; the sync
+manager calls sync ports, the async one awaits async ports. No business rule exists twice.
+
+>>> from chatmgmt import ChatManager, Agent, AgentStatus, CustomerInfo
+>>> manager = ChatManager()
+>>> _ = manager.register_agent(Agent("ann", status=AgentStatus.ONLINE, reception_limit=2))
+>>> chat = manager.open_chat(CustomerInfo(partner_id="u_1", name="Ada"))
+>>> chat.state.value, chat.agent_id
+('active', 'ann')
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Generator, Mapping
+from typing import Any, TypeVar
+
+from ._core import Core, Op, QueueStatus
+from .assignment import RouteRequest
+from .assignment._strategies import Strategy
+from .model import (
+    Agent,
+    AgentId,
+    AgentLoad,
+    AgentStatus,
+    Chat,
+    ChatId,
+    ChatState,
+    Customer,
+    CustomerInfo,
+    EndReason,
+    Message,
+    MessageRole,
+)
+from .ports import AsyncStorage, Clock, EventSink, MessageSink, Storage
+from .settings import ChatSettings
+
+__all__ = ["AsyncChatManager", "ChatManager", "QueueStatus", "SystemClock"]
+
+log = logging.getLogger("chatmgmt")
+T = TypeVar("T")
+
+
+class SystemClock:
+    """The wall clock (``time.time()``)."""
+
+    def now(self) -> float:
+        """The current Unix time."""
+        return time.time()
+
+
+class _Sinks:
+    def __init__(self, events: EventSink | None, messages: MessageSink | None) -> None:
+        self.events = events
+        self.messages = messages
+
+    def emit(self, event: Any) -> None:
+        if self.events is not None:
+            try:
+                self.events.emit(event)
+            except Exception:
+                log.exception("event sink failed on %s", getattr(event, "type", event))
+
+    def deliver(self, message: Any) -> None:
+        if self.messages is not None:
+            try:
+                self.messages.deliver(message)
+            except Exception:
+                log.exception("message sink failed")
+
+
+class _Base:
+    """What both managers share: settings, clock, RNG, sinks and the public method surface."""
+
+    def __init__(
+        self,
+        settings: ChatSettings | None,
+        clock: Clock | None,
+        rng: random.Random | None,
+        strategies: Mapping[str, Strategy] | None,
+        event_sink: EventSink | None,
+        message_sink: MessageSink | None,
+    ) -> None:
+        self.settings = settings if settings is not None else ChatSettings()
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._core = Core(self.settings, rng if rng is not None else random.Random(), strategies)
+        self._sinks = _Sinks(event_sink, message_sink)
+
+    def _now(self, now: float | None) -> float:
+        return self.clock.now() if now is None else now
+
+    @staticmethod
+    def _request(
+        request: RouteRequest | None,
+        designated_agent: str | None,
+        designated_group: str | None,
+        strict: bool,
+        queue_first: bool,
+    ) -> RouteRequest:
+        if request is not None:
+            return request
+        return RouteRequest(
+            AgentId(designated_agent) if designated_agent else None,
+            designated_group,
+            strict,
+            queue_first,
+        )
+
+
+class ChatManager(_Base):
+    """The sync manager over sync ports (in-memory storage by default).
+
+    ``clock`` and ``rng`` are injected so that every decision is reproducible in a test;
+    ``strategies`` maps skill groups (``"*"``: all) to a custom ranking or callable;
+    ``event_sink`` receives every event after it committed (monitoring, alerts);
+    ``message_sink`` receives system messages (prompts) to show in a chat.
+    """
+
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        settings: ChatSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        strategies: Mapping[str, Strategy] | None = None,
+        event_sink: EventSink | None = None,
+        message_sink: MessageSink | None = None,
+    ) -> None:
+        super().__init__(settings, clock, rng, strategies, event_sink, message_sink)
+        if storage is None:
+            from .storage.memory import MemoryStorage
+
+            storage = MemoryStorage()
+        self.storage: Storage = storage
+
+    def _run(self, gen: Generator[Op, Any, T]) -> T:
+        storage = self.storage
+        sinks = self._sinks
+        try:
+            op = next(gen)
+            while True:
+                target: Any = sinks if op.port == "sink" else getattr(storage, op.port)
+                try:
+                    result = getattr(target, op.method)(*op.args, **op.kwargs)
+                except Exception as exc:  # handed to the orchestration, which may handle it
+                    op = gen.throw(exc)
+                    continue
+                op = gen.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    # agents
+    def register_agent(self, agent: Agent, *, now: float | None = None) -> AgentLoad:
+        """Register or update an agent; an ONLINE agent with free slots drains the queues."""
+        return self._run(self._core.put_agent(agent, self._now(now)))
+
+    def set_agent_status(
+        self, agent_id: str, status: AgentStatus, *, now: float | None = None
+    ) -> AgentLoad:
+        """Change an agent's status; coming ONLINE drains the queues it serves."""
+        return self._run(
+            self._core.set_agent_status(AgentId(agent_id), AgentStatus(status), self._now(now))
+        )
+
+    def set_reception_limit(
+        self, agent_id: str, limit: int, *, now: float | None = None
+    ) -> AgentLoad:
+        """Change an agent's reception limit; a higher limit drains the queues."""
+        return self._run(self._core.set_reception_limit(AgentId(agent_id), limit, self._now(now)))
+
+    def agent(self, agent_id: str) -> AgentLoad:
+        """An agent and its live load (NotFoundError if unknown)."""
+        return self._run(self._core._load(AgentId(agent_id)))
+
+    # chats
+    def open_chat(
+        self,
+        customer: CustomerInfo,
+        *,
+        skill_group: str = "",
+        request: RouteRequest | None = None,
+        designated_agent: str | None = None,
+        designated_group: str | None = None,
+        strict: bool = False,
+        queue_first: bool = False,
+        identity_signature: str | None = None,
+        chat_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> Chat:
+        """Open a chat: auto-save the customer, then assign it, queue it or pool it.
+
+        Returns the chat as it stands after routing; ``chat.route_reason`` says why.
+        """
+        req = self._request(request, designated_agent, designated_group, strict, queue_first)
+        return self._run(
+            self._core.open_chat(
+                customer,
+                req,
+                skill_group=skill_group,
+                signature=identity_signature,
+                chat_id=chat_id,
+                attributes=attributes,
+                now=self._now(now),
+            )
+        )
+
+    def get_chat(self, chat_id: str) -> Chat:
+        """A chat (NotFoundError if unknown)."""
+        return self._run(self._core.get_chat(ChatId(chat_id)))
+
+    def list_chats(
+        self, *, state: ChatState | None = None, agent_id: str | None = None
+    ) -> list[Chat]:
+        """Chats by state and/or agent (a maintenance query)."""
+        return self.storage.chats.list(state, AgentId(agent_id) if agent_id else None)
+
+    def messages(self, chat_id: str) -> list[Message]:
+        """A chat's messages in order."""
+        return self.storage.chats.messages(ChatId(chat_id))
+
+    def customer(self, partner_id: str) -> Customer | None:
+        """The CRM record of a customer, or None."""
+        return self.storage.customers.get(partner_id)
+
+    def queue_status(self, chat_id: str) -> QueueStatus | None:
+        """Position and estimated wait of a queued chat, or None when it is not queued."""
+        return self._run(self._core.queue_status(ChatId(chat_id)))
+
+    def end_chat(
+        self,
+        chat_id: str,
+        *,
+        reason: EndReason = EndReason.AGENT,
+        by: str = "system",
+        now: float | None = None,
+    ) -> Chat:
+        """End a chat, recording who and why; frees the agent's slot and drains the queue."""
+        return self._run(
+            self._core.end_chat(ChatId(chat_id), EndReason(reason), by, self._now(now))
+        )
+
+    def abandon(self, chat_id: str, *, now: float | None = None) -> Chat:
+        """The customer left the queue before an agent took the chat."""
+        return self._run(
+            self._core.end_chat(
+                ChatId(chat_id),
+                EndReason.CUSTOMER,
+                "customer",
+                self._now(now),
+                state=ChatState.ABANDONED,
+            )
+        )
+
+    def transfer(
+        self,
+        chat_id: str,
+        *,
+        to_agent: str | None = None,
+        to_group: str | None = None,
+        by: str = "system",
+        now: float | None = None,
+    ) -> Chat:
+        """Transfer an active chat to an agent (AssignmentError if unavailable) or a group."""
+        return self._run(
+            self._core.transfer(
+                ChatId(chat_id),
+                to_agent=AgentId(to_agent) if to_agent else None,
+                to_group=to_group,
+                by=by,
+                now=self._now(now),
+            )
+        )
+
+    def assign(
+        self, chat_id: str, agent_id: str, *, by: str = "admin", now: float | None = None
+    ) -> Chat:
+        """An admin assigns a queued or unassigned chat to an agent explicitly."""
+        return self._run(self._core.assign(ChatId(chat_id), AgentId(agent_id), by, self._now(now)))
+
+    def send_message(
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        role: MessageRole = MessageRole.CUSTOMER,
+        sender: str = "",
+        now: float | None = None,
+    ) -> Message:
+        """Store a message in a chat and emit its event."""
+        return self._run(
+            self._core.send_message(
+                ChatId(chat_id), MessageRole(role), sender, text, self._now(now)
+            )
+        )
+
+    def tick(self, now: float | None = None, *, limit: int = 1000) -> int:
+        """Fire the deadlines due at ``now``; returns how many fired."""
+        return self._run(self._core.tick(self._now(now), limit))
+
+    def reconcile(self, *, now: float | None = None) -> dict[str, int]:
+        """Repair slots and queue entries a crash between two steps left behind."""
+        return self._run(self._core.reconcile(self._now(now)))
+
+
+class AsyncChatManager(_Base):
+    """The async manager over async ports; the same operations as :class:`ChatManager`."""
+
+    def __init__(
+        self,
+        storage: AsyncStorage | None = None,
+        settings: ChatSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        strategies: Mapping[str, Strategy] | None = None,
+        event_sink: EventSink | None = None,
+        message_sink: MessageSink | None = None,
+    ) -> None:
+        super().__init__(settings, clock, rng, strategies, event_sink, message_sink)
+        if storage is None:
+            from .storage.memory import MemoryStorage
+
+            storage = MemoryStorage().aio()
+        self.storage: AsyncStorage = storage
+
+    async def _run(self, gen: Generator[Op, Any, T]) -> T:
+        storage = self.storage
+        sinks = self._sinks
+        try:
+            op = next(gen)
+            while True:
+                try:
+                    if op.port == "sink":
+                        result = getattr(sinks, op.method)(*op.args, **op.kwargs)
+                    else:
+                        port = getattr(storage, op.port)
+                        result = await getattr(port, op.method)(*op.args, **op.kwargs)
+                except Exception as exc:
+                    op = gen.throw(exc)
+                    continue
+                op = gen.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def register_agent(self, agent: Agent, *, now: float | None = None) -> AgentLoad:
+        """See :meth:`ChatManager.register_agent`."""
+        return await self._run(self._core.put_agent(agent, self._now(now)))
+
+    async def set_agent_status(
+        self, agent_id: str, status: AgentStatus, *, now: float | None = None
+    ) -> AgentLoad:
+        """See :meth:`ChatManager.set_agent_status`."""
+        return await self._run(
+            self._core.set_agent_status(AgentId(agent_id), AgentStatus(status), self._now(now))
+        )
+
+    async def set_reception_limit(
+        self, agent_id: str, limit: int, *, now: float | None = None
+    ) -> AgentLoad:
+        """See :meth:`ChatManager.set_reception_limit`."""
+        return await self._run(
+            self._core.set_reception_limit(AgentId(agent_id), limit, self._now(now))
+        )
+
+    async def agent(self, agent_id: str) -> AgentLoad:
+        """See :meth:`ChatManager.agent`."""
+        return await self._run(self._core._load(AgentId(agent_id)))
+
+    async def open_chat(
+        self,
+        customer: CustomerInfo,
+        *,
+        skill_group: str = "",
+        request: RouteRequest | None = None,
+        designated_agent: str | None = None,
+        designated_group: str | None = None,
+        strict: bool = False,
+        queue_first: bool = False,
+        identity_signature: str | None = None,
+        chat_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> Chat:
+        """See :meth:`ChatManager.open_chat`."""
+        req = self._request(request, designated_agent, designated_group, strict, queue_first)
+        return await self._run(
+            self._core.open_chat(
+                customer,
+                req,
+                skill_group=skill_group,
+                signature=identity_signature,
+                chat_id=chat_id,
+                attributes=attributes,
+                now=self._now(now),
+            )
+        )
+
+    async def get_chat(self, chat_id: str) -> Chat:
+        """See :meth:`ChatManager.get_chat`."""
+        return await self._run(self._core.get_chat(ChatId(chat_id)))
+
+    async def list_chats(
+        self, *, state: ChatState | None = None, agent_id: str | None = None
+    ) -> list[Chat]:
+        """See :meth:`ChatManager.list_chats`."""
+        return await self.storage.chats.list(state, AgentId(agent_id) if agent_id else None)
+
+    async def messages(self, chat_id: str) -> list[Message]:
+        """See :meth:`ChatManager.messages`."""
+        return await self.storage.chats.messages(ChatId(chat_id))
+
+    async def customer(self, partner_id: str) -> Customer | None:
+        """See :meth:`ChatManager.customer`."""
+        return await self.storage.customers.get(partner_id)
+
+    async def queue_status(self, chat_id: str) -> QueueStatus | None:
+        """See :meth:`ChatManager.queue_status`."""
+        return await self._run(self._core.queue_status(ChatId(chat_id)))
+
+    async def end_chat(
+        self,
+        chat_id: str,
+        *,
+        reason: EndReason = EndReason.AGENT,
+        by: str = "system",
+        now: float | None = None,
+    ) -> Chat:
+        """See :meth:`ChatManager.end_chat`."""
+        return await self._run(
+            self._core.end_chat(ChatId(chat_id), EndReason(reason), by, self._now(now))
+        )
+
+    async def abandon(self, chat_id: str, *, now: float | None = None) -> Chat:
+        """See :meth:`ChatManager.abandon`."""
+        return await self._run(
+            self._core.end_chat(
+                ChatId(chat_id),
+                EndReason.CUSTOMER,
+                "customer",
+                self._now(now),
+                state=ChatState.ABANDONED,
+            )
+        )
+
+    async def transfer(
+        self,
+        chat_id: str,
+        *,
+        to_agent: str | None = None,
+        to_group: str | None = None,
+        by: str = "system",
+        now: float | None = None,
+    ) -> Chat:
+        """See :meth:`ChatManager.transfer`."""
+        return await self._run(
+            self._core.transfer(
+                ChatId(chat_id),
+                to_agent=AgentId(to_agent) if to_agent else None,
+                to_group=to_group,
+                by=by,
+                now=self._now(now),
+            )
+        )
+
+    async def assign(
+        self, chat_id: str, agent_id: str, *, by: str = "admin", now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.assign`."""
+        return await self._run(
+            self._core.assign(ChatId(chat_id), AgentId(agent_id), by, self._now(now))
+        )
+
+    async def send_message(
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        role: MessageRole = MessageRole.CUSTOMER,
+        sender: str = "",
+        now: float | None = None,
+    ) -> Message:
+        """See :meth:`ChatManager.send_message`."""
+        return await self._run(
+            self._core.send_message(
+                ChatId(chat_id), MessageRole(role), sender, text, self._now(now)
+            )
+        )
+
+    async def tick(self, now: float | None = None, *, limit: int = 1000) -> int:
+        """See :meth:`ChatManager.tick`."""
+        return await self._run(self._core.tick(self._now(now), limit))
+
+    async def reconcile(self, *, now: float | None = None) -> dict[str, int]:
+        """See :meth:`ChatManager.reconcile`."""
+        return await self._run(self._core.reconcile(self._now(now)))
