@@ -18,7 +18,6 @@ from ._deadlines import (
     timer_key,
     track,
 )
-from ._diagram import mermaid_diagram, update_generated
 from ._forms import (
     FormValue,
     OfferReason,
@@ -27,6 +26,7 @@ from ._forms import (
     validate_fields,
     validate_submission,
 )
+from ._mermaid import mermaid_diagram, update_generated
 from ._satisfaction import (
     SATISFACTION_KEY,
     InviteRefusal,
