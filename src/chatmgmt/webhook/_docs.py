@@ -1,0 +1,74 @@
+"""The event catalogue as Markdown, generated from :data:`~chatmgmt.webhook.CATALOGUE`.
+
+``docs/webhooks.md`` holds this output between two marker comments; a test regenerates it and
+fails when the page is stale. To refresh the page::
+
+    python -c "from chatmgmt.webhook._docs import update_page; update_page('docs/webhooks.md')"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ._catalogue import CATALOGUE, EventSpec, make_event
+
+__all__ = ["BEGIN", "END", "example_envelope", "render_catalogue_markdown", "update_page"]
+
+BEGIN = "<!-- BEGIN GENERATED CATALOGUE (chatmgmt.webhook.render_catalogue_markdown) -->"
+END = "<!-- END GENERATED CATALOGUE -->"
+_EXAMPLE_TS = 1764000000.0
+
+
+def example_envelope(spec: EventSpec) -> dict[str, object]:
+    """The example event of ``spec`` as a receiver gets it (the whole envelope)."""
+    chat_id = spec.example.get("chat_id")
+    event = make_event(
+        "evt_01J9Z6X8Q4",
+        spec.type,
+        _EXAMPLE_TS,
+        spec.example,
+        chat_id=chat_id if isinstance(chat_id, str) else None,
+        seq=3 if isinstance(chat_id, str) else 0,
+    )
+    return event.envelope()
+
+
+def render_catalogue_markdown() -> str:
+    """Every event type: description, schema version, fields and an example payload."""
+    lines = ["| type | schema | description |", "|---|---|---|"]
+    for spec in CATALOGUE.values():
+        lines.append(
+            f"| [`{spec.type}`](#{_anchor(spec.type)}) | {spec.version} | {spec.description} |"
+        )
+    for spec in CATALOGUE.values():
+        lines += [
+            "",
+            f"### `{spec.type}`",
+            "",
+            f"{spec.description} Schema version {spec.version}.",
+            "",
+        ]
+        lines += ["| field of `data` | meaning |", "|---|---|"]
+        for name, meaning in spec.fields.items():
+            lines.append(f"| `{name}` | {meaning} |")
+        body = json.dumps(example_envelope(spec), indent=2, ensure_ascii=False)
+        lines += ["", "```json", body, "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _anchor(type_: str) -> str:
+    return type_.replace(".", "").replace("_", "_").lower()
+
+
+def update_page(path: str | Path) -> bool:
+    """Rewrite the generated section of the page at ``path``; True if it changed."""
+    page = Path(path)
+    text = page.read_text(encoding="utf-8")
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    new = f"{head}{BEGIN}\n{render_catalogue_markdown()}{END}{tail}"
+    if new == text:
+        return False
+    page.write_text(new, encoding="utf-8")
+    return True
