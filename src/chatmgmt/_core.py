@@ -58,6 +58,7 @@ from .model import (
     ReceptionMode,
     Sticky,
     Timer,
+    evolve,
 )
 from .ports import Census
 from .settings import ChatSettings, QueueLimitAction
@@ -168,7 +169,7 @@ class Core:
     ) -> Eff[Chat]:
         """CAS ``old`` -> ``new`` with its events; raises ConflictError when it lost."""
         events, seq = self._chat_events(new, items, now)
-        new = attrs.evolve(new, version=old.version + 1, event_seq=seq, updated_at=now)
+        new = evolve(new, version=old.version + 1, event_seq=seq, updated_at=now)
         yield _op("chats", "replace", new, old.version, events, sticky)
         yield from self._emit(events)
         return new
@@ -226,12 +227,12 @@ class Core:
     ) -> Eff[AgentLoad]:
         """Change an agent's status (ONLINE agents receive chats)."""
         load = yield from self._load(agent_id)
-        return (yield from self.put_agent(attrs.evolve(load.agent, status=status), now))
+        return (yield from self.put_agent(evolve(load.agent, status=status), now))
 
     def set_reception_limit(self, agent_id: AgentId, limit: int, now: float) -> Eff[AgentLoad]:
         """Change how many chats an agent holds at once; a higher limit drains the queues."""
         load = yield from self._load(agent_id)
-        return (yield from self.put_agent(attrs.evolve(load.agent, reception_limit=limit), now))
+        return (yield from self.put_agent(evolve(load.agent, reception_limit=limit), now))
 
     # ----------------------------------------------------------------- customers
 
@@ -299,7 +300,7 @@ class Core:
         customer = info
         if info.partner_id and partner_id is None:
             attrs_out["unverified_partner_id"] = info.partner_id
-            customer = attrs.evolve(info, partner_id=None)
+            customer = evolve(info, partner_id=None)
         priority = info.vip_level
         if request.queue_first:
             priority = max(priority, settings.assignment.queue.queue_first_priority)
@@ -321,7 +322,7 @@ class Core:
             [(EventType.CHAT_STARTED, {"mode": mode.value, "priority": priority})],
             now,
         )
-        chat = attrs.evolve(chat, event_seq=seq)
+        chat = evolve(chat, event_seq=seq)
         yield _op("chats", "create", chat, events)
         yield from self._emit(events)
         return (yield from self.route(chat, request, now))
@@ -400,7 +401,7 @@ class Core:
         first = chat.attributes.get("first_assigned_at", now)
         attributes = {**chat.attributes, "first_assigned_at": first}
         attributes.pop("queue", None)
-        new = attrs.evolve(
+        new = evolve(
             chat,
             state=ChatState.ACTIVE,
             agent_id=agent_id,
@@ -452,7 +453,7 @@ class Core:
             sticky = yield _op("chats", "sticky", partner_id)
         plan = plan_route(chat, request, settings, partner_id, sticky, now)
         if plan.group != chat.skill_group:
-            chat = attrs.evolve(chat, skill_group=plan.group)
+            chat = evolve(chat, skill_group=plan.group)
         for target in plan.targets:
             aid, reason = yield from self._try_target(target, chat, now)
             if aid is not None:
@@ -524,9 +525,7 @@ class Core:
         position = yield _op("queues", "position", queue, chat.id)
         attributes = {**chat.attributes, "queue": queue, "enqueued_at": enqueued_at}
         state = ChatState.QUEUED if realtime else ChatState.UNASSIGNED
-        new = attrs.evolve(
-            chat, state=state, agent_id=None, route_reason=reason, attributes=attributes
-        )
+        new = evolve(chat, state=state, agent_id=None, route_reason=reason, attributes=attributes)
         event = EventType.CHAT_QUEUED if realtime else EventType.CHAT_UNASSIGNED
         data: dict[str, Any] = {"reason": reason}
         if realtime:
@@ -580,7 +579,7 @@ class Core:
             for layer in self.settings.assignment.overflow:
                 if layer.target_group is not None and layer.target_group != chat.skill_group:
                     data["target_group"] = layer.target_group
-                    moved = attrs.evolve(chat, skill_group=layer.target_group)
+                    moved = evolve(chat, skill_group=layer.target_group)
                     queue = queue_name(layer.target_group)
                     new = yield from self._commit(
                         chat, moved, [(EventType.QUEUE_OVERFLOWED, data)], now
@@ -595,14 +594,14 @@ class Core:
                             return done
                     attributes = {**new.attributes}
                     attributes.pop("queue", None)
-                    new2 = attrs.evolve(new, attributes=attributes)
+                    new2 = evolve(new, attributes=attributes)
                     return (
                         yield from self.enqueue(new2, queue, {**reason, "overflowed": True}, now)
                     )
         # leave a message: the chat stays queued (or is marked) and the host shows the form
         attributes = {**chat.attributes, "offer_leave_message": limit}
         data["action"] = QueueLimitAction.LEAVE_MESSAGE.value
-        new = attrs.evolve(chat, attributes=attributes, route_reason=dict(reason))
+        new = evolve(chat, attributes=attributes, route_reason=dict(reason))
         return (yield from self._commit(chat, new, [(EventType.QUEUE_OVERFLOWED, data)], now))
 
     # ----------------------------------------------------------------- draining
@@ -722,7 +721,7 @@ class Core:
                 )
             if state is ChatState.ABANDONED and chat.state is ChatState.ACTIVE:
                 raise InvalidTransitionError(chat.id, chat.state.value, "abandon", ("end",))
-            new = attrs.evolve(chat, state=state, ended_at=now, end_reason=reason, ended_by=by)
+            new = evolve(chat, state=state, ended_at=now, end_reason=reason, ended_by=by)
             sticky = None
             pid = chat.customer.partner_id
             if pid and chat.agent_id and self.settings.assignment.sticky.after_close_s:
@@ -791,7 +790,7 @@ class Core:
             raise InvalidTransitionError(chat.id, chat.state.value, "transfer", ("end",))
         old_agent = chat.agent_id
         excluded = chat.excluded | {old_agent} if automatic else chat.excluded
-        probe = attrs.evolve(chat, excluded=excluded | {old_agent})
+        probe = evolve(chat, excluded=excluded | {old_agent})
         if to_agent is not None:
             if to_agent == old_agent:
                 raise AssignmentError(f"chat {chat_id!r} is already with agent {to_agent!r}")
@@ -806,7 +805,7 @@ class Core:
             assert to_group is not None
             target = Target("group", to_group, "auto_transfer" if automatic else "transfer")
             aid, reason = yield from self._try_target(target, probe, now)
-        moved = attrs.evolve(
+        moved = evolve(
             chat,
             excluded=excluded,
             skill_group=to_group if to_group is not None else chat.skill_group,
@@ -821,7 +820,7 @@ class Core:
             reason = {**reason, "queued": True, "by": by}
             attributes = {**moved.attributes}
             attributes["enqueued_at"] = chat.created_at
-            requeued = attrs.evolve(
+            requeued = evolve(
                 moved,
                 state=ChatState.QUEUED
                 if chat.mode is ReceptionMode.REAL_TIME
@@ -887,7 +886,7 @@ class Core:
             prepared = self.prepare_message(chat, role, sender, text, message_id, now)
             message, new, items = prepared
             events, seq = self._chat_events(new, items, now)
-            new = attrs.evolve(new, version=chat.version + 1, event_seq=seq, updated_at=now)
+            new = evolve(new, version=chat.version + 1, event_seq=seq, updated_at=now)
             try:
                 yield _op("chats", "append_message", message, new, chat.version, events)
             except ConflictError:
@@ -918,7 +917,7 @@ class Core:
         elif role is MessageRole.AGENT:
             changes["last_agent_message_at"] = now
             changes["agent_replied"] = True
-        new = attrs.evolve(chat, **changes)
+        new = evolve(chat, **changes)
         type_ = {
             MessageRole.CUSTOMER: EventType.MESSAGE_CUSTOMER,
             MessageRole.AGENT: EventType.MESSAGE_AGENT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, NewType
+from typing import Any, NewType, TypeVar
 
 import attrs
 
@@ -408,6 +408,27 @@ class Event:
             "seq": self.seq,
             "data": dict(self.data),
         }
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_T = TypeVar("_T")
+
+
+def evolve(inst: _T, **changes: Any) -> _T:
+    """A copy of a frozen model value with ``changes``, without re-running validators.
+
+    The library's hot paths use it for values it built itself (a chat's new state, an agent's
+    new load); ``attrs.evolve`` (which validates) stays the tool for values from outside.
+    """
+    cls = type(inst)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
+    new = object.__new__(cls)
+    setter = object.__setattr__
+    for name in names:
+        setter(new, name, changes[name] if name in changes else getattr(inst, name))
+    return new
 
 
 def _iso(ts: float) -> str:

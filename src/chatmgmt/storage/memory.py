@@ -35,6 +35,7 @@ from ..model import (
     Ranking,
     Sticky,
     Timer,
+    evolve,
 )
 from ..ports import AsyncStorage, Census, OutboxEntry
 
@@ -213,7 +214,7 @@ class MemoryAgentStore(_Base):
             if old is None:
                 load = AgentLoad(agent=agent, idle_since=now)
             else:
-                load = attrs.evolve(old, agent=agent)
+                load = evolve(old, agent=agent)
             self._s.append_events(events)
             return self._store(load)
 
@@ -248,7 +249,7 @@ class MemoryAgentStore(_Base):
 
     def _claim(self, load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> None:
         self._store(
-            attrs.evolve(
+            evolve(
                 load,
                 chats=load.chats | {chat_id},
                 last_assigned_at=now,
@@ -296,7 +297,7 @@ class MemoryAgentStore(_Base):
             inactive = load.inactive - {chat_id}
             idle_since = now if not chats and not inactive else load.idle_since
             self._store(
-                attrs.evolve(
+                evolve(
                     load, chats=chats, inactive=inactive, idle_since=idle_since, tiebreak=tiebreak
                 )
             )
@@ -310,15 +311,11 @@ class MemoryAgentStore(_Base):
                 return
             if inactive and chat_id in load.chats:
                 self._store(
-                    attrs.evolve(
-                        load, chats=load.chats - {chat_id}, inactive=load.inactive | {chat_id}
-                    )
+                    evolve(load, chats=load.chats - {chat_id}, inactive=load.inactive | {chat_id})
                 )
             elif not inactive and chat_id in load.inactive:
                 self._store(
-                    attrs.evolve(
-                        load, chats=load.chats | {chat_id}, inactive=load.inactive - {chat_id}
-                    )
+                    evolve(load, chats=load.chats | {chat_id}, inactive=load.inactive - {chat_id})
                 )
 
 
@@ -531,7 +528,7 @@ class MemoryTimerStore(_Base):
                     continue
                 timer = current[0]
                 out.append(timer)
-                self._put(attrs.evolve(timer, due_at=now + lease_s))
+                self._put(evolve(timer, due_at=now + lease_s))
         return out
 
     def __len__(self) -> int:
