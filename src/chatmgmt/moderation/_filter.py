@@ -1,0 +1,509 @@
+"""The compiled filter, its hits and verdicts, and the holder that swaps filters atomically."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..errors import SettingsError, ValidationError
+from ..model import MessageRole
+from ._matcher import CompiledMatcher, MatcherBackend, resolve_backend
+from ._normalize import _BOUNDARY_WORD, Normalization, Normalized, Normalizer, _normalizer
+from ._wordlist import Action, SensitiveWord, WordList, WordSource
+
+if TYPE_CHECKING:
+    from ..settings import SensitiveWordSettings
+
+__all__ = ["DEFAULT_BLOCK_PROMPT", "FilterHolder", "Hit", "SensitiveWordFilter", "Verdict"]
+
+DEFAULT_BLOCK_PROMPT = "Your message was not sent because it contains words that are not allowed."
+"""The prompt a blocked sender gets unless the filter is given another."""
+
+_CUSTOMER = 0
+_AGENT = 1
+
+
+@attrs.frozen
+class Hit:
+    """One matched word: the listed ``word`` with its ``category`` and ``action``, the ``role``
+    whose list matched, and ``start``/``end`` offsets into the ORIGINAL text (``end``
+    exclusive): ``text[start:end]`` is exactly what the sender typed, noise included."""
+
+    word: str
+    category: str
+    action: Action
+    role: MessageRole
+    start: int
+    end: int
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+@attrs.frozen
+class Verdict:
+    """The result of :meth:`SensitiveWordFilter.check`.
+
+    - ``action``: the strongest action of the hits, ``Action.NONE`` when there is none;
+    - ``hits``: the hits, ordered by ``start``;
+    - ``text``: the text to deliver: the original for ``NONE`` and ``WARN``, the text with every
+      ``MASK`` hit masked (same length) for ``MASK``, and ``""`` for ``BLOCK`` (a blocked
+      message is not delivered at all: the original is deliberately not carried);
+    - ``prompt``: for ``BLOCK``, the prompt to show the sender; otherwise ``None``.
+    """
+
+    action: Action
+    hits: tuple[Hit, ...]
+    text: str
+    prompt: str | None = None
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the message must not be delivered."""
+        return self.action is Action.BLOCK
+
+    @property
+    def clean(self) -> bool:
+        """Whether there is no hit at all."""
+        return not self.hits
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The listed words that matched, deduplicated, in order of first hit."""
+        return _unique(h.word for h in self.hits)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The categories of the hits, deduplicated, in order of first hit."""
+        return _unique(h.category for h in self.hits)
+
+
+# per pattern and role: (entry or None, is_allowed, key length, left boundary, right boundary)
+_Info = tuple[SensitiveWord | None, bool, int, bool, bool]
+
+
+def _needs_boundary(c: str) -> bool:
+    return _BOUNDARY_WORD.match(c) is not None
+
+
+def _mask(text: str, spans: list[tuple[int, int]], mask_char: str) -> str:
+    spans.sort()
+    pieces: list[str] = []
+    pos = 0
+    for s, e in spans:
+        if e <= pos:
+            continue
+        s = max(s, pos)
+        pieces.append(text[pos:s])
+        pieces.append(mask_char * (e - s))
+        pos = e
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def _longest(hits: list[tuple[int, int, SensitiveWord]]) -> list[tuple[int, int, SensitiveWord]]:
+    """Where hits overlap, keep the longest (then the leftmost); ``hits`` sorted by start."""
+    out: list[tuple[int, int, SensitiveWord]] = []
+    i = 0
+    n = len(hits)
+    while i < n:
+        j = i + 1
+        cluster_end = hits[i][1]
+        while j < n and hits[j][0] < cluster_end:
+            cluster_end = max(cluster_end, hits[j][1])
+            j += 1
+        if j == i + 1:
+            out.append(hits[i])
+        else:
+            chosen: list[tuple[int, int, SensitiveWord]] = []
+            for h in sorted(hits[i:j], key=lambda h: (h[0] - h[1], h[0])):
+                if all(h[1] <= c[0] or c[1] <= h[0] for c in chosen):
+                    chosen.append(h)
+            chosen.sort(key=lambda h: h[0])
+            out.extend(chosen)
+        i = j
+    return out
+
+
+class SensitiveWordFilter:
+    """A compiled, immutable, picklable sensitive-word filter.
+
+    ``customer`` lists what customers may not send, ``agent`` what agents may not send, ``both``
+    applies to both; ``allow``, ``allow_customer`` and ``allow_agent`` list strings whose
+    occurrences cancel the hits they cover (``Scunthorpe`` allowed: no ``cunt`` hit inside it).
+    Each list is a :data:`~chatmgmt.moderation.WordSource`; bare words get category
+    ``"default"`` and action ``BLOCK``.
+
+    ``check(text, MessageRole.CUSTOMER)`` runs the customer list and ``both``;
+    ``MessageRole.AGENT`` the agent list and ``both``; ``SYSTEM`` and ``BOT`` messages are not
+    checked (a clean verdict). When a normalized word appears in several lists for one role, the
+    strongest action wins (the first listed entry among equals).
+
+    Raises :class:`~chatmgmt.errors.ValidationError` on a bad word, action, mask character or
+    backend.
+    """
+
+    __slots__ = (
+        "_infos",
+        "_matcher",
+        "_normalizer",
+        "agent",
+        "allow",
+        "allow_agent",
+        "allow_customer",
+        "backend",
+        "block_prompt",
+        "both",
+        "customer",
+        "longest_match",
+        "mask_char",
+        "normalization",
+    )
+
+    customer: WordList
+    agent: WordList
+    both: WordList
+    allow: tuple[str, ...]
+    allow_customer: tuple[str, ...]
+    allow_agent: tuple[str, ...]
+    normalization: Normalization
+    mask_char: str
+    longest_match: bool
+    block_prompt: str
+    backend: MatcherBackend
+    _matcher: CompiledMatcher
+    _normalizer: Normalizer
+    _infos: tuple[tuple[_Info, ...], tuple[_Info, ...]]
+
+    def __init__(
+        self,
+        customer: WordSource = None,
+        agent: WordSource = None,
+        both: WordSource = None,
+        allow: Iterable[str] = (),
+        allow_customer: Iterable[str] = (),
+        allow_agent: Iterable[str] = (),
+        *,
+        normalization: Normalization | None = None,
+        mask_char: str = "*",
+        longest_match: bool = True,
+        block_prompt: str = DEFAULT_BLOCK_PROMPT,
+        backend: str | MatcherBackend | None = None,
+    ) -> None:
+        if not isinstance(mask_char, str) or len(mask_char) != 1:
+            raise ValidationError(f"mask_char must be exactly one character, got {mask_char!r}")
+        norm = normalization if normalization is not None else Normalization()
+        if not isinstance(norm, Normalization):
+            raise ValidationError(f"normalization must be a Normalization, got {norm!r}")
+        setattr_ = object.__setattr__
+        setattr_(self, "customer", WordList.of(customer))
+        setattr_(self, "agent", WordList.of(agent))
+        setattr_(self, "both", WordList.of(both))
+        setattr_(self, "allow", _allow_tuple(allow, "allow"))
+        setattr_(self, "allow_customer", _allow_tuple(allow_customer, "allow_customer"))
+        setattr_(self, "allow_agent", _allow_tuple(allow_agent, "allow_agent"))
+        setattr_(self, "normalization", norm)
+        setattr_(self, "mask_char", mask_char)
+        setattr_(self, "longest_match", bool(longest_match))
+        setattr_(self, "block_prompt", str(block_prompt))
+        setattr_(self, "backend", resolve_backend(backend))
+        setattr_(self, "_normalizer", _normalizer(norm))
+        self._compile()
+
+    def _compile(self) -> None:
+        normalize = self._normalizer
+        keys: dict[str, int] = {}
+        # per key: [customer entry, agent entry, customer allowed, agent allowed]
+        slots: list[list[Any]] = []
+
+        def slot(word: str) -> list[Any] | None:
+            key = normalize(word)
+            if not key:
+                return None
+            idx = keys.get(key)
+            if idx is None:
+                idx = keys[key] = len(slots)
+                slots.append([None, None, False, False])
+            return slots[idx]
+
+        def put(entry: SensitiveWord, role: int) -> None:
+            s = slot(entry.word)
+            if s is not None and (s[role] is None or entry.action > s[role].action):
+                s[role] = entry
+
+        for e in self.customer:
+            put(e, _CUSTOMER)
+        for e in self.agent:
+            put(e, _AGENT)
+        for e in self.both:
+            put(e, _CUSTOMER)
+            put(e, _AGENT)
+        for roles, words in (
+            ((_CUSTOMER, _AGENT), self.allow),
+            ((_CUSTOMER,), self.allow_customer),
+            ((_AGENT,), self.allow_agent),
+        ):
+            for w in words:
+                s = slot(w)
+                if s is not None:
+                    for r in roles:
+                        s[2 + r] = True
+        patterns = list(keys)
+        infos: list[list[_Info]] = [[], []]
+        for key, s in zip(patterns, slots, strict=True):
+            lb = _needs_boundary(key[0])
+            rb = _needs_boundary(key[-1])
+            for r in (_CUSTOMER, _AGENT):
+                infos[r].append((s[r], s[2 + r], len(key), lb, rb))
+        object.__setattr__(self, "_infos", (tuple(infos[0]), tuple(infos[1])))
+        object.__setattr__(self, "_matcher", self.backend.compile(patterns))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SensitiveWordFilter is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"SensitiveWordFilter is immutable; cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (
+                self.customer,
+                self.agent,
+                self.both,
+                self.allow,
+                self.allow_customer,
+                self.allow_agent,
+                self.normalization,
+                self.mask_char,
+                self.longest_match,
+                self.block_prompt,
+                self.backend,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SensitiveWordFilter(customer={len(self.customer)} words, agent={len(self.agent)} "
+            f"words, both={len(self.both)} words, backend={self.backend.name!r})"
+        )
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_settings(
+        cls, settings: SensitiveWordSettings, *, backend: str | MatcherBackend | None = None
+    ) -> SensitiveWordFilter:
+        """A filter from the ``sensitive_words`` settings section; with ``enabled`` off, a filter
+        with no words (every verdict clean). ``SettingsError`` on a bad entry."""
+        norm = Normalization(
+            fold_case=settings.fold_case,
+            fold_width=settings.fold_width,
+            fold_styles=settings.fold_styles,
+            fold_lookalikes=settings.fold_lookalikes,
+            traditional_to_simplified=settings.traditional_to_simplified,
+            collapse_repeats=settings.collapse_repeats,
+            skip_noise=settings.skip_noise,
+        )
+        common: dict[str, Any] = {
+            "normalization": norm,
+            "mask_char": settings.mask_char,
+            "longest_match": settings.longest_match,
+            "block_prompt": settings.block_prompt,
+            "backend": backend,
+        }
+        if not settings.enabled:
+            return cls(**common)
+        try:
+            return cls(
+                customer=settings.customer,
+                agent=settings.agent,
+                both=settings.both,
+                allow=settings.allow,
+                allow_customer=settings.allow_customer,
+                allow_agent=settings.allow_agent,
+                **common,
+            )
+        except ValidationError as exc:
+            raise SettingsError("sensitive_words", str(exc)) from None
+
+    @classmethod
+    def from_files(
+        cls,
+        customer: str | None = None,
+        agent: str | None = None,
+        both: str | None = None,
+        allow: str | None = None,
+        **options: Any,
+    ) -> SensitiveWordFilter:
+        """A filter from word-list files (see :meth:`WordList.from_file`); ``allow`` is a file of
+        allowed strings, one a line. ``options`` go to the constructor."""
+        allowed: tuple[str, ...] = ()
+        if allow is not None:
+            allowed = WordList.from_file(allow).words
+        return cls(
+            customer=WordList.from_file(customer) if customer else None,
+            agent=WordList.from_file(agent) if agent else None,
+            both=WordList.from_file(both) if both else None,
+            allow=allowed,
+            **options,
+        )
+
+    # ------------------------------------------------------------------ checking
+
+    def normalize(self, text: str) -> str:
+        """``text`` as this filter's matcher sees it."""
+        return self._normalizer(text)
+
+    def check(self, text: str, role: MessageRole) -> Verdict:
+        """Check what a sender in ``role`` wrote; never raises on any ``str``."""
+        if role is MessageRole.CUSTOMER:
+            r = _CUSTOMER
+        elif role is MessageRole.AGENT:
+            r = _AGENT
+        else:
+            return Verdict(Action.NONE, (), text)
+        if not text:
+            return Verdict(Action.NONE, (), text)
+        nt = self._normalizer.normalize(text)
+        raw = self._matcher.scan(nt.text)
+        if not raw:
+            return Verdict(Action.NONE, (), text)
+        return self._verdict(nt, raw, self._infos[r], role)
+
+    def _verdict(
+        self,
+        nt: Normalized,
+        raw: list[tuple[int, int]],
+        infos: tuple[_Info, ...],
+        role: MessageRole,
+    ) -> Verdict:
+        norm = nt.text
+        n = len(norm)
+        bword = _BOUNDARY_WORD.match
+        staged = bool(nt.stages)
+        deny: list[tuple[int, int, SensitiveWord]] = []
+        allowed: list[tuple[int, int]] = []
+        for end, pid in raw:
+            entry, is_allowed, length, lb, rb = infos[pid]
+            start = end - length
+            if is_allowed:
+                allowed.append((start, end))
+            if entry is None:
+                continue
+            if (
+                lb
+                and start > 0
+                and bword(norm, start - 1)
+                and not (staged and nt.gap_before(start))
+            ):
+                continue
+            if rb and end < n and bword(norm, end) and not (staged and nt.gap_before(end)):
+                continue
+            deny.append((start, end, entry))
+        if not deny:
+            return Verdict(Action.NONE, (), nt.original)
+        if allowed:
+            allowed.sort()
+            starts = [a for a, _ in allowed]
+            reach: list[int] = []
+            best = -1
+            for _, b in allowed:
+                best = max(best, b)
+                reach.append(best)
+            kept = []
+            for h in deny:
+                k = bisect_right(starts, h[0]) - 1
+                if k < 0 or reach[k] < h[1]:
+                    kept.append(h)
+            deny = kept
+            if not deny:
+                return Verdict(Action.NONE, (), nt.original)
+        if len(deny) > 1:
+            deny.sort(key=_by_start)
+            if self.longest_match:
+                deny = _longest(deny)
+        hits: list[Hit] = []
+        action = Action.NONE
+        masks: list[tuple[int, int]] = []
+        for s, e, entry in deny:
+            if staged:
+                s, e = nt.span(s, e)
+            a = entry.action
+            hits.append(Hit(entry.word, entry.category, a, role, s, e))
+            if a > action:
+                action = a
+            if a is Action.MASK:
+                masks.append((s, e))
+        text = nt.original
+        if action is Action.BLOCK:
+            return Verdict(action, tuple(hits), "", self.block_prompt)
+        if masks:
+            text = _mask(text, masks, self.mask_char)
+        return Verdict(action, tuple(hits), text)
+
+
+def _by_start(h: tuple[int, int, SensitiveWord]) -> tuple[int, int]:
+    return (h[0], h[1])
+
+
+def _allow_tuple(values: Iterable[str], name: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ValidationError(f"{name} must be an iterable of strings, not a single string")
+    out: list[str] = []
+    for v in values:
+        if not isinstance(v, str) or not v.strip():
+            raise ValidationError(f"{name}: entries must be non-empty strings, got {v!r}")
+        out.append(v.strip())
+    return tuple(out)
+
+
+def _rebuild(*args: Any) -> SensitiveWordFilter:
+    (customer, agent, both, allow, allow_c, allow_a, norm, mask, longest, prompt, backend) = args
+    return SensitiveWordFilter(
+        customer,
+        agent,
+        both,
+        allow,
+        allow_c,
+        allow_a,
+        normalization=norm,
+        mask_char=mask,
+        longest_match=longest,
+        block_prompt=prompt,
+        backend=backend,
+    )
+
+
+class FilterHolder:
+    """Holds the current filter and swaps in a new one atomically.
+
+    ``check`` reads the current filter once, so a check running while :meth:`reload` swaps
+    finishes on the filter it started with; no lock is taken on the hot path (rebinding one
+    attribute is atomic). Build the new filter first (it may take a while), then ``reload``.
+    """
+
+    __slots__ = ("_filter",)
+
+    def __init__(self, filter: SensitiveWordFilter | None = None) -> None:
+        self._filter = filter if filter is not None else SensitiveWordFilter()
+
+    @property
+    def filter(self) -> SensitiveWordFilter:
+        """The filter in use now."""
+        return self._filter
+
+    def check(self, text: str, role: MessageRole) -> Verdict:
+        """``self.filter.check(text, role)``."""
+        return self._filter.check(text, role)
+
+    def reload(self, new_filter: SensitiveWordFilter) -> SensitiveWordFilter:
+        """Swap ``new_filter`` in; return the previous one."""
+        if not isinstance(new_filter, SensitiveWordFilter):
+            raise ValidationError(f"reload needs a SensitiveWordFilter, got {new_filter!r}")
+        old, self._filter = self._filter, new_filter
+        return old

@@ -1,0 +1,364 @@
+"""Text normalization with an offset map back to the original text.
+
+The pipeline has three stages:
+
+1. a per-character fold (case, width, styled letters, lookalikes, traditional→simplified) that
+   never changes the length of the text: every character maps to exactly one character, so
+   offsets are unchanged;
+2. noise skipping: runs of noise (punctuation, symbols, emoji, zero-width and other format
+   characters, combining marks) between two word characters are deleted, as are spaces between
+   single letters (``f u c k``) and a single digit or space between two CJK characters (``傻1逼``);
+3. optional collapsing of repeated characters (``fuuuck`` → ``fuck``).
+
+Stages 2 and 3 delete characters; each records where, so a span of the normalized text maps
+back to the span of the original text that produced it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from bisect import bisect_right
+from importlib import resources
+
+import attrs
+
+__all__ = ["Normalization", "Normalized", "Normalizer", "normalize"]
+
+# Characters enumerated when the fold tables are built: the BMP, the supplementary planes that
+# hold styled letters and emoji, and the tag / variation-selector block.
+_RANGES = ((0, 0x30000), (0xE0000, 0xE0200))
+
+# CJK and other scripts written without spaces: words in them need no word boundary.
+_UNSPACED = (
+    "\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303c\u3040-\u30ff\u3100-\u312f"
+    "\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+    "\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff"
+)
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_BOUNDARY_WORD = re.compile(f"[^\\W_{_UNSPACED}]")
+"""A word character of a script written with spaces: Latin, Cyrillic, Greek, digits, ..."""
+
+_LOOKALIKES = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d",
+    "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l", "ο": "o",
+    "А": "A", "В": "B", "Е": "E", "Ё": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
+    "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S", "І": "I", "Ї": "I", "Ј": "J", "Ԁ": "D",
+    "Ԛ": "Q", "Ԝ": "W", "Һ": "H", "Ӏ": "I",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p", "τ": "t",
+    "υ": "u", "χ": "x", "ϲ": "c", "ϳ": "j",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "Ϲ": "C",
+}  # fmt: skip
+
+_STYLE_TAGS = ("<font>", "<circle>", "<super>", "<sub>", "<small>", "<square>", "<compat>")
+_WIDTH_TAGS = ("<wide>", "<narrow>")
+_NAME_LETTER = re.compile(
+    r"^(?:NEGATIVE (?:CIRCLED|SQUARED) |REGIONAL INDICATOR SYMBOL |SQUARED )?"
+    r"LATIN (?:CAPITAL |SMALL )?LETTER (?:SMALL CAPITAL )?([A-Z])$"
+)
+
+
+@attrs.frozen
+class Normalization:
+    """Which normalization steps run, each switchable; all on except t2s and repeat collapsing.
+
+    - ``fold_case``: lower case (final sigma folded too);
+    - ``fold_width``: full-width and half-width letters and digits to their plain forms;
+    - ``fold_styles``: styled letters and digits (circled, parenthesized, mathematical
+      alphanumerics, superscripts, small capitals, negative squared, ...) and Latin letters
+      with accents to plain letters;
+    - ``fold_lookalikes``: Cyrillic and Greek letters that look like Latin ones to Latin;
+    - ``traditional_to_simplified``: traditional Chinese characters to simplified ones through
+      the table shipped in the package (``t2s.txt``, one character for one character);
+    - ``collapse_repeats``: runs of one repeated character to one (``fuuuck`` → ``fuck``; note
+      that words are collapsed too, so ``ass`` is then matched as ``as``);
+    - ``skip_noise``: delete noise between the characters of a word (see the module docs).
+
+    The same normalization runs on the listed words and on the checked text.
+    """
+
+    fold_case: bool = True
+    fold_width: bool = True
+    fold_styles: bool = True
+    fold_lookalikes: bool = True
+    traditional_to_simplified: bool = False
+    collapse_repeats: bool = False
+    skip_noise: bool = True
+
+    @classmethod
+    def all(cls) -> Normalization:
+        """Every step on."""
+        return cls(True, True, True, True, True, True, True)
+
+    @classmethod
+    def none(cls) -> Normalization:
+        """Every step off: text is matched as it is."""
+        return cls(False, False, False, False, False, False, False)
+
+
+@functools.cache
+def _t2s_table() -> dict[str, str]:
+    text = resources.files(__package__).joinpath("t2s.txt").read_text(encoding="utf-8")
+    table: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            trad, simp = line.split("\t")
+            table[trad] = simp
+    return table
+
+
+def _all_chars() -> list[str]:
+    return [chr(cp) for lo, hi in _RANGES for cp in range(lo, hi) if not 0xD800 <= cp < 0xE000]
+
+
+def _style(c: str) -> str:
+    decomp = unicodedata.decomposition(c)
+    if decomp.startswith(_STYLE_TAGS):
+        folded = unicodedata.normalize("NFKC", c)
+        core = folded.strip("().").replace("(", "").replace(")", "")
+        if len(core) == 1 and core.isalnum():
+            return core
+        return c
+    if decomp and not decomp.startswith("<"):
+        # canonical decomposition: a Latin letter with accents becomes the plain letter
+        base = unicodedata.normalize("NFD", c)[0]
+        if base.isascii() and base.isalpha():
+            return base
+        return c
+    if not decomp and 0x1D00 <= ord(c) < 0x1F300:
+        m = _NAME_LETTER.match(unicodedata.name(c, ""))
+        if m:
+            name = unicodedata.name(c)
+            return (
+                m.group(1)
+                if "CAPITAL" in name and "SMALL CAPITAL" not in name
+                else (m.group(1).lower())
+            )
+    return c
+
+
+def _fold_char(c: str, norm: Normalization, t2s: dict[str, str]) -> str:
+    r = c
+    for _ in range(4):
+        prev = r
+        if norm.fold_width and unicodedata.decomposition(r).startswith(_WIDTH_TAGS):
+            w = unicodedata.normalize("NFKC", r)
+            if len(w) == 1 and w.isalnum():
+                r = w
+        if norm.fold_styles:
+            r = _style(r)
+        if norm.fold_lookalikes:
+            r = _LOOKALIKES.get(r, r)
+        if norm.traditional_to_simplified:
+            r = t2s.get(r, r)
+        if norm.fold_case:
+            low = r.lower()
+            if len(low) == 1:
+                r = low
+            if r == "ς":
+                r = "σ"
+        if r == prev:
+            break
+    return r
+
+
+def _char_class(chars: list[str]) -> str:
+    """A regex character class body for ``chars``, as ranges."""
+    cps = sorted({ord(c) for c in chars})
+    parts: list[str] = []
+    i = 0
+    while i < len(cps):
+        j = i
+        while j + 1 < len(cps) and cps[j + 1] == cps[j] + 1:
+            j += 1
+        lo, hi = cps[i], cps[j]
+        parts.append(
+            re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+        )
+        i = j + 1
+    return "".join(parts)
+
+
+# Noise outside the BMP: emoji and other symbol blocks, tags, variation selectors. Kept to a few
+# ranges: a character class with many astral ranges makes the regex engine slow.
+_ASTRAL_NOISE = "\U0001f000-\U0001fbff\U000e0000-\U000e0fff\U0001d000-\U0001d24f"
+
+
+@functools.cache
+def _noise_class() -> str:
+    noise = [
+        c
+        for c in map(chr, range(0x10000))
+        if not 0xD800 <= ord(c) < 0xE000
+        and not c.isspace()
+        and (
+            unicodedata.category(c)[0] in "PS"
+            or unicodedata.category(c) in ("Cf", "Mn", "Me", "Cc")
+        )
+    ]
+    return _char_class(noise) + _ASTRAL_NOISE
+
+
+@functools.cache
+def _fold_tables(norm: Normalization) -> tuple[dict[int, str], re.Pattern[str] | None]:
+    """(table for str.translate, regex finding a character the table changes)."""
+    t2s = _t2s_table() if norm.traditional_to_simplified else {}
+    table: dict[int, str] = {}
+    for c in _all_chars():
+        r = _fold_char(c, norm, t2s)
+        if r != c:
+            table[ord(c)] = r
+    if not table:
+        return table, None
+    # After str.lower(), characters that only change case are already folded: the search
+    # regex looks for the others.
+    if norm.fold_case:
+        rest = [chr(cp) for cp, r in table.items() if chr(cp).lower() != r]
+    else:
+        rest = [chr(cp) for cp in table]
+    return table, (re.compile(f"[{_char_class(rest)}]") if rest else None)
+
+
+@functools.cache
+def _noise_regex() -> re.Pattern[str]:
+    noise = _noise_class()
+    w = r"[^\W_]"
+    letter = r"[^\W\d_]"
+    # One alternation whose every branch starts by consuming one character of a small class,
+    # so the engine can skip quickly to candidates; the context is checked by lookarounds.
+    return re.compile(
+        f"[{noise}\\s\\d](?:"
+        # noise between two word characters: f.u.c.k, 法✨轮功
+        f"(?<={w}[{noise}])[{noise}]*(?={w})"
+        # spaces (and noise) between single letters: f u c k
+        f"|(?<=(?<!{w}){letter}\\s)[\\s{noise}]*(?={letter}(?!{w}))"
+        # one digit or space between two CJK characters: 傻1逼
+        f"|(?<=[{_CJK}][\\d\\s])(?=[{_CJK}]))"
+    )
+
+
+_REPEAT = re.compile(r"(.)\1+", re.DOTALL)
+
+
+class _Stage:
+    """Where one deleting stage removed characters: maps its output offsets to its input."""
+
+    __slots__ = ("ext", "new", "old")
+
+    def __init__(self, new: list[int], old: list[int], ext: dict[int, int] | None) -> None:
+        self.new = new  # output offsets where an unbroken run starts
+        self.old = old  # the input offset of each such start
+        self.ext = ext  # collapse stage: input offset of a kept char -> end of its run
+
+    def start(self, i: int) -> int:
+        k = bisect_right(self.new, i) - 1
+        return self.old[k] + (i - self.new[k])
+
+    def end(self, e: int) -> int:
+        p = self.start(e - 1)
+        if self.ext is not None:
+            return self.ext.get(p, p + 1)
+        return p + 1
+
+
+@attrs.frozen(eq=False)
+class Normalized:
+    """A normalized text and the way back to the original: ``span(start, end)``."""
+
+    text: str
+    original: str
+    stages: tuple[_Stage, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that produced ``text[start:end]`` (``start < end``)."""
+        for st in reversed(self.stages):
+            start, end = st.start(start), st.end(end)
+        return start, end
+
+    def gap_before(self, i: int) -> bool:
+        """Whether characters were deleted between normalized chars ``i - 1`` and ``i``."""
+        if not self.stages:
+            return False
+        return self.span(i - 1, i)[1] < self.span(i, i + 1)[0]
+
+
+def _delete(text: str, spans: list[tuple[int, int]], collapse: bool) -> tuple[str, _Stage]:
+    pieces: list[str] = []
+    new = [0]
+    old = [0]
+    ext: dict[int, int] | None = {} if collapse else None
+    prev = 0
+    n = 0
+    for a, b in spans:
+        if collapse:
+            assert ext is not None
+            ext[a - 1] = b
+        pieces.append(text[prev:a])
+        n += a - prev
+        new.append(n)
+        old.append(b)
+        prev = b
+    pieces.append(text[prev:])
+    return "".join(pieces), _Stage(new, old, ext)
+
+
+class Normalizer:
+    """A compiled :class:`Normalization`: ``normalize(text)`` returns a :class:`Normalized`."""
+
+    __slots__ = ("_collapse", "_noise", "_search", "_table", "config")
+
+    def __init__(self, config: Normalization) -> None:
+        self.config = config
+        self._table, self._search = _fold_tables(config)
+        self._noise = _noise_regex() if config.skip_noise else None
+        self._collapse = config.collapse_repeats
+
+    def fold(self, text: str) -> str:
+        """The per-character fold alone; never changes the length."""
+        if self.config.fold_case:
+            low = text.lower()
+            if len(low) != len(text):
+                return text.translate(self._table)
+            text = low
+        if self._search is not None and self._search.search(text):
+            return text.translate(self._table)
+        return text
+
+    def normalize(self, text: str) -> Normalized:
+        """Normalize ``text``, keeping what is needed to map spans back to it."""
+        s = self.fold(text)
+        stages: list[_Stage] = []
+        if self._noise is not None:
+            spans = [m.span() for m in self._noise.finditer(s)]
+            if spans:
+                s, st = _delete(s, spans, False)
+                stages.append(st)
+        if self._collapse:
+            spans = [(a + 1, b) for a, b in (m.span() for m in _REPEAT.finditer(s))]
+            if spans:
+                s, st = _delete(s, spans, True)
+                stages.append(st)
+        return Normalized(s, text, tuple(stages))
+
+    def __call__(self, text: str) -> str:
+        return self.normalize(text).text
+
+
+@functools.cache
+def _normalizer(config: Normalization) -> Normalizer:
+    return Normalizer(config)
+
+
+def normalize(text: str, normalization: Normalization | None = None) -> str:
+    """Normalize ``text`` the way a filter with ``normalization`` sees it (default steps)."""
+    return _normalizer(normalization or Normalization())(text)
+
+
+def is_boundary_word_char(c: str) -> bool:
+    """Whether ``c`` is a word character of a script written with spaces (needs boundaries)."""
+    return _BOUNDARY_WORD.match(c) is not None
