@@ -216,7 +216,7 @@ class Core:
                     },
                 )
             )
-        load: AgentLoad = yield _op("agents", "put", agent, now, events)
+        load: AgentLoad = yield _op("agents", "put", agent, now, events, self.rng.random())
         yield from self._emit(events)
         if load.agent.status is AgentStatus.ONLINE and load.free > 0:
             yield from self.drain_for_agent(agent.id, now)
@@ -447,20 +447,25 @@ class Core:
         settings = self.settings.assignment
         partner_id = chat.customer.partner_id
         sticky = None
-        if partner_id and (
-            settings.sticky.after_close_s or settings.sticky.after_offline_message_s
-        ):
+        sticky_on = settings.sticky.after_close_s or settings.sticky.after_offline_message_s
+        if partner_id and sticky_on and not chat.attributes.get("sticky_waited"):
             sticky = yield _op("chats", "sticky", partner_id)
         plan = plan_route(chat, request, settings, partner_id, sticky, now)
         if plan.group != chat.skill_group:
             chat = evolve(chat, skill_group=plan.group)
+        passed: list[dict[str, Any]] = []
         for target in plan.targets:
             aid, reason = yield from self._try_target(target, chat, now)
             if aid is not None:
+                if passed:
+                    reason["passed_over"] = passed
                 done = yield from self.assign_to(chat, aid, reason, now)
                 if done is not None:
                     return done
                 return (yield from self.get_chat(chat.id))
+            if target.via == "sticky" and settings.sticky.wait_s > 0:
+                return (yield from self._wait_for_sticky(chat, target, now))
+            passed.append(reason)
         census = yield _op("agents", "census", plan.group)
         hours = settings.groups.get(plan.group)
         duty = on_duty(hours.hours if hours is not None else None, now)
@@ -500,6 +505,28 @@ class Core:
         if chat.mode is ReceptionMode.ALWAYS_ON:
             queue = pool_name(plan.group)
         return (yield from self.enqueue(chat, queue, reason, now, census=census))
+
+    def _wait_for_sticky(self, chat: Chat, target: Target, now: float) -> Eff[Chat]:
+        """The sticky agent is unavailable and the rule says wait: queue for that agent."""
+        wait_s = self.settings.assignment.sticky.wait_s
+        queue = agent_queue(target.id)
+        waiting = evolve(chat, attributes={**chat.attributes, "sticky_waited": True})
+        reason = {"via": "sticky_wait", "agent": target.id, "wait_s": wait_s}
+        new = yield from self.enqueue(waiting, queue, reason, now)
+        if new.state in _OPEN and new.attributes.get("queue") == queue:
+            yield _op(
+                "timers",
+                "schedule",
+                Timer(
+                    f"{chat.id}/sticky_wait",
+                    now + wait_s,
+                    chat.id,
+                    "sticky_wait",
+                    0,
+                    {"queue": queue},
+                ),
+            )
+        return new
 
     def enqueue(
         self,
@@ -763,7 +790,7 @@ class Core:
         queue = chat.attributes.get("queue")
         if queue:
             yield _op("queues", "remove", queue, chat.id)
-        for kind in ("auto_transfer", "queue_wait"):
+        for kind in ("auto_transfer", "queue_wait", "sticky_wait"):
             yield _op("timers", "cancel", f"{chat.id}/{kind}")
         if chat.agent_id is not None:
             released = yield _op(
@@ -872,6 +899,27 @@ class Core:
             yield _op("timers", "cancel", f"{chat.id}/queue_wait")
         return done
 
+    def set_inactive(self, chat_id: ChatId, inactive: bool, now: float) -> Eff[Chat]:
+        """Mark a chat (in)active; when inactive chats do not count, its slot frees up."""
+        for _ in range(_CAS_RETRIES):
+            chat = yield from self.get_chat(chat_id)
+            if chat.inactive == inactive:
+                return chat
+            try:
+                new = yield from self._commit(chat, evolve(chat, inactive=inactive), [], now)
+            except ConflictError:
+                continue
+            yield from self._count_inactive(new, inactive, now)
+            return new
+        raise ConflictError("chat", chat_id)
+
+    def _count_inactive(self, chat: Chat, inactive: bool, now: float) -> Eff[None]:
+        if chat.agent_id is None or self.settings.assignment.inactive_chats_count:
+            return
+        yield _op("agents", "set_inactive", chat.agent_id, chat.id, inactive)
+        if inactive:
+            yield from self.drain_for_agent(chat.agent_id, now)
+
     # ----------------------------------------------------------------- messages
 
     def send_message(
@@ -917,6 +965,8 @@ class Core:
         elif role is MessageRole.AGENT:
             changes["last_agent_message_at"] = now
             changes["agent_replied"] = True
+        if role in (MessageRole.CUSTOMER, MessageRole.AGENT):
+            changes["inactive"] = False
         new = evolve(chat, **changes)
         type_ = {
             MessageRole.CUSTOMER: EventType.MESSAGE_CUSTOMER,
@@ -937,6 +987,8 @@ class Core:
         """Deadlines a message changes (an agent reply stops the auto-transfer clock)."""
         if message.role is MessageRole.AGENT and not old.agent_replied:
             yield _op("timers", "cancel", f"{new.id}/auto_transfer")
+        if old.inactive and not new.inactive:
+            yield from self._count_inactive(new, False, now)
 
     # ----------------------------------------------------------------- deadlines
 
@@ -972,6 +1024,14 @@ class Core:
                 now=now,
                 automatic=True,
             )
+            return True
+        if timer.kind == "sticky_wait":
+            queue = timer.payload.get("queue")
+            if chat.state not in _OPEN or chat.attributes.get("queue") != queue:
+                return False
+            yield _op("queues", "remove", queue, chat.id)
+            attributes = {k: v for k, v in chat.attributes.items() if k != "queue"}
+            yield from self.route(evolve(chat, attributes=attributes), RouteRequest(), now)
             return True
         if timer.kind == "queue_wait":
             if chat.state is not ChatState.QUEUED or chat.attributes.get(

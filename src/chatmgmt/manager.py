@@ -299,6 +299,17 @@ class ChatManager(_Base):
             )
         )
 
+    def set_inactive(
+        self, chat_id: str, inactive: bool = True, *, now: float | None = None
+    ) -> Chat:
+        """Mark a chat inactive (both sides silent) or active again.
+
+        With ``assignment.inactive_chats_count`` off, an inactive chat stops counting toward
+        its agent's reception limit (the freed slot drains the queue); when it becomes active
+        again it counts again, even if that takes the agent over the limit for a while.
+        """
+        return self._run(self._core.set_inactive(ChatId(chat_id), inactive, self._now(now)))
+
     def tick(self, now: float | None = None, *, limit: int = 1000) -> int:
         """Fire the deadlines due at ``now``; returns how many fired."""
         return self._run(self._core.tick(self._now(now), limit))
@@ -491,6 +502,12 @@ class AsyncChatManager(_Base):
                 ChatId(chat_id), MessageRole(role), sender, text, self._now(now)
             )
         )
+
+    async def set_inactive(
+        self, chat_id: str, inactive: bool = True, *, now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.set_inactive`."""
+        return await self._run(self._core.set_inactive(ChatId(chat_id), inactive, self._now(now)))
 
     async def tick(self, now: float | None = None, *, limit: int = 1000) -> int:
         """See :meth:`ChatManager.tick`."""

@@ -211,8 +211,12 @@ class AgentStore(Protocol):
       keeps it as the agent's ``AgentLoad.tiebreak`` for rankings that break ties at random.
     """
 
-    def put(self, agent: Agent, now: float, events: Sequence[Event] = ()) -> AgentLoad:
-        """Register or update an agent (status, limit, groups, tier); its load is kept."""
+    def put(
+        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
+    ) -> AgentLoad:
+        """Register or update an agent (status, limit, groups, tier); its load is kept.
+
+        A new agent starts with ``idle_since = now`` and the given ``tiebreak``."""
         ...
 
     def census(self, group: str) -> Census:
@@ -461,7 +465,9 @@ class AsyncCustomerStore(Protocol):
 class AsyncAgentStore(Protocol):
     """Async face of :class:`AgentStore`, same contract."""
 
-    async def put(self, agent: Agent, now: float, events: Sequence[Event] = ()) -> AgentLoad:
+    async def put(
+        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
+    ) -> AgentLoad:
         """See :meth:`AgentStore.put`."""
         ...
 

@@ -801,10 +801,30 @@ def _make_converter() -> cattrs.Converter:
             raise TypeError(f"expected a string, got {value!r}")
         return value
 
+    def _structure_enum(value: Any, type_: type[enum.Enum]) -> enum.Enum:
+        try:
+            return type_(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in type_)
+            raise ValueError(f"expected one of {allowed}, got {value!r}") from None
+
     conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(str, _structure_str)
+    # str-based enums would dispatch to the str hook: give each its own, validating hook
+    for enum_type in (
+        ReceptionMode,
+        EndReason,
+        UnverifiedIdentity,
+        StrategyName,
+        OverflowCondition,
+        QueueLimitAction,
+        SubmissionMode,
+        FieldType,
+        SecondRating,
+    ):
+        conv.register_structure_hook(enum_type, _structure_enum)
     conv.register_unstructure_hook(
         Mapping, lambda m: {k: conv.unstructure(v) for k, v in m.items()}
     )

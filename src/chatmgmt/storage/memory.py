@@ -207,12 +207,14 @@ class MemoryAgentStore(_Base):
             index.update(load)
         return load
 
-    def put(self, agent: Agent, now: float, events: Sequence[Event] = ()) -> AgentLoad:
+    def put(
+        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
+    ) -> AgentLoad:
         """See the port."""
         with self._lock:
             old = self._s.loads.get(agent.id)
             if old is None:
-                load = AgentLoad(agent=agent, idle_since=now)
+                load = AgentLoad(agent=agent, idle_since=now, tiebreak=tiebreak)
             else:
                 load = evolve(old, agent=agent)
             self._s.append_events(events)
