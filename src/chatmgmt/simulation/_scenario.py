@@ -1,0 +1,313 @@
+"""What a simulation models: arrival streams, agents with slots and shifts, the horizon."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Sequence
+from typing import Union
+
+import attrs
+
+from ..errors import ValidationError
+from ..settings import ChatSettings
+from ._distributions import Distribution, Exponential
+from ._formulas import ErlangResult, erlang_a, erlang_c
+
+__all__ = [
+    "AgentSpec",
+    "Arrival",
+    "ArrivalStream",
+    "PoissonArrivals",
+    "Scenario",
+    "ScenarioError",
+    "TraceArrivals",
+    "predict",
+]
+
+
+class ScenarioError(ValidationError):
+    """A scenario (or a scenario file) is invalid; the message names the bad field."""
+
+
+def _check_group(_inst: object, _attr: object, value: str) -> None:
+    if not isinstance(value, str):
+        raise ScenarioError(f"group must be a string, got {value!r}")
+
+
+def _check_distribution(_inst: object, attribute: attrs.Attribute[object], value: object) -> None:
+    if value is None and attribute.name == "patience":
+        return
+    if not isinstance(value, Distribution):
+        raise ScenarioError(f"{attribute.name} must be a Distribution, got {value!r}")
+
+
+@attrs.frozen
+class Arrival:
+    """One customer: arrival time, skill group, handle time and patience (inf: waits forever)."""
+
+    time_s: float
+    group: str
+    handle_s: float
+    patience_s: float
+
+
+@attrs.frozen
+class PoissonArrivals:
+    """A Poisson stream of ``rate_per_s`` chats per second into skill ``group`` ("" = all).
+
+    ``handle`` is the handle-time distribution (from assignment to end); ``patience`` how long
+    a customer waits in the queue before leaving (None: forever).
+    """
+
+    rate_per_s: float = attrs.field(converter=float)
+    group: str = attrs.field(default="", validator=_check_group)
+    handle: Distribution = attrs.field(
+        factory=lambda: Exponential(300.0), validator=_check_distribution
+    )
+    patience: Distribution | None = attrs.field(default=None, validator=_check_distribution)
+
+    @rate_per_s.validator
+    def _check_rate(self, _attr: object, value: float) -> None:
+        if not value > 0 or not math.isfinite(value):
+            raise ScenarioError(f"rate_per_s must be a finite number > 0, got {value!r}")
+
+    def generate(self, rng: random.Random, until_s: float) -> list[Arrival]:
+        """The arrivals in ``[0, until_s)``, each with its handle time and patience drawn."""
+        out: list[Arrival] = []
+        t = rng.expovariate(self.rate_per_s)
+        handle, patience = self.handle, self.patience
+        while t < until_s:
+            p = patience.sample(rng) if patience is not None else math.inf
+            out.append(Arrival(t, self.group, handle.sample(rng), p))
+            t += rng.expovariate(self.rate_per_s)
+        return out
+
+
+def _times(values: Iterable[float]) -> tuple[float, ...]:
+    out = tuple(float(v) for v in values)
+    if any(not v >= 0 or not math.isfinite(v) for v in out):
+        raise ScenarioError("trace times must be finite numbers >= 0")
+    return tuple(sorted(out))
+
+
+def _opt_values(values: Iterable[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
+@attrs.frozen
+class TraceArrivals:
+    """Arrivals replayed from a trace: ``times_s`` (seconds from the start, sorted here).
+
+    ``handle_s`` / ``patience_s`` give each arrival's recorded handle time and patience (same
+    order as ``times_s`` before sorting; use them together with already sorted times);
+    when absent the values are drawn from ``handle`` / ``patience``. Every replication replays
+    the same times; only what is drawn changes.
+    """
+
+    times_s: tuple[float, ...] = attrs.field(converter=_times)
+    group: str = attrs.field(default="", validator=_check_group)
+    handle: Distribution = attrs.field(
+        factory=lambda: Exponential(300.0), validator=_check_distribution
+    )
+    patience: Distribution | None = attrs.field(default=None, validator=_check_distribution)
+    handle_s: tuple[float, ...] | None = attrs.field(default=None, converter=_opt_values)
+    patience_s: tuple[float, ...] | None = attrs.field(default=None, converter=_opt_values)
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("handle_s", "patience_s"):
+            given = getattr(self, name)
+            if given is not None and len(given) != len(self.times_s):
+                raise ScenarioError(
+                    f"{name} has {len(given)} values for {len(self.times_s)} arrival times"
+                )
+
+    @property
+    def rate_per_s(self) -> float:
+        """The trace's mean arrival rate (arrivals over the span of the trace)."""
+        if len(self.times_s) < 2 or self.times_s[-1] <= 0:
+            return 0.0
+        return len(self.times_s) / self.times_s[-1]
+
+    def generate(self, rng: random.Random, until_s: float) -> list[Arrival]:
+        """The trace's arrivals in ``[0, until_s)``."""
+        out: list[Arrival] = []
+        for i, t in enumerate(self.times_s):
+            if t >= until_s:
+                break
+            h = self.handle_s[i] if self.handle_s is not None else self.handle.sample(rng)
+            if self.patience_s is not None:
+                p = self.patience_s[i]
+            else:
+                p = self.patience.sample(rng) if self.patience is not None else math.inf
+            out.append(Arrival(t, self.group, h, p))
+        return out
+
+
+ArrivalStream = Union[PoissonArrivals, TraceArrivals]
+"""A stream of arrivals into one skill group."""
+
+
+def _shifts(values: Iterable[Sequence[float]]) -> tuple[tuple[float, float], ...]:
+    spans: list[tuple[float, float]] = []
+    for span in values:
+        if len(span) != 2:
+            raise ScenarioError(f"a shift is [start_s, end_s], got {list(span)!r}")
+        start, end = float(span[0]), float(span[1])
+        if not 0 <= start < end:
+            raise ScenarioError(f"a shift needs 0 <= start_s < end_s, got [{start}, {end}]")
+        spans.append((start, end))
+    spans.sort()
+    merged: list[tuple[float, float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+@attrs.frozen
+class AgentSpec:
+    """An agent: ``slots`` (reception limit), skill ``groups``, ``tier`` and online ``shifts``.
+
+    ``shifts`` are ``(start_s, end_s)`` spans when the agent is ONLINE; empty means online for
+    the whole run. Chats an agent holds when going offline continue until they end.
+    """
+
+    id: str
+    slots: int = 1
+    groups: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    tier: int = 0
+    shifts: tuple[tuple[float, float], ...] = attrs.field(default=(), converter=_shifts)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ScenarioError(f"agent id must be a non-empty string, got {self.id!r}")
+        if not isinstance(self.slots, int) or isinstance(self.slots, bool) or self.slots < 1:
+            raise ScenarioError(f"agent {self.id}: slots must be an int >= 1, got {self.slots!r}")
+
+    def online_at(self, t: float) -> bool:
+        """Whether the agent is scheduled ONLINE at time ``t``."""
+        if not self.shifts:
+            return True
+        return any(start <= t < end for start, end in self.shifts)
+
+
+def _streams(values: Iterable[ArrivalStream]) -> tuple[ArrivalStream, ...]:
+    out = tuple(values)
+    for s in out:
+        if not isinstance(s, (PoissonArrivals, TraceArrivals)):
+            raise ScenarioError(f"arrivals must be PoissonArrivals or TraceArrivals, got {s!r}")
+    return out
+
+
+@attrs.frozen
+class Scenario:
+    """A whole model: arrival streams, agents, horizon, warm-up and service-level target.
+
+    Customers arriving in ``[warmup_s, duration_s)`` are measured; arrivals stop at
+    ``duration_s`` and the run continues until every measured customer was answered or left.
+    ``settings`` are the base :class:`~chatmgmt.ChatSettings` (the policy sets the strategy).
+    """
+
+    arrivals: tuple[ArrivalStream, ...] = attrs.field(converter=_streams)
+    agents: tuple[AgentSpec, ...] = attrs.field(converter=tuple)
+    duration_s: float = attrs.field(default=8 * 3600.0, converter=float)
+    warmup_s: float = attrs.field(default=1800.0, converter=float)
+    target_s: float = attrs.field(default=20.0, converter=float)
+    settings: ChatSettings | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.arrivals:
+            raise ScenarioError("a scenario needs at least one arrival stream")
+        if not self.agents:
+            raise ScenarioError("a scenario needs at least one agent")
+        ids = [a.id for a in self.agents]
+        if len(set(ids)) != len(ids):
+            raise ScenarioError("agent ids must be unique")
+        if not 0 <= self.warmup_s < self.duration_s or not math.isfinite(self.duration_s):
+            raise ScenarioError(
+                f"need 0 <= warmup_s < duration_s, got warmup_s={self.warmup_s:g}, "
+                f"duration_s={self.duration_s:g}"
+            )
+        if not self.target_s >= 0:
+            raise ScenarioError(f"target_s must be >= 0, got {self.target_s!r}")
+
+    @classmethod
+    def simple(
+        cls,
+        arrival_rate: float,
+        handle_mean_s: float,
+        agents: int,
+        *,
+        slots: int = 1,
+        patience_mean_s: float | None = None,
+        handle: Distribution | None = None,
+        duration_s: float = 8 * 3600.0,
+        warmup_s: float = 1800.0,
+        target_s: float = 20.0,
+        group: str = "",
+    ) -> Scenario:
+        """One Poisson stream (``arrival_rate`` per second) and ``agents`` identical agents.
+
+        Exponential handle time of mean ``handle_mean_s`` unless ``handle`` is given; exponential
+        patience of mean ``patience_mean_s`` when given. With the defaults this is M/M/(c·k).
+        """
+        if not isinstance(agents, int) or agents < 1:
+            raise ScenarioError(f"agents must be an int >= 1, got {agents!r}")
+        stream = PoissonArrivals(
+            arrival_rate,
+            group,
+            handle if handle is not None else Exponential(handle_mean_s),
+            Exponential(patience_mean_s) if patience_mean_s is not None else None,
+        )
+        groups = frozenset({group}) if group else frozenset()
+        specs = tuple(AgentSpec(f"a{i:02d}", slots, groups) for i in range(agents))
+        return cls((stream,), specs, duration_s, warmup_s, target_s)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The skill groups that receive arrivals, in order of first appearance."""
+        return tuple(dict.fromkeys(s.group for s in self.arrivals))
+
+    def generate(self, rng: random.Random) -> list[Arrival]:
+        """All arrivals of one replication, merged in time order.
+
+        Each stream draws from its own generator seeded from ``rng`` so that a stream's
+        customers do not change when another stream is added.
+        """
+        merged: list[Arrival] = []
+        for stream in self.arrivals:
+            merged.extend(stream.generate(random.Random(rng.getrandbits(64)), self.duration_s))
+        merged.sort(key=lambda a: a.time_s)
+        return merged
+
+
+def predict(scenario: Scenario) -> ErlangResult | None:
+    """The Erlang C (or A) prediction when the scenario is one: else None.
+
+    That is one Poisson stream with exponential handle time (and exponential patience, or
+    none), served by agents that are all in the stream's group and online throughout; the
+    servers are their total slots.
+    """
+    if len(scenario.arrivals) != 1:
+        return None
+    stream = scenario.arrivals[0]
+    if not isinstance(stream, PoissonArrivals) or not isinstance(stream.handle, Exponential):
+        return None
+    if stream.patience is not None and not isinstance(stream.patience, Exponential):
+        return None
+    servers = 0
+    for agent in scenario.agents:
+        if stream.group and stream.group not in agent.groups:
+            continue  # does not serve this stream
+        if agent.shifts and not all(s <= 0 and e >= scenario.duration_s for s, e in agent.shifts):
+            return None
+        servers += agent.slots
+    if servers == 0:
+        return None
+    mu = 1.0 / stream.handle.mean_s
+    if stream.patience is None:
+        return erlang_c(stream.rate_per_s, mu, servers, scenario.target_s)
+    return erlang_a(stream.rate_per_s, mu, servers, 1.0 / stream.patience.mean_s, scenario.target_s)
