@@ -24,7 +24,7 @@ from chatmgmt.webhook import (
     serialize,
     verify,
 )
-from conftest import (
+from webhook.webhook_helpers import (
     SECRET,
     SECRET2,
     Receiver,
