@@ -6,8 +6,8 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from assignment.assign_helpers import agent, clock_of, customer, manager
 
+from assignment.assign_helpers import agent, clock_of, customer, manager
 from chatmgmt import AgentLoad, AgentStatus, Chat, ChatState
 from chatmgmt.assignment import (
     LEAST_BUSY,
