@@ -740,6 +740,7 @@ _NOT_OVERRIDABLE = frozenset({"channels", "groups"})
 def _apply(section: _S, partial: Mapping[str, Any], path: str) -> _S:
     if not isinstance(partial, Mapping):
         raise _fail(path, "an override must be a mapping of field names to values")
+    attrs.resolve_types(type(section))  # type: ignore[type-var]
     fields = attrs.fields_dict(type(section))  # type: ignore[arg-type]
     changes: dict[str, Any] = {}
     for key, value in partial.items():

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatmgmt.errors import SettingsError, ValidationError
+from chatmgmt.errors import ValidationError
 from chatmgmt.lifecycle import (
     ESCALATION_KEY,
     FIRED_KEY,
@@ -101,14 +101,8 @@ def test_inactivity_never_counts_time_before_the_assignment() -> None:
 
 # settings._apply structures an override with ``attrs.fields_dict(...)[key].type``, which is the
 # *string* "float" under ``from __future__ import annotations``: every override raises today.
-OVERRIDES_BROKEN = pytest.mark.xfail(
-    raises=SettingsError,
-    reason="settings.resolve/_apply cannot structure overrides (string annotations)",
-    strict=False,
-)
 
 
-@OVERRIDES_BROKEN
 def test_inactivity_per_channel_and_off() -> None:
     eoc = EndOfChatSettings(
         warn_after_s=300,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatmgmt.errors import FormValidationError, SettingsError, ValidationError
+from chatmgmt.errors import FormValidationError, ValidationError
 from chatmgmt.lifecycle import (
     OfferReason,
     should_offer_submission,
@@ -22,11 +22,6 @@ from chatmgmt.settings import FieldType, FormField, SubmissionSettings
 RT = ReceptionMode.REAL_TIME
 AO = ReceptionMode.ALWAYS_ON
 
-OVERRIDES_BROKEN = pytest.mark.xfail(
-    raises=SettingsError,
-    reason="settings.resolve/_apply cannot structure overrides (string annotations)",
-    strict=False,
-)
 
 FORM = (
     FormField("name", FieldType.TEXT, max_length=10),
@@ -82,7 +77,6 @@ def test_reason_is_a_string() -> None:
     assert offer(agents_online=0) == "no_agent_online"
 
 
-@OVERRIDES_BROKEN
 def test_channel_beats_group_beats_global() -> None:
     s = SubmissionSettings(
         when_queue_longer_than=10,
@@ -96,7 +90,6 @@ def test_channel_beats_group_beats_global() -> None:
     assert offer(s, agents_online=0, channel="email") is None
 
 
-@OVERRIDES_BROKEN
 def test_form_per_group() -> None:
     short = [{"name": "email", "type": "email", "required": True}]
     s = SubmissionSettings(groups={"sales": {"fields": short}})
