@@ -1,0 +1,178 @@
+"""Model values: validation at construction, channels, agent load."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from chatmgmt.errors import ValidationError
+from chatmgmt.model import (
+    Agent,
+    AgentId,
+    AgentLoad,
+    AgentStatus,
+    Channel,
+    Chat,
+    ChatId,
+    ChatState,
+    Customer,
+    CustomerInfo,
+    Event,
+    Message,
+    MessageRole,
+    Ranking,
+    RankKey,
+    ReceptionMode,
+)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: Agent(""), "id"),
+        (lambda: Agent(None), "id"),  # type: ignore[arg-type]
+        (lambda: Agent("a", reception_limit=-1), "reception_limit"),
+        (lambda: Agent("a", reception_limit=True), "reception_limit"),
+        (lambda: Agent("a", reception_limit=1.5), "reception_limit"),  # type: ignore[arg-type]
+        (lambda: Agent("a", skill_groups=[1, 2]), "skill_groups"),  # type: ignore[arg-type]
+        (lambda: CustomerInfo(partner_id=42), "partner_id"),  # type: ignore[arg-type]
+        (lambda: CustomerInfo(channel=""), "channel"),
+        (lambda: CustomerInfo(vip_level=-1), "vip_level"),
+        (lambda: CustomerInfo(custom_fields={"plan": 3}), "custom_fields"),  # type: ignore[dict-item]
+        (lambda: CustomerInfo(custom_fields=["a"]), "custom_fields"),  # type: ignore[arg-type]
+        (lambda: Customer(partner_id=""), "partner_id"),
+        (lambda: Chat(ChatId(""), CustomerInfo(), "web"), "id"),
+        (lambda: Chat(ChatId("c"), CustomerInfo(), ""), "channel"),
+        (lambda: Message("", ChatId("c"), MessageRole.CUSTOMER, "u", "hi", 0.0), "id"),
+        (lambda: Message("m", "", MessageRole.CUSTOMER, "u", "hi", 0.0), "chat_id"),  # type: ignore[arg-type]
+        (lambda: RankKey("height"), "height"),
+    ],
+)
+def test_validation_names_the_field(build: object, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build()  # type: ignore[operator]
+    assert field in str(info.value)
+
+
+def test_bad_enum_values_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Agent("a", status="sleeping")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Message("m", ChatId("c"), "robot", "x", "hi", 0.0)  # type: ignore[arg-type]
+
+
+def test_values_are_frozen_and_converted() -> None:
+    agent = Agent("a", skill_groups=["sales", "vip"], status="online")  # type: ignore[arg-type]
+    assert agent.skill_groups == frozenset({"sales", "vip"})
+    assert agent.status is AgentStatus.ONLINE
+    assert Agent("a", skill_groups="sales").skill_groups == frozenset({"sales"})  # type: ignore[arg-type]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        agent.reception_limit = 9  # type: ignore[misc]
+    info = CustomerInfo(custom_fields=None)  # type: ignore[arg-type]
+    assert info.custom_fields == {}
+    chat = Chat(ChatId("c"), CustomerInfo(), "web", mode="always_on", state="unassigned")  # type: ignore[arg-type]
+    assert chat.mode is ReceptionMode.ALWAYS_ON and chat.state is ChatState.UNASSIGNED
+
+
+def test_defaults() -> None:
+    agent = Agent(AgentId("a"))
+    assert agent.status is AgentStatus.OFFLINE and agent.reception_limit == 5
+    info = CustomerInfo()
+    assert info.partner_id is None and info.channel == Channel.WEB
+    chat = Chat(ChatId("c"), info, "web")
+    assert chat.state is ChatState.QUEUED and chat.version == 0 and chat.agent_id is None
+
+
+def test_channel_constants_are_open_strings() -> None:
+    assert Channel.WEB == "web"
+    assert Channel.MOBILE_WEB == "mobile_web"
+    assert Channel.APP == "app"
+    assert Channel.WECHAT == "wechat"
+    assert Channel.EMAIL == "email"
+    assert Channel.API == "api"
+    for c in (Channel.WEB, Channel.MOBILE_WEB, Channel.APP, Channel.WECHAT, Channel.EMAIL):
+        assert isinstance(c, str) and isinstance(c, Channel)
+    # open set: any channel name works wherever a channel is expected
+    assert CustomerInfo(channel="kiosk").channel == "kiosk"
+    assert Channel("kiosk") == "kiosk"
+
+
+def test_chat_state_is_open() -> None:
+    assert {s for s in ChatState if s.is_open} == {
+        ChatState.QUEUED,
+        ChatState.UNASSIGNED,
+        ChatState.ACTIVE,
+    }
+
+
+def _load(limit: int, chats: int, inactive: int = 0) -> AgentLoad:
+    return AgentLoad(
+        Agent("a", reception_limit=limit),
+        chats=frozenset(ChatId(f"c{i}") for i in range(chats)),
+        inactive=frozenset(ChatId(f"i{i}") for i in range(inactive)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "chats", "free", "saturation"),
+    [(4, 0, 4, 0.0), (4, 1, 3, 0.25), (4, 4, 0, 1.0), (2, 3, 0, 1.5), (0, 0, 0, 1.0)],
+)
+def test_agent_load_free_and_saturation(
+    limit: int, chats: int, free: int, saturation: float
+) -> None:
+    load = _load(limit, chats)
+    assert load.active == chats
+    assert load.free == free
+    assert load.saturation == pytest.approx(saturation)
+
+
+def test_inactive_chats_do_not_count() -> None:
+    load = _load(3, 1, inactive=2)
+    assert load.active == 1 and load.free == 2
+    assert load.saturation == pytest.approx(1 / 3)
+
+
+def test_ranking_key_orders_by_fields_and_direction() -> None:
+    busy, idle = _load(4, 3), _load(4, 1)
+    by_active = Ranking("least_busy", (RankKey("active"),))
+    assert by_active.key(idle) < by_active.key(busy)
+    by_free_desc = Ranking("most_free", (RankKey("free", descending=True),))
+    assert by_free_desc.key(idle) < by_free_desc.key(busy)
+    tier = Ranking("tier", (RankKey("tier", descending=True),))
+    high = AgentLoad(Agent("h", tier=2))
+    low = AgentLoad(Agent("l", tier=1))
+    assert tier.key(high) < tier.key(low)
+
+
+def test_event_envelope() -> None:
+    event = Event("evt_1", "chat.ended", 0.0, {"x": 1}, chat_id="c", seq=3)
+    env = event.envelope()
+    assert env["type"] == "chat.ended"
+    assert env["timestamp"] == "1970-01-01T00:00:00.000Z"
+    assert env["data"] == {"x": 1} and env["seq"] == 3 and env["chat_id"] == "c"
+    assert env["schema"] == 1 and env["id"] == "evt_1"
+
+
+@given(
+    st.from_type(Agent),
+    st.from_type(CustomerInfo),
+    st.from_type(Chat),
+)
+@hsettings(max_examples=30)
+def test_hypothesis_plugin_registers_the_model_types(
+    agent: Agent, info: CustomerInfo, chat: Chat
+) -> None:
+    """The ``hypothesis`` entry point makes ``st.from_type`` produce valid library values."""
+    assert isinstance(agent, Agent) and agent.id
+    assert isinstance(info, CustomerInfo) and info.channel
+    assert isinstance(chat, Chat)
+    assert (chat.agent_id is not None) == (chat.state is ChatState.ACTIVE)
+
+
+def test_hypothesis_plugin_registers_settings() -> None:
+    from chatmgmt.settings import ChatSettings
+
+    assert isinstance(st.from_type(ChatSettings).example(), ChatSettings)
