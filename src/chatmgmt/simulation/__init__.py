@@ -8,6 +8,7 @@ report queue figures and fairness with confidence intervals over replications.
 See ``docs/simulation.md``.
 """
 
+from ._chart import wait_chart_svg
 from ._distributions import Distribution, Empirical, Exponential, Fixed, LogNormal
 from ._engine import (
     POLICY_NAMES,
@@ -21,6 +22,7 @@ from ._engine import (
     run_replication,
     simulate,
 )
+from ._file import ScenarioFile, load_scenario, scenario_from_dict
 from ._formulas import ErlangResult, erlang_a, erlang_b, erlang_c
 from ._scenario import (
     AgentSpec,
@@ -53,6 +55,7 @@ __all__ = [
     "Replication",
     "Scenario",
     "ScenarioError",
+    "ScenarioFile",
     "SimulationResult",
     "TraceArrivals",
     "compare",
@@ -61,10 +64,13 @@ __all__ = [
     "erlang_c",
     "estimate",
     "jain_index",
+    "load_scenario",
     "percentile",
     "policy_name",
     "predict",
     "run_replication",
+    "scenario_from_dict",
     "simulate",
     "t_quantile",
+    "wait_chart_svg",
 ]

@@ -15,7 +15,7 @@ import heapq
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, TypeAlias, Union
 
 import attrs
 
@@ -41,7 +41,7 @@ __all__ = [
     "simulate",
 ]
 
-Policy = Union[str, StrategyName, Ranking, CustomStrategy]
+Policy: TypeAlias = Union[str, StrategyName, Ranking, CustomStrategy]  # noqa: UP007
 """A built-in strategy name (``"round_robin"``, ``"least_busy"``, ``"saturation"``,
 ``"saturation_longest"``, ``"longest_idle"``), a :class:`~chatmgmt.model.Ranking`, or a custom
 callable ``(eligible_loads, chat) -> load | None``."""
@@ -328,9 +328,7 @@ def _queue_figures(
         cols["sl"].append(sum(rep.answered[i] and rep.waits_s[i] <= target for i in idx) / n)
         cols["pa"].append(sum(not rep.answered[i] for i in idx) / n)
     e = {k: estimate(v, confidence) for k, v in cols.items()}
-    return QueueFigures(
-        e["n"], e["pw"], e["mw"], e["p50"], e["p90"], e["p99"], e["sl"], e["pa"]
-    )
+    return QueueFigures(e["n"], e["pw"], e["mw"], e["p50"], e["p90"], e["p99"], e["sl"], e["pa"])
 
 
 @attrs.frozen

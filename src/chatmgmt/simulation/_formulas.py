@@ -130,9 +130,7 @@ def erlang_c(
     )
 
 
-def _served_within(
-    rates_ahead: list[float], patience_rate: float, t: float
-) -> list[float]:
+def _served_within(rates_ahead: list[float], patience_rate: float, t: float) -> list[float]:
     """P(answered within ``t``) for a tagged customer with ``k`` customers ahead in queue.
 
     With ``k`` ahead the next change comes at rate ``rates_ahead[k]`` (a slot frees, or one of
@@ -189,8 +187,8 @@ def erlang_a(
     if patience_rate < 0 or not math.isfinite(patience_rate):
         raise ValueError(f"patience_rate must be >= 0, got {patience_rate!r}")
     if patience_rate == 0:
-        c = erlang_c(arrival_rate, service_rate, servers, target_time)
-        return attrs.evolve(c, model="A")
+        plain = erlang_c(arrival_rate, service_rate, servers, target_time)
+        return attrs.evolve(plain, model="A")
     lam, mu, c, theta = arrival_rate, service_rate, servers, patience_rate
     terms = [1.0]
     total = 1.0

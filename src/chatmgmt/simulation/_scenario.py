@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Sequence
-from typing import Union
+from typing import Any, TypeAlias, Union
 
 import attrs
 
@@ -30,12 +30,12 @@ class ScenarioError(ValidationError):
     """A scenario (or a scenario file) is invalid; the message names the bad field."""
 
 
-def _check_group(_inst: object, _attr: object, value: str) -> None:
+def _check_group(_inst: Any, _attr: Any, value: Any) -> None:
     if not isinstance(value, str):
         raise ScenarioError(f"group must be a string, got {value!r}")
 
 
-def _check_distribution(_inst: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _check_distribution(_inst: Any, attribute: Any, value: Any) -> None:
     if value is None and attribute.name == "patience":
         return
     if not isinstance(value, Distribution):
@@ -144,8 +144,22 @@ class TraceArrivals:
         return out
 
 
-ArrivalStream = Union[PoissonArrivals, TraceArrivals]
+ArrivalStream: TypeAlias = Union[PoissonArrivals, TraceArrivals]  # noqa: UP007
 """A stream of arrivals into one skill group."""
+
+
+def _groups(values: Iterable[str]) -> frozenset[str]:
+    if isinstance(values, str):
+        raise ScenarioError(f"groups must be a collection of names, got the string {values!r}")
+    return frozenset(values)
+
+
+def _specs(values: Iterable[AgentSpec]) -> tuple[AgentSpec, ...]:
+    out = tuple(values)
+    for spec in out:
+        if not isinstance(spec, AgentSpec):
+            raise ScenarioError(f"agents must be AgentSpec values, got {spec!r}")
+    return out
 
 
 def _shifts(values: Iterable[Sequence[float]]) -> tuple[tuple[float, float], ...]:
@@ -177,7 +191,7 @@ class AgentSpec:
 
     id: str
     slots: int = 1
-    groups: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    groups: frozenset[str] = attrs.field(default=frozenset(), converter=_groups)
     tier: int = 0
     shifts: tuple[tuple[float, float], ...] = attrs.field(default=(), converter=_shifts)
 
@@ -212,7 +226,7 @@ class Scenario:
     """
 
     arrivals: tuple[ArrivalStream, ...] = attrs.field(converter=_streams)
-    agents: tuple[AgentSpec, ...] = attrs.field(converter=tuple)
+    agents: tuple[AgentSpec, ...] = attrs.field(converter=_specs)
     duration_s: float = attrs.field(default=8 * 3600.0, converter=float)
     warmup_s: float = attrs.field(default=1800.0, converter=float)
     target_s: float = attrs.field(default=20.0, converter=float)

@@ -126,8 +126,9 @@ def estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate:
         return Estimate(nan, nan, nan, confidence, vals)
     mean = math.fsum(finite) / n
     if n == 1 or not math.isfinite(mean):
-        return Estimate(mean, mean if n == 1 else -math.inf, mean if n == 1 else math.inf,
-                        confidence, vals)
+        return Estimate(
+            mean, mean if n == 1 else -math.inf, mean if n == 1 else math.inf, confidence, vals
+        )
     var = math.fsum((v - mean) ** 2 for v in finite) / (n - 1)
     half = t_quantile(0.5 + confidence / 2.0, n - 1) * math.sqrt(var / n)
     return Estimate(mean, mean - half, mean + half, confidence, vals)
@@ -139,7 +140,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     if n == 0:
         return math.nan
     pos = q * (n - 1)
-    lo = int(math.floor(pos))
+    lo = math.floor(pos)
     hi = min(lo + 1, n - 1)
     frac = pos - lo
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac
