@@ -27,6 +27,7 @@ from chatmgmt.model import (
     RankKey,
     ReceptionMode,
 )
+from chatmgmt.settings import ChatSettings
 
 
 @pytest.mark.parametrize(
@@ -172,7 +173,7 @@ def test_hypothesis_plugin_registers_the_model_types(
     assert (chat.agent_id is not None) == (chat.state is ChatState.ACTIVE)
 
 
-def test_hypothesis_plugin_registers_settings() -> None:
-    from chatmgmt.settings import ChatSettings
-
-    assert isinstance(st.from_type(ChatSettings).example(), ChatSettings)
+@given(st.from_type(ChatSettings))
+@hsettings(max_examples=5, deadline=None)
+def test_hypothesis_plugin_registers_settings(s: ChatSettings) -> None:
+    assert isinstance(s, ChatSettings)
