@@ -1,0 +1,975 @@
+"""The SQLite storage adapter: durable state for one machine (stdlib :mod:`sqlite3`, WAL).
+
+* Every mutating method is **one transaction** (``BEGIN IMMEDIATE``), and the events it takes
+  are inserted into the outbox inside that same transaction: both commit or neither does.
+* The **ranked claim** is one transaction: ``SELECT … ORDER BY <ranking> LIMIT 1`` over an index
+  built from the :class:`~chatmgmt.model.Ranking`'s fields, then the conditional update of the
+  agent. The ranking's numeric fields are stored as columns of ``agent_ranks`` (one row per
+  agent and skill group, ``""`` included), and the ``ORDER BY`` is generated from the ranking's
+  keys through a whitelist of column names: user data only ever travels as bound parameters.
+* Several processes may share one database file: SQLite serializes writers, WAL lets readers
+  proceed. A process killed at any point loses nothing that committed (WAL with
+  ``synchronous=NORMAL`` survives a process crash; use ``synchronous="FULL"`` to also survive a
+  power loss).
+* Thread-safe: each thread uses its own connection (``":memory:"`` databases share one
+  connection under a lock). ``SQLiteStorage.aio()`` is the async face (calls run on a small
+  thread pool).
+* The schema carries a version (table ``schema_version``); opening a database applies the
+  missing migrations in order, and refuses a database written by a newer release.
+
+Several tenants may share one database: every row carries its ``namespace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import attrs
+
+from ..errors import ConflictError, NotFoundError, StorageError
+from ..model import (
+    Agent,
+    AgentId,
+    AgentLoad,
+    AgentStatus,
+    Chat,
+    ChatId,
+    ChatState,
+    Customer,
+    Event,
+    Message,
+    Ranking,
+    RankKey,
+    Sticky,
+    Timer,
+)
+from ..ports import AsyncStorage, Census, OutboxEntry
+from ._codec import decode, encode
+from ._threaded import ThreadedAsyncStorage
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SQLiteAgentStore",
+    "SQLiteChatStore",
+    "SQLiteCustomerStore",
+    "SQLiteDatabase",
+    "SQLiteOutbox",
+    "SQLiteQueueStore",
+    "SQLiteRateCounter",
+    "SQLiteStorage",
+    "SQLiteTimerStore",
+]
+
+# --------------------------------------------------------------------------- schema
+
+#: Rank fields → column names of ``agent_ranks``. The ORDER BY of a ranked claim is built only
+#: from these names; a field outside this table can never reach the SQL text.
+_RANK_COLUMNS: dict[str, str] = {
+    "active": "active",
+    "saturation": "saturation",
+    "free": "free",
+    "last_assigned_at": "last_assigned_at",
+    "idle_since": "idle_since",
+    "tier": "tier",
+    "account_order": "account_order",
+    "tiebreak": "tiebreak",
+}
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE customers (
+        ns TEXT NOT NULL, partner_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (ns, partner_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE agents (
+        ns TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (ns, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE agent_ranks (
+        ns TEXT NOT NULL, grp TEXT NOT NULL, agent_id TEXT NOT NULL,
+        eligible INTEGER NOT NULL, status TEXT NOT NULL, lim INTEGER NOT NULL,
+        active INTEGER NOT NULL, saturation REAL NOT NULL, free INTEGER NOT NULL,
+        last_assigned_at REAL NOT NULL, idle_since REAL NOT NULL, tier INTEGER NOT NULL,
+        account_order INTEGER NOT NULL, tiebreak REAL NOT NULL,
+        PRIMARY KEY (ns, grp, agent_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX agent_ranks_by_agent ON agent_ranks (ns, agent_id);
+    CREATE TABLE chats (
+        ns TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
+        agent_id TEXT, data TEXT NOT NULL,
+        UNIQUE (ns, id)
+    );
+    CREATE INDEX chats_by_state ON chats (ns, state);
+    CREATE INDEX chats_by_agent ON chats (ns, agent_id);
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, chat_id TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_chat ON messages (ns, chat_id, seq);
+    CREATE TABLE sticky (
+        ns TEXT NOT NULL, partner_id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (ns, partner_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE queue_entries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, queue TEXT NOT NULL,
+        chat_id TEXT NOT NULL, score REAL NOT NULL,
+        UNIQUE (ns, queue, chat_id)
+    );
+    CREATE INDEX queue_order ON queue_entries (ns, queue, score, seq);
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, data TEXT NOT NULL,
+        lease_until REAL NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_by_ns ON outbox (ns, seq);
+    CREATE TABLE timers (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, key TEXT NOT NULL,
+        due_at REAL NOT NULL, data TEXT NOT NULL,
+        UNIQUE (ns, key)
+    );
+    CREATE INDEX timers_due ON timers (ns, due_at, seq);
+    CREATE TABLE hits (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, key TEXT NOT NULL,
+        t REAL NOT NULL
+    );
+    CREATE INDEX hits_by_key ON hits (ns, key, t);
+    """,
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this release writes; older databases are migrated on open."""
+
+
+def _builtin_rank_keys() -> tuple[tuple[RankKey, ...], ...]:
+    from ..assignment import (
+        LEAST_BUSY,
+        LONGEST_IDLE,
+        ROUND_ROBIN,
+        SATURATION_LONGEST,
+        SATURATION_RANDOM,
+        with_tiers,
+    )
+
+    base = (ROUND_ROBIN, LEAST_BUSY, SATURATION_RANDOM, SATURATION_LONGEST, LONGEST_IDLE)
+    return tuple(r.keys for r in base) + tuple(with_tiers(r).keys for r in base)
+
+
+def _order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
+    """(index name, ORDER BY list) of a ranking, from whitelisted column names only."""
+    cols: list[str] = []
+    names: list[str] = []
+    for key in keys:
+        column = _RANK_COLUMNS.get(key.field)
+        if column is None:  # RankKey validates its field; this is a second fence
+            raise StorageError(f"rank field {key.field!r} has no column")
+        cols.append(f"{column} DESC" if key.descending else column)
+        names.append(f"{column}_d" if key.descending else column)
+    cols.append("agent_id")
+    return "rank_" + "__".join(names), ", ".join(cols)
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class SQLiteDatabase:
+    """One SQLite database file shared by any number of :class:`SQLiteStorage` namespaces.
+
+    ``path`` is a file path (or ``":memory:"`` for a private in-process database); ``timeout``
+    is how long a writer waits for the lock held by another connection or process;
+    ``synchronous`` is SQLite's durability setting (``"NORMAL"``: survives a process crash,
+    ``"FULL"``: also a power loss).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous: one of OFF, NORMAL, FULL, EXTRA, got {synchronous!r}")
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self.synchronous = synchronous.upper()
+        self._memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._shared: sqlite3.Connection | None = None
+        self._all: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._rank_indexes: set[str] = set()
+        self._closed = False
+        self._executor: ThreadPoolExecutor | None = None
+        self._migrate()
+
+    # connections --------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        if self._closed:
+            raise StorageError(f"SQLite database {self.path!r} is closed")
+        if os.getpid() != self._pid:  # forked: never reuse the parent's connections
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._shared = None
+            self._all = []
+        if self._memory:
+            if self._shared is None:
+                self._shared = self._open()
+            return self._shared
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._open()
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error."""
+        with self._guard():
+            conn = self.connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: the statements inside see one consistent snapshot."""
+        with self._guard():
+            conn = self.connection()
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        if self._memory:
+            with self._lock:
+                yield
+        else:
+            yield
+
+    def close(self) -> None:
+        """Close every connection this object opened (any thread's)."""
+        with self._lock:
+            self._closed = True
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+            self._shared = None
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+
+    def executor(self) -> ThreadPoolExecutor:
+        """The thread pool the async faces run their calls on."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix="chatmgmt-sqlite"
+                )
+            return self._executor
+
+    # schema -------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self.write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            version = 0 if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"SQLite database {self.path!r} has schema version {version}, newer than "
+                    f"this release's {SCHEMA_VERSION}: upgrade chatmgmt"
+                )
+            for script in _MIGRATIONS[version:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            if row is None:
+                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif version != SCHEMA_VERSION:
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            for keys in _builtin_rank_keys():
+                self._create_rank_index(conn, keys)
+
+    def schema_version(self) -> int:
+        """The schema version stored in the database."""
+        with self.read() as conn:
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _create_rank_index(self, conn: sqlite3.Connection, keys: Sequence[RankKey]) -> str:
+        name, order = _order_by(keys)
+        if name not in self._rank_indexes:
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {name} ON agent_ranks (ns, grp, eligible, {order})"
+            )
+            self._rank_indexes.add(name)
+        return order
+
+    def rank_order(self, conn: sqlite3.Connection, ranking: Ranking) -> str:
+        """The ORDER BY list of ``ranking``, creating its index on first use."""
+        name, order = _order_by(ranking.keys)
+        if name not in self._rank_indexes:
+            self._create_rank_index(conn, ranking.keys)
+        return order
+
+
+# --------------------------------------------------------------------------- ports
+
+
+class _Base:
+    def __init__(self, db: SQLiteDatabase, namespace: str) -> None:
+        self._db = db
+        self._ns = namespace
+
+
+def _append(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:
+    rows = [(ns, encode(event)) for event in events]
+    if rows:
+        conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", rows)
+
+
+class SQLiteCustomerStore(_Base):
+    """SQLite :class:`~chatmgmt.ports.CustomerStore`."""
+
+    def get(self, partner_id: str) -> Customer | None:
+        """See the port."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT data FROM customers WHERE ns = ? AND partner_id = ?",
+                (self._ns, partner_id),
+            ).fetchone()
+        return None if row is None else decode(row[0], Customer)
+
+    def create(self, customer: Customer, events: Sequence[Event] = ()) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT version FROM customers WHERE ns = ? AND partner_id = ?",
+                (self._ns, customer.partner_id),
+            ).fetchone()
+            if row is not None:
+                raise ConflictError("customer", customer.partner_id, None, int(row[0]))
+            conn.execute(
+                "INSERT INTO customers (ns, partner_id, version, data) VALUES (?, ?, ?, ?)",
+                (self._ns, customer.partner_id, customer.version, encode(customer)),
+            )
+            _append(conn, self._ns, events)
+
+    def replace(
+        self, customer: Customer, expected_version: int, events: Sequence[Event] = ()
+    ) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT version FROM customers WHERE ns = ? AND partner_id = ?",
+                (self._ns, customer.partner_id),
+            ).fetchone()
+            if row is None:
+                raise NotFoundError("customer", customer.partner_id)
+            if int(row[0]) != expected_version:
+                raise ConflictError("customer", customer.partner_id, expected_version, int(row[0]))
+            conn.execute(
+                "UPDATE customers SET version = ?, data = ? WHERE ns = ? AND partner_id = ?",
+                (customer.version, encode(customer), self._ns, customer.partner_id),
+            )
+            _append(conn, self._ns, events)
+
+
+def _eligible(load: AgentLoad) -> bool:
+    return load.agent.status is AgentStatus.ONLINE and load.free > 0
+
+
+def _groups(agent: Agent) -> list[str]:
+    return sorted({*agent.skill_groups, ""})
+
+
+def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
+    agent = load.agent
+    return (
+        int(_eligible(load)),
+        agent.status.value,
+        agent.reception_limit,
+        load.active,
+        load.saturation,
+        load.free,
+        load.last_assigned_at,
+        load.idle_since,
+        agent.tier,
+        agent.account_order,
+        load.tiebreak,
+    )
+
+
+_RANK_SET = (
+    "eligible = ?, status = ?, lim = ?, active = ?, saturation = ?, free = ?, "
+    "last_assigned_at = ?, idle_since = ?, tier = ?, account_order = ?, tiebreak = ?"
+)
+
+
+class SQLiteAgentStore(_Base):
+    """SQLite :class:`~chatmgmt.ports.AgentStore`: ranked claims by indexed ``ORDER BY``."""
+
+    def _read(self, conn: sqlite3.Connection, agent_id: str) -> AgentLoad | None:
+        row = conn.execute(
+            "SELECT data FROM agents WHERE ns = ? AND id = ?", (self._ns, agent_id)
+        ).fetchone()
+        return None if row is None else decode(row[0], AgentLoad)
+
+    def _write(self, conn: sqlite3.Connection, load: AgentLoad, regroup: bool) -> AgentLoad:
+        ns, aid = self._ns, load.agent.id
+        conn.execute(
+            "INSERT INTO agents (ns, id, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (ns, id) DO UPDATE SET data = excluded.data",
+            (ns, aid, encode(load)),
+        )
+        values = _rank_values(load)
+        if regroup:
+            conn.execute("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", (ns, aid))
+            conn.executemany(
+                "INSERT INTO agent_ranks (ns, grp, agent_id, eligible, status, lim, active, "
+                "saturation, free, last_assigned_at, idle_since, tier, account_order, tiebreak) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(ns, group, aid, *values) for group in _groups(load.agent)],
+            )
+        else:
+            conn.execute(
+                f"UPDATE agent_ranks SET {_RANK_SET} WHERE ns = ? AND agent_id = ?",
+                (*values, ns, aid),
+            )
+        return load
+
+    def put(
+        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
+    ) -> AgentLoad:
+        """See the port."""
+        with self._db.write() as conn:
+            old = self._read(conn, agent.id)
+            if old is None:
+                load = AgentLoad(agent=agent, idle_since=now, tiebreak=tiebreak)
+            else:
+                load = attrs.evolve(old, agent=agent)
+            _append(conn, self._ns, events)
+            return self._write(conn, load, regroup=True)
+
+    def census(self, group: str) -> Census:
+        """See the port: one aggregate query over the group's rows."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT "
+                "COALESCE(SUM(status = 'online' AND eligible = 1), 0), "
+                "COALESCE(SUM(status = 'online' AND eligible = 0), 0), "
+                "COALESCE(SUM(status = 'busy'), 0), "
+                "COALESCE(SUM(status = 'away'), 0), "
+                "COALESCE(SUM(status = 'offline'), 0), "
+                "COALESCE(SUM(CASE WHEN status = 'online' THEN lim ELSE 0 END), 0), "
+                "COALESCE(SUM(CASE WHEN status = 'online' THEN active ELSE 0 END), 0) "
+                "FROM agent_ranks WHERE ns = ? AND grp = ?",
+                (self._ns, group),
+            ).fetchone()
+        return Census(*(int(v) for v in row))
+
+    def get(self, agent_id: AgentId) -> AgentLoad | None:
+        """See the port."""
+        with self._db.read() as conn:
+            return self._read(conn, agent_id)
+
+    def list(self, group: str | None = None) -> list[AgentLoad]:
+        """See the port."""
+        with self._db.read() as conn:
+            if group is None:
+                rows = conn.execute("SELECT data FROM agents WHERE ns = ?", (self._ns,))
+            else:
+                rows = conn.execute(
+                    "SELECT a.data FROM agent_ranks r JOIN agents a "
+                    "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ?",
+                    (self._ns, group),
+                )
+            loads = [decode(r[0], AgentLoad) for r in rows]
+        loads.sort(key=lambda ld: (ld.agent.account_order, ld.agent.id))
+        return loads
+
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        load: AgentLoad,
+        chat_id: ChatId,
+        now: float,
+        tiebreak: float,
+    ) -> None:
+        self._write(
+            conn,
+            attrs.evolve(
+                load, chats=load.chats | {chat_id}, last_assigned_at=now, tiebreak=tiebreak
+            ),
+            regroup=False,
+        )
+
+    def claim_ranked(
+        self,
+        group: str,
+        ranking: Ranking,
+        chat_id: ChatId,
+        excluded: frozenset[AgentId],
+        now: float,
+        tiebreak: float,
+    ) -> AgentId | None:
+        """See the port: ``ORDER BY … LIMIT 1`` and the update in one transaction."""
+        with self._db.write() as conn:
+            order = self._db.rank_order(conn, ranking)
+            skip = sorted(excluded)
+            not_in = f" AND agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+            row = conn.execute(
+                "SELECT agent_id FROM agent_ranks WHERE ns = ? AND grp = ? AND eligible = 1"
+                f"{not_in} ORDER BY {order} LIMIT 1",
+                (self._ns, group, *skip),
+            ).fetchone()
+            if row is None:
+                return None
+            aid = AgentId(row[0])
+            load = self._read(conn, aid)
+            if load is None or not _eligible(load):  # the index disagrees: never over limit
+                raise StorageError(f"agent_ranks out of step with agent {aid!r}")
+            self._claim(conn, load, chat_id, now, tiebreak)
+            return aid
+
+    def claim(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
+        """See the port."""
+        with self._db.write() as conn:
+            load = self._read(conn, agent_id)
+            if load is None:
+                return False
+            if chat_id in load.chats or chat_id in load.inactive:
+                return True
+            if not _eligible(load):
+                return False
+            self._claim(conn, load, chat_id, now, tiebreak)
+            return True
+
+    def release(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
+        """See the port."""
+        with self._db.write() as conn:
+            load = self._read(conn, agent_id)
+            if load is None or (chat_id not in load.chats and chat_id not in load.inactive):
+                return False
+            chats = load.chats - {chat_id}
+            inactive = load.inactive - {chat_id}
+            idle_since = now if not chats and not inactive else load.idle_since
+            self._write(
+                conn,
+                attrs.evolve(
+                    load, chats=chats, inactive=inactive, idle_since=idle_since, tiebreak=tiebreak
+                ),
+                regroup=False,
+            )
+            return True
+
+    def set_inactive(self, agent_id: AgentId, chat_id: ChatId, inactive: bool) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            load = self._read(conn, agent_id)
+            if load is None:
+                return
+            if inactive and chat_id in load.chats:
+                new = attrs.evolve(
+                    load, chats=load.chats - {chat_id}, inactive=load.inactive | {chat_id}
+                )
+            elif not inactive and chat_id in load.inactive:
+                new = attrs.evolve(
+                    load, chats=load.chats | {chat_id}, inactive=load.inactive - {chat_id}
+                )
+            else:
+                return
+            self._write(conn, new, regroup=False)
+
+
+class SQLiteChatStore(_Base):
+    """SQLite :class:`~chatmgmt.ports.ChatStore`."""
+
+    def get(self, chat_id: ChatId) -> Chat | None:
+        """See the port."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT data FROM chats WHERE ns = ? AND id = ?", (self._ns, chat_id)
+            ).fetchone()
+        return None if row is None else decode(row[0], Chat)
+
+    def create(self, chat: Chat, events: Sequence[Event] = ()) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT version FROM chats WHERE ns = ? AND id = ?", (self._ns, chat.id)
+            ).fetchone()
+            if row is not None:
+                raise ConflictError("chat", chat.id, None, int(row[0]))
+            conn.execute(
+                "INSERT INTO chats (ns, id, version, state, agent_id, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (self._ns, chat.id, chat.version, chat.state.value, chat.agent_id, encode(chat)),
+            )
+            _append(conn, self._ns, events)
+
+    def _cas(self, conn: sqlite3.Connection, chat: Chat, expected_version: int) -> None:
+        row = conn.execute(
+            "SELECT version FROM chats WHERE ns = ? AND id = ?", (self._ns, chat.id)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("chat", chat.id)
+        if int(row[0]) != expected_version:
+            raise ConflictError("chat", chat.id, expected_version, int(row[0]))
+        conn.execute(
+            "UPDATE chats SET version = ?, state = ?, agent_id = ?, data = ? "
+            "WHERE ns = ? AND id = ?",
+            (chat.version, chat.state.value, chat.agent_id, encode(chat), self._ns, chat.id),
+        )
+
+    def replace(
+        self,
+        chat: Chat,
+        expected_version: int,
+        events: Sequence[Event] = (),
+        sticky: Sticky | None = None,
+    ) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            self._cas(conn, chat, expected_version)
+            if sticky is not None:
+                conn.execute(
+                    "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "
+                    "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
+                    (self._ns, sticky.partner_id, encode(sticky)),
+                )
+            _append(conn, self._ns, events)
+
+    def append_message(
+        self, message: Message, chat: Chat, expected_version: int, events: Sequence[Event] = ()
+    ) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            self._cas(conn, chat, expected_version)
+            conn.execute(
+                "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)",
+                (self._ns, chat.id, encode(message)),
+            )
+            _append(conn, self._ns, events)
+
+    def messages(self, chat_id: ChatId) -> list[Message]:
+        """See the port."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT data FROM messages WHERE ns = ? AND chat_id = ? ORDER BY seq",
+                (self._ns, chat_id),
+            ).fetchall()
+        return [decode(r[0], Message) for r in rows]
+
+    def list(self, state: ChatState | None = None, agent_id: AgentId | None = None) -> list[Chat]:
+        """See the port (in creation order)."""
+        sql = "SELECT data FROM chats WHERE ns = ?"
+        params: list[Any] = [self._ns]
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(ChatState(state).value)
+        if agent_id is not None:
+            sql += " AND agent_id = ?"
+            params.append(agent_id)
+        with self._db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY rowid", params).fetchall()
+        return [decode(r[0], Chat) for r in rows]
+
+    def sticky(self, partner_id: str) -> Sticky | None:
+        """See the port."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT data FROM sticky WHERE ns = ? AND partner_id = ?", (self._ns, partner_id)
+            ).fetchone()
+        return None if row is None else decode(row[0], Sticky)
+
+
+class SQLiteQueueStore(_Base):
+    """SQLite :class:`~chatmgmt.ports.QueueStore` (indexed by score, then insertion)."""
+
+    def push(self, queue: str, chat_id: ChatId, score: float) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO queue_entries (ns, queue, chat_id, score) "
+                "VALUES (?, ?, ?, ?)",
+                (self._ns, queue, chat_id, score),
+            )
+
+    def remove(self, queue: str, chat_id: ChatId) -> bool:
+        """See the port."""
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "DELETE FROM queue_entries WHERE ns = ? AND queue = ? AND chat_id = ?",
+                (self._ns, queue, chat_id),
+            )
+            return cur.rowcount > 0
+
+    def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
+        """See the port."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT chat_id, score FROM queue_entries WHERE ns = ? AND queue = ? "
+                "ORDER BY score, seq LIMIT ?",
+                (self._ns, queue, max(0, limit)),
+            ).fetchall()
+        return [(ChatId(r[0]), float(r[1])) for r in rows]
+
+    def position(self, queue: str, chat_id: ChatId) -> int | None:
+        """See the port."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT score, seq FROM queue_entries WHERE ns = ? AND queue = ? AND chat_id = ?",
+                (self._ns, queue, chat_id),
+            ).fetchone()
+            if row is None:
+                return None
+            score, seq = row
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM queue_entries WHERE ns = ? AND queue = ? "
+                "AND (score < ? OR (score = ? AND seq < ?))",
+                (self._ns, queue, score, score, seq),
+            ).fetchone()
+        return int(count)
+
+    def length(self, queue: str) -> int:
+        """See the port."""
+        with self._db.read() as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM queue_entries WHERE ns = ? AND queue = ?",
+                (self._ns, queue),
+            ).fetchone()
+        return int(count)
+
+
+class SQLiteOutbox(_Base):
+    """SQLite :class:`~chatmgmt.ports.Outbox`: rows with a lease deadline."""
+
+    def append(self, events: Sequence[Event]) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            _append(conn, self._ns, events)
+
+    def claim(self, consumer: str, limit: int, now: float, lease_s: float) -> list[OutboxEntry]:
+        """See the port."""
+        until = now + lease_s
+        with self._db.write() as conn:
+            rows = conn.execute(
+                "SELECT seq, data, deliveries FROM outbox WHERE ns = ? AND lease_until <= ? "
+                "ORDER BY seq LIMIT ?",
+                (self._ns, now, max(0, limit)),
+            ).fetchall()
+            if rows:
+                conn.executemany(
+                    "UPDATE outbox SET lease_until = ?, deliveries = deliveries + 1 WHERE seq = ?",
+                    [(until, r[0]) for r in rows],
+                )
+        return [OutboxEntry(str(r[0]), decode(r[1], Event), int(r[2]) + 1) for r in rows]
+
+    def ack(self, entry_ids: Sequence[str]) -> None:
+        """See the port."""
+        seqs = [(self._ns, int(e)) for e in entry_ids if str(e).isdigit()]
+        if not seqs:
+            return
+        with self._db.write() as conn:
+            conn.executemany("DELETE FROM outbox WHERE ns = ? AND seq = ?", seqs)
+
+    def pending(self) -> int:
+        """See the port."""
+        with self._db.read() as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE ns = ?", (self._ns,)
+            ).fetchone()
+        return int(count)
+
+    def events(self) -> list[Event]:
+        """Every unacknowledged event, oldest first (a testing convenience)."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT data FROM outbox WHERE ns = ? ORDER BY seq", (self._ns,)
+            ).fetchall()
+        return [decode(r[0], Event) for r in rows]
+
+
+class SQLiteTimerStore(_Base):
+    """SQLite :class:`~chatmgmt.ports.TimerStore` (indexed by due time, then insertion)."""
+
+    def schedule(self, timer: Timer) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            self._put(conn, timer)
+
+    def _put(self, conn: sqlite3.Connection, timer: Timer) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO timers (ns, key, due_at, data) VALUES (?, ?, ?, ?)",
+            (self._ns, timer.key, timer.due_at, encode(timer)),
+        )
+
+    def cancel(self, key: str, due_at: float | None = None) -> None:
+        """See the port."""
+        with self._db.write() as conn:
+            if due_at is None:
+                conn.execute("DELETE FROM timers WHERE ns = ? AND key = ?", (self._ns, key))
+            else:
+                conn.execute(
+                    "DELETE FROM timers WHERE ns = ? AND key = ? AND due_at = ?",
+                    (self._ns, key, due_at),
+                )
+
+    def get(self, key: str) -> Timer | None:
+        """The timer with ``key``, or None (a testing convenience)."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT due_at, data FROM timers WHERE ns = ? AND key = ?", (self._ns, key)
+            ).fetchone()
+        return None if row is None else attrs.evolve(decode(row[1], Timer), due_at=row[0])
+
+    def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
+        """See the port."""
+        out: list[Timer] = []
+        with self._db.write() as conn:
+            rows = conn.execute(
+                "SELECT due_at, data FROM timers WHERE ns = ? AND due_at <= ? "
+                "ORDER BY due_at, seq LIMIT ?",
+                (self._ns, now, max(0, limit)),
+            ).fetchall()
+            for due_at, data in rows:
+                timer = attrs.evolve(decode(data, Timer), due_at=due_at)
+                out.append(timer)
+                self._put(conn, attrs.evolve(timer, due_at=now + lease_s))
+        return out
+
+
+class SQLiteRateCounter(_Base):
+    """SQLite :class:`~chatmgmt.ports.RateCounter`."""
+
+    def hit(self, key: str, now: float, window_s: float) -> int:
+        """See the port."""
+        with self._db.write() as conn:
+            conn.execute("INSERT INTO hits (ns, key, t) VALUES (?, ?, ?)", (self._ns, key, now))
+            conn.execute(
+                "DELETE FROM hits WHERE ns = ? AND key = ? AND t <= ?",
+                (self._ns, key, now - window_s),
+            )
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM hits WHERE ns = ? AND key = ?", (self._ns, key)
+            ).fetchone()
+        return int(count)
+
+
+class SQLiteStorage:
+    """Every storage port in one SQLite database, for one namespace (tenant).
+
+    ``database`` is a path (the file is created and migrated on first use) or a shared
+    :class:`SQLiteDatabase`; several ``SQLiteStorage`` objects (namespaces, threads or
+    processes) may use one file at once.
+
+    >>> storage = SQLiteStorage(":memory:", namespace="acme")
+    >>> storage.namespace
+    'acme'
+    """
+
+    def __init__(
+        self,
+        database: str | os.PathLike[str] | SQLiteDatabase,
+        namespace: str = "default",
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if not isinstance(namespace, str):
+            raise TypeError(f"namespace: must be a string, got {namespace!r}")
+        if isinstance(database, SQLiteDatabase):
+            self.database = database
+        else:
+            self.database = SQLiteDatabase(database, timeout=timeout, synchronous=synchronous)
+        self._namespace = namespace
+        db = self.database
+        self._customers = SQLiteCustomerStore(db, namespace)
+        self._agents = SQLiteAgentStore(db, namespace)
+        self._chats = SQLiteChatStore(db, namespace)
+        self._queues = SQLiteQueueStore(db, namespace)
+        self._outbox = SQLiteOutbox(db, namespace)
+        self._timers = SQLiteTimerStore(db, namespace)
+        self._counters = SQLiteRateCounter(db, namespace)
+
+    @property
+    def namespace(self) -> str:
+        """The tenant this storage serves."""
+        return self._namespace
+
+    @property
+    def customers(self) -> SQLiteCustomerStore:
+        """The CRM."""
+        return self._customers
+
+    @property
+    def agents(self) -> SQLiteAgentStore:
+        """Agents and their load."""
+        return self._agents
+
+    @property
+    def chats(self) -> SQLiteChatStore:
+        """Chats and messages."""
+        return self._chats
+
+    @property
+    def queues(self) -> SQLiteQueueStore:
+        """Queues and pools."""
+        return self._queues
+
+    @property
+    def outbox(self) -> SQLiteOutbox:
+        """The event log."""
+        return self._outbox
+
+    @property
+    def timers(self) -> SQLiteTimerStore:
+        """Deadlines."""
+        return self._timers
+
+    @property
+    def counters(self) -> SQLiteRateCounter:
+        """Sliding-window counters."""
+        return self._counters
+
+    def aio(self) -> AsyncStorage:
+        """The async face of this storage: the same database, calls run on a thread pool."""
+        return cast(AsyncStorage, ThreadedAsyncStorage(self, self.database.executor()))
+
+    def close(self) -> None:
+        """Close the database connections (of every namespace sharing this database)."""
+        self.database.close()
