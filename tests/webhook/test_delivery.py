@@ -27,6 +27,7 @@ from chatmgmt.webhook import (
 from webhook.webhook_helpers import (
     SECRET,
     SECRET2,
+    Received,
     Receiver,
     endpoint,
     message_event,
@@ -285,7 +286,15 @@ def test_redirect_is_a_failure_and_not_followed(receiver: Receiver, clock: Manua
 
 def test_per_chat_order_waits_for_the_earlier_event(receiver: Receiver, clock: ManualClock) -> None:
     d, storage, _store = make(settings_for(endpoint(receiver, max_concurrency=8)), clock)
-    receiver.script("/hook", ["500"])  # the first request (seq 1 of c_1) fails
+    failed: list[str] = []
+
+    def first_of_c1_fails(r: Received) -> str:
+        if r.msg_id == "evt_c_1_0001" and not failed:
+            failed.append(r.msg_id)
+            return "500"
+        return "200"
+
+    receiver.default["/hook"] = first_of_c1_fails
     storage.outbox.append([message_event(i, chat="c_1") for i in range(1, 6)])
     storage.outbox.append([message_event(i, chat="c_2") for i in range(1, 4)])
     d.run_once()

@@ -58,7 +58,7 @@ def render_catalogue_markdown() -> str:
 
 
 def _anchor(type_: str) -> str:
-    return type_.replace(".", "").replace("_", "_").lower()
+    return type_.replace(".", "").lower()
 
 
 def update_page(path: str | Path) -> bool:
