@@ -221,7 +221,13 @@ def _fold_tables(norm: Normalization) -> tuple[dict[int, str], re.Pattern[str] |
         rest = [chr(cp) for cp, r in table.items() if chr(cp).lower() != r]
     else:
         rest = [chr(cp) for cp in table]
-    return table, (re.compile(f"[{_char_class(rest)}]") if rest else None)
+    if not rest:
+        return table, None
+    # Only BMP ranges in the class (the engine then uses a bitmap); any astral character is a
+    # candidate, the table decides.
+    bmp = _char_class([c for c in rest if ord(c) < 0x10000])
+    astral = "\U00010000-\U0010ffff" if any(ord(c) >= 0x10000 for c in rest) else ""
+    return table, re.compile(f"[{bmp}{astral}]")
 
 
 @functools.cache
@@ -266,13 +272,15 @@ class _Stage:
         return p + 1
 
 
-@attrs.frozen(eq=False)
 class Normalized:
-    """A normalized text and the way back to the original: ``span(start, end)``."""
+    """A normalized ``text``, its ``original`` and the way back: ``span(start, end)``."""
 
-    text: str
-    original: str
-    stages: tuple[_Stage, ...]
+    __slots__ = ("original", "stages", "text")
+
+    def __init__(self, text: str, original: str, stages: tuple[_Stage, ...]) -> None:
+        self.text = text
+        self.original = original
+        self.stages = stages
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The span of the original text that produced ``text[start:end]`` (``start < end``)."""
@@ -285,6 +293,9 @@ class Normalized:
         if not self.stages:
             return False
         return self.span(i - 1, i)[1] < self.span(i, i + 1)[0]
+
+    def __repr__(self) -> str:
+        return f"Normalized({self.text!r})"
 
 
 def _delete(text: str, spans: list[tuple[int, int]], collapse: bool) -> tuple[str, _Stage]:
