@@ -65,7 +65,7 @@ _existing = st.none() | st.builds(
 _SCALARS = ("name", "email", "phone", "ip")
 
 
-@hsettings(max_examples=300)
+@hsettings(max_examples=150)
 @given(_existing, _infos)
 def test_non_empty_incoming_updates_and_empty_never_erases(
     existing: Customer | None, info: CustomerInfo
@@ -80,7 +80,7 @@ def test_non_empty_incoming_updates_and_empty_never_erases(
     assert merged.partner_id == "u_1"
 
 
-@hsettings(max_examples=300)
+@hsettings(max_examples=150)
 @given(_existing, _infos)
 def test_custom_fields_merge_key_by_key(existing: Customer | None, info: CustomerInfo) -> None:
     merged, _ = merge_customer(existing, info, "u_1", NOW)
@@ -89,7 +89,7 @@ def test_custom_fields_merge_key_by_key(existing: Customer | None, info: Custome
     assert dict(merged.custom_fields) == expected
 
 
-@hsettings(max_examples=300)
+@hsettings(max_examples=150)
 @given(_existing, _infos)
 def test_version_bumps_only_when_something_changed(
     existing: Customer | None, info: CustomerInfo
@@ -114,7 +114,7 @@ def test_version_bumps_only_when_something_changed(
     assert merged.created_at == existing.created_at
 
 
-@hsettings(max_examples=300)
+@hsettings(max_examples=150)
 @given(_existing, _infos)
 def test_resaving_the_same_info_is_idempotent(
     existing: Customer | None, info: CustomerInfo
