@@ -1,0 +1,13 @@
+"""Fixtures of the storage tests: a Redis server (see ``redis_helpers``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage.redis_helpers import redis_url as _redis_url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of the test Redis (``CHATMGMT_REDIS_URL`` or a private redis-server)."""
+    return _redis_url()
