@@ -190,7 +190,7 @@ def test_word_list_sources(tmp_path: Path) -> None:
         with pytest.raises(ValidationError):
             WordList.of(bad)  # type: ignore[arg-type]
     path.write_text("a\tb\tblock\textra\n", encoding="utf-8")
-    with pytest.raises(ValidationError, match="words.txt:1"):
+    with pytest.raises(ValidationError, match=r"words\.txt:1"):
         WordList.from_file(path)
 
 

@@ -82,8 +82,10 @@ def scan_main(argv: list[str]) -> int:
         words = WordList.from_file(args.words)
         allow = WordList.from_file(args.allow).words if args.allow else ()
         norm = Normalization(traditional_to_simplified=args.t2s, collapse_repeats=args.collapse)
-        kw = "customer" if role is MessageRole.CUSTOMER else "agent"
-        flt = SensitiveWordFilter(**{kw: words}, allow=allow, normalization=norm)
+        if role is MessageRole.CUSTOMER:
+            flt = SensitiveWordFilter(customer=words, allow=allow, normalization=norm)
+        else:
+            flt = SensitiveWordFilter(agent=words, allow=allow, normalization=norm)
     except (OSError, UnicodeDecodeError, ChatMgmtError) as exc:
         print(f"chatmgmt scan: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -167,6 +167,22 @@ def _fold_char(c: str, norm: Normalization, t2s: dict[str, str]) -> str:
     return r
 
 
+@functools.cache
+def _fold_candidates() -> list[str]:
+    """Every character some fold step may change (computed once; the rest map to themselves)."""
+    extra = set(_LOOKALIKES) | set(_t2s_table()) | {"ς"}
+    out = []
+    for c in _all_chars():
+        if (
+            c in extra
+            or c.lower() != c
+            or unicodedata.decomposition(c)
+            or (0x1D00 <= ord(c) < 0x1F300 and _NAME_LETTER.match(unicodedata.name(c, "")))
+        ):
+            out.append(c)
+    return out
+
+
 def _char_class(chars: list[str]) -> str:
     """A regex character class body for ``chars``, as ranges."""
     cps = sorted({ord(c) for c in chars})
@@ -209,7 +225,7 @@ def _fold_tables(norm: Normalization) -> tuple[dict[int, str], re.Pattern[str] |
     """(table for str.translate, regex finding a character the table changes)."""
     t2s = _t2s_table() if norm.traditional_to_simplified else {}
     table: dict[int, str] = {}
-    for c in _all_chars():
+    for c in _fold_candidates():
         r = _fold_char(c, norm, t2s)
         if r != c:
             table[ord(c)] = r
