@@ -103,16 +103,22 @@ class Replication:
     Per measured customer (arrival in the window): ``groups``, ``waits_s`` (time in queue, up to
     the answer or the abandonment), ``waited`` (queued at all), ``answered``; per agent (in
     scenario order): ``occupancy`` (busy slot-time over slot-time while online, inside the
-    window; NaN when never online) and ``chats`` (assignments inside the window).
+    window; NaN when never online) and ``chats`` (assignments inside the window);
+    ``busy_slot_s`` / ``online_slot_s`` are the two integrals behind ``occupancy``.
+    A customer neither answered nor ``abandoned`` was still queued when the run ran out of
+    events (no agent left online to take the chat); its wait counts up to ``end_s``.
     """
 
     groups: tuple[str, ...]
     waits_s: tuple[float, ...]
     waited: tuple[bool, ...]
     answered: tuple[bool, ...]
+    abandoned: tuple[bool, ...]
     occupancy: tuple[float, ...]
     chats: tuple[int, ...]
     end_s: float
+    busy_slot_s: tuple[float, ...] = ()
+    online_slot_s: tuple[float, ...] = ()
 
 
 def run_replication(
@@ -183,6 +189,7 @@ def run_replication(
     start_t = [math.nan] * n
     left_t = [math.nan] * n
     waited = [False] * n
+    abandoned = [False] * n
     agent_of = [-1] * n
 
     def touch(a: int, t: float) -> None:
@@ -229,6 +236,7 @@ def run_replication(
             elif kind == _ABANDON:
                 if math.isnan(start_t[i]) and math.isnan(left_t[i]):
                     left_t[i] = now
+                    abandoned[i] = True
                     manager.abandon(f"c{i}", now=now)
             else:
                 touch(i, now)
@@ -256,11 +264,13 @@ def run_replication(
     waits: list[float] = []
     flags: list[bool] = []
     answered: list[bool] = []
+    gave_up: list[bool] = []
     for i in range(n):
         if not w0 <= arrival_t[i] < w1:
             continue
         groups.append(arrivals[i].group)
         flags.append(waited[i])
+        gave_up.append(abandoned[i])
         if not math.isnan(start_t[i]):
             waits.append(start_t[i] - arrival_t[i])
             answered.append(True)
@@ -273,7 +283,16 @@ def run_replication(
         for a in range(n_agents)
     )
     return Replication(
-        tuple(groups), tuple(waits), tuple(flags), tuple(answered), occupancy, tuple(chats), end
+        tuple(groups),
+        tuple(waits),
+        tuple(flags),
+        tuple(answered),
+        tuple(gave_up),
+        occupancy,
+        tuple(chats),
+        end,
+        tuple(busy_area),
+        tuple(online_time[a] * slots[a] for a in range(n_agents)),
     )
 
 
@@ -326,7 +345,7 @@ def _queue_figures(
         cols["p90"].append(percentile(waits, 0.90))
         cols["p99"].append(percentile(waits, 0.99))
         cols["sl"].append(sum(rep.answered[i] and rep.waits_s[i] <= target for i in idx) / n)
-        cols["pa"].append(sum(not rep.answered[i] for i in idx) / n)
+        cols["pa"].append(sum(rep.abandoned[i] for i in idx) / n)
     e = {k: estimate(v, confidence) for k, v in cols.items()}
     return QueueFigures(e["n"], e["pw"], e["mw"], e["p50"], e["p90"], e["p99"], e["sl"], e["pa"])
 
@@ -336,10 +355,11 @@ class SimulationResult:
     """What :func:`simulate` measured for one policy, with confidence intervals.
 
     ``overall`` and ``groups`` hold the queue figures; ``agents`` each agent's occupancy and
-    chats; ``occupancy`` is the mean over agents; fairness is ``jain_index`` (Jain's index of
-    agent occupancies: 1 = perfectly even) and ``max_min_load`` (highest over lowest agent
-    occupancy). ``waits_s`` pools every measured wait of every replication (sorted), for
-    charts. The queue figures are also reachable directly (``result.p_wait`` ...).
+    chats; ``occupancy`` is busy slot-time over online slot-time, all agents together.
+    Fairness is ``jain_index`` (Jain's index of agent occupancies: 1 = perfectly even) and
+    ``max_min_load`` (highest over lowest agent occupancy). ``waits_s`` pools every measured
+    wait of every replication (sorted), for charts. The queue figures are also reachable
+    directly (``result.p_wait`` ...).
     """
 
     policy: str
@@ -445,7 +465,8 @@ def _summarize(
     means, jains, ratios = [], [], []
     for rep in reps:
         occ = [x for x in rep.occupancy if not math.isnan(x)]
-        means.append(math.fsum(occ) / len(occ) if occ else math.nan)
+        capacity = math.fsum(rep.online_slot_s)
+        means.append(math.fsum(rep.busy_slot_s) / capacity if capacity > 0 else math.nan)
         jains.append(jain_index(occ))
         lo = min(occ) if occ else math.nan
         ratios.append(max(occ) / lo if occ and lo > 0 else math.inf)
