@@ -1,11 +1,11 @@
 """The simulator agrees with Erlang C and Erlang A, and policies differ only in fairness.
 
 Every check uses several replications after a warm-up, a fixed seed and a Student t interval:
-a theory value must lie inside the 99.9 % interval (about 25 checks share the module: at 99.9 %
-a correct simulator passes them all for ~97 % of seeds), and the 95 % interval must be tight
-enough for the check to mean something. Arrivals, handle times and patience are drawn from the seeded
-generators before the manager runs, so these figures do not move when the core changes how it
-uses its own randomness. Sizes are chosen so that the whole module runs in about 15 s.
+a theory value must lie inside the 99.9 % interval (about 25 checks share the module: at
+99.9 % a correct simulator passes them all for ~97 % of seeds), and the 95 % interval must be
+tight enough for the check to mean something. Arrivals, handle times and patience are drawn
+from the seeded generators before the manager runs, so these figures do not move when the
+core changes how it uses its own randomness. The module runs in about 20 s.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from chatmgmt.model import AgentLoad, Chat
 from chatmgmt.simulation import (
     AgentSpec,
     ErlangResult,
+    Estimate,
     Exponential,
     PoissonArrivals,
-    Estimate,
     Scenario,
     SimulationResult,
     compare,
