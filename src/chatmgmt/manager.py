@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._core import Core, Op, QueueStatus
 from .assignment import RouteRequest
 from .assignment._strategies import Strategy
+from .lifecycle import agent_view
 from .model import (
     Agent,
     AgentId,
@@ -36,6 +37,7 @@ from .model import (
     Message,
     MessageRole,
 )
+from .moderation import SensitiveWordFilter
 from .ports import AsyncStorage, Clock, EventSink, MessageSink, Storage
 from .settings import ChatSettings
 
@@ -84,11 +86,26 @@ class _Base:
         strategies: Mapping[str, Strategy] | None,
         event_sink: EventSink | None,
         message_sink: MessageSink | None,
+        word_filter: SensitiveWordFilter | None = None,
     ) -> None:
         self.settings = settings if settings is not None else ChatSettings()
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self._core = Core(self.settings, rng if rng is not None else random.Random(), strategies)
+        self._core = Core(
+            self.settings,
+            rng if rng is not None else random.Random(),
+            strategies,
+            word_filter,
+        )
         self._sinks = _Sinks(event_sink, message_sink)
+
+    def reload_words(self, word_filter: SensitiveWordFilter) -> None:
+        """Swap in a new compiled word filter atomically; messages in flight keep the old one."""
+        if self._core.filter is None:
+            from .moderation import FilterHolder
+
+            self._core.filter = FilterHolder(word_filter)
+        else:
+            self._core.filter.reload(word_filter)
 
     def _now(self, now: float | None) -> float:
         return self.clock.now() if now is None else now
@@ -117,7 +134,8 @@ class ChatManager(_Base):
     ``clock`` and ``rng`` are injected so that every decision is reproducible in a test;
     ``strategies`` maps skill groups (``"*"``: all) to a custom ranking or callable;
     ``event_sink`` receives every event after it committed (monitoring, alerts);
-    ``message_sink`` receives system messages (prompts) to show in a chat.
+    ``message_sink`` receives system messages (prompts) to show in a chat;
+    ``word_filter`` overrides the sensitive-word filter built from the settings.
     """
 
     def __init__(
@@ -130,8 +148,9 @@ class ChatManager(_Base):
         strategies: Mapping[str, Strategy] | None = None,
         event_sink: EventSink | None = None,
         message_sink: MessageSink | None = None,
+        word_filter: SensitiveWordFilter | None = None,
     ) -> None:
-        super().__init__(settings, clock, rng, strategies, event_sink, message_sink)
+        super().__init__(settings, clock, rng, strategies, event_sink, message_sink, word_filter)
         if storage is None:
             from .storage.memory import MemoryStorage
 
@@ -175,7 +194,7 @@ class ChatManager(_Base):
 
     def agent(self, agent_id: str) -> AgentLoad:
         """An agent and its live load (NotFoundError if unknown)."""
-        return self._run(self._core._load(AgentId(agent_id)))
+        return self._run(self._core.load(AgentId(agent_id)))
 
     # chats
     def open_chat(
@@ -228,9 +247,9 @@ class ChatManager(_Base):
         """The CRM record of a customer, or None."""
         return self.storage.customers.get(partner_id)
 
-    def queue_status(self, chat_id: str) -> QueueStatus | None:
-        """Position and estimated wait of a queued chat, or None when it is not queued."""
-        return self._run(self._core.queue_status(ChatId(chat_id)))
+    def queue_status(self, chat_id: str, *, now: float | None = None) -> QueueStatus | None:
+        """Position, estimated wait and leave-a-message offer of a waiting chat, or None."""
+        return self._run(self._core.queue_status(ChatId(chat_id), self._now(now)))
 
     def end_chat(
         self,
@@ -253,7 +272,7 @@ class ChatManager(_Base):
                 EndReason.CUSTOMER,
                 "customer",
                 self._now(now),
-                state=ChatState.ABANDONED,
+                abandon=True,
             )
         )
 
@@ -310,6 +329,57 @@ class ChatManager(_Base):
         """
         return self._run(self._core.set_inactive(ChatId(chat_id), inactive, self._now(now)))
 
+    def submit_message(
+        self, chat_id: str, values: Mapping[str, Any], *, now: float | None = None
+    ) -> Chat:
+        """Leave a message instead of waiting (Real-Time Reception Mode only).
+
+        Validates the form (one FormValidationError lists every bad field), moves the chat to
+        ``left_message``, pushes ``offline_message.created`` and assigns the message to an
+        agent of the chat's group by its strategy (or keeps it in the submission pool).
+        """
+        return self._run(self._core.submit_message(ChatId(chat_id), values, self._now(now)))
+
+    def reply_offline_message(
+        self, chat_id: str, agent_id: str, text: str, *, now: float | None = None
+    ) -> Message:
+        """An agent answers a left message (pushed by webhook); opens the sticky window."""
+        return self._run(
+            self._core.reply_offline_message(
+                ChatId(chat_id), AgentId(agent_id), text, self._now(now)
+            )
+        )
+
+    def invite_rating(self, chat_id: str, *, by: str, now: float | None = None) -> Chat:
+        """The agent invites the customer to rate the chat (InvalidTransitionError if refused)."""
+        return self._run(self._core.invite_rating(ChatId(chat_id), by, self._now(now)))
+
+    def rate(
+        self,
+        chat_id: str,
+        level: int,
+        *,
+        tags: Sequence[str] = (),
+        comment: str = "",
+        resolved: bool | None = None,
+        now: float | None = None,
+    ) -> Chat:
+        """The customer rates the chat (RatingRefusedError / FormValidationError if refused)."""
+        return self._run(
+            self._core.rate(
+                ChatId(chat_id),
+                level=level,
+                tags=tags,
+                comment=comment,
+                resolved=resolved,
+                now=self._now(now),
+            )
+        )
+
+    def agent_view(self, chat_id: str) -> Chat:
+        """The chat as its agent may see it (the rating hidden when not visible to agents)."""
+        return agent_view(self.settings.satisfaction, self.get_chat(chat_id))
+
     def tick(self, now: float | None = None, *, limit: int = 1000) -> int:
         """Fire the deadlines due at ``now``; returns how many fired."""
         return self._run(self._core.tick(self._now(now), limit))
@@ -332,8 +402,9 @@ class AsyncChatManager(_Base):
         strategies: Mapping[str, Strategy] | None = None,
         event_sink: EventSink | None = None,
         message_sink: MessageSink | None = None,
+        word_filter: SensitiveWordFilter | None = None,
     ) -> None:
-        super().__init__(settings, clock, rng, strategies, event_sink, message_sink)
+        super().__init__(settings, clock, rng, strategies, event_sink, message_sink, word_filter)
         if storage is None:
             from .storage.memory import MemoryStorage
 
@@ -381,7 +452,7 @@ class AsyncChatManager(_Base):
 
     async def agent(self, agent_id: str) -> AgentLoad:
         """See :meth:`ChatManager.agent`."""
-        return await self._run(self._core._load(AgentId(agent_id)))
+        return await self._run(self._core.load(AgentId(agent_id)))
 
     async def open_chat(
         self,
@@ -430,9 +501,9 @@ class AsyncChatManager(_Base):
         """See :meth:`ChatManager.customer`."""
         return await self.storage.customers.get(partner_id)
 
-    async def queue_status(self, chat_id: str) -> QueueStatus | None:
+    async def queue_status(self, chat_id: str, *, now: float | None = None) -> QueueStatus | None:
         """See :meth:`ChatManager.queue_status`."""
-        return await self._run(self._core.queue_status(ChatId(chat_id)))
+        return await self._run(self._core.queue_status(ChatId(chat_id), self._now(now)))
 
     async def end_chat(
         self,
@@ -455,7 +526,7 @@ class AsyncChatManager(_Base):
                 EndReason.CUSTOMER,
                 "customer",
                 self._now(now),
-                state=ChatState.ABANDONED,
+                abandon=True,
             )
         )
 
@@ -508,6 +579,52 @@ class AsyncChatManager(_Base):
     ) -> Chat:
         """See :meth:`ChatManager.set_inactive`."""
         return await self._run(self._core.set_inactive(ChatId(chat_id), inactive, self._now(now)))
+
+    async def submit_message(
+        self, chat_id: str, values: Mapping[str, Any], *, now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.submit_message`."""
+        return await self._run(self._core.submit_message(ChatId(chat_id), values, self._now(now)))
+
+    async def reply_offline_message(
+        self, chat_id: str, agent_id: str, text: str, *, now: float | None = None
+    ) -> Message:
+        """See :meth:`ChatManager.reply_offline_message`."""
+        return await self._run(
+            self._core.reply_offline_message(
+                ChatId(chat_id), AgentId(agent_id), text, self._now(now)
+            )
+        )
+
+    async def invite_rating(self, chat_id: str, *, by: str, now: float | None = None) -> Chat:
+        """See :meth:`ChatManager.invite_rating`."""
+        return await self._run(self._core.invite_rating(ChatId(chat_id), by, self._now(now)))
+
+    async def rate(
+        self,
+        chat_id: str,
+        level: int,
+        *,
+        tags: Sequence[str] = (),
+        comment: str = "",
+        resolved: bool | None = None,
+        now: float | None = None,
+    ) -> Chat:
+        """See :meth:`ChatManager.rate`."""
+        return await self._run(
+            self._core.rate(
+                ChatId(chat_id),
+                level=level,
+                tags=tags,
+                comment=comment,
+                resolved=resolved,
+                now=self._now(now),
+            )
+        )
+
+    async def agent_view(self, chat_id: str) -> Chat:
+        """See :meth:`ChatManager.agent_view`."""
+        return agent_view(self.settings.satisfaction, await self.get_chat(chat_id))
 
     async def tick(self, now: float | None = None, *, limit: int = 1000) -> int:
         """See :meth:`ChatManager.tick`."""

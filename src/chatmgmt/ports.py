@@ -286,9 +286,15 @@ class ChatStore(Protocol):
         ...
 
     def append_message(
-        self, message: Message, chat: Chat, expected_version: int, events: Sequence[Event] = ()
+        self,
+        message: Message,
+        chat: Chat,
+        expected_version: int,
+        events: Sequence[Event] = (),
+        sticky: Sticky | None = None,
     ) -> None:
-        """Store a message and the chat's new state (compare-and-set) together."""
+        """Store a message and the chat's new state (compare-and-set) together, with the
+        sticky mark when given."""
         ...
 
     def messages(self, chat_id: ChatId) -> list[Message]:
@@ -532,7 +538,12 @@ class AsyncChatStore(Protocol):
         ...
 
     async def append_message(
-        self, message: Message, chat: Chat, expected_version: int, events: Sequence[Event] = ()
+        self,
+        message: Message,
+        chat: Chat,
+        expected_version: int,
+        events: Sequence[Event] = (),
+        sticky: Sticky | None = None,
     ) -> None:
         """See :meth:`ChatStore.append_message`."""
         ...

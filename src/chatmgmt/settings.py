@@ -18,11 +18,13 @@ import contextvars
 import enum
 import ipaddress
 import re
+import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from .errors import SettingsError
@@ -829,6 +831,22 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(
         Mapping, lambda m: {k: conv.unstructure(v) for k, v in m.items()}
     )
+
+    def _tuple_factory(type_: Any) -> Any:
+        inner = homogenous_tuple_structure_factory(type_, conv)
+
+        def structure(value: Any, t: Any) -> Any:
+            # a string is iterable: "web" must not become ("w", "e", "b")
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                raise TypeError(f"expected a list, got {value!r}")
+            return inner(value, t)
+
+        return structure
+
+    conv.register_structure_hook_factory(
+        lambda t: cast(Any, typing.get_origin(t)) is tuple and typing.get_args(t)[-1:] == (...,),
+        _tuple_factory,
+    )
     return conv
 
 
@@ -859,6 +877,7 @@ def _translate(exc: BaseException) -> SettingsError:
     if not problem:
         problem, where = first, "$"
     path = where.removeprefix("$").lstrip(".")
+    path = re.sub(r"\[['\"]([^'\"\]]*)['\"]\]", r".\1", path)
     path = re.sub(r"\.\[", "[", path)
     extra = re.match(r"extra fields found \((.*)\)", problem)
     if extra:

@@ -112,17 +112,21 @@ def test_async_tasks_open_and_end_chats_without_breaking_invariants() -> None:
 def test_a_lost_compare_and_set_releases_the_slot() -> None:
     storage = MemoryStorage()
     manager = ChatManager(storage, rng=random.Random(3))
-    manager.register_agent(agent("a", limit=1))
-    chat = manager.open_chat(CustomerInfo(partner_id="u"))
-    manager.end_chat(chat.id)
-    # replay the assignment of the ended chat: the CAS loses, the claimed slot is given back
+    stale = manager.open_chat(CustomerInfo(partner_id="u"))
+    assert stale.state is ChatState.QUEUED
+    manager.register_agent(agent("a", limit=1))  # drains: the chat moves on
+    manager.register_agent(agent("b", limit=1))
     from chatmgmt._core import Core
+    from chatmgmt.model import AgentId
 
     core: Core = manager._core
-    stale = chat
-    result = manager._run(core.assign_to(stale, stale.agent_id or "a", {"via": "test"}, 0.0))  # type: ignore[arg-type]
+    assert storage.agents.claim(AgentId("b"), stale.id, 0.0, 0.0)
+    # a worker that read the chat while it was queued commits too late: the CAS loses and
+    # the slot it claimed is given back
+    result = manager._run(core.assign_to(stale, AgentId("b"), {"via": "test"}, 0.0))
     assert result is None
-    assert manager.agent("a").active == 0
+    assert manager.agent("b").active == 0
+    assert manager.get_chat(stale.id).agent_id == "a"
 
 
 def test_reconcile_repairs_a_crash_between_claim_and_commit() -> None:

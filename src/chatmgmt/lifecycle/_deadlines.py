@@ -73,7 +73,8 @@ class TimerKind(str, enum.Enum):
 
 def timer_key(chat_id: str, kind: TimerKind) -> str:
     """The timer store key of a chat's deadline of ``kind``: ``f"{chat_id}:{kind}"``."""
-    return f"{chat_id}:{TimerKind(kind).value}"
+    value = kind.value if isinstance(kind, TimerKind) else TimerKind(kind).value
+    return f"{chat_id}:{value}"
 
 
 @attrs.frozen
@@ -174,9 +175,10 @@ def timer_basis(kind: TimerKind, chat: Chat) -> list[Any] | None:
       basis ``[agent_id, assigned_at, escalation.since, escalation.transfers]``;
     * ``queue_timeout``: a queued chat; basis ``[queued_at]``.
     """
-    kind = TimerKind(kind)
     if chat.mode is not ReceptionMode.REAL_TIME:
         return None
+    if not isinstance(kind, TimerKind):
+        kind = TimerKind(kind)
     if kind is TimerKind.QUEUE_TIMEOUT:
         return [_queued_at(chat)] if chat.state is ChatState.QUEUED else None
     if chat.state is not ChatState.ACTIVE:
@@ -231,9 +233,11 @@ def plan_timers(
     A deadline already fired for its current basis is not planned again.
     Every timer has ``version=chat.version`` and ``payload={"basis": [...]}``.
     """
+    if chat.mode is not ReceptionMode.REAL_TIME or chat.state not in _TIMED_STATES:
+        return TimerPlan((), tuple(timer_key(chat.id, k) for k in _KINDS))
     eoc = resolve(end_of_chat, channel=chat.channel, group=chat.skill_group or None)
     out: list[Timer] = []
-    for kind in TimerKind:
+    for kind in _KINDS:
         basis = timer_basis(kind, chat)
         if basis is None or _already_fired(chat, kind, basis):
             continue
@@ -251,8 +255,12 @@ def plan_timers(
             )
         )
     planned = {t.key for t in out}
-    cancel = tuple(timer_key(chat.id, k) for k in TimerKind if timer_key(chat.id, k) not in planned)
-    return TimerPlan(tuple(out), cancel)
+    keys = (timer_key(chat.id, k) for k in _KINDS)
+    return TimerPlan(tuple(out), tuple(k for k in keys if k not in planned))
+
+
+_KINDS = tuple(TimerKind)
+_TIMED_STATES = frozenset({ChatState.QUEUED, ChatState.ACTIVE})
 
 
 def _due(

@@ -361,12 +361,19 @@ class MemoryChatStore(_Base):
             self._s.append_events(events)
 
     def append_message(
-        self, message: Message, chat: Chat, expected_version: int, events: Sequence[Event] = ()
+        self,
+        message: Message,
+        chat: Chat,
+        expected_version: int,
+        events: Sequence[Event] = (),
+        sticky: Sticky | None = None,
     ) -> None:
         """See the port."""
         with self._lock:
             self._check(chat, expected_version)
             self._s.chats[chat.id] = chat
+            if sticky is not None:
+                self._s.sticky[sticky.partner_id] = sticky
             self._s.messages.setdefault(chat.id, []).append(message)
             self._s.append_events(events)
 
