@@ -389,9 +389,8 @@ redis.call('ZADD', P .. ':chl:' .. ARGV[4], seq, ARGV[1])
 xadd(5)
 return {1}
 """,
-    # ARGV: id, json, version, state, expected, kind ('r' | 'm'), extra1, extra2, events...
-    # kind 'r': extra1 = sticky partner id ('' none), extra2 = sticky json;
-    # kind 'm': extra1 = escaped chat id, extra2 = message json.
+    # ARGV: id, json, version, state, expected, sticky partner id ('' none), sticky json,
+    # message chat id escaped ('' none), message json, events...
     "chat_cas": r"""
 local v = redis.call('HGET', P .. ':chv', ARGV[1])
 if not v then return {-1} end
@@ -405,12 +404,9 @@ if old ~= ARGV[4] then
   redis.call('ZADD', P .. ':chl:' .. ARGV[4], seq, ARGV[1])
   redis.call('HSET', P .. ':chs', ARGV[1], ARGV[4])
 end
-if ARGV[6] == 'r' then
-  if ARGV[7] ~= '' then redis.call('HSET', P .. ':st', ARGV[7], ARGV[8]) end
-else
-  redis.call('RPUSH', P .. ':msg:' .. ARGV[7], ARGV[8])
-end
-xadd(9)
+if ARGV[6] ~= '' then redis.call('HSET', P .. ':st', ARGV[6], ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('RPUSH', P .. ':msg:' .. ARGV[8], ARGV[9]) end
+xadd(10)
 return {1}
 """,
     # ARGV: qenc, chat, score
@@ -705,10 +701,9 @@ class _Ops:
         self,
         chat: Chat,
         expected: int,
-        kind: str,
-        extra1: str,
-        extra2: str,
         events: Sequence[Event],
+        sticky: Sticky | None,
+        message: Message | None,
     ) -> _Gen[None]:
         reply = yield _Script(
             "chat_cas",
@@ -718,9 +713,10 @@ class _Ops:
                 str(chat.version),
                 chat.state.value,
                 str(int(expected)),
-                kind,
-                extra1,
-                extra2,
+                "" if sticky is None else sticky.partner_id,
+                "" if sticky is None else encode(sticky),
+                "" if message is None else _enc(chat.id),
+                "" if message is None else encode(message),
                 *_events(events),
             ),
         )
@@ -733,20 +729,17 @@ class _Ops:
     def chat_replace(
         self, chat: Chat, expected: int, events: Sequence[Event], sticky: Sticky | None
     ) -> _Gen[None]:
-        if sticky is None:
-            return (yield from self._chat_cas(chat, expected, "r", "", "", events))
-        return (
-            yield from self._chat_cas(
-                chat, expected, "r", sticky.partner_id, encode(sticky), events
-            )
-        )
+        return (yield from self._chat_cas(chat, expected, events, sticky, None))
 
     def chat_append_message(
-        self, message: Message, chat: Chat, expected: int, events: Sequence[Event]
+        self,
+        message: Message,
+        chat: Chat,
+        expected: int,
+        events: Sequence[Event],
+        sticky: Sticky | None,
     ) -> _Gen[None]:
-        return (
-            yield from self._chat_cas(chat, expected, "m", _enc(chat.id), encode(message), events)
-        )
+        return (yield from self._chat_cas(chat, expected, events, sticky, message))
 
     def chat_messages(self, chat_id: str) -> _Gen[list[Message]]:
         raw = yield _Call(("LRANGE", self.key("msg", _enc(chat_id)), 0, -1))
@@ -1038,10 +1031,15 @@ class RedisChatStore(_SyncPort):
         self._d.run(self._o.chat_replace(chat, expected_version, events, sticky))
 
     def append_message(
-        self, message: Message, chat: Chat, expected_version: int, events: Sequence[Event] = ()
+        self,
+        message: Message,
+        chat: Chat,
+        expected_version: int,
+        events: Sequence[Event] = (),
+        sticky: Sticky | None = None,
     ) -> None:
         """See the port."""
-        self._d.run(self._o.chat_append_message(message, chat, expected_version, events))
+        self._d.run(self._o.chat_append_message(message, chat, expected_version, events, sticky))
 
     def messages(self, chat_id: ChatId) -> list[Message]:
         """See the port."""
@@ -1319,10 +1317,17 @@ class AsyncRedisChatStore(_AsyncPort):
         await self._d.run(self._o.chat_replace(chat, expected_version, events, sticky))
 
     async def append_message(
-        self, message: Message, chat: Chat, expected_version: int, events: Sequence[Event] = ()
+        self,
+        message: Message,
+        chat: Chat,
+        expected_version: int,
+        events: Sequence[Event] = (),
+        sticky: Sticky | None = None,
     ) -> None:
         """See the port."""
-        await self._d.run(self._o.chat_append_message(message, chat, expected_version, events))
+        await self._d.run(
+            self._o.chat_append_message(message, chat, expected_version, events, sticky)
+        )
 
     async def messages(self, chat_id: ChatId) -> list[Message]:
         """See the port."""

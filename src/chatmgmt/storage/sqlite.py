@@ -655,6 +655,14 @@ class SQLiteChatStore(_Base):
             (chat.version, chat.state.value, chat.agent_id, encode(chat), self._ns, chat.id),
         )
 
+    def _sticky(self, conn: sqlite3.Connection, sticky: Sticky | None) -> None:
+        if sticky is not None:
+            conn.execute(
+                "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
+                (self._ns, sticky.partner_id, encode(sticky)),
+            )
+
     def replace(
         self,
         chat: Chat,
@@ -665,20 +673,21 @@ class SQLiteChatStore(_Base):
         """See the port."""
         with self._db.write() as conn:
             self._cas(conn, chat, expected_version)
-            if sticky is not None:
-                conn.execute(
-                    "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "
-                    "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
-                    (self._ns, sticky.partner_id, encode(sticky)),
-                )
+            self._sticky(conn, sticky)
             _append(conn, self._ns, events)
 
     def append_message(
-        self, message: Message, chat: Chat, expected_version: int, events: Sequence[Event] = ()
+        self,
+        message: Message,
+        chat: Chat,
+        expected_version: int,
+        events: Sequence[Event] = (),
+        sticky: Sticky | None = None,
     ) -> None:
         """See the port."""
         with self._db.write() as conn:
             self._cas(conn, chat, expected_version)
+            self._sticky(conn, sticky)
             conn.execute(
                 "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)",
                 (self._ns, chat.id, encode(message)),

@@ -715,14 +715,18 @@ class StorageContract:
             MessageId("m2"), ChatId("c1"), MessageRole.AGENT, "ann", "{ok}", 2.5, frozenset({"x"})
         )
         v2 = Chat(**{**_fields(v1), "agent_replied": True, "version": 2})
-        s.chats.append_message(m2, v2, 1, [_event(2, "c1", 2)])
+        sticky = Sticky("p-c1", AgentId("ann"), 2.5, "offline")
+        s.chats.append_message(m2, v2, 1, [_event(2, "c1", 2)], sticky)
+        assert s.chats.sticky("p-c1") == sticky
         with _raises(ConflictError):
             s.chats.append_message(
                 Message(MessageId("m3"), ChatId("c1"), MessageRole.CUSTOMER, "u", "late", 3.0),
                 Chat(**{**_fields(v1), "version": 2}),
                 1,
                 [_event(3)],
+                Sticky("p-c1", AgentId("bob"), 3.0, "offline"),
             )
+        assert s.chats.sticky("p-c1") == sticky
         with _raises(NotFoundError):
             s.chats.append_message(
                 Message(MessageId("m4"), ChatId("ghost"), MessageRole.CUSTOMER, "u", "x", 3.0),
