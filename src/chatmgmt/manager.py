@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ._clock import SystemClock
 from ._core import Core, Op, QueueStatus
 from .assignment import RouteRequest
 from .assignment._strategies import Strategy
@@ -45,14 +45,6 @@ __all__ = ["AsyncChatManager", "ChatManager", "QueueStatus", "SystemClock"]
 
 log = logging.getLogger("chatmgmt")
 T = TypeVar("T")
-
-
-class SystemClock:
-    """The wall clock (``time.time()``)."""
-
-    def now(self) -> float:
-        """The current Unix time."""
-        return time.time()
 
 
 class _Sinks:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import socket
 import struct
 import threading
@@ -13,13 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
-
-try:  # the package's hypothesis plugin may not exist yet; do not let it break collection
-    import chatmgmt.testing._hypothesis_plugin  # noqa: F401
-except ImportError:
-    os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
-
-import contextlib
 
 from chatmgmt.model import Event
 from chatmgmt.settings import WebhookEndpoint, WebhookSettings

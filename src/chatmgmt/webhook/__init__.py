@@ -5,7 +5,7 @@ See ``docs/webhooks.md``. The in-memory delivery store lives in
 """
 
 from ._catalogue import CATALOGUE, EventSpec, EventType, make_event
-from ._dispatch import AsyncDispatcher, Dispatcher, RunReport, SystemClock
+from ._dispatch import AsyncDispatcher, Dispatcher, RunReport
 from ._docs import render_catalogue_markdown
 from ._guard import CheckedUrl, UrlGuard, check_url
 from ._plan import batch_id, serialize
@@ -40,7 +40,6 @@ __all__ = [
     "HttpxTransport",
     "RunReport",
     "Signer",
-    "SystemClock",
     "UrlGuard",
     "UrllibTransport",
     "batch_id",

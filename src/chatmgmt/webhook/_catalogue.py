@@ -387,6 +387,7 @@ CATALOGUE: dict[str, EventSpec] = {
         ),
     )
 }
+"""Every event type the library produces, by type name: the one source of the schemas."""
 
 
 def make_event(

@@ -29,6 +29,7 @@ from typing import Any
 
 import attrs
 
+from .._clock import SystemClock
 from ..model import Event
 from ..ports import (
     AsyncOutbox,
@@ -48,17 +49,9 @@ from ._guard import UrlGuard
 from ._signing import Signer
 from ._store import AsyncDeliveryStore, Delivery, DeliveryStatus, DeliveryStore, EndpointHealth
 
-__all__ = ["AsyncDispatcher", "Dispatcher", "RunReport", "SystemClock"]
+__all__ = ["AsyncDispatcher", "Dispatcher", "RunReport"]
 
 log = logging.getLogger("chatmgmt.webhook")
-
-
-class SystemClock:
-    """The wall clock (``time.time``): the default :class:`~chatmgmt.ports.Clock`."""
-
-    def now(self) -> float:
-        """The current Unix time."""
-        return time.time()
 
 
 @attrs.define
