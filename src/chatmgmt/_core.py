@@ -610,8 +610,11 @@ class Core:
             else dict(chat.attributes)
         )
         attributes[_QUEUE] = queue
-        queued_at = _queued_at(evolve(chat, attributes=attributes), now)
-        score = queue_score(queued_at, chat.priority, qsettings.priority_step_s)
+        # a chat sent back to the queue keeps its place: it is ordered by when it arrived
+        arrived = (
+            chat.created_at if requeue else _queued_at(evolve(chat, attributes=attributes), now)
+        )
+        score = queue_score(arrived, chat.priority, qsettings.priority_step_s)
         yield _op("queues", "push", queue, chat.id, score)
         position = yield _op("queues", "position", queue, chat.id)
         if realtime:
@@ -963,14 +966,11 @@ class Core:
         extra = {"from_agent_id": old_agent, "automatic": automatic}
         reason["by"] = by
         if aid is None:
-            # nobody free in the group: back to its queue (or pool), keeping its arrival time
+            # nobody free in the group: back to its queue (or pool), keeping its place
             reason["queued"] = True
             queue = queue_name(moved.skill_group)
             if chat.mode is ReceptionMode.ALWAYS_ON:
                 queue = pool_name(moved.skill_group)
-            moved = evolve(
-                moved, attributes={**moved.attributes, lc.QUEUED_AT_KEY: chat.created_at}
-            )
             items: Items = [
                 (EventType.CHAT_TRANSFERRED, {"agent_id": None, "reason": reason, **extra})
             ]

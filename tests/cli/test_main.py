@@ -1,0 +1,49 @@
+"""The command line: the demo runs end to end; bad usage exits 2 with one line."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from chatmgmt.__main__ import main
+from chatmgmt._demo import run_demo
+
+
+def test_demo_runs_a_whole_day_and_every_webhook_verifies() -> None:
+    out = io.StringIO()
+    summary = run_demo(out)
+    text = out.getvalue()
+    for expected in (
+        "Linus opens a chat -> vera",
+        "rule 'vip customers'",
+        "u7 waits (queue-first)",
+        "delivered as 'this takes forever, *****'",
+        "blocked",
+        "Ken is now with the queue",
+        "leave-a-message offered: no_agent_online",
+        "via sticky",
+        "ended: customer_inactivity",
+        "signed requests received and verified",
+    ):
+        assert expected in text, expected
+    assert summary["requests"] > 50
+    assert summary["events"] == summary["emitted"]  # every event reached the receiver
+
+
+@pytest.mark.parametrize("argv", [["nope"], ["demo", "--bad"], ["simulate", "--agents", "x"], []])
+def test_bad_usage_is_one_line_and_status_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err and (len(err.splitlines()) == 1 or argv == [])
+
+
+def test_module_entry_point_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "chatmgmt", "--help"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0 and "demo" in proc.stdout
