@@ -68,20 +68,32 @@ def wait_chart_svg(
     def sx(v: float) -> float:
         return x0 + panel_w * min(v, x_max) / x_max
 
+    # the CDF starts at P(no wait): zoom the y axis onto [y_lo, 1]
+    starts = [
+        bisect.bisect_right(r.waits_s, 0.0) / len(r.waits_s) for r in results.values() if r.waits_s
+    ]
+    if prediction is not None and prediction.stable:
+        starts.append(1.0 - prediction.p_wait)
+    y_lo = min(0.8, math.floor(min([*starts, 1.0]) * 5) / 5)
+
     def sy(p: float) -> float:
+        return y0 + plot_h * (1.0 - (p - y_lo) / (1.0 - y_lo))
+
+    def sy_bar(p: float) -> float:
         return y0 + plot_h * (1.0 - p)
 
     out.append(
         f'<text x="{x0 + panel_w / 2}" y="{y0 - 10}" text-anchor="middle" '
         f'font-size="13">P(wait ≤ t): the wait distribution</text>'
     )
-    for i in range(0, 6):
-        p = i / 5
+    tick = 0.05 if y_lo >= 0.8 else 0.1 if y_lo >= 0.5 else 0.2
+    for i in range(0, round((1.0 - y_lo) / tick) + 1):
+        p = y_lo + tick * i
         out.append(
             f'<line x1="{x0}" x2="{x0 + panel_w}" y1="{sy(p):.1f}" y2="{sy(p):.1f}" '
             f'stroke="#e5e5e5"/>'
         )
-        out.append(f'<text x="{x0 - 6}" y="{sy(p) + 4:.1f}" text-anchor="end">{p:.1f}</text>')
+        out.append(f'<text x="{x0 - 6}" y="{sy(p) + 4:.1f}" text-anchor="end">{p:.2f}</text>')
     v = 0.0
     while v <= x_max + 1e-9:
         out.append(
@@ -160,10 +172,10 @@ def wait_chart_svg(
     for i in range(0, 6):
         p = i / 5
         out.append(
-            f'<line x1="{bx0}" x2="{bx0 + panel_w}" y1="{sy(p):.1f}" y2="{sy(p):.1f}" '
+            f'<line x1="{bx0}" x2="{bx0 + panel_w}" y1="{sy_bar(p):.1f}" y2="{sy_bar(p):.1f}" '
             f'stroke="#e5e5e5"/>'
         )
-        out.append(f'<text x="{bx0 - 6}" y="{sy(p) + 4:.1f}" text-anchor="end">{p:.1f}</text>')
+        out.append(f'<text x="{bx0 - 6}" y="{sy_bar(p) + 4:.1f}" text-anchor="end">{p:.1f}</text>')
     out.append(
         f'<rect x="{bx0}" y="{y0}" width="{panel_w}" height="{plot_h}" fill="none" stroke="#888"/>'
     )
@@ -176,7 +188,7 @@ def wait_chart_svg(
             occ = result.agents[aid].occupancy.mean
             if not math.isfinite(occ):
                 continue
-            top = sy(min(1.0, occ))
+            top = sy_bar(min(1.0, occ))
             out.append(
                 f'<rect x="{gx + n * bar_w:.1f}" y="{top:.1f}" width="{max(bar_w - 1, 1):.1f}" '
                 f'height="{y0 + plot_h - top:.1f}" fill="{_COLORS[n % len(_COLORS)]}" '

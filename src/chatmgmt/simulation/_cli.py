@@ -30,9 +30,9 @@ _DEFAULTS: dict[str, Any] = {
     "agents": 4,
     "slots": 3,
     "target_s": 20.0,
-    "duration_s": 4 * 3600.0,
+    "duration_s": 8 * 3600.0,
     "warmup_s": 1800.0,
-    "replications": 8,
+    "replications": 10,
     "seed": 0,
     "confidence": 0.95,
 }

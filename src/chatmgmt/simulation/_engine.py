@@ -347,6 +347,11 @@ def _queue_figures(
         cols["sl"].append(sum(rep.answered[i] and rep.waits_s[i] <= target for i in idx) / n)
         cols["pa"].append(sum(rep.abandoned[i] for i in idx) / n)
     e = {k: estimate(v, confidence) for k, v in cols.items()}
+    # a t interval may cross a natural bound: clip shares to [0, 1] and times to >= 0
+    for k in e:
+        top = 1.0 if k in ("pw", "sl", "pa") else math.inf
+        est = e[k]
+        e[k] = attrs.evolve(est, low=max(0.0, est.low), high=min(top, est.high))
     return QueueFigures(e["n"], e["pw"], e["mw"], e["p50"], e["p90"], e["p99"], e["sl"], e["pa"])
 
 
