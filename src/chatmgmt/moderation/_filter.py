@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-import attrs
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import SettingsError, ValidationError
 from ..model import MessageRole
@@ -24,13 +22,17 @@ DEFAULT_BLOCK_PROMPT = "Your message was not sent because it contains words that
 
 _CUSTOMER = 0
 _AGENT = 1
+_NONE = Action.NONE
+_MASK = Action.MASK
+_BLOCK = Action.BLOCK
 
 
-@attrs.frozen
-class Hit:
+class Hit(NamedTuple):
     """One matched word: the listed ``word`` with its ``category`` and ``action``, the ``role``
     whose list matched, and ``start``/``end`` offsets into the ORIGINAL text (``end``
-    exclusive): ``text[start:end]`` is exactly what the sender typed, noise included."""
+    exclusive): ``text[start:end]`` is exactly what the sender typed, noise included.
+
+    An immutable named tuple."""
 
     word: str
     category: str
@@ -44,9 +46,8 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-@attrs.frozen
-class Verdict:
-    """The result of :meth:`SensitiveWordFilter.check`.
+class Verdict(NamedTuple):
+    """The result of :meth:`SensitiveWordFilter.check` (an immutable named tuple).
 
     - ``action``: the strongest action of the hits, ``Action.NONE`` when there is none;
     - ``hits``: the hits, ordered by ``start``;
@@ -366,13 +367,13 @@ class SensitiveWordFilter:
         elif role is MessageRole.AGENT:
             r = _AGENT
         else:
-            return Verdict(Action.NONE, (), text)
+            return Verdict(_NONE, (), text)
         if not text:
-            return Verdict(Action.NONE, (), text)
+            return Verdict(_NONE, (), text)
         nt = self._normalizer.normalize(text)
         raw = self._matcher.scan(nt.text)
         if not raw:
-            return Verdict(Action.NONE, (), text)
+            return Verdict(_NONE, (), text)
         return self._verdict(nt, raw, self._infos[r], role)
 
     def _verdict(
@@ -385,28 +386,23 @@ class SensitiveWordFilter:
         norm = nt.text
         n = len(norm)
         bword = _BOUNDARY_WORD.match
-        staged = bool(nt.stages)
+        staged = nt.changed_length
         deny: list[tuple[int, int, SensitiveWord]] = []
         allowed: list[tuple[int, int]] = []
         for end, pid in raw:
             entry, is_allowed, length, lb, rb = infos[pid]
-            start = end - length
             if is_allowed:
-                allowed.append((start, end))
+                allowed.append((end - length, end))
             if entry is None:
                 continue
-            if (
-                lb
-                and start > 0
-                and bword(norm, start - 1)
-                and not (staged and nt.gap_before(start))
-            ):
+            start = end - length
+            if lb and start and bword(norm, start - 1) and (not staged or not nt.gap_before(start)):
                 continue
-            if rb and end < n and bword(norm, end) and not (staged and nt.gap_before(end)):
+            if rb and end < n and bword(norm, end) and (not staged or not nt.gap_before(end)):
                 continue
             deny.append((start, end, entry))
         if not deny:
-            return Verdict(Action.NONE, (), nt.original)
+            return Verdict(_NONE, (), nt.original)
         if allowed:
             allowed.sort()
             starts = [a for a, _ in allowed]
@@ -427,21 +423,22 @@ class SensitiveWordFilter:
             deny.sort(key=_by_start)
             if self.longest_match:
                 deny = _longest(deny)
-        hits: list[Hit] = []
-        action = Action.NONE
+        action = _NONE
         masks: list[tuple[int, int]] = []
+        hits: list[Hit] = []
+        span = nt.span
         for s, e, entry in deny:
             if staged:
-                s, e = nt.span(s, e)
+                s, e = span(s, e)
             a = entry.action
             hits.append(Hit(entry.word, entry.category, a, role, s, e))
             if a > action:
                 action = a
-            if a is Action.MASK:
+            if a is _MASK:
                 masks.append((s, e))
-        text = nt.original
-        if action is Action.BLOCK:
+        if action is _BLOCK:
             return Verdict(action, tuple(hits), "", self.block_prompt)
+        text = nt.original
         if masks:
             text = _mask(text, masks, self.mask_char)
         return Verdict(action, tuple(hits), text)

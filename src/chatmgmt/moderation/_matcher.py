@@ -53,12 +53,16 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _byte_ends_to_chars(data: bytes, hits: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Map sorted ``(byte_end, index)`` (exclusive ends on character boundaries) to chars."""
+def _byte_ends_to_chars(
+    data: bytes, hits: list[tuple[int, int]], shift: int
+) -> list[tuple[int, int]]:
+    """Map sorted ``(byte_end - shift, index)`` (ends on character boundaries) to exclusive
+    character ends."""
     out: list[tuple[int, int]] = []
     prev_b = 0
     chars = 0
     for end_b, idx in hits:
+        end_b += shift
         if end_b != prev_b:
             chars += len(data[prev_b:end_b].decode("utf-8", "surrogatepass"))
             prev_b = end_b
@@ -87,11 +91,13 @@ class _AhoCorasickMatcher:
                 hits.sort()
             return hits
         data = _encode(text)
-        hits = [(e + 1, i) for e, i in self._automaton.iter(data.decode("latin-1"))]
+        # iter gives inclusive ends, in increasing order; sort only orders equal ends by index
+        hits = list(self._automaton.iter(data.decode("latin-1")))
         if not hits:
             return hits
-        hits.sort()
-        return _byte_ends_to_chars(data, hits)
+        if len(hits) > 1:
+            hits.sort()
+        return _byte_ends_to_chars(data, hits, 1)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_AhoCorasickMatcher, (self._patterns,))
@@ -152,7 +158,7 @@ class _HyperscanMatcher:
         hits.sort()
         if text.isascii():
             return hits
-        return _byte_ends_to_chars(data, hits)
+        return _byte_ends_to_chars(data, hits, 0)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_HyperscanMatcher, (self._patterns,))

@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from bisect import bisect_right
 from importlib import resources
+from itertools import accumulate, chain
 
 import attrs
 
@@ -254,84 +254,102 @@ def _noise_regex() -> re.Pattern[str]:
     # One alternation whose every branch starts by consuming one character of a small class,
     # so the engine can skip quickly to candidates; the context is checked by lookarounds.
     return re.compile(
-        f"[{noise}\\s\\d](?:"
+        f"([{noise}\\s\\d](?:"
         # noise between two word characters: f.u.c.k, 法✨轮功
         f"(?<={w}[{noise}])[{noise}]*(?={w})"
         # spaces (and noise) between single letters: f u c k
         f"|(?<=(?<!{w}){letter}\\s)[\\s{noise}]*(?={letter}(?!{w}))"
         # one digit or space between two CJK characters: 傻1逼
-        f"|(?<=[{_CJK}][\\d\\s])(?=[{_CJK}]))"
+        f"|(?<=[{_CJK}][\\d\\s])(?=[{_CJK}])))"
     )
 
 
-_REPEAT = re.compile(r"(.)\1+", re.DOTALL)
+# A character equal to the next one: deleting every match keeps the last of each run.
+_REPEAT = re.compile(r"(.)(?=\1)", re.DOTALL)
 
 
-class _Stage:
-    """Where one deleting stage removed characters: maps its output offsets to its input."""
-
-    __slots__ = ("ext", "new", "old")
-
-    def __init__(self, new: list[int], old: list[int], ext: dict[int, int] | None) -> None:
-        self.new = new  # output offsets where an unbroken run starts
-        self.old = old  # the input offset of each such start
-        self.ext = ext  # collapse stage: input offset of a kept char -> end of its run
-
-    def start(self, i: int) -> int:
-        k = bisect_right(self.new, i) - 1
-        return self.old[k] + (i - self.new[k])
-
-    def end(self, e: int) -> int:
-        p = self.start(e - 1)
-        if self.ext is not None:
-            return self.ext.get(p, p + 1)
-        return p + 1
+def _positions(parts: list[str]) -> list[int]:
+    """For a ``re.split`` result (kept pieces at even indices), the input offset of every kept
+    character, built with C-level iteration."""
+    cum = [0, *accumulate(map(len, parts))]
+    return list(chain.from_iterable(map(range, cum[0::2], cum[1::2])))
 
 
 class Normalized:
-    """A normalized ``text``, its ``original`` and the way back: ``span(start, end)``."""
+    """A normalized ``text``, its ``original`` and the way back: ``span(start, end)``.
 
-    __slots__ = ("original", "stages", "text")
+    Noise deletion and repeat collapsing each keep their ``re.split`` result; the offset arrays
+    are built from them lazily, on the first :meth:`span`, so a text without hits never pays.
+    In the collapse step the kept character is the last of its run; a span starting on it
+    extends back over the repeats.
+    """
 
-    def __init__(self, text: str, original: str, stages: tuple[_Stage, ...]) -> None:
+    __slots__ = (
+        "_col",
+        "_collapse_in",
+        "_collapse_parts",
+        "_noise_parts",
+        "_pre",
+        "original",
+        "text",
+    )
+
+    def __init__(
+        self,
+        text: str,
+        original: str,
+        noise_parts: list[str] | None = None,
+        collapse_parts: list[str] | None = None,
+        collapse_in: str = "",
+    ) -> None:
         self.text = text
         self.original = original
-        self.stages = stages
+        self._noise_parts = noise_parts
+        self._collapse_parts = collapse_parts
+        self._collapse_in = collapse_in
+        self._pre: list[int] | None = None
+        self._col: list[int] | None = None
+
+    @property
+    def changed_length(self) -> bool:
+        """Whether characters were deleted (offsets then differ from the original's)."""
+        return self._noise_parts is not None or self._collapse_parts is not None
+
+    def _build(self) -> None:
+        if self._noise_parts is not None:
+            self._pre = _positions(self._noise_parts)
+        if self._collapse_parts is not None:
+            self._col = _positions(self._collapse_parts)
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The span of the original text that produced ``text[start:end]`` (``start < end``)."""
-        for st in reversed(self.stages):
-            start, end = st.start(start), st.end(end)
-        return start, end
+        if self._pre is None and self._col is None:
+            if not self.changed_length:
+                return start, end
+            self._build()
+        col = self._col
+        last = end - 1
+        if col is not None:
+            start = col[start]
+            last = col[last]
+            src = self._collapse_in
+            c = src[start]
+            while start > 0 and src[start - 1] == c:
+                start -= 1
+        pre = self._pre
+        if pre is not None:
+            return pre[start], pre[last] + 1
+        return start, last + 1
 
     def gap_before(self, i: int) -> bool:
-        """Whether characters were deleted between normalized chars ``i - 1`` and ``i``."""
-        if not self.stages:
+        """Whether characters other than repeats were deleted between normalized characters
+        ``i - 1`` and ``i``."""
+        if not self.changed_length:
             return False
         return self.span(i - 1, i)[1] < self.span(i, i + 1)[0]
 
     def __repr__(self) -> str:
         return f"Normalized({self.text!r})"
-
-
-def _delete(text: str, spans: list[tuple[int, int]], collapse: bool) -> tuple[str, _Stage]:
-    pieces: list[str] = []
-    new = [0]
-    old = [0]
-    ext: dict[int, int] | None = {} if collapse else None
-    prev = 0
-    n = 0
-    for a, b in spans:
-        if collapse:
-            assert ext is not None
-            ext[a - 1] = b
-        pieces.append(text[prev:a])
-        n += a - prev
-        new.append(n)
-        old.append(b)
-        prev = b
-    pieces.append(text[prev:])
-    return "".join(pieces), _Stage(new, old, ext)
 
 
 class Normalizer:
@@ -359,18 +377,20 @@ class Normalizer:
     def normalize(self, text: str) -> Normalized:
         """Normalize ``text``, keeping what is needed to map spans back to it."""
         s = self.fold(text)
-        stages: list[_Stage] = []
+        noise_parts = collapse_parts = None
+        collapse_in = ""
         if self._noise is not None:
-            spans = [m.span() for m in self._noise.finditer(s)]
-            if spans:
-                s, st = _delete(s, spans, False)
-                stages.append(st)
+            parts = self._noise.split(s)
+            if len(parts) > 1:
+                noise_parts = parts
+                s = "".join(parts[0::2])
         if self._collapse:
-            spans = [(a + 1, b) for a, b in (m.span() for m in _REPEAT.finditer(s))]
-            if spans:
-                s, st = _delete(s, spans, True)
-                stages.append(st)
-        return Normalized(s, text, tuple(stages))
+            parts = _REPEAT.split(s)
+            if len(parts) > 1:
+                collapse_parts = parts
+                collapse_in = s
+                s = "".join(parts[0::2])
+        return Normalized(s, text, noise_parts, collapse_parts, collapse_in)
 
     def __call__(self, text: str) -> str:
         return self.normalize(text).text
