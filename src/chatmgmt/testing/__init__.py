@@ -1,16 +1,53 @@
-"""The testing toolkit: a manual clock, recording sinks, builders, contract suites."""
+"""The testing toolkit: a manual clock, recording sinks, builders, assertion helpers,
+hypothesis strategies and the storage port contract suites.
 
+The hypothesis strategies (``agents``, ``customer_infos``, ``chats``, ``settings``; extra
+``chatmgmt[testing]``) and the contract suites (``StorageContract``, ``AsyncStorageContract``)
+are imported on first use, so the rest of the toolkit needs no test dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._assertions import assert_fair, assert_within_limits, jain_index
 from ._builders import make_agent, make_agents, make_chat, make_customer
 from ._clock import ManualClock
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
 
 __all__ = [
+    "AsyncStorageContract",
     "ManualClock",
     "RecordingEventSink",
     "RecordingMessageSink",
     "RecordingTransport",
+    "StorageContract",
+    "agents",
+    "assert_fair",
+    "assert_within_limits",
+    "chats",
+    "customer_infos",
+    "jain_index",
     "make_agent",
     "make_agents",
     "make_chat",
     "make_customer",
+    "settings",
 ]
+
+_LAZY = {
+    "agents": "._strategies",
+    "chats": "._strategies",
+    "customer_infos": "._strategies",
+    "settings": "._strategies",
+    "StorageContract": "._contracts",
+    "AsyncStorageContract": "._contracts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chatmgmt.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
