@@ -277,6 +277,9 @@ def _pm(e: Estimate, digits: int = 3) -> str:
         return "n/a"
     if not math.isfinite(e.half_width):
         return f"{e.mean:.{digits}f}"
+    if abs((e.mean - e.low) - (e.high - e.mean)) > 1e-9 * max(1.0, abs(e.mean)):
+        # clipped at a natural bound (0 or 1): show the interval itself
+        return f"{e.mean:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
     return f"{e.mean:.{digits}f} ±{e.half_width:.{digits}f}"
 
 
