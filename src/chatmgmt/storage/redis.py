@@ -225,11 +225,52 @@ local function after(akey, groups)
   census(a, groups, 1)
   index(akey, a, groups)
 end
-local function do_claim(akey, chat, now, tb)
-  local groups = before(akey)
+local function contrib(a)
+  local t = {}
+  local cat = a.status
+  if cat == 'online' then
+    if a.active < a.limit then cat = 'eligible' else cat = 'full' end
+    t.capacity = a.limit
+    t.load = a.active
+  end
+  t[cat] = 1
+  return t
+end
+-- after a change of one agent's load (its groups unchanged): census deltas and index moves
+local function changed(akey, old)
+  local new = agent_state(akey)
+  local groups = redis.call('SMEMBERS', akey .. ':groups')
+  local d = {}
+  for k, v in pairs(contrib(old)) do d[k] = (d[k] or 0) - v end
+  for k, v in pairs(contrib(new)) do d[k] = (d[k] or 0) + v end
+  for _, g in ipairs(groups) do
+    local ck = P .. ':cen:' .. g
+    for k, v in pairs(d) do
+      if v ~= 0 then redis.call('HINCRBY', ck, k, v) end
+    end
+  end
+  local elig = eligible(new)
+  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
+    local om = redis.call('HGET', akey, 'm:' .. rid)
+    local nm = false
+    if elig then nm = member(new, rid) end
+    if om ~= nm then
+      if om then
+        for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, om) end
+      end
+      if nm then
+        redis.call('HSET', akey, 'm:' .. rid, nm)
+        for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, nm) end
+      else
+        redis.call('HDEL', akey, 'm:' .. rid)
+      end
+    end
+  end
+end
+local function do_claim(akey, a, chat, now, tb)
   redis.call('SADD', akey .. ':chats', chat)
   redis.call('HSET', akey, 'last', now, 'tb', tb)
-  after(akey, groups)
+  changed(akey, a)
 end
 local function agent_reply(akey)
   local h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb')
@@ -329,7 +370,7 @@ while true do
       if not a or not eligible(a) then
         return redis.error_reply('ranking index out of step with agent ' .. aid)
       end
-      do_claim(akey, ARGV[3], ARGV[4], ARGV[5])
+      do_claim(akey, a, ARGV[3], ARGV[4], ARGV[5])
       return aid
     end
   end
@@ -344,35 +385,34 @@ if not a then return 0 end
 if redis.call('SISMEMBER', akey .. ':chats', ARGV[2]) == 1
    or redis.call('SISMEMBER', akey .. ':inactive', ARGV[2]) == 1 then return 1 end
 if not eligible(a) then return 0 end
-do_claim(akey, ARGV[2], ARGV[3], ARGV[4])
+do_claim(akey, a, ARGV[2], ARGV[3], ARGV[4])
 return 1
 """,
     # ARGV: aenc, chat, now, tiebreak
     "agent_release": r"""
 local akey = P .. ':ag:' .. ARGV[1]
-if redis.call('EXISTS', akey) == 0 then return 0 end
-if redis.call('SISMEMBER', akey .. ':chats', ARGV[2]) == 0
-   and redis.call('SISMEMBER', akey .. ':inactive', ARGV[2]) == 0 then return 0 end
-local groups = before(akey)
-redis.call('SREM', akey .. ':chats', ARGV[2])
-redis.call('SREM', akey .. ':inactive', ARGV[2])
+local a = agent_state(akey)
+if not a then return 0 end
+local c = redis.call('SREM', akey .. ':chats', ARGV[2])
+local i = redis.call('SREM', akey .. ':inactive', ARGV[2])
+if c == 0 and i == 0 then return 0 end
 if redis.call('SCARD', akey .. ':chats') == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
-  redis.call('HSET', akey, 'idle', ARGV[3])
+  redis.call('HSET', akey, 'idle', ARGV[3], 'tb', ARGV[4])
+else
+  redis.call('HSET', akey, 'tb', ARGV[4])
 end
-redis.call('HSET', akey, 'tb', ARGV[4])
-after(akey, groups)
+changed(akey, a)
 return 1
 """,
     # ARGV: aenc, chat, '1' (inactive) or '0'
     "agent_set_inactive": r"""
 local akey = P .. ':ag:' .. ARGV[1]
-if redis.call('EXISTS', akey) == 0 then return 0 end
+local a = agent_state(akey)
+if not a then return 0 end
 local from, to = ':chats', ':inactive'
 if ARGV[3] == '0' then from, to = ':inactive', ':chats' end
-if redis.call('SISMEMBER', akey .. from, ARGV[2]) == 0 then return 0 end
-local groups = before(akey)
-redis.call('SMOVE', akey .. from, akey .. to, ARGV[2])
-after(akey, groups)
+if redis.call('SMOVE', akey .. from, akey .. to, ARGV[2]) == 0 then return 0 end
+changed(akey, a)
 return 1
 """,
     # ARGV: id, json, version, state, events...

@@ -146,20 +146,6 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this release writes; older databases are migrated on open."""
 
 
-def _builtin_rank_keys() -> tuple[tuple[RankKey, ...], ...]:
-    from ..assignment import (
-        LEAST_BUSY,
-        LONGEST_IDLE,
-        ROUND_ROBIN,
-        SATURATION_LONGEST,
-        SATURATION_RANDOM,
-        with_tiers,
-    )
-
-    base = (ROUND_ROBIN, LEAST_BUSY, SATURATION_RANDOM, SATURATION_LONGEST, LONGEST_IDLE)
-    return tuple(r.keys for r in base) + tuple(with_tiers(r).keys for r in base)
-
-
 def _order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
     """(index name, ORDER BY list) of a ranking, from whitelisted column names only."""
     cols: list[str] = []
@@ -320,8 +306,6 @@ class SQLiteDatabase:
                 conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             elif version != SCHEMA_VERSION:
                 conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            for keys in _builtin_rank_keys():
-                self._create_rank_index(conn, keys)
 
     def schema_version(self) -> int:
         """The schema version stored in the database."""
