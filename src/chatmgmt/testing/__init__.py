@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._assertions import assert_fair, assert_within_limits, jain_index
+from ._assertions import assert_fair, assert_within_limits
 from ._builders import make_agent, make_agents, make_chat, make_customer
 from ._clock import ManualClock
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
@@ -28,7 +28,6 @@ __all__ = [
     "assert_within_limits",
     "chats",
     "customer_infos",
-    "jain_index",
     "make_agent",
     "make_agents",
     "make_chat",
