@@ -271,6 +271,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs")
     parser.add_argument("--seconds", type=float, default=None, help="measuring time per figure")
+    parser.add_argument(
+        "--only", choices=("memory", "sqlite", "redis"), default=None, help="one adapter"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (0.7 if args.quick else 2.5)
     tmp = tempfile.mkdtemp(prefix="chatmgmt-bench-")
@@ -287,6 +290,8 @@ def main() -> None:
             file=sys.stderr,
         )
     for kind, target, counts in plan:
+        if args.only is not None and kind != args.only:
+            continue
         for procs in counts:
             ours, ours_p99 = _measure(kind, target, procs, seconds, naive=False)
             base, base_p99 = _measure(kind, target, procs, seconds, naive=True)
