@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import emit, median_us_per_op  # noqa: E402
+from _common import emit, median_us_per_op
 
-from chatmgmt import Agent, AgentStatus, ChatManager, CustomerInfo  # noqa: E402
-from chatmgmt.assignment import ROUND_ROBIN, rank_scan  # noqa: E402
-from chatmgmt.model import AgentId, ChatId  # noqa: E402
-from chatmgmt.storage import MemoryStorage  # noqa: E402
-from chatmgmt.testing import ManualClock  # noqa: E402
+from chatmgmt import Agent, AgentStatus, ChatManager, CustomerInfo
+from chatmgmt.assignment import ROUND_ROBIN, rank_scan
+from chatmgmt.model import AgentId, ChatId
+from chatmgmt.storage import MemoryStorage
+from chatmgmt.testing import ManualClock
 
 
 def _storage(n: int) -> MemoryStorage:
@@ -74,7 +74,10 @@ def open_chats(n: int, ops: int) -> tuple[float, float]:
     def run(strategies: dict[str, object] | None, count: int) -> float:
         clock = ManualClock(0.0)
         manager = ChatManager(
-            _storage(n), clock=clock, rng=random.Random(2), strategies=strategies  # type: ignore[arg-type]
+            _storage(n),
+            clock=clock,
+            rng=random.Random(2),
+            strategies=strategies,  # type: ignore[arg-type]
         )
         infos = [
             CustomerInfo(partner_id=f"u{i}", name=f"Customer {i}", channel="web")

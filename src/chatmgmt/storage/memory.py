@@ -84,7 +84,7 @@ class _Space:
             category = "eligible" if load.free > 0 else "full"
         else:
             category = status.value
-        for group in (*agent.skill_groups, ""):
+        for group in agent.skill_groups | {""}:
             counts = self.census.get(group)
             if counts is None:
                 counts = self.census[group] = dict.fromkeys(_CENSUS_FIELDS, 0)

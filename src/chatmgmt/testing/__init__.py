@@ -19,6 +19,7 @@ from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTrans
 __all__ = [
     "AsyncStorageContract",
     "ManualClock",
+    "ProcessStorageContract",
     "RecordingEventSink",
     "RecordingMessageSink",
     "RecordingTransport",
@@ -42,6 +43,7 @@ _LAZY = {
     "settings": "._strategies",
     "StorageContract": "._contracts",
     "AsyncStorageContract": "._contracts",
+    "ProcessStorageContract": "._contracts",
 }
 
 
