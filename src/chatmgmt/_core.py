@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Generator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
@@ -89,18 +89,15 @@ _OFFER = "offer_leave_message"
 _SUBMISSION = "submission"
 
 
-@attrs.frozen
-class Op:
-    """One port call: ``storage.<port>.<method>(*args, **kwargs)``; port ``sink`` = host sinks."""
+class Op(NamedTuple):
+    """One port call: ``call`` is ``"<port>.<method>"`` (port ``sink``: the host's sinks)."""
 
-    port: str
-    method: str
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+    call: str
+    args: tuple[Any, ...]
 
 
-def _op(port: str, method: str, *args: Any, **kwargs: Any) -> Op:
-    return Op(port, method, args, kwargs)
+def _op(call: str, *args: Any) -> Op:
+    return Op(call, args)
 
 
 @attrs.frozen
@@ -160,6 +157,9 @@ class Core:
         if word_filter is None and words.enabled and (words.customer or words.agent or words.both):
             word_filter = SensitiveWordFilter.from_settings(words)
         self.filter = FilterHolder(word_filter) if word_filter is not None else None
+        # deadlines planned per (chat, version): a change compares its new plan with the old
+        self._plans: dict[tuple[str, int], dict[str, Timer]] = {}
+        self._strategies: dict[str, Strategy] = {}  # per group, resolved once
 
     # ----------------------------------------------------------------- helpers
 
@@ -208,22 +208,29 @@ class Core:
         events, seq = self._chat_events(new, items, now)
         new = evolve(new, version=old.version + 1, event_seq=seq, updated_at=now)
         if message is not None:
-            yield _op("chats", "append_message", message, new, old.version, events, sticky)
+            yield _op("chats.append_message", message, new, old.version, events, sticky)
         else:
-            yield _op("chats", "replace", new, old.version, events, sticky)
+            yield _op("chats.replace", new, old.version, events, sticky)
         yield from self._emit(events)
         if message is not None and message.role is MessageRole.SYSTEM:
-            yield _op("sink", "deliver", message)
+            yield _op("sink.deliver", message)
         yield from self._sync_timers(old, new)
         return new
 
     def _plan(self, chat: Chat | None) -> dict[str, Timer]:
         if chat is None:
             return {}
-        plan = lc.plan_timers(
-            chat, end_of_chat=self.settings.end_of_chat, assignment=self.settings.assignment
-        )
-        return {t.key: t for t in plan.schedule}
+        key = (chat.id, chat.version)
+        cached = self._plans.get(key)
+        if cached is None:
+            timers = lc.planned_timers(
+                chat, end_of_chat=self.settings.end_of_chat, assignment=self.settings.assignment
+            )
+            cached = {t.key: t for t in timers}
+            if len(self._plans) >= 4096:  # the previous state of a chat is what gets reused
+                self._plans.clear()
+            self._plans[key] = cached
+        return cached
 
     def _sync_timers(self, old: Chat | None, new: Chat) -> Eff[None]:
         """Schedule the deadlines ``new`` has and ``old`` had differently; cancel the rest."""
@@ -232,25 +239,25 @@ class Core:
         for key, timer in after.items():
             prev = before.get(key)
             if prev is None or prev.due_at != timer.due_at or prev.payload != timer.payload:
-                yield _op("timers", "schedule", timer)
+                yield _op("timers.schedule", timer)
         for key in before:
             if key not in after:
-                yield _op("timers", "cancel", key)
+                yield _op("timers.cancel", key)
 
     def _emit(self, events: Sequence[Event]) -> Eff[None]:
         for event in events:
-            yield _op("sink", "emit", event)
+            yield _op("sink.emit", event)
 
     def get_chat(self, chat_id: ChatId) -> Eff[Chat]:
         """Read a chat or raise NotFoundError."""
-        chat = yield _op("chats", "get", chat_id)
+        chat = yield _op("chats.get", chat_id)
         if chat is None:
             raise NotFoundError("chat", chat_id)
         return chat  # type: ignore[no-any-return]
 
     def load(self, agent_id: AgentId) -> Eff[AgentLoad]:
         """Read an agent's load or raise NotFoundError."""
-        load = yield _op("agents", "get", agent_id)
+        load = yield _op("agents.get", agent_id)
         if load is None:
             raise NotFoundError("agent", agent_id)
         return load  # type: ignore[no-any-return]
@@ -280,7 +287,7 @@ class Core:
 
     def put_agent(self, agent: Agent, now: float) -> Eff[AgentLoad]:
         """Register or update an agent; capacity that appears drains the queues."""
-        old = yield _op("agents", "get", agent.id)
+        old = yield _op("agents.get", agent.id)
         previous = old.agent.status if old is not None else AgentStatus.OFFLINE
         events: list[Event] = []
         if (
@@ -300,7 +307,7 @@ class Core:
                     now,
                 )
             )
-        load: AgentLoad = yield _op("agents", "put", agent, now, events, self.rng.random())
+        load: AgentLoad = yield _op("agents.put", agent, now, events, self.rng.random())
         yield from self._emit(events)
         if load.agent.status is AgentStatus.ONLINE and load.free > 0:
             yield from self.drain_for_agent(agent.id, now)
@@ -327,7 +334,7 @@ class Core:
     def save_customer(self, info: CustomerInfo, partner_id: str, now: float) -> Eff[Customer]:
         """Upsert into the CRM by the merge rules; one record even under concurrency."""
         for _ in range(_CAS_RETRIES):
-            existing = yield _op("customers", "get", partner_id)
+            existing = yield _op("customers.get", partner_id)
             merged, changed = merge_customer(existing, info, partner_id, now)
             if existing is not None and merged is existing:
                 return existing
@@ -349,9 +356,9 @@ class Core:
                 events.append(self.event(type_, data, now))
             try:
                 if existing is None:
-                    yield _op("customers", "create", merged, events)
+                    yield _op("customers.create", merged, events)
                 else:
-                    yield _op("customers", "replace", merged, existing.version, events)
+                    yield _op("customers.replace", merged, existing.version, events)
             except ConflictError:
                 continue
             yield from self._emit(events)
@@ -402,7 +409,7 @@ class Core:
             chat, [(EventType.CHAT_STARTED, {"mode": mode.value, "priority": priority})], now
         )
         chat = evolve(chat, event_seq=seq)
-        yield _op("chats", "create", chat, events)
+        yield _op("chats.create", chat, events)
         yield from self._emit(events)
         yield from self._sync_timers(None, chat)
         return (yield from self.route(chat, request, now))
@@ -411,15 +418,21 @@ class Core:
         aid = AgentId(agent_id)
         if aid in chat.excluded:
             return None
-        ok = yield _op("agents", "claim", aid, chat.id, now, self.rng.random())
+        ok = yield _op("agents.claim", aid, chat.id, now, self.rng.random())
         return aid if ok else None
 
+    def _strategy(self, group: str) -> Strategy:
+        strategy = self._strategies.get(group)
+        if strategy is None:
+            strategy = strategy_for_group(self.settings.assignment, group, self.strategies)
+            self._strategies[group] = strategy
+        return strategy
+
     def _claim_in_group(self, group: str, chat: Chat, now: float) -> Eff[AgentId | None]:
-        strategy = strategy_for_group(self.settings.assignment, group, self.strategies)
+        strategy = self._strategy(group)
         if isinstance(strategy, Ranking):
             aid = yield _op(
-                "agents",
-                "claim_ranked",
+                "agents.claim_ranked",
                 group,
                 strategy,
                 chat.id,
@@ -429,7 +442,7 @@ class Core:
             )
             return aid  # type: ignore[no-any-return]
         for _ in range(_CUSTOM_RETRIES):
-            loads: list[AgentLoad] = yield _op("agents", "list", group)
+            loads: list[AgentLoad] = yield _op("agents.list", group)
             eligible = [
                 ld
                 for ld in loads
@@ -442,7 +455,7 @@ class Core:
             pick = strategy(eligible, chat)
             if pick is None:
                 return None
-            ok = yield _op("agents", "claim", pick.agent.id, chat.id, now, self.rng.random())
+            ok = yield _op("agents.claim", pick.agent.id, chat.id, now, self.rng.random())
             if ok:
                 return pick.agent.id
         return None
@@ -462,9 +475,9 @@ class Core:
         if not self._on_duty(target.id, now):
             reason["off_duty"] = True
             return None, reason
-        strategy = strategy_for_group(self.settings.assignment, target.id, self.strategies)
+        strategy = self._strategy(target.id)
         reason["strategy"] = strategy_name(strategy)
-        census: Census = yield _op("agents", "census", target.id)
+        census: Census = yield _op("agents.census", target.id)
         reason["eligible"] = census.eligible
         reason["ineligible"] = _ineligible(census, chat)
         aid = yield from self._claim_in_group(target.id, chat, now)
@@ -505,7 +518,7 @@ class Core:
         try:
             return (yield from self._commit(chat, new, items, now))
         except (ConflictError, NotFoundError):
-            yield _op("agents", "release", agent_id, chat.id, now, self.rng.random())
+            yield _op("agents.release", agent_id, chat.id, now, self.rng.random())
             return None
 
     def route(self, chat: Chat, request: RouteRequest, now: float) -> Eff[Chat]:
@@ -515,7 +528,7 @@ class Core:
         sticky = None
         sticky_on = settings.sticky.after_close_s or settings.sticky.after_offline_message_s
         if partner_id and sticky_on and not chat.attributes.get("sticky_waited"):
-            sticky = yield _op("chats", "sticky", partner_id)
+            sticky = yield _op("chats.sticky", partner_id)
         plan = plan_route(chat, request, settings, partner_id, sticky, now)
         if plan.group != chat.skill_group:
             chat = evolve(chat, skill_group=plan.group)
@@ -530,7 +543,7 @@ class Core:
             if target.via == "sticky" and settings.sticky.wait_s > 0:
                 return (yield from self._wait_for_sticky(chat, target, now))
             passed.append(reason)
-        census: Census = yield _op("agents", "census", plan.group)
+        census: Census = yield _op("agents.census", plan.group)
         duty = self._on_duty(plan.group, now)
         condition = overflow_condition(census, duty)
         tried: list[dict[str, Any]] = []
@@ -546,7 +559,7 @@ class Core:
                 done = yield from self.assign_to(chat, aid, reason, now)
                 return done if done is not None else (yield from self.get_chat(chat.id))
             if kind == "group":
-                layer_census: Census = yield _op("agents", "census", target.id)
+                layer_census: Census = yield _op("agents.census", target.id)
                 condition = overflow_condition(layer_census, self._on_duty(target.id, now))
         reason = {
             "via": "queue" if chat.mode is ReceptionMode.REAL_TIME else "pool",
@@ -573,7 +586,7 @@ class Core:
             timer = Timer(
                 f"{chat.id}:{_STICKY_WAIT}", now + wait_s, chat.id, _STICKY_WAIT, 0, {_QUEUE: queue}
             )
-            yield _op("timers", "schedule", timer)
+            yield _op("timers.schedule", timer)
         return new
 
     def enqueue(
@@ -592,7 +605,7 @@ class Core:
         qsettings = self.settings.assignment.queue
         realtime = chat.mode is ReceptionMode.REAL_TIME
         reason = dict(reason)
-        length: int = yield _op("queues", "length", queue)
+        length: int = yield _op("queues.length", queue)
         if realtime and qsettings.max_length and length >= qsettings.max_length:
             reason["queue_full"] = True
             return (yield from self.queue_limit(chat, "max_length", reason, now))
@@ -615,8 +628,8 @@ class Core:
             chat.created_at if requeue else _queued_at(evolve(chat, attributes=attributes), now)
         )
         score = queue_score(arrived, chat.priority, qsettings.priority_step_s)
-        yield _op("queues", "push", queue, chat.id, score)
-        position = yield _op("queues", "position", queue, chat.id)
+        yield _op("queues.push", queue, chat.id, score)
+        position = yield _op("queues.position", queue, chat.id)
         if realtime:
             offer = lc.should_offer_submission(
                 self.settings.submission,
@@ -640,11 +653,11 @@ class Core:
         try:
             new = yield from self._commit(chat, new, out, now)
         except (ConflictError, NotFoundError):
-            yield _op("queues", "remove", queue, chat.id)
+            yield _op("queues.remove", queue, chat.id)
             return (yield from self.get_chat(chat.id))
         # Capacity freed while we queued would otherwise be missed: drain once ourselves.
         yield from self.drain(queue, now)
-        latest = yield _op("chats", "get", chat.id)
+        latest = yield _op("chats.get", chat.id)
         return latest if latest is not None else new
 
     def queue_limit(
@@ -680,7 +693,7 @@ class Core:
                     attributes={k: v for k, v in chat.attributes.items() if k != _QUEUE},
                 )
                 if old_queue:
-                    yield _op("queues", "remove", old_queue, chat.id)
+                    yield _op("queues.remove", old_queue, chat.id)
                 aid = yield from self._claim_in_group(layer.target_group, moved, now)
                 reason2 = {**reason, "via": "queue_overflow", "group": layer.target_group}
                 if aid is not None:
@@ -731,7 +744,7 @@ class Core:
         try:
             return (yield from self._commit(stored, new, all_items, now))
         except (ConflictError, NotFoundError):
-            yield _op("agents", "release", aid, moved.id, now, self.rng.random())
+            yield _op("agents.release", aid, moved.id, now, self.rng.random())
             return None
 
     # ----------------------------------------------------------------- draining
@@ -745,14 +758,14 @@ class Core:
         kind, name = _group_of(queue)
         assigned = 0
         while True:
-            heads: list[tuple[ChatId, float]] = yield _op("queues", "peek", queue, _DRAIN_BATCH)
+            heads: list[tuple[ChatId, float]] = yield _op("queues.peek", queue, _DRAIN_BATCH)
             if not heads:
                 return assigned
             progressed = False
             for chat_id, _score in heads:
-                chat = yield _op("chats", "get", chat_id)
+                chat = yield _op("chats.get", chat_id)
                 if chat is None or chat.state not in _OPEN or chat.attributes.get(_QUEUE) != queue:
-                    yield _op("queues", "remove", queue, chat_id)
+                    yield _op("queues.remove", queue, chat_id)
                     progressed = True
                     break
                 if kind == "agent":
@@ -768,8 +781,8 @@ class Core:
                 done = yield from self.assign_to(chat, aid, reason, now)
                 if done is not None:
                     assigned += 1
-                    yield _op("queues", "remove", queue, chat_id)
-                    yield _op("timers", "cancel", f"{chat_id}:{_STICKY_WAIT}")
+                    yield _op("queues.remove", queue, chat_id)
+                    yield _op("timers.cancel", f"{chat_id}:{_STICKY_WAIT}")
                 progressed = True
                 break
             if not progressed:
@@ -777,7 +790,7 @@ class Core:
 
     def drain_for_agent(self, agent_id: AgentId, now: float) -> Eff[int]:
         """Capacity freed at ``agent_id``: drain the queues it serves, oldest head first."""
-        load: AgentLoad | None = yield _op("agents", "get", agent_id)
+        load: AgentLoad | None = yield _op("agents.get", agent_id)
         if load is None:
             return 0
         queues = [agent_queue(agent_id)]
@@ -788,7 +801,7 @@ class Core:
         for _ in range(max(1, load.agent.reception_limit) * 4):
             heads: list[tuple[float, str]] = []
             for q in queues:
-                head = yield _op("queues", "peek", q, 1)
+                head = yield _op("queues.peek", q, 1)
                 if head:
                     heads.append((head[0][1], q))
             if not heads:
@@ -802,7 +815,7 @@ class Core:
             if not moved:
                 break
             total += moved
-            current: AgentLoad | None = yield _op("agents", "get", agent_id)
+            current: AgentLoad | None = yield _op("agents.get", agent_id)
             if current is None or current.free == 0:
                 break
             if current.agent.status is not AgentStatus.ONLINE:
@@ -817,13 +830,13 @@ class Core:
         queue = chat.attributes.get(_QUEUE)
         if chat.state not in _OPEN or not queue:
             return None
-        position = yield _op("queues", "position", queue, chat_id)
+        position = yield _op("queues.position", queue, chat_id)
         if position is None:
             return None
-        length = yield _op("queues", "length", queue)
+        length = yield _op("queues.length", queue)
         kind, name = _group_of(queue)
         group = name if kind != "agent" else chat.skill_group
-        census: Census = yield _op("agents", "census", group)
+        census: Census = yield _op("agents.census", group)
         wait = estimate_wait_s(position, census, self.settings.assignment.queue.estimate_handle_s)
         offer = chat.attributes.get(_OFFER)
         if offer is None and chat.mode is ReceptionMode.REAL_TIME:
@@ -916,12 +929,10 @@ class Core:
     def _after_close(self, chat: Chat, now: float) -> Eff[None]:
         queue = chat.attributes.get(_QUEUE)
         if queue:
-            yield _op("queues", "remove", queue, chat.id)
-        yield _op("timers", "cancel", f"{chat.id}:{_STICKY_WAIT}")
+            yield _op("queues.remove", queue, chat.id)
+        yield _op("timers.cancel", f"{chat.id}:{_STICKY_WAIT}")
         if chat.agent_id is not None:
-            released = yield _op(
-                "agents", "release", chat.agent_id, chat.id, now, self.rng.random()
-            )
+            released = yield _op("agents.release", chat.agent_id, chat.id, now, self.rng.random())
             if released:
                 yield from self.drain_for_agent(chat.agent_id, now)
 
@@ -976,7 +987,7 @@ class Core:
             ]
             result = yield from self.enqueue(moved, queue, reason, now, requeue=True, items=items)
             if result.agent_id != old_agent or result.state is not ChatState.ACTIVE:
-                yield _op("agents", "release", old_agent, chat.id, now, self.rng.random())
+                yield _op("agents.release", old_agent, chat.id, now, self.rng.random())
                 yield from self.drain_for_agent(old_agent, now)
             return result
         done = yield from self.assign_to(
@@ -984,7 +995,7 @@ class Core:
         )
         if done is None:
             raise ConflictError("chat", chat_id)
-        yield _op("agents", "release", old_agent, chat.id, now, self.rng.random())
+        yield _op("agents.release", old_agent, chat.id, now, self.rng.random())
         yield from self.drain_for_agent(old_agent, now)
         return done
 
@@ -992,7 +1003,7 @@ class Core:
         """An admin's explicit assignment of a waiting chat to an agent."""
         chat = yield from self.get_chat(chat_id)
         lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.ASSIGN)
-        ok = yield _op("agents", "claim", agent_id, chat.id, now, self.rng.random())
+        ok = yield _op("agents.claim", agent_id, chat.id, now, self.rng.random())
         if not ok:
             raise AssignmentError(
                 f"agent {agent_id!r} cannot take chat {chat_id!r} now (not online or full)"
@@ -1003,8 +1014,8 @@ class Core:
             raise ConflictError("chat", chat_id)
         queue = chat.attributes.get(_QUEUE)
         if queue:
-            yield _op("queues", "remove", queue, chat.id)
-            yield _op("timers", "cancel", f"{chat.id}:{_STICKY_WAIT}")
+            yield _op("queues.remove", queue, chat.id)
+            yield _op("timers.cancel", f"{chat.id}:{_STICKY_WAIT}")
         return done
 
     def set_inactive(self, chat_id: ChatId, inactive: bool, now: float) -> Eff[Chat]:
@@ -1024,7 +1035,7 @@ class Core:
     def _count_inactive(self, chat: Chat, inactive: bool, now: float) -> Eff[None]:
         if chat.agent_id is None or self.settings.assignment.inactive_chats_count:
             return
-        yield _op("agents", "set_inactive", chat.agent_id, chat.id, inactive)
+        yield _op("agents.set_inactive", chat.agent_id, chat.id, inactive)
         if inactive:
             yield from self.drain_for_agent(chat.agent_id, now)
 
@@ -1050,7 +1061,7 @@ class Core:
             if verdict.action is Action.BLOCK:
                 # the text is neither stored nor forwarded; the monitoring events still go out
                 events, _seq = self._chat_events(chat, hit_items, now)
-                yield _op("outbox", "append", [evolve(e, seq=0) for e in events])
+                yield _op("outbox.append", [evolve(e, seq=0) for e in events])
                 yield from self._emit(events)
                 raise MessageBlockedError(chat.id, verdict.prompt or "")
             delivered = verdict.text
@@ -1091,7 +1102,7 @@ class Core:
         items: Items = [(EventType.MODERATION_HIT, hit)]
         if words.alert_hits:
             count = yield _op(
-                "counters", "hit", f"moderation:{role.value}:{sender}", now, words.alert_window_s
+                "counters.hit", f"moderation:{role.value}:{sender}", now, words.alert_window_s
             )
             if count == words.alert_hits:
                 items.append(
@@ -1176,10 +1187,10 @@ class Core:
                 continue
             queue = chat.attributes.get(_QUEUE)
             if queue:
-                yield _op("queues", "remove", queue, chat.id)
-            yield _op("timers", "cancel", f"{chat.id}:{_STICKY_WAIT}")
+                yield _op("queues.remove", queue, chat.id)
+            yield _op("timers.cancel", f"{chat.id}:{_STICKY_WAIT}")
             pool = f"submissions/{new.skill_group}"
-            yield _op("queues", "push", pool, new.id, now)
+            yield _op("queues.push", pool, new.id, now)
             assigned = yield from self._assign_submission(new, pool, now)
             return assigned if assigned is not None else new
         raise ConflictError("chat", chat_id)
@@ -1195,7 +1206,7 @@ class Core:
         )
         if aid is None:
             return None
-        yield _op("agents", "release", aid, chat.id, now, self.rng.random())
+        yield _op("agents.release", aid, chat.id, now, self.rng.random())
         new = evolve(chat, agent_id=aid, route_reason=reason, served_by=(*chat.served_by, aid))
         data = {"submission_id": chat.id, "agent_id": aid, "reason": reason}
         try:
@@ -1204,7 +1215,7 @@ class Core:
             )
         except ConflictError:
             return None
-        yield _op("queues", "remove", pool, chat.id)
+        yield _op("queues.remove", pool, chat.id)
         return new
 
     def drain_submissions(self, load: AgentLoad, now: float) -> Eff[int]:
@@ -1213,12 +1224,12 @@ class Core:
         for group in sorted({*load.agent.skill_groups, ""}):
             pool = f"submissions/{group}"
             while True:
-                heads: list[tuple[ChatId, float]] = yield _op("queues", "peek", pool, 1)
+                heads: list[tuple[ChatId, float]] = yield _op("queues.peek", pool, 1)
                 if not heads:
                     break
-                chat = yield _op("chats", "get", heads[0][0])
+                chat = yield _op("chats.get", heads[0][0])
                 if chat is None or chat.state is not ChatState.LEFT_MESSAGE or chat.agent_id:
-                    yield _op("queues", "remove", pool, heads[0][0])
+                    yield _op("queues.remove", pool, heads[0][0])
                     continue
                 if (yield from self._assign_submission(chat, pool, now)) is None:
                     break
@@ -1343,16 +1354,16 @@ class Core:
 
     def tick(self, now: float, limit: int) -> Eff[int]:
         """Fire the due deadlines (at most ``limit``); returns how many fired."""
-        timers: list[Timer] = yield _op("timers", "claim_due", now, limit, _TIMER_LEASE_S)
+        timers: list[Timer] = yield _op("timers.claim_due", now, limit, _TIMER_LEASE_S)
         fired = 0
         for timer in timers:
             try:
-                chat = yield _op("chats", "get", timer.chat_id)
+                chat = yield _op("chats.get", timer.chat_id)
                 if chat is not None and (yield from self.fire(timer, chat, now)):
                     fired += 1
             except (InvalidTransitionError, AssignmentError, ConflictError) as exc:
                 log.info("deadline %s did not fire: %s", timer.key, exc)
-            yield _op("timers", "cancel", timer.key, now + _TIMER_LEASE_S)
+            yield _op("timers.cancel", timer.key, now + _TIMER_LEASE_S)
         return fired
 
     def fire(self, timer: Timer, chat: Chat, now: float) -> Eff[bool]:
@@ -1361,7 +1372,7 @@ class Core:
             queue = timer.payload.get(_QUEUE)
             if chat.state not in _OPEN or chat.attributes.get(_QUEUE) != queue:
                 return False
-            yield _op("queues", "remove", queue, chat.id)
+            yield _op("queues.remove", queue, chat.id)
             attributes = {k: v for k, v in chat.attributes.items() if k != _QUEUE}
             yield from self.route(evolve(chat, attributes=attributes), RouteRequest(), now)
             return True
@@ -1411,37 +1422,37 @@ class Core:
     def reconcile(self, now: float) -> Eff[dict[str, int]]:
         """Repair what a crash between two steps left: slots, queue entries."""
         fixed = {"released": 0, "claimed": 0, "requeued": 0}
-        loads: list[AgentLoad] = yield _op("agents", "list", None)
+        loads: list[AgentLoad] = yield _op("agents.list", None)
         for load in loads:
             for chat_id in sorted(load.chats | load.inactive):
-                chat = yield _op("chats", "get", chat_id)
+                chat = yield _op("chats.get", chat_id)
                 if (
                     chat is None
                     or chat.state is not ChatState.ACTIVE
                     or chat.agent_id != load.agent.id
                 ):
-                    yield _op("agents", "release", load.agent.id, chat_id, now, self.rng.random())
+                    yield _op("agents.release", load.agent.id, chat_id, now, self.rng.random())
                     fixed["released"] += 1
         for state in _OPEN:
-            chats: list[Chat] = yield _op("chats", "list", state, None)
+            chats: list[Chat] = yield _op("chats.list", state, None)
             for chat in chats:
                 queue = chat.attributes.get(_QUEUE)
                 if queue:
-                    pos = yield _op("queues", "position", queue, chat.id)
+                    pos = yield _op("queues.position", queue, chat.id)
                     if pos is None:
                         score = queue_score(
                             _queued_at(chat, chat.created_at),
                             chat.priority,
                             self.settings.assignment.queue.priority_step_s,
                         )
-                        yield _op("queues", "push", queue, chat.id, score)
+                        yield _op("queues.push", queue, chat.id, score)
                         fixed["requeued"] += 1
-        active: list[Chat] = yield _op("chats", "list", ChatState.ACTIVE, None)
+        active: list[Chat] = yield _op("chats.list", ChatState.ACTIVE, None)
         for chat in active:
             if chat.agent_id is None:
                 continue
-            load = yield _op("agents", "get", chat.agent_id)
+            load = yield _op("agents.get", chat.agent_id)
             if load is not None and chat.id not in load.chats and chat.id not in load.inactive:
-                yield _op("agents", "claim", chat.agent_id, chat.id, now, self.rng.random())
+                yield _op("agents.claim", chat.agent_id, chat.id, now, self.rng.random())
                 fixed["claimed"] += 1
         return fixed

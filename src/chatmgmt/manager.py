@@ -148,20 +148,27 @@ class ChatManager(_Base):
 
             storage = MemoryStorage()
         self.storage: Storage = storage
+        self._methods: dict[str, Any] = {}
+
+    def _bound(self, call: str) -> Any:
+        port, _, method = call.partition(".")
+        target: Any = self._sinks if port == "sink" else getattr(self.storage, port)
+        fn = self._methods[call] = getattr(target, method)
+        return fn
 
     def _run(self, gen: Generator[Op, Any, T]) -> T:
-        storage = self.storage
-        sinks = self._sinks
+        methods = self._methods
+        send = gen.send
         try:
-            op = next(gen)
+            call, args = next(gen)
             while True:
-                target: Any = sinks if op.port == "sink" else getattr(storage, op.port)
+                fn = methods.get(call) or self._bound(call)
                 try:
-                    result = getattr(target, op.method)(*op.args, **op.kwargs)
+                    result = fn(*args)
                 except Exception as exc:  # handed to the orchestration, which may handle it
-                    op = gen.throw(exc)
+                    call, args = gen.throw(exc)
                     continue
-                op = gen.send(result)
+                call, args = send(result)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
@@ -407,18 +414,18 @@ class AsyncChatManager(_Base):
         storage = self.storage
         sinks = self._sinks
         try:
-            op = next(gen)
+            call, args = next(gen)
             while True:
+                port, _, method = call.partition(".")
                 try:
-                    if op.port == "sink":
-                        result = getattr(sinks, op.method)(*op.args, **op.kwargs)
+                    if port == "sink":
+                        result = getattr(sinks, method)(*args)
                     else:
-                        port = getattr(storage, op.port)
-                        result = await getattr(port, op.method)(*op.args, **op.kwargs)
+                        result = await getattr(getattr(storage, port), method)(*args)
                 except Exception as exc:
-                    op = gen.throw(exc)
+                    call, args = gen.throw(exc)
                     continue
-                op = gen.send(result)
+                call, args = gen.send(result)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 

@@ -8,7 +8,7 @@ Every type is an ``attrs`` frozen class validated at construction; a bad value r
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NewType, TypeVar
 
 import attrs
@@ -410,8 +410,21 @@ class Event:
         }
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_COPIERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
 _T = TypeVar("_T")
+
+
+def _copier(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
+    # one generated function per class: no per-field getattr by name, no loop
+    names = [a.name for a in attrs.fields(cls)]
+    lines = ["def copy(inst, ch):", "    new = new_(cls)"]
+    for name in names:
+        lines.append(f"    set_(new, {name!r}, ch[{name!r}] if {name!r} in ch else inst.{name})")
+    lines.append("    return new")
+    scope: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
+    exec("\n".join(lines), scope)
+    copier: Callable[[Any, dict[str, Any]], Any] = scope["copy"]
+    return copier
 
 
 def evolve(inst: _T, **changes: Any) -> _T:
@@ -421,14 +434,11 @@ def evolve(inst: _T, **changes: Any) -> _T:
     new load); ``attrs.evolve`` (which validates) stays the tool for values from outside.
     """
     cls = type(inst)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
-    new = object.__new__(cls)
-    setter = object.__setattr__
-    for name in names:
-        setter(new, name, changes[name] if name in changes else getattr(inst, name))
-    return new
+    copier = _COPIERS.get(cls)
+    if copier is None:
+        copier = _COPIERS[cls] = _copier(cls)
+    result: _T = copier(inst, changes)
+    return result
 
 
 def _iso(ts: float) -> str:

@@ -313,3 +313,29 @@ def test_any_customer_message_resets_both_inactivity_deadlines(c: Chat, at: floa
         if kind in before:
             assert is_stale(before[kind], after)
             assert plan(after)[kind].due_at > before[kind].due_at
+
+
+@given(
+    chat=st.from_type(Chat),
+    warn=st.sampled_from([0.0, 60.0]),
+    reminder=st.sampled_from([0.0, 30.0]),
+)
+def test_the_hot_path_plans_the_same_bases_as_timer_basis(
+    chat: Chat, warn: float, reminder: float
+) -> None:
+    from chatmgmt.lifecycle import planned_timers, timer_basis
+    from chatmgmt.settings import AssignmentSettings, EndOfChatSettings, QueueSettings
+
+    eoc = EndOfChatSettings(warn_after_s=warn, end_after_s=120.0, agent_reminder_s=reminder)
+    assignment = AssignmentSettings(auto_transfer_s=20.0, queue=QueueSettings(max_wait_s=50.0))
+    for timer in planned_timers(chat, end_of_chat=eoc, assignment=assignment):
+        assert timer.payload["basis"] == timer_basis(TimerKind(timer.kind), chat)
+    kinds = {t.kind for t in planned_timers(chat, end_of_chat=eoc, assignment=assignment)}
+    expected = {
+        k.value
+        for k in TimerKind
+        if timer_basis(k, chat) is not None
+        and not (k is TimerKind.INACTIVITY_WARN and not warn)
+        and not (k is TimerKind.AGENT_REMINDER and not reminder)
+    }
+    assert kinds == expected

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import attrs
-
 from ..errors import IdentityVerificationError
-from ..model import Customer, CustomerInfo
+from ..model import Customer, CustomerInfo, evolve
 from ..settings import AutoSaveSettings, UnverifiedIdentity
 
 __all__ = [
@@ -96,5 +94,5 @@ def merge_customer(
         changes["channels"] = base.channels | {info.channel}
     if existing is not None and not changes:
         return existing, ()
-    updated = attrs.evolve(base, **changes, updated_at=now, version=base.version + 1)  # type: ignore[arg-type]
+    updated = evolve(base, **changes, updated_at=now, version=base.version + 1)
     return updated, changed

@@ -163,6 +163,14 @@ END_REASONS: Mapping[ReceptionMode, Mapping[ChatState, frozenset[EndReason]]] = 
 """``END_REASONS[mode][state]``: the end reasons allowed when a chat in ``state`` ends."""
 
 
+_FAST: dict[tuple[ReceptionMode, ChatState, ChatEvent], ChatState] = {
+    (m, st, ev): nxt
+    for m, states in TRANSITIONS.items()
+    for st, events in states.items()
+    for ev, nxt in events.items()
+}
+
+
 def initial_state(mode: ReceptionMode) -> ChatState:
     """The state a new chat starts in: ``QUEUED`` (Real-Time) or ``UNASSIGNED`` (Always On).
 
@@ -193,6 +201,9 @@ def transition(chat_id: str, mode: ReceptionMode, state: ChatState, event: ChatE
     >>> transition("c1", ReceptionMode.REAL_TIME, ChatState.QUEUED, ChatEvent.ASSIGN)
     <ChatState.ACTIVE: 'active'>
     """
+    nxt = _FAST.get((mode, state, event))  # members hash like their values: str keys work too
+    if nxt is not None:
+        return nxt
     mode = ReceptionMode(mode)
     state = ChatState(state)
     event = ChatEvent(event)

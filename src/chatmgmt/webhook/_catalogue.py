@@ -403,7 +403,7 @@ def make_event(
     spec = CATALOGUE.get(type_)
     if spec is None:
         raise ValidationError(f"event type {type_!r} is not in the catalogue")
-    if set(data) != set(spec.fields):
+    if data.keys() != spec.fields.keys():
         missing = sorted(set(spec.fields) - set(data))
         extra = sorted(set(data) - set(spec.fields))
         raise ValidationError(
