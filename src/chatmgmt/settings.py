@@ -157,7 +157,9 @@ class AutoSaveSettings:
     Without a secret every id is trusted as given.
     """
 
-    enabled: bool = True
+    enabled: bool = attrs.field(
+        default=True, metadata={"doc": "Auto-save on or off for every channel."}
+    )
     channels: tuple[str, ...] = tuple(str(c) for c in _DEFAULT_CHANNELS)
     identity_secret: str | None = attrs.field(default=None, repr=False)
     unverified_identity: UnverifiedIdentity = UnverifiedIdentity.ANONYMOUS
@@ -187,7 +189,9 @@ class WorkingHours:
     is off duty. An empty ``weekly`` means always on duty.
     """
 
-    timezone: str = "UTC"
+    timezone: str = attrs.field(
+        default="UTC", metadata={"doc": "IANA time zone of the weekly hours, e.g. Europe/Berlin."}
+    )
     weekly: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
 
     def check(self, path: str) -> None:
@@ -229,7 +233,9 @@ class RoutingRule:
     a skill group, or both (the agent, falling back to the group unless ``strict``).
     """
 
-    name: str
+    name: str = attrs.field(
+        metadata={"doc": "The rule's name; it appears in the explanation of each decision."}
+    )
     target_agent: str | None = None
     target_group: str | None = None
     strict: bool = False
@@ -337,7 +343,10 @@ class AssignmentSettings:
     """
 
     strategy: StrategyName = StrategyName.ROUND_ROBIN
-    priority_tiers: bool = False
+    priority_tiers: bool = attrs.field(
+        default=False,
+        metadata={"doc": "Rank agents by tier first (highest first), then by the strategy."},
+    )
     saturation_tiebreak: str = "random"
     inactive_chats_count: bool = True
     groups: Mapping[str, GroupSettings] = attrs.field(factory=dict)
@@ -376,12 +385,21 @@ class AssignmentSettings:
 class FormField:
     """A leave-a-message form field."""
 
-    name: str
+    name: str = attrs.field(metadata={"doc": "Key of the field in the submitted values."})
     type: FieldType = FieldType.TEXT
-    label: str = ""
-    required: bool = False
-    max_length: int = 500
-    options: tuple[str, ...] = ()
+    label: str = attrs.field(default="", metadata={"doc": "Label shown to the customer."})
+    required: bool = attrs.field(
+        default=False, metadata={"doc": "The submission is refused without a value."}
+    )
+    max_length: int = attrs.field(
+        default=500,
+        metadata={
+            "doc": "Maximum length of a text value (or of each option, or the attachment count)."
+        },
+    )
+    options: tuple[str, ...] = attrs.field(
+        default=(), metadata={"doc": "Choices of a select or multi-select field."}
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -406,16 +424,23 @@ class SubmissionSettings:
     (0: never), ``when_waited_longer_than_s`` (0: never). Overridable per channel and per group.
     """
 
-    enabled: bool = True
+    enabled: bool = attrs.field(default=True, metadata={"doc": "Offer leave-a-message at all."})
     mode: SubmissionMode = SubmissionMode.OFFLINE_MESSAGE
     when_no_agent_online: bool = True
     when_off_duty: bool = True
     when_queue_longer_than: int = 0
     when_waited_longer_than_s: float = 0.0
-    prompt: str = "All our agents are busy. Leave us a message and we will get back to you."
+    prompt: str = attrs.field(
+        default="All our agents are busy. Leave us a message and we will get back to you.",
+        metadata={"doc": "Text shown with the form."},
+    )
     fields: tuple[FormField, ...] = _DEFAULT_FORM
-    channels: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
-    groups: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    channels: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, metadata={"doc": "Overrides per channel: a partial submission section."}
+    )
+    groups: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, metadata={"doc": "Overrides per skill group: a partial submission section."}
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -442,9 +467,17 @@ _ACTIONS = ("block", "mask", "warn")
 class WordEntry:
     """A sensitive word with its category and action (``block``, ``mask`` or ``warn``)."""
 
-    word: str
-    category: str = "default"
-    action: str = "block"
+    word: str = attrs.field(metadata={"doc": "The word or phrase to find."})
+    category: str = attrs.field(
+        default="default", metadata={"doc": "An open category: abuse, politics, contact-info, ..."}
+    )
+    action: str = attrs.field(
+        default="block",
+        metadata={
+            "doc": "block (not delivered), mask (matched characters replaced) "
+            "or warn (delivered, flagged)."
+        },
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -464,23 +497,47 @@ class SensitiveWordSettings:
     appear in webhook payloads.
     """
 
-    enabled: bool = True
+    enabled: bool = attrs.field(default=True, metadata={"doc": "Run moderation on messages."})
     customer: tuple[WordEntry, ...] = ()
     agent: tuple[WordEntry, ...] = ()
     both: tuple[WordEntry, ...] = ()
     allow: tuple[str, ...] = ()
     allow_customer: tuple[str, ...] = ()
     allow_agent: tuple[str, ...] = ()
-    block_prompt: str = "Your message was not sent because it contains words that are not allowed."
-    mask_char: str = "*"
-    longest_match: bool = True
-    fold_case: bool = True
-    fold_width: bool = True
-    fold_styles: bool = True
-    fold_lookalikes: bool = True
-    traditional_to_simplified: bool = False
-    collapse_repeats: bool = False
-    skip_noise: bool = True
+    block_prompt: str = attrs.field(
+        default="Your message was not sent because it contains words that are not allowed.",
+        metadata={"doc": "What the sender of a blocked message is shown."},
+    )
+    mask_char: str = attrs.field(
+        default="*", metadata={"doc": "The character that replaces each masked character."}
+    )
+    longest_match: bool = attrs.field(
+        default=True, metadata={"doc": "Where hits overlap, keep the longest."}
+    )
+    fold_case: bool = attrs.field(default=True, metadata={"doc": "Match regardless of case."})
+    fold_width: bool = attrs.field(
+        default=True, metadata={"doc": "Match full-width letters and digits as half-width."}
+    )
+    fold_styles: bool = attrs.field(
+        default=True,
+        metadata={"doc": "Match circled, parenthesized and mathematical letters as plain ones."},
+    )
+    fold_lookalikes: bool = attrs.field(
+        default=True, metadata={"doc": "Match lookalike Cyrillic and Greek letters as Latin ones."}
+    )
+    traditional_to_simplified: bool = attrs.field(
+        default=False, metadata={"doc": "Match traditional Chinese as simplified (shipped table)."}
+    )
+    collapse_repeats: bool = attrs.field(
+        default=False, metadata={"doc": "Match repeated characters as one (fuuuck)."}
+    )
+    skip_noise: bool = attrs.field(
+        default=True,
+        metadata={
+            "doc": "Skip punctuation, symbols, emoji, zero-width characters and spaces "
+            "between single letters inside words."
+        },
+    )
     alert_hits: int = 0
     alert_window_s: float = 600.0
     original_in_webhooks: bool = False
@@ -502,18 +559,30 @@ class SensitiveWordSettings:
 class SatisfactionScheme:
     """An evaluation scheme: 2, 3 or 5 levels (1 = worst), a label and tags per level."""
 
-    levels: int = 5
-    labels: tuple[str, ...] = (
-        "Very dissatisfied",
-        "Dissatisfied",
-        "Neutral",
-        "Satisfied",
-        "Very satisfied",
+    levels: int = attrs.field(default=5, metadata={"doc": "2, 3 or 5 levels; 1 is the worst."})
+    labels: tuple[str, ...] = attrs.field(
+        default=(
+            "Very dissatisfied",
+            "Dissatisfied",
+            "Neutral",
+            "Satisfied",
+            "Very satisfied",
+        ),
+        metadata={"doc": "One label per level, worst first."},
     )
-    tags: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
-    ask_resolved: bool = True
-    comment_required_below: int = 0
-    comment_max_length: int = 500
+    tags: Mapping[str, tuple[str, ...]] = attrs.field(
+        factory=dict,
+        metadata={"doc": "Tags the customer may pick, per level (keys '1'..'levels')."},
+    )
+    ask_resolved: bool = attrs.field(
+        default=True, metadata={"doc": "Ask 'was your problem solved?'."}
+    )
+    comment_required_below: int = attrs.field(
+        default=0, metadata={"doc": "A comment is required for levels below this (0: never)."}
+    )
+    comment_max_length: int = attrs.field(
+        default=500, metadata={"doc": "Longest accepted comment."}
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -543,19 +612,42 @@ _DEFAULT_INVITE_REASONS = (EndReason.AGENT, EndReason.CUSTOMER)
 class SatisfactionSettings:
     """Satisfaction evaluation: scheme (global, per group), invitation and rating rules."""
 
-    enabled: bool = True
+    enabled: bool = attrs.field(
+        default=True, metadata={"doc": "Satisfaction evaluation on or off."}
+    )
     scheme: SatisfactionScheme = attrs.field(factory=SatisfactionScheme)
-    groups: Mapping[str, SatisfactionScheme] = attrs.field(factory=dict)
+    groups: Mapping[str, SatisfactionScheme] = attrs.field(
+        factory=dict,
+        metadata={"doc": "Schemes per skill group, replacing the global scheme there."},
+    )
     invite_on_end_reasons: tuple[EndReason, ...] = _DEFAULT_INVITE_REASONS
-    agent_may_invite: bool = True
-    skip_if_agent_never_replied: bool = True
-    max_invitations: int = 1
+    agent_may_invite: bool = attrs.field(
+        default=True, metadata={"doc": "Agents may send the invitation themselves."}
+    )
+    skip_if_agent_never_replied: bool = attrs.field(
+        default=True, metadata={"doc": "No invitation when the agent never wrote in the chat."}
+    )
+    max_invitations: int = attrs.field(
+        default=1, metadata={"doc": "How many invitations one chat may get."}
+    )
     second_rating: SecondRating = SecondRating.REFUSE
-    refuse_message: str = "You have already rated this chat. Thank you!"
-    window_s: float = 14 * 24 * 3600.0
-    visible_to_agent: bool = True
-    customer_initiated: bool = False
-    invite_prompt: str = "How would you rate this chat?"
+    refuse_message: str = attrs.field(
+        default="You have already rated this chat. Thank you!",
+        metadata={"doc": "Shown when a second rating is refused."},
+    )
+    window_s: float = attrs.field(
+        default=14 * 24 * 3600.0,
+        metadata={"doc": "Ratings are accepted this long after the chat ended."},
+    )
+    visible_to_agent: bool = attrs.field(
+        default=True, metadata={"doc": "Agents see the rating of their chats."}
+    )
+    customer_initiated: bool = attrs.field(
+        default=False, metadata={"doc": "Customers may rate without an invitation."}
+    )
+    invite_prompt: str = attrs.field(
+        default="How would you rate this chat?", metadata={"doc": "Text of the invitation."}
+    )
 
     def __attrs_post_init__(self) -> None:
         p = "satisfaction"
@@ -579,14 +671,22 @@ class EndOfChatSettings:
     Real-Time Reception Mode only: Always On chats never time out.
     """
 
-    end_prompt: str = "This chat has ended. Thank you for contacting us."
+    end_prompt: str = attrs.field(
+        default="This chat has ended. Thank you for contacting us.",
+        metadata={"doc": "System message stored and shown when a chat ends."},
+    )
     timeout_prompt: str = "This chat was closed because we did not hear from you."
     warn_prompt: str = "Are you still there? This chat will close soon if we do not hear from you."
     warn_after_s: float = 300.0
     end_after_s: float = 600.0
     agent_reminder_s: float = 0.0
-    agent_reminder_prompt: str = "The customer is waiting for your reply."
-    channels: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    agent_reminder_prompt: str = attrs.field(
+        default="The customer is waiting for your reply.",
+        metadata={"doc": "System message reminding the agent to reply."},
+    )
+    channels: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, metadata={"doc": "Overrides per channel: a partial end-of-chat section."}
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -616,14 +716,18 @@ class WebhookEndpoint:
     request, waiting at most ``batch_interval_s``.
     """
 
-    id: str
-    url: str
-    event_types: tuple[str, ...] = ("*",)
-    enabled: bool = True
+    id: str = attrs.field(metadata={"doc": "The endpoint's unique id."})
+    url: str = attrs.field(metadata={"doc": "Where events are POSTed (checked by the URL guard)."})
+    event_types: tuple[str, ...] = attrs.field(
+        default=("*",), metadata={"doc": "Event types this endpoint receives; '*' for all."}
+    )
+    enabled: bool = attrs.field(default=True, metadata={"doc": "Deliver to this endpoint at all."})
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
     batch_max: int = 1
     batch_interval_s: float = 1.0
-    max_concurrency: int = 4
+    max_concurrency: int = attrs.field(
+        default=4, metadata={"doc": "Requests in flight to this endpoint at once."}
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -661,8 +765,12 @@ class WebhookSettings:
     endpoints: tuple[WebhookEndpoint, ...] = ()
     retry_schedule_s: tuple[float, ...] = _STANDARD_SCHEDULE
     jitter: float = 0.1
-    timeout_s: float = 15.0
-    min_retry_after_error_s: float = 60.0
+    timeout_s: float = attrs.field(
+        default=15.0, metadata={"doc": "Timeout of one delivery attempt."}
+    )
+    min_retry_after_error_s: float = attrs.field(
+        default=60.0, metadata={"doc": "At least this long before retrying after a timeout or 429."}
+    )
     disable_after_s: float = 5 * 24 * 3600.0
     allow_hosts: tuple[str, ...] = ()
     allow_http: bool = False
