@@ -7,11 +7,20 @@ means we beat the baseline, which is measured in the same run on the same data.
   signed (Standard Webhooks headers) per second; baseline: the ``standardwebhooks`` package
   signing the same, already serialized bodies.
 * ``webhook.deliver.per_s`` — deliveries per second through ``AsyncDispatcher`` +
-  ``AsyncHttpxTransport`` (keep-alive, per-endpoint concurrency) to a loopback receiver running
-  in another process; baseline: a naive loop POSTing each event with ``urllib.request`` (one
-  connection per request, one at a time).
+  ``AsyncStdlibTransport`` (the default async transport: keep-alive, per-endpoint concurrency
+  16) to a loopback receiver running in another process; baseline: a naive loop POSTing each
+  event with ``urllib.request`` (one connection per request, one at a time).
+* ``webhook.deliver_httpx.per_s`` — the same through ``AsyncHttpxTransport`` (the ``httpx``
+  extra), same baseline.
+* ``webhook.deliver_ceiling.receiver_per_s`` — diagnostic: what the receiver process answers
+  when driven by a bare asyncio client (16 keep-alive connections, pre-built requests, no
+  dispatcher, no signing), baseline: the dispatcher figure; ratio >> 1 means the receiver is
+  not the bottleneck.
+* ``webhook.deliver_ceiling.null_transport_per_s`` — diagnostic: the dispatcher and memory
+  stores alone, with a transport that answers 204 without I/O; baseline: the dispatcher
+  figure.
 
-Usage: ``python benchmarks/webhook.py [--quick]``.
+Usage: ``python benchmarks/webhook.py [--quick] [--only sign|deliver]``.
 """
 
 from __future__ import annotations
@@ -27,12 +36,14 @@ import time
 import urllib.request
 from typing import Any
 
+from chatmgmt.ports import HttpRequest, HttpResponse
 from chatmgmt.settings import WebhookEndpoint, WebhookSettings
 from chatmgmt.storage.memory import MemoryStorage
 from chatmgmt.storage.memory_delivery import MemoryDeliveryStore
 from chatmgmt.webhook import (
     AsyncDispatcher,
     AsyncHttpxTransport,
+    AsyncStdlibTransport,
     DeliveryStatus,
     EventType,
     Signer,
@@ -43,6 +54,7 @@ from chatmgmt.webhook import (
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 QUICK = "--quick" in sys.argv
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
 
 
 def emit(name: str, value: float, unit: str, baseline: float) -> None:
@@ -187,7 +199,26 @@ def _events(n: int) -> list[Any]:
     ]
 
 
-def deliver_ours(port: int, n: int) -> float:
+class _NullTransport:
+    """Answers 204 at once: measures the dispatcher and stores without any I/O."""
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse(204, {}, b"", 0.0)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _transport(kind: str, settings: WebhookSettings) -> Any:
+    guard = UrlGuard.from_settings(settings)
+    if kind == "httpx":
+        return AsyncHttpxTransport(guard)
+    if kind == "null":
+        return _NullTransport()
+    return AsyncStdlibTransport(guard)
+
+
+def deliver_ours(port: int, n: int, kind: str = "stdlib") -> float:
     ep = WebhookEndpoint(
         id="bench",
         url=f"http://127.0.0.1:{port}/hook",
@@ -202,7 +233,7 @@ def deliver_ours(port: int, n: int) -> float:
     storage.outbox.append(_events(n))
 
     async def run() -> float:
-        transport = AsyncHttpxTransport(UrlGuard.from_settings(settings))
+        transport = _transport(kind, settings)
         d = AsyncDispatcher(
             storage.aio(),
             settings,
@@ -238,6 +269,41 @@ def deliver_naive(port: int, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def receiver_ceiling(port: int, n: int, conns: int = 16) -> float:
+    """Requests per second the receiver answers to a bare asyncio client (no dispatcher)."""
+    signer = Signer(SECRET)
+    reqs = []
+    for e in _events(n):
+        body = serialize(e)
+        headers = signer.headers(e.id, body, 1_764_000_000)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        reqs.append(
+            (
+                f"POST /hook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
+
+    async def run() -> float:
+        streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(conns)]
+        it = iter(reqs)
+
+        async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for data in it:
+                writer.write(data)
+                await reader.readuntil(b"\r\n\r\n")  # 204, Content-Length: 0
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(r, w) for r, w in streams))
+        elapsed = time.perf_counter() - start
+        for _, w in streams:
+            w.close()
+        return n / elapsed
+
+    return asyncio.run(run())
+
+
 def bench_deliver() -> None:
     ctx = mp.get_context("spawn")
     port_q, stop = ctx.Queue(), ctx.Event()
@@ -248,16 +314,34 @@ def bench_deliver() -> None:
         n = 1_000 if QUICK else 4_000
         deliver_ours(port, 300)  # warm-up
         deliver_naive(port, 100)
+        deliver_ours(port, 300, "httpx")
         runs = 3 if QUICK else 5
-        ours, naive = [], []
+        ours, naive, httpx_, ceiling, null = [], [], [], [], []
         for _ in range(runs):
             ours.append(deliver_ours(port, n))
             naive.append(deliver_naive(port, n // 4))
+            httpx_.append(deliver_ours(port, n // 4, "httpx"))
+            ceiling.append(receiver_ceiling(port, n))
+            null.append(deliver_ours(port, n, "null"))
+        mine = statistics.median(ours)
+        emit("webhook.deliver.per_s", mine, "deliveries/s", statistics.median(naive))
         emit(
-            "webhook.deliver.per_s",
-            statistics.median(ours),
+            "webhook.deliver_httpx.per_s",
+            statistics.median(httpx_),
             "deliveries/s",
             statistics.median(naive),
+        )
+        emit(
+            "webhook.deliver_ceiling.receiver_per_s",
+            statistics.median(ceiling),
+            "requests/s",
+            mine,
+        )
+        emit(
+            "webhook.deliver_ceiling.null_transport_per_s",
+            statistics.median(null),
+            "deliveries/s",
+            mine,
         )
     finally:
         stop.set()
@@ -267,5 +351,7 @@ def bench_deliver() -> None:
 
 
 if __name__ == "__main__":
-    bench_sign()
-    bench_deliver()
+    if ONLY in ("", "sign"):
+        bench_sign()
+    if ONLY in ("", "deliver"):
+        bench_deliver()

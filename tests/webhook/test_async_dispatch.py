@@ -1,29 +1,58 @@
-"""The async dispatcher: same behaviour as the sync one, over httpx on loopback."""
+"""The async dispatcher: same behaviour as the sync one, over both async transports (the
+stdlib default and httpx) on loopback."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
+from typing import Any
+
+import pytest
 
 from chatmgmt.settings import WebhookSettings
 from chatmgmt.storage.memory import MemoryStorage
 from chatmgmt.storage.memory_delivery import AsyncMemoryDeliveryStore, MemoryDeliveryStore
 from chatmgmt.testing import ManualClock
-from chatmgmt.webhook import AsyncDispatcher, DeliveryStatus, EventType, verify
+from chatmgmt.webhook import (
+    AsyncDispatcher,
+    AsyncHttpxTransport,
+    AsyncStdlibTransport,
+    DeliveryStatus,
+    EventType,
+    UrlGuard,
+    verify,
+)
 from webhook.webhook_helpers import SECRET, Receiver, endpoint, message_event, settings_for
 
 
+@pytest.fixture(params=["stdlib", "httpx"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 def make(
-    settings: WebhookSettings, clock: ManualClock, storage: MemoryStorage | None = None
+    settings: WebhookSettings,
+    clock: ManualClock,
+    kind: str,
+    storage: MemoryStorage | None = None,
 ) -> tuple[AsyncDispatcher, MemoryStorage, MemoryDeliveryStore]:
     storage = storage or MemoryStorage()
     store = MemoryDeliveryStore()
-    d = AsyncDispatcher(storage.aio(), settings, store.aio(), clock=clock, rng=random.Random(3))
+    guard = UrlGuard.from_settings(settings)
+    transport: Any = AsyncHttpxTransport(guard) if kind == "httpx" else AsyncStdlibTransport(guard)
+    d = AsyncDispatcher(
+        storage.aio(), settings, store.aio(), transport, clock=clock, rng=random.Random(3)
+    )
     return d, storage, store
 
 
-def test_async_faults_recover_in_order(receiver: Receiver, clock: ManualClock) -> None:
+def test_default_async_transport_is_stdlib() -> None:
+    d = AsyncDispatcher(MemoryStorage().aio(), settings_for(), MemoryDeliveryStore().aio())
+    assert isinstance(d.transport, AsyncStdlibTransport)
+
+
+def test_async_faults_recover_in_order(receiver: Receiver, clock: ManualClock, kind: str) -> None:
     rng = random.Random(7)
     receiver.default["/hook"] = lambda _r: (
         rng.choice(["500", "429:2", "reset", "timeout", "302", "410x"])
@@ -34,7 +63,7 @@ def test_async_faults_recover_in_order(receiver: Receiver, clock: ManualClock) -
     settings = settings_for(
         endpoint(receiver, max_concurrency=4), retry_schedule_s=(0.0,) + (1.0,) * 30
     )
-    d, storage, store = make(settings, clock)
+    d, storage, store = make(settings, clock, kind)
     events = [message_event(i, chat=f"c_{i % 4}") for i in range(30)]
     storage.outbox.append(events)
 
@@ -64,13 +93,13 @@ def _without_410(f):  # type: ignore[no-untyped-def]
     return lambda r: "500" if (a := f(r)) == "410x" else a
 
 
-def test_async_410_and_run_forever_stop(receiver: Receiver) -> None:
+def test_async_410_and_run_forever_stop(receiver: Receiver, kind: str) -> None:
     clock = ManualClock(time.time())
     settings = settings_for(
         endpoint(receiver, event_types=("message.*",)),
         endpoint(receiver, "/watch", event_types=(EventType.ENDPOINT_DISABLED,)),
     )
-    d, storage, store = make(settings, clock)
+    d, storage, store = make(settings, clock, kind)
     receiver.script("/hook", ["410"])
     storage.outbox.append([message_event(1), message_event(2)])
 
@@ -85,7 +114,7 @@ def test_async_410_and_run_forever_stop(receiver: Receiver) -> None:
         assert store.health("hook").disabled
         assert [r.json()["data"]["reason"] for r in receiver.by_path("/watch")] == ["gone"]
         assert len(store.dead_letters("hook")) == 2
-        # an async dispatcher (its httpx client) lives in one event loop: replay in the same
+        # replay in the same event loop (an httpx client is bound to the loop it ran in)
         await d.enable("hook")
         assert await d.replay_since(0.0, "hook") == 2
         await d.run_once()
@@ -94,9 +123,9 @@ def test_async_410_and_run_forever_stop(receiver: Receiver) -> None:
     assert receiver.accepted_ids() == ["evt_c_1_0001", "evt_c_1_0002"]
 
 
-def test_async_batching_and_store_facade(receiver: Receiver, clock: ManualClock) -> None:
+def test_async_batching_and_store_facade(receiver: Receiver, clock: ManualClock, kind: str) -> None:
     ep = endpoint(receiver, batch_max=3, batch_interval_s=2.0)
-    d, storage, _ = make(settings_for(ep), clock)
+    d, storage, _ = make(settings_for(ep), clock, kind)
     storage.outbox.append([message_event(i, chat=f"c_{i}") for i in range(4)])
 
     async def main() -> None:

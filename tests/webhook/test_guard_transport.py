@@ -19,6 +19,7 @@ from chatmgmt.ports import HttpRequest
 from chatmgmt.settings import WebhookSettings
 from chatmgmt.webhook import (
     AsyncHttpxTransport,
+    AsyncStdlibTransport,
     DeliveryTimeoutError,
     HttpxTransport,
     UrlGuard,
@@ -188,6 +189,8 @@ def test_transports_refuse_unsafe_urls_before_connecting(receiver: Receiver) -> 
         HttpxTransport(guard).send(_req(receiver.url()))
     with pytest.raises(UnsafeURLError):
         asyncio.run(AsyncHttpxTransport(guard).send(_req(receiver.url())))
+    with pytest.raises(UnsafeURLError):
+        asyncio.run(AsyncStdlibTransport(guard).send(_req(receiver.url())))
     assert receiver.requests == []
 
 
@@ -214,18 +217,32 @@ def test_sync_transports_faults(receiver: Receiver, kind: str) -> None:
     assert receiver.by_path("/redirected") == []
 
 
-def test_async_transport_faults(receiver: Receiver) -> None:
+def async_transport(kind: str, guard: UrlGuard | None) -> Any:
+    return AsyncHttpxTransport(guard) if kind == "httpx" else AsyncStdlibTransport(guard)
+
+
+@pytest.mark.parametrize("kind", ["stdlib", "httpx"])
+def test_async_transport_faults(receiver: Receiver, kind: str) -> None:
     guard = UrlGuard(("127.0.0.1",), allow_http=True)
 
     async def main() -> None:
-        t = AsyncHttpxTransport(guard)
-        receiver.script("/hook", ["302", "big", "timeout", "reset", "200"])
-        assert (await t.send(_req(receiver.url()))).status == 302
-        assert len((await t.send(_req(receiver.url()))).body) == 20_000
+        t = async_transport(kind, guard)
+        receiver.script(
+            "/hook", ["302", "big", "429:3", "500big", "timeout", "reset", "slow:0.05", "200"]
+        )
+        r = await t.send(_req(receiver.url()))
+        assert r.status == 302 and r.headers["location"] == "/redirected"
+        r = await t.send(_req(receiver.url()))
+        assert r.status == 200 and r.body == b"x" * 20_000
+        r = await t.send(_req(receiver.url()))
+        assert r.status == 429 and r.headers["retry-after"] == "3" and r.body == b"slow down"
+        r = await t.send(_req(receiver.url()))
+        assert r.status == 500 and r.body == b"e" * 20_000
         with pytest.raises(DeliveryTimeoutError):
             await t.send(_req(receiver.url(), timeout=0.3))
         with pytest.raises(DeliveryError):
             await t.send(_req(receiver.url()))
+        assert (await t.send(_req(receiver.url()))).status == 200
         assert (await t.send(_req(receiver.url()))).status == 200
         await t.aclose()
 
@@ -237,6 +254,8 @@ def test_connection_refused_is_a_delivery_error() -> None:
     guard = UrlGuard(("127.0.0.1",), allow_http=True)
     with pytest.raises(DeliveryError):
         UrllibTransport(guard).send(_req("http://127.0.0.1:9/h", timeout=1))
+    with pytest.raises(DeliveryError):
+        asyncio.run(AsyncStdlibTransport(guard).send(_req("http://127.0.0.1:9/h", timeout=1)))
 
 
 # --------------------------------------------------------------------------- https pinning
@@ -310,6 +329,15 @@ def test_https_connects_to_ip_and_verifies_the_host_name(tls_server: tuple[int, 
 
     assert asyncio.run(main()) == f"hooks.example.test:{port}".encode()
 
+    async def stdlib() -> list[bytes]:
+        t = AsyncStdlibTransport(_tls_guard("hooks.example.test"), ssl_context=ctx)
+        try:
+            return [(await t.send(_req(url))).body for _ in range(3)]
+        finally:
+            await t.aclose()
+
+    assert asyncio.run(stdlib()) == [f"hooks.example.test:{port}".encode()] * 3
+
 
 def test_https_wrong_host_name_fails_verification(tls_server: tuple[int, Path]) -> None:
     port, cert = tls_server
@@ -321,3 +349,11 @@ def test_https_wrong_host_name_fails_verification(tls_server: tuple[int, Path]) 
 
     with pytest.raises(DeliveryError):
         HttpxTransport(_tls_guard("wrong.example.test"), httpx.Client(verify=ctx)).send(_req(url))
+
+    t = AsyncStdlibTransport(_tls_guard("wrong.example.test"), ssl_context=ctx)
+    with pytest.raises(DeliveryError, match="certificate"):
+        asyncio.run(t.send(_req(url)))
+    # and the default context does not trust the self-signed certificate at all
+    t = AsyncStdlibTransport(_tls_guard("hooks.example.test"))
+    with pytest.raises(DeliveryError):
+        asyncio.run(t.send(_req(f"https://hooks.example.test:{port}/h")))

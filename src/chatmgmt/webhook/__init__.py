@@ -4,6 +4,7 @@ See ``docs/webhooks.md``. The in-memory delivery store lives in
 :mod:`chatmgmt.storage.memory_delivery` (``MemoryDeliveryStore``).
 """
 
+from ._aio_http import AsyncStdlibTransport
 from ._catalogue import CATALOGUE, EventSpec, EventType, make_event
 from ._dispatch import AsyncDispatcher, Dispatcher, RunReport
 from ._docs import render_catalogue_markdown
@@ -26,6 +27,7 @@ __all__ = [
     "AsyncDeliveryStore",
     "AsyncDispatcher",
     "AsyncHttpxTransport",
+    "AsyncStdlibTransport",
     "Attempt",
     "BufferedEvent",
     "CheckedUrl",

@@ -367,7 +367,8 @@ class AsyncDispatcher:
     ``outbox``: an :class:`~chatmgmt.ports.AsyncOutbox` or :class:`~chatmgmt.ports.AsyncStorage`
     (e.g. ``MemoryStorage().aio()``); ``store``: an :class:`AsyncDeliveryStore` (e.g.
     ``MemoryDeliveryStore().aio()``); ``transport``: an :class:`~chatmgmt.ports.AsyncTransport`
-    (default :class:`AsyncHttpxTransport` guarded by ``settings``).
+    (default :class:`AsyncStdlibTransport` guarded by ``settings``; :class:`AsyncHttpxTransport`
+    is the ``httpx`` extra's alternative).
     """
 
     def __init__(
@@ -396,9 +397,9 @@ class AsyncDispatcher:
         self.outbox: AsyncOutbox = _split_async(outbox)
         self.store = store
         if transport is None:
-            from ._transport import AsyncHttpxTransport
+            from ._aio_http import AsyncStdlibTransport
 
-            transport = AsyncHttpxTransport(UrlGuard.from_settings(settings))
+            transport = AsyncStdlibTransport(UrlGuard.from_settings(settings))
         self.transport = transport
         self._stop = asyncio.Event()
 

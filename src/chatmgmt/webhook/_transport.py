@@ -1,5 +1,8 @@
 """HTTP transports for webhooks: stdlib (default) and httpx (sync and async, an extra).
 
+The default async transport, :class:`~chatmgmt.webhook.AsyncStdlibTransport`, lives in
+:mod:`._aio_http`; the same rules apply to it.
+
 Every transport POSTs one :class:`~chatmgmt.ports.HttpRequest`, never follows a redirect
 (a 3xx comes back as the response), keeps at most the first 20 kB of the response body and
 raises :class:`~chatmgmt.errors.DeliveryError` (:class:`DeliveryTimeoutError` for a timeout)
