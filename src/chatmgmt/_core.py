@@ -507,11 +507,11 @@ class Core:
             assigned_at=now,
             agent_replied=False,
             served_by=(*chat.served_by, agent_id),
-            route_reason=dict(reason),
+            route_reason=reason,  # one explanation, shared by the chat and its event (read-only)
             attributes=attributes,
         )
         type_ = EventType.CHAT_TRANSFERRED if transfer else EventType.CHAT_ASSIGNED
-        data: dict[str, Any] = {"agent_id": agent_id, "reason": dict(reason), **(extra or {})}
+        data: dict[str, Any] = {"agent_id": agent_id, "reason": reason, **(extra or {})}
         items: Items = [(type_, data)]
         if chat.state is ChatState.ENDED:
             items.insert(0, (EventType.CHAT_REOPENED, {}))

@@ -299,7 +299,8 @@ def planned_timers(
                 chat_id=chat.id,
                 kind=value,
                 version=chat.version,
-                payload={"basis": basis},
+                # a tuple of atomic values: the collector can stop tracking it
+                payload={"basis": tuple(basis)},
             )
         )
     return tuple(out)
