@@ -1,9 +1,8 @@
-"""Pure planning functions and the in-memory delivery store's contract."""
+"""Pure planning functions."""
 
 from __future__ import annotations
 
 import random
-import threading
 
 import pytest
 from hypothesis import given
@@ -11,7 +10,6 @@ from hypothesis import strategies as st
 
 from chatmgmt.ports import HttpResponse, OutboxEntry
 from chatmgmt.settings import WebhookEndpoint, WebhookSettings
-from chatmgmt.storage.memory_delivery import MemoryDeliveryStore
 from chatmgmt.webhook import Attempt, DeliveryStatus, DeliveryTimeoutError
 from chatmgmt.webhook import _plan as plan
 from chatmgmt.webhook._store import Delivery
@@ -136,92 +134,5 @@ def test_batch_planning() -> None:
     assert plan.plan_batches(ep, buf[2:], NOW + 3, flush=True)[0].event_ids == ("evt_c_1_0002",)
 
 
-# --------------------------------------------------------------------------- store
-
-
-def d_(i: int, chat: str | None = "c", at: float = NOW) -> Delivery:
-    return Delivery(f"e{i}", "ep", "t", (f"e{i}",), (chat,) if chat else (), b"{}", at, at)
-
-
-def test_store_add_is_idempotent_and_orders_per_chat() -> None:
-    s = MemoryDeliveryStore()
-    assert s.add([d_(1), d_(2), d_(3, chat="other"), d_(4, chat=None)]) == 4
-    assert s.add([d_(1), d_(2)]) == 0
-    got = [x.id for x in s.claim_due("ep", NOW, 10, 30)]
-    assert got == ["e1", "e3", "e4"]  # e2 waits for e1 (same chat)
-    assert s.claim_due("ep", NOW, 10, 30) == []  # leased
-    s.finish("ep", "e1", Attempt(NOW, 200, 0.1), DeliveryStatus.DELIVERED, NOW)
-    assert [x.id for x in s.claim_due("ep", NOW, 10, 30)] == ["e2"]
-    # an abandoned lease expires
-    assert {x.id for x in s.claim_due("ep", NOW + 31, 10, 30)} == {"e2", "e3", "e4"}
-
-
-def test_store_retry_dead_replay_and_health() -> None:
-    s = MemoryDeliveryStore()
-    s.add([d_(1), d_(2)])
-    [_first] = s.claim_due("ep", NOW, 10, 30)
-    h = s.finish("ep", "e1", Attempt(NOW, 500, 0.1), DeliveryStatus.PENDING, NOW + 5)
-    assert h.failing_since == NOW
-    assert s.claim_due("ep", NOW + 4, 10, 30) == []
-    assert [x.id for x in s.claim_due("ep", NOW + 5, 10, 30)] == ["e1"]
-    s.finish("ep", "e1", Attempt(NOW + 5, 500, 0.1), DeliveryStatus.DEAD, 0, "gave up")
-    assert [x.id for x in s.dead_letters()] == ["e1"]
-    assert s.dead_letters(since=NOW + 6) == []
-    # e2 is no longer blocked by the dead e1
-    assert [x.id for x in s.claim_due("ep", NOW + 5, 10, 30)] == ["e2"]
-    h = s.finish("ep", "e2", Attempt(NOW + 6, 200, 0.1), DeliveryStatus.DELIVERED, 0)
-    assert h.failing_since is None
-    assert s.replay("ep", "e1", NOW + 10)
-    assert s.get("ep", "e1").round_start == 2  # type: ignore[union-attr]
-    assert [x.id for x in s.claim_due("ep", NOW + 10, 10, 30)] == ["e1"]
-    assert s.purge(NOW + 100) == 1  # e2 (delivered)
-    assert s.get("ep", "e2") is None
-
-
-def test_store_disable_dead_letters_pending() -> None:
-    s = MemoryDeliveryStore()
-    s.add([d_(1), d_(2, chat="x")])
-    assert s.disable("ep", "gone", NOW)
-    assert not s.disable("ep", "gone", NOW)
-    assert s.claim_due("ep", NOW, 10, 30) == []
-    assert {x.id for x in s.dead_letters("ep")} == {"e1", "e2"}
-    s.enable("ep")
-    assert s.replay_since(NOW, NOW + 1) == 2
-    assert {x.id for x in s.claim_due("ep", NOW + 1, 10, 30)} == {"e1", "e2"}
-
-
-def test_store_seal_batches() -> None:
-    from chatmgmt.webhook import BufferedEvent
-
-    s = MemoryDeliveryStore()
-    events = [message_event(i) for i in range(3)]
-    s.add([], [BufferedEvent("ep", e, NOW) for e in events])
-    s.add([], [BufferedEvent("ep", events[0], NOW)])  # duplicate fan-out ignored
-    assert len(s.buffered("ep")) == 3
-    batch = Delivery("b1", "ep", "t", ("evt_c_1_0000", "evt_c_1_0001"), ("c_1",), b"[]", NOW, NOW)
-    assert s.seal("ep", batch.event_ids, batch)
-    assert not s.seal("ep", batch.event_ids, batch)
-    assert [b.event.id for b in s.buffered("ep")] == ["evt_c_1_0002"]
-    assert s.add([], [BufferedEvent("ep", events[0], NOW)]) == 0  # sealed ids stay seen
-
-
-def test_store_concurrent_claims_never_double_lease() -> None:
-    s = MemoryDeliveryStore()
-    s.add([d_(i, chat=f"c{i}") for i in range(500)])
-    got: list[str] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            batch = s.claim_due("ep", NOW, 7, 1000)
-            if not batch:
-                return
-            with lock:
-                got.extend(x.id for x in batch)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(got) == sorted(f"e{i}" for i in range(500))
+# The delivery store's contract (formerly tested here against the memory store only) is
+# chatmgmt.testing._delivery_contract, run against every adapter in test_delivery_stores.py.
