@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from chatmgmt.simulation._cli import _Progress, simulate_main
+from chatmgmt.simulation._layout import COLORS
+from simulation.png_helpers import colours, decode_png, rgb
 
 SMALL = [
     "--arrivals-per-min", "60", "--handle-time-s", "2", "--agents", "2", "--slots", "2",
@@ -69,9 +71,30 @@ def test_chart_is_an_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "round_robin" in chart.read_text(encoding="utf-8")
 
 
-def test_png_chart_is_refused_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _one_line_error(capsys, [*SMALL, "--chart", str(tmp_path / "x.png")])
-    assert "only .svg" in err
+def test_chart_is_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chart = tmp_path / "x.png"
+    argv = [*SMALL, "--policy", "round_robin", "--policy", "least_busy", "--chart", str(chart)]
+    assert simulate_main(argv) == 0
+    assert f"chart written to {chart}" in capsys.readouterr().out
+    width, height, rows = decode_png(chart.read_bytes())
+    assert (width, height) == (1920, 880)
+    drawn = colours(rows, 0, 0, width, height)
+    assert drawn[rgb(COLORS[0])] > 0 and drawn[rgb(COLORS[1])] > 0
+
+
+def test_chart_extension_is_case_blind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert simulate_main([*SMALL, "--chart", str(tmp_path / "x.PNG"), "--json"]) == 0
+    decode_png((tmp_path / "x.PNG").read_bytes())
+    json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("name", ["x.jpg", "x.svgz", "chart", "x.png.txt"])
+def test_other_chart_extensions_are_refused_clearly(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _one_line_error(capsys, [*SMALL, "--chart", str(tmp_path / name)])
+    assert ".svg or .png" in err
+    assert not (tmp_path / name).exists()
 
 
 @pytest.mark.parametrize(

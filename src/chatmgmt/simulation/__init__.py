@@ -8,7 +8,7 @@ report queue figures and fairness with confidence intervals over replications.
 See ``docs/simulation.md``.
 """
 
-from ._chart import wait_chart_svg
+from ._chart import wait_chart_png, wait_chart_svg
 from ._distributions import Distribution, Empirical, Exponential, Fixed, LogNormal
 from ._engine import (
     POLICY_NAMES,
@@ -72,5 +72,6 @@ __all__ = [
     "scenario_from_dict",
     "simulate",
     "t_quantile",
+    "wait_chart_png",
     "wait_chart_svg",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from ._chart import wait_chart_svg
+from ._chart import wait_chart_png, wait_chart_svg
 from ._distributions import Distribution, Exponential, Fixed, LogNormal
 from ._engine import POLICY_NAMES, SimulationResult, compare
 from ._file import load_scenario
@@ -181,7 +181,9 @@ def _parser() -> _Parser:
     )
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    o.add_argument("--chart", metavar="FILE.svg", help="write an SVG chart of the waits")
+    o.add_argument(
+        "--chart", metavar="FILE.svg|png", help="write a chart of the waits (SVG or PNG)"
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     return p
 
@@ -379,10 +381,10 @@ def simulate_main(argv: list[str]) -> int:
     try:
         args = _parser().parse_args(argv)
         chart = Path(args.chart) if args.chart else None
-        if chart is not None and chart.suffix.lower() != ".svg":
+        if chart is not None and chart.suffix.lower() not in (".svg", ".png"):
             raise ScenarioError(
-                f"--chart {chart}: only .svg is written (no image library is required); "
-                "convert it, e.g. `rsvg-convert -o chart.png chart.svg`"
+                f"--chart {chart}: the chart is written as .svg or .png, "
+                f"not {chart.suffix or 'a file without an extension'}"
             )
         scenario, policies, replications, seed, confidence = _build(args)
         progress = _Progress(err, not args.no_progress and err.isatty())
@@ -408,7 +410,10 @@ def simulate_main(argv: list[str]) -> int:
     prediction = predict(scenario)
     if chart is not None:
         try:
-            chart.write_text(wait_chart_svg(results, prediction=prediction), encoding="utf-8")
+            if chart.suffix.lower() == ".png":
+                chart.write_bytes(wait_chart_png(results, prediction=prediction))
+            else:
+                chart.write_text(wait_chart_svg(results, prediction=prediction), encoding="utf-8")
         except OSError as exc:
             err.write(f"{_PROG}: error: cannot write {chart}: {exc.strerror or exc}\n")
             return 1
