@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import SettingsError, ValidationError
@@ -83,8 +84,14 @@ class Verdict(NamedTuple):
         return _unique(h.category for h in self.hits)
 
 
-# per pattern and role: (entry or None, is_allowed, key length, left boundary, right boundary)
-_Info = tuple[SensitiveWord | None, bool, int, bool, bool]
+# per pattern and role: ((word, category, action) of the entry, or None; is_allowed; key
+# length; left boundary; right boundary)
+_Info = tuple[tuple[str, str, Action] | None, bool, int, bool, bool]
+
+_new = tuple.__new__
+"""``_new(Hit, values)`` builds a named tuple without the Python-level ``__new__``."""
+
+_bword = _BOUNDARY_WORD.match
 
 
 def _needs_boundary(c: str) -> bool:
@@ -106,9 +113,12 @@ def _mask(text: str, spans: list[tuple[int, int]], mask_char: str) -> str:
     return "".join(pieces)
 
 
-def _longest(hits: list[tuple[int, int, SensitiveWord]]) -> list[tuple[int, int, SensitiveWord]]:
+_Deny = tuple[int, int, tuple[str, str, Action]]
+
+
+def _longest(hits: list[_Deny]) -> list[_Deny]:
     """Where hits overlap, keep the longest (then the leftmost); ``hits`` sorted by start."""
-    out: list[tuple[int, int, SensitiveWord]] = []
+    out: list[_Deny] = []
     i = 0
     n = len(hits)
     while i < n:
@@ -120,7 +130,7 @@ def _longest(hits: list[tuple[int, int, SensitiveWord]]) -> list[tuple[int, int,
         if j == i + 1:
             out.append(hits[i])
         else:
-            chosen: list[tuple[int, int, SensitiveWord]] = []
+            chosen: list[_Deny] = []
             for h in sorted(hits[i:j], key=lambda h: (h[0] - h[1], h[0])):
                 if all(h[1] <= c[0] or c[1] <= h[0] for c in chosen):
                     chosen.append(h)
@@ -259,7 +269,9 @@ class SensitiveWordFilter:
             lb = _needs_boundary(key[0])
             rb = _needs_boundary(key[-1])
             for r in (_CUSTOMER, _AGENT):
-                infos[r].append((s[r], s[2 + r], len(key), lb, rb))
+                e = s[r]
+                hit = None if e is None else (e.word, e.category, e.action)
+                infos[r].append((hit, s[2 + r], len(key), lb, rb))
         object.__setattr__(self, "_infos", (tuple(infos[0]), tuple(infos[1])))
         object.__setattr__(self, "_matcher", self.backend.compile(patterns))
 
@@ -367,14 +379,19 @@ class SensitiveWordFilter:
         elif role is MessageRole.AGENT:
             r = _AGENT
         else:
-            return Verdict(_NONE, (), text)
+            return _new(Verdict, (_NONE, (), text, None))
         if not text:
-            return Verdict(_NONE, (), text)
-        nt = self._normalizer.normalize(text)
-        raw = self._matcher.scan(nt.text)
+            return _new(Verdict, (_NONE, (), text, None))
+        norm, noise_parts, collapse_parts = self._normalizer.stages(text)
+        raw = self._matcher.scan(norm)
         if not raw:
-            return Verdict(_NONE, (), text)
-        return self._verdict(nt, raw, self._infos[r], role)
+            return _new(Verdict, (_NONE, (), text, None))
+        return self._verdict(
+            Normalized(norm, text, noise_parts, collapse_parts),
+            raw,
+            self._infos[r],
+            role,
+        )
 
     def _verdict(
         self,
@@ -385,67 +402,64 @@ class SensitiveWordFilter:
     ) -> Verdict:
         norm = nt.text
         n = len(norm)
-        bword = _BOUNDARY_WORD.match
+        bword = _bword
         staged = nt.changed_length
-        deny: list[tuple[int, int, SensitiveWord]] = []
+        gap = nt.gap_before
+        deny: list[_Deny] = []
         allowed: list[tuple[int, int]] = []
         for end, pid in raw:
-            entry, is_allowed, length, lb, rb = infos[pid]
-            if is_allowed:
-                allowed.append((end - length, end))
-            if entry is None:
-                continue
+            hit, is_allowed, length, lb, rb = infos[pid]
             start = end - length
-            if lb and start and bword(norm, start - 1) and (not staged or not nt.gap_before(start)):
+            if is_allowed:
+                allowed.append((start, end))
+            if hit is None:
                 continue
-            if rb and end < n and bword(norm, end) and (not staged or not nt.gap_before(end)):
-                continue
-            deny.append((start, end, entry))
+            # a word character of a script written with spaces right before or after the hit
+            # (the regex only for characters from Thai on), unless noise was deleted there
+            if lb and start:
+                c = norm[start - 1]
+                if (
+                    c.isalnum()
+                    and (c < "\u0e00" or bword(c) is not None)
+                    and (not staged or not gap(start))
+                ):
+                    continue
+            if rb and end < n:
+                c = norm[end]
+                if (
+                    c.isalnum()
+                    and (c < "\u0e00" or bword(c) is not None)
+                    and (not staged or not gap(end))
+                ):
+                    continue
+            deny.append((start, end, hit))
         if not deny:
-            return Verdict(_NONE, (), nt.original)
+            return _new(Verdict, (_NONE, (), nt.original, None))
         if allowed:
             allowed.sort()
             starts = [a for a, _ in allowed]
-            reach: list[int] = []
-            best = -1
-            for _, b in allowed:
-                best = max(best, b)
-                reach.append(best)
-            kept = []
-            for h in deny:
-                k = bisect_right(starts, h[0]) - 1
-                if k < 0 or reach[k] < h[1]:
-                    kept.append(h)
-            deny = kept
+            reach = list(accumulate([b for _, b in allowed], max))
+            deny = [h for h in deny if (k := bisect_right(starts, h[0]) - 1) < 0 or reach[k] < h[1]]
             if not deny:
-                return Verdict(Action.NONE, (), nt.original)
+                return _new(Verdict, (_NONE, (), nt.original, None))
         if len(deny) > 1:
-            deny.sort(key=_by_start)
+            # (start, end) pairs are distinct: equal ones would be one pattern
+            deny.sort()
             if self.longest_match:
                 deny = _longest(deny)
-        action = _NONE
-        masks: list[tuple[int, int]] = []
-        hits: list[Hit] = []
-        span = nt.span
-        for s, e, entry in deny:
-            if staged:
-                s, e = span(s, e)
-            a = entry.action
-            hits.append(Hit(entry.word, entry.category, a, role, s, e))
-            if a > action:
-                action = a
-            if a is _MASK:
-                masks.append((s, e))
+        spans = nt.spans([(s, e) for s, e, _ in deny]) if staged else deny
+        hits = [
+            _new(Hit, (*hit, role, se[0], se[1]))
+            for se, (_, _, hit) in zip(spans, deny, strict=True)
+        ]
+        action = max([h[2][2] for h in deny])
         if action is _BLOCK:
-            return Verdict(action, tuple(hits), "", self.block_prompt)
+            return _new(Verdict, (action, tuple(hits), "", self.block_prompt))
         text = nt.original
-        if masks:
+        if action is _MASK:
+            masks = [(h[4], h[5]) for h in hits if h[2] is _MASK]
             text = _mask(text, masks, self.mask_char)
-        return Verdict(action, tuple(hits), text)
-
-
-def _by_start(h: tuple[int, int, SensitiveWord]) -> tuple[int, int]:
-    return (h[0], h[1])
+        return _new(Verdict, (action, tuple(hits), text, None))
 
 
 def _allow_tuple(values: Iterable[str], name: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ are mapped back to character offsets only for the hits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate, repeat
 from typing import Any, Protocol, runtime_checkable
 
 import ahocorasick
@@ -57,17 +58,25 @@ def _byte_ends_to_chars(
     data: bytes, hits: list[tuple[int, int]], shift: int
 ) -> list[tuple[int, int]]:
     """Map sorted ``(byte_end - shift, index)`` (ends on character boundaries) to exclusive
-    character ends."""
-    out: list[tuple[int, int]] = []
-    prev_b = 0
-    chars = 0
-    for end_b, idx in hits:
-        end_b += shift
-        if end_b != prev_b:
+    character ends, with C-level iteration: each end adds the length of the text decoded
+    since the previous one."""
+    if len(hits) < 4:
+        out: list[tuple[int, int]] = []
+        prev_b = chars = 0
+        for end_b, idx in hits:
+            end_b += shift
             chars += len(data[prev_b:end_b].decode("utf-8", "surrogatepass"))
             prev_b = end_b
-        out.append((chars, idx))
-    return out
+            out.append((chars, idx))
+        return out
+    ends = [e + shift for e, _ in hits] if shift else [e for e, _ in hits]
+    pieces = map(data.__getitem__, map(slice, [0, *ends], ends))
+    cum = accumulate(map(len, map(bytes.decode, pieces, _UTF8, _SURROGATEPASS)))
+    return list(zip(cum, [i for _, i in hits], strict=True))
+
+
+_UTF8 = repeat("utf-8")
+_SURROGATEPASS = repeat("surrogatepass")
 
 
 class _AhoCorasickMatcher:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from importlib import resources
-from itertools import accumulate, chain
+from itertools import accumulate, repeat
+from operator import add
 
 import attrs
 
@@ -253,8 +255,14 @@ def _noise_regex() -> re.Pattern[str]:
     letter = r"[^\W\d_]"
     # One alternation whose every branch starts by consuming one character of a small class,
     # so the engine can skip quickly to candidates; the context is checked by lookarounds.
+    # Every branch's lookbehind checks the class of the consumed character again (noise,
+    # space, digit or space), so the leading class may be any superset of
+    # ``[noise\s\d]``: it is one BMP bitmap plus the whole astral range, which the engine
+    # tests far faster than the exact class (a bitmap, astral ranges and two categories).
+    exact = re.compile(f"[{noise}\\s\\d]")
+    lead = _char_class([c for c in map(chr, range(0x10000)) if exact.match(c)])
     return re.compile(
-        f"([{noise}\\s\\d](?:"
+        f"([{lead}\U00010000-\U0010ffff](?:"
         # noise between two word characters: f.u.c.k, 法✨轮功
         f"(?<={w}[{noise}])[{noise}]*(?={w})"
         # spaces (and noise) between single letters: f u c k
@@ -268,25 +276,37 @@ def _noise_regex() -> re.Pattern[str]:
 _REPEAT = re.compile(r"(.)(?=\1)", re.DOTALL)
 
 
-def _positions(parts: list[str]) -> list[int]:
-    """For a ``re.split`` result (kept pieces at even indices), the input offset of every kept
-    character, built with C-level iteration."""
-    cum = [0, *accumulate(map(len, parts))]
-    return list(chain.from_iterable(map(range, cum[0::2], cum[1::2])))
+def _stage(parts: list[str]) -> tuple[list[int], list[int]]:
+    """For a ``re.split`` result (kept pieces at even indices, deleted ones at odd indices),
+    ``(out_starts, shifts)``: where each kept piece starts in the output, and for ``k =
+    bisect_right(out_starts, i)`` (``i`` an output offset) ``i + shifts[k]`` is its input
+    offset (``shifts[0] == 0`` maps ``-1`` to ``-1``). Built with C-level iteration, in time
+    proportional to the number of pieces."""
+    out_starts = list(accumulate(map(len, parts[0::2]), initial=0))
+    out_starts.pop()
+    return out_starts, [0, 0, *accumulate(map(len, parts[1::2]))]
+
+
+def _map(xs: list[int], stage: tuple[list[int], list[int]]) -> list[int]:
+    """Output offsets ``xs`` of a stage to its input offsets."""
+    out_starts, shifts = stage
+    if len(xs) < 4:
+        return [x + shifts[bisect_right(out_starts, x)] for x in xs]
+    return list(map(add, xs, map(shifts.__getitem__, map(bisect_right, repeat(out_starts), xs))))
 
 
 class Normalized:
     """A normalized ``text``, its ``original`` and the way back: ``span(start, end)``.
 
-    Noise deletion and repeat collapsing each keep their ``re.split`` result; the offset arrays
-    are built from them lazily, on the first :meth:`span`, so a text without hits never pays.
-    In the collapse step the kept character is the last of its run; a span starting on it
-    extends back over the repeats.
+    Noise deletion and repeat collapsing each keep their ``re.split`` result; the tables that
+    map offsets back (where each kept piece starts, found by bisection) are built from them
+    lazily, on the first :meth:`span`, so a text without hits never pays. In the collapse
+    step the kept character is the last of its run; a span starting on it extends back over
+    the repeats.
     """
 
     __slots__ = (
         "_col",
-        "_collapse_in",
         "_collapse_parts",
         "_noise_parts",
         "_pre",
@@ -300,15 +320,13 @@ class Normalized:
         original: str,
         noise_parts: list[str] | None = None,
         collapse_parts: list[str] | None = None,
-        collapse_in: str = "",
     ) -> None:
         self.text = text
         self.original = original
         self._noise_parts = noise_parts
         self._collapse_parts = collapse_parts
-        self._collapse_in = collapse_in
-        self._pre: list[int] | None = None
-        self._col: list[int] | None = None
+        self._pre: tuple[list[int], list[int]] | None = None
+        self._col: tuple[list[int], list[int]] | None = None
 
     @property
     def changed_length(self) -> bool:
@@ -317,36 +335,65 @@ class Normalized:
 
     def _build(self) -> None:
         if self._noise_parts is not None:
-            self._pre = _positions(self._noise_parts)
+            self._pre = _stage(self._noise_parts)
         if self._collapse_parts is not None:
-            self._col = _positions(self._collapse_parts)
+            self._col = _stage(self._collapse_parts)
+
+    def spans(self, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """:meth:`span` of every ``(start, end)`` in ``pairs``; many are mapped in bulk."""
+        if not self.changed_length:
+            return pairs
+        if self._pre is None and self._col is None:
+            self._build()
+        col = self._col
+        pre = self._pre
+        if len(pairs) < 4:
+            out: list[tuple[int, int]] = []
+            for start, end in pairs:
+                last = end - 1
+                if col is not None:
+                    c_out, c_shifts = col
+                    # the run of a kept character starts right after the previous kept one
+                    start += c_shifts[bisect_right(c_out, start - 1)]
+                    last += c_shifts[bisect_right(c_out, last)]
+                if pre is not None:
+                    n_out, n_shifts = pre
+                    start += n_shifts[bisect_right(n_out, start)]
+                    last += n_shifts[bisect_right(n_out, last)]
+                out.append((start, last + 1))
+            return out
+        if col is not None:
+            starts = [x + 1 for x in _map([s - 1 for s, _ in pairs], col)]
+            lasts = _map([e - 1 for _, e in pairs], col)
+        else:
+            starts = [s for s, _ in pairs]
+            lasts = [e - 1 for _, e in pairs]
+        if pre is not None:
+            starts = _map(starts, pre)
+            lasts = _map(lasts, pre)
+        return list(zip(starts, [x + 1 for x in lasts], strict=True))
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The span of the original text that produced ``text[start:end]`` (``start < end``)."""
-        if self._pre is None and self._col is None:
-            if not self.changed_length:
-                return start, end
-            self._build()
-        col = self._col
-        last = end - 1
-        if col is not None:
-            start = col[start]
-            last = col[last]
-            src = self._collapse_in
-            c = src[start]
-            while start > 0 and src[start - 1] == c:
-                start -= 1
-        pre = self._pre
-        if pre is not None:
-            return pre[start], pre[last] + 1
-        return start, last + 1
+        return self.spans([(start, end)])[0]
 
     def gap_before(self, i: int) -> bool:
         """Whether characters other than repeats were deleted between normalized characters
-        ``i - 1`` and ``i``."""
-        if not self.changed_length:
+        ``i - 1`` and ``i`` (``0 < i < len(text)``)."""
+        if self._noise_parts is None:
             return False
-        return self.span(i - 1, i)[1] < self.span(i, i + 1)[0]
+        if self._pre is None:
+            self._build()
+        pre = self._pre
+        assert pre is not None
+        j = i - 1
+        col = self._col
+        if col is not None:
+            j += col[1][bisect_right(col[0], j)]
+        # noise was deleted right before the start of every kept piece but the first
+        out_starts = pre[0]
+        k = bisect_left(out_starts, j + 1)
+        return k > 0 and k < len(out_starts) and out_starts[k] == j + 1
 
     def __repr__(self) -> str:
         return f"Normalized({self.text!r})"
@@ -374,11 +421,11 @@ class Normalizer:
             return text.translate(self._table)
         return text
 
-    def normalize(self, text: str) -> Normalized:
-        """Normalize ``text``, keeping what is needed to map spans back to it."""
+    def stages(self, text: str) -> tuple[str, list[str] | None, list[str] | None]:
+        """``(normalized, noise_parts, collapse_parts)``: the arguments of
+        :class:`Normalized` after ``text``, without building it (most texts have no hit)."""
         s = self.fold(text)
         noise_parts = collapse_parts = None
-        collapse_in = ""
         if self._noise is not None:
             parts = self._noise.split(s)
             if len(parts) > 1:
@@ -388,12 +435,16 @@ class Normalizer:
             parts = _REPEAT.split(s)
             if len(parts) > 1:
                 collapse_parts = parts
-                collapse_in = s
                 s = "".join(parts[0::2])
-        return Normalized(s, text, noise_parts, collapse_parts, collapse_in)
+        return s, noise_parts, collapse_parts
+
+    def normalize(self, text: str) -> Normalized:
+        """Normalize ``text``, keeping what is needed to map spans back to it."""
+        s, noise_parts, collapse_parts = self.stages(text)
+        return Normalized(s, text, noise_parts, collapse_parts)
 
     def __call__(self, text: str) -> str:
-        return self.normalize(text).text
+        return self.stages(text)[0]
 
 
 @functools.cache
