@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 from itertools import accumulate
+from operator import gt
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import SettingsError, ValidationError
@@ -446,7 +447,11 @@ class SensitiveWordFilter:
             # (start, end) pairs are distinct: equal ones would be one pattern
             deny.sort()
             if self.longest_match:
-                deny = _longest(deny)
+                ends = [e for _, e, _ in deny]
+                ends.pop()
+                # overlaps only: most texts have none
+                if any(map(gt, ends, [s for s, _, _ in deny][1:])):
+                    deny = _longest(deny)
         spans = nt.spans([(s, e) for s, e, _ in deny]) if staged else deny
         hits = [
             _new(Hit, (*hit, role, se[0], se[1]))
