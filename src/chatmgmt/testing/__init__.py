@@ -17,7 +17,9 @@ from ._clock import ManualClock
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
 
 __all__ = [
+    "AsyncDeliveryStoreContract",
     "AsyncStorageContract",
+    "DeliveryStoreContract",
     "ManualClock",
     "ProcessStorageContract",
     "RecordingEventSink",
@@ -44,6 +46,8 @@ _LAZY = {
     "StorageContract": "._contracts",
     "AsyncStorageContract": "._contracts",
     "ProcessStorageContract": "._contracts",
+    "DeliveryStoreContract": "._delivery_contract",
+    "AsyncDeliveryStoreContract": "._delivery_contract",
 }
 
 
