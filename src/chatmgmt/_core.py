@@ -160,6 +160,7 @@ class Core:
         # deadlines planned per (chat, version): a change compares its new plan with the old
         self._plans: dict[tuple[str, int], dict[str, Timer]] = {}
         self._strategies: dict[str, Strategy] = {}  # per group, resolved once
+        self.emits = True  # the manager turns this off when the host gave no event sink
 
     # ----------------------------------------------------------------- helpers
 
@@ -245,6 +246,8 @@ class Core:
                 yield _op("timers.cancel", key)
 
     def _emit(self, events: Sequence[Event]) -> Eff[None]:
+        if not self.emits:
+            return
         for event in events:
             yield _op("sink.emit", event)
 

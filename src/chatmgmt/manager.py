@@ -89,6 +89,7 @@ class _Base:
             word_filter,
         )
         self._sinks = _Sinks(event_sink, message_sink)
+        self._core.emits = event_sink is not None
 
     def reload_words(self, word_filter: SensitiveWordFilter) -> None:
         """Swap in a new compiled word filter atomically; messages in flight keep the old one."""
