@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assignment.assign_helpers import agent, clock_of, customer, manager, sink_of
-from chatmgmt import AssignmentError, ChatState, MessageRole
+from chatmgmt import AssignmentError, ChatState, InvalidTransitionError, MessageRole
 
 
 def test_manual_transfer_to_an_agent_and_to_a_group() -> None:
@@ -103,3 +103,22 @@ def test_max_auto_transfers_bounds_escalation() -> None:
         clock_of(m).advance(10)
         m.tick()
     assert len(m.get_chat(chat.id).excluded) == 1
+
+
+def test_load_counts_never_go_stale() -> None:
+    # DESIGN.md pitfall: stale load counts. Every path that moves a chat moves its slot.
+    m = manager()
+    m.register_agent(agent("ann", order=0, limit=2))
+    m.register_agent(agent("bob", order=1, limit=2))
+    first = m.open_chat(customer("u1"))
+    second = m.open_chat(customer("u2"))
+    assert (m.agent("ann").active, m.agent("bob").active) == (1, 1)
+    m.transfer(first.id, to_agent="bob")
+    assert (m.agent("ann").active, m.agent("bob").active) == (0, 2)
+    m.end_chat(second.id)
+    with pytest.raises(InvalidTransitionError):
+        m.end_chat(second.id)  # ending twice is refused and frees nothing more
+    assert (m.agent("ann").active, m.agent("bob").active) == (0, 1)
+    # a release that already happened is a no-op at the store too
+    assert m.storage.agents.release(second.agent_id or "", second.id, 0.0, 0.0) is False
+    assert m.agent("bob").active == 1
