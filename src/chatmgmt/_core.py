@@ -521,8 +521,24 @@ class Core:
         try:
             return (yield from self._commit(chat, new, items, now))
         except (ConflictError, NotFoundError):
-            yield _op("agents.release", agent_id, chat.id, now, self.rng.random())
+            yield from self._release_lost_claim(agent_id, chat.id, now)
             return None
+
+    def _release_lost_claim(self, agent_id: AgentId, chat_id: ChatId, now: float) -> Eff[None]:
+        """Give back a slot claimed for a chat whose compare-and-set lost.
+
+        Claims are idempotent per chat, so a worker that lost may hold the very slot the
+        winner committed (two workers draining one queued chat both picked this agent). The
+        chat record decides: the slot is released unless the chat is now active with it.
+        """
+        current: Chat | None = yield _op("chats.get", chat_id)
+        if (
+            current is not None
+            and current.state is ChatState.ACTIVE
+            and current.agent_id == agent_id
+        ):
+            return
+        yield _op("agents.release", agent_id, chat_id, now, self.rng.random())
 
     def route(self, chat: Chat, request: RouteRequest, now: float) -> Eff[Chat]:
         """Try the plan's targets and overflow layers; queue or pool the chat if none fits."""
@@ -747,7 +763,7 @@ class Core:
         try:
             return (yield from self._commit(stored, new, all_items, now))
         except (ConflictError, NotFoundError):
-            yield _op("agents.release", aid, moved.id, now, self.rng.random())
+            yield from self._release_lost_claim(aid, moved.id, now)
             return None
 
     # ----------------------------------------------------------------- draining

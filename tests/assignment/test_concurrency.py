@@ -144,3 +144,26 @@ def test_reconcile_repairs_a_crash_between_claim_and_commit() -> None:
     assert fixed == {"released": 1, "claimed": 0, "requeued": 1}
     assert manager.agent("a").active == 0
     assert manager.queue_status(queued.id) is not None
+
+
+def test_a_loser_never_releases_the_slot_the_winner_committed() -> None:
+    # Two workers drain one queued chat and both pick the same agent: claims are idempotent
+    # per chat, so they share one slot. The loser of the compare-and-set must not give back
+    # the slot the winner's commit relies on (found by the thread stress test above).
+    storage = MemoryStorage()
+    manager = ChatManager(storage, rng=random.Random(5))
+    chat = manager.open_chat(CustomerInfo(partner_id="u"), skill_group="g")
+    assert chat.state is ChatState.QUEUED
+    from chatmgmt._core import Core
+    from chatmgmt.model import AgentId
+
+    storage.agents.put(agent("a8", groups=("g",), limit=1), 0.0)
+    core: Core = manager._core
+    a8 = AgentId("a8")
+    assert storage.agents.claim(a8, chat.id, 1.0, 0.0)  # worker A claims
+    assert storage.agents.claim(a8, chat.id, 1.0, 0.0)  # worker B claims the same slot
+    won = manager._run(core.assign_to(chat, a8, {"via": "queue"}, 1.0))
+    lost = manager._run(core.assign_to(chat, a8, {"via": "queue"}, 1.0))
+    assert won is not None and lost is None
+    assert chat.id in manager.agent("a8").chats
+    check_invariants(storage, 1)
