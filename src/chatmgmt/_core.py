@@ -352,7 +352,7 @@ class Core:
                     "email": merged.email,
                     "phone": merged.phone,
                     "vip_level": merged.vip_level,
-                    "custom_fields": dict(merged.custom_fields),
+                    "custom_fields": merged.custom_fields,  # read-only, shared with the record
                     "channel": info.channel,
                     "changed": list(changed),
                 }

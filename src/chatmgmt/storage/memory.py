@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -69,9 +69,13 @@ class _Space:
         self.messages: dict[ChatId, list[Message]] = {}
         self.sticky: dict[str, Sticky] = {}
         self.queues: dict[str, _Queue] = {}
-        self.outbox: OrderedDict[int, _OutboxItem] = OrderedDict()
+        # unacknowledged events in append order, and the leases of those claimed (kept apart so
+        # that an event waiting in the outbox costs one entry, not a wrapper object)
+        self.outbox: dict[int, Event] = {}
+        self.leases: dict[int, tuple[float, int]] = {}
         self.outbox_seq = 0
-        self.timers: dict[str, tuple[Timer, int]] = {}
+        self.timers: dict[str, Timer] = {}
+        self.timer_seqs: dict[str, int] = {}
         self.timer_heap: list[tuple[float, int, str]] = []
         self.timer_seq = 0
         self.counters: dict[str, deque[float]] = {}
@@ -96,17 +100,10 @@ class _Space:
     def append_events(self, events: Iterable[Event]) -> None:
         for event in events:
             self.outbox_seq += 1
-            self.outbox[self.outbox_seq] = _OutboxItem(event)
+            self.outbox[self.outbox_seq] = event
 
 
 _CENSUS_FIELDS = tuple(a.name for a in attrs.fields(Census))
-
-
-@attrs.define
-class _OutboxItem:
-    event: Event
-    lease_until: float = 0.0
-    deliveries: int = 0
 
 
 def _eligible(load: AgentLoad) -> bool:
@@ -462,21 +459,24 @@ class MemoryOutbox(_Base):
         """See the port."""
         out: list[OutboxEntry] = []
         with self._lock:
-            for entry_id, item in self._s.outbox.items():
+            leases = self._s.leases
+            for entry_id, event in self._s.outbox.items():
                 if len(out) >= limit:
                     break
-                if item.lease_until > now:
+                until, deliveries = leases.get(entry_id, (0.0, 0))
+                if until > now:
                     continue
-                item.lease_until = now + lease_s
-                item.deliveries += 1
-                out.append(OutboxEntry(str(entry_id), item.event, item.deliveries))
+                leases[entry_id] = (now + lease_s, deliveries + 1)
+                out.append(OutboxEntry(str(entry_id), event, deliveries + 1))
         return out
 
     def ack(self, entry_ids: Sequence[str]) -> None:
         """See the port."""
         with self._lock:
             for entry_id in entry_ids:
-                self._s.outbox.pop(int(entry_id), None)
+                key = int(entry_id)
+                self._s.outbox.pop(key, None)
+                self._s.leases.pop(key, None)
 
     def pending(self) -> int:
         """See the port."""
@@ -486,11 +486,15 @@ class MemoryOutbox(_Base):
     def events(self) -> list[Event]:
         """Every unacknowledged event, oldest first (a testing convenience)."""
         with self._lock:
-            return [item.event for item in self._s.outbox.values()]
+            return list(self._s.outbox.values())
 
 
 class MemoryTimerStore(_Base):
-    """In-memory :class:`~chatmgmt.ports.TimerStore`: a heap with lazy deletion."""
+    """In-memory :class:`~chatmgmt.ports.TimerStore`: a heap with lazy deletion.
+
+    ``timers`` maps a key to its timer and ``timer_seqs`` to the sequence number of its heap
+    entry; a heap entry whose number is not the key's current one is stale and skipped.
+    """
 
     def schedule(self, timer: Timer) -> None:
         """See the port."""
@@ -498,30 +502,31 @@ class MemoryTimerStore(_Base):
             self._put(timer)
 
     def _put(self, timer: Timer) -> None:
-        self._s.timer_seq += 1
-        seq = self._s.timer_seq
-        self._s.timers[timer.key] = (timer, seq)
-        heapq.heappush(self._s.timer_heap, (timer.due_at, seq, timer.key))
+        s = self._s
+        s.timer_seq += 1
+        s.timers[timer.key] = timer
+        s.timer_seqs[timer.key] = s.timer_seq
+        heapq.heappush(s.timer_heap, (timer.due_at, s.timer_seq, timer.key))
 
     def cancel(self, key: str, due_at: float | None = None) -> None:
         """See the port."""
         with self._lock:
             current = self._s.timers.get(key)
-            if current is None or (due_at is not None and current[0].due_at != due_at):
+            if current is None or (due_at is not None and current.due_at != due_at):
                 return
             del self._s.timers[key]
+            del self._s.timer_seqs[key]
             self._compact()
 
     def get(self, key: str) -> Timer | None:
         """The timer with ``key``, or None (a testing convenience)."""
         with self._lock:
-            current = self._s.timers.get(key)
-            return None if current is None else current[0]
+            return self._s.timers.get(key)
 
     def _compact(self) -> None:
         heap = self._s.timer_heap
         if len(heap) > 64 and len(heap) > 4 * len(self._s.timers):
-            live = {seq for _t, seq in self._s.timers.values()}
+            live = set(self._s.timer_seqs.values())
             self._s.timer_heap = [e for e in heap if e[1] in live]
             heapq.heapify(self._s.timer_heap)
 
@@ -530,12 +535,12 @@ class MemoryTimerStore(_Base):
         out: list[Timer] = []
         with self._lock:
             heap = self._s.timer_heap
+            seqs = self._s.timer_seqs
             while heap and len(out) < limit and heap[0][0] <= now:
                 _due, seq, key = heapq.heappop(heap)
-                current = self._s.timers.get(key)
-                if current is None or current[1] != seq:
+                if seqs.get(key) != seq:
                     continue
-                timer = current[0]
+                timer = self._s.timers[key]
                 out.append(timer)
                 self._put(evolve(timer, due_at=now + lease_s))
         return out
