@@ -37,7 +37,7 @@ pending entries to the next claim after the lease.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -575,6 +575,7 @@ redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[3])
 return redis.call('ZCARD', k)
 """,
 }
+_FULL_SCRIPTS = {name: _PRELUDE + body for name, body in _SCRIPTS.items()}
 
 
 # --------------------------------------------------------------------------- operations
@@ -931,20 +932,23 @@ def _connect_async(client_or_url: Any) -> tuple[Any, bool]:
 
 
 class _SyncDriver:
-    def __init__(self, client: Any, ops: _Ops) -> None:
+    """Runs generators of Redis commands against a sync client (shared with the webhook
+    delivery store, which brings its own scripts)."""
+
+    def __init__(self, client: Any, ops: Any, scripts: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.ops = ops
-        self.scripts = {
-            name: client.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()
-        }
+        source = scripts if scripts is not None else _FULL_SCRIPTS
+        self.scripts = {name: client.register_script(body) for name, body in source.items()}
 
-    def run(self, gen: _Gen[_T]) -> _T:
+    def run(self, gen: Generator[Any, Any, _T]) -> _T:
         keys = [self.ops.prefix]
         try:
             cmd = next(gen)
             while True:
-                if isinstance(cmd, _Script):
-                    result = self.scripts[cmd.name](keys=keys, args=cmd.args)
+                name = getattr(cmd, "name", None)  # a script call; else a plain command
+                if name is not None:
+                    result = self.scripts[name](keys=keys, args=cmd.args)
                 else:
                     result = self.client.execute_command(*cmd.args)
                 cmd = gen.send(result)
@@ -953,20 +957,22 @@ class _SyncDriver:
 
 
 class _AsyncDriver:
-    def __init__(self, client: Any, ops: _Ops) -> None:
+    """The asyncio twin of :class:`_SyncDriver`."""
+
+    def __init__(self, client: Any, ops: Any, scripts: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.ops = ops
-        self.scripts = {
-            name: client.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()
-        }
+        source = scripts if scripts is not None else _FULL_SCRIPTS
+        self.scripts = {name: client.register_script(body) for name, body in source.items()}
 
-    async def run(self, gen: _Gen[_T]) -> _T:
+    async def run(self, gen: Generator[Any, Any, _T]) -> _T:
         keys = [self.ops.prefix]
         try:
             cmd = next(gen)
             while True:
-                if isinstance(cmd, _Script):
-                    result = await self.scripts[cmd.name](keys=keys, args=cmd.args)
+                name = getattr(cmd, "name", None)
+                if name is not None:
+                    result = await self.scripts[name](keys=keys, args=cmd.args)
                 else:
                     result = await self.client.execute_command(*cmd.args)
                 cmd = gen.send(result)
@@ -980,7 +986,7 @@ class _AsyncDriver:
 class _SyncPort:
     def __init__(self, driver: _SyncDriver) -> None:
         self._d = driver
-        self._o = driver.ops
+        self._o: _Ops = driver.ops
 
 
 class RedisCustomerStore(_SyncPort):
@@ -1202,7 +1208,7 @@ class RedisStorage:
     @property
     def key_prefix(self) -> str:
         """The prefix (with the cluster hash tag) of every key of this namespace."""
-        return self._driver.ops.prefix
+        return str(self._driver.ops.prefix)
 
     @property
     def customers(self) -> RedisCustomerStore:
@@ -1250,7 +1256,8 @@ class RedisStorage:
 
     def delete_namespace(self) -> int:
         """Delete every key of this namespace (a tenant's removal); returns how many."""
-        return self._driver.run(self._driver.ops.delete_namespace())
+        ops: _Ops = self._driver.ops
+        return self._driver.run(ops.delete_namespace())
 
     def close(self) -> None:
         """Close the client if this storage created it from a URL."""
@@ -1264,7 +1271,7 @@ class RedisStorage:
 class _AsyncPort:
     def __init__(self, driver: _AsyncDriver) -> None:
         self._d = driver
-        self._o = driver.ops
+        self._o: _Ops = driver.ops
 
 
 class AsyncRedisCustomerStore(_AsyncPort):
@@ -1493,7 +1500,7 @@ class AsyncRedisStorage:
     @property
     def key_prefix(self) -> str:
         """The prefix (with the cluster hash tag) of every key of this namespace."""
-        return self._driver.ops.prefix
+        return str(self._driver.ops.prefix)
 
     @property
     def customers(self) -> AsyncRedisCustomerStore:

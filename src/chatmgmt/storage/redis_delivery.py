@@ -33,7 +33,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Generator, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from ..model import Event
 from ..webhook._store import (
@@ -44,7 +44,17 @@ from ..webhook._store import (
     EndpointHealth,
 )
 from ._codec import decode, encode
-from .redis import _connect_async, _connect_sync, _enc, _glob_escape, _num, _s, key_prefix
+from .redis import (
+    _AsyncDriver,
+    _connect_async,
+    _connect_sync,
+    _enc,
+    _glob_escape,
+    _num,
+    _s,
+    _SyncDriver,
+    key_prefix,
+)
 
 __all__ = ["AsyncRedisDeliveryStore", "RedisDeliveryStore"]
 
@@ -519,48 +529,7 @@ class _Ops:
 # --------------------------------------------------------------------------- drivers
 
 
-class _SyncDriver:
-    def __init__(self, client: Any, ops: _Ops) -> None:
-        self.client = client
-        self.ops = ops
-        self.scripts = {
-            name: client.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()
-        }
-
-    def run(self, gen: _Gen[_T]) -> _T:
-        keys = [self.ops.prefix]
-        try:
-            cmd = next(gen)
-            while True:
-                if isinstance(cmd, _Script):
-                    result = self.scripts[cmd.name](keys=keys, args=cmd.args)
-                else:
-                    result = self.client.execute_command(*cmd.args)
-                cmd = gen.send(result)
-        except StopIteration as stop:
-            return cast(_T, stop.value)
-
-
-class _AsyncDriver:
-    def __init__(self, client: Any, ops: _Ops) -> None:
-        self.client = client
-        self.ops = ops
-        self.scripts = {
-            name: client.register_script(_PRELUDE + body) for name, body in _SCRIPTS.items()
-        }
-
-    async def run(self, gen: _Gen[_T]) -> _T:
-        keys = [self.ops.prefix]
-        try:
-            cmd = next(gen)
-            while True:
-                if isinstance(cmd, _Script):
-                    result = await self.scripts[cmd.name](keys=keys, args=cmd.args)
-                else:
-                    result = await self.client.execute_command(*cmd.args)
-                cmd = gen.send(result)
-        except StopIteration as stop:
-            return cast(_T, stop.value)
+_FULL_SCRIPTS = {name: _PRELUDE + body for name, body in _SCRIPTS.items()}
 
 
 # --------------------------------------------------------------------------- faces
@@ -580,8 +549,8 @@ class RedisDeliveryStore:
         self._url = client_or_url if isinstance(client_or_url, str) else None
         self.client, self._owned = _connect_sync(client_or_url)
         self.namespace = namespace
-        self._d = _SyncDriver(self.client, _Ops(namespace))
-        self._o = self._d.ops
+        self._d = _SyncDriver(self.client, _Ops(namespace), _FULL_SCRIPTS)
+        self._o: _Ops = self._d.ops
 
     def __repr__(self) -> str:
         return f"RedisDeliveryStore(namespace={self.namespace!r})"
@@ -689,8 +658,8 @@ class AsyncRedisDeliveryStore:
             raise TypeError(f"namespace: must be a string, got {namespace!r}")
         self.client, self._owned = _connect_async(client_or_url)
         self.namespace = namespace
-        self._d = _AsyncDriver(self.client, _Ops(namespace))
-        self._o = self._d.ops
+        self._d = _AsyncDriver(self.client, _Ops(namespace), _FULL_SCRIPTS)
+        self._o: _Ops = self._d.ops
 
     def __repr__(self) -> str:
         return f"AsyncRedisDeliveryStore(namespace={self.namespace!r})"
