@@ -85,9 +85,10 @@ class Verdict(NamedTuple):
         return _unique(h.category for h in self.hits)
 
 
-# per pattern and role: ((word, category, action) of the entry, or None; is_allowed; key
-# length; left boundary; right boundary)
-_Info = tuple[tuple[str, str, Action] | None, bool, int, bool, bool]
+# per pattern and role: ((word, category, action, role) of the entry, the first four fields of
+# its hits, or None; is_allowed; key length; left boundary; right boundary)
+_Hit4 = tuple[str, str, Action, MessageRole]
+_Info = tuple[_Hit4 | None, bool, int, bool, bool]
 
 _new = tuple.__new__
 """``_new(Hit, values)`` builds a named tuple without the Python-level ``__new__``."""
@@ -114,7 +115,7 @@ def _mask(text: str, spans: list[tuple[int, int]], mask_char: str) -> str:
     return "".join(pieces)
 
 
-_Deny = tuple[int, int, tuple[str, str, Action]]
+_Deny = tuple[int, int, _Hit4]
 
 
 def _longest(hits: list[_Deny]) -> list[_Deny]:
@@ -269,9 +270,9 @@ class SensitiveWordFilter:
         for key, s in zip(patterns, slots, strict=True):
             lb = _needs_boundary(key[0])
             rb = _needs_boundary(key[-1])
-            for r in (_CUSTOMER, _AGENT):
+            for r, role in ((_CUSTOMER, MessageRole.CUSTOMER), (_AGENT, MessageRole.AGENT)):
                 e = s[r]
-                hit = None if e is None else (e.word, e.category, e.action)
+                hit = None if e is None else (e.word, e.category, e.action, role)
                 infos[r].append((hit, s[2 + r], len(key), lb, rb))
         object.__setattr__(self, "_infos", (tuple(infos[0]), tuple(infos[1])))
         object.__setattr__(self, "_matcher", self.backend.compile(patterns))
@@ -391,7 +392,6 @@ class SensitiveWordFilter:
             Normalized(norm, text, noise_parts, collapse_parts),
             raw,
             self._infos[r],
-            role,
         )
 
     def _verdict(
@@ -399,7 +399,6 @@ class SensitiveWordFilter:
         nt: Normalized,
         raw: list[tuple[int, int]],
         infos: tuple[_Info, ...],
-        role: MessageRole,
     ) -> Verdict:
         norm = nt.text
         n = len(norm)
@@ -452,11 +451,11 @@ class SensitiveWordFilter:
                 # overlaps only: most texts have none
                 if any(map(gt, ends, [s for s, _, _ in deny][1:])):
                     deny = _longest(deny)
-        spans = nt.spans([(s, e) for s, e, _ in deny]) if staged else deny
-        hits = [
-            _new(Hit, (*hit, role, se[0], se[1]))
-            for se, (_, _, hit) in zip(spans, deny, strict=True)
-        ]
+        if staged:
+            spans = nt.spans([(s, e) for s, e, _ in deny])
+            hits = [_new(Hit, h[2] + se) for h, se in zip(deny, spans, strict=True)]
+        else:
+            hits = [_new(Hit, h[2] + h[:2]) for h in deny]
         action = max([h[2][2] for h in deny])
         if action is _BLOCK:
             return _new(Verdict, (action, tuple(hits), "", self.block_prompt))

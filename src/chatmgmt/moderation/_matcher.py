@@ -99,14 +99,16 @@ class _AhoCorasickMatcher:
             if len(hits) > 1:
                 hits.sort()
             return hits
-        data = _encode(text)
+        data = text.encode("utf-8", "surrogatepass")
         # iter gives inclusive ends, in increasing order; sort only orders equal ends by index
         hits = list(self._automaton.iter(data.decode("latin-1")))
         if not hits:
             return hits
         if len(hits) > 1:
             hits.sort()
-        return _byte_ends_to_chars(data, hits, 1)
+            return _byte_ends_to_chars(data, hits, 1)
+        end, idx = hits[0]
+        return [(len(data[: end + 1].decode("utf-8", "surrogatepass")), idx)]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_AhoCorasickMatcher, (self._patterns,))

@@ -276,7 +276,7 @@ def _noise_regex() -> re.Pattern[str]:
 _REPEAT = re.compile(r"(.)(?=\1)", re.DOTALL)
 
 
-def _stage(parts: list[str]) -> tuple[list[int], list[int]]:
+def _stage(parts: list[str], single: bool = False) -> tuple[list[int], list[int]]:
     """For a ``re.split`` result (kept pieces at even indices, deleted ones at odd indices),
     ``(out_starts, shifts)``: where each kept piece starts in the output, and for ``k =
     bisect_right(out_starts, i)`` (``i`` an output offset) ``i + shifts[k]`` is its input
@@ -284,6 +284,9 @@ def _stage(parts: list[str]) -> tuple[list[int], list[int]]:
     proportional to the number of pieces."""
     out_starts = list(accumulate(map(len, parts[0::2]), initial=0))
     out_starts.pop()
+    if single:
+        # every deleted piece is one character (repeat collapsing)
+        return out_starts, [0, *range(len(parts) // 2 + 1)]
     return out_starts, [0, 0, *accumulate(map(len, parts[1::2]))]
 
 
@@ -337,7 +340,7 @@ class Normalized:
         if self._noise_parts is not None:
             self._pre = _stage(self._noise_parts)
         if self._collapse_parts is not None:
-            self._col = _stage(self._collapse_parts)
+            self._col = _stage(self._collapse_parts, True)
 
     def spans(self, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """:meth:`span` of every ``(start, end)`` in ``pairs``; many are mapped in bulk."""
@@ -424,7 +427,16 @@ class Normalizer:
     def stages(self, text: str) -> tuple[str, list[str] | None, list[str] | None]:
         """``(normalized, noise_parts, collapse_parts)``: the arguments of
         :class:`Normalized` after ``text``, without building it (most texts have no hit)."""
-        s = self.fold(text)
+        # the fold, inlined (see fold)
+        s = text
+        if self.config.fold_case:
+            s = text.lower()
+            if len(s) != len(text):
+                s = text.translate(self._table)
+            elif self._search is not None and self._search.search(s):
+                s = s.translate(self._table)
+        elif self._search is not None and self._search.search(s):
+            s = s.translate(self._table)
         noise_parts = collapse_parts = None
         if self._noise is not None:
             parts = self._noise.split(s)
