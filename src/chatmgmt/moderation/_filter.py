@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import accumulate
 from operator import gt
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -86,9 +86,9 @@ class Verdict(NamedTuple):
 
 
 # per pattern and role: ((word, category, action, role) of the entry, the first four fields of
-# its hits, or None; is_allowed; key length; left boundary; right boundary)
+# its hits, or None; is_allowed; key length; left boundary; right boundary; key length in UTF-8)
 _Hit4 = tuple[str, str, Action, MessageRole]
-_Info = tuple[_Hit4 | None, bool, int, bool, bool]
+_Info = tuple[_Hit4 | None, bool, int, bool, bool, int]
 
 _new = tuple.__new__
 """``_new(Hit, values)`` builds a named tuple without the Python-level ``__new__``."""
@@ -115,7 +115,8 @@ def _mask(text: str, spans: list[tuple[int, int]], mask_char: str) -> str:
     return "".join(pieces)
 
 
-_Deny = tuple[int, int, _Hit4]
+# (start, end, hit fields, key length in characters); offsets in characters or in UTF-8 bytes
+_Deny = tuple[int, int, _Hit4, int]
 
 
 def _longest(hits: list[_Deny]) -> list[_Deny]:
@@ -133,7 +134,7 @@ def _longest(hits: list[_Deny]) -> list[_Deny]:
             out.append(hits[i])
         else:
             chosen: list[_Deny] = []
-            for h in sorted(hits[i:j], key=lambda h: (h[0] - h[1], h[0])):
+            for h in sorted(hits[i:j], key=lambda h: (-h[3], h[0])):
                 if all(h[1] <= c[0] or c[1] <= h[0] for c in chosen):
                     chosen.append(h)
             chosen.sort(key=lambda h: h[0])
@@ -161,9 +162,12 @@ class SensitiveWordFilter:
     """
 
     __slots__ = (
+        "_fast",
         "_infos",
         "_matcher",
         "_normalizer",
+        "_scan_utf8",
+        "_utf8_shift",
         "agent",
         "allow",
         "allow_agent",
@@ -191,6 +195,9 @@ class SensitiveWordFilter:
     _matcher: CompiledMatcher
     _normalizer: Normalizer
     _infos: tuple[tuple[_Info, ...], tuple[_Info, ...]]
+    _fast: tuple[Any, ...] | None
+    _scan_utf8: Any
+    _utf8_shift: int
 
     def __init__(
         self,
@@ -273,9 +280,20 @@ class SensitiveWordFilter:
             for r, role in ((_CUSTOMER, MessageRole.CUSTOMER), (_AGENT, MessageRole.AGENT)):
                 e = s[r]
                 hit = None if e is None else (e.word, e.category, e.action, role)
-                infos[r].append((hit, s[2 + r], len(key), lb, rb))
+                blen = len(key.encode("utf-8", "surrogatepass"))
+                infos[r].append((hit, s[2 + r], len(key), lb, rb, blen))
         object.__setattr__(self, "_infos", (tuple(infos[0]), tuple(infos[1])))
-        object.__setattr__(self, "_matcher", self.backend.compile(patterns))
+        matcher = self.backend.compile(patterns)
+        object.__setattr__(self, "_matcher", matcher)
+        # the C speedups and a matcher that reads their UTF-8 output: one pass of normalization,
+        # offsets mapped by table lookups (a custom backend without scan_utf8 gets the pure path)
+        scan_utf8 = getattr(matcher, "scan_utf8", None)
+        fast = None
+        if normalize.fast and scan_utf8 is not None:
+            fast = normalize.speedup_call()
+        object.__setattr__(self, "_fast", fast)
+        object.__setattr__(self, "_scan_utf8", scan_utf8)
+        object.__setattr__(self, "_utf8_shift", int(getattr(matcher, "utf8_end_shift", 0)))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"SensitiveWordFilter is immutable; cannot set {name!r}")
@@ -384,6 +402,14 @@ class SensitiveWordFilter:
             return _new(Verdict, (_NONE, (), text, None))
         if not text:
             return _new(Verdict, (_NONE, (), text, None))
+        fast = self._fast
+        if fast is not None:
+            normalize, fold, fold_astral, classes, astral, options = fast
+            data, maps, flags = normalize(text, fold, fold_astral, classes, astral, options)
+            raw = self._scan_utf8(data)
+            if not raw:
+                return _new(Verdict, (_NONE, (), text, None))
+            return self._verdict_utf8(text, raw, maps, flags, self._infos[r])
         norm, noise_parts, collapse_parts = self._normalizer.stages(text)
         raw = self._matcher.scan(norm)
         if not raw:
@@ -408,7 +434,7 @@ class SensitiveWordFilter:
         deny: list[_Deny] = []
         allowed: list[tuple[int, int]] = []
         for end, pid in raw:
-            hit, is_allowed, length, lb, rb = infos[pid]
+            hit, is_allowed, length, lb, rb, _ = infos[pid]
             start = end - length
             if is_allowed:
                 allowed.append((start, end))
@@ -432,34 +458,116 @@ class SensitiveWordFilter:
                     and (not staged or not gap(end))
                 ):
                     continue
-            deny.append((start, end, hit))
+            deny.append((start, end, hit, length))
         if not deny:
             return _new(Verdict, (_NONE, (), nt.original, None))
+        return self._decide(nt.original, deny, allowed, nt.spans if nt.changed_length else None)
+
+    def _verdict_utf8(
+        self,
+        text: str,
+        raw: list[tuple[int, int]],
+        maps: bytes,
+        flags: bytes,
+        infos: tuple[_Info, ...],
+    ) -> Verdict:
+        """The verdict from the C normalizer's output: offsets in UTF-8 bytes of the normalized
+        text, boundaries and original offsets read from ``flags`` and ``maps``."""
+        shift = self._utf8_shift
+        deny: list[_Deny] = []
+        allowed: list[tuple[int, int]] = []
+        for end, pid in raw:
+            hit, is_allowed, length, lb, rb, blen = infos[pid]
+            end += shift
+            start = end - blen
+            if is_allowed:
+                allowed.append((start, end))
+            if hit is None or (lb and flags[start] & 1) or (rb and flags[end] & 2):
+                continue
+            deny.append((start, end, hit, length))
+        if not deny:
+            return _new(Verdict, (_NONE, (), text, None))
+        m = memoryview(maps).cast("i")
+        if allowed:
+
+            def spans(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+                return [(m[2 * a], m[2 * b + 1]) for a, b in pairs]
+
+            return self._decide(text, deny, allowed, spans)
+        if len(deny) == 1:
+            # the most common case, inline: one hit
+            start, end, info, _ = deny[0]
+            a = m[2 * start]
+            b = m[2 * end + 1]
+            hits: tuple[Hit, ...] = (_new(Hit, (*info, a, b)),)
+            action = info[2]
+            if action is _BLOCK:
+                return _new(Verdict, (action, hits, "", self.block_prompt))
+            if action is _MASK:
+                text = text[:a] + self.mask_char * (b - a) + text[b:]
+            return _new(Verdict, (action, hits, text, None))
+        # each hit starting at or after the end of the one before: ordered and disjoint (the
+        # matcher reports them by end); otherwise sort, and keep the longest where they overlap
+        prev = 0
+        for h in deny:
+            if h[0] < prev:
+                deny.sort()
+                if self.longest_match:
+                    deny = _longest(deny)
+                break
+            prev = h[1]
+        out: list[Hit] = []
+        masks: list[tuple[int, int]] = []
+        action = _NONE
+        for start, end, info, _ in deny:
+            a = m[2 * start]
+            b = m[2 * end + 1]
+            out.append(_new(Hit, (*info, a, b)))
+            act = info[2]
+            if act > action:
+                action = act
+            if act is _MASK:
+                masks.append((a, b))
+        if action is _BLOCK:
+            return _new(Verdict, (action, tuple(out), "", self.block_prompt))
+        if masks:
+            text = _mask(text, masks, self.mask_char)
+        return _new(Verdict, (action, tuple(out), text, None))
+
+    def _decide(
+        self,
+        original: str,
+        deny: list[_Deny],
+        allowed: list[tuple[int, int]],
+        spans: Callable[[list[tuple[int, int]]], list[tuple[int, int]]] | None,
+    ) -> Verdict:
+        """Cancel allowed hits, keep the longest of overlapping ones, map offsets to the
+        original text with ``spans`` (None: they are already), and decide."""
         if allowed:
             allowed.sort()
             starts = [a for a, _ in allowed]
             reach = list(accumulate([b for _, b in allowed], max))
             deny = [h for h in deny if (k := bisect_right(starts, h[0]) - 1) < 0 or reach[k] < h[1]]
             if not deny:
-                return _new(Verdict, (_NONE, (), nt.original, None))
+                return _new(Verdict, (_NONE, (), original, None))
         if len(deny) > 1:
             # (start, end) pairs are distinct: equal ones would be one pattern
             deny.sort()
             if self.longest_match:
-                ends = [e for _, e, _ in deny]
+                ends = [h[1] for h in deny]
                 ends.pop()
                 # overlaps only: most texts have none
-                if any(map(gt, ends, [s for s, _, _ in deny][1:])):
+                if any(map(gt, ends, [h[0] for h in deny][1:])):
                     deny = _longest(deny)
-        if staged:
-            spans = nt.spans([(s, e) for s, e, _ in deny])
-            hits = [_new(Hit, h[2] + se) for h, se in zip(deny, spans, strict=True)]
+        if spans is not None:
+            mapped = spans([(h[0], h[1]) for h in deny])
+            hits = [_new(Hit, h[2] + se) for h, se in zip(deny, mapped, strict=True)]
         else:
-            hits = [_new(Hit, h[2] + h[:2]) for h in deny]
+            hits = [_new(Hit, h[2] + (h[0], h[1])) for h in deny]
         action = max([h[2][2] for h in deny])
         if action is _BLOCK:
             return _new(Verdict, (action, tuple(hits), "", self.block_prompt))
-        text = nt.original
+        text = original
         if action is _MASK:
             masks = [(h[4], h[5]) for h in hits if h[2] is _MASK]
             text = _mask(text, masks, self.mask_char)

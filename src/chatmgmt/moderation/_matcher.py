@@ -110,6 +110,16 @@ class _AhoCorasickMatcher:
         end, idx = hits[0]
         return [(len(data[: end + 1].decode("utf-8", "surrogatepass")), idx)]
 
+    # pyahocorasick reports inclusive ends
+    utf8_end_shift = 1
+
+    def scan_utf8(self, data: str) -> list[tuple[int, int]]:
+        """Every occurrence in ``data``, UTF-8 as a latin-1 str, as ``(end - 1, index)`` in
+        bytes, unsorted (add :attr:`utf8_end_shift` for the exclusive end)."""
+        if not self._patterns:
+            return []
+        return list(self._automaton.iter(data))
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_AhoCorasickMatcher, (self._patterns,))
 
@@ -170,6 +180,23 @@ class _HyperscanMatcher:
         if text.isascii():
             return hits
         return _byte_ends_to_chars(data, hits, 0)
+
+    # Hyperscan reports exclusive ends
+    utf8_end_shift = 0
+
+    def scan_utf8(self, data: str) -> list[tuple[int, int]]:
+        """Every occurrence in ``data``, UTF-8 as a latin-1 str, as ``(end, index)`` in bytes
+        (``end`` exclusive), unsorted."""
+        if self._db is None or not data:
+            return []
+        hits: list[tuple[int, int]] = []
+        append = hits.append
+
+        def on_match(idx: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+            append((to, idx))
+
+        self._db.scan(data.encode("latin-1"), match_event_handler=on_match)
+        return hits
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_HyperscanMatcher, (self._patterns,))

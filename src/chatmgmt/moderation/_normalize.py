@@ -17,14 +17,24 @@ back to the span of the original text that produced it.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import unicodedata
+from array import array
 from bisect import bisect_left, bisect_right
 from importlib import resources
 from itertools import accumulate, repeat
 from operator import add
+from typing import Any
 
 import attrs
+
+try:
+    from . import _speedups
+except ImportError:  # pragma: no cover - built at install time when a C compiler is there
+    _speedups = None  # type: ignore[assignment]
+if os.environ.get("CHATMGMT_NO_SPEEDUPS"):
+    _speedups = None  # type: ignore[assignment]
 
 __all__ = ["Normalization", "Normalized", "Normalizer", "normalize"]
 
@@ -33,12 +43,23 @@ __all__ = ["Normalization", "Normalized", "Normalizer", "normalize"]
 _RANGES = ((0, 0x30000), (0xE0000, 0xE0200))
 
 # CJK and other scripts written without spaces: words in them need no word boundary.
-_UNSPACED = (
-    "\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303c\u3040-\u30ff\u3100-\u312f"
-    "\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-    "\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff"
-)
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_UNSPACED_RANGES = (
+    (0x2E80, 0x2FDF), (0x3005, 0x3007), (0x3021, 0x3029), (0x3038, 0x303C), (0x3040, 0x30FF),
+    (0x3100, 0x312F), (0x3190, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
+    (0x20000, 0x3134F), (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF),
+)  # fmt: skip
+_CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+# Noise outside the BMP: emoji and other symbol blocks, tags, variation selectors. Kept to a few
+# ranges: a character class with many astral ranges makes the regex engine slow.
+_ASTRAL_NOISE_RANGES = ((0x1F000, 0x1FBFF), (0xE0000, 0xE0FFF), (0x1D000, 0x1D24F))
+
+
+def _ranges_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    return "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
+
+
+_UNSPACED = _ranges_class(_UNSPACED_RANGES)
+_CJK = _ranges_class(_CJK_RANGES)
 _BOUNDARY_WORD = re.compile(f"[^\\W_{_UNSPACED}]")
 """A word character of a script written with spaces: Latin, Cyrillic, Greek, digits, ..."""
 
@@ -202,9 +223,7 @@ def _char_class(chars: list[str]) -> str:
     return "".join(parts)
 
 
-# Noise outside the BMP: emoji and other symbol blocks, tags, variation selectors. Kept to a few
-# ranges: a character class with many astral ranges makes the regex engine slow.
-_ASTRAL_NOISE = "\U0001f000-\U0001fbff\U000e0000-\U000e0fff\U0001d000-\U0001d24f"
+_ASTRAL_NOISE = _ranges_class(_ASTRAL_NOISE_RANGES)
 
 
 @functools.cache
@@ -233,10 +252,13 @@ def _fold_tables(norm: Normalization) -> tuple[dict[int, str], re.Pattern[str] |
             table[ord(c)] = r
     if not table:
         return table, None
-    # After str.lower(), characters that only change case are already folded: the search
-    # regex looks for the others.
+    # With fold_case, str.lower() folds the characters that only change case: the search regex
+    # looks, in the ORIGINAL text, for the others (whose fold is not their lower case: 'Ζ' is
+    # 'z', a lookalike, not 'ζ'); when it finds one, the whole text goes through the table.
     if norm.fold_case:
         rest = [chr(cp) for cp, r in table.items() if chr(cp).lower() != r]
+        # str.lower() makes a word-final 'Σ' a 'ς' (its only context-dependent mapping)
+        rest.append("Σ")
     else:
         rest = [chr(cp) for cp in table]
     if not rest:
@@ -246,6 +268,79 @@ def _fold_tables(norm: Normalization) -> tuple[dict[int, str], re.Pattern[str] |
     bmp = _char_class([c for c in rest if ord(c) < 0x10000])
     astral = "\U00010000-\U0010ffff" if any(ord(c) >= 0x10000 for c in rest) else ""
     return table, re.compile(f"[{bmp}{astral}]")
+
+
+# class bits of the C normalizer (the same as CLS_* in _speedups.c)
+_CLS_NOISE = 1
+_CLS_UNSPACED = 2
+_CLS_CJK = 4
+_CLS_W = 8
+_CLS_LETTER = 16
+_CLS_SPACE = 32
+_CLS_DIGIT = 64
+_CLS_BWORD = 128
+_OPT_NOISE = 1
+_OPT_COLLAPSE = 2
+_OPT_TEXT = 4
+
+_SpeedupArgs = tuple[
+    bytes | None, dict[int, int] | None, bytes, tuple[tuple[int, int, int], ...], int
+]
+
+
+@functools.cache
+def _speedup_classes() -> tuple[bytes, tuple[tuple[int, int, int], ...]]:
+    """Class bits for the C normalizer: a byte per BMP character, and astral ranges."""
+    classes = bytearray(0x10000)
+    bmp = "".join(map(chr, range(0x10000)))
+    # the re module's own classes, as the regexes of the pure-Python normalizer use them
+    for pattern, bit in (
+        (f"[{_noise_class()}]", _CLS_NOISE),
+        (r"[^\W_]", _CLS_W),
+        (r"[^\W\d_]", _CLS_LETTER),
+        (r"\s", _CLS_SPACE),
+        (r"\d", _CLS_DIGIT),
+        (_BOUNDARY_WORD.pattern, _CLS_BWORD),
+    ):
+        # runs of matching characters: a few thousand per class, not 65,536 matches
+        for m in re.finditer(f"(?:{pattern})+", bmp):
+            for cp in range(m.start(), m.end()):
+                classes[cp] |= bit
+    astral: list[tuple[int, int, int]] = []
+    for ranges, bit in (
+        (_ASTRAL_NOISE_RANGES, _CLS_NOISE),
+        (_UNSPACED_RANGES, _CLS_UNSPACED),
+        (_CJK_RANGES, _CLS_CJK),
+    ):
+        for lo, hi in ranges:
+            if hi < 0x10000:
+                for cp in range(lo, hi + 1):
+                    classes[cp] |= bit
+            else:
+                astral.append((lo, hi, bit))
+    return bytes(classes), tuple(astral)
+
+
+@functools.cache
+def _speedup_args(norm: Normalization) -> _SpeedupArgs:
+    """The data arguments of ``_speedups.normalize`` for ``norm`` (built once per config)."""
+    table, _ = _fold_tables(norm)
+    fold: bytes | None = None
+    fold_astral: dict[int, int] | None = None
+    if table:
+        bmp = array("I", range(0x10000))
+        fold_astral = {}
+        for cp, r in table.items():
+            if cp < 0x10000:
+                bmp[cp] = ord(r)
+            else:
+                fold_astral[cp] = ord(r)
+        fold = bmp.tobytes()
+    classes, astral = _speedup_classes()
+    options = (_OPT_NOISE if norm.skip_noise else 0) | (
+        _OPT_COLLAPSE if norm.collapse_repeats else 0
+    )
+    return fold, fold_astral, classes, astral, options
 
 
 @functools.cache
@@ -403,38 +498,68 @@ class Normalized:
 
 
 class Normalizer:
-    """A compiled :class:`Normalization`: ``normalize(text)`` returns a :class:`Normalized`."""
+    """A compiled :class:`Normalization`: ``normalize(text)`` returns a :class:`Normalized`.
 
-    __slots__ = ("_collapse", "_noise", "_search", "_table", "config")
+    With the C speedups built (``chatmgmt.moderation._speedups``) and ``speedups`` true,
+    ``normalizer(text)`` and :meth:`for_matcher` run the whole pipeline in one C pass; the
+    pure-Python stages give the same results (a differential test checks it) and run when the
+    extension is missing.
+    """
 
-    def __init__(self, config: Normalization) -> None:
+    __slots__ = ("_args", "_collapse", "_noise", "_search", "_table", "config")
+
+    def __init__(self, config: Normalization, speedups: bool = True) -> None:
         self.config = config
         self._table, self._search = _fold_tables(config)
         self._noise = _noise_regex() if config.skip_noise else None
         self._collapse = config.collapse_repeats
+        self._args = _speedup_args(config) if speedups and _speedups is not None else None
+
+    @property
+    def fast(self) -> bool:
+        """Whether this normalizer runs the C speedups."""
+        return self._args is not None
+
+    def speedup_call(self) -> tuple[Any, ...]:
+        """``(function, *data)``: ``function(text, *data)`` is :meth:`for_matcher` without the
+        method call (the filter's hot path). Only when :attr:`fast`."""
+        assert self._args is not None and _speedups is not None
+        return (_speedups.normalize, *self._args)
+
+    def for_matcher(self, text: str) -> tuple[str, bytes, bytes]:
+        """``(data, maps, flags)`` from the C speedups (only when :attr:`fast`): ``data`` the
+        normalized text as UTF-8 in a latin-1 str; ``maps`` native int32, per byte position
+        ``p`` of ``data`` the original start of the character starting there (``2p``) and the
+        original end of the character ending there (``2p + 1``); ``flags`` per byte position,
+        bit 0 when a word starting there fails its left boundary, bit 1 when one ending there
+        fails its right boundary."""
+        assert self._args is not None and _speedups is not None
+        fold, fold_astral, classes, astral, options = self._args
+        out = _speedups.normalize(text, fold, fold_astral, classes, astral, options)
+        assert isinstance(out, tuple)
+        return out
 
     def fold(self, text: str) -> str:
         """The per-character fold alone; never changes the length."""
         if self.config.fold_case:
             low = text.lower()
-            if len(low) != len(text):
+            if len(low) != len(text) or (self._search is not None and self._search.search(text)):
                 return text.translate(self._table)
-            text = low
+            return low
         if self._search is not None and self._search.search(text):
             return text.translate(self._table)
         return text
 
     def stages(self, text: str) -> tuple[str, list[str] | None, list[str] | None]:
         """``(normalized, noise_parts, collapse_parts)``: the arguments of
-        :class:`Normalized` after ``text``, without building it (most texts have no hit)."""
+        :class:`Normalized` after ``text``, without building it (most texts have no hit).
+        Always the pure-Python pipeline."""
         # the fold, inlined (see fold)
         s = text
         if self.config.fold_case:
             s = text.lower()
-            if len(s) != len(text):
+            if len(s) != len(text) or (self._search is not None and self._search.search(text)):
                 s = text.translate(self._table)
-            elif self._search is not None and self._search.search(s):
-                s = s.translate(self._table)
         elif self._search is not None and self._search.search(s):
             s = s.translate(self._table)
         noise_parts = collapse_parts = None
@@ -456,6 +581,12 @@ class Normalizer:
         return Normalized(s, text, noise_parts, collapse_parts)
 
     def __call__(self, text: str) -> str:
+        args = self._args
+        if args is not None and _speedups is not None:
+            fold, fold_astral, classes, astral, options = args
+            out = _speedups.normalize(text, fold, fold_astral, classes, astral, options | 4)
+            assert isinstance(out, str)
+            return out
         return self.stages(text)[0]
 
 
