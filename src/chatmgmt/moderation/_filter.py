@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from itertools import accumulate
@@ -11,7 +12,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..errors import SettingsError, ValidationError
 from ..model import MessageRole
 from ._matcher import CompiledMatcher, MatcherBackend, resolve_backend
-from ._normalize import _BOUNDARY_WORD, Normalization, Normalized, Normalizer, _normalizer
+from ._normalize import (
+    _BOUNDARY_WORD,
+    Normalization,
+    Normalized,
+    Normalizer,
+    _normalizer,
+)
 from ._wordlist import Action, SensitiveWord, WordList, WordSource
 
 if TYPE_CHECKING:
@@ -24,6 +31,11 @@ DEFAULT_BLOCK_PROMPT = "Your message was not sent because it contains words that
 
 _CUSTOMER = 0
 _AGENT = 1
+# pattern bits for the C speedups' check() (M_* in _speedups.c)
+_M_LEFT = 1
+_M_RIGHT = 2
+_M_ALLOWED = 4
+_M_HIT = 8
 _NONE = Action.NONE
 _MASK = Action.MASK
 _BLOCK = Action.BLOCK
@@ -162,12 +174,11 @@ class SensitiveWordFilter:
     """
 
     __slots__ = (
+        "_check",
         "_fast",
         "_infos",
         "_matcher",
         "_normalizer",
-        "_scan_utf8",
-        "_utf8_shift",
         "agent",
         "allow",
         "allow_agent",
@@ -195,9 +206,8 @@ class SensitiveWordFilter:
     _matcher: CompiledMatcher
     _normalizer: Normalizer
     _infos: tuple[tuple[_Info, ...], tuple[_Info, ...]]
-    _fast: tuple[Any, ...] | None
-    _scan_utf8: Any
-    _utf8_shift: int
+    _fast: tuple[tuple[Any, ...], ...] | None
+    _check: Callable[..., Any]
 
     def __init__(
         self,
@@ -285,15 +295,33 @@ class SensitiveWordFilter:
         object.__setattr__(self, "_infos", (tuple(infos[0]), tuple(infos[1])))
         matcher = self.backend.compile(patterns)
         object.__setattr__(self, "_matcher", matcher)
-        # the C speedups and a matcher that reads their UTF-8 output: one pass of normalization,
-        # offsets mapped by table lookups (a custom backend without scan_utf8 gets the pure path)
+        # the C speedups and a matcher that reads their UTF-8 output: normalization, matching
+        # and hits in one call (a custom backend without scan_utf8 gets the pure-Python path)
         scan_utf8 = getattr(matcher, "scan_utf8", None)
-        fast = None
+        fast: tuple[tuple[Any, ...], ...] | None = None
         if normalize.fast and scan_utf8 is not None:
-            fast = normalize.speedup_call()
+            check, *head = normalize.speedup_call()
+            object.__setattr__(self, "_check", check)
+            tail = (
+                scan_utf8,
+                bool(getattr(matcher, "utf8_bytes", False)),
+                int(getattr(matcher, "utf8_end_shift", 0)),
+            )
+            per_role = []
+            for r in (_CUSTOMER, _AGENT):
+                meta = array("i")
+                for hit, is_allowed, length, lb, rb, blen in infos[r]:
+                    bits = (
+                        (_M_LEFT if lb else 0)
+                        | (_M_RIGHT if rb else 0)
+                        | (_M_ALLOWED if is_allowed else 0)
+                        | (_M_HIT if hit is not None else 0)
+                    )
+                    meta.extend((blen, length, bits))
+                hit4s = tuple(info[0] for info in infos[r])
+                per_role.append((*head, *tail, meta.tobytes(), hit4s, Hit, self.longest_match))
+            fast = tuple(per_role)
         object.__setattr__(self, "_fast", fast)
-        object.__setattr__(self, "_scan_utf8", scan_utf8)
-        object.__setattr__(self, "_utf8_shift", int(getattr(matcher, "utf8_end_shift", 0)))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"SensitiveWordFilter is immutable; cannot set {name!r}")
@@ -404,12 +432,16 @@ class SensitiveWordFilter:
             return _new(Verdict, (_NONE, (), text, None))
         fast = self._fast
         if fast is not None:
-            normalize, fold, fold_astral, classes, astral, options = fast
-            data, maps, flags = normalize(text, fold, fold_astral, classes, astral, options)
-            raw = self._scan_utf8(data)
-            if not raw:
+            out = self._check(text, *fast[r])
+            if out is None:
                 return _new(Verdict, (_NONE, (), text, None))
-            return self._verdict_utf8(text, raw, maps, flags, self._infos[r])
+            hits, action = out
+            if action is _BLOCK:
+                return _new(Verdict, (action, hits, "", self.block_prompt))
+            if action is _MASK:
+                masks = [(h[4], h[5]) for h in hits if h[2] is _MASK]
+                text = _mask(text, masks, self.mask_char)
+            return _new(Verdict, (action, hits, text, None))
         norm, noise_parts, collapse_parts = self._normalizer.stages(text)
         raw = self._matcher.scan(norm)
         if not raw:
@@ -462,77 +494,6 @@ class SensitiveWordFilter:
         if not deny:
             return _new(Verdict, (_NONE, (), nt.original, None))
         return self._decide(nt.original, deny, allowed, nt.spans if nt.changed_length else None)
-
-    def _verdict_utf8(
-        self,
-        text: str,
-        raw: list[tuple[int, int]],
-        maps: bytes,
-        flags: bytes,
-        infos: tuple[_Info, ...],
-    ) -> Verdict:
-        """The verdict from the C normalizer's output: offsets in UTF-8 bytes of the normalized
-        text, boundaries and original offsets read from ``flags`` and ``maps``."""
-        shift = self._utf8_shift
-        deny: list[_Deny] = []
-        allowed: list[tuple[int, int]] = []
-        for end, pid in raw:
-            hit, is_allowed, length, lb, rb, blen = infos[pid]
-            end += shift
-            start = end - blen
-            if is_allowed:
-                allowed.append((start, end))
-            if hit is None or (lb and flags[start] & 1) or (rb and flags[end] & 2):
-                continue
-            deny.append((start, end, hit, length))
-        if not deny:
-            return _new(Verdict, (_NONE, (), text, None))
-        m = memoryview(maps).cast("i")
-        if allowed:
-
-            def spans(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-                return [(m[2 * a], m[2 * b + 1]) for a, b in pairs]
-
-            return self._decide(text, deny, allowed, spans)
-        if len(deny) == 1:
-            # the most common case, inline: one hit
-            start, end, info, _ = deny[0]
-            a = m[2 * start]
-            b = m[2 * end + 1]
-            hits: tuple[Hit, ...] = (_new(Hit, (*info, a, b)),)
-            action = info[2]
-            if action is _BLOCK:
-                return _new(Verdict, (action, hits, "", self.block_prompt))
-            if action is _MASK:
-                text = text[:a] + self.mask_char * (b - a) + text[b:]
-            return _new(Verdict, (action, hits, text, None))
-        # each hit starting at or after the end of the one before: ordered and disjoint (the
-        # matcher reports them by end); otherwise sort, and keep the longest where they overlap
-        prev = 0
-        for h in deny:
-            if h[0] < prev:
-                deny.sort()
-                if self.longest_match:
-                    deny = _longest(deny)
-                break
-            prev = h[1]
-        out: list[Hit] = []
-        masks: list[tuple[int, int]] = []
-        action = _NONE
-        for start, end, info, _ in deny:
-            a = m[2 * start]
-            b = m[2 * end + 1]
-            out.append(_new(Hit, (*info, a, b)))
-            act = info[2]
-            if act > action:
-                action = act
-            if act is _MASK:
-                masks.append((a, b))
-        if action is _BLOCK:
-            return _new(Verdict, (action, tuple(out), "", self.block_prompt))
-        if masks:
-            text = _mask(text, masks, self.mask_char)
-        return _new(Verdict, (action, tuple(out), text, None))
 
     def _decide(
         self,

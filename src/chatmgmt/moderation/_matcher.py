@@ -13,7 +13,7 @@ are mapped back to character offsets only for the hits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, repeat
 from typing import Any, Protocol, runtime_checkable
 
@@ -79,8 +79,16 @@ _UTF8 = repeat("utf-8")
 _SURROGATEPASS = repeat("surrogatepass")
 
 
+def _no_matches(data: str) -> tuple[()]:
+    return ()
+
+
 class _AhoCorasickMatcher:
-    __slots__ = ("_automaton", "_patterns")
+    __slots__ = ("_automaton", "_patterns", "scan_utf8")
+
+    # what the C speedups feed scan_utf8: UTF-8 as a latin-1 str; ends are inclusive
+    utf8_bytes = False
+    utf8_end_shift = 1
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self._patterns = tuple(patterns)
@@ -90,6 +98,11 @@ class _AhoCorasickMatcher:
         if self._patterns:
             automaton.make_automaton()
         self._automaton = automaton
+        # every occurrence in UTF-8 data given as a latin-1 str: (end - 1, index) in bytes,
+        # in order of end (the automaton's own iterator: no Python frame per message)
+        self.scan_utf8: Callable[[str], Iterable[tuple[int, int]]] = (
+            automaton.iter if self._patterns else _no_matches
+        )
 
     def scan(self, text: str) -> list[tuple[int, int]]:
         if not self._patterns:
@@ -109,16 +122,6 @@ class _AhoCorasickMatcher:
             return _byte_ends_to_chars(data, hits, 1)
         end, idx = hits[0]
         return [(len(data[: end + 1].decode("utf-8", "surrogatepass")), idx)]
-
-    # pyahocorasick reports inclusive ends
-    utf8_end_shift = 1
-
-    def scan_utf8(self, data: str) -> list[tuple[int, int]]:
-        """Every occurrence in ``data``, UTF-8 as a latin-1 str, as ``(end - 1, index)`` in
-        bytes, unsorted (add :attr:`utf8_end_shift` for the exclusive end)."""
-        if not self._patterns:
-            return []
-        return list(self._automaton.iter(data))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_AhoCorasickMatcher, (self._patterns,))
@@ -181,12 +184,13 @@ class _HyperscanMatcher:
             return hits
         return _byte_ends_to_chars(data, hits, 0)
 
-    # Hyperscan reports exclusive ends
+    # what the C speedups feed scan_utf8: UTF-8 bytes; ends are exclusive
+    utf8_bytes = True
     utf8_end_shift = 0
 
-    def scan_utf8(self, data: str) -> list[tuple[int, int]]:
-        """Every occurrence in ``data``, UTF-8 as a latin-1 str, as ``(end, index)`` in bytes
-        (``end`` exclusive), unsorted."""
+    def scan_utf8(self, data: bytes) -> list[tuple[int, int]]:
+        """Every occurrence in UTF-8 ``data`` as ``(end, index)`` in bytes (``end``
+        exclusive)."""
         if self._db is None or not data:
             return []
         hits: list[tuple[int, int]] = []
@@ -195,7 +199,7 @@ class _HyperscanMatcher:
         def on_match(idx: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
             append((to, idx))
 
-        self._db.scan(data.encode("latin-1"), match_event_handler=on_match)
+        self._db.scan(data, match_event_handler=on_match)
         return hits
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -521,10 +521,10 @@ class Normalizer:
         return self._args is not None
 
     def speedup_call(self) -> tuple[Any, ...]:
-        """``(function, *data)``: ``function(text, *data)`` is :meth:`for_matcher` without the
-        method call (the filter's hot path). Only when :attr:`fast`."""
+        """``(check, *data)`` for the filter's hot path: ``_speedups.check(text, *data, ...)``
+        normalizes as this normalizer does (see ``_speedups.c``). Only when :attr:`fast`."""
         assert self._args is not None and _speedups is not None
-        return (_speedups.normalize, *self._args)
+        return (_speedups.check, *self._args)
 
     def for_matcher(self, text: str) -> tuple[str, bytes, bytes]:
         """``(data, maps, flags)`` from the C speedups (only when :attr:`fast`): ``data`` the

@@ -1,33 +1,42 @@
-/* Optional C speedups for chatmgmt.moderation: the whole normalization pipeline in one pass.
+/* Optional C speedups for chatmgmt.moderation: the normalizer and the verdict's hits in one
+ * pass each. The pure-Python code in _normalize.py and _filter.py is the reference (it holds all
+ * the data and runs when this extension is missing); differential tests compare the two.
  *
  * normalize(text, fold, fold_astral, classes, astral, options)
+ *     The per-character fold, noise skipping and repeat collapsing of _normalize.Normalizer.
+ *     With options & OPT_TEXT, the normalized text; otherwise (data, maps, flags):
+ *     - data: the normalized text as UTF-8 ("surrogatepass") in a latin-1 str;
+ *     - maps: native int32 pairs, two per byte position p of data (0 <= p <= len(data)):
+ *       maps[2p] is, for the character starting at byte p, the offset in the ORIGINAL text
+ *       where it (the run it was collapsed from) starts; maps[2p + 1] is, for the character
+ *       ending at byte p, the original offset right after it; other entries are 0;
+ *     - flags: a byte per byte position p: bit 0 when a word starting at p fails its left
+ *       boundary (the character before is a word character of a script written with spaces
+ *       and no noise was deleted between), bit 1 when a word ending at p fails its right one.
  *
- * does what the pure-Python Normalizer does (the per-character fold, noise skipping, repeat
- * collapsing; see _normalize.py, which holds the reference implementation and all the data)
- * and returns either the normalized text (options & OPT_TEXT) or, for the matcher:
- *
- *   (data, maps, flags)
- *
- * - data: the normalized text encoded as UTF-8 ("surrogatepass"), as a latin-1 str (one
- *   character per byte, what the byte-fed automaton reads);
- * - maps: native int32 pairs, two per byte position p of data (0 <= p <= len(data)):
- *   maps[2p] is, for the character starting at byte p, the offset in the ORIGINAL text where
- *   it (the run it was collapsed from) starts; maps[2p + 1] is, for the character ending at
- *   byte p, the original offset right after it (after the last character of its run);
- * - flags: one byte per byte position p: bit 0 when a hit starting at p fails its left word
- *   boundary (the character before is a word character of a script written with spaces and
- *   no noise was deleted between), bit 1 when a hit ending at p fails its right boundary.
+ * check(text, fold, fold_astral, classes, astral, options,
+ *       scan, as_bytes, shift, meta, hit4s, hit_type, longest)
+ *     SensitiveWordFilter.check's hits: normalizes, calls scan(data) (data as normalize's, or
+ *     bytes when as_bytes) for an iterable of (end, pattern) matches in bytes (end + shift is
+ *     the exclusive end), and decides as _filter.SensitiveWordFilter._verdict does: word
+ *     boundaries, allow-list entries cancelling the hits they cover, the longest of
+ *     overlapping hits. meta: native int32 triples per pattern (UTF-8 length, length in
+ *     characters, M_* bits); hit4s: per pattern the first four fields of its hits, or None.
+ *     Returns (hits, action): the Hit tuples ordered by start, with offsets into the original
+ *     text, and the strongest action (the first of the strongest hits); None without a match.
  *
  * The data tables come from Python, so the character classes live in one place:
- * - fold: 65536 native uint32, the fold of every BMP character;
- * - fold_astral: dict {code point: code point} for characters above the BMP;
+ * - fold: 65536 native uint32, the fold of every BMP character, or None;
+ * - fold_astral: dict {code point: code point} for characters above the BMP, or None;
  * - classes: 65536 bytes of class bits for the BMP (CLS_*, the same as _normalize._CLS_*);
  * - astral: tuple of (lo, hi, bits) ranges with the class bits above the BMP.
- * Word, letter, digit and space tests are Python's own (Py_UNICODE_IS*), as in the re module.
+ * Word, letter, digit and space tests above the BMP are Python's own (Py_UNICODE_IS*), which
+ * the re module uses for \w, \d and \s.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 
 /* class bits; for the BMP all come from the table (built from the re module's own classes),
@@ -161,94 +170,124 @@ utf8_put(unsigned char *o, Py_UCS4 c)
     return o;
 }
 
-/* arrays for a text of n characters, carved from one block: a small text uses the stack */
+/* ---------------------------------------------------------------------------------------- */
+/* The normalized text: per character, the folded character, its class bits, and where the run
+ * it was collapsed from starts and ends in the original text. A short text uses the arrays in
+ * the struct (on the caller's stack); a long one, one block from the heap. */
 #define SMALL 256
 
-static PyObject *
-speedups_normalize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    PyObject *text, *fold_obj, *fold_astral, *classes_obj, *astral;
-    long options;
-    Py_ssize_t n, i, m, kk, p, nb;
-    int kind;
-    const void *data;
-    const uint32_t *fold = NULL;
-    Classes cl;
+typedef struct {
+    Py_ssize_t n, len; /* original and normalized lengths */
+    Py_UCS4 *s, *t;    /* folded text; normalized text */
+    unsigned char *k, *tk;
+    int32_t *src, *first, *last;
+    void *block;
     Py_UCS4 small_s[SMALL], small_t[SMALL];
     unsigned char small_k[SMALL], small_tk[SMALL];
     int32_t small_src[SMALL], small_first[SMALL], small_last[SMALL];
-    void *block = NULL;
+} Norm;
+
+static void
+norm_free(Norm *nm)
+{
+    PyMem_Free(nm->block);
+    nm->block = NULL;
+}
+
+/* whether noise was deleted between normalized characters i - 1 and i (0 < i <= len) */
+static inline int
+gap(const Norm *nm, Py_ssize_t i)
+{
+    return nm->first[i] != nm->last[i - 1] + 1;
+}
+
+/* a word starting at normalized character i fails its left word boundary */
+static inline int
+left_blocked(const Norm *nm, Py_ssize_t i)
+{
+    return i > 0 && (nm->tk[i - 1] & CLS_BWORD) && !gap(nm, i);
+}
+
+/* a word ending right before normalized character i fails its right word boundary */
+static inline int
+right_blocked(const Norm *nm, Py_ssize_t i)
+{
+    return i > 0 && i < nm->len && (nm->tk[i] & CLS_BWORD) && !gap(nm, i);
+}
+
+/* args[0..5]: text, fold, fold_astral, classes, astral, options. 0 or -1 on error. */
+static int
+prepare(Norm *nm, PyObject *const *args, long *options_out)
+{
+    PyObject *text = args[0], *fold_obj = args[1], *fold_astral = args[2];
+    PyObject *classes_obj = args[3], *astral = args[4];
+    long options = PyLong_AsLong(args[5]);
+    const uint32_t *fold = NULL;
+    Classes cl;
+    Py_ssize_t n, i, m, kk, p;
+    int kind;
+    const void *data;
     Py_UCS4 *s, *t;
     unsigned char *k, *tk;
     int32_t *src, *first, *last;
-    PyObject *result = NULL;
-    (void)module;
 
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "normalize() takes exactly 6 arguments");
-        return NULL;
-    }
-    text = args[0];
-    fold_obj = args[1];
-    fold_astral = args[2];
-    classes_obj = args[3];
-    astral = args[4];
-    options = PyLong_AsLong(args[5]);
+    nm->block = NULL;
     if (options == -1 && PyErr_Occurred())
-        return NULL;
+        return -1;
+    *options_out = options;
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "text must be a str");
-        return NULL;
+        return -1;
     }
     if (fold_obj != Py_None) {
         if (!PyBytes_Check(fold_obj) || PyBytes_GET_SIZE(fold_obj) != 65536 * 4) {
             PyErr_SetString(PyExc_ValueError, "fold must be 65536 native uint32 or None");
-            return NULL;
+            return -1;
         }
         fold = (const uint32_t *)PyBytes_AS_STRING(fold_obj);
     }
     if (fold_astral != Py_None && !PyDict_Check(fold_astral)) {
         PyErr_SetString(PyExc_TypeError, "fold_astral must be a dict or None");
-        return NULL;
+        return -1;
     }
     if (!PyBytes_Check(classes_obj) || PyBytes_GET_SIZE(classes_obj) != 65536) {
         PyErr_SetString(PyExc_ValueError, "classes must be 65536 bytes");
-        return NULL;
+        return -1;
     }
     if (!PyTuple_Check(astral)) {
         PyErr_SetString(PyExc_TypeError, "astral must be a tuple");
-        return NULL;
+        return -1;
     }
     cl.classes = (const unsigned char *)PyBytes_AS_STRING(classes_obj);
     cl.astral = astral;
 
     if (PyUnicode_READY(text) < 0)
-        return NULL;
+        return -1;
     n = PyUnicode_GET_LENGTH(text);
     kind = PyUnicode_KIND(text);
     data = PyUnicode_DATA(text);
 
     if (n < SMALL) {
-        s = small_s;
-        t = small_t;
-        k = small_k;
-        tk = small_tk;
-        src = small_src;
-        first = small_first;
-        last = small_last;
+        s = nm->small_s;
+        t = nm->small_t;
+        k = nm->small_k;
+        tk = nm->small_tk;
+        src = nm->small_src;
+        first = nm->small_first;
+        last = nm->small_last;
     }
     else {
         size_t cap = (size_t)n + 1;
         if (cap > (size_t)PY_SSIZE_T_MAX / 32) {
             PyErr_NoMemory();
-            return NULL;
+            return -1;
         }
-        block = PyMem_Malloc(cap * (2 * sizeof(Py_UCS4) + 2 + 3 * sizeof(int32_t)));
-        if (block == NULL) {
+        nm->block = PyMem_Malloc(cap * (2 * sizeof(Py_UCS4) + 2 + 3 * sizeof(int32_t)));
+        if (nm->block == NULL) {
             PyErr_NoMemory();
-            return NULL;
+            return -1;
         }
-        s = (Py_UCS4 *)block;
+        s = (Py_UCS4 *)nm->block;
         t = s + cap;
         src = (int32_t *)(t + cap);
         first = src + cap;
@@ -256,6 +295,14 @@ speedups_normalize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         k = (unsigned char *)(last + cap);
         tk = k + cap;
     }
+    nm->s = s;
+    nm->t = t;
+    nm->k = k;
+    nm->tk = tk;
+    nm->src = src;
+    nm->first = first;
+    nm->last = last;
+    nm->n = n;
 
     /* 1. the fold (never changes the length) and the class bits of the folded characters */
     for (i = 0; i < n; i++) {
@@ -268,22 +315,22 @@ speedups_normalize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         else if (fold_astral != Py_None && PyDict_GET_SIZE(fold_astral)) {
             PyObject *key = PyLong_FromLong((long)c), *v;
             if (key == NULL)
-                goto done;
+                goto error;
             v = PyDict_GetItemWithError(fold_astral, key);
             Py_DECREF(key);
             if (v != NULL) {
                 long f = PyLong_AsLong(v);
                 if (f == -1 && PyErr_Occurred())
-                    goto done;
+                    goto error;
                 c = (Py_UCS4)f;
             }
             else if (PyErr_Occurred()) {
-                goto done;
+                goto error;
             }
         }
         s[i] = c;
         if ((bits = cls(&cl, c)) < 0)
-            goto done;
+            goto error;
         k[i] = (unsigned char)bits;
     }
 
@@ -310,11 +357,10 @@ speedups_normalize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     else {
-        for (i = 0; i < n; i++) {
-            t[i] = s[i];
-            tk[i] = k[i];
+        memcpy(t, s, sizeof(Py_UCS4) * (size_t)n);
+        memcpy(tk, k, (size_t)n);
+        for (i = 0; i < n; i++)
             src[i] = (int32_t)i;
-        }
         m = n;
     }
 
@@ -334,69 +380,444 @@ speedups_normalize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             run = i + 1;
         }
     }
+    nm->len = kk;
+    return 0;
 
+error:
+    norm_free(nm);
+    return -1;
+}
+
+/* the normalized text as UTF-8: a latin-1 str (canonical: ASCII when every byte is), or bytes */
+static PyObject *
+utf8_data(const Norm *nm, int as_bytes)
+{
+    Py_ssize_t i, nb = 0;
+    PyObject *out;
+    unsigned char *o;
+    for (i = 0; i < nm->len; i++)
+        nb += utf8_len(nm->t[i]);
+    if (as_bytes) {
+        out = PyBytes_FromStringAndSize(NULL, nb);
+        if (out == NULL)
+            return NULL;
+        o = (unsigned char *)PyBytes_AS_STRING(out);
+    }
+    else {
+        out = PyUnicode_New(nb, nb == nm->len ? 127 : 255);
+        if (out == NULL)
+            return NULL;
+        o = PyUnicode_1BYTE_DATA(out);
+    }
+    for (i = 0; i < nm->len; i++)
+        o = utf8_put(o, nm->t[i]);
+    return out;
+}
+
+static PyObject *
+speedups_normalize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Norm nm;
+    long options;
+    Py_ssize_t i, p, nb;
+    PyObject *latin = NULL, *maps = NULL, *flags = NULL, *result = NULL;
+    unsigned char *fl;
+    int32_t *mp;
+    (void)module;
+
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "normalize() takes exactly 6 arguments");
+        return NULL;
+    }
+    if (prepare(&nm, args, &options) < 0)
+        return NULL;
     if (options & OPT_TEXT) {
-        result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, t, kk);
+        result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, nm.t, nm.len);
+        goto done;
+    }
+    latin = utf8_data(&nm, 0);
+    if (latin == NULL)
+        goto done;
+    nb = PyUnicode_GET_LENGTH(latin);
+    maps = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * 2 * (nb + 1));
+    flags = PyBytes_FromStringAndSize(NULL, nb + 1);
+    if (maps == NULL || flags == NULL)
+        goto done;
+    mp = (int32_t *)PyBytes_AS_STRING(maps);
+    fl = (unsigned char *)PyBytes_AS_STRING(flags);
+    memset(mp, 0, sizeof(int32_t) * 2 * (size_t)(nb + 1));
+    memset(fl, 0, (size_t)(nb + 1));
+    p = 0;
+    for (i = 0; i <= nm.len; i++) {
+        fl[p] = (unsigned char)(left_blocked(&nm, i) | (right_blocked(&nm, i) << 1));
+        if (i == nm.len)
+            break;
+        mp[2 * p] = nm.first[i];
+        p += utf8_len(nm.t[i]);
+        mp[2 * p + 1] = nm.last[i] + 1;
+    }
+    result = PyTuple_Pack(3, latin, maps, flags);
+
+done:
+    Py_XDECREF(latin);
+    Py_XDECREF(maps);
+    Py_XDECREF(flags);
+    norm_free(&nm);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* check(): the hits */
+#define M_LEFT 1
+#define M_RIGHT 2
+#define M_ALLOWED 4
+#define M_HIT 8
+
+typedef struct {
+    Py_ssize_t start, end, pattern;
+} Span;
+
+static int
+span_cmp(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* longest first, then leftmost */
+static int
+longest_cmp(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    Py_ssize_t lx = x->end - x->start, ly = y->end - y->start;
+    if (lx != ly)
+        return lx > ly ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return 0;
+}
+
+/* by end, then pattern: the order the matches are counted in */
+static int
+raw_cmp(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    if (x->pattern != y->pattern)
+        return x->pattern < y->pattern ? -1 : 1;
+    return 0;
+}
+
+/* where spans (sorted) overlap, keep the longest, then the leftmost, as _filter._longest;
+ * returns the new count */
+static Py_ssize_t
+keep_longest(Span *d, Py_ssize_t n, Span *scratch)
+{
+    Py_ssize_t i = 0, out = 0;
+    while (i < n) {
+        Py_ssize_t j = i + 1, cluster_end = d[i].end, a, c, chosen;
+        while (j < n && d[j].start < cluster_end) {
+            if (d[j].end > cluster_end)
+                cluster_end = d[j].end;
+            j++;
+        }
+        if (j == i + 1) {
+            d[out++] = d[i];
+            i = j;
+            continue;
+        }
+        memcpy(scratch, d + i, sizeof(Span) * (size_t)(j - i));
+        qsort(scratch, (size_t)(j - i), sizeof(Span), longest_cmp);
+        chosen = 0; /* the chosen ones are kept at the front of scratch */
+        for (a = 0; a < j - i; a++) {
+            int free = 1;
+            for (c = 0; c < chosen; c++)
+                if (!(scratch[a].end <= scratch[c].start || scratch[c].end <= scratch[a].start)) {
+                    free = 0;
+                    break;
+                }
+            if (free)
+                scratch[chosen++] = scratch[a];
+        }
+        qsort(scratch, (size_t)chosen, sizeof(Span), span_cmp);
+        memcpy(d + out, scratch, sizeof(Span) * (size_t)chosen);
+        out += chosen;
+        i = j;
+    }
+    return out;
+}
+
+/* a growable array of Span */
+typedef struct {
+    Span *v;
+    Py_ssize_t n, cap;
+} Spans;
+
+static int
+spans_push(Spans *a, Py_ssize_t start, Py_ssize_t end, Py_ssize_t pattern)
+{
+    if (a->n == a->cap) {
+        Py_ssize_t cap = a->cap ? 2 * a->cap : 16;
+        Span *v = PyMem_Realloc(a->v, sizeof(Span) * (size_t)cap);
+        if (v == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n].start = start;
+    a->v[a->n].end = end;
+    a->v[a->n].pattern = pattern;
+    a->n++;
+    return 0;
+}
+
+/* the raw matches of scan(data) in bytes, sorted by end */
+static int
+collect(PyObject *matches, long shift, Py_ssize_t npat, Py_ssize_t nb, Spans *raw)
+{
+    PyObject *it = PyObject_GetIter(matches), *item;
+    int sorted = 1;
+    if (it == NULL)
+        return -1;
+    while ((item = PyIter_Next(it)) != NULL) {
+        long end, pat;
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            Py_DECREF(item);
+            Py_DECREF(it);
+            PyErr_SetString(PyExc_TypeError, "scan must give (end, pattern) pairs");
+            return -1;
+        }
+        end = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+        pat = PyLong_AsLong(PyTuple_GET_ITEM(item, 1));
+        Py_DECREF(item);
+        if ((end == -1 || pat == -1) && PyErr_Occurred()) {
+            Py_DECREF(it);
+            return -1;
+        }
+        end += shift;
+        if (pat < 0 || pat >= npat || end <= 0 || end > nb) {
+            Py_DECREF(it);
+            PyErr_SetString(PyExc_ValueError, "scan gave a match outside the data or patterns");
+            return -1;
+        }
+        if (raw->n && end < raw->v[raw->n - 1].end)
+            sorted = 0;
+        if (spans_push(raw, 0, end, pat) < 0) {
+            Py_DECREF(it);
+            return -1;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return -1;
+    if (!sorted)
+        qsort(raw->v, (size_t)raw->n, sizeof(Span), raw_cmp);
+    return 0;
+}
+
+static PyObject *
+speedups_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Norm nm;
+    long options, shift;
+    int as_bytes, longest;
+    PyObject *data = NULL, *matches = NULL, *hits = NULL, *result = NULL, *action = NULL;
+    PyObject *scan, *meta_obj, *hit4s, *hit_type_obj;
+    PyTypeObject *hit_type;
+    const int32_t *meta;
+    const unsigned char *bytes;
+    Spans raw = {NULL, 0, 0}, deny = {NULL, 0, 0}, allowed = {NULL, 0, 0};
+    Span *scratch = NULL;
+    Py_ssize_t npat, nb, i, pos = 0, chars = 0;
+    long best = LONG_MIN;
+    (void)module;
+
+    if (nargs != 13) {
+        PyErr_SetString(PyExc_TypeError, "check() takes exactly 13 arguments");
+        return NULL;
+    }
+    scan = args[6];
+    as_bytes = PyObject_IsTrue(args[7]);
+    shift = PyLong_AsLong(args[8]);
+    meta_obj = args[9];
+    hit4s = args[10];
+    hit_type_obj = args[11];
+    longest = PyObject_IsTrue(args[12]);
+    if (as_bytes < 0 || longest < 0 || (shift == -1 && PyErr_Occurred()))
+        return NULL;
+    if (!PyBytes_Check(meta_obj) || !PyTuple_Check(hit4s) || !PyType_Check(hit_type_obj) ||
+        !PyType_IsSubtype((PyTypeObject *)hit_type_obj, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "check(): bad argument types");
+        return NULL;
+    }
+    hit_type = (PyTypeObject *)hit_type_obj;
+    npat = PyTuple_GET_SIZE(hit4s);
+    if (PyBytes_GET_SIZE(meta_obj) != (Py_ssize_t)sizeof(int32_t) * 3 * npat) {
+        PyErr_SetString(PyExc_ValueError, "check(): meta and hit4s disagree");
+        return NULL;
+    }
+    meta = (const int32_t *)PyBytes_AS_STRING(meta_obj);
+
+    if (prepare(&nm, args, &options) < 0)
+        return NULL;
+    data = utf8_data(&nm, as_bytes);
+    if (data == NULL)
+        goto done;
+    matches = PyObject_CallOneArg(scan, data);
+    if (matches == NULL)
+        goto done;
+    if (as_bytes) {
+        bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+        nb = PyBytes_GET_SIZE(data);
+    }
+    else {
+        bytes = PyUnicode_1BYTE_DATA(data);
+        nb = PyUnicode_GET_LENGTH(data);
+    }
+    if (collect(matches, shift, npat, nb, &raw) < 0)
+        goto done;
+    if (raw.n == 0) {
+        result = Py_NewRef(Py_None);
         goto done;
     }
 
-    /* 4. UTF-8 (as a latin-1 str), the offset maps and the boundary flags */
-    nb = 0;
-    for (i = 0; i < kk; i++)
-        nb += utf8_len(t[i]);
-    {
-        /* all ASCII (a byte per character) or not: the str must be canonical */
-        PyObject *latin = PyUnicode_New(nb, nb == kk ? 127 : 255);
-        PyObject *maps = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * 2 * (nb + 1));
-        PyObject *flags = PyBytes_FromStringAndSize(NULL, nb + 1);
-        unsigned char *o, *o0, *fl;
-        int32_t *mp;
-        if (latin == NULL || maps == NULL || flags == NULL) {
-            Py_XDECREF(latin);
-            Py_XDECREF(maps);
-            Py_XDECREF(flags);
+    /* in characters: each end is counted once, in order (UTF-8 continuation bytes are
+     * 10xxxxxx); a match is exactly its pattern, so it starts its length in characters
+     * earlier */
+    for (i = 0; i < raw.n; i++) {
+        Span *r = &raw.v[i];
+        const int32_t *mt = meta + 3 * r->pattern;
+        long bits = mt[2];
+        Py_ssize_t start, end;
+        for (; pos < r->end; pos++)
+            chars += (bytes[pos] & 0xC0) != 0x80;
+        end = chars;
+        start = end - mt[1];
+        if (r->end - mt[0] < 0 || start < 0) {
+            PyErr_SetString(PyExc_ValueError, "scan gave a match that is not its pattern");
             goto done;
         }
-        o0 = o = PyUnicode_1BYTE_DATA(latin);
-        mp = (int32_t *)PyBytes_AS_STRING(maps);
-        fl = (unsigned char *)PyBytes_AS_STRING(flags);
-        memset(mp, 0, sizeof(int32_t) * 2 * (size_t)(nb + 1));
-        memset(fl, 0, (size_t)(nb + 1));
-        p = 0;
-        for (i = 0; i < kk; i++) {
-            /* no noise deleted between characters i - 1 and i: the boundary is theirs */
-            if (i > 0 && first[i] == last[i - 1] + 1) {
-                if (tk[i - 1] & CLS_BWORD)
-                    fl[p] |= 1;
-                if (tk[i] & CLS_BWORD)
-                    fl[p] |= 2;
+        if ((bits & M_ALLOWED) && spans_push(&allowed, start, end, r->pattern) < 0)
+            goto done;
+        if (!(bits & M_HIT) || ((bits & M_LEFT) && left_blocked(&nm, start)) ||
+            ((bits & M_RIGHT) && right_blocked(&nm, end)))
+            continue;
+        if (spans_push(&deny, start, end, r->pattern) < 0)
+            goto done;
+    }
+    if (deny.n && allowed.n) {
+        /* an allowed match covering a hit cancels it */
+        Py_ssize_t a, kept = 0;
+        qsort(allowed.v, (size_t)allowed.n, sizeof(Span), span_cmp);
+        for (a = 1; a < allowed.n; a++) /* reach: the furthest end of allowed[0..a] */
+            if (allowed.v[a - 1].end > allowed.v[a].end)
+                allowed.v[a].end = allowed.v[a - 1].end;
+        for (i = 0; i < deny.n; i++) {
+            Py_ssize_t lo = 0, hi = allowed.n; /* the first allowed starting after the hit */
+            while (lo < hi) {
+                Py_ssize_t mid = (lo + hi) / 2;
+                if (allowed.v[mid].start <= deny.v[i].start)
+                    lo = mid + 1;
+                else
+                    hi = mid;
             }
-            mp[2 * p] = first[i];
-            o = utf8_put(o, t[i]);
-            p = (Py_ssize_t)(o - o0);
-            mp[2 * p + 1] = last[i] + 1;
+            if (lo > 0 && allowed.v[lo - 1].end >= deny.v[i].end)
+                continue;
+            deny.v[kept++] = deny.v[i];
         }
-        result = PyTuple_Pack(3, latin, maps, flags);
-        Py_DECREF(latin);
-        Py_DECREF(maps);
-        Py_DECREF(flags);
+        deny.n = kept;
+    }
+    if (deny.n > 1) {
+        /* each hit starting at or after the end of the one before: ordered and disjoint */
+        int ordered = 1;
+        for (i = 1; i < deny.n; i++)
+            if (deny.v[i].start < deny.v[i - 1].end) {
+                ordered = 0;
+                break;
+            }
+        if (!ordered) {
+            qsort(deny.v, (size_t)deny.n, sizeof(Span), span_cmp);
+            if (longest) {
+                scratch = PyMem_Malloc(sizeof(Span) * (size_t)deny.n);
+                if (scratch == NULL) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                deny.n = keep_longest(deny.v, deny.n, scratch);
+            }
+        }
     }
 
+    hits = PyTuple_New(deny.n);
+    if (hits == NULL)
+        goto done;
+    for (i = 0; i < deny.n; i++) {
+        PyObject *h4 = PyTuple_GET_ITEM(hit4s, deny.v[i].pattern), *hit, *act, *a, *b;
+        Py_ssize_t f;
+        long v;
+        if (!PyTuple_Check(h4) || PyTuple_GET_SIZE(h4) != 4) {
+            PyErr_SetString(PyExc_TypeError, "check(): hit4s items must be 4-tuples");
+            goto done;
+        }
+        a = PyLong_FromLong(nm.first[deny.v[i].start]);
+        b = PyLong_FromLong(nm.last[deny.v[i].end - 1] + 1);
+        hit = (a && b) ? hit_type->tp_alloc(hit_type, 6) : NULL;
+        if (hit == NULL) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            goto done;
+        }
+        for (f = 0; f < 4; f++)
+            PyTuple_SET_ITEM(hit, f, Py_NewRef(PyTuple_GET_ITEM(h4, f)));
+        PyTuple_SET_ITEM(hit, 4, a);
+        PyTuple_SET_ITEM(hit, 5, b);
+        PyTuple_SET_ITEM(hits, i, hit);
+        act = PyTuple_GET_ITEM(h4, 2);
+        v = PyLong_AsLong(act);
+        if (v == -1 && PyErr_Occurred())
+            goto done;
+        if (v > best) {
+            best = v;
+            action = act;
+        }
+    }
+    if (action == NULL)
+        result = Py_NewRef(Py_None);
+    else
+        result = PyTuple_Pack(2, hits, action);
+
 done:
-    PyMem_Free(block);
+    Py_XDECREF(data);
+    Py_XDECREF(matches);
+    Py_XDECREF(hits);
+    PyMem_Free(raw.v);
+    PyMem_Free(deny.v);
+    PyMem_Free(allowed.v);
+    PyMem_Free(scratch);
+    norm_free(&nm);
     return result;
 }
 
 static PyMethodDef speedups_methods[] = {
     {"normalize", (PyCFunction)(void (*)(void))speedups_normalize, METH_FASTCALL,
      "normalize(text, fold, fold_astral, classes, astral, options): see the module docs."},
+    {"check", (PyCFunction)(void (*)(void))speedups_check, METH_FASTCALL,
+     "check(text, fold, fold_astral, classes, astral, options, scan, as_bytes, shift, meta, "
+     "hit4s, hit_type, longest): see the module docs."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "chatmgmt.moderation._speedups",
-    "Optional C speedups for chatmgmt.moderation (the normalizer in one pass).",
+    "Optional C speedups for chatmgmt.moderation (see _speedups.c).",
     -1,
     speedups_methods,
     NULL,

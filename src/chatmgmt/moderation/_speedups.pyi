@@ -1,3 +1,6 @@
+from collections.abc import Callable, Iterable
+from typing import Any
+
 def normalize(
     text: str,
     fold: bytes | None,
@@ -7,3 +10,19 @@ def normalize(
     options: int,
     /,
 ) -> str | tuple[str, bytes, bytes]: ...
+def check(
+    text: str,
+    fold: bytes | None,
+    fold_astral: dict[int, int] | None,
+    classes: bytes,
+    astral: tuple[tuple[int, int, int], ...],
+    options: int,
+    scan: Callable[[Any], Iterable[tuple[int, int]]],
+    as_bytes: bool,
+    shift: int,
+    meta: bytes,
+    hit4s: tuple[Any, ...],
+    hit_type: type[tuple[Any, ...]],
+    longest: bool,
+    /,
+) -> tuple[tuple[Any, ...], Any] | None: ...
