@@ -442,12 +442,12 @@ class SensitiveWordFilter:
                 masks = [(h[4], h[5]) for h in hits if h[2] is _MASK]
                 text = _mask(text, masks, self.mask_char)
             return _new(Verdict, (action, hits, text, None))
-        norm, noise_parts, collapse_parts = self._normalizer.stages(text)
+        norm, stages = self._normalizer.stages(text)
         raw = self._matcher.scan(norm)
         if not raw:
             return _new(Verdict, (_NONE, (), text, None))
         return self._verdict(
-            Normalized(norm, text, noise_parts, collapse_parts),
+            Normalized(norm, text, stages),
             raw,
             self._infos[r],
         )

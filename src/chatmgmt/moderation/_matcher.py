@@ -21,6 +21,11 @@ import ahocorasick
 
 from ..errors import ValidationError
 
+try:
+    from . import _speedups
+except ImportError:  # pragma: no cover - built at install time when a C compiler is there
+    _speedups = None  # type: ignore[assignment]
+
 __all__ = [
     "AhoCorasickBackend",
     "CompiledMatcher",
@@ -193,6 +198,11 @@ class _HyperscanMatcher:
         exclusive)."""
         if self._db is None or not data:
             return []
+        if _speedups is not None:
+            # records the matches in C: no Python frame and no tuple per match
+            matches = _speedups.Matches()
+            self._db.scan(data, match_event_handler=matches)
+            return matches  # type: ignore[return-value]
         hits: list[tuple[int, int]] = []
         append = hits.append
 

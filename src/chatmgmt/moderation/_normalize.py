@@ -21,7 +21,7 @@ import os
 import re
 import unicodedata
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from importlib import resources
 from itertools import accumulate, repeat
 from operator import add
@@ -393,82 +393,70 @@ def _map(xs: list[int], stage: tuple[list[int], list[int]]) -> list[int]:
     return list(map(add, xs, map(shifts.__getitem__, map(bisect_right, repeat(out_starts), xs))))
 
 
+_Stage = tuple[list[int], list[int]]
+
+
 class Normalized:
     """A normalized ``text``, its ``original`` and the way back: ``span(start, end)``.
 
-    Noise deletion and repeat collapsing each keep their ``re.split`` result; the tables that
-    map offsets back (where each kept piece starts, found by bisection) are built from them
-    lazily, on the first :meth:`span`, so a text without hits never pays. In the collapse
-    step the kept character is the last of its run; a span starting on it extends back over
-    the repeats.
+    ``stages`` lists the deleting steps in the order they ran, as ``(collapse, parts)``:
+    ``parts`` the ``re.split`` result of a noise pass (``collapse`` false) or of repeat
+    collapsing (true). The tables that map offsets back (where each kept piece starts, found by
+    bisection) are built lazily, on the first :meth:`span`, so a text without hits never pays.
+    In the collapse step the kept character is the last of its run; a span starting on it
+    extends back over the repeats.
     """
 
-    __slots__ = (
-        "_col",
-        "_collapse_parts",
-        "_noise_parts",
-        "_pre",
-        "original",
-        "text",
-    )
+    __slots__ = ("_maps", "_stages", "original", "text")
 
     def __init__(
-        self,
-        text: str,
-        original: str,
-        noise_parts: list[str] | None = None,
-        collapse_parts: list[str] | None = None,
+        self, text: str, original: str, stages: list[tuple[bool, list[str]]] | None = None
     ) -> None:
         self.text = text
         self.original = original
-        self._noise_parts = noise_parts
-        self._collapse_parts = collapse_parts
-        self._pre: tuple[list[int], list[int]] | None = None
-        self._col: tuple[list[int], list[int]] | None = None
+        self._stages = stages
+        self._maps: list[tuple[bool, _Stage]] | None = None
 
     @property
     def changed_length(self) -> bool:
         """Whether characters were deleted (offsets then differ from the original's)."""
-        return self._noise_parts is not None or self._collapse_parts is not None
+        return self._stages is not None
 
-    def _build(self) -> None:
-        if self._noise_parts is not None:
-            self._pre = _stage(self._noise_parts)
-        if self._collapse_parts is not None:
-            self._col = _stage(self._collapse_parts, True)
+    def _tables(self) -> list[tuple[bool, _Stage]]:
+        maps = self._maps
+        if maps is None:
+            # the last step first: offsets go back through the steps in reverse
+            stages = self._stages or []
+            maps = self._maps = [(c, _stage(parts, c)) for c, parts in reversed(stages)]
+        return maps
+
+    def _start(self, x: int) -> int:
+        """The original offset where normalized character ``x`` (its run) starts."""
+        for collapse, (out, shifts) in self._tables():
+            # the run of a kept character starts right after the previous kept one
+            x += shifts[bisect_right(out, x - 1 if collapse else x)]
+        return x
+
+    def _last(self, x: int) -> int:
+        """The original offset of the last character of normalized character ``x``'s run."""
+        for _, (out, shifts) in self._tables():
+            x += shifts[bisect_right(out, x)]
+        return x
 
     def spans(self, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """:meth:`span` of every ``(start, end)`` in ``pairs``; many are mapped in bulk."""
-        if not self.changed_length:
+        if self._stages is None:
             return pairs
-        if self._pre is None and self._col is None:
-            self._build()
-        col = self._col
-        pre = self._pre
         if len(pairs) < 4:
-            out: list[tuple[int, int]] = []
-            for start, end in pairs:
-                last = end - 1
-                if col is not None:
-                    c_out, c_shifts = col
-                    # the run of a kept character starts right after the previous kept one
-                    start += c_shifts[bisect_right(c_out, start - 1)]
-                    last += c_shifts[bisect_right(c_out, last)]
-                if pre is not None:
-                    n_out, n_shifts = pre
-                    start += n_shifts[bisect_right(n_out, start)]
-                    last += n_shifts[bisect_right(n_out, last)]
-                out.append((start, last + 1))
-            return out
-        if col is not None:
-            starts = [x + 1 for x in _map([s - 1 for s, _ in pairs], col)]
-            lasts = _map([e - 1 for _, e in pairs], col)
-        else:
-            starts = [s for s, _ in pairs]
-            lasts = [e - 1 for _, e in pairs]
-        if pre is not None:
-            starts = _map(starts, pre)
-            lasts = _map(lasts, pre)
+            return [(self._start(s), self._last(e - 1) + 1) for s, e in pairs]
+        starts = [s for s, _ in pairs]
+        lasts = [e - 1 for _, e in pairs]
+        for collapse, stage in self._tables():
+            if collapse:
+                starts = [x + 1 for x in _map([x - 1 for x in starts], stage)]
+            else:
+                starts = _map(starts, stage)
+            lasts = _map(lasts, stage)
         return list(zip(starts, [x + 1 for x in lasts], strict=True))
 
     def span(self, start: int, end: int) -> tuple[int, int]:
@@ -477,21 +465,11 @@ class Normalized:
 
     def gap_before(self, i: int) -> bool:
         """Whether characters other than repeats were deleted between normalized characters
-        ``i - 1`` and ``i`` (``0 < i < len(text)``)."""
-        if self._noise_parts is None:
+        ``i - 1`` and ``i`` (``0 < i < len(text)``): the run of ``i`` does not start right
+        after the run of ``i - 1`` in the original."""
+        if self._stages is None:
             return False
-        if self._pre is None:
-            self._build()
-        pre = self._pre
-        assert pre is not None
-        j = i - 1
-        col = self._col
-        if col is not None:
-            j += col[1][bisect_right(col[0], j)]
-        # noise was deleted right before the start of every kept piece but the first
-        out_starts = pre[0]
-        k = bisect_left(out_starts, j + 1)
-        return k > 0 and k < len(out_starts) and out_starts[k] == j + 1
+        return self._start(i) != self._last(i - 1) + 1
 
     def __repr__(self) -> str:
         return f"Normalized({self.text!r})"
@@ -550,10 +528,9 @@ class Normalizer:
             return text.translate(self._table)
         return text
 
-    def stages(self, text: str) -> tuple[str, list[str] | None, list[str] | None]:
-        """``(normalized, noise_parts, collapse_parts)``: the arguments of
-        :class:`Normalized` after ``text``, without building it (most texts have no hit).
-        Always the pure-Python pipeline."""
+    def stages(self, text: str) -> tuple[str, list[tuple[bool, list[str]]] | None]:
+        """``(normalized, stages)``: the arguments of :class:`Normalized` after ``text``,
+        without building it (most texts have no hit). Always the pure-Python pipeline."""
         # the fold, inlined (see fold)
         s = text
         if self.config.fold_case:
@@ -562,23 +539,37 @@ class Normalizer:
                 s = text.translate(self._table)
         elif self._search is not None and self._search.search(s):
             s = s.translate(self._table)
-        noise_parts = collapse_parts = None
-        if self._noise is not None:
-            parts = self._noise.split(s)
-            if len(parts) > 1:
-                noise_parts = parts
-                s = "".join(parts[0::2])
-        if self._collapse:
+        stages: list[tuple[bool, list[str]]] | None = None
+        noise = self._noise.split if self._noise is not None else None
+        # Noise passes until one deletes nothing (a deletion can put a digit between two CJK
+        # characters, say), then repeat collapsing, and again while collapsing deleted
+        # something (it can make single letters of "aa b"): normalizing is idempotent.
+        while True:
+            if noise is not None:
+                parts = noise(s)
+                while len(parts) > 1:
+                    if stages is None:
+                        stages = []
+                    stages.append((False, parts))
+                    s = "".join(parts[0::2])
+                    parts = noise(s)
+            if not self._collapse:
+                break
             parts = _REPEAT.split(s)
-            if len(parts) > 1:
-                collapse_parts = parts
-                s = "".join(parts[0::2])
-        return s, noise_parts, collapse_parts
+            if len(parts) == 1:
+                break
+            if stages is None:
+                stages = []
+            stages.append((True, parts))
+            s = "".join(parts[0::2])
+            if noise is None:
+                break
+        return s, stages
 
     def normalize(self, text: str) -> Normalized:
         """Normalize ``text``, keeping what is needed to map spans back to it."""
-        s, noise_parts, collapse_parts = self.stages(text)
-        return Normalized(s, text, noise_parts, collapse_parts)
+        s, stages = self.stages(text)
+        return Normalized(s, text, stages)
 
     def __call__(self, text: str) -> str:
         args = self._args

@@ -172,19 +172,23 @@ utf8_put(unsigned char *o, Py_UCS4 c)
 
 /* ---------------------------------------------------------------------------------------- */
 /* The normalized text: per character, the folded character, its class bits, and where the run
- * it was collapsed from starts and ends in the original text. A short text uses the arrays in
+ * it stands for starts (first) and ends (last, inclusive) in the original text. Each deletion
+ * pass reads one of two sets of arrays and writes the other. A short text uses the arrays in
  * the struct (on the caller's stack); a long one, one block from the heap. */
 #define SMALL 256
 
 typedef struct {
-    Py_ssize_t n, len; /* original and normalized lengths */
-    Py_UCS4 *s, *t;    /* folded text; normalized text */
-    unsigned char *k, *tk;
-    int32_t *src, *first, *last;
+    Py_ssize_t len;         /* normalized length */
+    Py_UCS4 *t;             /* normalized text */
+    unsigned char *tk;      /* its class bits */
+    int32_t *first, *last;  /* original offsets of each character's run */
+    Py_UCS4 *c[2];
+    unsigned char *k[2];
+    int32_t *f[2], *l[2];
     void *block;
-    Py_UCS4 small_s[SMALL], small_t[SMALL];
-    unsigned char small_k[SMALL], small_tk[SMALL];
-    int32_t small_src[SMALL], small_first[SMALL], small_last[SMALL];
+    Py_UCS4 small_c[2][SMALL];
+    unsigned char small_k[2][SMALL];
+    int32_t small_f[2][SMALL], small_l[2][SMALL];
 } Norm;
 
 static void
@@ -194,7 +198,7 @@ norm_free(Norm *nm)
     nm->block = NULL;
 }
 
-/* whether noise was deleted between normalized characters i - 1 and i (0 < i <= len) */
+/* whether noise was deleted between normalized characters i - 1 and i (0 < i < len) */
 static inline int
 gap(const Norm *nm, Py_ssize_t i)
 {
@@ -205,7 +209,7 @@ gap(const Norm *nm, Py_ssize_t i)
 static inline int
 left_blocked(const Norm *nm, Py_ssize_t i)
 {
-    return i > 0 && (nm->tk[i - 1] & CLS_BWORD) && !gap(nm, i);
+    return i > 0 && i < nm->len && (nm->tk[i - 1] & CLS_BWORD) && !gap(nm, i);
 }
 
 /* a word ending right before normalized character i fails its right word boundary */
@@ -213,6 +217,62 @@ static inline int
 right_blocked(const Norm *nm, Py_ssize_t i)
 {
     return i > 0 && i < nm->len && (nm->tk[i] & CLS_BWORD) && !gap(nm, i);
+}
+
+/* One pass of noise skipping from set `from` into the other, as one re.split of the
+ * regex; returns how many characters were kept. */
+static Py_ssize_t
+noise_pass(Norm *nm, int from, Py_ssize_t n)
+{
+    const Py_UCS4 *c = nm->c[from];
+    const unsigned char *k = nm->k[from];
+    const int32_t *f = nm->f[from], *l = nm->l[from];
+    Py_UCS4 *oc = nm->c[!from];
+    unsigned char *ok = nm->k[!from];
+    int32_t *of = nm->f[!from], *ol = nm->l[!from];
+    Py_ssize_t p = 0, m = 0;
+    while (p < n) {
+        Py_ssize_t del = 0;
+        /* only noise, spaces and digits start a deletion */
+        if (p > 0 && (k[p] & (CLS_NOISE | CLS_SPACE | CLS_DIGIT)))
+            del = noise_at(k, n, p);
+        if (del > 0) {
+            p += del;
+            continue;
+        }
+        oc[m] = c[p];
+        ok[m] = k[p];
+        of[m] = f[p];
+        ol[m] = l[p];
+        m++;
+        p++;
+    }
+    return m;
+}
+
+/* Repeat collapsing from set `from` into the other, as _REPEAT.split: the last character of a
+ * run is kept and stands for the whole run. Returns how many characters were kept. */
+static Py_ssize_t
+collapse_pass(Norm *nm, int from, Py_ssize_t n)
+{
+    const Py_UCS4 *c = nm->c[from];
+    const unsigned char *k = nm->k[from];
+    const int32_t *f = nm->f[from], *l = nm->l[from];
+    Py_UCS4 *oc = nm->c[!from];
+    unsigned char *ok = nm->k[!from];
+    int32_t *of = nm->f[!from], *ol = nm->l[!from];
+    Py_ssize_t i, m = 0, run = 0;
+    for (i = 0; i < n; i++) {
+        if (i + 1 < n && c[i] == c[i + 1])
+            continue;
+        oc[m] = c[i];
+        ok[m] = k[i];
+        of[m] = f[run];
+        ol[m] = l[i];
+        m++;
+        run = i + 1;
+    }
+    return m;
 }
 
 /* args[0..5]: text, fold, fold_astral, classes, astral, options. 0 or -1 on error. */
@@ -224,12 +284,12 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     long options = PyLong_AsLong(args[5]);
     const uint32_t *fold = NULL;
     Classes cl;
-    Py_ssize_t n, i, m, kk, p;
-    int kind;
+    Py_ssize_t n, i;
+    int kind, cur = 0;
     const void *data;
-    Py_UCS4 *s, *t;
-    unsigned char *k, *tk;
-    int32_t *src, *first, *last;
+    Py_UCS4 *s;
+    unsigned char *k;
+    int32_t *f, *l;
 
     nm->block = NULL;
     if (options == -1 && PyErr_Occurred())
@@ -268,43 +328,45 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     data = PyUnicode_DATA(text);
 
     if (n < SMALL) {
-        s = nm->small_s;
-        t = nm->small_t;
-        k = nm->small_k;
-        tk = nm->small_tk;
-        src = nm->small_src;
-        first = nm->small_first;
-        last = nm->small_last;
+        for (i = 0; i < 2; i++) {
+            nm->c[i] = nm->small_c[i];
+            nm->k[i] = nm->small_k[i];
+            nm->f[i] = nm->small_f[i];
+            nm->l[i] = nm->small_l[i];
+        }
     }
     else {
         size_t cap = (size_t)n + 1;
+        char *block;
         if (cap > (size_t)PY_SSIZE_T_MAX / 32) {
             PyErr_NoMemory();
             return -1;
         }
-        nm->block = PyMem_Malloc(cap * (2 * sizeof(Py_UCS4) + 2 + 3 * sizeof(int32_t)));
-        if (nm->block == NULL) {
+        block = PyMem_Malloc(cap * 2 * (sizeof(Py_UCS4) + 2 * sizeof(int32_t) + 1));
+        if (block == NULL) {
             PyErr_NoMemory();
             return -1;
         }
-        s = (Py_UCS4 *)nm->block;
-        t = s + cap;
-        src = (int32_t *)(t + cap);
-        first = src + cap;
-        last = first + cap;
-        k = (unsigned char *)(last + cap);
-        tk = k + cap;
+        nm->block = block;
+        for (i = 0; i < 2; i++) {
+            nm->c[i] = (Py_UCS4 *)block;
+            block += cap * sizeof(Py_UCS4);
+            nm->f[i] = (int32_t *)block;
+            block += cap * sizeof(int32_t);
+            nm->l[i] = (int32_t *)block;
+            block += cap * sizeof(int32_t);
+        }
+        for (i = 0; i < 2; i++) {
+            nm->k[i] = (unsigned char *)block;
+            block += cap;
+        }
     }
-    nm->s = s;
-    nm->t = t;
-    nm->k = k;
-    nm->tk = tk;
-    nm->src = src;
-    nm->first = first;
-    nm->last = last;
-    nm->n = n;
 
     /* 1. the fold (never changes the length) and the class bits of the folded characters */
+    s = nm->c[0];
+    k = nm->k[0];
+    f = nm->f[0];
+    l = nm->l[0];
     for (i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         int bits;
@@ -319,10 +381,10 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
             v = PyDict_GetItemWithError(fold_astral, key);
             Py_DECREF(key);
             if (v != NULL) {
-                long f = PyLong_AsLong(v);
-                if (f == -1 && PyErr_Occurred())
+                long fc = PyLong_AsLong(v);
+                if (fc == -1 && PyErr_Occurred())
                     goto error;
-                c = (Py_UCS4)f;
+                c = (Py_UCS4)fc;
             }
             else if (PyErr_Occurred()) {
                 goto error;
@@ -332,55 +394,34 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
         if ((bits = cls(&cl, c)) < 0)
             goto error;
         k[i] = (unsigned char)bits;
+        f[i] = l[i] = (int32_t)i;
     }
 
-    /* 2. noise skipping from s into t (and tk); src: the original offset of each kept
-     * character. The tests read the folded text before any deletion, as the regex's
-     * lookarounds do. */
-    m = 0;
-    if (options & OPT_NOISE) {
-        p = 0;
-        while (p < n) {
-            Py_ssize_t del = 0;
-            /* only noise, spaces and digits start a deletion */
-            if (p > 0 && (k[p] & (CLS_NOISE | CLS_SPACE | CLS_DIGIT)))
-                del = noise_at(k, n, p);
-            if (del > 0) {
-                p += del;
-                continue;
+    /* 2. noise skipping, passes until one deletes nothing (a deletion can put a digit between
+     * two CJK characters, say); 3. repeat collapsing; and again while collapsing deleted
+     * something (it can make single letters of "aa b"): normalizing is idempotent */
+    for (;;) {
+        Py_ssize_t m;
+        if (options & OPT_NOISE)
+            while ((m = noise_pass(nm, cur, n)) < n) {
+                cur = !cur;
+                n = m;
             }
-            t[m] = s[p];
-            tk[m] = k[p];
-            src[m] = (int32_t)p;
-            m++;
-            p++;
-        }
+        if (!(options & OPT_COLLAPSE))
+            break;
+        m = collapse_pass(nm, cur, n);
+        if (m == n)
+            break;
+        cur = !cur;
+        n = m;
+        if (!(options & OPT_NOISE))
+            break;
     }
-    else {
-        memcpy(t, s, sizeof(Py_UCS4) * (size_t)n);
-        memcpy(tk, k, (size_t)n);
-        for (i = 0; i < n; i++)
-            src[i] = (int32_t)i;
-        m = n;
-    }
-
-    /* 3. repeat collapsing (the last of a run is kept) into first/last original offsets */
-    kk = 0;
-    {
-        Py_ssize_t run = 0;
-        int collapse = (options & OPT_COLLAPSE) != 0;
-        for (i = 0; i < m; i++) {
-            if (collapse && i + 1 < m && t[i] == t[i + 1])
-                continue;
-            t[kk] = t[i];
-            tk[kk] = tk[i];
-            first[kk] = src[run];
-            last[kk] = src[i];
-            kk++;
-            run = i + 1;
-        }
-    }
-    nm->len = kk;
+    nm->len = n;
+    nm->t = nm->c[cur];
+    nm->tk = nm->k[cur];
+    nm->first = nm->f[cur];
+    nm->last = nm->l[cur];
     return 0;
 
 error:
@@ -578,12 +619,84 @@ spans_push(Spans *a, Py_ssize_t start, Py_ssize_t end, Py_ssize_t pattern)
     return 0;
 }
 
+/* Matches: a match_event_handler for hyperscan that records (to, id) in C, so the matches
+ * need no Python frame and no tuple each; check() reads them directly. */
+typedef struct {
+    PyObject_HEAD
+    Spans spans;
+} MatchesObject;
+
+static PyObject *
+matches_call(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    MatchesObject *self = (MatchesObject *)op;
+    long id, to;
+    if (kwargs != NULL || !PyTuple_Check(args) || PyTuple_GET_SIZE(args) < 3) {
+        PyErr_SetString(PyExc_TypeError, "Matches(id, from, to, ...)");
+        return NULL;
+    }
+    id = PyLong_AsLong(PyTuple_GET_ITEM(args, 0));
+    to = PyLong_AsLong(PyTuple_GET_ITEM(args, 2));
+    if ((id == -1 || to == -1) && PyErr_Occurred())
+        return NULL;
+    if (spans_push(&self->spans, 0, to, id) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+matches_len(PyObject *op)
+{
+    return ((MatchesObject *)op)->spans.n;
+}
+
+static void
+matches_dealloc(PyObject *op)
+{
+    PyMem_Free(((MatchesObject *)op)->spans.v);
+    Py_TYPE(op)->tp_free(op);
+}
+
+static PySequenceMethods matches_as_sequence = {
+    .sq_length = matches_len,
+};
+
+static PyTypeObject MatchesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "chatmgmt.moderation._speedups.Matches",
+    .tp_basicsize = sizeof(MatchesObject),
+    .tp_dealloc = matches_dealloc,
+    .tp_call = matches_call,
+    .tp_as_sequence = &matches_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Matches(): a hyperscan match_event_handler recording (to, id) for check().",
+    .tp_new = PyType_GenericNew,
+};
+
 /* the raw matches of scan(data) in bytes, sorted by end */
 static int
 collect(PyObject *matches, long shift, Py_ssize_t npat, Py_ssize_t nb, Spans *raw)
 {
-    PyObject *it = PyObject_GetIter(matches), *item;
+    PyObject *it, *item;
     int sorted = 1;
+    if (Py_IS_TYPE(matches, &MatchesType)) {
+        Spans *m = &((MatchesObject *)matches)->spans;
+        for (Py_ssize_t i = 0; i < m->n; i++) {
+            Py_ssize_t end = m->v[i].end + shift, pat = m->v[i].pattern;
+            if (pat < 0 || pat >= npat || end <= 0 || end > nb) {
+                PyErr_SetString(PyExc_ValueError, "scan gave a match outside the data or patterns");
+                return -1;
+            }
+            if (raw->n && end < raw->v[raw->n - 1].end)
+                sorted = 0;
+            if (spans_push(raw, 0, end, pat) < 0)
+                return -1;
+        }
+        if (!sorted)
+            qsort(raw->v, (size_t)raw->n, sizeof(Span), raw_cmp);
+        return 0;
+    }
+    it = PyObject_GetIter(matches);
     if (it == NULL)
         return -1;
     while ((item = PyIter_Next(it)) != NULL) {
@@ -829,5 +942,17 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&speedups_module);
+    PyObject *m;
+    if (PyType_Ready(&MatchesType) < 0)
+        return NULL;
+    m = PyModule_Create(&speedups_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&MatchesType);
+    if (PyModule_AddObject(m, "Matches", (PyObject *)&MatchesType) < 0) {
+        Py_DECREF(&MatchesType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -26,3 +26,9 @@ def check(
     longest: bool,
     /,
 ) -> tuple[tuple[Any, ...], Any] | None: ...
+
+class Matches:
+    """A hyperscan match_event_handler recording (to, id) for check()."""
+
+    def __call__(self, id: int, start: int, to: int, flags: int, context: object, /) -> None: ...
+    def __len__(self) -> int: ...
