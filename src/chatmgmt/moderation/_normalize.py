@@ -279,6 +279,7 @@ _CLS_LETTER = 16
 _CLS_SPACE = 32
 _CLS_DIGIT = 64
 _CLS_BWORD = 128
+_FOLD_ASTRAL = 0xFF  # no BMP character has every class bit (noise and word characters are apart)
 _OPT_NOISE = 1
 _OPT_COLLAPSE = 2
 _OPT_TEXT = 4
@@ -306,6 +307,7 @@ def _speedup_classes() -> tuple[bytes, tuple[tuple[int, int, int], ...]]:
         for m in re.finditer(f"(?:{pattern})+", bmp):
             for cp in range(m.start(), m.end()):
                 classes[cp] |= bit
+    assert _FOLD_ASTRAL not in classes
     astral: list[tuple[int, int, int]] = []
     for ranges, bit in (
         (_ASTRAL_NOISE_RANGES, _CLS_NOISE),
@@ -325,18 +327,23 @@ def _speedup_classes() -> tuple[bytes, tuple[tuple[int, int, int], ...]]:
 def _speedup_args(norm: Normalization) -> _SpeedupArgs:
     """The data arguments of ``_speedups.normalize`` for ``norm`` (built once per config)."""
     table, _ = _fold_tables(norm)
+    classes, astral = _speedup_classes()
     fold: bytes | None = None
     fold_astral: dict[int, int] | None = None
     if table:
-        bmp = array("I", range(0x10000))
+        # per BMP character its fold << 8 | the fold's class bits (_FOLD_ASTRAL: the fold is
+        # above the BMP, the C code looks its bits up)
+        bmp = array("I", (cp << 8 | bits for cp, bits in enumerate(classes)))
         fold_astral = {}
         for cp, r in table.items():
-            if cp < 0x10000:
-                bmp[cp] = ord(r)
+            f = ord(r)
+            if cp >= 0x10000:
+                fold_astral[cp] = f
+            elif f < 0x10000:
+                bmp[cp] = f << 8 | classes[f]
             else:
-                fold_astral[cp] = ord(r)
+                bmp[cp] = f << 8 | _FOLD_ASTRAL
         fold = bmp.tobytes()
-    classes, astral = _speedup_classes()
     options = (_OPT_NOISE if norm.skip_noise else 0) | (
         _OPT_COLLAPSE if norm.collapse_repeats else 0
     )

@@ -26,7 +26,8 @@
  *     text, and the strongest action (the first of the strongest hits); None without a match.
  *
  * The data tables come from Python, so the character classes live in one place:
- * - fold: 65536 native uint32, the fold of every BMP character, or None;
+ * - fold: 65536 native uint32, for every BMP character its fold << 8 | the fold's class bits
+ *   (FOLD_ASTRAL: a fold above the BMP, whose bits are looked up), or None;
  * - fold_astral: dict {code point: code point} for characters above the BMP, or None;
  * - classes: 65536 bytes of class bits for the BMP (CLS_*, the same as _normalize._CLS_*);
  * - astral: tuple of (lo, hi, bits) ranges with the class bits above the BMP.
@@ -50,6 +51,10 @@
 #define CLS_SPACE 32   /* \s */
 #define CLS_DIGIT 64   /* \d */
 #define CLS_BWORD 128  /* a word character of a script written with spaces */
+
+/* in a fold entry: the fold is above the BMP (no BMP character has every class bit: noise and
+ * word characters are apart there) */
+#define FOLD_ASTRAL 0xFF
 
 #define OPT_NOISE 1
 #define OPT_COLLAPSE 2
@@ -186,6 +191,8 @@ typedef struct {
     unsigned char *k[2];
     int32_t *f[2], *l[2];
     void *block;
+    /* where the last pass deleted: output indices with deleted characters right before */
+    Py_ssize_t *junctions, njunctions, junctions_cap;
     Py_UCS4 small_c[2][SMALL];
     unsigned char small_k[2][SMALL];
     int32_t small_f[2][SMALL], small_l[2][SMALL];
@@ -196,6 +203,25 @@ norm_free(Norm *nm)
 {
     PyMem_Free(nm->block);
     nm->block = NULL;
+    PyMem_Free(nm->junctions);
+    nm->junctions = NULL;
+}
+
+static int
+junction(Norm *nm, Py_ssize_t at)
+{
+    if (nm->njunctions == nm->junctions_cap) {
+        Py_ssize_t cap = nm->junctions_cap ? 2 * nm->junctions_cap : 64;
+        Py_ssize_t *v = PyMem_Realloc(nm->junctions, sizeof(Py_ssize_t) * (size_t)cap);
+        if (v == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        nm->junctions = v;
+        nm->junctions_cap = cap;
+    }
+    nm->junctions[nm->njunctions++] = at;
+    return 0;
 }
 
 /* whether noise was deleted between normalized characters i - 1 and i (0 < i < len) */
@@ -219,60 +245,107 @@ right_blocked(const Norm *nm, Py_ssize_t i)
     return i > 0 && i < nm->len && (nm->tk[i] & CLS_BWORD) && !gap(nm, i);
 }
 
-/* One pass of noise skipping from set `from` into the other, as one re.split of the
- * regex; returns how many characters were kept. */
+/* copy characters [from, to) of set `src` to position m of the other set */
+static inline void
+copy_chunk(Norm *nm, int src, Py_ssize_t from, Py_ssize_t to, Py_ssize_t m)
+{
+    size_t len = (size_t)(to - from);
+    if (len == 0)
+        return;
+    memcpy(nm->c[!src] + m, nm->c[src] + from, len * sizeof(Py_UCS4));
+    memcpy(nm->k[!src] + m, nm->k[src] + from, len);
+    memcpy(nm->f[!src] + m, nm->f[src] + from, len * sizeof(int32_t));
+    memcpy(nm->l[!src] + m, nm->l[src] + from, len * sizeof(int32_t));
+}
+
+/* One pass of noise skipping from set `from` into the other, as one re.split of the regex
+ * (the scan goes on right after each deleted run). Returns how many characters were kept;
+ * when that is n, nothing was written. */
 static Py_ssize_t
 noise_pass(Norm *nm, int from, Py_ssize_t n)
 {
-    const Py_UCS4 *c = nm->c[from];
     const unsigned char *k = nm->k[from];
-    const int32_t *f = nm->f[from], *l = nm->l[from];
-    Py_UCS4 *oc = nm->c[!from];
-    unsigned char *ok = nm->k[!from];
-    int32_t *of = nm->f[!from], *ol = nm->l[!from];
-    Py_ssize_t p = 0, m = 0;
-    while (p < n) {
-        Py_ssize_t del = 0;
+    Py_ssize_t p, start = 0, m = 0;
+    for (p = 1; p < n; p++) {
+        Py_ssize_t del;
         /* only noise, spaces and digits start a deletion */
-        if (p > 0 && (k[p] & (CLS_NOISE | CLS_SPACE | CLS_DIGIT)))
-            del = noise_at(k, n, p);
-        if (del > 0) {
-            p += del;
+        if (!(k[p] & (CLS_NOISE | CLS_SPACE | CLS_DIGIT)))
             continue;
-        }
-        oc[m] = c[p];
-        ok[m] = k[p];
-        of[m] = f[p];
-        ol[m] = l[p];
-        m++;
-        p++;
+        del = noise_at(k, n, p);
+        if (del == 0)
+            continue;
+        copy_chunk(nm, from, start, p, m);
+        m += p - start;
+        if (junction(nm, m) < 0)
+            return -1;
+        start = p + del;
+        p = start - 1; /* the next test is at start */
     }
-    return m;
+    if (start == 0)
+        return n;
+    copy_chunk(nm, from, start, n, m);
+    return m + (n - start);
+}
+
+/* Whether a noise pass over set `cur` would delete anything, given that the pass that made it
+ * (noise or collapsing) deleted right before the junctions and the text before that pass had
+ * nothing to delete. A deletion at p depends on characters p - 2 .. q + 1 (q: the end of its
+ * run); where they hold no junction they are as they were, and nothing was deletable there.
+ * So only p near a junction is tested: from J - 2 (and further left over a run of noise and
+ * spaces ending at J - 2) to J + 2, in order, as the regex scan would. */
+static int
+noise_left(const Norm *nm, int cur, Py_ssize_t n)
+{
+    const unsigned char *k = nm->k[cur];
+    Py_ssize_t j, p, next = 1;
+    for (j = 0; j < nm->njunctions; j++) {
+        Py_ssize_t at = nm->junctions[j], lo = at - 2, hi = at + 2;
+        while (lo - 1 >= 1 && lo < n && (k[lo] & (CLS_NOISE | CLS_SPACE)))
+            lo--;
+        if (lo < next)
+            lo = next;
+        if (hi > n - 1)
+            hi = n - 1;
+        for (p = lo; p <= hi; p++)
+            if ((k[p] & (CLS_NOISE | CLS_SPACE | CLS_DIGIT)) && noise_at(k, n, p) > 0)
+                return 1;
+        if (hi + 1 > next)
+            next = hi + 1;
+    }
+    return 0;
 }
 
 /* Repeat collapsing from set `from` into the other, as _REPEAT.split: the last character of a
- * run is kept and stands for the whole run. Returns how many characters were kept. */
+ * run is kept and stands for the whole run. Returns how many characters were kept; when that
+ * is n, nothing was written. */
 static Py_ssize_t
 collapse_pass(Norm *nm, int from, Py_ssize_t n)
 {
     const Py_UCS4 *c = nm->c[from];
-    const unsigned char *k = nm->k[from];
-    const int32_t *f = nm->f[from], *l = nm->l[from];
-    Py_UCS4 *oc = nm->c[!from];
-    unsigned char *ok = nm->k[!from];
-    int32_t *of = nm->f[!from], *ol = nm->l[!from];
-    Py_ssize_t i, m = 0, run = 0;
-    for (i = 0; i < n; i++) {
-        if (i + 1 < n && c[i] == c[i + 1])
+    Py_ssize_t i, j, start = 0, m = 0;
+    int to = !from;
+    for (i = 0; i + 1 < n; i++) {
+        if (c[i] != c[i + 1])
             continue;
-        oc[m] = c[i];
-        ok[m] = k[i];
-        of[m] = f[run];
-        ol[m] = l[i];
+        for (j = i + 1; j + 1 < n && c[j + 1] == c[i]; j++)
+            ;
+        /* the run is i..j: one character, c[j], standing for all of it */
+        copy_chunk(nm, from, start, i, m);
+        m += i - start;
+        if (junction(nm, m) < 0)
+            return -1;
+        nm->c[to][m] = c[j];
+        nm->k[to][m] = nm->k[from][j];
+        nm->f[to][m] = nm->f[from][i];
+        nm->l[to][m] = nm->l[from][j];
         m++;
-        run = i + 1;
+        start = j + 1;
+        i = j;
     }
-    return m;
+    if (start == 0)
+        return n;
+    copy_chunk(nm, from, start, n, m);
+    return m + (n - start);
 }
 
 /* args[0..5]: text, fold, fold_astral, classes, astral, options. 0 or -1 on error. */
@@ -292,6 +365,8 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     int32_t *f, *l;
 
     nm->block = NULL;
+    nm->junctions = NULL;
+    nm->njunctions = nm->junctions_cap = 0;
     if (options == -1 && PyErr_Occurred())
         return -1;
     *options_out = options;
@@ -371,8 +446,18 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         int bits;
         if (c < 0x10000) {
-            if (fold != NULL)
-                c = fold[c];
+            if (fold != NULL) {
+                /* the folded character and its class bits in one entry */
+                uint32_t e = fold[c];
+                c = e >> 8;
+                bits = (int)(e & 0xFF);
+                if (bits != FOLD_ASTRAL) {
+                    s[i] = c;
+                    k[i] = (unsigned char)bits;
+                    f[i] = l[i] = (int32_t)i;
+                    continue;
+                }
+            }
         }
         else if (fold_astral != Py_None && PyDict_GET_SIZE(fold_astral)) {
             PyObject *key = PyLong_FromLong((long)c), *v;
@@ -400,22 +485,42 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     /* 2. noise skipping, passes until one deletes nothing (a deletion can put a digit between
      * two CJK characters, say); 3. repeat collapsing; and again while collapsing deleted
      * something (it can make single letters of "aa b"): normalizing is idempotent */
-    for (;;) {
+    if (options & OPT_NOISE) {
         Py_ssize_t m;
-        if (options & OPT_NOISE)
-            while ((m = noise_pass(nm, cur, n)) < n) {
+        do {
+            nm->njunctions = 0;
+            if ((m = noise_pass(nm, cur, n)) < 0)
+                goto error;
+            if (m == n)
+                break;
+            cur = !cur;
+            n = m;
+        } while (noise_left(nm, cur, n));
+    }
+    if (options & OPT_COLLAPSE) {
+        for (;;) {
+            Py_ssize_t m;
+            nm->njunctions = 0;
+            if ((m = collapse_pass(nm, cur, n)) < 0)
+                goto error;
+            if (m == n)
+                break;
+            cur = !cur;
+            n = m;
+            /* collapsing joins what it kept with what came before: noise again, and if
+             * that deletes something, collapsing again */
+            if (!(options & OPT_NOISE) || !noise_left(nm, cur, n))
+                break;
+            do {
+                nm->njunctions = 0;
+                if ((m = noise_pass(nm, cur, n)) < 0)
+                    goto error;
+                if (m == n)
+                    break;
                 cur = !cur;
                 n = m;
-            }
-        if (!(options & OPT_COLLAPSE))
-            break;
-        m = collapse_pass(nm, cur, n);
-        if (m == n)
-            break;
-        cur = !cur;
-        n = m;
-        if (!(options & OPT_NOISE))
-            break;
+            } while (noise_left(nm, cur, n));
+        }
     }
     nm->len = n;
     nm->t = nm->c[cur];
