@@ -396,8 +396,10 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     cl.classes = (const unsigned char *)PyBytes_AS_STRING(classes_obj);
     cl.astral = astral;
 
+#if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(text) < 0)
         return -1;
+#endif
     n = PyUnicode_GET_LENGTH(text);
     kind = PyUnicode_KIND(text);
     data = PyUnicode_DATA(text);
