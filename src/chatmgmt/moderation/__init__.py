@@ -16,7 +16,7 @@ from ._matcher import (
     HyperscanBackend,
     MatcherBackend,
 )
-from ._normalize import Normalization, normalize
+from ._normalize import Normalization, has_speedups, normalize
 from ._wordlist import Action, SensitiveWord, WordList, WordSource
 
 __all__ = [
@@ -34,5 +34,6 @@ __all__ = [
     "Verdict",
     "WordList",
     "WordSource",
+    "has_speedups",
     "normalize",
 ]

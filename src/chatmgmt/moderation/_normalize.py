@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - built at install time when a C compile
 if os.environ.get("CHATMGMT_NO_SPEEDUPS"):
     _speedups = None  # type: ignore[assignment]
 
-__all__ = ["Normalization", "Normalized", "Normalizer", "normalize"]
+__all__ = ["Normalization", "Normalized", "Normalizer", "has_speedups", "normalize"]
 
 # Characters enumerated when the fold tables are built: the BMP, the supplementary planes that
 # hold styled letters and emoji, and the tag / variation-selector block.
@@ -596,6 +596,13 @@ def _normalizer(config: Normalization) -> Normalizer:
 def normalize(text: str, normalization: Normalization | None = None) -> str:
     """Normalize ``text`` the way a filter with ``normalization`` sees it (default steps)."""
     return _normalizer(normalization or Normalization())(text)
+
+
+def has_speedups() -> bool:
+    """Whether the optional C speedups are in use: built at install time when a C compiler is
+    there, and not turned off by the environment variable ``CHATMGMT_NO_SPEEDUPS``. Without
+    them the pure-Python code runs; it gives the same results, several times slower."""
+    return _speedups is not None
 
 
 def is_boundary_word_char(c: str) -> bool:
