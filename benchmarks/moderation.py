@@ -33,7 +33,7 @@ from collections.abc import Callable
 import ahocorasick
 
 from chatmgmt.model import MessageRole
-from chatmgmt.moderation import Normalization, SensitiveWordFilter
+from chatmgmt.moderation import Normalization, SensitiveWordFilter, has_speedups
 from chatmgmt.moderation._normalize import _t2s_table
 
 N_WORDS = 20_000
@@ -130,6 +130,9 @@ def main() -> int:
     mean_bytes = statistics.mean(len(m.encode()) for m in messages)
     print(
         f"# {len(words)} words, {len(messages)} messages of {mean_bytes:.0f} bytes", file=sys.stderr
+    )
+    print(
+        f"# C speedups: {'on' if has_speedups() else 'off (pure-Python path)'}", file=sys.stderr
     )
     norm = Normalization.all()
     customer = MessageRole.CUSTOMER
