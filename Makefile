@@ -18,8 +18,8 @@ demo: $(BIN)/python
 	$(BIN)/python -m chatmgmt demo
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples setup.py
+	$(BIN)/ruff format --check src tests benchmarks examples setup.py
 	$(BIN)/mypy --strict src
 
 pytest: $(STAMP)

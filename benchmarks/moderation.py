@@ -131,9 +131,7 @@ def main() -> int:
     print(
         f"# {len(words)} words, {len(messages)} messages of {mean_bytes:.0f} bytes", file=sys.stderr
     )
-    print(
-        f"# C speedups: {'on' if has_speedups() else 'off (pure-Python path)'}", file=sys.stderr
-    )
+    print(f"# C speedups: {'on' if has_speedups() else 'off (pure-Python path)'}", file=sys.stderr)
     norm = Normalization.all()
     customer = MessageRole.CUSTOMER
 
