@@ -319,7 +319,8 @@ class SensitiveWordFilter:
                     )
                     meta.extend((blen, length, bits))
                 hit4s = tuple(info[0] for info in infos[r])
-                per_role.append((*head, *tail, meta.tobytes(), hit4s, Hit, self.longest_match))
+                patterns = normalize.speedup_patterns(meta.tobytes(), hit4s)
+                per_role.append((*head, *tail, patterns, Hit, self.longest_match))
             fast = tuple(per_role)
         object.__setattr__(self, "_fast", fast)
 

@@ -511,6 +511,12 @@ class Normalizer:
         assert self._args is not None and _speedups is not None
         return (_speedups.check, *self._args)
 
+    def speedup_patterns(self, meta: bytes, hit4s: tuple[Any, ...]) -> Any:
+        """``_speedups.Patterns(meta, hit4s)``: what the hot path reads per pattern (see
+        ``_speedups.c``). Only when :attr:`fast`."""
+        assert _speedups is not None
+        return _speedups.Patterns(meta, hit4s)
+
     def for_matcher(self, text: str) -> tuple[str, bytes, bytes]:
         """``(data, maps, flags)`` from the C speedups (only when :attr:`fast`): ``data`` the
         normalized text as UTF-8 in a latin-1 str; ``maps`` native int32, per byte position

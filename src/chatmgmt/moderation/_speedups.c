@@ -15,13 +15,12 @@
  *       and no noise was deleted between), bit 1 when a word ending at p fails its right one.
  *
  * check(text, fold, fold_astral, classes, astral, options,
- *       scan, as_bytes, shift, meta, hit4s, hit_type, longest)
+ *       scan, as_bytes, shift, patterns, hit_type, longest)
  *     SensitiveWordFilter.check's hits: normalizes, calls scan(data) (data as normalize's, or
  *     bytes when as_bytes) for an iterable of (end, pattern) matches in bytes (end + shift is
  *     the exclusive end), and decides as _filter.SensitiveWordFilter._verdict does: word
  *     boundaries, allow-list entries cancelling the hits they cover, the longest of
- *     overlapping hits. meta: native int32 triples per pattern (UTF-8 length, length in
- *     characters, M_* bits); hit4s: per pattern the first four fields of its hits, or None.
+ *     overlapping hits. patterns: a Patterns object (see there) for the filter and role.
  *     Returns (hits, action): the Hit tuples ordered by start, with offsets into the original
  *     text, and the strongest action (the first of the strongest hits); None without a match.
  *
@@ -726,6 +725,117 @@ spans_push(Spans *a, Py_ssize_t start, Py_ssize_t end, Py_ssize_t pattern)
     return 0;
 }
 
+/* Patterns: per pattern of a filter and role, what check() reads for each match, in one
+ * record (one cache line fetched per match instead of three objects):
+ * Patterns(meta, hit4s) with meta native int32 triples (UTF-8 length, length in characters,
+ * M_* bits) and hit4s the first four fields of the pattern's hits (word, category, action,
+ * role), or None. Holds references to strings and enum members only: no cycle can go
+ * through it. */
+typedef struct {
+    int32_t blen, clen, bits;
+    long action_value;
+    PyObject *fields[4]; /* NULL without M_HIT */
+} Pat;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n;
+    Pat *v;
+} PatternsObject;
+
+static void
+patterns_dealloc(PyObject *op)
+{
+    PatternsObject *self = (PatternsObject *)op;
+    Py_ssize_t i;
+    int f;
+    for (i = 0; i < self->n; i++)
+        for (f = 0; f < 4; f++)
+            Py_XDECREF(self->v[i].fields[f]);
+    PyMem_Free(self->v);
+    Py_TYPE(op)->tp_free(op);
+}
+
+static PyObject *
+patterns_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *meta_obj, *hit4s;
+    PatternsObject *self;
+    const int32_t *meta;
+    Py_ssize_t n, i;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "Patterns(meta, hit4s) takes no keywords");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!O!:Patterns", &PyBytes_Type, &meta_obj, &PyTuple_Type, &hit4s))
+        return NULL;
+    n = PyTuple_GET_SIZE(hit4s);
+    if (PyBytes_GET_SIZE(meta_obj) != (Py_ssize_t)sizeof(int32_t) * 3 * n) {
+        PyErr_SetString(PyExc_ValueError, "Patterns(): meta and hit4s disagree");
+        return NULL;
+    }
+    meta = (const int32_t *)PyBytes_AS_STRING(meta_obj);
+    self = (PatternsObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->v = PyMem_Calloc((size_t)(n ? n : 1), sizeof(Pat));
+    if (self->v == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->n = n;
+    for (i = 0; i < n; i++) {
+        Pat *pt = &self->v[i];
+        PyObject *h4 = PyTuple_GET_ITEM(hit4s, i);
+        int f;
+        pt->blen = meta[3 * i];
+        pt->clen = meta[3 * i + 1];
+        pt->bits = meta[3 * i + 2] & ~M_HIT;
+        if (pt->blen <= 0 || pt->clen <= 0 || pt->clen > pt->blen) {
+            PyErr_SetString(PyExc_ValueError, "Patterns(): bad pattern lengths");
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (h4 == Py_None)
+            continue;
+        if (!PyTuple_Check(h4) || PyTuple_GET_SIZE(h4) != 4) {
+            PyErr_SetString(PyExc_TypeError, "Patterns(): hit4s items must be 4-tuples or None");
+            Py_DECREF(self);
+            return NULL;
+        }
+        pt->action_value = PyLong_AsLong(PyTuple_GET_ITEM(h4, 2));
+        if (pt->action_value == -1 && PyErr_Occurred()) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        pt->bits |= M_HIT;
+        for (f = 0; f < 4; f++)
+            pt->fields[f] = Py_NewRef(PyTuple_GET_ITEM(h4, f));
+    }
+    return (PyObject *)self;
+}
+
+static Py_ssize_t
+patterns_len(PyObject *op)
+{
+    return ((PatternsObject *)op)->n;
+}
+
+static PySequenceMethods patterns_as_sequence = {
+    .sq_length = patterns_len,
+};
+
+static PyTypeObject PatternsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "chatmgmt.moderation._speedups.Patterns",
+    .tp_basicsize = sizeof(PatternsObject),
+    .tp_dealloc = patterns_dealloc,
+    .tp_as_sequence = &patterns_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Patterns(meta, hit4s): what check() reads per pattern, in one record each.",
+    .tp_new = patterns_new,
+};
+
 /* Matches: a match_event_handler for hyperscan that records (to, id) in C, so the matches
  * need no Python frame and no tuple each; check() reads them directly. */
 typedef struct {
@@ -849,9 +959,9 @@ speedups_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     long options, shift;
     int as_bytes, longest;
     PyObject *data = NULL, *matches = NULL, *hits = NULL, *result = NULL, *action = NULL;
-    PyObject *scan, *meta_obj, *hit4s, *hit_type_obj;
+    PyObject *scan, *hit_type_obj;
     PyTypeObject *hit_type;
-    const int32_t *meta;
+    const Pat *pats;
     const unsigned char *bytes;
     Spans raw = {NULL, 0, 0}, deny = {NULL, 0, 0}, allowed = {NULL, 0, 0};
     Span *scratch = NULL;
@@ -859,31 +969,25 @@ speedups_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     long best = LONG_MIN;
     (void)module;
 
-    if (nargs != 13) {
-        PyErr_SetString(PyExc_TypeError, "check() takes exactly 13 arguments");
+    if (nargs != 12) {
+        PyErr_SetString(PyExc_TypeError, "check() takes exactly 12 arguments");
         return NULL;
     }
     scan = args[6];
     as_bytes = PyObject_IsTrue(args[7]);
     shift = PyLong_AsLong(args[8]);
-    meta_obj = args[9];
-    hit4s = args[10];
-    hit_type_obj = args[11];
-    longest = PyObject_IsTrue(args[12]);
+    hit_type_obj = args[10];
+    longest = PyObject_IsTrue(args[11]);
     if (as_bytes < 0 || longest < 0 || (shift == -1 && PyErr_Occurred()))
         return NULL;
-    if (!PyBytes_Check(meta_obj) || !PyTuple_Check(hit4s) || !PyType_Check(hit_type_obj) ||
+    if (!Py_IS_TYPE(args[9], &PatternsType) || !PyType_Check(hit_type_obj) ||
         !PyType_IsSubtype((PyTypeObject *)hit_type_obj, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "check(): bad argument types");
         return NULL;
     }
     hit_type = (PyTypeObject *)hit_type_obj;
-    npat = PyTuple_GET_SIZE(hit4s);
-    if (PyBytes_GET_SIZE(meta_obj) != (Py_ssize_t)sizeof(int32_t) * 3 * npat) {
-        PyErr_SetString(PyExc_ValueError, "check(): meta and hit4s disagree");
-        return NULL;
-    }
-    meta = (const int32_t *)PyBytes_AS_STRING(meta_obj);
+    npat = ((PatternsObject *)args[9])->n;
+    pats = ((PatternsObject *)args[9])->v;
 
     if (prepare(&nm, args, &options) < 0)
         return NULL;
@@ -913,14 +1017,14 @@ speedups_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
      * earlier */
     for (i = 0; i < raw.n; i++) {
         Span *r = &raw.v[i];
-        const int32_t *mt = meta + 3 * r->pattern;
-        long bits = mt[2];
+        const Pat *pt = &pats[r->pattern];
+        long bits = pt->bits;
         Py_ssize_t start, end;
         for (; pos < r->end; pos++)
             chars += (bytes[pos] & 0xC0) != 0x80;
         end = chars;
-        start = end - mt[1];
-        if (r->end - mt[0] < 0 || start < 0) {
+        start = end - pt->clen;
+        if (r->end - pt->blen < 0 || start < 0) {
             PyErr_SetString(PyExc_ValueError, "scan gave a match that is not its pattern");
             goto done;
         }
@@ -979,13 +1083,9 @@ speedups_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (hits == NULL)
         goto done;
     for (i = 0; i < deny.n; i++) {
-        PyObject *h4 = PyTuple_GET_ITEM(hit4s, deny.v[i].pattern), *hit, *act, *a, *b;
+        const Pat *pt = &pats[deny.v[i].pattern];
+        PyObject *hit, *a, *b;
         Py_ssize_t f;
-        long v;
-        if (!PyTuple_Check(h4) || PyTuple_GET_SIZE(h4) != 4) {
-            PyErr_SetString(PyExc_TypeError, "check(): hit4s items must be 4-tuples");
-            goto done;
-        }
         a = PyLong_FromLong(nm.first[deny.v[i].start]);
         b = PyLong_FromLong(nm.last[deny.v[i].end - 1] + 1);
         hit = (a && b) ? hit_type->tp_alloc(hit_type, 6) : NULL;
@@ -995,17 +1095,13 @@ speedups_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
         for (f = 0; f < 4; f++)
-            PyTuple_SET_ITEM(hit, f, Py_NewRef(PyTuple_GET_ITEM(h4, f)));
+            PyTuple_SET_ITEM(hit, f, Py_NewRef(pt->fields[f]));
         PyTuple_SET_ITEM(hit, 4, a);
         PyTuple_SET_ITEM(hit, 5, b);
         PyTuple_SET_ITEM(hits, i, hit);
-        act = PyTuple_GET_ITEM(h4, 2);
-        v = PyLong_AsLong(act);
-        if (v == -1 && PyErr_Occurred())
-            goto done;
-        if (v > best) {
-            best = v;
-            action = act;
+        if (pt->action_value > best) {
+            best = pt->action_value;
+            action = pt->fields[2];
         }
     }
     if (action == NULL)
@@ -1029,8 +1125,8 @@ static PyMethodDef speedups_methods[] = {
     {"normalize", (PyCFunction)(void (*)(void))speedups_normalize, METH_FASTCALL,
      "normalize(text, fold, fold_astral, classes, astral, options): see the module docs."},
     {"check", (PyCFunction)(void (*)(void))speedups_check, METH_FASTCALL,
-     "check(text, fold, fold_astral, classes, astral, options, scan, as_bytes, shift, meta, "
-     "hit4s, hit_type, longest): see the module docs."},
+     "check(text, fold, fold_astral, classes, astral, options, scan, as_bytes, shift, "
+     "patterns, hit_type, longest): see the module docs."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1050,7 +1146,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     PyObject *m;
-    if (PyType_Ready(&MatchesType) < 0)
+    if (PyType_Ready(&MatchesType) < 0 || PyType_Ready(&PatternsType) < 0)
         return NULL;
     m = PyModule_Create(&speedups_module);
     if (m == NULL)
@@ -1058,6 +1154,12 @@ PyInit__speedups(void)
     Py_INCREF(&MatchesType);
     if (PyModule_AddObject(m, "Matches", (PyObject *)&MatchesType) < 0) {
         Py_DECREF(&MatchesType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&PatternsType);
+    if (PyModule_AddObject(m, "Patterns", (PyObject *)&PatternsType) < 0) {
+        Py_DECREF(&PatternsType);
         Py_DECREF(m);
         return NULL;
     }

@@ -20,8 +20,7 @@ def check(
     scan: Callable[[Any], Iterable[tuple[int, int]]],
     as_bytes: bool,
     shift: int,
-    meta: bytes,
-    hit4s: tuple[Any, ...],
+    patterns: Patterns,
     hit_type: type[tuple[Any, ...]],
     longest: bool,
     /,
@@ -31,4 +30,10 @@ class Matches:
     """A hyperscan match_event_handler recording (to, id) for check()."""
 
     def __call__(self, id: int, start: int, to: int, flags: int, context: object, /) -> None: ...
+    def __len__(self) -> int: ...
+
+class Patterns:
+    """What check() reads per pattern of a filter and role, in one record each."""
+
+    def __init__(self, meta: bytes, hit4s: tuple[Any, ...], /) -> None: ...
     def __len__(self) -> int: ...
