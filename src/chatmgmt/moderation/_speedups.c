@@ -176,25 +176,26 @@ utf8_put(unsigned char *o, Py_UCS4 c)
 
 /* ---------------------------------------------------------------------------------------- */
 /* The normalized text: per character, the folded character, its class bits, and where the run
- * it stands for starts (first) and ends (last, inclusive) in the original text. Each deletion
- * pass reads one of two sets of arrays and writes the other. A short text uses the arrays in
- * the struct (on the caller's stack); a long one, one block from the heap. */
+ * it stands for starts (first) and ends (last, inclusive) in the original text. Deleting
+ * passes compact the characters and offsets in place (they write behind where they read);
+ * the class bits have two arrays, since a noise pass tests the classes before its own
+ * deletions. A short text uses the arrays in the struct (on the caller's stack); a long one,
+ * one block from the heap. */
 #define SMALL 256
 
 typedef struct {
     Py_ssize_t len;         /* normalized length */
     Py_UCS4 *t;             /* normalized text */
-    unsigned char *tk;      /* its class bits */
+    unsigned char *tk;      /* its class bits: k[kc] */
     int32_t *first, *last;  /* original offsets of each character's run */
-    Py_UCS4 *c[2];
     unsigned char *k[2];
-    int32_t *f[2], *l[2];
+    int kc;                 /* which k holds the current class bits */
     void *block;
     /* where the last pass deleted: output indices with deleted characters right before */
     Py_ssize_t *junctions, njunctions, junctions_cap;
-    Py_UCS4 small_c[2][SMALL];
+    Py_UCS4 small_c[SMALL];
     unsigned char small_k[2][SMALL];
-    int32_t small_f[2][SMALL], small_l[2][SMALL];
+    int32_t small_f[SMALL], small_l[SMALL];
 } Norm;
 
 static void
@@ -244,26 +245,32 @@ right_blocked(const Norm *nm, Py_ssize_t i)
     return i > 0 && i < nm->len && (nm->tk[i] & CLS_BWORD) && !gap(nm, i);
 }
 
-/* copy characters [from, to) of set `src` to position m of the other set */
+/* move characters [from, to) back to position m (m <= from); the class bits from k_in to k_out */
 static inline void
-copy_chunk(Norm *nm, int src, Py_ssize_t from, Py_ssize_t to, Py_ssize_t m)
+move_chunk(Norm *nm, const unsigned char *k_in, unsigned char *k_out, Py_ssize_t from,
+           Py_ssize_t to, Py_ssize_t m)
 {
     size_t len = (size_t)(to - from);
     if (len == 0)
         return;
-    memcpy(nm->c[!src] + m, nm->c[src] + from, len * sizeof(Py_UCS4));
-    memcpy(nm->k[!src] + m, nm->k[src] + from, len);
-    memcpy(nm->f[!src] + m, nm->f[src] + from, len * sizeof(int32_t));
-    memcpy(nm->l[!src] + m, nm->l[src] + from, len * sizeof(int32_t));
+    if (m != from) {
+        memmove(nm->t + m, nm->t + from, len * sizeof(Py_UCS4));
+        memmove(nm->first + m, nm->first + from, len * sizeof(int32_t));
+        memmove(nm->last + m, nm->last + from, len * sizeof(int32_t));
+    }
+    if (m != from || k_in != k_out)
+        memmove(k_out + m, k_in + from, len);
 }
 
-/* One pass of noise skipping from set `from` into the other, as one re.split of the regex
- * (the scan goes on right after each deleted run). Returns how many characters were kept;
- * when that is n, nothing was written. */
+/* One pass of noise skipping over the n current characters, as one re.split of the regex
+ * (the scan goes on right after each deleted run): tests read the current class bits, the
+ * kept characters' bits go to the other array. Returns how many characters were kept; when
+ * that is n, nothing was written (and the current bits stay current). */
 static Py_ssize_t
-noise_pass(Norm *nm, int from, Py_ssize_t n)
+noise_pass(Norm *nm, Py_ssize_t n)
 {
-    const unsigned char *k = nm->k[from];
+    const unsigned char *k = nm->k[nm->kc];
+    unsigned char *k_out = nm->k[!nm->kc];
     Py_ssize_t p, start = 0, m = 0;
     for (p = 1; p < n; p++) {
         Py_ssize_t del;
@@ -273,7 +280,7 @@ noise_pass(Norm *nm, int from, Py_ssize_t n)
         del = noise_at(k, n, p);
         if (del == 0)
             continue;
-        copy_chunk(nm, from, start, p, m);
+        move_chunk(nm, k, k_out, start, p, m);
         m += p - start;
         if (junction(nm, m) < 0)
             return -1;
@@ -282,20 +289,60 @@ noise_pass(Norm *nm, int from, Py_ssize_t n)
     }
     if (start == 0)
         return n;
-    copy_chunk(nm, from, start, n, m);
+    move_chunk(nm, k, k_out, start, n, m);
+    nm->kc = !nm->kc;
     return m + (n - start);
 }
 
-/* Whether a noise pass over set `cur` would delete anything, given that the pass that made it
+/* Repeat collapsing of the n current characters, in place, as _REPEAT.split: the last
+ * character of a run is kept and stands for the whole run. Returns how many were kept. */
+static Py_ssize_t
+collapse_pass(Norm *nm, Py_ssize_t n)
+{
+    Py_UCS4 *c = nm->t;
+    unsigned char *k = nm->k[nm->kc];
+    Py_ssize_t i, j, start = 0, m = 0;
+    for (i = 0; i + 1 < n; i++) {
+        Py_UCS4 cj;
+        unsigned char kj;
+        int32_t fi, lj;
+        if (c[i] != c[i + 1])
+            continue;
+        for (j = i + 1; j + 1 < n && c[j + 1] == c[i]; j++)
+            ;
+        /* the run is i..j: one character, c[j], standing for all of it */
+        cj = c[j];
+        kj = k[j];
+        fi = nm->first[i];
+        lj = nm->last[j];
+        move_chunk(nm, k, k, start, i, m);
+        m += i - start;
+        if (junction(nm, m) < 0)
+            return -1;
+        c[m] = cj;
+        k[m] = kj;
+        nm->first[m] = fi;
+        nm->last[m] = lj;
+        m++;
+        start = j + 1;
+        i = j;
+    }
+    if (start == 0)
+        return n;
+    move_chunk(nm, k, k, start, n, m);
+    return m + (n - start);
+}
+
+/* Whether a noise pass over the current characters would delete anything, given that the pass that made it
  * (noise or collapsing) deleted right before the junctions and the text before that pass had
  * nothing to delete. A deletion at p depends on characters p - 2 .. q + 1 (q: the end of its
  * run); where they hold no junction they are as they were, and nothing was deletable there.
  * So only p near a junction is tested: from J - 2 (and further left over a run of noise and
  * spaces ending at J - 2) to J + 2, in order, as the regex scan would. */
 static int
-noise_left(const Norm *nm, int cur, Py_ssize_t n)
+noise_left(const Norm *nm, Py_ssize_t n)
 {
-    const unsigned char *k = nm->k[cur];
+    const unsigned char *k = nm->k[nm->kc];
     Py_ssize_t j, p, next = 1;
     for (j = 0; j < nm->njunctions; j++) {
         Py_ssize_t at = nm->junctions[j], lo = at - 2, hi = at + 2;
@@ -314,39 +361,6 @@ noise_left(const Norm *nm, int cur, Py_ssize_t n)
     return 0;
 }
 
-/* Repeat collapsing from set `from` into the other, as _REPEAT.split: the last character of a
- * run is kept and stands for the whole run. Returns how many characters were kept; when that
- * is n, nothing was written. */
-static Py_ssize_t
-collapse_pass(Norm *nm, int from, Py_ssize_t n)
-{
-    const Py_UCS4 *c = nm->c[from];
-    Py_ssize_t i, j, start = 0, m = 0;
-    int to = !from;
-    for (i = 0; i + 1 < n; i++) {
-        if (c[i] != c[i + 1])
-            continue;
-        for (j = i + 1; j + 1 < n && c[j + 1] == c[i]; j++)
-            ;
-        /* the run is i..j: one character, c[j], standing for all of it */
-        copy_chunk(nm, from, start, i, m);
-        m += i - start;
-        if (junction(nm, m) < 0)
-            return -1;
-        nm->c[to][m] = c[j];
-        nm->k[to][m] = nm->k[from][j];
-        nm->f[to][m] = nm->f[from][i];
-        nm->l[to][m] = nm->l[from][j];
-        m++;
-        start = j + 1;
-        i = j;
-    }
-    if (start == 0)
-        return n;
-    copy_chunk(nm, from, start, n, m);
-    return m + (n - start);
-}
-
 /* args[0..5]: text, fold, fold_astral, classes, astral, options. 0 or -1 on error. */
 static int
 prepare(Norm *nm, PyObject *const *args, long *options_out)
@@ -357,7 +371,7 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     const uint32_t *fold = NULL;
     Classes cl;
     Py_ssize_t n, i;
-    int kind, cur = 0;
+    int kind;
     const void *data;
     Py_UCS4 *s;
     unsigned char *k;
@@ -404,12 +418,11 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     data = PyUnicode_DATA(text);
 
     if (n < SMALL) {
-        for (i = 0; i < 2; i++) {
-            nm->c[i] = nm->small_c[i];
-            nm->k[i] = nm->small_k[i];
-            nm->f[i] = nm->small_f[i];
-            nm->l[i] = nm->small_l[i];
-        }
+        nm->t = nm->small_c;
+        nm->first = nm->small_f;
+        nm->last = nm->small_l;
+        nm->k[0] = nm->small_k[0];
+        nm->k[1] = nm->small_k[1];
     }
     else {
         size_t cap = (size_t)n + 1;
@@ -418,31 +431,25 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
             PyErr_NoMemory();
             return -1;
         }
-        block = PyMem_Malloc(cap * 2 * (sizeof(Py_UCS4) + 2 * sizeof(int32_t) + 1));
+        block = PyMem_Malloc(cap * (sizeof(Py_UCS4) + 2 * sizeof(int32_t) + 2));
         if (block == NULL) {
             PyErr_NoMemory();
             return -1;
         }
         nm->block = block;
-        for (i = 0; i < 2; i++) {
-            nm->c[i] = (Py_UCS4 *)block;
-            block += cap * sizeof(Py_UCS4);
-            nm->f[i] = (int32_t *)block;
-            block += cap * sizeof(int32_t);
-            nm->l[i] = (int32_t *)block;
-            block += cap * sizeof(int32_t);
-        }
-        for (i = 0; i < 2; i++) {
-            nm->k[i] = (unsigned char *)block;
-            block += cap;
-        }
+        nm->t = (Py_UCS4 *)block;
+        nm->first = (int32_t *)(nm->t + cap);
+        nm->last = nm->first + cap;
+        nm->k[0] = (unsigned char *)(nm->last + cap);
+        nm->k[1] = nm->k[0] + cap;
     }
+    nm->kc = 0;
 
     /* 1. the fold (never changes the length) and the class bits of the folded characters */
-    s = nm->c[0];
+    s = nm->t;
     k = nm->k[0];
-    f = nm->f[0];
-    l = nm->l[0];
+    f = nm->first;
+    l = nm->last;
     for (i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         int bits;
@@ -490,44 +497,38 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
         Py_ssize_t m;
         do {
             nm->njunctions = 0;
-            if ((m = noise_pass(nm, cur, n)) < 0)
+            if ((m = noise_pass(nm, n)) < 0)
                 goto error;
             if (m == n)
                 break;
-            cur = !cur;
             n = m;
-        } while (noise_left(nm, cur, n));
+        } while (noise_left(nm, n));
     }
     if (options & OPT_COLLAPSE) {
         for (;;) {
             Py_ssize_t m;
             nm->njunctions = 0;
-            if ((m = collapse_pass(nm, cur, n)) < 0)
+            if ((m = collapse_pass(nm, n)) < 0)
                 goto error;
             if (m == n)
                 break;
-            cur = !cur;
             n = m;
             /* collapsing joins what it kept with what came before: noise again, and if
              * that deletes something, collapsing again */
-            if (!(options & OPT_NOISE) || !noise_left(nm, cur, n))
+            if (!(options & OPT_NOISE) || !noise_left(nm, n))
                 break;
             do {
                 nm->njunctions = 0;
-                if ((m = noise_pass(nm, cur, n)) < 0)
+                if ((m = noise_pass(nm, n)) < 0)
                     goto error;
                 if (m == n)
                     break;
-                cur = !cur;
                 n = m;
-            } while (noise_left(nm, cur, n));
+            } while (noise_left(nm, n));
         }
     }
     nm->len = n;
-    nm->t = nm->c[cur];
-    nm->tk = nm->k[cur];
-    nm->first = nm->f[cur];
-    nm->last = nm->l[cur];
+    nm->tk = nm->k[nm->kc];
     return 0;
 
 error:
