@@ -408,3 +408,18 @@ def test_c_path_robustness(config: Normalization) -> None:
                 assert len(v.text) == len(text)
             assert v == pure.check(text, role)
         assert fast.normalize(text) == pure.normalize(text)
+
+
+def test_hits_from_the_c_path_are_not_tracked_by_the_cyclic_gc() -> None:
+    # They hold only strings, ints and enum members; tracked, the hits of bulk text drove
+    # full collections of the host's heap (docs/performance.md, "Moderation").
+    import gc
+    import pickle
+
+    if not _need_c():
+        return
+    flt = SensitiveWordFilter(customer=["fuck", "傻逼"], normalization=Normalization.all())
+    verdict = flt.check("f.u.c.k and 傻1逼", MessageRole.CUSTOMER)
+    assert len(verdict.hits) == 2
+    assert not any(gc.is_tracked(h) for h in verdict.hits)
+    assert pickle.loads(pickle.dumps(verdict)) == verdict
