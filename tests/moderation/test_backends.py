@@ -63,3 +63,35 @@ def test_filter_hits_are_identical(patterns: list[str], text: str, longest: bool
     default = SensitiveWordFilter(customer=patterns, **kw)  # type: ignore[arg-type]
     fast = SensitiveWordFilter(customer=patterns, backend="hyperscan", **kw)  # type: ignore[arg-type]
     assert default.check(text, MessageRole.CUSTOMER) == fast.check(text, MessageRole.CUSTOMER)
+
+
+@pytest.mark.parametrize("backend", ["ahocorasick", "hyperscan"])
+def test_threads_check_one_filter_at_once(backend: str) -> None:
+    # Hyperscan needs scratch space per concurrent scan (one shared scratch raised
+    # ScratchInUseError as soon as two threads scanned at once)
+    import threading
+
+    words = [f"w{i:04d}x" for i in range(300)] + ["傻逼", "法轮功"]
+    flt = SensitiveWordFilter(customer=words, backend=backend)
+    texts = [" ".join(words[j] + " filler 傻1逼 text" for j in range(i, i + 40)) for i in range(8)]
+    expected = [flt.check(t, MessageRole.CUSTOMER) for t in texts]
+    assert all(len(v.hits) == 80 for v in expected)
+    errors: list[str] = []
+    start = threading.Barrier(4)
+
+    def work() -> None:
+        start.wait()
+        try:
+            for _ in range(30):
+                for t, e in zip(texts, expected, strict=True):
+                    if flt.check(t, MessageRole.CUSTOMER) != e:
+                        errors.append("a different verdict")
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

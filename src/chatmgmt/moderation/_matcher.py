@@ -13,6 +13,7 @@ are mapped back to character offsets only for the hits.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, repeat
 from typing import Any, Protocol, runtime_checkable
@@ -152,7 +153,7 @@ class AhoCorasickBackend:
 
 
 class _HyperscanMatcher:
-    __slots__ = ("_db", "_patterns")
+    __slots__ = ("_db", "_local", "_patterns")
 
     def __init__(self, patterns: Sequence[str]) -> None:
         import hyperscan
@@ -170,6 +171,16 @@ class _HyperscanMatcher:
                 literal=True,
             )
             self._db = db
+        # Hyperscan needs scratch space per concurrent scan: one per thread
+        self._local = threading.local()
+
+    def _scratch(self) -> Any:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            import hyperscan
+
+            scratch = self._local.scratch = hyperscan.Scratch(self._db)
+        return scratch
 
     def scan(self, text: str) -> list[tuple[int, int]]:
         if self._db is None or not text:
@@ -181,7 +192,7 @@ class _HyperscanMatcher:
         def on_match(idx: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
             append((to, idx))
 
-        self._db.scan(data, match_event_handler=on_match)
+        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
         if not hits:
             return hits
         hits.sort()
@@ -201,7 +212,7 @@ class _HyperscanMatcher:
         if _speedups is not None:
             # records the matches in C: no Python frame and no tuple per match
             matches = _speedups.Matches()
-            self._db.scan(data, match_event_handler=matches)
+            self._db.scan(data, match_event_handler=matches, scratch=self._scratch())
             return matches  # type: ignore[return-value]
         hits: list[tuple[int, int]] = []
         append = hits.append
@@ -209,7 +220,7 @@ class _HyperscanMatcher:
         def on_match(idx: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
             append((to, idx))
 
-        self._db.scan(data, match_event_handler=on_match)
+        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
         return hits
 
     def __reduce__(self) -> tuple[Any, ...]:
