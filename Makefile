@@ -2,6 +2,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# the optional C speedups, rebuilt in place when their source changes (the editable install
+# builds them once)
+SPEEDUPS := $(VENV)/.speedups-built
 
 .PHONY: demo test check lint typecheck pytest bench clean
 
@@ -9,9 +12,13 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml setup.py
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+$(SPEEDUPS): $(STAMP) src/chatmgmt/moderation/_speedups.c
+	$(BIN)/python setup.py -q build_ext --inplace
+	touch $(SPEEDUPS)
 
 demo: $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
@@ -22,13 +29,14 @@ check: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples setup.py
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(SPEEDUPS)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: check pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(SPEEDUPS)
 	@for f in benchmarks/*.py; do echo "# $$f" >&2; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build
+	rm -f src/chatmgmt/moderation/_speedups*.so
