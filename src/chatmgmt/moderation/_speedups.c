@@ -361,6 +361,23 @@ noise_left(const Norm *nm, Py_ssize_t n)
     return 0;
 }
 
+/* Noise passes over the *n current characters until one deletes nothing (after the first, a
+ * pass runs only if noise_left finds something it would delete); -1 on error. */
+static int
+skip_noise(Norm *nm, Py_ssize_t *n)
+{
+    Py_ssize_t m;
+    do {
+        nm->njunctions = 0;
+        if ((m = noise_pass(nm, *n)) < 0)
+            return -1;
+        if (m == *n)
+            return 0;
+        *n = m;
+    } while (noise_left(nm, *n));
+    return 0;
+}
+
 /* args[0..5]: text, fold, fold_astral, classes, astral, options. 0 or -1 on error. */
 static int
 prepare(Norm *nm, PyObject *const *args, long *options_out)
@@ -493,17 +510,8 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     /* 2. noise skipping, passes until one deletes nothing (a deletion can put a digit between
      * two CJK characters, say); 3. repeat collapsing; and again while collapsing deleted
      * something (it can make single letters of "aa b"): normalizing is idempotent */
-    if (options & OPT_NOISE) {
-        Py_ssize_t m;
-        do {
-            nm->njunctions = 0;
-            if ((m = noise_pass(nm, n)) < 0)
-                goto error;
-            if (m == n)
-                break;
-            n = m;
-        } while (noise_left(nm, n));
-    }
+    if ((options & OPT_NOISE) && skip_noise(nm, &n) < 0)
+        goto error;
     if (options & OPT_COLLAPSE) {
         for (;;) {
             Py_ssize_t m;
@@ -517,14 +525,8 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
              * that deletes something, collapsing again */
             if (!(options & OPT_NOISE) || !noise_left(nm, n))
                 break;
-            do {
-                nm->njunctions = 0;
-                if ((m = noise_pass(nm, n)) < 0)
-                    goto error;
-                if (m == n)
-                    break;
-                n = m;
-            } while (noise_left(nm, n));
+            if (skip_noise(nm, &n) < 0)
+                goto error;
         }
     }
     nm->len = n;
