@@ -284,16 +284,20 @@ _OPT_NOISE = 1
 _OPT_COLLAPSE = 2
 _OPT_TEXT = 4
 
-_SpeedupArgs = tuple[
-    bytes | None, dict[int, int] | None, bytes, tuple[tuple[int, int, int], ...], int
-]
+_SpeedupArgs = tuple[bytes, dict[int, int] | None, bytes, tuple[tuple[int, int, int], ...], int]
+
+
+# The C normalizer's tables cover the code points below this: the BMP and the planes of styled
+# letters, emoji and CJK extensions (characters above it take a slower path there).
+_TABLE_END = 0x30000
 
 
 @functools.cache
 def _speedup_classes() -> tuple[bytes, tuple[tuple[int, int, int], ...]]:
-    """Class bits for the C normalizer: a byte per BMP character, and astral ranges."""
-    classes = bytearray(0x10000)
-    bmp = "".join(map(chr, range(0x10000)))
+    """Class bits for the C normalizer: a byte per code point below ``_TABLE_END``, and the
+    ranges above it."""
+    classes = bytearray(_TABLE_END)
+    chars = "".join(map(chr, range(_TABLE_END)))
     # the re module's own classes, as the regexes of the pure-Python normalizer use them
     for pattern, bit in (
         (f"[{_noise_class()}]", _CLS_NOISE),
@@ -303,51 +307,48 @@ def _speedup_classes() -> tuple[bytes, tuple[tuple[int, int, int], ...]]:
         (r"\d", _CLS_DIGIT),
         (_BOUNDARY_WORD.pattern, _CLS_BWORD),
     ):
-        # runs of matching characters: a few thousand per class, not 65,536 matches
-        for m in re.finditer(f"(?:{pattern})+", bmp):
+        # runs of matching characters: a few thousand per class, not one match per character
+        for m in re.finditer(f"(?:{pattern})+", chars):
             for cp in range(m.start(), m.end()):
                 classes[cp] |= bit
-    assert _FOLD_ASTRAL not in classes
-    astral: list[tuple[int, int, int]] = []
+    beyond: list[tuple[int, int, int]] = []
     for ranges, bit in (
         (_ASTRAL_NOISE_RANGES, _CLS_NOISE),
         (_UNSPACED_RANGES, _CLS_UNSPACED),
         (_CJK_RANGES, _CLS_CJK),
     ):
         for lo, hi in ranges:
-            if hi < 0x10000:
-                for cp in range(lo, hi + 1):
+            if lo < _TABLE_END and bit != _CLS_NOISE:  # noise: the regex class set it
+                for cp in range(lo, min(hi, _TABLE_END - 1) + 1):
                     classes[cp] |= bit
-            else:
-                astral.append((lo, hi, bit))
-    return bytes(classes), tuple(astral)
+            if hi >= _TABLE_END:
+                beyond.append((max(lo, _TABLE_END), hi, bit))
+    assert _FOLD_ASTRAL not in classes
+    return bytes(classes), tuple(beyond)
 
 
 @functools.cache
 def _speedup_args(norm: Normalization) -> _SpeedupArgs:
-    """The data arguments of ``_speedups.normalize`` for ``norm`` (built once per config)."""
+    """The data arguments of ``_speedups.check`` for ``norm`` (built once per config)."""
     table, _ = _fold_tables(norm)
-    classes, astral = _speedup_classes()
-    fold: bytes | None = None
-    fold_astral: dict[int, int] | None = None
-    if table:
-        # per BMP character its fold << 8 | the fold's class bits (_FOLD_ASTRAL: the fold is
-        # above the BMP, the C code looks its bits up)
-        bmp = array("I", (cp << 8 | bits for cp, bits in enumerate(classes)))
-        fold_astral = {}
-        for cp, r in table.items():
-            f = ord(r)
-            if cp >= 0x10000:
-                fold_astral[cp] = f
-            elif f < 0x10000:
-                bmp[cp] = f << 8 | classes[f]
-            else:
-                bmp[cp] = f << 8 | _FOLD_ASTRAL
-        fold = bmp.tobytes()
+    classes, beyond = _speedup_classes()
+    # per code point below _TABLE_END its fold << 8 | the fold's class bits (_FOLD_ASTRAL:
+    # the fold lies beyond the table, the C code looks its bits up); folds of characters
+    # beyond the table in a dict
+    fold = array("I", (cp << 8 | bits for cp, bits in enumerate(classes)))
+    fold_beyond: dict[int, int] = {}
+    for cp, r in table.items():
+        f = ord(r)
+        if cp >= _TABLE_END:
+            fold_beyond[cp] = f
+        elif f < _TABLE_END:
+            fold[cp] = f << 8 | classes[f]
+        else:
+            fold[cp] = f << 8 | _FOLD_ASTRAL
     options = (_OPT_NOISE if norm.skip_noise else 0) | (
         _OPT_COLLAPSE if norm.collapse_repeats else 0
     )
-    return fold, fold_astral, classes, astral, options
+    return fold.tobytes(), fold_beyond or None, classes, beyond, options
 
 
 @functools.cache

@@ -25,13 +25,15 @@
  *     text, and the strongest action (the first of the strongest hits); None without a match.
  *
  * The data tables come from Python, so the character classes live in one place:
- * - fold: 65536 native uint32, for every BMP character its fold << 8 | the fold's class bits
- *   (FOLD_ASTRAL: a fold above the BMP, whose bits are looked up), or None;
- * - fold_astral: dict {code point: code point} for characters above the BMP, or None;
- * - classes: 65536 bytes of class bits for the BMP (CLS_*, the same as _normalize._CLS_*);
- * - astral: tuple of (lo, hi, bits) ranges with the class bits above the BMP.
- * Word, letter, digit and space tests above the BMP are Python's own (Py_UNICODE_IS*), which
- * the re module uses for \w, \d and \s.
+ * - fold: native uint32 per code point below a limit (_normalize._TABLE_END: the BMP and the
+ *   planes of styled letters, emoji and CJK extensions), its fold << 8 | the fold's class bits
+ *   (FOLD_ASTRAL: a fold beyond the table, whose bits are looked up);
+ * - fold_astral: dict {code point: code point} for characters beyond the fold table, or None;
+ * - classes: a byte of class bits (CLS_*, the same as _normalize._CLS_*) per code point below
+ *   the same limit;
+ * - astral: tuple of (lo, hi, bits) ranges with the range bits beyond it.
+ * Beyond the tables, word, letter, digit and space tests are Python's own (Py_UNICODE_IS*),
+ * which the re module uses for \w, \d and \s.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -51,8 +53,8 @@
 #define CLS_DIGIT 64   /* \d */
 #define CLS_BWORD 128  /* a word character of a script written with spaces */
 
-/* in a fold entry: the fold is above the BMP (no BMP character has every class bit: noise and
- * word characters are apart there) */
+/* in a fold entry: the fold lies beyond the table (no character has every class bit: spaces
+ * are not word characters) */
 #define FOLD_ASTRAL 0xFF
 
 #define OPT_NOISE 1
@@ -61,6 +63,7 @@
 
 typedef struct {
     const unsigned char *classes;
+    Py_ssize_t nclasses;
     PyObject *astral;
 } Classes;
 
@@ -93,7 +96,7 @@ static inline int
 cls(const Classes *cl, Py_UCS4 c)
 {
     int bits;
-    if (c < 0x10000)
+    if ((Py_ssize_t)c < cl->nclasses)
         return cl->classes[c];
     if (astral_bits(cl, c, &bits) < 0)
         return -1;
@@ -385,9 +388,9 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     PyObject *text = args[0], *fold_obj = args[1], *fold_astral = args[2];
     PyObject *classes_obj = args[3], *astral = args[4];
     long options = PyLong_AsLong(args[5]);
-    const uint32_t *fold = NULL;
+    const uint32_t *fold;
     Classes cl;
-    Py_ssize_t n, i;
+    Py_ssize_t n, i, nfold;
     int kind;
     const void *data;
     Py_UCS4 *s;
@@ -404,19 +407,19 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
         PyErr_SetString(PyExc_TypeError, "text must be a str");
         return -1;
     }
-    if (fold_obj != Py_None) {
-        if (!PyBytes_Check(fold_obj) || PyBytes_GET_SIZE(fold_obj) != 65536 * 4) {
-            PyErr_SetString(PyExc_ValueError, "fold must be 65536 native uint32 or None");
-            return -1;
-        }
-        fold = (const uint32_t *)PyBytes_AS_STRING(fold_obj);
+    if (!PyBytes_Check(fold_obj) || PyBytes_GET_SIZE(fold_obj) < 0x10000 * 4 ||
+        PyBytes_GET_SIZE(fold_obj) % 4) {
+        PyErr_SetString(PyExc_ValueError, "fold must be native uint32, for the BMP at least");
+        return -1;
     }
+    fold = (const uint32_t *)PyBytes_AS_STRING(fold_obj);
+    nfold = PyBytes_GET_SIZE(fold_obj) / 4;
     if (fold_astral != Py_None && !PyDict_Check(fold_astral)) {
         PyErr_SetString(PyExc_TypeError, "fold_astral must be a dict or None");
         return -1;
     }
-    if (!PyBytes_Check(classes_obj) || PyBytes_GET_SIZE(classes_obj) != 65536) {
-        PyErr_SetString(PyExc_ValueError, "classes must be 65536 bytes");
+    if (!PyBytes_Check(classes_obj) || PyBytes_GET_SIZE(classes_obj) < 0x10000) {
+        PyErr_SetString(PyExc_ValueError, "classes must cover the BMP at least");
         return -1;
     }
     if (!PyTuple_Check(astral)) {
@@ -424,6 +427,7 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
         return -1;
     }
     cl.classes = (const unsigned char *)PyBytes_AS_STRING(classes_obj);
+    cl.nclasses = PyBytes_GET_SIZE(classes_obj);
     cl.astral = astral;
 
 #if PY_VERSION_HEX < 0x030C0000
@@ -470,18 +474,16 @@ prepare(Norm *nm, PyObject *const *args, long *options_out)
     for (i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         int bits;
-        if (c < 0x10000) {
-            if (fold != NULL) {
-                /* the folded character and its class bits in one entry */
-                uint32_t e = fold[c];
-                c = e >> 8;
-                bits = (int)(e & 0xFF);
-                if (bits != FOLD_ASTRAL) {
-                    s[i] = c;
-                    k[i] = (unsigned char)bits;
-                    f[i] = l[i] = (int32_t)i;
-                    continue;
-                }
+        if ((Py_ssize_t)c < nfold) {
+            /* the folded character and its class bits in one entry */
+            uint32_t e = fold[c];
+            c = e >> 8;
+            bits = (int)(e & 0xFF);
+            if (bits != FOLD_ASTRAL) {
+                s[i] = c;
+                k[i] = (unsigned char)bits;
+                f[i] = l[i] = (int32_t)i;
+                continue;
             }
         }
         else if (fold_astral != Py_None && PyDict_GET_SIZE(fold_astral)) {
