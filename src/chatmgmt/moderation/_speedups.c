@@ -53,6 +53,14 @@
 #define CLS_DIGIT 64   /* \d */
 #define CLS_BWORD 128  /* a word character of a script written with spaces */
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address, write) __builtin_prefetch((address), (write))
+#else
+#define PREFETCH(address, write) ((void)0)
+#endif
+/* how many matches ahead the per-pattern data is fetched */
+#define PREFETCH_AHEAD 8
+
 /* in a fold entry: the fold lies beyond the table (no character has every class bit: spaces
  * are not word characters) */
 #define FOLD_ASTRAL 0xFF
@@ -1023,7 +1031,11 @@ speedups_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (i = 0; i < raw.n; i++) {
         Span *r = &raw.v[i];
         const Pat *pt = &pats[r->pattern];
-        long bits = pt->bits;
+        long bits;
+        /* the patterns of the matches ahead: their records are all over memory */
+        if (i + PREFETCH_AHEAD < raw.n)
+            PREFETCH(&pats[raw.v[i + PREFETCH_AHEAD].pattern], 0);
+        bits = pt->bits;
         Py_ssize_t start, end;
         for (; pos < r->end; pos++)
             chars += (bytes[pos] & 0xC0) != 0x80;
@@ -1091,6 +1103,9 @@ speedups_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         const Pat *pt = &pats[deny.v[i].pattern];
         PyObject *hit, *a, *b;
         Py_ssize_t f;
+        /* the word strings of the hits ahead, whose reference counts are about to change */
+        if (i + PREFETCH_AHEAD < deny.n)
+            PREFETCH(pats[deny.v[i + PREFETCH_AHEAD].pattern].fields[0], 1);
         a = PyLong_FromLong(nm.first[deny.v[i].start]);
         b = PyLong_FromLong(nm.last[deny.v[i].end - 1] + 1);
         hit = (a && b) ? hit_type->tp_alloc(hit_type, 6) : NULL;
