@@ -127,8 +127,7 @@ def _mask(text: str, spans: list[tuple[int, int]], mask_char: str) -> str:
     return "".join(pieces)
 
 
-# (start, end, hit fields, key length in characters); offsets in characters or in UTF-8 bytes
-_Deny = tuple[int, int, _Hit4, int]
+_Deny = tuple[int, int, _Hit4]
 
 
 def _longest(hits: list[_Deny]) -> list[_Deny]:
@@ -146,7 +145,7 @@ def _longest(hits: list[_Deny]) -> list[_Deny]:
             out.append(hits[i])
         else:
             chosen: list[_Deny] = []
-            for h in sorted(hits[i:j], key=lambda h: (-h[3], h[0])):
+            for h in sorted(hits[i:j], key=lambda h: (h[0] - h[1], h[0])):
                 if all(h[1] <= c[0] or c[1] <= h[0] for c in chosen):
                     chosen.append(h)
             chosen.sort(key=lambda h: h[0])
@@ -436,13 +435,7 @@ class SensitiveWordFilter:
             out = self._check(text, *fast[r])
             if out is None:
                 return _new(Verdict, (_NONE, (), text, None))
-            hits, action = out
-            if action is _BLOCK:
-                return _new(Verdict, (action, hits, "", self.block_prompt))
-            if action is _MASK:
-                masks = [(h[4], h[5]) for h in hits if h[2] is _MASK]
-                text = _mask(text, masks, self.mask_char)
-            return _new(Verdict, (action, hits, text, None))
+            return self._decided(text, *out)
         norm, stages = self._normalizer.stages(text)
         raw = self._matcher.scan(norm)
         if not raw:
@@ -491,20 +484,10 @@ class SensitiveWordFilter:
                     and (not staged or not gap(end))
                 ):
                     continue
-            deny.append((start, end, hit, length))
+            deny.append((start, end, hit))
+        original = nt.original
         if not deny:
-            return _new(Verdict, (_NONE, (), nt.original, None))
-        return self._decide(nt.original, deny, allowed, nt.spans if nt.changed_length else None)
-
-    def _decide(
-        self,
-        original: str,
-        deny: list[_Deny],
-        allowed: list[tuple[int, int]],
-        spans: Callable[[list[tuple[int, int]]], list[tuple[int, int]]] | None,
-    ) -> Verdict:
-        """Cancel allowed hits, keep the longest of overlapping ones, map offsets to the
-        original text with ``spans`` (None: they are already), and decide."""
+            return _new(Verdict, (_NONE, (), original, None))
         if allowed:
             allowed.sort()
             starts = [a for a, _ in allowed]
@@ -516,24 +499,27 @@ class SensitiveWordFilter:
             # (start, end) pairs are distinct: equal ones would be one pattern
             deny.sort()
             if self.longest_match:
-                ends = [h[1] for h in deny]
+                ends = [e for _, e, _ in deny]
                 ends.pop()
                 # overlaps only: most texts have none
-                if any(map(gt, ends, [h[0] for h in deny][1:])):
+                if any(map(gt, ends, [s for s, _, _ in deny][1:])):
                     deny = _longest(deny)
-        if spans is not None:
-            mapped = spans([(h[0], h[1]) for h in deny])
-            hits = [_new(Hit, h[2] + se) for h, se in zip(deny, mapped, strict=True)]
+        if staged:
+            spans = nt.spans([(s, e) for s, e, _ in deny])
+            hits = [_new(Hit, h[2] + se) for h, se in zip(deny, spans, strict=True)]
         else:
-            hits = [_new(Hit, h[2] + (h[0], h[1])) for h in deny]
-        action = max([h[2][2] for h in deny])
+            hits = [_new(Hit, h[2] + h[:2]) for h in deny]
+        return self._decided(original, tuple(hits), max([h[2][2] for h in deny]))
+
+    def _decided(self, original: str, hits: tuple[Hit, ...], action: Action) -> Verdict:
+        """The verdict of ``hits`` (ordered, offsets into ``original``) whose strongest action
+        is ``action``: blocked, masked or delivered as it is."""
         if action is _BLOCK:
-            return _new(Verdict, (action, tuple(hits), "", self.block_prompt))
+            return _new(Verdict, (action, hits, "", self.block_prompt))
         text = original
         if action is _MASK:
-            masks = [(h[4], h[5]) for h in hits if h[2] is _MASK]
-            text = _mask(text, masks, self.mask_char)
-        return _new(Verdict, (action, tuple(hits), text, None))
+            text = _mask(text, [(h[4], h[5]) for h in hits if h[2] is _MASK], self.mask_char)
+        return _new(Verdict, (action, hits, text, None))
 
 
 def _allow_tuple(values: Iterable[str], name: str) -> tuple[str, ...]:

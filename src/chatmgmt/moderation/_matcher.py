@@ -21,11 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import ahocorasick
 
 from ..errors import ValidationError
-
-try:
-    from . import _speedups
-except ImportError:  # pragma: no cover - built at install time when a C compiler is there
-    _speedups = None  # type: ignore[assignment]
+from ._normalize import _speedups
 
 __all__ = [
     "AhoCorasickBackend",
@@ -182,10 +178,8 @@ class _HyperscanMatcher:
             scratch = self._local.scratch = hyperscan.Scratch(self._db)
         return scratch
 
-    def scan(self, text: str) -> list[tuple[int, int]]:
-        if self._db is None or not text:
-            return []
-        data = _encode(text)
+    def _scan_bytes(self, data: bytes) -> list[tuple[int, int]]:
+        """Every occurrence in ``data`` as ``(end, index)`` in bytes, in Python."""
         hits: list[tuple[int, int]] = []
         append = hits.append
 
@@ -193,6 +187,13 @@ class _HyperscanMatcher:
             append((to, idx))
 
         self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        return hits
+
+    def scan(self, text: str) -> list[tuple[int, int]]:
+        if self._db is None or not text:
+            return []
+        data = _encode(text)
+        hits = self._scan_bytes(data)
         if not hits:
             return hits
         hits.sort()
@@ -214,14 +215,7 @@ class _HyperscanMatcher:
             matches = _speedups.Matches()
             self._db.scan(data, match_event_handler=matches, scratch=self._scratch())
             return matches  # type: ignore[return-value]
-        hits: list[tuple[int, int]] = []
-        append = hits.append
-
-        def on_match(idx: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            append((to, idx))
-
-        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
-        return hits
+        return self._scan_bytes(data)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_HyperscanMatcher, (self._patterns,))

@@ -30,7 +30,7 @@ from typing import Any
 import attrs
 
 try:
-    from . import _speedups
+    from . import _speedups as _speedups  # re-exported for _matcher
 except ImportError:  # pragma: no cover - built at install time when a C compiler is there
     _speedups = None  # type: ignore[assignment]
 if os.environ.get("CHATMGMT_NO_SPEEDUPS"):
@@ -279,7 +279,7 @@ _CLS_LETTER = 16
 _CLS_SPACE = 32
 _CLS_DIGIT = 64
 _CLS_BWORD = 128
-_FOLD_ASTRAL = 0xFF  # no BMP character has every class bit (noise and word characters are apart)
+_FOLD_ASTRAL = 0xFF  # no character has every class bit (spaces are not word characters)
 _OPT_NOISE = 1
 _OPT_COLLAPSE = 2
 _OPT_TEXT = 4
@@ -589,7 +589,7 @@ class Normalizer:
         args = self._args
         if args is not None and _speedups is not None:
             fold, fold_astral, classes, astral, options = args
-            out = _speedups.normalize(text, fold, fold_astral, classes, astral, options | 4)
+            out = _speedups.normalize(text, fold, fold_astral, classes, astral, options | _OPT_TEXT)
             assert isinstance(out, str)
             return out
         return self.stages(text)[0]

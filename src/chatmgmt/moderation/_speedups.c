@@ -903,63 +903,56 @@ static PyTypeObject MatchesType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* one raw match, checked against the data and the patterns */
+static int
+push_raw(Spans *raw, long end, long pat, Py_ssize_t npat, Py_ssize_t nb)
+{
+    if (pat < 0 || pat >= npat || end <= 0 || end > nb) {
+        PyErr_SetString(PyExc_ValueError, "scan gave a match outside the data or patterns");
+        return -1;
+    }
+    return spans_push(raw, 0, end, pat);
+}
+
 /* the raw matches of scan(data) in bytes, sorted by end */
 static int
 collect(PyObject *matches, long shift, Py_ssize_t npat, Py_ssize_t nb, Spans *raw)
 {
-    PyObject *it, *item;
+    Py_ssize_t i;
     int sorted = 1;
     if (Py_IS_TYPE(matches, &MatchesType)) {
-        Spans *m = &((MatchesObject *)matches)->spans;
-        for (Py_ssize_t i = 0; i < m->n; i++) {
-            Py_ssize_t end = m->v[i].end + shift, pat = m->v[i].pattern;
-            if (pat < 0 || pat >= npat || end <= 0 || end > nb) {
-                PyErr_SetString(PyExc_ValueError, "scan gave a match outside the data or patterns");
+        const Spans *m = &((MatchesObject *)matches)->spans;
+        for (i = 0; i < m->n; i++)
+            if (push_raw(raw, (long)(m->v[i].end + shift), (long)m->v[i].pattern, npat, nb) < 0)
+                return -1;
+    }
+    else {
+        PyObject *it = PyObject_GetIter(matches), *item;
+        if (it == NULL)
+            return -1;
+        while ((item = PyIter_Next(it)) != NULL) {
+            long end, pat;
+            int ok = PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2;
+            if (!ok)
+                PyErr_SetString(PyExc_TypeError, "scan must give (end, pattern) pairs");
+            else {
+                end = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+                pat = PyLong_AsLong(PyTuple_GET_ITEM(item, 1));
+                ok = !((end == -1 || pat == -1) && PyErr_Occurred()) &&
+                     push_raw(raw, end + shift, pat, npat, nb) == 0;
+            }
+            Py_DECREF(item);
+            if (!ok) {
+                Py_DECREF(it);
                 return -1;
             }
-            if (raw->n && end < raw->v[raw->n - 1].end)
-                sorted = 0;
-            if (spans_push(raw, 0, end, pat) < 0)
-                return -1;
         }
-        if (!sorted)
-            qsort(raw->v, (size_t)raw->n, sizeof(Span), raw_cmp);
-        return 0;
+        Py_DECREF(it);
+        if (PyErr_Occurred())
+            return -1;
     }
-    it = PyObject_GetIter(matches);
-    if (it == NULL)
-        return -1;
-    while ((item = PyIter_Next(it)) != NULL) {
-        long end, pat;
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            Py_DECREF(item);
-            Py_DECREF(it);
-            PyErr_SetString(PyExc_TypeError, "scan must give (end, pattern) pairs");
-            return -1;
-        }
-        end = PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
-        pat = PyLong_AsLong(PyTuple_GET_ITEM(item, 1));
-        Py_DECREF(item);
-        if ((end == -1 || pat == -1) && PyErr_Occurred()) {
-            Py_DECREF(it);
-            return -1;
-        }
-        end += shift;
-        if (pat < 0 || pat >= npat || end <= 0 || end > nb) {
-            Py_DECREF(it);
-            PyErr_SetString(PyExc_ValueError, "scan gave a match outside the data or patterns");
-            return -1;
-        }
-        if (raw->n && end < raw->v[raw->n - 1].end)
-            sorted = 0;
-        if (spans_push(raw, 0, end, pat) < 0) {
-            Py_DECREF(it);
-            return -1;
-        }
-    }
-    Py_DECREF(it);
-    if (PyErr_Occurred())
-        return -1;
+    for (i = 1; i < raw->n && sorted; i++)
+        sorted = raw->v[i].end >= raw->v[i - 1].end;
     if (!sorted)
         qsort(raw->v, (size_t)raw->n, sizeof(Span), raw_cmp);
     return 0;
