@@ -10,6 +10,7 @@ fits, the error also derives from it, so ``except ValueError`` in a host keeps w
     │   └── IdentityVerificationError         a partner_id whose signature did not verify
     ├── NotFoundError(LookupError)            no such chat, agent, customer, endpoint, ...
     ├── ConflictError                         a compare-and-set lost; re-read and retry
+    │   └── PreconditionFailed                an atomic change committed nothing; ``.reason``
     ├── InvalidTransitionError(ValueError)    an event that the chat's state does not allow
     ├── AssignmentError                       a chat could not be assigned as asked
     ├── RatingRefusedError(ValueError)        a satisfaction rating that the rules refuse
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidTransitionError",
     "MessageBlockedError",
     "NotFoundError",
+    "PreconditionFailed",
     "RatingRefusedError",
     "SettingsError",
     "StorageError",
@@ -105,6 +107,48 @@ class ConflictError(ChatMgmtError):
         self.actual = actual
         detail = f" (expected version {expected}, found {actual})" if expected is not None else ""
         super().__init__(f"{kind} {key!r} changed concurrently{detail}; re-read and retry")
+
+
+class PreconditionFailed(ConflictError):
+    """An atomic change (:class:`~chatmgmt.ports.Change`) committed nothing: one precondition
+    did not hold. ``reason`` says which:
+
+    * ``"version"``: the chat's stored version is not the expected one (it moved on);
+    * ``"exists"``: the change creates a chat whose id is taken;
+    * ``"missing"``: the chat does not exist;
+    * ``"agent_unavailable"``: the claimed agent is unknown, not ONLINE, or at its limit;
+    * ``"no_agent"``: a ranked claim found no eligible agent;
+    * ``"queue_not_empty"``: the queue the change required empty holds chats.
+
+    Re-read and plan again (the version cases), or try the next option (the others).
+    """
+
+    REASONS = frozenset(
+        {"version", "exists", "missing", "agent_unavailable", "no_agent", "queue_not_empty"}
+    )
+
+    def __init__(
+        self,
+        reason: str,
+        chat_id: str,
+        expected: object = None,
+        actual: object = None,
+        *,
+        agent_id: str | None = None,
+        queue: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.chat_id = chat_id
+        self.agent_id = agent_id
+        self.queue = queue
+        super().__init__("chat", chat_id, expected, actual)
+        where = agent_id if agent_id is not None else queue
+        self.args = (
+            f"change of chat {chat_id!r} refused ({reason}"
+            + (f": {where!r}" if where is not None else "")
+            + (f", expected version {expected}, found {actual}" if expected is not None else "")
+            + "); nothing was committed",
+        )
 
 
 class InvalidTransitionError(ChatMgmtError, ValueError):
