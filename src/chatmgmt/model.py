@@ -195,6 +195,9 @@ class AgentLoad:
 
     ``chats`` are the chats that count toward the limit; ``inactive`` those that went inactive
     and (by setting) no longer count. ``last_assigned_at`` and ``idle_since`` feed the rankings.
+    ``version`` counts changes of the agent's configuration (status, limit, groups, tier): an
+    update is a compare-and-set on it, so two concurrent changes never undo each other. Claims
+    and releases do not move it.
     """
 
     agent: Agent
@@ -203,6 +206,7 @@ class AgentLoad:
     last_assigned_at: float = 0.0
     idle_since: float = 0.0
     tiebreak: float = 0.0
+    version: int = 0
 
     @property
     def active(self) -> int:

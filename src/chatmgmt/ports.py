@@ -5,23 +5,22 @@ The host implements them or uses a shipped adapter (:mod:`chatmgmt.storage.memor
 atomic, what raises, what is idempotent. ``chatmgmt.testing`` exports the contract suites that
 check an adapter keeps them.
 
-Two rules shape every mutating method:
-
-* **Events commit with the change.** A method that changes state takes ``events``; the adapter
-  appends them to the outbox in the same unit of work (one SQLite transaction, one Redis Lua
-  script or MULTI/EXEC). Either both happen or neither does.
-* **Cross-port sequences are ordered so that a crash between two steps leaves a repairable
-  index, never a lost chat.** The chat record (changed only by compare-and-set on its version)
-  is the truth; queue entries and agent slots are indexes over it. A slot is claimed before the
-  chat records its agent and released if the chat's compare-and-set loses; a queue entry is
-  pushed before the chat records ``QUEUED`` and dropped lazily when its chat is no longer queued.
-  :meth:`chatmgmt.ChatManager.reconcile` repairs what a crash between two steps left behind.
+**One unit of work per operation.** Every change of a chat reaches storage as one
+:class:`Change`, applied by :meth:`Storage.apply` atomically: the chat's compare-and-set on its
+version, the slot claimed (for a named agent, or the first eligible agent of a group by a
+ranking, picked by the store inside the unit) or released, the queue entry pushed or removed,
+the timers set or cancelled, the message, the sticky mark and the events. All of it commits or
+none of it; a failed precondition raises :class:`~chatmgmt.errors.PreconditionFailed` saying
+which. Indexes (slots, queue entries, rank entries, timers) never move in a step of their own,
+so no interleaving of operations, and no crash between two of them, leaves a chat and its
+indexes disagreeing.
 
 Every adapter is created for one ``namespace`` (a tenant); no operation sees another's data.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -40,30 +39,44 @@ from .model import (
     Ranking,
     Sticky,
     Timer,
+    evolve,
 )
 
 __all__ = [
+    "PICKED",
     "AgentStore",
+    "Applied",
     "AsyncAgentStore",
     "AsyncChatStore",
     "AsyncCustomerStore",
+    "AsyncDeliveryStore",
     "AsyncOutbox",
     "AsyncQueueStore",
     "AsyncRateCounter",
     "AsyncStorage",
     "AsyncTimerStore",
     "AsyncTransport",
+    "Attempt",
+    "BufferedEvent",
     "Census",
+    "Change",
     "ChatStore",
+    "Claim",
     "Clock",
     "CustomerStore",
+    "Delivery",
+    "DeliveryStatus",
+    "DeliveryStore",
+    "EndpointHealth",
     "EventSink",
     "HttpRequest",
     "HttpResponse",
     "MessageSink",
     "Outbox",
     "OutboxEntry",
+    "QueuePush",
     "QueueStore",
+    "RankedClaim",
     "RateCounter",
     "Storage",
     "TimerStore",
@@ -165,6 +178,132 @@ class HttpResponse:
     elapsed_s: float
 
 
+# --------------------------------------------------------------------------- the unit of work
+
+PICKED: AgentId = AgentId("\x00picked")
+"""Placeholder for the agent a :class:`RankedClaim` picks inside the unit of work.
+
+The plan names the agent it cannot know yet with this value (agent ids never contain NUL): in
+``chat.agent_id``, in ``chat.served_by``, and as ``data["agent_id"]`` of its events. The store
+replaces every such occurrence by the agent it picked (:meth:`Change.bind`); in serialized JSON
+the placeholder is the string ``"\\u0000picked"``, so a script can substitute it textually.
+"""
+
+
+@attrs.frozen
+class Claim:
+    """Claim a slot of one named agent for the chat.
+
+    Precondition: the agent exists, is ONLINE and below its reception limit, or already holds
+    the chat (claims are idempotent per chat); otherwise ``agent_unavailable``.
+    """
+
+    agent_id: AgentId
+
+
+@attrs.frozen
+class RankedClaim:
+    """Claim a slot of the first agent of ``group`` by ``ranking`` that is ONLINE, below its
+    limit and not in ``excluded``; the store picks it inside the unit (O(log n) plus the
+    excluded agents skipped). None eligible: ``no_agent``."""
+
+    group: str
+    ranking: Ranking
+    excluded: frozenset[AgentId] = frozenset()
+
+
+@attrs.frozen
+class QueuePush:
+    """Put the chat in ``queue`` at ``score`` (smaller first, then insertion order).
+
+    A chat already in that queue keeps its entry and its place (a transfer back, a retry)."""
+
+    queue: str
+    score: float
+
+
+@attrs.frozen
+class Change:
+    """Everything one operation changes about one chat, applied atomically by
+    :meth:`Storage.apply`.
+
+    Preconditions (checked before anything is written; the first that fails is raised as
+    :class:`~chatmgmt.errors.PreconditionFailed`):
+
+    * ``expected_version is None``: the chat must not exist (``exists``), ``chat`` is created;
+      otherwise the stored chat must exist (``missing``) at that version (``version``);
+    * ``require_empty``: that queue holds no chat (``queue_not_empty``) — a new chat does not
+      overtake chats already waiting;
+    * ``claim``: see :class:`Claim` and :class:`RankedClaim`.
+
+    Effects, in this order, all in the same unit:
+
+    1. ``release``: the slot ``chat_id`` holds at that agent is freed (idempotent);
+    2. ``claim``: the slot is taken; with a :class:`RankedClaim` the picked agent replaces
+       :data:`PICKED` in ``chat`` and ``events`` (:meth:`bind`);
+    3. ``inactive``: ``(agent, flag)`` moves the held chat between counted and inactive
+       (uncounted) chats of that agent (idempotent);
+    4. ``remove`` (queue names, idempotent), then ``push``;
+    5. ``cancel`` (timer keys, idempotent), then ``schedule`` (replacing timers of those keys);
+    6. ``chat`` replaces the stored chat (None: the chat is unchanged, the change only repairs
+       its indexes under the version guard); ``message`` is appended to its messages;
+       ``sticky`` is recorded for its customer; ``events`` are appended to the outbox.
+
+    ``chat.version`` must be ``expected_version + 1`` (``0`` when created). ``now`` and
+    ``tiebreak`` feed the load rules (:mod:`chatmgmt.assignment`): ``last_assigned_at``,
+    ``idle_since`` and the random tie-break of the slot operations.
+    """
+
+    chat_id: ChatId
+    expected_version: int | None
+    now: float
+    chat: Chat | None = None
+    claim: Claim | RankedClaim | None = None
+    release: AgentId | None = None
+    inactive: tuple[AgentId, bool] | None = None
+    require_empty: str | None = None
+    remove: tuple[str, ...] = ()
+    push: QueuePush | None = None
+    cancel: tuple[str, ...] = ()
+    schedule: tuple[Timer, ...] = ()
+    message: Message | None = None
+    sticky: Sticky | None = None
+    events: tuple[Event, ...] = ()
+    tiebreak: float = 0.0
+
+    def bind(self, agent_id: AgentId) -> Change:
+        """This change with the picked ``agent_id`` in place of :data:`PICKED` (in the chat's
+        agent, its ``served_by``, its ``route_reason`` values and the events' ``agent_id``)."""
+        chat = self.chat
+        if chat is not None:
+            chat = evolve(
+                chat,
+                agent_id=agent_id if chat.agent_id == PICKED else chat.agent_id,
+                served_by=tuple(agent_id if a == PICKED else a for a in chat.served_by),
+                route_reason={
+                    k: agent_id if v == PICKED else v for k, v in chat.route_reason.items()
+                },
+            )
+        events = tuple(
+            evolve(e, data={**e.data, "agent_id": agent_id})
+            if e.data.get("agent_id") == PICKED
+            else e
+            for e in self.events
+        )
+        return evolve(self, chat=chat, events=events)
+
+
+@attrs.frozen
+class Applied:
+    """What :meth:`Storage.apply` committed: the chat as stored (None when the change left it
+    unchanged), the agent whose slot the claim took (None without a claim), and the events as
+    appended (with the picked agent filled in)."""
+
+    chat: Chat | None
+    agent_id: AgentId | None = None
+    events: tuple[Event, ...] = ()
+
+
 # --------------------------------------------------------------------------- sync storage
 
 
@@ -195,28 +334,29 @@ class CustomerStore(Protocol):
 
 
 class AgentStore(Protocol):
-    """Agents and their live load, with the atomic slot operations of assignment.
+    """Agents and their live load.
 
-    * :meth:`claim_ranked` is the **ranked claim**: in one atomic step it finds the first agent
-      of ``group`` by ``ranking`` that is ONLINE, below its reception limit and not in
-      ``excluded``, and adds ``chat_id`` to its chats. It must cost O(log n) (plus the excluded
-      agents skipped), not a scan.
-    * :meth:`claim` is the **checked claim** for custom strategies: it adds ``chat_id`` to
-      ``agent_id``'s chats only if the agent is ONLINE and below its limit.
-    * Claims are idempotent per chat: claiming a chat the agent already holds returns True and
-      changes nothing. :meth:`release` is idempotent: releasing a chat the agent does not hold
-      returns False and changes nothing. No interleaving of claims can put an agent over its
-      limit.
-    * ``tiebreak`` is a fresh random number the caller drew from its injected RNG; the store
-      keeps it as the agent's ``AgentLoad.tiebreak`` for rankings that break ties at random.
+    * Slots (which chats an agent holds) change only inside :meth:`Storage.apply`, with the
+      chat they belong to; the rules are :mod:`chatmgmt.assignment`'s load functions.
+    * :meth:`put` is a compare-and-set on the agent's configuration ``version``: with
+      ``expected_version`` it stores ``agent`` only if the stored version is that one (None: the
+      agent must not exist), else raises :class:`~chatmgmt.errors.ConflictError`; so a status
+      change and a limit change made at once never undo each other. Its load is kept.
+    * ``tiebreak`` is a fresh random number the caller drew from its injected RNG; a new agent
+      keeps it as ``AgentLoad.tiebreak`` for rankings that break ties at random.
     """
 
     def put(
-        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
+        self,
+        agent: Agent,
+        now: float,
+        events: Sequence[Event] = (),
+        tiebreak: float = 0.0,
+        expected_version: int | None = None,
     ) -> AgentLoad:
-        """Register or update an agent (status, limit, groups, tier); its load is kept.
-
-        A new agent starts with ``idle_since = now`` and the given ``tiebreak``."""
+        """Register (``expected_version=None``) or update an agent (status, limit, groups,
+        tier) by compare-and-set; returns the stored load. A new agent starts with
+        ``idle_since = now``."""
         ...
 
     def census(self, group: str) -> Census:
@@ -231,70 +371,13 @@ class AgentStore(Protocol):
         """Every agent (of ``group`` when given), in account order."""
         ...
 
-    def claim_ranked(
-        self,
-        group: str,
-        ranking: Ranking,
-        chat_id: ChatId,
-        excluded: frozenset[AgentId],
-        now: float,
-        tiebreak: float,
-    ) -> AgentId | None:
-        """Atomically pick and claim the best eligible agent; None when nobody is eligible."""
-        ...
-
-    def claim(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """Atomically claim a slot of ``agent_id`` if it is eligible; False when it is not."""
-        ...
-
-    def release(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """Free the slot ``chat_id`` holds (counted or inactive); idempotent."""
-        ...
-
-    def set_inactive(self, agent_id: AgentId, chat_id: ChatId, inactive: bool) -> None:
-        """Move a held chat between counted and inactive (uncounted) chats; idempotent."""
-        ...
-
 
 class ChatStore(Protocol):
-    """Chats, their messages and the sticky-agent marks.
-
-    * :meth:`create`, :meth:`replace` and :meth:`append_message` are atomic with their
-      ``events`` (and the sticky mark, when given).
-    * :meth:`replace` and :meth:`append_message` are compare-and-set on the chat's ``version``:
-      the new chat has ``version == expected_version + 1``; a lost race raises
-      :class:`~chatmgmt.errors.ConflictError`; a missing chat raises
-      :class:`~chatmgmt.errors.NotFoundError`.
-    """
+    """Chats, their messages and the sticky-agent marks (read side; every write is a
+    :class:`Change` given to :meth:`Storage.apply`)."""
 
     def get(self, chat_id: ChatId) -> Chat | None:
         """The chat, or None."""
-        ...
-
-    def create(self, chat: Chat, events: Sequence[Event] = ()) -> None:
-        """Insert a new chat; ConflictError if the id exists."""
-        ...
-
-    def replace(
-        self,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """Compare-and-set the chat; also records ``sticky`` for its customer when given."""
-        ...
-
-    def append_message(
-        self,
-        message: Message,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """Store a message and the chat's new state (compare-and-set) together, with the
-        sticky mark when given."""
         ...
 
     def messages(self, chat_id: ChatId) -> list[Message]:
@@ -311,19 +394,11 @@ class ChatStore(Protocol):
 
 
 class QueueStore(Protocol):
-    """Ordered waiting lines: the real-time queue and the Always On pool, per skill group.
+    """Ordered waiting lines: the real-time queue and the Always On pool, per skill group
+    (read side; entries move only inside :meth:`Storage.apply`).
 
-    Entries are ordered by ``score`` (smaller first), then by insertion. :meth:`push` is
-    idempotent per chat (a second push keeps the first position); :meth:`remove` is idempotent.
+    Entries are ordered by ``score`` (smaller first), then by insertion.
     """
-
-    def push(self, queue: str, chat_id: ChatId, score: float) -> None:
-        """Add ``chat_id`` at ``score`` unless it is already in ``queue``."""
-        ...
-
-    def remove(self, queue: str, chat_id: ChatId) -> bool:
-        """Drop ``chat_id``; False when it was not there."""
-        ...
 
     def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """The first ``limit`` chats with their scores, in order."""
@@ -366,20 +441,16 @@ class Outbox(Protocol):
 
 
 class TimerStore(Protocol):
-    """Deadlines, keyed: scheduling a key again replaces its deadline.
+    """Deadlines, keyed by chat and kind; set and cancelled inside :meth:`Storage.apply`.
 
     :meth:`claim_due` leases due timers (their ``due_at`` moves to ``now + lease_s``), so a
     worker that dies before firing leaves them to fire later, and two workers never fire one
     timer at once. It must cost O(k log n) for k due timers, never a scan of all timers.
     """
 
-    def schedule(self, timer: Timer) -> None:
-        """Add or replace the timer with ``timer.key``."""
-        ...
-
     def cancel(self, key: str, due_at: float | None = None) -> None:
-        """Remove a timer; idempotent. With ``due_at``, only if the timer is still due then
-        (so a timer rescheduled in the meantime survives)."""
+        """Drop a fired timer's lease; idempotent. With ``due_at``, only if the timer is still
+        due then (so a timer the firing rescheduled survives)."""
         ...
 
     def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
@@ -396,7 +467,14 @@ class RateCounter(Protocol):
 
 
 class Storage(Protocol):
-    """A bundle of every storage port for one namespace (tenant)."""
+    """A bundle of every storage port for one namespace (tenant), and the unit of work."""
+
+    def apply(self, change: Change) -> Applied:
+        """Apply ``change`` atomically (see :class:`Change`): all of it or nothing.
+
+        Raises :class:`~chatmgmt.errors.PreconditionFailed` (committing nothing) when a
+        precondition does not hold."""
+        ...
 
     @property
     def namespace(self) -> str:
@@ -472,7 +550,12 @@ class AsyncAgentStore(Protocol):
     """Async face of :class:`AgentStore`, same contract."""
 
     async def put(
-        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
+        self,
+        agent: Agent,
+        now: float,
+        events: Sequence[Event] = (),
+        tiebreak: float = 0.0,
+        expected_version: int | None = None,
     ) -> AgentLoad:
         """See :meth:`AgentStore.put`."""
         ...
@@ -489,63 +572,12 @@ class AsyncAgentStore(Protocol):
         """See :meth:`AgentStore.list`."""
         ...
 
-    async def claim_ranked(
-        self,
-        group: str,
-        ranking: Ranking,
-        chat_id: ChatId,
-        excluded: frozenset[AgentId],
-        now: float,
-        tiebreak: float,
-    ) -> AgentId | None:
-        """See :meth:`AgentStore.claim_ranked`."""
-        ...
-
-    async def claim(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """See :meth:`AgentStore.claim`."""
-        ...
-
-    async def release(
-        self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float
-    ) -> bool:
-        """See :meth:`AgentStore.release`."""
-        ...
-
-    async def set_inactive(self, agent_id: AgentId, chat_id: ChatId, inactive: bool) -> None:
-        """See :meth:`AgentStore.set_inactive`."""
-        ...
-
 
 class AsyncChatStore(Protocol):
     """Async face of :class:`ChatStore`, same contract."""
 
     async def get(self, chat_id: ChatId) -> Chat | None:
         """See :meth:`ChatStore.get`."""
-        ...
-
-    async def create(self, chat: Chat, events: Sequence[Event] = ()) -> None:
-        """See :meth:`ChatStore.create`."""
-        ...
-
-    async def replace(
-        self,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See :meth:`ChatStore.replace`."""
-        ...
-
-    async def append_message(
-        self,
-        message: Message,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See :meth:`ChatStore.append_message`."""
         ...
 
     async def messages(self, chat_id: ChatId) -> list[Message]:
@@ -565,14 +597,6 @@ class AsyncChatStore(Protocol):
 
 class AsyncQueueStore(Protocol):
     """Async face of :class:`QueueStore`, same contract."""
-
-    async def push(self, queue: str, chat_id: ChatId, score: float) -> None:
-        """See :meth:`QueueStore.push`."""
-        ...
-
-    async def remove(self, queue: str, chat_id: ChatId) -> bool:
-        """See :meth:`QueueStore.remove`."""
-        ...
 
     async def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """See :meth:`QueueStore.peek`."""
@@ -612,10 +636,6 @@ class AsyncOutbox(Protocol):
 class AsyncTimerStore(Protocol):
     """Async face of :class:`TimerStore`, same contract."""
 
-    async def schedule(self, timer: Timer) -> None:
-        """See :meth:`TimerStore.schedule`."""
-        ...
-
     async def cancel(self, key: str, due_at: float | None = None) -> None:
         """See :meth:`TimerStore.cancel`."""
         ...
@@ -634,7 +654,11 @@ class AsyncRateCounter(Protocol):
 
 
 class AsyncStorage(Protocol):
-    """Async bundle of every storage port for one namespace."""
+    """Async bundle of every storage port for one namespace, and the unit of work."""
+
+    async def apply(self, change: Change) -> Applied:
+        """See :meth:`Storage.apply`."""
+        ...
 
     @property
     def namespace(self) -> str:
@@ -682,4 +706,277 @@ class AsyncTransport(Protocol):
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         """POST ``request`` and return the response."""
+        ...
+
+
+# --------------------------------------------------------------------------- webhook delivery
+#
+# The delivery-state store: where the webhook dispatcher (:mod:`chatmgmt.delivery`) keeps what
+# it still has to send. Adapters: ``storage.memory_delivery``, ``storage.sqlite_delivery``,
+# ``storage.redis_delivery``; contract suites: ``chatmgmt.testing.DeliveryStoreContract`` and
+# ``AsyncDeliveryStoreContract``.
+#
+# A :class:`Delivery` is one webhook *message* for one endpoint: a stable ``id`` (the
+# ``webhook-id`` header, the receiver's idempotency key), the body serialized once, the event ids
+# it carries (one, or several for a batch), its next attempt time and every attempt made.
+# Deliveries are ``PENDING`` until a 2xx makes them ``DELIVERED`` or they give up and become
+# ``DEAD`` (dead letters, which keep their attempts and can be replayed).
+#
+# :class:`DeliveryStore` (sync) and :class:`AsyncDeliveryStore` (async) are the ports; the
+# in-memory adapter lives in :mod:`chatmgmt.storage.memory_delivery`. The contract:
+#
+# * :meth:`~DeliveryStore.add` is idempotent per ``(endpoint_id, delivery id)`` and per
+#   ``(endpoint_id, event id)``: an outbox entry fanned out twice (its lease expired before the
+#   ack) creates nothing new. It stores each delivery with the status it is given.
+# * **Per-chat order.** Deliveries of one endpoint are ordered by the order they were added (or
+#   sealed, for batches). :meth:`~DeliveryStore.claim_due` hands out a pending delivery only when
+#   it is due, not leased, and no earlier pending delivery of the same endpoint shares a chat with
+#   it — so a later event of a chat waits for the earlier one. A delivery that finishes (delivered
+#   or dead) unblocks the next.
+# * :meth:`~DeliveryStore.claim_due` leases what it returns (``lease_s``): a dispatcher that dies
+#   mid-send leaves the delivery to be claimed again when the lease runs out. It returns nothing
+#   for a disabled endpoint.
+# * :meth:`~DeliveryStore.finish` records one attempt and the outcome atomically, and updates the
+#   endpoint's health in the same step (success clears ``failing_since``; a failure sets it if
+#   unset) and returns the new health.
+# * :meth:`~DeliveryStore.disable` is atomic and returns True only for the call that disabled the
+#   endpoint, so exactly one ``endpoint.disabled`` event is emitted per disabling; it moves the
+#   endpoint's pending deliveries to the dead letters.
+# * :meth:`~DeliveryStore.replay` and :meth:`~DeliveryStore.replay_since` move dead letters back
+#   to pending (due now, after every delivery already queued for their chats), keeping the earlier
+#   attempts; the retry schedule starts again.
+
+RESPONSE_KEEP = 20_000
+"""How many bytes of a response body an attempt keeps."""
+
+
+class DeliveryStatus(str, enum.Enum):
+    """Where a delivery stands."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+@attrs.frozen
+class Attempt:
+    """One attempt: when, the HTTP status (None: no response), latency, what came back.
+
+    ``response`` holds at most the first 20 kB of the response body; ``error`` says what went
+    wrong when there was no (acceptable) response, e.g. ``"timeout"``.
+    """
+
+    at: float
+    status: int | None
+    latency_s: float
+    response: bytes = attrs.field(default=b"", repr=False)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx response."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+@attrs.frozen
+class Delivery:
+    """One webhook message for one endpoint (one event, or a batch of one type).
+
+    ``id`` is the ``webhook-id``: the event id, or for a batch an id derived from its events.
+    ``body`` is serialized once; every attempt sends and signs these same bytes. ``chat_keys``
+    are the chats it belongs to (for per-chat ordering). ``attempts`` is the whole history;
+    ``round_start`` is the index where the current round began (a replay starts a new round, so
+    the retry schedule starts again while the old attempts stay visible).
+    """
+
+    id: str
+    endpoint_id: str
+    event_type: str
+    event_ids: tuple[str, ...]
+    chat_keys: tuple[str, ...]
+    body: bytes = attrs.field(repr=False)
+    created_at: float
+    next_attempt_at: float
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: tuple[Attempt, ...] = ()
+    round_start: int = 0
+    dead_reason: str = ""
+    finished_at: float | None = None
+
+    @property
+    def round_attempts(self) -> int:
+        """Attempts made in the current round (since creation or the last replay)."""
+        return len(self.attempts) - self.round_start
+
+
+@attrs.frozen
+class BufferedEvent:
+    """An event waiting in an endpoint's batch buffer since ``buffered_at``."""
+
+    endpoint_id: str
+    event: Event
+    buffered_at: float
+
+
+@attrs.frozen
+class EndpointHealth:
+    """An endpoint's health: failing since when (None: fine), and whether it is disabled."""
+
+    endpoint_id: str
+    failing_since: float | None = None
+    disabled: bool = False
+    disabled_reason: str = ""
+    disabled_at: float | None = None
+
+
+class DeliveryStore(Protocol):
+    """Durable delivery state for the webhook dispatcher; see the comment above this section."""
+
+    def add(self, deliveries: Sequence[Delivery], buffered: Sequence[BufferedEvent] = ()) -> int:
+        """Store new deliveries and batch-buffer entries at once; idempotent; returns how many
+        were new."""
+        ...
+
+    def buffered(self, endpoint_id: str) -> list[BufferedEvent]:
+        """The endpoint's batch buffer, oldest first."""
+        ...
+
+    def seal(self, endpoint_id: str, event_ids: Sequence[str], delivery: Delivery) -> bool:
+        """Atomically take ``event_ids`` out of the buffer and add ``delivery`` (a batch);
+        False (and no change) if any of them is no longer buffered."""
+        ...
+
+    def claim_due(self, endpoint_id: str, now: float, limit: int, lease_s: float) -> list[Delivery]:
+        """Lease up to ``limit`` due pending deliveries that head their chats, oldest due
+        first."""
+        ...
+
+    def finish(
+        self,
+        endpoint_id: str,
+        delivery_id: str,
+        attempt: Attempt,
+        status: DeliveryStatus,
+        next_attempt_at: float,
+        reason: str = "",
+    ) -> EndpointHealth:
+        """Record ``attempt`` and the new status (``next_attempt_at`` for a retry, ``reason``
+        for a dead letter); update and return the endpoint's health."""
+        ...
+
+    def health(self, endpoint_id: str) -> EndpointHealth:
+        """The endpoint's health (a fresh healthy record when unknown)."""
+        ...
+
+    def disable(self, endpoint_id: str, reason: str, now: float) -> bool:
+        """Disable the endpoint and dead-letter its pending deliveries; True only if it was
+        enabled."""
+        ...
+
+    def enable(self, endpoint_id: str) -> None:
+        """Enable the endpoint again and forget its failing streak; idempotent."""
+        ...
+
+    def get(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
+        """One delivery, or None."""
+        ...
+
+    def deliveries(
+        self, endpoint_id: str | None = None, status: DeliveryStatus | None = None
+    ) -> list[Delivery]:
+        """Deliveries (of one endpoint, of one status), in the order they were added."""
+        ...
+
+    def dead_letters(
+        self, endpoint_id: str | None = None, since: float | None = None
+    ) -> list[Delivery]:
+        """Dead deliveries (that died at or after ``since``), in the order they died."""
+        ...
+
+    def replay(self, endpoint_id: str, delivery_id: str, now: float) -> bool:
+        """Move one dead letter back to pending, due at ``now``; False if it is not dead."""
+        ...
+
+    def replay_since(self, since: float, now: float, endpoint_id: str | None = None) -> int:
+        """Replay every dead letter that died at or after ``since``; returns how many."""
+        ...
+
+    def purge(self, before: float) -> int:
+        """Forget delivered deliveries finished before ``before``; returns how many."""
+        ...
+
+
+class AsyncDeliveryStore(Protocol):
+    """Async face of :class:`DeliveryStore`, same contract."""
+
+    async def add(
+        self, deliveries: Sequence[Delivery], buffered: Sequence[BufferedEvent] = ()
+    ) -> int:
+        """See :meth:`DeliveryStore.add`."""
+        ...
+
+    async def buffered(self, endpoint_id: str) -> list[BufferedEvent]:
+        """See :meth:`DeliveryStore.buffered`."""
+        ...
+
+    async def seal(self, endpoint_id: str, event_ids: Sequence[str], delivery: Delivery) -> bool:
+        """See :meth:`DeliveryStore.seal`."""
+        ...
+
+    async def claim_due(
+        self, endpoint_id: str, now: float, limit: int, lease_s: float
+    ) -> list[Delivery]:
+        """See :meth:`DeliveryStore.claim_due`."""
+        ...
+
+    async def finish(
+        self,
+        endpoint_id: str,
+        delivery_id: str,
+        attempt: Attempt,
+        status: DeliveryStatus,
+        next_attempt_at: float,
+        reason: str = "",
+    ) -> EndpointHealth:
+        """See :meth:`DeliveryStore.finish`."""
+        ...
+
+    async def health(self, endpoint_id: str) -> EndpointHealth:
+        """See :meth:`DeliveryStore.health`."""
+        ...
+
+    async def disable(self, endpoint_id: str, reason: str, now: float) -> bool:
+        """See :meth:`DeliveryStore.disable`."""
+        ...
+
+    async def enable(self, endpoint_id: str) -> None:
+        """See :meth:`DeliveryStore.enable`."""
+        ...
+
+    async def get(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
+        """See :meth:`DeliveryStore.get`."""
+        ...
+
+    async def deliveries(
+        self, endpoint_id: str | None = None, status: DeliveryStatus | None = None
+    ) -> list[Delivery]:
+        """See :meth:`DeliveryStore.deliveries`."""
+        ...
+
+    async def dead_letters(
+        self, endpoint_id: str | None = None, since: float | None = None
+    ) -> list[Delivery]:
+        """See :meth:`DeliveryStore.dead_letters`."""
+        ...
+
+    async def replay(self, endpoint_id: str, delivery_id: str, now: float) -> bool:
+        """See :meth:`DeliveryStore.replay`."""
+        ...
+
+    async def replay_since(self, since: float, now: float, endpoint_id: str | None = None) -> int:
+        """See :meth:`DeliveryStore.replay_since`."""
+        ...
+
+    async def purge(self, before: float) -> int:
+        """See :meth:`DeliveryStore.purge`."""
         ...
