@@ -272,8 +272,9 @@ class Change:
     tiebreak: float = 0.0
 
     def bind(self, agent_id: AgentId) -> Change:
-        """This change with the picked ``agent_id`` in place of :data:`PICKED` (in the chat's
-        agent, its ``served_by``, its ``route_reason`` values and the events' ``agent_id``)."""
+        """This change with the picked ``agent_id`` in place of :data:`PICKED`: in the chat's
+        agent, its ``served_by`` and ``route_reason`` values, the events' ``data["agent_id"]``
+        and the scheduled timers' payload values (and the items of list or tuple values)."""
         chat = self.chat
         if chat is not None:
             chat = evolve(
@@ -290,7 +291,19 @@ class Change:
             else e
             for e in self.events
         )
-        return evolve(self, chat=chat, events=events)
+        schedule = tuple(
+            evolve(t, payload={k: _bind_value(v, agent_id) for k, v in t.payload.items()})
+            for t in self.schedule
+        )
+        return evolve(self, chat=chat, events=events, schedule=schedule)
+
+
+def _bind_value(value: object, agent_id: AgentId) -> object:
+    if value == PICKED:
+        return agent_id
+    if isinstance(value, (tuple, list)):
+        return type(value)(agent_id if v == PICKED else v for v in value)
+    return value
 
 
 @attrs.frozen

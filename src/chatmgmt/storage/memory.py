@@ -20,7 +20,17 @@ from typing import Any, TypeVar, cast
 import attrs
 from sortedcontainers import SortedList
 
-from ..errors import ConflictError, NotFoundError
+from ..assignment._load import (
+    census_category,
+    claimed,
+    eligible,
+    in_group,
+    moved_inactive,
+    rank_entry,
+    released,
+    updated_agent,
+)
+from ..errors import ConflictError, NotFoundError, PreconditionFailed
 from ..model import (
     Agent,
     AgentId,
@@ -37,7 +47,7 @@ from ..model import (
     Timer,
     evolve,
 )
-from ..ports import AsyncStorage, Census, OutboxEntry
+from ..ports import Applied, AsyncStorage, Census, Change, Claim, OutboxEntry
 
 __all__ = ["MemoryDatabase", "MemoryStorage"]
 
@@ -83,19 +93,66 @@ class _Space:
 
     def count(self, load: AgentLoad, sign: int) -> None:
         agent = load.agent
-        status = agent.status
-        if status is AgentStatus.ONLINE:
-            category = "eligible" if load.free > 0 else "full"
-        else:
-            category = status.value
+        category = census_category(load)
+        online = agent.status is AgentStatus.ONLINE
         for group in agent.skill_groups | {""}:
             counts = self.census.get(group)
             if counts is None:
                 counts = self.census[group] = dict.fromkeys(_CENSUS_FIELDS, 0)
             counts[category] += sign
-            if status is AgentStatus.ONLINE:
+            if online:
                 counts["capacity"] += sign * agent.reception_limit
                 counts["load"] += sign * load.active
+
+    def store_load(self, load: AgentLoad) -> AgentLoad:
+        old = self.loads.get(load.agent.id)
+        if old is not None:
+            self.count(old, -1)
+        self.count(load, +1)
+        self.loads[load.agent.id] = load
+        for index in self.indexes.values():
+            index.update(load)
+        return load
+
+    def index(self, group: str, ranking: Ranking) -> _Index:
+        index = self.indexes.get((group, ranking))
+        if index is None:
+            index = self.indexes[(group, ranking)] = _Index(group, ranking, self.loads.values())
+        return index
+
+    def queue_push(self, queue: str, chat_id: ChatId, score: float) -> None:
+        q = self.queues.get(queue)
+        if q is None:
+            q = self.queues[queue] = _Queue()
+        if chat_id in q.entries:
+            return
+        q.seq += 1
+        entry = (score, q.seq, chat_id)
+        q.entries[chat_id] = entry
+        q.sorted.add(entry)
+
+    def queue_remove(self, queue: str, chat_id: ChatId) -> None:
+        q = self.queues.get(queue)
+        if q is not None and chat_id in q.entries:
+            q.sorted.remove(q.entries.pop(chat_id))
+
+    def timer_put(self, timer: Timer) -> None:
+        self.timer_seq += 1
+        self.timers[timer.key] = timer
+        self.timer_seqs[timer.key] = self.timer_seq
+        heapq.heappush(self.timer_heap, (timer.due_at, self.timer_seq, timer.key))
+
+    def timer_cancel(self, key: str, due_at: float | None = None) -> None:
+        current = self.timers.get(key)
+        if current is None or (due_at is not None and current.due_at != due_at):
+            return
+        del self.timers[key]
+        del self.timer_seqs[key]
+        heap = self.timer_heap
+        if len(heap) > 64 and len(heap) > 4 * len(self.timers):
+            live = set(self.timer_seqs.values())
+            self.timer_heap = [e for e in heap if e[1] in live]
+            heapq.heapify(self.timer_heap)
 
     def append_events(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -104,14 +161,6 @@ class _Space:
 
 
 _CENSUS_FIELDS = tuple(a.name for a in attrs.fields(Census))
-
-
-def _eligible(load: AgentLoad) -> bool:
-    return load.agent.status is AgentStatus.ONLINE and load.free > 0
-
-
-def _in_group(agent: Agent, group: str) -> bool:
-    return group == "" or group in agent.skill_groups
 
 
 class _Index:
@@ -130,8 +179,8 @@ class _Index:
         old = self.keys.pop(aid, None)
         if old is not None:
             self.sorted.remove(old)
-        if _in_group(load.agent, self.group) and _eligible(load):
-            entry = (self.ranking.key(load), aid)
+        if in_group(load.agent, self.group) and eligible(load):
+            entry = rank_entry(load, self.ranking)
             self.keys[aid] = entry
             self.sorted.add(entry)
 
@@ -194,28 +243,23 @@ class MemoryCustomerStore(_Base):
 class MemoryAgentStore(_Base):
     """In-memory :class:`~chatmgmt.ports.AgentStore` with sorted ranking indexes."""
 
-    def _store(self, load: AgentLoad) -> AgentLoad:
-        old = self._s.loads.get(load.agent.id)
-        if old is not None:
-            self._s.count(old, -1)
-        self._s.count(load, +1)
-        self._s.loads[load.agent.id] = load
-        for index in self._s.indexes.values():
-            index.update(load)
-        return load
-
     def put(
-        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
+        self,
+        agent: Agent,
+        now: float,
+        events: Sequence[Event] = (),
+        tiebreak: float = 0.0,
+        expected_version: int | None = None,
     ) -> AgentLoad:
         """See the port."""
         with self._lock:
             old = self._s.loads.get(agent.id)
-            if old is None:
-                load = AgentLoad(agent=agent, idle_since=now, tiebreak=tiebreak)
-            else:
-                load = evolve(old, agent=agent)
+            actual = None if old is None else old.version
+            if expected_version != actual:
+                raise ConflictError("agent", agent.id, expected_version, actual)
+            load = updated_agent(old, agent, now, tiebreak)
             self._s.append_events(events)
-            return self._store(load)
+            return self._s.store_load(load)
 
     def census(self, group: str) -> Census:
         """See the port."""
@@ -234,88 +278,10 @@ class MemoryAgentStore(_Base):
             loads = [
                 load
                 for load in self._s.loads.values()
-                if group is None or _in_group(load.agent, group)
+                if group is None or in_group(load.agent, group)
             ]
         loads.sort(key=lambda ld: (ld.agent.account_order, ld.agent.id))
         return loads
-
-    def _index(self, group: str, ranking: Ranking) -> _Index:
-        index = self._s.indexes.get((group, ranking))
-        if index is None:
-            index = _Index(group, ranking, self._s.loads.values())
-            self._s.indexes[(group, ranking)] = index
-        return index
-
-    def _claim(self, load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> None:
-        self._store(
-            evolve(
-                load,
-                chats=load.chats | {chat_id},
-                last_assigned_at=now,
-                tiebreak=tiebreak,
-            )
-        )
-
-    def claim_ranked(
-        self,
-        group: str,
-        ranking: Ranking,
-        chat_id: ChatId,
-        excluded: frozenset[AgentId],
-        now: float,
-        tiebreak: float,
-    ) -> AgentId | None:
-        """See the port."""
-        with self._lock:
-            aid = self._index(group, ranking).first(excluded)
-            if aid is None:
-                return None
-            self._claim(self._s.loads[aid], chat_id, now, tiebreak)
-            return aid
-
-    def claim(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """See the port."""
-        with self._lock:
-            load = self._s.loads.get(agent_id)
-            if load is None:
-                return False
-            if chat_id in load.chats or chat_id in load.inactive:
-                return True
-            if not _eligible(load):
-                return False
-            self._claim(load, chat_id, now, tiebreak)
-            return True
-
-    def release(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """See the port."""
-        with self._lock:
-            load = self._s.loads.get(agent_id)
-            if load is None or (chat_id not in load.chats and chat_id not in load.inactive):
-                return False
-            chats = load.chats - {chat_id}
-            inactive = load.inactive - {chat_id}
-            idle_since = now if not chats and not inactive else load.idle_since
-            self._store(
-                evolve(
-                    load, chats=chats, inactive=inactive, idle_since=idle_since, tiebreak=tiebreak
-                )
-            )
-            return True
-
-    def set_inactive(self, agent_id: AgentId, chat_id: ChatId, inactive: bool) -> None:
-        """See the port."""
-        with self._lock:
-            load = self._s.loads.get(agent_id)
-            if load is None:
-                return
-            if inactive and chat_id in load.chats:
-                self._store(
-                    evolve(load, chats=load.chats - {chat_id}, inactive=load.inactive | {chat_id})
-                )
-            elif not inactive and chat_id in load.inactive:
-                self._store(
-                    evolve(load, chats=load.chats | {chat_id}, inactive=load.inactive - {chat_id})
-                )
 
 
 class MemoryChatStore(_Base):
@@ -325,54 +291,6 @@ class MemoryChatStore(_Base):
         """See the port."""
         with self._lock:
             return self._s.chats.get(chat_id)
-
-    def create(self, chat: Chat, events: Sequence[Event] = ()) -> None:
-        """See the port."""
-        with self._lock:
-            existing = self._s.chats.get(chat.id)
-            if existing is not None:
-                raise ConflictError("chat", chat.id, None, existing.version)
-            self._s.chats[chat.id] = chat
-            self._s.append_events(events)
-
-    def _check(self, chat: Chat, expected_version: int) -> None:
-        existing = self._s.chats.get(chat.id)
-        if existing is None:
-            raise NotFoundError("chat", chat.id)
-        if existing.version != expected_version:
-            raise ConflictError("chat", chat.id, expected_version, existing.version)
-
-    def replace(
-        self,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See the port."""
-        with self._lock:
-            self._check(chat, expected_version)
-            self._s.chats[chat.id] = chat
-            if sticky is not None:
-                self._s.sticky[sticky.partner_id] = sticky
-            self._s.append_events(events)
-
-    def append_message(
-        self,
-        message: Message,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See the port."""
-        with self._lock:
-            self._check(chat, expected_version)
-            self._s.chats[chat.id] = chat
-            if sticky is not None:
-                self._s.sticky[sticky.partner_id] = sticky
-            self._s.messages.setdefault(chat.id, []).append(message)
-            self._s.append_events(events)
 
     def messages(self, chat_id: ChatId) -> list[Message]:
         """See the port."""
@@ -397,32 +315,6 @@ class MemoryChatStore(_Base):
 
 class MemoryQueueStore(_Base):
     """In-memory :class:`~chatmgmt.ports.QueueStore` (sorted lists, O(log n) per operation)."""
-
-    def _queue(self, queue: str) -> _Queue:
-        q = self._s.queues.get(queue)
-        if q is None:
-            q = self._s.queues[queue] = _Queue()
-        return q
-
-    def push(self, queue: str, chat_id: ChatId, score: float) -> None:
-        """See the port."""
-        with self._lock:
-            q = self._queue(queue)
-            if chat_id in q.entries:
-                return
-            q.seq += 1
-            entry = (score, q.seq, chat_id)
-            q.entries[chat_id] = entry
-            q.sorted.add(entry)
-
-    def remove(self, queue: str, chat_id: ChatId) -> bool:
-        """See the port."""
-        with self._lock:
-            q = self._s.queues.get(queue)
-            if q is None or chat_id not in q.entries:
-                return False
-            q.sorted.remove(q.entries.pop(chat_id))
-            return True
 
     def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """See the port."""
@@ -496,39 +388,15 @@ class MemoryTimerStore(_Base):
     entry; a heap entry whose number is not the key's current one is stale and skipped.
     """
 
-    def schedule(self, timer: Timer) -> None:
-        """See the port."""
-        with self._lock:
-            self._put(timer)
-
-    def _put(self, timer: Timer) -> None:
-        s = self._s
-        s.timer_seq += 1
-        s.timers[timer.key] = timer
-        s.timer_seqs[timer.key] = s.timer_seq
-        heapq.heappush(s.timer_heap, (timer.due_at, s.timer_seq, timer.key))
-
     def cancel(self, key: str, due_at: float | None = None) -> None:
         """See the port."""
         with self._lock:
-            current = self._s.timers.get(key)
-            if current is None or (due_at is not None and current.due_at != due_at):
-                return
-            del self._s.timers[key]
-            del self._s.timer_seqs[key]
-            self._compact()
+            self._s.timer_cancel(key, due_at)
 
     def get(self, key: str) -> Timer | None:
         """The timer with ``key``, or None (a testing convenience)."""
         with self._lock:
             return self._s.timers.get(key)
-
-    def _compact(self) -> None:
-        heap = self._s.timer_heap
-        if len(heap) > 64 and len(heap) > 4 * len(self._s.timers):
-            live = set(self._s.timer_seqs.values())
-            self._s.timer_heap = [e for e in heap if e[1] in live]
-            heapq.heapify(self._s.timer_heap)
 
     def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
         """See the port."""
@@ -542,7 +410,7 @@ class MemoryTimerStore(_Base):
                     continue
                 timer = self._s.timers[key]
                 out.append(timer)
-                self._put(evolve(timer, due_at=now + lease_s))
+                self._s.timer_put(evolve(timer, due_at=now + lease_s))
         return out
 
     def __len__(self) -> int:
@@ -582,6 +450,8 @@ class MemoryStorage:
         self._outbox = MemoryOutbox(db, namespace)
         self._timers = MemoryTimerStore(db, namespace)
         self._counters = MemoryRateCounter(db, namespace)
+        self._lock = db.lock
+        self._space = db.space(namespace)
 
     @property
     def namespace(self) -> str:
@@ -623,6 +493,81 @@ class MemoryStorage:
         """Sliding-window counters."""
         return self._counters
 
+    def apply(self, change: Change) -> Applied:
+        """See :meth:`chatmgmt.ports.Storage.apply`: under the database's one lock, every
+        precondition is checked before anything is written."""
+        s = self._space
+        chat_id = change.chat_id
+        with self._lock:
+            stored = s.chats.get(chat_id)
+            expected = change.expected_version
+            if expected is None:
+                if stored is not None:
+                    raise PreconditionFailed("exists", chat_id, None, stored.version)
+            elif stored is None:
+                raise PreconditionFailed("missing", chat_id)
+            elif stored.version != expected:
+                raise PreconditionFailed("version", chat_id, expected, stored.version)
+            if change.require_empty is not None:
+                q = s.queues.get(change.require_empty)
+                if q is not None and q.entries:
+                    raise PreconditionFailed("queue_not_empty", chat_id, queue=change.require_empty)
+            loads = s.loads
+            claim = change.claim
+            picked: AgentId | None = None
+            if claim is not None:
+                release = change.release
+                if isinstance(claim, Claim):
+                    picked = claim.agent_id
+                    load = loads.get(picked)
+                    if load is None or not (
+                        chat_id in load.chats
+                        or chat_id in load.inactive
+                        or (eligible(load) and picked != release)
+                    ):
+                        raise PreconditionFailed("agent_unavailable", chat_id, agent_id=picked)
+                else:
+                    excluded = claim.excluded
+                    if release is not None:
+                        excluded = excluded | {release}
+                    picked = s.index(claim.group, claim.ranking).first(excluded)
+                    if picked is None:
+                        raise PreconditionFailed("no_agent", chat_id, queue=claim.group)
+                    change = change.bind(picked)
+            # every precondition held: write
+            now = change.now
+            if change.release is not None:
+                load = loads.get(change.release)
+                if load is not None:
+                    s.store_load(released(load, chat_id, now, change.tiebreak))
+            if picked is not None:
+                s.store_load(claimed(loads[picked], chat_id, now, change.tiebreak))
+            if change.inactive is not None:
+                aid, flag = change.inactive
+                load = loads.get(aid)
+                if load is not None:
+                    s.store_load(moved_inactive(load, chat_id, flag))
+            for queue in change.remove:
+                s.queue_remove(queue, chat_id)
+            if change.push is not None:
+                s.queue_push(change.push.queue, chat_id, change.push.score)
+            for key in change.cancel:
+                s.timer_cancel(key)
+            for timer in change.schedule:
+                s.timer_put(timer)
+            chat = change.chat
+            if chat is not None:
+                s.chats[chat_id] = chat
+            if change.message is not None:
+                messages = s.messages.get(chat_id)
+                if messages is None:
+                    messages = s.messages[chat_id] = []
+                messages.append(change.message)
+            if change.sticky is not None:
+                s.sticky[change.sticky.partner_id] = change.sticky
+            s.append_events(change.events)
+        return Applied(chat, picked, change.events)
+
     def aio(self) -> AsyncStorage:
         """The async face of this storage, sharing its state."""
         return cast(AsyncStorage, _AsyncFacade(self))
@@ -636,6 +581,13 @@ class _AsyncFacade:
         self.namespace = sync.namespace
         for name in ("customers", "agents", "chats", "queues", "outbox", "timers", "counters"):
             setattr(self, name, _AsyncPort(getattr(sync, name)))
+        apply = sync.apply
+
+        async def apply_async(change: Change) -> Applied:
+            result: Applied = apply(change)
+            return result
+
+        self.apply = apply_async
 
     @property
     def sync(self) -> Any:
