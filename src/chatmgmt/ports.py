@@ -195,21 +195,30 @@ class Claim:
     """Claim a slot of one named agent for the chat.
 
     Precondition: the agent exists, is ONLINE and below its reception limit, or already holds
-    the chat (claims are idempotent per chat); otherwise ``agent_unavailable``.
+    the chat (claims are idempotent per chat); otherwise ``agent_unavailable``. ``force``
+    (repair only, :meth:`chatmgmt.ChatManager.reconcile`): the agent exists; the slot is taken
+    whatever its status and load, because the chat is already active with that agent.
     """
 
     agent_id: AgentId
+    force: bool = False
 
 
 @attrs.frozen
 class RankedClaim:
     """Claim a slot of the first agent of ``group`` by ``ranking`` that is ONLINE, below its
     limit and not in ``excluded``; the store picks it inside the unit (O(log n) plus the
-    excluded agents skipped). None eligible: ``no_agent``."""
+    excluded agents skipped). None eligible: ``no_agent``.
+
+    ``hold=False`` picks without taking a slot (a left message is handed to an agent but holds
+    no live capacity): the pick still counts as an assignment for the ranking
+    (:func:`chatmgmt.assignment.touched`), so round robin stays fair across chats and
+    messages."""
 
     group: str
     ranking: Ranking
     excluded: frozenset[AgentId] = frozenset()
+    hold: bool = True
 
 
 @attrs.frozen

@@ -21,10 +21,12 @@ __all__ = [
     "census_category",
     "claimed",
     "eligible",
+    "forced",
     "in_group",
     "moved_inactive",
     "rank_entry",
     "released",
+    "touched",
     "updated_agent",
 ]
 
@@ -58,6 +60,18 @@ def claimed(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> Ag
     if chat_id in load.chats or chat_id in load.inactive:
         return load
     return evolve(load, chats=load.chats | {chat_id}, last_assigned_at=now, tiebreak=tiebreak)
+
+
+def touched(load: AgentLoad, now: float, tiebreak: float) -> AgentLoad:
+    """The load after a pick that takes no slot (``RankedClaim(hold=False)``): it counts as an
+    assignment for the rankings (``last_assigned_at``, ``tiebreak``), nothing else changes."""
+    return evolve(load, last_assigned_at=now, tiebreak=tiebreak)
+
+
+def forced(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> AgentLoad:
+    """The load after a repair gives the agent back a chat it is active with (``Claim(force=
+    True)``): like :func:`claimed`, whatever the agent's status and load."""
+    return claimed(load, chat_id, now, tiebreak)
 
 
 def released(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> AgentLoad:

@@ -28,6 +28,7 @@ from ..assignment._load import (
     moved_inactive,
     rank_entry,
     released,
+    touched,
     updated_agent,
 )
 from ..errors import ConflictError, NotFoundError, PreconditionFailed
@@ -47,7 +48,7 @@ from ..model import (
     Timer,
     evolve,
 )
-from ..ports import Applied, AsyncStorage, Census, Change, Claim, OutboxEntry
+from ..ports import Applied, AsyncStorage, Census, Change, Claim, OutboxEntry, RankedClaim
 
 __all__ = ["MemoryDatabase", "MemoryStorage"]
 
@@ -521,7 +522,8 @@ class MemoryStorage:
                     picked = claim.agent_id
                     load = loads.get(picked)
                     if load is None or not (
-                        chat_id in load.chats
+                        claim.force
+                        or chat_id in load.chats
                         or chat_id in load.inactive
                         or (eligible(load) and picked != release)
                     ):
@@ -541,7 +543,10 @@ class MemoryStorage:
                 if load is not None:
                     s.store_load(released(load, chat_id, now, change.tiebreak))
             if picked is not None:
-                s.store_load(claimed(loads[picked], chat_id, now, change.tiebreak))
+                if isinstance(claim, RankedClaim) and not claim.hold:
+                    s.store_load(touched(loads[picked], now, change.tiebreak))
+                else:
+                    s.store_load(claimed(loads[picked], chat_id, now, change.tiebreak))
             if change.inactive is not None:
                 aid, flag = change.inactive
                 load = loads.get(aid)
