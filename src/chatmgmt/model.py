@@ -13,6 +13,7 @@ from typing import Any, NewType, TypeVar
 
 import attrs
 
+from . import _text
 from .errors import ValidationError
 
 __all__ = [
@@ -180,8 +181,8 @@ class Agent:
     priority-tier strategy (higher first); ``account_order`` breaks ties (older accounts first).
     """
 
-    id: AgentId = attrs.field(validator=_non_empty)
-    display_name: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    id: AgentId = attrs.field(validator=_text.validate_id)
+    display_name: str = attrs.field(default="", validator=_text.validate_text)
     skill_groups: frozenset[str] = attrs.field(default=frozenset(), converter=_groups)
     reception_limit: int = attrs.field(default=5, validator=_non_negative_int)
     tier: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
@@ -311,14 +312,16 @@ class CustomerInfo:
     Empty strings mean "not given" and never erase a known value.
     """
 
-    partner_id: str | None = attrs.field(default=None, validator=_opt_str)
-    channel: str = attrs.field(default=Channel.WEB, validator=_non_empty)
-    name: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
-    email: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
-    phone: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    partner_id: str | None = attrs.field(default=None, validator=_text.validate_optional_id)
+    channel: str = attrs.field(default=Channel.WEB, validator=_text.validate_id)
+    name: str = attrs.field(default="", validator=_text.validate_text)
+    email: str = attrs.field(default="", validator=_text.validate_text)
+    phone: str = attrs.field(default="", validator=_text.validate_text)
     vip_level: int = attrs.field(default=0, validator=_non_negative_int)
-    ip: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
-    custom_fields: Mapping[str, str] = attrs.field(factory=dict, converter=_str_mapping)
+    ip: str = attrs.field(default="", validator=_text.validate_text)
+    custom_fields: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_str_mapping, validator=_text.validate_text_mapping
+    )
 
 
 @attrs.frozen
@@ -376,11 +379,11 @@ class Chat:
 class Message:
     """A message in a chat. ``text`` is what was delivered (masked when moderation masked it)."""
 
-    id: MessageId = attrs.field(validator=_non_empty)
-    chat_id: ChatId = attrs.field(validator=_non_empty)
+    id: MessageId = attrs.field(validator=_text.validate_id)
+    chat_id: ChatId = attrs.field(validator=_text.validate_id)
     role: MessageRole = attrs.field(converter=MessageRole)
-    sender: str
-    text: str
+    sender: str = attrs.field(validator=_text.validate_text)
+    text: str = attrs.field(validator=_text.validate_text)
     time: float
     flags: frozenset[str] = frozenset()
 
