@@ -16,6 +16,7 @@ from typing import Any
 __all__ = ["ThreadedAsyncStorage"]
 
 _PORTS = ("customers", "agents", "chats", "queues", "outbox", "timers", "counters")
+_METHODS = ("apply",)  # the storage's own methods (the unit of work), wrapped the same way
 
 
 class ThreadedAsyncStorage:
@@ -27,6 +28,8 @@ class ThreadedAsyncStorage:
         self.namespace: str = sync.namespace
         for name in _PORTS:
             setattr(self, name, _ThreadedPort(getattr(sync, name), executor))
+        for name in _METHODS:
+            setattr(self, name, _threaded(getattr(sync, name), executor, name))
 
     @property
     def sync(self) -> Any:
@@ -40,13 +43,19 @@ class _ThreadedPort:
         self._executor = executor
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._port, name)
-        executor = self._executor
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(executor, functools.partial(method, *args, **kwargs))
-
-        call.__name__ = name
+        call = _threaded(getattr(self._port, name), self._executor, name)
         self.__dict__[name] = call
         return call
+
+
+def _threaded(
+    method: Callable[..., Any], executor: ThreadPoolExecutor, name: str
+) -> Callable[..., Any]:
+    """An async function running ``method`` on ``executor``."""
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(method, *args, **kwargs))
+
+    call.__name__ = name
+    return call

@@ -1,12 +1,21 @@
 """The SQLite storage adapter: durable state for one machine (stdlib :mod:`sqlite3`, WAL).
 
-* Every mutating method is **one transaction** (``BEGIN IMMEDIATE``), and the events it takes
-  are inserted into the outbox inside that same transaction: both commit or neither does.
-* The **ranked claim** is one transaction: ``SELECT … ORDER BY <ranking> LIMIT 1`` over an index
-  built from the :class:`~chatmgmt.model.Ranking`'s fields, then the conditional update of the
-  agent. The ranking's numeric fields are stored as columns of ``agent_ranks`` (one row per
-  agent and skill group, ``""`` included), and the ``ORDER BY`` is generated from the ranking's
-  keys through a whitelist of column names: user data only ever travels as bound parameters.
+* **One unit of work, one transaction.** :meth:`SQLiteStorage.apply` applies a
+  :class:`~chatmgmt.ports.Change` in one ``BEGIN IMMEDIATE`` transaction: the chat's
+  compare-and-set, the slot released and claimed, the inactive move, the queue entries, the
+  timers, the message, the sticky mark and the events (outbox rows). A failed precondition
+  raises :class:`~chatmgmt.errors.PreconditionFailed` and rolls everything back. The other
+  writers (customers, :meth:`SQLiteAgentStore.put`, the outbox and timer leases, counters) are
+  one transaction each too.
+* The **ranked claim** happens inside that transaction: ``SELECT … ORDER BY <ranking> LIMIT 1``
+  over an index built from the :class:`~chatmgmt.model.Ranking`'s fields, then the update of
+  the agent. The ranking's values are stored as columns of ``agent_ranks`` (one row per agent
+  and skill group, ``""`` included), computed by :func:`chatmgmt.assignment._load.rank_entry`,
+  and the ``ORDER BY`` is generated from the ranking's keys through a whitelist of column
+  names: user data only ever travels as bound parameters.
+* Every load transition (claim, release, inactive, registering or updating an agent), the
+  eligibility flag and the census category are the pure rules of
+  :mod:`chatmgmt.assignment._load`; this adapter only stores their results.
 * Several processes may share one database file: SQLite serializes writers, WAL lets readers
   proceed. A process killed at any point loses nothing that committed (WAL with
   ``synchronous=NORMAL`` survives a process crash; use ``synchronous="FULL"`` to also survive a
@@ -32,12 +41,20 @@ from typing import Any, cast
 
 import attrs
 
-from ..errors import ConflictError, NotFoundError, StorageError
+from ..assignment._load import (
+    census_category,
+    claimed,
+    eligible,
+    moved_inactive,
+    rank_entry,
+    released,
+    updated_agent,
+)
+from ..errors import ConflictError, NotFoundError, PreconditionFailed, StorageError, ValidationError
 from ..model import (
     Agent,
     AgentId,
     AgentLoad,
-    AgentStatus,
     Chat,
     ChatId,
     ChatState,
@@ -49,7 +66,7 @@ from ..model import (
     Sticky,
     Timer,
 )
-from ..ports import AsyncStorage, Census, OutboxEntry
+from ..ports import Applied, AsyncStorage, Census, Change, Claim, OutboxEntry, RankedClaim
 from ._codec import decode, encode
 from ._threaded import ThreadedAsyncStorage
 
@@ -139,6 +156,17 @@ _MIGRATIONS: tuple[str, ...] = (
         t REAL NOT NULL
     );
     CREATE INDEX hits_by_key ON hits (ns, key, t);
+    """,
+    # 2: the agent's configuration version (compare-and-set of AgentStore.put), and each rank
+    # row's census category (assignment._load.census_category), backfilled from the columns
+    # version 1 kept (status, eligible); loads written by version 1 decode with version 0
+    """
+    ALTER TABLE agents ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE agent_ranks ADD COLUMN category TEXT NOT NULL DEFAULT '';
+    UPDATE agent_ranks SET category = CASE
+        WHEN status = 'online' AND eligible = 1 THEN 'eligible'
+        WHEN status = 'online' THEN 'full'
+        ELSE status END
     """,
 )
 
@@ -345,6 +373,13 @@ def _append(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:
         conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", rows)
 
 
+def _put_timer(conn: sqlite3.Connection, ns: str, timer: Timer) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO timers (ns, key, due_at, data) VALUES (?, ?, ?, ?)",
+        (ns, timer.key, timer.due_at, encode(timer)),
+    )
+
+
 class SQLiteCustomerStore(_Base):
     """SQLite :class:`~chatmgmt.ports.CustomerStore`."""
 
@@ -392,8 +427,15 @@ class SQLiteCustomerStore(_Base):
             _append(conn, self._ns, events)
 
 
-def _eligible(load: AgentLoad) -> bool:
-    return load.agent.status is AgentStatus.ONLINE and load.free > 0
+#: Every rank field ascending, in the order of :data:`_RANK_COLUMNS`: its
+#: :func:`~chatmgmt.assignment._load.rank_entry` gives the raw values stored as rank columns.
+_ALL_FIELDS = Ranking("_columns", tuple(RankKey(field) for field in _RANK_COLUMNS))
+_RANK_NAMES = ("eligible", "status", "category", "lim", *_RANK_COLUMNS.values())
+_RANK_SET = ", ".join(f"{name} = ?" for name in _RANK_NAMES)
+_RANK_INSERT = (
+    f"INSERT INTO agent_ranks (ns, grp, agent_id, {', '.join(_RANK_NAMES)}) "
+    f"VALUES (?, ?, ?, {', '.join('?' * len(_RANK_NAMES))})"
+)
 
 
 def _groups(agent: Agent) -> list[str]:
@@ -401,83 +443,80 @@ def _groups(agent: Agent) -> list[str]:
 
 
 def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
-    agent = load.agent
+    values, _agent_id = rank_entry(load, _ALL_FIELDS)
     return (
-        int(_eligible(load)),
-        agent.status.value,
-        agent.reception_limit,
-        load.active,
-        load.saturation,
-        load.free,
-        load.last_assigned_at,
-        load.idle_since,
-        agent.tier,
-        agent.account_order,
-        load.tiebreak,
+        int(eligible(load)),
+        load.agent.status.value,
+        census_category(load),
+        load.agent.reception_limit,
+        *values,
     )
 
 
-_RANK_SET = (
-    "eligible = ?, status = ?, lim = ?, active = ?, saturation = ?, free = ?, "
-    "last_assigned_at = ?, idle_since = ?, tier = ?, account_order = ?, tiebreak = ?"
-)
+def _read_load(conn: sqlite3.Connection, ns: str, agent_id: str) -> AgentLoad | None:
+    row = conn.execute("SELECT data FROM agents WHERE ns = ? AND id = ?", (ns, agent_id)).fetchone()
+    return None if row is None else decode(row[0], AgentLoad)
+
+
+def _write_load(
+    conn: sqlite3.Connection, ns: str, load: AgentLoad, old: AgentLoad | None
+) -> AgentLoad:
+    """Store ``load`` (and its rank rows); ``old`` is the load it replaces (None: new agent)."""
+    if load is old:
+        return load
+    aid = load.agent.id
+    conn.execute(
+        "INSERT INTO agents (ns, id, version, data) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (ns, id) DO UPDATE SET version = excluded.version, data = excluded.data",
+        (ns, aid, load.version, encode(load)),
+    )
+    values = _rank_values(load)
+    if old is None or old.agent.skill_groups != load.agent.skill_groups:
+        conn.execute("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", (ns, aid))
+        conn.executemany(_RANK_INSERT, [(ns, group, aid, *values) for group in _groups(load.agent)])
+    else:
+        conn.execute(
+            f"UPDATE agent_ranks SET {_RANK_SET} WHERE ns = ? AND agent_id = ?",
+            (*values, ns, aid),
+        )
+    return load
 
 
 class SQLiteAgentStore(_Base):
-    """SQLite :class:`~chatmgmt.ports.AgentStore`: ranked claims by indexed ``ORDER BY``."""
-
-    def _read(self, conn: sqlite3.Connection, agent_id: str) -> AgentLoad | None:
-        row = conn.execute(
-            "SELECT data FROM agents WHERE ns = ? AND id = ?", (self._ns, agent_id)
-        ).fetchone()
-        return None if row is None else decode(row[0], AgentLoad)
-
-    def _write(self, conn: sqlite3.Connection, load: AgentLoad, regroup: bool) -> AgentLoad:
-        ns, aid = self._ns, load.agent.id
-        conn.execute(
-            "INSERT INTO agents (ns, id, data) VALUES (?, ?, ?) "
-            "ON CONFLICT (ns, id) DO UPDATE SET data = excluded.data",
-            (ns, aid, encode(load)),
-        )
-        values = _rank_values(load)
-        if regroup:
-            conn.execute("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", (ns, aid))
-            conn.executemany(
-                "INSERT INTO agent_ranks (ns, grp, agent_id, eligible, status, lim, active, "
-                "saturation, free, last_assigned_at, idle_since, tier, account_order, tiebreak) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(ns, group, aid, *values) for group in _groups(load.agent)],
-            )
-        else:
-            conn.execute(
-                f"UPDATE agent_ranks SET {_RANK_SET} WHERE ns = ? AND agent_id = ?",
-                (*values, ns, aid),
-            )
-        return load
+    """SQLite :class:`~chatmgmt.ports.AgentStore` (slots move only in
+    :meth:`SQLiteStorage.apply`)."""
 
     def put(
-        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
+        self,
+        agent: Agent,
+        now: float,
+        events: Sequence[Event] = (),
+        tiebreak: float = 0.0,
+        expected_version: int | None = None,
     ) -> AgentLoad:
-        """See the port."""
+        """See the port: a compare-and-set on the agent's configuration version."""
         with self._db.write() as conn:
-            old = self._read(conn, agent.id)
-            if old is None:
-                load = AgentLoad(agent=agent, idle_since=now, tiebreak=tiebreak)
-            else:
-                load = attrs.evolve(old, agent=agent)
+            row = conn.execute(
+                "SELECT version FROM agents WHERE ns = ? AND id = ?", (self._ns, agent.id)
+            ).fetchone()
+            actual = None if row is None else int(row[0])
+            if actual != expected_version:
+                raise ConflictError("agent", agent.id, expected_version, actual)
+            old = _read_load(conn, self._ns, agent.id)
+            load = _write_load(conn, self._ns, updated_agent(old, agent, now, tiebreak), old)
             _append(conn, self._ns, events)
-            return self._write(conn, load, regroup=True)
+            return load
 
     def census(self, group: str) -> Census:
         """See the port: one aggregate query over the group's rows."""
         with self._db.read() as conn:
             row = conn.execute(
                 "SELECT "
-                "COALESCE(SUM(status = 'online' AND eligible = 1), 0), "
-                "COALESCE(SUM(status = 'online' AND eligible = 0), 0), "
-                "COALESCE(SUM(status = 'busy'), 0), "
-                "COALESCE(SUM(status = 'away'), 0), "
-                "COALESCE(SUM(status = 'offline'), 0), "
+                "COALESCE(SUM(category = 'eligible'), 0), "
+                "COALESCE(SUM(category = 'full'), 0), "
+                "COALESCE(SUM(category = 'busy'), 0), "
+                "COALESCE(SUM(category = 'away'), 0), "
+                "COALESCE(SUM(category = 'offline'), 0), "
                 "COALESCE(SUM(CASE WHEN status = 'online' THEN lim ELSE 0 END), 0), "
                 "COALESCE(SUM(CASE WHEN status = 'online' THEN active ELSE 0 END), 0) "
                 "FROM agent_ranks WHERE ns = ? AND grp = ?",
@@ -488,7 +527,7 @@ class SQLiteAgentStore(_Base):
     def get(self, agent_id: AgentId) -> AgentLoad | None:
         """See the port."""
         with self._db.read() as conn:
-            return self._read(conn, agent_id)
+            return _read_load(conn, self._ns, agent_id)
 
     def list(self, group: str | None = None) -> list[AgentLoad]:
         """See the port."""
@@ -505,102 +544,10 @@ class SQLiteAgentStore(_Base):
         loads.sort(key=lambda ld: (ld.agent.account_order, ld.agent.id))
         return loads
 
-    def _claim(
-        self,
-        conn: sqlite3.Connection,
-        load: AgentLoad,
-        chat_id: ChatId,
-        now: float,
-        tiebreak: float,
-    ) -> None:
-        self._write(
-            conn,
-            attrs.evolve(
-                load, chats=load.chats | {chat_id}, last_assigned_at=now, tiebreak=tiebreak
-            ),
-            regroup=False,
-        )
-
-    def claim_ranked(
-        self,
-        group: str,
-        ranking: Ranking,
-        chat_id: ChatId,
-        excluded: frozenset[AgentId],
-        now: float,
-        tiebreak: float,
-    ) -> AgentId | None:
-        """See the port: ``ORDER BY … LIMIT 1`` and the update in one transaction."""
-        with self._db.write() as conn:
-            order = self._db.rank_order(conn, ranking)
-            skip = sorted(excluded)
-            not_in = f" AND agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
-            row = conn.execute(
-                "SELECT agent_id FROM agent_ranks WHERE ns = ? AND grp = ? AND eligible = 1"
-                f"{not_in} ORDER BY {order} LIMIT 1",
-                (self._ns, group, *skip),
-            ).fetchone()
-            if row is None:
-                return None
-            aid = AgentId(row[0])
-            load = self._read(conn, aid)
-            if load is None or not _eligible(load):  # the index disagrees: never over limit
-                raise StorageError(f"agent_ranks out of step with agent {aid!r}")
-            self._claim(conn, load, chat_id, now, tiebreak)
-            return aid
-
-    def claim(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """See the port."""
-        with self._db.write() as conn:
-            load = self._read(conn, agent_id)
-            if load is None:
-                return False
-            if chat_id in load.chats or chat_id in load.inactive:
-                return True
-            if not _eligible(load):
-                return False
-            self._claim(conn, load, chat_id, now, tiebreak)
-            return True
-
-    def release(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """See the port."""
-        with self._db.write() as conn:
-            load = self._read(conn, agent_id)
-            if load is None or (chat_id not in load.chats and chat_id not in load.inactive):
-                return False
-            chats = load.chats - {chat_id}
-            inactive = load.inactive - {chat_id}
-            idle_since = now if not chats and not inactive else load.idle_since
-            self._write(
-                conn,
-                attrs.evolve(
-                    load, chats=chats, inactive=inactive, idle_since=idle_since, tiebreak=tiebreak
-                ),
-                regroup=False,
-            )
-            return True
-
-    def set_inactive(self, agent_id: AgentId, chat_id: ChatId, inactive: bool) -> None:
-        """See the port."""
-        with self._db.write() as conn:
-            load = self._read(conn, agent_id)
-            if load is None:
-                return
-            if inactive and chat_id in load.chats:
-                new = attrs.evolve(
-                    load, chats=load.chats - {chat_id}, inactive=load.inactive | {chat_id}
-                )
-            elif not inactive and chat_id in load.inactive:
-                new = attrs.evolve(
-                    load, chats=load.chats | {chat_id}, inactive=load.inactive - {chat_id}
-                )
-            else:
-                return
-            self._write(conn, new, regroup=False)
-
 
 class SQLiteChatStore(_Base):
-    """SQLite :class:`~chatmgmt.ports.ChatStore`."""
+    """SQLite :class:`~chatmgmt.ports.ChatStore` (read side; writes go through
+    :meth:`SQLiteStorage.apply`)."""
 
     def get(self, chat_id: ChatId) -> Chat | None:
         """See the port."""
@@ -609,74 +556,6 @@ class SQLiteChatStore(_Base):
                 "SELECT data FROM chats WHERE ns = ? AND id = ?", (self._ns, chat_id)
             ).fetchone()
         return None if row is None else decode(row[0], Chat)
-
-    def create(self, chat: Chat, events: Sequence[Event] = ()) -> None:
-        """See the port."""
-        with self._db.write() as conn:
-            row = conn.execute(
-                "SELECT version FROM chats WHERE ns = ? AND id = ?", (self._ns, chat.id)
-            ).fetchone()
-            if row is not None:
-                raise ConflictError("chat", chat.id, None, int(row[0]))
-            conn.execute(
-                "INSERT INTO chats (ns, id, version, state, agent_id, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (self._ns, chat.id, chat.version, chat.state.value, chat.agent_id, encode(chat)),
-            )
-            _append(conn, self._ns, events)
-
-    def _cas(self, conn: sqlite3.Connection, chat: Chat, expected_version: int) -> None:
-        row = conn.execute(
-            "SELECT version FROM chats WHERE ns = ? AND id = ?", (self._ns, chat.id)
-        ).fetchone()
-        if row is None:
-            raise NotFoundError("chat", chat.id)
-        if int(row[0]) != expected_version:
-            raise ConflictError("chat", chat.id, expected_version, int(row[0]))
-        conn.execute(
-            "UPDATE chats SET version = ?, state = ?, agent_id = ?, data = ? "
-            "WHERE ns = ? AND id = ?",
-            (chat.version, chat.state.value, chat.agent_id, encode(chat), self._ns, chat.id),
-        )
-
-    def _sticky(self, conn: sqlite3.Connection, sticky: Sticky | None) -> None:
-        if sticky is not None:
-            conn.execute(
-                "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "
-                "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
-                (self._ns, sticky.partner_id, encode(sticky)),
-            )
-
-    def replace(
-        self,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See the port."""
-        with self._db.write() as conn:
-            self._cas(conn, chat, expected_version)
-            self._sticky(conn, sticky)
-            _append(conn, self._ns, events)
-
-    def append_message(
-        self,
-        message: Message,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See the port."""
-        with self._db.write() as conn:
-            self._cas(conn, chat, expected_version)
-            self._sticky(conn, sticky)
-            conn.execute(
-                "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)",
-                (self._ns, chat.id, encode(message)),
-            )
-            _append(conn, self._ns, events)
 
     def messages(self, chat_id: ChatId) -> list[Message]:
         """See the port."""
@@ -711,25 +590,8 @@ class SQLiteChatStore(_Base):
 
 
 class SQLiteQueueStore(_Base):
-    """SQLite :class:`~chatmgmt.ports.QueueStore` (indexed by score, then insertion)."""
-
-    def push(self, queue: str, chat_id: ChatId, score: float) -> None:
-        """See the port."""
-        with self._db.write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO queue_entries (ns, queue, chat_id, score) "
-                "VALUES (?, ?, ?, ?)",
-                (self._ns, queue, chat_id, score),
-            )
-
-    def remove(self, queue: str, chat_id: ChatId) -> bool:
-        """See the port."""
-        with self._db.write() as conn:
-            cur = conn.execute(
-                "DELETE FROM queue_entries WHERE ns = ? AND queue = ? AND chat_id = ?",
-                (self._ns, queue, chat_id),
-            )
-            return cur.rowcount > 0
+    """SQLite :class:`~chatmgmt.ports.QueueStore` (indexed by score, then insertion; entries
+    move only in :meth:`SQLiteStorage.apply`)."""
 
     def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """See the port."""
@@ -820,17 +682,6 @@ class SQLiteOutbox(_Base):
 class SQLiteTimerStore(_Base):
     """SQLite :class:`~chatmgmt.ports.TimerStore` (indexed by due time, then insertion)."""
 
-    def schedule(self, timer: Timer) -> None:
-        """See the port."""
-        with self._db.write() as conn:
-            self._put(conn, timer)
-
-    def _put(self, conn: sqlite3.Connection, timer: Timer) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO timers (ns, key, due_at, data) VALUES (?, ?, ?, ?)",
-            (self._ns, timer.key, timer.due_at, encode(timer)),
-        )
-
     def cancel(self, key: str, due_at: float | None = None) -> None:
         """See the port."""
         with self._db.write() as conn:
@@ -862,7 +713,7 @@ class SQLiteTimerStore(_Base):
             for due_at, data in rows:
                 timer = attrs.evolve(decode(data, Timer), due_at=due_at)
                 out.append(timer)
-                self._put(conn, attrs.evolve(timer, due_at=now + lease_s))
+                _put_timer(conn, self._ns, attrs.evolve(timer, due_at=now + lease_s))
         return out
 
 
@@ -881,6 +732,22 @@ class SQLiteRateCounter(_Base):
                 "SELECT COUNT(*) FROM hits WHERE ns = ? AND key = ?", (self._ns, key)
             ).fetchone()
         return int(count)
+
+
+def _check_change(change: Change) -> None:
+    """Refuse a malformed change before the transaction starts."""
+    chat = change.chat
+    if chat is None:
+        if change.expected_version is None:
+            raise ValidationError(f"change of chat {change.chat_id!r}: creates no chat")
+        return
+    if chat.id != change.chat_id:
+        raise ValidationError(f"change of chat {change.chat_id!r} carries chat {chat.id!r}")
+    want = 0 if change.expected_version is None else change.expected_version + 1
+    if chat.version != want:
+        raise ValidationError(
+            f"change of chat {change.chat_id!r}: chat.version must be {want}, got {chat.version}"
+        )
 
 
 class SQLiteStorage:
@@ -958,6 +825,136 @@ class SQLiteStorage:
     def counters(self) -> SQLiteRateCounter:
         """Sliding-window counters."""
         return self._counters
+
+    # the unit of work ----------------------------------------------------------
+
+    def apply(self, change: Change) -> Applied:
+        """Apply ``change`` in one transaction (see :class:`~chatmgmt.ports.Change`).
+
+        The effects run in the contract's order inside one ``BEGIN IMMEDIATE`` transaction, so
+        a later step sees the earlier ones (a slot released in step 1 can be claimed in step 2);
+        any failure, a precondition included, rolls the whole transaction back. Raises
+        :class:`~chatmgmt.errors.PreconditionFailed` (nothing committed) when a precondition
+        does not hold, :class:`~chatmgmt.errors.ValidationError` for a malformed change.
+        """
+        _check_change(change)
+        ns, cid, now, tiebreak = self._namespace, change.chat_id, change.now, change.tiebreak
+        with self.database.write() as conn:
+            row = conn.execute(
+                "SELECT version FROM chats WHERE ns = ? AND id = ?", (ns, cid)
+            ).fetchone()
+            expected = change.expected_version
+            if expected is None:
+                if row is not None:
+                    raise PreconditionFailed("exists", cid, None, int(row[0]))
+            elif row is None:
+                raise PreconditionFailed("missing", cid, expected, None)
+            elif int(row[0]) != expected:
+                raise PreconditionFailed("version", cid, expected, int(row[0]))
+            if (
+                change.require_empty is not None
+                and conn.execute(
+                    "SELECT 1 FROM queue_entries WHERE ns = ? AND queue = ? LIMIT 1",
+                    (ns, change.require_empty),
+                ).fetchone()
+            ):
+                raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
+            # 1. release
+            if change.release is not None:
+                old = _read_load(conn, ns, change.release)
+                if old is not None:
+                    _write_load(conn, ns, released(old, cid, now, tiebreak), old)
+            # 2. claim
+            agent_id: AgentId | None = None
+            claim = change.claim
+            if isinstance(claim, Claim):
+                agent_id = claim.agent_id
+                old = _read_load(conn, ns, agent_id)
+                if old is None or (
+                    cid not in old.chats and cid not in old.inactive and not eligible(old)
+                ):
+                    raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
+                _write_load(conn, ns, claimed(old, cid, now, tiebreak), old)
+            elif isinstance(claim, RankedClaim):
+                agent_id, old = self._pick(conn, claim, cid)
+                _write_load(conn, ns, claimed(old, cid, now, tiebreak), old)
+                change = change.bind(agent_id)
+            # 3. inactive
+            if change.inactive is not None:
+                inactive_agent, flag = change.inactive
+                old = _read_load(conn, ns, inactive_agent)
+                if old is not None:
+                    _write_load(conn, ns, moved_inactive(old, cid, flag), old)
+            # 4. queue entries: remove, then push (an entry already there keeps its place)
+            if change.remove:
+                conn.executemany(
+                    "DELETE FROM queue_entries WHERE ns = ? AND queue = ? AND chat_id = ?",
+                    [(ns, queue, cid) for queue in change.remove],
+                )
+            if change.push is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO queue_entries (ns, queue, chat_id, score) "
+                    "VALUES (?, ?, ?, ?)",
+                    (ns, change.push.queue, cid, change.push.score),
+                )
+            # 5. timers: cancel, then schedule
+            if change.cancel:
+                conn.executemany(
+                    "DELETE FROM timers WHERE ns = ? AND key = ?",
+                    [(ns, key) for key in change.cancel],
+                )
+            for timer in change.schedule:
+                _put_timer(conn, ns, timer)
+            # 6. the chat, its message, the sticky mark, the events
+            chat = change.chat
+            if chat is not None:
+                values = (chat.version, chat.state.value, chat.agent_id, encode(chat))
+                if expected is None:
+                    conn.execute(
+                        "INSERT INTO chats (version, state, agent_id, data, ns, id) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (*values, ns, cid),
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE chats SET version = ?, state = ?, agent_id = ?, data = ? "
+                        "WHERE ns = ? AND id = ?",
+                        (*values, ns, cid),
+                    )
+            if change.message is not None:
+                conn.execute(
+                    "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)",
+                    (ns, cid, encode(change.message)),
+                )
+            if change.sticky is not None:
+                conn.execute(
+                    "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "
+                    "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
+                    (ns, change.sticky.partner_id, encode(change.sticky)),
+                )
+            _append(conn, ns, change.events)
+        return Applied(chat=chat, agent_id=agent_id, events=change.events)
+
+    def _pick(
+        self, conn: sqlite3.Connection, claim: RankedClaim, chat_id: ChatId
+    ) -> tuple[AgentId, AgentLoad]:
+        """The first eligible, non-excluded agent of the group by the ranking: one indexed
+        ``ORDER BY … LIMIT 1`` (the excluded agents are skipped in the index walk)."""
+        order = self.database.rank_order(conn, claim.ranking)
+        skip = sorted(claim.excluded)
+        not_in = f" AND agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+        row = conn.execute(
+            "SELECT agent_id FROM agent_ranks WHERE ns = ? AND grp = ? AND eligible = 1"
+            f"{not_in} ORDER BY {order} LIMIT 1",
+            (self._namespace, claim.group, *skip),
+        ).fetchone()
+        if row is None:
+            raise PreconditionFailed("no_agent", chat_id)
+        agent_id = AgentId(row[0])
+        load = _read_load(conn, self._namespace, agent_id)
+        if load is None or not eligible(load):  # the index disagrees: never over the limit
+            raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
+        return agent_id, load
 
     def aio(self) -> AsyncStorage:
         """The async face of this storage: the same database, calls run on a thread pool."""
