@@ -6,19 +6,22 @@ means we beat the baseline, which is measured in the same run on the same data.
 * ``webhook.sign.per_s`` — events built with ``make_event``, serialized (compact JSON) and
   signed (Standard Webhooks headers) per second; baseline: the ``standardwebhooks`` package
   signing the same, already serialized bodies.
-* ``webhook.deliver.per_s`` — deliveries per second through ``AsyncDispatcher`` +
-  ``AsyncStdlibTransport`` (the default async transport: keep-alive, per-endpoint concurrency
-  16) to a loopback receiver running in another process; baseline: a naive loop POSTing each
-  event with ``urllib.request`` (one connection per request, one at a time).
+* ``webhook.deliver.per_s`` — deliveries per second through ``AsyncDispatcher`` with its
+  transport without any extra (``ThreadedTransport(UrllibTransport)``: the standard library in
+  worker threads, keep-alive, per-endpoint concurrency 16) to a loopback receiver running in
+  another process; baseline: a naive loop POSTing each event with ``urllib.request`` (one
+  connection per request, one at a time).
+* ``webhook.deliver_aiohttp.per_s`` — the same through ``AiohttpTransport`` (the ``aiohttp``
+  extra, the async default when installed), same baseline.
 * ``webhook.deliver_httpx.per_s`` — the same through ``AsyncHttpxTransport`` (the ``httpx``
   extra), same baseline.
 * ``webhook.deliver_ceiling.receiver_per_s`` — diagnostic: what the receiver process answers
   when driven by a bare asyncio client (16 keep-alive connections, pre-built requests, no
-  dispatcher, no signing), baseline: the dispatcher figure; ratio >> 1 means the receiver is
+  dispatcher, no signing), baseline: the aiohttp dispatcher figure; ratio >> 1 means the receiver is
   not the bottleneck.
 * ``webhook.deliver_ceiling.null_transport_per_s`` — diagnostic: the dispatcher and memory
-  stores alone, with a transport that answers 204 without I/O; baseline: the dispatcher
-  figure.
+  stores alone, with a transport that answers 204 without I/O; baseline: the aiohttp
+  dispatcher figure.
 
 Usage: ``python benchmarks/webhook.py [--quick] [--only sign|deliver]``.
 """
@@ -36,21 +39,19 @@ import time
 import urllib.request
 from typing import Any
 
-from chatmgmt.ports import HttpRequest, HttpResponse
+from chatmgmt.delivery import (
+    AiohttpTransport,
+    AsyncDispatcher,
+    AsyncHttpxTransport,
+    ThreadedTransport,
+    UrlGuard,
+    UrllibTransport,
+)
+from chatmgmt.ports import DeliveryStatus, HttpRequest, HttpResponse
 from chatmgmt.settings import WebhookEndpoint, WebhookSettings
 from chatmgmt.storage.memory import MemoryStorage
 from chatmgmt.storage.memory_delivery import MemoryDeliveryStore
-from chatmgmt.webhook import (
-    AsyncDispatcher,
-    AsyncHttpxTransport,
-    AsyncStdlibTransport,
-    DeliveryStatus,
-    EventType,
-    Signer,
-    UrlGuard,
-    make_event,
-    serialize,
-)
+from chatmgmt.webhook import EventType, Signer, make_event, serialize
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 QUICK = "--quick" in sys.argv
@@ -215,10 +216,12 @@ def _transport(kind: str, settings: WebhookSettings) -> Any:
         return AsyncHttpxTransport(guard)
     if kind == "null":
         return _NullTransport()
-    return AsyncStdlibTransport(guard)
+    if kind == "aiohttp":
+        return AiohttpTransport(guard)
+    return ThreadedTransport(UrllibTransport(guard))
 
 
-def deliver_ours(port: int, n: int, kind: str = "stdlib") -> float:
+def deliver_ours(port: int, n: int, kind: str = "threaded") -> float:
     ep = WebhookEndpoint(
         id="bench",
         url=f"http://127.0.0.1:{port}/hook",
@@ -313,18 +316,26 @@ def bench_deliver() -> None:
         port = port_q.get(timeout=30)
         n = 1_000 if QUICK else 4_000
         deliver_ours(port, 300)  # warm-up
+        deliver_ours(port, 300, "aiohttp")
         deliver_naive(port, 100)
         deliver_ours(port, 300, "httpx")
         runs = 3 if QUICK else 5
-        ours, naive, httpx_, ceiling, null = [], [], [], [], []
+        ours, aio, naive, httpx_, ceiling, null = [], [], [], [], [], []
         for _ in range(runs):
-            ours.append(deliver_ours(port, n))
+            ours.append(deliver_ours(port, n // 2))
+            aio.append(deliver_ours(port, n, "aiohttp"))
             naive.append(deliver_naive(port, n // 4))
             httpx_.append(deliver_ours(port, n // 4, "httpx"))
             ceiling.append(receiver_ceiling(port, n))
             null.append(deliver_ours(port, n, "null"))
-        mine = statistics.median(ours)
-        emit("webhook.deliver.per_s", mine, "deliveries/s", statistics.median(naive))
+        emit(
+            "webhook.deliver.per_s",
+            statistics.median(ours),
+            "deliveries/s",
+            statistics.median(naive),
+        )
+        mine = statistics.median(aio)
+        emit("webhook.deliver_aiohttp.per_s", mine, "deliveries/s", statistics.median(naive))
         emit(
             "webhook.deliver_httpx.per_s",
             statistics.median(httpx_),

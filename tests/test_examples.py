@@ -12,10 +12,10 @@ from pathlib import Path
 from types import ModuleType
 
 from chatmgmt import ChatManager, ChatSettings, CustomerInfo
+from chatmgmt.delivery import Dispatcher
 from chatmgmt.storage import MemoryStorage
 from chatmgmt.storage.memory_delivery import MemoryDeliveryStore
 from chatmgmt.testing import ManualClock, make_agent
-from chatmgmt.webhook import Dispatcher
 from storage.redis_helpers import redis_url
 
 EXAMPLES = Path(__file__).parents[1] / "examples"

@@ -32,6 +32,7 @@ PACKAGES = [
     "chatmgmt.storage",
     "chatmgmt.testing",
     "chatmgmt.webhook",
+    "chatmgmt.delivery",
     "chatmgmt.moderation",
     "chatmgmt.lifecycle",
     "chatmgmt.simulation",

@@ -42,7 +42,7 @@ def _scan(argv: list[str]) -> int:
 
 
 def _verify(argv: list[str]) -> int:
-    from .webhook._cli import verify_webhook_main
+    from .delivery._cli import verify_webhook_main
 
     return verify_webhook_main(argv)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chatmgmt.ports import AsyncDeliveryStore, DeliveryStore
 from chatmgmt.storage.memory_delivery import MemoryDeliveryStore
 from chatmgmt.storage.sqlite import SQLiteDatabase
 from chatmgmt.storage.sqlite_delivery import SQLiteDeliveryStore
@@ -15,7 +16,6 @@ from chatmgmt.testing._delivery_contract import (
     AsyncDeliveryStoreContract,
     DeliveryStoreContract,
 )
-from chatmgmt.webhook import AsyncDeliveryStore, DeliveryStore
 from storage.redis_helpers import redis_url
 
 # --------------------------------------------------------------------------- memory
@@ -129,9 +129,11 @@ def test_dispatcher_restarted_over_sqlite_loses_nothing(tmp_path: Any) -> None:
     the per-chat order of the store, with only recognisable duplicates."""
     import random
 
+    from chatmgmt.delivery import Dispatcher, UrllibTransport
+    from chatmgmt.ports import DeliveryStatus
     from chatmgmt.storage.sqlite import SQLiteStorage
     from chatmgmt.testing import ManualClock
-    from chatmgmt.webhook import DeliveryStatus, Dispatcher, UrllibTransport
+    from chatmgmt.webhook._plan import fan_out
     from webhook.webhook_helpers import Receiver, endpoint, message_event, settings_for
 
     receiver = Receiver()
@@ -149,7 +151,7 @@ def test_dispatcher_restarted_over_sqlite_loses_nothing(tmp_path: Any) -> None:
         d1 = Dispatcher(storage, settings, store, clock=clock, rng=random.Random(1))
         # ...entries fanned out but not acked...
         entries = storage.outbox.claim("webhooks", 10, clock.now(), 60.0)
-        plan = d1._core.fan_out(entries, frozenset())
+        plan = fan_out(entries, settings, clock.now())
         store.add(plan.deliveries, plan.buffered)
         # ...a pass that sends (two failures recorded as retries)...
         d1.run_once()

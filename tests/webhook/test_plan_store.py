@@ -8,11 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatmgmt.ports import HttpResponse, OutboxEntry
+from chatmgmt.delivery import DeliveryTimeoutError
+from chatmgmt.ports import Attempt, Delivery, DeliveryStatus, HttpResponse, OutboxEntry
 from chatmgmt.settings import WebhookEndpoint, WebhookSettings
-from chatmgmt.webhook import Attempt, DeliveryStatus, DeliveryTimeoutError
 from chatmgmt.webhook import _plan as plan
-from chatmgmt.webhook._store import Delivery
 from webhook.webhook_helpers import message_event
 
 NOW = 1_764_000_000.0

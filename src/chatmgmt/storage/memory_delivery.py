@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from ..webhook._store import (
+from ..ports import (
     AsyncDeliveryStore,
     Attempt,
     BufferedEvent,

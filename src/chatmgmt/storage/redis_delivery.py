@@ -36,7 +36,7 @@ from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
 from ..model import Event
-from ..webhook._store import (
+from ..ports import (
     Attempt,
     BufferedEvent,
     Delivery,

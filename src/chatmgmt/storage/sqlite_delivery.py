@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model import Event
-from ..webhook._store import (
+from ..ports import (
     Attempt,
     BufferedEvent,
     Delivery,

@@ -35,8 +35,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from ..webhook._catalogue import EventType, make_event
-from ..webhook._store import (
+from ..ports import (
     AsyncDeliveryStore,
     Attempt,
     BufferedEvent,
@@ -44,6 +43,7 @@ from ..webhook._store import (
     DeliveryStatus,
     DeliveryStore,
 )
+from ..webhook._catalogue import EventType, make_event
 from ._contracts import HOSTILE_STRINGS, _LoopThread
 
 __all__ = ["AsyncDeliveryStoreContract", "DeliveryStoreContract"]

@@ -1,7 +1,7 @@
 """The dispatcher's logic as pure functions: no I/O, no clock, no global randomness.
 
-Both drivers (:class:`~chatmgmt.webhook.Dispatcher` and
-:class:`~chatmgmt.webhook.AsyncDispatcher`) call these and only add the I/O around them:
+The dispatcher core (:mod:`chatmgmt.delivery`) calls these; its sync and async drivers only add
+the I/O around them:
 
 * :func:`serialize` / :func:`batch_body` — the body, serialized once (compact JSON, sorted keys);
 * :func:`fan_out` — which endpoints get an outbox entry, as deliveries or batch-buffer entries;
@@ -27,11 +27,19 @@ import attrs
 
 from ..errors import DeliveryError
 from ..model import Event
-from ..ports import HttpRequest, HttpResponse, OutboxEntry
+from ..ports import (
+    RESPONSE_KEEP,
+    Attempt,
+    BufferedEvent,
+    Delivery,
+    DeliveryStatus,
+    HttpRequest,
+    HttpResponse,
+    OutboxEntry,
+)
 from ..settings import WebhookEndpoint, WebhookSettings
 from ._catalogue import EventType, make_event
 from ._signing import Signer
-from ._store import RESPONSE_KEEP, Attempt, BufferedEvent, Delivery, DeliveryStatus
 
 __all__ = [
     "Decision",
@@ -260,10 +268,8 @@ def classify(
     never followed), 5xx, 408/409/425/429 and transport errors retry. A timeout or a 429 waits
     at least ``min_retry_after_error_s``; a ``Retry-After`` header is honoured.
     """
-    from ._transport import DeliveryTimeoutError
-
     if isinstance(result, BaseException):
-        timeout = isinstance(result, DeliveryTimeoutError | TimeoutError)
+        timeout = isinstance(result, TimeoutError)
         if timeout:
             error = f"timeout: {result}"
         elif isinstance(result, DeliveryError):

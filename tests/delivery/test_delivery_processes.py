@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 
-from chatmgmt.webhook import Delivery, DeliveryStatus, DeliveryStore
-from storage.redis_helpers import redis_url
-from webhook.delivery_process_helpers import (
+from chatmgmt.ports import Delivery, DeliveryStatus, DeliveryStore
+from delivery.delivery_process_helpers import (
     Spec,
     churn_worker,
     claim_and_hang_worker,
@@ -36,6 +35,7 @@ from webhook.delivery_process_helpers import (
     open_storage,
     open_store,
 )
+from storage.redis_helpers import redis_url
 from webhook.webhook_helpers import Receiver, message_event
 
 NOW = 1_764_000_000.0

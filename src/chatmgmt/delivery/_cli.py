@@ -20,7 +20,7 @@ import sys
 from typing import NoReturn
 
 from ..errors import ChatMgmtError, WebhookVerificationError
-from ._signing import verify
+from ..webhook import verify
 
 __all__ = ["verify_webhook_main"]
 

@@ -14,18 +14,18 @@ from typing import Any
 
 import pytest
 
-from chatmgmt.errors import DeliveryError, UnsafeURLError
-from chatmgmt.ports import HttpRequest
-from chatmgmt.settings import WebhookSettings
-from chatmgmt.webhook import (
+from chatmgmt.delivery import (
+    AiohttpTransport,
     AsyncHttpxTransport,
-    AsyncStdlibTransport,
     DeliveryTimeoutError,
     HttpxTransport,
     UrlGuard,
     UrllibTransport,
     check_url,
 )
+from chatmgmt.errors import DeliveryError, UnsafeURLError
+from chatmgmt.ports import HttpRequest
+from chatmgmt.settings import WebhookSettings
 from webhook.webhook_helpers import Receiver
 
 PUBLIC = "93.184.215.14"
@@ -190,7 +190,7 @@ def test_transports_refuse_unsafe_urls_before_connecting(receiver: Receiver) -> 
     with pytest.raises(UnsafeURLError):
         asyncio.run(AsyncHttpxTransport(guard).send(_req(receiver.url())))
     with pytest.raises(UnsafeURLError):
-        asyncio.run(AsyncStdlibTransport(guard).send(_req(receiver.url())))
+        asyncio.run(AiohttpTransport(guard).send(_req(receiver.url())))
     assert receiver.requests == []
 
 
@@ -218,7 +218,7 @@ def test_sync_transports_faults(receiver: Receiver, kind: str) -> None:
 
 
 def async_transport(kind: str, guard: UrlGuard | None) -> Any:
-    return AsyncHttpxTransport(guard) if kind == "httpx" else AsyncStdlibTransport(guard)
+    return AsyncHttpxTransport(guard) if kind == "httpx" else AiohttpTransport(guard)
 
 
 @pytest.mark.parametrize("kind", ["stdlib", "httpx"])
@@ -255,7 +255,7 @@ def test_connection_refused_is_a_delivery_error() -> None:
     with pytest.raises(DeliveryError):
         UrllibTransport(guard).send(_req("http://127.0.0.1:9/h", timeout=1))
     with pytest.raises(DeliveryError):
-        asyncio.run(AsyncStdlibTransport(guard).send(_req("http://127.0.0.1:9/h", timeout=1)))
+        asyncio.run(AiohttpTransport(guard).send(_req("http://127.0.0.1:9/h", timeout=1)))
 
 
 # --------------------------------------------------------------------------- https pinning
@@ -330,7 +330,7 @@ def test_https_connects_to_ip_and_verifies_the_host_name(tls_server: tuple[int, 
     assert asyncio.run(main()) == f"hooks.example.test:{port}".encode()
 
     async def stdlib() -> list[bytes]:
-        t = AsyncStdlibTransport(_tls_guard("hooks.example.test"), ssl_context=ctx)
+        t = AiohttpTransport(_tls_guard("hooks.example.test"), ssl_context=ctx)
         try:
             return [(await t.send(_req(url))).body for _ in range(3)]
         finally:
@@ -350,10 +350,10 @@ def test_https_wrong_host_name_fails_verification(tls_server: tuple[int, Path]) 
     with pytest.raises(DeliveryError):
         HttpxTransport(_tls_guard("wrong.example.test"), httpx.Client(verify=ctx)).send(_req(url))
 
-    t = AsyncStdlibTransport(_tls_guard("wrong.example.test"), ssl_context=ctx)
+    t = AiohttpTransport(_tls_guard("wrong.example.test"), ssl_context=ctx)
     with pytest.raises(DeliveryError, match="certificate"):
         asyncio.run(t.send(_req(url)))
     # and the default context does not trust the self-signed certificate at all
-    t = AsyncStdlibTransport(_tls_guard("hooks.example.test"))
+    t = AiohttpTransport(_tls_guard("hooks.example.test"))
     with pytest.raises(DeliveryError):
         asyncio.run(t.send(_req(f"https://hooks.example.test:{port}/h")))

@@ -13,7 +13,7 @@ import random
 import time
 from typing import Any
 
-from chatmgmt.webhook import Attempt, DeliveryStatus, DeliveryStore
+from chatmgmt.ports import Attempt, DeliveryStatus, DeliveryStore
 
 Spec = tuple[str, str, str]
 """``("sqlite", path, namespace)`` or ``("redis", url, namespace)``."""

@@ -10,23 +10,17 @@ from typing import Any
 
 import pytest
 
+from chatmgmt.delivery import AiohttpTransport, AsyncDispatcher, AsyncHttpxTransport, UrlGuard
+from chatmgmt.ports import DeliveryStatus
 from chatmgmt.settings import WebhookSettings
 from chatmgmt.storage.memory import MemoryStorage
 from chatmgmt.storage.memory_delivery import AsyncMemoryDeliveryStore, MemoryDeliveryStore
 from chatmgmt.testing import ManualClock
-from chatmgmt.webhook import (
-    AsyncDispatcher,
-    AsyncHttpxTransport,
-    AsyncStdlibTransport,
-    DeliveryStatus,
-    EventType,
-    UrlGuard,
-    verify,
-)
+from chatmgmt.webhook import EventType, verify
 from webhook.webhook_helpers import SECRET, Receiver, endpoint, message_event, settings_for
 
 
-@pytest.fixture(params=["stdlib", "httpx"])
+@pytest.fixture(params=["aiohttp", "httpx"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -40,16 +34,16 @@ def make(
     storage = storage or MemoryStorage()
     store = MemoryDeliveryStore()
     guard = UrlGuard.from_settings(settings)
-    transport: Any = AsyncHttpxTransport(guard) if kind == "httpx" else AsyncStdlibTransport(guard)
+    transport: Any = AsyncHttpxTransport(guard) if kind == "httpx" else AiohttpTransport(guard)
     d = AsyncDispatcher(
         storage.aio(), settings, store.aio(), transport, clock=clock, rng=random.Random(3)
     )
     return d, storage, store
 
 
-def test_default_async_transport_is_stdlib() -> None:
+def test_default_async_transport_is_aiohttp() -> None:
     d = AsyncDispatcher(MemoryStorage().aio(), settings_for(), MemoryDeliveryStore().aio())
-    assert isinstance(d.transport, AsyncStdlibTransport)
+    assert isinstance(d.transport, AiohttpTransport)
 
 
 def test_async_faults_recover_in_order(receiver: Receiver, clock: ManualClock, kind: str) -> None:

@@ -1,13 +1,20 @@
-"""The URL guard: endpoint URLs that an admin types in must not reach inside the network.
+"""The URL policy: endpoint URLs that an admin types in must not reach inside the network.
 
-:meth:`UrlGuard.check` parses the URL, refuses ambiguous IP literals (decimal ``2130706433``,
-hex ``0x7f.1``, octal ``0177.0.0.1``, short forms ``127.1``), resolves the host **once** and
-refuses it when any address is private, loopback, link-local (cloud metadata 169.254.169.254,
-169.254.170.2), CGNAT (100.64/10), unique-local (fc00::/7), multicast, reserved, unspecified or
-an IPv6 form embedding such an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64). It returns a
-:class:`CheckedUrl` carrying the address it checked; the transports connect to that address
-(keeping the Host header and TLS server name) so a second DNS answer cannot swap it (DNS
-rebinding). Redirects are never followed, so they cannot lead around the guard either.
+Pure functions and values only; resolving a host name is I/O and happens in
+:class:`chatmgmt.delivery.UrlGuard`, which feeds the addresses it got back to
+:meth:`UrlPolicy.pin`.
+
+:meth:`UrlPolicy.parse` parses the URL and refuses what no resolution can make safe: a scheme
+other than https (or http with ``allow_http``), credentials in the URL, an invalid host name,
+ambiguous IP literals (decimal ``2130706433``, hex ``0x7f.1``, octal ``0177.0.0.1``, short forms
+``127.1``). :meth:`UrlPolicy.pin` then refuses the URL when any of the host's addresses is not a
+public unicast address — every special-purpose range of the IANA IPv4 and IPv6 registries, as
+:mod:`ipaddress` knows them (private, loopback, link-local with the cloud metadata addresses
+169.254.169.254 and 169.254.170.2, CGNAT 100.64/10, unique-local fc00::/7, the deprecated
+site-local fec0::/10, multicast, reserved, unspecified), and IPv6 forms embedding such an IPv4
+address (IPv4-mapped, 6to4, Teredo, NAT64) — and returns a :class:`CheckedUrl` carrying the
+address it checked. The transports connect to that address (keeping the Host header and the TLS
+server name), so a second DNS answer cannot swap it (DNS rebinding).
 
 ``allow_hosts`` is the operator's allow-list: host names (exact, case-insensitive) or IP
 networks in CIDR form (``127.0.0.1/32``, ``10.0.0.0/8``) that pass even though private.
@@ -17,32 +24,36 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import attrs
 
-from ..errors import UnsafeURLError
+from ..errors import DeliveryError, UnsafeURLError
 from ..settings import WebhookSettings
 
-__all__ = ["CheckedUrl", "Resolver", "UrlGuard", "check_url"]
+__all__ = ["CheckedUrl", "ParsedUrl", "UrlPolicy", "split_url", "unsafe_reason"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], Sequence[str]]
-"""Resolves ``(host, port)`` to IP address strings (default: ``socket.getaddrinfo``)."""
 
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 _HOST_CHARS = re.compile(r"^[a-z0-9.-]+$", re.IGNORECASE)
+_DOTTED_QUAD = re.compile(r"(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
-def _system_resolver(host: str, port: int) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeURLError(f"cannot resolve host {host!r}: {exc}") from None
-    return [str(info[4][0]) for info in infos]
+@attrs.frozen
+class ParsedUrl:
+    """A URL taken apart: ``host`` lower-case without a trailing dot, ``port`` filled in,
+    ``target`` the path and query, ``literal`` the host when it is an IP address literal."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    target: str
+    literal: str | None = None
 
 
 @attrs.frozen
@@ -81,18 +92,24 @@ def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
-    if ip in _NAT64:
+    if ip in _NAT64 or ip in _NAT64_LOCAL:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
 
 def unsafe_reason(ip: IPAddress) -> str | None:
-    """Why ``ip`` may not be a webhook target, or None when it is a public unicast address."""
+    """Why ``ip`` may not be a webhook target, or None when it is a public unicast address.
+
+    Derived from :mod:`ipaddress`'s view of the IANA special-purpose registries: an address
+    passes only when it is global (``is_global``) and none of the other properties hold.
+    """
     if isinstance(ip, ipaddress.IPv6Address):
         inner = _embedded_v4(ip)
         if inner is not None:
             why = unsafe_reason(inner)
             return f"embeds {inner} which is {why}" if why else None
+        if ip.is_site_local:
+            return "site-local (deprecated fec0::/10)"
     checks = (
         ("loopback", ip.is_loopback),
         ("link-local (incl. cloud metadata)", ip.is_link_local),
@@ -105,26 +122,41 @@ def unsafe_reason(ip: IPAddress) -> str | None:
         if hit:
             return name
     if not ip.is_global:
-        return "not globally routable (e.g. CGNAT 100.64.0.0/10)"
+        return "not globally routable (a special-purpose range, e.g. CGNAT 100.64.0.0/10)"
     return None
 
 
-@attrs.frozen
-class UrlGuard:
-    """Checks endpoint URLs and resolves them once (see the module docstring).
+def split_url(url: str) -> ParsedUrl:
+    """Take an http(s) URL apart without any safety check (for a transport without a guard);
+    raise :class:`~chatmgmt.errors.DeliveryError` when it is not one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise DeliveryError(f"not a valid URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise DeliveryError(f"not an http(s) URL: {url!r}")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host = parts.hostname
+    return ParsedUrl(url, scheme, host, port or (443 if scheme == "https" else 80), target)
 
-    >>> UrlGuard(allow_http=True).check("http://93.184.215.14/hook").ip
+
+@attrs.frozen
+class UrlPolicy:
+    """Which endpoint URLs may be delivered to (see the module docstring); pure.
+
+    >>> UrlPolicy(allow_http=True).check_literal("http://93.184.215.14/hook").ip
     '93.184.215.14'
     """
 
     allow_hosts: tuple[str, ...] = ()
     allow_http: bool = False
-    resolver: Resolver | None = attrs.field(default=None, repr=False, eq=False)
 
     @classmethod
-    def from_settings(cls, settings: WebhookSettings, resolver: Resolver | None = None) -> UrlGuard:
-        """The guard configured by ``settings.allow_hosts`` and ``settings.allow_http``."""
-        return cls(tuple(settings.allow_hosts), settings.allow_http, resolver)
+    def from_settings(cls, settings: WebhookSettings) -> UrlPolicy:
+        """The policy configured by ``settings.allow_hosts`` and ``settings.allow_http``."""
+        return cls(tuple(settings.allow_hosts), settings.allow_http)
 
     def _allowed_name(self, host: str) -> bool:
         return any(host == entry.lower().strip("[]") for entry in self.allow_hosts)
@@ -139,8 +171,9 @@ class UrlGuard:
                 return True
         return False
 
-    def check(self, url: str) -> CheckedUrl:
-        """Parse, resolve and check ``url``; raise :class:`~chatmgmt.errors.UnsafeURLError`."""
+    def parse(self, url: str) -> ParsedUrl:
+        """Parse ``url`` and refuse what no address can make safe; raise
+        :class:`~chatmgmt.errors.UnsafeURLError`."""
         try:
             parts = urlsplit(url)
             port_value = parts.port
@@ -174,18 +207,17 @@ class UrlGuard:
                     f"host {host!r} is an ambiguous IP literal (decimal, hex, octal or short "
                     "form); write the address in dotted-quad form"
                 )
-        elif literal.version == 4 and not re.fullmatch(
-            r"(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}", host
-        ):
+        elif literal.version == 4 and not _DOTTED_QUAD.fullmatch(host):
             raise UnsafeURLError(f"host {host!r} is an ambiguous IP literal")
+        return ParsedUrl(url, scheme, host, port, target, str(literal) if literal else None)
+
+    def pin(self, parsed: ParsedUrl, addresses: Sequence[str]) -> CheckedUrl:
+        """Check every address ``parsed.host`` resolved to and pin the first; raise
+        :class:`~chatmgmt.errors.UnsafeURLError` when one of them is not allowed."""
+        host = parsed.host
+        if not addresses:
+            raise UnsafeURLError(f"host {host!r} did not resolve")
         name_allowed = self._allowed_name(host)
-        if literal is not None:
-            addresses = [str(literal)]
-        else:
-            resolve = self.resolver or _system_resolver
-            addresses = list(resolve(host, port))
-            if not addresses:
-                raise UnsafeURLError(f"host {host!r} did not resolve")
         chosen: str | None = None
         for address in addresses:
             try:
@@ -201,15 +233,23 @@ class UrlGuard:
             if chosen is None:
                 chosen = str(ip)
         assert chosen is not None
-        return CheckedUrl(url, scheme, host, port, chosen, target)
+        return CheckedUrl(parsed.url, parsed.scheme, host, parsed.port, chosen, parsed.target)
 
+    def check_literal(self, url: str) -> CheckedUrl:
+        """Check a URL whose host is an IP literal completely (no resolution needed)."""
+        parsed = self.parse(url)
+        if parsed.literal is None:
+            raise UnsafeURLError(f"host {parsed.host!r} is a name: it must be resolved first")
+        return self.pin(parsed, [parsed.literal])
 
-def check_url(
-    url: str,
-    *,
-    allow_hosts: Sequence[str] = (),
-    allow_http: bool = False,
-    resolver: Resolver | None = None,
-) -> CheckedUrl:
-    """Check one URL with a :class:`UrlGuard` built from the arguments."""
-    return UrlGuard(tuple(allow_hosts), allow_http, resolver).check(url)
+    def refusal(self, url: str) -> str | None:
+        """Why ``url`` can never be delivered to under this policy (its form, or an IP literal
+        that is not allowed), or None when it may be (names are checked again at connect
+        time, once resolved)."""
+        try:
+            parsed = self.parse(url)
+            if parsed.literal is not None:
+                self.pin(parsed, [parsed.literal])
+        except UnsafeURLError as exc:
+            return str(exc)
+        return None

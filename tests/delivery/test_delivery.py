@@ -11,19 +11,14 @@ from collections.abc import Callable
 import pytest
 import standardwebhooks
 
+from chatmgmt.delivery import Dispatcher, UrllibTransport
+from chatmgmt.ports import DeliveryStatus
 from chatmgmt.settings import WebhookSettings
 from chatmgmt.storage.memory import MemoryStorage
 from chatmgmt.storage.memory_delivery import MemoryDeliveryStore
 from chatmgmt.testing import ManualClock
-from chatmgmt.webhook import (
-    DeliveryStatus,
-    Dispatcher,
-    EventType,
-    UrllibTransport,
-    batch_id,
-    serialize,
-    verify,
-)
+from chatmgmt.webhook import EventType, batch_id, serialize, verify
+from chatmgmt.webhook._plan import fan_out
 from webhook.webhook_helpers import (
     SECRET,
     SECRET2,
@@ -350,7 +345,7 @@ def test_restart_mid_run_loses_nothing(receiver: Receiver, clock: ManualClock) -
     # ...entries fanned out but not acked...
     d1, _, _ = make(settings, clock, storage, store)
     entries = storage.outbox.claim("webhooks", 10, clock.now(), 60.0)
-    plan = d1._core.fan_out(entries, frozenset())
+    plan = fan_out(entries, settings, clock.now())
     store.add(plan.deliveries, plan.buffered)
     # ...deliveries claimed (leased) and never finished; some sent, answer never recorded
     for dl in store.claim_due("hook", clock.now(), 2, 75.0):

@@ -1,0 +1,178 @@
+"""The async driver: carries out the core's operations with asyncio tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+from ..ports import (
+    AsyncDeliveryStore,
+    AsyncOutbox,
+    AsyncStorage,
+    AsyncTransport,
+    Clock,
+    HttpRequest,
+)
+from ..settings import WebhookSettings
+from ._core import DispatchCore, Op, RunReport, Sent
+from ._guard import UrlGuard
+from ._sync import outbox_of
+
+__all__ = ["AsyncDispatcher", "default_async_transport"]
+
+T = TypeVar("T")
+
+
+def default_async_transport(guard: UrlGuard) -> AsyncTransport:
+    """:class:`~chatmgmt.delivery.AiohttpTransport` when the ``aiohttp`` extra is installed,
+    else the standard library's transport in worker threads."""
+    try:
+        from ._aiohttp import AiohttpTransport
+    except ImportError:
+        from ._stdlib import UrllibTransport
+        from ._threaded import ThreadedTransport
+
+        return ThreadedTransport(UrllibTransport(guard))
+    return AiohttpTransport(guard)
+
+
+class AsyncDispatcher:
+    """The async driver: same steps and decisions as :class:`~chatmgmt.delivery.Dispatcher`,
+    on asyncio tasks.
+
+    ``outbox``: an :class:`~chatmgmt.ports.AsyncOutbox` or :class:`~chatmgmt.ports.AsyncStorage`
+    (e.g. ``MemoryStorage().aio()``); ``store``: an :class:`~chatmgmt.ports.AsyncDeliveryStore`
+    (e.g. ``MemoryDeliveryStore().aio()``); ``transport``: an
+    :class:`~chatmgmt.ports.AsyncTransport` (default: :class:`~chatmgmt.delivery.AiohttpTransport`
+    guarded by ``settings`` with the ``aiohttp`` extra, otherwise
+    :class:`~chatmgmt.delivery.UrllibTransport` in threads; :class:`AsyncHttpxTransport` is the
+    ``httpx`` extra's alternative).
+    """
+
+    def __init__(
+        self,
+        outbox: AsyncOutbox | AsyncStorage,
+        settings: WebhookSettings,
+        store: AsyncDeliveryStore,
+        transport: AsyncTransport | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        *,
+        consumer: str = "webhooks",
+        claim_limit: int = 100,
+        lease_s: float | None = None,
+        retry_4xx: bool = False,
+    ) -> None:
+        self._core = DispatchCore(
+            settings,
+            clock,
+            rng,
+            consumer=consumer,
+            claim_limit=claim_limit,
+            lease_s=lease_s,
+            retry_4xx=retry_4xx,
+        )
+        self.outbox: AsyncOutbox = outbox_of(outbox)
+        self.store = store
+        if transport is None:
+            transport = default_async_transport(UrlGuard.from_settings(settings))
+        self.transport = transport
+        self._tasks: set[asyncio.Task[Sent]] = set()
+        self._stop = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"AsyncDispatcher(endpoints={sorted(self._core.endpoints)!r})"
+
+    # ------------------------------------------------------------------ the driver
+
+    async def _send(self, delivery: Any, request: HttpRequest) -> Sent:
+        start = time.perf_counter()
+        result: Any
+        try:
+            result = await self.transport.send(request)
+        except Exception as exc:
+            result = exc
+        return Sent(delivery, result, time.perf_counter() - start)
+
+    async def _finished(self, timeout: float | None, when: str) -> list[Sent]:
+        done, _ = await asyncio.wait(self._tasks, timeout=timeout, return_when=when)
+        self._tasks -= done
+        return [t.result() for t in done if not t.cancelled()]
+
+    async def _do(self, op: Op) -> Any:
+        call, args = op
+        port, _, method = call.partition(".")
+        if port == "store":
+            return await getattr(self.store, method)(*args)
+        if port == "outbox":
+            return await getattr(self.outbox, method)(*args)
+        if call == "send.start":
+            self._tasks.add(asyncio.ensure_future(self._send(*args)))
+            return None
+        if call == "send.wait":
+            return await self._finished(args[0], asyncio.FIRST_COMPLETED)
+        if call == "send.drain":
+            return await self._finished(None, asyncio.ALL_COMPLETED)
+        if call == "stopped":
+            return self._stop.is_set()
+        if call == "idle":
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), args[0])
+            return None
+        raise AssertionError(f"unknown operation {call!r}")
+
+    async def _run(self, gen: Generator[Op, Any, T]) -> T:
+        result: Any = None
+        exc: BaseException | None = None
+        while True:
+            try:
+                op = gen.throw(exc) if exc is not None else gen.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            exc = result = None
+            try:
+                result = await self._do(op)
+            except BaseException as e:
+                exc = e
+
+    # ------------------------------------------------------------------ public
+
+    async def pump(self) -> int:
+        """See :meth:`Dispatcher.pump`."""
+        return await self._run(self._core.pump())
+
+    async def seal(self, *, flush: bool = False) -> int:
+        """See :meth:`Dispatcher.seal`."""
+        return await self._run(self._core.seal(flush=flush))
+
+    async def run_once(self) -> RunReport:
+        """See :meth:`Dispatcher.run_once`."""
+        report = RunReport()
+        self._stop.clear()
+        await self._run(self._core.drive(report, forever=False, idle_s=0.05))
+        return report
+
+    async def run_forever(self, idle_s: float = 0.5) -> None:
+        """See :meth:`Dispatcher.run_forever`."""
+        self._stop.clear()
+        await self._run(self._core.drive(RunReport(), forever=True, idle_s=idle_s))
+
+    def stop(self) -> None:
+        """See :meth:`Dispatcher.stop`."""
+        self._stop.set()
+
+    async def replay(self, endpoint_id: str, delivery_id: str) -> bool:
+        """See :meth:`Dispatcher.replay`."""
+        return await self.store.replay(endpoint_id, delivery_id, self._core.clock.now())
+
+    async def replay_since(self, since: float, endpoint_id: str | None = None) -> int:
+        """See :meth:`Dispatcher.replay_since`."""
+        return await self.store.replay_since(since, self._core.clock.now(), endpoint_id)
+
+    async def enable(self, endpoint_id: str) -> None:
+        """See :meth:`Dispatcher.enable`."""
+        await self.store.enable(endpoint_id)

@@ -1,0 +1,174 @@
+"""The sync driver: carries out the core's operations with worker threads."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import random
+import threading
+import time
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+from ..ports import Clock, DeliveryStore, HttpRequest, Outbox, Storage, Transport
+from ..settings import WebhookSettings
+from ._core import DispatchCore, Op, RunReport, Sent
+from ._guard import UrlGuard
+
+__all__ = ["Dispatcher", "outbox_of"]
+
+T = TypeVar("T")
+
+
+def outbox_of(source: Any) -> Any:
+    """The outbox of a Storage bundle, or the outbox itself."""
+    if hasattr(source, "claim") and hasattr(source, "ack"):
+        return source
+    return source.outbox
+
+
+class Dispatcher:
+    """Delivers the outbox's events to the webhook endpoints (sync driver, worker threads).
+
+    ``outbox``: the storage's :class:`~chatmgmt.ports.Outbox` or the whole
+    :class:`~chatmgmt.ports.Storage`; ``store``: the :class:`~chatmgmt.ports.DeliveryStore`;
+    ``transport`` defaults to :class:`~chatmgmt.delivery.UrllibTransport` guarded by
+    ``settings`` (``allow_hosts``, ``allow_http``); ``clock`` and ``rng`` are injected
+    (defaults: wall clock, unseeded). ``retry_4xx`` retries 4xx answers too (by default, 4xx
+    other than 408/409/425/429 become dead letters at once). Several dispatchers may share the
+    stores: leases keep them apart.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox | Storage,
+        settings: WebhookSettings,
+        store: DeliveryStore,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        *,
+        consumer: str = "webhooks",
+        claim_limit: int = 100,
+        lease_s: float | None = None,
+        retry_4xx: bool = False,
+    ) -> None:
+        self._core = DispatchCore(
+            settings,
+            clock,
+            rng,
+            consumer=consumer,
+            claim_limit=claim_limit,
+            lease_s=lease_s,
+            retry_4xx=retry_4xx,
+        )
+        self.outbox: Outbox = outbox_of(outbox)
+        self.store = store
+        if transport is None:
+            from ._stdlib import UrllibTransport
+
+            transport = UrllibTransport(UrlGuard.from_settings(settings))
+        self.transport = transport
+        workers = max(1, min(64, sum(ep.max_concurrency for ep in settings.endpoints)))
+        self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="chatmgmt-webhook")
+        self._futures: set[cf.Future[Sent]] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Dispatcher(endpoints={sorted(self._core.endpoints)!r})"
+
+    # ------------------------------------------------------------------ the driver
+
+    def _send(self, delivery: Any, request: HttpRequest) -> Sent:
+        start = time.perf_counter()
+        result: Any
+        try:
+            result = self.transport.send(request)
+        except Exception as exc:
+            result = exc
+        return Sent(delivery, result, time.perf_counter() - start)
+
+    def _finished(self, timeout: float | None, when: str) -> list[Sent]:
+        done, _ = cf.wait(self._futures, timeout=timeout, return_when=when)
+        self._futures -= done
+        return [f.result() for f in done]
+
+    def _do(self, op: Op) -> Any:
+        call, args = op
+        port, _, method = call.partition(".")
+        if port == "store":
+            return getattr(self.store, method)(*args)
+        if port == "outbox":
+            return getattr(self.outbox, method)(*args)
+        if call == "send.start":
+            self._futures.add(self._pool.submit(self._send, *args))
+            return None
+        if call == "send.wait":
+            return self._finished(args[0], cf.FIRST_COMPLETED)
+        if call == "send.drain":
+            return self._finished(None, cf.ALL_COMPLETED)
+        if call == "stopped":
+            return self._stop.is_set()
+        if call == "idle":
+            self._stop.wait(args[0])
+            return None
+        raise AssertionError(f"unknown operation {call!r}")
+
+    def _run(self, gen: Generator[Op, Any, T]) -> T:
+        result: Any = None
+        exc: BaseException | None = None
+        while True:
+            try:
+                op = gen.throw(exc) if exc is not None else gen.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            exc = result = None
+            try:
+                result = self._do(op)
+            except BaseException as e:
+                exc = e
+
+    # ------------------------------------------------------------------ public
+
+    def pump(self) -> int:
+        """Fan the outbox's pending entries out into the delivery store; returns how many."""
+        return self._run(self._core.pump())  # type: ignore[no-any-return]
+
+    def seal(self, *, flush: bool = False) -> int:
+        """Seal batch buffers that are full or old enough (all of them with ``flush``)."""
+        return self._run(self._core.seal(flush=flush))  # type: ignore[no-any-return]
+
+    def run_once(self) -> RunReport:
+        """Pump the outbox, seal batches, and send until nothing more is due now."""
+        report = RunReport()
+        with self._lock:
+            self._stop.clear()
+            self._run(self._core.drive(report, forever=False, idle_s=0.05))
+        return report
+
+    def run_forever(self, idle_s: float = 0.5) -> None:
+        """Keep dispatching until :meth:`stop`; polls every ``idle_s`` when idle."""
+        with self._lock:
+            self._stop.clear()
+            self._run(self._core.drive(RunReport(), forever=True, idle_s=idle_s))
+
+    def stop(self) -> None:
+        """Make :meth:`run_forever` return after the requests in flight finish."""
+        self._stop.set()
+
+    def replay(self, endpoint_id: str, delivery_id: str) -> bool:
+        """Send one dead letter again (its retry schedule starts over)."""
+        return self.store.replay(endpoint_id, delivery_id, self._core.clock.now())
+
+    def replay_since(self, since: float, endpoint_id: str | None = None) -> int:
+        """Send again every dead letter that died at or after ``since``."""
+        return self.store.replay_since(since, self._core.clock.now(), endpoint_id)
+
+    def enable(self, endpoint_id: str) -> None:
+        """Enable a disabled endpoint again (then replay its dead letters if wanted)."""
+        self.store.enable(endpoint_id)
+
+    def close(self) -> None:
+        """Stop the worker threads (after :meth:`stop` / when no run is active)."""
+        self._stop.set()
+        self._pool.shutdown(wait=True)
