@@ -45,9 +45,11 @@ from ..assignment._load import (
     census_category,
     claimed,
     eligible,
+    forced,
     moved_inactive,
     rank_entry,
     released,
+    touched,
     updated_agent,
 )
 from ..errors import ConflictError, NotFoundError, PreconditionFailed, StorageError, ValidationError
@@ -831,9 +833,10 @@ class SQLiteStorage:
     def apply(self, change: Change) -> Applied:
         """Apply ``change`` in one transaction (see :class:`~chatmgmt.ports.Change`).
 
-        The effects run in the contract's order inside one ``BEGIN IMMEDIATE`` transaction, so
-        a later step sees the earlier ones (a slot released in step 1 can be claimed in step 2);
-        any failure, a precondition included, rolls the whole transaction back. Raises
+        Inside one ``BEGIN IMMEDIATE`` transaction: every precondition is checked on the state
+        before any write (the ranked pick included, by the rank index; the agent the change
+        releases is never claimed back), then the effects run in the contract's order. Any
+        failure rolls the whole transaction back. Raises
         :class:`~chatmgmt.errors.PreconditionFailed` (nothing committed) when a precondition
         does not hold, :class:`~chatmgmt.errors.ValidationError` for a malformed change.
         """
@@ -848,7 +851,7 @@ class SQLiteStorage:
                 if row is not None:
                     raise PreconditionFailed("exists", cid, None, int(row[0]))
             elif row is None:
-                raise PreconditionFailed("missing", cid, expected, None)
+                raise PreconditionFailed("missing", cid)
             elif int(row[0]) != expected:
                 raise PreconditionFailed("version", cid, expected, int(row[0]))
             if (
@@ -859,26 +862,43 @@ class SQLiteStorage:
                 ).fetchone()
             ):
                 raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
-            # 1. release
-            if change.release is not None:
-                old = _read_load(conn, ns, change.release)
-                if old is not None:
-                    _write_load(conn, ns, released(old, cid, now, tiebreak), old)
-            # 2. claim
-            agent_id: AgentId | None = None
+            # the claim's precondition, on the state before any write: a named agent must
+            # be eligible (or hold the chat already, or be forced); a ranked claim picks by the
+            # index; neither ever takes back the agent this change releases
             claim = change.claim
+            release = change.release
+            agent_id: AgentId | None = None
             if isinstance(claim, Claim):
                 agent_id = claim.agent_id
-                old = _read_load(conn, ns, agent_id)
-                if old is None or (
-                    cid not in old.chats and cid not in old.inactive and not eligible(old)
+                load = _read_load(conn, ns, agent_id)
+                if load is None or not (
+                    claim.force
+                    or cid in load.chats
+                    or cid in load.inactive
+                    or (eligible(load) and agent_id != release)
                 ):
                     raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
-                _write_load(conn, ns, claimed(old, cid, now, tiebreak), old)
             elif isinstance(claim, RankedClaim):
-                agent_id, old = self._pick(conn, claim, cid)
-                _write_load(conn, ns, claimed(old, cid, now, tiebreak), old)
+                excluded = claim.excluded if release is None else claim.excluded | {release}
+                agent_id = self._pick(conn, claim.group, claim.ranking, excluded, cid)
                 change = change.bind(agent_id)
+            # every precondition held: write. 1. release
+            if release is not None:
+                old = _read_load(conn, ns, release)
+                if old is not None:
+                    _write_load(conn, ns, released(old, cid, now, tiebreak), old)
+            # 2. claim (a pick with hold=False takes no slot, it only counts as an assignment)
+            if agent_id is not None:
+                old = _read_load(conn, ns, agent_id)
+                if old is None:  # read a moment ago in this transaction
+                    raise StorageError(f"agent {agent_id!r} vanished inside a transaction")
+                if isinstance(claim, RankedClaim) and not claim.hold:
+                    new = touched(old, now, tiebreak)
+                elif isinstance(claim, Claim) and claim.force:
+                    new = forced(old, cid, now, tiebreak)
+                else:
+                    new = claimed(old, cid, now, tiebreak)
+                _write_load(conn, ns, new, old)
             # 3. inactive
             if change.inactive is not None:
                 inactive_agent, flag = change.inactive
@@ -936,25 +956,30 @@ class SQLiteStorage:
         return Applied(chat=chat, agent_id=agent_id, events=change.events)
 
     def _pick(
-        self, conn: sqlite3.Connection, claim: RankedClaim, chat_id: ChatId
-    ) -> tuple[AgentId, AgentLoad]:
+        self,
+        conn: sqlite3.Connection,
+        group: str,
+        ranking: Ranking,
+        excluded: frozenset[AgentId],
+        chat_id: ChatId,
+    ) -> AgentId:
         """The first eligible, non-excluded agent of the group by the ranking: one indexed
         ``ORDER BY … LIMIT 1`` (the excluded agents are skipped in the index walk)."""
-        order = self.database.rank_order(conn, claim.ranking)
-        skip = sorted(claim.excluded)
+        order = self.database.rank_order(conn, ranking)
+        skip = sorted(excluded)
         not_in = f" AND agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
         row = conn.execute(
             "SELECT agent_id FROM agent_ranks WHERE ns = ? AND grp = ? AND eligible = 1"
             f"{not_in} ORDER BY {order} LIMIT 1",
-            (self._namespace, claim.group, *skip),
+            (self._namespace, group, *skip),
         ).fetchone()
         if row is None:
-            raise PreconditionFailed("no_agent", chat_id)
+            raise PreconditionFailed("no_agent", chat_id, queue=group)
         agent_id = AgentId(row[0])
         load = _read_load(conn, self._namespace, agent_id)
         if load is None or not eligible(load):  # the index disagrees: never over the limit
             raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
-        return agent_id, load
+        return agent_id
 
     def aio(self) -> AsyncStorage:
         """The async face of this storage: the same database, calls run on a thread pool."""
