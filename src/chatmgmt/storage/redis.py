@@ -1,14 +1,25 @@
 """The Redis storage adapter: one tenant's state shared by many workers and machines.
 
 Install the extra: ``pip install chatmgmt[redis]`` (redis-py, sync and asyncio).
-:class:`RedisStorage` is the sync face, :class:`AsyncRedisStorage` the asyncio face; both run
-the same operations (one copy, in :class:`_Ops`: generators that yield Redis calls) and the same
-Lua scripts, so they differ only in how a call is made.
+:class:`RedisStorage` is the sync face, :class:`AsyncRedisStorage` the asyncio face. Both run
+the same operations (one copy, in :class:`_Ops`: generators that yield Redis calls) through a
+driver, and both faces are generated from one table of port methods (:data:`_PORTS`), so they
+differ only in how a call is made.
 
-**Atomicity.** Every mutating operation is one Lua script: the ranked claim (pick the first
-eligible agent from a sorted set and claim its slot), the checked claim, release, queue push
-and remove, the compare-and-set of chats and customers — and each script that takes events
-``XADD``\\ s them to the outbox stream itself, so a change and its events commit together.
+**Atomicity.** :meth:`RedisStorage.apply` is one Lua script per :class:`~chatmgmt.ports.Change`
+(``lua/apply.lua``): it checks every precondition (the chat's version, an empty queue, the
+claimed agent, or picks the agent of a ranked claim), and only then writes the release, the
+claim, the inactive move, the queue entries, the timers, the chat, its message, the sticky mark
+and the events (``XADD`` to the outbox stream) — all of it or nothing. Agent updates
+(:meth:`~chatmgmt.ports.AgentStore.put`) are one script with a compare-and-set on the agent's
+configuration version; customers likewise. The Lua lives in ``.lua`` files beside this module
+and implements the load rules of :mod:`chatmgmt.assignment._load`; a test pins it to them.
+
+**Ranked claims.** The plan names the agent it cannot know with
+:data:`~chatmgmt.ports.PICKED` (JSON ``"\\u0000picked"``); the script picks the first eligible
+agent of the group by the ranking's sorted set, not excluded, and substitutes the placeholder in
+the chat and event JSON it stores with the picked id. The Python side returns
+``change.bind(picked)``, which equals what was stored.
 
 **Key layout.** Every key of a tenant starts with ``cm:{<namespace>}:`` — the namespace is the
 Redis Cluster *hash tag*, so all of a tenant's keys live in one hash slot and every script
@@ -17,6 +28,12 @@ key names (namespace, skill group, agent, queue, chat and counter ids) are escap
 ``{``, ``}`` and ``:`` become ``%25``, ``%7B``, ``%7D``, ``%3A``), so no id can move a key to
 another slot or into another key's name; inside values and sorted-set members they are stored
 verbatim.
+
+**Data version.** ``cm:{<namespace>}:dv`` holds the version of the data layout
+(:data:`DATA_VERSION`), written by the first script that writes. A namespace holding another
+version is refused with :class:`~chatmgmt.errors.StorageError` (by every writing script, and
+once per storage object before its first read), so an older release never misreads or damages
+data a newer one wrote.
 
 **Ranking index.** For every (skill group, ranking) in use, a sorted set holds the eligible
 agents (ONLINE, below the limit). Members are the ranking's key encoded as fixed-width,
@@ -32,17 +49,30 @@ re-claims (``XCLAIM``) pending entries whose lease expired — leases are kept i
 the caller's clock (``now`` + ``lease_s``), so an injected clock works — then reads new entries
 with ``XREADGROUP``; :meth:`ack` is ``XACK`` + ``XDEL``. A dispatcher that dies leaves its
 pending entries to the next claim after the lease.
+
+**Redis Cluster.** Pass a ``redis.RedisCluster`` (or ``redis.asyncio.RedisCluster``) client, or
+a URL with :meth:`RedisStorage.cluster`. :meth:`RedisStorage.delete_namespace` scans every
+primary, every page.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from importlib import resources
 from typing import Any, TypeVar, cast
 
 import attrs
 
-from ..errors import ConflictError, NotFoundError, StorageError
+from ..errors import (
+    ConflictError,
+    NotFoundError,
+    PreconditionFailed,
+    StorageError,
+    ValidationError,
+)
 from ..model import (
     RANK_FIELDS,
     Agent,
@@ -58,30 +88,35 @@ from ..model import (
     Sticky,
     Timer,
 )
-from ..ports import Census, OutboxEntry
+from ..ports import (
+    AgentStore,
+    Applied,
+    AsyncAgentStore,
+    AsyncChatStore,
+    AsyncCustomerStore,
+    AsyncOutbox,
+    AsyncQueueStore,
+    AsyncRateCounter,
+    AsyncTimerStore,
+    Census,
+    Change,
+    ChatStore,
+    Claim,
+    CustomerStore,
+    Outbox,
+    OutboxEntry,
+    QueueStore,
+    RateCounter,
+    TimerStore,
+)
 from ._codec import decode, encode
 
-__all__ = [
-    "AsyncRedisAgentStore",
-    "AsyncRedisChatStore",
-    "AsyncRedisCustomerStore",
-    "AsyncRedisOutbox",
-    "AsyncRedisQueueStore",
-    "AsyncRedisRateCounter",
-    "AsyncRedisStorage",
-    "AsyncRedisTimerStore",
-    "RedisAgentStore",
-    "RedisChatStore",
-    "RedisCustomerStore",
-    "RedisOutbox",
-    "RedisQueueStore",
-    "RedisRateCounter",
-    "RedisStorage",
-    "RedisTimerStore",
-    "key_prefix",
-]
+__all__ = ["DATA_VERSION", "AsyncRedisStorage", "RedisStorage", "key_prefix"]
 
 _T = TypeVar("_T")
+
+DATA_VERSION = 1
+"""The version of the Redis data layout this release reads and writes."""
 
 # --------------------------------------------------------------------------- key layout
 
@@ -114,468 +149,58 @@ def _rid(ranking: Ranking) -> str:
     return "".join(parts)
 
 
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([\\*?\[\]])", r"\\\1", text)
+
+
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 _SEQ_WIDTH = 20  # queue and timer members start with a zero-padded insertion number
 
 # --------------------------------------------------------------------------- Lua
 
-_PRELUDE = r"""
-local P = KEYS[1]
-local function enc(s)
-  return (string.gsub(s, '[%%{}:]', function(c) return string.format('%%%02X', string.byte(c)) end))
-end
-local function xadd(first)
-  for i = first, #ARGV do redis.call('XADD', P .. ':ob', '*', 'e', ARGV[i]) end
-end
-local function encnum(v)
-  if v == 0 then v = 0 end
-  local s = struct.pack('>d', v)
-  local b1 = string.byte(s, 1)
-  if b1 >= 128 then
-    local t = {}
-    for i = 1, 8 do t[i] = string.char(255 - string.byte(s, i)) end
-    return table.concat(t)
-  end
-  return string.char(b1 + 128) .. string.sub(s, 2)
-end
-local specs = {}
-local function spec(rid)
-  local s = specs[rid]
-  if s then return s end
-  s = {}
-  for f, d in string.gmatch(rid, '([%a_]+)([%+%-])') do s[#s + 1] = {f, d == '-'} end
-  specs[rid] = s
-  return s
-end
-local function agent_state(akey)
-  local h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                       'id')
-  if not h[1] then return nil end
-  return {status = h[1], limit = tonumber(h[2]), tier = tonumber(h[3]), order = tonumber(h[4]),
-          last = tonumber(h[5]), idle = tonumber(h[6]), tb = tonumber(h[7]), id = h[8],
-          active = redis.call('SCARD', akey .. ':chats')}
-end
-local function eligible(a)
-  return a.status == 'online' and a.active < a.limit
-end
-local function rankvalue(a, f)
-  if f == 'active' then return a.active end
-  if f == 'saturation' then
-    if a.limit > 0 then return a.active / a.limit end
-    return 1.0
-  end
-  if f == 'free' then return math.max(0, a.limit - a.active) end
-  if f == 'last_assigned_at' then return a.last end
-  if f == 'idle_since' then return a.idle end
-  if f == 'tier' then return a.tier end
-  if f == 'account_order' then return a.order end
-  if f == 'tiebreak' then return a.tb end
-  error('unknown rank field ' .. f)
-end
-local function member(a, rid)
-  local parts = {}
-  for i, kd in ipairs(spec(rid)) do
-    local v = rankvalue(a, kd[1])
-    if kd[2] then v = -v end
-    parts[i] = encnum(v)
-  end
-  parts[#parts + 1] = a.id
-  return table.concat(parts)
-end
-local function census(a, groups, sign)
-  local cat = a.status
-  if cat == 'online' then
-    if a.active < a.limit then cat = 'eligible' else cat = 'full' end
-  end
-  for _, g in ipairs(groups) do
-    local ck = P .. ':cen:' .. g
-    redis.call('HINCRBY', ck, cat, sign)
-    if a.status == 'online' then
-      if a.limit > 0 then redis.call('HINCRBY', ck, 'capacity', sign * a.limit) end
-      if a.active > 0 then redis.call('HINCRBY', ck, 'load', sign * a.active) end
-    end
-  end
-end
-local function unindex(akey, groups)
-  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
-    local m = redis.call('HGET', akey, 'm:' .. rid)
-    if m then
-      for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, m) end
-      redis.call('HDEL', akey, 'm:' .. rid)
-    end
-  end
-end
-local function index(akey, a, groups)
-  if not eligible(a) then return end
-  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
-    local m = member(a, rid)
-    redis.call('HSET', akey, 'm:' .. rid, m)
-    for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, m) end
-  end
-end
-local function before(akey)
-  local a = agent_state(akey)
-  local groups = redis.call('SMEMBERS', akey .. ':groups')
-  census(a, groups, -1)
-  unindex(akey, groups)
-  return groups
-end
-local function after(akey, groups)
-  local a = agent_state(akey)
-  census(a, groups, 1)
-  index(akey, a, groups)
-end
-local function contrib(a)
-  local t = {}
-  local cat = a.status
-  if cat == 'online' then
-    if a.active < a.limit then cat = 'eligible' else cat = 'full' end
-    t.capacity = a.limit
-    t.load = a.active
-  end
-  t[cat] = 1
-  return t
-end
--- after a change of one agent's load (its groups unchanged): census deltas and index moves
-local function changed(akey, old)
-  local new = agent_state(akey)
-  local groups = redis.call('SMEMBERS', akey .. ':groups')
-  local d = {}
-  for k, v in pairs(contrib(old)) do d[k] = (d[k] or 0) - v end
-  for k, v in pairs(contrib(new)) do d[k] = (d[k] or 0) + v end
-  for _, g in ipairs(groups) do
-    local ck = P .. ':cen:' .. g
-    for k, v in pairs(d) do
-      if v ~= 0 then redis.call('HINCRBY', ck, k, v) end
-    end
-  end
-  local elig = eligible(new)
-  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
-    local om = redis.call('HGET', akey, 'm:' .. rid)
-    local nm = false
-    if elig then nm = member(new, rid) end
-    if om ~= nm then
-      if om then
-        for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, om) end
-      end
-      if nm then
-        redis.call('HSET', akey, 'm:' .. rid, nm)
-        for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, nm) end
-      else
-        redis.call('HDEL', akey, 'm:' .. rid)
-      end
-    end
-  end
-end
-local function do_claim(akey, a, chat, now, tb)
-  redis.call('SADD', akey .. ':chats', chat)
-  redis.call('HSET', akey, 'last', now, 'tb', tb)
-  changed(akey, a)
-end
-local function agent_reply(akey)
-  local h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb')
-  if not h[1] then return false end
-  return {h[1], h[2], h[3], h[4], redis.call('SMEMBERS', akey .. ':chats'),
-          redis.call('SMEMBERS', akey .. ':inactive')}
-end
-"""
+_SCRIPT_NAMES = (
+    "apply",
+    "agent_get",
+    "agent_list",
+    "agent_put",
+    "counter_hit",
+    "customer_create",
+    "customer_replace",
+    "data_version",
+    "outbox_ack",
+    "outbox_append",
+    "outbox_claim",
+    "queue_position",
+    "timer_cancel",
+    "timer_claim_due",
+)
 
-_SCRIPTS: dict[str, str] = {
-    # ARGV: partner_id, version, json, events...
-    "customer_create": r"""
-local v = redis.call('HGET', P .. ':cuv', ARGV[1])
-if v then return {0, v} end
-redis.call('HSET', P .. ':cuv', ARGV[1], ARGV[2])
-redis.call('HSET', P .. ':cu', ARGV[1], ARGV[3])
-xadd(4)
-return {1}
-""",
-    # ARGV: partner_id, version, json, expected, events...
-    "customer_replace": r"""
-local v = redis.call('HGET', P .. ':cuv', ARGV[1])
-if not v then return {-1} end
-if v ~= ARGV[4] then return {0, v} end
-redis.call('HSET', P .. ':cuv', ARGV[1], ARGV[2])
-redis.call('HSET', P .. ':cu', ARGV[1], ARGV[3])
-xadd(5)
-return {1}
-""",
-    # ARGV: aenc, id, json, status, limit, tier, order, now, tiebreak, ngroups, groups..., events
-    "agent_put": r"""
-local akey = P .. ':ag:' .. ARGV[1]
-local ngroups = tonumber(ARGV[10])
-if redis.call('EXISTS', akey) == 1 then
-  local old = before(akey)
-  for _, g in ipairs(old) do redis.call('SREM', P .. ':grp:' .. g, ARGV[1]) end
-  redis.call('DEL', akey .. ':groups')
-else
-  redis.call('HSET', akey, 'id', ARGV[2], 'last', '0.0', 'idle', ARGV[8], 'tb', ARGV[9])
-end
-redis.call('HSET', akey, 'agent', ARGV[3], 'status', ARGV[4], 'limit', ARGV[5],
-           'tier', ARGV[6], 'order', ARGV[7])
-local groups = {}
-for i = 1, ngroups do
-  local g = ARGV[10 + i]
-  groups[i] = g
-  redis.call('SADD', akey .. ':groups', g)
-  redis.call('SADD', P .. ':grp:' .. g, ARGV[1])
-end
-after(akey, groups)
-xadd(11 + ngroups)
-return agent_reply(akey)
-""",
-    # ARGV: aenc
-    "agent_get": r"""
-return agent_reply(P .. ':ag:' .. ARGV[1])
-""",
-    # ARGV: genc
-    "agent_list": r"""
-local out = {}
-for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:' .. ARGV[1])) do
-  local r = agent_reply(P .. ':ag:' .. aenc)
-  if r then out[#out + 1] = r end
-end
-return out
-""",
-    # ARGV: genc, rid, chat, now, tiebreak, excluded...
-    "agent_claim_ranked": r"""
-local rid = ARGV[2]
-if redis.call('SISMEMBER', P .. ':rankings', rid) == 0 then
-  redis.call('SADD', P .. ':rankings', rid)
-  for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
-    local akey = P .. ':ag:' .. aenc
-    local a = agent_state(akey)
-    if a and eligible(a) then
-      local m = member(a, rid)
-      redis.call('HSET', akey, 'm:' .. rid, m)
-      for _, g in ipairs(redis.call('SMEMBERS', akey .. ':groups')) do
-        redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, m)
-      end
-    end
-  end
-end
-local excluded = {}
-for i = 6, #ARGV do excluded[ARGV[i]] = true end
-local width = 8 * #spec(rid)
-local zkey = P .. ':rk:' .. ARGV[1] .. ':' .. rid
-local offset = 0
-while true do
-  local batch = redis.call('ZRANGE', zkey, offset, offset + 31)
-  if #batch == 0 then return false end
-  for _, m in ipairs(batch) do
-    local aid = string.sub(m, width + 1)
-    if not excluded[aid] then
-      local akey = P .. ':ag:' .. enc(aid)
-      local a = agent_state(akey)
-      if not a or not eligible(a) then
-        return redis.error_reply('ranking index out of step with agent ' .. aid)
-      end
-      do_claim(akey, a, ARGV[3], ARGV[4], ARGV[5])
-      return aid
-    end
-  end
-  offset = offset + 32
-end
-""",
-    # ARGV: aenc, chat, now, tiebreak
-    "agent_claim": r"""
-local akey = P .. ':ag:' .. ARGV[1]
-local a = agent_state(akey)
-if not a then return 0 end
-if redis.call('SISMEMBER', akey .. ':chats', ARGV[2]) == 1
-   or redis.call('SISMEMBER', akey .. ':inactive', ARGV[2]) == 1 then return 1 end
-if not eligible(a) then return 0 end
-do_claim(akey, a, ARGV[2], ARGV[3], ARGV[4])
-return 1
-""",
-    # ARGV: aenc, chat, now, tiebreak
-    "agent_release": r"""
-local akey = P .. ':ag:' .. ARGV[1]
-local a = agent_state(akey)
-if not a then return 0 end
-local c = redis.call('SREM', akey .. ':chats', ARGV[2])
-local i = redis.call('SREM', akey .. ':inactive', ARGV[2])
-if c == 0 and i == 0 then return 0 end
-if redis.call('SCARD', akey .. ':chats') == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
-  redis.call('HSET', akey, 'idle', ARGV[3], 'tb', ARGV[4])
-else
-  redis.call('HSET', akey, 'tb', ARGV[4])
-end
-changed(akey, a)
-return 1
-""",
-    # ARGV: aenc, chat, '1' (inactive) or '0'
-    "agent_set_inactive": r"""
-local akey = P .. ':ag:' .. ARGV[1]
-local a = agent_state(akey)
-if not a then return 0 end
-local from, to = ':chats', ':inactive'
-if ARGV[3] == '0' then from, to = ':inactive', ':chats' end
-if redis.call('SMOVE', akey .. from, akey .. to, ARGV[2]) == 0 then return 0 end
-changed(akey, a)
-return 1
-""",
-    # ARGV: id, json, version, state, events...
-    "chat_create": r"""
-local v = redis.call('HGET', P .. ':chv', ARGV[1])
-if v then return {0, v} end
-redis.call('HSET', P .. ':ch', ARGV[1], ARGV[2])
-redis.call('HSET', P .. ':chv', ARGV[1], ARGV[3])
-redis.call('HSET', P .. ':chs', ARGV[1], ARGV[4])
-local seq = redis.call('INCR', P .. ':chseq')
-redis.call('HSET', P .. ':cho', ARGV[1], seq)
-redis.call('ZADD', P .. ':chall', seq, ARGV[1])
-redis.call('ZADD', P .. ':chl:' .. ARGV[4], seq, ARGV[1])
-xadd(5)
-return {1}
-""",
-    # ARGV: id, json, version, state, expected, sticky partner id ('' none), sticky json,
-    # message chat id escaped ('' none), message json, events...
-    "chat_cas": r"""
-local v = redis.call('HGET', P .. ':chv', ARGV[1])
-if not v then return {-1} end
-if v ~= ARGV[5] then return {0, v} end
-redis.call('HSET', P .. ':ch', ARGV[1], ARGV[2])
-redis.call('HSET', P .. ':chv', ARGV[1], ARGV[3])
-local old = redis.call('HGET', P .. ':chs', ARGV[1])
-if old ~= ARGV[4] then
-  local seq = redis.call('HGET', P .. ':cho', ARGV[1])
-  redis.call('ZREM', P .. ':chl:' .. old, ARGV[1])
-  redis.call('ZADD', P .. ':chl:' .. ARGV[4], seq, ARGV[1])
-  redis.call('HSET', P .. ':chs', ARGV[1], ARGV[4])
-end
-if ARGV[6] ~= '' then redis.call('HSET', P .. ':st', ARGV[6], ARGV[7]) end
-if ARGV[8] ~= '' then redis.call('RPUSH', P .. ':msg:' .. ARGV[8], ARGV[9]) end
-xadd(10)
-return {1}
-""",
-    # ARGV: qenc, chat, score
-    "queue_push": r"""
-local mkey = P .. ':qm:' .. ARGV[1]
-if redis.call('HEXISTS', mkey, ARGV[2]) == 1 then return 0 end
-local seq = redis.call('INCR', P .. ':qseq')
-local m = string.format('%020d', seq) .. ARGV[2]
-redis.call('ZADD', P .. ':q:' .. ARGV[1], ARGV[3], m)
-redis.call('HSET', mkey, ARGV[2], m)
-return 1
-""",
-    # ARGV: qenc, chat
-    "queue_remove": r"""
-local mkey = P .. ':qm:' .. ARGV[1]
-local m = redis.call('HGET', mkey, ARGV[2])
-if not m then return 0 end
-redis.call('ZREM', P .. ':q:' .. ARGV[1], m)
-redis.call('HDEL', mkey, ARGV[2])
-return 1
-""",
-    # ARGV: qenc, chat
-    "queue_position": r"""
-local m = redis.call('HGET', P .. ':qm:' .. ARGV[1], ARGV[2])
-if not m then return false end
-return redis.call('ZRANK', P .. ':q:' .. ARGV[1], m)
-""",
-    # ARGV: events...
-    "outbox_append": r"""
-xadd(1)
-return 1
-""",
-    # ARGV: consumer, limit, now, lease_until
-    "outbox_claim": r"""
-local ob, lz = P .. ':ob', P .. ':ob:lease'
-redis.pcall('XGROUP', 'CREATE', ob, 'cm', '0', 'MKSTREAM')
-local consumer, limit, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local out = {}
-local start = '-'
-while #out < limit do
-  local rows = redis.call('XPENDING', ob, 'cm', start, '+', 100)
-  if #rows == 0 then break end
-  local ids, counts = {}, {}
-  for _, r in ipairs(rows) do
-    local lease = redis.call('ZSCORE', lz, r[1])
-    if (not lease) or tonumber(lease) <= now then
-      ids[#ids + 1] = r[1]
-      counts[r[1]] = r[4]
-      if #out + #ids >= limit then break end
-    end
-  end
-  if #ids > 0 then
-    for _, e in ipairs(redis.call('XCLAIM', ob, 'cm', consumer, 0, unpack(ids))) do
-      if e and e[2] then
-        redis.call('ZADD', lz, ARGV[4], e[1])
-        out[#out + 1] = {e[1], e[2][2], counts[e[1]] + 1}
-      end
-    end
-  end
-  if #rows < 100 then break end
-  start = '(' .. rows[#rows][1]
-end
-if #out < limit then
-  local res = redis.call('XREADGROUP', 'GROUP', 'cm', consumer, 'COUNT', limit - #out,
-                         'STREAMS', ob, '>')
-  if res then
-    for _, e in ipairs(res[1][2]) do
-      redis.call('ZADD', lz, ARGV[4], e[1])
-      out[#out + 1] = {e[1], e[2][2], 1}
-    end
-  end
-end
-return out
-""",
-    # ARGV: ids...
-    "outbox_ack": r"""
-local ob = P .. ':ob'
-redis.pcall('XGROUP', 'CREATE', ob, 'cm', '0', 'MKSTREAM')
-redis.call('XACK', ob, 'cm', unpack(ARGV))
-redis.call('XDEL', ob, unpack(ARGV))
-redis.call('ZREM', P .. ':ob:lease', unpack(ARGV))
-return 1
-""",
-    # ARGV: key, due_at, json
-    "timer_schedule": r"""
-local z, mh = P .. ':tm:z', P .. ':tm:m'
-local old = redis.call('HGET', mh, ARGV[1])
-if old then redis.call('ZREM', z, old) end
-local m = string.format('%020d', redis.call('INCR', P .. ':tm:seq')) .. ARGV[1]
-redis.call('ZADD', z, ARGV[2], m)
-redis.call('HSET', mh, ARGV[1], m)
-redis.call('HSET', P .. ':tm:d', ARGV[1], ARGV[3])
-return 1
-""",
-    # ARGV: key, due_at ('' for any)
-    "timer_cancel": r"""
-local z, mh = P .. ':tm:z', P .. ':tm:m'
-local m = redis.call('HGET', mh, ARGV[1])
-if not m then return 0 end
-if ARGV[2] ~= '' and tonumber(redis.call('ZSCORE', z, m)) ~= tonumber(ARGV[2]) then return 0 end
-redis.call('ZREM', z, m)
-redis.call('HDEL', mh, ARGV[1])
-redis.call('HDEL', P .. ':tm:d', ARGV[1])
-return 1
-""",
-    # ARGV: now, limit, lease_until
-    "timer_claim_due": r"""
-local z, mh, dh = P .. ':tm:z', P .. ':tm:m', P .. ':tm:d'
-local rows = redis.call('ZRANGEBYSCORE', z, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local out = {}
-for i = 1, #rows, 2 do
-  local key = string.sub(rows[i], 21)
-  out[#out + 1] = {redis.call('HGET', dh, key), rows[i + 1]}
-  redis.call('ZREM', z, rows[i])
-  local m = string.format('%020d', redis.call('INCR', P .. ':tm:seq')) .. key
-  redis.call('ZADD', z, ARGV[3], m)
-  redis.call('HSET', mh, key, m)
-end
-return out
-""",
-    # ARGV: kenc, now, cutoff
-    "counter_hit": r"""
-local k = P .. ':rc:' .. ARGV[1]
-redis.call('ZADD', k, ARGV[2], redis.call('INCR', P .. ':rc:seq'))
-redis.call('ZREMRANGEBYSCORE', k, '-inf', ARGV[3])
-return redis.call('ZCARD', k)
-""",
-}
-_FULL_SCRIPTS = {name: _PRELUDE + body for name, body in _SCRIPTS.items()}
+
+def lua_source(name: str) -> str:
+    """The text of one Lua file of this package (``lua/<name>.lua``)."""
+    return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text("utf-8")
+
+
+@functools.cache
+def _full_scripts() -> dict[str, str]:
+    head = f"local DATA_VERSION = {DATA_VERSION}\n" + lua_source("prelude") + "\n"
+    return {name: head + lua_source(name) for name in _SCRIPT_NAMES}
+
+
+_DV_MARK = "CHATMGMT_DATA_VERSION "
+
+
+def _data_version_error(namespace: str, exc: BaseException) -> StorageError | None:
+    text = str(exc)
+    at = text.find(_DV_MARK)
+    if at < 0:
+        return None
+    found = text[at + len(_DV_MARK) :].split()[0] if text[at + len(_DV_MARK) :].split() else "?"
+    return StorageError(
+        f"Redis namespace {namespace!r} holds data of version {found}; this release of chatmgmt "
+        f"reads version {DATA_VERSION} only: upgrade chatmgmt on every worker of this namespace "
+        "(or point this one at another namespace)"
+    )
 
 
 # --------------------------------------------------------------------------- operations
@@ -592,7 +217,14 @@ class _Call:
     args: tuple[Any, ...]
 
 
-_Cmd = _Script | _Call
+@attrs.frozen
+class _ScanDelete:
+    """Delete every key matching ``pattern`` on every primary (every SCAN page)."""
+
+    pattern: str
+
+
+_Cmd = _Script | _Call | _ScanDelete
 _Gen = Generator[_Cmd, Any, _T]
 
 
@@ -603,7 +235,7 @@ def _s(value: Any) -> str:
 
 
 def _load(reply: Any) -> AgentLoad:
-    agent_json, last, idle, tb, chats, inactive = reply
+    agent_json, last, idle, tb, chats, inactive, version = reply
     return AgentLoad(
         agent=decode(agent_json, Agent),
         chats=frozenset(ChatId(_s(c)) for c in chats),
@@ -611,15 +243,27 @@ def _load(reply: Any) -> AgentLoad:
         last_assigned_at=float(_s(last)),
         idle_since=float(_s(idle)),
         tiebreak=float(_s(tb)),
+        version=int(_s(version)),
     )
 
 
-def _events(events: Sequence[Event]) -> tuple[str, ...]:
+def _events(events: Any) -> tuple[str, ...]:
     return tuple(encode(e) for e in events)
 
 
+def _version(raw: Any) -> int | None:
+    return None if raw is None or raw is False else int(_s(raw))
+
+
+_CENSUS_FIELDS = tuple(a.name for a in attrs.fields(Census))
+
+
 class _Ops:
-    """Every storage operation of one namespace, as a generator of Redis calls."""
+    """Every storage operation of one namespace, as a generator of Redis calls.
+
+    Methods are named ``<port>_<method>`` with the port method's parameters and defaults; the
+    faces are generated from them (:data:`_PORTS`).
+    """
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
@@ -628,12 +272,80 @@ class _Ops:
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
+    # the unit of work
+    def apply(self, change: Change) -> _Gen[Applied]:
+        """See :meth:`chatmgmt.ports.Storage.apply` (one Lua script)."""
+        _check_change(change)
+        chat_id = change.chat_id
+        plan: dict[str, Any] = {
+            "id": chat_id,
+            "now": _num(change.now),
+            "tb": _num(change.tiebreak),
+        }
+        if change.expected_version is not None:
+            plan["exp"] = str(int(change.expected_version))
+        chat = change.chat
+        if chat is not None:
+            plan["ver"] = str(int(chat.version))
+            plan["state"] = ChatState(chat.state).value
+        claim = change.claim
+        if isinstance(claim, Claim):
+            plan["claim"] = {"a": claim.agent_id, "f": claim.force}
+        elif claim is not None:
+            plan["claim"] = {
+                "g": _enc(claim.group),
+                "r": _rid(claim.ranking),
+                "x": sorted(claim.excluded),
+                "t": not claim.hold,
+            }
+        if change.release is not None:
+            plan["rel"] = change.release
+        if change.inactive is not None:
+            aid, flag = change.inactive
+            plan["inact"] = [aid, "1" if flag else "0"]
+        if change.require_empty is not None:
+            plan["empty"] = _enc(change.require_empty)
+        if change.remove:
+            plan["rm"] = [_enc(q) for q in change.remove]
+        if change.push is not None:
+            plan["push"] = [_enc(change.push.queue), _num(change.push.score)]
+        if change.cancel:
+            plan["cancel"] = list(change.cancel)
+        if change.schedule:
+            plan["sched"] = [[t.key, _num(t.due_at)] for t in change.schedule]
+        if change.message is not None:
+            plan["msg"] = True
+        if change.sticky is not None:
+            plan["sticky"] = change.sticky.partner_id
+        reply = yield _Script(
+            "apply",
+            (
+                json.dumps(plan, ensure_ascii=False, separators=(",", ":")),
+                "" if chat is None else encode(chat),
+                "" if change.message is None else encode(change.message),
+                "" if change.sticky is None else encode(change.sticky),
+                *(encode(t) for t in change.schedule),
+                *_events(change.events),
+            ),
+        )
+        if int(reply[0]) == 0:
+            raise _refusal(change, _s(reply[1]), reply[3])
+        if claim is None:
+            return Applied(chat, None, change.events)
+        if isinstance(claim, Claim):
+            return Applied(chat, claim.agent_id, change.events)
+        picked = AgentId(_s(reply[1]))
+        bound = change.bind(picked)
+        return Applied(bound.chat, picked, bound.events)
+
     # customers
-    def customer_get(self, partner_id: str) -> _Gen[Customer | None]:
+    def customers_get(self, partner_id: str) -> _Gen[Customer | None]:
+        """See :meth:`chatmgmt.ports.CustomerStore.get`."""
         raw = yield _Call(("HGET", self.key("cu"), partner_id))
         return None if raw is None else decode(raw, Customer)
 
-    def customer_create(self, customer: Customer, events: Sequence[Event]) -> _Gen[None]:
+    def customers_create(self, customer: Customer, events: Any = ()) -> _Gen[None]:
+        """See :meth:`chatmgmt.ports.CustomerStore.create`."""
         reply = yield _Script(
             "customer_create",
             (customer.partner_id, str(customer.version), encode(customer), *_events(events)),
@@ -641,16 +353,17 @@ class _Ops:
         if int(reply[0]) == 0:
             raise ConflictError("customer", customer.partner_id, None, int(_s(reply[1])))
 
-    def customer_replace(
-        self, customer: Customer, expected: int, events: Sequence[Event]
+    def customers_replace(
+        self, customer: Customer, expected_version: int, events: Any = ()
     ) -> _Gen[None]:
+        """See :meth:`chatmgmt.ports.CustomerStore.replace`."""
         reply = yield _Script(
             "customer_replace",
             (
                 customer.partner_id,
                 str(customer.version),
                 encode(customer),
-                str(int(expected)),
+                str(int(expected_version)),
                 *_events(events),
             ),
         )
@@ -658,12 +371,20 @@ class _Ops:
         if status == -1:
             raise NotFoundError("customer", customer.partner_id)
         if status == 0:
-            raise ConflictError("customer", customer.partner_id, expected, int(_s(reply[1])))
+            raise ConflictError(
+                "customer", customer.partner_id, expected_version, int(_s(reply[1]))
+            )
 
     # agents
-    def agent_put(
-        self, agent: Agent, now: float, events: Sequence[Event], tiebreak: float
+    def agents_put(
+        self,
+        agent: Agent,
+        now: float,
+        events: Any = (),
+        tiebreak: float = 0.0,
+        expected_version: int | None = None,
     ) -> _Gen[AgentLoad]:
+        """See :meth:`chatmgmt.ports.AgentStore.put` (compare-and-set in the script)."""
         groups = sorted({_enc(g) for g in agent.skill_groups} | {""})
         reply = yield _Script(
             "agent_put",
@@ -677,116 +398,49 @@ class _Ops:
                 str(agent.account_order),
                 _num(now),
                 _num(tiebreak),
+                "" if expected_version is None else str(int(expected_version)),
                 str(len(groups)),
                 *groups,
                 *_events(events),
             ),
         )
-        return _load(reply)
+        if int(reply[0]) == 0:
+            raise ConflictError("agent", agent.id, expected_version, _version(reply[1]))
+        return _load(reply[1])
 
-    def agent_census(self, group: str) -> _Gen[Census]:
+    def agents_census(self, group: str) -> _Gen[Census]:
+        """See :meth:`chatmgmt.ports.AgentStore.census` (one hash read)."""
         raw = yield _Call(("HGETALL", self.key("cen", _enc(group))))
         counts = {_s(k): int(_s(v)) for k, v in (raw or {}).items()}
         return Census(**{f: counts.get(f, 0) for f in _CENSUS_FIELDS})
 
-    def agent_get(self, agent_id: str) -> _Gen[AgentLoad | None]:
+    def agents_get(self, agent_id: str) -> _Gen[AgentLoad | None]:
+        """See :meth:`chatmgmt.ports.AgentStore.get`."""
         reply = yield _Script("agent_get", (_enc(agent_id),))
         return None if not reply else _load(reply)
 
-    def agent_list(self, group: str | None) -> _Gen[list[AgentLoad]]:
+    def agents_list(self, group: str | None = None) -> _Gen[list[AgentLoad]]:
+        """See :meth:`chatmgmt.ports.AgentStore.list`."""
         reply = yield _Script("agent_list", (_enc(group or ""),))
         loads = [_load(r) for r in reply]
         loads.sort(key=lambda ld: (ld.agent.account_order, ld.agent.id))
         return loads
 
-    def agent_claim_ranked(
-        self,
-        group: str,
-        ranking: Ranking,
-        chat_id: str,
-        excluded: frozenset[AgentId],
-        now: float,
-        tiebreak: float,
-    ) -> _Gen[AgentId | None]:
-        reply = yield _Script(
-            "agent_claim_ranked",
-            (_enc(group), _rid(ranking), chat_id, _num(now), _num(tiebreak), *sorted(excluded)),
-        )
-        return None if not reply else AgentId(_s(reply))
-
-    def agent_claim(self, agent_id: str, chat_id: str, now: float, tiebreak: float) -> _Gen[bool]:
-        reply = yield _Script("agent_claim", (_enc(agent_id), chat_id, _num(now), _num(tiebreak)))
-        return bool(int(reply))
-
-    def agent_release(self, agent_id: str, chat_id: str, now: float, tiebreak: float) -> _Gen[bool]:
-        reply = yield _Script("agent_release", (_enc(agent_id), chat_id, _num(now), _num(tiebreak)))
-        return bool(int(reply))
-
-    def agent_set_inactive(self, agent_id: str, chat_id: str, inactive: bool) -> _Gen[None]:
-        yield _Script("agent_set_inactive", (_enc(agent_id), chat_id, "1" if inactive else "0"))
-
     # chats
-    def chat_get(self, chat_id: str) -> _Gen[Chat | None]:
+    def chats_get(self, chat_id: str) -> _Gen[Chat | None]:
+        """See :meth:`chatmgmt.ports.ChatStore.get`."""
         raw = yield _Call(("HGET", self.key("ch"), chat_id))
         return None if raw is None else decode(raw, Chat)
 
-    def chat_create(self, chat: Chat, events: Sequence[Event]) -> _Gen[None]:
-        reply = yield _Script(
-            "chat_create",
-            (chat.id, encode(chat), str(chat.version), chat.state.value, *_events(events)),
-        )
-        if int(reply[0]) == 0:
-            raise ConflictError("chat", chat.id, None, int(_s(reply[1])))
-
-    def _chat_cas(
-        self,
-        chat: Chat,
-        expected: int,
-        events: Sequence[Event],
-        sticky: Sticky | None,
-        message: Message | None,
-    ) -> _Gen[None]:
-        reply = yield _Script(
-            "chat_cas",
-            (
-                chat.id,
-                encode(chat),
-                str(chat.version),
-                chat.state.value,
-                str(int(expected)),
-                "" if sticky is None else sticky.partner_id,
-                "" if sticky is None else encode(sticky),
-                "" if message is None else _enc(chat.id),
-                "" if message is None else encode(message),
-                *_events(events),
-            ),
-        )
-        status = int(reply[0])
-        if status == -1:
-            raise NotFoundError("chat", chat.id)
-        if status == 0:
-            raise ConflictError("chat", chat.id, expected, int(_s(reply[1])))
-
-    def chat_replace(
-        self, chat: Chat, expected: int, events: Sequence[Event], sticky: Sticky | None
-    ) -> _Gen[None]:
-        return (yield from self._chat_cas(chat, expected, events, sticky, None))
-
-    def chat_append_message(
-        self,
-        message: Message,
-        chat: Chat,
-        expected: int,
-        events: Sequence[Event],
-        sticky: Sticky | None,
-    ) -> _Gen[None]:
-        return (yield from self._chat_cas(chat, expected, events, sticky, message))
-
-    def chat_messages(self, chat_id: str) -> _Gen[list[Message]]:
+    def chats_messages(self, chat_id: str) -> _Gen[list[Message]]:
+        """See :meth:`chatmgmt.ports.ChatStore.messages`."""
         raw = yield _Call(("LRANGE", self.key("msg", _enc(chat_id)), 0, -1))
         return [decode(r, Message) for r in raw]
 
-    def chat_list(self, state: ChatState | None, agent_id: str | None) -> _Gen[list[Chat]]:
+    def chats_list(
+        self, state: ChatState | None = None, agent_id: str | None = None
+    ) -> _Gen[list[Chat]]:
+        """See :meth:`chatmgmt.ports.ChatStore.list` (paged reads, in creation order)."""
         index = self.key("chall") if state is None else self.key("chl", ChatState(state).value)
         out: list[Chat] = []
         start = 0
@@ -808,19 +462,14 @@ class _Ops:
                 return out
             start += page
 
-    def chat_sticky(self, partner_id: str) -> _Gen[Sticky | None]:
+    def chats_sticky(self, partner_id: str) -> _Gen[Sticky | None]:
+        """See :meth:`chatmgmt.ports.ChatStore.sticky`."""
         raw = yield _Call(("HGET", self.key("st"), partner_id))
         return None if raw is None else decode(raw, Sticky)
 
     # queues
-    def queue_push(self, queue: str, chat_id: str, score: float) -> _Gen[None]:
-        yield _Script("queue_push", (_enc(queue), chat_id, _num(score)))
-
-    def queue_remove(self, queue: str, chat_id: str) -> _Gen[bool]:
-        reply = yield _Script("queue_remove", (_enc(queue), chat_id))
-        return bool(int(reply))
-
-    def queue_peek(self, queue: str, limit: int) -> _Gen[list[tuple[ChatId, float]]]:
+    def queues_peek(self, queue: str, limit: int) -> _Gen[list[tuple[ChatId, float]]]:
+        """See :meth:`chatmgmt.ports.QueueStore.peek`."""
         if limit <= 0:
             return []
         raw = yield _Call(("ZRANGE", self.key("q", _enc(queue)), 0, limit - 1, "WITHSCORES"))
@@ -828,22 +477,26 @@ class _Ops:
             raw = list(zip(raw[::2], raw[1::2], strict=True))
         return [(ChatId(_s(m)[_SEQ_WIDTH:]), float(_s(score))) for m, score in raw]
 
-    def queue_position(self, queue: str, chat_id: str) -> _Gen[int | None]:
+    def queues_position(self, queue: str, chat_id: str) -> _Gen[int | None]:
+        """See :meth:`chatmgmt.ports.QueueStore.position`."""
         reply = yield _Script("queue_position", (_enc(queue), chat_id))
         return None if reply is None else int(reply)
 
-    def queue_length(self, queue: str) -> _Gen[int]:
+    def queues_length(self, queue: str) -> _Gen[int]:
+        """See :meth:`chatmgmt.ports.QueueStore.length`."""
         reply = yield _Call(("ZCARD", self.key("q", _enc(queue))))
         return int(reply)
 
     # outbox
-    def outbox_append(self, events: Sequence[Event]) -> _Gen[None]:
+    def outbox_append(self, events: Any) -> _Gen[None]:
+        """See :meth:`chatmgmt.ports.Outbox.append`."""
         if events:
             yield _Script("outbox_append", _events(events))
 
     def outbox_claim(
         self, consumer: str, limit: int, now: float, lease_s: float
     ) -> _Gen[list[OutboxEntry]]:
+        """See :meth:`chatmgmt.ports.Outbox.claim`."""
         if limit <= 0:
             return []
         reply = yield _Script(
@@ -851,33 +504,36 @@ class _Ops:
         )
         return [OutboxEntry(_s(r[0]), decode(r[1], Event), int(r[2])) for r in reply]
 
-    def outbox_ack(self, entry_ids: Sequence[str]) -> _Gen[None]:
+    def outbox_ack(self, entry_ids: Any) -> _Gen[None]:
+        """See :meth:`chatmgmt.ports.Outbox.ack`."""
         ids = tuple(e for e in entry_ids if isinstance(e, str) and _STREAM_ID.match(e))
         if ids:
             yield _Script("outbox_ack", ids)
 
     def outbox_pending(self) -> _Gen[int]:
+        """See :meth:`chatmgmt.ports.Outbox.pending`."""
         reply = yield _Call(("XLEN", self.key("ob")))
         return int(reply)
 
     def outbox_events(self) -> _Gen[list[Event]]:
+        """Every unacknowledged event, oldest first (a testing convenience)."""
         raw = yield _Call(("XRANGE", self.key("ob"), "-", "+"))
         return [decode(fields[b"e" if b"e" in fields else "e"], Event) for _id, fields in raw]
 
     # timers
-    def timer_schedule(self, timer: Timer) -> _Gen[None]:
-        yield _Script("timer_schedule", (timer.key, _num(timer.due_at), encode(timer)))
-
-    def timer_cancel(self, key: str, due_at: float | None) -> _Gen[None]:
+    def timers_cancel(self, key: str, due_at: float | None = None) -> _Gen[None]:
+        """See :meth:`chatmgmt.ports.TimerStore.cancel`."""
         yield _Script("timer_cancel", (key, "" if due_at is None else _num(due_at)))
 
-    def timer_claim_due(self, now: float, limit: int, lease_s: float) -> _Gen[list[Timer]]:
+    def timers_claim_due(self, now: float, limit: int, lease_s: float) -> _Gen[list[Timer]]:
+        """See :meth:`chatmgmt.ports.TimerStore.claim_due`."""
         if limit <= 0:
             return []
         reply = yield _Script("timer_claim_due", (_num(now), str(int(limit)), _num(now + lease_s)))
         return [attrs.evolve(decode(r[0], Timer), due_at=float(_s(r[1]))) for r in reply]
 
-    def timer_get(self, key: str) -> _Gen[Timer | None]:
+    def timers_get(self, key: str) -> _Gen[Timer | None]:
+        """The timer with ``key``, or None (a testing convenience)."""
         member = yield _Call(("HGET", self.key("tm", "m"), key))
         if member is None:
             return None
@@ -888,28 +544,49 @@ class _Ops:
         return attrs.evolve(decode(raw, Timer), due_at=float(_s(score)))
 
     # counters
-    def counter_hit(self, key: str, now: float, window_s: float) -> _Gen[int]:
+    def counters_hit(self, key: str, now: float, window_s: float) -> _Gen[int]:
+        """See :meth:`chatmgmt.ports.RateCounter.hit`."""
         reply = yield _Script("counter_hit", (_enc(key), _num(now), _num(now - window_s)))
         return int(reply)
 
     # maintenance
     def delete_namespace(self) -> _Gen[int]:
-        pattern = _glob_escape(self.prefix) + ":*"
-        deleted = 0
-        cursor: Any = 0
-        while True:
-            cursor, keys = yield _Call(("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))
-            if keys:
-                deleted += int((yield _Call(("DEL", *keys))))
-            if int(cursor) == 0:
-                return deleted
+        """Delete every key of the namespace; returns how many."""
+        return int((yield _ScanDelete(_glob_escape(self.prefix) + ":*")))
 
 
-_CENSUS_FIELDS = tuple(a.name for a in attrs.fields(Census))
+def _check_change(change: Change) -> None:
+    """Refuse a malformed change before it reaches Redis."""
+    chat = change.chat
+    if chat is None:
+        if change.expected_version is None:
+            raise ValidationError(f"change of chat {change.chat_id!r}: creates no chat")
+        return
+    if chat.id != change.chat_id:
+        raise ValidationError(f"change of chat {change.chat_id!r} carries chat {chat.id!r}")
+    want = 0 if change.expected_version is None else change.expected_version + 1
+    if chat.version != want:
+        raise ValidationError(
+            f"change of chat {change.chat_id!r}: chat.version must be {want}, got {chat.version}"
+        )
 
 
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([\\*?\[\]])", r"\\\1", text)
+def _refusal(change: Change, reason: str, actual: Any) -> PreconditionFailed:
+    chat_id = change.chat_id
+    if reason == "exists":
+        return PreconditionFailed(reason, chat_id, None, _version(actual))
+    if reason in ("missing", "version"):
+        return PreconditionFailed(reason, chat_id, change.expected_version, _version(actual))
+    if reason == "queue_not_empty":
+        return PreconditionFailed(reason, chat_id, queue=change.require_empty)
+    claim = change.claim
+    if reason == "agent_unavailable" and isinstance(claim, Claim):
+        return PreconditionFailed(reason, chat_id, agent_id=claim.agent_id)
+    if reason == "no_agent" and claim is not None and not isinstance(claim, Claim):
+        return PreconditionFailed(reason, chat_id, queue=claim.group)
+    raise StorageError(
+        f"the apply script refused chat {chat_id!r} for an unknown reason {reason!r}"
+    )
 
 
 # --------------------------------------------------------------------------- drivers
@@ -931,6 +608,19 @@ def _connect_async(client_or_url: Any) -> tuple[Any, bool]:
     return client_or_url, False
 
 
+def _primaries(client: Any) -> list[Any] | None:
+    """The primary nodes of a cluster client; None for a single server."""
+    get = getattr(client, "get_primaries", None)
+    return None if get is None else list(get())
+
+
+def _scan_reply(reply: Any) -> tuple[int, list[Any]]:
+    if isinstance(reply, dict):  # a cluster client answering for one node: {node: reply}
+        (reply,) = reply.values()
+    cursor, keys = reply
+    return int(cursor), list(keys)
+
+
 class _SyncDriver:
     """Runs generators of Redis commands against a sync client (shared with the webhook
     delivery store, which brings its own scripts)."""
@@ -938,22 +628,57 @@ class _SyncDriver:
     def __init__(self, client: Any, ops: Any, scripts: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.ops = ops
-        source = scripts if scripts is not None else _FULL_SCRIPTS
+        source = scripts if scripts is not None else _full_scripts()
         self.scripts = {name: client.register_script(body) for name, body in source.items()}
+        self._unchecked = "data_version" in self.scripts
+        self._cluster = hasattr(client, "get_primaries")
 
     def run(self, gen: Generator[Any, Any, _T]) -> _T:
+        """Run ``gen`` to its end, answering each command it yields; return its value."""
         keys = [self.ops.prefix]
         try:
+            if self._unchecked:
+                self.scripts["data_version"](keys=keys, args=())
+                self._unchecked = False
             cmd = next(gen)
             while True:
-                name = getattr(cmd, "name", None)  # a script call; else a plain command
-                if name is not None:
+                if isinstance(cmd, _ScanDelete):
+                    result: Any = self._scan_delete(cmd.pattern)
+                elif (name := getattr(cmd, "name", None)) is not None:  # a script
                     result = self.scripts[name](keys=keys, args=cmd.args)
                 else:
                     result = self.client.execute_command(*cmd.args)
                 cmd = gen.send(result)
         except StopIteration as stop:
             return cast(_T, stop.value)
+        except StorageError:
+            raise
+        except Exception as exc:
+            refused = _data_version_error(getattr(self.ops, "namespace", "?"), exc)
+            if refused is not None:
+                raise refused from exc
+            raise
+
+    def _delete(self, keys: list[Any]) -> Any:
+        if self._cluster:  # redis-py splits a multi-key DEL by slot
+            return self.client.delete(*keys)
+        return self.client.execute_command("DEL", *keys)
+
+    def _scan_delete(self, pattern: str) -> int:
+        deleted = 0
+        for node in (_primaries(self.client) or [None]) if self._cluster else [None]:
+            extra = {} if node is None else {"target_nodes": node}
+            cursor = 0
+            while True:
+                reply = self.client.execute_command(
+                    "SCAN", cursor, "MATCH", pattern, "COUNT", 1000, **extra
+                )
+                cursor, keys = _scan_reply(reply)
+                if keys:
+                    deleted += int(self._delete(keys))
+                if cursor == 0:
+                    break
+        return deleted
 
 
 class _AsyncDriver:
@@ -962,218 +687,116 @@ class _AsyncDriver:
     def __init__(self, client: Any, ops: Any, scripts: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.ops = ops
-        source = scripts if scripts is not None else _FULL_SCRIPTS
+        source = scripts if scripts is not None else _full_scripts()
         self.scripts = {name: client.register_script(body) for name, body in source.items()}
+        self._unchecked = "data_version" in self.scripts
+        self._cluster = hasattr(client, "get_primaries")
 
     async def run(self, gen: Generator[Any, Any, _T]) -> _T:
+        """Run ``gen`` to its end, answering each command it yields; return its value."""
         keys = [self.ops.prefix]
         try:
+            if self._unchecked:
+                await self.scripts["data_version"](keys=keys, args=())
+                self._unchecked = False
             cmd = next(gen)
             while True:
-                name = getattr(cmd, "name", None)
-                if name is not None:
+                if isinstance(cmd, _ScanDelete):
+                    result: Any = await self._scan_delete(cmd.pattern)
+                elif (name := getattr(cmd, "name", None)) is not None:
                     result = await self.scripts[name](keys=keys, args=cmd.args)
                 else:
                     result = await self.client.execute_command(*cmd.args)
                 cmd = gen.send(result)
         except StopIteration as stop:
             return cast(_T, stop.value)
+        except StorageError:
+            raise
+        except Exception as exc:
+            refused = _data_version_error(getattr(self.ops, "namespace", "?"), exc)
+            if refused is not None:
+                raise refused from exc
+            raise
+
+    async def _delete(self, keys: list[Any]) -> Any:
+        if self._cluster:
+            return await self.client.delete(*keys)
+        return await self.client.execute_command("DEL", *keys)
+
+    async def _scan_delete(self, pattern: str) -> int:
+        deleted = 0
+        for node in (_primaries(self.client) or [None]) if self._cluster else [None]:
+            extra = {} if node is None else {"target_nodes": node}
+            cursor = 0
+            while True:
+                reply = await self.client.execute_command(
+                    "SCAN", cursor, "MATCH", pattern, "COUNT", 1000, **extra
+                )
+                cursor, keys = _scan_reply(reply)
+                if keys:
+                    deleted += int(await self._delete(keys))
+                if cursor == 0:
+                    break
+        return deleted
 
 
-# --------------------------------------------------------------------------- sync ports
+# --------------------------------------------------------------------------- the faces
+
+_PORTS: dict[str, tuple[str, ...]] = {
+    "customers": ("get", "create", "replace"),
+    "agents": ("put", "census", "get", "list"),
+    "chats": ("get", "messages", "list", "sticky"),
+    "queues": ("peek", "position", "length"),
+    "outbox": ("append", "claim", "ack", "pending", "events"),
+    "timers": ("cancel", "claim_due", "get"),
+    "counters": ("hit",),
+}
+"""The one table both faces are generated from: each port's methods, each running the
+:class:`_Ops` generator ``<port>_<method>`` (same parameters and defaults as the port)."""
 
 
-class _SyncPort:
-    def __init__(self, driver: _SyncDriver) -> None:
-        self._d = driver
-        self._o: _Ops = driver.ops
+class _Port:
+    """One port of a Redis storage face; its methods are generated from :data:`_PORTS`."""
+
+    def __init__(self, name: str, methods: Mapping[str, Callable[..., Any]]) -> None:
+        self._name = name
+        self.__dict__.update(methods)
+
+    def __repr__(self) -> str:
+        return f"<Redis {self._name} port>"
 
 
-class RedisCustomerStore(_SyncPort):
-    """Redis :class:`~chatmgmt.ports.CustomerStore`."""
+def _sync_method(driver: _SyncDriver, op: Callable[..., _Gen[Any]]) -> Callable[..., Any]:
+    @functools.wraps(op)
+    def method(*args: Any, **kwargs: Any) -> Any:
+        return driver.run(op(*args, **kwargs))
 
-    def get(self, partner_id: str) -> Customer | None:
-        """See the port."""
-        return self._d.run(self._o.customer_get(partner_id))
-
-    def create(self, customer: Customer, events: Sequence[Event] = ()) -> None:
-        """See the port."""
-        self._d.run(self._o.customer_create(customer, events))
-
-    def replace(
-        self, customer: Customer, expected_version: int, events: Sequence[Event] = ()
-    ) -> None:
-        """See the port."""
-        self._d.run(self._o.customer_replace(customer, expected_version, events))
+    return method
 
 
-class RedisAgentStore(_SyncPort):
-    """Redis :class:`~chatmgmt.ports.AgentStore`: sorted-set ranking indexes, Lua claims."""
+def _async_method(
+    driver: _AsyncDriver, op: Callable[..., _Gen[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(op)
+    async def method(*args: Any, **kwargs: Any) -> Any:
+        return await driver.run(op(*args, **kwargs))
 
-    def put(
-        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
-    ) -> AgentLoad:
-        """See the port."""
-        return self._d.run(self._o.agent_put(agent, now, events, tiebreak))
-
-    def census(self, group: str) -> Census:
-        """See the port (one hash read)."""
-        return self._d.run(self._o.agent_census(group))
-
-    def get(self, agent_id: AgentId) -> AgentLoad | None:
-        """See the port."""
-        return self._d.run(self._o.agent_get(agent_id))
-
-    def list(self, group: str | None = None) -> list[AgentLoad]:
-        """See the port."""
-        return self._d.run(self._o.agent_list(group))
-
-    def claim_ranked(
-        self,
-        group: str,
-        ranking: Ranking,
-        chat_id: ChatId,
-        excluded: frozenset[AgentId],
-        now: float,
-        tiebreak: float,
-    ) -> AgentId | None:
-        """See the port (one Lua script over the group's sorted set)."""
-        return self._d.run(
-            self._o.agent_claim_ranked(group, ranking, chat_id, excluded, now, tiebreak)
-        )
-
-    def claim(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """See the port."""
-        return self._d.run(self._o.agent_claim(agent_id, chat_id, now, tiebreak))
-
-    def release(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """See the port."""
-        return self._d.run(self._o.agent_release(agent_id, chat_id, now, tiebreak))
-
-    def set_inactive(self, agent_id: AgentId, chat_id: ChatId, inactive: bool) -> None:
-        """See the port."""
-        self._d.run(self._o.agent_set_inactive(agent_id, chat_id, inactive))
+    return method
 
 
-class RedisChatStore(_SyncPort):
-    """Redis :class:`~chatmgmt.ports.ChatStore` (compare-and-set in Lua)."""
-
-    def get(self, chat_id: ChatId) -> Chat | None:
-        """See the port."""
-        return self._d.run(self._o.chat_get(chat_id))
-
-    def create(self, chat: Chat, events: Sequence[Event] = ()) -> None:
-        """See the port."""
-        self._d.run(self._o.chat_create(chat, events))
-
-    def replace(
-        self,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See the port."""
-        self._d.run(self._o.chat_replace(chat, expected_version, events, sticky))
-
-    def append_message(
-        self,
-        message: Message,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See the port."""
-        self._d.run(self._o.chat_append_message(message, chat, expected_version, events, sticky))
-
-    def messages(self, chat_id: ChatId) -> list[Message]:
-        """See the port."""
-        return self._d.run(self._o.chat_messages(chat_id))
-
-    def list(self, state: ChatState | None = None, agent_id: AgentId | None = None) -> list[Chat]:
-        """See the port (paged reads, in creation order)."""
-        return self._d.run(self._o.chat_list(state, agent_id))
-
-    def sticky(self, partner_id: str) -> Sticky | None:
-        """See the port."""
-        return self._d.run(self._o.chat_sticky(partner_id))
+def _ports(
+    ops: _Ops, wrap: Callable[[Callable[..., _Gen[Any]]], Callable[..., Any]]
+) -> dict[str, _Port]:
+    return {
+        port: _Port(port, {m: wrap(getattr(ops, f"{port}_{m}")) for m in methods})
+        for port, methods in _PORTS.items()
+    }
 
 
-class RedisQueueStore(_SyncPort):
-    """Redis :class:`~chatmgmt.ports.QueueStore` (a sorted set per queue)."""
-
-    def push(self, queue: str, chat_id: ChatId, score: float) -> None:
-        """See the port."""
-        self._d.run(self._o.queue_push(queue, chat_id, score))
-
-    def remove(self, queue: str, chat_id: ChatId) -> bool:
-        """See the port."""
-        return self._d.run(self._o.queue_remove(queue, chat_id))
-
-    def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
-        """See the port."""
-        return self._d.run(self._o.queue_peek(queue, limit))
-
-    def position(self, queue: str, chat_id: ChatId) -> int | None:
-        """See the port."""
-        return self._d.run(self._o.queue_position(queue, chat_id))
-
-    def length(self, queue: str) -> int:
-        """See the port."""
-        return self._d.run(self._o.queue_length(queue))
-
-
-class RedisOutbox(_SyncPort):
-    """Redis :class:`~chatmgmt.ports.Outbox`: a stream with a consumer group and leases."""
-
-    def append(self, events: Sequence[Event]) -> None:
-        """See the port."""
-        self._d.run(self._o.outbox_append(events))
-
-    def claim(self, consumer: str, limit: int, now: float, lease_s: float) -> list[OutboxEntry]:
-        """See the port."""
-        return self._d.run(self._o.outbox_claim(consumer, limit, now, lease_s))
-
-    def ack(self, entry_ids: Sequence[str]) -> None:
-        """See the port."""
-        self._d.run(self._o.outbox_ack(entry_ids))
-
-    def pending(self) -> int:
-        """See the port."""
-        return self._d.run(self._o.outbox_pending())
-
-    def events(self) -> list[Event]:
-        """Every unacknowledged event, oldest first (a testing convenience)."""
-        return self._d.run(self._o.outbox_events())
-
-
-class RedisTimerStore(_SyncPort):
-    """Redis :class:`~chatmgmt.ports.TimerStore` (a sorted set by due time)."""
-
-    def schedule(self, timer: Timer) -> None:
-        """See the port."""
-        self._d.run(self._o.timer_schedule(timer))
-
-    def cancel(self, key: str, due_at: float | None = None) -> None:
-        """See the port."""
-        self._d.run(self._o.timer_cancel(key, due_at))
-
-    def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
-        """See the port."""
-        return self._d.run(self._o.timer_claim_due(now, limit, lease_s))
-
-    def get(self, key: str) -> Timer | None:
-        """The timer with ``key``, or None (a testing convenience)."""
-        return self._d.run(self._o.timer_get(key))
-
-
-class RedisRateCounter(_SyncPort):
-    """Redis :class:`~chatmgmt.ports.RateCounter` (a sorted set per key)."""
-
-    def hit(self, key: str, now: float, window_s: float) -> int:
-        """See the port."""
-        return self._d.run(self._o.counter_hit(key, now, window_s))
+def _check_namespace(namespace: object) -> str:
+    if not isinstance(namespace, str):
+        raise TypeError(f"namespace: must be a string, got {namespace!r}")
+    return namespace
 
 
 class RedisStorage:
@@ -1181,24 +804,48 @@ class RedisStorage:
 
     ``client_or_url`` is a ``redis.Redis`` (or ``redis.RedisCluster``) client or a URL such as
     ``"redis://localhost:6379/0"`` (the storage then owns the client and :meth:`close` closes
-    it). Any number of processes and machines may share one namespace.
+    it; :meth:`cluster` does the same for a cluster). Any number of processes and machines may
+    share one namespace.
     """
 
+    customers: CustomerStore
+    """The CRM."""
+    agents: AgentStore
+    """Agents and their load."""
+    chats: ChatStore
+    """Chats and messages (read side)."""
+    queues: QueueStore
+    """Queues and pools (read side)."""
+    outbox: Outbox
+    """The event log (also ``events()``, a testing convenience)."""
+    timers: TimerStore
+    """Deadlines (also ``get(key)``, a testing convenience)."""
+    counters: RateCounter
+    """Sliding-window counters."""
+
     def __init__(self, client_or_url: Any, namespace: str = "default") -> None:
-        if not isinstance(namespace, str):
-            raise TypeError(f"namespace: must be a string, got {namespace!r}")
+        self._namespace = _check_namespace(namespace)
         self._url = client_or_url if isinstance(client_or_url, str) else None
         self.client, self._owned = _connect_sync(client_or_url)
-        self._namespace = namespace
-        driver = _SyncDriver(self.client, _Ops(namespace))
-        self._driver = driver
-        self._customers = RedisCustomerStore(driver)
-        self._agents = RedisAgentStore(driver)
-        self._chats = RedisChatStore(driver)
-        self._queues = RedisQueueStore(driver)
-        self._outbox = RedisOutbox(driver)
-        self._timers = RedisTimerStore(driver)
-        self._counters = RedisRateCounter(driver)
+        self._ops = _Ops(namespace)
+        self._driver = _SyncDriver(self.client, self._ops)
+        for name, port in _ports(self._ops, functools.partial(_sync_method, self._driver)).items():
+            setattr(self, name, port)
+
+    @classmethod
+    def cluster(cls, url: str, namespace: str = "default") -> RedisStorage:
+        """A storage on a Redis Cluster reached through ``url`` (any node); it owns the client."""
+        from redis.cluster import RedisCluster
+
+        storage = cls(RedisCluster.from_url(url), namespace)
+        storage._url, storage._owned = url, True
+        storage._cluster = True
+        return storage
+
+    _cluster = False
+
+    def __repr__(self) -> str:
+        return f"RedisStorage(namespace={self._namespace!r})"
 
     @property
     def namespace(self) -> str:
@@ -1208,42 +855,11 @@ class RedisStorage:
     @property
     def key_prefix(self) -> str:
         """The prefix (with the cluster hash tag) of every key of this namespace."""
-        return str(self._driver.ops.prefix)
+        return self._ops.prefix
 
-    @property
-    def customers(self) -> RedisCustomerStore:
-        """The CRM."""
-        return self._customers
-
-    @property
-    def agents(self) -> RedisAgentStore:
-        """Agents and their load."""
-        return self._agents
-
-    @property
-    def chats(self) -> RedisChatStore:
-        """Chats and messages."""
-        return self._chats
-
-    @property
-    def queues(self) -> RedisQueueStore:
-        """Queues and pools."""
-        return self._queues
-
-    @property
-    def outbox(self) -> RedisOutbox:
-        """The event log."""
-        return self._outbox
-
-    @property
-    def timers(self) -> RedisTimerStore:
-        """Deadlines."""
-        return self._timers
-
-    @property
-    def counters(self) -> RedisRateCounter:
-        """Sliding-window counters."""
-        return self._counters
+    def apply(self, change: Change) -> Applied:
+        """See :meth:`chatmgmt.ports.Storage.apply`: one Lua script, all of it or nothing."""
+        return self._driver.run(self._ops.apply(change))
 
     def aio(self) -> AsyncRedisStorage:
         """An async face on the same server and namespace (needs a storage made from a URL)."""
@@ -1252,221 +868,19 @@ class RedisStorage:
                 "aio() needs a RedisStorage made from a URL; "
                 "otherwise build AsyncRedisStorage(redis.asyncio client, namespace)"
             )
+        if self._cluster:
+            return AsyncRedisStorage.cluster(self._url, self._namespace)
         return AsyncRedisStorage(self._url, self._namespace)
 
     def delete_namespace(self) -> int:
-        """Delete every key of this namespace (a tenant's removal); returns how many."""
-        ops: _Ops = self._driver.ops
-        return self._driver.run(ops.delete_namespace())
+        """Delete every key of this namespace (a tenant's removal; on a cluster, every
+        primary); returns how many."""
+        return self._driver.run(self._ops.delete_namespace())
 
     def close(self) -> None:
         """Close the client if this storage created it from a URL."""
         if self._owned:
             self.client.close()
-
-
-# --------------------------------------------------------------------------- async ports
-
-
-class _AsyncPort:
-    def __init__(self, driver: _AsyncDriver) -> None:
-        self._d = driver
-        self._o: _Ops = driver.ops
-
-
-class AsyncRedisCustomerStore(_AsyncPort):
-    """Async Redis :class:`~chatmgmt.ports.AsyncCustomerStore`."""
-
-    async def get(self, partner_id: str) -> Customer | None:
-        """See the port."""
-        return await self._d.run(self._o.customer_get(partner_id))
-
-    async def create(self, customer: Customer, events: Sequence[Event] = ()) -> None:
-        """See the port."""
-        await self._d.run(self._o.customer_create(customer, events))
-
-    async def replace(
-        self, customer: Customer, expected_version: int, events: Sequence[Event] = ()
-    ) -> None:
-        """See the port."""
-        await self._d.run(self._o.customer_replace(customer, expected_version, events))
-
-
-class AsyncRedisAgentStore(_AsyncPort):
-    """Async Redis :class:`~chatmgmt.ports.AsyncAgentStore`."""
-
-    async def put(
-        self, agent: Agent, now: float, events: Sequence[Event] = (), tiebreak: float = 0.0
-    ) -> AgentLoad:
-        """See the port."""
-        return await self._d.run(self._o.agent_put(agent, now, events, tiebreak))
-
-    async def census(self, group: str) -> Census:
-        """See the port."""
-        return await self._d.run(self._o.agent_census(group))
-
-    async def get(self, agent_id: AgentId) -> AgentLoad | None:
-        """See the port."""
-        return await self._d.run(self._o.agent_get(agent_id))
-
-    async def list(self, group: str | None = None) -> list[AgentLoad]:
-        """See the port."""
-        return await self._d.run(self._o.agent_list(group))
-
-    async def claim_ranked(
-        self,
-        group: str,
-        ranking: Ranking,
-        chat_id: ChatId,
-        excluded: frozenset[AgentId],
-        now: float,
-        tiebreak: float,
-    ) -> AgentId | None:
-        """See the port."""
-        return await self._d.run(
-            self._o.agent_claim_ranked(group, ranking, chat_id, excluded, now, tiebreak)
-        )
-
-    async def claim(self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float) -> bool:
-        """See the port."""
-        return await self._d.run(self._o.agent_claim(agent_id, chat_id, now, tiebreak))
-
-    async def release(
-        self, agent_id: AgentId, chat_id: ChatId, now: float, tiebreak: float
-    ) -> bool:
-        """See the port."""
-        return await self._d.run(self._o.agent_release(agent_id, chat_id, now, tiebreak))
-
-    async def set_inactive(self, agent_id: AgentId, chat_id: ChatId, inactive: bool) -> None:
-        """See the port."""
-        await self._d.run(self._o.agent_set_inactive(agent_id, chat_id, inactive))
-
-
-class AsyncRedisChatStore(_AsyncPort):
-    """Async Redis :class:`~chatmgmt.ports.AsyncChatStore`."""
-
-    async def get(self, chat_id: ChatId) -> Chat | None:
-        """See the port."""
-        return await self._d.run(self._o.chat_get(chat_id))
-
-    async def create(self, chat: Chat, events: Sequence[Event] = ()) -> None:
-        """See the port."""
-        await self._d.run(self._o.chat_create(chat, events))
-
-    async def replace(
-        self,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See the port."""
-        await self._d.run(self._o.chat_replace(chat, expected_version, events, sticky))
-
-    async def append_message(
-        self,
-        message: Message,
-        chat: Chat,
-        expected_version: int,
-        events: Sequence[Event] = (),
-        sticky: Sticky | None = None,
-    ) -> None:
-        """See the port."""
-        await self._d.run(
-            self._o.chat_append_message(message, chat, expected_version, events, sticky)
-        )
-
-    async def messages(self, chat_id: ChatId) -> list[Message]:
-        """See the port."""
-        return await self._d.run(self._o.chat_messages(chat_id))
-
-    async def list(
-        self, state: ChatState | None = None, agent_id: AgentId | None = None
-    ) -> list[Chat]:
-        """See the port."""
-        return await self._d.run(self._o.chat_list(state, agent_id))
-
-    async def sticky(self, partner_id: str) -> Sticky | None:
-        """See the port."""
-        return await self._d.run(self._o.chat_sticky(partner_id))
-
-
-class AsyncRedisQueueStore(_AsyncPort):
-    """Async Redis :class:`~chatmgmt.ports.AsyncQueueStore`."""
-
-    async def push(self, queue: str, chat_id: ChatId, score: float) -> None:
-        """See the port."""
-        await self._d.run(self._o.queue_push(queue, chat_id, score))
-
-    async def remove(self, queue: str, chat_id: ChatId) -> bool:
-        """See the port."""
-        return await self._d.run(self._o.queue_remove(queue, chat_id))
-
-    async def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
-        """See the port."""
-        return await self._d.run(self._o.queue_peek(queue, limit))
-
-    async def position(self, queue: str, chat_id: ChatId) -> int | None:
-        """See the port."""
-        return await self._d.run(self._o.queue_position(queue, chat_id))
-
-    async def length(self, queue: str) -> int:
-        """See the port."""
-        return await self._d.run(self._o.queue_length(queue))
-
-
-class AsyncRedisOutbox(_AsyncPort):
-    """Async Redis :class:`~chatmgmt.ports.AsyncOutbox`."""
-
-    async def append(self, events: Sequence[Event]) -> None:
-        """See the port."""
-        await self._d.run(self._o.outbox_append(events))
-
-    async def claim(
-        self, consumer: str, limit: int, now: float, lease_s: float
-    ) -> list[OutboxEntry]:
-        """See the port."""
-        return await self._d.run(self._o.outbox_claim(consumer, limit, now, lease_s))
-
-    async def ack(self, entry_ids: Sequence[str]) -> None:
-        """See the port."""
-        await self._d.run(self._o.outbox_ack(entry_ids))
-
-    async def pending(self) -> int:
-        """See the port."""
-        return await self._d.run(self._o.outbox_pending())
-
-    async def events(self) -> list[Event]:
-        """Every unacknowledged event, oldest first (a testing convenience)."""
-        return await self._d.run(self._o.outbox_events())
-
-
-class AsyncRedisTimerStore(_AsyncPort):
-    """Async Redis :class:`~chatmgmt.ports.AsyncTimerStore`."""
-
-    async def schedule(self, timer: Timer) -> None:
-        """See the port."""
-        await self._d.run(self._o.timer_schedule(timer))
-
-    async def cancel(self, key: str, due_at: float | None = None) -> None:
-        """See the port."""
-        await self._d.run(self._o.timer_cancel(key, due_at))
-
-    async def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
-        """See the port."""
-        return await self._d.run(self._o.timer_claim_due(now, limit, lease_s))
-
-    async def get(self, key: str) -> Timer | None:
-        """The timer with ``key``, or None (a testing convenience)."""
-        return await self._d.run(self._o.timer_get(key))
-
-
-class AsyncRedisRateCounter(_AsyncPort):
-    """Async Redis :class:`~chatmgmt.ports.AsyncRateCounter`."""
-
-    async def hit(self, key: str, now: float, window_s: float) -> int:
-        """See the port."""
-        return await self._d.run(self._o.counter_hit(key, now, window_s))
 
 
 class AsyncRedisStorage:
@@ -1477,20 +891,40 @@ class AsyncRedisStorage:
     :class:`RedisStorage`: sync and async workers may share one namespace.
     """
 
+    customers: AsyncCustomerStore
+    """The CRM."""
+    agents: AsyncAgentStore
+    """Agents and their load."""
+    chats: AsyncChatStore
+    """Chats and messages (read side)."""
+    queues: AsyncQueueStore
+    """Queues and pools (read side)."""
+    outbox: AsyncOutbox
+    """The event log (also ``events()``, a testing convenience)."""
+    timers: AsyncTimerStore
+    """Deadlines (also ``get(key)``, a testing convenience)."""
+    counters: AsyncRateCounter
+    """Sliding-window counters."""
+
     def __init__(self, client_or_url: Any, namespace: str = "default") -> None:
-        if not isinstance(namespace, str):
-            raise TypeError(f"namespace: must be a string, got {namespace!r}")
+        self._namespace = _check_namespace(namespace)
         self.client, self._owned = _connect_async(client_or_url)
-        self._namespace = namespace
-        driver = _AsyncDriver(self.client, _Ops(namespace))
-        self._driver = driver
-        self._customers = AsyncRedisCustomerStore(driver)
-        self._agents = AsyncRedisAgentStore(driver)
-        self._chats = AsyncRedisChatStore(driver)
-        self._queues = AsyncRedisQueueStore(driver)
-        self._outbox = AsyncRedisOutbox(driver)
-        self._timers = AsyncRedisTimerStore(driver)
-        self._counters = AsyncRedisRateCounter(driver)
+        self._ops = _Ops(namespace)
+        self._driver = _AsyncDriver(self.client, self._ops)
+        for name, port in _ports(self._ops, functools.partial(_async_method, self._driver)).items():
+            setattr(self, name, port)
+
+    @classmethod
+    def cluster(cls, url: str, namespace: str = "default") -> AsyncRedisStorage:
+        """A storage on a Redis Cluster reached through ``url``; it owns the client."""
+        from redis.asyncio.cluster import RedisCluster
+
+        storage = cls(RedisCluster.from_url(url), namespace)
+        storage._owned = True
+        return storage
+
+    def __repr__(self) -> str:
+        return f"AsyncRedisStorage(namespace={self._namespace!r})"
 
     @property
     def namespace(self) -> str:
@@ -1500,46 +934,16 @@ class AsyncRedisStorage:
     @property
     def key_prefix(self) -> str:
         """The prefix (with the cluster hash tag) of every key of this namespace."""
-        return str(self._driver.ops.prefix)
+        return self._ops.prefix
 
-    @property
-    def customers(self) -> AsyncRedisCustomerStore:
-        """The CRM."""
-        return self._customers
-
-    @property
-    def agents(self) -> AsyncRedisAgentStore:
-        """Agents and their load."""
-        return self._agents
-
-    @property
-    def chats(self) -> AsyncRedisChatStore:
-        """Chats and messages."""
-        return self._chats
-
-    @property
-    def queues(self) -> AsyncRedisQueueStore:
-        """Queues and pools."""
-        return self._queues
-
-    @property
-    def outbox(self) -> AsyncRedisOutbox:
-        """The event log."""
-        return self._outbox
-
-    @property
-    def timers(self) -> AsyncRedisTimerStore:
-        """Deadlines."""
-        return self._timers
-
-    @property
-    def counters(self) -> AsyncRedisRateCounter:
-        """Sliding-window counters."""
-        return self._counters
+    async def apply(self, change: Change) -> Applied:
+        """See :meth:`chatmgmt.ports.AsyncStorage.apply`: one Lua script."""
+        return await self._driver.run(self._ops.apply(change))
 
     async def delete_namespace(self) -> int:
-        """Delete every key of this namespace (a tenant's removal); returns how many."""
-        return await self._driver.run(self._driver.ops.delete_namespace())
+        """Delete every key of this namespace (a tenant's removal; on a cluster, every
+        primary); returns how many."""
+        return await self._driver.run(self._ops.delete_namespace())
 
     async def aclose(self) -> None:
         """Close the client if this storage created it from a URL."""

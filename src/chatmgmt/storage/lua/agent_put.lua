@@ -1,0 +1,33 @@
+-- AgentStore.put: register or update an agent by compare-and-set on its configuration version
+-- (_load.updated_agent); its chats are kept.
+-- ARGV: escaped id, id, agent json, status, limit, tier, account order, now, tiebreak,
+--       expected version ('' : the agent must not exist), n groups, escaped groups..., events...
+-- Reply: {1, agent reply} stored; {0, stored version or false} the compare-and-set lost.
+check_data_version(true)
+local akey = P .. ':ag:' .. ARGV[1]
+local ngroups = tonumber(ARGV[11])
+local exists = redis.call('EXISTS', akey) == 1
+local version = 1
+if exists then
+  local stored = redis.call('HGET', akey, 'ver') or '1'
+  if ARGV[10] ~= stored then return {0, stored} end
+  version = tonumber(stored) + 1
+  local old = before(akey)
+  for _, g in ipairs(old) do redis.call('SREM', P .. ':grp:' .. g, ARGV[1]) end
+  redis.call('DEL', akey .. ':groups')
+else
+  if ARGV[10] ~= '' then return {0, false} end
+  redis.call('HSET', akey, 'id', ARGV[2], 'last', '0.0', 'idle', ARGV[8], 'tb', ARGV[9])
+end
+redis.call('HSET', akey, 'agent', ARGV[3], 'status', ARGV[4], 'limit', ARGV[5],
+           'tier', ARGV[6], 'order', ARGV[7], 'ver', version)
+local groups = {}
+for i = 1, ngroups do
+  local g = ARGV[11 + i]
+  groups[i] = g
+  redis.call('SADD', akey .. ':groups', g)
+  redis.call('SADD', P .. ':grp:' .. g, ARGV[1])
+end
+after(akey, groups)
+xadd(12 + ngroups)
+return {1, agent_reply(akey)}

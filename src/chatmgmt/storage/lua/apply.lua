@@ -1,0 +1,98 @@
+-- Storage.apply: one Change, atomically (see chatmgmt.ports.Change).
+--
+-- ARGV[1]: the plan, JSON (every number as a string, so it reaches Redis verbatim):
+--   id          chat id
+--   exp         expected version (absent: the chat must not exist)
+--   now, tb     the change's time and tie-break
+--   ver, state  the new chat's version and state (absent: the chat is unchanged)
+--   claim       {"a": agent id, "f": true when forced}
+--               | {"g": escaped group, "r": ranking id, "x": [excluded ids], "t": true without
+--                  a slot (hold=False: the pick only counts as an assignment)}
+--   rel         agent id to release from
+--   inact       [agent id, "1" | "0"]
+--   empty       escaped queue name that must be empty
+--   rm          [escaped queue names]; push: [escaped queue name, score]
+--   cancel      [timer keys]; sched: [[timer key, due_at], ...]
+--   msg         true when ARGV[3] holds a message; sticky: the sticky mark's partner id
+-- ARGV[2]: chat JSON ('' without a chat); ARGV[3]: message JSON; ARGV[4]: sticky JSON;
+-- ARGV[5 ...]: one timer JSON per `sched` entry, then the events' JSON.
+--
+-- Reply: {1, picked agent id or false} when applied; {0, reason, expected, actual, agent, queue}
+-- when a precondition failed (nothing was written).
+
+check_data_version(true)
+local plan = cjson.decode(ARGV[1])
+local id = plan.id
+local chv = redis.call('HGET', P .. ':chv', id)
+
+-- preconditions, all before any write
+if plan.exp == nil then
+  if chv then return {0, 'exists', false, chv, false, false} end
+else
+  if not chv then return {0, 'missing', plan.exp, false, false, false} end
+  if chv ~= plan.exp then return {0, 'version', plan.exp, chv, false, false} end
+end
+if plan.empty ~= nil and redis.call('ZCARD', P .. ':q:' .. plan.empty) > 0 then
+  return {0, 'queue_not_empty', false, false, false, plan.empty}
+end
+local picked = nil
+local claim = plan.claim
+if claim ~= nil then
+  if claim.a ~= nil then
+    picked = claim.a
+    local akey = P .. ':ag:' .. enc(picked)
+    local a = agent_state(akey)
+    if not a or not (claim.f or holds(akey, id) or (eligible(a) and picked ~= plan.rel)) then
+      return {0, 'agent_unavailable', false, false, picked, false}
+    end
+  else
+    local excluded = {}
+    for _, x in ipairs(claim.x) do excluded[x] = true end
+    if plan.rel ~= nil then excluded[plan.rel] = true end
+    picked = pick(claim.g, claim.r, excluded)
+    if not picked then return {0, 'no_agent', false, false, false, claim.g} end
+  end
+end
+
+-- effects, in the documented order
+local now, tb = plan.now, plan.tb
+if plan.rel ~= nil then do_release(P .. ':ag:' .. enc(plan.rel), id, now, tb) end
+if picked then
+  if claim.t then
+    do_touch(P .. ':ag:' .. enc(picked), now, tb)
+  else
+    do_claim(P .. ':ag:' .. enc(picked), id, now, tb)
+  end
+end
+if plan.inact ~= nil then
+  do_inactive(P .. ':ag:' .. enc(plan.inact[1]), id, plan.inact[2] == '1')
+end
+if plan.rm ~= nil then
+  for _, q in ipairs(plan.rm) do queue_remove(q, id) end
+end
+if plan.push ~= nil then queue_push(plan.push[1], id, plan.push[2]) end
+if plan.cancel ~= nil then
+  for _, key in ipairs(plan.cancel) do timer_cancel(key, '') end
+end
+local nsched = 0
+if plan.sched ~= nil then
+  for i, t in ipairs(plan.sched) do
+    timer_schedule(t[1], t[2], ARGV[4 + i])
+    nsched = i
+  end
+end
+local replacement = nil
+if picked and claim.a == nil then replacement = cjson.encode(picked) end
+if plan.ver ~= nil then
+  local json = ARGV[2]
+  if replacement then json = bind(json, replacement) end
+  chat_store(id, json, plan.ver, plan.state, plan.exp == nil)
+end
+if plan.msg then redis.call('RPUSH', P .. ':msg:' .. enc(id), ARGV[3]) end
+if plan.sticky ~= nil then redis.call('HSET', P .. ':st', plan.sticky, ARGV[4]) end
+for i = 5 + nsched, #ARGV do
+  local e = ARGV[i]
+  if replacement then e = bind(e, replacement) end
+  redis.call('XADD', P .. ':ob', '*', 'e', e)
+end
+return {1, picked or false}

@@ -1,0 +1,4 @@
+-- Outbox.append. ARGV: events...
+check_data_version(true)
+xadd(1)
+return 1

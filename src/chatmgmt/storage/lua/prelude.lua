@@ -1,0 +1,359 @@
+-- The shared part of every storage script (chatmgmt.storage.redis prepends
+-- `local DATA_VERSION = <n>` to it and appends one script body).
+--
+-- The agent-load rules here are those of chatmgmt/assignment/_load.py (eligible, claimed,
+-- released, moved_inactive, updated_agent, census_category, the rank values of every
+-- RANK_FIELD); tests/storage/test_redis_apply.py pins them to the pure functions.
+--
+-- KEYS[1] is the namespace's key prefix `cm:{<namespace>}`: every key a script touches starts
+-- with it, so a script runs on one Redis Cluster slot.
+
+local P = KEYS[1]
+
+-- the data version of the namespace: a newer one is refused (the adapter raises StorageError)
+local function check_data_version(write)
+  local v = redis.call('GET', P .. ':dv')
+  if not v then
+    if write then redis.call('SET', P .. ':dv', DATA_VERSION) end
+    return
+  end
+  if tonumber(v) ~= DATA_VERSION then
+    error('CHATMGMT_DATA_VERSION ' .. v)
+  end
+end
+
+-- a user string inside a key name: % { } : escaped (mirrors _enc in redis.py)
+local function enc(s)
+  return (string.gsub(s, '[%%{}:]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
+
+local function xadd(first)
+  for i = first, #ARGV do redis.call('XADD', P .. ':ob', '*', 'e', ARGV[i]) end
+end
+
+-- a double as 8 bytes whose memcmp order is the numeric order
+local function encnum(v)
+  if v == 0 then v = 0 end
+  local s = struct.pack('>d', v)
+  local b1 = string.byte(s, 1)
+  if b1 >= 128 then
+    local t = {}
+    for i = 1, 8 do t[i] = string.char(255 - string.byte(s, i)) end
+    return table.concat(t)
+  end
+  return string.char(b1 + 128) .. string.sub(s, 2)
+end
+
+-- a ranking id `field+field-...` as {{field, descending}, ...}
+local specs = {}
+local function spec(rid)
+  local s = specs[rid]
+  if s then return s end
+  s = {}
+  for f, d in string.gmatch(rid, '([%a_]+)([%+%-])') do s[#s + 1] = {f, d == '-'} end
+  specs[rid] = s
+  return s
+end
+
+local function agent_state(akey)
+  local h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
+                       'id')
+  if not h[1] then return nil end
+  return {status = h[1], limit = tonumber(h[2]), tier = tonumber(h[3]), order = tonumber(h[4]),
+          last = tonumber(h[5]), idle = tonumber(h[6]), tb = tonumber(h[7]), id = h[8],
+          active = redis.call('SCARD', akey .. ':chats')}
+end
+
+-- _load.eligible: ONLINE and below the reception limit
+local function eligible(a)
+  return a.status == 'online' and a.active < a.limit
+end
+
+-- model._rank_value / AgentLoad properties
+local function rankvalue(a, f)
+  if f == 'active' then return a.active end
+  if f == 'saturation' then
+    if a.limit > 0 then return a.active / a.limit end
+    return 1.0
+  end
+  if f == 'free' then return math.max(0, a.limit - a.active) end
+  if f == 'last_assigned_at' then return a.last end
+  if f == 'idle_since' then return a.idle end
+  if f == 'tier' then return a.tier end
+  if f == 'account_order' then return a.order end
+  if f == 'tiebreak' then return a.tb end
+  error('unknown rank field ' .. f)
+end
+
+-- _load.rank_entry, encoded: the ranking's values (negated when descending), then the id
+local function member(a, rid)
+  local parts = {}
+  for i, kd in ipairs(spec(rid)) do
+    local v = rankvalue(a, kd[1])
+    if kd[2] then v = -v end
+    parts[i] = encnum(v)
+  end
+  parts[#parts + 1] = a.id
+  return table.concat(parts)
+end
+
+-- _load.census_category, plus capacity and load of ONLINE agents
+local function contrib(a)
+  local t = {}
+  local cat = a.status
+  if cat == 'online' then
+    if a.active < a.limit then cat = 'eligible' else cat = 'full' end
+    t.capacity = a.limit
+    t.load = a.active
+  end
+  t[cat] = 1
+  return t
+end
+
+local function census(a, groups, sign)
+  for _, g in ipairs(groups) do
+    local ck = P .. ':cen:' .. g
+    for k, v in pairs(contrib(a)) do
+      if v ~= 0 then redis.call('HINCRBY', ck, k, sign * v) end
+    end
+  end
+end
+
+local function unindex(akey, groups)
+  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
+    local m = redis.call('HGET', akey, 'm:' .. rid)
+    if m then
+      for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, m) end
+      redis.call('HDEL', akey, 'm:' .. rid)
+    end
+  end
+end
+
+local function index(akey, a, groups)
+  if not eligible(a) then return end
+  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
+    local m = member(a, rid)
+    redis.call('HSET', akey, 'm:' .. rid, m)
+    for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, m) end
+  end
+end
+
+-- take an agent out of the census and the indexes (before its configuration changes)
+local function before(akey)
+  local a = agent_state(akey)
+  local groups = redis.call('SMEMBERS', akey .. ':groups')
+  census(a, groups, -1)
+  unindex(akey, groups)
+  return groups
+end
+
+-- put it back (after its configuration changed)
+local function after(akey, groups)
+  local a = agent_state(akey)
+  census(a, groups, 1)
+  index(akey, a, groups)
+end
+
+-- after a change of one agent's load (its groups unchanged): census deltas and index moves
+local function changed(akey, old)
+  local new = agent_state(akey)
+  local groups = redis.call('SMEMBERS', akey .. ':groups')
+  local d = {}
+  for k, v in pairs(contrib(old)) do d[k] = (d[k] or 0) - v end
+  for k, v in pairs(contrib(new)) do d[k] = (d[k] or 0) + v end
+  for _, g in ipairs(groups) do
+    local ck = P .. ':cen:' .. g
+    for k, v in pairs(d) do
+      if v ~= 0 then redis.call('HINCRBY', ck, k, v) end
+    end
+  end
+  local elig = eligible(new)
+  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
+    local om = redis.call('HGET', akey, 'm:' .. rid)
+    local nm = false
+    if elig then nm = member(new, rid) end
+    if om ~= nm then
+      if om then
+        for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, om) end
+      end
+      if nm then
+        redis.call('HSET', akey, 'm:' .. rid, nm)
+        for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, nm) end
+      else
+        redis.call('HDEL', akey, 'm:' .. rid)
+      end
+    end
+  end
+end
+
+local function holds(akey, chat)
+  return redis.call('SISMEMBER', akey .. ':chats', chat) == 1
+      or redis.call('SISMEMBER', akey .. ':inactive', chat) == 1
+end
+
+-- _load.claimed and _load.forced (the agent exists)
+local function do_claim(akey, chat, now, tb)
+  if holds(akey, chat) then return end
+  local a = agent_state(akey)
+  redis.call('SADD', akey .. ':chats', chat)
+  redis.call('HSET', akey, 'last', now, 'tb', tb)
+  changed(akey, a)
+end
+
+-- _load.touched: a pick without a slot counts as an assignment for the rankings
+local function do_touch(akey, now, tb)
+  local a = agent_state(akey)
+  redis.call('HSET', akey, 'last', now, 'tb', tb)
+  changed(akey, a)
+end
+
+-- _load.released (idempotent; an unknown agent is left alone)
+local function do_release(akey, chat, now, tb)
+  local a = agent_state(akey)
+  if not a then return end
+  local c = redis.call('SREM', akey .. ':chats', chat)
+  local i = redis.call('SREM', akey .. ':inactive', chat)
+  if c == 0 and i == 0 then return end
+  if redis.call('SCARD', akey .. ':chats') == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
+    redis.call('HSET', akey, 'idle', now, 'tb', tb)
+  else
+    redis.call('HSET', akey, 'tb', tb)
+  end
+  changed(akey, a)
+end
+
+-- _load.moved_inactive (idempotent; an unknown agent is left alone)
+local function do_inactive(akey, chat, inactive)
+  local a = agent_state(akey)
+  if not a then return end
+  local from, to = ':chats', ':inactive'
+  if not inactive then from, to = ':inactive', ':chats' end
+  if redis.call('SMOVE', akey .. from, akey .. to, chat) == 0 then return end
+  changed(akey, a)
+end
+
+-- a ranking index is built the first time a ranking is used, then kept in step
+local function ensure_ranking(rid)
+  if redis.call('SISMEMBER', P .. ':rankings', rid) == 1 then return end
+  redis.call('SADD', P .. ':rankings', rid)
+  for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
+    local akey = P .. ':ag:' .. aenc
+    local a = agent_state(akey)
+    if a and eligible(a) then
+      local m = member(a, rid)
+      redis.call('HSET', akey, 'm:' .. rid, m)
+      for _, g in ipairs(redis.call('SMEMBERS', akey .. ':groups')) do
+        redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, m)
+      end
+    end
+  end
+end
+
+-- the first eligible agent of group `genc` by ranking `rid` not in `excluded` (a set), or nil
+local function pick(genc, rid, excluded)
+  ensure_ranking(rid)
+  local width = 8 * #spec(rid)
+  local zkey = P .. ':rk:' .. genc .. ':' .. rid
+  local offset = 0
+  while true do
+    local batch = redis.call('ZRANGE', zkey, offset, offset + 31)
+    if #batch == 0 then return nil end
+    for _, m in ipairs(batch) do
+      local aid = string.sub(m, width + 1)
+      if not excluded[aid] then
+        local a = agent_state(P .. ':ag:' .. enc(aid))
+        if not a or not eligible(a) then
+          error('ranking index out of step with agent ' .. aid)
+        end
+        return aid
+      end
+    end
+    offset = offset + 32
+  end
+end
+
+local function agent_reply(akey)
+  local h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver')
+  if not h[1] then return false end
+  return {h[1], h[2], h[3], h[4], redis.call('SMEMBERS', akey .. ':chats'),
+          redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1'}
+end
+
+-- queues: a sorted set of `<zero-padded insertion number><chat>` and a hash chat -> member
+local function queue_push(qenc, chat, score)
+  local mkey = P .. ':qm:' .. qenc
+  if redis.call('HEXISTS', mkey, chat) == 1 then return 0 end
+  local seq = redis.call('INCR', P .. ':qseq')
+  local m = string.format('%020d', seq) .. chat
+  redis.call('ZADD', P .. ':q:' .. qenc, score, m)
+  redis.call('HSET', mkey, chat, m)
+  return 1
+end
+
+local function queue_remove(qenc, chat)
+  local mkey = P .. ':qm:' .. qenc
+  local m = redis.call('HGET', mkey, chat)
+  if not m then return 0 end
+  redis.call('ZREM', P .. ':q:' .. qenc, m)
+  redis.call('HDEL', mkey, chat)
+  return 1
+end
+
+-- timers: a sorted set by due time of `<zero-padded number><key>`, key -> member, key -> json
+local function timer_schedule(key, due, json)
+  local z, mh = P .. ':tm:z', P .. ':tm:m'
+  local old = redis.call('HGET', mh, key)
+  if old then redis.call('ZREM', z, old) end
+  local m = string.format('%020d', redis.call('INCR', P .. ':tm:seq')) .. key
+  redis.call('ZADD', z, due, m)
+  redis.call('HSET', mh, key, m)
+  redis.call('HSET', P .. ':tm:d', key, json)
+end
+
+local function timer_cancel(key, due)
+  local z, mh = P .. ':tm:z', P .. ':tm:m'
+  local m = redis.call('HGET', mh, key)
+  if not m then return 0 end
+  if due ~= '' and tonumber(redis.call('ZSCORE', z, m)) ~= tonumber(due) then return 0 end
+  redis.call('ZREM', z, m)
+  redis.call('HDEL', mh, key)
+  redis.call('HDEL', P .. ':tm:d', key)
+  return 1
+end
+
+-- a new chat record and its indexes, or the new record of an existing one
+local function chat_store(id, json, version, state, create)
+  redis.call('HSET', P .. ':ch', id, json)
+  redis.call('HSET', P .. ':chv', id, version)
+  if create then
+    redis.call('HSET', P .. ':chs', id, state)
+    local seq = redis.call('INCR', P .. ':chseq')
+    redis.call('HSET', P .. ':cho', id, seq)
+    redis.call('ZADD', P .. ':chall', seq, id)
+    redis.call('ZADD', P .. ':chl:' .. state, seq, id)
+    return
+  end
+  local old = redis.call('HGET', P .. ':chs', id)
+  if old ~= state then
+    local seq = redis.call('HGET', P .. ':cho', id)
+    redis.call('ZREM', P .. ':chl:' .. old, id)
+    redis.call('ZADD', P .. ':chl:' .. state, seq, id)
+    redis.call('HSET', P .. ':chs', id, state)
+  end
+end
+
+-- the picked agent in place of the placeholder PICKED (JSON "\u0000picked")
+local PICKED_JSON = '"\\u0000picked"'
+local function bind(json, replacement)
+  local a, b = string.find(json, PICKED_JSON, 1, true)
+  if not a then return json end
+  local out, i = {}, 1
+  while a do
+    out[#out + 1] = string.sub(json, i, a - 1)
+    out[#out + 1] = replacement
+    i = b + 1
+    a, b = string.find(json, PICKED_JSON, i, true)
+  end
+  out[#out + 1] = string.sub(json, i)
+  return table.concat(out)
+end

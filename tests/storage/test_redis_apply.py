@@ -1,0 +1,513 @@
+"""The Redis unit of work (``lua/apply.lua``) and the Lua load rules, pinned to the pure rules.
+
+The same random sequence of agent updates and changes is applied to a reference model built
+on :mod:`chatmgmt.assignment._load` (eligibility, claim, release, inactive move, census
+category, rank entries), to :class:`MemoryStorage` and to :class:`RedisStorage`; after every
+step the outcomes (the applied chat, the picked agent, the precondition that failed) and the
+whole state (chats, loads, census of every group, queues, timers, messages, sticky marks,
+outbox) must be equal. Rankings cover every rank field in both directions and random custom
+rankings of several keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chatmgmt.assignment._load import (
+    census_category,
+    claimed,
+    eligible,
+    in_group,
+    moved_inactive,
+    rank_entry,
+    released,
+    touched,
+    updated_agent,
+)
+from chatmgmt.errors import ConflictError, PreconditionFailed, StorageError
+from chatmgmt.model import (
+    RANK_FIELDS,
+    Agent,
+    AgentId,
+    AgentLoad,
+    AgentStatus,
+    Chat,
+    ChatId,
+    ChatState,
+    CustomerInfo,
+    Event,
+    Message,
+    MessageRole,
+    Ranking,
+    RankKey,
+    Sticky,
+    Timer,
+)
+from chatmgmt.ports import PICKED, Applied, Census, Change, Claim, QueuePush, RankedClaim
+from chatmgmt.storage.memory import MemoryStorage
+from chatmgmt.storage.redis import AsyncRedisStorage, RedisStorage
+from storage.redis_helpers import redis_url
+
+pytestmark = pytest.mark.redis
+
+AGENTS = [AgentId(f"a{i}") for i in range(6)] + [AgentId("ü:{x}%")]
+GROUPS = ["", "g1", "g2", "g:3"]
+CHATS = [ChatId(f"c{i}") for i in range(8)]
+QUEUES = ["q1", "q:2"]
+TIMERS = ["t1", "t2", "t3"]
+PARTNERS = ["p1", "p2"]
+
+
+# --------------------------------------------------------------------------- reference model
+
+
+class Model:
+    """The unit of work over the pure load rules (the specification the adapters follow)."""
+
+    def __init__(self) -> None:
+        self.loads: dict[AgentId, AgentLoad] = {}
+        self.chats: dict[ChatId, Chat] = {}
+        self.queues: dict[str, list[tuple[float, int, ChatId]]] = {}
+        self.qseq = 0
+        self.timers: dict[str, Timer] = {}
+        self.messages: dict[ChatId, list[Message]] = {}
+        self.sticky: dict[str, Sticky] = {}
+        self.events: list[Event] = []
+
+    def put(self, agent: Agent, now: float, tiebreak: float, expected: int | None) -> AgentLoad:
+        old = self.loads.get(agent.id)
+        if expected != (None if old is None else old.version):
+            raise ConflictError("agent", agent.id)
+        load = self.loads[agent.id] = updated_agent(old, agent, now, tiebreak)
+        return load
+
+    def census(self, group: str) -> Census:
+        counts = dict.fromkeys(("eligible", "full", "busy", "away", "offline"), 0)
+        capacity = load_sum = 0
+        for load in self.loads.values():
+            if not in_group(load.agent, group):
+                continue
+            counts[census_category(load)] += 1
+            if load.agent.status is AgentStatus.ONLINE:
+                capacity += load.agent.reception_limit
+                load_sum += load.active
+        return Census(**counts, capacity=capacity, load=load_sum)
+
+    def peek(self, queue: str) -> list[tuple[ChatId, float]]:
+        return [(c, s) for s, _, c in sorted(self.queues.get(queue, []))]
+
+    def apply(self, change: Change) -> Applied:
+        cid = change.chat_id
+        stored = self.chats.get(cid)
+        if change.expected_version is None:
+            if stored is not None:
+                raise PreconditionFailed("exists", cid, None, stored.version)
+        elif stored is None:
+            raise PreconditionFailed("missing", cid, change.expected_version)
+        elif stored.version != change.expected_version:
+            raise PreconditionFailed("version", cid, change.expected_version, stored.version)
+        if change.require_empty is not None and self.queues.get(change.require_empty):
+            raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
+        claim = change.claim
+        picked: AgentId | None = None
+        if isinstance(claim, Claim):
+            picked = claim.agent_id
+            load = self.loads.get(picked)
+            if load is None or not (
+                claim.force
+                or cid in load.chats
+                or cid in load.inactive
+                or (eligible(load) and picked != change.release)
+            ):
+                raise PreconditionFailed("agent_unavailable", cid, agent_id=picked)
+        elif claim is not None:
+            excluded = claim.excluded | ({change.release} if change.release else set())
+            entries = [
+                rank_entry(load, claim.ranking)
+                for load in self.loads.values()
+                if in_group(load.agent, claim.group)
+                and eligible(load)
+                and load.agent.id not in excluded
+            ]
+            if not entries:
+                raise PreconditionFailed("no_agent", cid, queue=claim.group)
+            picked = min(entries)[1]
+            change = change.bind(picked)
+        now, tb = change.now, change.tiebreak
+        if change.release is not None and change.release in self.loads:
+            self.loads[change.release] = released(self.loads[change.release], cid, now, tb)
+        if isinstance(claim, RankedClaim) and not claim.hold:
+            self.loads[picked] = touched(self.loads[picked], now, tb)
+        elif picked is not None:
+            self.loads[picked] = claimed(self.loads[picked], cid, now, tb)
+        if change.inactive is not None and change.inactive[0] in self.loads:
+            aid, flag = change.inactive
+            self.loads[aid] = moved_inactive(self.loads[aid], cid, flag)
+        for q in change.remove:
+            self.queues[q] = [e for e in self.queues.get(q, []) if e[2] != cid]
+        if change.push is not None:
+            entries = self.queues.setdefault(change.push.queue, [])
+            if all(e[2] != cid for e in entries):
+                self.qseq += 1
+                entries.append((change.push.score, self.qseq, cid))
+        for key in change.cancel:
+            self.timers.pop(key, None)
+        for timer in change.schedule:
+            self.timers[timer.key] = timer
+        if change.chat is not None:
+            self.chats[cid] = change.chat
+        if change.message is not None:
+            self.messages.setdefault(cid, []).append(change.message)
+        if change.sticky is not None:
+            self.sticky[change.sticky.partner_id] = change.sticky
+        self.events.extend(change.events)
+        return Applied(change.chat, picked, change.events)
+
+
+# --------------------------------------------------------------------------- random steps
+
+
+def _ranking(rng: random.Random) -> Ranking:
+    fields = sorted(RANK_FIELDS)
+    keys = tuple(
+        RankKey(rng.choice(fields), descending=rng.random() < 0.5) for _ in range(rng.randint(1, 3))
+    )
+    return Ranking("custom", keys)
+
+
+def _agent(rng: random.Random, aid: AgentId) -> Agent:
+    return Agent(
+        aid,
+        skill_groups=frozenset(g for g in GROUPS[1:] if rng.random() < 0.5),
+        reception_limit=rng.randint(0, 3),
+        tier=rng.randint(-1, 2),
+        account_order=rng.randint(0, 3),
+        status=rng.choice(
+            [AgentStatus.ONLINE] * 4 + [AgentStatus.BUSY, AgentStatus.AWAY, AgentStatus.OFFLINE]
+        ),
+    )
+
+
+def _change(rng: random.Random, model: Model, step: int) -> Change:
+    cid = rng.choice(CHATS)
+    stored = model.chats.get(cid)
+    expected = None if stored is None else stored.version
+    if rng.random() < 0.08:  # a stale or wrong expectation
+        expected = rng.choice([None, 0, 1, 5])
+    claim: Claim | RankedClaim | None = None
+    r = rng.random()
+    if r < 0.35:
+        claim = RankedClaim(
+            rng.choice(GROUPS),
+            _ranking(rng),
+            frozenset(a for a in AGENTS if rng.random() < 0.15),
+            hold=rng.random() < 0.85,
+        )
+    elif r < 0.55:
+        claim = Claim(rng.choice(AGENTS), force=rng.random() < 0.1)
+    ranked = isinstance(claim, RankedClaim)
+    agent: AgentId | None = PICKED if ranked else (claim.agent_id if claim else None)
+    now = float(step // 3)
+    chat: Chat | None = None
+    if expected is None or rng.random() < 0.9:
+        chat = Chat(
+            cid,
+            CustomerInfo(partner_id=rng.choice(PARTNERS)),
+            channel="web",
+            skill_group=rng.choice(GROUPS),
+            state=rng.choice(list(ChatState)),
+            agent_id=agent,
+            served_by=(AgentId("x"), agent) if agent else (),
+            route_reason={"agent": agent, "n": step} if agent else {},
+            attributes={"text": "ü \u0000 \\u0000picked"},
+            updated_at=now,
+            version=0 if expected is None else expected + 1,
+        )
+    events = tuple(
+        Event(
+            f"e{step}.{i}",
+            "chat.assigned",
+            now,
+            {"agent_id": agent if (ranked and i == 0) else "a1", "i": i, "x": 0.1 * step},
+            chat_id=cid,
+        )
+        for i in range(rng.randint(0, 2))
+    )
+    return Change(
+        chat_id=cid,
+        expected_version=expected,
+        now=now,
+        chat=chat,
+        claim=claim,
+        release=rng.choice(AGENTS) if rng.random() < 0.3 else None,
+        inactive=(rng.choice(AGENTS), rng.random() < 0.5) if rng.random() < 0.2 else None,
+        require_empty=rng.choice(QUEUES) if rng.random() < 0.1 else None,
+        remove=tuple(q for q in QUEUES if rng.random() < 0.25),
+        push=QueuePush(rng.choice(QUEUES), float(rng.randint(0, 3)))
+        if rng.random() < 0.3
+        else None,
+        cancel=tuple(k for k in TIMERS if rng.random() < 0.2),
+        schedule=tuple(
+            Timer(k, now + rng.randint(1, 9), cid, "kind", payload={"s": step})
+            for k in TIMERS
+            if rng.random() < 0.2
+        ),
+        message=Message(f"m{step}", cid, MessageRole.CUSTOMER, "cust", f"hi {step} ü", now)
+        if rng.random() < 0.3
+        else None,
+        sticky=Sticky(rng.choice(PARTNERS), rng.choice(AGENTS), now, "closed")
+        if rng.random() < 0.1
+        else None,
+        events=events,
+        tiebreak=rng.choice([0.0, 0.25, 0.5, rng.random()]),
+    )
+
+
+def _outcome(call: Any) -> tuple[str, Any]:
+    try:
+        return "ok", call()
+    except PreconditionFailed as exc:
+        return "refused", (exc.reason, exc.chat_id, exc.agent_id, exc.queue)
+    except ConflictError:
+        return "conflict", None
+
+
+def _snapshot(storage: Any) -> dict[str, Any]:
+    return {
+        "loads": {a: storage.agents.get(a) for a in AGENTS},
+        "census": {g: storage.agents.census(g) for g in GROUPS},
+        "lists": {g: storage.agents.list(g or None) for g in GROUPS},
+        "chats": {c: storage.chats.get(c) for c in CHATS},
+        "messages": {c: storage.chats.messages(c) for c in CHATS},
+        "sticky": {p: storage.chats.sticky(p) for p in PARTNERS},
+        "queues": {q: storage.queues.peek(q, 100) for q in QUEUES},
+        "lengths": {q: storage.queues.length(q) for q in QUEUES},
+        "timers": {k: storage.timers.get(k) for k in TIMERS},
+        "events": storage.outbox.events(),
+    }
+
+
+def _model_snapshot(model: Model) -> dict[str, Any]:
+    return {
+        "loads": {a: model.loads.get(a) for a in AGENTS},
+        "census": {g: model.census(g) for g in GROUPS},
+        "lists": {
+            g: sorted(
+                (ld for ld in model.loads.values() if in_group(ld.agent, g)),
+                key=lambda ld: (ld.agent.account_order, ld.agent.id),
+            )
+            for g in GROUPS
+        },
+        "chats": {c: model.chats.get(c) for c in CHATS},
+        "messages": {c: model.messages.get(c, []) for c in CHATS},
+        "sticky": {p: model.sticky.get(p) for p in PARTNERS},
+        "queues": {q: model.peek(q) for q in QUEUES},
+        "lengths": {q: len(model.queues.get(q, [])) for q in QUEUES},
+        "timers": {k: model.timers.get(k) for k in TIMERS},
+        "events": list(model.events),
+    }
+
+
+@pytest.fixture
+def redis_storage(request: pytest.FixtureRequest) -> Iterator[RedisStorage]:
+    storage = RedisStorage(redis_url(), f"apply-{request.node.name}")
+    storage.delete_namespace()
+    yield storage
+    storage.delete_namespace()
+    storage.close()
+
+
+def _memory() -> Any:
+    memory = MemoryStorage()
+    return memory if hasattr(memory, "apply") else None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_same_changes_give_the_same_state_as_the_pure_rules(
+    redis_storage: RedisStorage, seed: int
+) -> None:
+    rng = random.Random(seed)
+    model = Model()
+    memory = _memory()
+    targets: list[Any] = [redis_storage] + ([memory] if memory is not None else [])
+    picks = 0
+    for step in range(160):
+        if rng.random() < 0.25:
+            aid = rng.choice(AGENTS)
+            agent = _agent(rng, aid)
+            old = model.loads.get(aid)
+            expected = None if old is None else old.version
+            if rng.random() < 0.1:
+                expected = rng.choice([None, 1, 7])
+            tb = rng.choice([0.0, 0.5, rng.random()])
+            now = float(step // 3)
+            want = _outcome(lambda: model.put(agent, now, tb, expected))  # noqa: B023
+            for target in targets:
+                got = _outcome(
+                    lambda t=target: t.agents.put(  # type: ignore[misc]
+                        agent,  # noqa: B023
+                        now,  # noqa: B023
+                        tiebreak=tb,  # noqa: B023
+                        expected_version=expected,  # noqa: B023
+                    )
+                )
+                assert got == want, (seed, step, type(target).__name__)
+        else:
+            change = _change(rng, model, step)
+            want = _outcome(lambda: model.apply(change))  # noqa: B023
+            for target in targets:
+                got = _outcome(lambda t=target: t.apply(change))  # type: ignore[misc]  # noqa: B023
+                assert got == want, (seed, step, type(target).__name__, change)
+            if want[0] == "ok" and isinstance(change.claim, RankedClaim):
+                picks += 1
+                applied = want[1]
+                assert applied.agent_id != PICKED
+                # what apply returns is what was stored
+                assert redis_storage.chats.get(change.chat_id) == (
+                    applied.chat if applied.chat is not None else model.chats.get(change.chat_id)
+                )
+        if step % 8 == 0 or step == 159:
+            expected_state = _model_snapshot(model)
+            for target in targets:
+                assert _snapshot(target) == expected_state, (seed, step, type(target).__name__)
+    assert picks > 3
+
+
+@pytest.mark.parametrize("field", sorted(RANK_FIELDS))
+@pytest.mark.parametrize("descending", [False, True])
+def test_every_rank_field_in_both_directions_picks_as_the_pure_rules(
+    redis_storage: RedisStorage, field: str, descending: bool
+) -> None:
+    rng = random.Random(f"{field}{descending}")
+    model = Model()
+    ranking = Ranking("r", (RankKey(field, descending),))
+    for i, aid in enumerate(AGENTS):
+        agent = Agent(
+            aid,
+            skill_groups=frozenset({"g1"}),
+            reception_limit=rng.randint(1, 4),
+            tier=rng.randint(0, 3),
+            account_order=rng.randint(0, 3),
+            status=AgentStatus.ONLINE,
+        )
+        tb = rng.choice([0.0, 0.5, rng.random()])
+        model.put(agent, float(i % 3), tb, None)
+        redis_storage.agents.put(agent, float(i % 3), tiebreak=tb)
+    for n in range(14):
+        cid = ChatId(f"r{n}")
+        change = Change(
+            cid,
+            None,
+            now=float(n % 4),
+            chat=Chat(cid, CustomerInfo(), channel="web", agent_id=PICKED),
+            claim=RankedClaim("g1", ranking),
+            tiebreak=rng.choice([0.0, 0.25, rng.random()]),
+            events=(Event(f"e{n}", "chat.assigned", 1.0, {"agent_id": PICKED}, chat_id=cid),),
+        )
+        want = _outcome(lambda: model.apply(change))  # noqa: B023
+        got = _outcome(lambda: redis_storage.apply(change))  # noqa: B023
+        assert got == want, (n, change)
+        if n % 3 == 2:  # give some back, so idle_since and free move both ways
+            holder = model.chats[ChatId(f"r{n - 1}")].agent_id
+            assert holder is not None
+            back = Change(ChatId(f"r{n - 1}"), 0, now=float(n), release=holder, tiebreak=0.75)
+            assert _outcome(lambda: redis_storage.apply(back)) == _outcome(  # noqa: B023
+                lambda: model.apply(back)  # noqa: B023
+            )
+    assert {a: redis_storage.agents.get(a) for a in AGENTS} == model.loads
+    assert redis_storage.agents.census("g1") == model.census("g1")
+
+
+def test_a_failed_precondition_writes_nothing(redis_storage: RedisStorage) -> None:
+    redis_storage.agents.put(Agent(AgentId("ann"), reception_limit=1), 0.0)
+    before = _snapshot(redis_storage)
+    cid = ChatId("c1")
+    change = Change(
+        cid,
+        None,
+        now=1.0,
+        chat=Chat(cid, CustomerInfo(), channel="web", agent_id=AgentId("ann")),
+        claim=Claim(AgentId("ann")),  # offline: unavailable
+        push=QueuePush("q1", 1.0),
+        schedule=(Timer("t1", 5.0, cid, "k"),),
+        message=Message("m1", cid, MessageRole.CUSTOMER, "c", "hi", 1.0),
+        events=(Event("e1", "chat.started", 1.0, {}, chat_id=cid),),
+    )
+    with pytest.raises(PreconditionFailed) as info:
+        redis_storage.apply(change)
+    assert info.value.reason == "agent_unavailable"
+    assert info.value.agent_id == "ann"
+    assert _snapshot(redis_storage) == before
+
+
+def test_the_async_face_applies_the_same_unit(redis_storage: RedisStorage) -> None:
+    async def run() -> tuple[Applied, Chat | None, list[Event]]:
+        storage = AsyncRedisStorage(redis_url(), redis_storage.namespace)
+        try:
+            await storage.agents.put(
+                Agent(AgentId("ann"), status=AgentStatus.ONLINE, skill_groups=frozenset({"g"})),
+                0.0,
+            )
+            cid = ChatId("c1")
+            applied = await storage.apply(
+                Change(
+                    cid,
+                    None,
+                    now=1.0,
+                    chat=Chat(cid, CustomerInfo(), channel="web", agent_id=PICKED),
+                    claim=RankedClaim("g", Ranking("r", (RankKey("active"),))),
+                    events=(Event("e1", "chat.assigned", 1.0, {"agent_id": PICKED}, chat_id=cid),),
+                )
+            )
+            with pytest.raises(PreconditionFailed) as info:
+                await storage.apply(Change(cid, 7, now=2.0))
+            assert (info.value.reason, info.value.actual) == ("version", 0)
+            return applied, await storage.chats.get(cid), await storage.outbox.events()  # type: ignore[attr-defined]
+        finally:
+            await storage.aclose()
+
+    applied, stored, events = asyncio.run(run())
+    assert applied.agent_id == "ann"
+    assert stored == applied.chat
+    assert stored is not None and stored.agent_id == "ann"
+    assert events == list(applied.events)
+    assert events[0].data["agent_id"] == "ann"
+
+
+def test_agent_put_is_a_compare_and_set_and_keeps_the_load(redis_storage: RedisStorage) -> None:
+    ann = Agent(AgentId("ann"), status=AgentStatus.ONLINE, reception_limit=2)
+    assert redis_storage.agents.put(ann, 0.0).version == 1
+    cid = ChatId("c1")
+    redis_storage.apply(
+        Change(cid, None, 1.0, Chat(cid, CustomerInfo(), channel="web"), Claim(ann.id))
+    )
+    with pytest.raises(ConflictError):
+        redis_storage.agents.put(ann, 2.0)  # exists: None is not its version
+    offline = Agent(ann.id, status=AgentStatus.OFFLINE, reception_limit=2)
+    load = redis_storage.agents.put(offline, 2.0, expected_version=1)
+    assert (load.version, load.chats, load.agent.status) == (2, {cid}, AgentStatus.OFFLINE)
+    with pytest.raises(ConflictError):  # a concurrent change made with the old version loses
+        redis_storage.agents.put(ann, 3.0, expected_version=1)
+    assert redis_storage.agents.get(ann.id) == load
+
+
+def test_data_of_a_newer_version_is_refused(redis_storage: RedisStorage) -> None:
+    redis_storage.agents.put(Agent(AgentId("ann")), 0.0)
+    redis_storage.client.set(f"{redis_storage.key_prefix}:dv", "99")
+    fresh = RedisStorage(redis_url(), redis_storage.namespace)
+    try:
+        with pytest.raises(StorageError, match="version 99"):
+            fresh.agents.get(AgentId("ann"))
+        with pytest.raises(StorageError, match="upgrade chatmgmt"):
+            redis_storage.agents.put(Agent(AgentId("bob")), 0.0)
+        cid = ChatId("c1")
+        with pytest.raises(StorageError, match="version 99"):
+            redis_storage.apply(Change(cid, None, 1.0, Chat(cid, CustomerInfo(), channel="web")))
+        assert redis_storage.chats.get(cid) is None
+    finally:
+        fresh.close()
