@@ -943,20 +943,24 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
         # the agent compare-and-set works on migrated rows (version 0)
         updated = storage.agents.put(_agent("a", 3), 5.0, expected_version=0)
         assert updated.version == 1 and updated.chats == {ChatId("c1")}
-        # units of work work on migrated chats and queues
-        applied = storage.apply(
-            Change(
-                ChatId("c1"),
-                3,
-                6.0,
-                chat=_chat("c1", 4, ChatState.ACTIVE, PICKED),
-                release=AgentId("a"),
-                claim=RankedClaim("g", LEAST_BUSY, frozenset({AgentId("a")})),
-            )
+        # units of work work on migrated chats and rank rows: b (full) and a (released) are
+        # not candidates, so the transfer finds nobody until a new agent registers
+        transfer = Change(
+            ChatId("c1"),
+            3,
+            6.0,
+            chat=_chat("c1", 4, ChatState.ACTIVE, PICKED),
+            release=AgentId("a"),
+            claim=RankedClaim("g", LEAST_BUSY),
         )
-        assert applied.agent_id is None or applied.agent_id != "a"
-    except PreconditionFailed as exc:  # b is full: no other agent
-        assert exc.reason == "no_agent"
+        with pytest.raises(PreconditionFailed) as info:
+            storage.apply(transfer)
+        assert info.value.reason == "no_agent"
+        storage.agents.put(_agent("n", 1), 6.0)
+        assert storage.apply(transfer).agent_id == "n"
+        assert storage.chats.list(ChatState.ACTIVE, AgentId("n")) == [
+            _chat("c1", 4, ChatState.ACTIVE, "n")
+        ]
     finally:
         storage.close()
     storage = SQLiteStorage(path, namespace=NS)  # opening again is a no-op
@@ -964,7 +968,7 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
         assert storage.database.schema_version() == 2
         assert storage.queues.peek("g", 5) == [("cq", 1.0)]
         load = storage.agents.get(AgentId("a"))
-        assert load is not None and load.version == 1 and load.chats == {ChatId("c1")}
+        assert load is not None and load.version == 1 and load.chats == frozenset()
     finally:
         storage.close()
 
@@ -988,6 +992,7 @@ def test_four_threads_never_put_more_than_the_limit_on_one_agent(tmp_path: Path)
     storage.agents.put(_agent("a", 2), 0.0)
     errors: list[BaseException] = []
     over: list[int] = []
+    outcomes: list[str] = []  # list.append is atomic
     stop = threading.Event()
 
     def worker(w: int) -> None:
@@ -1009,9 +1014,11 @@ def test_four_threads_never_put_more_than_the_limit_on_one_agent(tmp_path: Path)
                     applied = storage.apply(change)
                 except PreconditionFailed as exc:
                     assert exc.reason in ("agent_unavailable", "no_agent")
+                    outcomes.append("refused")
                 else:
                     assert applied.chat is not None
                     mine.append(applied.chat)
+                    outcomes.append("claimed")
                 if mine and rng.random() < 0.5:
                     chat = mine.pop(rng.randrange(len(mine)))
                     storage.apply(
@@ -1047,6 +1054,7 @@ def test_four_threads_never_put_more_than_the_limit_on_one_agent(tmp_path: Path)
     try:
         assert errors == []
         assert over == []
+        assert {"claimed", "refused"} <= set(outcomes)  # the limit was reached and held
         active = storage.chats.list(ChatState.ACTIVE, AgentId("a"))
         load = storage.agents.get(AgentId("a"))
         assert load is not None
