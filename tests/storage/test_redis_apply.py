@@ -51,7 +51,7 @@ from chatmgmt.model import (
 from chatmgmt.ports import PICKED, Applied, Census, Change, Claim, QueuePush, RankedClaim
 from chatmgmt.storage.memory import MemoryStorage
 from chatmgmt.storage.redis import AsyncRedisStorage, RedisStorage
-from storage.redis_helpers import redis_url
+from storage.redis_helpers import redis_cluster_url, redis_url
 
 pytestmark = pytest.mark.redis
 
@@ -313,9 +313,22 @@ def _model_snapshot(model: Model) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
+def _open(kind: str, namespace: str) -> RedisStorage:
+    if kind == "cluster":
+        return RedisStorage.cluster(redis_cluster_url(), namespace)
+    return RedisStorage(redis_url(), namespace)
+
+
+def _aopen(storage: RedisStorage) -> AsyncRedisStorage:
+    if isinstance(storage.client, __import__("redis").RedisCluster):
+        return AsyncRedisStorage.cluster(redis_cluster_url(), storage.namespace)
+    return AsyncRedisStorage(redis_url(), storage.namespace)
+
+
+@pytest.fixture(params=["server", "cluster"])
 def redis_storage(request: pytest.FixtureRequest) -> Iterator[RedisStorage]:
-    storage = RedisStorage(redis_url(), f"apply-{request.node.name}")
+    """A clean namespace on a single Redis server, then on a 3-master Redis Cluster."""
+    storage = _open(request.param, f"apply-{request.node.name}")
     storage.delete_namespace()
     yield storage
     storage.delete_namespace()
@@ -447,7 +460,7 @@ def test_a_failed_precondition_writes_nothing(redis_storage: RedisStorage) -> No
 
 def test_the_async_face_applies_the_same_unit(redis_storage: RedisStorage) -> None:
     async def run() -> tuple[Applied, Chat | None, list[Event]]:
-        storage = AsyncRedisStorage(redis_url(), redis_storage.namespace)
+        storage = _aopen(redis_storage)
         try:
             await storage.agents.put(
                 Agent(AgentId("ann"), status=AgentStatus.ONLINE, skill_groups=frozenset({"g"})),
@@ -499,7 +512,8 @@ def test_agent_put_is_a_compare_and_set_and_keeps_the_load(redis_storage: RedisS
 def test_data_of_a_newer_version_is_refused(redis_storage: RedisStorage) -> None:
     redis_storage.agents.put(Agent(AgentId("ann")), 0.0)
     redis_storage.client.set(f"{redis_storage.key_prefix}:dv", "99")
-    fresh = RedisStorage(redis_url(), redis_storage.namespace)
+    kind = "cluster" if isinstance(redis_storage.client, __import__("redis").RedisCluster) else ""
+    fresh = _open(kind, redis_storage.namespace)
     try:
         with pytest.raises(StorageError, match="version 99"):
             fresh.agents.get(AgentId("ann"))

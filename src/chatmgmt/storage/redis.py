@@ -618,6 +618,8 @@ def _scan_reply(reply: Any) -> tuple[int, list[Any]]:
     if isinstance(reply, dict):  # a cluster client answering for one node: {node: reply}
         (reply,) = reply.values()
     cursor, keys = reply
+    if isinstance(cursor, dict):  # a cluster client's SCAN callback: ({node: cursor}, keys)
+        (cursor,) = cursor.values()
     return int(cursor), list(keys)
 
 

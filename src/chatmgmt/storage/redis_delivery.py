@@ -52,6 +52,7 @@ from .redis import (
     _glob_escape,
     _num,
     _s,
+    _ScanDelete,
     _SyncDriver,
     key_prefix,
 )
@@ -302,7 +303,7 @@ class _Call:
         self.args = args
 
 
-_Gen = Generator[_Script | _Call, Any, _T]
+_Gen = Generator[_Script | _Call | _ScanDelete, Any, _T]
 
 
 # --------------------------------------------------------------------------- codecs
@@ -515,15 +516,8 @@ class _Ops:
         return n
 
     def delete_namespace(self) -> _Gen[int]:
-        pattern = _glob_escape(self.prefix) + ":wh:*"
-        deleted = 0
-        cursor: Any = 0
-        while True:
-            cursor, keys = yield _Call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-            if keys:
-                deleted += int((yield _Call("DEL", *keys)))
-            if int(cursor) == 0:
-                return deleted
+        # the driver scans every primary of a cluster, every page
+        return int((yield _ScanDelete(_glob_escape(self.prefix) + ":wh:*")))
 
 
 # --------------------------------------------------------------------------- drivers
