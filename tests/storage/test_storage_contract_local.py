@@ -10,7 +10,7 @@ from typing import Any
 from chatmgmt.ports import AsyncStorage, Storage
 from chatmgmt.storage.memory import MemoryDatabase, MemoryStorage
 from chatmgmt.storage.sqlite import SQLiteDatabase, SQLiteStorage
-from chatmgmt.testing._contracts import (
+from chatmgmt.testing import (
     AsyncStorageContract,
     ProcessStorageContract,
     StorageContract,

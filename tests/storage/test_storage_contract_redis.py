@@ -9,7 +9,7 @@ import pytest
 
 from chatmgmt.ports import AsyncStorage, Storage
 from chatmgmt.storage.redis import AsyncRedisStorage, RedisStorage
-from chatmgmt.testing._contracts import (
+from chatmgmt.testing import (
     AsyncStorageContract,
     ProcessStorageContract,
     StorageContract,

@@ -2,7 +2,10 @@
 hypothesis strategies and the storage port contract suites.
 
 The hypothesis strategies (``agents``, ``customer_infos``, ``chats``, ``settings``; extra
-``chatmgmt[testing]``) and the contract suites (``StorageContract``, ``AsyncStorageContract``)
+``chatmgmt[testing]``) and the contract suites (``StorageContract``, ``AsyncStorageContract``,
+``ProcessStorageContract`` and the per-port suites they combine: ``CustomerStoreContract``,
+``AgentStoreContract``, ``ChatStoreContract``, ``QueueStoreContract``, ``OutboxContract``,
+``TimerStoreContract``, ``RateCounterContract``, ``UnitOfWorkContract``, ``TenancyContract``)
 are imported on first use, so the rest of the toolkit needs no test dependency.
 """
 
@@ -17,15 +20,24 @@ from ._clock import ManualClock
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
 
 __all__ = [
+    "AgentStoreContract",
     "AsyncDeliveryStoreContract",
     "AsyncStorageContract",
+    "ChatStoreContract",
+    "CustomerStoreContract",
     "DeliveryStoreContract",
     "ManualClock",
+    "OutboxContract",
     "ProcessStorageContract",
+    "QueueStoreContract",
+    "RateCounterContract",
     "RecordingEventSink",
     "RecordingMessageSink",
     "RecordingTransport",
     "StorageContract",
+    "TenancyContract",
+    "TimerStoreContract",
+    "UnitOfWorkContract",
     "agents",
     "assert_fair",
     "assert_within_limits",
@@ -46,6 +58,15 @@ _LAZY = {
     "StorageContract": "._contracts",
     "AsyncStorageContract": "._contracts",
     "ProcessStorageContract": "._contracts",
+    "AgentStoreContract": "._contracts",
+    "ChatStoreContract": "._contracts",
+    "CustomerStoreContract": "._contracts",
+    "OutboxContract": "._contracts",
+    "QueueStoreContract": "._contracts",
+    "RateCounterContract": "._contracts",
+    "TenancyContract": "._contracts",
+    "TimerStoreContract": "._contracts",
+    "UnitOfWorkContract": "._contracts",
     "DeliveryStoreContract": "._delivery_contract",
     "AsyncDeliveryStoreContract": "._delivery_contract",
 }
