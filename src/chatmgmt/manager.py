@@ -80,7 +80,7 @@ class _Base:
         message_sink: MessageSink | None,
         word_filter: SensitiveWordFilter | None = None,
     ) -> None:
-        self.settings = settings if settings is not None else ChatSettings()
+        self.settings = ChatSettings.coerce(settings)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._core = Core(
             self.settings,
