@@ -253,7 +253,13 @@ def _change(rng: random.Random, model: Model, step: int) -> Change:
         else None,
         cancel=tuple(k for k in TIMERS if rng.random() < 0.2),
         schedule=tuple(
-            Timer(k, now + rng.randint(1, 9), cid, "kind", payload={"s": step})
+            Timer(
+                k,
+                now + rng.randint(1, 9),
+                cid,
+                "kind",
+                payload={"s": step, "agent_id": agent, "agents": [agent, "z"]},
+            )
             for k in TIMERS
             if rng.random() < 0.2
         ),

@@ -18,7 +18,7 @@ and implements the load rules of :mod:`chatmgmt.assignment._load`; a test pins i
 **Ranked claims.** The plan names the agent it cannot know with
 :data:`~chatmgmt.ports.PICKED` (JSON ``"\\u0000picked"``); the script picks the first eligible
 agent of the group by the ranking's sorted set, not excluded, and substitutes the placeholder in
-the chat and event JSON it stores with the picked id. The Python side returns
+the chat, timer and event JSON it stores with the picked id. The Python side returns
 ``change.bind(picked)``, which equals what was stored.
 
 **Key layout.** Every key of a tenant starts with ``cm:{<namespace>}:`` — the namespace is the
@@ -727,6 +727,8 @@ class _AsyncDriver:
 
     async def _scan_delete(self, pattern: str) -> int:
         deleted = 0
+        if self._cluster:
+            await self.client.initialize()  # learns the nodes (idempotent)
         for node in (_primaries(self.client) or [None]) if self._cluster else [None]:
             extra = {} if node is None else {"target_nodes": node}
             cursor = 0

@@ -74,15 +74,18 @@ if plan.push ~= nil then queue_push(plan.push[1], id, plan.push[2]) end
 if plan.cancel ~= nil then
   for _, key in ipairs(plan.cancel) do timer_cancel(key, '') end
 end
+-- a ranked pick replaces the placeholder in the chat, the timers and the events it stores
+local replacement = nil
+if picked and claim.a == nil then replacement = cjson.encode(picked) end
 local nsched = 0
 if plan.sched ~= nil then
   for i, t in ipairs(plan.sched) do
-    timer_schedule(t[1], t[2], ARGV[4 + i])
+    local json = ARGV[4 + i]
+    if replacement then json = bind(json, replacement) end
+    timer_schedule(t[1], t[2], json)
     nsched = i
   end
 end
-local replacement = nil
-if picked and claim.a == nil then replacement = cjson.encode(picked) end
 if plan.ver ~= nil then
   local json = ARGV[2]
   if replacement then json = bind(json, replacement) end
