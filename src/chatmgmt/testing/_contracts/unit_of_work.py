@@ -24,17 +24,12 @@ from collections.abc import Callable
 import attrs
 
 from ...assignment import LEAST_BUSY, ROUND_ROBIN, SATURATION_RANDOM
-from ...assignment._load import claimed, eligible, moved_inactive, released, touched, updated_agent
 from ...errors import ConflictError, PreconditionFailed
 from ...model import (
-    Agent,
     AgentId,
-    AgentLoad,
     AgentStatus,
-    Chat,
     ChatId,
     ChatState,
-    EndReason,
     Event,
     Message,
     MessageId,
@@ -44,7 +39,7 @@ from ...model import (
     Sticky,
     Timer,
 )
-from ...ports import PICKED, Applied, Change, Claim, QueuePush, RankedClaim, Storage
+from ...ports import PICKED, Applied, Change, Claim, QueuePush, RankedClaim
 from ._support import (
     EVERY_RANKING,
     StorageCase,
@@ -54,8 +49,6 @@ from ._support import (
     create,
     end,
     event,
-    expected_census,
-    expected_pick,
     message,
     nxt,
     open_queued,
@@ -67,101 +60,11 @@ from ._support import (
     timer_keys,
     update,
 )
+from ._uow_drivers import QUEUE, Pin, World, build_world, everything, mixed_step
 
 __all__ = ["UnitOfWorkContract"]
 
-_QUEUE = "queue/g"
 _NONE: frozenset[AgentId] = frozenset()
-
-
-@attrs.frozen
-class _World:
-    """What :func:`_build_world` stored, to compare against after a refused change."""
-
-    chat: Chat
-    timers: tuple[str, ...]
-    events: tuple[str, ...]
-
-
-def _build_world(s: Storage) -> _World:
-    """ann (limit 1) holds ``c`` (version 1, a message, a timer); bob (limit 1) holds ``b1``;
-    cat (limit 2) is free; off is OFFLINE; ``q1`` waits in ``queue/g`` with a timer."""
-    s.agents.put(agent("ann", limit=1, order=1), 0.0, [event("w-ann")], 0.5)
-    s.agents.put(agent("bob", limit=1, order=2), 0.0, [], 0.5)
-    s.agents.put(agent("cat", limit=2, order=3), 0.0, [], 0.5)
-    s.agents.put(agent("off", limit=5, status=AgentStatus.OFFLINE), 0.0, [], 0.5)
-    c0 = chat("c", state=ChatState.ACTIVE, agent_id=AgentId("ann"), served_by=(AgentId("ann"),))
-    s.apply(
-        Change(
-            c0.id,
-            None,
-            1.0,
-            chat=c0,
-            claim=Claim(AgentId("ann")),
-            message=message("m1", "c"),
-            events=(event("w-c0", "c", 1),),
-            tiebreak=0.25,
-        )
-    )
-    c1 = nxt(c0, last_customer_message_at=2.0)
-    update(
-        s,
-        c1,
-        now=2.0,
-        schedule=(Timer("c/idle", 60.0, "c", "idle", 1, {"agent_id": "ann"}),),
-        sticky=Sticky("p-c", AgentId("ann"), 2.0, "closed"),
-        events=(event("w-c1", "c", 2),),
-    )
-    open_with(s, "b1", "bob")
-    q1 = chat("q1")
-    create(
-        s,
-        q1,
-        push=QueuePush(_QUEUE, 5.0),
-        schedule=(Timer("q1/wait", 90.0, "q1", "queue_wait"),),
-        events=(event("w-q1", "q1", 1),),
-    )
-    return _World(c1, ("c/idle", "q1/wait"), ("evt-w-ann", "evt-w-c0", "evt-w-c1", "evt-w-q1"))
-
-
-def _everything(
-    world: _World,
-    claim: Claim | RankedClaim | None,
-    *,
-    expected: int | None = 1,
-    chat_id: str = "c",
-    require_empty: str | None = None,
-) -> Change:
-    """A change of ``chat_id`` that touches everything: a release of ann, ``claim``, queue
-    entries, timers, the chat, a message, a sticky mark and events."""
-    base = world.chat if chat_id == "c" else chat(chat_id)
-    version = 0 if expected is None else expected + 1
-    new = attrs.evolve(
-        base,
-        id=ChatId(chat_id),
-        agent_id=PICKED if isinstance(claim, RankedClaim) else AgentId("cat"),
-        served_by=(*base.served_by, PICKED),
-        version=version,
-    )
-    return Change(
-        ChatId(chat_id),
-        expected,
-        50.0,
-        chat=new,
-        claim=claim,
-        release=AgentId("ann"),
-        require_empty=require_empty,
-        remove=(_QUEUE,),
-        push=QueuePush("queue/h", 3.0),
-        cancel=("c/idle", "q1/wait"),
-        schedule=(
-            Timer(f"{chat_id}/transfer", 70.0, chat_id, "auto_transfer", 2, {"agent_id": PICKED}),
-        ),
-        message=message("m-refused", chat_id, "must not be stored", 50.0),
-        sticky=Sticky("p-c", AgentId("zed"), 50.0, "offline"),
-        events=(event("refused-1", chat_id, 3, agent_id=PICKED), event("refused-2", chat_id, 4)),
-        tiebreak=0.875,
-    )
 
 
 class UnitOfWorkContract(StorageCase):
@@ -170,11 +73,11 @@ class UnitOfWorkContract(StorageCase):
 
     # preconditions: each refuses and commits nothing ---------------------------------
 
-    def _refused_commits_nothing(self, reason: str, make: Callable[[_World], Change]) -> None:
+    def _refused_commits_nothing(self, reason: str, make: Callable[[World], Change]) -> None:
         s = self.new_storage(f"/{reason}/{random.random()}")
-        world = _build_world(s)
+        world = build_world(s)
         ids = ["c", "q1", "b1", "ghost", "fresh"]
-        queues = [_QUEUE, "queue/h"]
+        queues = [QUEUE, "queue/h"]
         groups = ["", "g"]
         before = snapshot(s, ids, queues, groups, ["p-c", "p-ghost", "p-fresh"])
         change = make(world)
@@ -189,27 +92,27 @@ class UnitOfWorkContract(StorageCase):
     def test_refused_version_commits_nothing(self) -> None:
         """A stale ``expected_version``: ``version``, nothing committed."""
         self._refused_commits_nothing(
-            "version", lambda w: _everything(w, Claim(AgentId("cat")), expected=0)
+            "version", lambda w: everything(w, Claim(AgentId("cat")), expected=0)
         )
         self._refused_commits_nothing(
-            "version", lambda w: _everything(w, Claim(AgentId("cat")), expected=7)
+            "version", lambda w: everything(w, Claim(AgentId("cat")), expected=7)
         )
 
     def test_refused_exists_commits_nothing(self) -> None:
         """Creating a chat whose id is taken: ``exists``, nothing committed."""
         self._refused_commits_nothing(
-            "exists", lambda w: _everything(w, Claim(AgentId("cat")), expected=None)
+            "exists", lambda w: everything(w, Claim(AgentId("cat")), expected=None)
         )
 
     def test_refused_missing_commits_nothing(self) -> None:
         """Changing a chat that does not exist: ``missing``, nothing committed."""
         self._refused_commits_nothing(
             "missing",
-            lambda w: _everything(w, Claim(AgentId("cat")), expected=0, chat_id="ghost"),
+            lambda w: everything(w, Claim(AgentId("cat")), expected=0, chat_id="ghost"),
         )
         self._refused_commits_nothing(
             "missing",
-            lambda w: _everything(w, RankedClaim("g", ROUND_ROBIN), expected=3, chat_id="ghost"),
+            lambda w: everything(w, RankedClaim("g", ROUND_ROBIN), expected=3, chat_id="ghost"),
         )
 
     def test_refused_agent_unavailable_commits_nothing(self) -> None:
@@ -218,17 +121,17 @@ class UnitOfWorkContract(StorageCase):
         for who in ("bob", "off", "nobody"):
             self._refused_commits_nothing(
                 "agent_unavailable",
-                lambda w, who=who: _everything(w, Claim(AgentId(who))),  # type: ignore[misc]
+                lambda w, who=who: everything(w, Claim(AgentId(who))),  # type: ignore[misc]
             )
             self._refused_commits_nothing(
                 "agent_unavailable",
-                lambda w, who=who: _everything(  # type: ignore[misc]
+                lambda w, who=who: everything(  # type: ignore[misc]
                     w, Claim(AgentId(who)), expected=None, chat_id="fresh"
                 ),
             )
         self._refused_commits_nothing(
             "agent_unavailable",
-            lambda w: _everything(w, Claim(AgentId("nobody"), force=True)),
+            lambda w: everything(w, Claim(AgentId("nobody"), force=True)),
         )
 
     def test_refused_no_agent_commits_nothing(self) -> None:
@@ -236,17 +139,17 @@ class UnitOfWorkContract(StorageCase):
         ``no_agent``, nothing committed."""
         self._refused_commits_nothing(
             "no_agent",
-            lambda w: _everything(
+            lambda w: everything(
                 w, RankedClaim("g", LEAST_BUSY, frozenset({AgentId("cat"), AgentId("ann")}))
             ),
         )
         self._refused_commits_nothing(
             "no_agent",
-            lambda w: _everything(w, RankedClaim("nobody-serves-this", ROUND_ROBIN)),
+            lambda w: everything(w, RankedClaim("nobody-serves-this", ROUND_ROBIN)),
         )
         self._refused_commits_nothing(
             "no_agent",
-            lambda w: _everything(
+            lambda w: everything(
                 w,
                 RankedClaim(
                     "g", ROUND_ROBIN, frozenset({AgentId("cat"), AgentId("ann")}), hold=False
@@ -261,19 +164,19 @@ class UnitOfWorkContract(StorageCase):
         committed."""
         self._refused_commits_nothing(
             "queue_not_empty",
-            lambda w: _everything(
-                w, Claim(AgentId("cat")), expected=None, chat_id="fresh", require_empty=_QUEUE
+            lambda w: everything(
+                w, Claim(AgentId("cat")), expected=None, chat_id="fresh", require_empty=QUEUE
             ),
         )
         self._refused_commits_nothing(
             "queue_not_empty",
-            lambda w: _everything(w, RankedClaim("g", ROUND_ROBIN), require_empty=_QUEUE),
+            lambda w: everything(w, RankedClaim("g", ROUND_ROBIN), require_empty=QUEUE),
         )
 
     def test_refused_inactive_only_change_commits_nothing(self) -> None:
         """A stale change that only moves a slot to inactive commits nothing."""
 
-        def make(w: _World) -> Change:
+        def make(w: World) -> Change:
             return Change(
                 ChatId("c"),
                 0,
@@ -288,29 +191,29 @@ class UnitOfWorkContract(StorageCase):
         """The first failing precondition is raised: the version before the queue, the queue
         before the claim."""
         s = self.storage
-        world = _build_world(s)
-        refused("version", lambda: s.apply(_everything(world, Claim(AgentId("bob")), expected=0)))
+        world = build_world(s)
+        refused("version", lambda: s.apply(everything(world, Claim(AgentId("bob")), expected=0)))
         refused(
             "exists",
             lambda: s.apply(
-                _everything(world, Claim(AgentId("bob")), expected=None, require_empty=_QUEUE)
+                everything(world, Claim(AgentId("bob")), expected=None, require_empty=QUEUE)
             ),
         )
         refused(
             "missing",
             lambda: s.apply(
-                _everything(world, RankedClaim("none", ROUND_ROBIN), expected=0, chat_id="zz")
+                everything(world, RankedClaim("none", ROUND_ROBIN), expected=0, chat_id="zz")
             ),
         )
         refused(
             "queue_not_empty",
             lambda: s.apply(
-                _everything(
+                everything(
                     world,
                     RankedClaim("none", ROUND_ROBIN),
                     expected=None,
                     chat_id="new",
-                    require_empty=_QUEUE,
+                    require_empty=QUEUE,
                 )
             ),
         )
@@ -321,7 +224,7 @@ class UnitOfWorkContract(StorageCase):
         """A drain: slot claimed, queue entry removed, wait timer cancelled, reply timer set,
         chat stored, message appended, sticky mark and events appended — all in one call."""
         s = self.storage
-        world = _build_world(s)
+        world = build_world(s)
         q1 = s.chats.get(ChatId("q1"))
         assert q1 is not None
         new = nxt(q1, state=ChatState.ACTIVE, agent_id=AgentId("cat"), assigned_at=40.0)
@@ -338,7 +241,7 @@ class UnitOfWorkContract(StorageCase):
                 40.0,
                 chat=new,
                 claim=Claim(AgentId("cat")),
-                remove=(_QUEUE,),
+                remove=(QUEUE,),
                 cancel=("q1/wait",),
                 schedule=(reply,),
                 message=note,
@@ -354,7 +257,7 @@ class UnitOfWorkContract(StorageCase):
         cat = s.agents.get(AgentId("cat"))
         assert cat is not None and cat.chats == {"q1"}
         assert cat.last_assigned_at == 40.0 and cat.tiebreak == 0.375
-        assert s.queues.length(_QUEUE) == 0 and s.queues.position(_QUEUE, ChatId("q1")) is None
+        assert s.queues.length(QUEUE) == 0 and s.queues.position(QUEUE, ChatId("q1")) is None
         assert s.outbox.pending() == len(world.events) + 2
         check_records(s)
         assert [e.event for e in s.outbox.claim("w", 100, 0.0, 1.0)][-2:] == list(events)
@@ -636,7 +539,7 @@ class UnitOfWorkContract(StorageCase):
         census stay equal to the pure functions of the same changes."""
         for n, ranking in enumerate(EVERY_RANKING):
             s = self.new_storage(f"/rank{n}")
-            _Pin(s, random.Random(f"rank-{ranking}"), (ranking,)).run(
+            Pin(s, random.Random(f"rank-{ranking}"), (ranking,)).run(
                 36, ops=("open", "end", "transfer", "agent")
             )
 
@@ -647,7 +550,7 @@ class UnitOfWorkContract(StorageCase):
         census equals their counts; the chat records agree at the end."""
         for seed in range(3):
             s = self.new_storage(f"/pin{seed}")
-            _Pin(s, random.Random(seed), EVERY_RANKING).run(120)
+            Pin(s, random.Random(seed), EVERY_RANKING).run(120)
 
     # concurrency, read from the chat records --------------------------------------------
 
@@ -709,7 +612,7 @@ class UnitOfWorkContract(StorageCase):
         n = self.threads
         for i in range(n):
             s.agents.put(agent(f"a{i:02d}", limit=1), 0.0)
-        q = open_queued(s, "q", _QUEUE, 1.0)
+        q = open_queued(s, "q", QUEUE, 1.0)
 
         def assign(i: int) -> bool:
             new = nxt(q, state=ChatState.ACTIVE, agent_id=AgentId(f"a{i:02d}"))
@@ -718,7 +621,7 @@ class UnitOfWorkContract(StorageCase):
                     s,
                     new,
                     claim=Claim(AgentId(f"a{i:02d}")),
-                    remove=(_QUEUE,),
+                    remove=(QUEUE,),
                     events=(event(i, "q", 1),),
                 )
             except PreconditionFailed as exc:
@@ -732,7 +635,7 @@ class UnitOfWorkContract(StorageCase):
         stored = s.chats.get(ChatId("q"))
         assert stored is not None and stored.agent_id == winner and stored.version == 1
         assert [ld.agent.id for ld in s.agents.list() if ld.chats] == [winner]
-        assert s.outbox.pending() == 1 and s.queues.length(_QUEUE) == 0
+        assert s.outbox.pending() == 1 and s.queues.length(QUEUE) == 0
         check_records(s)
 
     def test_concurrent_mixed_operations_keep_chat_records_consistent(self) -> None:
@@ -752,7 +655,7 @@ class UnitOfWorkContract(StorageCase):
                 cid = rng.choice(pool)
                 now = float(step)
                 try:
-                    _mixed_step(s, rng, cid, now)
+                    mixed_step(s, rng, cid, now)
                 except PreconditionFailed as exc:
                     assert exc.reason in (
                         "version",
@@ -767,302 +670,6 @@ class UnitOfWorkContract(StorageCase):
         run_threads(n, work)
         check_records(s)
         queued = s.chats.list(ChatState.QUEUED)
-        entries = s.queues.peek(_QUEUE, 10_000)
+        entries = s.queues.peek(QUEUE, 10_000)
         assert sorted(c.id for c in queued) == sorted(c for c, _ in entries)
         assert len({c for c, _ in entries}) == len(entries)
-
-
-def _mixed_step(s: Storage, rng: random.Random, cid: ChatId, now: float) -> None:
-    """One random operation on chat ``cid`` planned from what the store shows now."""
-    current = s.chats.get(cid)
-    tb = rng.random()
-    op = rng.random()
-    if op < 0.1:
-        aid = AgentId(f"a{rng.randrange(4)}")
-        load = s.agents.get(aid)
-        assert load is not None
-        status = (
-            AgentStatus.ONLINE if load.agent.status is not AgentStatus.ONLINE else AgentStatus.AWAY
-        )
-        s.agents.put(attrs.evolve(load.agent, status=status), now, expected_version=load.version)
-        return
-    if current is None or not current.state.is_open:
-        new = (
-            chat(cid, state=ChatState.ACTIVE, agent_id=PICKED)
-            if current is None
-            else nxt(current, state=ChatState.ACTIVE, agent_id=PICKED, inactive=False)
-        )
-        expected = None if current is None else current.version
-        try:
-            s.apply(
-                Change(
-                    cid, expected, now, chat=new, claim=RankedClaim("g", LEAST_BUSY), tiebreak=tb
-                )
-            )
-        except PreconditionFailed as exc:
-            if exc.reason != "no_agent":
-                raise
-            queued = attrs.evolve(new, state=ChatState.QUEUED, agent_id=None)
-            s.apply(Change(cid, expected, now, chat=queued, push=QueuePush(_QUEUE, now)))
-        return
-    if current.state is ChatState.QUEUED:
-        if op < 0.3:  # abandon
-            s.apply(
-                Change(
-                    cid,
-                    current.version,
-                    now,
-                    chat=nxt(current, state=ChatState.ABANDONED),
-                    remove=(_QUEUE,),
-                )
-            )
-            return
-        new = nxt(current, state=ChatState.ACTIVE, agent_id=PICKED)  # drain
-        s.apply(
-            Change(
-                cid,
-                current.version,
-                now,
-                chat=new,
-                claim=RankedClaim("g", ROUND_ROBIN),
-                remove=(_QUEUE,),
-                tiebreak=tb,
-            )
-        )
-        return
-    holder = current.agent_id
-    assert holder is not None
-    if op < 0.45:  # end
-        s.apply(
-            Change(
-                cid,
-                current.version,
-                now,
-                chat=nxt(current, state=ChatState.ENDED, end_reason=EndReason.AGENT),
-                release=holder,
-                tiebreak=tb,
-            )
-        )
-    elif op < 0.65:  # transfer to the group, back to the queue when nobody is free
-        new = nxt(current, agent_id=PICKED, inactive=False)
-        try:
-            s.apply(
-                Change(
-                    cid,
-                    current.version,
-                    now,
-                    chat=new,
-                    release=holder,
-                    claim=RankedClaim("g", LEAST_BUSY, frozenset({holder})),
-                    tiebreak=tb,
-                )
-            )
-        except PreconditionFailed as exc:
-            if exc.reason != "no_agent":
-                raise
-            back = nxt(current, state=ChatState.QUEUED, agent_id=None, inactive=False)
-            s.apply(
-                Change(
-                    cid,
-                    current.version,
-                    now,
-                    chat=back,
-                    release=holder,
-                    push=QueuePush(_QUEUE, 0.0),
-                    tiebreak=tb,
-                )
-            )
-    elif op < 0.8:  # transfer to a named agent
-        target = AgentId(f"a{rng.randrange(4)}")
-        if target == holder:
-            return
-        new = nxt(current, agent_id=target, inactive=False)
-        s.apply(
-            Change(
-                cid,
-                current.version,
-                now,
-                chat=new,
-                release=holder,
-                claim=Claim(target),
-                tiebreak=tb,
-            )
-        )
-    elif not current.inactive:  # stops counting (back again only by a transfer or an end)
-        s.apply(
-            Change(
-                cid, current.version, now, chat=nxt(current, inactive=True), inactive=(holder, True)
-            )
-        )
-
-
-class _Pin:
-    """Applies random changes to a storage and the same changes to a pure model of the
-    loads (:mod:`chatmgmt.assignment._load`), comparing them after every step."""
-
-    def __init__(self, s: Storage, rng: random.Random, rankings: tuple[Ranking, ...]) -> None:
-        self.s = s
-        self.rng = rng
-        self.rankings = rankings
-        self.model: dict[AgentId, AgentLoad] = {}
-        self.chats: dict[ChatId, Chat] = {}
-        self.held: dict[ChatId, AgentId] = {}
-        self.n = 0
-
-    def run(
-        self,
-        steps: int,
-        ops: tuple[str, ...] = ("open", "check", "end", "transfer", "inactive", "agent"),
-    ) -> None:
-        rng, s = self.rng, self.s
-        for i in range(10):
-            groups = ["g"] if i % 4 else ["g", "g2"]
-            a = agent(
-                f"ag-{i:02d}",
-                groups=groups,
-                limit=rng.choice([0, 1, 1, 2, 3]),
-                tier=rng.choice([0, 1, 2]),
-                order=rng.choice([0, 1, 2, 3]),
-                status=rng.choice([AgentStatus.ONLINE] * 5 + [AgentStatus.AWAY, AgentStatus.BUSY]),
-            )
-            now = rng.choice([0.0, 1.0, 2.0])
-            tb = rng.choice([0.25, 0.5, rng.random()])
-            self.model[a.id] = updated_agent(None, a, now, tb)
-            assert s.agents.put(a, now, [], tb) == self.model[a.id]
-        outsider = agent("outsider", groups=["elsewhere"], limit=9)
-        self.model[outsider.id] = updated_agent(None, outsider, 0.0, 0.0)
-        s.agents.put(outsider, 0.0)
-        for step in range(steps):
-            op = rng.choice(ops)
-            now = float(rng.choice([3, 4, 5, step + 6]))
-            tb = rng.choice([0.125, 0.75, rng.random()])
-            getattr(self, f"_{op}")(now, tb)
-            self.compare(f"step {step} ({op})")
-        check_records(s, limits=False)
-
-    def compare(self, where: str) -> None:
-        stored = {ld.agent.id: ld for ld in self.s.agents.list()}
-        for aid, load in self.model.items():
-            assert stored.get(aid) == load, (where, stored.get(aid), load)
-        assert set(stored) == set(self.model), where
-        for group in ("g", "g2", ""):
-            assert self.s.agents.census(group) == expected_census(self.model.values(), group), (
-                where,
-                group,
-            )
-
-    def _new_id(self) -> ChatId:
-        self.n += 1
-        return ChatId(f"pin-{self.n}")
-
-    def _excluded(self) -> frozenset[AgentId]:
-        return frozenset(self.rng.sample(sorted(self.model), self.rng.randint(0, 3)))
-
-    def _open(self, now: float, tb: float) -> None:
-        cid = self._new_id()
-        ranking = self.rng.choice(self.rankings)
-        excluded = self._excluded()
-        hold = self.rng.random() < 0.85
-        state = ChatState.ACTIVE if hold else ChatState.LEFT_MESSAGE
-        new = chat(cid, state=state, agent_id=PICKED)
-        want = expected_pick(self.model.values(), "g", ranking, excluded)
-        claim = RankedClaim("g", ranking, excluded, hold)
-        change = Change(cid, None, now, chat=new, claim=claim, tiebreak=tb)
-        if want is None:
-            refused("no_agent", lambda: self.s.apply(change))
-            return
-        applied = self.s.apply(change)
-        assert applied.agent_id == want, (ranking, applied.agent_id, want)
-        assert applied.chat is not None and applied.chat.agent_id == want
-        if hold:
-            self.model[want] = claimed(self.model[want], cid, now, tb)
-            self.held[cid] = want
-        else:
-            self.model[want] = touched(self.model[want], now, tb)
-        self.chats[cid] = applied.chat
-
-    def _check(self, now: float, tb: float) -> None:
-        cid = self._new_id()
-        aid = AgentId(self.rng.choice([*sorted(self.model), "ghost"]))
-        force = self.rng.random() < 0.2
-        new = chat(cid, state=ChatState.ACTIVE, agent_id=aid)
-        change = Change(cid, None, now, chat=new, claim=Claim(aid, force=force), tiebreak=tb)
-        load = self.model.get(aid)
-        if load is None or not (force or eligible(load)):
-            refused("agent_unavailable", lambda: self.s.apply(change))
-            return
-        assert self.s.apply(change).agent_id == aid
-        self.model[aid] = claimed(load, cid, now, tb)
-        self.held[cid] = aid
-        self.chats[cid] = new
-
-    def _end(self, now: float, tb: float) -> None:
-        if not self.held:
-            return self._open(now, tb)
-        cid = self.rng.choice(sorted(self.held))
-        aid = self.held.pop(cid)
-        new = nxt(self.chats[cid], state=ChatState.ENDED)
-        self.s.apply(Change(cid, new.version - 1, now, chat=new, release=aid, tiebreak=tb))
-        self.model[aid] = released(self.model[aid], cid, now, tb)
-        self.chats[cid] = new
-
-    def _transfer(self, now: float, tb: float) -> None:
-        if not self.held:
-            return self._open(now, tb)
-        cid = self.rng.choice(sorted(self.held))
-        old = self.held[cid]
-        ranking = self.rng.choice(self.rankings)
-        excluded = self._excluded() | {old}
-        new = nxt(self.chats[cid], agent_id=PICKED, inactive=False)
-        change = Change(
-            cid,
-            new.version - 1,
-            now,
-            chat=new,
-            release=old,
-            claim=RankedClaim("g", ranking, excluded),
-            tiebreak=tb,
-        )
-        want = expected_pick(self.model.values(), "g", ranking, excluded)
-        if want is None:
-            refused("no_agent", lambda: self.s.apply(change))
-            return
-        applied = self.s.apply(change)
-        assert applied.agent_id == want, (ranking, applied.agent_id, want)
-        assert applied.chat is not None
-        self.model[old] = released(self.model[old], cid, now, tb)
-        self.model[want] = claimed(self.model[want], cid, now, tb)
-        self.held[cid] = want
-        self.chats[cid] = applied.chat
-
-    def _inactive(self, now: float, tb: float) -> None:
-        if not self.held:
-            return self._open(now, tb)
-        cid = self.rng.choice(sorted(self.held))
-        aid = self.held[cid]
-        flag = not self.chats[cid].inactive
-        new = nxt(self.chats[cid], inactive=flag)
-        self.s.apply(Change(cid, new.version - 1, now, chat=new, inactive=(aid, flag), tiebreak=tb))
-        self.model[aid] = moved_inactive(self.model[aid], cid, flag)
-        self.chats[cid] = new
-
-    def _agent(self, now: float, tb: float) -> None:
-        aid = self.rng.choice(sorted(a for a in self.model if a != "outsider"))
-        old = self.model[aid]
-        what = self.rng.choice(["status", "status", "limit", "tier"])
-        a: Agent = old.agent
-        if what == "status":
-            a = attrs.evolve(a, status=self.rng.choice(list(AgentStatus)))
-        elif what == "limit":
-            a = attrs.evolve(a, reception_limit=self.rng.choice([0, 1, 2, 3, 4]))
-        else:
-            a = attrs.evolve(a, tier=self.rng.choice([0, 1, 2, 3]))
-        stale = old.version - 1
-        try:
-            self.s.agents.put(a, now, [], tb, expected_version=stale)
-        except ConflictError:
-            pass
-        else:
-            raise AssertionError(f"put from stale version {stale} of {aid!r} was not refused")
-        self.model[aid] = updated_agent(old, a, now, tb)
-        assert self.s.agents.put(a, now, [], tb, expected_version=old.version) == self.model[aid]
