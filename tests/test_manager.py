@@ -21,7 +21,7 @@ from chatmgmt import (
 from chatmgmt.errors import InvalidTransitionError
 from chatmgmt.model import Chat
 from chatmgmt.storage import MemoryStorage
-from chatmgmt.testing import ManualClock, RecordingEventSink, make_agent
+from chatmgmt.testing import ManualClock, RecordingEventSink, make_agent, sequential_ids
 
 START = 1_700_000_000.0
 
@@ -63,7 +63,14 @@ def run_sync(seed: int) -> dict[str, Any]:
     clock = ManualClock(START)
     sink = RecordingEventSink()
     storage = MemoryStorage()
-    m = ChatManager(storage, _settings(), clock=clock, rng=random.Random(seed), event_sink=sink)
+    m = ChatManager(
+        storage,
+        _settings(),
+        clock=clock,
+        rng=random.Random(seed),
+        event_sink=sink,
+        ids=sequential_ids(),
+    )
     for agent in _agents():
         m.register_agent(agent)
     opened = []
@@ -93,7 +100,12 @@ def run_async(seed: int) -> dict[str, Any]:
         sink = RecordingEventSink()
         storage = MemoryStorage()
         m = AsyncChatManager(
-            storage.aio(), _settings(), clock=clock, rng=random.Random(seed), event_sink=sink
+            storage.aio(),
+            _settings(),
+            clock=clock,
+            rng=random.Random(seed),
+            event_sink=sink,
+            ids=sequential_ids(),
         )
         for agent in _agents():
             await m.register_agent(agent)

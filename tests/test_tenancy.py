@@ -11,6 +11,7 @@ from chatmgmt import AsyncChatManager, ChatManager, ChatSettings, ChatState, Cus
 from chatmgmt.assignment import queue_name
 from chatmgmt.errors import NotFoundError
 from chatmgmt.model import AgentId, ChatId, Timer
+from chatmgmt.ports import Change
 from chatmgmt.storage import MemoryDatabase, MemoryStorage
 from chatmgmt.testing import ManualClock, make_agent
 
@@ -74,7 +75,8 @@ def test_two_tenants_share_nothing_but_the_database() -> None:
     acme.send_message("c_1", "hello from acme")
     assert globex.messages("c_1") == []
     assert [m.text for m in acme.messages("c_1")] == ["hello from acme"]
-    globex.storage.timers.schedule(Timer("k", START, "c_1", "auto_transfer"))
+    timer = Timer("k", START, "c_1", "auto_transfer")
+    globex.storage.apply(Change(ChatId("no_chat"), None, START, schedule=(timer,)))
     acme_timers = acme.storage.timers.claim_due(START + 1e6, 100, 1.0)
     globex_timers = globex.storage.timers.claim_due(START + 1e6, 100, 1.0)
     assert "k" not in [t.key for t in acme_timers]

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._clock import SystemClock
-from ._core import Core, Op, QueueStatus
+from ._core import Core, Op, QueueStatus, resolve
 from .assignment import RouteRequest
 from .assignment._strategies import Strategy
 from .lifecycle import agent_view
@@ -45,6 +45,7 @@ __all__ = ["AsyncChatManager", "ChatManager", "QueueStatus", "SystemClock"]
 
 log = logging.getLogger("chatmgmt")
 T = TypeVar("T")
+_SINK_CALLS = frozenset({EventSink.emit, MessageSink.deliver})  # the host's sinks are sync
 
 
 class _Sinks:
@@ -79,6 +80,7 @@ class _Base:
         event_sink: EventSink | None,
         message_sink: MessageSink | None,
         word_filter: SensitiveWordFilter | None = None,
+        ids: Callable[[], str] | None = None,
     ) -> None:
         self.settings = ChatSettings.coerce(settings)
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -87,6 +89,7 @@ class _Base:
             rng if rng is not None else random.Random(),
             strategies,
             word_filter,
+            ids,
         )
         self._sinks = _Sinks(event_sink, message_sink)
         self._core.emits = event_sink is not None
@@ -128,7 +131,10 @@ class ChatManager(_Base):
     ``strategies`` maps skill groups (``"*"``: all) to a custom ranking or callable;
     ``event_sink`` receives every event after it committed (monitoring, alerts);
     ``message_sink`` receives system messages (prompts) to show in a chat;
-    ``word_filter`` overrides the sensitive-word filter built from the settings.
+    ``word_filter`` overrides the sensitive-word filter built from the settings;
+    ``ids`` is where new ids (chats, messages, events) come from: a function returning a fresh
+    unique string (by default 24 random hex digits from the OS, never from ``rng``, so a seeded
+    host re-run on persistent storage does not reuse ids; inject a counter in tests).
     """
 
     def __init__(
@@ -142,34 +148,33 @@ class ChatManager(_Base):
         event_sink: EventSink | None = None,
         message_sink: MessageSink | None = None,
         word_filter: SensitiveWordFilter | None = None,
+        ids: Callable[[], str] | None = None,
     ) -> None:
-        super().__init__(settings, clock, rng, strategies, event_sink, message_sink, word_filter)
+        super().__init__(
+            settings, clock, rng, strategies, event_sink, message_sink, word_filter, ids
+        )
         if storage is None:
             from .storage.memory import MemoryStorage
 
             storage = MemoryStorage()
         self.storage: Storage = storage
-        self._methods: dict[str, Any] = {}
-
-    def _bound(self, call: str) -> Any:
-        port, _, method = call.partition(".")
-        target: Any = self._sinks if port == "sink" else getattr(self.storage, port)
-        fn = self._methods[call] = getattr(target, method)
-        return fn
+        self._methods: dict[Any, Any] = {}
 
     def _run(self, gen: Generator[Op, Any, T]) -> T:
         methods = self._methods
         send = gen.send
         try:
-            call, args = next(gen)
+            fn, args, kwargs = next(gen)
             while True:
-                fn = methods.get(call) or self._bound(call)
+                bound = methods.get(fn)
+                if bound is None:
+                    bound = methods[fn] = resolve(fn, self.storage, self._sinks)
                 try:
-                    result = fn(*args)
+                    result = bound(*args, **kwargs)
                 except Exception as exc:  # handed to the orchestration, which may handle it
-                    call, args = gen.throw(exc)
+                    fn, args, kwargs = gen.throw(exc)
                     continue
-                call, args = send(result)
+                fn, args, kwargs = send(result)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 
@@ -403,8 +408,11 @@ class AsyncChatManager(_Base):
         event_sink: EventSink | None = None,
         message_sink: MessageSink | None = None,
         word_filter: SensitiveWordFilter | None = None,
+        ids: Callable[[], str] | None = None,
     ) -> None:
-        super().__init__(settings, clock, rng, strategies, event_sink, message_sink, word_filter)
+        super().__init__(
+            settings, clock, rng, strategies, event_sink, message_sink, word_filter, ids
+        )
         if storage is None:
             from .storage.memory import MemoryStorage
 
@@ -415,18 +423,17 @@ class AsyncChatManager(_Base):
         storage = self.storage
         sinks = self._sinks
         try:
-            call, args = next(gen)
+            fn, args, kwargs = next(gen)
             while True:
-                port, _, method = call.partition(".")
+                bound = resolve(fn, storage, sinks)
                 try:
-                    if port == "sink":
-                        result = getattr(sinks, method)(*args)
-                    else:
-                        result = await getattr(getattr(storage, port), method)(*args)
+                    result = bound(*args, **kwargs)
+                    if fn not in _SINK_CALLS:
+                        result = await result
                 except Exception as exc:
-                    call, args = gen.throw(exc)
+                    fn, args, kwargs = gen.throw(exc)
                     continue
-                call, args = gen.send(result)
+                fn, args, kwargs = gen.send(result)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 

@@ -20,6 +20,7 @@ from chatmgmt.assignment import (
 )
 from chatmgmt.model import AgentId, ChatId
 from chatmgmt.storage import MemoryStorage
+from chatmgmt.testing import claim_ranked, claim_slot, release_slot
 
 
 def open_n(m, n, **kwargs):  # type: ignore[no-untyped-def]
@@ -62,9 +63,9 @@ def test_spare_capacity_vs_saturation_reference_example() -> None:
     m.register_agent(agent("B", limit=10, order=1))
     storage = m.storage
     for i in range(1):
-        storage.agents.claim(AgentId("A"), ChatId(f"a{i}"), 0.0, 0.0)
+        claim_slot(storage, AgentId("A"), ChatId(f"a{i}"), 0.0, 0.0)
     for i in range(8):
-        storage.agents.claim(AgentId("B"), ChatId(f"b{i}"), 0.0, 0.0)
+        claim_slot(storage, AgentId("B"), ChatId(f"b{i}"), 0.0, 0.0)
     loads = storage.agents.list()
     most_free = max(loads, key=lambda ld: ld.free)
     assert most_free.agent.id == "B"
@@ -103,7 +104,7 @@ def test_least_busy_picks_fewest_chats() -> None:
     m.register_agent(agent("a", limit=10, order=0))
     m.register_agent(agent("b", limit=10, order=1))
     for i in range(3):
-        m.storage.agents.claim(AgentId("a"), ChatId(f"x{i}"), 0.0, 0.0)
+        claim_slot(m.storage, AgentId("a"), ChatId(f"x{i}"), 0.0, 0.0)
     picks = [c.agent_id for c in open_n(m, 3)]
     assert picks == ["b", "b", "b"]
     assert open_n(m, 1)[0].agent_id in {"a", "b"}
@@ -218,9 +219,9 @@ def test_indexed_claim_agrees_with_the_reference_scan(ranking) -> None:  # type:
             if ld.agent.status is AgentStatus.ONLINE and ld.free > 0
         ]
         expected = rank_scan(eligible, ranking)
-        got = storage.agents.claim_ranked(
-            "", ranking, ChatId(f"c{step}"), frozenset(), float(step), rng.random()
+        got = claim_ranked(
+            storage, "", ranking, ChatId(f"c{step}"), frozenset(), float(step), rng.random()
         )
         assert got == (expected.agent.id if expected else None)
         if step % 3 == 0 and got is not None:
-            storage.agents.release(got, ChatId(f"c{step - 3}"), float(step), rng.random())
+            release_slot(storage, got, ChatId(f"c{step - 3}"), float(step), rng.random())

@@ -6,6 +6,7 @@ import pytest
 
 from assignment.assign_helpers import agent, clock_of, customer, manager, sink_of
 from chatmgmt import AssignmentError, ChatState, InvalidTransitionError, MessageRole
+from chatmgmt.testing import release_slot
 
 
 def test_manual_transfer_to_an_agent_and_to_a_group() -> None:
@@ -120,5 +121,5 @@ def test_load_counts_never_go_stale() -> None:
         m.end_chat(second.id)  # ending twice is refused and frees nothing more
     assert (m.agent("ann").active, m.agent("bob").active) == (0, 1)
     # a release that already happened is a no-op at the store too
-    assert m.storage.agents.release(second.agent_id or "", second.id, 0.0, 0.0) is False
+    release_slot(m.storage, second.agent_id or "", second.id, 0.0, 0.0)
     assert m.agent("bob").active == 1

@@ -17,6 +17,8 @@ from typing import Any
 from ._assertions import assert_fair, assert_within_limits
 from ._builders import make_agent, make_agents, make_chat, make_customer
 from ._clock import ManualClock
+from ._ids import sequential_ids
+from ._slots import claim_ranked, claim_slot, release_slot
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
 
 __all__ = [
@@ -42,11 +44,15 @@ __all__ = [
     "assert_fair",
     "assert_within_limits",
     "chats",
+    "claim_ranked",
+    "claim_slot",
     "customer_infos",
     "make_agent",
     "make_agents",
     "make_chat",
     "make_customer",
+    "release_slot",
+    "sequential_ids",
     "settings",
 ]
 

@@ -1,0 +1,31 @@
+"""The one copy of the orchestration, shared by the sync and the async manager.
+
+Every manager operation is a generator that yields typed port calls (:mod:`._ops`) and
+receives their results. :class:`~chatmgmt.ChatManager` runs the generators against sync ports,
+:class:`~chatmgmt.AsyncChatManager` awaits async ports, and the interleaving explorer of
+:mod:`chatmgmt.testing` steps several of them call by call. Business rules live in the pure
+modules (``assignment``, ``customers``, ``lifecycle``, ``moderation``, ``webhook``); these
+modules plan each change of a chat and apply it as one unit of work (:mod:`._base`):
+
+* :mod:`._base` — shared state, :class:`Plan`, the one effect (``commit``) and the one
+  compare-and-set retry loop (``update``);
+* :mod:`._customers` — the CRM upsert; :mod:`._satisfaction` — invitations and ratings;
+* :mod:`._ending` — the end of a chat as a plan; :mod:`._routing` — targets, overflow, the
+  queue, draining; :mod:`._chat` — open, end, transfer, assign, (in)active;
+* :mod:`._messages` — messages and moderation; :mod:`._submission` — leave a message;
+* :mod:`._agents` — agent changes; :mod:`._deadlines` — ``tick``; :mod:`._repair` —
+  ``reconcile``.
+"""
+
+from __future__ import annotations
+
+from ._ops import PORTS, Eff, Op, call, resolve
+from ._repair import Repair
+from ._status import QueueStatus
+
+__all__ = ["PORTS", "Core", "Eff", "Op", "QueueStatus", "call", "resolve"]
+
+
+class Core(Repair):
+    """Settings, randomness, the moderation filter and custom strategies, plus every
+    operation of the managers."""

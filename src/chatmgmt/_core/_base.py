@@ -1,0 +1,280 @@
+"""The core's shared state and its one effect: plan a chat's change, apply it, retry.
+
+Every change of a chat is a :class:`Plan` (the chat's new state, the events it causes and the
+index operations it implies: slot claim or release, queue entries, extra timers, a message, a
+sticky mark). :meth:`CoreBase.commit` turns it into one :class:`~chatmgmt.ports.Change` — the
+version, the per-chat event sequence and the deadlines the lifecycle plans for the new state —
+and applies it through :meth:`~chatmgmt.ports.Storage.apply`. :meth:`CoreBase.update` is the
+one compare-and-set retry loop: read, plan, apply, and on a lost version read and plan again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .. import lifecycle as lc
+from ..assignment._strategies import Strategy
+from ..errors import ConflictError, NotFoundError, PreconditionFailed
+from ..model import (
+    AgentId,
+    AgentLoad,
+    Chat,
+    ChatId,
+    Event,
+    Message,
+    MessageId,
+    MessageRole,
+    Sticky,
+    Timer,
+    evolve,
+)
+from ..moderation import FilterHolder, SensitiveWordFilter
+from ..ports import (
+    AgentStore,
+    Applied,
+    Change,
+    ChatStore,
+    Claim,
+    EventSink,
+    MessageSink,
+    QueuePush,
+    RankedClaim,
+    Storage,
+)
+from ..settings import ChatSettings
+from ..webhook import make_event
+from ._ops import Eff, call
+
+__all__ = ["CAS_RETRIES", "STICKY_WAIT", "CoreBase", "Items", "Plan"]
+
+log = logging.getLogger("chatmgmt")
+
+Items = list[tuple[str, Mapping[str, Any]]]
+"""Events to raise, as ``(type, data)``: the chat's ids are added and a sequence number given."""
+
+CAS_RETRIES = 32
+STICKY_WAIT = "sticky_wait"
+QUEUE = "queue"
+OFFER = "offer_leave_message"
+SUBMISSION = "submission"
+STICKY_WAITED = "sticky_waited"
+
+
+def sticky_wait_key(chat_id: str) -> str:
+    """The timer key of a chat's sticky wait."""
+    return f"{chat_id}:{STICKY_WAIT}"
+
+
+def queue_of(chat: Chat) -> str | None:
+    """The queue or pool the chat waits in, or None."""
+    value = chat.attributes.get(QUEUE)
+    return value if isinstance(value, str) and value else None
+
+
+def queued_at(chat: Chat, now: float) -> float:
+    """When the chat last entered a queue (``now`` when unknown)."""
+    value = chat.attributes.get(lc.QUEUED_AT_KEY)
+    return float(value) if isinstance(value, (int, float)) else now
+
+
+@attrs.frozen
+class Plan:
+    """A chat's change as the core plans it (pure data); :meth:`CoreBase.commit` applies it.
+
+    ``chat`` is the new state (its version and event sequence are set on commit); the other
+    fields are the index operations of :class:`~chatmgmt.ports.Change`.
+    """
+
+    chat: Chat
+    items: Sequence[tuple[str, Mapping[str, Any]]] = ()
+    claim: Claim | RankedClaim | None = None
+    release: AgentId | None = None
+    inactive: tuple[AgentId, bool] | None = None
+    require_empty: str | None = None
+    remove: tuple[str, ...] = ()
+    push: QueuePush | None = None
+    cancel: tuple[str, ...] = ()
+    schedule: tuple[Timer, ...] = ()
+    message: Message | None = None
+    sticky: Sticky | None = None
+
+
+class CoreBase:
+    """Settings, randomness, the moderation filter and custom strategies; the one effect."""
+
+    def __init__(
+        self,
+        settings: ChatSettings,
+        rng: random.Random,
+        strategies: Mapping[str, Strategy] | None = None,
+        word_filter: SensitiveWordFilter | None = None,
+        ids: Callable[[], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rng = rng
+        self.strategies = dict(strategies or {})
+        words = settings.sensitive_words
+        if word_filter is None and words.enabled and (words.customer or words.agent or words.both):
+            word_filter = SensitiveWordFilter.from_settings(words)
+        self.filter = FilterHolder(word_filter) if word_filter is not None else None
+        # ids come from their own source, never from the policy RNG: a seeded host re-run on
+        # persistent storage must not reuse ids
+        self._ids = ids if ids is not None else _random_ids
+        # deadlines planned per (chat, version): a change compares its new plan with the old
+        self._plans: dict[tuple[str, int], dict[str, Timer]] = {}
+        self._strategies: dict[str, Strategy] = {}  # per group, resolved once
+        self.emits = True  # the manager turns this off when the host gave no event sink
+
+    # ----------------------------------------------------------------- values
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh id (``prefix_`` + 24 hex digits) from the id source."""
+        return f"{prefix}_{self._ids()}"
+
+    def event(self, type_: str, data: Mapping[str, Any], now: float) -> Event:
+        """An event not tied to a chat."""
+        return make_event(self.new_id("evt"), type_, now, data)
+
+    def chat_events(
+        self, chat: Chat, items: Sequence[tuple[str, Mapping[str, Any]]], now: float
+    ) -> tuple[list[Event], int]:
+        """The events of ``items`` for ``chat``, numbered after its last sequence number."""
+        base = {
+            "chat_id": chat.id,
+            "channel": chat.channel,
+            "skill_group": chat.skill_group,
+            "partner_id": chat.customer.partner_id,
+        }
+        events = []
+        seq = chat.event_seq
+        for type_, data in items:
+            seq += 1
+            events.append(
+                make_event(
+                    self.new_id("evt"), type_, now, {**base, **data}, chat_id=chat.id, seq=seq
+                )
+            )
+        return events, seq
+
+    def system_message(self, chat: Chat, text: str, now: float) -> Message:
+        """A system message (a prompt) for ``chat``."""
+        return Message(
+            MessageId(self.new_id("msg")), chat.id, MessageRole.SYSTEM, "system", text, now
+        )
+
+    # ----------------------------------------------------------------- reads
+
+    def get_chat(self, chat_id: ChatId) -> Eff[Chat]:
+        """Read a chat or raise NotFoundError."""
+        chat = yield from call(ChatStore.get, chat_id)
+        if chat is None:
+            raise NotFoundError("chat", chat_id)
+        return chat
+
+    def load(self, agent_id: AgentId) -> Eff[AgentLoad]:
+        """Read an agent's load or raise NotFoundError."""
+        load = yield from call(AgentStore.get, agent_id)
+        if load is None:
+            raise NotFoundError("agent", agent_id)
+        return load
+
+    # ----------------------------------------------------------------- the effect
+
+    def _timers_of(self, chat: Chat) -> dict[str, Timer]:
+        timers = lc.planned_timers(
+            chat, end_of_chat=self.settings.end_of_chat, assignment=self.settings.assignment
+        )
+        return {t.key: t for t in timers}
+
+    def _timer_plan(self, chat: Chat | None) -> dict[str, Timer]:
+        """The deadlines a stored chat has (cached per committed version)."""
+        if chat is None:
+            return {}
+        cached = self._plans.get((chat.id, chat.version))
+        return cached if cached is not None else self._timers_of(chat)
+
+    def commit(self, old: Chat | None, plan: Plan, now: float) -> Eff[Applied]:
+        """Apply ``plan`` to the chat stored as ``old`` (None: create it) in one unit of work.
+
+        Raises :class:`~chatmgmt.errors.PreconditionFailed` when a precondition failed; then
+        nothing was committed.
+        """
+        events, seq = self.chat_events(plan.chat, plan.items, now)
+        version = 0 if old is None else old.version + 1
+        new = evolve(plan.chat, version=version, event_seq=seq, updated_at=now)
+        before = self._timer_plan(old)
+        after = self._timers_of(new)
+        schedule = [
+            t
+            for k, t in after.items()
+            if (p := before.get(k)) is None or p.due_at != t.due_at or p.payload != t.payload
+        ]
+        cancel = [k for k in before if k not in after]
+        change = Change(
+            new.id,
+            None if old is None else old.version,
+            now,
+            chat=new,
+            claim=plan.claim,
+            release=plan.release,
+            inactive=plan.inactive,
+            require_empty=plan.require_empty,
+            remove=plan.remove,
+            push=plan.push,
+            cancel=(*cancel, *plan.cancel),
+            schedule=(*schedule, *plan.schedule),
+            message=plan.message,
+            sticky=plan.sticky,
+            events=tuple(events),
+            tiebreak=self.rng.random(),
+        )
+        applied = yield from call(Storage.apply, change)
+        if not isinstance(plan.claim, RankedClaim):  # else planned with the placeholder agent
+            if len(self._plans) >= 4096:  # the previous state of a chat is what gets reused
+                self._plans.clear()
+            self._plans[(new.id, version)] = after
+        yield from self.emit(applied.events)
+        message = plan.message
+        if message is not None and message.role is MessageRole.SYSTEM:
+            yield from call(MessageSink.deliver, message)
+        return applied
+
+    def update(
+        self, chat_id: ChatId, planner: Callable[[Chat], Plan | None], now: float
+    ) -> Eff[tuple[Chat, Chat]]:
+        """The compare-and-set loop, once: read the chat, plan, apply; on a lost version read
+        and plan again (bounded). ``planner`` returning None means nothing to change.
+
+        Returns ``(old, new)``: the chat as read and as committed.
+        """
+        for _ in range(CAS_RETRIES):
+            chat = yield from self.get_chat(chat_id)
+            plan = planner(chat)
+            if plan is None:
+                return chat, chat
+            try:
+                applied = yield from self.commit(chat, plan, now)
+            except PreconditionFailed as exc:
+                if exc.reason == "version":
+                    continue
+                raise
+            assert applied.chat is not None
+            return chat, applied.chat
+        raise ConflictError("chat", chat_id)
+
+    def emit(self, events: Sequence[Event]) -> Eff[None]:
+        """Hand committed events to the host's event sink (when it gave one)."""
+        if not self.emits:
+            return
+        for event in events:
+            yield from call(EventSink.emit, event)
+
+
+def _random_ids() -> str:
+    return secrets.token_hex(12)

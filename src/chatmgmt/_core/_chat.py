@@ -1,0 +1,227 @@
+"""A chat's life: open, end, abandon, transfer, an admin's assignment, (in)active."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .. import lifecycle as lc
+from ..assignment import RouteRequest, Target, pool_name, queue_name
+from ..customers import should_save, trusted_partner_id
+from ..errors import AssignmentError, ConflictError, PreconditionFailed, ValidationError
+from ..model import (
+    AgentId,
+    Chat,
+    ChatId,
+    ChatState,
+    CustomerInfo,
+    EndReason,
+    ReceptionMode,
+    evolve,
+)
+from ..ports import Claim
+from ..webhook import EventType
+from ._base import Plan
+from ._ops import Eff
+from ._routing import Routing, leaving
+
+__all__ = ["Chats"]
+
+
+class Chats(Routing):
+    """Open, end, abandon, transfer, assign and (in)activate chats."""
+
+    def open_chat(
+        self,
+        info: CustomerInfo,
+        request: RouteRequest,
+        *,
+        skill_group: str,
+        signature: str | None,
+        chat_id: str | None,
+        attributes: Mapping[str, Any] | None,
+        now: float,
+    ) -> Eff[Chat]:
+        """Auto-save the customer, then create the chat and route it (assign, queue or pool)
+        in one unit of work."""
+        settings = self.settings
+        partner_id = trusted_partner_id(info, signature, settings.auto_save)
+        if should_save(partner_id, info.channel, settings.auto_save):
+            assert partner_id is not None
+            yield from self.save_customer(info, partner_id, now)
+        attrs_out: dict[str, Any] = dict(attributes or {})
+        customer = info
+        if info.partner_id and partner_id is None:
+            attrs_out["unverified_partner_id"] = info.partner_id
+            customer = attrs.evolve(info, partner_id=None)
+        priority = info.vip_level
+        if request.queue_first:
+            priority = max(priority, settings.assignment.queue.queue_first_priority)
+        mode = settings.reception_mode
+        chat = Chat(
+            id=ChatId(chat_id or self.new_id("chat")),
+            customer=customer,
+            channel=info.channel,
+            skill_group=skill_group,
+            mode=mode,
+            state=lc.initial_state(mode),
+            created_at=now,
+            updated_at=now,
+            priority=priority,
+            attributes=attrs_out,
+        )
+        started = [(EventType.CHAT_STARTED, {"mode": mode.value, "priority": priority})]
+        try:
+            return (yield from self.route(None, chat, request, now, items=started))
+        except PreconditionFailed as exc:
+            if exc.reason == "exists":
+                raise ValidationError(
+                    f"chat_id: a chat with id {chat.id!r} exists already; give a new id"
+                ) from None
+            raise
+
+    def end_chat(
+        self,
+        chat_id: ChatId,
+        reason: EndReason,
+        by: str,
+        now: float,
+        *,
+        extra: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        abandon: bool = False,
+    ) -> Eff[Chat]:
+        """End (or abandon) a chat: record who and why, free the slot, drain the queues."""
+        old, new = yield from self.update(
+            chat_id,
+            lambda chat: self.ended_plan(chat, reason, by, now, extra=extra, abandon=abandon),
+            now,
+        )
+        if old.agent_id is not None and old.state.is_open:
+            yield from self.drain_for_agent(old.agent_id, now)
+        return new
+
+    def transfer(
+        self,
+        chat_id: ChatId,
+        *,
+        to_agent: AgentId | None,
+        to_group: str | None,
+        by: str,
+        now: float,
+        automatic: bool = False,
+    ) -> Eff[Chat]:
+        """Move an active chat to another agent or group (back to its queue, keeping its
+        place, if nobody there is free). The old agent's slot is released in the same unit."""
+        if (to_agent is None) == (to_group is None):
+            raise ValidationError("transfer: give exactly one of to_agent or to_group")
+        if to_agent is not None:
+            yield from self.require_agent(to_agent)
+        for _ in range(8):
+            chat = yield from self.get_chat(chat_id)
+            lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.TRANSFER)
+            old_agent = chat.agent_id
+            assert old_agent is not None
+            excluded = chat.excluded | {old_agent} if automatic else chat.excluded
+            moved = evolve(
+                chat,
+                excluded=excluded,
+                skill_group=to_group if to_group is not None else chat.skill_group,
+            )
+            probe = evolve(moved, excluded=excluded | {old_agent})
+            info = {"by": by, "from_agent_id": old_agent, "automatic": automatic}
+            if to_agent is not None:
+                if to_agent == old_agent:
+                    raise AssignmentError(f"chat {chat_id!r} is already with agent {to_agent!r}")
+                target = Target("agent", to_agent, "transfer")
+            else:
+                assert to_group is not None
+                target = Target("group", to_group, "auto_transfer" if automatic else "transfer")
+            before = chat.version
+            done = yield from self.try_target(
+                target,
+                chat,
+                probe,
+                now,
+                fresh=False,
+                transfer=info,
+                automatic=automatic,
+                release=old_agent,
+            )
+            if done is not None:
+                if done.version != before + 1 or done.agent_id == old_agent:
+                    continue  # the chat moved on meanwhile: plan again from what it is now
+                yield from self.drain_for_agent(old_agent, now)
+                return done
+            if to_agent is not None:
+                raise AssignmentError(
+                    f"agent {to_agent!r} cannot take chat {chat_id!r} now "
+                    "(not online, at the reception limit, or excluded)"
+                )
+            # nobody free in the group: back to its queue (or pool), keeping its place
+            reason = {**target.describe(), "by": by, "queued": True}
+            queue = queue_name(moved.skill_group)
+            if chat.mode is ReceptionMode.ALWAYS_ON:
+                queue = pool_name(moved.skill_group)
+            data: dict[str, Any] = {
+                "agent_id": None,
+                "reason": reason,
+                "from_agent_id": old_agent,
+                "automatic": automatic,
+            }
+            items = [(EventType.CHAT_TRANSFERRED, data)]
+            result = yield from self.enqueue(
+                chat, moved, queue, reason, now, requeue=True, items=items, release=old_agent
+            )
+            if result.state is ChatState.ACTIVE and result.agent_id == old_agent:
+                continue  # the chat moved on meanwhile: plan again from what it is now
+            yield from self.drain_for_agent(old_agent, now)
+            return result
+        raise ConflictError("chat", chat_id)
+
+    def assign(self, chat_id: ChatId, agent_id: AgentId, by: str, now: float) -> Eff[Chat]:
+        """An admin's explicit assignment of a waiting chat to an agent."""
+        yield from self.require_agent(agent_id)
+        for _ in range(8):
+            chat = yield from self.get_chat(chat_id)
+            lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.ASSIGN)
+            reason = {"via": "admin", "agent": agent_id, "by": by}
+            new, items = self.assigned(chat, agent_id, reason, now)
+            remove, cancel = leaving(chat)
+            plan = Plan(new, items, claim=Claim(agent_id), remove=remove, cancel=cancel)
+            try:
+                applied = yield from self.commit(chat, plan, now)
+            except PreconditionFailed as exc:
+                if exc.reason == "version":
+                    continue
+                if exc.reason == "agent_unavailable":
+                    raise AssignmentError(
+                        f"agent {agent_id!r} cannot take chat {chat_id!r} now (not online or full)"
+                    ) from None
+                raise
+            assert applied.chat is not None
+            return applied.chat
+        raise ConflictError("chat", chat_id)
+
+    def set_inactive(self, chat_id: ChatId, inactive: bool, now: float) -> Eff[Chat]:
+        """Mark a chat (in)active; when inactive chats do not count, its slot frees up in the
+        same unit."""
+
+        def planner(chat: Chat) -> Plan | None:
+            if chat.inactive == inactive:
+                return None
+            return Plan(evolve(chat, inactive=inactive), inactive=self.counted(chat, inactive))
+
+        old, new = yield from self.update(chat_id, planner, now)
+        if inactive and old is not new and new.agent_id is not None:
+            yield from self.drain_for_agent(new.agent_id, now)
+        return new
+
+    def counted(self, chat: Chat, inactive: bool) -> Any:
+        """The slot move of a chat going (in)active, when inactive chats do not count."""
+        if chat.agent_id is None or self.settings.assignment.inactive_chats_count:
+            return None
+        if chat.state is not ChatState.ACTIVE:
+            return None
+        return (chat.agent_id, inactive)

@@ -1,0 +1,51 @@
+"""Customer info auto-save: one CRM record per partner id, even under concurrency."""
+
+from __future__ import annotations
+
+from ..customers import merge_customer
+from ..errors import ConflictError
+from ..model import Customer, CustomerInfo, Event
+from ..ports import CustomerStore
+from ..webhook import EventType
+from ._base import CAS_RETRIES, CoreBase
+from ._ops import Eff, call
+
+__all__ = ["Customers"]
+
+
+class Customers(CoreBase):
+    """The CRM upsert."""
+
+    def save_customer(self, info: CustomerInfo, partner_id: str, now: float) -> Eff[Customer]:
+        """Upsert into the CRM by the merge rules; one record even under concurrency."""
+        for _ in range(CAS_RETRIES):
+            existing = yield from call(CustomerStore.get, partner_id)
+            merged, changed = merge_customer(existing, info, partner_id, now)
+            if existing is not None and merged is existing:
+                return existing
+            events: list[Event] = []
+            if existing is None or changed:
+                type_ = (
+                    EventType.CUSTOMER_CREATED if existing is None else EventType.CUSTOMER_UPDATED
+                )
+                data = {
+                    "partner_id": merged.partner_id,
+                    "name": merged.name,
+                    "email": merged.email,
+                    "phone": merged.phone,
+                    "vip_level": merged.vip_level,
+                    "custom_fields": merged.custom_fields,  # read-only, shared with the record
+                    "channel": info.channel,
+                    "changed": list(changed),
+                }
+                events.append(self.event(type_, data, now))
+            try:
+                if existing is None:
+                    yield from call(CustomerStore.create, merged, events)
+                else:
+                    yield from call(CustomerStore.replace, merged, existing.version, events)
+            except ConflictError:
+                continue
+            yield from self.emit(events)
+            return merged
+        raise ConflictError("customer", partner_id)

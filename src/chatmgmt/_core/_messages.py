@@ -1,0 +1,141 @@
+"""Messages: moderate, store the message and the chat's new state in one unit of work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import lifecycle as lc
+from ..assignment import RouteRequest
+from ..errors import InvalidTransitionError, MessageBlockedError, ValidationError
+from ..model import Chat, ChatId, ChatState, Message, MessageId, MessageRole, ReceptionMode, evolve
+from ..moderation import Action
+from ..ports import Outbox, RateCounter
+from ..webhook import EventType
+from ._base import Items, Plan
+from ._chat import Chats
+from ._ending import message_item
+from ._ops import Eff, call
+
+__all__ = ["Messages"]
+
+
+class Messages(Chats):
+    """Send messages (customer, agent, bot, system) with moderation."""
+
+    def send_message(
+        self, chat_id: ChatId, role: MessageRole, sender: str, text: str, now: float
+    ) -> Eff[Message]:
+        """Moderate, store a message and update the chat in one unit of work."""
+        if not isinstance(text, str):
+            raise ValidationError(f"text: must be a string, got {type(text).__name__}")
+        chat = yield from self.get_chat(chat_id)
+        verdict = self.filter.check(text, role) if self.filter is not None else None
+        delivered = text
+        moderation = "none"
+        hit_items: Items = []
+        message_id = MessageId(self.new_id("msg"))
+        if verdict is not None and verdict.hits:
+            moderation = verdict.action.name.lower()
+            hit_items = yield from self._moderation_items(
+                message_id, role, sender, text, verdict, now
+            )
+            if verdict.action is Action.BLOCK:
+                # the text is neither stored nor forwarded; the monitoring events still go out
+                events, _seq = self.chat_events(chat, hit_items, now)
+                events = [evolve(e, seq=0) for e in events]
+                yield from call(Outbox.append, events)
+                yield from self.emit(events)
+                raise MessageBlockedError(chat.id, verdict.prompt or "")
+            delivered = verdict.text
+        flags = frozenset({moderation}) if moderation != "none" else frozenset()
+        message = Message(message_id, chat.id, role, sender, delivered, now, flags)
+
+        def planner(current: Chat) -> Plan:
+            new, items = self.message_plan(current, message, moderation, now)
+            items.extend(hit_items)
+            return Plan(
+                new,
+                items,
+                message=message,
+                inactive=self.counted(current, False) if current.inactive else None,
+            )
+
+        old, new = yield from self.update(chat_id, planner, now)
+        if old.state is ChatState.ENDED and new.state is ChatState.UNASSIGNED:
+            yield from self.route(new, new, RouteRequest(), now)
+        return message
+
+    def _moderation_items(
+        self,
+        message_id: MessageId,
+        role: MessageRole,
+        sender: str,
+        text: str,
+        verdict: Any,
+        now: float,
+    ) -> Eff[Items]:
+        words = self.settings.sensitive_words
+        hit = {
+            "message_id": message_id,
+            "role": role.value,
+            "sender": sender,
+            "action": verdict.action.name.lower(),
+            "words": list(verdict.words),
+            "categories": list(verdict.categories),
+            "original_text": text if words.original_in_webhooks else None,
+        }
+        items: Items = [(EventType.MODERATION_HIT, hit)]
+        if words.alert_hits:
+            count = yield from call(
+                RateCounter.hit, f"moderation:{role.value}:{sender}", now, words.alert_window_s
+            )
+            if count == words.alert_hits:
+                items.append(
+                    (
+                        EventType.MODERATION_ALERT,
+                        {
+                            "role": role.value,
+                            "sender": sender,
+                            "hits": count,
+                            "window_s": words.alert_window_s,
+                        },
+                    )
+                )
+        return items
+
+    def message_plan(
+        self, chat: Chat, message: Message, moderation: str, now: float
+    ) -> tuple[Chat, Items]:
+        """Pure: the chat's new state and the events of one message."""
+        role = message.role
+        event = {
+            MessageRole.CUSTOMER: lc.ChatEvent.CUSTOMER_MESSAGE,
+            MessageRole.AGENT: lc.ChatEvent.AGENT_MESSAGE,
+        }.get(role)
+        state = chat.state
+        items: Items = []
+        attributes = chat.attributes
+        if event is not None:
+            state = lc.transition(chat.id, chat.mode, chat.state, event)
+            if chat.state is ChatState.ENDED:  # Always On: the customer reopens it
+                attributes = lc.track(chat, lc.ChatEvent.REOPEN, now)
+                items.append((EventType.CHAT_REOPENED, {}))
+        elif not chat.state.is_open and not (
+            chat.state is ChatState.ENDED and chat.mode is ReceptionMode.ALWAYS_ON
+        ):
+            raise InvalidTransitionError(chat.id, chat.state.value, f"{role.value}_message")
+        changes: dict[str, Any] = {"state": state, "attributes": attributes}
+        if role is MessageRole.CUSTOMER:
+            changes["last_customer_message_at"] = now
+            changes["inactive"] = False
+        elif role is MessageRole.AGENT:
+            changes["last_agent_message_at"] = now
+            changes["agent_replied"] = True
+            changes["inactive"] = False
+        if state is ChatState.UNASSIGNED and chat.state is ChatState.ENDED:
+            changes["agent_id"] = None
+            changes["ended_at"] = None
+            changes["end_reason"] = None
+            changes["ended_by"] = None
+        items.insert(0, message_item(message, moderation))
+        return evolve(chat, **changes), items

@@ -1,0 +1,97 @@
+"""Satisfaction: invitations and ratings, each one compare-and-set of the chat."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .. import lifecycle as lc
+from ..errors import InvalidTransitionError
+from ..model import Chat, ChatId, evolve
+from ..webhook import EventType
+from ._base import Items, Plan
+from ._customers import Customers
+from ._ops import Eff
+
+__all__ = ["Satisfaction"]
+
+
+class Satisfaction(Customers):
+    """Invite the customer to rate; take the rating."""
+
+    def invite(
+        self, chat: Chat, trigger: lc.InviteTrigger, by: str, now: float
+    ) -> tuple[Chat, Items]:
+        """Pure: ``chat`` with the invitation recorded and its event, when the rules invite."""
+        settings = self.settings.satisfaction
+        state = lc.satisfaction_of(chat)
+        invited = lc.invite(settings, chat, state, trigger=trigger, now=now)
+        if invited is None:
+            return chat, []
+        attributes = {**chat.attributes, lc.SATISFACTION_KEY: invited.to_dict()}
+        data = {
+            "agent_id": lc.attributed_agent(chat),
+            "by": by,
+            "invitation": invited.invitations,
+        }
+        return evolve(chat, attributes=attributes), [(EventType.SATISFACTION_INVITED, data)]
+
+    def invite_rating(self, chat_id: ChatId, by: str, now: float) -> Eff[Chat]:
+        """The agent invites the customer to rate the chat (when the rules allow)."""
+
+        def planner(chat: Chat) -> Plan:
+            state = lc.satisfaction_of(chat)
+            refusal = lc.invitation_refusal(
+                self.settings.satisfaction, chat, state, trigger=lc.InviteTrigger.AGENT, now=now
+            )
+            if refusal is not None:
+                raise InvalidTransitionError(chat.id, chat.state.value, f"invite:{refusal.value}")
+            new, items = self.invite(chat, lc.InviteTrigger.AGENT, by, now)
+            return Plan(new, items)
+
+        _old, new = yield from self.update(chat_id, planner, now)
+        return new
+
+    def rate(
+        self,
+        chat_id: ChatId,
+        *,
+        level: int,
+        tags: Sequence[str],
+        comment: str,
+        resolved: bool | None,
+        now: float,
+    ) -> Eff[Chat]:
+        """The customer rates the chat; refused or overwritten by the settings' rules."""
+        settings = self.settings.satisfaction
+
+        def planner(chat: Chat) -> Plan:
+            before = lc.satisfaction_of(chat)
+            after = lc.rate(
+                settings,
+                chat,
+                before,
+                level=level,
+                tags=tags,
+                comment=comment,
+                resolved=resolved,
+                now=now,
+            )
+            rating = after.rating
+            assert rating is not None
+            attributes = {**chat.attributes, lc.SATISFACTION_KEY: after.to_dict()}
+            data = {
+                "agent_id": rating.agent_id,
+                "level": rating.level,
+                "levels": rating.levels,
+                "label": rating.label,
+                "tags": list(rating.tags),
+                "resolved": rating.resolved,
+                "comment": rating.comment,
+                "overwritten": before.rating is not None,
+            }
+            return Plan(
+                evolve(chat, attributes=attributes), [(EventType.SATISFACTION_SUBMITTED, data)]
+            )
+
+        _old, new = yield from self.update(chat_id, planner, now)
+        return new
