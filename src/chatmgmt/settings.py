@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import enum
 import ipaddress
+import math
 import re
 import typing
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
+from ._secrets import webhook_secret_problem
+from ._text import id_problem, text_problem
 from .errors import SettingsError
 from .model import Channel, EndReason, ReceptionMode
 
@@ -38,6 +41,7 @@ __all__ = [
     "FieldType",
     "FormField",
     "GroupSettings",
+    "LimitsSettings",
     "OverflowCondition",
     "OverflowLayer",
     "QueueLimitAction",
@@ -69,6 +73,75 @@ def _fail(path: str, problem: str) -> SettingsError:
 def _need(cond: bool, path: str, problem: str) -> None:
     if not cond:
         raise _fail(path, problem)
+
+
+MAX_SECONDS = 10 * 366 * 24 * 3600.0
+"""The longest duration any setting accepts: ten years, in seconds."""
+MAX_COUNT = 1_000_000
+"""The largest count (lengths, limits, levels) any setting accepts."""
+
+
+def _number(
+    value: object,
+    path: str,
+    *,
+    lo: float = 0,
+    hi: float = MAX_SECONDS,
+    above: bool = False,
+    integer: bool = False,
+    note: str = "",
+) -> None:
+    """Raise SettingsError at ``path`` unless ``value`` is a finite number in the range.
+
+    The range is ``lo <= value <= hi`` (``lo < value`` when ``above``); the message names it.
+    """
+    if integer:
+        ok_type = isinstance(value, int) and not isinstance(value, bool)
+        kind = "an integer"
+    else:
+        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        kind = "a number"
+    low = f"> {lo:g}" if above else f">= {lo:g}"
+    if integer:
+        allowed = f"{kind} from {int(lo) + above} to {int(hi)}"
+    elif hi == MAX_SECONDS:
+        allowed = f"{kind} {low} and <= {hi:.0f} (ten years)"
+    else:
+        allowed = f"{kind} {low} and <= {hi:g}"
+    if note:
+        allowed += f" ({note})"
+    if not ok_type:
+        raise _fail(path, f"must be {allowed}, got {value!r}")
+    number = cast(float, value)
+    if not math.isfinite(number) or number < lo or number > hi or (above and number == lo):
+        raise _fail(path, f"must be {allowed}, got {number!r}")
+
+
+def _check_text_leaves(value: object, path: str) -> None:
+    """Every string can be stored and serialized (no lone surrogate, no NUL); every number is
+    finite (a safety net: each number also has its own range check)."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise _fail(path, problem)
+    elif isinstance(value, float):
+        _need(math.isfinite(value), path, f"must be a finite number, got {value!r}")
+    elif isinstance(value, enum.Enum):
+        return
+    elif attrs.has(type(value)):
+        for field in attrs.fields(cast(Any, type(value))):
+            _check_text_leaves(getattr(value, field.name), f"{path}.{field.name}".lstrip("."))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            key_path = f"{path}.{key}".lstrip(".") if isinstance(key, str) else path
+            if isinstance(key, str):
+                problem = text_problem(key)
+                if problem is not None:
+                    raise _fail(path, f"a key {problem}")
+            _check_text_leaves(item, key_path)
+    elif isinstance(value, (tuple, list)):
+        for i, item in enumerate(value):
+            _check_text_leaves(item, f"{path}[{i}]")
 
 
 # --------------------------------------------------------------------------- enums
@@ -154,24 +227,91 @@ class AutoSaveSettings:
     ``channels``: where auto-save is on. ``identity_secret``: the per-tenant HMAC key the host's
     page signs ``partner_id`` with; when set, ids arrive with a signature and
     ``unverified_identity`` decides what happens to an id whose signature is missing or wrong.
-    Without a secret every id is trusted as given.
+    ``previous_identity_secrets``: older keys still accepted during a rotation.
+    ``require_verified_identity``: verification is mandatory (a secret must be set and an
+    unverified id is never trusted); ``require_identity_expiry``: signatures must carry an
+    expiry (see :func:`chatmgmt.customers.sign_identity`).
+
+    **By default there is no secret and every ``partner_id`` is trusted as given**: anyone who
+    can open a chat may name any customer's ``partner_id`` and have their info saved into that
+    customer's CRM record. Set ``identity_secret`` (and ``require_verified_identity``) unless
+    the host checks who the customer is before calling the library.
     """
 
     enabled: bool = attrs.field(
         default=True, metadata={"doc": "Auto-save on or off for every channel."}
     )
     channels: tuple[str, ...] = tuple(str(c) for c in _DEFAULT_CHANNELS)
-    identity_secret: str | None = attrs.field(default=None, repr=False)
+    identity_secret: str | None = attrs.field(
+        default=None,
+        repr=False,
+        metadata={
+            "doc": "HMAC key (>= 16 characters) that signs partner_id; none: every id is trusted."
+        },
+    )
+    previous_identity_secrets: tuple[str, ...] = attrs.field(
+        default=(),
+        repr=False,
+        metadata={"doc": "Older identity secrets still accepted while a rotation is under way."},
+    )
     unverified_identity: UnverifiedIdentity = UnverifiedIdentity.ANONYMOUS
+    require_verified_identity: bool = attrs.field(
+        default=False,
+        metadata={
+            "doc": "Identity verification is mandatory: needs identity_secret, and an unverified "
+            "partner_id is refused or made anonymous, never accepted."
+        },
+    )
+    require_identity_expiry: bool = attrs.field(
+        default=False,
+        metadata={"doc": "Refuse identity signatures that carry no expiry."},
+    )
 
     def __attrs_post_init__(self) -> None:
+        p = "auto_save"
         for i, ch in enumerate(self.channels):
-            _need(bool(ch), f"auto_save.channels[{i}]", "must be a non-empty channel name")
-        if self.identity_secret is not None:
+            problem = id_problem(ch)
+            _need(problem is None, f"{p}.channels[{i}]", f"must be a channel name: {problem}")
+        secrets = [("identity_secret", self.identity_secret)] + [
+            (f"previous_identity_secrets[{i}]", s)
+            for i, s in enumerate(self.previous_identity_secrets)
+        ]
+        for name, secret in secrets:
+            if secret is None:
+                continue
             _need(
-                len(self.identity_secret) >= 16,
-                "auto_save.identity_secret",
-                "must be at least 16 characters",
+                isinstance(secret, str) and len(secret) >= 16,
+                f"{p}.{name}",
+                "must be a string of at least 16 characters (the value is not shown)",
+            )
+            _need(
+                text_problem(secret) is None,
+                f"{p}.{name}",
+                "must be storable text: no NUL character, no lone surrogate "
+                "(the value is not shown)",
+            )
+        if self.previous_identity_secrets:
+            _need(
+                self.identity_secret is not None,
+                f"{p}.previous_identity_secrets",
+                "set identity_secret (the current key) too: previous secrets only verify",
+            )
+        if self.require_verified_identity:
+            _need(
+                self.identity_secret is not None,
+                f"{p}.require_verified_identity",
+                "needs auto_save.identity_secret: without a secret nothing can be verified",
+            )
+            _need(
+                self.unverified_identity is not UnverifiedIdentity.ACCEPT,
+                f"{p}.unverified_identity",
+                "must be 'refuse' or 'anonymous' when require_verified_identity is true",
+            )
+        if self.require_identity_expiry:
+            _need(
+                self.identity_secret is not None,
+                f"{p}.require_identity_expiry",
+                "needs auto_save.identity_secret: without a secret nothing is signed",
             )
 
 
@@ -254,7 +394,7 @@ class RoutingRule:
             "a routing rule needs target_agent or target_group",
         )
         if self.min_vip_level is not None:
-            _need(self.min_vip_level >= 0, f"{path}.min_vip_level", "must be >= 0")
+            _number(self.min_vip_level, f"{path}.min_vip_level", hi=MAX_COUNT, integer=True)
         for i, cidr in enumerate(self.ip_ranges):
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -278,7 +418,7 @@ class StickySettings:
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
         for name in ("after_offline_message_s", "after_close_s", "wait_s"):
-            _need(getattr(self, name) >= 0, f"{path}.{name}", "must be >= 0")
+            _number(getattr(self, name), f"{path}.{name}", note="0: off")
 
 
 @attrs.frozen
@@ -324,10 +464,11 @@ class QueueSettings:
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
-        _need(self.max_length >= 0, f"{path}.max_length", "must be >= 0")
-        _need(self.max_wait_s >= 0, f"{path}.max_wait_s", "must be >= 0")
-        _need(self.priority_step_s >= 0, f"{path}.priority_step_s", "must be >= 0")
-        _need(self.estimate_handle_s > 0, f"{path}.estimate_handle_s", "must be > 0")
+        _number(self.max_length, f"{path}.max_length", hi=MAX_COUNT, integer=True, note="0: none")
+        _number(self.max_wait_s, f"{path}.max_wait_s", note="0: none")
+        _number(self.priority_step_s, f"{path}.priority_step_s")
+        _number(self.queue_first_priority, f"{path}.queue_first_priority", hi=1000, integer=True)
+        _number(self.estimate_handle_s, f"{path}.estimate_handle_s", above=True)
 
 
 @attrs.frozen
@@ -374,8 +515,8 @@ class AssignmentSettings:
         for i, layer in enumerate(self.overflow):
             layer.check(f"{p}.overflow[{i}]")
         self.queue.check(f"{p}.queue")
-        _need(self.auto_transfer_s >= 0, f"{p}.auto_transfer_s", "must be >= 0")
-        _need(self.max_auto_transfers >= 0, f"{p}.max_auto_transfers", "must be >= 0")
+        _number(self.auto_transfer_s, f"{p}.auto_transfer_s", note="0: off")
+        _number(self.max_auto_transfers, f"{p}.max_auto_transfers", hi=1000, integer=True)
 
 
 # --------------------------------------------------------------------------- 3. submission
@@ -404,7 +545,7 @@ class FormField:
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
         _need(bool(self.name), f"{path}.name", "must be a non-empty string")
-        _need(self.max_length > 0, f"{path}.max_length", "must be > 0")
+        _number(self.max_length, f"{path}.max_length", lo=1, hi=MAX_COUNT, integer=True)
         if self.type in (FieldType.SELECT, FieldType.MULTI_SELECT):
             _need(bool(self.options), f"{path}.options", "a select field needs options")
 
@@ -444,9 +585,15 @@ class SubmissionSettings:
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
-        _need(self.when_queue_longer_than >= 0, f"{path}.when_queue_longer_than", "must be >= 0")
-        _need(
-            self.when_waited_longer_than_s >= 0, f"{path}.when_waited_longer_than_s", "must be >= 0"
+        _number(
+            self.when_queue_longer_than,
+            f"{path}.when_queue_longer_than",
+            hi=MAX_COUNT,
+            integer=True,
+            note="0: never",
+        )
+        _number(
+            self.when_waited_longer_than_s, f"{path}.when_waited_longer_than_s", note="0: never"
         )
         names: set[str] = set()
         for i, f in enumerate(self.fields):
@@ -548,8 +695,8 @@ class SensitiveWordSettings:
             for i, entry in enumerate(getattr(self, role)):
                 entry.check(f"{p}.{role}[{i}]")
         _need(len(self.mask_char) == 1, f"{p}.mask_char", "must be exactly one character")
-        _need(self.alert_hits >= 0, f"{p}.alert_hits", "must be >= 0")
-        _need(self.alert_window_s > 0, f"{p}.alert_window_s", "must be > 0")
+        _number(self.alert_hits, f"{p}.alert_hits", hi=MAX_COUNT, integer=True, note="0: off")
+        _number(self.alert_window_s, f"{p}.alert_window_s", above=True)
 
 
 # --------------------------------------------------------------------------- 5. satisfaction
@@ -598,10 +745,15 @@ class SatisfactionScheme:
                 f"{path}.tags.{key}",
                 f"keys are levels 1..{self.levels}",
             )
-        _need(
-            0 <= self.comment_required_below <= self.levels + 1,
+        _number(
+            self.comment_required_below,
             f"{path}.comment_required_below",
-            f"must be within 0..{self.levels + 1}",
+            hi=self.levels + 1,
+            integer=True,
+            note="0: never",
+        )
+        _number(
+            self.comment_max_length, f"{path}.comment_max_length", lo=1, hi=MAX_COUNT, integer=True
         )
 
 
@@ -654,8 +806,8 @@ class SatisfactionSettings:
         self.scheme.check(f"{p}.scheme")
         for name, scheme in self.groups.items():
             scheme.check(f"{p}.groups.{name}")
-        _need(self.max_invitations >= 1, f"{p}.max_invitations", "must be >= 1")
-        _need(self.window_s > 0, f"{p}.window_s", "must be > 0")
+        _number(self.max_invitations, f"{p}.max_invitations", lo=1, hi=1000, integer=True)
+        _number(self.window_s, f"{p}.window_s", above=True)
 
 
 # --------------------------------------------------------------------------- 6. end of chat
@@ -690,15 +842,15 @@ class EndOfChatSettings:
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
-        _need(self.warn_after_s >= 0, f"{path}.warn_after_s", "must be >= 0")
-        _need(self.end_after_s >= 0, f"{path}.end_after_s", "must be >= 0")
+        _number(self.warn_after_s, f"{path}.warn_after_s", note="0: never")
+        _number(self.end_after_s, f"{path}.end_after_s", note="0: never")
         if self.end_after_s and self.warn_after_s:
             _need(
                 self.end_after_s > self.warn_after_s,
                 f"{path}.end_after_s",
                 "must be greater than warn_after_s",
             )
-        _need(self.agent_reminder_s >= 0, f"{path}.agent_reminder_s", "must be >= 0")
+        _number(self.agent_reminder_s, f"{path}.agent_reminder_s", note="0: off")
 
     def __attrs_post_init__(self) -> None:
         _check_with_overrides(self, "end_of_chat")
@@ -739,14 +891,12 @@ class WebhookEndpoint:
         )
         _need(bool(self.event_types), f"{path}.event_types", "subscribe to at least one type")
         for i, secret in enumerate(self.secrets):
-            _need(
-                secret.startswith("whsec_") and len(secret) > 10,
-                f"{path}.secrets[{i}]",
-                "must be a 'whsec_' secret (the value is not shown)",
-            )
-        _need(1 <= self.batch_max <= 100, f"{path}.batch_max", "must be within 1..100")
-        _need(self.batch_interval_s > 0, f"{path}.batch_interval_s", "must be > 0")
-        _need(self.max_concurrency >= 1, f"{path}.max_concurrency", "must be >= 1")
+            problem = webhook_secret_problem(secret)
+            if problem is not None:
+                raise _fail(f"{path}.secrets[{i}]", f"{problem} (the value is not shown)")
+        _number(self.batch_max, f"{path}.batch_max", lo=1, hi=100, integer=True)
+        _number(self.batch_interval_s, f"{path}.batch_interval_s", above=True, hi=3600)
+        _number(self.max_concurrency, f"{path}.max_concurrency", lo=1, hi=1000, integer=True)
 
 
 _STANDARD_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
@@ -783,11 +933,35 @@ class WebhookSettings:
             _need(ep.id not in ids, f"{p}.endpoints[{i}].id", f"duplicate endpoint id {ep.id!r}")
             ids.add(ep.id)
         _need(bool(self.retry_schedule_s), f"{p}.retry_schedule_s", "needs at least one attempt")
+        _need(len(self.retry_schedule_s) <= 100, f"{p}.retry_schedule_s", "at most 100 attempts")
         for i, delay in enumerate(self.retry_schedule_s):
-            _need(delay >= 0, f"{p}.retry_schedule_s[{i}]", "must be >= 0")
-        _need(0 <= self.jitter <= 1, f"{p}.jitter", "must be within 0..1")
-        _need(0 < self.timeout_s <= 120, f"{p}.timeout_s", "must be within (0, 120]")
-        _need(self.disable_after_s > 0, f"{p}.disable_after_s", "must be > 0")
+            _number(delay, f"{p}.retry_schedule_s[{i}]")
+        _number(self.jitter, f"{p}.jitter", hi=1)
+        _number(self.timeout_s, f"{p}.timeout_s", above=True, hi=120)
+        _number(self.min_retry_after_error_s, f"{p}.min_retry_after_error_s")
+        _number(self.disable_after_s, f"{p}.disable_after_s", above=True)
+
+
+# --------------------------------------------------------------------------- limits
+
+
+@attrs.frozen
+class LimitsSettings:
+    """Limits on what the public API accepts from customers and agents.
+
+    ``max_message_chars``: the longest message text, in characters (code points); a longer one
+    is refused with :class:`~chatmgmt.errors.ValidationError` (``text: ...``) before moderation,
+    so nothing of it is stored or sent.
+    """
+
+    max_message_chars: int = attrs.field(
+        default=10_000, metadata={"doc": "The longest message text accepted, in characters."}
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _number(
+            self.max_message_chars, "limits.max_message_chars", lo=1, hi=MAX_COUNT, integer=True
+        )
 
 
 # --------------------------------------------------------------------------- the tree
@@ -795,7 +969,11 @@ class WebhookSettings:
 
 @attrs.frozen
 class ChatSettings:
-    """The whole settings tree. ``ChatSettings()`` works out of the box."""
+    """The whole settings tree. ``ChatSettings()`` works out of the box.
+
+    Build it from plain values with :meth:`from_dict`; every string in it must be storable text
+    (no NUL character, no lone surrogate), every number finite and within its documented range.
+    """
 
     reception_mode: ReceptionMode = ReceptionMode.REAL_TIME
     auto_save: AutoSaveSettings = attrs.field(factory=AutoSaveSettings)
@@ -805,12 +983,24 @@ class ChatSettings:
     satisfaction: SatisfactionSettings = attrs.field(factory=SatisfactionSettings)
     end_of_chat: EndOfChatSettings = attrs.field(factory=EndOfChatSettings)
     webhooks: WebhookSettings = attrs.field(factory=WebhookSettings)
+    limits: LimitsSettings = attrs.field(factory=LimitsSettings)
+
+    def __attrs_post_init__(self) -> None:
+        _check_text_leaves(self, "")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChatSettings:
-        """Build settings from plain values; raise SettingsError naming the bad field."""
+        """Build settings from plain values; raise SettingsError naming the bad field.
+
+        ``data`` is what ``json.loads`` gives: mappings with string keys, lists where the tree
+        holds tuples, enum settings as their string values. Keys left out keep their defaults.
+        """
         if not isinstance(data, Mapping):
-            raise SettingsError("", f"settings must be a mapping, got {type(data).__name__}")
+            raise SettingsError(
+                "",
+                f"settings must be a mapping (a JSON object), got {type(data).__name__}",
+            )
+        _check_keys(data, "")
         try:
             return _converter.structure(dict(data), cls)
         except SettingsError:
@@ -820,10 +1010,41 @@ class ChatSettings:
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise SettingsError("", f"invalid settings: {exc}") from None
 
+    @classmethod
+    def coerce(cls, settings: ChatSettings | Mapping[str, Any] | None) -> ChatSettings:
+        """``settings`` as a tree: None gives the defaults, a mapping goes through
+        :meth:`from_dict` (so its errors name the path); anything else is a ``TypeError``."""
+        if settings is None:
+            return cls()
+        if isinstance(settings, ChatSettings):
+            return settings
+        if isinstance(settings, Mapping):
+            return cls.from_dict(settings)
+        raise TypeError(
+            f"settings must be a ChatSettings or a mapping for ChatSettings.from_dict, "
+            f"got {type(settings).__name__}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values; ``from_dict(s.to_dict()) == s``."""
         out: dict[str, Any] = _converter.unstructure(self)
         return out
+
+
+def _check_keys(data: object, path: str) -> None:
+    """Every mapping key in plain settings data is a string (JSON object keys are)."""
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise SettingsError(
+                    path,
+                    f"setting names and mapping keys must be strings, got {key!r} "
+                    f"({type(key).__name__})",
+                )
+            _check_keys(value, f"{path}.{key}" if path else key)
+    elif isinstance(data, (list, tuple)):
+        for i, item in enumerate(data):
+            _check_keys(item, f"{path}[{i}]")
 
 
 # --------------------------------------------------------------------------- overrides
@@ -859,8 +1080,10 @@ def _apply(section: _S, partial: Mapping[str, Any], path: str) -> _S:
         field_type = fields[key].type
         try:
             changes[key] = _converter.structure(value, field_type)  # type: ignore[arg-type]
-        except Exception:
-            raise _fail(f"{path}.{key}", f"invalid value {value!r}") from None
+        except Exception as exc:
+            messages = _leaf_messages(exc)
+            why = messages[0].rpartition(" @ ")[0] if messages else ""
+            raise _fail(f"{path}.{key}", why or f"invalid value {value!r}") from None
     token = _SKIP_CHECK.set(True)
     try:
         return attrs.evolve(section, **changes)  # type: ignore[misc]
@@ -894,30 +1117,34 @@ def _make_converter() -> cattrs.Converter:
 
     def _structure_float(value: Any, _t: type) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"expected a number, got {value!r}")
-        return float(value)
+            raise _Invalid(f"expected a number, got {_short(value)}")
+        try:
+            return float(value)  # inf and nan go on to the range check, which names the range
+        except OverflowError:
+            raise _Invalid(f"expected a finite number, got {_short(value)}") from None
 
     def _structure_int(value: Any, _t: type) -> int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # JSON has one number type: 3.0 is the integer 3
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {value!r}")
+            raise _Invalid(f"expected an integer, got {_short(value)}")
         return value
 
     def _structure_bool(value: Any, _t: type) -> bool:
         if not isinstance(value, bool):
-            raise TypeError(f"expected true or false, got {value!r}")
+            raise _Invalid(f"expected true or false, got {_short(value)}")
         return value
 
     def _structure_str(value: Any, _t: type) -> str:
         if not isinstance(value, str):
-            raise TypeError(f"expected a string, got {value!r}")
+            raise _Invalid(f"expected a string, got {_short(value)}")
         return value
 
     def _structure_enum(value: Any, type_: type[enum.Enum]) -> enum.Enum:
         try:
             return type_(value)
         except ValueError:
-            allowed = ", ".join(repr(m.value) for m in type_)
-            raise ValueError(f"expected one of {allowed}, got {value!r}") from None
+            raise _Invalid(f"expected {_allowed(type_)}, got {_short(value)}") from None
 
     conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook(int, _structure_int)
@@ -946,7 +1173,7 @@ def _make_converter() -> cattrs.Converter:
         def structure(value: Any, t: Any) -> Any:
             # a string is iterable: "web" must not become ("w", "e", "b")
             if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-                raise TypeError(f"expected a list, got {value!r}")
+                raise _Invalid(f"expected a list, got {_short(value)}")
             return inner(value, t)
 
         return structure
@@ -955,14 +1182,83 @@ def _make_converter() -> cattrs.Converter:
         lambda t: cast(Any, typing.get_origin(t)) is tuple and typing.get_args(t)[-1:] == (...,),
         _tuple_factory,
     )
+
+    def _section_factory(type_: Any) -> Any:
+        inner = conv.gen_structure_attrs_fromdict(type_)
+
+        def structure(value: Any, t: Any) -> Any:
+            # a section is a JSON object; a list or a string there says so, not "no .keys()"
+            if not isinstance(value, Mapping):
+                raise _Invalid(
+                    f"expected a mapping of setting names to values (a JSON object), "
+                    f"got {_short(value)}"
+                )
+            return inner(value, t)
+
+        return structure
+
+    conv.register_structure_hook_factory(attrs.has, _section_factory)
+
+    def _mapping_factory(type_: Any) -> Any:
+        inner = conv.gen_structure_mapping(type_)
+
+        def structure(value: Any, t: Any) -> Any:
+            if not isinstance(value, Mapping):
+                raise _Invalid(
+                    f"expected a mapping of names to values (a JSON object), got {_short(value)}"
+                )
+            return inner(value, t)
+
+        return structure
+
+    conv.register_structure_hook_factory(
+        lambda t: cast(Any, typing.get_origin(t)) in (Mapping, typing.Mapping), _mapping_factory
+    )
     return conv
+
+
+class _Invalid(ValueError):
+    """A value refused by one of the converter's hooks; its message is the whole story."""
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _allowed(type_: type[enum.Enum]) -> str:
+    values = [repr(m.value) for m in type_]
+    return "one of " + ", ".join(values)
+
+
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, _Invalid):
+        return str(exc)
+    inner = _strip_optional(type_)
+    if isinstance(inner, type) and issubclass(inner, enum.Enum):
+        return f"expected {_allowed(inner)}"
+    if isinstance(exc, KeyError):
+        return "required setting missing"
+    return cattrs.v.format_exception(exc, type_)
+
+
+def _strip_optional(type_: Any) -> Any:
+    args = [a for a in typing.get_args(type_) if a is not type(None)]
+    if len(args) == 1 and type(None) in typing.get_args(type_):
+        return args[0]
+    return type_
 
 
 _converter = _make_converter()
 
 
 def _leaf_messages(exc: BaseException) -> list[str]:
-    return list(cattrs.transform_error(exc, path="$"))
+    if not isinstance(exc, (ClassValidationError, cattrs.IterableValidationError)) and not (
+        isinstance(exc, cattrs.BaseValidationError)
+    ):
+        return [f"{_format_exception(exc, None)} @ $"]
+    return list(cattrs.transform_error(exc, path="$", format_exception=_format_exception))
 
 
 def _find_settings_error(exc: BaseException) -> SettingsError | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import time
 
-from ..errors import IdentityVerificationError
+from ..errors import IdentityVerificationError, ValidationError
 from ..model import Customer, CustomerInfo, evolve
 from ..settings import AutoSaveSettings, UnverifiedIdentity
 
@@ -18,37 +20,100 @@ __all__ = [
 ]
 
 
-def sign_identity(partner_id: str, secret: str) -> str:
-    """The signature a host's page passes with ``partner_id``: hex HMAC-SHA256 with the secret.
+_MAX_SIGNATURE = 200
+
+
+def _mac(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_identity(partner_id: str, secret: str, *, expires_at: float | None = None) -> str:
+    """The signature a host's page passes with ``partner_id``.
+
+    Without ``expires_at``: the hex HMAC-SHA256 of ``partner_id`` with the secret; it never
+    expires. With ``expires_at`` (Unix seconds, rounded down to an integer): ``"<expires>.<hex
+    HMAC-SHA256 of "partner_id\n<expires>">"``; it verifies only until that time.
 
     >>> sign_identity("u_42", "0123456789abcdef")[:16]
     '739ea79d6b12befb'
+    >>> sign_identity("u_42", "0123456789abcdef", expires_at=1764000000)[:11]
+    '1764000000.'
     """
-    return hmac.new(secret.encode(), partner_id.encode(), hashlib.sha256).hexdigest()
+    if expires_at is None:
+        return _mac(secret, partner_id)
+    if isinstance(expires_at, bool) or not math.isfinite(expires_at) or expires_at < 0:
+        raise ValidationError(f"expires_at: must be a finite Unix time >= 0, got {expires_at!r}")
+    expires = int(expires_at)
+    mac = _mac(secret, f"{partner_id}\n{expires}")
+    return f"{expires}.{mac}"
 
 
-def verify_identity(partner_id: str, signature: str | None, secret: str) -> bool:
-    """True when ``signature`` is the right HMAC of ``partner_id`` (constant-time compare)."""
-    if not signature:
+def verify_identity(
+    partner_id: str,
+    signature: str | None,
+    secret: str,
+    *,
+    now: float | None = None,
+    require_expiry: bool = False,
+) -> bool:
+    """True when ``signature`` is a valid signature of ``partner_id`` made with ``secret``.
+
+    A signature with an expiry verifies only while ``now`` (Unix seconds; default: the system
+    clock) is not past it; one without an expiry verifies forever unless ``require_expiry``.
+    Comparison is constant-time; a malformed signature is simply not valid.
+    """
+    if not isinstance(signature, str) or not signature:
         return False
-    expected = sign_identity(partner_id, secret)
-    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
+    text = signature.strip().lower()
+    if len(text) > _MAX_SIGNATURE or not text.isascii():
+        return False
+    head, dot, mac = text.rpartition(".")
+    if not dot:
+        if require_expiry:
+            return False
+        return hmac.compare_digest(_mac(secret, partner_id).encode(), text.encode())
+    if not head.isdigit():
+        return False
+    expires = int(head)
+    current = time.time() if now is None else now
+    valid = hmac.compare_digest(_mac(secret, f"{partner_id}\n{expires}").encode(), mac.encode())
+    return valid and current <= expires
 
 
 def trusted_partner_id(
-    info: CustomerInfo, signature: str | None, settings: AutoSaveSettings
+    info: CustomerInfo,
+    signature: str | None,
+    settings: AutoSaveSettings,
+    *,
+    now: float | None = None,
 ) -> str | None:
     """The partner_id the library may trust for auto-save and sticky routing, or None.
 
-    Without an identity secret every id is trusted. With one, an id whose signature does not
-    verify is refused (:class:`~chatmgmt.errors.IdentityVerificationError`), treated as
+    Without an identity secret every id is trusted (the default: see ``docs/customers.md``).
+    With one, the signature must verify with ``identity_secret`` or one of
+    ``previous_identity_secrets`` (a rotation), and not be expired at ``now`` (Unix seconds; the
+    core passes its clock's time, the default is the system clock). An id whose signature does
+    not verify is refused (:class:`~chatmgmt.errors.IdentityVerificationError`), treated as
     anonymous (None) or accepted, as ``settings.unverified_identity`` says.
+    ``signature`` must be a string or None (:class:`~chatmgmt.errors.ValidationError`).
     """
+    if signature is not None and not isinstance(signature, str):
+        raise ValidationError(
+            f"identity_signature: must be a string or None, got {type(signature).__name__}"
+        )
     pid = info.partner_id
     if not pid:
         return None
     secret = settings.identity_secret
-    if secret is None or verify_identity(pid, signature, secret):
+    if secret is None:
+        return pid
+    verified = False
+    for key in (secret, *settings.previous_identity_secrets):
+        # every key is tried: the time taken does not say which one matched
+        verified |= verify_identity(
+            pid, signature, key, now=now, require_expiry=settings.require_identity_expiry
+        )
+    if verified:
         return pid
     if settings.unverified_identity is UnverifiedIdentity.REFUSE:
         raise IdentityVerificationError(pid)

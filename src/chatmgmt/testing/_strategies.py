@@ -16,6 +16,7 @@ entry point.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from typing import Any
 
@@ -67,8 +68,10 @@ __all__ = ["agents", "chats", "customer_infos", "settings"]
 
 _NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 _names = st.text(_NAME_ALPHABET, min_size=1, max_size=8)
-_texts = st.text(max_size=20)
-_words = st.text(min_size=1, max_size=12).filter(lambda w: bool(w.strip()))
+# storable text: the library refuses NUL and lone surrogates (category Cs)
+_chars = st.characters(codec="utf-8", exclude_characters="\x00")
+_texts = st.text(_chars, max_size=20)
+_words = st.text(_chars, min_size=1, max_size=12).filter(lambda w: bool(w.strip()))
 _channels = st.one_of(
     st.sampled_from(
         [Channel.WEB, Channel.MOBILE_WEB, Channel.APP, Channel.WECHAT, Channel.EMAIL, Channel.API]
@@ -160,7 +163,7 @@ def _auto_save() -> st.SearchStrategy[AutoSaveSettings]:
         AutoSaveSettings,
         enabled=st.booleans(),
         channels=_tuples(_channels, 6),
-        identity_secret=st.none() | st.text(min_size=16, max_size=40),
+        identity_secret=st.none() | st.text(_chars, min_size=16, max_size=40),
         unverified_identity=st.sampled_from(UnverifiedIdentity),
     )
 
@@ -326,7 +329,7 @@ def _sensitive_words() -> st.SearchStrategy[SensitiveWordSettings]:
         allow_customer=_tuples(_words),
         allow_agent=_tuples(_words),
         block_prompt=_texts,
-        mask_char=st.characters(),
+        mask_char=_chars,
         longest_match=st.booleans(),
         fold_case=st.booleans(),
         fold_width=st.booleans(),
@@ -433,11 +436,11 @@ def _endpoint(draw: st.DrawFn, endpoint_id: str) -> WebhookEndpoint:
         ),
         enabled=draw(st.booleans()),
         secrets=tuple(
-            "whsec_" + s
-            for s in draw(st.lists(st.text(_NAME_ALPHABET, min_size=5, max_size=30), max_size=2))
+            "whsec_" + base64.b64encode(key).decode("ascii")
+            for key in draw(st.lists(st.binary(min_size=1, max_size=40), max_size=2))
         ),
         batch_max=draw(st.integers(min_value=1, max_value=100)),
-        batch_interval_s=draw(_positive_seconds),
+        batch_interval_s=draw(st.floats(min_value=0.001, max_value=3600.0)),
         max_concurrency=draw(st.integers(min_value=1, max_value=32)),
     )
 
