@@ -1,16 +1,24 @@
 """The async dispatcher: same behaviour as the sync one, over both async transports (the
-stdlib default and httpx) on loopback."""
+aiohttp default, httpx, and the stdlib in threads without the extra) on loopback."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from typing import Any
 
 import pytest
 
-from chatmgmt.delivery import AiohttpTransport, AsyncDispatcher, AsyncHttpxTransport, UrlGuard
+from chatmgmt.delivery import (
+    AiohttpTransport,
+    AsyncDispatcher,
+    AsyncHttpxTransport,
+    ThreadedTransport,
+    UrlGuard,
+    UrllibTransport,
+)
 from chatmgmt.ports import DeliveryStatus
 from chatmgmt.settings import WebhookSettings
 from chatmgmt.storage.memory import MemoryStorage
@@ -20,7 +28,7 @@ from chatmgmt.webhook import EventType, verify
 from webhook.webhook_helpers import SECRET, Receiver, endpoint, message_event, settings_for
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["aiohttp", "httpx", "threaded"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -34,7 +42,13 @@ def make(
     storage = storage or MemoryStorage()
     store = MemoryDeliveryStore()
     guard = UrlGuard.from_settings(settings)
-    transport: Any = AsyncHttpxTransport(guard) if kind == "httpx" else AiohttpTransport(guard)
+    transport: Any = (
+        AsyncHttpxTransport(guard)
+        if kind == "httpx"
+        else ThreadedTransport(UrllibTransport(guard))
+        if kind == "threaded"
+        else AiohttpTransport(guard)
+    )
     d = AsyncDispatcher(
         storage.aio(), settings, store.aio(), transport, clock=clock, rng=random.Random(3)
     )
@@ -44,6 +58,22 @@ def make(
 def test_default_async_transport_is_aiohttp() -> None:
     d = AsyncDispatcher(MemoryStorage().aio(), settings_for(), MemoryDeliveryStore().aio())
     assert isinstance(d.transport, AiohttpTransport)
+
+
+def test_without_the_aiohttp_extra_the_stdlib_runs_in_threads(
+    monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # what a missing extra looks like
+    monkeypatch.delitem(sys.modules, "chatmgmt.delivery._aiohttp", raising=False)
+    settings = settings_for(endpoint(receiver))
+    storage, store = MemoryStorage(), MemoryDeliveryStore()
+    d = AsyncDispatcher(storage.aio(), settings, store.aio())
+    assert isinstance(d.transport, ThreadedTransport)
+    assert isinstance(d.transport.transport, UrllibTransport)
+    storage.outbox.append([message_event(1)])
+    report = asyncio.run(d.run_once())
+    assert report.delivered == 1
+    assert receiver.accepted_ids() == ["evt_c_1_0001"]
 
 
 def test_async_faults_recover_in_order(receiver: Receiver, clock: ManualClock, kind: str) -> None:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -80,6 +81,26 @@ class _PinnedResolver(AbstractResolver):
         self.pins.clear()
 
 
+async def _within(exchange: Coroutine[Any, Any, HttpResponse], seconds: float) -> HttpResponse:
+    """Run ``exchange`` under a total deadline (no extra task where ``asyncio.timeout``
+    exists); raises :class:`asyncio.TimeoutError` when it passes."""
+    timeout = getattr(asyncio, "timeout", None)
+    if timeout is None:  # Python 3.10
+        return await asyncio.wait_for(exchange, seconds)
+    async with timeout(seconds):
+        return await exchange
+
+
+def _abandon(session: aiohttp.ClientSession) -> None:
+    """Close a session's sockets without its event loop (which may be closed already)."""
+    connector = session.connector
+    session.detach()
+    close = getattr(connector, "_close", None)  # the synchronous part of connector.close()
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()
+
+
 def _url(checked: CheckedUrl) -> str:
     host = f"[{checked.host}]" if ":" in checked.host else checked.host
     return f"{checked.scheme}://{host}:{checked.port}{checked.target}"
@@ -127,10 +148,7 @@ class AiohttpTransport:
         if self.guard is None:
             checked = unchecked(url)
         else:
-            host = unchecked(url).host
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
+            if self.guard.policy.parse(url).literal is None:
                 # a host name: resolve (blocking getaddrinfo) off the loop, every time
                 return await asyncio.to_thread(self.guard.check, url)
             checked = self.guard.check(url)
@@ -146,10 +164,10 @@ class AiohttpTransport:
         return self._ssl
 
     def _drop_session(self) -> None:
+        """Forget a session of another (usually finished) event loop, closing its sockets."""
         session, self._session = self._session, None
-        if session is not None and session.connector is not None:
-            with contextlib.suppress(Exception):
-                session.connector.close()
+        if session is not None:
+            _abandon(session)
 
     def _client(self) -> tuple[aiohttp.ClientSession, _PinnedResolver]:
         loop = asyncio.get_running_loop()
@@ -171,6 +189,7 @@ class AiohttpTransport:
                 max_field_size=self.max_field_size,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=None),  # the deadline is _within's
             )
             self._resolver = resolver
             self._loop = loop
@@ -186,7 +205,6 @@ class AiohttpTransport:
             data=request.body,
             headers=dict(request.headers),
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=request.timeout_s),
         ) as resp:
             body = b""
             while len(body) < RESPONSE_KEEP:
@@ -203,7 +221,7 @@ class AiohttpTransport:
         """POST ``request``; see the module docstring."""
         checked = await self._check(request.url)
         try:
-            return await asyncio.wait_for(self._exchange(checked, request), request.timeout_s)
+            return await _within(self._exchange(checked, request), request.timeout_s)
         except (asyncio.TimeoutError, TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise DeliveryTimeoutError(f"no response within {request.timeout_s:g} s") from exc
         except aiohttp.ClientResponseError as exc:
@@ -217,9 +235,7 @@ class AiohttpTransport:
         self._resolver = None
         if session is None:
             return
-        same_loop = self._loop is not None and self._loop is asyncio.get_running_loop()
-        if same_loop:
+        if self._loop is asyncio.get_running_loop():
             await session.close()
-        elif session.connector is not None:
-            with contextlib.suppress(Exception):
-                session.connector.close()
+        else:
+            _abandon(session)

@@ -81,7 +81,9 @@ class AsyncDispatcher:
         if transport is None:
             transport = default_async_transport(UrlGuard.from_settings(settings))
         self.transport = transport
-        self._tasks: set[asyncio.Task[Sent]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._done: list[Sent] = []
+        self._waiter: asyncio.Future[None] | None = None
         self._stop = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -89,19 +91,56 @@ class AsyncDispatcher:
 
     # ------------------------------------------------------------------ the driver
 
-    async def _send(self, delivery: Any, request: HttpRequest) -> Sent:
+    async def _send(self, delivery: Any, request: HttpRequest) -> None:
         start = time.perf_counter()
         result: Any
         try:
             result = await self.transport.send(request)
         except Exception as exc:
             result = exc
-        return Sent(delivery, result, time.perf_counter() - start)
+        self._done.append(Sent(delivery, result, time.perf_counter() - start))
+        self._wake()
 
-    async def _finished(self, timeout: float | None, when: str) -> list[Sent]:
-        done, _ = await asyncio.wait(self._tasks, timeout=timeout, return_when=when)
-        self._tasks -= done
-        return [t.result() for t in done if not t.cancelled()]
+    def _wake(self, _: object = None) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            self._wake()  # it appended nothing: a drain waiting for it must look again
+
+    async def _finished(self, timeout: float | None) -> list[Sent]:
+        """What finished since the last call; waits (up to ``timeout``) for one if none did."""
+        if not self._done and self._tasks:
+            loop = asyncio.get_running_loop()
+            deadline = None if timeout is None else loop.time() + timeout
+            while not self._done and self._tasks:
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    break
+                self._waiter = loop.create_future()
+                handle = loop.call_later(left, self._wake) if left is not None else None
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                    if handle is not None:
+                        handle.cancel()
+        done, self._done = self._done, []
+        return done
+
+    async def _drain(self) -> list[Sent]:
+        """Wait for every send in flight; a cancelled one is dropped."""
+        done: list[Sent] = []
+        while self._tasks or self._done:
+            done += await self._finished(None)
+        return done
 
     async def _do(self, op: Op) -> Any:
         call, args = op
@@ -111,12 +150,12 @@ class AsyncDispatcher:
         if port == "outbox":
             return await getattr(self.outbox, method)(*args)
         if call == "send.start":
-            self._tasks.add(asyncio.ensure_future(self._send(*args)))
+            self._started(asyncio.ensure_future(self._send(*args)))
             return None
         if call == "send.wait":
-            return await self._finished(args[0], asyncio.FIRST_COMPLETED)
+            return await self._finished(args[0])
         if call == "send.drain":
-            return await self._finished(None, asyncio.ALL_COMPLETED)
+            return await self._drain()
         if call == "stopped":
             return self._stop.is_set()
         if call == "idle":

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -109,10 +108,8 @@ class AsyncHttpxTransport:
     async def _check(self, url: str) -> CheckedUrl:
         if self.guard is None:
             return unchecked(url)
-        host = unchecked(url).host
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
+        if self.guard.policy.parse(url).literal is None:
+            # a host name: resolve (blocking getaddrinfo) off the loop
             return await asyncio.to_thread(self.guard.check, url)
         return self.guard.check(url)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import queue
 import random
 import threading
 import time
@@ -70,7 +71,8 @@ class Dispatcher:
         self.transport = transport
         workers = max(1, min(64, sum(ep.max_concurrency for ep in settings.endpoints)))
         self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="chatmgmt-webhook")
-        self._futures: set[cf.Future[Sent]] = set()
+        self._done: queue.SimpleQueue[Sent] = queue.SimpleQueue()
+        self._running = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -79,19 +81,36 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ the driver
 
-    def _send(self, delivery: Any, request: HttpRequest) -> Sent:
+    def _send(self, delivery: Any, request: HttpRequest) -> None:
         start = time.perf_counter()
         result: Any
         try:
             result = self.transport.send(request)
-        except Exception as exc:
+        except BaseException as exc:  # a worker thread: whatever happens is the attempt's result
             result = exc
-        return Sent(delivery, result, time.perf_counter() - start)
+        self._done.put(Sent(delivery, result, time.perf_counter() - start))
 
-    def _finished(self, timeout: float | None, when: str) -> list[Sent]:
-        done, _ = cf.wait(self._futures, timeout=timeout, return_when=when)
-        self._futures -= done
-        return [f.result() for f in done]
+    def _finished(self, timeout: float | None) -> list[Sent]:
+        """What finished since the last call; waits (up to ``timeout``) for one if none did."""
+        done: list[Sent] = []
+        if self._running:
+            try:
+                done.append(self._done.get(timeout=timeout))
+            except queue.Empty:
+                return done
+            while True:
+                try:
+                    done.append(self._done.get_nowait())
+                except queue.Empty:
+                    break
+        self._running -= len(done)
+        return done
+
+    def _drain(self) -> list[Sent]:
+        done: list[Sent] = []
+        while self._running:
+            done += self._finished(None)
+        return done
 
     def _do(self, op: Op) -> Any:
         call, args = op
@@ -101,12 +120,13 @@ class Dispatcher:
         if port == "outbox":
             return getattr(self.outbox, method)(*args)
         if call == "send.start":
-            self._futures.add(self._pool.submit(self._send, *args))
+            self._pool.submit(self._send, *args)
+            self._running += 1
             return None
         if call == "send.wait":
-            return self._finished(args[0], cf.FIRST_COMPLETED)
+            return self._finished(args[0])
         if call == "send.drain":
-            return self._finished(None, cf.ALL_COMPLETED)
+            return self._drain()
         if call == "stopped":
             return self._stop.is_set()
         if call == "idle":
