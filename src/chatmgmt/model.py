@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Any, NewType, TypeVar
+from typing import Any, NewType, TypeVar, cast
 
 import attrs
 
@@ -347,6 +347,16 @@ class Chat:
 
     Changed only by compare-and-set on ``version``. ``excluded`` are agents the chat must never
     go back to automatically (they timed out on it); ``served_by`` is every agent who held it.
+
+    ``attributes`` belong to the host alone: the library never reads or writes a key there. What
+    the library keeps about a chat has its own fields: ``queue`` (the queue or pool it waits
+    in), ``queued_at`` (when it last entered one), ``leave_message`` (why the leave-a-message
+    form is offered), ``submission`` (the left message: mode, fields, time), ``satisfaction``
+    (invitations and rating, :class:`~chatmgmt.lifecycle.SatisfactionState` as plain values),
+    ``escalation`` (the auto-transfer round, :class:`~chatmgmt.lifecycle.Escalation` as plain
+    values), ``timers_fired`` (deadline kind -> the basis it fired for), ``sticky_waited``
+    (the chat already waited for its sticky agent) and ``unverified_partner_id`` (a partner id
+    whose signature did not verify).
     """
 
     id: ChatId = attrs.field(validator=_non_empty)
@@ -371,6 +381,15 @@ class Chat:
     served_by: tuple[AgentId, ...] = ()
     route_reason: Mapping[str, Any] = attrs.field(factory=dict)
     attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    queue: str | None = None
+    queued_at: float | None = None
+    leave_message: str | None = None
+    submission: Mapping[str, Any] | None = None
+    satisfaction: Mapping[str, Any] | None = None
+    escalation: Mapping[str, Any] | None = None
+    timers_fired: Mapping[str, Any] = attrs.field(factory=dict)
+    sticky_waited: bool = False
+    unverified_partner_id: str | None = None
     event_seq: int = 0
     version: int = 0
 
@@ -417,7 +436,7 @@ class Event:
         }
 
 
-_COPIERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
+_COPIERS: dict[type, tuple[Callable[[Any, dict[str, Any]], Any], frozenset[str]]] = {}
 _T = TypeVar("_T")
 
 
@@ -439,11 +458,21 @@ def evolve(inst: _T, **changes: Any) -> _T:
 
     The library's hot paths use it for values it built itself (a chat's new state, an agent's
     new load); ``attrs.evolve`` (which validates) stays the tool for values from outside.
+    A change naming a field the class does not have raises :class:`TypeError`.
+
+    >>> evolve(Sticky("u", AgentId("a"), 1.0, "closed"), agent="b")
+    Traceback (most recent call last):
+    TypeError: Sticky has no field 'agent'
     """
     cls = type(inst)
-    copier = _COPIERS.get(cls)
-    if copier is None:
-        copier = _COPIERS[cls] = _copier(cls)
+    entry = _COPIERS.get(cls)
+    if entry is None:
+        names_of = frozenset(a.name for a in attrs.fields(cast(Any, cls)))
+        entry = _COPIERS[cls] = (_copier(cls), names_of)
+    copier, names = entry
+    if not names.issuperset(changes):
+        unknown = sorted(set(changes) - names)[0]
+        raise TypeError(f"{cls.__name__} has no field {unknown!r}")
     result: _T = copier(inst, changes)
     return result
 

@@ -26,11 +26,11 @@ def check_invariants(storage: MemoryStorage, opened: int) -> None:
     for chat in chats:
         if chat.state is ChatState.ACTIVE:
             assert chat.agent_id is not None and holders[chat.id] == 1
-            assert storage.queues.position(chat.attributes.get("queue", "queue/"), chat.id) is None
+            assert storage.queues.position((chat.queue or "queue/"), chat.id) is None
         else:
             assert holders[chat.id] == 0, f"{chat.state} chat still holds a slot"
         if chat.state is ChatState.QUEUED:
-            assert storage.queues.position(chat.attributes["queue"], chat.id) is not None
+            assert storage.queues.position(chat.queue, chat.id) is not None
     started = Counter(e.chat_id for e in storage.outbox.events() if e.type == "chat.started")
     assert len(started) == opened and set(started.values()) == {1}
 
@@ -121,7 +121,7 @@ def test_reconcile_repairs_indexes_broken_outside_the_unit_of_work() -> None:
     queued = manager.open_chat(CustomerInfo(partner_id="u"), skill_group="nobody")
     # a slot the chat does not know of
     storage.apply(Change(queued.id, queued.version, 0.0, claim=Claim(AgentId("a"))))
-    storage._space.queue_remove(queued.attributes["queue"], queued.id)  # entry lost
+    storage._space.queue_remove(queued.queue, queued.id)  # entry lost
     fixed = manager.reconcile()
     assert (fixed["released"], fixed["claimed"], fixed["requeued"]) == (1, 0, 1)
     assert manager.agent("a").active == 0

@@ -80,8 +80,8 @@ def test_max_queue_length_marks_the_leave_a_message_offer() -> None:
     m.register_agent(agent("a", limit=1))
     m.open_chat(customer("busy"))
     q = [m.open_chat(customer(f"q{i}")) for i in range(3)]
-    assert "offer_leave_message" not in q[1].attributes
-    assert q[2].attributes["offer_leave_message"] == "max_length"
+    assert q[1].leave_message is None
+    assert q[2].leave_message == "max_length"
     assert sink_of(m).of_type("queue.overflowed")[0].data["action"] == "leave_message"
 
 

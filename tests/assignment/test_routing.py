@@ -29,7 +29,7 @@ def test_designated_agent_strict_waits_for_that_agent_only() -> None:
     m.register_agent(agent("bob", limit=1, status=AgentStatus.OFFLINE))
     chat = m.open_chat(customer("u1"), designated_agent="bob", strict=True)
     assert chat.state is ChatState.QUEUED
-    assert chat.attributes["queue"] == "agent/bob"
+    assert chat.queue == "agent/bob"
     m.set_agent_status("bob", AgentStatus.ONLINE)
     assert m.get_chat(chat.id).agent_id == "bob"
 
@@ -128,7 +128,7 @@ def test_sticky_wait_n_seconds_then_normal_routing() -> None:
     blocker = m.open_chat(customer("other"), designated_agent="ann", strict=True)
     assert blocker.agent_id == "ann"  # ann is now full
     waiting = m.open_chat(customer("loyal"))
-    assert waiting.state is ChatState.QUEUED and waiting.attributes["queue"] == "agent/ann"
+    assert waiting.state is ChatState.QUEUED and waiting.queue == "agent/ann"
     clock_of(m).advance(31)
     assert m.tick() == 1
     assert m.get_chat(waiting.id).agent_id == "bob"

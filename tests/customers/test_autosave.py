@@ -297,7 +297,7 @@ def test_anonymous_mode_opens_the_chat_without_saving_or_trusting_the_id() -> No
     chat = manager.open_chat(CustomerInfo(partner_id="u_1", name="Mallory"))
     assert manager.customer("u_1") is None
     assert chat.customer.partner_id is None  # not trusted for sticky routing either
-    assert chat.attributes.get("unverified_partner_id") == "u_1"
+    assert chat.unverified_partner_id == "u_1"
     assert "customer.created" not in _outbox_types(manager)
 
 

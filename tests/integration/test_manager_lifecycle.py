@@ -169,5 +169,5 @@ def test_agent_invites_and_the_agent_view_hides_the_rating_when_not_visible() ->
     chat = served_chat(m)
     m.invite_rating(chat.id, by="ann")
     m.rate(chat.id, 4)
-    assert m.get_chat(chat.id).attributes["satisfaction"]["rating"]["level"] == 4
-    assert m.agent_view(chat.id).attributes["satisfaction"]["rating"] is None
+    assert m.get_chat(chat.id).satisfaction["rating"]["level"] == 4
+    assert m.agent_view(chat.id).satisfaction["rating"] is None

@@ -108,7 +108,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     def rate(self, data: st.DataObject, level: int) -> None:
         chat_id = data.draw(st.sampled_from(self.opened))
         invited_before = bool(
-            self.manager.get_chat(chat_id).attributes.get("satisfaction", {}).get("invitations")
+            (self.manager.get_chat(chat_id).satisfaction or {}).get("invitations")
         )
         try:
             self.manager.rate(chat_id, level)
@@ -140,7 +140,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @invariant()
     def queued_xor_assigned(self) -> None:
         for chat in self.storage.chats.list():
-            queue = chat.attributes.get("queue")
+            queue = chat.queue
             in_queue = (
                 queue is not None and self.storage.queues.position(queue, chat.id) is not None
             )

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from chatmgmt.errors import ValidationError
 from chatmgmt.lifecycle import (
     ESCALATION_KEY,
-    FIRED_KEY,
     QUEUED_AT_KEY,
     ChatEvent,
     Escalation,
@@ -130,13 +129,13 @@ def test_agent_reminder_while_the_customer_waits_for_a_reply() -> None:
 
 def test_auto_transfer_is_cumulative_against_the_round() -> None:
     # Assigned at 10, moved by hand at 18 (assigned_at changes, the round stays): due at 30.
-    c = chat(assigned_at=18.0, attributes={ESCALATION_KEY: {"since": 10.0, "transfers": 0}})
+    c = chat(assigned_at=18.0, escalation={"since": 10.0, "transfers": 0})
     assert due(c)[K.AUTO_TRANSFER] == 30.0
     # After one automatic transfer the next agent must answer by since + 2 * step.
-    c = chat(assigned_at=30.0, attributes={ESCALATION_KEY: {"since": 10.0, "transfers": 1}})
+    c = chat(assigned_at=30.0, escalation={"since": 10.0, "transfers": 1})
     assert due(c)[K.AUTO_TRANSFER] == 50.0
     # max_auto_transfers reached: no more.
-    c = chat(assigned_at=50.0, attributes={ESCALATION_KEY: {"since": 10.0, "transfers": 2}})
+    c = chat(assigned_at=50.0, escalation={"since": 10.0, "transfers": 2})
     assert K.AUTO_TRANSFER not in due(c)
     # Without bookkeeping the round starts at the assignment.
     assert due(chat())[K.AUTO_TRANSFER] == 30.0
@@ -146,7 +145,7 @@ def test_auto_transfer_is_cumulative_against_the_round() -> None:
 def test_queue_timeout() -> None:
     q = chat(state=ChatState.QUEUED, agent_id=None, assigned_at=None, created_at=7.0)
     assert due(q) == {K.QUEUE_TIMEOUT: 127.0}
-    q2 = attrs.evolve(q, attributes={QUEUED_AT_KEY: 50.0})
+    q2 = attrs.evolve(q, queued_at=50.0)
     assert due(q2) == {K.QUEUE_TIMEOUT: 170.0}
     assert due(q, asg=AssignmentSettings()) == {}
 
@@ -216,9 +215,9 @@ def test_payload_survives_a_json_round_trip() -> None:
 def test_mark_fired_stops_refiring_until_the_basis_changes() -> None:
     c = chat(last_customer_message_at=100.0)
     warn = plan(c)[K.INACTIVITY_WARN]
-    fired = attrs.evolve(c, attributes=mark_fired(c, warn), version=4)
-    assert FIRED_KEY in fired.attributes
-    json.dumps(dict(fired.attributes))
+    fired = attrs.evolve(c, **mark_fired(c, warn), version=4)
+    assert fired.timers_fired
+    json.dumps(dict(fired.timers_fired))
     assert is_stale(warn, fired)  # a second worker with the same lease sees it fired
     again = plan(fired)
     assert K.INACTIVITY_WARN not in again and K.INACTIVITY_END in again
@@ -234,21 +233,21 @@ def test_track() -> None:
     q = chat(state=ChatState.QUEUED, agent_id=None, assigned_at=None)
     a = track(q, ChatEvent.QUEUE, 5.0)
     assert a[QUEUED_AT_KEY] == 5.0
-    q2 = attrs.evolve(q, attributes=a)
+    q2 = attrs.evolve(q, **a)
     assert track(q2, ChatEvent.QUEUE, 9.0)[QUEUED_AT_KEY] == 5.0  # overflow keeps the wait
     a = track(q2, ChatEvent.ASSIGN, 12.0)
-    assert QUEUED_AT_KEY not in a and a[ESCALATION_KEY] == {"since": 12.0, "transfers": 0}
-    act = attrs.evolve(q2, state=ChatState.ACTIVE, attributes=a)
-    assert track(act, ChatEvent.TRANSFER, 20.0) == a  # manual
+    assert a[QUEUED_AT_KEY] is None and a[ESCALATION_KEY] == {"since": 12.0, "transfers": 0}
+    act = attrs.evolve(q2, state=ChatState.ACTIVE, **a)
+    assert track(act, ChatEvent.TRANSFER, 20.0) == {}  # manual: the round is unchanged
     a2 = track(act, ChatEvent.TRANSFER, 32.0, automatic=True)
     assert a2[ESCALATION_KEY] == {"since": 12.0, "transfers": 1}
-    act2 = attrs.evolve(act, attributes=a2)
+    act2 = attrs.evolve(act, **a2)
     a3 = track(act2, ChatEvent.REQUEUE, 40.0)
-    assert a3[QUEUED_AT_KEY] == 40.0 and ESCALATION_KEY not in a3
-    assert track(act2, ChatEvent.CUSTOMER_MESSAGE, 41.0) == a2
+    assert a3[QUEUED_AT_KEY] == 40.0 and a3[ESCALATION_KEY] is None
+    assert track(act2, ChatEvent.CUSTOMER_MESSAGE, 41.0) == {}
     for ev in (ChatEvent.END, ChatEvent.UNASSIGN, ChatEvent.ABANDON, ChatEvent.LEAVE_MESSAGE):
         out = track(act2, ev, 50.0)
-        assert ESCALATION_KEY not in out and QUEUED_AT_KEY not in out
+        assert out == {QUEUED_AT_KEY: None, ESCALATION_KEY: None}
 
 
 def test_escalation_round_trip_and_errors() -> None:
@@ -288,7 +287,7 @@ def test_planned_timers_are_fresh_and_consistent(c: Chat) -> None:
         assert t.version == c.version
         assert list(t.payload["basis"]) == timer_basis(TimerKind(t.kind), c)
         assert not is_stale(attrs.evolve(t, payload=json.loads(json.dumps(dict(t.payload)))), c)
-        fired = attrs.evolve(c, attributes=mark_fired(c, t))
+        fired = attrs.evolve(c, **mark_fired(c, t))
         assert is_stale(t, fired)
         assert t.key not in {
             x.key for x in plan_timers(fired, end_of_chat=EOC, assignment=ASG).schedule

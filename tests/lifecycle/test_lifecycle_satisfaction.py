@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from chatmgmt.errors import FormValidationError, RatingRefusedError, ValidationError
 from chatmgmt.lifecycle import (
-    SATISFACTION_KEY,
     InviteRefusal,
     InviteTrigger,
     Rating,
@@ -286,7 +285,7 @@ def test_state_round_trips_through_plain_json() -> None:
     data = json.loads(json.dumps(state.to_dict()))
     assert SatisfactionState.from_dict(data) == state
     assert SatisfactionState.from_dict(SatisfactionState().to_dict()) == SatisfactionState()
-    chat = ended(attributes={SATISFACTION_KEY: data})
+    chat = ended(satisfaction=data)
     assert satisfaction_of(chat) == state
     assert satisfaction_of(ended()) == SatisfactionState()
 
@@ -313,7 +312,7 @@ def test_state_from_bad_dict(data: Any) -> None:
 
 def test_agent_view_hides_the_rating_when_not_visible() -> None:
     state = rate(SETTINGS, ended(), INVITED, level=1, comment="awful", now=1100.0)
-    chat = ended(attributes={SATISFACTION_KEY: state.to_dict(), "other": 1})
+    chat = ended(satisfaction=state.to_dict(), attributes={"other": 1})
     assert agent_view(SETTINGS, chat) is chat
     hidden = attrs.evolve(SETTINGS, visible_to_agent=False)
     view = agent_view(hidden, chat)

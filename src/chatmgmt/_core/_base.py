@@ -61,9 +61,6 @@ Items = list[tuple[str, Mapping[str, Any]]]
 CAS_RETRIES = 32
 STICKY_WAIT = "sticky_wait"
 QUEUE = "queue"
-OFFER = "offer_leave_message"
-SUBMISSION = "submission"
-STICKY_WAITED = "sticky_waited"
 
 
 def sticky_wait_key(chat_id: str) -> str:
@@ -73,14 +70,12 @@ def sticky_wait_key(chat_id: str) -> str:
 
 def queue_of(chat: Chat) -> str | None:
     """The queue or pool the chat waits in, or None."""
-    value = chat.attributes.get(QUEUE)
-    return value if isinstance(value, str) and value else None
+    return chat.queue
 
 
 def queued_at(chat: Chat, now: float) -> float:
     """When the chat last entered a queue (``now`` when unknown)."""
-    value = chat.attributes.get(lc.QUEUED_AT_KEY)
-    return float(value) if isinstance(value, (int, float)) else now
+    return now if chat.queued_at is None else chat.queued_at
 
 
 @attrs.frozen

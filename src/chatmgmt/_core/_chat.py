@@ -51,10 +51,10 @@ class Chats(Routing):
         if should_save(partner_id, info.channel, settings.auto_save):
             assert partner_id is not None
             yield from self.save_customer(info, partner_id, now)
-        attrs_out: dict[str, Any] = dict(attributes or {})
         customer = info
+        unverified = None
         if info.partner_id and partner_id is None:
-            attrs_out["unverified_partner_id"] = info.partner_id
+            unverified = info.partner_id
             customer = attrs.evolve(info, partner_id=None)
         priority = info.vip_level
         if request.queue_first:
@@ -70,7 +70,8 @@ class Chats(Routing):
             created_at=now,
             updated_at=now,
             priority=priority,
-            attributes=attrs_out,
+            attributes=dict(attributes or {}),
+            unverified_partner_id=unverified,
         )
         started = [(EventType.CHAT_STARTED, {"mode": mode.value, "priority": priority})]
         try:

@@ -15,7 +15,7 @@ from ..ports import ChatStore, TimerStore
 from ..settings import resolve
 from ..webhook import EventType
 from ._agents import Agents
-from ._base import QUEUE, STICKY_WAIT, STICKY_WAITED, Plan, queue_of, queued_at
+from ._base import QUEUE, STICKY_WAIT, Plan, queue_of, queued_at
 from ._ending import message_item
 from ._ops import Eff, call
 from ._routing import OPEN
@@ -50,9 +50,8 @@ class Deadlines(Agents):
             queue = timer.payload.get(QUEUE)
             if chat.state not in OPEN or queue_of(chat) != queue:
                 return False
-            attributes = {k: v for k, v in chat.attributes.items() if k != QUEUE}
-            attributes[STICKY_WAITED] = True
-            yield from self.route(chat, evolve(chat, attributes=attributes), RouteRequest(), now)
+            moved = evolve(chat, queue=None, sticky_waited=True)
+            yield from self.route(chat, moved, RouteRequest(), now)
             return True
         if lc.is_stale(timer, chat):
             return False
@@ -89,7 +88,7 @@ class Deadlines(Agents):
             text = eoc.agent_reminder_prompt
             extra = (EventType.CHAT_AGENT_REMINDED, {"agent_id": chat.agent_id})
         message = self.system_message(chat, text, now)
-        new = evolve(chat, attributes=lc.mark_fired(chat, timer))
+        new = evolve(chat, **lc.mark_fired(chat, timer))
         yield from self.commit(
             chat, Plan(new, [message_item(message), extra], message=message), now
         )

@@ -9,7 +9,7 @@ from .. import lifecycle as lc
 from ..model import Chat, EndReason, Message, MessageRole, Sticky, evolve
 from ..settings import resolve
 from ..webhook import EventType
-from ._base import QUEUE, Items, Plan, queue_of, queued_at, sticky_wait_key
+from ._base import Items, Plan, queue_of, queued_at, sticky_wait_key
 from ._satisfaction import Satisfaction
 
 __all__ = ["Ending", "message_item"]
@@ -54,10 +54,14 @@ class Ending(Satisfaction):
         else:
             state = lc.check_end(chat.id, chat.mode, chat.state, reason)
             event = lc.ChatEvent.END
-        attributes = lc.track(chat, event, now)
-        attributes.pop(QUEUE, None)
         new = evolve(
-            chat, state=state, ended_at=now, end_reason=reason, ended_by=by, attributes=attributes
+            chat,
+            state=state,
+            ended_at=now,
+            end_reason=reason,
+            ended_by=by,
+            queue=None,
+            **lc.track(chat, event, now),
         )
         sticky = None
         pid = chat.customer.partner_id

@@ -114,17 +114,17 @@ class Messages(Chats):
         }.get(role)
         state = chat.state
         items: Items = []
-        attributes = chat.attributes
+        changes: dict[str, Any] = {}
         if event is not None:
             state = lc.transition(chat.id, chat.mode, chat.state, event)
             if chat.state is ChatState.ENDED:  # Always On: the customer reopens it
-                attributes = lc.track(chat, lc.ChatEvent.REOPEN, now)
+                changes.update(lc.track(chat, lc.ChatEvent.REOPEN, now))
                 items.append((EventType.CHAT_REOPENED, {}))
         elif not chat.state.is_open and not (
             chat.state is ChatState.ENDED and chat.mode is ReceptionMode.ALWAYS_ON
         ):
             raise InvalidTransitionError(chat.id, chat.state.value, f"{role.value}_message")
-        changes: dict[str, Any] = {"state": state, "attributes": attributes}
+        changes["state"] = state
         if role is MessageRole.CUSTOMER:
             changes["last_customer_message_at"] = now
             changes["inactive"] = False

@@ -46,10 +46,8 @@ from ..ports import PICKED, AgentStore, Census, ChatStore, Claim, QueuePush, Que
 from ..settings import QueueLimitAction
 from ..webhook import EventType
 from ._base import (
-    OFFER,
     QUEUE,
     STICKY_WAIT,
-    STICKY_WAITED,
     Items,
     Plan,
     queue_of,
@@ -130,9 +128,6 @@ class Routing(Ending):
         picks), and its events."""
         event = lc.ChatEvent.TRANSFER if transfer else lc.ChatEvent.ASSIGN
         state = lc.transition(chat.id, chat.mode, chat.state, event)
-        attributes = lc.track(chat, event, now, automatic=automatic)
-        attributes.pop(QUEUE, None)
-        attributes.pop(OFFER, None)
         new = evolve(
             chat,
             state=state,
@@ -141,7 +136,9 @@ class Routing(Ending):
             agent_replied=False,
             served_by=(*chat.served_by, agent_id),
             route_reason=reason,  # one explanation, shared by the chat and its event
-            attributes=attributes,
+            queue=None,
+            leave_message=None,
+            **lc.track(chat, event, now, automatic=automatic),
         )
         type_ = EventType.CHAT_TRANSFERRED if transfer else EventType.CHAT_ASSIGNED
         items: Items = []
@@ -272,7 +269,7 @@ class Routing(Ending):
         partner_id = chat.customer.partner_id
         sticky = None
         sticky_on = settings.sticky.after_close_s or settings.sticky.after_offline_message_s
-        if partner_id and sticky_on and not chat.attributes.get(STICKY_WAITED):
+        if partner_id and sticky_on and not chat.sticky_waited:
             sticky = yield from call(ChatStore.sticky, partner_id)
         plan = plan_route(chat, request, settings, partner_id, sticky, now)
         if plan.group != chat.skill_group:
@@ -334,7 +331,7 @@ class Routing(Ending):
         """The sticky agent is unavailable and the rule says wait: queue for that agent."""
         wait_s = self.settings.assignment.sticky.wait_s
         queue = agent_queue(target.id)
-        waiting = evolve(chat, attributes={**chat.attributes, STICKY_WAITED: True})
+        waiting = evolve(chat, sticky_waited=True)
         reason = {"via": "sticky_wait", "agent": target.id, "wait_s": wait_s}
         timer = Timer(
             sticky_wait_key(chat.id), now + wait_s, chat.id, STICKY_WAIT, 0, {QUEUE: queue}
@@ -377,21 +374,17 @@ class Routing(Ending):
             state = chat.state  # a new chat, or one moving between queues, stays waiting
         else:
             state = lc.transition(chat.id, chat.mode, chat.state, event)
-        attributes = (
-            lc.track(chat, event, now)
-            if chat.state is not ChatState.ENDED
-            else dict(chat.attributes)
+        changes: dict[str, Any] = (
+            lc.track(chat, event, now) if chat.state is not ChatState.ENDED else {}
         )
-        attributes[QUEUE] = queue
+        changes["queue"] = queue
         # a chat sent back to the queue keeps its place: it is ordered by when it arrived
-        arrived = (
-            chat.created_at if requeue else queued_at(evolve(chat, attributes=attributes), now)
-        )
+        arrived = chat.created_at if requeue else queued_at(evolve(chat, **changes), now)
         score = queue_score(arrived, chat.priority, qsettings.priority_step_s)
         if realtime:
             if full:
                 reason["queue_full"] = True
-                attributes[OFFER] = "max_length"
+                changes["leave_message"] = "max_length"
                 reason["leave_message"] = "max_length"
                 overflowed = {"limit": "max_length", "action": "leave_message"}
                 items = [*items, (EventType.QUEUE_OVERFLOWED, {**overflowed, "target_group": None})]
@@ -407,9 +400,9 @@ class Routing(Ending):
                     waited_s=0.0,
                 )
                 if offer is not None:
-                    attributes[OFFER] = offer.value
+                    changes["leave_message"] = offer.value
                     reason["leave_message"] = offer.value
-        new = evolve(chat, state=state, agent_id=None, route_reason=reason, attributes=attributes)
+        new = evolve(chat, state=state, agent_id=None, route_reason=reason, **changes)
         data: dict[str, Any] = {"reason": reason}
         if realtime:
             data["position"] = length
@@ -466,7 +459,7 @@ class Routing(Ending):
                 moved = evolve(
                     chat,
                     skill_group=layer.target_group,
-                    attributes={k: v for k, v in chat.attributes.items() if k != QUEUE},
+                    queue=None,
                 )
                 reason2 = {**reason, "via": "queue_overflow", "group": layer.target_group}
                 items = [(EventType.QUEUE_OVERFLOWED, data)]
@@ -483,9 +476,8 @@ class Routing(Ending):
                 )
         # leave a message: the chat stays queued, marked; the host shows the form
         data["action"] = QueueLimitAction.LEAVE_MESSAGE.value
-        attributes = dict(lc.mark_fired(chat, fired) if fired is not None else chat.attributes)
-        attributes[OFFER] = limit
-        new = evolve(chat, attributes=attributes, route_reason=dict(reason))
+        fired_changes = lc.mark_fired(chat, fired) if fired is not None else {}
+        new = evolve(chat, leave_message=limit, route_reason=dict(reason), **fired_changes)
         applied = yield from self.commit(chat, Plan(new, [(EventType.QUEUE_OVERFLOWED, data)]), now)
         assert applied.chat is not None
         return applied.chat
@@ -578,7 +570,7 @@ class Routing(Ending):
         group = name if kind != "agent" else chat.skill_group
         census = yield from call(AgentStore.census, group)
         wait = estimate_wait_s(position, census, self.settings.assignment.queue.estimate_handle_s)
-        offer = chat.attributes.get(OFFER)
+        offer = chat.leave_message
         if offer is None and chat.mode is ReceptionMode.REAL_TIME:
             why = lc.should_offer_submission(
                 self.settings.submission,

@@ -27,13 +27,14 @@ class Satisfaction(Customers):
         invited = lc.invite(settings, chat, state, trigger=trigger, now=now)
         if invited is None:
             return chat, []
-        attributes = {**chat.attributes, lc.SATISFACTION_KEY: invited.to_dict()}
+
         data = {
             "agent_id": lc.attributed_agent(chat),
             "by": by,
             "invitation": invited.invitations,
         }
-        return evolve(chat, attributes=attributes), [(EventType.SATISFACTION_INVITED, data)]
+        new = evolve(chat, satisfaction=invited.to_dict())
+        return new, [(EventType.SATISFACTION_INVITED, data)]
 
     def invite_rating(self, chat_id: ChatId, by: str, now: float) -> Eff[Chat]:
         """The agent invites the customer to rate the chat (when the rules allow)."""
@@ -78,7 +79,6 @@ class Satisfaction(Customers):
             )
             rating = after.rating
             assert rating is not None
-            attributes = {**chat.attributes, lc.SATISFACTION_KEY: after.to_dict()}
             data = {
                 "agent_id": rating.agent_id,
                 "level": rating.level,
@@ -90,7 +90,8 @@ class Satisfaction(Customers):
                 "overwritten": before.rating is not None,
             }
             return Plan(
-                evolve(chat, attributes=attributes), [(EventType.SATISFACTION_SUBMITTED, data)]
+                evolve(chat, satisfaction=after.to_dict()),
+                [(EventType.SATISFACTION_SUBMITTED, data)],
             )
 
         _old, new = yield from self.update(chat_id, planner, now)

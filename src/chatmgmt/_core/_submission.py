@@ -22,7 +22,7 @@ from ..model import (
 from ..ports import PICKED, ChatStore, QueuePush, QueueStore, RankedClaim
 from ..settings import resolve
 from ..webhook import EventType
-from ._base import QUEUE, SUBMISSION, Plan
+from ._base import Plan
 from ._ending import message_item
 from ._messages import Messages
 from ._ops import Eff, call
@@ -49,11 +49,16 @@ class Submissions(Messages):
                 settings, values, channel=chat.channel, group=chat.skill_group
             )
             mode = resolve(settings, channel=chat.channel, group=chat.skill_group or None).mode
-            attributes = lc.track(chat, lc.ChatEvent.LEAVE_MESSAGE, now)
-            attributes.pop(QUEUE, None)
             fields = {k: list(v) if isinstance(v, tuple) else v for k, v in cleaned.items()}
-            attributes[SUBMISSION] = {"mode": mode.value, "fields": fields, "at": now}
-            new = evolve(chat, state=state, attributes=attributes, agent_id=None)
+            new = evolve(
+                chat,
+                state=state,
+                agent_id=None,
+                queue=None,
+                leave_message=None,
+                submission={"mode": mode.value, "fields": fields, "at": now},
+                **lc.track(chat, lc.ChatEvent.LEAVE_MESSAGE, now),
+            )
             data = {"submission_id": chat.id, "mode": mode.value, "fields": fields}
             remove, cancel = leaving(chat)
             return Plan(

@@ -14,10 +14,10 @@ chat records that kind as already fired for that basis. ``Timer.version`` is the
 at planning time, for logs; it is not used to decide, because changes that do not touch the
 basis (a system message, a moderation flag) must not cancel a deadline.
 
-Bookkeeping the manager keeps in ``Chat.attributes`` (plain JSON values, keys below):
-``"queued_at"`` (when the chat last entered the queue), ``"escalation"`` (the auto-transfer round,
-an :class:`Escalation`) and ``"timers_fired"`` (kind -> basis). :func:`track` computes the first
-two for each event; :func:`mark_fired` the last.
+Bookkeeping the manager keeps in typed fields of :class:`~chatmgmt.model.Chat` (plain JSON
+values): ``queued_at`` (when the chat last entered the queue), ``escalation`` (the auto-transfer
+round, an :class:`Escalation`) and ``timers_fired`` (kind -> basis). :func:`track` computes the
+first two for each event; :func:`mark_fired` the last. Both return the changed fields.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ __all__ = [
 ]
 
 QUEUED_AT_KEY = "queued_at"
-"""``Chat.attributes`` key: when the chat last entered a queue (falls back to ``created_at``)."""
+"""``Chat`` field: when the chat last entered a queue (falls back to ``created_at``)."""
 ESCALATION_KEY = "escalation"
-"""``Chat.attributes`` key: the current auto-transfer round, ``Escalation.to_dict()``."""
+"""``Chat`` field: the current auto-transfer round, ``Escalation.to_dict()``."""
 FIRED_KEY = "timers_fired"
-"""``Chat.attributes`` key: ``{kind: basis}`` of deadlines already fired."""
+"""``Chat`` field: ``{kind: basis}`` of deadlines already fired."""
 
 
 class TimerKind(str, enum.Enum):
@@ -102,7 +102,7 @@ class Escalation:
     transfers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values, for ``Chat.attributes``."""
+        """Plain JSON-ready values, for ``Chat.escalation``."""
         return {"since": self.since, "transfers": self.transfers}
 
     @classmethod
@@ -134,15 +134,13 @@ class TimerPlan:
 
 
 def _queued_at(chat: Chat) -> float:
-    value = chat.attributes.get(QUEUED_AT_KEY)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return chat.created_at
+    value = chat.queued_at
+    return chat.created_at if value is None else value
 
 
 def _escalation(chat: Chat) -> Escalation:
-    raw = chat.attributes.get(ESCALATION_KEY)
-    if isinstance(raw, Mapping):
+    raw = chat.escalation
+    if raw is not None:
         return Escalation.from_dict(raw)
     return Escalation(_assigned_at(chat))
 
@@ -207,16 +205,11 @@ def timer_basis(kind: TimerKind, chat: Chat) -> list[Any] | None:
     return [chat.agent_id, _assigned_at(chat), esc.since, esc.transfers]
 
 
-def _fired(chat: Chat) -> Mapping[str, Any]:
-    raw = chat.attributes.get(FIRED_KEY)
-    return raw if isinstance(raw, Mapping) else {}
-
-
 def _already_fired(chat: Chat, kind: TimerKind, basis: list[Any]) -> bool:
-    fired = chat.attributes.get(FIRED_KEY)
+    fired = chat.timers_fired
     if not fired:
         return False
-    done = fired.get(_VALUES[kind]) if isinstance(fired, Mapping) else None
+    done = fired.get(_VALUES[kind])
     return done is not None and list(done) == basis
 
 
@@ -354,21 +347,21 @@ def is_stale(timer: Timer, chat: Chat | None) -> bool:
 
 
 def mark_fired(chat: Chat, timer: Timer) -> dict[str, Any]:
-    """``chat.attributes`` updated to record that ``timer`` fired (store them with the firing).
+    """The chat's changed fields recording that ``timer`` fired (store them with the firing):
+    ``{"timers_fired": ...}``.
 
     After this, :func:`plan_timers` no longer plans the timer and :func:`is_stale` calls a
     duplicate of it stale, until its basis changes (e.g. the customer writes again).
     """
-    attributes = dict(chat.attributes)
-    fired = dict(_fired(chat))
+    fired = dict(chat.timers_fired)
     basis = timer.payload.get("basis")
     fired[TimerKind(timer.kind).value] = list(basis) if isinstance(basis, (list, tuple)) else None
-    attributes[FIRED_KEY] = fired
-    return attributes
+    return {FIRED_KEY: fired}
 
 
 def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) -> dict[str, Any]:
-    """``chat.attributes`` updated for ``event`` at ``now`` (the deadline bookkeeping).
+    """The chat's changed fields for ``event`` at ``now`` (the deadline bookkeeping):
+    ``queued_at`` and ``escalation``.
 
     Call it with the chat as it was before the event and store the result with the new state:
 
@@ -381,26 +374,23 @@ def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) 
     * messages change nothing.
     """
     event = ChatEvent(event)
-    attributes = dict(chat.attributes)
     if event is ChatEvent.QUEUE:
-        attributes.setdefault(QUEUED_AT_KEY, now)
-    elif event is ChatEvent.REQUEUE:
-        attributes[QUEUED_AT_KEY] = now
-        attributes.pop(ESCALATION_KEY, None)
-    elif event is ChatEvent.ASSIGN:
-        attributes[ESCALATION_KEY] = Escalation(now).to_dict()
-        attributes.pop(QUEUED_AT_KEY, None)
-    elif event is ChatEvent.TRANSFER:
+        return {QUEUED_AT_KEY: now if chat.queued_at is None else chat.queued_at}
+    if event is ChatEvent.REQUEUE:
+        return {QUEUED_AT_KEY: now, ESCALATION_KEY: None}
+    if event is ChatEvent.ASSIGN:
+        return {ESCALATION_KEY: Escalation(now).to_dict(), QUEUED_AT_KEY: None}
+    if event is ChatEvent.TRANSFER:
         if automatic:
             esc = _escalation(chat)
-            attributes[ESCALATION_KEY] = attrs.evolve(esc, transfers=esc.transfers + 1).to_dict()
-    elif event in (
+            return {ESCALATION_KEY: attrs.evolve(esc, transfers=esc.transfers + 1).to_dict()}
+        return {}
+    if event in (
         ChatEvent.UNASSIGN,
         ChatEvent.END,
         ChatEvent.ABANDON,
         ChatEvent.LEAVE_MESSAGE,
         ChatEvent.REOPEN,
     ):
-        attributes.pop(QUEUED_AT_KEY, None)
-        attributes.pop(ESCALATION_KEY, None)
-    return attributes
+        return {QUEUED_AT_KEY: None, ESCALATION_KEY: None}
+    return {}

@@ -1,7 +1,7 @@
 """Satisfaction: schemes, invitations, ratings — pure rules over values.
 
 A chat's satisfaction state is a :class:`SatisfactionState` (invitations sent, the rating),
-kept as plain values in ``Chat.attributes["satisfaction"]`` (:data:`SATISFACTION_KEY`) through
+kept as plain values in ``Chat.satisfaction`` (:data:`SATISFACTION_KEY`) through
 :meth:`SatisfactionState.to_dict` / :meth:`SatisfactionState.from_dict`.
 
 * :func:`resolve_scheme` — the scheme of a skill group (or the global one);
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 SATISFACTION_KEY = "satisfaction"
-"""``Chat.attributes`` key holding ``SatisfactionState.to_dict()``."""
+"""``Chat`` field holding ``SatisfactionState.to_dict()``."""
 
 
 def resolve_scheme(settings: SatisfactionSettings, group: str | None) -> SatisfactionScheme:
@@ -152,7 +152,7 @@ class SatisfactionState:
     rating: Rating | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values, for ``Chat.attributes["satisfaction"]``."""
+        """Plain JSON-ready values, for ``Chat.satisfaction``."""
         return {
             "invitations": self.invitations,
             "last_invited_at": self.last_invited_at,
@@ -176,7 +176,7 @@ class SatisfactionState:
 
 def satisfaction_of(chat: Chat) -> SatisfactionState:
     """The chat's satisfaction state (an empty one when the chat has none yet)."""
-    raw = chat.attributes.get(SATISFACTION_KEY)
+    raw = chat.satisfaction
     return SatisfactionState() if raw is None else SatisfactionState.from_dict(raw)
 
 
@@ -396,12 +396,10 @@ def agent_view(settings: SatisfactionSettings, chat: Chat) -> Chat:
     Invitations stay visible (the agent may need to know one went out); only the rating is
     removed. The chat is returned unchanged when the rating is visible or absent.
     """
-    raw = chat.attributes.get(SATISFACTION_KEY)
+    raw = chat.satisfaction
     if settings.visible_to_agent or raw is None:
         return chat
     state = SatisfactionState.from_dict(raw)
     if state.rating is None:
         return chat
-    attributes = dict(chat.attributes)
-    attributes[SATISFACTION_KEY] = attrs.evolve(state, rating=None).to_dict()
-    return attrs.evolve(chat, attributes=attributes)
+    return attrs.evolve(chat, satisfaction=attrs.evolve(state, rating=None).to_dict())
