@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from chatmgmt.simulation._chart import COLORS
 from chatmgmt.simulation._cli import _Progress, simulate_main
-from chatmgmt.simulation._layout import COLORS
-from simulation.png_helpers import colours, decode_png, rgb
+from simulation.chart_helpers import pixels_near, png_size, svg_texts
 
 SMALL = [
     "--arrivals-per-min", "60", "--handle-time-s", "2", "--agents", "2", "--slots", "2",
@@ -64,11 +63,9 @@ def test_chart_is_an_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     argv = [*SMALL, "--policy", "round_robin", "--policy", "least_busy", "--chart", str(chart)]
     assert simulate_main(argv) == 0
     assert f"chart written to {chart}" in capsys.readouterr().out
-    root = ET.fromstring(chart.read_text(encoding="utf-8"))
-    assert root.tag.endswith("svg")
-    lines = root.findall(".//{http://www.w3.org/2000/svg}polyline")
-    assert len(lines) == 3  # two policies and the Erlang C curve
-    assert "round_robin" in chart.read_text(encoding="utf-8")
+    texts = svg_texts(chart.read_text(encoding="utf-8"))
+    for label in ("round_robin", "least_busy", "Erlang C (4 slots)"):
+        assert label in texts  # two policies and the Erlang C curve
 
 
 def test_chart_is_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,16 +73,28 @@ def test_chart_is_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     argv = [*SMALL, "--policy", "round_robin", "--policy", "least_busy", "--chart", str(chart)]
     assert simulate_main(argv) == 0
     assert f"chart written to {chart}" in capsys.readouterr().out
-    width, height, rows = decode_png(chart.read_bytes())
-    assert (width, height) == (1920, 880)
-    drawn = colours(rows, 0, 0, width, height)
-    assert drawn[rgb(COLORS[0])] > 0 and drawn[rgb(COLORS[1])] > 0
+    png = chart.read_bytes()
+    assert png_size(png) == (1920, 880)
+    assert pixels_near(png, COLORS[0], alpha=0.85) > 0 and pixels_near(png, COLORS[1], alpha=0.85)
 
 
 def test_chart_extension_is_case_blind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert simulate_main([*SMALL, "--chart", str(tmp_path / "x.PNG"), "--json"]) == 0
-    decode_png((tmp_path / "x.PNG").read_bytes())
+    png_size((tmp_path / "x.PNG").read_bytes())
     json.loads(capsys.readouterr().out)
+
+
+def test_chart_without_the_extra_names_it_before_simulating(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what a missing extra looks like
+    assert simulate_main([*SMALL, "--chart", str(tmp_path / "x.svg")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "pip install 'chatmgmt[charts]'" in err
+    assert not (tmp_path / "x.svg").exists()
 
 
 @pytest.mark.parametrize("name", ["x.jpg", "x.svgz", "chart", "x.png.txt"])

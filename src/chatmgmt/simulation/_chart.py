@@ -1,125 +1,145 @@
-"""Dependency-free charts of the wait distributions and agent occupancy per policy: SVG or PNG.
+"""Charts of the wait distributions and agent occupancy per policy, drawn by matplotlib.
 
-Both writers draw the same :func:`~._layout.wait_chart_layout`; PNG goes through the small
-rasterizer in :mod:`._raster` (no image library).
+Needs the ``charts`` extra (``pip install 'chatmgmt[charts]'``); without it the chart functions
+raise :class:`ImportError` saying so. The figure is built with matplotlib's object API on the
+Agg canvas (no pyplot, no global state, no display), so it is safe in servers and threads.
 """
 
 from __future__ import annotations
 
+import bisect
+import io
+import math
 from collections.abc import Mapping
-from xml.sax.saxutils import escape
+from typing import TYPE_CHECKING, Any
 
 from ._engine import SimulationResult
 from ._formulas import ErlangResult
-from ._layout import Chart, Line, Polyline, Text, wait_chart_layout
-from ._raster import Canvas
 
-__all__ = ["chart_png", "chart_svg", "wait_chart_png", "wait_chart_svg"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
+__all__ = ["COLORS", "EXTRA_HINT", "charts_available", "wait_chart_png", "wait_chart_svg"]
 
-def _n(v: float) -> str:
-    s = f"{v:.1f}"
-    return s[:-2] if s.endswith(".0") else s
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+"""One colour per policy, in the order of the results."""
 
+EXTRA_HINT = "charts need matplotlib: pip install 'chatmgmt[charts]'"
+"""What to install for charts."""
 
-def _dash(dash: tuple[float, ...]) -> str:
-    return f' stroke-dasharray="{" ".join(_n(d) for d in dash)}"' if dash else ""
-
-
-def _title(tooltip: str) -> str:
-    return f"<title>{escape(tooltip)}</title>" if tooltip else ""
+_W_IN, _H_IN, _DPI = 9.6, 4.4, 100  # 960 × 440 units (SVG points at 100 per inch)
+_SAMPLES = 240
+_MAX_AGENTS = 40
 
 
-def chart_svg(chart: Chart) -> str:
-    """The SVG document of a laid-out chart."""
-    w, h = chart.width, chart.height
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, sans-serif" font-size="12">'
+def charts_available() -> bool:
+    """Whether matplotlib (the ``charts`` extra) can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _new_figure() -> Figure:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(EXTRA_HINT) from exc
+    fig = Figure(figsize=(_W_IN, _H_IN), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _wait_panel(
+    ax: Any, results: Mapping[str, SimulationResult], prediction: ErlangResult | None
+) -> None:
+    first = next(iter(results.values()))
+    target = first.target_s
+    tails = [
+        r.waits_s[min(len(r.waits_s) - 1, int(0.995 * len(r.waits_s)))]
+        for r in results.values()
+        if r.waits_s
     ]
-    for s in chart.shapes:
-        if isinstance(s, Text):
-            attrs = f'x="{_n(s.x)}" y="{_n(s.y)}"'
-            if s.anchor != "start":
-                attrs += f' text-anchor="{s.anchor}"'
-            if s.size != 12:
-                attrs += f' font-size="{_n(s.size)}"'
-            if s.bold:
-                attrs += ' font-weight="bold"'
-            if s.color != "#000000":
-                attrs += f' fill="{s.color}"'
-            out.append(f"<text {attrs}>{escape(s.text)}</text>")
-        elif isinstance(s, Line):
-            width = f' stroke-width="{_n(s.width)}"' if s.width != 1 else ""
-            out.append(
-                f'<line x1="{_n(s.x1)}" x2="{_n(s.x2)}" y1="{_n(s.y1)}" y2="{_n(s.y2)}" '
-                f'stroke="{s.color}"{width}{_dash(s.dash)}/>'
-            )
-        elif isinstance(s, Polyline):
-            points = " ".join(f"{_n(x)},{_n(y)}" for x, y in s.points)
-            opacity = f' stroke-opacity="{s.opacity:g}"' if s.opacity < 1 else ""
-            out.append(
-                f'<polyline points="{points}" fill="none" stroke="{s.color}" '
-                f'stroke-width="{_n(s.width)}"{_dash(s.dash)}{opacity}>{_title(s.tooltip)}'
-                "</polyline>"
-            )
-        else:
-            fill = s.fill or "none"
-            stroke = f' stroke="{s.stroke}"' if s.stroke else ""
-            opacity = f' fill-opacity="{s.opacity:g}"' if s.opacity < 1 else ""
-            out.append(
-                f'<rect x="{_n(s.x)}" y="{_n(s.y)}" width="{_n(s.w)}" height="{_n(s.h)}" '
-                f'fill="{fill}"{stroke}{opacity}>{_title(s.tooltip)}</rect>'
-            )
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    x_max = max([target * 2.0, *tails, 1.0])
+    ts = [x_max * k / _SAMPLES for k in range(_SAMPLES + 1)]
+    starts = [1.0]
+    for n, (name, result) in enumerate(results.items()):
+        waits = result.waits_s
+        if not waits:
+            continue
+        cdf = [bisect.bisect_right(waits, t) / len(waits) for t in ts]
+        starts.append(cdf[0])
+        ax.plot(ts, cdf, color=COLORS[n % len(COLORS)], linewidth=2, alpha=0.85, label=name)
+    if prediction is not None and prediction.model == "C" and prediction.stable:
+        decay = prediction.servers * prediction.service_rate - prediction.arrival_rate
+        curve = [1 - prediction.p_wait * math.exp(-decay * t) for t in ts]
+        starts.append(curve[0])
+        ax.plot(
+            ts,
+            curve,
+            color="black",
+            linewidth=1.5,
+            linestyle=(0, (6, 4)),
+            label=f"Erlang C ({prediction.servers} slots)",
+        )
+    ax.axvline(target, color="#555555", linestyle=(0, (4, 3)), linewidth=1)
+    ax.annotate(
+        f"target {target:g} s",
+        (target, 0),
+        xycoords=("data", "axes fraction"),
+        xytext=(4, 6),
+        textcoords="offset points",
+        color="#555555",
+    )
+    y_lo = min(0.8, math.floor(min(starts) * 5) / 5)  # zoom onto [P(no wait), 1]
+    ax.set_xlim(0, x_max)
+    ax.set_ylim(y_lo, 1.0)
+    ax.set_xlabel("wait t (seconds)")
+    ax.set_title("P(wait ≤ t): the wait distribution", fontsize=11)
+    ax.grid(True, color="#e5e5e5")
 
 
-def _rgb(color: str) -> tuple[int, int, int]:
-    c = color.lstrip("#")
-    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+def _occupancy_panel(ax: Any, results: Mapping[str, SimulationResult]) -> None:
+    first = next(iter(results.values()))
+    agents = list(first.agents)[:_MAX_AGENTS]
+    width = 0.8 / max(1, len(results))
+    for n, result in enumerate(results.values()):
+        xs, heights = [], []
+        for a, aid in enumerate(agents):
+            occ = result.agents[aid].occupancy.mean
+            if math.isfinite(occ):
+                xs.append(a - 0.4 + width * (n + 0.5))
+                heights.append(min(1.0, occ))
+        ax.bar(xs, heights, width=width, color=COLORS[n % len(COLORS)], alpha=0.85)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(range(len(agents)))
+    ax.set_xticklabels(agents if len(agents) <= 16 else [""] * len(agents), fontsize=8)
+    jains = ", ".join(f"{n} {r.jain_index.mean:.3f}" for n, r in results.items())
+    ax.set_xlabel(f"Jain's index: {jains}", fontsize=9)
+    ax.set_title("Occupancy per agent (busy slots / slots)", fontsize=11)
+    ax.grid(True, axis="y", color="#e5e5e5")
 
 
-def _font_scale(size: float, scale: int) -> int:
-    """Pixels per font dot: the 5x7 font at 2 dots per unit pixel draws 12-unit text."""
-    return max(1, round(scale * size / 12))
-
-
-def chart_png(chart: Chart, *, scale: int = 2) -> bytes:
-    """The PNG image (RGB, 8 bits) of a laid-out chart, ``scale`` pixels per chart unit.
-
-    Shapes are drawn opaque (no blending, no antialiasing); tooltips are SVG-only.
-    """
-    if scale < 1:
-        raise ValueError(f"scale must be at least 1, not {scale}")
-    canvas = Canvas(chart.width * scale, chart.height * scale)
-
-    def px(v: float) -> int:
-        return round(v * scale)
-
-    def stroke(width: float) -> int:
-        return max(1, round(width * scale))
-
-    for s in chart.shapes:
-        if isinstance(s, Text):
-            dot = _font_scale(s.size, scale)
-            canvas.text(px(s.x), px(s.y), s.text, _rgb(s.color), dot, s.anchor, bold=s.bold)
-        elif isinstance(s, Line):
-            dash = tuple(d * scale for d in s.dash)
-            canvas.polyline(
-                [(px(s.x1), px(s.y1)), (px(s.x2), px(s.y2))], _rgb(s.color), stroke(s.width), dash
-            )
-        elif isinstance(s, Polyline):
-            dash = tuple(d * scale for d in s.dash)
-            points = [(px(x), px(y)) for x, y in s.points]
-            canvas.polyline(points, _rgb(s.color), stroke(s.width), dash)
-        else:
-            x1, y1, x2, y2 = px(s.x), px(s.y), px(s.x + s.w), px(s.y + s.h)
-            if s.fill is not None:
-                canvas.fill_rect(x1, y1, x2, y2, _rgb(s.fill))
-            if s.stroke is not None:
-                canvas.rect_outline(x1, y1, x2, y2, _rgb(s.stroke), stroke(1))
-    return canvas.to_png()
+def _wait_chart(
+    results: Mapping[str, SimulationResult], prediction: ErlangResult | None, title: str
+) -> Figure:
+    if not results:
+        raise ValueError("nothing to draw: no results")
+    fig = _new_figure()
+    left, right = fig.subplots(1, 2)
+    _wait_panel(left, results, prediction)
+    _occupancy_panel(right, results)
+    fig.suptitle(title, fontweight="bold")
+    fig.legend(
+        *left.get_legend_handles_labels(),
+        loc="lower center",
+        ncol=min(8, len(results) + 1),
+        frameon=False,
+    )
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.84, bottom=0.27, wspace=0.2)
+    return fig
 
 
 def wait_chart_svg(
@@ -131,7 +151,14 @@ def wait_chart_svg(
     """An SVG document: left, the CDF of the wait per policy (with the target and, for Erlang C,
     the predicted CDF); right, each agent's mean occupancy per policy (fairness at a glance).
     """
-    return chart_svg(wait_chart_layout(results, prediction=prediction, title=title))
+    import matplotlib
+
+    fig = _wait_chart(results, prediction, title)
+    out = io.StringIO()
+    # text stays text (searchable, smaller); no date: the same results give the same bytes
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "chatmgmt"}):
+        fig.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
 
 
 def wait_chart_png(
@@ -144,4 +171,8 @@ def wait_chart_png(
     """The same chart as :func:`wait_chart_svg` as a PNG image, ``scale`` pixels per SVG unit
     (960 × 440 units: 1920 × 880 pixels by default).
     """
-    return chart_png(wait_chart_layout(results, prediction=prediction, title=title), scale=scale)
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, not {scale}")
+    out = io.BytesIO()
+    _wait_chart(results, prediction, title).savefig(out, format="png", dpi=_DPI * scale)
+    return out.getvalue()

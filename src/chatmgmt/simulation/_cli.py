@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from ._chart import wait_chart_png, wait_chart_svg
+from ._chart import EXTRA_HINT, charts_available, wait_chart_png, wait_chart_svg
 from ._distributions import Distribution, Exponential, Fixed, LogNormal
 from ._engine import POLICY_NAMES, SimulationResult, compare
 from ._file import load_scenario
@@ -375,7 +375,8 @@ def simulate_main(argv: list[str]) -> int:
     """Run ``chatmgmt simulate`` with ``argv`` (without the program and command names).
 
     Returns the exit status: 0 on success, 2 on a bad flag or scenario file (one line on
-    stderr), 1 when the chart cannot be written.
+    stderr), 1 when the chart cannot be written (or matplotlib, the ``charts`` extra, is
+    missing: checked before the simulation runs).
     """
     err = sys.stderr
     try:
@@ -386,6 +387,9 @@ def simulate_main(argv: list[str]) -> int:
                 f"--chart {chart}: the chart is written as .svg or .png, "
                 f"not {chart.suffix or 'a file without an extension'}"
             )
+        if chart is not None and not charts_available():
+            err.write(f"{_PROG}: error: --chart {chart}: {EXTRA_HINT}\n")
+            return 1
         scenario, policies, replications, seed, confidence = _build(args)
         progress = _Progress(err, not args.no_progress and err.isatty())
         try:
