@@ -231,3 +231,17 @@ def test_a_failing_event_sink_does_not_break_the_manager() -> None:
     m.register_agent(make_agent("ann"))
     chat = m.open_chat(CustomerInfo(partner_id="u_1"))
     assert m.get_chat(chat.id).agent_id == "ann"
+
+
+def test_host_attributes_never_reach_the_library() -> None:
+    # attributes belong to the host: keys the library once kept there are plain data now
+    m = ChatManager(clock=ManualClock(START), rng=random.Random(0))
+    m.register_agent(make_agent("ann", limit=1))
+    host = {"satisfaction": "vip", "queue": 3, "timers_fired": "x", "escalation": [1]}
+    chat = m.open_chat(CustomerInfo(partner_id="u_1"), attributes=host)
+    assert chat.state is ChatState.ACTIVE and chat.attributes == host
+    waiting = m.open_chat(CustomerInfo(partner_id="u_2"), attributes=host)
+    assert waiting.state is ChatState.QUEUED and waiting.queue == "queue/"
+    ended = m.end_chat(chat.id)
+    assert ended.state is ChatState.ENDED and ended.attributes == host
+    assert m.get_chat(waiting.id).agent_id == "ann"

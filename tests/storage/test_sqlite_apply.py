@@ -914,6 +914,19 @@ def _v1_agent(conn: sqlite3.Connection, agent: Agent, chats: tuple[str, ...]) ->
         )
 
 
+_LIBRARY_FIELDS = (
+    "queue",
+    "queued_at",
+    "leave_message",
+    "submission",
+    "satisfaction",
+    "escalation",
+    "timers_fired",
+    "sticky_waited",
+    "unverified_partner_id",
+)
+
+
 def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
@@ -930,14 +943,37 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
     conn.execute(
         "INSERT INTO queue_entries (ns, queue, chat_id, score) VALUES (?, 'g', 'cq', 1.0)", (NS,)
     )
+    # a queued chat as releases before schema 3 kept it: the library's bookkeeping in the
+    # host's attributes, next to a host key
+    legacy = json.loads(encode(_chat("cq", 1, ChatState.QUEUED, None)))
+    for field in _LIBRARY_FIELDS:
+        legacy.pop(field)
+    legacy["attributes"] = {
+        "queue": "g",
+        "queued_at": 1.0,
+        "offer_leave_message": "no_agent_online",
+        "timers_fired": {"queue_timeout": [1.0]},
+        "sticky_waited": True,
+        "unverified_partner_id": "p",
+        "host": "kept",
+    }
+    conn.execute(
+        "INSERT INTO chats VALUES (?, 'cq', 1, 'queued', NULL, ?)", (NS, json.dumps(legacy))
+    )
     conn.commit()
     conn.close()
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 2
+        assert storage.database.schema_version() == SCHEMA_VERSION == 3
         load = storage.agents.get(AgentId("a"))
         assert load is not None and load.version == 0 and load.chats == {ChatId("c1")}
+        # schema 3 moved the library's bookkeeping out of the host's attributes
+        cq = storage.chats.get(ChatId("cq"))
+        assert cq is not None and cq.attributes == {"host": "kept"}
+        assert (cq.queue, cq.queued_at, cq.leave_message) == ("g", 1.0, "no_agent_online")
+        assert cq.timers_fired == {"queue_timeout": [1.0]} and cq.sticky_waited is True
+        assert cq.unverified_partner_id == "p" and cq.satisfaction is None
         # the census category was backfilled from the version 1 columns
         assert storage.agents.census("g") == Census(eligible=1, full=1, away=1, capacity=3, load=2)
         # the agent compare-and-set works on migrated rows (version 0)
@@ -965,7 +1001,7 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
         storage.close()
     storage = SQLiteStorage(path, namespace=NS)  # opening again is a no-op
     try:
-        assert storage.database.schema_version() == 2
+        assert storage.database.schema_version() == 3
         assert storage.queues.peek("g", 5) == [("cq", 1.0)]
         load = storage.agents.get(AgentId("a"))
         assert load is not None and load.version == 1 and load.chats == frozenset()

@@ -170,6 +170,30 @@ _MIGRATIONS: tuple[str, ...] = (
         WHEN status = 'online' THEN 'full'
         ELSE status END
     """,
+    # 3: what the library keeps about a chat moves out of the host's ``attributes`` into
+    # typed fields of Chat (releases before it kept them under these attribute keys)
+    """
+    UPDATE chats SET data = json_remove(
+        json_set(
+            data,
+            '$.queue', json_extract(data, '$.attributes.queue'),
+            '$.queued_at', json_extract(data, '$.attributes.queued_at'),
+            '$.leave_message', json_extract(data, '$.attributes.offer_leave_message'),
+            '$.submission', json(json_extract(data, '$.attributes.submission')),
+            '$.satisfaction', json(json_extract(data, '$.attributes.satisfaction')),
+            '$.escalation', json(json_extract(data, '$.attributes.escalation')),
+            '$.timers_fired', json(coalesce(json_extract(data, '$.attributes.timers_fired'), '{}')),
+            '$.sticky_waited', json(CASE WHEN json_extract(data, '$.attributes.sticky_waited')
+                THEN 'true' ELSE 'false' END),
+            '$.unverified_partner_id', json_extract(data, '$.attributes.unverified_partner_id')
+        ),
+        '$.attributes.queue', '$.attributes.queued_at', '$.attributes.offer_leave_message',
+        '$.attributes.submission', '$.attributes.satisfaction', '$.attributes.escalation',
+        '$.attributes.timers_fired', '$.attributes.sticky_waited',
+        '$.attributes.unverified_partner_id'
+    )
+    WHERE json_valid(data)
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
