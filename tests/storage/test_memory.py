@@ -374,3 +374,22 @@ def test_namespaces_share_one_database_but_not_data() -> None:
     assert two.customers.get("u_1") is None
     two.customers.create(Customer("u_1", version=1))  # no conflict across tenants
     assert one.database is two.database
+
+
+def test_a_chat_stored_before_the_typed_fields_decodes_into_them() -> None:
+    # what Redis (and any JSON store) holds from releases that kept the library's
+    # bookkeeping in the host's attributes
+    import json
+
+    from chatmgmt.model import Chat, CustomerInfo
+    from chatmgmt.storage._codec import decode, encode
+
+    new = Chat(id="c", customer=CustomerInfo(), channel="web", queue="queue/g", queued_at=2.0)
+    assert decode(encode(new), Chat) == new
+    old = json.loads(encode(new))
+    for field in ("queue", "queued_at", "timers_fired", "leave_message", "sticky_waited"):
+        old.pop(field)
+    old["attributes"] = {"queue": "queue/g", "queued_at": 2.0, "offer_leave_message": "x", "h": 1}
+    upgraded = decode(json.dumps(old), Chat)
+    assert (upgraded.queue, upgraded.queued_at, upgraded.leave_message) == ("queue/g", 2.0, "x")
+    assert upgraded.attributes == {"h": 1}

@@ -4,6 +4,10 @@ JSON through a cattrs converter: enums as their values, frozensets as sorted lis
 lists. Floats survive exactly (``repr`` round-trips), so a value read back compares equal to the
 value stored. Free-form mappings (``Chat.attributes``, ``Event.data``, ...) must be JSON-ready,
 as the webhook envelope already requires.
+
+A chat stored by a release that kept the library's bookkeeping in ``attributes`` (before the
+typed fields of :class:`~chatmgmt.model.Chat`) decodes into those fields: :func:`upgrade_chat`.
+SQLite also rewrites such rows once (schema 3); Redis reads them through this upgrade.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from cattrs.preconf.json import make_converter
 
 from ..model import Agent, AgentLoad, Chat, Customer, Event, Message, Sticky, Timer
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "encode", "upgrade_chat"]
 
 _T = TypeVar("_T")
 
@@ -33,6 +37,36 @@ def decode(data: str | bytes, cls: type[_T]) -> _T:
         data = data.decode("utf-8")
     return _converter.loads(data, cls)
 
+
+#: attribute keys of releases before the typed fields -> the field that holds each now
+LEGACY_CHAT_KEYS = {
+    "queue": "queue",
+    "queued_at": "queued_at",
+    "offer_leave_message": "leave_message",
+    "submission": "submission",
+    "satisfaction": "satisfaction",
+    "escalation": "escalation",
+    "timers_fired": "timers_fired",
+    "sticky_waited": "sticky_waited",
+    "unverified_partner_id": "unverified_partner_id",
+}
+
+
+def upgrade_chat(data: dict[str, Any]) -> dict[str, Any]:
+    """A chat's plain values as this release stores them: a chat without the typed fields
+    (``timers_fired`` is always written) gets them from its legacy attribute keys."""
+    if "timers_fired" in data:
+        return data
+    attributes = dict(data.get("attributes") or {})
+    for key, field in LEGACY_CHAT_KEYS.items():
+        if key in attributes:
+            data[field] = attributes.pop(key)
+    data["attributes"] = attributes
+    return data
+
+
+_chat_hook = _converter.get_structure_hook(Chat)
+_converter.register_structure_hook(Chat, lambda data, cls: _chat_hook(upgrade_chat(data), cls))
 
 # Warm the converter's generated code for the hot types once, at import.
 for _cls in (Agent, AgentLoad, Chat, Customer, Event, Message, Sticky, Timer):
