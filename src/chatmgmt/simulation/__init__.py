@@ -8,6 +8,7 @@ report queue figures and fairness with confidence intervals over replications.
 See ``docs/simulation.md``.
 """
 
+from .._stats import Estimate, estimate, jain_index, percentile, t_quantile
 from ._chart import wait_chart_png, wait_chart_svg
 from ._distributions import Distribution, Empirical, Exponential, Fixed, LogNormal
 from ._engine import (
@@ -34,7 +35,6 @@ from ._scenario import (
     TraceArrivals,
     predict,
 )
-from ._stats import Estimate, estimate, jain_index, percentile, t_quantile
 
 __all__ = [
     "POLICY_NAMES",

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from .._stats import Estimate
 from ._chart import EXTRA_HINT, charts_available, wait_chart_png, wait_chart_svg
 from ._distributions import Distribution, Exponential, Fixed, LogNormal
 from ._engine import POLICY_NAMES, SimulationResult, compare
 from ._file import load_scenario
 from ._formulas import ErlangResult
 from ._scenario import Scenario, ScenarioError, predict
-from ._stats import Estimate
 
 __all__ = ["simulate_main"]
 

@@ -19,14 +19,14 @@ from typing import Any, TypeAlias, Union
 
 import attrs
 
+from .._clock import ManualClock
+from .._stats import Estimate, estimate, jain_index, percentile
 from ..assignment._strategies import SATURATION_LONGEST, CustomStrategy, Strategy, strategy_name
 from ..manager import ChatManager
 from ..model import Agent, AgentId, AgentStatus, ChatState, CustomerInfo, Event, Ranking
 from ..settings import AssignmentSettings, ChatSettings, StrategyName
 from ..storage.memory import MemoryStorage
-from ..testing import ManualClock
 from ._scenario import Scenario, ScenarioError
-from ._stats import Estimate, estimate, jain_index, percentile
 
 __all__ = [
     "POLICY_NAMES",

@@ -14,10 +14,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .._clock import ManualClock
 from ._assertions import assert_fair, assert_within_limits
 from ._builders import make_agent, make_agents, make_chat, make_customer
-from ._clock import ManualClock
+from ._explorer import (
+    CrashReport,
+    ExplorationReport,
+    Operation,
+    Violation,
+    crash_points,
+    explore,
+    replay,
+)
 from ._ids import sequential_ids
+from ._invariants import check_invariants, find_violations
 from ._slots import claim_ranked, claim_slot, release_slot
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
 
@@ -26,9 +36,12 @@ __all__ = [
     "AsyncDeliveryStoreContract",
     "AsyncStorageContract",
     "ChatStoreContract",
+    "CrashReport",
     "CustomerStoreContract",
     "DeliveryStoreContract",
+    "ExplorationReport",
     "ManualClock",
+    "Operation",
     "OutboxContract",
     "ProcessStorageContract",
     "QueueStoreContract",
@@ -40,18 +53,24 @@ __all__ = [
     "TenancyContract",
     "TimerStoreContract",
     "UnitOfWorkContract",
+    "Violation",
     "agents",
     "assert_fair",
     "assert_within_limits",
     "chats",
+    "check_invariants",
     "claim_ranked",
     "claim_slot",
+    "crash_points",
     "customer_infos",
+    "explore",
+    "find_violations",
     "make_agent",
     "make_agents",
     "make_chat",
     "make_customer",
     "release_slot",
+    "replay",
     "sequential_ids",
     "settings",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._stats import jain_index
 from ..model import AgentLoad, AgentStatus
 
 __all__ = ["assert_fair", "assert_within_limits"]
@@ -47,7 +48,5 @@ def assert_fair(
             + ", ".join(f"{ld.agent.id}={ld.saturation:.2f}" for ld in loads)
         )
     if min_jain is not None:
-        from ..simulation import jain_index  # the simulator's definition, imported late
-
         index = jain_index(sats)
         assert index >= min_jain, f"Jain index {index:.3f} < {min_jain}"

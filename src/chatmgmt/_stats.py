@@ -1,4 +1,5 @@
-"""Small statistics without dependencies: Student t intervals, percentiles, Jain's index."""
+"""Small statistics without dependencies, shared by the simulator and the testing helpers:
+Student t intervals, percentiles, Jain's fairness index."""
 
 from __future__ import annotations
 
