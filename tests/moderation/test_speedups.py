@@ -22,7 +22,7 @@ from itertools import accumulate
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chatmgmt.model import MessageRole
@@ -423,3 +423,66 @@ def test_hits_from_the_c_path_are_not_tracked_by_the_cyclic_gc() -> None:
     assert len(verdict.hits) == 2
     assert not any(gc.is_tracked(h) for h in verdict.hits)
     assert pickle.loads(pickle.dumps(verdict)) == verdict
+
+
+# --------------------------------------------------------------------------- multi-word phrases
+
+# what may stand between the words of a listed phrase: whitespace of every kind and noise
+PHRASE_GAPS = [" ", "  ", "\t", "\u3000", "\u00a0", "\n", "-", " - ", "\u2014", ", ", "...", "_",
+               " \u200b ", "\u2728", " \t- ", ""]  # fmt: skip
+phrase_words = st.text(st.sampled_from(string.ascii_lowercase), min_size=2, max_size=6)
+
+
+@st.composite
+def phrase_cases(draw: st.DrawFn) -> tuple[str, str, list[tuple[int, int]]]:
+    """A phrase of 2-3 words, and a text holding it with random gaps between its words, among
+    other words; with the spans where the phrase was put."""
+    # distinct words, none of the filler: occurrences of the phrase cannot overlap
+    words = draw(st.lists(phrase_words, min_size=2, max_size=3, unique=True))
+    assume(not {"hello", "xx"} & set(words))
+    phrase = " ".join(words)
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for _ in range(draw(st.integers(1, 3))):
+        filler = draw(st.sampled_from(["", "x ", "hello ", "!! ", "中文 "]))
+        typed = words[0]
+        for w in words[1:]:
+            typed += draw(st.sampled_from(PHRASE_GAPS)) + w
+        if draw(st.booleans()):
+            typed = typed.upper()
+        parts.append(filler)
+        pos += len(filler)
+        spans.append((pos, pos + len(typed)))
+        parts.append(typed)
+        pos += len(typed)
+        parts.append(" ")
+        pos += 1
+    return phrase, "".join(parts), spans
+
+
+@pytest.mark.parametrize("config", [Normalization(), Normalization.all()], ids=["default", "all"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=phrase_cases())
+def test_phrases_match_across_any_gap_on_both_paths(
+    config: Normalization, case: tuple[str, str, list[tuple[int, int]]]
+) -> None:
+    phrase, text, spans = case
+    pure_normalizer = Normalizer(config, speedups=False)
+    with _pure_path():
+        pure = SensitiveWordFilter(customer=[phrase], normalization=config)
+    verdicts = [pure.check(text, C)]
+    if _need_c():
+        fast = SensitiveWordFilter(customer=[phrase], normalization=config)
+        assert fast._fast is not None
+        verdicts.append(fast.check(text, C))
+        assert verdicts[0] == verdicts[1], text
+        _check_against_pure(Normalizer(config), pure_normalizer, text)
+    for verdict in verdicts:
+        got = [(h.start, h.end) for h in verdict.hits]
+        if config.collapse_repeats:
+            # repeat collapsing may merge letters across words ("aa a"): every placed phrase
+            # is still found where it was put, or inside a longer hit
+            assert all(any(s <= a and b <= e for s, e in got) for a, b in spans), (text, got)
+        else:
+            assert got == spans, (text, got)

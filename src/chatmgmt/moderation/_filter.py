@@ -154,6 +154,32 @@ def _longest(hits: list[_Deny]) -> list[_Deny]:
     return out
 
 
+_MAX_JOINED_GAPS = 5
+"""A phrase with up to this many gaps between its words matches with any mix of gaps."""
+
+
+def _joined_variants(key: str) -> list[str]:
+    """The forms of a normalized phrase with some of its spaces removed.
+
+    Noise skipping deletes a hyphen or other noise between two words ("refund-guaranteed" is
+    "refundguaranteed"), and makes any run with whitespace one space: the phrase matches when
+    its words are written with any mix of the two, which is every way of removing some of its
+    spaces. Up to ``_MAX_JOINED_GAPS`` gaps every mix is listed (at most 31 more patterns);
+    beyond, only the words all joined.
+    """
+    words = key.split(" ")
+    gaps = len(words) - 1
+    if gaps > _MAX_JOINED_GAPS:
+        return ["".join(words)]
+    out = []
+    for mask in range(1, 1 << gaps):
+        text = words[0]
+        for i, word in enumerate(words[1:]):
+            text += ("" if mask >> i & 1 else " ") + word
+        out.append(text)
+    return out
+
+
 class SensitiveWordFilter:
     """A compiled, immutable, picklable sensitive-word filter.
 
@@ -249,20 +275,28 @@ class SensitiveWordFilter:
         # per key: [customer entry, agent entry, customer allowed, agent allowed]
         slots: list[list[Any]] = []
 
-        def slot(word: str) -> list[Any] | None:
+        joined = self.normalization.skip_noise
+
+        def slots_of(word: str) -> list[list[Any]]:
             key = normalize(word)
             if not key:
-                return None
-            idx = keys.get(key)
-            if idx is None:
-                idx = keys[key] = len(slots)
-                slots.append([None, None, False, False])
-            return slots[idx]
+                return []
+            variants = [key]
+            if joined and " " in key:
+                variants.extend(normalize(v) for v in _joined_variants(key))
+            out = []
+            for variant in dict.fromkeys(variants):
+                idx = keys.get(variant)
+                if idx is None:
+                    idx = keys[variant] = len(slots)
+                    slots.append([None, None, False, False])
+                out.append(slots[idx])
+            return out
 
         def put(entry: SensitiveWord, role: int) -> None:
-            s = slot(entry.word)
-            if s is not None and (s[role] is None or entry.action > s[role].action):
-                s[role] = entry
+            for s in slots_of(entry.word):
+                if s[role] is None or entry.action > s[role].action:
+                    s[role] = entry
 
         for e in self.customer:
             put(e, _CUSTOMER)
@@ -277,8 +311,7 @@ class SensitiveWordFilter:
             ((_AGENT,), self.allow_agent),
         ):
             for w in words:
-                s = slot(w)
-                if s is not None:
+                for s in slots_of(w):
                     for r in roles:
                         s[2 + r] = True
         patterns = list(keys)

@@ -8,6 +8,9 @@ The pipeline has three stages:
 2. noise skipping: runs of noise (punctuation, symbols, emoji, zero-width and other format
    characters, combining marks) between two word characters are deleted, as are spaces between
    single letters (``f u c k``) and a single digit or space between two CJK characters (``傻1逼``);
+   a run of whitespace and noise between two words becomes one space (every whitespace
+   character — tab, line break, ideographic space — folds to a space in stage 1, and the rest
+   of the run is deleted), so the words of a listed phrase match across any such run;
 3. optional collapsing of repeated characters (``fuuuck`` → ``fuck``).
 
 Stages 2 and 3 delete characters; each records where, so a span of the normalized text maps
@@ -100,7 +103,8 @@ class Normalization:
       the table shipped in the package (``t2s.txt``, one character for one character);
     - ``collapse_repeats``: runs of one repeated character to one (``fuuuck`` → ``fuck``; note
       that words are collapsed too, so ``ass`` is then matched as ``as``);
-    - ``skip_noise``: delete noise between the characters of a word (see the module docs).
+    - ``skip_noise``: delete noise between the characters of a word, and make any run of
+      whitespace and noise between two words one space (see the module docs).
 
     The same normalization runs on the listed words and on the checked text.
     """
@@ -227,6 +231,12 @@ _ASTRAL_NOISE = _ranges_class(_ASTRAL_NOISE_RANGES)
 
 
 @functools.cache
+def _whitespace() -> tuple[str, ...]:
+    """Every whitespace character (what ``\\s`` matches) but the space itself."""
+    return tuple(c for c in map(chr, range(0x10000)) if c != " " and re.match(r"\s", c))
+
+
+@functools.cache
 def _noise_class() -> str:
     noise = [
         c
@@ -250,6 +260,11 @@ def _fold_tables(norm: Normalization) -> tuple[dict[int, str], re.Pattern[str] |
         r = _fold_char(c, norm, t2s)
         if r != c:
             table[ord(c)] = r
+    if norm.skip_noise:
+        # every whitespace character is a space: a phrase matches across tabs, line breaks,
+        # ideographic spaces (runs of them become one space in the noise stage)
+        for c in _whitespace():
+            table[ord(c)] = " "
     if not table:
         return table, None
     # With fold_case, str.lower() folds the characters that only change case: the search regex
@@ -371,7 +386,11 @@ def _noise_regex() -> re.Pattern[str]:
         # spaces (and noise) between single letters: f u c k
         f"|(?<=(?<!{w}){letter}\\s)[\\s{noise}]*(?={letter}(?!{w}))"
         # one digit or space between two CJK characters: 傻1逼
-        f"|(?<=[{_CJK}][\\d\\s])(?=[{_CJK}])))"
+        f"|(?<=[{_CJK}][\\d\\s])(?=[{_CJK}])"
+        # noise between a word and whitespace that leads to a word: "refund, guaranteed"
+        f"|(?<={w}[{noise}])[{noise}]*(?=\\s[\\s{noise}]*{w})"
+        # after a space, the rest of a run of spaces and noise before a word: "a  -  b"
+        f"|(?<=\\s[\\s{noise}])[\\s{noise}]*(?={w})))"
     )
 
 

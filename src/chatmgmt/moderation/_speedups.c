@@ -122,6 +122,21 @@ cls(const Classes *cl, Py_UCS4 c)
     return bits;
 }
 
+/* Whether a word character follows a run of spaces and noise starting at p, as the lookahead
+ * [\s noise]*\w would find one (greedy, then backtracking: a character may be noise and a word
+ * character at once). */
+static int
+word_after_gap(const unsigned char *k, Py_ssize_t n, Py_ssize_t p)
+{
+    Py_ssize_t r, t;
+    for (r = p; r < n && (k[r] & (CLS_SPACE | CLS_NOISE)); r++)
+        ;
+    for (t = r; t >= p; t--)
+        if (t < n && (k[t] & CLS_W))
+            return 1;
+    return 0;
+}
+
 /* The length of the run deleted at p (0: none), exactly as the split regex of
  * _normalize._noise_regex: the alternation's branches in order, greedy runs with the
  * backtracking the regex engine would do. k holds the class bits of the folded text. */
@@ -152,6 +167,22 @@ noise_at(const unsigned char *k, Py_ssize_t n, Py_ssize_t p)
     /* one digit or space between two CJK characters: 傻1逼 */
     if ((c & (CLS_DIGIT | CLS_SPACE)) && (prev & CLS_CJK) && p + 1 < n && (k[p + 1] & CLS_CJK))
         return 1;
+    /* noise between a word and whitespace that leads to a word: "refund, guaranteed" (the
+     * noise run is greedy and cannot hold a space, so only its end can start the lookahead) */
+    if ((c & CLS_NOISE) && (prev & CLS_W)) {
+        for (q = p + 1; q < n && (k[q] & CLS_NOISE); q++)
+            ;
+        if (q < n && (k[q] & CLS_SPACE) && word_after_gap(k, n, q + 1))
+            return q - p;
+    }
+    /* after a space, the rest of a run of spaces and noise before a word: "a  -  b" */
+    if ((c & (CLS_SPACE | CLS_NOISE)) && (prev & CLS_SPACE)) {
+        for (q = p + 1; q < n && (k[q] & (CLS_SPACE | CLS_NOISE)); q++)
+            ;
+        for (j = q; j > p; j--)
+            if (j < n && (k[j] & CLS_W))
+                return j - p;
+    }
     return 0;
 }
 
