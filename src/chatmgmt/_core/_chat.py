@@ -173,12 +173,23 @@ class Chats(Routing):
             }
             items = [(EventType.CHAT_TRANSFERRED, data)]
             result = yield from self.enqueue(
-                chat, moved, queue, reason, now, requeue=True, items=items, release=old_agent
+                chat,
+                moved,
+                queue,
+                reason,
+                now,
+                requeue=True,
+                items=items,
+                release=old_agent,
+                drain=False,
             )
             if result.state is ChatState.ACTIVE and result.agent_id == old_agent:
                 continue  # the chat moved on meanwhile: plan again from what it is now
+            # drained only now: the drain may give the chat back to its old agent, which the
+            # check above must not take for a lost race (it looped, then raised ConflictError)
+            yield from self.drain(queue, now)
             yield from self.drain_for_agent(old_agent, now)
-            return result
+            return (yield from self.get_chat(chat_id))
         raise ConflictError("chat", chat_id)
 
     def assign(self, chat_id: ChatId, agent_id: AgentId, by: str, now: float) -> Eff[Chat]:

@@ -356,8 +356,11 @@ class Routing(Ending):
         items: Sequence[tuple[str, Mapping[str, Any]]] = (),
         release: AgentId | None = None,
         timer: Timer | None = None,
+        drain: bool = True,
     ) -> Eff[Chat]:
-        """Queue or pool the chat (its entry and its state in one unit), then drain once."""
+        """Queue or pool the chat (its entry and its state in one unit), then drain once
+        (``drain=False``: the caller drains; the chat is returned as committed, or as it is
+        now when it moved on meanwhile)."""
         qsettings = self.settings.assignment.queue
         realtime = chat.mode is ReceptionMode.REAL_TIME
         reason = dict(reason)
@@ -424,6 +427,9 @@ class Routing(Ending):
             if stored is None or exc.reason not in ("version", "missing"):
                 raise
             return (yield from self.get_chat(stored.id))
+        assert applied.chat is not None
+        if not drain:
+            return applied.chat
         # Capacity freed while we planned would otherwise be missed: drain once ourselves.
         yield from self.drain(queue, now)
         latest = yield from call(ChatStore.get, chat.id)

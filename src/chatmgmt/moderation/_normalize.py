@@ -236,6 +236,12 @@ def _whitespace() -> tuple[str, ...]:
     return tuple(c for c in map(chr, range(0x10000)) if c != " " and re.match(r"\s", c))
 
 
+_OTHER_SPACE = re.compile(r"[^\S ]")
+"""A whitespace character other than the space: with ``skip_noise`` it folds to a space (one
+more per-character fold, kept out of the fold table so that the common text with a line break
+does not go through ``str.translate``)."""
+
+
 @functools.cache
 def _noise_class() -> str:
     noise = [
@@ -260,11 +266,6 @@ def _fold_tables(norm: Normalization) -> tuple[dict[int, str], re.Pattern[str] |
         r = _fold_char(c, norm, t2s)
         if r != c:
             table[ord(c)] = r
-    if norm.skip_noise:
-        # every whitespace character is a space: a phrase matches across tabs, line breaks,
-        # ideographic spaces (runs of them become one space in the noise stage)
-        for c in _whitespace():
-            table[ord(c)] = " "
     if not table:
         return table, None
     # With fold_case, str.lower() folds the characters that only change case: the search regex
@@ -346,6 +347,9 @@ def _speedup_classes() -> tuple[bytes, tuple[tuple[int, int, int], ...]]:
 def _speedup_args(norm: Normalization) -> _SpeedupArgs:
     """The data arguments of ``_speedups.check`` for ``norm`` (built once per config)."""
     table, _ = _fold_tables(norm)
+    if norm.skip_noise:
+        # every whitespace character is a space (the pure path: _OTHER_SPACE in stages())
+        table = {**table, **{ord(c): " " for c in _whitespace()}}
     classes, beyond = _speedup_classes()
     # per code point below _TABLE_END its fold << 8 | the fold's class bits (_FOLD_ASTRAL:
     # the fold lies beyond the table, the C code looks its bits up); folds of characters
@@ -552,14 +556,16 @@ class Normalizer:
 
     def fold(self, text: str) -> str:
         """The per-character fold alone; never changes the length."""
+        s = text
         if self.config.fold_case:
-            low = text.lower()
-            if len(low) != len(text) or (self._search is not None and self._search.search(text)):
-                return text.translate(self._table)
-            return low
-        if self._search is not None and self._search.search(text):
-            return text.translate(self._table)
-        return text
+            s = text.lower()
+            if len(s) != len(text) or (self._search is not None and self._search.search(text)):
+                s = text.translate(self._table)
+        elif self._search is not None and self._search.search(text):
+            s = text.translate(self._table)
+        if self._noise is not None and _OTHER_SPACE.search(s):
+            s = _OTHER_SPACE.sub(" ", s)
+        return s
 
     def stages(self, text: str) -> tuple[str, list[tuple[bool, list[str]]] | None]:
         """``(normalized, stages)``: the arguments of :class:`Normalized` after ``text``,
@@ -572,6 +578,8 @@ class Normalizer:
                 s = text.translate(self._table)
         elif self._search is not None and self._search.search(s):
             s = s.translate(self._table)
+        if self._noise is not None and _OTHER_SPACE.search(s):
+            s = _OTHER_SPACE.sub(" ", s)
         stages: list[tuple[bool, list[str]]] | None = None
         noise = self._noise.split if self._noise is not None else None
         # Noise passes until one deletes nothing (a deletion can put a digit between two CJK
