@@ -26,17 +26,7 @@ from ._explorer import (
     explore,
     replay,
 )
-from ._explorer import (
-    CrashReport,
-    ExplorationReport,
-    Operation,
-    Violation,
-    crash_points,
-    explore,
-    replay,
-)
 from ._ids import sequential_ids
-from ._invariants import check_invariants, find_violations
 from ._invariants import check_invariants, find_violations
 from ._slots import claim_ranked, claim_slot, release_slot
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
