@@ -1,0 +1,243 @@
+"""Process hammer and kill -9 runs on SQLite, Redis and a 3-master Redis Cluster.
+
+Four worker processes run a seeded mix of every chat operation against one shared store while
+a sampler reads the stored chat records (with the agents and queue entries, in one consistent
+read) every few milliseconds; then the full invariants on the records (``hammer_helpers``).
+The kill -9 run SIGKILLs workers at random moments, restarts them, and requires
+``reconcile()`` + ``tick()`` to leave zero violations with no chat lost.
+
+Each test also asserts that the run really contended (refused preconditions and version
+conflicts seen, chats queued and transferred, agents seen at their limit), so a run that did
+nothing cannot pass. Size: ``CHATMGMT_HAMMER_OPS`` operations per worker (CI default 250; the
+full size, recorded in docs/deployment.md "Stress runs", is 5000).
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import random
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatmgmt.storage.redis import RedisStorage
+from chatmgmt.storage.sqlite import SQLiteStorage
+from storage.hammer_helpers import (
+    Sampler,
+    Snapshot,
+    check_end,
+    hammer_ops,
+    hammer_worker,
+    read_opened,
+    read_stats,
+    redis_snapshot,
+    restore_agents,
+    setup_agents,
+    sqlite_snapshot,
+)
+from storage.redis_helpers import redis_cluster_url, redis_url
+
+WORKERS = 4
+
+
+class Backend:
+    """A shared store: a factory for the workers, the test's own storage, its snapshot."""
+
+    def __init__(
+        self,
+        factory: Callable[[], Any],
+        snapshot: Callable[[Any], Snapshot],
+        cleanup: Callable[[Any], None],
+    ) -> None:
+        self.factory = factory
+        self.storage = factory()
+        self._snapshot = snapshot
+        self._cleanup = cleanup
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot(self.storage)
+
+    def close(self) -> None:
+        self._cleanup(self.storage)
+
+
+def _sqlite(tmp_path: Path) -> Backend:
+    factory = functools.partial(SQLiteStorage, str(tmp_path / "hammer.db"), "hammer")
+    return Backend(factory, sqlite_snapshot, lambda s: s.close())
+
+
+def _redis_cleanup(storage: Any) -> None:
+    storage.delete_namespace()
+    storage.close()
+
+
+def _redis(cluster: bool) -> Backend:
+    namespace = f"hammer-{uuid.uuid4().hex[:8]}"
+    if cluster:
+        factory: Callable[[], Any] = functools.partial(
+            RedisStorage.cluster, redis_cluster_url(), namespace
+        )
+    else:
+        factory = functools.partial(RedisStorage, redis_url(), namespace)
+    return Backend(factory, redis_snapshot, _redis_cleanup)
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        b = _sqlite(tmp_path)
+    else:
+        b = _redis(cluster=request.param == "redis-cluster")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def _assert_contended(tally: Any, refusals: Any, sampler: Sampler) -> None:
+    """The run must have exercised the races it claims to survive."""
+    assert sum(refusals.values()) > 0, f"no precondition ever refused: {dict(refusals)}"
+    assert tally["open.queued"] > 0, f"no chat was ever queued: {dict(tally)}"
+    assert tally["transfer.group"] > 0 and tally["transfer.agent.try"] > 0, dict(tally)
+    assert tally["reconcile"] > 0 and tally["tick"] > 0, dict(tally)
+    assert tally["limit.1"] > 0 and tally["status.offline"] > 0, dict(tally)
+    assert sampler.samples > 10, sampler.samples
+    assert sampler.at_limit > 0, "the sampler never saw an agent at its limit"
+    assert sampler.queued_seen > 0, "the sampler never saw a queued chat"
+
+
+def test_process_hammer(backend: Backend, tmp_path: Path) -> None:
+    """4 processes × the mix; the sampler and the end check find no violation."""
+    setup_agents(backend.storage)
+    ops = hammer_ops(250)
+    ctx = multiprocessing.get_context("spawn")
+    counts = ctx.Array("i", WORKERS)
+    log_dir = str(tmp_path / "log")
+    os.mkdir(log_dir)
+    procs = [
+        ctx.Process(
+            target=hammer_worker,
+            args=(backend.factory, i, ops, 100 + i, counts, log_dir),
+            daemon=True,
+        )
+        for i in range(WORKERS)
+    ]
+    with Sampler(backend.snapshot) as sampler:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(600)
+    tally, refusals, crashes, done = read_stats(log_dir)
+    assert not crashes, crashes
+    assert done == WORKERS, [p.exitcode for p in procs]
+    assert not sampler.errors, sampler.errors[:3]
+    assert not sampler.violations, "\n".join(sampler.violations[:20])
+    print(
+        f"tally={dict(tally)} refusals={dict(refusals)} samples={sampler.samples} "
+        f"at_limit={sampler.at_limit} queued_seen={sampler.queued_seen}"
+    )
+    _assert_contended(tally, refusals, sampler)
+    restore_agents(backend.storage)
+    stats = check_end(backend.storage, backend.snapshot(), read_opened(log_dir))
+    assert stats["opened"] == tally["open"] > 0, (stats, dict(tally))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_kill_9(kind: str, tmp_path: Path) -> None:
+    """Workers SIGKILLed at random moments, several times, and restarted: afterwards
+    reconcile() + tick() leave every invariant true and no opened chat lost."""
+    b = _sqlite(tmp_path) if kind == "sqlite" else _redis(cluster=False)
+    try:
+        setup_agents(b.storage)
+        ctx = multiprocessing.get_context("spawn")
+        counts = ctx.Array("i", WORKERS)
+        log_dir = str(tmp_path / "log")
+        os.mkdir(log_dir)
+        rng = random.Random(9)
+        generation = [0] * WORKERS
+
+        def start(i: int) -> Any:
+            generation[i] += 1
+            p = ctx.Process(
+                target=hammer_worker,
+                args=(b.factory, i, 0, 1000 * generation[i] + i, counts, log_dir),
+                daemon=True,
+            )
+            p.start()
+            return p
+
+        procs = [start(i) for i in range(WORKERS)]
+        kills = 0
+        with Sampler(b.snapshot) as sampler:
+            # let every worker get going (spawn imports take a while), then kill at random
+            deadline = time.monotonic() + 60
+            while min(counts[:]) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for _ in range(int(os.environ.get("CHATMGMT_KILL_ROUNDS", 8))):
+                time.sleep(rng.uniform(0.05, 0.6))
+                i = rng.randrange(WORKERS)
+                assert procs[i].pid is not None
+                os.kill(procs[i].pid, signal.SIGKILL)
+                procs[i].join(10)
+                assert procs[i].exitcode == -signal.SIGKILL
+                kills += 1
+                procs[i] = start(i)
+            time.sleep(0.5)
+            for p in procs:
+                assert p.pid is not None
+                os.kill(p.pid, signal.SIGKILL)
+                p.join(10)
+        tally, refusals, crashes, _done = read_stats(log_dir)
+        print(
+            f"kills={kills} tally={dict(tally)} refusals={dict(refusals)} "
+            f"samples={sampler.samples} at_limit={sampler.at_limit}"
+        )
+        assert not crashes, crashes
+        assert not sampler.errors, sampler.errors[:3]
+        # a kill between two units of work leaves nothing to repair: the sampler saw none
+        assert not sampler.violations, "\n".join(sampler.violations[:20])
+        assert kills >= 8 and tally["open"] > 0, (kills, dict(tally))
+        assert sum(refusals.values()) > 0 and sampler.at_limit > 0, (dict(refusals), sampler)
+        manager = restore_agents(b.storage)
+        manager.tick()
+        stats = check_end(b.storage, b.snapshot(), read_opened(log_dir))
+        assert stats["opened"] > 0, stats
+    finally:
+        b.close()
+
+
+def test_the_checks_see_a_broken_store() -> None:
+    """The invariant checks are not vacuous: an index moved on its own is reported."""
+    from chatmgmt import ChatManager
+    from chatmgmt.model import ChatState, CustomerInfo
+    from chatmgmt.ports import Change, QueuePush
+    from chatmgmt.settings import ChatSettings
+    from chatmgmt.storage.memory import MemoryStorage
+    from storage.hammer_helpers import CAPS, SETTINGS, check_snapshot, memory_snapshot
+
+    storage = MemoryStorage()
+    setup_agents(storage)
+    manager = ChatManager(storage=storage, settings=ChatSettings.coerce(SETTINGS))
+    chats = [manager.open_chat(CustomerInfo(channel="web"), skill_group="g1") for _ in range(8)]
+    assert check_snapshot(memory_snapshot(storage), CAPS)[0] == []
+    active = next(c for c in chats if c.state is ChatState.ACTIVE)
+    queued = next(c for c in chats if c.state is ChatState.QUEUED)
+    assert active.agent_id is not None
+    # a slot released without its chat, a queue entry removed without its chat
+    storage.apply(Change(active.id, active.version, 1.0, release=active.agent_id))
+    storage.apply(Change(queued.id, queued.version, 1.0, remove=("queue/g1",)))
+    storage.apply(Change(active.id, active.version, 1.0, push=QueuePush("queue/g2", 0.0)))
+    bad, _obs = check_snapshot(memory_snapshot(storage), CAPS)
+    text = "\n".join(bad)
+    assert "its ACTIVE chats are" in text and active.id in text, bad
+    assert f"{queued.id} queued missing from queue/g1" in text, bad
+    assert f"queue/g2: entry {active.id} is not a chat waiting there" in text, bad
+    with pytest.raises(AssertionError, match="violations"):
+        check_end(storage, memory_snapshot(storage), [c.id for c in chats])
