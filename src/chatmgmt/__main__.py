@@ -19,9 +19,21 @@ _USAGE = (
 )
 
 
+_DEMO_USAGE = (
+    "usage: python -m chatmgmt demo [-h]\n"
+    "\n"
+    "Run a scripted day of a support team on the in-memory default: agents log in, customers\n"
+    "open chats, routing rules, the queue, moderation, transfers, timeouts, satisfaction and\n"
+    "signed webhooks, each step printed as it happens. Takes no options.\n"
+)
+
+
 def _demo(argv: list[str]) -> int:
     from ._demo import run_demo
 
+    if argv in (["-h"], ["--help"]):
+        print(_DEMO_USAGE, end="")
+        return 0
     if argv:
         print(f"chatmgmt demo: unexpected argument {argv[0]!r}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 import sys
@@ -47,3 +48,11 @@ def test_module_entry_point_runs() -> None:
         [sys.executable, "-m", "chatmgmt", "--help"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "demo" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["demo", "simulate", "scan", "verify-webhook"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with contextlib.suppress(SystemExit):
+        assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(("usage: python -m chatmgmt " + command, "usage: chatmgmt " + command))
