@@ -1,8 +1,9 @@
 """Assignment benchmark: indexed pick-and-claim vs a naive scan, and end-to-end opens.
 
 Lines (JSON, one per figure):
-- ``assign.pick_claim.{1k,10k,100k}``: median µs per pick-and-claim; baseline a scan over all
-  agents (rank by the same key, then claim) on the same data in the same run.
+- ``assign.pick_claim.{1k,10k,100k}``: median µs per pick-and-claim (a unit of work carrying
+  only a ranked claim); baseline a scan over all agents (rank by the same key, then a checked
+  claim of the best) on the same data in the same run.
 - ``assign.growth.1k_to_100k``: median time at 100k over median time at 1k (baseline: the scan's).
 - ``assign.open_chat.10k``: ChatManager opens per second end to end (auto-save, routing,
   events) with 10k agents; baseline the same opens with a custom scanning strategy.
@@ -23,6 +24,7 @@ from _common import emit, median_us_per_op
 from chatmgmt import Agent, AgentStatus, ChatManager, CustomerInfo
 from chatmgmt.assignment import ROUND_ROBIN, rank_scan
 from chatmgmt.model import AgentId, ChatId
+from chatmgmt.ports import Change, Claim, RankedClaim
 from chatmgmt.storage import MemoryStorage
 from chatmgmt.testing import ManualClock
 
@@ -51,11 +53,14 @@ def pick_claim(n: int, ops: int) -> tuple[float, float]:
     def indexed(k: int) -> None:
         for _ in range(k):
             counter[0] += 1
-            agents.claim_ranked(
-                "g", ROUND_ROBIN, ChatId(f"c{counter[0]}"), empty, float(counter[0]), rng.random()
+            now = float(counter[0])
+            claim = RankedClaim("g", ROUND_ROBIN, empty)
+            storage.apply(
+                Change(ChatId(f"c{counter[0]}"), None, now, claim=claim, tiebreak=rng.random())
             )
 
-    agents.claim_ranked("g", ROUND_ROBIN, ChatId("warm"), empty, 0.0, 0.0)  # build the index
+    warm = RankedClaim("g", ROUND_ROBIN, empty)
+    storage.apply(Change(ChatId("warm"), None, 0.0, claim=warm))  # build the index
     value = median_us_per_op(indexed, ops)
 
     def scan(k: int) -> None:
@@ -65,7 +70,8 @@ def pick_claim(n: int, ops: int) -> tuple[float, float]:
             eligible = [ld for ld in loads if ld.agent.status is AgentStatus.ONLINE and ld.free]
             best = rank_scan(eligible, ROUND_ROBIN)
             assert best is not None
-            agents.claim(best.agent.id, ChatId(f"c{counter[0]}"), float(counter[0]), 0.0)
+            claim = Claim(best.agent.id)
+            storage.apply(Change(ChatId(f"c{counter[0]}"), None, float(counter[0]), claim=claim))
 
     scan_ops = max(3, ops * 1000 // (n * 20))
     baseline = median_us_per_op(scan, scan_ops, repeats=3)

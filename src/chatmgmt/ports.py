@@ -286,13 +286,14 @@ class Change:
         and the scheduled timers' payload values (and the items of list or tuple values)."""
         chat = self.chat
         if chat is not None:
+            reason = chat.route_reason
+            if PICKED in reason.values():
+                reason = {k: agent_id if v == PICKED else v for k, v in reason.items()}
             chat = evolve(
                 chat,
                 agent_id=agent_id if chat.agent_id == PICKED else chat.agent_id,
                 served_by=tuple(agent_id if a == PICKED else a for a in chat.served_by),
-                route_reason={
-                    k: agent_id if v == PICKED else v for k, v in chat.route_reason.items()
-                },
+                route_reason=reason,
             )
         events = tuple(
             evolve(e, data={**e.data, "agent_id": agent_id})
@@ -302,9 +303,17 @@ class Change:
         )
         schedule = tuple(
             evolve(t, payload={k: _bind_value(v, agent_id) for k, v in t.payload.items()})
+            if any(_holds_picked(v) for v in t.payload.values())
+            else t
             for t in self.schedule
         )
         return evolve(self, chat=chat, events=events, schedule=schedule)
+
+
+def _holds_picked(value: object) -> bool:
+    if isinstance(value, (tuple, list)):
+        return PICKED in value
+    return value == PICKED
 
 
 def _bind_value(value: object, agent_id: AgentId) -> object:

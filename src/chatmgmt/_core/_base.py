@@ -11,6 +11,7 @@ one compare-and-set retry loop: read, plan, apply, and on a lost version read an
 from __future__ import annotations
 
 import logging
+import os
 import random
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -124,6 +125,7 @@ class CoreBase:
         # deadlines planned per (chat, version): a change compares its new plan with the old
         self._plans: dict[tuple[str, int], dict[str, Timer]] = {}
         self._strategies: dict[str, Strategy] = {}  # per group, resolved once
+        self._claims: dict[str, RankedClaim] = {}  # per group, without exclusions
         self.emits = True  # the manager turns this off when the host gave no event sink
 
     # ----------------------------------------------------------------- values
@@ -271,5 +273,19 @@ class CoreBase:
             yield from call(EventSink.emit, event)
 
 
-def _random_ids() -> str:
-    return secrets.token_hex(12)
+class _RandomIds:
+    """96 random bits as 24 hex digits from a generator seeded by the OS (and seeded again in
+    every forked child, so two processes never share a sequence); never the policy RNG."""
+
+    def __init__(self) -> None:
+        self._bits = random.Random(secrets.randbits(128)).getrandbits
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._bits = random.Random(secrets.randbits(128)).getrandbits
+
+    def __call__(self) -> str:
+        return f"{self._bits(96):024x}"
+
+
+_random_ids = _RandomIds()

@@ -187,7 +187,12 @@ class Routing(Ending):
         reason["ineligible"] = _ineligible(census, chat)
         empty = self.wait_queue(chat, group) if fresh else None
         if isinstance(strategy, Ranking):
-            return RankedClaim(group, strategy, chat.excluded), reason, empty
+            if chat.excluded:
+                return RankedClaim(group, strategy, chat.excluded), reason, empty
+            claim = self._claims.get(group)
+            if claim is None or claim.ranking is not strategy:
+                claim = self._claims[group] = RankedClaim(group, strategy)
+            return claim, reason, empty
         loads = yield from call(AgentStore.list, group)
         pool = [ld for ld in loads if eligible(ld) and ld.agent.id not in chat.excluded]
         pick = strategy(pool, chat) if pool else None
