@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 # builds them once)
 SPEEDUPS := $(VENV)/.speedups-built
 
-.PHONY: demo test check lint typecheck pytest bench clean
+.PHONY: demo test check docs lint typecheck pytest bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,7 +32,12 @@ check: $(STAMP)
 pytest: $(STAMP) $(SPEEDUPS)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test: check pytest
+# the guides and the API reference generated from the docstrings (mkdocs.yml); --strict: a
+# warning fails the build
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -q -f mkdocs.yml
+
+test: check docs pytest
 
 bench: $(STAMP) $(SPEEDUPS)
 	@for f in benchmarks/*.py; do echo "# $$f" >&2; $(BIN)/python $$f || exit 1; done

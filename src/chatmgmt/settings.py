@@ -798,7 +798,10 @@ class SatisfactionSettings:
         default=False, metadata={"doc": "Customers may rate without an invitation."}
     )
     invite_prompt: str = attrs.field(
-        default="How would you rate this chat?", metadata={"doc": "Text of the invitation."}
+        default="How would you rate this chat?",
+        metadata={
+            "doc": "Text of the invitation, for the host to show (the library does not send it)."
+        },
     )
 
     def __attrs_post_init__(self) -> None:
