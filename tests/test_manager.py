@@ -18,8 +18,8 @@ from chatmgmt import (
     EndReason,
     NotFoundError,
 )
-from chatmgmt.errors import InvalidTransitionError
-from chatmgmt.model import Chat
+from chatmgmt.errors import InvalidTransitionError, NotAllowedError
+from chatmgmt.model import Chat, MessageRole
 from chatmgmt.storage import MemoryStorage
 from chatmgmt.testing import ManualClock, RecordingEventSink, make_agent, sequential_ids
 
@@ -245,3 +245,37 @@ def test_host_attributes_never_reach_the_library() -> None:
     ended = m.end_chat(chat.id)
     assert ended.state is ChatState.ENDED and ended.attributes == host
     assert m.get_chat(waiting.id).agent_id == "ann"
+
+
+def test_only_the_agent_holding_the_chat_writes_as_its_agent() -> None:
+    m = ChatManager(clock=ManualClock(START), rng=random.Random(0))
+    m.register_agent(make_agent("ann", limit=1))
+    m.register_agent(make_agent("bob", limit=1))
+    chat = m.open_chat(CustomerInfo(partner_id="u_1"))
+    holder = chat.agent_id
+    other = "bob" if holder == "ann" else "ann"
+    for sender in (other, "ghost"):
+        with pytest.raises(NotAllowedError) as info:
+            m.send_message(chat.id, "nope", role=MessageRole.AGENT, sender=sender)
+        assert info.value.who == sender and "held by agent" in str(info.value)
+        assert isinstance(info.value, PermissionError)
+    assert m.messages(chat.id) == [] and m.get_chat(chat.id).agent_replied is False
+    m.send_message(chat.id, "hello", role=MessageRole.AGENT, sender=holder or "")
+    assert m.get_chat(chat.id).agent_replied is True
+
+
+def test_unknown_agents_and_groups_named_by_the_caller_are_not_found() -> None:
+    m = ChatManager(clock=ManualClock(START), rng=random.Random(0))
+    m.register_agent(make_agent("ann", limit=1))
+    with pytest.raises(NotFoundError, match="ghost"):
+        m.open_chat(CustomerInfo(partner_id="u_1"), designated_agent="ghost", strict=True)
+    with pytest.raises(NotFoundError, match="nowhere"):
+        m.open_chat(CustomerInfo(partner_id="u_1"), designated_group="nowhere", strict=True)
+    assert m.list_chats() == []  # nothing was created
+    # without strict the designation is a wish: the chat falls back to the rules
+    assert m.open_chat(CustomerInfo(partner_id="u_2"), designated_agent="ghost").agent_id == "ann"
+    chat = m.list_chats()[0]
+    with pytest.raises(NotFoundError, match="ghost"):
+        m.transfer(chat.id, to_agent="ghost")
+    with pytest.raises(NotFoundError, match="nowhere"):
+        m.transfer(chat.id, to_group="nowhere")

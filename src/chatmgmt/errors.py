@@ -13,6 +13,7 @@ fits, the error also derives from it, so ``except ValueError`` in a host keeps w
     │   └── PreconditionFailed                an atomic change committed nothing; ``.reason``
     ├── InvalidTransitionError(ValueError)    an event that the chat's state does not allow
     ├── AssignmentError                       a chat could not be assigned as asked
+    ├── NotAllowedError(PermissionError)      the caller may not do this (not the chat's agent)
     ├── RatingRefusedError(ValueError)        a satisfaction rating that the rules refuse
     ├── MessageBlockedError                   a message that moderation blocked
     ├── WebhookError
@@ -38,6 +39,7 @@ __all__ = [
     "IdentityVerificationError",
     "InvalidTransitionError",
     "MessageBlockedError",
+    "NotAllowedError",
     "NotFoundError",
     "PreconditionFailed",
     "RatingRefusedError",
@@ -165,6 +167,19 @@ class InvalidTransitionError(ChatMgmtError, ValueError):
 
 class AssignmentError(ChatMgmtError):
     """A chat could not be assigned the way the caller asked (e.g. a strict designation)."""
+
+
+class NotAllowedError(ChatMgmtError, PermissionError):
+    """The caller may not do this: e.g. write as the agent of a chat held by another agent.
+
+    ``chat_id`` and ``who`` say which chat and which sender; ``why`` says what would allow it.
+    """
+
+    def __init__(self, chat_id: str, who: str, why: str) -> None:
+        self.chat_id = chat_id
+        self.who = who
+        self.why = why
+        super().__init__(f"{who!r} may not do this in chat {chat_id!r}: {why}")
 
 
 class RatingRefusedError(ChatMgmtError, ValueError):

@@ -47,6 +47,8 @@ class Chats(Routing):
         """Auto-save the customer, then create the chat and route it (assign, queue or pool)
         in one unit of work."""
         settings = self.settings
+        if request.strict:
+            yield from self.require_target(request.designated_agent, request.designated_group)
         partner_id = trusted_partner_id(info, signature, settings.auto_save)
         if should_save(partner_id, info.channel, settings.auto_save):
             assert partner_id is not None
@@ -117,8 +119,7 @@ class Chats(Routing):
         place, if nobody there is free). The old agent's slot is released in the same unit."""
         if (to_agent is None) == (to_group is None):
             raise ValidationError("transfer: give exactly one of to_agent or to_group")
-        if to_agent is not None:
-            yield from self.require_agent(to_agent)
+        yield from self.require_target(to_agent, to_group)
         for _ in range(8):
             chat = yield from self.get_chat(chat_id)
             lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.TRANSFER)

@@ -6,7 +6,12 @@ from typing import Any
 
 from .. import lifecycle as lc
 from ..assignment import RouteRequest
-from ..errors import InvalidTransitionError, MessageBlockedError, ValidationError
+from ..errors import (
+    InvalidTransitionError,
+    MessageBlockedError,
+    NotAllowedError,
+    ValidationError,
+)
 from ..model import Chat, ChatId, ChatState, Message, MessageId, MessageRole, ReceptionMode, evolve
 from ..moderation import Action
 from ..ports import Outbox, RateCounter
@@ -51,6 +56,17 @@ class Messages(Chats):
         message = Message(message_id, chat.id, role, sender, delivered, now, flags)
 
         def planner(current: Chat) -> Plan:
+            if role is MessageRole.AGENT and current.agent_id != sender:
+                why = (
+                    f"it is held by agent {current.agent_id!r}"
+                    if current.agent_id
+                    else "no agent holds it"
+                )
+                raise NotAllowedError(
+                    current.id,
+                    sender,
+                    f"only the agent holding the chat writes as its agent; {why}",
+                )
             new, items = self.message_plan(current, message, moderation, now)
             items.extend(hit_items)
             return Plan(

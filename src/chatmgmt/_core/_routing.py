@@ -596,6 +596,16 @@ class Routing(Ending):
             offer = why.value if why is not None else None
         return QueueStatus(chat_id, queue, position, length, wait, offer)
 
+    def require_target(self, agent_id: AgentId | None, group: str | None) -> Eff[None]:
+        """NotFoundError when the caller named an agent that is not registered, or a skill
+        group that neither the settings nor any agent knows."""
+        if agent_id is not None:
+            yield from self.require_agent(agent_id)
+        if group is not None and group not in self.settings.assignment.groups:
+            census = yield from call(AgentStore.census, group)
+            if census.total == 0:
+                raise NotFoundError("skill group", group)
+
     def require_agent(self, agent_id: AgentId) -> Eff[AgentLoad]:
         """The agent's load; NotFoundError naming the agent when it is not registered."""
         load = yield from call(AgentStore.get, agent_id)
