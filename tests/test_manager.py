@@ -18,7 +18,7 @@ from chatmgmt import (
     EndReason,
     NotFoundError,
 )
-from chatmgmt.errors import InvalidTransitionError, NotAllowedError
+from chatmgmt.errors import InvalidTransitionError, NotAllowedError, ValidationError
 from chatmgmt.model import Chat, MessageRole
 from chatmgmt.storage import MemoryStorage
 from chatmgmt.testing import ManualClock, RecordingEventSink, make_agent, sequential_ids
@@ -279,3 +279,16 @@ def test_unknown_agents_and_groups_named_by_the_caller_are_not_found() -> None:
         m.transfer(chat.id, to_agent="ghost")
     with pytest.raises(NotFoundError, match="nowhere"):
         m.transfer(chat.id, to_group="nowhere")
+
+
+def test_a_message_over_the_size_limit_is_refused_before_anything_is_stored() -> None:
+    settings = ChatSettings.from_dict({"limits": {"max_message_chars": 10}})
+    m = ChatManager(settings=settings, clock=ManualClock(START), rng=random.Random(0))
+    chat = m.open_chat(CustomerInfo(partner_id="u_1"))
+    with pytest.raises(ValidationError, match="text"):
+        m.send_message(chat.id, "x" * 11)
+    with pytest.raises(ValidationError, match="text"):
+        m.send_message(chat.id, "\ud800")
+    assert m.messages(chat.id) == []
+    m.send_message(chat.id, "x" * 10)
+    assert [msg.text for msg in m.messages(chat.id)] == ["x" * 10]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import lifecycle as lc
+from .._text import check_message_text
 from ..assignment import RouteRequest
 from ..errors import (
     InvalidTransitionError,
@@ -33,6 +34,7 @@ class Messages(Chats):
         """Moderate, store a message and update the chat in one unit of work."""
         if not isinstance(text, str):
             raise ValidationError(f"text: must be a string, got {type(text).__name__}")
+        check_message_text(text, self.settings.limits.max_message_chars)
         chat = yield from self.get_chat(chat_id)
         verdict = self.filter.check(text, role) if self.filter is not None else None
         delivered = text

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import lifecycle as lc
+from .._text import check_message_text
 from ..errors import InvalidTransitionError, PreconditionFailed
 from ..model import (
     AgentId,
@@ -124,6 +125,7 @@ class Submissions(Messages):
     ) -> Eff[Message]:
         """An agent answers a left message: an offline message to the customer, pushed by
         webhook; it opens the sticky window for that agent."""
+        check_message_text(text, self.settings.limits.max_message_chars)
         message = Message(
             MessageId(self.new_id("msg")), chat_id, MessageRole.AGENT, agent_id, text, now
         )
