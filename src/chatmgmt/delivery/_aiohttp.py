@@ -29,8 +29,6 @@ import contextlib
 import socket
 import ssl
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -41,6 +39,7 @@ from ..webhook import CheckedUrl
 from ._errors import DeliveryTimeoutError
 from ._guard import UrlGuard
 from ._stdlib import unchecked
+from ._within import within
 
 __all__ = ["AiohttpTransport"]
 
@@ -79,16 +78,6 @@ class _PinnedResolver(AbstractResolver):
 
     async def close(self) -> None:
         self.pins.clear()
-
-
-async def _within(exchange: Coroutine[Any, Any, HttpResponse], seconds: float) -> HttpResponse:
-    """Run ``exchange`` under a total deadline (no extra task where ``asyncio.timeout``
-    exists); raises :class:`asyncio.TimeoutError` when it passes."""
-    timeout = getattr(asyncio, "timeout", None)
-    if timeout is None:  # Python 3.10
-        return await asyncio.wait_for(exchange, seconds)
-    async with timeout(seconds):
-        return await exchange
 
 
 def _abandon(session: aiohttp.ClientSession) -> None:
@@ -221,7 +210,7 @@ class AiohttpTransport:
         """POST ``request``; see the module docstring."""
         checked = await self._check(request.url)
         try:
-            return await _within(self._exchange(checked, request), request.timeout_s)
+            return await within(self._exchange(checked, request), request.timeout_s)
         except (asyncio.TimeoutError, TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise DeliveryTimeoutError(f"no response within {request.timeout_s:g} s") from exc
         except aiohttp.ClientResponseError as exc:

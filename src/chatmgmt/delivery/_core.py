@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from .._clock import SystemClock
+from ..errors import SettingsError
 from ..model import Event
 from ..ports import (
     Clock,
@@ -109,6 +110,13 @@ class DispatchCore:
         self.claim_limit = claim_limit
         self.outbox_lease_s = 60.0
         self.lease_s = lease_s if lease_s is not None else settings.timeout_s + 60.0
+        if not self.lease_s > settings.timeout_s:
+            raise SettingsError(
+                "lease_s",
+                f"the delivery lease ({self.lease_s:g} s) must be longer than an attempt "
+                f"(webhooks.timeout_s, {settings.timeout_s:g} s), or a delivery could go out "
+                "twice at once",
+            )
         self.retry_4xx = retry_4xx
         self.endpoints: dict[str, WebhookEndpoint] = {ep.id: ep for ep in settings.endpoints}
         self.signers = {ep.id: Signer(ep.secrets) for ep in settings.endpoints}
@@ -249,24 +257,47 @@ class DispatchCore:
     def drive(self, report: RunReport, *, forever: bool, idle_s: float) -> Eff:
         """The dispatch loop: pump, seal, launch, record what finished; until nothing is due
         (``forever=False``) or until :meth:`stop`. Sends in flight are recorded before it
-        returns, whatever ends it."""
+        returns, whatever ends it. With ``forever``, an error (of a port, of one delivery) is
+        logged and the loop goes on: what it interrupted is taken again when its lease ends."""
         try:
             while not (yield Op("stopped", ())):
-                report.fanned_out += yield from self.pump()
-                report.sealed += yield from self.seal()
-                launched = yield from self.launch()
-                if not self.in_flight():
+                try:
+                    launched = yield from self._pass(report)
+                    if not self.in_flight():
+                        if not forever:
+                            return
+                        yield Op("idle", (idle_s,))
+                        continue
+                    timeout = idle_s if forever or not launched else None
+                    done: list[Sent] = yield Op("send.wait", (timeout,))
+                    for sent in done:
+                        yield from self._record_one(sent, report, forever)
+                except Exception:
                     if not forever:
-                        return
+                        raise
+                    log.exception("webhook dispatcher: a pass failed; going on")
                     yield Op("idle", (idle_s,))
-                    continue
-                timeout = idle_s if forever or not launched else None
-                done: list[Sent] = yield Op("send.wait", (timeout,))
-                for sent in done:
-                    yield from self.record(sent, report)
         finally:
             if self.in_flight():
                 rest: list[Sent] = yield Op("send.drain", ())
                 for sent in rest:
-                    yield from self.record(sent, report)
+                    yield from self._record_one(sent, report, forever)
                 self.inflight = dict.fromkeys(self.endpoints, 0)
+
+    def _pass(self, report: RunReport) -> Eff:
+        report.fanned_out += yield from self.pump()
+        report.sealed += yield from self.seal()
+        return (yield from self.launch())
+
+    def _record_one(self, sent: Sent, report: RunReport, forever: bool) -> Eff:
+        try:
+            yield from self.record(sent, report)
+        except Exception:
+            if not forever:
+                raise
+            log.exception(
+                "webhook dispatcher: recording delivery %s to %s failed; it is sent again "
+                "when its lease ends",
+                sent.delivery.id,
+                sent.delivery.endpoint_id,
+            )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from ..errors import UnsafeURLError
+from ..errors import DeliveryError, UnsafeURLError
 from ..settings import WebhookSettings
 from ..webhook import CheckedUrl, UrlPolicy
 
@@ -23,11 +23,14 @@ Resolver = Callable[[str, int], Sequence[str]]
 
 def system_resolver(host: str, port: int) -> list[str]:
     """Resolve ``host`` with ``socket.getaddrinfo`` (blocking); raise
-    :class:`~chatmgmt.errors.UnsafeURLError` when it cannot be resolved."""
+    :class:`~chatmgmt.errors.DeliveryError` when it cannot be resolved now (a network failure,
+    retried), :class:`~chatmgmt.errors.UnsafeURLError` when the name can never resolve."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeURLError(f"cannot resolve host {host!r}: {exc}") from None
+    except UnicodeError as exc:
+        raise UnsafeURLError(f"host {host!r} is not a valid name: {exc}") from None
+    except OSError as exc:
+        raise DeliveryError(f"cannot resolve host {host!r}: {exc}") from None
     return [str(info[4][0]) for info in infos]
 
 

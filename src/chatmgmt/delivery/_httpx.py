@@ -1,5 +1,11 @@
 """Transports over httpx (the ``httpx`` extra), sync and async; the rules are those of
-:mod:`._stdlib`."""
+:mod:`._stdlib`.
+
+``timeout_s`` is a total deadline for the attempt. The async transport runs the exchange under
+an asyncio timeout; the sync one gives its default client a network backend that hands every
+socket operation the time left (:mod:`._deadline`). A client you pass in keeps httpx's
+per-operation timeouts.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DeliveryError
 from ..ports import RESPONSE_KEEP, HttpRequest, HttpResponse
 from ..webhook import CheckedUrl
+from ._deadline import DeadlineBackend, deadline_for, set_current
 from ._errors import DeliveryTimeoutError
 from ._guard import UrlGuard
 from ._stdlib import unchecked
+from ._within import within
 
 if TYPE_CHECKING:
     import httpx
@@ -40,6 +48,15 @@ def _timeout_error(exc: BaseException, request: HttpRequest) -> DeliveryError:
     return DeliveryError(f"{type(exc).__name__}: {exc}")
 
 
+def _install_deadline(client: httpx.Client) -> None:
+    """Give the client's connection pool a backend that applies the thread's deadline (httpcore
+    keeps it as ``_network_backend``; without it, httpx's per-operation timeouts remain)."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if backend is not None and not isinstance(backend, DeadlineBackend):
+        pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
 def _response(status: int, headers: Mapping[str, str], body: bytes, start: float) -> HttpResponse:
     return HttpResponse(
         status, {k.lower(): v for k, v in headers.items()}, body, time.perf_counter() - start
@@ -55,6 +72,8 @@ class HttpxTransport:
 
         self.guard = guard
         self._client = client or httpx.Client(follow_redirects=False)
+        if client is None:
+            _install_deadline(self._client)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """POST ``request``; see the module docstring."""
@@ -63,6 +82,7 @@ class HttpxTransport:
         checked = self.guard.check(request.url) if self.guard else unchecked(request.url)
         url, headers, extensions = _httpx_target(checked, request)
         start = time.perf_counter()
+        set_current(deadline_for(request.timeout_s))
         try:
             req = self._client.build_request(
                 "POST",
@@ -81,8 +101,10 @@ class HttpxTransport:
                         break
             finally:
                 resp.close()
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
             raise _timeout_error(exc, request) from exc
+        finally:
+            set_current(None)
         return _response(resp.status_code, resp.headers, body[:RESPONSE_KEEP], start)
 
     def close(self) -> None:
@@ -118,28 +140,33 @@ class AsyncHttpxTransport:
         import httpx
 
         checked = await self._check(request.url)
+        try:
+            return await within(self._exchange(checked, request), request.timeout_s)
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise DeliveryTimeoutError(f"no response within {request.timeout_s:g} s") from exc
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
+            raise _timeout_error(exc, request) from exc
+
+    async def _exchange(self, checked: CheckedUrl, request: HttpRequest) -> HttpResponse:
         url, headers, extensions = _httpx_target(checked, request)
         start = time.perf_counter()
+        req = self._client.build_request(
+            "POST",
+            url,
+            content=request.body,
+            headers=headers,
+            extensions=extensions,
+            timeout=request.timeout_s,
+        )
+        resp = await self._client.send(req, stream=True, follow_redirects=False)
         try:
-            req = self._client.build_request(
-                "POST",
-                url,
-                content=request.body,
-                headers=headers,
-                extensions=extensions,
-                timeout=request.timeout_s,
-            )
-            resp = await self._client.send(req, stream=True, follow_redirects=False)
-            try:
-                body = b""
-                async for chunk in resp.aiter_raw():
-                    body += chunk
-                    if len(body) >= RESPONSE_KEEP:
-                        break
-            finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise _timeout_error(exc, request) from exc
+            body = b""
+            async for chunk in resp.aiter_raw():
+                body += chunk
+                if len(body) >= RESPONSE_KEEP:
+                    break
+        finally:
+            await resp.aclose()
         return _response(resp.status_code, resp.headers, body[:RESPONSE_KEEP], start)
 
     async def aclose(self) -> None:

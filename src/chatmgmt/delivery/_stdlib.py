@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import DeliveryError
 from ..ports import RESPONSE_KEEP, HttpRequest, HttpResponse
 from ..webhook import CheckedUrl, split_url
+from ._deadline import Deadline, DeadlineSocket, deadline_for
 from ._errors import DeliveryTimeoutError
 from ._guard import UrlGuard
 
@@ -35,8 +36,21 @@ def unchecked(url: str) -> CheckedUrl:
     return CheckedUrl(url, p.scheme, p.host, p.port, p.host, p.target)
 
 
+class _HTTPConnection(http.client.HTTPConnection):
+    """A plain connection whose socket operations share the attempt's :class:`Deadline`."""
+
+    deadline = Deadline()
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = DeadlineSocket(self.sock, self.deadline)
+
+
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """Connects to a given IP but verifies the certificate for the URL's host name."""
+    """Connects to a given IP but verifies the certificate for the URL's host name; its socket
+    operations share the attempt's :class:`Deadline`."""
+
+    deadline = Deadline()
 
     def __init__(self, ip: str, port: int, server_hostname: str, **kwargs: Any) -> None:
         super().__init__(ip, port, **kwargs)
@@ -45,7 +59,11 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
         ctx: ssl.SSLContext = self._context  # type: ignore[attr-defined]
-        self.sock = ctx.wrap_socket(sock, server_hostname=self._server_hostname)
+        tls = ctx.wrap_socket(sock, server_hostname=self._server_hostname)
+        self.sock = DeadlineSocket(tls, self.deadline)
+
+
+_Conn = _HTTPConnection | _PinnedHTTPSConnection
 
 
 def _headers(response_headers: Any) -> dict[str, str]:
@@ -56,7 +74,8 @@ class UrllibTransport:
     """The default transport: the standard library (``http.client``, urllib's engine).
 
     Keeps one keep-alive connection per thread and target address; a timeout or error drops
-    it. ``guard`` checks every URL (None: no check — only for URLs you control).
+    it. ``timeout_s`` is a total deadline for the attempt: every socket operation gets the time
+    that is left. ``guard`` checks every URL (None: no check — only for URLs you control).
     """
 
     def __init__(
@@ -66,10 +85,8 @@ class UrllibTransport:
         self._ssl = ssl_context or ssl.create_default_context()
         self._local = threading.local()
 
-    def _conns(self) -> dict[tuple[str, str, int, str], http.client.HTTPConnection]:
-        conns: dict[tuple[str, str, int, str], http.client.HTTPConnection] | None = getattr(
-            self._local, "conns", None
-        )
+    def _conns(self) -> dict[tuple[str, str, int, str], _Conn]:
+        conns: dict[tuple[str, str, int, str], _Conn] | None = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
         return conns
@@ -80,6 +97,7 @@ class UrllibTransport:
         key = (checked.scheme, checked.ip, checked.port, checked.host)
         conns = self._conns()
         conn = conns.pop(key, None)
+        deadline = deadline_for(request.timeout_s)
         if conn is None:
             if checked.scheme == "https":
                 conn = _PinnedHTTPSConnection(
@@ -90,12 +108,11 @@ class UrllibTransport:
                     context=self._ssl,
                 )
             else:
-                conn = http.client.HTTPConnection(
-                    checked.ip, checked.port, timeout=request.timeout_s
-                )
-        conn.timeout = request.timeout_s
-        if conn.sock is not None:
-            conn.sock.settimeout(request.timeout_s)
+                conn = _HTTPConnection(checked.ip, checked.port, timeout=request.timeout_s)
+        conn.timeout = request.timeout_s  # connecting: the deadline has all of it left
+        conn.deadline = deadline
+        if isinstance(conn.sock, DeadlineSocket):
+            conn.sock.deadline = deadline
         headers = dict(request.headers)
         headers["Host"] = checked.host_header
         headers["Content-Length"] = str(len(request.body))
@@ -111,7 +128,7 @@ class UrllibTransport:
         except TimeoutError as exc:
             conn.close()
             raise DeliveryTimeoutError(f"no response within {request.timeout_s:g} s") from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             conn.close()
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         elapsed = time.perf_counter() - start

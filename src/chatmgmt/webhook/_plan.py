@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import DeliveryError
+from ..errors import DeliveryError, UnsafeURLError
 from ..model import Event
 from ..ports import (
     RESPONSE_KEEP,
@@ -40,6 +40,7 @@ from ..ports import (
 from ..settings import WebhookEndpoint, WebhookSettings
 from ._catalogue import EventType, make_event
 from ._signing import Signer
+from ._url_policy import UrlPolicy
 
 __all__ = [
     "Decision",
@@ -53,8 +54,10 @@ __all__ = [
     "disabled_event",
     "fan_out",
     "plan_batches",
+    "refused_endpoints",
     "retry_after",
     "serialize",
+    "serialize_or_reason",
     "subscribed",
 ]
 
@@ -118,6 +121,27 @@ class FanOut:
     buffered: tuple[BufferedEvent, ...]
 
 
+def serialize_or_reason(event: Event) -> tuple[bytes, str]:
+    """The event's body, or ``b""`` and why it cannot be serialized (e.g. a lone surrogate in
+    a text, or a value JSON has no form for)."""
+    try:
+        return serialize(event), ""
+    except (UnicodeError, TypeError, ValueError, OverflowError, RecursionError) as exc:
+        return b"", f"cannot serialize the event: {type(exc).__name__}: {exc}"
+
+
+def refused_endpoints(settings: WebhookSettings) -> dict[str, str]:
+    """Endpoints whose URL can never be delivered to under the settings' URL policy (its form,
+    or an IP literal that is not allowed), with the reason."""
+    policy = UrlPolicy.from_settings(settings)
+    out: dict[str, str] = {}
+    for ep in settings.endpoints:
+        why = policy.refusal(ep.url)
+        if why is not None:
+            out[ep.id] = f"endpoint URL refused: {why}"
+    return out
+
+
 def fan_out(
     entries: Sequence[OutboxEntry],
     settings: WebhookSettings,
@@ -127,23 +151,31 @@ def fan_out(
     """Turn outbox entries into deliveries for every subscribed endpoint.
 
     An endpoint with ``batch_max > 1`` gets batch-buffer entries instead (sealed later by
-    :func:`plan_batches`). An endpoint in ``disabled`` (disabled for failing or 410) gets its
-    deliveries straight as dead letters, so nothing is lost: replay them after enabling it.
+    :func:`plan_batches`). What can never be delivered becomes a dead letter at once, with the
+    reason, so one poison event or endpoint never holds up the others: an endpoint in
+    ``disabled`` (disabled for failing or 410: replay after enabling it), an event that cannot
+    be serialized, an endpoint whose URL the URL policy refuses (:func:`refused_endpoints`).
     """
+    refused = refused_endpoints(settings)
     deliveries: list[Delivery] = []
     buffered: list[BufferedEvent] = []
     for entry in entries:
         event = entry.event
-        body: bytes | None = None
+        serialized: tuple[bytes, str] | None = None
         for ep in settings.endpoints:
             if not subscribed(ep, event.type):
                 continue
-            is_disabled = ep.id in disabled
-            if ep.batch_max > 1 and not is_disabled:
+            if serialized is None:
+                serialized = serialize_or_reason(event)
+            body, reason = serialized
+            if not reason:
+                if ep.id in disabled:
+                    reason = "endpoint disabled"
+                elif ep.id in refused:
+                    reason = refused[ep.id]
+            if ep.batch_max > 1 and not reason:
                 buffered.append(BufferedEvent(ep.id, event, now))
                 continue
-            if body is None:
-                body = serialize(event)
             deliveries.append(
                 Delivery(
                     id=event.id,
@@ -154,9 +186,9 @@ def fan_out(
                     body=body,
                     created_at=now,
                     next_attempt_at=now,
-                    status=DeliveryStatus.DEAD if is_disabled else DeliveryStatus.PENDING,
-                    dead_reason="endpoint disabled" if is_disabled else "",
-                    finished_at=now if is_disabled else None,
+                    status=DeliveryStatus.DEAD if reason else DeliveryStatus.PENDING,
+                    dead_reason=reason,
+                    finished_at=now if reason else None,
                 )
             )
     return FanOut(tuple(deliveries), tuple(buffered))
@@ -265,11 +297,15 @@ def classify(
     Only 2xx is success. 410 Gone disables the endpoint. Other 4xx (except 408, 409, 425 and
     429) give up at once unless ``retry_4xx``: the same bytes would get the same answer; the
     delivery becomes a dead letter to replay once the receiver is fixed. 3xx (redirects are
-    never followed), 5xx, 408/409/425/429 and transport errors retry. A timeout or a 429 waits
-    at least ``min_retry_after_error_s``; a ``Retry-After`` header is honoured.
+    never followed), 5xx, 408/409/425/429 and transport errors retry; a URL the guard refused
+    at connect time (:class:`~chatmgmt.errors.UnsafeURLError`) gives up at once. A timeout or a
+    429 waits at least ``min_retry_after_error_s``; a ``Retry-After`` header is honoured.
     """
     if isinstance(result, BaseException):
         timeout = isinstance(result, TimeoutError)
+        if isinstance(result, UnsafeURLError):  # the same URL would be refused again
+            attempt = Attempt(now, None, latency_s, b"", f"unsafe URL: {result}")
+            return Outcome(OutcomeKind.GIVE_UP, attempt)
         if timeout:
             error = f"timeout: {result}"
         elif isinstance(result, DeliveryError):
@@ -330,6 +366,8 @@ def decide(
     if outcome.kind is OutcomeKind.GONE:
         return Decision(DeliveryStatus.DEAD, now, "410 Gone", disable="gone")
     if outcome.kind is OutcomeKind.GIVE_UP:
+        if outcome.attempt.status is None:
+            return Decision(DeliveryStatus.DEAD, now, outcome.attempt.error)
         return Decision(DeliveryStatus.DEAD, now, f"HTTP {outcome.attempt.status}: not retried")
     delay = retry_delay(delivery.round_attempts + 1, settings, rng)
     if delay is None:

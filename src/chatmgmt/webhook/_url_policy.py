@@ -41,6 +41,14 @@ _HOST_CHARS = re.compile(r"^[a-z0-9.-]+$", re.IGNORECASE)
 _DOTTED_QUAD = re.compile(r"(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+# Pythons before 3.12.4 (and 3.11.10) read an older IANA registry in ``ipaddress``: these
+# special-purpose ranges, not globally reachable, are missing from their tables
+_OLD_TABLES = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments (dummy 192.0.0.8, ...)
+    ipaddress.ip_network("3fff::/20"),  # documentation (2024)
+    ipaddress.ip_network("5f00::/16"),  # SRv6 SIDs (2025)
+)
+_GLOBAL_ANYCAST = (ipaddress.ip_address("192.0.0.9"), ipaddress.ip_address("192.0.0.10"))
 
 
 @attrs.frozen
@@ -121,7 +129,10 @@ def unsafe_reason(ip: IPAddress) -> str | None:
     for name, hit in checks:
         if hit:
             return name
-    if not ip.is_global:
+    if not ip.is_global or (
+        ip not in _GLOBAL_ANYCAST
+        and any(ip.version == net.version and ip in net for net in _OLD_TABLES)
+    ):
         return "not globally routable (a special-purpose range, e.g. CGNAT 100.64.0.0/10)"
     return None
 

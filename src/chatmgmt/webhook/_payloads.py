@@ -1,0 +1,206 @@
+"""Event payloads, built beside their schema: one function per event type of a chat.
+
+Each returns an *item* ``(type, data)``: the event's type and the fields of its ``data`` that
+the catalogue (:mod:`._catalogue`) declares for it, apart from the chat's own ids (``chat_id``,
+``channel``, ``skill_group``, ``partner_id``), which the core adds when it numbers the chat's
+events. :func:`~chatmgmt.webhook.make_event` checks every payload against the catalogue, so a
+builder and its schema cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..model import Message, MessageRole
+from ._catalogue import EventType
+
+__all__ = [
+    "Item",
+    "agent_reminded",
+    "chat_abandoned",
+    "chat_assigned",
+    "chat_ended",
+    "chat_queued",
+    "chat_reopened",
+    "chat_started",
+    "inactivity_warned",
+    "message_stored",
+    "moderation_alert",
+    "moderation_hit",
+    "offline_message_assigned",
+    "offline_message_created",
+    "offline_message_replied",
+    "queue_overflowed",
+    "satisfaction_invited",
+    "satisfaction_submitted",
+]
+
+Item = tuple[str, Mapping[str, Any]]
+"""An event to raise: its type and its payload (without the chat's ids)."""
+
+_MESSAGE_TYPES = {
+    MessageRole.CUSTOMER: EventType.MESSAGE_CUSTOMER,
+    MessageRole.AGENT: EventType.MESSAGE_AGENT,
+    MessageRole.SYSTEM: EventType.MESSAGE_SYSTEM,
+    MessageRole.BOT: EventType.MESSAGE_BOT,
+}
+
+
+def chat_started(mode: str, priority: int) -> Item:
+    """``chat.started``: a chat was opened."""
+    return EventType.CHAT_STARTED, {"mode": mode, "priority": priority}
+
+
+def chat_assigned(
+    agent_id: str | None,
+    reason: Mapping[str, Any],
+    *,
+    transfer: bool = False,
+    from_agent_id: str | None = None,
+    automatic: bool = False,
+) -> Item:
+    """``chat.assigned``, or ``chat.transferred`` (``agent_id`` None: back to the queue)."""
+    if not transfer:
+        return EventType.CHAT_ASSIGNED, {"agent_id": agent_id, "reason": reason}
+    data = {
+        "agent_id": agent_id,
+        "reason": reason,
+        "from_agent_id": from_agent_id,
+        "automatic": automatic,
+    }
+    return EventType.CHAT_TRANSFERRED, data
+
+
+def chat_reopened() -> Item:
+    """``chat.reopened``: an ended Always On chat was opened again."""
+    return EventType.CHAT_REOPENED, {}
+
+
+def chat_queued(reason: Mapping[str, Any], position: int | None) -> Item:
+    """``chat.queued`` (Real-Time, with its 0-based ``position``) or ``chat.unassigned``
+    (Always On: ``position`` None)."""
+    if position is None:
+        return EventType.CHAT_UNASSIGNED, {"reason": reason}
+    return EventType.CHAT_QUEUED, {"reason": reason, "position": position}
+
+
+def queue_overflowed(limit: str, action: str, target_group: str | None) -> Item:
+    """``queue.overflowed``: a queue limit was reached and ``action`` followed."""
+    data = {"limit": limit, "action": action, "target_group": target_group}
+    return EventType.QUEUE_OVERFLOWED, data
+
+
+def chat_ended(agent_id: str | None, end_reason: str, ended_by: str, duration_s: float) -> Item:
+    """``chat.ended``: who ended it, why, after how long."""
+    data = {
+        "agent_id": agent_id,
+        "end_reason": end_reason,
+        "ended_by": ended_by,
+        "duration_s": duration_s,
+    }
+    return EventType.CHAT_ENDED, data
+
+
+def chat_abandoned(waited_s: float) -> Item:
+    """``chat.abandoned``: the customer left while waiting."""
+    return EventType.CHAT_ABANDONED, {"waited_s": waited_s}
+
+
+def inactivity_warned(end_at: float | None) -> Item:
+    """``chat.inactivity_warned``: the customer was warned; the chat ends at ``end_at``."""
+    return EventType.CHAT_INACTIVITY_WARNED, {"end_at": end_at}
+
+
+def agent_reminded(agent_id: str | None) -> Item:
+    """``chat.agent_reminded``: the agent was reminded of an unanswered message."""
+    return EventType.CHAT_AGENT_REMINDED, {"agent_id": agent_id}
+
+
+def message_stored(message: Message, moderation: str = "none") -> Item:
+    """``message.<role>``: a message was stored (``moderation``: none, mask or warn)."""
+    return _MESSAGE_TYPES[message.role], {
+        "message_id": message.id,
+        "role": message.role.value,
+        "sender": message.sender,
+        "text": message.text,
+        "moderation": moderation,
+    }
+
+
+def moderation_hit(
+    message_id: str,
+    role: str,
+    sender: str,
+    action: str,
+    words: Sequence[str],
+    categories: Sequence[str],
+    original_text: str | None,
+) -> Item:
+    """``moderation.hit``: a message matched the sensitive-word list."""
+    data = {
+        "message_id": message_id,
+        "role": role,
+        "sender": sender,
+        "action": action,
+        "words": list(words),
+        "categories": list(categories),
+        "original_text": original_text,
+    }
+    return EventType.MODERATION_HIT, data
+
+
+def moderation_alert(role: str, sender: str, hits: int, window_s: float) -> Item:
+    """``moderation.alert``: a sender reached the alert threshold of hits in a window."""
+    data = {"role": role, "sender": sender, "hits": hits, "window_s": window_s}
+    return EventType.MODERATION_ALERT, data
+
+
+def offline_message_created(submission_id: str, mode: str, fields: Mapping[str, Any]) -> Item:
+    """``offline_message.created``: the customer left a message."""
+    data = {"submission_id": submission_id, "mode": mode, "fields": fields}
+    return EventType.OFFLINE_MESSAGE_CREATED, data
+
+
+def offline_message_assigned(
+    submission_id: str, agent_id: str, reason: Mapping[str, Any]
+) -> Item:
+    """``offline_message.assigned``: a left message was handed to an agent."""
+    data = {"submission_id": submission_id, "agent_id": agent_id, "reason": reason}
+    return EventType.OFFLINE_MESSAGE_ASSIGNED, data
+
+
+def offline_message_replied(submission_id: str, agent_id: str, text: str) -> Item:
+    """``offline_message.replied``: an agent answered a left message."""
+    data = {"submission_id": submission_id, "agent_id": agent_id, "text": text}
+    return EventType.OFFLINE_MESSAGE_REPLIED, data
+
+
+def satisfaction_invited(agent_id: str | None, by: str, invitation: int) -> Item:
+    """``satisfaction.invited``: the customer was invited to rate the chat."""
+    data = {"agent_id": agent_id, "by": by, "invitation": invitation}
+    return EventType.SATISFACTION_INVITED, data
+
+
+def satisfaction_submitted(
+    agent_id: str | None,
+    level: int,
+    levels: int,
+    label: str,
+    tags: Sequence[str],
+    resolved: bool | None,
+    comment: str,
+    overwritten: bool,
+) -> Item:
+    """``satisfaction.submitted``: the customer rated the chat."""
+    data = {
+        "agent_id": agent_id,
+        "level": level,
+        "levels": levels,
+        "label": label,
+        "tags": list(tags),
+        "resolved": resolved,
+        "comment": comment,
+        "overwritten": overwritten,
+    }
+    return EventType.SATISFACTION_SUBMITTED, data
