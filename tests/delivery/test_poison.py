@@ -74,7 +74,7 @@ def test_poison_events_are_dead_letters_and_every_good_one_is_delivered(
     ],
 )
 def test_a_never_deliverable_endpoint_is_dead_lettered_at_once(
-    receiver: Receiver, clock: ManualClock, url: str
+    receiver: Receiver, clock: ManualClock, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad = attrs.evolve(endpoint(receiver, "/bad"), url=url)
     settings = settings_for(endpoint(receiver), bad)
@@ -82,6 +82,7 @@ def test_a_never_deliverable_endpoint_is_dead_lettered_at_once(
     events = [message_event(i) for i in range(5)]
     storage.outbox.append(events)
     d = Dispatcher(storage, settings, store, clock=clock, rng=random.Random(1))
+    assert "webhook endpoint bad can never be delivered to" in caplog.text  # said at once
     try:
         report = d.run_once()
     finally:

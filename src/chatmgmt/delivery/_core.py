@@ -121,6 +121,14 @@ class DispatchCore:
         self.endpoints: dict[str, WebhookEndpoint] = {ep.id: ep for ep in settings.endpoints}
         self.signers = {ep.id: Signer(ep.secrets) for ep in settings.endpoints}
         self.inflight: dict[str, int] = dict.fromkeys(self.endpoints, 0)
+        self.refused = _plan.refused_endpoints(settings)
+        for endpoint_id, why in self.refused.items():
+            log.warning(
+                "webhook endpoint %s can never be delivered to; its events become dead "
+                "letters: %s",
+                endpoint_id,
+                why,
+            )
 
     # ------------------------------------------------------------------ pure helpers
 

@@ -1,4 +1,4 @@
-"""In-memory :class:`~chatmgmt.webhook.DeliveryStore`: the webhook dispatcher's delivery state.
+"""In-memory :class:`~chatmgmt.ports.DeliveryStore`: the webhook dispatcher's delivery state.
 
 Thread-safe (one lock serializes every operation, so each is atomic). Durable only for the life
 of the process: use it for tests, demos and single-process hosts that accept losing pending
@@ -111,7 +111,7 @@ class MemoryDeliveryStore:
     # ------------------------------------------------------------------ the port
 
     def add(self, deliveries: Sequence[Delivery], buffered: Sequence[BufferedEvent] = ()) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.add`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.add`."""
         added = 0
         with self._lock:
             for d in deliveries:
@@ -135,13 +135,13 @@ class MemoryDeliveryStore:
         return added
 
     def buffered(self, endpoint_id: str) -> list[BufferedEvent]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.buffered`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.buffered`."""
         with self._lock:
             ep = self._eps.get(endpoint_id)
             return [] if ep is None else list(ep.buffer.values())
 
     def seal(self, endpoint_id: str, event_ids: Sequence[str], delivery: Delivery) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.seal`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.seal`."""
         with self._lock:
             ep = self._ep(endpoint_id)
             if delivery.id in ep.records or any(e not in ep.buffer for e in event_ids):
@@ -156,7 +156,7 @@ class MemoryDeliveryStore:
             return True
 
     def claim_due(self, endpoint_id: str, now: float, limit: int, lease_s: float) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.claim_due`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.claim_due`."""
         out: list[Delivery] = []
         with self._lock:
             ep = self._eps.get(endpoint_id)
@@ -187,7 +187,7 @@ class MemoryDeliveryStore:
         next_attempt_at: float,
         reason: str = "",
     ) -> EndpointHealth:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.finish`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.finish`."""
         with self._lock:
             ep = self._ep(endpoint_id)
             rec = ep.records.get(delivery_id)
@@ -229,13 +229,13 @@ class MemoryDeliveryStore:
             return ep.health
 
     def health(self, endpoint_id: str) -> EndpointHealth:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.health`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.health`."""
         with self._lock:
             ep = self._eps.get(endpoint_id)
             return EndpointHealth(endpoint_id) if ep is None else ep.health
 
     def disable(self, endpoint_id: str, reason: str, now: float) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.disable`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.disable`."""
         with self._lock:
             ep = self._ep(endpoint_id)
             if ep.health.disabled:
@@ -258,13 +258,13 @@ class MemoryDeliveryStore:
             return True
 
     def enable(self, endpoint_id: str) -> None:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.enable`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.enable`."""
         with self._lock:
             ep = self._ep(endpoint_id)
             ep.health = EndpointHealth(endpoint_id)
 
     def get(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.get`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.get`."""
         with self._lock:
             ep = self._eps.get(endpoint_id)
             rec = None if ep is None else ep.records.get(delivery_id)
@@ -273,7 +273,7 @@ class MemoryDeliveryStore:
     def deliveries(
         self, endpoint_id: str | None = None, status: DeliveryStatus | None = None
     ) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.deliveries`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.deliveries`."""
         with self._lock:
             eps = (
                 list(self._eps.values())
@@ -290,7 +290,7 @@ class MemoryDeliveryStore:
     def dead_letters(
         self, endpoint_id: str | None = None, since: float | None = None
     ) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.dead_letters`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.dead_letters`."""
         dead = [
             d
             for d in self.deliveries(endpoint_id, DeliveryStatus.DEAD)
@@ -300,7 +300,7 @@ class MemoryDeliveryStore:
         return dead
 
     def replay(self, endpoint_id: str, delivery_id: str, now: float) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.replay`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.replay`."""
         with self._lock:
             ep = self._eps.get(endpoint_id)
             rec = None if ep is None else ep.records.get(delivery_id)
@@ -320,14 +320,14 @@ class MemoryDeliveryStore:
             return True
 
     def replay_since(self, since: float, now: float, endpoint_id: str | None = None) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.replay_since`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.replay_since`."""
         with self._lock:
             return sum(
                 self.replay(d.endpoint_id, d.id, now) for d in self.dead_letters(endpoint_id, since)
             )
 
     def purge(self, before: float) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.purge`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.purge`."""
         n = 0
         with self._lock:
             for ep in self._eps.values():

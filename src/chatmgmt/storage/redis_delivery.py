@@ -1,4 +1,4 @@
-"""Redis :class:`~chatmgmt.webhook.DeliveryStore`: webhook delivery state shared by many
+"""Redis :class:`~chatmgmt.ports.DeliveryStore`: webhook delivery state shared by many
 dispatcher processes and machines.
 
 Install the extra: ``pip install chatmgmt[redis]``. :class:`RedisDeliveryStore` is the sync
@@ -555,19 +555,19 @@ class RedisDeliveryStore:
         return self._o.prefix
 
     def add(self, deliveries: Sequence[Delivery], buffered: Sequence[BufferedEvent] = ()) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.add`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.add`."""
         return self._d.run(self._o.add(deliveries, buffered))
 
     def buffered(self, endpoint_id: str) -> list[BufferedEvent]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.buffered`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.buffered`."""
         return self._d.run(self._o.buffered(endpoint_id))
 
     def seal(self, endpoint_id: str, event_ids: Sequence[str], delivery: Delivery) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.seal`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.seal`."""
         return self._d.run(self._o.seal(endpoint_id, event_ids, delivery))
 
     def claim_due(self, endpoint_id: str, now: float, limit: int, lease_s: float) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.claim_due`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.claim_due`."""
         return self._d.run(self._o.claim_due(endpoint_id, now, limit, lease_s))
 
     def finish(
@@ -579,49 +579,49 @@ class RedisDeliveryStore:
         next_attempt_at: float,
         reason: str = "",
     ) -> EndpointHealth:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.finish`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.finish`."""
         return self._d.run(
             self._o.finish(endpoint_id, delivery_id, attempt, status, next_attempt_at, reason)
         )
 
     def health(self, endpoint_id: str) -> EndpointHealth:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.health`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.health`."""
         return self._d.run(self._o.health(endpoint_id))
 
     def disable(self, endpoint_id: str, reason: str, now: float) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.disable`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.disable`."""
         return self._d.run(self._o.disable(endpoint_id, reason, now))
 
     def enable(self, endpoint_id: str) -> None:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.enable`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.enable`."""
         self._d.run(self._o.enable(endpoint_id))
 
     def get(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.get`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.get`."""
         return self._d.run(self._o.get(endpoint_id, delivery_id))
 
     def deliveries(
         self, endpoint_id: str | None = None, status: DeliveryStatus | None = None
     ) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.deliveries`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.deliveries`."""
         return self._d.run(self._o.deliveries(endpoint_id, status))
 
     def dead_letters(
         self, endpoint_id: str | None = None, since: float | None = None
     ) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.dead_letters`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.dead_letters`."""
         return self._d.run(self._o.dead_letters(endpoint_id, since))
 
     def replay(self, endpoint_id: str, delivery_id: str, now: float) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.replay`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.replay`."""
         return self._d.run(self._o.replay(endpoint_id, delivery_id, now))
 
     def replay_since(self, since: float, now: float, endpoint_id: str | None = None) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.replay_since`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.replay_since`."""
         return self._d.run(self._o.replay_since(since, now, endpoint_id))
 
     def purge(self, before: float) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.purge`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.purge`."""
         return self._d.run(self._o.purge(before))
 
     def delete_namespace(self) -> int:

@@ -1,4 +1,4 @@
-"""SQLite :class:`~chatmgmt.webhook.DeliveryStore`: the webhook dispatcher's state, durable.
+"""SQLite :class:`~chatmgmt.ports.DeliveryStore`: the webhook dispatcher's state, durable.
 
 Stdlib :mod:`sqlite3` in WAL mode, through the same :class:`~chatmgmt.storage.sqlite.SQLiteDatabase`
 as :class:`~chatmgmt.storage.sqlite.SQLiteStorage`, so the outbox and the delivery state may
@@ -318,7 +318,7 @@ class SQLiteDeliveryStore:
     # ------------------------------------------------------------------ the port
 
     def add(self, deliveries: Sequence[Delivery], buffered: Sequence[BufferedEvent] = ()) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.add`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.add`."""
         ns = self.namespace
         added = 0
         with self.database.write() as conn:
@@ -357,7 +357,7 @@ class SQLiteDeliveryStore:
         return added
 
     def buffered(self, endpoint_id: str) -> list[BufferedEvent]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.buffered`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.buffered`."""
         with self.database.read() as conn:
             rows = conn.execute(
                 "SELECT buffered_at, event FROM wh_buffer WHERE ns = ? AND endpoint_id = ? "
@@ -367,7 +367,7 @@ class SQLiteDeliveryStore:
         return [BufferedEvent(endpoint_id, decode(r[1], Event), r[0]) for r in rows]
 
     def seal(self, endpoint_id: str, event_ids: Sequence[str], delivery: Delivery) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.seal`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.seal`."""
         ns = self.namespace
         with self.database.write() as conn:
             if self._row(conn, endpoint_id, delivery.id) is not None:
@@ -394,7 +394,7 @@ class SQLiteDeliveryStore:
             return True
 
     def claim_due(self, endpoint_id: str, now: float, limit: int, lease_s: float) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.claim_due`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.claim_due`."""
         ns = self.namespace
         with self.database.write() as conn:
             if self._health(conn, endpoint_id).disabled or limit <= 0:
@@ -422,7 +422,7 @@ class SQLiteDeliveryStore:
         next_attempt_at: float,
         reason: str = "",
     ) -> EndpointHealth:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.finish`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.finish`."""
         ns = self.namespace
         key = (ns, endpoint_id, delivery_id)
         with self.database.write() as conn:
@@ -488,12 +488,12 @@ class SQLiteDeliveryStore:
             return self._health(conn, endpoint_id)
 
     def health(self, endpoint_id: str) -> EndpointHealth:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.health`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.health`."""
         with self.database.read() as conn:
             return self._health(conn, endpoint_id)
 
     def disable(self, endpoint_id: str, reason: str, now: float) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.disable`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.disable`."""
         ns = self.namespace
         with self.database.write() as conn:
             self._endpoint(conn, endpoint_id)
@@ -522,7 +522,7 @@ class SQLiteDeliveryStore:
             return True
 
     def enable(self, endpoint_id: str) -> None:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.enable`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.enable`."""
         with self.database.write() as conn:
             self._endpoint(conn, endpoint_id)
             conn.execute(
@@ -532,7 +532,7 @@ class SQLiteDeliveryStore:
             )
 
     def get(self, endpoint_id: str, delivery_id: str) -> Delivery | None:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.get`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.get`."""
         with self.database.read() as conn:
             row = self._row(conn, endpoint_id, delivery_id)
             return None if row is None else self._delivery(conn, row)
@@ -548,7 +548,7 @@ class SQLiteDeliveryStore:
     def deliveries(
         self, endpoint_id: str | None = None, status: DeliveryStatus | None = None
     ) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.deliveries`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.deliveries`."""
         where = ""
         params: list[Any] = []
         if endpoint_id is not None:
@@ -562,7 +562,7 @@ class SQLiteDeliveryStore:
     def dead_letters(
         self, endpoint_id: str | None = None, since: float | None = None
     ) -> list[Delivery]:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.dead_letters`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.dead_letters`."""
         where = " AND status = ?"
         params: list[Any] = [DeliveryStatus.DEAD.value]
         if endpoint_id is not None:
@@ -592,12 +592,12 @@ class SQLiteDeliveryStore:
         return True
 
     def replay(self, endpoint_id: str, delivery_id: str, now: float) -> bool:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.replay`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.replay`."""
         with self.database.write() as conn:
             return self._replay(conn, endpoint_id, delivery_id, now)
 
     def replay_since(self, since: float, now: float, endpoint_id: str | None = None) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.replay_since`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.replay_since`."""
         where = ""
         params: list[Any] = [self.namespace, DeliveryStatus.DEAD.value, since]
         if endpoint_id is not None:
@@ -612,7 +612,7 @@ class SQLiteDeliveryStore:
             return sum(self._replay(conn, r[0], r[1], now) for r in rows)
 
     def purge(self, before: float) -> int:
-        """See :meth:`chatmgmt.webhook.DeliveryStore.purge`."""
+        """See :meth:`chatmgmt.ports.DeliveryStore.purge`."""
         ns = self.namespace
         with self.database.write() as conn:
             rows = conn.execute(

@@ -1,4 +1,4 @@
-"""The delivery-store contract suite: every promise of :class:`~chatmgmt.webhook.DeliveryStore`.
+"""The delivery-store contract suite: every promise of :class:`~chatmgmt.ports.DeliveryStore`.
 
 Subclass a suite in a test module (its name must start with ``Test``) and implement the hook::
 
@@ -94,7 +94,7 @@ def _ids(ds: Sequence[Delivery]) -> list[str]:
 
 
 class DeliveryStoreContract:
-    """The contract of :class:`~chatmgmt.webhook.DeliveryStore`; implement :meth:`make_store`.
+    """The contract of :class:`~chatmgmt.ports.DeliveryStore`; implement :meth:`make_store`.
 
     ``self.store`` is a fresh store (unique namespace) in every test; :meth:`new_store` opens
     another namespace on the same database. ``threads`` sets how many threads the concurrency
