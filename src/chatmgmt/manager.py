@@ -390,7 +390,9 @@ class ChatManager(_Base):
         return self._run(self._core.tick(self._now(now), limit))
 
     def reconcile(self, *, now: float | None = None) -> dict[str, int]:
-        """Repair slots and queue entries a crash between two steps left behind."""
+        """Repair every disagreement between chats and their indexes, then drain; safe at any
+        moment, during traffic. Returns how many slots were released and claimed, chats
+        requeued, entries removed, chats drained (see ``docs/deployment.md``)."""
         return self._run(self._core.reconcile(self._now(now)))
 
 

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from .errors import ValidationError
 from .model import (
     Agent,
     AgentId,
@@ -279,6 +280,25 @@ class Change:
     sticky: Sticky | None = None
     events: tuple[Event, ...] = ()
     tiebreak: float = 0.0
+
+    def check(self) -> None:
+        """Raise :class:`~chatmgmt.errors.ValidationError` when the change is malformed: a
+        ``chat`` whose id is not ``chat_id`` or whose version is not ``expected_version + 1``
+        (``0`` when created). Every adapter calls it before it touches its data.
+
+        ``chat=None`` with ``expected_version=None`` is well formed: it changes indexes only,
+        guarded by "this chat does not exist" (a repair of an index naming a chat that is
+        gone)."""
+        chat = self.chat
+        if chat is None:
+            return
+        if chat.id != self.chat_id:
+            raise ValidationError(f"change of chat {self.chat_id!r} carries chat {chat.id!r}")
+        want = 0 if self.expected_version is None else self.expected_version + 1
+        if chat.version != want:
+            raise ValidationError(
+                f"change of chat {self.chat_id!r}: chat.version must be {want}, got {chat.version}"
+            )
 
     def bind(self, agent_id: AgentId) -> Change:
         """This change with the picked ``agent_id`` in place of :data:`PICKED`: in the chat's

@@ -312,7 +312,6 @@ def test_the_refusal_says_which_agent_and_which_versions(storage: SQLiteStorage)
 @pytest.mark.parametrize(
     "change",
     [
-        Change(ChatId("cn"), None, 1.0),  # creates nothing
         Change(ChatId("cn"), None, 1.0, chat=_chat("cn", 1)),  # a new chat is version 0
         Change(ChatId("cq"), 0, 1.0, chat=_chat("cq", 0)),  # must be expected + 1
         Change(ChatId("cq"), 0, 1.0, chat=_chat("other", 1)),  # another chat

@@ -49,7 +49,7 @@ class Chats(Routing):
         settings = self.settings
         if request.strict:
             yield from self.require_target(request.designated_agent, request.designated_group)
-        partner_id = trusted_partner_id(info, signature, settings.auto_save)
+        partner_id = trusted_partner_id(info, signature, settings.auto_save, now=now)
         if should_save(partner_id, info.channel, settings.auto_save):
             assert partner_id is not None
             yield from self.save_customer(info, partner_id, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import lifecycle as lc
-from .._text import check_message_text
+from .._text import check_message_text, check_text
 from ..assignment import RouteRequest
 from ..errors import (
     InvalidTransitionError,
@@ -35,6 +35,7 @@ class Messages(Chats):
         if not isinstance(text, str):
             raise ValidationError(f"text: must be a string, got {type(text).__name__}")
         check_message_text(text, self.settings.limits.max_message_chars)
+        check_text("sender", sender)
         chat = yield from self.get_chat(chat_id)
         verdict = self.filter.check(text, role) if self.filter is not None else None
         delivered = text

@@ -497,6 +497,7 @@ class MemoryStorage:
     def apply(self, change: Change) -> Applied:
         """See :meth:`chatmgmt.ports.Storage.apply`: under the database's one lock, every
         precondition is checked before anything is written."""
+        change.check()
         s = self._space
         chat_id = change.chat_id
         with self._lock:

@@ -71,7 +71,6 @@ from ..errors import (
     NotFoundError,
     PreconditionFailed,
     StorageError,
-    ValidationError,
 )
 from ..model import (
     RANK_FIELDS,
@@ -275,7 +274,7 @@ class _Ops:
     # the unit of work
     def apply(self, change: Change) -> _Gen[Applied]:
         """See :meth:`chatmgmt.ports.Storage.apply` (one Lua script)."""
-        _check_change(change)
+        change.check()
         chat_id = change.chat_id
         plan: dict[str, Any] = {
             "id": chat_id,
@@ -553,22 +552,6 @@ class _Ops:
     def delete_namespace(self) -> _Gen[int]:
         """Delete every key of the namespace; returns how many."""
         return int((yield _ScanDelete(_glob_escape(self.prefix) + ":*")))
-
-
-def _check_change(change: Change) -> None:
-    """Refuse a malformed change before it reaches Redis."""
-    chat = change.chat
-    if chat is None:
-        if change.expected_version is None:
-            raise ValidationError(f"change of chat {change.chat_id!r}: creates no chat")
-        return
-    if chat.id != change.chat_id:
-        raise ValidationError(f"change of chat {change.chat_id!r} carries chat {chat.id!r}")
-    want = 0 if change.expected_version is None else change.expected_version + 1
-    if chat.version != want:
-        raise ValidationError(
-            f"change of chat {change.chat_id!r}: chat.version must be {want}, got {chat.version}"
-        )
 
 
 def _refusal(change: Change, reason: str, actual: Any) -> PreconditionFailed:

@@ -52,7 +52,7 @@ from ..assignment._load import (
     touched,
     updated_agent,
 )
-from ..errors import ConflictError, NotFoundError, PreconditionFailed, StorageError, ValidationError
+from ..errors import ConflictError, NotFoundError, PreconditionFailed, StorageError
 from ..model import (
     Agent,
     AgentId,
@@ -760,22 +760,6 @@ class SQLiteRateCounter(_Base):
         return int(count)
 
 
-def _check_change(change: Change) -> None:
-    """Refuse a malformed change before the transaction starts."""
-    chat = change.chat
-    if chat is None:
-        if change.expected_version is None:
-            raise ValidationError(f"change of chat {change.chat_id!r}: creates no chat")
-        return
-    if chat.id != change.chat_id:
-        raise ValidationError(f"change of chat {change.chat_id!r} carries chat {chat.id!r}")
-    want = 0 if change.expected_version is None else change.expected_version + 1
-    if chat.version != want:
-        raise ValidationError(
-            f"change of chat {change.chat_id!r}: chat.version must be {want}, got {chat.version}"
-        )
-
-
 class SQLiteStorage:
     """Every storage port in one SQLite database, for one namespace (tenant).
 
@@ -864,7 +848,7 @@ class SQLiteStorage:
         :class:`~chatmgmt.errors.PreconditionFailed` (nothing committed) when a precondition
         does not hold, :class:`~chatmgmt.errors.ValidationError` for a malformed change.
         """
-        _check_change(change)
+        change.check()
         ns, cid, now, tiebreak = self._namespace, change.chat_id, change.now, change.tiebreak
         with self.database.write() as conn:
             row = conn.execute(
