@@ -502,6 +502,12 @@ def check_end(storage: Storage, snapshot: Snapshot, opened: Iterable[str]) -> di
             ):
                 bad.append(f"{chat.id} waits in {queue_of(chat)} next to free {agent.id}")
     assert not bad, f"{len(bad)} violations:\n" + "\n".join(bad[:30])
+    try:  # the library's own checker too, where it exists
+        from chatmgmt.testing import check_invariants
+    except ImportError:
+        pass
+    else:
+        check_invariants(storage, opened=opened, drained=True, queues=all_queues())
     states = Counter(c.state.value for c in chats)
     return {"chats": len(chats), "opened": len(opened), **states}
 
