@@ -35,7 +35,9 @@ def test_designated_agent_strict_waits_for_that_agent_only() -> None:
 
 
 def test_designated_group_strict_does_not_leave_the_group() -> None:
-    m = manager()
+    # a group is known when the settings configure it or an agent serves it; a strict
+    # designation of an unknown group is refused (tests/test_manager.py)
+    m = manager({"assignment": {"groups": {"billing": {}}}})
     m.register_agent(agent("generalist", limit=5))
     chat = m.open_chat(customer("u"), designated_group="billing", strict=True)
     assert chat.state is ChatState.QUEUED

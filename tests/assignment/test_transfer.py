@@ -35,7 +35,7 @@ def test_transfer_to_an_unavailable_agent_raises_and_keeps_the_chat() -> None:
 
 
 def test_transfer_to_a_full_group_requeues() -> None:
-    m = manager()
+    m = manager({"assignment": {"groups": {"billing": {}}}})  # known, nobody serves it yet
     m.register_agent(agent("ann", groups=("sales",)))
     chat = m.open_chat(customer("u"), skill_group="sales")
     moved = m.transfer(chat.id, to_group="billing")

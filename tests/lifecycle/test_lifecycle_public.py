@@ -7,7 +7,7 @@ import inspect
 
 import chatmgmt.lifecycle as lifecycle
 
-PRIVATE = ("_state", "_deadlines", "_forms", "_satisfaction", "_mermaid", "_diagram")
+PRIVATE = ("_state", "_deadlines", "_forms", "_satisfaction", "_mermaid", "_diagram", "_plans")
 
 
 def test_every_public_name_is_exported_once() -> None:

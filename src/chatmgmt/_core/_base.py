@@ -17,9 +17,8 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from .. import lifecycle as lc
+from .._plan import Items, Plan
 from ..assignment._strategies import Strategy
 from ..errors import ConflictError, NotFoundError, PreconditionFailed
 from ..model import (
@@ -31,7 +30,6 @@ from ..model import (
     Message,
     MessageId,
     MessageRole,
-    Sticky,
     Timer,
     evolve,
 )
@@ -41,10 +39,8 @@ from ..ports import (
     Applied,
     Change,
     ChatStore,
-    Claim,
     EventSink,
     MessageSink,
-    QueuePush,
     RankedClaim,
     Storage,
 )
@@ -56,8 +52,6 @@ __all__ = ["CAS_RETRIES", "STICKY_WAIT", "CoreBase", "Items", "Plan"]
 
 log = logging.getLogger("chatmgmt")
 
-Items = list[tuple[str, Mapping[str, Any]]]
-"""Events to raise, as ``(type, data)``: the chat's ids are added and a sequence number given."""
 
 CAS_RETRIES = 32
 STICKY_WAIT = "sticky_wait"
@@ -77,28 +71,6 @@ def queue_of(chat: Chat) -> str | None:
 def queued_at(chat: Chat, now: float) -> float:
     """When the chat last entered a queue (``now`` when unknown)."""
     return now if chat.queued_at is None else chat.queued_at
-
-
-@attrs.frozen
-class Plan:
-    """A chat's change as the core plans it (pure data); :meth:`CoreBase.commit` applies it.
-
-    ``chat`` is the new state (its version and event sequence are set on commit); the other
-    fields are the index operations of :class:`~chatmgmt.ports.Change`.
-    """
-
-    chat: Chat
-    items: Sequence[tuple[str, Mapping[str, Any]]] = ()
-    claim: Claim | RankedClaim | None = None
-    release: AgentId | None = None
-    inactive: tuple[AgentId, bool] | None = None
-    require_empty: str | None = None
-    remove: tuple[str, ...] = ()
-    push: QueuePush | None = None
-    cancel: tuple[str, ...] = ()
-    schedule: tuple[Timer, ...] = ()
-    message: Message | None = None
-    sticky: Sticky | None = None
 
 
 class CoreBase:

@@ -8,7 +8,9 @@ from typing import Any
 import attrs
 
 from .. import lifecycle as lc
+from .._plan import Plan, leaving
 from ..assignment import RouteRequest, Target, pool_name, queue_name
+from ..assignment._plans import plan_assignment
 from ..customers import should_save, trusted_partner_id
 from ..errors import AssignmentError, ConflictError, PreconditionFailed, ValidationError
 from ..model import (
@@ -23,9 +25,9 @@ from ..model import (
 )
 from ..ports import Claim
 from ..webhook import EventType
-from ._base import Plan
+from ..webhook import _payloads as payloads
 from ._ops import Eff
-from ._routing import Routing, leaving
+from ._routing import Routing
 
 __all__ = ["Chats"]
 
@@ -132,7 +134,6 @@ class Chats(Routing):
                 skill_group=to_group if to_group is not None else chat.skill_group,
             )
             probe = evolve(moved, excluded=excluded | {old_agent})
-            info = {"by": by, "from_agent_id": old_agent, "automatic": automatic}
             if to_agent is not None:
                 if to_agent == old_agent:
                     raise AssignmentError(f"chat {chat_id!r} is already with agent {to_agent!r}")
@@ -147,7 +148,7 @@ class Chats(Routing):
                 probe,
                 now,
                 fresh=False,
-                transfer=info,
+                transfer=by,
                 automatic=automatic,
                 release=old_agent,
             )
@@ -166,13 +167,11 @@ class Chats(Routing):
             queue = queue_name(moved.skill_group)
             if chat.mode is ReceptionMode.ALWAYS_ON:
                 queue = pool_name(moved.skill_group)
-            data: dict[str, Any] = {
-                "agent_id": None,
-                "reason": reason,
-                "from_agent_id": old_agent,
-                "automatic": automatic,
-            }
-            items = [(EventType.CHAT_TRANSFERRED, data)]
+            items = [
+                payloads.chat_assigned(
+                    None, reason, transfer=True, from_agent_id=old_agent, automatic=automatic
+                )
+            ]
             result = yield from self.enqueue(
                 chat,
                 moved,
@@ -200,7 +199,7 @@ class Chats(Routing):
             chat = yield from self.get_chat(chat_id)
             lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.ASSIGN)
             reason = {"via": "admin", "agent": agent_id, "by": by}
-            new, items = self.assigned(chat, agent_id, reason, now)
+            new, items = plan_assignment(chat, agent_id, reason, now)
             remove, cancel = leaving(chat)
             plan = Plan(new, items, claim=Claim(agent_id), remove=remove, cancel=cancel)
             try:

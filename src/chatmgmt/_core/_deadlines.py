@@ -4,19 +4,14 @@ timeout); every firing is a change of its chat, planned against the chat as it i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from .. import lifecycle as lc
 from ..assignment import RouteRequest
 from ..errors import AssignmentError, ConflictError, InvalidTransitionError
-from ..model import Chat, ChatId, EndReason, Timer, evolve
+from ..model import Chat, ChatId, EndReason, MessageId, Timer, evolve
 from ..ports import ChatStore, TimerStore
-from ..settings import resolve
-from ..webhook import EventType
 from ._agents import Agents
-from ._base import QUEUE, STICKY_WAIT, Plan, queue_of, queued_at
-from ._ending import message_item
+from ._base import QUEUE, STICKY_WAIT, queue_of, queued_at
 from ._ops import Eff, call
 from ._routing import OPEN
 
@@ -76,19 +71,6 @@ class Deadlines(Agents):
 
     def _prompt(self, chat: Chat, timer: Timer, now: float) -> Eff[None]:
         """The inactivity warning to the customer, or the no-reply reminder to the agent."""
-        eoc = resolve(self.settings.end_of_chat, channel=chat.channel)
-        if timer.kind == lc.TimerKind.INACTIVITY_WARN.value:
-            text = eoc.warn_prompt
-            end_at = float(timer.payload["basis"][0]) + eoc.end_after_s if eoc.end_after_s else None
-            extra: tuple[str, Mapping[str, Any]] = (
-                EventType.CHAT_INACTIVITY_WARNED,
-                {"end_at": end_at},
-            )
-        else:
-            text = eoc.agent_reminder_prompt
-            extra = (EventType.CHAT_AGENT_REMINDED, {"agent_id": chat.agent_id})
-        message = self.system_message(chat, text, now)
-        new = evolve(chat, **lc.mark_fired(chat, timer))
-        yield from self.commit(
-            chat, Plan(new, [message_item(message), extra], message=message), now
-        )
+        message_id = MessageId(self.new_id("msg"))
+        plan = lc.plan_prompt(self.settings, chat, timer, now, message_id=message_id)
+        yield from self.commit(chat, plan, now)

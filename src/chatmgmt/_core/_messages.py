@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from .. import lifecycle as lc
+from .._plan import Items, Plan
 from .._text import check_message_text, check_text
 from ..assignment import RouteRequest
 from ..errors import (
-    InvalidTransitionError,
     MessageBlockedError,
     NotAllowedError,
     ValidationError,
 )
-from ..model import Chat, ChatId, ChatState, Message, MessageId, MessageRole, ReceptionMode, evolve
+from ..model import Chat, ChatId, ChatState, Message, MessageId, MessageRole, evolve
 from ..moderation import Action
 from ..ports import Outbox, RateCounter
-from ..webhook import EventType
-from ._base import Items, Plan
+from ..webhook import _payloads as payloads
 from ._chat import Chats
-from ._ending import message_item
 from ._ops import Eff, call
 
 __all__ = ["Messages"]
@@ -70,7 +68,7 @@ class Messages(Chats):
                     sender,
                     f"only the agent holding the chat writes as its agent; {why}",
                 )
-            new, items = self.message_plan(current, message, moderation, now)
+            new, items = lc.plan_message(current, message, moderation, now)
             items.extend(hit_items)
             return Plan(
                 new,
@@ -94,67 +92,18 @@ class Messages(Chats):
         now: float,
     ) -> Eff[Items]:
         words = self.settings.sensitive_words
-        hit = {
-            "message_id": message_id,
-            "role": role.value,
-            "sender": sender,
-            "action": verdict.action.name.lower(),
-            "words": list(verdict.words),
-            "categories": list(verdict.categories),
-            "original_text": text if words.original_in_webhooks else None,
-        }
-        items: Items = [(EventType.MODERATION_HIT, hit)]
+        action = verdict.action.name.lower()
+        original = text if words.original_in_webhooks else None
+        hit = payloads.moderation_hit(
+            message_id, role.value, sender, action, verdict.words, verdict.categories, original
+        )
+        items: Items = [hit]
         if words.alert_hits:
             count = yield from call(
                 RateCounter.hit, f"moderation:{role.value}:{sender}", now, words.alert_window_s
             )
             if count == words.alert_hits:
                 items.append(
-                    (
-                        EventType.MODERATION_ALERT,
-                        {
-                            "role": role.value,
-                            "sender": sender,
-                            "hits": count,
-                            "window_s": words.alert_window_s,
-                        },
-                    )
+                    payloads.moderation_alert(role.value, sender, count, words.alert_window_s)
                 )
         return items
-
-    def message_plan(
-        self, chat: Chat, message: Message, moderation: str, now: float
-    ) -> tuple[Chat, Items]:
-        """Pure: the chat's new state and the events of one message."""
-        role = message.role
-        event = {
-            MessageRole.CUSTOMER: lc.ChatEvent.CUSTOMER_MESSAGE,
-            MessageRole.AGENT: lc.ChatEvent.AGENT_MESSAGE,
-        }.get(role)
-        state = chat.state
-        items: Items = []
-        changes: dict[str, Any] = {}
-        if event is not None:
-            state = lc.transition(chat.id, chat.mode, chat.state, event)
-            if chat.state is ChatState.ENDED:  # Always On: the customer reopens it
-                changes.update(lc.track(chat, lc.ChatEvent.REOPEN, now))
-                items.append((EventType.CHAT_REOPENED, {}))
-        elif not chat.state.is_open and not (
-            chat.state is ChatState.ENDED and chat.mode is ReceptionMode.ALWAYS_ON
-        ):
-            raise InvalidTransitionError(chat.id, chat.state.value, f"{role.value}_message")
-        changes["state"] = state
-        if role is MessageRole.CUSTOMER:
-            changes["last_customer_message_at"] = now
-            changes["inactive"] = False
-        elif role is MessageRole.AGENT:
-            changes["last_agent_message_at"] = now
-            changes["agent_replied"] = True
-            changes["inactive"] = False
-        if state is ChatState.UNASSIGNED and chat.state is ChatState.ENDED:
-            changes["agent_id"] = None
-            changes["ended_at"] = None
-            changes["end_reason"] = None
-            changes["ended_by"] = None
-        items.insert(0, message_item(message, moderation))
-        return evolve(chat, **changes), items

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from ..assignment import agent_queue, pool_name, queue_name, queue_score
 from ..errors import PreconditionFailed
+from ..lifecycle._plans import submission_pool
 from ..model import Chat, ChatId, ChatState
 from ..ports import AgentStore, Change, ChatStore, Claim, QueuePush, QueueStore, Storage
 from ._base import queue_of, queued_at
 from ._deadlines import Deadlines
 from ._ops import Eff, call
 from ._routing import OPEN
-from ._submission import submission_pool
 
 __all__ = ["Repair"]
 

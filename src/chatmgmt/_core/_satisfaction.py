@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import lifecycle as lc
+from .._plan import Items, Plan
 from ..errors import InvalidTransitionError
 from ..model import Chat, ChatId, evolve
-from ..webhook import EventType
-from ._base import Items, Plan
+from ..webhook import _payloads as payloads
 from ._customers import Customers
 from ._ops import Eff
 
@@ -21,20 +21,8 @@ class Satisfaction(Customers):
     def invite(
         self, chat: Chat, trigger: lc.InviteTrigger, by: str, now: float
     ) -> tuple[Chat, Items]:
-        """Pure: ``chat`` with the invitation recorded and its event, when the rules invite."""
-        settings = self.settings.satisfaction
-        state = lc.satisfaction_of(chat)
-        invited = lc.invite(settings, chat, state, trigger=trigger, now=now)
-        if invited is None:
-            return chat, []
-
-        data = {
-            "agent_id": lc.attributed_agent(chat),
-            "by": by,
-            "invitation": invited.invitations,
-        }
-        new = evolve(chat, satisfaction=invited.to_dict())
-        return new, [(EventType.SATISFACTION_INVITED, data)]
+        """``chat`` with the invitation recorded and its event, when the rules invite."""
+        return lc.plan_invite(self.settings.satisfaction, chat, trigger, by, now)
 
     def invite_rating(self, chat_id: ChatId, by: str, now: float) -> Eff[Chat]:
         """The agent invites the customer to rate the chat (when the rules allow)."""
@@ -79,20 +67,17 @@ class Satisfaction(Customers):
             )
             rating = after.rating
             assert rating is not None
-            data = {
-                "agent_id": rating.agent_id,
-                "level": rating.level,
-                "levels": rating.levels,
-                "label": rating.label,
-                "tags": list(rating.tags),
-                "resolved": rating.resolved,
-                "comment": rating.comment,
-                "overwritten": before.rating is not None,
-            }
-            return Plan(
-                evolve(chat, satisfaction=after.to_dict()),
-                [(EventType.SATISFACTION_SUBMITTED, data)],
+            item = payloads.satisfaction_submitted(
+                rating.agent_id,
+                rating.level,
+                rating.levels,
+                rating.label,
+                rating.tags,
+                rating.resolved,
+                rating.comment,
+                before.rating is not None,
             )
+            return Plan(evolve(chat, satisfaction=after.to_dict()), [item])
 
         _old, new = yield from self.update(chat_id, planner, now)
         return new

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import lifecycle as lc
+from .._plan import Plan
 from .._text import check_message_text
 from ..errors import InvalidTransitionError, PreconditionFailed
+from ..lifecycle._plans import submission_pool
 from ..model import (
     AgentId,
     AgentLoad,
@@ -20,21 +22,12 @@ from ..model import (
     Sticky,
     evolve,
 )
-from ..ports import PICKED, ChatStore, QueuePush, QueueStore, RankedClaim
-from ..settings import resolve
-from ..webhook import EventType
-from ._base import Plan
-from ._ending import message_item
+from ..ports import PICKED, ChatStore, QueueStore, RankedClaim
+from ..webhook import _payloads as payloads
 from ._messages import Messages
 from ._ops import Eff, call
-from ._routing import leaving
 
 __all__ = ["Submissions"]
-
-
-def submission_pool(group: str) -> str:
-    """The pool of left messages of a skill group."""
-    return f"submissions/{group}"
 
 
 class Submissions(Messages):
@@ -42,34 +35,9 @@ class Submissions(Messages):
 
     def submit_message(self, chat_id: ChatId, values: Mapping[str, Any], now: float) -> Eff[Chat]:
         """The customer leaves a message instead of waiting: validate, pool, assign, push."""
-        settings = self.settings.submission
 
         def planner(chat: Chat) -> Plan:
-            state = lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.LEAVE_MESSAGE)
-            cleaned = lc.validate_submission(
-                settings, values, channel=chat.channel, group=chat.skill_group
-            )
-            mode = resolve(settings, channel=chat.channel, group=chat.skill_group or None).mode
-            fields = {k: list(v) if isinstance(v, tuple) else v for k, v in cleaned.items()}
-            new = evolve(
-                chat,
-                state=state,
-                agent_id=None,
-                queue=None,
-                leave_message=None,
-                submission={"mode": mode.value, "fields": fields, "at": now},
-                **lc.track(chat, lc.ChatEvent.LEAVE_MESSAGE, now),
-            )
-            data = {"submission_id": chat.id, "mode": mode.value, "fields": fields}
-            remove, cancel = leaving(chat)
-            return Plan(
-                new,
-                [(EventType.OFFLINE_MESSAGE_CREATED, data)],
-                release=chat.agent_id if chat.state.is_open else None,
-                remove=remove,
-                cancel=cancel,
-                push=QueuePush(submission_pool(new.skill_group), now),
-            )
+            return lc.plan_left_message(self.settings, chat, values, now)
 
         _old, new = yield from self.update(chat_id, planner, now)
         assigned = yield from self._assign_submission(new, now)
@@ -93,8 +61,8 @@ class Submissions(Messages):
             agent = claim.agent_id
             claim = None  # a custom pick: no slot to take, nothing to check
         new = evolve(chat, agent_id=agent, route_reason=reason, served_by=(*chat.served_by, agent))
-        data = {"submission_id": chat.id, "agent_id": agent, "reason": reason}
-        plan = Plan(new, [(EventType.OFFLINE_MESSAGE_ASSIGNED, data)], claim=claim, remove=(pool,))
+        item = payloads.offline_message_assigned(chat.id, agent, reason)
+        plan = Plan(new, [item], claim=claim, remove=(pool,))
         try:
             applied = yield from self.commit(chat, plan, now)
         except PreconditionFailed:
@@ -137,8 +105,10 @@ class Submissions(Messages):
             if chat.customer.partner_id:
                 sticky = Sticky(chat.customer.partner_id, agent_id, now, "offline")
             new = evolve(chat, agent_id=chat.agent_id or agent_id, last_agent_message_at=now)
-            data = {"submission_id": chat.id, "agent_id": agent_id, "text": text}
-            items = [message_item(message), (EventType.OFFLINE_MESSAGE_REPLIED, data)]
+            items = [
+                payloads.message_stored(message),
+                payloads.offline_message_replied(chat.id, agent_id, text),
+            ]
             return Plan(new, items, message=message, sticky=sticky)
 
         yield from self.update(chat_id, planner, now)

@@ -28,6 +28,14 @@ from ._forms import (
     validate_submission,
 )
 from ._mermaid import mermaid_diagram, update_generated
+from ._plans import (
+    plan_end,
+    plan_invite,
+    plan_left_message,
+    plan_message,
+    plan_prompt,
+    submission_pool,
+)
 from ._satisfaction import (
     SATISFACTION_KEY,
     InviteRefusal,
@@ -84,6 +92,11 @@ __all__ = [
     "is_terminal",
     "mark_fired",
     "mermaid_diagram",
+    "plan_end",
+    "plan_invite",
+    "plan_left_message",
+    "plan_message",
+    "plan_prompt",
     "plan_timers",
     "planned_timers",
     "rate",
@@ -91,6 +104,7 @@ __all__ = [
     "satisfaction_of",
     "should_offer_submission",
     "submission_form",
+    "submission_pool",
     "timer_basis",
     "timer_key",
     "track",

@@ -1,0 +1,250 @@
+"""Queueing: the queue and the pool, their limits, draining in order, where a chat stands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import lifecycle as lc
+from .._plan import Plan
+from ..assignment import Target, agent_queue, estimate_wait_s, pool_name, queue_name
+from ..assignment._plans import WAITING, plan_queue
+from ..errors import PreconditionFailed
+from ..model import (
+    AgentId,
+    AgentLoad,
+    AgentStatus,
+    Chat,
+    ChatId,
+    ChatState,
+    EndReason,
+    ReceptionMode,
+    Timer,
+    evolve,
+)
+from ..ports import AgentStore, Census, ChatStore, QueueStore
+from ..settings import QueueLimitAction
+from ..webhook import _payloads as payloads
+from ._base import queue_of, queued_at
+from ._ops import Eff, call
+from ._status import QueueStatus
+from ._targets import Targets
+
+__all__ = ["OPEN", "Queueing"]
+
+OPEN = WAITING
+_DRAIN_BATCH = 8
+
+
+def _group_of(queue: str) -> tuple[str, str]:
+    kind, _, name = queue.partition("/")
+    return kind, name
+
+
+class Queueing(Targets):
+    """Queue or pool a chat; apply queue limits; drain queues when capacity frees."""
+
+    def enqueue(
+        self,
+        stored: Chat | None,
+        chat: Chat,
+        queue: str,
+        reason: Mapping[str, Any],
+        now: float,
+        *,
+        census: Census | None = None,
+        duty: bool = True,
+        requeue: bool = False,
+        items: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        release: AgentId | None = None,
+        timer: Timer | None = None,
+        drain: bool = True,
+    ) -> Eff[Chat]:
+        """Queue or pool the chat (its entry and its state in one unit), then drain once
+        (``drain=False``: the caller drains; the chat is returned as committed, or as it is
+        now when it moved on meanwhile)."""
+        qsettings = self.settings.assignment.queue
+        realtime = chat.mode is ReceptionMode.REAL_TIME
+        length = yield from call(QueueStore.length, queue)
+        full = realtime and qsettings.max_length and length >= qsettings.max_length
+        if full and qsettings.on_limit is not QueueLimitAction.LEAVE_MESSAGE and stored is not None:
+            full_reason = {**reason, "queue_full": True}
+            return (yield from self.queue_limit(stored, "max_length", full_reason, now))
+        plan = plan_queue(
+            self.settings,
+            stored,
+            chat,
+            queue,
+            reason,
+            now,
+            length=length,
+            census=census,
+            duty=duty,
+            requeue=requeue,
+            items=items,
+            release=release,
+            timer=timer,
+        )
+        try:
+            applied = yield from self.commit(stored, plan, now)
+        except PreconditionFailed as exc:
+            if stored is None or exc.reason not in ("version", "missing"):
+                raise
+            return (yield from self.get_chat(stored.id))
+        assert applied.chat is not None
+        if not drain:
+            return applied.chat
+        # Capacity freed while we planned would otherwise be missed: drain once ourselves.
+        yield from self.drain(queue, now)
+        latest = yield from call(ChatStore.get, chat.id)
+        if latest is not None:
+            return latest
+        assert applied.chat is not None
+        return applied.chat
+
+    def queue_limit(
+        self,
+        chat: Chat,
+        limit: str,
+        reason: Mapping[str, Any],
+        now: float,
+        fired: Timer | None = None,
+    ) -> Eff[Chat]:
+        """A queue limit was reached: overflow, offer leave-a-message, or end the chat."""
+        action = self.settings.assignment.queue.on_limit
+        if action is QueueLimitAction.END:
+            items = [payloads.queue_overflowed(limit, action.value, None)]
+            _old, ended = yield from self.update(
+                chat.id,
+                lambda c: self.ended_plan(c, EndReason.QUEUE_TIMEOUT, "system", now, extra=items),
+                now,
+            )
+            return ended
+        if action is QueueLimitAction.OVERFLOW:
+            for layer in self.settings.assignment.overflow:
+                if layer.target_group is None or layer.target_group == chat.skill_group:
+                    continue
+                moved = evolve(
+                    chat,
+                    skill_group=layer.target_group,
+                    queue=None,
+                )
+                reason2 = {**reason, "via": "queue_overflow", "group": layer.target_group}
+                items = [payloads.queue_overflowed(limit, action.value, layer.target_group)]
+                target = Target("group", layer.target_group, "queue_overflow")
+                done = yield from self.try_target(
+                    target, chat, moved, now, items=items, reason_extra=reason2, fresh=False
+                )
+                if done is not None:
+                    return done
+                return (
+                    yield from self.enqueue(
+                        chat, moved, queue_name(layer.target_group), reason2, now, items=items
+                    )
+                )
+        # leave a message: the chat stays queued, marked; the host shows the form
+        item = payloads.queue_overflowed(limit, QueueLimitAction.LEAVE_MESSAGE.value, None)
+        fired_changes = lc.mark_fired(chat, fired) if fired is not None else {}
+        new = evolve(chat, leave_message=limit, route_reason=dict(reason), **fired_changes)
+        applied = yield from self.commit(chat, Plan(new, [item]), now)
+        assert applied.chat is not None
+        return applied.chat
+
+    def drain(self, queue: str, now: float) -> Eff[int]:
+        """Assign queued chats of ``queue`` in order while capacity allows; returns how many.
+
+        A head chat that no free agent may take because of its exclusions is passed over; any
+        other failure stops the drain, so no newer chat overtakes an older one.
+        """
+        kind, name = _group_of(queue)
+        if kind == "agent":
+            target = Target("agent", name, "queue")
+        else:
+            target = Target("group", name, "queue" if kind == "queue" else "pool")
+        assigned = 0
+        while True:
+            heads = yield from call(QueueStore.peek, queue, _DRAIN_BATCH)
+            if not heads:
+                return assigned
+            progressed = False
+            for chat_id, _score in heads:
+                chat = yield from call(ChatStore.get, chat_id)
+                if chat is None or chat.state not in OPEN or queue_of(chat) != queue:
+                    continue  # an entry its chat disagrees with: reconcile() repairs it
+                extra = {"waited_s": round(now - queued_at(chat, now), 3)}
+                done = yield from self.try_target(
+                    target, chat, chat, now, reason_extra=extra, fresh=False
+                )
+                if done is None:
+                    if chat.excluded:
+                        continue
+                    return assigned
+                if done.state is ChatState.ACTIVE and done.version == chat.version + 1:
+                    assigned += 1
+                progressed = True
+                break
+            if not progressed:
+                return assigned
+
+    def drain_for_agent(self, agent_id: AgentId, now: float) -> Eff[int]:
+        """Capacity freed at ``agent_id``: drain the queues it serves, oldest head first."""
+        load = yield from call(AgentStore.get, agent_id)
+        if load is None:
+            return 0
+        queues = [agent_queue(agent_id)]
+        for group in sorted({*load.agent.skill_groups, ""}):
+            queues.append(queue_name(group))
+            queues.append(pool_name(group))
+        total = 0
+        for _ in range(max(1, load.agent.reception_limit) * 4):
+            heads: list[tuple[float, str]] = []
+            for q in queues:
+                head = yield from call(QueueStore.peek, q, 1)
+                if head:
+                    heads.append((head[0][1], q))
+            if not heads:
+                break
+            heads.sort()
+            moved = 0
+            for _score, q in heads:
+                moved = yield from self.drain(q, now)
+                if moved:
+                    break
+            if not moved:
+                break
+            total += moved
+            current: AgentLoad | None = yield from call(AgentStore.get, agent_id)
+            if current is None or current.free == 0:
+                break
+            if current.agent.status is not AgentStatus.ONLINE:
+                break
+        return total
+
+    def queue_status(self, chat_id: ChatId, now: float) -> Eff[QueueStatus | None]:
+        """Position and estimated wait of a waiting chat (None when it does not wait)."""
+        chat = yield from self.get_chat(chat_id)
+        queue = queue_of(chat)
+        if chat.state not in OPEN or not queue:
+            return None
+        position = yield from call(QueueStore.position, queue, chat_id)
+        if position is None:
+            return None
+        length = yield from call(QueueStore.length, queue)
+        kind, name = _group_of(queue)
+        group = name if kind != "agent" else chat.skill_group
+        census = yield from call(AgentStore.census, group)
+        wait = estimate_wait_s(position, census, self.settings.assignment.queue.estimate_handle_s)
+        offer = chat.leave_message
+        if offer is None and chat.mode is ReceptionMode.REAL_TIME:
+            why = lc.should_offer_submission(
+                self.settings.submission,
+                chat.mode,
+                chat.channel,
+                chat.skill_group,
+                agents_online=census.online,
+                off_duty=not self.on_duty(group, now),
+                queue_length=length,
+                waited_s=now - queued_at(chat, now),
+            )
+            offer = why.value if why is not None else None
+        return QueueStatus(chat_id, queue, position, length, wait, offer)

@@ -1,0 +1,129 @@
+"""Pure planners of assignment changes: a chat assigned (or transferred) to an agent, or put in
+a queue or pool. Each takes the chat as it is and returns its new state and events (or the whole
+:class:`~chatmgmt._plan.Plan`); the core adds the claim it makes and applies it as one unit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import lifecycle as lc
+from .._plan import Items, Plan, leaving
+from ..model import AgentId, Chat, ChatState, ReceptionMode, Timer, evolve
+from ..ports import Census, QueuePush
+from ..settings import ChatSettings
+from ..webhook import _payloads as payloads
+from ._routing import queue_score
+
+__all__ = ["WAITING", "plan_assignment", "plan_queue"]
+
+WAITING = (ChatState.QUEUED, ChatState.UNASSIGNED)
+"""The states of a chat that waits for an agent (Real-Time queue, Always On pool)."""
+
+
+def plan_assignment(
+    chat: Chat,
+    agent_id: AgentId,
+    reason: Mapping[str, Any],
+    now: float,
+    *,
+    transfer: bool = False,
+    automatic: bool = False,
+    from_agent_id: AgentId | None = None,
+) -> tuple[Chat, Items]:
+    """``chat`` assigned (or transferred) to ``agent_id`` — the placeholder
+    :data:`~chatmgmt.ports.PICKED` when the store picks — and its events."""
+    event = lc.ChatEvent.TRANSFER if transfer else lc.ChatEvent.ASSIGN
+    state = lc.transition(chat.id, chat.mode, chat.state, event)
+    new = evolve(
+        chat,
+        state=state,
+        agent_id=agent_id,
+        assigned_at=now,
+        agent_replied=False,
+        served_by=(*chat.served_by, agent_id),
+        route_reason=reason,  # one explanation, shared by the chat and its event
+        queue=None,
+        leave_message=None,
+        **lc.track(chat, event, now, automatic=automatic),
+    )
+    items: Items = []
+    if chat.state is ChatState.ENDED:
+        items.append(payloads.chat_reopened())
+    items.append(
+        payloads.chat_assigned(
+            agent_id, reason, transfer=transfer, from_agent_id=from_agent_id, automatic=automatic
+        )
+    )
+    return new, items
+
+
+def plan_queue(
+    settings: ChatSettings,
+    stored: Chat | None,
+    chat: Chat,
+    queue: str,
+    reason: Mapping[str, Any],
+    now: float,
+    *,
+    length: int,
+    census: Census | None = None,
+    duty: bool = True,
+    requeue: bool = False,
+    items: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    release: AgentId | None = None,
+    timer: Timer | None = None,
+) -> Plan:
+    """``chat`` (stored as ``stored``; None: new) waiting in ``queue``, which holds ``length``
+    chats: its state, its entry (a chat sent back keeps its place: it is ordered by when it
+    arrived), the leave-a-message offer when the rules make one (a full queue always does),
+    the slot it gives back and the events."""
+    qsettings = settings.assignment.queue
+    realtime = chat.mode is ReceptionMode.REAL_TIME
+    reason = dict(reason)
+    if realtime:
+        event = lc.ChatEvent.REQUEUE if requeue else lc.ChatEvent.QUEUE
+    else:
+        event = lc.ChatEvent.UNASSIGN if requeue else lc.ChatEvent.QUEUE
+    if chat.state in WAITING and event is lc.ChatEvent.QUEUE:
+        state = chat.state  # a new chat, or one moving between queues, stays waiting
+    else:
+        state = lc.transition(chat.id, chat.mode, chat.state, event)
+    changes: dict[str, Any] = (
+        lc.track(chat, event, now) if chat.state is not ChatState.ENDED else {}
+    )
+    changes["queue"] = queue
+    queued_at = changes.get("queued_at", chat.queued_at)
+    arrived = chat.created_at if requeue else (now if queued_at is None else queued_at)
+    score = queue_score(arrived, chat.priority, qsettings.priority_step_s)
+    out: Items = [*items]
+    if realtime:
+        if qsettings.max_length and length >= qsettings.max_length:
+            reason["queue_full"] = True
+            changes["leave_message"] = reason["leave_message"] = "max_length"
+            out.append(payloads.queue_overflowed("max_length", "leave_message", None))
+        else:
+            offer = lc.should_offer_submission(
+                settings.submission,
+                chat.mode,
+                chat.channel,
+                chat.skill_group,
+                agents_online=census.online if census is not None else 1,
+                off_duty=not duty,
+                queue_length=length + 1,
+                waited_s=0.0,
+            )
+            if offer is not None:
+                changes["leave_message"] = reason["leave_message"] = offer.value
+    new = evolve(chat, state=state, agent_id=None, route_reason=reason, **changes)
+    out.append(payloads.chat_queued(reason, length if realtime else None))
+    remove, cancel = leaving(stored, staying=queue)
+    return Plan(
+        new,
+        out,
+        release=release,
+        remove=remove,
+        push=QueuePush(queue, score),
+        cancel=cancel,
+        schedule=(timer,) if timer is not None else (),
+    )

@@ -1,0 +1,206 @@
+"""Pure planners of a chat's lifecycle changes: end, messages, invitations, prompts, left
+messages. Each takes the chat as stored now and returns the change (:class:`~chatmgmt._plan.
+Plan`, or the new chat and its events); the core applies it as one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._plan import Items, Plan, leaving
+from ..errors import InvalidTransitionError
+from ..model import (
+    AgentId,
+    Chat,
+    ChatState,
+    EndReason,
+    Message,
+    MessageId,
+    MessageRole,
+    ReceptionMode,
+    Sticky,
+    Timer,
+    evolve,
+)
+from ..ports import QueuePush
+from ..settings import ChatSettings, SatisfactionSettings, resolve
+from ..webhook import _payloads as payloads
+from ._deadlines import TimerKind, mark_fired, track
+from ._forms import validate_submission
+from ._satisfaction import InviteTrigger, attributed_agent, invite, satisfaction_of
+from ._state import ChatEvent, check_end, transition
+
+__all__ = [
+    "plan_end",
+    "plan_invite",
+    "plan_left_message",
+    "plan_message",
+    "plan_prompt",
+    "submission_pool",
+]
+
+
+def submission_pool(group: str) -> str:
+    """The pool of left messages of a skill group."""
+    return f"submissions/{group}"
+
+
+def plan_invite(
+    settings: SatisfactionSettings, chat: Chat, trigger: InviteTrigger, by: str, now: float
+) -> tuple[Chat, Items]:
+    """``chat`` with the invitation recorded and its event, when the rules invite."""
+    invited = invite(settings, chat, satisfaction_of(chat), trigger=trigger, now=now)
+    if invited is None:
+        return chat, []
+    item = payloads.satisfaction_invited(attributed_agent(chat), by, invited.invitations)
+    return evolve(chat, satisfaction=invited.to_dict()), [item]
+
+
+def plan_end(
+    settings: ChatSettings,
+    chat: Chat,
+    reason: EndReason,
+    by: str,
+    now: float,
+    *,
+    message_id: MessageId,
+    extra: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    abandon: bool = False,
+) -> Plan:
+    """The chat ended (or abandoned) by ``by`` for ``reason``, with everything it implies in
+    the same unit: its slot released, its queue entry and sticky wait dropped, the end prompt
+    (a system message with ``message_id``), the satisfaction invitation, the sticky mark, the
+    events."""
+    if abandon:
+        state = transition(chat.id, chat.mode, chat.state, ChatEvent.ABANDON)
+        event = ChatEvent.ABANDON
+    else:
+        state = check_end(chat.id, chat.mode, chat.state, reason)
+        event = ChatEvent.END
+    new = evolve(
+        chat,
+        state=state,
+        ended_at=now,
+        end_reason=reason,
+        ended_by=by,
+        queue=None,
+        **track(chat, event, now),
+    )
+    sticky = None
+    pid = chat.customer.partner_id
+    if pid and chat.agent_id and settings.assignment.sticky.after_close_s:
+        sticky = Sticky(pid, chat.agent_id, now, "closed")
+    items: Items
+    if abandon:
+        waited = now - (chat.queued_at if chat.queued_at is not None else now)
+        items = [payloads.chat_abandoned(waited)]
+    else:
+        duration = now - chat.created_at
+        items = [payloads.chat_ended(chat.agent_id, reason.value, by, duration)]
+    items.extend(extra)
+    message = None
+    if not abandon:
+        eoc = resolve(settings.end_of_chat, channel=chat.channel)
+        prompt = eoc.timeout_prompt if reason is EndReason.CUSTOMER_INACTIVITY else eoc.end_prompt
+        if prompt:
+            message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", prompt, now)
+            items.append(payloads.message_stored(message))
+        new, invited = plan_invite(
+            settings.satisfaction, new, InviteTrigger.CHAT_END, "system", now
+        )
+        items.extend(invited)
+    remove, cancel = leaving(chat)
+    return Plan(
+        new,
+        items,
+        release=chat.agent_id if chat.state.is_open else None,
+        remove=remove,
+        cancel=cancel,
+        message=message,
+        sticky=sticky,
+    )
+
+
+def plan_message(chat: Chat, message: Message, moderation: str, now: float) -> tuple[Chat, Items]:
+    """The chat's new state and the events of one message (an Always On customer's message
+    reopens an ended chat)."""
+    role = message.role
+    event = {
+        MessageRole.CUSTOMER: ChatEvent.CUSTOMER_MESSAGE,
+        MessageRole.AGENT: ChatEvent.AGENT_MESSAGE,
+    }.get(role)
+    state = chat.state
+    items: Items = [payloads.message_stored(message, moderation)]
+    changes: dict[str, Any] = {}
+    if event is not None:
+        state = transition(chat.id, chat.mode, chat.state, event)
+        if chat.state is ChatState.ENDED:  # Always On: the customer reopens it
+            changes.update(track(chat, ChatEvent.REOPEN, now))
+            items.insert(0, payloads.chat_reopened())
+    elif not chat.state.is_open and not (
+        chat.state is ChatState.ENDED and chat.mode is ReceptionMode.ALWAYS_ON
+    ):
+        raise InvalidTransitionError(chat.id, chat.state.value, f"{role.value}_message")
+    changes["state"] = state
+    if role is MessageRole.CUSTOMER:
+        changes["last_customer_message_at"] = now
+        changes["inactive"] = False
+    elif role is MessageRole.AGENT:
+        changes["last_agent_message_at"] = now
+        changes["agent_replied"] = True
+        changes["inactive"] = False
+    if state is ChatState.UNASSIGNED and chat.state is ChatState.ENDED:
+        changes["agent_id"] = None
+        changes["ended_at"] = None
+        changes["end_reason"] = None
+        changes["ended_by"] = None
+    return evolve(chat, **changes), items
+
+
+def plan_prompt(
+    settings: ChatSettings, chat: Chat, timer: Timer, now: float, *, message_id: MessageId
+) -> Plan:
+    """A fired inactivity warning (to the customer) or no-reply reminder (to the agent): the
+    system message, its event, and the deadline marked as fired."""
+    eoc = resolve(settings.end_of_chat, channel=chat.channel)
+    if timer.kind == TimerKind.INACTIVITY_WARN.value:
+        text = eoc.warn_prompt
+        end_at = float(timer.payload["basis"][0]) + eoc.end_after_s if eoc.end_after_s else None
+        extra = payloads.inactivity_warned(end_at)
+    else:
+        text = eoc.agent_reminder_prompt
+        extra = payloads.agent_reminded(chat.agent_id)
+    message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", text, now)
+    new = evolve(chat, **mark_fired(chat, timer))
+    return Plan(new, [payloads.message_stored(message), extra], message=message)
+
+
+def plan_left_message(
+    settings: ChatSettings, chat: Chat, values: Mapping[str, Any], now: float
+) -> Plan:
+    """The customer leaves a message instead of waiting: the form validated, the chat in the
+    group's submission pool, its slot and queue entry given up, the event."""
+    submission = settings.submission
+    state = transition(chat.id, chat.mode, chat.state, ChatEvent.LEAVE_MESSAGE)
+    cleaned = validate_submission(submission, values, channel=chat.channel, group=chat.skill_group)
+    mode = resolve(submission, channel=chat.channel, group=chat.skill_group or None).mode
+    fields = {k: list(v) if isinstance(v, tuple) else v for k, v in cleaned.items()}
+    new = evolve(
+        chat,
+        state=state,
+        agent_id=None,
+        queue=None,
+        leave_message=None,
+        submission={"mode": mode.value, "fields": fields, "at": now},
+        **track(chat, ChatEvent.LEAVE_MESSAGE, now),
+    )
+    remove, cancel = leaving(chat)
+    release: AgentId | None = chat.agent_id if chat.state.is_open else None
+    return Plan(
+        new,
+        [payloads.offline_message_created(chat.id, mode.value, fields)],
+        release=release,
+        remove=remove,
+        cancel=cancel,
+        push=QueuePush(submission_pool(new.skill_group), now),
+    )
