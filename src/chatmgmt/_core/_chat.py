@@ -26,6 +26,7 @@ from ..model import (
 from ..ports import Claim
 from ..webhook import EventType
 from ..webhook import _payloads as payloads
+from ._base import CAS_RETRIES
 from ._ops import Eff
 from ._routing import Routing
 
@@ -122,7 +123,7 @@ class Chats(Routing):
         if (to_agent is None) == (to_group is None):
             raise ValidationError("transfer: give exactly one of to_agent or to_group")
         yield from self.require_target(to_agent, to_group)
-        for _ in range(8):
+        for _ in range(CAS_RETRIES):
             chat = yield from self.get_chat(chat_id)
             lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.TRANSFER)
             old_agent = chat.agent_id
@@ -195,7 +196,7 @@ class Chats(Routing):
     def assign(self, chat_id: ChatId, agent_id: AgentId, by: str, now: float) -> Eff[Chat]:
         """An admin's explicit assignment of a waiting chat to an agent."""
         yield from self.require_agent(agent_id)
-        for _ in range(8):
+        for _ in range(CAS_RETRIES):
             chat = yield from self.get_chat(chat_id)
             lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.ASSIGN)
             reason = {"via": "admin", "agent": agent_id, "by": by}

@@ -1,11 +1,13 @@
 """``reconcile()``: find every disagreement between a chat and its indexes, repair it, drain.
 
 With every change one unit of work, a chat and its indexes cannot disagree because of
-concurrency or a crash between two steps; what ``reconcile()`` finds comes from outside that
+concurrency or a crash between two operations; what ``reconcile()`` finds comes from outside that
 rule (data written by an older release, a host adapter that broke the contract, a hand edit).
-Each repair is itself a unit of work guarded by the version of the chat it was computed from:
-if the chat changed since it was read, the repair commits nothing and the next pass looks again.
-So it is safe at any moment, during traffic.
+Each repair reads the chat first and the index after it, so an index the chat's own last unit
+changed is seen as it is now; the repair is itself a unit of work guarded by the version of the
+chat it was computed from: if the chat changed since it was read, the repair commits nothing
+and the next pass looks again. So it is safe at any moment, during traffic, and what it reports
+was really broken.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ class Repair(Deadlines):
             for chat_id in sorted(load.chats | load.inactive):
                 chat = yield from call(ChatStore.get, chat_id)
                 if chat is not None and chat.state is ChatState.ACTIVE and chat.agent_id == aid:
+                    continue
+                # the index read after the chat: a slot released by the chat's own last unit
+                # (at or before this version) is gone by now, so what remains is a real
+                # disagreement at this version, which the guard below keeps
+                again = yield from call(AgentStore.get, aid)
+                if again is None or (chat_id not in again.chats and chat_id not in again.inactive):
                     continue
                 version = None if chat is None else chat.version
                 change = Change(chat_id, version, now, release=aid, tiebreak=self.rng.random())
@@ -114,6 +122,9 @@ class Repair(Deadlines):
             chat = yield from call(ChatStore.get, chat_id)
             if chat is not None and self._waits_in(chat) == queue:
                 continue
+            position = yield from call(QueueStore.position, queue, chat_id)
+            if position is None:
+                continue  # removed by the chat's own unit meanwhile: nothing to repair
             version = None if chat is None else chat.version
             change = Change(ChatId(chat_id), version, now, remove=(queue,))
             if (yield from self._repair(change)):
