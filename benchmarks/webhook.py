@@ -19,6 +19,10 @@ means we beat the baseline, which is measured in the same run on the same data.
   when driven by a bare asyncio client (16 keep-alive connections, pre-built requests, no
   dispatcher, no signing), baseline: the aiohttp dispatcher figure; ratio >> 1 means the receiver is
   not the bottleneck.
+* ``webhook.deliver_ceiling.bare_aiohttp_per_s`` — diagnostic: a bare ``aiohttp`` client (one
+  session, 16 concurrent POSTs of pre-built signed bodies, no dispatcher, no URL guard) against
+  the same receiver; baseline: the aiohttp dispatcher figure. What the client library alone
+  reaches here.
 * ``webhook.deliver_ceiling.null_transport_per_s`` — diagnostic: the dispatcher and memory
   stores alone, with a transport that answers 204 without I/O; baseline: the aiohttp
   dispatcher figure.
@@ -307,6 +311,36 @@ def receiver_ceiling(port: int, n: int, conns: int = 16) -> float:
     return asyncio.run(run())
 
 
+def bare_aiohttp(port: int, n: int, conns: int = 16) -> float:
+    """Requests per second of a bare aiohttp client (no dispatcher) against the receiver."""
+    import aiohttp
+
+    signer = Signer(SECRET)
+    reqs = []
+    for e in _events(n):
+        body = serialize(e)
+        headers = signer.headers(e.id, body, 1_764_000_000)
+        headers["content-type"] = "application/json"
+        reqs.append((body, headers))
+    url = f"http://127.0.0.1:{port}/hook"
+
+    async def run() -> float:
+        connector = aiohttp.TCPConnector(limit=conns)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            it = iter(reqs)
+
+            async def worker() -> None:
+                for body, headers in it:
+                    async with session.post(url, data=body, headers=headers) as resp:
+                        await resp.read()
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(conns)))
+            return n / (time.perf_counter() - start)
+
+    return asyncio.run(run())
+
+
 def bench_deliver() -> None:
     ctx = mp.get_context("spawn")
     port_q, stop = ctx.Queue(), ctx.Event()
@@ -320,7 +354,7 @@ def bench_deliver() -> None:
         deliver_naive(port, 100)
         deliver_ours(port, 300, "httpx")
         runs = 3 if QUICK else 5
-        ours, aio, naive, httpx_, ceiling, null = [], [], [], [], [], []
+        ours, aio, naive, httpx_, ceiling, null, bare = [], [], [], [], [], [], []
         for _ in range(runs):
             ours.append(deliver_ours(port, n // 2))
             aio.append(deliver_ours(port, n, "aiohttp"))
@@ -328,6 +362,7 @@ def bench_deliver() -> None:
             httpx_.append(deliver_ours(port, n // 4, "httpx"))
             ceiling.append(receiver_ceiling(port, n))
             null.append(deliver_ours(port, n, "null"))
+            bare.append(bare_aiohttp(port, n))
         emit(
             "webhook.deliver.per_s",
             statistics.median(ours),
@@ -345,6 +380,12 @@ def bench_deliver() -> None:
         emit(
             "webhook.deliver_ceiling.receiver_per_s",
             statistics.median(ceiling),
+            "requests/s",
+            mine,
+        )
+        emit(
+            "webhook.deliver_ceiling.bare_aiohttp_per_s",
+            statistics.median(bare),
             "requests/s",
             mine,
         )

@@ -192,7 +192,7 @@ class AiohttpTransport:
         async with session.post(
             _url(checked),
             data=request.body,
-            headers=dict(request.headers),
+            headers=request.headers,
             allow_redirects=False,
         ) as resp:
             body = b""
