@@ -70,8 +70,16 @@ def test_without_the_aiohttp_extra_the_stdlib_runs_in_threads(
     d = AsyncDispatcher(storage.aio(), settings, store.aio())
     assert isinstance(d.transport, ThreadedTransport)
     assert isinstance(d.transport.transport, UrllibTransport)
+    assert d.transport.max_workers == 4  # the endpoint's max_concurrency: its own threads
     storage.outbox.append([message_event(1)])
-    report = asyncio.run(d.run_once())
+
+    async def main() -> Any:
+        try:
+            return await d.run_once()
+        finally:
+            await d.aclose()
+
+    report = asyncio.run(main())
     assert report.delivered == 1
     assert receiver.accepted_ids() == ["evt_c_1_0001"]
 
@@ -92,12 +100,15 @@ def test_async_faults_recover_in_order(receiver: Receiver, clock: ManualClock, k
     storage.outbox.append(events)
 
     async def main() -> None:
-        for _ in range(60):
-            await d.run_once()
-            if set(receiver.accepted_ids()) == {e.id for e in events}:
-                return
-            clock.advance(10)
-        raise AssertionError("not delivered")
+        try:
+            for _ in range(60):
+                await d.run_once()
+                if set(receiver.accepted_ids()) == {e.id for e in events}:
+                    return
+                clock.advance(10)
+            raise AssertionError("not delivered")
+        finally:
+            await d.transport.aclose()
 
     asyncio.run(main())
     assert storage.outbox.pending() == 0
@@ -142,6 +153,7 @@ def test_async_410_and_run_forever_stop(receiver: Receiver, kind: str) -> None:
         await d.enable("hook")
         assert await d.replay_since(0.0, "hook") == 2
         await d.run_once()
+        await d.transport.aclose()
 
     asyncio.run(main())
     assert receiver.accepted_ids() == ["evt_c_1_0001", "evt_c_1_0002"]
@@ -156,6 +168,7 @@ def test_async_batching_and_store_facade(receiver: Receiver, clock: ManualClock,
         assert (await d.run_once()).sealed == 1
         clock.advance(2.0)
         assert (await d.run_once()).sealed == 1
+        await d.transport.aclose()
 
     asyncio.run(main())
     sizes = [len(r.json()["data"]["events"]) for r in receiver.by_path("/hook")]

@@ -115,7 +115,14 @@ def test_sync_and_async_drivers_make_the_same_calls_and_outcome(
             storage.aio(), settings, store.aio(), transport, clock=clock, rng=random.Random(5)
         )
         d.trace = async_trace
-        return asyncio.run(d.run_once())
+
+        async def main() -> RunReport:
+            try:
+                return await d.run_once()
+            finally:
+                await transport.aclose()
+
+        return asyncio.run(main())
 
     sync_reports, sync_outcome, sync_appended = _scenario(receiver, path, run_sync)
     async_reports, async_outcome, async_appended = _scenario(receiver, path, run_async)

@@ -27,16 +27,16 @@ __all__ = ["AsyncDispatcher", "default_async_transport"]
 T = TypeVar("T")
 
 
-def default_async_transport(guard: UrlGuard) -> AsyncTransport:
+def default_async_transport(guard: UrlGuard, max_in_flight: int = 64) -> AsyncTransport:
     """:class:`~chatmgmt.delivery.AiohttpTransport` when the ``aiohttp`` extra is installed,
-    else the standard library's transport in worker threads."""
+    else the standard library's transport in up to ``max_in_flight`` worker threads."""
     try:
         from ._aiohttp import AiohttpTransport
     except ImportError:
         from ._stdlib import UrllibTransport
         from ._threaded import ThreadedTransport
 
-        return ThreadedTransport(UrllibTransport(guard))
+        return ThreadedTransport(UrllibTransport(guard), max_workers=max_in_flight)
     return AiohttpTransport(guard)
 
 
@@ -78,8 +78,10 @@ class AsyncDispatcher:
         )
         self.outbox: AsyncOutbox = outbox_of(outbox)
         self.store = store
+        self._owns_transport = transport is None
         if transport is None:
-            transport = default_async_transport(UrlGuard.from_settings(settings))
+            in_flight = max(1, min(64, sum(ep.max_concurrency for ep in settings.endpoints)))
+            transport = default_async_transport(UrlGuard.from_settings(settings), in_flight)
         self.transport = transport
         self._tasks: set[asyncio.Task[None]] = set()
         self._done: list[Sent] = []
@@ -215,3 +217,11 @@ class AsyncDispatcher:
     async def enable(self, endpoint_id: str) -> None:
         """See :meth:`Dispatcher.enable`."""
         await self.store.enable(endpoint_id)
+
+    async def aclose(self) -> None:
+        """Close the default transport's connections (after :meth:`stop` / when no run is
+        active); a transport you passed in is yours to close."""
+        self._stop.set()
+        close = getattr(self.transport, "aclose", None)
+        if self._owns_transport and close is not None:
+            await close()

@@ -124,8 +124,7 @@ class DispatchCore:
         self.refused = _plan.refused_endpoints(settings)
         for endpoint_id, why in self.refused.items():
             log.warning(
-                "webhook endpoint %s can never be delivered to; its events become dead "
-                "letters: %s",
+                "webhook endpoint %s can never be delivered to; its events become dead letters: %s",
                 endpoint_id,
                 why,
             )

@@ -189,6 +189,7 @@ class Dispatcher:
         self.store.enable(endpoint_id)
 
     def close(self) -> None:
-        """Stop the worker threads (after :meth:`stop` / when no run is active)."""
+        """Stop the worker threads (after :meth:`stop` / when no run is active); their idle
+        connections go with them. A transport you passed in is yours to close."""
         self._stop.set()
         self._pool.shutdown(wait=True)
