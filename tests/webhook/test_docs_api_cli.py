@@ -13,7 +13,7 @@ import chatmgmt.webhook as wh
 from chatmgmt.delivery._cli import verify_webhook_main
 from chatmgmt.storage import memory_delivery
 from chatmgmt.webhook import CATALOGUE, Signer, render_catalogue_markdown
-from chatmgmt.webhook._docs import BEGIN, END, example_envelope
+from chatmgmt.webhook._docs import BEGIN, END, example_envelope, with_catalogue
 from webhook.webhook_helpers import SECRET
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
@@ -24,9 +24,10 @@ def test_catalogue_page_is_current() -> None:
     section = text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert section == "\n" + render_catalogue_markdown(), (
         "docs/webhooks.md is stale: run "
-        'python -c "from chatmgmt.webhook._docs import update_page; '
-        "update_page('docs/webhooks.md')\""
+        'python -c "import pathlib, chatmgmt.webhook._docs as d; '
+        "p = pathlib.Path('docs/webhooks.md'); p.write_text(d.with_catalogue(p.read_text()))\""
     )
+    assert with_catalogue(text) == text
     for type_ in CATALOGUE:
         assert f"### `{type_}`" in section
 

@@ -1,19 +1,20 @@
 """The event catalogue as Markdown, generated from :data:`~chatmgmt.webhook.CATALOGUE`.
 
 ``docs/webhooks.md`` holds this output between two marker comments; a test regenerates it and
-fails when the page is stale. To refresh the page::
+fails when the page is stale. Pure: :func:`with_catalogue` returns the page's new text, the
+caller reads and writes the file. To refresh the page::
 
-    python -c "from chatmgmt.webhook._docs import update_page; update_page('docs/webhooks.md')"
+    python -c "import pathlib, chatmgmt.webhook._docs as d; p = pathlib.Path('docs/webhooks.md');
+    p.write_text(d.with_catalogue(p.read_text()))"
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ._catalogue import CATALOGUE, EventSpec, make_event
 
-__all__ = ["BEGIN", "END", "example_envelope", "render_catalogue_markdown", "update_page"]
+__all__ = ["BEGIN", "END", "example_envelope", "render_catalogue_markdown", "with_catalogue"]
 
 BEGIN = "<!-- BEGIN GENERATED CATALOGUE (chatmgmt.webhook.render_catalogue_markdown) -->"
 END = "<!-- END GENERATED CATALOGUE -->"
@@ -61,14 +62,8 @@ def _anchor(type_: str) -> str:
     return type_.replace(".", "").lower()
 
 
-def update_page(path: str | Path) -> bool:
-    """Rewrite the generated section of the page at ``path``; True if it changed."""
-    page = Path(path)
-    text = page.read_text(encoding="utf-8")
-    head, _, rest = text.partition(BEGIN)
+def with_catalogue(page: str) -> str:
+    """``page`` (the text of ``docs/webhooks.md``) with its generated section rendered anew."""
+    head, _, rest = page.partition(BEGIN)
     _, _, tail = rest.partition(END)
-    new = f"{head}{BEGIN}\n{render_catalogue_markdown()}{END}{tail}"
-    if new == text:
-        return False
-    page.write_text(new, encoding="utf-8")
-    return True
+    return f"{head}{BEGIN}\n{render_catalogue_markdown()}{END}{tail}"

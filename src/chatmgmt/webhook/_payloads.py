@@ -162,9 +162,7 @@ def offline_message_created(submission_id: str, mode: str, fields: Mapping[str, 
     return EventType.OFFLINE_MESSAGE_CREATED, data
 
 
-def offline_message_assigned(
-    submission_id: str, agent_id: str, reason: Mapping[str, Any]
-) -> Item:
+def offline_message_assigned(submission_id: str, agent_id: str, reason: Mapping[str, Any]) -> Item:
     """``offline_message.assigned``: a left message was handed to an agent."""
     data = {"submission_id": submission_id, "agent_id": agent_id, "reason": reason}
     return EventType.OFFLINE_MESSAGE_ASSIGNED, data
