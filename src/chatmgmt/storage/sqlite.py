@@ -311,6 +311,13 @@ class SQLiteDatabase:
                     conn.execute("COMMIT")
 
     @contextlib.contextmanager
+    def statement(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one read statement, which SQLite runs in its own implicit
+        transaction (no ``BEGIN``/``COMMIT`` round trip); use :meth:`read` for several."""
+        with self._guard():
+            yield self.connection()
+
+    @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
         if self._memory:
             with self._lock:
@@ -411,7 +418,7 @@ class SQLiteCustomerStore(_Base):
 
     def get(self, partner_id: str) -> Customer | None:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 "SELECT data FROM customers WHERE ns = ? AND partner_id = ?",
                 (self._ns, partner_id),
@@ -535,7 +542,7 @@ class SQLiteAgentStore(_Base):
 
     def census(self, group: str) -> Census:
         """See the port: one aggregate query over the group's rows."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 "SELECT "
                 "COALESCE(SUM(category = 'eligible'), 0), "
@@ -552,12 +559,12 @@ class SQLiteAgentStore(_Base):
 
     def get(self, agent_id: AgentId) -> AgentLoad | None:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             return _read_load(conn, self._ns, agent_id)
 
     def list(self, group: str | None = None) -> list[AgentLoad]:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             if group is None:
                 rows = conn.execute("SELECT data FROM agents WHERE ns = ?", (self._ns,))
             else:
@@ -577,7 +584,7 @@ class SQLiteChatStore(_Base):
 
     def get(self, chat_id: ChatId) -> Chat | None:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 "SELECT data FROM chats WHERE ns = ? AND id = ?", (self._ns, chat_id)
             ).fetchone()
@@ -585,7 +592,7 @@ class SQLiteChatStore(_Base):
 
     def messages(self, chat_id: ChatId) -> list[Message]:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 "SELECT data FROM messages WHERE ns = ? AND chat_id = ? ORDER BY seq",
                 (self._ns, chat_id),
@@ -602,13 +609,13 @@ class SQLiteChatStore(_Base):
         if agent_id is not None:
             sql += " AND agent_id = ?"
             params.append(agent_id)
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(sql + " ORDER BY rowid", params).fetchall()
         return [decode(r[0], Chat) for r in rows]
 
     def sticky(self, partner_id: str) -> Sticky | None:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 "SELECT data FROM sticky WHERE ns = ? AND partner_id = ?", (self._ns, partner_id)
             ).fetchone()
@@ -621,7 +628,7 @@ class SQLiteQueueStore(_Base):
 
     def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 "SELECT chat_id, score FROM queue_entries WHERE ns = ? AND queue = ? "
                 "ORDER BY score, seq LIMIT ?",
@@ -648,7 +655,7 @@ class SQLiteQueueStore(_Base):
 
     def length(self, queue: str) -> int:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM queue_entries WHERE ns = ? AND queue = ?",
                 (self._ns, queue),
@@ -690,7 +697,7 @@ class SQLiteOutbox(_Base):
 
     def pending(self) -> int:
         """See the port."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM outbox WHERE ns = ?", (self._ns,)
             ).fetchone()
@@ -698,7 +705,7 @@ class SQLiteOutbox(_Base):
 
     def events(self) -> list[Event]:
         """Every unacknowledged event, oldest first (a testing convenience)."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 "SELECT data FROM outbox WHERE ns = ? ORDER BY seq", (self._ns,)
             ).fetchall()
@@ -721,7 +728,7 @@ class SQLiteTimerStore(_Base):
 
     def get(self, key: str) -> Timer | None:
         """The timer with ``key``, or None (a testing convenience)."""
-        with self._db.read() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 "SELECT due_at, data FROM timers WHERE ns = ? AND key = ?", (self._ns, key)
             ).fetchone()
