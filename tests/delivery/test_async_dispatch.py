@@ -174,3 +174,25 @@ def test_async_batching_and_store_facade(receiver: Receiver, clock: ManualClock,
     sizes = [len(r.json()["data"]["events"]) for r in receiver.by_path("/hook")]
     assert sizes == [3, 1]
     assert isinstance(AsyncMemoryDeliveryStore().sync, MemoryDeliveryStore)
+
+
+def test_stop_while_sends_are_in_flight_records_them(receiver: Receiver, kind: str) -> None:
+    """``stop`` during a send: ``run_forever`` waits for what is in flight, records it, and
+    returns (the drain)."""
+    receiver.default["/hook"] = "slow:0.3"
+    settings = settings_for(endpoint(receiver, max_concurrency=4), timeout_s=5.0)
+    d, storage, store = make(settings, ManualClock(time.time()), kind)
+    events = [message_event(i, chat=f"c_{i}") for i in range(3)]
+    storage.outbox.append(events)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(d.run_forever(idle_s=0.01))
+        while len(receiver.by_path("/hook")) < 3:
+            await asyncio.sleep(0.01)
+        d.stop()
+        await asyncio.wait_for(task, 30)
+        await d.transport.aclose()
+
+    asyncio.run(main())
+    delivered = store.deliveries("hook", DeliveryStatus.DELIVERED)
+    assert {x.id for x in delivered} == {e.id for e in events}

@@ -114,8 +114,7 @@ class AsyncDispatcher:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            self._wake()  # it appended nothing: a drain waiting for it must look again
+        self._wake()  # a drain may be waiting for the last task to leave (or a cancelled one)
 
     async def _finished(self, timeout: float | None) -> list[Sent]:
         """What finished since the last call; waits (up to ``timeout``) for one if none did."""
