@@ -1,0 +1,1308 @@
+"""The PostgreSQL storage adapter: durable state shared by any number of application servers
+(psycopg 3, extra ``chatmgmt[postgres]``).
+
+* **One unit of work, one transaction.** :meth:`PostgresStorage.apply` applies a
+  :class:`~chatmgmt.ports.Change` in one transaction (READ COMMITTED plus row locks): it locks
+  the chat's row (``SELECT … FOR UPDATE``), checks every precondition before any write (the
+  version, ``exists``/``missing``, ``queue_not_empty``, the claimed agent's eligibility on its
+  locked row), then writes the slot released and claimed, the inactive move, the queue entries,
+  the timers, the chat, the message, the sticky mark and the events (outbox rows) — all of it
+  or, on any failure, nothing. The other writers (customers, :meth:`PostgresAgentStore.put`,
+  the outbox and timer leases, counters) are one transaction each too.
+* **Lock order.** Whoever changes an agent's load locks its ``chatmgmt_agents`` row first (the
+  named agents of a change in id order, in one statement), then rewrites its rank rows; rank
+  rows are never locked on their own, so a pick and a writer never wait for each other in a
+  cycle. A deadlock or serialization failure the server still reports is retried inside
+  :meth:`apply` (bounded): callers only see :class:`~chatmgmt.errors.PreconditionFailed` or
+  :class:`~chatmgmt.errors.ConflictError`.
+* The **ranked claim**: ``SELECT … FROM chatmgmt_agent_ranks r JOIN chatmgmt_agents a … WHERE
+  r.eligible … ORDER BY <ranking> LIMIT 1 FOR UPDATE OF a SKIP LOCKED``, walking a partial
+  index built from the :class:`~chatmgmt.model.Ranking`'s fields (``WHERE eligible``: full and
+  absent agents are not in it). Agents another transaction is changing are skipped, so
+  concurrent opens spread over the agents instead of queueing behind the first. The picked
+  agent's locked row is checked again by :func:`~chatmgmt.assignment._load.eligible` (the rank
+  row may predate a commit); when every eligible agent is locked by others, the pick waits for
+  the first one and checks it (so "no agent" is never said while an agent still has room).
+  Then :meth:`~chatmgmt.ports.Change.bind` fills in the picked agent.
+* Every load transition is the pure rules of :mod:`chatmgmt.assignment._load`; this adapter only
+  stores their results (JSON by :mod:`~chatmgmt.storage._codec`) and the rank columns computed
+  by :func:`~chatmgmt.assignment._load.rank_entry`.
+* **Tenants** share the tables: every row carries its namespace (``ns``, ``bytea``). Index
+  names come from a fixed table of column names (and a digest), never from user data; every
+  value travels as a bound parameter.
+* The sync (:class:`PostgresStorage`) and async (:class:`AsyncPostgresStorage`) faces run the
+  same operations (generators of statements in this module, see :mod:`~chatmgmt.storage._pg`),
+  each on its own psycopg driver; no SQL or rule is written twice.
+* The outbox wakes listeners: every transaction that appends events sends a ``NOTIFY`` (on
+  commit), and :meth:`PostgresOutbox.wait` blocks until one arrives for its namespace (the
+  webhook dispatcher waits on it when idle instead of polling blind).
+* Durable as the server is: with ``synchronous_commit=on`` (PostgreSQL's default) a change that
+  returned survives a crash of the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from ..assignment._load import (
+    census_category,
+    claimed,
+    eligible,
+    forced,
+    moved_inactive,
+    rank_entry,
+    released,
+    touched,
+    updated_agent,
+)
+from ..errors import ConflictError, NotFoundError, PreconditionFailed, StorageError
+from ..model import (
+    Agent,
+    AgentId,
+    AgentLoad,
+    Chat,
+    ChatId,
+    ChatState,
+    Customer,
+    Event,
+    Message,
+    Ranking,
+    RankKey,
+    Sticky,
+    Timer,
+)
+from ..ports import Applied, Census, Change, Claim, OutboxEntry, RankedClaim
+from ._codec import decode, encode
+from ._pg import (
+    NOTIFY_CHANNEL,
+    AsyncPostgresDatabase,
+    Gen,
+    PostgresDatabase,
+    Q,
+    b,
+    channel_tag,
+    ddl_op,
+    migrate_op,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AsyncPostgresDatabase",
+    "AsyncPostgresStorage",
+    "PostgresDatabase",
+    "PostgresStorage",
+]
+
+# --------------------------------------------------------------------------- schema
+
+#: Rank fields -> columns of ``chatmgmt_agent_ranks``; the ORDER BY of a ranked claim and the
+#: name of its index are built only from these names.
+_RANK_COLUMNS: dict[str, str] = {
+    "active": "active",
+    "saturation": "saturation",
+    "free": "free",
+    "last_assigned_at": "last_assigned_at",
+    "idle_since": "idle_since",
+    "tier": "tier",
+    "account_order": "account_order",
+    "tiebreak": "tiebreak",
+}
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE chatmgmt_customers (
+        ns bytea NOT NULL, partner_id text NOT NULL, version bigint NOT NULL, data text NOT NULL,
+        PRIMARY KEY (ns, partner_id)
+    );
+    CREATE TABLE chatmgmt_agents (
+        ns bytea NOT NULL, id text NOT NULL, version bigint NOT NULL, data text NOT NULL,
+        PRIMARY KEY (ns, id)
+    );
+    CREATE TABLE chatmgmt_agent_ranks (
+        ns bytea NOT NULL, grp text NOT NULL, agent_id text NOT NULL,
+        eligible boolean NOT NULL, status text NOT NULL, category text NOT NULL,
+        lim integer NOT NULL,
+        active float8 NOT NULL, saturation float8 NOT NULL, free float8 NOT NULL,
+        last_assigned_at float8 NOT NULL, idle_since float8 NOT NULL, tier float8 NOT NULL,
+        account_order float8 NOT NULL, tiebreak float8 NOT NULL,
+        PRIMARY KEY (ns, grp, agent_id)
+    );
+    CREATE INDEX chatmgmt_agent_ranks_by_agent ON chatmgmt_agent_ranks (ns, agent_id);
+    CREATE TABLE chatmgmt_chats (
+        ns bytea NOT NULL, id text NOT NULL, seq bigserial NOT NULL, version bigint NOT NULL,
+        state text NOT NULL, agent_id text, data text NOT NULL,
+        PRIMARY KEY (ns, id)
+    );
+    CREATE INDEX chatmgmt_chats_by_state ON chatmgmt_chats (ns, state, seq);
+    CREATE INDEX chatmgmt_chats_by_agent ON chatmgmt_chats (ns, agent_id, seq);
+    CREATE TABLE chatmgmt_messages (
+        seq bigserial PRIMARY KEY, ns bytea NOT NULL, chat_id text NOT NULL, data text NOT NULL
+    );
+    CREATE INDEX chatmgmt_messages_by_chat ON chatmgmt_messages (ns, chat_id, seq);
+    CREATE TABLE chatmgmt_sticky (
+        ns bytea NOT NULL, partner_id text NOT NULL, data text NOT NULL,
+        PRIMARY KEY (ns, partner_id)
+    );
+    CREATE TABLE chatmgmt_queue_entries (
+        ns bytea NOT NULL, queue bytea NOT NULL, chat_id text NOT NULL,
+        score float8 NOT NULL, seq bigserial NOT NULL,
+        PRIMARY KEY (ns, queue, chat_id)
+    );
+    CREATE INDEX chatmgmt_queue_order ON chatmgmt_queue_entries (ns, queue, score, seq);
+    CREATE TABLE chatmgmt_outbox (
+        seq bigserial PRIMARY KEY, ns bytea NOT NULL, data text NOT NULL,
+        lease_until float8 NOT NULL DEFAULT 0, deliveries integer NOT NULL DEFAULT 0
+    );
+    CREATE INDEX chatmgmt_outbox_by_ns ON chatmgmt_outbox (ns, seq);
+    CREATE TABLE chatmgmt_timers (
+        ns bytea NOT NULL, key bytea NOT NULL, due_at float8 NOT NULL, data text NOT NULL,
+        seq bigserial NOT NULL,
+        PRIMARY KEY (ns, key)
+    );
+    CREATE INDEX chatmgmt_timers_due ON chatmgmt_timers (ns, due_at, seq);
+    CREATE TABLE chatmgmt_hits (
+        seq bigserial PRIMARY KEY, ns bytea NOT NULL, key bytea NOT NULL, t float8 NOT NULL
+    );
+    CREATE INDEX chatmgmt_hits_by_key ON chatmgmt_hits (ns, key, t)
+    """,
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this release writes (component ``storage`` of
+``chatmgmt_schema_version``); older databases are migrated on open."""
+
+_COMPONENT = "storage"
+
+
+def _order_by(keys: Sequence[RankKey]) -> tuple[str, str, str]:
+    """(index name, index column list, ORDER BY list over ``r``) of a ranking, from
+    whitelisted column names only; the index name is a digest of the column list (PostgreSQL
+    cuts identifiers at 63 bytes)."""
+    cols: list[str] = []
+    for key in keys:
+        column = _RANK_COLUMNS.get(key.field)
+        if column is None:  # RankKey validates its field; this is a second fence
+            raise StorageError(f"rank field {key.field!r} has no column")
+        cols.append(f"{column} DESC" if key.descending else column)
+    cols.append("agent_id")
+    listed = ", ".join(cols)
+    name = "chatmgmt_rank_" + hashlib.sha256(listed.encode()).hexdigest()[:20]
+    return name, listed, ", ".join(f"r.{c}" for c in cols)
+
+
+def _rank_index_sql(keys: Sequence[RankKey]) -> tuple[str, str]:
+    name, listed, _order = _order_by(keys)
+    return name, (
+        f"CREATE INDEX IF NOT EXISTS {name} ON chatmgmt_agent_ranks (ns, grp, {listed}) "
+        "WHERE eligible"
+    )
+
+
+#: Every rank field ascending, in the order of :data:`_RANK_COLUMNS`.
+_ALL_FIELDS = Ranking("_columns", tuple(RankKey(field) for field in _RANK_COLUMNS))
+_RANK_NAMES = ("eligible", "status", "category", "lim", *_RANK_COLUMNS.values())
+_RANK_SET = ", ".join(f"{name} = %s" for name in _RANK_NAMES)
+_RANK_INSERT = (
+    f"INSERT INTO chatmgmt_agent_ranks (ns, grp, agent_id, {', '.join(_RANK_NAMES)}) "
+    f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(_RANK_NAMES))})"
+)
+
+
+def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
+    values, _agent_id = rank_entry(load, _ALL_FIELDS)
+    return (
+        eligible(load),
+        load.agent.status.value,
+        census_category(load),
+        load.agent.reception_limit,
+        *values,
+    )
+
+
+# --------------------------------------------------------------------------- operations
+#
+# Each function below is one operation: a generator of statements (see _pg). ``ns`` is the
+# namespace as stored (bytes).
+
+
+def _notify(ns: bytes) -> Q:
+    return Q(
+        "SELECT pg_notify(%s, %s)",
+        (NOTIFY_CHANNEL, channel_tag(ns.decode("utf-8", "surrogatepass"))),
+        "one",
+    )
+
+
+def _append(ns: bytes, events: Sequence[Event], notify: bool) -> Gen[None]:
+    if not events:
+        return
+    yield Q(
+        "INSERT INTO chatmgmt_outbox (ns, data) VALUES (%s, %s)",
+        [(ns, encode(event)) for event in events],
+        "many",
+    )
+    if notify:
+        yield _notify(ns)
+
+
+def _put_timer(ns: bytes, timer: Timer) -> Q:
+    return Q(
+        "INSERT INTO chatmgmt_timers (ns, key, due_at, data) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (ns, key) DO UPDATE SET due_at = excluded.due_at, data = excluded.data, "
+        "seq = excluded.seq",
+        (ns, b(timer.key), timer.due_at, encode(timer)),
+    )
+
+
+def _write_load(ns: bytes, load: AgentLoad, old: AgentLoad | None) -> Gen[None]:
+    """Store ``load`` and its rank rows (the agent's row is locked, or new)."""
+    if load is old:
+        return
+    aid = load.agent.id
+    if old is None:
+        yield Q(
+            "INSERT INTO chatmgmt_agents (ns, id, version, data) VALUES (%s, %s, %s, %s)",
+            (ns, aid, load.version, encode(load)),
+        )
+    else:
+        yield Q(
+            "UPDATE chatmgmt_agents SET version = %s, data = %s WHERE ns = %s AND id = %s",
+            (load.version, encode(load), ns, aid),
+        )
+    values = _rank_values(load)
+    if old is None or old.agent.skill_groups != load.agent.skill_groups:
+        if old is not None:
+            yield Q("DELETE FROM chatmgmt_agent_ranks WHERE ns = %s AND agent_id = %s", (ns, aid))
+        groups = sorted({*load.agent.skill_groups, ""})
+        yield Q(_RANK_INSERT, [(ns, g, aid, *values) for g in groups], "many")
+    else:
+        yield Q(
+            f"UPDATE chatmgmt_agent_ranks SET {_RANK_SET} WHERE ns = %s AND agent_id = %s",
+            (*values, ns, aid),
+        )
+
+
+def _pick(
+    ns: bytes, claim: RankedClaim, excluded: frozenset[AgentId], cid: ChatId
+) -> Gen[tuple[AgentId, AgentLoad]]:
+    """The first eligible, non-excluded agent of the group by the ranking, its row locked."""
+    _name, _listed, order = _order_by(claim.ranking.keys)
+    base = (
+        "SELECT a.id, a.data FROM chatmgmt_agent_ranks r JOIN chatmgmt_agents a "
+        "ON a.ns = r.ns AND a.id = r.agent_id "
+        "WHERE r.ns = %s AND r.grp = %s AND r.eligible AND r.agent_id <> ALL(%s) "
+        f"ORDER BY {order} LIMIT 1 FOR UPDATE OF a"
+    )
+    skip = set(excluded)
+    while True:
+        params = (ns, claim.group, sorted(skip))
+        row = yield Q(base + " SKIP LOCKED", params, "one")
+        if row is None:
+            # every eligible agent left is locked by another transaction (or there is none):
+            # wait for the first one, so "no agent" is only said when none has room
+            row = yield Q(base, params, "one")
+            if row is None:
+                raise PreconditionFailed("no_agent", cid, queue=claim.group)
+        load = decode(row[1], AgentLoad)
+        if eligible(load):
+            return AgentId(row[0]), load
+        skip.add(AgentId(row[0]))  # its rank row predates a commit: not eligible any more
+
+
+def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
+    cid, now, tiebreak = change.chat_id, change.now, change.tiebreak
+    row = yield Q(
+        "SELECT version FROM chatmgmt_chats WHERE ns = %s AND id = %s FOR UPDATE",
+        (ns, cid),
+        "one",
+    )
+    expected = change.expected_version
+    if expected is None:
+        if row is not None:
+            raise PreconditionFailed("exists", cid, None, int(row[0]))
+    elif row is None:
+        raise PreconditionFailed("missing", cid)
+    elif int(row[0]) != expected:
+        raise PreconditionFailed("version", cid, expected, int(row[0]))
+    if change.require_empty is not None:
+        found = yield Q(
+            "SELECT 1 FROM chatmgmt_queue_entries WHERE ns = %s AND queue = %s LIMIT 1",
+            (ns, b(change.require_empty)),
+            "one",
+        )
+        if found is not None:
+            raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
+    claim, release = change.claim, change.release
+    # lock every named agent's row, in id order (one statement), before any pick or write
+    named: set[str] = set()
+    if isinstance(claim, Claim):
+        named.add(claim.agent_id)
+    if release is not None:
+        named.add(release)
+    if change.inactive is not None:
+        named.add(change.inactive[0])
+    loads: dict[str, AgentLoad] = {}
+    if named:
+        rows = yield Q(
+            "SELECT id, data FROM chatmgmt_agents WHERE ns = %s AND id = ANY(%s) "
+            "ORDER BY id FOR UPDATE",
+            (ns, sorted(named)),
+            "all",
+        )
+        loads = {r[0]: decode(r[1], AgentLoad) for r in rows}
+    agent_id: AgentId | None = None
+    if isinstance(claim, Claim):
+        agent_id = claim.agent_id
+        load = loads.get(agent_id)
+        if load is None or not (
+            claim.force
+            or cid in load.chats
+            or cid in load.inactive
+            or (eligible(load) and agent_id != release)
+        ):
+            raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
+    elif isinstance(claim, RankedClaim):
+        excluded = claim.excluded if release is None else claim.excluded | {release}
+        agent_id, picked = yield from _pick(ns, claim, excluded, cid)
+        loads[agent_id] = picked
+        change = change.bind(agent_id)
+    # every precondition held: write. 1. release
+    if release is not None and release in loads:
+        old = loads[release]
+        loads[release] = new = released(old, cid, now, tiebreak)
+        yield from _write_load(ns, new, old)
+    # 2. claim (a pick with hold=False takes no slot, it only counts as an assignment)
+    if agent_id is not None:
+        old = loads[agent_id]
+        if isinstance(claim, RankedClaim) and not claim.hold:
+            new = touched(old, now, tiebreak)
+        elif isinstance(claim, Claim) and claim.force:
+            new = forced(old, cid, now, tiebreak)
+        else:
+            new = claimed(old, cid, now, tiebreak)
+        loads[agent_id] = new
+        yield from _write_load(ns, new, old)
+    # 3. inactive
+    if change.inactive is not None:
+        inactive_agent, flag = change.inactive
+        if inactive_agent in loads:
+            old = loads[inactive_agent]
+            loads[inactive_agent] = new = moved_inactive(old, cid, flag)
+            yield from _write_load(ns, new, old)
+    # 4. queue entries: remove, then push (an entry already there keeps its place)
+    if change.remove:
+        yield Q(
+            "DELETE FROM chatmgmt_queue_entries WHERE ns = %s AND queue = ANY(%s) AND chat_id = %s",
+            (ns, [b(q) for q in change.remove], cid),
+        )
+    if change.push is not None:
+        yield Q(
+            "INSERT INTO chatmgmt_queue_entries (ns, queue, chat_id, score) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (ns, b(change.push.queue), cid, change.push.score),
+        )
+    # 5. timers: cancel, then schedule
+    if change.cancel:
+        yield Q(
+            "DELETE FROM chatmgmt_timers WHERE ns = %s AND key = ANY(%s)",
+            (ns, [b(k) for k in change.cancel]),
+        )
+    for timer in change.schedule:
+        yield _put_timer(ns, timer)
+    # 6. the chat, its message, the sticky mark, the events
+    chat = change.chat
+    if chat is not None:
+        values = (chat.version, chat.state.value, chat.agent_id, encode(chat))
+        if expected is None:
+            inserted = yield Q(
+                "INSERT INTO chatmgmt_chats (version, state, agent_id, data, ns, id) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (*values, ns, cid),
+                "rowcount",
+            )
+            if inserted != 1:  # created meanwhile by a transaction that committed first
+                raise PreconditionFailed("exists", cid)
+        else:
+            yield Q(
+                "UPDATE chatmgmt_chats SET version = %s, state = %s, agent_id = %s, data = %s "
+                "WHERE ns = %s AND id = %s",
+                (*values, ns, cid),
+            )
+    if change.message is not None:
+        yield Q(
+            "INSERT INTO chatmgmt_messages (ns, chat_id, data) VALUES (%s, %s, %s)",
+            (ns, cid, encode(change.message)),
+        )
+    if change.sticky is not None:
+        yield Q(
+            "INSERT INTO chatmgmt_sticky (ns, partner_id, data) VALUES (%s, %s, %s) "
+            "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
+            (ns, change.sticky.partner_id, encode(change.sticky)),
+        )
+    yield from _append(ns, change.events, notify)
+    return Applied(chat=chat, agent_id=agent_id, events=change.events)
+
+
+# customers -------------------------------------------------------------------
+
+
+def _customer_get(ns: bytes, partner_id: str) -> Gen[Customer | None]:
+    row = yield Q(
+        "SELECT data FROM chatmgmt_customers WHERE ns = %s AND partner_id = %s",
+        (ns, partner_id),
+        "one",
+    )
+    return None if row is None else decode(row[0], Customer)
+
+
+def _customer_create(
+    ns: bytes, customer: Customer, events: Sequence[Event], notify: bool
+) -> Gen[None]:
+    inserted = yield Q(
+        "INSERT INTO chatmgmt_customers (ns, partner_id, version, data) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (ns, customer.partner_id, customer.version, encode(customer)),
+        "rowcount",
+    )
+    if inserted != 1:
+        row = yield Q(
+            "SELECT version FROM chatmgmt_customers WHERE ns = %s AND partner_id = %s",
+            (ns, customer.partner_id),
+            "one",
+        )
+        raise ConflictError(
+            "customer", customer.partner_id, None, None if row is None else int(row[0])
+        )
+    yield from _append(ns, events, notify)
+
+
+def _customer_replace(
+    ns: bytes, customer: Customer, expected: int, events: Sequence[Event], notify: bool
+) -> Gen[None]:
+    row = yield Q(
+        "SELECT version FROM chatmgmt_customers WHERE ns = %s AND partner_id = %s FOR UPDATE",
+        (ns, customer.partner_id),
+        "one",
+    )
+    if row is None:
+        raise NotFoundError("customer", customer.partner_id)
+    if int(row[0]) != expected:
+        raise ConflictError("customer", customer.partner_id, expected, int(row[0]))
+    yield Q(
+        "UPDATE chatmgmt_customers SET version = %s, data = %s WHERE ns = %s AND partner_id = %s",
+        (customer.version, encode(customer), ns, customer.partner_id),
+    )
+    yield from _append(ns, events, notify)
+
+
+# agents ----------------------------------------------------------------------
+
+
+def _agent_put(
+    ns: bytes,
+    agent: Agent,
+    now: float,
+    events: Sequence[Event],
+    tiebreak: float,
+    expected: int | None,
+    notify: bool,
+) -> Gen[AgentLoad]:
+    row = yield Q(
+        "SELECT data FROM chatmgmt_agents WHERE ns = %s AND id = %s FOR UPDATE",
+        (ns, agent.id),
+        "one",
+    )
+    old = None if row is None else decode(row[0], AgentLoad)
+    actual = None if old is None else old.version
+    if actual != expected:
+        raise ConflictError("agent", agent.id, expected, actual)
+    load = updated_agent(old, agent, now, tiebreak)
+    if old is None:
+        inserted = yield Q(
+            "INSERT INTO chatmgmt_agents (ns, id, version, data) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            (ns, agent.id, load.version, encode(load)),
+            "rowcount",
+        )
+        if inserted != 1:  # registered meanwhile by a transaction that committed first
+            raise ConflictError("agent", agent.id, expected, 1)
+        values = _rank_values(load)
+        groups = sorted({*agent.skill_groups, ""})
+        yield Q(_RANK_INSERT, [(ns, g, agent.id, *values) for g in groups], "many")
+    else:
+        yield from _write_load(ns, load, old)
+    yield from _append(ns, events, notify)
+    return load
+
+
+def _agent_census(ns: bytes, group: str) -> Gen[Census]:
+    row = yield Q(
+        "SELECT "
+        "count(*) FILTER (WHERE category = 'eligible'), "
+        "count(*) FILTER (WHERE category = 'full'), "
+        "count(*) FILTER (WHERE category = 'busy'), "
+        "count(*) FILTER (WHERE category = 'away'), "
+        "count(*) FILTER (WHERE category = 'offline'), "
+        "COALESCE(sum(lim) FILTER (WHERE status = 'online'), 0), "
+        "COALESCE(sum(active) FILTER (WHERE status = 'online'), 0) "
+        "FROM chatmgmt_agent_ranks WHERE ns = %s AND grp = %s",
+        (ns, group),
+        "one",
+    )
+    return Census(*(int(v) for v in row))
+
+
+def _agent_get(ns: bytes, agent_id: str) -> Gen[AgentLoad | None]:
+    row = yield Q(
+        "SELECT data FROM chatmgmt_agents WHERE ns = %s AND id = %s", (ns, agent_id), "one"
+    )
+    return None if row is None else decode(row[0], AgentLoad)
+
+
+def _agent_list(ns: bytes, group: str | None) -> Gen[list[AgentLoad]]:
+    if group is None:
+        rows = yield Q("SELECT data FROM chatmgmt_agents WHERE ns = %s", (ns,), "all")
+    else:
+        rows = yield Q(
+            "SELECT a.data FROM chatmgmt_agent_ranks r JOIN chatmgmt_agents a "
+            "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = %s AND r.grp = %s",
+            (ns, group),
+            "all",
+        )
+    loads = [decode(r[0], AgentLoad) for r in rows]
+    loads.sort(key=lambda ld: (ld.agent.account_order, ld.agent.id))
+    return loads
+
+
+# chats -----------------------------------------------------------------------
+
+
+def _chat_get(ns: bytes, chat_id: str) -> Gen[Chat | None]:
+    row = yield Q("SELECT data FROM chatmgmt_chats WHERE ns = %s AND id = %s", (ns, chat_id), "one")
+    return None if row is None else decode(row[0], Chat)
+
+
+def _chat_messages(ns: bytes, chat_id: str) -> Gen[list[Message]]:
+    rows = yield Q(
+        "SELECT data FROM chatmgmt_messages WHERE ns = %s AND chat_id = %s ORDER BY seq",
+        (ns, chat_id),
+        "all",
+    )
+    return [decode(r[0], Message) for r in rows]
+
+
+def _chat_list(ns: bytes, state: ChatState | None, agent_id: str | None) -> Gen[list[Chat]]:
+    sql = "SELECT data FROM chatmgmt_chats WHERE ns = %s"
+    params: list[Any] = [ns]
+    if state is not None:
+        sql += " AND state = %s"
+        params.append(ChatState(state).value)
+    if agent_id is not None:
+        sql += " AND agent_id = %s"
+        params.append(agent_id)
+    rows = yield Q(sql + " ORDER BY seq", params, "all")
+    return [decode(r[0], Chat) for r in rows]
+
+
+def _chat_sticky(ns: bytes, partner_id: str) -> Gen[Sticky | None]:
+    row = yield Q(
+        "SELECT data FROM chatmgmt_sticky WHERE ns = %s AND partner_id = %s",
+        (ns, partner_id),
+        "one",
+    )
+    return None if row is None else decode(row[0], Sticky)
+
+
+# queues ----------------------------------------------------------------------
+
+
+def _queue_peek(ns: bytes, queue: str, limit: int) -> Gen[list[tuple[ChatId, float]]]:
+    rows = yield Q(
+        "SELECT chat_id, score FROM chatmgmt_queue_entries WHERE ns = %s AND queue = %s "
+        "ORDER BY score, seq LIMIT %s",
+        (ns, b(queue), max(0, limit)),
+        "all",
+    )
+    return [(ChatId(r[0]), float(r[1])) for r in rows]
+
+
+def _queue_position(ns: bytes, queue: str, chat_id: str) -> Gen[int | None]:
+    row = yield Q(
+        "WITH me AS (SELECT score, seq FROM chatmgmt_queue_entries "
+        "WHERE ns = %s AND queue = %s AND chat_id = %s) "
+        "SELECT (SELECT count(*) FROM chatmgmt_queue_entries e, me "
+        "WHERE e.ns = %s AND e.queue = %s "
+        "AND (e.score < me.score OR (e.score = me.score AND e.seq < me.seq))) FROM me",
+        (ns, b(queue), chat_id, ns, b(queue)),
+        "one",
+    )
+    return None if row is None else int(row[0])
+
+
+def _queue_length(ns: bytes, queue: str) -> Gen[int]:
+    row = yield Q(
+        "SELECT count(*) FROM chatmgmt_queue_entries WHERE ns = %s AND queue = %s",
+        (ns, b(queue)),
+        "one",
+    )
+    return int(row[0])
+
+
+# outbox ----------------------------------------------------------------------
+
+
+def _outbox_append(ns: bytes, events: Sequence[Event], notify: bool) -> Gen[None]:
+    yield from _append(ns, events, notify)
+
+
+def _outbox_claim(ns: bytes, limit: int, now: float, lease_s: float) -> Gen[list[OutboxEntry]]:
+    rows = yield Q(
+        "UPDATE chatmgmt_outbox o SET lease_until = %s, deliveries = o.deliveries + 1 "
+        "FROM (SELECT seq FROM chatmgmt_outbox WHERE ns = %s AND lease_until <= %s "
+        "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) c "
+        "WHERE o.seq = c.seq RETURNING o.seq, o.data, o.deliveries",
+        (now + lease_s, ns, now, max(0, limit)),
+        "all",
+    )
+    rows.sort(key=lambda r: r[0])
+    return [OutboxEntry(str(r[0]), decode(r[1], Event), int(r[2])) for r in rows]
+
+
+def _outbox_ack(ns: bytes, seqs: list[int]) -> Gen[None]:
+    yield Q("DELETE FROM chatmgmt_outbox WHERE ns = %s AND seq = ANY(%s)", (ns, seqs))
+
+
+def _outbox_pending(ns: bytes) -> Gen[int]:
+    row = yield Q("SELECT count(*) FROM chatmgmt_outbox WHERE ns = %s", (ns,), "one")
+    return int(row[0])
+
+
+def _outbox_events(ns: bytes) -> Gen[list[Event]]:
+    rows = yield Q("SELECT data FROM chatmgmt_outbox WHERE ns = %s ORDER BY seq", (ns,), "all")
+    return [decode(r[0], Event) for r in rows]
+
+
+# timers ----------------------------------------------------------------------
+
+
+def _timer_cancel(ns: bytes, key: str, due_at: float | None) -> Gen[None]:
+    if due_at is None:
+        yield Q("DELETE FROM chatmgmt_timers WHERE ns = %s AND key = %s", (ns, b(key)))
+    else:
+        yield Q(
+            "DELETE FROM chatmgmt_timers WHERE ns = %s AND key = %s AND due_at = %s",
+            (ns, b(key), due_at),
+        )
+
+
+def _timer_get(ns: bytes, key: str) -> Gen[Timer | None]:
+    row = yield Q(
+        "SELECT due_at, data FROM chatmgmt_timers WHERE ns = %s AND key = %s",
+        (ns, b(key)),
+        "one",
+    )
+    return None if row is None else attrs.evolve(decode(row[1], Timer), due_at=row[0])
+
+
+def _timer_claim_due(ns: bytes, now: float, limit: int, lease_s: float) -> Gen[list[Timer]]:
+    rows = yield Q(
+        "WITH due AS (SELECT key, due_at, seq, data FROM chatmgmt_timers "
+        "WHERE ns = %s AND due_at <= %s ORDER BY due_at, seq LIMIT %s FOR UPDATE SKIP LOCKED), "
+        "moved AS (UPDATE chatmgmt_timers t SET due_at = %s FROM due "
+        "WHERE t.ns = %s AND t.key = due.key) "
+        "SELECT due_at, data FROM due ORDER BY due_at, seq",
+        (ns, now, max(0, limit), now + lease_s, ns),
+        "all",
+    )
+    return [attrs.evolve(decode(r[1], Timer), due_at=r[0]) for r in rows]
+
+
+# counters --------------------------------------------------------------------
+
+
+def _counter_hit(ns: bytes, key: str, now: float, window_s: float) -> Gen[int]:
+    k = b(key)
+    yield Q("INSERT INTO chatmgmt_hits (ns, key, t) VALUES (%s, %s, %s)", (ns, k, now))
+    yield Q(
+        "DELETE FROM chatmgmt_hits WHERE ns = %s AND key = %s AND t <= %s",
+        (ns, k, now - window_s),
+    )
+    row = yield Q("SELECT count(*) FROM chatmgmt_hits WHERE ns = %s AND key = %s", (ns, k), "one")
+    return int(row[0])
+
+
+def _delete_namespace(ns: bytes) -> Gen[None]:
+    for table in (
+        "chatmgmt_customers",
+        "chatmgmt_agents",
+        "chatmgmt_agent_ranks",
+        "chatmgmt_chats",
+        "chatmgmt_messages",
+        "chatmgmt_sticky",
+        "chatmgmt_queue_entries",
+        "chatmgmt_outbox",
+        "chatmgmt_timers",
+        "chatmgmt_hits",
+    ):
+        yield Q(f"DELETE FROM {table} WHERE ns = %s", (ns,))
+
+
+def _schema_version() -> Gen[int]:
+    row = yield Q(
+        "SELECT version FROM chatmgmt_schema_version WHERE component = %s", (_COMPONENT,), "one"
+    )
+    return 0 if row is None else int(row[0])
+
+
+# --------------------------------------------------------------------------- sync face
+
+
+def _database(target: Any, cls: type[Any]) -> Any:
+    if isinstance(target, cls):
+        return target
+    return cls(target)
+
+
+class _Port:
+    def __init__(self, storage: PostgresStorage) -> None:
+        self._db = storage.database
+        self._ns = storage._ns
+        self._notify = storage.notify
+
+
+class PostgresCustomerStore(_Port):
+    """PostgreSQL :class:`~chatmgmt.ports.CustomerStore`."""
+
+    def get(self, partner_id: str) -> Customer | None:
+        """See the port."""
+        return self._db.run(_customer_get, self._ns, partner_id, tx=False)
+
+    def create(self, customer: Customer, events: Sequence[Event] = ()) -> None:
+        """See the port."""
+        self._db.run(_customer_create, self._ns, customer, tuple(events), self._notify)
+
+    def replace(
+        self, customer: Customer, expected_version: int, events: Sequence[Event] = ()
+    ) -> None:
+        """See the port."""
+        self._db.run(
+            _customer_replace, self._ns, customer, expected_version, tuple(events), self._notify
+        )
+
+
+class PostgresAgentStore(_Port):
+    """PostgreSQL :class:`~chatmgmt.ports.AgentStore` (slots move only in
+    :meth:`PostgresStorage.apply`)."""
+
+    def put(
+        self,
+        agent: Agent,
+        now: float,
+        events: Sequence[Event] = (),
+        tiebreak: float = 0.0,
+        expected_version: int | None = None,
+    ) -> AgentLoad:
+        """See the port: a compare-and-set on the agent's configuration version."""
+        return self._db.run(
+            _agent_put,
+            self._ns,
+            agent,
+            now,
+            tuple(events),
+            tiebreak,
+            expected_version,
+            self._notify,
+        )
+
+    def census(self, group: str) -> Census:
+        """See the port: one aggregate over the group's rank rows."""
+        return self._db.run(_agent_census, self._ns, group, tx=False)
+
+    def get(self, agent_id: AgentId) -> AgentLoad | None:
+        """See the port."""
+        return self._db.run(_agent_get, self._ns, agent_id, tx=False)
+
+    def list(self, group: str | None = None) -> list[AgentLoad]:
+        """See the port."""
+        return self._db.run(_agent_list, self._ns, group, tx=False)
+
+
+class PostgresChatStore(_Port):
+    """PostgreSQL :class:`~chatmgmt.ports.ChatStore` (read side)."""
+
+    def get(self, chat_id: ChatId) -> Chat | None:
+        """See the port."""
+        return self._db.run(_chat_get, self._ns, chat_id, tx=False)
+
+    def messages(self, chat_id: ChatId) -> list[Message]:
+        """See the port."""
+        return self._db.run(_chat_messages, self._ns, chat_id, tx=False)
+
+    def list(self, state: ChatState | None = None, agent_id: AgentId | None = None) -> list[Chat]:
+        """See the port (in creation order)."""
+        return self._db.run(_chat_list, self._ns, state, agent_id, tx=False)
+
+    def sticky(self, partner_id: str) -> Sticky | None:
+        """See the port."""
+        return self._db.run(_chat_sticky, self._ns, partner_id, tx=False)
+
+
+class PostgresQueueStore(_Port):
+    """PostgreSQL :class:`~chatmgmt.ports.QueueStore` (read side; by score, then insertion)."""
+
+    def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
+        """See the port."""
+        return self._db.run(_queue_peek, self._ns, queue, limit, tx=False)
+
+    def position(self, queue: str, chat_id: ChatId) -> int | None:
+        """See the port."""
+        return self._db.run(_queue_position, self._ns, queue, chat_id, tx=False)
+
+    def length(self, queue: str) -> int:
+        """See the port."""
+        return self._db.run(_queue_length, self._ns, queue, tx=False)
+
+
+class PostgresOutbox(_Port):
+    """PostgreSQL :class:`~chatmgmt.ports.Outbox`: rows leased with ``FOR UPDATE SKIP
+    LOCKED``; appends send a ``NOTIFY`` that :meth:`wait` receives."""
+
+    def append(self, events: Sequence[Event]) -> None:
+        """See the port."""
+        self._db.run(_outbox_append, self._ns, tuple(events), self._notify)
+
+    def claim(self, consumer: str, limit: int, now: float, lease_s: float) -> list[OutboxEntry]:
+        """See the port."""
+        return self._db.run(_outbox_claim, self._ns, limit, now, lease_s)
+
+    def ack(self, entry_ids: Sequence[str]) -> None:
+        """See the port."""
+        seqs = [int(e) for e in entry_ids if str(e).isdigit()]
+        if seqs:
+            self._db.run(_outbox_ack, self._ns, seqs)
+
+    def pending(self) -> int:
+        """See the port."""
+        return self._db.run(_outbox_pending, self._ns, tx=False)
+
+    def events(self) -> list[Event]:
+        """Every unacknowledged event, oldest first (a testing convenience)."""
+        return self._db.run(_outbox_events, self._ns, tx=False)
+
+    def wait(self, timeout: float) -> bool:
+        """Block until events are appended in this namespace (True) or ``timeout`` seconds
+        pass (False): ``LISTEN`` on a dedicated connection. The webhook dispatcher waits here
+        when idle."""
+        return self._db.wait(channel_tag(self._ns.decode("utf-8", "surrogatepass")), timeout)
+
+
+class PostgresTimerStore(_Port):
+    """PostgreSQL :class:`~chatmgmt.ports.TimerStore` (indexed by due time, then insertion;
+    leases with ``FOR UPDATE SKIP LOCKED``)."""
+
+    def cancel(self, key: str, due_at: float | None = None) -> None:
+        """See the port."""
+        self._db.run(_timer_cancel, self._ns, key, due_at)
+
+    def get(self, key: str) -> Timer | None:
+        """The timer with ``key``, or None (a testing convenience)."""
+        return self._db.run(_timer_get, self._ns, key, tx=False)
+
+    def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
+        """See the port."""
+        return self._db.run(_timer_claim_due, self._ns, now, limit, lease_s)
+
+
+class PostgresRateCounter(_Port):
+    """PostgreSQL :class:`~chatmgmt.ports.RateCounter`."""
+
+    def hit(self, key: str, now: float, window_s: float) -> int:
+        """See the port."""
+        return self._db.run(_counter_hit, self._ns, key, now, window_s)
+
+
+class PostgresStorage:
+    """Every storage port in one PostgreSQL database, for one namespace (tenant).
+
+    ``database`` is a DSN, a :class:`psycopg_pool.ConnectionPool` the host already has, or a
+    shared :class:`PostgresDatabase`; the schema is created or migrated on first use.
+    ``notify`` (default True) sends a ``NOTIFY`` with every transaction that appends events.
+    """
+
+    def __init__(self, database: Any, namespace: str = "default", *, notify: bool = True) -> None:
+        if not isinstance(namespace, str):
+            raise TypeError(f"namespace: must be a string, got {namespace!r}")
+        self._owned = not isinstance(database, PostgresDatabase)
+        self.database: PostgresDatabase = _database(database, PostgresDatabase)
+        self._namespace = namespace
+        self._ns = b(namespace)
+        self.notify = notify
+        where = repr(self.database)
+        self.database.once(
+            "migrate:storage", migrate_op, _COMPONENT, _MIGRATIONS, SCHEMA_VERSION, where
+        )
+        self._customers = PostgresCustomerStore(self)
+        self._agents = PostgresAgentStore(self)
+        self._chats = PostgresChatStore(self)
+        self._queues = PostgresQueueStore(self)
+        self._outbox = PostgresOutbox(self)
+        self._timers = PostgresTimerStore(self)
+        self._counters = PostgresRateCounter(self)
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({self.database!r}, namespace={self._namespace!r})"
+
+    @property
+    def namespace(self) -> str:
+        """The tenant this storage serves."""
+        return self._namespace
+
+    @property
+    def customers(self) -> PostgresCustomerStore:
+        """The CRM."""
+        return self._customers
+
+    @property
+    def agents(self) -> PostgresAgentStore:
+        """Agents and their load."""
+        return self._agents
+
+    @property
+    def chats(self) -> PostgresChatStore:
+        """Chats and messages."""
+        return self._chats
+
+    @property
+    def queues(self) -> PostgresQueueStore:
+        """Queues and pools."""
+        return self._queues
+
+    @property
+    def outbox(self) -> PostgresOutbox:
+        """The event log."""
+        return self._outbox
+
+    @property
+    def timers(self) -> PostgresTimerStore:
+        """Deadlines."""
+        return self._timers
+
+    @property
+    def counters(self) -> PostgresRateCounter:
+        """Sliding-window counters."""
+        return self._counters
+
+    def apply(self, change: Change) -> Applied:
+        """Apply ``change`` in one transaction (see :class:`~chatmgmt.ports.Change` and the
+        module docstring). Raises :class:`~chatmgmt.errors.PreconditionFailed` (nothing
+        committed) when a precondition does not hold,
+        :class:`~chatmgmt.errors.ValidationError` for a malformed change."""
+        change.check()
+        if isinstance(change.claim, RankedClaim):
+            name, sql = _rank_index_sql(change.claim.ranking.keys)
+            self.database.once(name, ddl_op, sql)
+        return self.database.run(_apply_op, self._ns, change, self.notify)
+
+    def schema_version(self) -> int:
+        """The storage schema version stored in the database."""
+        return self.database.run(_schema_version, tx=False)
+
+    def delete_namespace(self) -> None:
+        """Delete every row of this namespace (tests, tenant removal)."""
+        self.database.run(_delete_namespace, self._ns)
+
+    def close(self) -> None:
+        """Close the connection pool if this storage opened it (from a DSN)."""
+        if self._owned:
+            self.database.close()
+
+
+# --------------------------------------------------------------------------- async face
+
+
+class _APort:
+    def __init__(self, storage: AsyncPostgresStorage) -> None:
+        self._storage = storage
+        self._db = storage.database
+        self._ns = storage._ns
+        self._notify = storage.notify
+
+
+class AsyncPostgresCustomerStore(_APort):
+    """Async PostgreSQL :class:`~chatmgmt.ports.AsyncCustomerStore`."""
+
+    async def get(self, partner_id: str) -> Customer | None:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_customer_get, self._ns, partner_id, tx=False)
+
+    async def create(self, customer: Customer, events: Sequence[Event] = ()) -> None:
+        """See the port."""
+        await self._storage._ready()
+        await self._db.run(_customer_create, self._ns, customer, tuple(events), self._notify)
+
+    async def replace(
+        self, customer: Customer, expected_version: int, events: Sequence[Event] = ()
+    ) -> None:
+        """See the port."""
+        await self._storage._ready()
+        await self._db.run(
+            _customer_replace, self._ns, customer, expected_version, tuple(events), self._notify
+        )
+
+
+class AsyncPostgresAgentStore(_APort):
+    """Async PostgreSQL :class:`~chatmgmt.ports.AsyncAgentStore`."""
+
+    async def put(
+        self,
+        agent: Agent,
+        now: float,
+        events: Sequence[Event] = (),
+        tiebreak: float = 0.0,
+        expected_version: int | None = None,
+    ) -> AgentLoad:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(
+            _agent_put,
+            self._ns,
+            agent,
+            now,
+            tuple(events),
+            tiebreak,
+            expected_version,
+            self._notify,
+        )
+
+    async def census(self, group: str) -> Census:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_agent_census, self._ns, group, tx=False)
+
+    async def get(self, agent_id: AgentId) -> AgentLoad | None:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_agent_get, self._ns, agent_id, tx=False)
+
+    async def list(self, group: str | None = None) -> list[AgentLoad]:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_agent_list, self._ns, group, tx=False)
+
+
+class AsyncPostgresChatStore(_APort):
+    """Async PostgreSQL :class:`~chatmgmt.ports.AsyncChatStore`."""
+
+    async def get(self, chat_id: ChatId) -> Chat | None:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_chat_get, self._ns, chat_id, tx=False)
+
+    async def messages(self, chat_id: ChatId) -> list[Message]:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_chat_messages, self._ns, chat_id, tx=False)
+
+    async def list(
+        self, state: ChatState | None = None, agent_id: AgentId | None = None
+    ) -> list[Chat]:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_chat_list, self._ns, state, agent_id, tx=False)
+
+    async def sticky(self, partner_id: str) -> Sticky | None:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_chat_sticky, self._ns, partner_id, tx=False)
+
+
+class AsyncPostgresQueueStore(_APort):
+    """Async PostgreSQL :class:`~chatmgmt.ports.AsyncQueueStore`."""
+
+    async def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_queue_peek, self._ns, queue, limit, tx=False)
+
+    async def position(self, queue: str, chat_id: ChatId) -> int | None:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_queue_position, self._ns, queue, chat_id, tx=False)
+
+    async def length(self, queue: str) -> int:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_queue_length, self._ns, queue, tx=False)
+
+
+class AsyncPostgresOutbox(_APort):
+    """Async PostgreSQL :class:`~chatmgmt.ports.AsyncOutbox`, with :meth:`wait`."""
+
+    async def append(self, events: Sequence[Event]) -> None:
+        """See the port."""
+        await self._storage._ready()
+        await self._db.run(_outbox_append, self._ns, tuple(events), self._notify)
+
+    async def claim(
+        self, consumer: str, limit: int, now: float, lease_s: float
+    ) -> list[OutboxEntry]:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_outbox_claim, self._ns, limit, now, lease_s)
+
+    async def ack(self, entry_ids: Sequence[str]) -> None:
+        """See the port."""
+        seqs = [int(e) for e in entry_ids if str(e).isdigit()]
+        if seqs:
+            await self._storage._ready()
+            await self._db.run(_outbox_ack, self._ns, seqs)
+
+    async def pending(self) -> int:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_outbox_pending, self._ns, tx=False)
+
+    async def events(self) -> list[Event]:
+        """Every unacknowledged event, oldest first (a testing convenience)."""
+        await self._storage._ready()
+        return await self._db.run(_outbox_events, self._ns, tx=False)
+
+    async def wait(self, timeout: float) -> bool:
+        """See :meth:`PostgresOutbox.wait`."""
+        return await self._db.wait(channel_tag(self._ns.decode("utf-8", "surrogatepass")), timeout)
+
+
+class AsyncPostgresTimerStore(_APort):
+    """Async PostgreSQL :class:`~chatmgmt.ports.AsyncTimerStore`."""
+
+    async def cancel(self, key: str, due_at: float | None = None) -> None:
+        """See the port."""
+        await self._storage._ready()
+        await self._db.run(_timer_cancel, self._ns, key, due_at)
+
+    async def get(self, key: str) -> Timer | None:
+        """The timer with ``key``, or None (a testing convenience)."""
+        await self._storage._ready()
+        return await self._db.run(_timer_get, self._ns, key, tx=False)
+
+    async def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_timer_claim_due, self._ns, now, limit, lease_s)
+
+
+class AsyncPostgresRateCounter(_APort):
+    """Async PostgreSQL :class:`~chatmgmt.ports.AsyncRateCounter`."""
+
+    async def hit(self, key: str, now: float, window_s: float) -> int:
+        """See the port."""
+        await self._storage._ready()
+        return await self._db.run(_counter_hit, self._ns, key, now, window_s)
+
+
+class AsyncPostgresStorage:
+    """The async face: every storage port in one PostgreSQL database for one namespace, on
+    psycopg's asyncio connections (the same operations as :class:`PostgresStorage`).
+
+    ``database`` is a DSN, a :class:`psycopg_pool.AsyncConnectionPool` the host already has,
+    or a shared :class:`AsyncPostgresDatabase`; the schema is created or migrated on first use.
+    """
+
+    def __init__(self, database: Any, namespace: str = "default", *, notify: bool = True) -> None:
+        if not isinstance(namespace, str):
+            raise TypeError(f"namespace: must be a string, got {namespace!r}")
+        self._owned = not isinstance(database, AsyncPostgresDatabase)
+        self.database: AsyncPostgresDatabase = _database(database, AsyncPostgresDatabase)
+        self._namespace = namespace
+        self._ns = b(namespace)
+        self.notify = notify
+        self._customers = AsyncPostgresCustomerStore(self)
+        self._agents = AsyncPostgresAgentStore(self)
+        self._chats = AsyncPostgresChatStore(self)
+        self._queues = AsyncPostgresQueueStore(self)
+        self._outbox = AsyncPostgresOutbox(self)
+        self._timers = AsyncPostgresTimerStore(self)
+        self._counters = AsyncPostgresRateCounter(self)
+
+    def __repr__(self) -> str:
+        return f"AsyncPostgresStorage({self.database!r}, namespace={self._namespace!r})"
+
+    async def _ready(self) -> None:
+        await self.database.once(
+            "migrate:storage",
+            migrate_op,
+            _COMPONENT,
+            _MIGRATIONS,
+            SCHEMA_VERSION,
+            repr(self.database),
+        )
+
+    @property
+    def namespace(self) -> str:
+        """The tenant this storage serves."""
+        return self._namespace
+
+    @property
+    def customers(self) -> AsyncPostgresCustomerStore:
+        """The CRM."""
+        return self._customers
+
+    @property
+    def agents(self) -> AsyncPostgresAgentStore:
+        """Agents and their load."""
+        return self._agents
+
+    @property
+    def chats(self) -> AsyncPostgresChatStore:
+        """Chats and messages."""
+        return self._chats
+
+    @property
+    def queues(self) -> AsyncPostgresQueueStore:
+        """Queues and pools."""
+        return self._queues
+
+    @property
+    def outbox(self) -> AsyncPostgresOutbox:
+        """The event log."""
+        return self._outbox
+
+    @property
+    def timers(self) -> AsyncPostgresTimerStore:
+        """Deadlines."""
+        return self._timers
+
+    @property
+    def counters(self) -> AsyncPostgresRateCounter:
+        """Sliding-window counters."""
+        return self._counters
+
+    async def apply(self, change: Change) -> Applied:
+        """See :meth:`PostgresStorage.apply`."""
+        change.check()
+        await self._ready()
+        if isinstance(change.claim, RankedClaim):
+            name, sql = _rank_index_sql(change.claim.ranking.keys)
+            await self.database.once(name, ddl_op, sql)
+        return await self.database.run(_apply_op, self._ns, change, self.notify)
+
+    async def schema_version(self) -> int:
+        """The storage schema version stored in the database."""
+        await self._ready()
+        return await self.database.run(_schema_version, tx=False)
+
+    async def delete_namespace(self) -> None:
+        """Delete every row of this namespace (tests, tenant removal)."""
+        await self._ready()
+        await self.database.run(_delete_namespace, self._ns)
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this storage opened it (from a DSN)."""
+        if self._owned:
+            await self.database.close()
