@@ -46,7 +46,17 @@ from ..errors import (
 )
 from ..manager import ChatManager
 from ..model import ChatState
-from ..ports import EventSink, MessageSink, Storage
+from ..ports import (
+    AgentStore,
+    Change,
+    ChatStore,
+    Claim,
+    CustomerStore,
+    EventSink,
+    MessageSink,
+    QueueStore,
+    Storage,
+)
 from ._invariants import find_violations, waits_in
 
 __all__ = [
@@ -71,6 +81,85 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 """Errors an operation raises on purpose when it loses a race: they end it and are recorded."""
 
 _SINKS = frozenset({EventSink.emit, MessageSink.deliver})
+Key = tuple[str, str]
+"""What a port call touches: ``(kind, name)``, ``name`` ``"*"`` for every one of that kind."""
+
+
+@attrs.frozen
+class _Footprint:
+    reads: frozenset[Key]
+    writes: frozenset[Key]
+
+    def conflicts(self, other: _Footprint) -> bool:
+        """Whether the two calls may not be swapped: one writes what the other touches."""
+        return _overlap(self.writes, other.reads | other.writes) or _overlap(
+            other.writes, self.reads
+        )
+
+
+def _overlap(a: frozenset[Key], b: frozenset[Key]) -> bool:
+    for kind, name in a:
+        for kind2, name2 in b:
+            if "*" in (kind, kind2) or (kind == kind2 and (name == name2 or "*" in (name, name2))):
+                return True
+    return False
+
+
+_EVERYTHING = _Footprint(frozenset(), frozenset({("*", "*")}))
+
+
+def _footprint(op: Op) -> _Footprint:
+    """The storage a call reads and writes (the outbox is left out: equivalent runs may
+    append their events in another order; unknown calls touch everything)."""
+    fn, args = op.fn, (*op.args, *op.kwargs.values())
+    one: Key
+    if fn is ChatStore.get or fn is ChatStore.messages:
+        one = ("chat", str(args[0]))
+    elif fn is ChatStore.list:
+        one = ("chat", "*")
+    elif fn is ChatStore.sticky:
+        one = ("sticky", str(args[0]))
+    elif fn is AgentStore.get:
+        one = ("agent", str(args[0]))
+    elif fn in (AgentStore.list, AgentStore.census):
+        one = ("agent", "*")
+    elif fn in (QueueStore.peek, QueueStore.position, QueueStore.length):
+        one = ("queue", str(args[0]))
+    elif fn is CustomerStore.get:
+        one = ("customer", str(args[0]))
+    elif fn is AgentStore.put:
+        return _Footprint(frozenset(), frozenset({("agent", str(getattr(args[0], "id", "*")))}))
+    elif fn in (CustomerStore.create, CustomerStore.replace):
+        key = str(getattr(args[0], "partner_id", "*"))
+        return _Footprint(frozenset(), frozenset({("customer", key)}))
+    elif fn is Storage.apply:
+        return _change_footprint(args[0])
+    else:
+        return _EVERYTHING
+    return _Footprint(frozenset({one}), frozenset())
+
+
+def _change_footprint(change: Change) -> _Footprint:
+    writes: set[Key] = {("chat", change.chat_id)}
+    reads: set[Key] = set()
+    claim = change.claim
+    if isinstance(claim, Claim):
+        writes.add(("agent", claim.agent_id))
+    elif claim is not None:
+        writes.add(("agent", "*"))
+    for agent in (change.release, change.inactive[0] if change.inactive else None):
+        if agent is not None:
+            writes.add(("agent", agent))
+    if change.require_empty is not None:
+        reads.add(("queue", change.require_empty))
+    writes.update(("queue", q) for q in change.remove)
+    if change.push is not None:
+        writes.add(("queue", change.push.queue))
+    if change.cancel or change.schedule:
+        writes.add(("timer", "*"))
+    if change.sticky is not None:
+        writes.add(("sticky", change.sticky.partner_id))
+    return _Footprint(frozenset(reads), frozenset(writes))
 
 
 class Invariant(Protocol):
@@ -130,12 +219,17 @@ class ExplorationReport:
     smaller than ``exhaustive_limit``); ``steps``: storage calls made in all; ``longest``:
     steps of the longest run; ``final_states``: distinct stored end states; ``outcomes``: how
     often each tuple of per-operation outcomes (``"ok"`` or the error's class name) occurred;
-    ``violations``: the first violation of each run that had one.
+    ``violations``: the first violation of each run that had one; ``estimated``: the
+    interleavings the probes estimated (after the reduction of independent calls);
+    ``interleavings``: the distinct interleavings run depth first (0 when the estimate was
+    over the limit and random schedules ran instead).
     """
 
     labels: tuple[str, ...]
     runs: int = 0
     exhaustive: bool = False
+    estimated: int = 0
+    interleavings: int = 0
     steps: int = 0
     longest: int = 0
     final_states: int = 0
@@ -205,6 +299,8 @@ class _Run:
         self.expected = expected
         self.labels = [op.label for op in operations]
         self.schedule: list[int] = []
+        self.last: tuple[int, _Footprint] | None = None  # who took the last step, and what
+        # it touched
         self.trace: list[str] = []
         self.violation: Violation | None = None
         self._bound: dict[Any, Any] = {}
@@ -227,6 +323,22 @@ class _Run:
 
     def enabled(self) -> list[int]:
         return [i for i, op in enumerate(self.pending) if op is not None]
+
+    def reduced(self) -> list[int]:
+        """The enabled operations, less those whose step would only swap two independent
+        calls: after a call of operation j, a call of i < j touching nothing j's call wrote
+        (and writing nothing it touched) makes the same run as i's call before j's, which is
+        explored elsewhere (except for which of them draws the next id or random number)."""
+        enabled = self.enabled()
+        if self.last is None:
+            return enabled
+        j, last = self.last
+        kept = []
+        for i in enabled:
+            op = self.pending[i]
+            if i >= j or op is None or _footprint(op).conflicts(last):
+                kept.append(i)
+        return kept or enabled
 
     def _call(self, op: Op) -> Any:
         bound = self._bound.get(op.fn)
@@ -273,7 +385,10 @@ class _Run:
         except Exception as exc:  # handed to the operation, as the manager does
             error = exc
         self._advance(i, value, error)
-        self.check(len(self.schedule))
+        footprint = _footprint(op)
+        self.last = (i, footprint)
+        if footprint.writes or error is not None or self.pending[i] is None:
+            self.check(len(self.schedule))
 
     def close(self, i: int) -> None:
         """Abandon operation ``i`` where it stands (the host died)."""
@@ -333,13 +448,15 @@ def _drive(
     choose: Callable[[int, list[int]], int],
     max_steps: int,
     final_drained: bool,
+    reduce: bool = False,
 ) -> tuple[_Run, list[list[int]]]:
     """One run: ``choose(step, enabled)`` picks the operation of each step. Returns the run
-    and the operations enabled at each step."""
+    and the operations enabled at each step (with ``reduce``: less those that would only
+    swap two reads)."""
     run = _Run(make_world, operations, invariant, expected)
     choices: list[list[int]] = []
     while run.violation is None:
-        enabled = run.enabled()
+        enabled = run.reduced() if reduce else run.enabled()
         if not enabled:
             break
         if len(run.schedule) >= max_steps:
@@ -360,8 +477,9 @@ def explore(
     operations: Sequence[Operation],
     *,
     invariant: Invariant = find_violations,
-    exhaustive_limit: int = 2000,
+    exhaustive_limit: int = 500,
     random_runs: int = 200,
+    probes: int = 8,
     seed: int = 0,
     final_drained: bool = True,
     max_steps: int = 2000,
@@ -369,17 +487,22 @@ def explore(
 ) -> ExplorationReport:
     """Run ``operations`` (two or three) through the interleavings of their storage calls on
     fresh worlds from ``make_world()``, checking ``invariant`` before the first call and after
-    every call.
+    every call that writes.
 
-    Interleavings are run depth first, each once, until all are done (``exhaustive=True``) or
-    ``exhaustive_limit`` runs were made; then (only if the tree was not exhausted)
-    ``random_runs`` random schedules drawn from ``random.Random(seed)``. With
-    ``final_drained`` the end state of each run is also checked with ``drained=True``: every
-    operation that frees capacity or queues a chat drains, so once all are done no chat may
-    wait next to a free eligible agent. Each run stops at its first violation.
+    Two calls in a row of different operations that touch disjoint storage (say two reads, or
+    writes of different chats and agents) give the same run in either order, so only one
+    order is run. ``probes`` seeded random runs first estimate how many interleavings remain
+    (Knuth's estimator: the product of the choices along a random path); when the estimate is
+    within ``exhaustive_limit`` every interleaving is run, depth first, each once
+    (``exhaustive=True`` when the tree was finished within the limit), else ``random_runs``
+    random schedules from ``random.Random(seed)``. With ``final_drained`` the end state of
+    each run is also checked with ``drained=True``: every operation that frees capacity or
+    queues a chat drains, so once all are done no chat may wait next to a free eligible
+    agent. Each run stops at its first violation.
     """
     report = ExplorationReport(tuple(op.label for op in operations))
     finals: set[tuple[Any, ...]] = set()
+    rng = random.Random(seed)
 
     def record(run: _Run) -> None:
         report.runs += 1
@@ -391,36 +514,47 @@ def explore(
         else:
             finals.add(run.fingerprint())
 
-    # depth first: follow a prefix, then the first enabled operation; every other choice met
-    # after the prefix is a new prefix to explore
-    stack: list[tuple[int, ...]] = [()]
-    while stack and report.runs < exhaustive_limit:
-        prefix = stack.pop()
+    def pick(_step: int, enabled: list[int]) -> int:
+        return rng.choice(enabled)
 
-        def first(step: int, enabled: list[int], prefix: tuple[int, ...] = prefix) -> int:
-            return prefix[step] if step < len(prefix) else enabled[0]
-
+    def random_run() -> float:
         run, choices = _drive(
-            make_world, operations, invariant, expected, first, max_steps, final_drained
+            make_world, operations, invariant, expected, pick, max_steps, final_drained, True
         )
         record(run)
-        taken = run.schedule
-        for step in range(len(choices) - 1, len(prefix) - 1, -1):
-            for alt in reversed(choices[step]):
-                if alt != taken[step]:
-                    stack.append((*taken[:step], alt))
-    report.exhaustive = not stack
-    if not report.exhaustive:
-        rng = random.Random(seed)
-        for _ in range(random_runs):
+        size = 1.0
+        for enabled in choices:
+            size *= len(enabled)
+        return size
 
-            def pick(_step: int, enabled: list[int]) -> int:
-                return rng.choice(enabled)
+    estimates = [random_run() for _ in range(max(1, probes))]
+    report.estimated = int(sum(estimates) / len(estimates))
+    if report.estimated <= exhaustive_limit:
+        # depth first: follow a prefix, then the first enabled operation; every other choice
+        # met after the prefix is a new prefix to explore
+        stack: list[tuple[int, ...]] = [()]
+        done = 0
+        while stack and done < exhaustive_limit:
+            prefix = stack.pop()
 
-            run, _ = _drive(
-                make_world, operations, invariant, expected, pick, max_steps, final_drained
+            def first(step: int, enabled: list[int], prefix: tuple[int, ...] = prefix) -> int:
+                return prefix[step] if step < len(prefix) else enabled[0]
+
+            run, choices = _drive(
+                make_world, operations, invariant, expected, first, max_steps, final_drained, True
             )
             record(run)
+            done += 1
+            taken = run.schedule
+            for step in range(len(choices) - 1, len(prefix) - 1, -1):
+                for alt in reversed(choices[step]):
+                    if alt != taken[step]:
+                        stack.append((*taken[:step], alt))
+        report.exhaustive = not stack
+        report.interleavings = done
+    else:
+        for _ in range(random_runs):
+            random_run()
     report.final_states = len(finals)
     return report
 
@@ -483,6 +617,6 @@ def crash_points(
             run.check(k, drained=True)
         if run.violation is not None:
             report.violations.append(attrs.evolve(run.violation, step=k))
-        if finished or k >= max_steps:
-            return report
+        if finished or k >= max_steps or len(run.schedule) < k:
+            return report  # (stopped short: a violation before the crash point ends it)
         k += 1
