@@ -763,39 +763,7 @@ class AsyncTransport(Protocol):
 # --------------------------------------------------------------------------- webhook delivery
 #
 # The delivery-state store: where the webhook dispatcher (:mod:`chatmgmt.delivery`) keeps what
-# it still has to send. Adapters: ``storage.memory_delivery``, ``storage.sqlite_delivery``,
-# ``storage.redis_delivery``; contract suites: ``chatmgmt.testing.DeliveryStoreContract`` and
-# ``AsyncDeliveryStoreContract``.
-#
-# A :class:`Delivery` is one webhook *message* for one endpoint: a stable ``id`` (the
-# ``webhook-id`` header, the receiver's idempotency key), the body serialized once, the event ids
-# it carries (one, or several for a batch), its next attempt time and every attempt made.
-# Deliveries are ``PENDING`` until a 2xx makes them ``DELIVERED`` or they give up and become
-# ``DEAD`` (dead letters, which keep their attempts and can be replayed).
-#
-# :class:`DeliveryStore` (sync) and :class:`AsyncDeliveryStore` (async) are the ports; the
-# in-memory adapter lives in :mod:`chatmgmt.storage.memory_delivery`. The contract:
-#
-# * :meth:`~DeliveryStore.add` is idempotent per ``(endpoint_id, delivery id)`` and per
-#   ``(endpoint_id, event id)``: an outbox entry fanned out twice (its lease expired before the
-#   ack) creates nothing new. It stores each delivery with the status it is given.
-# * **Per-chat order.** Deliveries of one endpoint are ordered by the order they were added (or
-#   sealed, for batches). :meth:`~DeliveryStore.claim_due` hands out a pending delivery only when
-#   it is due, not leased, and no earlier pending delivery of the same endpoint shares a chat with
-#   it — so a later event of a chat waits for the earlier one. A delivery that finishes (delivered
-#   or dead) unblocks the next.
-# * :meth:`~DeliveryStore.claim_due` leases what it returns (``lease_s``): a dispatcher that dies
-#   mid-send leaves the delivery to be claimed again when the lease runs out. It returns nothing
-#   for a disabled endpoint.
-# * :meth:`~DeliveryStore.finish` records one attempt and the outcome atomically, and updates the
-#   endpoint's health in the same step (success clears ``failing_since``; a failure sets it if
-#   unset) and returns the new health.
-# * :meth:`~DeliveryStore.disable` is atomic and returns True only for the call that disabled the
-#   endpoint, so exactly one ``endpoint.disabled`` event is emitted per disabling; it moves the
-#   endpoint's pending deliveries to the dead letters.
-# * :meth:`~DeliveryStore.replay` and :meth:`~DeliveryStore.replay_since` move dead letters back
-#   to pending (due now, after every delivery already queued for their chats), keeping the earlier
-#   attempts; the retry schedule starts again.
+# it still has to send; its contract is the docstring of :class:`DeliveryStore`.
 
 RESPONSE_KEEP = 20_000
 """How many bytes of a response body an attempt keeps."""
@@ -881,7 +849,37 @@ class EndpointHealth:
 
 
 class DeliveryStore(Protocol):
-    """Durable delivery state for the webhook dispatcher; see the comment above this section."""
+    """Durable delivery state for the webhook dispatcher (:mod:`chatmgmt.delivery`).
+
+    A :class:`Delivery` is one webhook *message* for one endpoint: a stable ``id`` (the
+    ``webhook-id`` header, the receiver's idempotency key), the body serialized once, the event
+    ids it carries (one, or several for a batch), its next attempt time and every attempt made.
+    Deliveries are ``PENDING`` until a 2xx makes them ``DELIVERED`` or they give up and become
+    ``DEAD`` (dead letters, which keep their attempts and can be replayed). Adapters:
+    ``storage.memory_delivery``, ``storage.sqlite_delivery``, ``storage.redis_delivery``;
+    ``chatmgmt.testing.DeliveryStoreContract`` checks one. The contract:
+
+    * :meth:`add` is idempotent per ``(endpoint_id, delivery id)`` and per ``(endpoint_id, event
+      id)``: an outbox entry fanned out twice (its lease expired before the ack) creates nothing
+      new. It stores each delivery with the status it is given.
+    * **Per-chat order.** Deliveries of one endpoint are ordered by the order they were added
+      (or sealed, for batches). :meth:`claim_due` hands out a pending delivery only when it is
+      due, not leased, and no earlier pending delivery of the same endpoint shares a chat with
+      it — so a later event of a chat waits for the earlier one. A delivery that finishes
+      (delivered or dead) unblocks the next.
+    * :meth:`claim_due` leases what it returns (``lease_s``): a dispatcher that dies mid-send
+      leaves the delivery to be claimed again when the lease runs out. It returns nothing for a
+      disabled endpoint.
+    * :meth:`finish` records one attempt and the outcome atomically, and updates the endpoint's
+      health in the same step (success clears ``failing_since``; a failure sets it if unset) and
+      returns the new health.
+    * :meth:`disable` is atomic and returns True only for the call that disabled the endpoint,
+      so exactly one ``endpoint.disabled`` event is emitted per disabling; it moves the
+      endpoint's pending deliveries to the dead letters.
+    * :meth:`replay` and :meth:`replay_since` move dead letters back to pending (due now, after
+      every delivery already queued for their chats), keeping the earlier attempts; the retry
+      schedule starts again.
+    """
 
     def add(self, deliveries: Sequence[Delivery], buffered: Sequence[BufferedEvent] = ()) -> int:
         """Store new deliveries and batch-buffer entries at once; idempotent; returns how many
