@@ -33,8 +33,8 @@ def _submission_pool(group: str) -> str:
 def waits_in(chat: Chat) -> str | None:
     """The queue or pool the stored ``chat`` must have exactly one entry in (None: none).
 
-    A QUEUED or UNASSIGNED chat waits in the queue it names (``chat.queue``; ``""`` when it names none, which
-    is itself a violation); a left message not yet handed to an agent waits in
+    A QUEUED or UNASSIGNED chat waits in the queue it names (``chat.queue``; ``""`` when it
+    names none, which is itself a violation); a left message not yet handed to an agent waits in
     ``submissions/<group>``; any other chat waits nowhere.
     """
     if chat.state is ChatState.LEFT_MESSAGE:
