@@ -38,6 +38,7 @@ from .model import (
     MessageRole,
 )
 from .moderation import SensitiveWordFilter
+from .monitoring import Snapshot, fan_out
 from .ports import AsyncStorage, Clock, EventSink, MessageSink, Storage
 from .settings import ChatSettings
 
@@ -395,6 +396,61 @@ class ChatManager(_Base):
         requeued, entries removed, chats drained (see ``docs/deployment.md``)."""
         return self._run(self._core.reconcile(self._now(now)))
 
+    # Chat Monitoring: the live snapshot and the supervisor's actions (docs/monitoring.md).
+    # Who may act is the host's decision: ``role`` is recorded in the event, never checked.
+    def monitor(self, *, alerts: int = 20, now: float | None = None) -> Snapshot:
+        """The live snapshot: per skill group its waiting line (length, longest and estimated
+        wait), agents by status, free slots and active chats; every agent's load; the last
+        ``alerts`` moderation alerts. Read from the stores' indexes, never a scan of chats."""
+        return self._run(self._core.monitor(self._now(now), alerts))
+
+    def observe(self, sink: EventSink) -> None:
+        """Feed every committed event to ``sink`` too (e.g. :class:`chatmgmt.monitoring.
+        ChatMetrics`), after the host's event sink; a failing sink is logged and skipped."""
+        self._sinks.events = fan_out(self._sinks.events, sink)
+        self._core.emits = True
+        bind = getattr(sink, "bind", None)
+        if callable(bind):
+            bind(self.monitor)
+
+    def join_chat(
+        self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
+    ) -> Chat:
+        """A supervisor joins an open chat as an observer (``supervisor.joined``)."""
+        return self._run(self._core.join_chat(ChatId(chat_id), supervisor, role, self._now(now)))
+
+    def leave_chat(
+        self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
+    ) -> Chat:
+        """A supervisor stops observing a chat (``supervisor.left``)."""
+        return self._run(
+            self._core.join_chat(ChatId(chat_id), supervisor, role, self._now(now), leave=True)
+        )
+
+    def whisper(
+        self, chat_id: str, supervisor: str, text: str, *, role: str, now: float | None = None
+    ) -> Message:
+        """A note for the agent only (role ``whisper``, ``supervisor.whispered``): never sent to
+        the customer, never the agent's reply, no timer moves."""
+        return self._run(
+            self._core.whisper(ChatId(chat_id), supervisor, role, text, self._now(now))
+        )
+
+    def take_over(
+        self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
+    ) -> Chat:
+        """The supervisor (a registered agent, ONLINE, below its limit) takes the chat
+        (``supervisor.took_over`` with the transfer or assignment, one unit)."""
+        return self._run(self._core.take_over(ChatId(chat_id), supervisor, role, self._now(now)))
+
+    def supervisor_end(
+        self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
+    ) -> Chat:
+        """A supervisor ends the chat (``supervisor.ended`` with ``chat.ended``, one unit)."""
+        return self._run(
+            self._core.supervisor_end(ChatId(chat_id), supervisor, role, self._now(now))
+        )
+
 
 class AsyncChatManager(_Base):
     """The async manager over async ports; the same operations as :class:`ChatManager`."""
@@ -642,3 +698,52 @@ class AsyncChatManager(_Base):
     async def reconcile(self, *, now: float | None = None) -> dict[str, int]:
         """See :meth:`ChatManager.reconcile`."""
         return await self._run(self._core.reconcile(self._now(now)))
+
+    async def monitor(self, *, alerts: int = 20, now: float | None = None) -> Snapshot:
+        """See :meth:`ChatManager.monitor`."""
+        return await self._run(self._core.monitor(self._now(now), alerts))
+
+    def observe(self, sink: EventSink) -> None:
+        """See :meth:`ChatManager.observe` (gauges: feed ``record_snapshot`` yourself)."""
+        self._sinks.events = fan_out(self._sinks.events, sink)
+        self._core.emits = True
+
+    async def join_chat(
+        self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.join_chat`."""
+        return await self._run(
+            self._core.join_chat(ChatId(chat_id), supervisor, role, self._now(now))
+        )
+
+    async def leave_chat(
+        self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.leave_chat`."""
+        return await self._run(
+            self._core.join_chat(ChatId(chat_id), supervisor, role, self._now(now), leave=True)
+        )
+
+    async def whisper(
+        self, chat_id: str, supervisor: str, text: str, *, role: str, now: float | None = None
+    ) -> Message:
+        """See :meth:`ChatManager.whisper`."""
+        return await self._run(
+            self._core.whisper(ChatId(chat_id), supervisor, role, text, self._now(now))
+        )
+
+    async def take_over(
+        self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.take_over`."""
+        return await self._run(
+            self._core.take_over(ChatId(chat_id), supervisor, role, self._now(now))
+        )
+
+    async def supervisor_end(
+        self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.supervisor_end`."""
+        return await self._run(
+            self._core.supervisor_end(ChatId(chat_id), supervisor, role, self._now(now))
+        )

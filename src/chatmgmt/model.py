@@ -131,6 +131,9 @@ class MessageRole(str, enum.Enum):
     AGENT = "agent"
     SYSTEM = "system"
     BOT = "bot"
+    WHISPER = "whisper"
+    """A supervisor's note for the agent: stored and evented (``supervisor.whispered``), never
+    delivered to the customer, never the agent's reply (see ``docs/monitoring.md``)."""
 
 
 def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -355,8 +358,8 @@ class Chat:
     (invitations and rating, :class:`~chatmgmt.lifecycle.SatisfactionState` as plain values),
     ``escalation`` (the auto-transfer round, :class:`~chatmgmt.lifecycle.Escalation` as plain
     values), ``timers_fired`` (deadline kind -> the basis it fired for), ``sticky_waited``
-    (the chat already waited for its sticky agent) and ``unverified_partner_id`` (a partner id
-    whose signature did not verify).
+    (the chat already waited for its sticky agent), ``unverified_partner_id`` (a partner id
+    whose signature did not verify) and ``observers`` (supervisors watching it).
     """
 
     id: ChatId = attrs.field(validator=_non_empty)
@@ -390,6 +393,7 @@ class Chat:
     timers_fired: Mapping[str, Any] = attrs.field(factory=dict)
     sticky_waited: bool = False
     unverified_partner_id: str | None = None
+    observers: frozenset[str] = frozenset()
     event_seq: int = 0
     version: int = 0
 

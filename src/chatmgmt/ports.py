@@ -75,6 +75,7 @@ __all__ = [
     "MessageSink",
     "Outbox",
     "OutboxEntry",
+    "QueueHead",
     "QueuePush",
     "QueueStore",
     "RankedClaim",
@@ -157,6 +158,19 @@ class Census:
     def total(self) -> int:
         """Every agent of the group."""
         return self.eligible + self.full + self.busy + self.away + self.offline
+
+
+@attrs.frozen
+class QueueHead:
+    """A queue at a glance (:meth:`QueueStore.heads`): how many chats wait in ``queue``, the
+    ``first`` (the next to be served, by score then insertion) and the ``oldest`` (the entry
+    pushed longest ago and still there; with priorities it need not be the first). Both are
+    None for an empty queue."""
+
+    queue: str
+    length: int = 0
+    first: ChatId | None = None
+    oldest: ChatId | None = None
 
 
 @attrs.frozen
@@ -463,6 +477,13 @@ class QueueStore(Protocol):
         """How many chats wait in ``queue``."""
         ...
 
+    def heads(self, queues: Sequence[str]) -> list[QueueHead]:
+        """One :class:`QueueHead` per name of ``queues``, in that order, read at once (the
+        live monitor's bulk read; an unknown queue is empty). Memory answers in O(1) per
+        queue; an adapter may cost O(log n) or, for ``oldest``, O(length) per queue, never a
+        scan of every chat."""
+        ...
+
 
 class Outbox(Protocol):
     """The durable event log the webhook dispatcher consumes, at least once.
@@ -659,6 +680,10 @@ class AsyncQueueStore(Protocol):
 
     async def length(self, queue: str) -> int:
         """See :meth:`QueueStore.length`."""
+        ...
+
+    async def heads(self, queues: Sequence[str]) -> list[QueueHead]:
+        """See :meth:`QueueStore.heads`."""
         ...
 
 

@@ -14,18 +14,18 @@ modules plan each change of a chat and apply it as one unit of work (:mod:`._bas
   queue, draining; :mod:`._chat` — open, end, transfer, assign, (in)active;
 * :mod:`._messages` — messages and moderation; :mod:`._submission` — leave a message;
 * :mod:`._agents` — agent changes; :mod:`._deadlines` — ``tick``; :mod:`._repair` —
-  ``reconcile``.
+  ``reconcile``; :mod:`._supervision` — the live snapshot and the supervisor's actions.
 """
 
 from __future__ import annotations
 
 from ._ops import PORTS, Eff, Op, call, resolve
-from ._repair import Repair
 from ._status import QueueStatus
+from ._supervision import Supervision
 
 __all__ = ["PORTS", "Core", "Eff", "Op", "QueueStatus", "call", "resolve"]
 
 
-class Core(Repair):
+class Core(Supervision):
     """Settings, randomness, the moderation filter and custom strategies, plus every
     operation of the managers."""

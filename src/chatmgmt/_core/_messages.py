@@ -34,6 +34,8 @@ class Messages(Chats):
             raise ValidationError(f"text: must be a string, got {type(text).__name__}")
         check_message_text(text, self.settings.limits.max_message_chars)
         check_text("sender", sender)
+        if role is MessageRole.WHISPER:
+            raise ValidationError("role: a whisper is a supervisor's note; use whisper()")
         chat = yield from self.get_chat(chat_id)
         verdict = self.filter.check(text, role) if self.filter is not None else None
         delivered = text

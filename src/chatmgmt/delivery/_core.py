@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -40,6 +40,7 @@ from .._clock import SystemClock
 from ..errors import SettingsError
 from ..model import Event
 from ..ports import (
+    Attempt,
     Clock,
     Delivery,
     DeliveryStatus,
@@ -118,6 +119,9 @@ class DispatchCore:
                 "twice at once",
             )
         self.retry_4xx = retry_4xx
+        # called after each recorded attempt with (delivery, attempt, status): the metrics hook
+        # (chatmgmt.monitoring.ChatMetrics.watch); an exception is logged and swallowed
+        self.attempt_hooks: list[Callable[[Delivery, Attempt, DeliveryStatus], None]] = []
         self.endpoints: dict[str, WebhookEndpoint] = {ep.id: ep for ep in settings.endpoints}
         self.signers = {ep.id: Signer(ep.secrets) for ep in settings.endpoints}
         self.inflight: dict[str, int] = dict.fromkeys(self.endpoints, 0)
@@ -241,6 +245,11 @@ class DispatchCore:
             ),
         )
         self._count(report, decision.status)
+        for hook in self.attempt_hooks:
+            try:
+                hook(delivery, outcome.attempt, decision.status)
+            except Exception:
+                log.exception("webhook dispatcher: an attempt hook failed")
         reason = decision.disable
         if not reason and _plan.should_disable(
             health.failing_since, self.clock.now(), self.settings

@@ -48,7 +48,16 @@ from ..model import (
     Timer,
     evolve,
 )
-from ..ports import Applied, AsyncStorage, Census, Change, Claim, OutboxEntry, RankedClaim
+from ..ports import (
+    Applied,
+    AsyncStorage,
+    Census,
+    Change,
+    Claim,
+    OutboxEntry,
+    QueueHead,
+    RankedClaim,
+)
 
 __all__ = ["MemoryDatabase", "MemoryStorage"]
 
@@ -338,6 +347,19 @@ class MemoryQueueStore(_Base):
         with self._lock:
             q = self._s.queues.get(queue)
             return 0 if q is None else len(q.entries)
+
+    def heads(self, queues: Sequence[str]) -> list[QueueHead]:
+        """See the port (O(1) per queue: the entries keep their insertion order)."""
+        out = []
+        with self._lock:
+            for queue in queues:
+                q = self._s.queues.get(queue)
+                if q is None or not q.entries:
+                    out.append(QueueHead(queue))
+                    continue
+                first = cast(ChatId, q.sorted[0][2])
+                out.append(QueueHead(queue, len(q.entries), first, next(iter(q.entries))))
+        return out
 
 
 class MemoryOutbox(_Base):

@@ -104,6 +104,7 @@ from ..ports import (
     CustomerStore,
     Outbox,
     OutboxEntry,
+    QueueHead,
     QueueStore,
     RateCounter,
     TimerStore,
@@ -169,6 +170,7 @@ _SCRIPT_NAMES = (
     "outbox_ack",
     "outbox_append",
     "outbox_claim",
+    "queue_heads",
     "queue_position",
     "timer_cancel",
     "timer_claim_due",
@@ -486,6 +488,28 @@ class _Ops:
         reply = yield _Call(("ZCARD", self.key("q", _enc(queue))))
         return int(reply)
 
+    def queues_heads(self, queues: Any) -> _Gen[list[QueueHead]]:
+        """See :meth:`chatmgmt.ports.QueueStore.heads` (one script: per queue its length, its
+        first member and its oldest, the smallest insertion number, O(length))."""
+        names = list(queues)
+        if not names:
+            return []
+        reply = yield _Script("queue_heads", tuple(_enc(q) for q in names))
+        out = []
+        for queue, (length, first, oldest) in zip(names, reply, strict=True):
+            if not int(length):
+                out.append(QueueHead(queue))
+                continue
+            out.append(
+                QueueHead(
+                    queue,
+                    int(length),
+                    ChatId(_s(first)[_SEQ_WIDTH:]),
+                    ChatId(_s(oldest)[_SEQ_WIDTH:]),
+                )
+            )
+        return out
+
     # outbox
     def outbox_append(self, events: Any) -> _Gen[None]:
         """See :meth:`chatmgmt.ports.Outbox.append`."""
@@ -733,7 +757,7 @@ _PORTS: dict[str, tuple[str, ...]] = {
     "customers": ("get", "create", "replace"),
     "agents": ("put", "census", "get", "list"),
     "chats": ("get", "messages", "list", "sticky"),
-    "queues": ("peek", "position", "length"),
+    "queues": ("peek", "position", "length", "heads"),
     "outbox": ("append", "claim", "ack", "pending", "events"),
     "timers": ("cancel", "claim_due", "get"),
     "counters": ("hit",),

@@ -68,7 +68,16 @@ from ..model import (
     Sticky,
     Timer,
 )
-from ..ports import Applied, AsyncStorage, Census, Change, Claim, OutboxEntry, RankedClaim
+from ..ports import (
+    Applied,
+    AsyncStorage,
+    Census,
+    Change,
+    Claim,
+    OutboxEntry,
+    QueueHead,
+    RankedClaim,
+)
 from ._codec import decode, encode
 from ._threaded import ThreadedAsyncStorage
 
@@ -661,6 +670,29 @@ class SQLiteQueueStore(_Base):
                 (self._ns, queue),
             ).fetchone()
         return int(count)
+
+    def heads(self, queues: Sequence[str]) -> list[QueueHead]:
+        """See the port: one read; per queue its count, its first entry (the ``queue_order``
+        index) and its oldest (the smallest insertion number, O(length) over that index)."""
+        out = []
+        with self._db.read() as conn:
+            for queue in queues:
+                (count, oldest) = conn.execute(
+                    "SELECT COUNT(*), (SELECT chat_id FROM queue_entries WHERE ns = ?1 "
+                    "AND queue = ?2 ORDER BY seq LIMIT 1) FROM queue_entries "
+                    "WHERE ns = ?1 AND queue = ?2",
+                    (self._ns, queue),
+                ).fetchone()
+                if not count:
+                    out.append(QueueHead(queue))
+                    continue
+                (first,) = conn.execute(
+                    "SELECT chat_id FROM queue_entries WHERE ns = ? AND queue = ? "
+                    "ORDER BY score, seq LIMIT 1",
+                    (self._ns, queue),
+                ).fetchone()
+                out.append(QueueHead(queue, int(count), ChatId(first), ChatId(oldest)))
+        return out
 
 
 class SQLiteOutbox(_Base):

@@ -59,6 +59,11 @@ class EventType:
     MODERATION_HIT = "moderation.hit"
     MODERATION_ALERT = "moderation.alert"
     ENDPOINT_DISABLED = "endpoint.disabled"
+    SUPERVISOR_JOINED = "supervisor.joined"
+    SUPERVISOR_LEFT = "supervisor.left"
+    SUPERVISOR_WHISPERED = "supervisor.whispered"
+    SUPERVISOR_TOOK_OVER = "supervisor.took_over"
+    SUPERVISOR_ENDED = "supervisor.ended"
 
 
 _CHAT = {
@@ -78,6 +83,12 @@ _REASON_EX = {
         "ineligible": {"offline": 1, "full": 2},
     }
 }
+_SUPERVISOR = {
+    **_CHAT,
+    "supervisor": "who acted (the host's id of the supervisor)",
+    "supervisor_role": "the role the host gave on the call (the host decides who may act)",
+}
+_SUPERVISOR_EX = {**_CHAT_EX, "supervisor": "sup_1", "supervisor_role": "supervisor"}
 _CUSTOMER = {
     "partner_id": "the customer's external id",
     "name": "name",
@@ -384,6 +395,49 @@ CATALOGUE: dict[str, EventSpec] = {
                 "failing_since": "when it started failing",
             },
             {"endpoint_id": "crm", "reason": "failing", "failing_since": 1764000000.0},
+        ),
+        _spec(
+            EventType.SUPERVISOR_JOINED,
+            "A supervisor joined the chat as an observer (Chat Monitoring).",
+            {**_SUPERVISOR, "observers": "everyone observing the chat now"},
+            {**_SUPERVISOR_EX, "observers": ["sup_1"]},
+        ),
+        _spec(
+            EventType.SUPERVISOR_LEFT,
+            "A supervisor stopped observing the chat.",
+            {**_SUPERVISOR, "observers": "everyone still observing the chat"},
+            {**_SUPERVISOR_EX, "observers": []},
+        ),
+        _spec(
+            EventType.SUPERVISOR_WHISPERED,
+            "A supervisor wrote a note for the agent only: never delivered to the customer, "
+            "never the agent's reply. Not a message.* event, so a host forwarding message.* "
+            "events to the customer never forwards it.",
+            {
+                **_SUPERVISOR,
+                "message_id": "the note's id (stored with role whisper)",
+                "agent_id": "the agent holding the chat, or null",
+                "text": "the note",
+            },
+            {
+                **_SUPERVISOR_EX,
+                "message_id": "m_9",
+                "agent_id": "a_1",
+                "text": "Offer the refund, it is approved.",
+            },
+        ),
+        _spec(
+            EventType.SUPERVISOR_TOOK_OVER,
+            "A supervisor took the chat over: it is now theirs (a chat.transferred or "
+            "chat.assigned event follows in the same unit of work).",
+            {**_SUPERVISOR, "from_agent_id": "the agent who held it, or null when it waited"},
+            {**_SUPERVISOR_EX, "from_agent_id": "a_1"},
+        ),
+        _spec(
+            EventType.SUPERVISOR_ENDED,
+            "A supervisor ended the chat (chat.ended follows in the same unit of work).",
+            {**_SUPERVISOR, "agent_id": "the agent who held it, or null"},
+            {**_SUPERVISOR_EX, "agent_id": "a_1"},
         ),
     )
 }

@@ -9,7 +9,7 @@ builder and its schema cannot drift apart unnoticed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..model import Message, MessageRole
@@ -34,6 +34,10 @@ __all__ = [
     "queue_overflowed",
     "satisfaction_invited",
     "satisfaction_submitted",
+    "supervisor_ended",
+    "supervisor_joined",
+    "supervisor_took_over",
+    "supervisor_whispered",
 ]
 
 Item = tuple[str, Mapping[str, Any]]
@@ -202,3 +206,45 @@ def satisfaction_submitted(
         "overwritten": overwritten,
     }
     return EventType.SATISFACTION_SUBMITTED, data
+
+
+def supervisor_joined(
+    supervisor: str, supervisor_role: str, observers: Iterable[str], *, left: bool = False
+) -> Item:
+    """``supervisor.joined`` (or ``supervisor.left``): who observes the chat now."""
+    data = {
+        "supervisor": supervisor,
+        "supervisor_role": supervisor_role,
+        "observers": sorted(observers),
+    }
+    return (EventType.SUPERVISOR_LEFT if left else EventType.SUPERVISOR_JOINED), data
+
+
+def supervisor_whispered(
+    supervisor: str, supervisor_role: str, message_id: str, agent_id: str | None, text: str
+) -> Item:
+    """``supervisor.whispered``: a note for the agent only."""
+    data = {
+        "supervisor": supervisor,
+        "supervisor_role": supervisor_role,
+        "message_id": message_id,
+        "agent_id": agent_id,
+        "text": text,
+    }
+    return EventType.SUPERVISOR_WHISPERED, data
+
+
+def supervisor_took_over(supervisor: str, supervisor_role: str, from_agent_id: str | None) -> Item:
+    """``supervisor.took_over``: the chat is now the supervisor's."""
+    data = {
+        "supervisor": supervisor,
+        "supervisor_role": supervisor_role,
+        "from_agent_id": from_agent_id,
+    }
+    return EventType.SUPERVISOR_TOOK_OVER, data
+
+
+def supervisor_ended(supervisor: str, supervisor_role: str, agent_id: str | None) -> Item:
+    """``supervisor.ended``: a supervisor ended the chat."""
+    data = {"supervisor": supervisor, "supervisor_role": supervisor_role, "agent_id": agent_id}
+    return EventType.SUPERVISOR_ENDED, data

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ...errors import PreconditionFailed
 from ...model import ChatId
-from ...ports import QueuePush
+from ...ports import QueueHead, QueuePush
 from ._support import StorageCase, chat, create, nxt, open_queued, run_threads, update
 
 __all__ = ["QueueStoreContract"]
@@ -82,3 +82,25 @@ class QueueStoreContract(StorageCase):
         assert s.queues.length("q") == 1
         stored = s.chats.get(ChatId("c"))
         assert stored is not None and stored.version == min(self.threads, 8)
+
+    def test_heads_length_first_and_oldest(self) -> None:
+        """``heads`` reads several queues at once, in the order asked: each one's length, its
+        first entry (by score) and its oldest (pushed longest ago and still there); an unknown
+        or emptied queue is empty; a chat removed and pushed again is the newest."""
+        s = self.storage
+        q = "queue/h"
+        a = open_queued(s, "a", q, 10.0)
+        open_queued(s, "b", q, 5.0)  # a VIP: first, but not the oldest
+        open_queued(s, "c", q, 7.0)
+        open_queued(s, "x", "pool/h", 1.0)
+        heads = s.queues.heads([q, "queue/none", "pool/h"])
+        assert heads == [
+            QueueHead(q, 3, ChatId("b"), ChatId("a")),
+            QueueHead("queue/none"),
+            QueueHead("pool/h", 1, ChatId("x"), ChatId("x")),
+        ]
+        a1 = nxt(a)
+        update(s, a1, remove=(q,))
+        update(s, nxt(a1), push=QueuePush(q, 10.0))  # back in: now the newest
+        assert s.queues.heads([q]) == [QueueHead(q, 3, ChatId("b"), ChatId("b"))]
+        assert s.queues.heads([]) == []

@@ -1,0 +1,186 @@
+"""The live snapshot's values and the pure function that builds one from the stores' reads.
+
+:meth:`chatmgmt.ChatManager.monitor` reads three things — every agent's load (one
+:meth:`~chatmgmt.ports.AgentStore.list`), every group's waiting line at a glance (one
+:meth:`~chatmgmt.ports.QueueStore.heads`) and the oldest waiting chat of each non-empty line
+(one :meth:`~chatmgmt.ports.ChatStore.get` each) — and :func:`build_snapshot` folds them into a
+:class:`Snapshot`. Nothing scans the chats: the cost grows with agents and groups, not with
+chats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..model import AgentLoad, AgentStatus, Chat, ChatId, Event
+from ..ports import QueueHead
+
+__all__ = ["Alert", "GroupView", "Snapshot", "build_snapshot"]
+
+
+@attrs.frozen
+class Alert:
+    """One moderation event kept for the monitor (``moderation.hit`` or ``moderation.alert``):
+    when, which chat, who sent what (``role``: customer or agent), the action taken, the words
+    and categories matched (a hit) or the hits counted in the window (an alert)."""
+
+    type: str
+    at: float
+    chat_id: str | None
+    role: str
+    sender: str
+    action: str = ""
+    words: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    hits: int = 0
+
+    @classmethod
+    def from_event(cls, event: Event) -> Alert:
+        """The alert a ``moderation.*`` event describes."""
+        data = event.data
+        return cls(
+            type=event.type,
+            at=event.timestamp,
+            chat_id=event.chat_id,
+            role=str(data.get("role", "")),
+            sender=str(data.get("sender", "")),
+            action=str(data.get("action", "")),
+            words=tuple(data.get("words", ())),
+            categories=tuple(data.get("categories", ())),
+            hits=int(data.get("hits", 0)),
+        )
+
+
+@attrs.frozen
+class GroupView:
+    """One skill group right now.
+
+    ``waiting``: chats in its queue (Real-Time) or pool (Always On); ``longest_wait_s``: how
+    long the oldest of them has waited (None: nobody waits); ``estimated_wait_s``: the wait a
+    chat arriving now can expect (:func:`chatmgmt.assignment.estimate_wait_s`; None when no
+    capacity is online); ``online`` (eligible or full), ``busy``, ``away``, ``offline``:
+    agents by status; ``free_slots``: slots below the limit of its ONLINE agents;
+    ``active_chats``: chats held by its agents (counted and inactive; an agent of two groups
+    counts in both).
+    """
+
+    name: str
+    waiting: int = 0
+    longest_wait_s: float | None = None
+    estimated_wait_s: float | None = None
+    online: int = 0
+    busy: int = 0
+    away: int = 0
+    offline: int = 0
+    free_slots: int = 0
+    active_chats: int = 0
+
+
+@attrs.frozen
+class Snapshot:
+    """The live view at ``at``: every group (by name, in name order; ``""`` is the chats
+    without a group), every agent's load as the store keeps it (``AgentLoad``: status, limit,
+    the chats it holds, ``idle_since``), in account order, and the most recent moderation
+    alerts, newest last."""
+
+    at: float
+    groups: Mapping[str, GroupView]
+    agents: Sequence[AgentLoad]
+    alerts: Sequence[Alert] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (per agent: id, name, status, limit, load, inactive, chats,
+        idle_since, groups)."""
+        return {
+            "at": self.at,
+            "groups": [attrs.asdict(g) for g in self.groups.values()],
+            "agents": [
+                {
+                    "id": ld.agent.id,
+                    "name": ld.agent.display_name,
+                    "status": ld.agent.status.value,
+                    "limit": ld.agent.reception_limit,
+                    "load": len(ld.chats),
+                    "inactive": len(ld.inactive),
+                    "chats": sorted(ld.chats | ld.inactive),
+                    "idle_since": ld.idle_since if not (ld.chats or ld.inactive) else None,
+                    "groups": sorted(ld.agent.skill_groups),
+                }
+                for ld in self.agents
+            ],
+            "alerts": [
+                {**attrs.asdict(a), "words": list(a.words), "categories": list(a.categories)}
+                for a in self.alerts
+            ],
+        }
+
+
+_ONLINE = AgentStatus.ONLINE
+_BUSY = AgentStatus.BUSY
+_AWAY = AgentStatus.AWAY
+
+
+def build_snapshot(
+    now: float,
+    groups: Iterable[str],
+    loads: Sequence[AgentLoad],
+    heads: Mapping[str, QueueHead],
+    oldest: Mapping[ChatId, Chat],
+    handle_s: float,
+    alerts: Sequence[Alert] = (),
+) -> Snapshot:
+    """Fold the reads into a :class:`Snapshot` (pure).
+
+    ``groups`` are the groups to show (the settings' and the agents'); ``heads`` maps each
+    group to the head of its waiting line; ``oldest`` holds the oldest waiting chat of each
+    non-empty line (for its ``queued_at``); ``handle_s`` is the mean handle time of the wait
+    estimate.
+    """
+    # per group: online, busy, away, offline, free, active, capacity
+    counts: dict[str, list[int]] = {g: [0, 0, 0, 0, 0, 0, 0] for g in groups}
+    for load in loads:
+        agent = load.agent
+        status = agent.status
+        held = len(load.chats) + len(load.inactive)
+        if status is _ONLINE:
+            column = 0
+            free = agent.reception_limit - len(load.chats)
+            free = free if free > 0 else 0
+            limit = agent.reception_limit
+        else:
+            column = 1 if status is _BUSY else 2 if status is _AWAY else 3
+            free = limit = 0
+        for group in agent.skill_groups:
+            c = counts.get(group)
+            if c is None:
+                c = counts[group] = [0, 0, 0, 0, 0, 0, 0]
+            c[column] += 1
+            c[4] += free
+            c[5] += held
+            c[6] += limit
+    for group in heads:
+        counts.setdefault(group, [0, 0, 0, 0, 0, 0, 0])
+    views: dict[str, GroupView] = {}
+    for group in sorted(counts):
+        c = counts[group]
+        head = heads.get(group)
+        waiting = 0 if head is None else head.length
+        longest = None
+        if head is not None and head.oldest is not None:
+            chat = oldest.get(head.oldest)
+            if chat is not None:
+                since = chat.queued_at if chat.queued_at is not None else chat.created_at
+                longest = max(0.0, now - since)
+        estimate = None
+        if c[6] > 0:
+            estimate = (waiting + 1) * handle_s / c[6]
+            if math.isinf(estimate):
+                estimate = None
+        views[group] = GroupView(
+            group, waiting, longest, estimate, c[0], c[1], c[2], c[3], c[4], c[5]
+        )
+    return Snapshot(now, views, loads, tuple(alerts))
