@@ -35,12 +35,9 @@ def test_sqlite(tmp_path: Path) -> None:
     assert report.points > 1 and report.repairs == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: an Always On customer message reopens an ENDED chat as UNASSIGNED in "
-    "one unit and pools it in a second (_core/_messages.py send_message, then route): between "
-    "the two the chat waits in no pool, and reconcile() does not see it (it names no queue)",
-)
+# regression: an Always On customer message reopened an ENDED chat as UNASSIGNED in one unit and
+# pooled it in a second; between the two the chat waited in no pool and reconcile() did not see
+# it. The reopen now puts it in its pool in the same unit.
 def test_always_on_reopen_is_one_unit() -> None:
     import random
 

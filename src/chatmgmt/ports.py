@@ -256,8 +256,8 @@ class Change:
 
     * ``expected_version is None``: the chat must not exist (``exists``), ``chat`` is created;
       otherwise the stored chat must exist (``missing``) at that version (``version``);
-    * ``require_empty``: that queue holds no chat (``queue_not_empty``) — a new chat does not
-      overtake chats already waiting;
+    * ``require_empty``: that queue holds no chat but this one (``queue_not_empty``) — a new
+      chat does not overtake chats already waiting;
     * ``claim``: see :class:`Claim` and :class:`RankedClaim`.
 
     Effects, in this order, all in the same unit:

@@ -7,7 +7,7 @@ from typing import Any
 from .. import lifecycle as lc
 from .._plan import Items, Plan
 from .._text import check_message_text, check_text
-from ..assignment import RouteRequest
+from ..assignment import RouteRequest, pool_name, queue_score
 from ..errors import (
     MessageBlockedError,
     NotAllowedError,
@@ -15,7 +15,7 @@ from ..errors import (
 )
 from ..model import Chat, ChatId, ChatState, Message, MessageId, MessageRole, evolve
 from ..moderation import Action
-from ..ports import Outbox, RateCounter
+from ..ports import Outbox, QueuePush, RateCounter
 from ..webhook import _payloads as payloads
 from ._chat import Chats
 from ._ops import Eff, call
@@ -72,10 +72,21 @@ class Messages(Chats):
                 )
             new, items = lc.plan_message(current, message, moderation, now)
             items.extend(hit_items)
+            push = None
+            if current.state is ChatState.ENDED and new.state is ChatState.UNASSIGNED:
+                # an Always On chat the customer reopens waits in its pool from this very unit,
+                # so no moment exists where it waits nowhere; routing then takes it from there
+                pool = pool_name(new.skill_group)
+                score = queue_score(
+                    now, new.priority, self.settings.assignment.queue.priority_step_s
+                )
+                new = evolve(new, queue=pool, queued_at=now)
+                push = QueuePush(pool, score)
             return Plan(
                 new,
                 items,
                 message=message,
+                push=push,
                 inactive=self.counted(current, False) if current.inactive else None,
             )
 

@@ -534,7 +534,7 @@ class MemoryStorage:
                 raise PreconditionFailed("version", chat_id, expected, stored.version)
             if change.require_empty is not None:
                 q = s.queues.get(change.require_empty)
-                if q is not None and q.entries:
+                if q is not None and q.entries and (len(q.entries) > 1 or chat_id not in q.entries):
                     raise PreconditionFailed("queue_not_empty", chat_id, queue=change.require_empty)
             loads = s.loads
             claim = change.claim

@@ -904,8 +904,9 @@ class SQLiteStorage:
             if (
                 change.require_empty is not None
                 and conn.execute(
-                    "SELECT 1 FROM queue_entries WHERE ns = ? AND queue = ? LIMIT 1",
-                    (ns, change.require_empty),
+                    "SELECT 1 FROM queue_entries WHERE ns = ? AND queue = ? AND chat_id != ? "
+                    "LIMIT 1",
+                    (ns, change.require_empty, cid),
                 ).fetchone()
             ):
                 raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)

@@ -10,7 +10,7 @@
 --                  a slot (hold=False: the pick only counts as an assignment)}
 --   rel         agent id to release from
 --   inact       [agent id, "1" | "0"]
---   empty       escaped queue name that must be empty
+--   empty       escaped queue name that must hold no chat but this one
 --   rm          [escaped queue names]; push: [escaped queue name, score]
 --   cancel      [timer keys]; sched: [[timer key, due_at], ...]
 --   msg         true when ARGV[3] holds a message; sticky: the sticky mark's partner id
@@ -32,8 +32,12 @@ else
   if not chv then return {0, 'missing', plan.exp, false, false, false} end
   if chv ~= plan.exp then return {0, 'version', plan.exp, chv, false, false} end
 end
-if plan.empty ~= nil and redis.call('ZCARD', P .. ':q:' .. plan.empty) > 0 then
-  return {0, 'queue_not_empty', false, false, false, plan.empty}
+if plan.empty ~= nil then
+  -- empty but for this chat itself (a chat already waiting there may still be routed)
+  local waiting = redis.call('ZCARD', P .. ':q:' .. plan.empty)
+  if waiting > 1 or (waiting == 1 and not redis.call('HGET', P .. ':qm:' .. plan.empty, id)) then
+    return {0, 'queue_not_empty', false, false, false, plan.empty}
+  end
 end
 local picked = nil
 local claim = plan.claim
