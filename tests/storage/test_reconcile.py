@@ -44,3 +44,18 @@ def test_a_slot_and_an_entry_of_a_chat_that_is_gone_are_repaired(storage: Storag
     assert manager.agent("a").chats == frozenset()
     assert storage.queues.length("queue/") == 0
     assert manager.reconcile() == dict.fromkeys(fixed, 0)
+
+
+def test_require_empty_ignores_the_chat_itself(storage: Storage) -> None:
+    # a chat already waiting in a queue may still be routed with "no newcomer overtakes" on
+    from chatmgmt.errors import PreconditionFailed
+    from chatmgmt.model import Chat, CustomerInfo
+
+    def chat(cid: str, version: int) -> Chat:
+        return Chat(ChatId(cid), CustomerInfo(), "web", queue="queue/", version=version)
+
+    storage.apply(Change(ChatId("w"), None, 0.0, chat=chat("w", 0), push=QueuePush("queue/", 1.0)))
+    storage.apply(Change(ChatId("w"), 0, 1.0, chat=chat("w", 1), require_empty="queue/"))
+    with pytest.raises(PreconditionFailed) as info:
+        storage.apply(Change(ChatId("n"), None, 1.0, chat=chat("n", 0), require_empty="queue/"))
+    assert info.value.reason == "queue_not_empty"
