@@ -196,3 +196,48 @@ def test_dispatcher_restarted_over_sqlite_loses_nothing(tmp_path: Any) -> None:
         storage2.close()
     finally:
         receiver.close()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.mark.postgres
+class TestPostgresDeliveryStore(DeliveryStoreContract):
+    def setup_method(self, method: Any = None) -> None:
+        from chatmgmt.storage.postgres import PostgresDatabase
+        from storage.postgres_helpers import postgres_url
+
+        self.db = PostgresDatabase(postgres_url(), max_size=20)
+        super().setup_method(method)
+
+    def teardown_method(self, method: Any = None) -> None:
+        try:
+            super().teardown_method(method)
+        finally:
+            self.db.close()
+
+    def make_store(self, namespace: str) -> DeliveryStore:
+        from chatmgmt.storage.postgres_delivery import PostgresDeliveryStore
+
+        return PostgresDeliveryStore(self.db, namespace)
+
+    def close_store(self, store: Any) -> None:
+        store.delete_namespace()
+
+
+@pytest.mark.postgres
+class TestAsyncPostgresDeliveryStore(AsyncDeliveryStoreContract):
+    def setup_method(self, method: Any = None) -> None:
+        from storage.postgres_helpers import postgres_url
+
+        self.url = postgres_url()
+        super().setup_method(method)
+
+    def make_async_store(self, namespace: str) -> AsyncDeliveryStore:
+        from chatmgmt.storage.postgres_delivery import AsyncPostgresDeliveryStore
+
+        return AsyncPostgresDeliveryStore(self.url, namespace)
+
+    async def aclose_async_store(self, store: Any) -> None:
+        await store.delete_namespace()
+        await store.aclose()

@@ -160,10 +160,34 @@ class AsyncDispatcher:
         if call == "stopped":
             return self._stop.is_set()
         if call == "idle":
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), args[0])
+            await self._idle(args[0])
             return None
         raise AssertionError(f"unknown operation {call!r}")
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait ``seconds`` or until :meth:`stop`; an outbox with ``wait(timeout)`` (PostgreSQL:
+        ``LISTEN``) ends the wait early when events arrive."""
+        wait = getattr(self.outbox, "wait", None)
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            if callable(wait):
+                woken = asyncio.ensure_future(wait(seconds))
+                done, _ = await asyncio.wait(
+                    {stopped, woken}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                if woken not in done:
+                    woken.cancel()
+                with contextlib.suppress(BaseException):
+                    await woken
+                if woken in done and woken.exception() is not None and not self._stop.is_set():
+                    # a wake-up that cannot listen falls back to sleeping
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(stopped), seconds)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stopped), seconds)
+        finally:
+            stopped.cancel()
 
     async def _run(self, gen: Generator[Op, Any, T]) -> T:
         result: Any = None

@@ -130,9 +130,28 @@ class Dispatcher:
         if call == "stopped":
             return self._stop.is_set()
         if call == "idle":
-            self._stop.wait(args[0])
+            self._idle(args[0])
             return None
         raise AssertionError(f"unknown operation {call!r}")
+
+    def _idle(self, seconds: float) -> None:
+        """Wait ``seconds`` or until :meth:`stop`; an outbox with ``wait(timeout)`` (PostgreSQL:
+        ``LISTEN``) ends the wait early when events arrive."""
+        wait = getattr(self.outbox, "wait", None)
+        if not callable(wait):
+            self._stop.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                if wait(min(left, 0.25)):  # slices, so stop() is seen within 0.25 s
+                    return
+            except Exception:  # a wake-up that cannot listen falls back to sleeping
+                self._stop.wait(max(0.0, deadline - time.monotonic()))
+                return
 
     def _run(self, gen: Generator[Op, Any, T]) -> T:
         result: Any = None
