@@ -33,7 +33,7 @@ from ..model import (
     evolve,
 )
 from ..monitoring._alerts import AlertLog
-from ..monitoring._snapshot import Snapshot, build_snapshot
+from ..monitoring._snapshot import Snapshot, build_snapshot, group_counts
 from ..ports import AgentStore, ChatStore, QueueStore
 from ..webhook import _payloads as payloads
 from ._base import CAS_RETRIES
@@ -69,31 +69,25 @@ class Supervision(Repair):
     def monitor(self, now: float, alerts: int = 20) -> Eff[Snapshot]:
         """The live snapshot at ``now`` with the last ``alerts`` moderation alerts."""
         loads = yield from call(AgentStore.list, None)
-        groups: set[str] = set(self.settings.assignment.groups)
-        for load in loads:
-            groups.update(load.agent.skill_groups)
-        groups.add("")
+        counts = group_counts(loads, self.settings.assignment.groups)
         always_on = self.settings.reception_mode is ReceptionMode.ALWAYS_ON
         line = pool_name if always_on else queue_name
-        names = sorted(groups)
+        names = sorted(counts.keys() | {""})
         heads = yield from call(QueueStore.heads, [line(g) for g in names])
         by_group = {}
         oldest = {}
         for group, head in zip(names, heads, strict=True):
-            if group == "" and head.length == 0:
-                continue  # chats without a group: shown only while some wait
+            if head.oldest is None:
+                continue
             by_group[group] = head
-            if head.oldest is not None:
-                chat = yield from call(ChatStore.get, head.oldest)
-                if chat is not None:
-                    oldest[head.oldest] = chat
-        if "" in groups and "" not in by_group:
-            groups.discard("")
+            chat = yield from call(ChatStore.get, head.oldest)
+            if chat is not None:
+                oldest[head.oldest] = chat
         log = self.__dict__.get("alerts")
         recent = log.recent(alerts) if log is not None and alerts > 0 else ()
         return build_snapshot(
             now,
-            groups,
+            counts,
             loads,
             by_group,
             oldest,

@@ -20,7 +20,7 @@ from ..model import Event
 from ..ports import EventSink
 from ._alerts import ALERT_TYPES, AlertLog
 from ._metrics import METRICS, ChatMetrics
-from ._snapshot import Alert, GroupView, Snapshot, build_snapshot
+from ._snapshot import Alert, GroupView, Snapshot, build_snapshot, group_counts
 
 __all__ = [
     "ALERT_TYPES",
@@ -32,6 +32,7 @@ __all__ = [
     "Snapshot",
     "build_snapshot",
     "fan_out",
+    "group_counts",
 ]
 
 log = logging.getLogger("chatmgmt")

@@ -19,7 +19,7 @@ import attrs
 from ..model import AgentLoad, AgentStatus, Chat, ChatId, Event
 from ..ports import QueueHead
 
-__all__ = ["Alert", "GroupView", "Snapshot", "build_snapshot"]
+__all__ = ["Alert", "GroupView", "Snapshot", "build_snapshot", "group_counts"]
 
 
 @attrs.frozen
@@ -124,23 +124,9 @@ _BUSY = AgentStatus.BUSY
 _AWAY = AgentStatus.AWAY
 
 
-def build_snapshot(
-    now: float,
-    groups: Iterable[str],
-    loads: Sequence[AgentLoad],
-    heads: Mapping[str, QueueHead],
-    oldest: Mapping[ChatId, Chat],
-    handle_s: float,
-    alerts: Sequence[Alert] = (),
-) -> Snapshot:
-    """Fold the reads into a :class:`Snapshot` (pure).
-
-    ``groups`` are the groups to show (the settings' and the agents'); ``heads`` maps each
-    group to the head of its waiting line; ``oldest`` holds the oldest waiting chat of each
-    non-empty line (for its ``queued_at``); ``handle_s`` is the mean handle time of the wait
-    estimate.
-    """
-    # per group: online, busy, away, offline, free, active, capacity
+def group_counts(loads: Sequence[AgentLoad], groups: Iterable[str] = ()) -> dict[str, list[int]]:
+    """Per skill group (``groups`` plus every agent's): ``[online, busy, away, offline,
+    free slots, chats held, capacity]`` from the agents' loads, in one pass."""
     counts: dict[str, list[int]] = {g: [0, 0, 0, 0, 0, 0, 0] for g in groups}
     for load in loads:
         agent = load.agent
@@ -148,9 +134,10 @@ def build_snapshot(
         held = len(load.chats) + len(load.inactive)
         if status is _ONLINE:
             column = 0
-            free = agent.reception_limit - len(load.chats)
-            free = free if free > 0 else 0
             limit = agent.reception_limit
+            free = limit - len(load.chats)
+            if free < 0:
+                free = 0
         else:
             column = 1 if status is _BUSY else 2 if status is _AWAY else 3
             free = limit = 0
@@ -162,24 +149,42 @@ def build_snapshot(
             c[4] += free
             c[5] += held
             c[6] += limit
-    for group in heads:
-        counts.setdefault(group, [0, 0, 0, 0, 0, 0, 0])
+    return counts
+
+
+def build_snapshot(
+    now: float,
+    counts: Mapping[str, Sequence[int]],
+    loads: Sequence[AgentLoad],
+    heads: Mapping[str, QueueHead],
+    oldest: Mapping[ChatId, Chat],
+    handle_s: float,
+    alerts: Sequence[Alert] = (),
+) -> Snapshot:
+    """Fold the reads into a :class:`Snapshot` (pure).
+
+    ``counts`` are the groups' agent figures (:func:`group_counts`); ``heads`` maps a group to
+    the head of its waiting line (groups only there, e.g. ``""`` while chats without a group
+    wait, are shown too); ``oldest`` holds the oldest waiting chat of each non-empty line (for
+    its ``queued_at``); ``handle_s`` is the mean handle time of the wait estimate (as
+    :func:`chatmgmt.assignment.estimate_wait_s` for a chat arriving now).
+    """
+    empty = (0, 0, 0, 0, 0, 0, 0)
     views: dict[str, GroupView] = {}
-    for group in sorted(counts):
-        c = counts[group]
+    for group in sorted(counts.keys() | heads.keys()):
+        c = counts.get(group, empty)
         head = heads.get(group)
-        waiting = 0 if head is None else head.length
+        waiting = 0
         longest = None
-        if head is not None and head.oldest is not None:
-            chat = oldest.get(head.oldest)
+        if head is not None:
+            waiting = head.length
+            chat = oldest.get(head.oldest) if head.oldest is not None else None
             if chat is not None:
                 since = chat.queued_at if chat.queued_at is not None else chat.created_at
-                longest = max(0.0, now - since)
-        estimate = None
-        if c[6] > 0:
-            estimate = (waiting + 1) * handle_s / c[6]
-            if math.isinf(estimate):
-                estimate = None
+                longest = now - since if now > since else 0.0
+        estimate = (waiting + 1) * handle_s / c[6] if c[6] > 0 else None
+        if estimate is not None and math.isinf(estimate):
+            estimate = None
         views[group] = GroupView(
             group, waiting, longest, estimate, c[0], c[1], c[2], c[3], c[4], c[5]
         )
