@@ -387,8 +387,19 @@ class ChatManager(_Base):
         return agent_view(self.settings.satisfaction, self.get_chat(chat_id))
 
     def tick(self, now: float | None = None, *, limit: int = 1000) -> int:
-        """Fire the deadlines due at ``now``; returns how many fired."""
+        """Fire the deadlines due at ``now`` (at most ``limit``); returns how many fired.
+        Also purges a bounded batch of chats whose retention ran out, when one is due
+        (``retention.purge_on_tick``, see :meth:`purge`)."""
         return self._run(self._core.tick(self._now(now), limit))
+
+    def purge(self, *, now: float | None = None, limit: int | None = None) -> int:
+        """Delete the chats that are over (ended, abandoned, answered left messages) whose
+        last change is older than ``retention.ended_chats_s`` at ``now``, with their messages:
+        up to ``limit`` (default ``retention.purge_batch``) of them, oldest first; returns how
+        many. Nothing when the setting is 0 (keep forever). Open chats and unacknowledged
+        outbox events are never touched. ``tick()`` does this by itself unless
+        ``retention.purge_on_tick`` is False (see ``docs/deployment.md``)."""
+        return self._run(self._core.purge(self._now(now), limit))
 
     def reconcile(self, *, now: float | None = None) -> dict[str, int]:
         """Repair every disagreement between chats and their indexes, then drain; safe at any
@@ -694,6 +705,10 @@ class AsyncChatManager(_Base):
     async def tick(self, now: float | None = None, *, limit: int = 1000) -> int:
         """See :meth:`ChatManager.tick`."""
         return await self._run(self._core.tick(self._now(now), limit))
+
+    async def purge(self, *, now: float | None = None, limit: int | None = None) -> int:
+        """See :meth:`ChatManager.purge`."""
+        return await self._run(self._core.purge(self._now(now), limit))
 
     async def reconcile(self, *, now: float | None = None) -> dict[str, int]:
         """See :meth:`ChatManager.reconcile`."""

@@ -15,6 +15,10 @@ which. Indexes (slots, queue entries, rank entries, timers) never move in a step
 so no interleaving of operations, and no crash between two of them, leaves a chat and its
 indexes disagreeing.
 
+**Retention** is the one write outside the unit of work: :meth:`ChatStore.purge` deletes chats
+that are over (:func:`retention_start`) whole, with their messages, after the retention time
+(``retention.ended_chats_s``). It never touches an open chat, a queue, a slot or the outbox.
+
 Every adapter is created for one ``namespace`` (a tenant); no operation sees another's data.
 """
 
@@ -83,6 +87,7 @@ __all__ = [
     "Storage",
     "TimerStore",
     "Transport",
+    "retention_start",
 ]
 
 
@@ -358,6 +363,26 @@ def _bind_value(value: object, agent_id: AgentId) -> object:
     return value
 
 
+def retention_start(chat: Chat) -> float | None:
+    """When the retention time of ``chat`` starts to run, or None while it must be kept.
+
+    * ``ENDED`` and ``ABANDONED`` chats: from their last change (``updated_at``: the end, or a
+      later rating);
+    * ``LEFT_MESSAGE`` chats an agent answered (``last_agent_message_at`` set): from their last
+      change (the last reply);
+    * every other chat (open ones, and left messages nobody answered yet): None, never purged.
+
+    An adapter stores this value with the chat on every :meth:`Storage.apply` (an index ordered
+    by it) so that :meth:`ChatStore.purge` finds the oldest first without a scan.
+    """
+    state = chat.state
+    if state is ChatState.ENDED or state is ChatState.ABANDONED:
+        return chat.updated_at
+    if state is ChatState.LEFT_MESSAGE and chat.last_agent_message_at is not None:
+        return chat.updated_at
+    return None
+
+
 @attrs.frozen
 class Applied:
     """What :meth:`Storage.apply` committed: the chat as stored (None when the change left it
@@ -457,6 +482,21 @@ class ChatStore(Protocol):
         """The last sticky mark recorded for a customer, or None."""
         ...
 
+    def purge(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` chats whose retention started before ``before``
+        (:func:`retention_start` < ``before``), oldest first; returns how many.
+
+        Each chat goes whole, atomically (memory: under the lock; SQL: one transaction per
+        call; Redis: one script per call): the record, its messages, its entries in the chat
+        lists, and its customer's sticky mark when that mark was recorded before ``before``.
+        An open chat, a left message nobody answered, a chat that changed since (its retention
+        start is no longer before ``before``) is never touched. Queue entries, slots and
+        timers are not touched either (an ended chat has none; one left over by a broken
+        adapter is removed by ``reconcile()`` or dropped when it fires); nor is the outbox
+        (unacknowledged events belong to the dispatcher). ``limit <= 0`` purges nothing.
+        """
+        ...
+
 
 class QueueStore(Protocol):
     """Ordered waiting lines: the real-time queue and the Always On pool, per skill group
@@ -531,7 +571,10 @@ class TimerStore(Protocol):
 
 
 class RateCounter(Protocol):
-    """Sliding-window counters (e.g. moderation hits per sender)."""
+    """Sliding-window counters (e.g. moderation hits per sender).
+
+    Memory stays bounded: a key whose last hit left its window is forgotten (by later hits,
+    a bounded number at a time), so one-off senders do not accumulate."""
 
     def hit(self, key: str, now: float, window_s: float) -> int:
         """Record one hit and return the hits for ``key`` within the last ``window_s``."""
@@ -664,6 +707,10 @@ class AsyncChatStore(Protocol):
 
     async def sticky(self, partner_id: str) -> Sticky | None:
         """See :meth:`ChatStore.sticky`."""
+        ...
+
+    async def purge(self, before: float, limit: int) -> int:
+        """See :meth:`ChatStore.purge`."""
         ...
 
 

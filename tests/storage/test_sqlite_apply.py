@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from chatmgmt.assignment._load import (
@@ -959,12 +960,21 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
     conn.execute(
         "INSERT INTO chats VALUES (?, 'cq', 1, 'queued', NULL, ?)", (NS, json.dumps(legacy))
     )
+    # an ended chat and a counter hit: schema 4 indexes the chat for retention and gives the
+    # hit an expiry
+    ended = attrs.evolve(_chat("ce", 2, ChatState.ENDED, None), updated_at=7.0)
+    conn.execute("INSERT INTO chats VALUES (?, 'ce', 2, 'ended', NULL, ?)", (NS, encode(ended)))
+    conn.execute("INSERT INTO hits (ns, key, t) VALUES (?, 'k', 5.0)", (NS,))
     conn.commit()
     conn.close()
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 3
+        assert storage.database.schema_version() == SCHEMA_VERSION == 4
+        assert storage.chats.purge(7.0, 10) == 0
+        assert storage.chats.purge(8.0, 10) == 1
+        assert storage.chats.get(ChatId("ce")) is None
+        assert storage.counters.hit("k", 6.0, 10.0) == 2
         load = storage.agents.get(AgentId("a"))
         assert load is not None and load.version == 0 and load.chats == {ChatId("c1")}
         # schema 3 moved the library's bookkeeping out of the host's attributes
@@ -1000,7 +1010,7 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
         storage.close()
     storage = SQLiteStorage(path, namespace=NS)  # opening again is a no-op
     try:
-        assert storage.database.schema_version() == 3
+        assert storage.database.schema_version() == SCHEMA_VERSION
         assert storage.queues.peek("g", 5) == [("cq", 1.0)]
         load = storage.agents.get(AgentId("a"))
         assert load is not None and load.version == 1 and load.chats == frozenset()

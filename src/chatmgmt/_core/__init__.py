@@ -13,19 +13,21 @@ modules plan each change of a chat and apply it as one unit of work (:mod:`._bas
 * :mod:`._ending` — the end of a chat as a plan; :mod:`._routing` — targets, overflow, the
   queue, draining; :mod:`._chat` — open, end, transfer, assign, (in)active;
 * :mod:`._messages` — messages and moderation; :mod:`._submission` — leave a message;
-* :mod:`._agents` — agent changes; :mod:`._deadlines` — ``tick``; :mod:`._repair` —
-  ``reconcile``; :mod:`._supervision` — the live snapshot and the supervisor's actions.
+* :mod:`._agents` — agent changes; :mod:`._deadlines` — ``tick``; :mod:`._retention` —
+  ``purge`` (and the purge ``tick`` does); :mod:`._repair` — ``reconcile``;
+  :mod:`._supervision` — the live snapshot and the supervisor's actions.
 """
 
 from __future__ import annotations
 
 from ._ops import PORTS, Eff, Op, call, resolve
+from ._retention import Retention
 from ._status import QueueStatus
 from ._supervision import Supervision
 
 __all__ = ["PORTS", "Core", "Eff", "Op", "QueueStatus", "call", "resolve"]
 
 
-class Core(Supervision):
+class Core(Supervision, Retention):
     """Settings, randomness, the moderation filter and custom strategies, plus every
     operation of the managers."""

@@ -9,6 +9,7 @@ import attrs
 
 from .. import lifecycle as lc
 from .._plan import Plan, leaving
+from .._text import check_text
 from ..assignment import RouteRequest, Target, pool_name, queue_name
 from ..assignment._plans import plan_assignment
 from ..customers import should_save, trusted_partner_id
@@ -99,6 +100,7 @@ class Chats(Routing):
         abandon: bool = False,
     ) -> Eff[Chat]:
         """End (or abandon) a chat: record who and why, free the slot, drain the queues."""
+        check_text("by", by)  # it goes into the chat and its events: storable text only
         old, new = yield from self.update(
             chat_id,
             lambda chat: self.ended_plan(chat, reason, by, now, extra=extra, abandon=abandon),
@@ -120,6 +122,7 @@ class Chats(Routing):
     ) -> Eff[Chat]:
         """Move an active chat to another agent or group (back to its queue, keeping its
         place, if nobody there is free). The old agent's slot is released in the same unit."""
+        check_text("by", by)
         if (to_agent is None) == (to_group is None):
             raise ValidationError("transfer: give exactly one of to_agent or to_group")
         yield from self.require_target(to_agent, to_group)
@@ -195,6 +198,7 @@ class Chats(Routing):
 
     def assign(self, chat_id: ChatId, agent_id: AgentId, by: str, now: float) -> Eff[Chat]:
         """An admin's explicit assignment of a waiting chat to an agent."""
+        check_text("by", by)
         yield from self.require_agent(agent_id)
         for _ in range(CAS_RETRIES):
             chat = yield from self.get_chat(chat_id)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from .. import lifecycle as lc
 from .._plan import Items, Plan
+from .._text import check_text
 from ..errors import InvalidTransitionError
 from ..model import Chat, ChatId, evolve
 from ..webhook import _payloads as payloads
@@ -26,6 +27,7 @@ class Satisfaction(Customers):
 
     def invite_rating(self, chat_id: ChatId, by: str, now: float) -> Eff[Chat]:
         """The agent invites the customer to rate the chat (when the rules allow)."""
+        check_text("by", by)
 
         def planner(chat: Chat) -> Plan:
             state = lc.satisfaction_of(chat)

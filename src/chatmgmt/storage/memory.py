@@ -57,6 +57,7 @@ from ..ports import (
     OutboxEntry,
     QueueHead,
     RankedClaim,
+    retention_start,
 )
 
 __all__ = ["MemoryDatabase", "MemoryStorage"]
@@ -98,7 +99,12 @@ class _Space:
         self.timer_seqs: dict[str, int] = {}
         self.timer_heap: list[tuple[float, int, str]] = []
         self.timer_seq = 0
-        self.counters: dict[str, deque[float]] = {}
+        # per key: its hits and when the last one leaves the window; in order of the last hit,
+        # so the keys a hit checks for eviction are the least recently hit
+        self.counters: dict[str, tuple[deque[float], float]] = {}
+        # chats whose retention runs (ports.retention_start): (start, chat id), oldest first
+        self.retained: SortedList = SortedList()
+        self.retained_at: dict[ChatId, float] = {}
         self.census: dict[str, dict[str, int]] = {}
 
     def count(self, load: AgentLoad, sign: int) -> None:
@@ -163,6 +169,36 @@ class _Space:
             live = set(self.timer_seqs.values())
             self.timer_heap = [e for e in heap if e[1] in live]
             heapq.heapify(self.timer_heap)
+
+    def retain(self, chat: Chat) -> None:
+        """Keep the retention index in step with the stored ``chat``."""
+        start = retention_start(chat)
+        old = self.retained_at.get(chat.id)
+        if old == start:
+            return
+        if old is not None:
+            self.retained.remove((old, chat.id))
+            del self.retained_at[chat.id]
+        if start is not None:
+            self.retained.add((start, chat.id))
+            self.retained_at[chat.id] = start
+
+    def purge(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` chats retained since before ``before``, oldest first."""
+        purged = 0
+        retained = self.retained
+        while purged < limit and retained and retained[0][0] < before:
+            _start, chat_id = retained.pop(0)
+            del self.retained_at[chat_id]
+            chat = self.chats.pop(chat_id, None)
+            self.messages.pop(chat_id, None)
+            partner = None if chat is None else chat.customer.partner_id
+            if partner is not None:
+                mark = self.sticky.get(partner)
+                if mark is not None and mark.at < before:
+                    del self.sticky[partner]
+            purged += 1
+        return purged
 
     def append_events(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -322,6 +358,11 @@ class MemoryChatStore(_Base):
         with self._lock:
             return self._s.sticky.get(partner_id)
 
+    def purge(self, before: float, limit: int) -> int:
+        """See the port: under the lock, O(log n) per chat purged."""
+        with self._lock:
+            return self._s.purge(before, limit)
+
 
 class MemoryQueueStore(_Base):
     """In-memory :class:`~chatmgmt.ports.QueueStore` (sorted lists, O(log n) per operation)."""
@@ -441,17 +482,37 @@ class MemoryTimerStore(_Base):
             return len(self._s.timers)
 
 
+_EVICT_PER_HIT = 4
+
+
 class MemoryRateCounter(_Base):
-    """In-memory :class:`~chatmgmt.ports.RateCounter`."""
+    """In-memory :class:`~chatmgmt.ports.RateCounter`: a deque of hit times per key.
+
+    Keys are kept in the order of their last hit; every hit also looks at the
+    (up to 4) least recently hit keys and drops those whose last hit left its window, so
+    keys nobody hits any more are forgotten and memory follows the live senders only."""
 
     def hit(self, key: str, now: float, window_s: float) -> int:
         """See the port."""
         with self._lock:
-            hits = self._s.counters.setdefault(key, deque())
+            counters = self._s.counters
+            entry = counters.pop(key, None)
+            hits = deque() if entry is None else entry[0]
             hits.append(now)
             while hits and hits[0] <= now - window_s:
                 hits.popleft()
+            counters[key] = (hits, now + window_s)  # re-inserted: now the most recent key
+            for _ in range(_EVICT_PER_HIT):
+                oldest = next(iter(counters))
+                if oldest == key or counters[oldest][1] > now:
+                    break
+                del counters[oldest]
             return len(hits)
+
+    def __len__(self) -> int:
+        """How many keys are kept (a testing convenience)."""
+        with self._lock:
+            return len(self._s.counters)
 
 
 class MemoryStorage:
@@ -586,6 +647,7 @@ class MemoryStorage:
             chat = change.chat
             if chat is not None:
                 s.chats[chat_id] = chat
+                s.retain(chat)
             if change.message is not None:
                 messages = s.messages.get(chat_id)
                 if messages is None:

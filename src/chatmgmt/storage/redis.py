@@ -108,6 +108,7 @@ from ..ports import (
     QueueStore,
     RateCounter,
     TimerStore,
+    retention_start,
 )
 from ._codec import decode, encode
 
@@ -161,6 +162,7 @@ _SEQ_WIDTH = 20  # queue and timer members start with a zero-padded insertion nu
 _SCRIPT_NAMES = (
     "apply",
     "agent_get",
+    "chat_purge",
     "agent_list",
     "agent_put",
     "counter_hit",
@@ -269,6 +271,7 @@ class _Ops:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.prefix = key_prefix(namespace)
+        self.retention_indexed = False
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -289,6 +292,9 @@ class _Ops:
         if chat is not None:
             plan["ver"] = str(int(chat.version))
             plan["state"] = ChatState(chat.state).value
+            start = retention_start(chat)
+            if start is not None:
+                plan["ret"] = _num(start)
         claim = change.claim
         if isinstance(claim, Claim):
             plan["claim"] = {"a": claim.agent_id, "f": claim.force}
@@ -468,6 +474,45 @@ class _Ops:
         raw = yield _Call(("HGET", self.key("st"), partner_id))
         return None if raw is None else decode(raw, Sticky)
 
+    def chats_purge(self, before: float, limit: int) -> _Gen[int]:
+        """See :meth:`chatmgmt.ports.ChatStore.purge` (one script; the first call on a
+        namespace written before the retention index existed fills the index first)."""
+        if limit <= 0:
+            return 0
+        if not self.retention_indexed:
+            indexed = yield _Call(("EXISTS", self.key("retv")))
+            if not int(indexed):
+                yield from self._backfill_retention()
+            self.retention_indexed = True
+        reply = yield _Script("chat_purge", (_num(before), str(int(limit))))
+        return int(reply)
+
+    def _backfill_retention(self) -> _Gen[None]:
+        """Index the chats that are over by their retention start (``ZADD NX``: what
+        ``apply`` indexed since stays); the purge script checks every entry again."""
+        page = 500
+        for state in (ChatState.ENDED, ChatState.ABANDONED, ChatState.LEFT_MESSAGE):
+            start = 0
+            while True:
+                ids = yield _Call(("ZRANGE", self.key("chl", state.value), start, start + page - 1))
+                if not ids:
+                    break
+                raws = yield _Call(("HMGET", self.key("ch"), *ids))
+                pairs: list[Any] = []
+                for raw in raws:
+                    if raw is None:
+                        continue
+                    chat = decode(raw, Chat)
+                    begins = retention_start(chat)
+                    if begins is not None:
+                        pairs.extend((_num(begins), chat.id))
+                if pairs:
+                    yield _Call(("ZADD", self.key("ret"), "NX", *pairs))
+                if len(ids) < page:
+                    break
+                start += page
+        yield _Call(("SET", self.key("retv"), "1"))
+
     # queues
     def queues_peek(self, queue: str, limit: int) -> _Gen[list[tuple[ChatId, float]]]:
         """See :meth:`chatmgmt.ports.QueueStore.peek`."""
@@ -569,7 +614,9 @@ class _Ops:
     # counters
     def counters_hit(self, key: str, now: float, window_s: float) -> _Gen[int]:
         """See :meth:`chatmgmt.ports.RateCounter.hit`."""
-        reply = yield _Script("counter_hit", (_enc(key), _num(now), _num(now - window_s)))
+        reply = yield _Script(
+            "counter_hit", (_enc(key), _num(now), _num(now - window_s), _num(now + window_s))
+        )
         return int(reply)
 
     # maintenance
@@ -756,7 +803,7 @@ class _AsyncDriver:
 _PORTS: dict[str, tuple[str, ...]] = {
     "customers": ("get", "create", "replace"),
     "agents": ("put", "census", "get", "list"),
-    "chats": ("get", "messages", "list", "sticky"),
+    "chats": ("get", "messages", "list", "sticky", "purge"),
     "queues": ("peek", "position", "length", "heads"),
     "outbox": ("append", "claim", "ack", "pending", "events"),
     "timers": ("cancel", "claim_due", "get"),

@@ -77,6 +77,7 @@ from ..ports import (
     OutboxEntry,
     QueueHead,
     RankedClaim,
+    retention_start,
 )
 from ._codec import decode, encode
 from ._threaded import ThreadedAsyncStorage
@@ -202,6 +203,23 @@ _MIGRATIONS: tuple[str, ...] = (
         '$.attributes.unverified_partner_id'
     )
     WHERE json_valid(data)
+    """,
+    # 4: retention. ``chats.retain_from`` is ports.retention_start of the stored chat (NULL
+    # while the chat must be kept), indexed so that a purge finds the oldest first; backfilled
+    # from the stored chats. ``hits.expires`` is when a hit leaves its window, indexed so that
+    # every hit deletes a few expired hits of other keys; hits written by version 3 do not know
+    # their window and get the longest one settings accept.
+    """
+    ALTER TABLE chats ADD COLUMN retain_from REAL;
+    UPDATE chats SET retain_from = json_extract(data, '$.updated_at')
+    WHERE json_valid(data) AND (
+        state IN ('ended', 'abandoned')
+        OR (state = 'left_message' AND json_extract(data, '$.last_agent_message_at') IS NOT NULL)
+    );
+    CREATE INDEX chats_retention ON chats (ns, retain_from) WHERE retain_from IS NOT NULL;
+    ALTER TABLE hits ADD COLUMN expires REAL NOT NULL DEFAULT 0;
+    UPDATE hits SET expires = t + 316224000.0;
+    CREATE INDEX hits_expiry ON hits (ns, expires)
     """,
 )
 
@@ -630,6 +648,32 @@ class SQLiteChatStore(_Base):
             ).fetchone()
         return None if row is None else decode(row[0], Sticky)
 
+    def purge(self, before: float, limit: int) -> int:
+        """See the port: one transaction, found oldest first by the ``retain_from`` index
+        (nothing is written when nothing is due)."""
+        if limit <= 0:
+            return 0
+        select = (
+            "SELECT id, data FROM chats WHERE ns = ? AND retain_from IS NOT NULL "
+            "AND retain_from < ? ORDER BY retain_from LIMIT ?"
+        )
+        params = (self._ns, before, limit)
+        with self._db.statement() as conn:
+            if conn.execute(select, params).fetchone() is None:
+                return 0
+        with self._db.write() as conn:
+            rows = conn.execute(select, params).fetchall()
+            ids = [(self._ns, r[0]) for r in rows]
+            conn.executemany("DELETE FROM messages WHERE ns = ? AND chat_id = ?", ids)
+            conn.executemany("DELETE FROM chats WHERE ns = ? AND id = ?", ids)
+            partners = {decode(r[1], Chat).customer.partner_id for r in rows} - {None}
+            conn.executemany(
+                "DELETE FROM sticky WHERE ns = ? AND partner_id = ? "
+                "AND json_extract(data, '$.at') < ?",
+                [(self._ns, p, before) for p in sorted(partners)],
+            )
+        return len(rows)
+
 
 class SQLiteQueueStore(_Base):
     """SQLite :class:`~chatmgmt.ports.QueueStore` (indexed by score, then insertion; entries
@@ -782,16 +826,30 @@ class SQLiteTimerStore(_Base):
         return out
 
 
+_EVICT_PER_HIT = 16
+
+
 class SQLiteRateCounter(_Base):
-    """SQLite :class:`~chatmgmt.ports.RateCounter`."""
+    """SQLite :class:`~chatmgmt.ports.RateCounter`: one row per hit.
+
+    A hit deletes its key's hits that left the window, and up to 16 expired hits of any key
+    (by the ``expires`` index), so keys nobody hits any more do not accumulate."""
 
     def hit(self, key: str, now: float, window_s: float) -> int:
         """See the port."""
         with self._db.write() as conn:
-            conn.execute("INSERT INTO hits (ns, key, t) VALUES (?, ?, ?)", (self._ns, key, now))
+            conn.execute(
+                "INSERT INTO hits (ns, key, t, expires) VALUES (?, ?, ?, ?)",
+                (self._ns, key, now, now + window_s),
+            )
             conn.execute(
                 "DELETE FROM hits WHERE ns = ? AND key = ? AND t <= ?",
                 (self._ns, key, now - window_s),
+            )
+            conn.execute(
+                "DELETE FROM hits WHERE seq IN (SELECT seq FROM hits WHERE ns = ? "
+                "AND expires <= ? ORDER BY expires LIMIT ?)",
+                (self._ns, now, _EVICT_PER_HIT),
             )
             (count,) = conn.execute(
                 "SELECT COUNT(*) FROM hits WHERE ns = ? AND key = ?", (self._ns, key)
@@ -976,17 +1034,23 @@ class SQLiteStorage:
             # 6. the chat, its message, the sticky mark, the events
             chat = change.chat
             if chat is not None:
-                values = (chat.version, chat.state.value, chat.agent_id, encode(chat))
+                values = (
+                    chat.version,
+                    chat.state.value,
+                    chat.agent_id,
+                    encode(chat),
+                    retention_start(chat),
+                )
                 if expected is None:
                     conn.execute(
-                        "INSERT INTO chats (version, state, agent_id, data, ns, id) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO chats (version, state, agent_id, data, retain_from, ns, id) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (*values, ns, cid),
                     )
                 else:
                     conn.execute(
-                        "UPDATE chats SET version = ?, state = ?, agent_id = ?, data = ? "
-                        "WHERE ns = ? AND id = ?",
+                        "UPDATE chats SET version = ?, state = ?, agent_id = ?, data = ?, "
+                        "retain_from = ? WHERE ns = ? AND id = ?",
                         (*values, ns, cid),
                     )
             if change.message is not None:

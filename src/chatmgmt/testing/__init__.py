@@ -5,7 +5,8 @@ The hypothesis strategies (``agents``, ``customer_infos``, ``chats``, ``settings
 ``chatmgmt[testing]``) and the contract suites (``StorageContract``, ``AsyncStorageContract``,
 ``ProcessStorageContract`` and the per-port suites they combine: ``CustomerStoreContract``,
 ``AgentStoreContract``, ``ChatStoreContract``, ``QueueStoreContract``, ``OutboxContract``,
-``TimerStoreContract``, ``RateCounterContract``, ``UnitOfWorkContract``, ``TenancyContract``)
+``TimerStoreContract``, ``RateCounterContract``, ``RetentionContract``, ``UnitOfWorkContract``,
+``TenancyContract``)
 are imported on first use, so the rest of the toolkit needs no test dependency.
 """
 
@@ -49,6 +50,7 @@ __all__ = [
     "RecordingEventSink",
     "RecordingMessageSink",
     "RecordingTransport",
+    "RetentionContract",
     "StorageContract",
     "TenancyContract",
     "TimerStoreContract",
@@ -89,6 +91,7 @@ _LAZY = {
     "OutboxContract": "._contracts",
     "QueueStoreContract": "._contracts",
     "RateCounterContract": "._contracts",
+    "RetentionContract": "._contracts",
     "TenancyContract": "._contracts",
     "TimerStoreContract": "._contracts",
     "UnitOfWorkContract": "._contracts",

@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -78,8 +79,14 @@ class Signer:
         return len(self._keys)
 
     def signature(self, msg_id: str, body: bytes, timestamp: int) -> str:
-        """The ``webhook-signature`` value: one ``v1,<base64>`` per secret, space-separated."""
-        content = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
+        """The ``webhook-signature`` value: one ``v1,<base64>`` per secret, space-separated.
+
+        Raises ``TypeError`` for arguments of the wrong type and
+        :class:`~chatmgmt.errors.ValidationError` for a ``msg_id`` that cannot be encoded as
+        UTF-8 (a lone surrogate) or a timestamp that is not finite."""
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError(f"body must be bytes, got {type(body).__name__}")
+        content = b"%s.%d.%s" % (_checked_id(msg_id), _checked_time(timestamp), bytes(body))
         return " ".join(
             "v1," + base64.b64encode(_sign(key, content)).decode("ascii") for key in self._keys
         )
@@ -90,10 +97,32 @@ class Signer:
         ``msg_id`` is stable across retries (the receiver's idempotency key); ``timestamp`` is
         the attempt's integer Unix time. Without secrets there is no ``webhook-signature``.
         """
-        out = {"webhook-id": msg_id, "webhook-timestamp": str(int(timestamp))}
+        _checked_id(msg_id)
+        out = {"webhook-id": msg_id, "webhook-timestamp": str(_checked_time(timestamp))}
         if self._keys:
-            out["webhook-signature"] = self.signature(msg_id, body, int(timestamp))
+            out["webhook-signature"] = self.signature(msg_id, body, _checked_time(timestamp))
         return out
+
+
+def _checked_id(msg_id: object) -> bytes:
+    """``msg_id`` as UTF-8 bytes (``TypeError`` when not a string, ``ValidationError`` when it
+    cannot be encoded)."""
+    if not isinstance(msg_id, str):
+        raise TypeError(f"msg_id must be a string, got {type(msg_id).__name__}")
+    try:
+        return msg_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("msg_id: not valid Unicode text (a lone surrogate)") from None
+
+
+def _checked_time(timestamp: object) -> int:
+    """``timestamp`` as integer Unix seconds (``TypeError`` when not a number,
+    ``ValidationError`` when not finite)."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+        raise TypeError(f"timestamp must be Unix seconds, got {type(timestamp).__name__}")
+    if isinstance(timestamp, float) and not math.isfinite(timestamp):
+        raise ValidationError(f"timestamp: must be finite Unix seconds, got {timestamp!r}")
+    return int(timestamp)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

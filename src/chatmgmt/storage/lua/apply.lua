@@ -14,6 +14,7 @@
 --   rm          [escaped queue names]; push: [escaped queue name, score]
 --   cancel      [timer keys]; sched: [[timer key, due_at], ...]
 --   msg         true when ARGV[3] holds a message; sticky: the sticky mark's partner id
+--   ret         the new chat's retention start (ports.retention_start; absent: kept)
 -- ARGV[2]: chat JSON ('' without a chat); ARGV[3]: message JSON; ARGV[4]: sticky JSON;
 -- ARGV[5 ...]: one timer JSON per `sched` entry, then the events' JSON.
 --
@@ -94,6 +95,11 @@ if plan.ver ~= nil then
   local json = ARGV[2]
   if replacement then json = bind(json, replacement) end
   chat_store(id, json, plan.ver, plan.state, plan.exp == nil)
+  if plan.ret ~= nil then
+    redis.call('ZADD', P .. ':ret', plan.ret, id)
+  else
+    redis.call('ZREM', P .. ':ret', id)
+  end
 end
 if plan.msg then redis.call('RPUSH', P .. ':msg:' .. enc(id), ARGV[3]) end
 if plan.sticky ~= nil then redis.call('HSET', P .. ':st', plan.sticky, ARGV[4]) end

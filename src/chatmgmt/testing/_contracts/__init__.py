@@ -10,6 +10,7 @@ One module per port, mirroring :mod:`chatmgmt.ports`:
 ``outbox``                :class:`OutboxContract`
 ``timers``                :class:`TimerStoreContract`
 ``counters``              :class:`RateCounterContract`
+``retention``             :class:`RetentionContract` (:meth:`ChatStore.purge`)
 ``unit_of_work``          :class:`UnitOfWorkContract` (:meth:`Storage.apply`)
 ``tenancy``               :class:`TenancyContract` (namespaces, hostile ids)
 ========================  ======================================================
@@ -55,6 +56,7 @@ from .counters import RateCounterContract
 from .customers import CustomerStoreContract
 from .outbox import OutboxContract
 from .queues import QueueStoreContract
+from .retention import RetentionContract
 from .tenancy import TenancyContract
 from .timers import TimerStoreContract
 from .unit_of_work import UnitOfWorkContract
@@ -72,6 +74,7 @@ __all__ = [
     "ProcessStorageContract",
     "QueueStoreContract",
     "RateCounterContract",
+    "RetentionContract",
     "StorageCase",
     "StorageContract",
     "TenancyContract",

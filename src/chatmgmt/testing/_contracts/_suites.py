@@ -24,6 +24,7 @@ from .counters import RateCounterContract
 from .customers import CustomerStoreContract
 from .outbox import OutboxContract
 from .queues import QueueStoreContract
+from .retention import RetentionContract
 from .tenancy import TenancyContract
 from .timers import TimerStoreContract
 from .unit_of_work import UnitOfWorkContract
@@ -41,6 +42,7 @@ class StorageContract(
     OutboxContract,
     TimerStoreContract,
     RateCounterContract,
+    RetentionContract,
     UnitOfWorkContract,
     TenancyContract,
 ):
@@ -48,8 +50,8 @@ class StorageContract(
 
     The per-port suites (:class:`CustomerStoreContract`, :class:`AgentStoreContract`,
     :class:`ChatStoreContract`, :class:`QueueStoreContract`, :class:`OutboxContract`,
-    :class:`TimerStoreContract`, :class:`RateCounterContract`, :class:`UnitOfWorkContract`,
-    :class:`TenancyContract`) can be subclassed alone as well.
+    :class:`TimerStoreContract`, :class:`RateCounterContract`, :class:`RetentionContract`,
+    :class:`UnitOfWorkContract`, :class:`TenancyContract`) can be subclassed alone as well.
     """
 
 
