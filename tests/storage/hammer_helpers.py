@@ -362,6 +362,39 @@ def sqlite_snapshot(storage: Any) -> Snapshot:
     return chats, loads, queues
 
 
+def postgres_snapshot(storage: Any) -> Snapshot:
+    """One REPEATABLE READ transaction over chats, agents and queue entries."""
+    from chatmgmt.storage._codec import decode
+
+    ns = storage.namespace.encode()
+    with storage.database.pool.connection() as conn:
+        conn.autocommit = False
+        conn.isolation_level = 3  # psycopg.IsolationLevel.REPEATABLE_READ
+        try:
+            with conn.transaction():
+                chats = [
+                    decode(r[0], Chat)
+                    for r in conn.execute(
+                        "SELECT data FROM chatmgmt_chats WHERE ns = %s ORDER BY seq", (ns,)
+                    )
+                ]
+                loads = [
+                    decode(r[0], AgentLoad)
+                    for r in conn.execute("SELECT data FROM chatmgmt_agents WHERE ns = %s", (ns,))
+                ]
+                queues: dict[str, list[str]] = {}
+                for queue, chat_id in conn.execute(
+                    "SELECT queue, chat_id FROM chatmgmt_queue_entries WHERE ns = %s "
+                    "ORDER BY queue, score, seq",
+                    (ns,),
+                ):
+                    queues.setdefault(bytes(queue).decode(), []).append(chat_id)
+        finally:
+            conn.isolation_level = None
+            conn.autocommit = True
+    return chats, loads, queues
+
+
 _REDIS_SNAPSHOT = """
 local out = {redis.call('HVALS', KEYS[1]), {}, {}}
 for _, aenc in ipairs(redis.call('SMEMBERS', KEYS[2])) do

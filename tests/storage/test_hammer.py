@@ -1,4 +1,4 @@
-"""Process hammer and kill -9 runs on SQLite, Redis and a 3-master Redis Cluster.
+"""Process hammer and kill -9 runs on SQLite, Redis, a 3-master Redis Cluster and PostgreSQL.
 
 Four worker processes run a seeded mix of every chat operation against one shared store while
 a sampler reads the stored chat records (with the agents and queue entries, in one consistent
@@ -35,6 +35,7 @@ from storage.hammer_helpers import (
     check_end,
     hammer_ops,
     hammer_worker,
+    postgres_snapshot,
     read_opened,
     read_stats,
     redis_snapshot,
@@ -42,6 +43,7 @@ from storage.hammer_helpers import (
     setup_agents,
     sqlite_snapshot,
 )
+from storage.postgres_helpers import postgres_url
 from storage.redis_helpers import redis_cluster_url, redis_url
 
 WORKERS = 4
@@ -89,10 +91,26 @@ def _redis(cluster: bool) -> Backend:
     return Backend(factory, redis_snapshot, _redis_cleanup)
 
 
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
+def _postgres(url: str | None = None) -> Backend:
+    from chatmgmt.storage.postgres import PostgresStorage
+
+    namespace = f"hammer-{uuid.uuid4().hex[:8]}"
+    factory = functools.partial(PostgresStorage, url or postgres_url(), namespace)
+    return Backend(factory, postgres_snapshot, _redis_cleanup)
+
+
+def _make(kind: str, tmp_path: Path) -> Backend:
+    if kind == "sqlite":
+        return _sqlite(tmp_path)
+    if kind == "postgres":
+        return _postgres()
+    return _redis(cluster=kind == "redis-cluster")
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        b = _sqlite(tmp_path)
+    if request.param in ("sqlite", "postgres"):
+        b = _make(request.param, tmp_path)
     else:
         b = _redis(cluster=request.param == "redis-cluster")
     try:
@@ -149,11 +167,11 @@ def test_process_hammer(backend: Backend, tmp_path: Path) -> None:
     assert stats["opened"] == tally["open"] > 0, (stats, dict(tally))
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgres"])
 def test_kill_9(kind: str, tmp_path: Path) -> None:
     """Workers SIGKILLed at random moments, several times, and restarted: afterwards
     reconcile() + tick() leave every invariant true and no opened chat lost."""
-    b = _sqlite(tmp_path) if kind == "sqlite" else _redis(cluster=False)
+    b = _make(kind, tmp_path)
     try:
         setup_agents(b.storage)
         ctx = multiprocessing.get_context("spawn")
