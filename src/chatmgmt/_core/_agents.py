@@ -8,7 +8,7 @@ from ..errors import ConflictError, ValidationError
 from ..model import Agent, AgentId, AgentLoad, AgentStatus, Event, evolve
 from ..ports import AgentStore
 from ..webhook import EventType
-from ._base import CAS_RETRIES
+from ._base import RETRY, Retry
 from ._ops import Eff, call
 from ._submission import Submissions
 
@@ -23,7 +23,8 @@ class Agents(Submissions):
     ) -> Eff[AgentLoad]:
         """Read the agent, apply ``change`` to it, store it by compare-and-set on its version
         (retrying on a lost race), then drain the queues its new capacity can serve."""
-        for _ in range(CAS_RETRIES):
+
+        def attempt() -> Eff[AgentLoad | Retry]:
             old = yield from call(AgentStore.get, agent_id)
             agent = change(old.agent if old is not None else None)
             previous = old.agent.status if old is not None else AgentStatus.OFFLINE
@@ -50,14 +51,15 @@ class Agents(Submissions):
                     None if old is None else old.version,
                 )
             except ConflictError:
-                continue
+                return RETRY
             yield from self.emit(events)
             if load.agent.status is AgentStatus.ONLINE:
                 if load.free > 0:
                     yield from self.drain_for_agent(agent.id, now)
                 yield from self.drain_submissions(load, now)
             return load
-        raise ConflictError("agent", agent_id)
+
+        return (yield from self.retrying("agent", agent_id, attempt))
 
     def put_agent(self, agent: Agent, now: float) -> Eff[AgentLoad]:
         """Register or update an agent; capacity that appears drains the queues."""

@@ -10,12 +10,13 @@ one compare-and-set retry loop: read, plan, apply, and on a lost version read an
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import random
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import lifecycle as lc
 from .._plan import Items, Plan
@@ -48,7 +49,7 @@ from ..settings import ChatSettings
 from ..webhook import make_event
 from ._ops import Eff, call
 
-__all__ = ["CAS_RETRIES", "STICKY_WAIT", "CoreBase", "Items", "Plan"]
+__all__ = ["CAS_RETRIES", "RETRY", "STICKY_WAIT", "CoreBase", "Items", "Plan", "Retry"]
 
 log = logging.getLogger("chatmgmt")
 
@@ -56,6 +57,19 @@ log = logging.getLogger("chatmgmt")
 CAS_RETRIES = 32
 STICKY_WAIT = "sticky_wait"
 QUEUE = "queue"
+
+
+T = TypeVar("T")
+
+
+class Retry(enum.Enum):
+    """The one value of :data:`RETRY`."""
+
+    RETRY = "retry"
+
+
+RETRY = Retry.RETRY
+"""What an attempt of :meth:`CoreBase.retrying` returns when it lost a race."""
 
 
 def sticky_wait_key(chat_id: str) -> str:
@@ -214,15 +228,26 @@ class CoreBase:
             yield from call(MessageSink.deliver, message)
         return applied
 
+    def retrying(self, kind: str, key: str, attempt: Callable[[], Eff[T | Retry]]) -> Eff[T]:
+        """The compare-and-set retry loop, once: run ``attempt`` (which reads, plans and
+        applies) until it returns something other than :data:`RETRY` (it lost a race: read and
+        plan again), a bounded number of times; then ConflictError naming ``kind`` ``key``."""
+        for _ in range(CAS_RETRIES):
+            result = yield from attempt()
+            if result is not RETRY:
+                return result
+        raise ConflictError(kind, key)
+
     def update(
         self, chat_id: ChatId, planner: Callable[[Chat], Plan | None], now: float
     ) -> Eff[tuple[Chat, Chat]]:
-        """The compare-and-set loop, once: read the chat, plan, apply; on a lost version read
-        and plan again (bounded). ``planner`` returning None means nothing to change.
+        """Read the chat, plan, apply; on a lost version read and plan again
+        (:meth:`retrying`). ``planner`` returning None means nothing to change.
 
         Returns ``(old, new)``: the chat as read and as committed.
         """
-        for _ in range(CAS_RETRIES):
+
+        def attempt() -> Eff[tuple[Chat, Chat] | Retry]:
             chat = yield from self.get_chat(chat_id)
             plan = planner(chat)
             if plan is None:
@@ -231,11 +256,12 @@ class CoreBase:
                 applied = yield from self.commit(chat, plan, now)
             except PreconditionFailed as exc:
                 if exc.reason == "version":
-                    continue
+                    return RETRY
                 raise
             assert applied.chat is not None
             return chat, applied.chat
-        raise ConflictError("chat", chat_id)
+
+        return (yield from self.retrying("chat", chat_id, attempt))
 
     def emit(self, events: Sequence[Event]) -> Eff[None]:
         """Hand committed events to the host's event sink (when it gave one)."""

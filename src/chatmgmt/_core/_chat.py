@@ -13,7 +13,7 @@ from .._text import check_text
 from ..assignment import RouteRequest, Target, pool_name, queue_name
 from ..assignment._plans import plan_assignment
 from ..customers import should_save, trusted_partner_id
-from ..errors import AssignmentError, ConflictError, PreconditionFailed, ValidationError
+from ..errors import AssignmentError, PreconditionFailed, ValidationError
 from ..model import (
     AgentId,
     Chat,
@@ -27,7 +27,7 @@ from ..model import (
 from ..ports import Claim
 from ..webhook import EventType
 from ..webhook import _payloads as payloads
-from ._base import CAS_RETRIES
+from ._base import RETRY, Retry
 from ._ops import Eff
 from ._routing import Routing
 
@@ -126,7 +126,8 @@ class Chats(Routing):
         if (to_agent is None) == (to_group is None):
             raise ValidationError("transfer: give exactly one of to_agent or to_group")
         yield from self.require_target(to_agent, to_group)
-        for _ in range(CAS_RETRIES):
+
+        def attempt() -> Eff[Chat | Retry]:
             chat = yield from self.get_chat(chat_id)
             lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.TRANSFER)
             old_agent = chat.agent_id
@@ -158,7 +159,7 @@ class Chats(Routing):
             )
             if done is not None:
                 if done.version != before + 1 or done.agent_id == old_agent:
-                    continue  # the chat moved on meanwhile: plan again from what it is now
+                    return RETRY  # the chat moved on meanwhile: plan again from what it is now
                 yield from self.drain_for_agent(old_agent, now)
                 return done
             if to_agent is not None:
@@ -188,38 +189,36 @@ class Chats(Routing):
                 drain=False,
             )
             if result.state is ChatState.ACTIVE and result.agent_id == old_agent:
-                continue  # the chat moved on meanwhile: plan again from what it is now
+                return RETRY  # the chat moved on meanwhile: plan again from what it is now
             # drained only now: the drain may give the chat back to its old agent, which the
             # check above must not take for a lost race (it looped, then raised ConflictError)
             yield from self.drain(queue, now)
             yield from self.drain_for_agent(old_agent, now)
             return (yield from self.get_chat(chat_id))
-        raise ConflictError("chat", chat_id)
+
+        return (yield from self.retrying("chat", chat_id, attempt))
 
     def assign(self, chat_id: ChatId, agent_id: AgentId, by: str, now: float) -> Eff[Chat]:
         """An admin's explicit assignment of a waiting chat to an agent."""
         check_text("by", by)
         yield from self.require_agent(agent_id)
-        for _ in range(CAS_RETRIES):
-            chat = yield from self.get_chat(chat_id)
+
+        def planner(chat: Chat) -> Plan:
             lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.ASSIGN)
             reason = {"via": "admin", "agent": agent_id, "by": by}
             new, items = plan_assignment(chat, agent_id, reason, now)
             remove, cancel = leaving(chat)
-            plan = Plan(new, items, claim=Claim(agent_id), remove=remove, cancel=cancel)
-            try:
-                applied = yield from self.commit(chat, plan, now)
-            except PreconditionFailed as exc:
-                if exc.reason == "version":
-                    continue
-                if exc.reason == "agent_unavailable":
-                    raise AssignmentError(
-                        f"agent {agent_id!r} cannot take chat {chat_id!r} now (not online or full)"
-                    ) from None
-                raise
-            assert applied.chat is not None
-            return applied.chat
-        raise ConflictError("chat", chat_id)
+            return Plan(new, items, claim=Claim(agent_id), remove=remove, cancel=cancel)
+
+        try:
+            _old, assigned = yield from self.update(chat_id, planner, now)
+        except PreconditionFailed as exc:
+            if exc.reason == "agent_unavailable":
+                raise AssignmentError(
+                    f"agent {agent_id!r} cannot take chat {chat_id!r} now (not online or full)"
+                ) from None
+            raise
+        return assigned
 
     def set_inactive(self, chat_id: ChatId, inactive: bool, now: float) -> Eff[Chat]:
         """Mark a chat (in)active; when inactive chats do not count, its slot frees up in the

@@ -7,7 +7,7 @@ from ..errors import ConflictError
 from ..model import Customer, CustomerInfo, Event
 from ..ports import CustomerStore
 from ..webhook import EventType
-from ._base import CAS_RETRIES, CoreBase
+from ._base import RETRY, CoreBase, Retry
 from ._ops import Eff, call
 
 __all__ = ["Customers"]
@@ -18,7 +18,8 @@ class Customers(CoreBase):
 
     def save_customer(self, info: CustomerInfo, partner_id: str, now: float) -> Eff[Customer]:
         """Upsert into the CRM by the merge rules; one record even under concurrency."""
-        for _ in range(CAS_RETRIES):
+
+        def attempt() -> Eff[Customer | Retry]:
             existing = yield from call(CustomerStore.get, partner_id)
             merged, changed = merge_customer(existing, info, partner_id, now)
             if existing is not None and merged is existing:
@@ -45,7 +46,8 @@ class Customers(CoreBase):
                 else:
                     yield from call(CustomerStore.replace, merged, existing.version, events)
             except ConflictError:
-                continue
+                return RETRY
             yield from self.emit(events)
             return merged
-        raise ConflictError("customer", partner_id)
+
+        return (yield from self.retrying("customer", partner_id, attempt))
