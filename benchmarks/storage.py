@@ -13,9 +13,12 @@ with no transaction or script, and on end write the chat and a load read just be
 agents more chats than their limit under concurrency; it is the speed the atomic unit of work
 is paid against. ``ratio`` > 1 means ``open_chat`` beats it.
 
-Lines: ``storage.<sqlite|redis>.open_per_s.<1|4>proc``; each value is the median of
-``--repeats`` runs (default 3). Targets at 4 processes: SQLite >= 1,500, Redis >= 2,500.
-Uses ``CHATMGMT_REDIS_URL`` or starts its own ``redis-server`` on a free loopback port.
+Lines: ``storage.<sqlite|redis|postgres>.open_per_s.<1|4>proc``; each value is the median of
+``--repeats`` runs (default 3). Targets at 4 processes: SQLite >= 1,500, Redis >= 2,500,
+PostgreSQL >= 1,500.
+Uses ``CHATMGMT_REDIS_URL`` or starts its own ``redis-server`` on a free loopback port;
+``CHATMGMT_POSTGRES_URL`` or a private PostgreSQL server (``tests/storage/postgres_helpers``:
+``initdb`` into a temporary directory, loopback, ``synchronous_commit=on``).
 ``--quick``: shorter runs. ``--seconds S``: measuring time per run. ``--only``: one adapter.
 """
 
@@ -62,6 +65,10 @@ def _open(kind: str, target: str, namespace: str) -> Any:
         from chatmgmt.storage.sqlite import SQLiteStorage
 
         return SQLiteStorage(target, namespace)
+    if kind == "postgres":
+        from chatmgmt.storage.postgres import PostgresStorage
+
+        return PostgresStorage(target, namespace)
     from chatmgmt.storage.redis import RedisStorage
 
     return RedisStorage(target, namespace)
@@ -103,6 +110,17 @@ class _Naive:
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS naive_chats (id TEXT PRIMARY KEY, data TEXT)"
             )
+        elif kind == "postgres":  # autocommit: every statement its own transaction
+            import psycopg
+
+            self.db = psycopg.connect(target, autocommit=True)  # type: ignore[assignment]
+            self.loads_table = "naive_loads_" + namespace.replace("-", "_")
+            self.db.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.loads_table} (id TEXT PRIMARY KEY, n INT)"
+            )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS naive_chats (id TEXT PRIMARY KEY, data TEXT)"
+            )
         else:
             import redis
 
@@ -113,6 +131,12 @@ class _Naive:
         if self.kind == "sqlite":
             self.db.executemany(
                 "INSERT OR REPLACE INTO naive_loads VALUES (?, 0)", [(i,) for i in ids]
+            )
+        elif self.kind == "postgres":
+            self.db.cursor().executemany(
+                f"INSERT INTO {self.loads_table} VALUES (%s, 0) "
+                "ON CONFLICT (id) DO UPDATE SET n = 0",
+                [(i,) for i in ids],
             )
         else:
             self.r.hset(self.loads_key, mapping=dict.fromkeys(ids, 0))
@@ -146,6 +170,19 @@ class _Naive:
             )
             self.db.execute("UPDATE naive_loads SET n = ? WHERE id = ?", (n + 1, agent))
             return str(agent)
+        if self.kind == "postgres":
+            rows = self.db.execute(f"SELECT id, n FROM {self.loads_table}").fetchall()
+            free = [(n, i) for i, n in rows if n < LIMIT]
+            if not free:
+                return None
+            n, agent = min(free)
+            self.db.execute(
+                "INSERT INTO naive_chats VALUES (%s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                (chat_id, self._record(chat_id, "active", agent, now)),
+            )
+            self.db.execute(f"UPDATE {self.loads_table} SET n = %s WHERE id = %s", (n + 1, agent))
+            return str(agent)
         loads = {k.decode(): int(v) for k, v in self.r.hgetall(self.loads_key).items()}
         free = [(v, k) for k, v in loads.items() if v < LIMIT]
         if not free:
@@ -162,6 +199,19 @@ class _Naive:
             self.db.execute("INSERT OR REPLACE INTO naive_chats VALUES (?, ?)", (chat_id, record))
             row = self.db.execute("SELECT n FROM naive_loads WHERE id = ?", (agent,)).fetchone()
             self.db.execute("UPDATE naive_loads SET n = ? WHERE id = ?", (row[0] - 1, agent))
+            return
+        if self.kind == "postgres":
+            self.db.execute(
+                "INSERT INTO naive_chats VALUES (%s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                (chat_id, record),
+            )
+            row = self.db.execute(
+                f"SELECT n FROM {self.loads_table} WHERE id = %s", (agent,)
+            ).fetchone()
+            self.db.execute(
+                f"UPDATE {self.loads_table} SET n = %s WHERE id = %s", (row[0] - 1, agent)
+            )
             return
         self.r.hset(self.chats_key, chat_id, record)
         n = int(self.r.hget(self.loads_key, agent) or 0)
@@ -277,6 +327,29 @@ def _redis_url() -> str | None:
     return None
 
 
+def _postgres_url() -> str | None:
+    """``CHATMGMT_POSTGRES_URL``, or a private server started like the tests' fixture."""
+    url = os.environ.get("CHATMGMT_POSTGRES_URL")
+    if url:
+        return url
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tests" / "storage" / "postgres_helpers.py"
+    try:
+        spec = importlib.util.spec_from_file_location("_pg_helpers", path)
+        assert spec is not None and spec.loader is not None
+        helpers = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(helpers)
+        if helpers.pg_bindir() is None:
+            return None
+        server = helpers.start_private(synchronous_commit="on")
+    except Exception as exc:  # no server: no figures
+        print(f"# PostgreSQL did not start: {exc}", file=sys.stderr)
+        return None
+    atexit.register(server.stop)
+    return server.url
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -285,7 +358,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs")
     parser.add_argument("--seconds", type=float, default=None, help="measuring time per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
-    parser.add_argument("--only", choices=("sqlite", "redis"), default=None, help="one adapter")
+    parser.add_argument(
+        "--only", choices=("sqlite", "redis", "postgres"), default=None, help="one adapter"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (0.7 if args.quick else 3.0)
     repeats = 1 if args.quick else args.repeats
@@ -300,6 +375,15 @@ def main() -> None:
         else:
             print(
                 "# redis-server not found and CHATMGMT_REDIS_URL unset: no Redis figures",
+                file=sys.stderr,
+            )
+    if args.only in (None, "postgres"):
+        pg = _postgres_url()
+        if pg is not None:
+            plan.append(("postgres", pg))
+        else:
+            print(
+                "# PostgreSQL not found and CHATMGMT_POSTGRES_URL unset: no figures",
                 file=sys.stderr,
             )
     for kind, target in plan:
