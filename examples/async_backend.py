@@ -7,6 +7,10 @@ Run it (needs ``pip install chatmgmt[redis] fastapi uvicorn`` and a Redis server
 Every worker process (uvicorn ``--workers N``) or machine that uses the same Redis and
 namespace shares one consistent state: slots are claimed atomically in Redis, so no agent is
 ever over its limit and no chat gets two agents. A periodic task calls ``tick()``.
+
+On PostgreSQL instead (``pip install chatmgmt[postgres]``): set ``CHATMGMT_POSTGRES_URL``
+(e.g. ``postgresql://app@localhost/app``); the tables are created on first use and every
+change is one transaction, shared the same way by every worker and machine.
 """
 
 from __future__ import annotations
@@ -70,10 +74,22 @@ def chat_json(chat: Chat) -> dict[str, Any]:
 
 
 def create_app(
-    redis_url: str, *, namespace: str = "acme", settings: ChatSettings | None = None
+    redis_url: str,
+    *,
+    namespace: str = "acme",
+    settings: ChatSettings | None = None,
+    postgres_url: str | None = None,
 ) -> FastAPI:
-    """The FastAPI application for one tenant (``namespace``)."""
-    manager = AsyncChatManager(AsyncRedisStorage(redis_url, namespace=namespace), settings)
+    """The FastAPI application for one tenant (``namespace``): on PostgreSQL when
+    ``postgres_url`` is given, else on Redis."""
+    storage: Any
+    if postgres_url:
+        from chatmgmt.storage.postgres import AsyncPostgresStorage
+
+        storage = AsyncPostgresStorage(postgres_url, namespace=namespace)
+    else:
+        storage = AsyncRedisStorage(redis_url, namespace=namespace)
+    manager = AsyncChatManager(storage, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -139,4 +155,7 @@ def create_app(
     return app
 
 
-app = create_app(os.environ.get("CHATMGMT_REDIS_URL", "redis://localhost:6379/0"))
+app = create_app(
+    os.environ.get("CHATMGMT_REDIS_URL", "redis://localhost:6379/0"),
+    postgres_url=os.environ.get("CHATMGMT_POSTGRES_URL") or None,
+)

@@ -107,3 +107,23 @@ def test_webhook_bot_verifies_dedupes_and_acts() -> None:
     finally:
         bot.shutdown()
         bot.server_close()
+
+
+def test_async_backend_on_postgres() -> None:
+    from fastapi.testclient import TestClient
+
+    from storage.postgres_helpers import postgres_url
+
+    backend = load("async_backend")
+    app = backend.create_app(
+        "redis://unused", namespace=f"ex-{uuid.uuid4().hex}", postgres_url=postgres_url()
+    )
+    with TestClient(app) as client:
+        assert client.put("/agents/ann", json={"name": "Ann", "limit": 1}).status_code == 200
+        client.post("/agents/ann/status/online")
+        first = client.post("/chats", json={"partner_id": "u1", "name": "Ada"}).json()
+        assert first["state"] == "active" and first["agent_id"] == "ann"
+        second = client.post("/chats", json={"partner_id": "u2"}).json()
+        assert second["state"] == "queued"
+        client.post(f"/chats/{first['id']}/end")
+        assert client.get(f"/chats/{second['id']}").json()["agent_id"] == "ann"
