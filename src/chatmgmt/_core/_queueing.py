@@ -197,11 +197,16 @@ class Queueing(Targets):
             queues.append(pool_name(group))
         total = 0
         for _ in range(max(1, load.agent.reception_limit) * 4):
+            # one bulk read says which queues hold chats (usually none); only those are peeked
+            # for the score of their first chat, to serve the oldest head first
+            waiting = yield from call(QueueStore.heads, queues)
             heads: list[tuple[float, str]] = []
-            for q in queues:
-                head = yield from call(QueueStore.peek, q, 1)
-                if head:
-                    heads.append((head[0][1], q))
+            for head in waiting:
+                if head.length == 0:
+                    continue
+                first = yield from call(QueueStore.peek, head.queue, 1)
+                if first:
+                    heads.append((first[0][1], head.queue))
             if not heads:
                 break
             heads.sort()
