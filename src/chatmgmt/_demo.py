@@ -289,6 +289,22 @@ def run_demo(out: TextIO | None = None, *, seed: int = 7) -> dict[str, int]:
         q = manager.get_chat(quiet.id)
         p.row("and 2 more", f"{q.state.value}: {q.end_reason.value if q.end_reason else ''}")
 
+        p.section("end of the day: the live snapshot (manager.monitor())")
+        snap = manager.monitor()
+        for name, g in snap.groups.items():
+            longest = "-" if g.longest_wait_s is None else f"{g.longest_wait_s:.0f} s"
+            p.row(
+                f"group {name or '(none)'}",
+                f"waiting {g.waiting} (longest {longest}), online {g.online}, busy {g.busy}, "
+                f"away {g.away}, free slots {g.free_slots}, active chats {g.active_chats}",
+            )
+        for ld in snap.agents:
+            p.row(
+                f"agent {ld.agent.id}",
+                f"{ld.agent.status.value}, {len(ld.chats)}/{ld.agent.reception_limit} chats",
+            )
+        p.row("recent moderation alerts", str(len(snap.alerts)))
+
         p.section("webhooks")
         dispatcher = Dispatcher(
             storage, settings.webhooks, MemoryDeliveryStore(), clock=clock, rng=random.Random(seed)
