@@ -666,11 +666,11 @@ class SQLiteChatStore(_Base):
             ids = [(self._ns, r[0]) for r in rows]
             conn.executemany("DELETE FROM messages WHERE ns = ? AND chat_id = ?", ids)
             conn.executemany("DELETE FROM chats WHERE ns = ? AND id = ?", ids)
-            partners = {decode(r[1], Chat).customer.partner_id for r in rows} - {None}
+            partners = {decode(r[1], Chat).customer.partner_id for r in rows}
             conn.executemany(
                 "DELETE FROM sticky WHERE ns = ? AND partner_id = ? "
                 "AND json_extract(data, '$.at') < ?",
-                [(self._ns, p, before) for p in sorted(partners)],
+                [(self._ns, p, before) for p in sorted(p for p in partners if p)],
             )
         return len(rows)
 
