@@ -75,7 +75,16 @@ from ..model import (
     Sticky,
     Timer,
 )
-from ..ports import Applied, Census, Change, Claim, OutboxEntry, RankedClaim
+from ..ports import (
+    Applied,
+    Census,
+    Change,
+    Claim,
+    OutboxEntry,
+    QueueHead,
+    RankedClaim,
+    retention_start,
+)
 from ._codec import decode, encode
 from ._pg import (
     NOTIFY_CHANNEL,
@@ -169,6 +178,16 @@ _MIGRATIONS: tuple[str, ...] = (
         seq bigserial PRIMARY KEY, ns bytea NOT NULL, key bytea NOT NULL, t float8 NOT NULL
     );
     CREATE INDEX chatmgmt_hits_by_key ON chatmgmt_hits (ns, key, t)
+    """,
+    # 2: retention. ``retain_from`` is ports.retention_start of the stored chat (NULL while the
+    # chat must be kept), indexed so that a purge finds the oldest first
+    """
+    ALTER TABLE chatmgmt_chats ADD COLUMN retain_from float8;
+    UPDATE chatmgmt_chats SET retain_from = (data::json ->> 'updated_at')::float8
+    WHERE state IN ('ended', 'abandoned')
+        OR (state = 'left_message' AND (data::json ->> 'last_agent_message_at') IS NOT NULL);
+    CREATE INDEX chatmgmt_chats_retention ON chatmgmt_chats (ns, retain_from)
+        WHERE retain_from IS NOT NULL
     """,
 )
 
@@ -417,11 +436,17 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
     # 6. the chat, its message, the sticky mark, the events
     chat = change.chat
     if chat is not None:
-        values = (chat.version, chat.state.value, chat.agent_id, encode(chat))
+        values = (
+            chat.version,
+            chat.state.value,
+            chat.agent_id,
+            encode(chat),
+            retention_start(chat),
+        )
         if expected is None:
             inserted = yield Q(
-                "INSERT INTO chatmgmt_chats (version, state, agent_id, data, ns, id) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO chatmgmt_chats (version, state, agent_id, data, retain_from, ns, id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (*values, ns, cid),
                 "rowcount",
             )
@@ -429,8 +454,8 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
                 raise PreconditionFailed("exists", cid)
         else:
             yield Q(
-                "UPDATE chatmgmt_chats SET version = %s, state = %s, agent_id = %s, data = %s "
-                "WHERE ns = %s AND id = %s",
+                "UPDATE chatmgmt_chats SET version = %s, state = %s, agent_id = %s, data = %s, "
+                "retain_from = %s WHERE ns = %s AND id = %s",
                 (*values, ns, cid),
             )
     if change.message is not None:
@@ -618,6 +643,28 @@ def _chat_sticky(ns: bytes, partner_id: str) -> Gen[Sticky | None]:
     return None if row is None else decode(row[0], Sticky)
 
 
+def _chat_purge(ns: bytes, before: float, limit: int) -> Gen[int]:
+    rows = yield Q(
+        "DELETE FROM chatmgmt_chats WHERE (ns, id) IN (SELECT ns, id FROM chatmgmt_chats "
+        "WHERE ns = %s AND retain_from IS NOT NULL AND retain_from < %s "
+        "ORDER BY retain_from LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, data",
+        (ns, before, limit),
+        "all",
+    )
+    if not rows:
+        return 0
+    ids = [r[0] for r in rows]
+    yield Q("DELETE FROM chatmgmt_messages WHERE ns = %s AND chat_id = ANY(%s)", (ns, ids))
+    partners = {decode(r[1], Chat).customer.partner_id for r in rows} - {None}
+    if partners:
+        yield Q(
+            "DELETE FROM chatmgmt_sticky WHERE ns = %s AND partner_id = ANY(%s) "
+            "AND (data::json ->> 'at')::float8 < %s",
+            (ns, sorted(p for p in partners if p is not None), before),
+        )
+    return len(rows)
+
+
 # queues ----------------------------------------------------------------------
 
 
@@ -651,6 +698,27 @@ def _queue_length(ns: bytes, queue: str) -> Gen[int]:
         "one",
     )
     return int(row[0])
+
+
+def _queue_heads(ns: bytes, queues: Sequence[str]) -> Gen[list[QueueHead]]:
+    rows = yield Q(
+        "SELECT q.i, "
+        "(SELECT count(*) FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name), "
+        "(SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name "
+        "ORDER BY score, seq LIMIT 1), "
+        "(SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name "
+        "ORDER BY seq LIMIT 1) "
+        "FROM unnest(%s::bytea[]) WITH ORDINALITY AS q(name, i) ORDER BY q.i",
+        (ns, ns, ns, [b(q) for q in queues]),
+        "all",
+    )
+    out = []
+    for queue, (_i, count, first, oldest) in zip(queues, rows, strict=True):
+        if not count:
+            out.append(QueueHead(queue))
+        else:
+            out.append(QueueHead(queue, int(count), ChatId(first), ChatId(oldest)))
+    return out
 
 
 # outbox ----------------------------------------------------------------------
@@ -851,6 +919,13 @@ class PostgresChatStore(_Port):
         """See the port."""
         return self._db.run(_chat_sticky, self._ns, partner_id, tx=False)
 
+    def purge(self, before: float, limit: int) -> int:
+        """See the port: one transaction per batch, oldest first by the ``retain_from`` index
+        (``SKIP LOCKED``: concurrent purges take different chats)."""
+        if limit <= 0:
+            return 0
+        return self._db.run(_chat_purge, self._ns, before, limit)
+
 
 class PostgresQueueStore(_Port):
     """PostgreSQL :class:`~chatmgmt.ports.QueueStore` (read side; by score, then insertion)."""
@@ -866,6 +941,10 @@ class PostgresQueueStore(_Port):
     def length(self, queue: str) -> int:
         """See the port."""
         return self._db.run(_queue_length, self._ns, queue, tx=False)
+
+    def heads(self, queues: Sequence[str]) -> list[QueueHead]:
+        """See the port: one statement (one snapshot) over every queue asked for."""
+        return self._db.run(_queue_heads, self._ns, tuple(queues), tx=False)
 
 
 class PostgresOutbox(_Port):
@@ -1121,6 +1200,13 @@ class AsyncPostgresChatStore(_APort):
         await self._storage._ready()
         return await self._db.run(_chat_sticky, self._ns, partner_id, tx=False)
 
+    async def purge(self, before: float, limit: int) -> int:
+        """See :meth:`PostgresChatStore.purge`."""
+        if limit <= 0:
+            return 0
+        await self._storage._ready()
+        return await self._db.run(_chat_purge, self._ns, before, limit)
+
 
 class AsyncPostgresQueueStore(_APort):
     """Async PostgreSQL :class:`~chatmgmt.ports.AsyncQueueStore`."""
@@ -1139,6 +1225,11 @@ class AsyncPostgresQueueStore(_APort):
         """See the port."""
         await self._storage._ready()
         return await self._db.run(_queue_length, self._ns, queue, tx=False)
+
+    async def heads(self, queues: Sequence[str]) -> list[QueueHead]:
+        """See :meth:`PostgresQueueStore.heads`."""
+        await self._storage._ready()
+        return await self._db.run(_queue_heads, self._ns, tuple(queues), tx=False)
 
 
 class AsyncPostgresOutbox(_APort):
