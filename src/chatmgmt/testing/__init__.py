@@ -29,8 +29,8 @@ from ._explorer import (
 )
 from ._ids import sequential_ids
 from ._invariants import check_invariants, find_violations
-from ._slots import claim_ranked, claim_slot, release_slot
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
+from ._slots import claim_ranked, claim_slot, release_slot
 
 __all__ = [
     "AgentStoreContract",
