@@ -9,7 +9,7 @@ import attrs
 
 from .. import lifecycle as lc
 from .._plan import Plan, leaving
-from .._text import check_text
+from .._text import check_optional_id, check_text, text_problem
 from ..assignment import RouteRequest, Target, pool_name, queue_name
 from ..assignment._plans import plan_assignment
 from ..customers import should_save, trusted_partner_id
@@ -34,6 +34,22 @@ from ._routing import Routing
 __all__ = ["Chats"]
 
 
+def _check_attributes(value: object, path: str) -> None:
+    """Every string in the host's ``attributes`` (keys included, at any depth) is storable
+    text; a chat holding one that is not could not be stored by SQLite, Redis or PostgreSQL."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValidationError(f"{path}: {problem}")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_attributes(key, f"{path} key {key!r}")
+            _check_attributes(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_attributes(item, f"{path}[{i}]")
+
+
 class Chats(Routing):
     """Open, end, abandon, transfer, assign and (in)activate chats."""
 
@@ -50,6 +66,8 @@ class Chats(Routing):
     ) -> Eff[Chat]:
         """Auto-save the customer, then create the chat and route it (assign, queue or pool)
         in one unit of work."""
+        check_optional_id("chat_id", chat_id)
+        _check_attributes(attributes, "attributes")
         settings = self.settings
         if request.strict:
             yield from self.require_target(request.designated_agent, request.designated_group)

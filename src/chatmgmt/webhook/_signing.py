@@ -154,7 +154,10 @@ def verify(
     keys = _keys(secrets)
     if not keys:
         raise WebhookVerificationError("no secret to verify with")
-    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    try:
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    except UnicodeEncodeError:
+        raise WebhookVerificationError("body: not valid Unicode text") from None
     msg_id = _header(headers, "webhook-id")
     if len(msg_id) > _MAX_ID or any(c.isspace() for c in msg_id):
         raise WebhookVerificationError("malformed webhook-id header")
