@@ -13,9 +13,11 @@ with no transaction or script, and on end write the chat and a load read just be
 agents more chats than their limit under concurrency; it is the speed the atomic unit of work
 is paid against. ``ratio`` > 1 means ``open_chat`` beats it.
 
-Lines: ``storage.<sqlite|redis|postgres>.open_per_s.<1|4>proc``; each value is the median of
-``--repeats`` runs (default 3). Targets at 4 processes: SQLite >= 1,500, Redis >= 2,500,
-PostgreSQL >= 1,500.
+Lines: ``storage.<sqlite|redis|postgres>.open_per_s.<1|4>proc``, and
+``storage.<...>.claim_per_s.<1|4>proc``: the unit of work alone (a slot-only ``Storage.apply``:
+a ranked claim for a made-up chat, the release of the oldest held one) beside the same unsafe
+baseline; each value is the median of ``--repeats`` runs (default 3). Targets at 4
+processes: SQLite >= 1,500, Redis >= 2,500, PostgreSQL >= 1,500.
 Uses ``CHATMGMT_REDIS_URL`` or starts its own ``redis-server`` on a free loopback port;
 ``CHATMGMT_POSTGRES_URL`` or a private PostgreSQL server (``tests/storage/postgres_helpers``:
 ``initdb`` into a temporary directory, loopback, ``synchronous_commit=on``).
@@ -49,7 +51,10 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
 from _common import emit
 
 from chatmgmt import ChatManager
-from chatmgmt.model import Agent, AgentId, AgentStatus, CustomerInfo, EndReason
+from chatmgmt.assignment import LEAST_BUSY
+from chatmgmt.errors import PreconditionFailed
+from chatmgmt.model import Agent, AgentId, AgentStatus, ChatId, CustomerInfo, EndReason
+from chatmgmt.ports import Change, RankedClaim
 
 AGENTS = 200
 LIMIT = 3
@@ -221,18 +226,41 @@ class _Naive:
 # --------------------------------------------------------------------------- workers
 
 
+class _Claims:
+    """The unit of work alone: a ranked claim (least busy) for a made-up chat, and the release
+    of the oldest held one — each one atomic ``Storage.apply`` of a slot-only change."""
+
+    def __init__(self, storage: Any, index: int) -> None:
+        self.storage = storage
+        self.rng = random.Random(index)
+        self.claim = RankedClaim(GROUP, LEAST_BUSY)
+
+    def open(self, chat_id: str) -> str | None:
+        change = Change(ChatId(chat_id), None, time.time(), claim=self.claim)
+        try:
+            return str(self.storage.apply(change).agent_id)
+        except PreconditionFailed:
+            return None
+
+    def end(self, chat_id: str, agent_id: str) -> None:
+        self.storage.apply(Change(ChatId(chat_id), None, time.time(), release=AgentId(agent_id)))
+
+
 def _worker(
     kind: str,
     target: str,
     namespace: str,
-    naive: bool,
+    naive: bool | str,
     index: int,
     seconds: float,
     barrier: Any,
     results: Any,
 ) -> None:
-    if naive:
+    claims = naive == "claim"
+    if naive is True:
         store: Any = _Naive(kind, target, namespace)
+    elif claims:
+        store = _Claims(_open(kind, target, namespace), index)
     else:
         store = ChatManager(storage=_open(kind, target, namespace), rng=random.Random(index))
     held: deque[tuple[str, str]] = deque()
@@ -244,13 +272,13 @@ def _worker(
     while time.perf_counter() < end:
         if len(held) >= HELD:
             cid, aid = held.popleft()
-            if naive:
+            if naive is True or claims:
                 store.end(cid, aid)
             else:
                 store.end_chat(cid, reason=EndReason.AGENT)
         n += 1
         cid = f"p{index}-{n}"
-        if naive:
+        if naive is True or claims:
             got = store.open(cid)
         else:
             got = store.open_chat(customer, skill_group=GROUP, chat_id=cid).agent_id
@@ -260,9 +288,9 @@ def _worker(
     results.put(count)
 
 
-def _measure(kind: str, target: str, procs: int, seconds: float, naive: bool) -> float:
+def _measure(kind: str, target: str, procs: int, seconds: float, naive: bool | str) -> float:
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
-    if naive:
+    if naive is True:
         _Naive(kind, target, namespace).setup()
     else:
         storage = _open(kind, target, namespace)
@@ -400,6 +428,10 @@ def main() -> None:
                 file=sys.stderr,
             )
             emit(f"storage.{kind}.open_per_s.{procs}proc", o, "opens/s", b, o / b if b else None)
+            claims = [_measure(kind, target, procs, seconds, naive="claim") for _ in range(repeats)]
+            c = statistics.median(claims)
+            print(f"# {kind} {procs}proc claims={[round(x) for x in claims]}", file=sys.stderr)
+            emit(f"storage.{kind}.claim_per_s.{procs}proc", c, "claims/s", b, c / b if b else None)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "DeliveryStore",
     "EndpointHealth",
     "EventSink",
+    "GroupCensus",
     "HttpRequest",
     "HttpResponse",
     "MessageSink",
@@ -166,16 +167,29 @@ class Census:
 
 
 @attrs.frozen
+class GroupCensus(Census):
+    """A group's :class:`Census` with what the live monitor shows besides
+    (:meth:`AgentStore.censuses`): ``held``, the chats its agents hold (counted and inactive,
+    whatever their status); ``free``, the slots below the limit of its ONLINE agents (an agent
+    above its limit counts 0, so it may exceed ``capacity - load``)."""
+
+    held: int = 0
+    free: int = 0
+
+
+@attrs.frozen
 class QueueHead:
     """A queue at a glance (:meth:`QueueStore.heads`): how many chats wait in ``queue``, the
     ``first`` (the next to be served, by score then insertion) and the ``oldest`` (the entry
-    pushed longest ago and still there; with priorities it need not be the first). Both are
-    None for an empty queue."""
+    pushed longest ago and still there; with priorities it need not be the first) and
+    ``oldest_at``, when that chat started waiting (its ``queued_at``, its ``created_at`` when
+    unset), so the monitor reads no chat. All three are None for an empty queue."""
 
     queue: str
     length: int = 0
     first: ChatId | None = None
     oldest: ChatId | None = None
+    oldest_at: float | None = None
 
 
 @attrs.frozen
@@ -453,6 +467,12 @@ class AgentStore(Protocol):
         """Counts of the group's agents by availability; O(1) or a cheap aggregate."""
         ...
 
+    def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
+        """One :class:`GroupCensus` per name of ``groups``, in that order, read at once (the
+        live monitor's bulk read; an unknown group is all zeros). Memory answers from its
+        counters, O(1) per group; an adapter may aggregate over the groups' agents."""
+        ...
+
     def get(self, agent_id: AgentId) -> AgentLoad | None:
         """An agent and its load, or None."""
         ...
@@ -677,6 +697,10 @@ class AsyncAgentStore(Protocol):
 
     async def census(self, group: str) -> Census:
         """See :meth:`AgentStore.census`."""
+        ...
+
+    async def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
+        """See :meth:`AgentStore.censuses`."""
         ...
 
     async def get(self, agent_id: AgentId) -> AgentLoad | None:

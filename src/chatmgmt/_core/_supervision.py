@@ -1,9 +1,10 @@
 """Chat Monitoring: the live snapshot and the supervisor's actions.
 
-* :meth:`Supervision.monitor` reads every agent's load, the heads of the groups' waiting lines
-  (one bulk read) and the oldest waiting chat of each non-empty line, and folds them into a
-  :class:`~chatmgmt.monitoring.Snapshot` (:func:`~chatmgmt.monitoring.build_snapshot`): no scan
-  of the chats.
+* :meth:`Supervision.monitor` reads every agent's load (in account order), the groups' counters
+  (one :meth:`~chatmgmt.ports.AgentStore.censuses`) and the heads of their waiting lines (one
+  :meth:`~chatmgmt.ports.QueueStore.heads`, which carries when the oldest chat started
+  waiting), and folds them into a :class:`~chatmgmt.monitoring.Snapshot`
+  (:func:`~chatmgmt.monitoring.build_snapshot`): three reads, no chat read, no scan.
 * The recent moderation alerts come from a ring the core fills as committed events pass its
   one emit step (:class:`~chatmgmt.monitoring.AlertLog`).
 * Join (observe), leave, whisper, take over and end: each one unit of work with its
@@ -33,7 +34,7 @@ from ..model import (
     evolve,
 )
 from ..monitoring._alerts import AlertLog
-from ..monitoring._snapshot import Snapshot, build_snapshot, group_counts
+from ..monitoring._snapshot import Snapshot, fold_snapshot
 from ..ports import AgentStore, ChatStore, QueueStore
 from ..webhook import _payloads as payloads
 from ._base import CAS_RETRIES
@@ -69,27 +70,27 @@ class Supervision(Repair):
     def monitor(self, now: float, alerts: int = 20) -> Eff[Snapshot]:
         """The live snapshot at ``now`` with the last ``alerts`` moderation alerts."""
         loads = yield from call(AgentStore.list, None)
-        counts = group_counts(loads, self.settings.assignment.groups)
-        always_on = self.settings.reception_mode is ReceptionMode.ALWAYS_ON
-        line = pool_name if always_on else queue_name
-        names = sorted(counts.keys() | {""})
-        heads = yield from call(QueueStore.heads, [line(g) for g in names])
-        by_group = {}
+        groups = set(self.settings.assignment.groups)
+        groups.update(*[load.agent.skill_groups for load in loads])
+        names = sorted(groups)
+        censuses = yield from call(AgentStore.censuses, names)
+        line = pool_name if self.settings.reception_mode is ReceptionMode.ALWAYS_ON else queue_name
+        lines = names if "" in groups else ["", *names]  # "": chats without a group
+        heads = yield from call(QueueStore.heads, [line(g) for g in lines])
         oldest = {}
-        for group, head in zip(names, heads, strict=True):
-            if head.oldest is None:
-                continue
-            by_group[group] = head
-            chat = yield from call(ChatStore.get, head.oldest)
-            if chat is not None:
-                oldest[head.oldest] = chat
+        for head in heads:
+            if head.oldest is not None and head.oldest_at is None:  # an adapter that cannot say
+                chat = yield from call(ChatStore.get, head.oldest)
+                if chat is not None:
+                    oldest[head.oldest] = chat
         log = self.__dict__.get("alerts")
         recent = log.recent(alerts) if log is not None and alerts > 0 else ()
-        return build_snapshot(
+        return fold_snapshot(
             now,
-            counts,
+            dict(zip(names, censuses, strict=True)),
+            lines,
+            heads,
             loads,
-            by_group,
             oldest,
             self.settings.assignment.queue.estimate_handle_s,
             recent,

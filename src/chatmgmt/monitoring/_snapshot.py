@@ -1,11 +1,13 @@
 """The live snapshot's values and the pure function that builds one from the stores' reads.
 
-:meth:`chatmgmt.ChatManager.monitor` reads three things — every agent's load (one
-:meth:`~chatmgmt.ports.AgentStore.list`), every group's waiting line at a glance (one
-:meth:`~chatmgmt.ports.QueueStore.heads`) and the oldest waiting chat of each non-empty line
-(one :meth:`~chatmgmt.ports.ChatStore.get` each) — and :func:`build_snapshot` folds them into a
-:class:`Snapshot`. Nothing scans the chats: the cost grows with agents and groups, not with
-chats.
+:meth:`chatmgmt.ChatManager.monitor` reads three things — every agent's load in account order
+(one :meth:`~chatmgmt.ports.AgentStore.list`), every group's agent figures from the store's
+counters (one :meth:`~chatmgmt.ports.AgentStore.censuses`) and every group's waiting line at a
+glance, with when its oldest chat started waiting (one :meth:`~chatmgmt.ports.QueueStore.heads`)
+— and :func:`build_snapshot` folds them into a :class:`Snapshot`. Nothing scans the chats, and
+no chat is read: the cost grows with agents and groups, not with chats.
+:func:`group_counts` computes the same agent figures from the loads (for a host that holds
+loads, and for tests).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import attrs
 
 from ..model import AgentLoad, AgentStatus, Chat, ChatId, Event
-from ..ports import QueueHead
+from ..ports import GroupCensus, QueueHead
 
 __all__ = ["Alert", "GroupView", "Snapshot", "build_snapshot", "group_counts"]
 
@@ -163,29 +165,93 @@ def build_snapshot(
 ) -> Snapshot:
     """Fold the reads into a :class:`Snapshot` (pure).
 
-    ``counts`` are the groups' agent figures (:func:`group_counts`); ``heads`` maps a group to
-    the head of its waiting line (groups only there, e.g. ``""`` while chats without a group
-    wait, are shown too); ``oldest`` holds the oldest waiting chat of each non-empty line (for
-    its ``queued_at``); ``handle_s`` is the mean handle time of the wait estimate (as
-    :func:`chatmgmt.assignment.estimate_wait_s` for a chat arriving now).
+    ``counts`` are the groups' agent figures (:func:`group_counts`, or the same from
+    :class:`~chatmgmt.ports.GroupCensus`); ``heads`` maps a group to the head of its waiting
+    line (groups only there, e.g. ``""`` while chats without a group wait, are shown too); the
+    longest wait is from the head's ``oldest_at``, else from the chat in ``oldest`` (the oldest
+    waiting chat of the line, for its ``queued_at``); ``handle_s`` is the mean handle time of
+    the wait estimate (as :func:`chatmgmt.assignment.estimate_wait_s` for a chat arriving now).
     """
     empty = (0, 0, 0, 0, 0, 0, 0)
     views: dict[str, GroupView] = {}
-    for group in sorted(counts.keys() | heads.keys()):
+    names = counts.keys() | heads.keys() if heads else counts.keys()
+    for group in sorted(names):
         c = counts.get(group, empty)
         head = heads.get(group)
         waiting = 0
         longest = None
         if head is not None:
             waiting = head.length
-            chat = oldest.get(head.oldest) if head.oldest is not None else None
-            if chat is not None:
-                since = chat.queued_at if chat.queued_at is not None else chat.created_at
+            since = head.oldest_at
+            if since is None and head.oldest is not None:
+                chat = oldest.get(head.oldest)
+                if chat is not None:
+                    since = chat.queued_at if chat.queued_at is not None else chat.created_at
+            if since is not None:
                 longest = now - since if now > since else 0.0
-        estimate = (waiting + 1) * handle_s / c[6] if c[6] > 0 else None
-        if estimate is not None and math.isinf(estimate):
-            estimate = None
+        capacity = c[6]
+        estimate = None
+        if capacity > 0:
+            estimate = (waiting + 1) * handle_s / capacity
+            if math.isinf(estimate):
+                estimate = None
         views[group] = GroupView(
             group, waiting, longest, estimate, c[0], c[1], c[2], c[3], c[4], c[5]
         )
     return Snapshot(now, views, loads, tuple(alerts))
+
+
+def fold_snapshot(
+    now: float,
+    censuses: Mapping[str, GroupCensus],
+    lines: Sequence[str],
+    heads: Sequence[QueueHead],
+    loads: Sequence[AgentLoad],
+    oldest: Mapping[ChatId, Chat],
+    handle_s: float,
+    alerts: Sequence[Alert] = (),
+) -> Snapshot:
+    """:func:`build_snapshot` from the monitor's reads as they come (pure): ``censuses`` per
+    group (:meth:`~chatmgmt.ports.AgentStore.censuses`), ``heads[i]`` the head of the waiting
+    line of group ``lines[i]`` (``lines`` in name order, holding every group of ``censuses``;
+    one without a census is shown only while chats wait in it); ``oldest`` the waiting chats
+    read for a head without ``oldest_at``."""
+    views: dict[str, GroupView] = {}
+    for group, head in zip(lines, heads, strict=True):
+        c = censuses.get(group)
+        waiting = head.length
+        if c is None:
+            if not waiting:
+                continue
+            c = _NO_CENSUS
+        longest = None
+        if waiting:
+            since = head.oldest_at
+            if since is None and head.oldest is not None:
+                chat = oldest.get(head.oldest)
+                if chat is not None:
+                    since = chat.queued_at if chat.queued_at is not None else chat.created_at
+            if since is not None:
+                longest = now - since if now > since else 0.0
+        capacity = c.capacity
+        estimate = None
+        if capacity > 0:
+            estimate = (waiting + 1) * handle_s / capacity
+            if math.isinf(estimate):
+                estimate = None
+        views[group] = GroupView(
+            group,
+            waiting,
+            longest,
+            estimate,
+            c.eligible + c.full,
+            c.busy,
+            c.away,
+            c.offline,
+            c.free,
+            c.held,
+        )
+    return Snapshot(now, views, loads, tuple(alerts))
+
+
+_NO_CENSUS = GroupCensus()

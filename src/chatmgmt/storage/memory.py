@@ -54,6 +54,7 @@ from ..ports import (
     Census,
     Change,
     Claim,
+    GroupCensus,
     OutboxEntry,
     QueueHead,
     RankedClaim,
@@ -106,19 +107,28 @@ class _Space:
         self.retained: SortedList = SortedList()
         self.retained_at: dict[ChatId, float] = {}
         self.census: dict[str, dict[str, int]] = {}
+        # the agent ids in account order (then id) for AgentStore.list; None: to be sorted
+        # again (an agent was added or its account order changed)
+        self.order: list[AgentId] | None = None
 
     def count(self, load: AgentLoad, sign: int) -> None:
         agent = load.agent
         category = census_category(load)
         online = agent.status is AgentStatus.ONLINE
+        active = len(load.chats)
+        held = sign * (active + len(load.inactive))
+        limit = agent.reception_limit
+        free = sign * (limit - active if limit > active else 0)
         for group in agent.skill_groups | {""}:
             counts = self.census.get(group)
             if counts is None:
                 counts = self.census[group] = dict.fromkeys(_CENSUS_FIELDS, 0)
             counts[category] += sign
+            counts["held"] += held
             if online:
-                counts["capacity"] += sign * agent.reception_limit
-                counts["load"] += sign * load.active
+                counts["capacity"] += sign * limit
+                counts["load"] += sign * active
+                counts["free"] += free
 
     def store_load(self, load: AgentLoad) -> AgentLoad:
         old = self.loads.get(load.agent.id)
@@ -206,7 +216,9 @@ class _Space:
             self.outbox[self.outbox_seq] = event
 
 
-_CENSUS_FIELDS = tuple(a.name for a in attrs.fields(Census))
+_CENSUS_FIELDS = tuple(a.name for a in attrs.fields(GroupCensus))  # Census's fields first
+_CENSUS_BASE = len(attrs.fields(Census))
+_NO_CENSUS = GroupCensus()
 
 
 class _Index:
@@ -289,6 +301,11 @@ class MemoryCustomerStore(_Base):
 class MemoryAgentStore(_Base):
     """In-memory :class:`~chatmgmt.ports.AgentStore` with sorted ranking indexes."""
 
+    def __init__(self, db: MemoryDatabase, namespace: str) -> None:
+        super().__init__(db, namespace)
+        # per group: the counters last read by censuses() and the value made of them
+        self._censuses: dict[str, tuple[tuple[int, ...], GroupCensus]] = {}
+
     def put(
         self,
         agent: Agent,
@@ -303,6 +320,8 @@ class MemoryAgentStore(_Base):
             actual = None if old is None else old.version
             if expected_version != actual:
                 raise ConflictError("agent", agent.id, expected_version, actual)
+            if old is None or old.agent.account_order != agent.account_order:
+                self._s.order = None
             load = updated_agent(old, agent, now, tiebreak)
             self._s.append_events(events)
             return self._s.store_load(load)
@@ -310,8 +329,29 @@ class MemoryAgentStore(_Base):
     def census(self, group: str) -> Census:
         """See the port."""
         with self._lock:
-            counts = self._s.census.get(group)
-            return Census() if counts is None else Census(**counts)
+            c = self._s.census.get(group)
+            if c is None:
+                return Census()
+            return Census(*list(c.values())[:_CENSUS_BASE])  # held and free left out
+
+    def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
+        """See the port (O(1) per group: the counters kept on every change of a load; a
+        group whose counters did not move since the last read gets the same value back)."""
+        out = []
+        with self._lock:
+            census = self._s.census
+            memo = self._censuses
+            for group in groups:
+                c = census.get(group)
+                if c is None:
+                    out.append(_NO_CENSUS)
+                    continue
+                values = tuple(c.values())
+                seen = memo.get(group)
+                if seen is None or seen[0] != values:
+                    seen = memo[group] = (values, GroupCensus(*values))
+                out.append(seen[1])
+        return out
 
     def get(self, agent_id: AgentId) -> AgentLoad | None:
         """See the port."""
@@ -321,13 +361,16 @@ class MemoryAgentStore(_Base):
     def list(self, group: str | None = None) -> list[AgentLoad]:
         """See the port."""
         with self._lock:
-            loads = [
-                load
-                for load in self._s.loads.values()
-                if group is None or in_group(load.agent, group)
-            ]
-        loads.sort(key=lambda ld: (ld.agent.account_order, ld.agent.id))
-        return loads
+            s = self._s
+            order = s.order
+            if order is None:
+                order = s.order = sorted(
+                    s.loads, key=lambda aid: (s.loads[aid].agent.account_order, aid)
+                )
+            loads = s.loads
+            if group is None:
+                return [loads[aid] for aid in order]
+            return [loads[aid] for aid in order if in_group(loads[aid].agent, group)]
 
 
 class MemoryChatStore(_Base):
@@ -367,6 +410,11 @@ class MemoryChatStore(_Base):
 class MemoryQueueStore(_Base):
     """In-memory :class:`~chatmgmt.ports.QueueStore` (sorted lists, O(log n) per operation)."""
 
+    def __init__(self, db: MemoryDatabase, namespace: str) -> None:
+        super().__init__(db, namespace)
+        # per queue: the head last read by heads() and the value made of it
+        self._heads: dict[str, tuple[tuple[Any, ...], QueueHead]] = {}
+
     def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """See the port."""
         with self._lock:
@@ -390,16 +438,29 @@ class MemoryQueueStore(_Base):
             return 0 if q is None else len(q.entries)
 
     def heads(self, queues: Sequence[str]) -> list[QueueHead]:
-        """See the port (O(1) per queue: the entries keep their insertion order)."""
+        """See the port (O(1) per queue: the entries keep their insertion order, and the
+        oldest entry's chat is one lookup; a queue whose head did not change since the last
+        read gets the same value back)."""
         out = []
+        memo = self._heads
         with self._lock:
+            all_queues = self._s.queues
+            chats = self._s.chats
             for queue in queues:
-                q = self._s.queues.get(queue)
+                q = all_queues.get(queue)
                 if q is None or not q.entries:
                     out.append(QueueHead(queue))
                     continue
-                first = cast(ChatId, q.sorted[0][2])
-                out.append(QueueHead(queue, len(q.entries), first, next(iter(q.entries))))
+                oldest = next(iter(q.entries))
+                chat = chats.get(oldest)
+                since = None
+                if chat is not None:
+                    since = chat.queued_at if chat.queued_at is not None else chat.created_at
+                values = (len(q.entries), cast(ChatId, q.sorted[0][2]), oldest, since)
+                seen = memo.get(queue)
+                if seen is None or seen[0] != values:
+                    seen = memo[queue] = (values, QueueHead(queue, *values))
+                out.append(seen[1])
         return out
 
 

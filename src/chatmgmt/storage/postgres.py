@@ -80,6 +80,7 @@ from ..ports import (
     Census,
     Change,
     Claim,
+    GroupCensus,
     OutboxEntry,
     QueueHead,
     RankedClaim,
@@ -582,6 +583,30 @@ def _agent_census(ns: bytes, group: str) -> Gen[Census]:
     return Census(*(int(v) for v in row))
 
 
+def _agent_censuses(ns: bytes, groups: Sequence[str]) -> Gen[list[GroupCensus]]:
+    if not groups:
+        return []
+    rows = yield Q(
+        "SELECT g.i, "
+        "count(r.agent_id) FILTER (WHERE r.category = 'eligible'), "
+        "count(r.agent_id) FILTER (WHERE r.category = 'full'), "
+        "count(r.agent_id) FILTER (WHERE r.category = 'busy'), "
+        "count(r.agent_id) FILTER (WHERE r.category = 'away'), "
+        "count(r.agent_id) FILTER (WHERE r.category = 'offline'), "
+        "COALESCE(sum(r.lim) FILTER (WHERE r.status = 'online'), 0), "
+        "COALESCE(sum(r.active) FILTER (WHERE r.status = 'online'), 0), "
+        "COALESCE(sum(r.active + COALESCE(json_array_length(a.data::json -> 'inactive'), 0)), 0), "
+        "COALESCE(sum(r.free) FILTER (WHERE r.status = 'online'), 0) "
+        "FROM unnest(%s::text[]) WITH ORDINALITY AS g(name, i) "
+        "LEFT JOIN chatmgmt_agent_ranks r ON r.ns = %s AND r.grp = g.name "
+        "LEFT JOIN chatmgmt_agents a ON a.ns = r.ns AND a.id = r.agent_id "
+        "GROUP BY g.i ORDER BY g.i",
+        (list(groups), ns),
+        "all",
+    )
+    return [GroupCensus(*(int(v) for v in row[1:])) for row in rows]
+
+
 def _agent_get(ns: bytes, agent_id: str) -> Gen[AgentLoad | None]:
     row = yield Q(
         "SELECT data FROM chatmgmt_agents WHERE ns = %s AND id = %s", (ns, agent_id), "one"
@@ -706,18 +731,29 @@ def _queue_heads(ns: bytes, queues: Sequence[str]) -> Gen[list[QueueHead]]:
         "(SELECT count(*) FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name), "
         "(SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name "
         "ORDER BY score, seq LIMIT 1), "
-        "(SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name "
-        "ORDER BY seq LIMIT 1) "
-        "FROM unnest(%s::bytea[]) WITH ORDINALITY AS q(name, i) ORDER BY q.i",
-        (ns, ns, ns, [b(q) for q in queues]),
+        "o.chat_id, "
+        "(SELECT COALESCE(c.data::json ->> 'queued_at', c.data::json ->> 'created_at')::float8 "
+        "FROM chatmgmt_chats c WHERE c.ns = %s AND c.id = o.chat_id) "
+        "FROM unnest(%s::bytea[]) WITH ORDINALITY AS q(name, i) "
+        "LEFT JOIN LATERAL (SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s "
+        "AND e.queue = q.name ORDER BY seq LIMIT 1) o ON true ORDER BY q.i",
+        (ns, ns, ns, [b(q) for q in queues], ns),
         "all",
     )
     out = []
-    for queue, (_i, count, first, oldest) in zip(queues, rows, strict=True):
+    for queue, (_i, count, first, oldest, since) in zip(queues, rows, strict=True):
         if not count:
             out.append(QueueHead(queue))
         else:
-            out.append(QueueHead(queue, int(count), ChatId(first), ChatId(oldest)))
+            out.append(
+                QueueHead(
+                    queue,
+                    int(count),
+                    ChatId(first),
+                    ChatId(oldest),
+                    None if since is None else float(since),
+                )
+            )
     return out
 
 
@@ -890,6 +926,11 @@ class PostgresAgentStore(_Port):
     def census(self, group: str) -> Census:
         """See the port: one aggregate over the group's rank rows."""
         return self._db.run(_agent_census, self._ns, group, tx=False)
+
+    def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
+        """See the port: one statement (one snapshot), per group one aggregate over its rank
+        rows (``held`` counts the inactive chats kept in the agent's record)."""
+        return self._db.run(_agent_censuses, self._ns, tuple(groups), tx=False)
 
     def get(self, agent_id: AgentId) -> AgentLoad | None:
         """See the port."""
@@ -1163,6 +1204,11 @@ class AsyncPostgresAgentStore(_APort):
         """See the port."""
         await self._storage._ready()
         return await self._db.run(_agent_census, self._ns, group, tx=False)
+
+    async def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
+        """See :meth:`PostgresAgentStore.censuses`."""
+        await self._storage._ready()
+        return await self._db.run(_agent_censuses, self._ns, tuple(groups), tx=False)
 
     async def get(self, agent_id: AgentId) -> AgentLoad | None:
         """See the port."""

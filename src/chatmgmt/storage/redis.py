@@ -102,6 +102,7 @@ from ..ports import (
     ChatStore,
     Claim,
     CustomerStore,
+    GroupCensus,
     Outbox,
     OutboxEntry,
     QueueHead,
@@ -110,7 +111,7 @@ from ..ports import (
     TimerStore,
     retention_start,
 )
-from ._codec import decode, encode
+from ._codec import decode, encode, upgrade_chat
 
 __all__ = ["DATA_VERSION", "AsyncRedisStorage", "RedisStorage", "key_prefix"]
 
@@ -161,6 +162,7 @@ _SEQ_WIDTH = 20  # queue and timer members start with a zero-padded insertion nu
 
 _SCRIPT_NAMES = (
     "apply",
+    "agent_censuses",
     "agent_get",
     "chat_purge",
     "agent_list",
@@ -421,6 +423,21 @@ class _Ops:
         counts = {_s(k): int(_s(v)) for k, v in (raw or {}).items()}
         return Census(**{f: counts.get(f, 0) for f in _CENSUS_FIELDS})
 
+    def agents_censuses(self, groups: Any) -> _Gen[list[GroupCensus]]:
+        """See :meth:`chatmgmt.ports.AgentStore.censuses` (one script: per group its census
+        hash, and ``held`` and ``free`` summed over its agents)."""
+        names = list(groups)
+        if not names:
+            return []
+        reply = yield _Script("agent_censuses", tuple(_enc(g) for g in names))
+        out = []
+        for raw, held, free in reply:
+            flat = [_s(v) for v in raw]
+            counts = {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
+            c = Census(**{f: counts.get(f, 0) for f in _CENSUS_FIELDS})
+            out.append(GroupCensus(**attrs.asdict(c), held=int(held), free=int(free)))
+        return out
+
     def agents_get(self, agent_id: str) -> _Gen[AgentLoad | None]:
         """See :meth:`chatmgmt.ports.AgentStore.get`."""
         reply = yield _Script("agent_get", (_enc(agent_id),))
@@ -535,22 +552,31 @@ class _Ops:
 
     def queues_heads(self, queues: Any) -> _Gen[list[QueueHead]]:
         """See :meth:`chatmgmt.ports.QueueStore.heads` (one script: per queue its length, its
-        first member and its oldest, the smallest insertion number, O(length))."""
+        first member, its oldest, the smallest insertion number, O(length), and that chat's
+        record, for when it started waiting)."""
         names = list(queues)
         if not names:
             return []
         reply = yield _Script("queue_heads", tuple(_enc(q) for q in names))
         out = []
-        for queue, (length, first, oldest) in zip(names, reply, strict=True):
+        for queue, (length, first, oldest, raw) in zip(names, reply, strict=True):
             if not int(length):
                 out.append(QueueHead(queue))
                 continue
+            since = None
+            if raw:
+                data = upgrade_chat(json.loads(_s(raw)))
+                value = data.get("queued_at")
+                if value is None:
+                    value = data.get("created_at")
+                since = None if value is None else float(value)
             out.append(
                 QueueHead(
                     queue,
                     int(length),
                     ChatId(_s(first)[_SEQ_WIDTH:]),
                     ChatId(_s(oldest)[_SEQ_WIDTH:]),
+                    since,
                 )
             )
         return out
@@ -802,7 +828,7 @@ class _AsyncDriver:
 
 _PORTS: dict[str, tuple[str, ...]] = {
     "customers": ("get", "create", "replace"),
-    "agents": ("put", "census", "get", "list"),
+    "agents": ("put", "census", "censuses", "get", "list"),
     "chats": ("get", "messages", "list", "sticky", "purge"),
     "queues": ("peek", "position", "length", "heads"),
     "outbox": ("append", "claim", "ack", "pending", "events"),

@@ -74,6 +74,7 @@ from ..ports import (
     Census,
     Change,
     Claim,
+    GroupCensus,
     OutboxEntry,
     QueueHead,
     RankedClaim,
@@ -584,6 +585,31 @@ class SQLiteAgentStore(_Base):
             ).fetchone()
         return Census(*(int(v) for v in row))
 
+    def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
+        """See the port: one read, per group one aggregate over its rows (``held`` counts the
+        inactive chats kept in the agent's record)."""
+        out = []
+        with self._db.read() as conn:
+            for group in groups:
+                row = conn.execute(
+                    "SELECT "
+                    "COALESCE(SUM(r.category = 'eligible'), 0), "
+                    "COALESCE(SUM(r.category = 'full'), 0), "
+                    "COALESCE(SUM(r.category = 'busy'), 0), "
+                    "COALESCE(SUM(r.category = 'away'), 0), "
+                    "COALESCE(SUM(r.category = 'offline'), 0), "
+                    "COALESCE(SUM(CASE WHEN r.status = 'online' THEN r.lim ELSE 0 END), 0), "
+                    "COALESCE(SUM(CASE WHEN r.status = 'online' THEN r.active ELSE 0 END), 0), "
+                    "COALESCE(SUM(r.active + COALESCE("
+                    "json_array_length(a.data, '$.inactive'), 0)), 0), "
+                    "COALESCE(SUM(CASE WHEN r.status = 'online' THEN r.free ELSE 0 END), 0) "
+                    "FROM agent_ranks r JOIN agents a ON a.ns = r.ns AND a.id = r.agent_id "
+                    "WHERE r.ns = ? AND r.grp = ?",
+                    (self._ns, group),
+                ).fetchone()
+                out.append(GroupCensus(*(int(v) for v in row)))
+        return out
+
     def get(self, agent_id: AgentId) -> AgentLoad | None:
         """See the port."""
         with self._db.statement() as conn:
@@ -717,13 +743,17 @@ class SQLiteQueueStore(_Base):
 
     def heads(self, queues: Sequence[str]) -> list[QueueHead]:
         """See the port: one read; per queue its count, its first entry (the ``queue_order``
-        index) and its oldest (the smallest insertion number, O(length) over that index)."""
+        index), its oldest (the smallest insertion number, O(length) over that index) and
+        when that chat started waiting (its record's ``queued_at``, else ``created_at``)."""
         out = []
         with self._db.read() as conn:
             for queue in queues:
-                (count, oldest) = conn.execute(
+                (count, oldest, since) = conn.execute(
                     "SELECT COUNT(*), (SELECT chat_id FROM queue_entries WHERE ns = ?1 "
-                    "AND queue = ?2 ORDER BY seq LIMIT 1) FROM queue_entries "
+                    "AND queue = ?2 ORDER BY seq LIMIT 1), (SELECT COALESCE("
+                    "json_extract(c.data, '$.queued_at'), json_extract(c.data, '$.created_at')) "
+                    "FROM chats c WHERE c.ns = ?1 AND c.id = (SELECT chat_id FROM queue_entries "
+                    "WHERE ns = ?1 AND queue = ?2 ORDER BY seq LIMIT 1)) FROM queue_entries "
                     "WHERE ns = ?1 AND queue = ?2",
                     (self._ns, queue),
                 ).fetchone()
@@ -735,7 +765,15 @@ class SQLiteQueueStore(_Base):
                     "ORDER BY score, seq LIMIT 1",
                     (self._ns, queue),
                 ).fetchone()
-                out.append(QueueHead(queue, int(count), ChatId(first), ChatId(oldest)))
+                out.append(
+                    QueueHead(
+                        queue,
+                        int(count),
+                        ChatId(first),
+                        ChatId(oldest),
+                        None if since is None else float(since),
+                    )
+                )
         return out
 
 

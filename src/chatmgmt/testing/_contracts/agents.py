@@ -11,8 +11,8 @@ import attrs
 
 from ...assignment._load import updated_agent
 from ...errors import ConflictError
-from ...model import AgentId, AgentLoad, AgentStatus
-from ...ports import Census
+from ...model import AgentId, AgentLoad, AgentStatus, ChatId
+from ...ports import Census, GroupCensus
 from ._support import (
     StorageCase,
     agent,
@@ -20,9 +20,11 @@ from ._support import (
     end,
     event,
     expected_census,
+    nxt,
     open_with,
     raises,
     run_threads,
+    update,
 )
 
 __all__ = ["AgentStoreContract"]
@@ -31,7 +33,7 @@ __all__ = ["AgentStoreContract"]
 class AgentStoreContract(StorageCase):
     """Agents and their load: :meth:`~chatmgmt.ports.AgentStore.put` registers (version 1,
     idle since ``now``, the given tiebreak) or updates by compare-and-set keeping the load;
-    ``get``, ``list`` (account order, then id) and ``census``."""
+    ``get``, ``list`` (account order, then id), ``census`` and ``censuses``."""
 
     def test_agent_put_get_list(self) -> None:
         """put registers at version 1 and updates keeping the load; list in account order."""
@@ -110,6 +112,51 @@ class AgentStoreContract(StorageCase):
         for group in ("g", "h", ""):
             assert s.agents.census(group) == expected_census(s.agents.list(), group), group
         check_records(s)
+
+    def test_censuses_bulk(self) -> None:
+        """censuses reads several groups at once, in the order asked: each one's census as
+        ``census`` gives it, ``held`` (chats held by its agents, counted and inactive, whatever
+        their status) and ``free`` (slots below the limit of its ONLINE agents, an agent above
+        its limit counting 0); an unknown group is all zeros."""
+        s = self.storage
+        s.agents.put(agent("on1", groups=["g"], limit=3), 0.0)
+        s.agents.put(agent("on2", groups=["g", "h"], limit=2), 0.0)
+        s.agents.put(agent("busy", groups=["g"], limit=2), 0.0)
+        s.agents.put(agent("away", groups=["h"], status=AgentStatus.AWAY), 0.0)
+        s.agents.put(agent("off", groups=["g"], status=AgentStatus.OFFLINE), 0.0)
+        for cid, aid in (("c1", "on1"), ("c2", "on2"), ("c3", "on2"), ("c4", "busy")):
+            open_with(s, cid, aid)
+        c1 = s.chats.get(ChatId("c1"))
+        assert c1 is not None
+        update(s, nxt(c1, inactive=True), inactive=(AgentId("on1"), True))  # held, not counted
+        on2 = s.agents.get(AgentId("on2"))
+        assert on2 is not None  # holding 2, limit lowered to 1: above its limit
+        s.agents.put(agent("on2", groups=["g", "h"], limit=1), 1.0, expected_version=on2.version)
+        busy = s.agents.get(AgentId("busy"))
+        assert busy is not None
+        s.agents.put(
+            agent("busy", groups=["g"], limit=2, status=AgentStatus.BUSY),
+            1.0,
+            expected_version=busy.version,
+        )
+        got = s.agents.censuses(["h", "unknown", "g", ""])
+        assert got == [
+            GroupCensus(full=1, away=1, capacity=1, load=2, held=2, free=0),
+            GroupCensus(),
+            GroupCensus(eligible=1, full=1, busy=1, offline=1, capacity=4, load=2, held=4, free=3),
+            GroupCensus(
+                eligible=1, full=1, busy=1, away=1, offline=1, capacity=4, load=2, held=4, free=3
+            ),
+        ]
+        for group, census in zip(["h", "unknown", "g", ""], got, strict=True):
+            assert attrs.evolve(census) == census
+            base = {f.name: getattr(census, f.name) for f in attrs.fields(Census)}
+            assert Census(**base) == s.agents.census(group), group
+        assert s.agents.censuses([]) == []
+        end(s, "c4")
+        assert s.agents.censuses(["g"]) == [
+            GroupCensus(eligible=1, full=1, offline=1, busy=1, capacity=4, load=2, held=3, free=3)
+        ]
 
     def test_concurrent_puts_from_one_version_one_winner(self) -> None:
         """Many updates from the same version at once: exactly one wins, the others raise

@@ -85,22 +85,27 @@ class QueueStoreContract(StorageCase):
 
     def test_heads_length_first_and_oldest(self) -> None:
         """``heads`` reads several queues at once, in the order asked: each one's length, its
-        first entry (by score) and its oldest (pushed longest ago and still there); an unknown
-        or emptied queue is empty; a chat removed and pushed again is the newest."""
+        first entry (by score), its oldest (pushed longest ago and still there) and when that
+        chat started waiting (``queued_at``, else ``created_at``, exactly); an unknown or
+        emptied queue is empty; a chat removed and pushed again is the newest."""
         s = self.storage
         q = "queue/h"
-        a = open_queued(s, "a", q, 10.0)
-        open_queued(s, "b", q, 5.0)  # a VIP: first, but not the oldest
-        open_queued(s, "c", q, 7.0)
-        open_queued(s, "x", "pool/h", 1.0)
+        a = open_queued(s, "a", q, 10.0, created_at=0.1 + 0.2, queued_at=1_700_000_000.123456789)
+        open_queued(s, "b", q, 5.0, created_at=2.0, queued_at=3.0)  # a VIP: first, not oldest
+        open_queued(s, "c", q, 7.0, created_at=4.0)
+        open_queued(s, "x", "pool/h", 1.0, created_at=0.1 + 0.2)
         heads = s.queues.heads([q, "queue/none", "pool/h"])
         assert heads == [
-            QueueHead(q, 3, ChatId("b"), ChatId("a")),
+            QueueHead(q, 3, ChatId("b"), ChatId("a"), 1_700_000_000.123456789),
             QueueHead("queue/none"),
-            QueueHead("pool/h", 1, ChatId("x"), ChatId("x")),
+            QueueHead("pool/h", 1, ChatId("x"), ChatId("x"), 0.1 + 0.2),
         ]
         a1 = nxt(a)
         update(s, a1, remove=(q,))
         update(s, nxt(a1), push=QueuePush(q, 10.0))  # back in: now the newest
-        assert s.queues.heads([q]) == [QueueHead(q, 3, ChatId("b"), ChatId("b"))]
+        assert s.queues.heads([q]) == [QueueHead(q, 3, ChatId("b"), ChatId("b"), 3.0)]
+        b = s.chats.get(ChatId("b"))
+        assert b is not None
+        update(s, nxt(b, queued_at=9.5))  # read from the chat's record
+        assert s.queues.heads([q]) == [QueueHead(q, 3, ChatId("b"), ChatId("b"), 9.5)]
         assert s.queues.heads([]) == []
