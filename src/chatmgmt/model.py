@@ -8,8 +8,9 @@ Every type is an ``attrs`` frozen class validated at construction; a bad value r
 from __future__ import annotations
 
 import enum
+import types
 from collections.abc import Callable, Mapping
-from typing import Any, NewType, TypeVar, cast
+from typing import Any, NewType, TypeVar
 
 import attrs
 
@@ -440,18 +441,31 @@ class Event:
         }
 
 
-_COPIERS: dict[type, tuple[Callable[[Any, dict[str, Any]], Any], frozenset[str]]] = {}
+_COPIERS: dict[tuple[Any, ...], Callable[[Any, dict[str, Any]], Any]] = {}
 _T = TypeVar("_T")
 
 
-def _copier(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
-    # one generated function per class: no per-field getattr by name, no loop
-    names = [a.name for a in attrs.fields(cls)]
+def _copier(cls: type, changed: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
+    # one generated function per class and set of changed fields: each field is written
+    # through its slot's own setter (no frozen ``__setattr__``, no "is it changed?" test)
+    fields = attrs.fields(cls)
+    names = [a.name for a in fields]
+    unknown = [name for name in changed if name not in names]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+    scope: dict[str, Any] = {"new_": object.__new__, "cls": cls}
     lines = ["def copy(inst, ch):", "    new = new_(cls)"]
-    for name in names:
-        lines.append(f"    set_(new, {name!r}, ch[{name!r}] if {name!r} in ch else inst.{name})")
+    for i, name in enumerate(names):
+        slot = next((k.__dict__[name] for k in cls.__mro__ if name in k.__dict__), None)
+        setter = slot.__set__ if isinstance(slot, types.MemberDescriptorType) else None
+        value = f"ch[{name!r}]" if name in changed else f"inst.{name}"
+        if setter is not None:
+            scope[f"s{i}"] = setter
+            lines.append(f"    s{i}(new, {value})")
+        else:
+            lines.append(f"    set_(new, {name!r}, {value})")
     lines.append("    return new")
-    scope: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
+    scope["set_"] = object.__setattr__
     exec("\n".join(lines), scope)
     copier: Callable[[Any, dict[str, Any]], Any] = scope["copy"]
     return copier
@@ -468,17 +482,34 @@ def evolve(inst: _T, **changes: Any) -> _T:
     Traceback (most recent call last):
     TypeError: Sticky has no field 'agent'
     """
-    cls = type(inst)
-    entry = _COPIERS.get(cls)
-    if entry is None:
-        names_of = frozenset(a.name for a in attrs.fields(cast(Any, cls)))
-        entry = _COPIERS[cls] = (_copier(cls), names_of)
-    copier, names = entry
-    if not names.issuperset(changes):
-        unknown = sorted(set(changes) - names)[0]
-        raise TypeError(f"{cls.__name__} has no field {unknown!r}")
+    key = (type(inst), *changes)
+    copier = _COPIERS.get(key)
+    if copier is None:
+        copier = _copier(type(inst), tuple(changes))
+        if len(_COPIERS) < 4096:  # call sites name their fields: a bounded set
+            _COPIERS[key] = copier
     result: _T = copier(inst, changes)
     return result
+
+
+_STAMP = (
+    Chat.__dict__["version"].__set__,
+    Chat.__dict__["event_seq"].__set__,
+    Chat.__dict__["updated_at"].__set__,
+)
+
+
+def stamp(chat: Chat, version: int, event_seq: int, updated_at: float) -> Chat:
+    """Set ``chat``'s version, event sequence and update time **in place** and return it.
+
+    Only for a chat value nobody else holds yet: one a planner has just built for the change
+    being committed (:attr:`chatmgmt._plan.Plan.owned`). It saves the copy
+    ``evolve(chat, version=..., event_seq=..., updated_at=...)`` would make."""
+    set_version, set_seq, set_updated = _STAMP
+    set_version(chat, version)
+    set_seq(chat, event_seq)
+    set_updated(chat, updated_at)
+    return chat
 
 
 def _iso(ts: float) -> str:
