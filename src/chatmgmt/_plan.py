@@ -41,6 +41,9 @@ class Plan:
     schedule: tuple[Timer, ...] = ()
     message: Message | None = None
     sticky: Sticky | None = None
+    owned: bool = False
+    """``chat`` was built for this plan alone (a fresh value nobody else holds): the commit
+    sets its version, event sequence and update time in place instead of copying it."""
 
 
 STICKY_WAIT = "sticky_wait"

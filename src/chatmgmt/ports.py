@@ -337,30 +337,42 @@ class Change:
         """This change with the picked ``agent_id`` in place of :data:`PICKED`: in the chat's
         agent, its ``served_by`` and ``route_reason`` values, the events' ``data["agent_id"]``
         and the scheduled timers' payload values (and the items of list or tuple values)."""
+        chat, events, schedule = self.bound(agent_id)
+        return evolve(self, chat=chat, events=events, schedule=schedule)
+
+    def bound(self, agent_id: AgentId) -> tuple[Chat | None, tuple[Event, ...], tuple[Timer, ...]]:
+        """The chat, events and timers of :meth:`bind` (without copying the change itself)."""
         chat = self.chat
         if chat is not None:
             reason = chat.route_reason
             if PICKED in reason.values():
                 reason = {k: agent_id if v == PICKED else v for k, v in reason.items()}
+            served = chat.served_by
+            if PICKED in served:
+                served = tuple(agent_id if a == PICKED else a for a in served)
             chat = evolve(
                 chat,
                 agent_id=agent_id if chat.agent_id == PICKED else chat.agent_id,
-                served_by=tuple(agent_id if a == PICKED else a for a in chat.served_by),
+                served_by=served,
                 route_reason=reason,
             )
-        events = tuple(
-            evolve(e, data={**e.data, "agent_id": agent_id})
-            if e.data.get("agent_id") == PICKED
-            else e
-            for e in self.events
-        )
-        schedule = tuple(
-            evolve(t, payload={k: _bind_value(v, agent_id) for k, v in t.payload.items()})
-            if any(_holds_picked(v) for v in t.payload.values())
-            else t
-            for t in self.schedule
-        )
-        return evolve(self, chat=chat, events=events, schedule=schedule)
+        events = self.events
+        if any(e.data.get("agent_id") == PICKED for e in events):
+            events = tuple(
+                evolve(e, data={**e.data, "agent_id": agent_id})
+                if e.data.get("agent_id") == PICKED
+                else e
+                for e in events
+            )
+        schedule = self.schedule
+        if any(_holds_picked(v) for t in schedule for v in t.payload.values()):
+            schedule = tuple(
+                evolve(t, payload={k: _bind_value(v, agent_id) for k, v in t.payload.items()})
+                if any(_holds_picked(v) for v in t.payload.values())
+                else t
+                for t in schedule
+            )
+        return chat, events, schedule
 
 
 def _holds_picked(value: object) -> bool:

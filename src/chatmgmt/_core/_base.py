@@ -33,6 +33,7 @@ from ..model import (
     MessageRole,
     Timer,
     evolve,
+    stamp,
 )
 from ..moderation import FilterHolder, SensitiveWordFilter
 from ..ports import (
@@ -47,6 +48,7 @@ from ..ports import (
 )
 from ..settings import ChatSettings
 from ..webhook import make_event
+from ..webhook._catalogue import event_owning
 from ._ops import Eff, call
 
 __all__ = ["CAS_RETRIES", "RETRY", "STICKY_WAIT", "CoreBase", "Items", "Plan", "Retry"]
@@ -128,6 +130,9 @@ class CoreBase:
         self, chat: Chat, items: Sequence[tuple[str, Mapping[str, Any]]], now: float
     ) -> tuple[list[Event], int]:
         """The events of ``items`` for ``chat``, numbered after its last sequence number."""
+        seq = chat.event_seq
+        if not items:
+            return [], seq
         base = {
             "chat_id": chat.id,
             "channel": chat.channel,
@@ -135,14 +140,11 @@ class CoreBase:
             "partner_id": chat.customer.partner_id,
         }
         events = []
-        seq = chat.event_seq
+        new_id = self.new_id
+        chat_id = chat.id
         for type_, data in items:
             seq += 1
-            events.append(
-                make_event(
-                    self.new_id("evt"), type_, now, {**base, **data}, chat_id=chat.id, seq=seq
-                )
-            )
+            events.append(event_owning(new_id("evt"), type_, now, {**base, **data}, chat_id, seq))
         return events, seq
 
     def system_message(self, chat: Chat, text: str, now: float) -> Message:
@@ -188,9 +190,13 @@ class CoreBase:
         Raises :class:`~chatmgmt.errors.PreconditionFailed` when a precondition failed; then
         nothing was committed.
         """
-        events, seq = self.chat_events(plan.chat, plan.items, now)
+        planned = plan.chat
+        events, seq = self.chat_events(planned, plan.items, now)
         version = 0 if old is None else old.version + 1
-        new = evolve(plan.chat, version=version, event_seq=seq, updated_at=now)
+        if plan.owned:
+            new = stamp(planned, version, seq, now)
+        else:
+            new = evolve(planned, version=version, event_seq=seq, updated_at=now)
         before = self._timer_plan(old)
         after = self._timers_of(new)
         schedule = [
@@ -199,23 +205,27 @@ class CoreBase:
             if (p := before.get(k)) is None or p.due_at != t.due_at or p.payload != t.payload
         ]
         cancel = [k for k in before if k not in after]
+        if plan.cancel:
+            cancel.extend(plan.cancel)
+        if plan.schedule:
+            schedule.extend(plan.schedule)
         change = Change(
             new.id,
             None if old is None else old.version,
             now,
-            chat=new,
-            claim=plan.claim,
-            release=plan.release,
-            inactive=plan.inactive,
-            require_empty=plan.require_empty,
-            remove=plan.remove,
-            push=plan.push,
-            cancel=(*cancel, *plan.cancel),
-            schedule=(*schedule, *plan.schedule),
-            message=plan.message,
-            sticky=plan.sticky,
-            events=tuple(events),
-            tiebreak=self.rng.random(),
+            new,
+            plan.claim,
+            plan.release,
+            plan.inactive,
+            plan.require_empty,
+            plan.remove,
+            plan.push,
+            tuple(cancel),
+            tuple(schedule),
+            plan.message,
+            plan.sticky,
+            tuple(events),
+            self.rng.random(),
         )
         applied = yield from call(Storage.apply, change)
         if not isinstance(plan.claim, RankedClaim):  # else planned with the placeholder agent

@@ -162,6 +162,7 @@ class Targets(Ending):
                 require_empty=empty,
                 remove=remove,
                 cancel=cancel,
+                owned=True,  # plan_assignment built ``new`` for this plan alone
             )
             done = yield from self.attempt(stored, plan, now)
             if not isinstance(done, str):

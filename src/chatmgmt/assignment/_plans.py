@@ -126,4 +126,5 @@ def plan_queue(
         push=QueuePush(queue, score),
         cancel=cancel,
         schedule=(timer,) if timer is not None else (),
+        owned=True,  # ``new`` was built here for this plan alone
     )

@@ -130,11 +130,43 @@ class _Space:
                 counts["load"] += sign * active
                 counts["free"] += free
 
+    def recount(self, old: AgentLoad, load: AgentLoad) -> None:
+        """The census moved from ``old`` to ``load`` of the same agent (same configuration):
+        only the chat counts changed, so only their differences are added."""
+        agent = load.agent
+        limit = agent.reception_limit
+        was, now_active = len(old.chats), len(load.chats)
+        held = now_active + len(load.inactive) - was - len(old.inactive)
+        old_category = census_category(old)
+        category = census_category(load)
+        online = agent.status is AgentStatus.ONLINE
+        load_delta = now_active - was if online else 0
+        free = (
+            (limit - now_active if limit > now_active else 0) - (limit - was if limit > was else 0)
+            if online
+            else 0
+        )
+        if not (held or load_delta or free or old_category != category):
+            return
+        census = self.census
+        groups = agent.skill_groups
+        for group in groups if "" in groups else (*groups, ""):
+            counts = census[group]
+            if old_category != category:
+                counts[old_category] -= 1
+                counts[category] += 1
+            counts["held"] += held
+            counts["load"] += load_delta
+            counts["free"] += free
+
     def store_load(self, load: AgentLoad) -> AgentLoad:
         old = self.loads.get(load.agent.id)
-        if old is not None:
-            self.count(old, -1)
-        self.count(load, +1)
+        if old is not None and old.agent is load.agent:
+            self.recount(old, load)
+        else:
+            if old is not None:
+                self.count(old, -1)
+            self.count(load, +1)
         self.loads[load.agent.id] = load
         for index in self.indexes.values():
             index.update(load)
@@ -661,6 +693,7 @@ class MemoryStorage:
             loads = s.loads
             claim = change.claim
             picked: AgentId | None = None
+            chat, events, schedule = change.chat, change.events, change.schedule
             if claim is not None:
                 release = change.release
                 if isinstance(claim, Claim):
@@ -680,7 +713,7 @@ class MemoryStorage:
                     picked = s.index(claim.group, claim.ranking).first(excluded)
                     if picked is None:
                         raise PreconditionFailed("no_agent", chat_id, queue=claim.group)
-                    change = change.bind(picked)
+                    chat, events, schedule = change.bound(picked)
             # every precondition held: write
             now = change.now
             if change.release is not None:
@@ -703,9 +736,8 @@ class MemoryStorage:
                 s.queue_push(change.push.queue, chat_id, change.push.score)
             for key in change.cancel:
                 s.timer_cancel(key)
-            for timer in change.schedule:
+            for timer in schedule:
                 s.timer_put(timer)
-            chat = change.chat
             if chat is not None:
                 s.chats[chat_id] = chat
                 s.retain(chat)
@@ -716,8 +748,8 @@ class MemoryStorage:
                 messages.append(change.message)
             if change.sticky is not None:
                 s.sticky[change.sticky.partner_id] = change.sticky
-            s.append_events(change.events)
-        return Applied(chat, picked, change.events)
+            s.append_events(events)
+        return Applied(chat, picked, events)
 
     def aio(self) -> AsyncStorage:
         """The async face of this storage, sharing its state."""

@@ -454,6 +454,19 @@ def make_event(
     seq: int = 0,
 ) -> Event:
     """Build an event, checking its type and data against the catalogue."""
+    return event_owning(event_id, type_, timestamp, dict(data), chat_id, seq)
+
+
+def event_owning(
+    event_id: str,
+    type_: str,
+    timestamp: float,
+    data: dict[str, Any],
+    chat_id: str | None,
+    seq: int,
+) -> Event:
+    """:func:`make_event` keeping ``data`` itself (a dict the caller built for this event
+    alone) instead of a copy."""
     spec = CATALOGUE.get(type_)
     if spec is None:
         raise ValidationError(f"event type {type_!r} is not in the catalogue")
@@ -463,12 +476,4 @@ def make_event(
         raise ValidationError(
             f"event {type_!r}: data fields differ (missing {missing}, extra {extra})"
         )
-    return Event(
-        id=event_id,
-        type=type_,
-        timestamp=timestamp,
-        data=dict(data),
-        chat_id=chat_id,
-        seq=seq,
-        schema=spec.version,
-    )
+    return Event(event_id, type_, timestamp, data, chat_id, seq, spec.version)
