@@ -115,6 +115,8 @@ class CoreBase:
         self._strategies: dict[str, Strategy] = {}  # per group, resolved once
         self._claims: dict[str, RankedClaim] = {}  # per group, without exclusions
         self.emits = True  # the manager turns this off when the host gave no event sink
+        # partner ids known to have a CRM record: an unknown one is created first
+        self._known_partners: set[str] = set()
 
     # ----------------------------------------------------------------- values
 

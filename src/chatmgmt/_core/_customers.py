@@ -17,12 +17,22 @@ class Customers(CoreBase):
     """The CRM upsert."""
 
     def save_customer(self, info: CustomerInfo, partner_id: str, now: float) -> Eff[Customer]:
-        """Upsert into the CRM by the merge rules; one record even under concurrency."""
+        """Upsert into the CRM by the merge rules; one record even under concurrency.
+
+        A partner id this core has not seen is created first (one port call for a new
+        customer: a failed create means it exists, then it is read and merged as usual)."""
+        known = self._known_partners
+        create_first = [partner_id not in known]
 
         def attempt() -> Eff[Customer | Retry]:
-            existing = yield from call(CustomerStore.get, partner_id)
+            if create_first[0]:
+                create_first[0] = False
+                existing = None
+            else:
+                existing = yield from call(CustomerStore.get, partner_id)
             merged, changed = merge_customer(existing, info, partner_id, now)
             if existing is not None and merged is existing:
+                self._know(partner_id)
                 return existing
             events: list[Event] = []
             if existing is None or changed:
@@ -47,7 +57,15 @@ class Customers(CoreBase):
                     yield from call(CustomerStore.replace, merged, existing.version, events)
             except ConflictError:
                 return RETRY
+            self._know(partner_id)
             yield from self.emit(events)
             return merged
 
         return (yield from self.retrying("customer", partner_id, attempt))
+
+    def _know(self, partner_id: str) -> None:
+        """Remember that ``partner_id`` has a record (bounded: forgetting costs one call)."""
+        known = self._known_partners
+        if len(known) >= 65_536:
+            known.clear()
+        known.add(partner_id)
