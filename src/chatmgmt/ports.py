@@ -357,21 +357,33 @@ class Change:
                 route_reason=reason,
             )
         events = self.events
-        if any(e.data.get("agent_id") == PICKED for e in events):
-            events = tuple(
-                evolve(e, data={**e.data, "agent_id": agent_id})
-                if e.data.get("agent_id") == PICKED
-                else e
-                for e in events
-            )
+        for i, event in enumerate(events):
+            if event.data.get("agent_id") == PICKED:
+                events = (
+                    *events[:i],
+                    *(
+                        evolve(e, data={**e.data, "agent_id": agent_id})
+                        if e.data.get("agent_id") == PICKED
+                        else e
+                        for e in events[i:]
+                    ),
+                )
+                break
         schedule = self.schedule
-        if any(_holds_picked(v) for t in schedule for v in t.payload.values()):
-            schedule = tuple(
-                evolve(t, payload={k: _bind_value(v, agent_id) for k, v in t.payload.items()})
-                if any(_holds_picked(v) for v in t.payload.values())
-                else t
-                for t in schedule
-            )
+        for i, timer in enumerate(schedule):
+            if any(_holds_picked(v) for v in timer.payload.values()):
+                schedule = (
+                    *schedule[:i],
+                    *(
+                        evolve(
+                            t, payload={k: _bind_value(v, agent_id) for k, v in t.payload.items()}
+                        )
+                        if any(_holds_picked(v) for v in t.payload.values())
+                        else t
+                        for t in schedule[i:]
+                    ),
+                )
+                break
         return chat, events, schedule
 
 
