@@ -1012,6 +1012,7 @@ class SQLiteStorage:
             claim = change.claim
             release = change.release
             agent_id: AgentId | None = None
+            load: AgentLoad | None = None  # the claimed agent's load, as read before writing
             if isinstance(claim, Claim):
                 agent_id = claim.agent_id
                 load = _read_load(conn, ns, agent_id)
@@ -1024,7 +1025,7 @@ class SQLiteStorage:
                     raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
             elif isinstance(claim, RankedClaim):
                 excluded = claim.excluded if release is None else claim.excluded | {release}
-                agent_id = self._pick(conn, claim.group, claim.ranking, excluded, cid)
+                agent_id, load = self._pick(conn, claim.group, claim.ranking, excluded, cid)
                 change = change.bind(agent_id)
             # every precondition held: write. 1. release
             if release is not None:
@@ -1033,8 +1034,9 @@ class SQLiteStorage:
                     _write_load(conn, ns, released(old, cid, now, tiebreak), old)
             # 2. claim (a pick with hold=False takes no slot, it only counts as an assignment)
             if agent_id is not None:
-                old = _read_load(conn, ns, agent_id)
-                if old is None:  # read a moment ago in this transaction
+                # read a moment ago in this transaction (again only if the release changed it)
+                old = load if agent_id != release else _read_load(conn, ns, agent_id)
+                if old is None:
                     raise StorageError(f"agent {agent_id!r} vanished inside a transaction")
                 if isinstance(claim, RankedClaim) and not claim.hold:
                     new = touched(old, now, tiebreak)
@@ -1112,7 +1114,7 @@ class SQLiteStorage:
         ranking: Ranking,
         excluded: frozenset[AgentId],
         chat_id: ChatId,
-    ) -> AgentId:
+    ) -> tuple[AgentId, AgentLoad]:
         """The first eligible, non-excluded agent of the group by the ranking: one indexed
         ``ORDER BY … LIMIT 1`` (the excluded agents are skipped in the index walk)."""
         order = self.database.rank_order(conn, ranking)
@@ -1129,7 +1131,7 @@ class SQLiteStorage:
         load = _read_load(conn, self._namespace, agent_id)
         if load is None or not eligible(load):  # the index disagrees: never over the limit
             raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
-        return agent_id
+        return agent_id, load
 
     def aio(self) -> AsyncStorage:
         """The async face of this storage: the same database, calls run on a thread pool."""
