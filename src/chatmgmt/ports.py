@@ -371,7 +371,7 @@ class Change:
                 break
         schedule = self.schedule
         for i, timer in enumerate(schedule):
-            if any(_holds_picked(v) for v in timer.payload.values()):
+            if _payload_holds_picked(timer.payload):
                 schedule = (
                     *schedule[:i],
                     *(
@@ -385,6 +385,13 @@ class Change:
                 )
                 break
         return chat, events, schedule
+
+
+def _payload_holds_picked(payload: Mapping[str, object]) -> bool:
+    for value in payload.values():
+        if value == PICKED or (isinstance(value, (tuple, list)) and PICKED in value):
+            return True
+    return False
 
 
 def _holds_picked(value: object) -> bool:

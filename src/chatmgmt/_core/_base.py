@@ -234,7 +234,10 @@ class CoreBase:
             if len(self._plans) >= 4096:  # the previous state of a chat is what gets reused
                 self._plans.clear()
             self._plans[(new.id, version)] = after
-        yield from self.emit(applied.events)
+        if self.emits:
+            yield from self.emit(applied.events)
+        else:  # the same, without a generator per change
+            self.observe(applied.events)
         message = plan.message
         if message is not None and message.role is MessageRole.SYSTEM:
             yield from call(MessageSink.deliver, message)
@@ -275,8 +278,14 @@ class CoreBase:
 
         return (yield from self.retrying("chat", chat_id, attempt))
 
+    def observe(self, events: Sequence[Event]) -> None:
+        """Look at committed events before they go to the sink (the monitor keeps its alerts
+        here); nothing by default."""
+
     def emit(self, events: Sequence[Event]) -> Eff[None]:
-        """Hand committed events to the host's event sink (when it gave one)."""
+        """Hand committed events to :meth:`observe` and to the host's event sink (when it gave
+        one)."""
+        self.observe(events)
         if not self.emits:
             return
         for event in events:

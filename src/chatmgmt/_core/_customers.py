@@ -58,7 +58,10 @@ class Customers(CoreBase):
             except ConflictError:
                 return RETRY
             self._know(partner_id)
-            yield from self.emit(events)
+            if self.emits:
+                yield from self.emit(events)
+            else:
+                self.observe(events)
             return merged
 
         return (yield from self.retrying("customer", partner_id, attempt))

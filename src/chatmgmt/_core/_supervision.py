@@ -56,14 +56,13 @@ class Supervision(Repair):
 
     alerts: AlertLog
 
-    def emit(self, events: Sequence[Event]) -> Eff[None]:
-        """Keep the moderation events for the monitor, then hand every event to the sink."""
+    def observe(self, events: Sequence[Event]) -> None:
+        """Keep the moderation events for the monitor."""
         log = self.__dict__.get("alerts")
         if log is None:
             log = self.alerts = AlertLog()
         for event in events:
             log.record(event)
-        yield from super().emit(events)
 
     # ----------------------------------------------------------------- the snapshot
 

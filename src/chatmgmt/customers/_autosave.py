@@ -128,6 +128,7 @@ def should_save(partner_id: str | None, channel: str, settings: AutoSaveSettings
 
 
 _FIELDS = ("name", "email", "phone", "ip")
+_CHANNEL_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 
 def merge_customer(
@@ -156,7 +157,13 @@ def merge_customer(
         changes["custom_fields"] = merged_custom
     changed = tuple(changes)
     if info.channel not in base.channels:
-        changes["channels"] = base.channels | {info.channel}
+        channels = base.channels | {info.channel}
+        # one shared value per set of channels (most records hold the same one or two): a
+        # record keeps no frozenset of its own for the collector to walk
+        shared = _CHANNEL_SETS.get(channels)
+        if shared is None and len(_CHANNEL_SETS) < 1024:
+            shared = _CHANNEL_SETS[channels] = channels
+        changes["channels"] = shared if shared is not None else channels
     if existing is not None and not changes:
         return existing, ()
     updated = evolve(base, **changes, updated_at=now, version=base.version + 1)
