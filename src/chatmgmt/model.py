@@ -345,6 +345,15 @@ class Customer:
     version: int = 0
 
 
+def _mode(value: ReceptionMode | str) -> ReceptionMode:
+    # a member passes as it is (the enum's own call costs several times more)
+    return value if value.__class__ is ReceptionMode else ReceptionMode(value)
+
+
+def _state(value: ChatState | str) -> ChatState:
+    return value if value.__class__ is ChatState else ChatState(value)
+
+
 @attrs.frozen
 class Chat:
     """A conversation between a customer and (eventually) an agent.
@@ -367,8 +376,8 @@ class Chat:
     customer: CustomerInfo
     channel: str = attrs.field(validator=_non_empty)
     skill_group: str = ""
-    mode: ReceptionMode = attrs.field(default=ReceptionMode.REAL_TIME, converter=ReceptionMode)
-    state: ChatState = attrs.field(default=ChatState.QUEUED, converter=ChatState)
+    mode: ReceptionMode = attrs.field(default=ReceptionMode.REAL_TIME, converter=_mode)
+    state: ChatState = attrs.field(default=ChatState.QUEUED, converter=_state)
     agent_id: AgentId | None = None
     created_at: float = 0.0
     updated_at: float = 0.0

@@ -7,6 +7,7 @@ from ..errors import ConflictError
 from ..model import Customer, CustomerInfo, Event
 from ..ports import CustomerStore
 from ..webhook import EventType
+from ..webhook._catalogue import event_owning
 from ._base import RETRY, CoreBase, Retry
 from ._ops import Eff, call
 
@@ -21,15 +22,23 @@ class Customers(CoreBase):
 
         A partner id this core has not seen is created first (one port call for a new
         customer: a failed create means it exists, then it is read and merged as usual)."""
-        known = self._known_partners
-        create_first = [partner_id not in known]
+        if partner_id not in self._known_partners:
+            merged, changed = merge_customer(None, info, partner_id, now)
+            events = [self._customer_event(EventType.CUSTOMER_CREATED, merged, info, changed, now)]
+            try:
+                yield from call(CustomerStore.create, merged, events)
+            except ConflictError:
+                pass  # it exists: read and merge below
+            else:
+                self._know(partner_id)
+                if self.emits:
+                    yield from self.emit(events)
+                else:
+                    self.observe(events)
+                return merged
 
         def attempt() -> Eff[Customer | Retry]:
-            if create_first[0]:
-                create_first[0] = False
-                existing = None
-            else:
-                existing = yield from call(CustomerStore.get, partner_id)
+            existing = yield from call(CustomerStore.get, partner_id)
             merged, changed = merge_customer(existing, info, partner_id, now)
             if existing is not None and merged is existing:
                 self._know(partner_id)
@@ -39,17 +48,7 @@ class Customers(CoreBase):
                 type_ = (
                     EventType.CUSTOMER_CREATED if existing is None else EventType.CUSTOMER_UPDATED
                 )
-                data = {
-                    "partner_id": merged.partner_id,
-                    "name": merged.name,
-                    "email": merged.email,
-                    "phone": merged.phone,
-                    "vip_level": merged.vip_level,
-                    "custom_fields": merged.custom_fields,  # read-only, shared with the record
-                    "channel": info.channel,
-                    "changed": list(changed),
-                }
-                events.append(self.event(type_, data, now))
+                events.append(self._customer_event(type_, merged, info, changed, now))
             try:
                 if existing is None:
                     yield from call(CustomerStore.create, merged, events)
@@ -58,13 +57,30 @@ class Customers(CoreBase):
             except ConflictError:
                 return RETRY
             self._know(partner_id)
-            if self.emits:
-                yield from self.emit(events)
-            else:
-                self.observe(events)
+            yield from self.emit(events)
             return merged
 
         return (yield from self.retrying("customer", partner_id, attempt))
+
+    def _customer_event(
+        self,
+        type_: str,
+        merged: Customer,
+        info: CustomerInfo,
+        changed: tuple[str, ...],
+        now: float,
+    ) -> Event:
+        data = {
+            "partner_id": merged.partner_id,
+            "name": merged.name,
+            "email": merged.email,
+            "phone": merged.phone,
+            "vip_level": merged.vip_level,
+            "custom_fields": merged.custom_fields,  # read-only, shared with the record
+            "channel": info.channel,
+            "changed": list(changed),
+        }
+        return event_owning(self.new_id("evt"), type_, now, data, None, 0)
 
     def _know(self, partner_id: str) -> None:
         """Remember that ``partner_id`` has a record (bounded: forgetting costs one call)."""
