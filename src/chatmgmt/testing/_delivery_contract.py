@@ -44,7 +44,7 @@ from ..ports import (
     DeliveryStore,
 )
 from ..webhook._catalogue import EventType, make_event
-from ._contracts import HOSTILE_STRINGS, _LoopThread
+from ._contracts._support import HOSTILE_STRINGS, _Awaiting, _OnLoopThread
 
 __all__ = ["AsyncDeliveryStoreContract", "DeliveryStoreContract"]
 
@@ -509,24 +509,7 @@ class DeliveryStoreContract:
 # --------------------------------------------------------------------------- async suite
 
 
-class _BridgeStore:
-    """A sync DeliveryStore whose every call awaits the async store on the loop thread."""
-
-    def __init__(self, store: AsyncDeliveryStore, loop: _LoopThread) -> None:
-        self.async_store = store
-        self._loop = loop
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.async_store, name)
-        loop = self._loop
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return loop.run(method(*args, **kwargs))
-
-        return call
-
-
-class AsyncDeliveryStoreContract(DeliveryStoreContract):
+class AsyncDeliveryStoreContract(_OnLoopThread, DeliveryStoreContract):
     """The same contract for an async face; implement :meth:`make_async_store`.
 
     Each test runs an event loop in a thread; every call of the sync suite is awaited on it
@@ -545,18 +528,6 @@ class AsyncDeliveryStoreContract(DeliveryStoreContract):
         if callable(aclose):
             await aclose()
 
-    def setup_method(self, method: Any = None) -> None:
-        """xunit hook: start the event loop thread, then the sync setup."""
-        self._loop_thread = _LoopThread()
-        super().setup_method(method)
-
-    def teardown_method(self, method: Any = None) -> None:
-        """xunit hook: close the stores, then stop the loop."""
-        try:
-            super().teardown_method(method)
-        finally:
-            self._loop_thread.stop()
-
     def make_store(self, namespace: str) -> DeliveryStore:
         """A sync bridge over :meth:`make_async_store` (do not override)."""
 
@@ -564,17 +535,17 @@ class AsyncDeliveryStoreContract(DeliveryStoreContract):
             return self.make_async_store(namespace)
 
         store = self._loop_thread.run(make())
-        return cast(DeliveryStore, _BridgeStore(store, self._loop_thread))
+        return cast(DeliveryStore, _Awaiting(store, self._loop_thread))
 
     def close_store(self, store: DeliveryStore) -> None:
         """Closes the bridged async store (do not override)."""
-        bridge = cast(_BridgeStore, store)
-        self._loop_thread.run(self.aclose_async_store(bridge.async_store))
+        bridge = cast(_Awaiting, store)
+        self._loop_thread.run(self.aclose_async_store(bridge.target))
 
     def test_async_gather_claims_never_double_lease(self) -> None:
         """Many claims awaited at once on one loop hand out every delivery once."""
-        bridge = cast(_BridgeStore, self.store)
-        store = bridge.async_store
+        bridge = cast(_Awaiting, self.store)
+        store = bridge.target
 
         async def main() -> list[str]:
             await store.add([_d(i, chat=f"c{i}") for i in range(100)])

@@ -17,7 +17,7 @@ from ...assignment import LEAST_BUSY, SATURATION_RANDOM
 from ...errors import ConflictError, PreconditionFailed
 from ...model import AgentId, ChatId, ChatState, Customer
 from ...ports import PICKED, Applied, AsyncStorage, Change, RankedClaim, Storage
-from ._support import _LoopThread, agent, chat, check_records, event
+from ._support import _Awaiting, _LoopThread, _OnLoopThread, agent, chat, check_records, event
 from .agents import AgentStoreContract
 from .chats import ChatStoreContract
 from .counters import RateCounterContract
@@ -58,21 +58,6 @@ class StorageContract(
 # --------------------------------------------------------------------------- async
 
 
-class _BridgePort:
-    def __init__(self, port: Any, loop: _LoopThread) -> None:
-        self._port = port
-        self._loop = loop
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._port, name)
-        loop = self._loop
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return loop.run(method(*args, **kwargs))
-
-        return call
-
-
 class _Bridge:
     """A sync Storage whose every call awaits the async storage on the loop thread."""
 
@@ -81,13 +66,13 @@ class _Bridge:
         self.namespace = storage.namespace
         self._loop = loop
         for name in ("customers", "agents", "chats", "queues", "outbox", "timers", "counters"):
-            setattr(self, name, _BridgePort(getattr(storage, name), loop))
+            setattr(self, name, _Awaiting(getattr(storage, name), loop))
 
     def apply(self, change: Change) -> Applied:
         return self._loop.run(self.async_storage.apply(change))
 
 
-class AsyncStorageContract(StorageContract):
+class AsyncStorageContract(_OnLoopThread, StorageContract):
     """The same contract for an async storage face; implement :meth:`make_async_storage`.
 
     Each test runs an event loop in a thread; every port call of the sync suite is awaited
@@ -106,18 +91,6 @@ class AsyncStorageContract(StorageContract):
         aclose = getattr(storage, "aclose", None)
         if callable(aclose):
             await aclose()
-
-    def setup_method(self, method: Any = None) -> None:
-        """xunit hook: start the event loop thread, then the sync setup."""
-        self._loop_thread = _LoopThread()
-        super().setup_method(method)
-
-    def teardown_method(self, method: Any = None) -> None:
-        """xunit hook: close the storages, then stop the loop."""
-        try:
-            super().teardown_method(method)
-        finally:
-            self._loop_thread.stop()
 
     def make_storage(self, namespace: str) -> Storage:
         """A sync bridge over :meth:`make_async_storage` (do not override)."""

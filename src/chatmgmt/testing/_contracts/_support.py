@@ -481,6 +481,42 @@ class _LoopThread:
             self.loop.close()
 
 
+class _Awaiting:
+    """A sync face of an async object: every method call is awaited on ``loop``'s thread."""
+
+    def __init__(self, target: Any, loop: _LoopThread) -> None:
+        self.target = target
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.target, name)
+        loop = self._loop
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return loop.run(method(*args, **kwargs))
+
+        return call
+
+
+class _OnLoopThread:
+    """The async suites' xunit hooks: an event loop thread per test, started before the sync
+    setup and stopped after the teardown (which closes the bridged storages or stores)."""
+
+    _loop_thread: _LoopThread
+
+    def setup_method(self, method: Any = None) -> None:
+        """xunit hook: start the event loop thread, then the sync setup."""
+        self._loop_thread = _LoopThread()
+        super().setup_method(method)  # type: ignore[misc]
+
+    def teardown_method(self, method: Any = None) -> None:
+        """xunit hook: the sync teardown, then stop the loop."""
+        try:
+            super().teardown_method(method)  # type: ignore[misc]
+        finally:
+            self._loop_thread.stop()
+
+
 # --------------------------------------------------------------------------- the base case
 
 
