@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from ._clock import SystemClock
 from ._core import Core, Op, QueueStatus, resolve
+from ._core._pick import check_sync_strategies, pick_async, pick_sync
 from .assignment import RouteRequest
 from .assignment._strategies import Strategy
 from .lifecycle import agent_view
@@ -67,6 +68,12 @@ class _Sinks:
                 self.messages.deliver(message)
             except Exception:
                 log.exception("message sink failed")
+
+    pick = staticmethod(pick_sync)  # a custom strategy, called where the core yields it
+
+
+class _AsyncSinks(_Sinks):
+    pick = staticmethod(pick_async)  # type: ignore[assignment]  # awaited by the async driver
 
 
 class _Base:
@@ -151,6 +158,7 @@ class ChatManager(_Base):
         word_filter: SensitiveWordFilter | None = None,
         ids: Callable[[], str] | None = None,
     ) -> None:
+        check_sync_strategies(strategies)
         super().__init__(
             settings, clock, rng, strategies, event_sink, message_sink, word_filter, ids
         )
@@ -482,6 +490,7 @@ class AsyncChatManager(_Base):
         super().__init__(
             settings, clock, rng, strategies, event_sink, message_sink, word_filter, ids
         )
+        self._sinks = _AsyncSinks(event_sink, message_sink)
         if storage is None:
             from .storage.memory import MemoryStorage
 

@@ -37,6 +37,7 @@ __all__ = [
     "AssignmentSettings",
     "AutoSaveSettings",
     "ChatSettings",
+    "CustomStrategySettings",
     "EndOfChatSettings",
     "FieldType",
     "FormField",
@@ -422,6 +423,45 @@ class StickySettings:
             _number(getattr(self, name), f"{path}.{name}", note="0: off")
 
 
+_FALLBACKS = ("group", "queue", *(m.value for m in StrategyName))
+
+
+@attrs.frozen
+class CustomStrategySettings:
+    """What happens when a custom strategy (registered with ``strategies=``) fails.
+
+    ``timeout_s``: how long ``AsyncChatManager`` awaits an async strategy (an external router)
+    before it gives up (0: no limit). A sync call cannot be interrupted, so the timeout applies
+    to awaited strategies only. ``fallback``: what picks instead when the strategy raised,
+    timed out or answered with an agent that is not eligible.
+    """
+
+    timeout_s: float = attrs.field(
+        default=2.0,
+        metadata={
+            "doc": "Seconds AsyncChatManager awaits an async strategy before it gives up and "
+            "uses the fallback (0: no limit; sync strategies cannot be interrupted)."
+        },
+    )
+    fallback: str = attrs.field(
+        default="group",
+        metadata={
+            "doc": "What picks when the strategy fails: `group` (the group's built-in strategy "
+            "from these settings), a built-in strategy's name, or `queue` (no pick: the chat "
+            "waits as if nobody were free)."
+        },
+    )
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _number(self.timeout_s, f"{path}.timeout_s", hi=3600, note="0: no limit")
+        _need(
+            self.fallback in _FALLBACKS,
+            f"{path}.fallback",
+            f"must be one of {', '.join(repr(f) for f in _FALLBACKS)}, got {self.fallback!r}",
+        )
+
+
 @attrs.frozen
 class OverflowLayer:
     """One overflow layer: where chats go when the previous target meets ``conditions``."""
@@ -498,9 +538,11 @@ class AssignmentSettings:
     queue: QueueSettings = attrs.field(factory=QueueSettings)
     auto_transfer_s: float = 0.0
     max_auto_transfers: int = 3
+    custom_strategy: CustomStrategySettings = attrs.field(factory=CustomStrategySettings)
 
     def __attrs_post_init__(self) -> None:
         p = "assignment"
+        self.custom_strategy.check(f"{p}.custom_strategy")
         _need(
             self.saturation_tiebreak in ("random", "longest_since_assigned"),
             f"{p}.saturation_tiebreak",

@@ -15,7 +15,8 @@ modules plan each change of a chat and apply it as one unit of work (:mod:`._bas
 * :mod:`._messages` — messages and moderation; :mod:`._submission` — leave a message;
 * :mod:`._agents` — agent changes; :mod:`._deadlines` — ``tick``; :mod:`._retention` —
   ``purge`` (and the purge ``tick`` does); :mod:`._repair` — ``reconcile``;
-  :mod:`._supervision` — the live snapshot and the supervisor's actions.
+  :mod:`._supervision` — the live snapshot and the supervisor's actions;
+* :mod:`._pick` — a custom strategy's call, a step the driver performs (sync, or awaited).
 """
 
 from __future__ import annotations

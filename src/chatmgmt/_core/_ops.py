@@ -26,6 +26,7 @@ from ..ports import (
     Storage,
     TimerStore,
 )
+from ._pick import Picker
 
 __all__ = ["PORTS", "Eff", "Op", "call", "resolve"]
 
@@ -71,9 +72,11 @@ PORTS: dict[str, str] = {
     RateCounter.__name__: "counters",
     EventSink.__name__: "sink",
     MessageSink.__name__: "sink",
+    Picker.__name__: "sink",
 }
 """The one table from a port's Protocol to where a driver finds it: the storage's attribute
-(``""``: the storage itself, for :meth:`Storage.apply`) or ``"sink"`` (the host's sinks)."""
+(``""``: the storage itself, for :meth:`Storage.apply`) or ``"sink"`` (the host's side: its
+sinks, and the call of a custom strategy, :mod:`._pick`)."""
 
 
 def resolve(fn: Callable[..., Any], storage: Storage | AsyncStorage, sinks: Any) -> Any:

@@ -8,12 +8,13 @@ leaves. Nothing is claimed on its own, so nothing is given back when an attempt 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .._plan import Plan, leaving
 from ..assignment import (
     Target,
     agent_queue,
+    builtin_ranking,
     on_duty,
     pool_name,
     queue_name,
@@ -26,8 +27,10 @@ from ..assignment._strategies import Strategy
 from ..errors import NotFoundError, PreconditionFailed
 from ..model import AgentId, AgentLoad, Chat, Ranking, ReceptionMode
 from ..ports import PICKED, AgentStore, Census, Claim, RankedClaim
+from ..settings import StrategyName
 from ._ending import Ending
 from ._ops import Eff, call
+from ._pick import Picker, PickFailed
 
 __all__ = ["Targets", "ineligible"]
 
@@ -111,10 +114,34 @@ class Targets(Ending):
             return claim, reason, empty
         loads = yield from call(AgentStore.list, group)
         pool = [ld for ld in loads if eligible(ld) and ld.agent.id not in chat.excluded]
-        pick = strategy(pool, chat) if pool else None
+        if not pool:
+            return None, reason, None
+        custom = self.settings.assignment.custom_strategy
+        pick = yield from call(Picker.pick, strategy, pool, chat, custom.timeout_s)
+        if isinstance(pick, PickFailed):
+            reason["custom_failed"] = {"why": pick.why, "detail": pick.detail}
+            fallback = self._fallback(group)
+            if fallback is None:
+                return None, reason, None
+            reason["strategy"] = fallback.name
+            return RankedClaim(group, fallback, chat.excluded), reason, empty
         if pick is None:
             return None, reason, None
         return Claim(pick.agent.id), reason, empty
+
+    def _fallback(self, group: str) -> Ranking | None:
+        """The ranking that picks when the group's custom strategy failed (None: queue)."""
+        settings = self.settings.assignment
+        name = settings.custom_strategy.fallback
+        if name == "queue":
+            return None
+        if name == "group":
+            return cast(Ranking, strategy_for_group(settings, group))
+        return builtin_ranking(
+            StrategyName(name),
+            priority_tiers=settings.priority_tiers,
+            saturation_tiebreak=settings.saturation_tiebreak,
+        )
 
     def try_target(
         self,

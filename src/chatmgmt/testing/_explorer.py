@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import attrs
 
 from .._core import Op, resolve
+from .._core._pick import Picker
 from ..errors import (
     AssignmentError,
     ConflictError,
@@ -80,7 +81,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 )
 """Errors an operation raises on purpose when it loses a race: they end it and are recorded."""
 
-_SINKS = frozenset({EventSink.emit, MessageSink.deliver})
+_SINKS = frozenset({EventSink.emit, MessageSink.deliver, Picker.pick})
 Key = tuple[str, str]
 """What a port call touches: ``(kind, name)``, ``name`` ``"*"`` for every one of that kind."""
 
