@@ -28,6 +28,7 @@ import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
+from ._conditions import parse_condition
 from ._secrets import webhook_secret_problem
 from ._text import id_problem, text_problem
 from .errors import SettingsError
@@ -373,6 +374,8 @@ class RoutingRule:
     Conditions: ``channels`` (any of), ``min_vip_level``, ``ip_ranges`` (CIDR, any of),
     ``partner_ids`` (any of), ``customer_fields`` (each key equals the value). Target: an agent,
     a skill group, or both (the agent, falling back to the group unless ``strict``).
+    ``when`` adds a condition tree (all / any / not, ranges, time of day, weekday, tags,
+    attributes; see ``docs/assignment.md``) that must hold too.
     """
 
     name: str = attrs.field(
@@ -386,10 +389,20 @@ class RoutingRule:
     ip_ranges: tuple[str, ...] = ()
     partner_ids: tuple[str, ...] = ()
     customer_fields: Mapping[str, str] = attrs.field(factory=dict)
+    when: Mapping[str, Any] | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "A condition tree that must hold too: one-key objects all / any / not, "
+            "channel, vip_level, ip, partner_id, attribute, customer_field, tags, time, weekday "
+            "(docs/assignment.md#routing-rules)."
+        },
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
         _need(bool(self.name), f"{path}.name", "must be a non-empty string")
+        if self.when is not None:
+            parse_condition(self.when, f"{path}.when")
         _need(
             self.target_agent is not None or self.target_group is not None,
             path,

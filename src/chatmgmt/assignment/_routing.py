@@ -9,13 +9,13 @@ storage's atomic claims; nothing here does I/O or reads a clock.
 from __future__ import annotations
 
 import datetime as _dt
-import ipaddress
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from .._conditions import Condition, Facts, holds, ip_in, parse_condition
 from ..model import AgentId, Chat, CustomerInfo, Sticky
 from ..ports import Census
 from ..settings import (
@@ -124,25 +124,70 @@ def estimate_wait_s(position: int, census: Census, handle_s: float) -> float:
     return (position + 1) * handle_s / census.capacity
 
 
-def _ip_in(ip: str, ranges: Sequence[str]) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(addr in ipaddress.ip_network(r, strict=False) for r in ranges)
+_COMPILED: dict[int, tuple[RoutingRule, Condition]] = {}
 
 
-def match_rule(rule: RoutingRule, info: CustomerInfo, partner_id: str | None) -> bool:
-    """Whether every condition the rule sets holds for this customer."""
+def rule_condition(rule: RoutingRule) -> Condition | None:
+    """The parsed ``when`` tree of a rule (parsed once per rule object), or None."""
+    if rule.when is None:
+        return None
+    entry = _COMPILED.get(id(rule))
+    if entry is not None and entry[0] is rule:
+        return entry[1]
+    condition = parse_condition(rule.when, "when")
+    if len(_COMPILED) >= 4096:
+        _COMPILED.clear()
+    _COMPILED[id(rule)] = (rule, condition)
+    return condition
+
+
+def match_rule(
+    rule: RoutingRule,
+    info: CustomerInfo,
+    partner_id: str | None,
+    *,
+    attributes: Mapping[str, Any] | None = None,
+    now: float | None = None,
+    timezone: str = "UTC",
+) -> bool:
+    """Whether every condition the rule sets holds for this customer and chat.
+
+    ``attributes`` (the chat's host attributes, tags among them), ``now`` (a Unix time) and
+    ``timezone`` (the default zone of time and weekday conditions) are what the rule's ``when``
+    tree may test; a tree with a time condition needs ``now``.
+    """
     if rule.channels and info.channel not in rule.channels:
         return False
     if rule.min_vip_level is not None and info.vip_level < rule.min_vip_level:
         return False
-    if rule.ip_ranges and not _ip_in(info.ip, rule.ip_ranges):
+    if rule.ip_ranges and not ip_in(info.ip, rule.ip_ranges):
         return False
     if rule.partner_ids and partner_id not in rule.partner_ids:
         return False
-    return all(info.custom_fields.get(k) == v for k, v in rule.customer_fields.items())
+    if not all(info.custom_fields.get(k) == v for k, v in rule.customer_fields.items()):
+        return False
+    condition = rule_condition(rule)
+    if condition is None:
+        return True
+    facts = Facts(
+        info.channel,
+        info.vip_level,
+        info.ip,
+        partner_id,
+        attributes if attributes is not None else {},
+        info.custom_fields,
+        now,
+        timezone,
+    )
+    return holds(condition, facts)
+
+
+def group_timezone(settings: AssignmentSettings, group: str) -> str:
+    """The time zone of a group's working hours (UTC when it has none)."""
+    group_settings = settings.groups.get(group)
+    if group_settings is None or group_settings.hours is None:
+        return "UTC"
+    return group_settings.hours.timezone
 
 
 def sticky_agent(sticky: Sticky | None, settings: StickySettings, now: float) -> AgentId | None:
@@ -212,8 +257,12 @@ def plan_route(
     sticky_id = sticky_agent(sticky, settings.sticky, now) if partner_id else None
     if sticky_id is not None and sticky_id != request.designated_agent:
         targets.append(Target("agent", sticky_id, "sticky"))
+    zone = group_timezone(settings, group)
     for rule in settings.routing_rules:
-        if match_rule(rule, chat.customer, partner_id):
+        matched = match_rule(
+            rule, chat.customer, partner_id, attributes=chat.attributes, now=now, timezone=zone
+        )
+        if matched:
             if rule.target_agent is not None:
                 targets.append(Target("agent", rule.target_agent, "rule", rule.name))
             if rule.target_group is not None:
