@@ -42,6 +42,7 @@ def _settings(port: int) -> ChatSettings:
                 "auto_transfer_s": 60,
                 "sticky": {"after_close_s": 3600, "after_offline_message_s": 86400},
                 "queue": {"estimate_handle_s": 240},
+                "leave": {"action": "forward", "grace_s": 90},
             },
             "end_of_chat": {"warn_after_s": 120, "end_after_s": 240},
             "sensitive_words": {
@@ -249,6 +250,28 @@ def run_demo(out: TextIO | None = None, *, seed: int = 7) -> dict[str, int]:
             if chat.state.is_open:
                 manager.end_chat(chat.id, reason=EndReason.AGENT, by="agent")
         p.row("the morning's other chats end")
+
+        p.section("11:00  Bob's connection drops: after 90 s his chats go to a colleague")
+        clock.set(DAY_START + 3 * 3600)
+        late: list[tuple[str, Chat]] = []
+        for pid, name in (("u10", "Niklaus"), ("u11", "Tony"), ("u12", "Margaret")):
+            chat = manager.open_chat(CustomerInfo(pid, name=name), skill_group="sales")
+            manager.send_message(
+                chat.id, f"Hi {name}!", role=MessageRole.AGENT, sender=chat.agent_id or ""
+            )
+            late.append((name, chat))
+            p.row(f"{name} opens a chat -> {chat.agent_id}")
+        manager.set_agent_status(AgentId("bob"), AgentStatus.OFFLINE)
+        held = manager.agent("bob").active
+        p.row("Bob goes offline", f"he holds {held} chat(s); the leave policy waits 90 s")
+        clock.advance(91)
+        manager.tick()
+        for name, chat in late:
+            now_with = manager.get_chat(chat.id)
+            p.row(f"{name} is with {now_with.agent_id or 'the queue'}", _why(now_with.route_reason))
+        manager.set_agent_status(AgentId("bob"), AgentStatus.ONLINE)
+        for _name, chat in late:
+            manager.end_chat(chat.id, reason=EndReason.AGENT, by="agent")
 
         p.section("12:30  lunch: the team is away, a customer leaves a message")
         clock.set(DAY_START + 4.5 * 3600)

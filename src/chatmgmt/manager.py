@@ -316,6 +316,20 @@ class ChatManager(_Base):
         """An admin assigns a queued or unassigned chat to an agent explicitly."""
         return self._run(self._core.assign(ChatId(chat_id), AgentId(agent_id), by, self._now(now)))
 
+    def unassign(
+        self,
+        chat_id: str,
+        *,
+        by: str = "admin",
+        exclude: bool = False,
+        now: float | None = None,
+    ) -> Chat:
+        """An admin takes an active chat from its agent back to its queue (Real-Time) or pool
+        (Always On), keeping its place; the queue then drains (the chat may go to a free agent
+        at once, the same one unless ``exclude``). A chat that is not ACTIVE raises
+        InvalidTransitionError."""
+        return self._run(self._core.unassign(ChatId(chat_id), by, self._now(now), exclude=exclude))
+
     def send_message(
         self,
         chat_id: str,
@@ -641,6 +655,19 @@ class AsyncChatManager(_Base):
         """See :meth:`ChatManager.assign`."""
         return await self._run(
             self._core.assign(ChatId(chat_id), AgentId(agent_id), by, self._now(now))
+        )
+
+    async def unassign(
+        self,
+        chat_id: str,
+        *,
+        by: str = "admin",
+        exclude: bool = False,
+        now: float | None = None,
+    ) -> Chat:
+        """See :meth:`ChatManager.unassign`."""
+        return await self._run(
+            self._core.unassign(ChatId(chat_id), by, self._now(now), exclude=exclude)
         )
 
     async def send_message(

@@ -43,6 +43,8 @@ __all__ = [
     "FieldType",
     "FormField",
     "GroupSettings",
+    "LeaveAction",
+    "LeaveSettings",
     "LimitsSettings",
     "OverflowCondition",
     "OverflowLayer",
@@ -184,6 +186,21 @@ class QueueLimitAction(str, enum.Enum):
     OVERFLOW = "overflow"
     LEAVE_MESSAGE = "leave_message"
     END = "end"
+
+
+class LeaveAction(str, enum.Enum):
+    """What happens to an agent's chats when the agent leaves (the leave policy)."""
+
+    KEEP = "keep"
+    """The chats stay with the agent (the behaviour without a policy)."""
+    REQUEUE = "requeue"
+    """The chats go back to their group's queue, keeping their place (ordered by when they
+    first arrived); an Always On chat goes back to its pool."""
+    FORWARD = "forward"
+    """The chats are forwarded to another agent of their group at once (nobody free: back to
+    the queue or pool, keeping their place)."""
+    POOL = "pool"
+    """The chats go back to their group's Always On pool (a Real-Time chat: to its queue)."""
 
 
 class SubmissionMode(str, enum.Enum):
@@ -526,6 +543,40 @@ class QueueSettings:
 
 
 @attrs.frozen
+class LeaveSettings:
+    """The agent leave policy: what happens to the chats of an agent who goes offline (or away,
+    when ``away_counts``) once ``grace_s`` has passed without the agent coming back.
+
+    ``action``: ``keep``, ``requeue``, ``forward`` or ``pool`` (see :class:`LeaveAction`);
+    ``grace_s``: how long the chats wait for the agent (0: moved at once);
+    ``away_counts``: an AWAY agent has left too (OFFLINE always counts). Overridable per
+    skill group (the chat's group decides).
+    """
+
+    action: LeaveAction = attrs.field(
+        default=LeaveAction.KEEP,
+        metadata={"doc": "keep, requeue (keeping their place), forward (to the group) or pool."},
+    )
+    grace_s: float = attrs.field(
+        default=60.0,
+        metadata={"doc": "Seconds the chats wait for the agent to come back (0: moved at once)."},
+    )
+    away_counts: bool = attrs.field(
+        default=False, metadata={"doc": "An AWAY agent has left too (OFFLINE always has)."}
+    )
+    groups: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, metadata={"doc": "Overrides per skill group: a partial leave section."}
+    )
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _number(self.grace_s, f"{path}.grace_s", note="0: at once")
+
+    def __attrs_post_init__(self) -> None:
+        _check_with_overrides(self, "assignment.leave")
+
+
+@attrs.frozen
 class AssignmentSettings:
     """Assignment: strategy, routing rules, sticky agent, overflow, queue, auto-transfer.
 
@@ -552,6 +603,10 @@ class AssignmentSettings:
     auto_transfer_s: float = 0.0
     max_auto_transfers: int = 3
     custom_strategy: CustomStrategySettings = attrs.field(factory=CustomStrategySettings)
+    leave: LeaveSettings = attrs.field(
+        factory=LeaveSettings,
+        metadata={"doc": "The agent leave policy (what happens to a leaving agent's chats)."},
+    )
 
     def __attrs_post_init__(self) -> None:
         p = "assignment"
@@ -1255,6 +1310,7 @@ def _make_converter() -> cattrs.Converter:
         StrategyName,
         OverflowCondition,
         QueueLimitAction,
+        LeaveAction,
         SubmissionMode,
         FieldType,
         SecondRating,

@@ -9,13 +9,13 @@ from ..model import Agent, AgentId, AgentLoad, AgentStatus, Event, evolve
 from ..ports import AgentStore
 from ..webhook import EventType
 from ._base import RETRY, Retry
+from ._leaving import Leaving
 from ._ops import Eff, call
-from ._submission import Submissions
 
 __all__ = ["Agents"]
 
 
-class Agents(Submissions):
+class Agents(Leaving):
     """Register agents and change their status or limit without losing a concurrent change."""
 
     def _change_agent(
@@ -41,6 +41,7 @@ class Agents(Submissions):
                     "reception_limit": agent.reception_limit,
                 }
                 events.append(self.event(EventType.AGENT_STATUS_CHANGED, data, now))
+            yield from self.before_status(previous, agent.status, agent.id, now)
             try:
                 load = yield from call(
                     AgentStore.put,
@@ -53,6 +54,7 @@ class Agents(Submissions):
             except ConflictError:
                 return RETRY
             yield from self.emit(events)
+            yield from self.after_status(previous, load, now)
             if load.agent.status is AgentStatus.ONLINE:
                 if load.free > 0:
                     yield from self.drain_for_agent(agent.id, now)

@@ -10,7 +10,7 @@ import attrs
 from .. import lifecycle as lc
 from .._plan import Plan, leaving
 from .._text import check_optional_id, check_text, text_problem
-from ..assignment import RouteRequest, Target, pool_name, queue_name
+from ..assignment import RouteRequest, Target
 from ..assignment._plans import plan_assignment
 from ..customers import should_save, trusted_partner_id
 from ..errors import AssignmentError, PreconditionFailed, ValidationError
@@ -21,7 +21,6 @@ from ..model import (
     ChatState,
     CustomerInfo,
     EndReason,
-    ReceptionMode,
     evolve,
 )
 from ..ports import Claim
@@ -137,9 +136,14 @@ class Chats(Routing):
         by: str,
         now: float,
         automatic: bool = False,
+        only_from: AgentId | None = None,
+        via: str | None = None,
     ) -> Eff[Chat]:
         """Move an active chat to another agent or group (back to its queue, keeping its
-        place, if nobody there is free). The old agent's slot is released in the same unit."""
+        place, if nobody there is free). The old agent's slot is released in the same unit.
+
+        ``only_from``: move it only while it is still ACTIVE with that agent (else it is
+        returned as it is now); ``via`` names the rule in the explanation."""
         check_text("by", by)
         if (to_agent is None) == (to_group is None):
             raise ValidationError("transfer: give exactly one of to_agent or to_group")
@@ -147,6 +151,10 @@ class Chats(Routing):
 
         def attempt() -> Eff[Chat | Retry]:
             chat = yield from self.get_chat(chat_id)
+            if only_from is not None and (
+                chat.state is not ChatState.ACTIVE or chat.agent_id != only_from
+            ):
+                return chat  # it moved on meanwhile: nothing to do
             lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.TRANSFER)
             old_agent = chat.agent_id
             assert old_agent is not None
@@ -163,7 +171,8 @@ class Chats(Routing):
                 target = Target("agent", to_agent, "transfer")
             else:
                 assert to_group is not None
-                target = Target("group", to_group, "auto_transfer" if automatic else "transfer")
+                default = "auto_transfer" if automatic else "transfer"
+                target = Target("group", to_group, via or default)
             before = chat.version
             done = yield from self.try_target(
                 target,
@@ -187,25 +196,13 @@ class Chats(Routing):
                 )
             # nobody free in the group: back to its queue (or pool), keeping its place
             reason = {**target.describe(), "by": by, "queued": True}
-            queue = queue_name(moved.skill_group)
-            if chat.mode is ReceptionMode.ALWAYS_ON:
-                queue = pool_name(moved.skill_group)
+            queue = self.wait_queue(chat, moved.skill_group)
             items = [
                 payloads.chat_assigned(
                     None, reason, transfer=True, from_agent_id=old_agent, automatic=automatic
                 )
             ]
-            result = yield from self.enqueue(
-                chat,
-                moved,
-                queue,
-                reason,
-                now,
-                requeue=True,
-                items=items,
-                release=old_agent,
-                drain=False,
-            )
+            result = yield from self.send_back(chat, moved, queue, reason, items, old_agent, now)
             if result.state is ChatState.ACTIVE and result.agent_id == old_agent:
                 return RETRY  # the chat moved on meanwhile: plan again from what it is now
             # drained only now: the drain may give the chat back to its old agent, which the

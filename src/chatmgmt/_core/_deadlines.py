@@ -7,9 +7,11 @@ import logging
 
 from .. import lifecycle as lc
 from ..assignment import RouteRequest
+from ..assignment._leave import agent_of_leave_timer
 from ..errors import AssignmentError, ConflictError, InvalidTransitionError
-from ..model import Chat, ChatId, EndReason, MessageId, Timer, evolve
+from ..model import AgentId, Chat, ChatId, EndReason, MessageId, Timer, evolve
 from ..ports import ChatStore, TimerStore
+from ..settings import LeaveAction
 from ._agents import Agents
 from ._base import QUEUE, STICKY_WAIT, queue_of, queued_at
 from ._ops import Eff, call
@@ -20,6 +22,7 @@ __all__ = ["Deadlines"]
 log = logging.getLogger("chatmgmt")
 
 TIMER_LEASE_S = 30.0
+_AGENT_KINDS = (lc.TimerKind.AGENT_REMINDER, lc.TimerKind.AUTO_TRANSFER)
 
 
 class Deadlines(Agents):
@@ -31,9 +34,15 @@ class Deadlines(Agents):
         fired = 0
         for timer in timers:
             try:
-                chat = yield from call(ChatStore.get, ChatId(timer.chat_id))
-                if chat is not None and (yield from self.fire(timer, chat, now)):
+                agent_id = agent_of_leave_timer(timer)
+                if agent_id is not None:  # an agent's grace time, not a chat's deadline
+                    since = float(timer.payload.get("since", timer.due_at))
+                    yield from self.agent_left(agent_id, since, now)
                     fired += 1
+                else:
+                    chat = yield from call(ChatStore.get, ChatId(timer.chat_id))
+                    if chat is not None and (yield from self.fire(timer, chat, now)):
+                        fired += 1
             except (InvalidTransitionError, AssignmentError, ConflictError) as exc:
                 log.info("deadline %s did not fire: %s", timer.key, exc)
             yield from call(TimerStore.cancel, timer.key, now + TIMER_LEASE_S)
@@ -51,6 +60,17 @@ class Deadlines(Agents):
         if lc.is_stale(timer, chat):
             return False
         kind = lc.TimerKind(timer.kind)
+        if kind in _AGENT_KINDS:  # the reminder and auto-transfer follow the leave policy
+            left = yield from self.leave_status(chat)
+            if left is not None:
+                status, policy = left
+                if kind is lc.TimerKind.AGENT_REMINDER:
+                    return False  # no reminder to an agent who left
+                if policy.action is not LeaveAction.KEEP:
+                    yield from self.leave_move(
+                        chat, AgentId(chat.agent_id or ""), policy.action, status, now
+                    )
+                    return True
         if kind is lc.TimerKind.AUTO_TRANSFER:
             yield from self.transfer(
                 chat.id,

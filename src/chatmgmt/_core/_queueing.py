@@ -102,6 +102,32 @@ class Queueing(Targets):
         assert applied.chat is not None
         return applied.chat
 
+    def send_back(
+        self,
+        chat: Chat,
+        moved: Chat,
+        queue: str,
+        reason: Mapping[str, Any],
+        items: Sequence[tuple[str, Mapping[str, Any]]],
+        agent: AgentId,
+        now: float,
+    ) -> Eff[Chat]:
+        """``chat`` (as ``moved``) leaves ``agent`` for ``queue`` keeping its place, its slot
+        released in the same unit; the caller drains (see :meth:`enqueue`)."""
+        return (
+            yield from self.enqueue(
+                chat,
+                moved,
+                queue,
+                reason,
+                now,
+                requeue=True,
+                items=items,
+                release=agent,
+                drain=False,
+            )
+        )
+
     def queue_limit(
         self,
         chat: Chat,

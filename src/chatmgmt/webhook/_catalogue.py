@@ -41,6 +41,7 @@ class EventType:
     CHAT_UNASSIGNED = "chat.unassigned"
     CHAT_ASSIGNED = "chat.assigned"
     CHAT_TRANSFERRED = "chat.transferred"
+    CHAT_RETURNED = "chat.returned"
     CHAT_ENDED = "chat.ended"
     CHAT_ABANDONED = "chat.abandoned"
     CHAT_REOPENED = "chat.reopened"
@@ -204,6 +205,26 @@ CATALOGUE: dict[str, EventSpec] = {
                 "agent_id": "a_2",
                 "automatic": True,
                 **_REASON_EX,
+            },
+        ),
+        _spec(
+            EventType.CHAT_RETURNED,
+            "The chat was taken from its agent and went back to its queue (Real-Time) or pool "
+            "(Always On), keeping its place: its agent left (the leave policy) or an admin "
+            "unassigned it. A chat.queued or chat.unassigned event follows.",
+            {
+                **_CHAT,
+                "from_agent_id": "the agent who held the chat",
+                "why": "agent_offline, agent_away (the leave policy) or admin (unassign)",
+                "by": "who moved it: 'leave_policy' or the admin's id",
+                "queue": "the queue or pool the chat went back to",
+            },
+            {
+                **_CHAT_EX,
+                "from_agent_id": "a_1",
+                "why": "agent_offline",
+                "by": "leave_policy",
+                "queue": "queue/sales",
             },
         ),
         _spec(

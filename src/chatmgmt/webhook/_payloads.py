@@ -23,6 +23,7 @@ __all__ = [
     "chat_ended",
     "chat_queued",
     "chat_reopened",
+    "chat_returned",
     "chat_started",
     "inactivity_warned",
     "message_stored",
@@ -87,6 +88,13 @@ def chat_queued(reason: Mapping[str, Any], position: int | None) -> Item:
     if position is None:
         return EventType.CHAT_UNASSIGNED, {"reason": reason}
     return EventType.CHAT_QUEUED, {"reason": reason, "position": position}
+
+
+def chat_returned(from_agent_id: str, why: str, by: str, queue: str) -> Item:
+    """``chat.returned``: the chat left its agent for its queue or pool (the leave policy or an
+    admin's unassign)."""
+    data = {"from_agent_id": from_agent_id, "why": why, "by": by, "queue": queue}
+    return EventType.CHAT_RETURNED, data
 
 
 def queue_overflowed(limit: str, action: str, target_group: str | None) -> Item:

@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import attrs
+
 from ...model import Chat, ChatId, Timer
-from ...ports import Storage
+from ...ports import Change, Storage
 from ._support import StorageCase, chat, create, nxt, run_threads, update
 
 __all__ = ["TimerStoreContract"]
@@ -71,6 +73,22 @@ class TimerStoreContract(StorageCase):
             Timer("b", 2.0, "c", "y"),
             Timer("k", 35.0, "c", "x", 3),
         ]
+
+    def test_a_change_without_a_chat_sets_and_cancels_a_timer(self) -> None:
+        """A change with ``chat=None`` under the guard "this chat does not exist" sets and
+        cancels timers (an agent's leave grace timer, kept under a pseudo chat id holding a
+        control character, which no chat id holds); it creates no chat."""
+        s = self.storage
+        pseudo = ChatId("\x1fagent:ann")
+        timer = Timer("\x1fagent:ann:agent_left", 10.0, pseudo, "agent_left", 0, {"since": 4.0})
+        s.apply(Change(pseudo, None, 4.0, schedule=(timer,)))
+        s.apply(Change(pseudo, None, 5.0, schedule=(attrs.evolve(timer, due_at=12.0),)))
+        assert s.chats.get(pseudo) is None
+        assert s.timers.claim_due(11.0, 10, 30.0) == []
+        assert s.timers.claim_due(12.0, 10, 30.0) == [attrs.evolve(timer, due_at=12.0)]
+        s.apply(Change(pseudo, None, 6.0, cancel=(timer.key,)))
+        assert s.timers.claim_due(1000.0, 10, 30.0) == []
+        assert s.chats.get(pseudo) is None
 
     def test_concurrent_timer_claims_fire_each_timer_once(self) -> None:
         """Workers claiming due timers together never get the same timer."""
