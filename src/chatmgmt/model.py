@@ -369,7 +369,8 @@ class Chat:
     ``escalation`` (the auto-transfer round, :class:`~chatmgmt.lifecycle.Escalation` as plain
     values), ``timers_fired`` (deadline kind -> the basis it fired for), ``sticky_waited``
     (the chat already waited for its sticky agent), ``unverified_partner_id`` (a partner id
-    whose signature did not verify) and ``observers`` (supervisors watching it).
+    whose signature did not verify), ``observers`` (supervisors watching it) and
+    ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event).
     """
 
     id: ChatId = attrs.field(validator=_non_empty)
@@ -404,6 +405,7 @@ class Chat:
     sticky_waited: bool = False
     unverified_partner_id: str | None = None
     observers: frozenset[str] = frozenset()
+    position_event: tuple[int, float] | None = None
     event_seq: int = 0
     version: int = 0
 

@@ -524,6 +524,8 @@ class QueueSettings:
     ``queue_first_priority``: the priority a request's queue-first flag gives.
     ``max_length`` / ``max_wait_s``: limits (0: none); ``on_limit`` says what happens then.
     ``estimate_handle_s``: the mean handle time used for the wait estimate.
+    ``position_events_s``: send ``chat.queue_position`` events when a waiting chat's place
+    changes, at most one per chat per this many seconds (0: none).
     """
 
     max_length: int = 0
@@ -532,6 +534,13 @@ class QueueSettings:
     priority_step_s: float = 300.0
     queue_first_priority: int = 10
     estimate_handle_s: float = 300.0
+    position_events_s: float = attrs.field(
+        default=0.0,
+        metadata={
+            "doc": "At most one chat.queue_position event per waiting chat per this many "
+            "seconds, sent when its place changes (0: none)."
+        },
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -540,6 +549,7 @@ class QueueSettings:
         _number(self.priority_step_s, f"{path}.priority_step_s")
         _number(self.queue_first_priority, f"{path}.queue_first_priority", hi=1000, integer=True)
         _number(self.estimate_handle_s, f"{path}.estimate_handle_s", above=True)
+        _number(self.position_events_s, f"{path}.position_events_s", note="0: none")
 
 
 @attrs.frozen

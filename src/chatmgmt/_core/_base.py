@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from .. import lifecycle as lc
 from .._plan import Items, Plan
+from ..assignment._positions import positions_timer, tracked
 from ..assignment._strategies import Strategy
 from ..errors import ConflictError, NotFoundError, PreconditionFailed
 from ..model import (
@@ -115,6 +116,7 @@ class CoreBase:
         self._strategies: dict[str, Strategy] = {}  # per group, resolved once
         self._claims: dict[str, RankedClaim] = {}  # per group, without exclusions
         self.emits = True  # the manager turns this off when the host gave no event sink
+        self.positions = settings.assignment.queue.position_events_s > 0
         # partner ids known to have a CRM record: an unknown one is created first
         self._known_partners: set[str] = set()
 
@@ -211,6 +213,11 @@ class CoreBase:
             cancel.extend(plan.cancel)
         if plan.schedule:
             schedule.extend(plan.schedule)
+        if self.positions and (plan.remove or plan.push is not None):
+            # the queue's positions timer, in the same unit (chat.queue_position events)
+            for queue in (*plan.remove, *((plan.push.queue,) if plan.push else ())):
+                if tracked(queue):
+                    schedule.append(positions_timer(queue, now))
         change = Change(
             new.id,
             None if old is None else old.version,

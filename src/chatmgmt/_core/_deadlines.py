@@ -8,13 +8,14 @@ import logging
 from .. import lifecycle as lc
 from ..assignment import RouteRequest
 from ..assignment._leave import agent_of_leave_timer
+from ..assignment._positions import queue_of_positions_timer
 from ..errors import AssignmentError, ConflictError, InvalidTransitionError
 from ..model import AgentId, Chat, ChatId, EndReason, MessageId, Timer, evolve
 from ..ports import ChatStore, TimerStore
 from ..settings import LeaveAction
-from ._agents import Agents
 from ._base import QUEUE, STICKY_WAIT, queue_of, queued_at
 from ._ops import Eff, call
+from ._positions import Positions
 from ._routing import OPEN
 
 __all__ = ["Deadlines"]
@@ -25,7 +26,7 @@ TIMER_LEASE_S = 30.0
 _AGENT_KINDS = (lc.TimerKind.AGENT_REMINDER, lc.TimerKind.AUTO_TRANSFER)
 
 
-class Deadlines(Agents):
+class Deadlines(Positions):
     """``tick()``: fire what is due."""
 
     def tick(self, now: float, limit: int) -> Eff[int]:
@@ -35,9 +36,13 @@ class Deadlines(Agents):
         for timer in timers:
             try:
                 agent_id = agent_of_leave_timer(timer)
+                queue = queue_of_positions_timer(timer)
                 if agent_id is not None:  # an agent's grace time, not a chat's deadline
                     since = float(timer.payload.get("since", timer.due_at))
                     yield from self.agent_left(agent_id, since, now)
+                    fired += 1
+                elif queue is not None:  # a queue's position events
+                    yield from self.queue_positions(queue, now)
                     fired += 1
                 else:
                     chat = yield from call(ChatStore.get, ChatId(timer.chat_id))

@@ -15,6 +15,7 @@ by "that chat does not exist".
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from ..model import AgentId, AgentStatus, Timer
 from ..settings import LeaveAction, LeaveSettings, resolve
@@ -29,42 +30,56 @@ __all__ = [
     "leave_timer_chat",
     "leave_timer_key",
     "leaves",
+    "owner_of",
+    "owner_timer",
+    "owner_timer_chat",
 ]
 
 LEAVE_TIMER = "agent_left"
 """The timer kind of an agent's leave grace time."""
 
-_PREFIX = "\x1fagent:"
+_MARK = "\x1f"
+
+
+def owner_timer_chat(kind: str, owner: str) -> str:
+    """The pseudo chat id of a timer that belongs to no chat (an agent's grace time, a queue's
+    position events): ``\x1f<kind>:<owner>``, a control character no chat id holds."""
+    return f"{_MARK}{kind}:{owner}"
+
+
+def owner_timer(kind: str, owner: str, due_at: float, payload: dict[str, Any]) -> Timer:
+    """The one timer of ``kind`` for ``owner`` (an agent id, a queue), due at ``due_at``."""
+    chat_id = owner_timer_chat(kind, owner)
+    return Timer(f"{chat_id}:{kind}", due_at, chat_id, kind, 0, payload)
+
+
+def owner_of(timer: Timer, kind: str) -> str | None:
+    """The owner of ``timer`` when it is an :func:`owner_timer` of ``kind``, else None."""
+    prefix = f"{_MARK}{kind}:"
+    if timer.kind != kind or not timer.chat_id.startswith(prefix):
+        return None
+    return timer.chat_id[len(prefix) :]
 
 
 def leave_timer_chat(agent_id: str) -> str:
-    """The pseudo chat id an agent's grace timer is kept under (``\\x1fagent:<id>``: a control
-    character, which no chat id holds)."""
-    return f"{_PREFIX}{agent_id}"
+    """The pseudo chat id an agent's grace timer is kept under."""
+    return owner_timer_chat(LEAVE_TIMER, agent_id)
 
 
 def leave_timer_key(agent_id: str) -> str:
     """The timer key of an agent's grace timer."""
-    return f"{_PREFIX}{agent_id}:{LEAVE_TIMER}"
+    return f"{leave_timer_chat(agent_id)}:{LEAVE_TIMER}"
 
 
 def agent_of_leave_timer(timer: Timer) -> AgentId | None:
     """The agent a grace timer belongs to, or None when ``timer`` is not one."""
-    if timer.kind != LEAVE_TIMER or not timer.chat_id.startswith(_PREFIX):
-        return None
-    return AgentId(timer.chat_id[len(_PREFIX) :])
+    owner = owner_of(timer, LEAVE_TIMER)
+    return None if owner is None else AgentId(owner)
 
 
 def leave_timer(agent_id: str, since: float, due_at: float) -> Timer:
     """The grace timer of ``agent_id``, who left at ``since``, due at ``due_at``."""
-    return Timer(
-        leave_timer_key(agent_id),
-        due_at,
-        leave_timer_chat(agent_id),
-        LEAVE_TIMER,
-        0,
-        {"agent_id": agent_id, "since": since},
-    )
+    return owner_timer(LEAVE_TIMER, agent_id, due_at, {"agent_id": agent_id, "since": since})
 
 
 def leave_policy(leave: LeaveSettings, group: str) -> LeaveSettings:

@@ -42,6 +42,7 @@ class EventType:
     CHAT_ASSIGNED = "chat.assigned"
     CHAT_TRANSFERRED = "chat.transferred"
     CHAT_RETURNED = "chat.returned"
+    CHAT_QUEUE_POSITION = "chat.queue_position"
     CHAT_ENDED = "chat.ended"
     CHAT_ABANDONED = "chat.abandoned"
     CHAT_REOPENED = "chat.reopened"
@@ -176,6 +177,27 @@ CATALOGUE: dict[str, EventSpec] = {
             "Nobody could take the chat: it waits in its group's queue.",
             {**_CHAT, "position": "0-based position in the queue", **_REASON},
             {**_CHAT_EX, "position": 2, "reason": {"via": "queue", "eligible": 0}},
+        ),
+        _spec(
+            EventType.CHAT_QUEUE_POSITION,
+            "A waiting chat's place in its queue or pool changed (chats ahead were served, "
+            "left or were removed; a chat of higher priority came in). Sent by tick() at most "
+            "once per chat per assignment.queue.position_events_s; the latest place is always "
+            "sent in the end.",
+            {
+                **_CHAT,
+                "queue": "the queue or pool",
+                "position": "0-based place (0: next to be served)",
+                "length": "how many chats wait there",
+                "estimated_wait_s": "the wait estimate of queue_status() (null: nobody online)",
+            },
+            {
+                **_CHAT_EX,
+                "queue": "queue/sales",
+                "position": 2,
+                "length": 7,
+                "estimated_wait_s": 180.0,
+            },
         ),
         _spec(
             EventType.CHAT_UNASSIGNED,

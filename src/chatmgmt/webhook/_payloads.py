@@ -21,6 +21,7 @@ __all__ = [
     "chat_abandoned",
     "chat_assigned",
     "chat_ended",
+    "chat_queue_position",
     "chat_queued",
     "chat_reopened",
     "chat_returned",
@@ -95,6 +96,19 @@ def chat_returned(from_agent_id: str, why: str, by: str, queue: str) -> Item:
     admin's unassign)."""
     data = {"from_agent_id": from_agent_id, "why": why, "by": by, "queue": queue}
     return EventType.CHAT_RETURNED, data
+
+
+def chat_queue_position(
+    queue: str, position: int, length: int, estimated_wait_s: float | None
+) -> Item:
+    """``chat.queue_position``: a waiting chat's place changed."""
+    data = {
+        "queue": queue,
+        "position": position,
+        "length": length,
+        "estimated_wait_s": estimated_wait_s,
+    }
+    return EventType.CHAT_QUEUE_POSITION, data
 
 
 def queue_overflowed(limit: str, action: str, target_group: str | None) -> Item:

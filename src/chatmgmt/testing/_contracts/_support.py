@@ -254,6 +254,7 @@ def rich_chat(chat_id: str) -> Chat:
         served_by=(AgentId("bob"), AgentId("ann")),
         route_reason={"via": "queue", "tried": [{"kind": "group", "id": "g"}], "n": 1.5},
         attributes={"queue": "queue/sales", "enqueued_at": 12.75, "flag": True, "none": None},
+        position_event=(3, 1_700_000_000.25),
         event_seq=4,
         version=0,
     )
