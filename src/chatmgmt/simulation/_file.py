@@ -21,9 +21,11 @@
 A distribution is a number (an exponential mean in seconds) or ``{"dist": "exponential",
 "mean_s"}``, ``{"dist": "lognormal", "mean_s", "cv"}``, ``{"dist": "fixed", "value_s"}``,
 ``{"dist": "empirical", "values": [...]}`` or ``{"dist": "empirical", "file": "times.txt"}`` (one
-value per line). A trace is a list of times, or of ``{"at_s", "handle_s", "patience_s"}``
-objects, or ``"trace_file"``: a CSV with a header naming ``at_s`` (and optionally
-``handle_s``, ``patience_s``). Relative paths are relative to the scenario file.
+value per line). A stream may add ``vip_share``, ``vip_level`` and ``returning_share``; an
+agent a ``reply`` distribution (its time to answer). A trace is a list of times, or of
+``{"at_s", "handle_s", "patience_s"}`` objects, or ``"trace_file"``: a CSV with a header
+naming ``at_s`` (and optionally ``handle_s``, ``patience_s``). Relative paths are relative
+to the scenario file.
 """
 
 from __future__ import annotations
@@ -185,7 +187,11 @@ _STREAM_KEYS = {
     "patience",
     "trace",
     "trace_file",
+    "vip_share",
+    "vip_level",
+    "returning_share",
 }
+_CUSTOMER_KEYS = ("vip_share", "vip_level", "returning_share")
 
 
 def _stream(item: Any, path: str, base: Path) -> ArrivalStream:
@@ -203,23 +209,29 @@ def _stream(item: Any, path: str, base: Path) -> ArrivalStream:
         if item.get("patience") is not None
         else None
     )
-    if "trace" in item or "trace_file" in item:
-        return TraceArrivals(
-            group=group, handle=handle, patience=patience, **_trace(item, path, base)
-        )
-    if "per_min" in item:
-        rate = _number(item["per_min"], f"{path}.per_min", strict=True) / 60.0
-    elif "rate_per_s" in item:
-        rate = _number(item["rate_per_s"], f"{path}.rate_per_s", strict=True)
-    else:
-        raise _fail(path, "give per_min, rate_per_s, trace or trace_file")
-    return PoissonArrivals(rate, group, handle, patience)
+    who = {k: item[k] for k in _CUSTOMER_KEYS if k in item}
+    try:
+        if "trace" in item or "trace_file" in item:
+            return TraceArrivals(
+                group=group, handle=handle, patience=patience, **_trace(item, path, base), **who
+            )
+        if "per_min" in item:
+            rate = _number(item["per_min"], f"{path}.per_min", strict=True) / 60.0
+        elif "rate_per_s" in item:
+            rate = _number(item["rate_per_s"], f"{path}.rate_per_s", strict=True)
+        else:
+            raise _fail(path, "give per_min, rate_per_s, trace or trace_file")
+        return PoissonArrivals(rate, group, handle, patience, **who)
+    except ScenarioError as exc:
+        if str(exc).startswith(path):
+            raise
+        raise _fail(path, str(exc)) from None
 
 
-def _agents(item: Any, path: str) -> list[AgentSpec]:
+def _agents(item: Any, path: str, base: Path) -> list[AgentSpec]:
     if not isinstance(item, Mapping):
         raise _fail(path, f"must be an object, got {item!r}")
-    extra = set(item) - {"id", "count", "prefix", "slots", "groups", "tier", "shifts"}
+    extra = set(item) - {"id", "count", "prefix", "slots", "groups", "tier", "shifts", "reply"}
     if extra:
         raise _fail(path, f"unknown key(s): {', '.join(sorted(extra))}")
     slots = _int(item.get("slots", 1), f"{path}.slots", 1)
@@ -243,8 +255,9 @@ def _agents(item: Any, path: str) -> list[AgentSpec]:
         count = _int(item.get("count", 1), f"{path}.count", 1)
         prefix = str(item.get("prefix", "agent"))
         ids = [f"{prefix}{i + 1:02d}" for i in range(count)]
+    reply = _distribution(item["reply"], f"{path}.reply", base) if "reply" in item else None
     try:
-        return [AgentSpec(aid, slots, frozenset(groups), tier, shifts) for aid in ids]
+        return [AgentSpec(aid, slots, frozenset(groups), tier, shifts, reply) for aid in ids]
     except ValueError as exc:
         raise _fail(path, str(exc)) from None
 
@@ -281,7 +294,7 @@ def scenario_from_dict(data: Any, base_dir: str | Path = ".") -> ScenarioFile:
     if not isinstance(agents_raw, list) or not agents_raw:
         raise ScenarioError("agents: must be a non-empty list")
     streams = [_stream(item, f"arrivals[{i}]", base) for i, item in enumerate(arrivals)]
-    agents = [a for i, item in enumerate(agents_raw) for a in _agents(item, f"agents[{i}]")]
+    agents = [a for i, item in enumerate(agents_raw) for a in _agents(item, f"agents[{i}]", base)]
     settings = None
     if "settings" in data:
         try:

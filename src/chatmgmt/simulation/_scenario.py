@@ -35,6 +35,11 @@ def _check_group(_inst: Any, _attr: Any, value: Any) -> None:
         raise ScenarioError(f"group must be a string, got {value!r}")
 
 
+def _check_reply(_inst: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, Distribution):
+        raise ScenarioError(f"reply must be a Distribution or None, got {value!r}")
+
+
 def _check_distribution(_inst: Any, attribute: Any, value: Any) -> None:
     if value is None and attribute.name == "patience":
         return
@@ -44,12 +49,45 @@ def _check_distribution(_inst: Any, attribute: Any, value: Any) -> None:
 
 @attrs.frozen
 class Arrival:
-    """One customer: arrival time, skill group, handle time and patience (inf: waits forever)."""
+    """One customer: arrival time, skill group, handle time and patience (inf: waits forever);
+    ``vip_level`` (0: a regular customer) and ``customer`` (a partner id; None: anonymous)."""
 
     time_s: float
     group: str
     handle_s: float
     patience_s: float
+    vip_level: int = 0
+    customer: str | None = None
+
+
+def _share(_inst: Any, attribute: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ScenarioError(f"{attribute.name} must be a number from 0 to 1, got {value!r}")
+
+
+def _level(_inst: Any, attribute: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ScenarioError(f"{attribute.name} must be an int from 1 to 1000, got {value!r}")
+
+
+def _customers(stream: Any, arrivals: list[Arrival], rng: random.Random) -> list[Arrival]:
+    """Mark VIPs (``vip_share``) and returning customers (``returning_share``: the arrival is
+    a customer this stream saw before, drawn uniformly; else a new one). Draws from a generator
+    of its own, only when a share is set: the other draws do not move."""
+    if not stream.vip_share and not stream.returning_share:
+        return arrivals
+    own = random.Random(rng.getrandbits(64))
+    seen: list[str] = []
+    out: list[Arrival] = []
+    for arrival in arrivals:
+        vip = stream.vip_level if own.random() < stream.vip_share else 0
+        if seen and own.random() < stream.returning_share:
+            who = seen[own.randrange(len(seen))]
+        else:
+            who = f"{stream.group or 'all'}:{len(seen)}"
+            seen.append(who)
+        out.append(attrs.evolve(arrival, vip_level=vip, customer=who))
+    return out
 
 
 @attrs.frozen
@@ -57,7 +95,9 @@ class PoissonArrivals:
     """A Poisson stream of ``rate_per_s`` chats per second into skill ``group`` ("" = all).
 
     ``handle`` is the handle-time distribution (from assignment to end); ``patience`` how long
-    a customer waits in the queue before leaving (None: forever).
+    a customer waits in the queue before leaving (None: forever). ``vip_share``: the share of
+    customers of ``vip_level``; ``returning_share``: the share that are a customer of this
+    stream coming back (for sticky routing; customers then carry partner ids).
     """
 
     rate_per_s: float = attrs.field(converter=float)
@@ -66,6 +106,9 @@ class PoissonArrivals:
         factory=lambda: Exponential(300.0), validator=_check_distribution
     )
     patience: Distribution | None = attrs.field(default=None, validator=_check_distribution)
+    vip_share: float = attrs.field(default=0.0, validator=_share)
+    vip_level: int = attrs.field(default=5, validator=_level)
+    returning_share: float = attrs.field(default=0.0, validator=_share)
 
     @rate_per_s.validator
     def _check_rate(self, _attr: object, value: float) -> None:
@@ -81,7 +124,7 @@ class PoissonArrivals:
             p = patience.sample(rng) if patience is not None else math.inf
             out.append(Arrival(t, self.group, handle.sample(rng), p))
             t += rng.expovariate(self.rate_per_s)
-        return out
+        return _customers(self, out, rng)
 
 
 def _times(values: Iterable[float]) -> tuple[float, ...]:
@@ -102,7 +145,8 @@ class TraceArrivals:
     ``handle_s`` / ``patience_s`` give each arrival's recorded handle time and patience (same
     order as ``times_s`` before sorting; use them together with already sorted times);
     when absent the values are drawn from ``handle`` / ``patience``. Every replication replays
-    the same times; only what is drawn changes.
+    the same times; only what is drawn changes. ``vip_share``, ``vip_level`` and
+    ``returning_share`` as in :class:`PoissonArrivals`.
     """
 
     times_s: tuple[float, ...] = attrs.field(converter=_times)
@@ -113,6 +157,9 @@ class TraceArrivals:
     patience: Distribution | None = attrs.field(default=None, validator=_check_distribution)
     handle_s: tuple[float, ...] | None = attrs.field(default=None, converter=_opt_values)
     patience_s: tuple[float, ...] | None = attrs.field(default=None, converter=_opt_values)
+    vip_share: float = attrs.field(default=0.0, validator=_share)
+    vip_level: int = attrs.field(default=5, validator=_level)
+    returning_share: float = attrs.field(default=0.0, validator=_share)
 
     def __attrs_post_init__(self) -> None:
         for name in ("handle_s", "patience_s"):
@@ -141,7 +188,7 @@ class TraceArrivals:
             else:
                 p = self.patience.sample(rng) if self.patience is not None else math.inf
             out.append(Arrival(t, self.group, h, p))
-        return out
+        return _customers(self, out, rng)
 
 
 ArrivalStream: TypeAlias = Union[PoissonArrivals, TraceArrivals]  # noqa: UP007
@@ -187,6 +234,8 @@ class AgentSpec:
 
     ``shifts`` are ``(start_s, end_s)`` spans when the agent is ONLINE; empty means online for
     the whole run. Chats an agent holds when going offline continue until they end.
+    ``reply``: how long the agent takes to answer a chat it was given (None: at once); with
+    ``assignment.auto_transfer_s`` a slower answer is an auto-transfer.
     """
 
     id: str
@@ -194,6 +243,7 @@ class AgentSpec:
     groups: frozenset[str] = attrs.field(default=frozenset(), converter=_groups)
     tier: int = 0
     shifts: tuple[tuple[float, float], ...] = attrs.field(default=(), converter=_shifts)
+    reply: Distribution | None = attrs.field(default=None, validator=_check_reply)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -302,8 +352,8 @@ def predict(scenario: Scenario) -> ErlangResult | None:
     """The Erlang C (or A) prediction when the scenario is one: else None.
 
     That is one Poisson stream with exponential handle time (and exponential patience, or
-    none), served by agents that are all in the stream's group and online throughout; the
-    servers are their total slots.
+    none), no VIP share, served by agents that are all in the stream's group, online throughout
+    and answering at once; the servers are their total slots.
     """
     if len(scenario.arrivals) != 1:
         return None
@@ -312,10 +362,14 @@ def predict(scenario: Scenario) -> ErlangResult | None:
         return None
     if stream.patience is not None and not isinstance(stream.patience, Exponential):
         return None
+    if stream.vip_share > 0:
+        return None  # two priority classes: the one-class formulas do not describe each
     servers = 0
     for agent in scenario.agents:
         if stream.group and stream.group not in agent.groups:
             continue  # does not serve this stream
+        if agent.reply is not None:
+            return None  # time to answer (and auto-transfers) add to the handle time
         if agent.shifts and not all(s <= 0 and e >= scenario.duration_s for s, e in agent.shifts):
             return None
         servers += agent.slots
