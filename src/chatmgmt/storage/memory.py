@@ -12,6 +12,7 @@ right now (ONLINE and below their limit), updated on every change of an agent's 
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -91,14 +92,19 @@ class _Space:
         self.messages: dict[ChatId, list[Message]] = {}
         self.sticky: dict[str, Sticky] = {}
         self.queues: dict[str, _Queue] = {}
-        # unacknowledged events in append order, and the leases of those claimed (kept apart so
-        # that an event waiting in the outbox costs one entry, not a wrapper object)
-        self.outbox: dict[int, Event] = {}
+        # unacknowledged events in append order, each as one flat tuple (_EventEntry: no
+        # Event, no data dict; one whose data holds plain values only is then not tracked by
+        # the collector), and the leases of those claimed (kept apart: a waiting event costs
+        # one entry, no wrapper)
+        self.outbox: dict[int, _EventEntry] = {}
         self.leases: dict[int, tuple[float, int]] = {}
         self.outbox_seq = 0
-        self.timers: dict[str, Timer] = {}
-        self.timer_seqs: dict[str, int] = {}
-        self.timer_heap: list[tuple[float, int, str]] = []
+        # per key: its timer as one tuple of plain values (_TimerEntry), which is also its heap
+        # entry: an entry is live while it is its key's current one. A tuple of atoms instead
+        # of a Timer object: the collector stops tracking it, so stored deadlines cost nothing
+        # at each full collection.
+        self.timers: dict[str, _TimerEntry] = {}
+        self.timer_heap: list[_TimerEntry] = []
         self.timer_seq = 0
         # per key: its hits and when the last one leaves the window; in order of the last hit,
         # so the keys a hit checks for eviction are the least recently hit
@@ -195,21 +201,29 @@ class _Space:
             q.sorted.remove(q.entries.pop(chat_id))
 
     def timer_put(self, timer: Timer) -> None:
-        self.timer_seq += 1
-        self.timers[timer.key] = timer
-        self.timer_seqs[timer.key] = self.timer_seq
-        heapq.heappush(self.timer_heap, (timer.due_at, self.timer_seq, timer.key))
+        self.timer_seq = seq = self.timer_seq + 1
+        key = timer.key
+        entry = (
+            timer.due_at,
+            seq,
+            key,
+            timer.chat_id,
+            timer.kind,
+            timer.version,
+            *_flat(timer.payload.items()),
+        )
+        self.timers[key] = entry
+        heapq.heappush(self.timer_heap, entry)
 
     def timer_cancel(self, key: str, due_at: float | None = None) -> None:
-        current = self.timers.get(key)
-        if current is None or (due_at is not None and current.due_at != due_at):
+        timers = self.timers
+        current = timers.get(key)
+        if current is None or (due_at is not None and current[0] != due_at):
             return
-        del self.timers[key]
-        del self.timer_seqs[key]
+        del timers[key]
         heap = self.timer_heap
-        if len(heap) > 64 and len(heap) > 4 * len(self.timers):
-            live = set(self.timer_seqs.values())
-            self.timer_heap = [e for e in heap if e[1] in live]
+        if len(heap) > 64 and len(heap) > 4 * len(timers):
+            self.timer_heap = [e for e in heap if timers.get(e[2]) is e]
             heapq.heapify(self.timer_heap)
 
     def retain(self, chat: Chat) -> None:
@@ -243,9 +257,18 @@ class _Space:
         return purged
 
     def append_events(self, events: Iterable[Event]) -> None:
-        for event in events:
+        outbox = self.outbox
+        for e in events:
             self.outbox_seq += 1
-            self.outbox[self.outbox_seq] = event
+            outbox[self.outbox_seq] = (
+                e.id,
+                e.type,
+                e.timestamp,
+                e.chat_id,
+                e.seq,
+                e.schema,
+                *_flat(e.data.items()),
+            )
 
 
 _CENSUS_FIELDS = tuple(a.name for a in attrs.fields(GroupCensus))  # Census's fields first
@@ -281,6 +304,35 @@ class _Index:
             if aid not in excluded:
                 return cast(AgentId, aid)
         return None
+
+
+_EventEntry = tuple[Any, ...]
+"""An event waiting in the outbox: ``(id, type, timestamp, chat_id, seq, schema, key1, value1,
+key2, value2, ...)``, its data's items flattened in order."""
+_flat = itertools.chain.from_iterable
+"""Items flattened: ``(k1, v1), (k2, v2)`` -> ``k1, v1, k2, v2``."""
+
+
+def _unflat(entry: tuple[Any, ...]) -> dict[str, Any]:
+    """The dict flattened (by :data:`_flat`) after the first six fields of ``entry``."""
+    return dict(zip(entry[6::2], entry[7::2], strict=True))
+
+
+def _event(entry: _EventEntry) -> Event:
+    id_, type_, timestamp, chat_id, seq, schema = entry[:6]
+    return Event(id_, type_, timestamp, _unflat(entry), chat_id, seq, schema)
+
+
+_TimerEntry = tuple[Any, ...]
+"""A stored timer: ``(due_at, seq, key, chat_id, kind, version, key1, value1, ...)``, its
+payload's items flattened in order (a dict, or a tuple nested in a tuple, keeps a tuple tracked
+by the collector). ``seq`` orders entries due at the same time and is unique, so comparing two
+entries never looks further."""
+
+
+def _timer(entry: _TimerEntry) -> Timer:
+    due_at, _seq, key, chat_id, kind, version = entry[:6]
+    return Timer(key, due_at, chat_id, kind, version, _unflat(entry))
 
 
 class _Queue:
@@ -509,14 +561,14 @@ class MemoryOutbox(_Base):
         out: list[OutboxEntry] = []
         with self._lock:
             leases = self._s.leases
-            for entry_id, event in self._s.outbox.items():
+            for entry_id, fields in self._s.outbox.items():
                 if len(out) >= limit:
                     break
                 until, deliveries = leases.get(entry_id, (0.0, 0))
                 if until > now:
                     continue
                 leases[entry_id] = (now + lease_s, deliveries + 1)
-                out.append(OutboxEntry(str(entry_id), event, deliveries + 1))
+                out.append(OutboxEntry(str(entry_id), _event(fields), deliveries + 1))
         return out
 
     def ack(self, entry_ids: Sequence[str]) -> None:
@@ -535,14 +587,14 @@ class MemoryOutbox(_Base):
     def events(self) -> list[Event]:
         """Every unacknowledged event, oldest first (a testing convenience)."""
         with self._lock:
-            return list(self._s.outbox.values())
+            return [_event(fields) for fields in self._s.outbox.values()]
 
 
 class MemoryTimerStore(_Base):
     """In-memory :class:`~chatmgmt.ports.TimerStore`: a heap with lazy deletion.
 
-    ``timers`` maps a key to its timer and ``timer_seqs`` to the sequence number of its heap
-    entry; a heap entry whose number is not the key's current one is stale and skipped.
+    ``timers`` maps a key to its entry (a tuple, also pushed on the heap); a heap entry that
+    is not its key's current one is stale and skipped.
     """
 
     def cancel(self, key: str, due_at: float | None = None) -> None:
@@ -553,21 +605,22 @@ class MemoryTimerStore(_Base):
     def get(self, key: str) -> Timer | None:
         """The timer with ``key``, or None (a testing convenience)."""
         with self._lock:
-            return self._s.timers.get(key)
+            entry = self._s.timers.get(key)
+            return None if entry is None else _timer(entry)
 
     def claim_due(self, now: float, limit: int, lease_s: float) -> list[Timer]:
         """See the port."""
         out: list[Timer] = []
         with self._lock:
-            heap = self._s.timer_heap
-            seqs = self._s.timer_seqs
-            while heap and len(out) < limit and heap[0][0] <= now:
-                _due, seq, key = heapq.heappop(heap)
-                if seqs.get(key) != seq:
+            s = self._s
+            timers = s.timers
+            while s.timer_heap and len(out) < limit and s.timer_heap[0][0] <= now:
+                entry = heapq.heappop(s.timer_heap)
+                if timers.get(entry[2]) is not entry:
                     continue
-                timer = self._s.timers[key]
+                timer = _timer(entry)
                 out.append(timer)
-                self._s.timer_put(evolve(timer, due_at=now + lease_s))
+                s.timer_put(evolve(timer, due_at=now + lease_s))
         return out
 
     def __len__(self) -> int:
