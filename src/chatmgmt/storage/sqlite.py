@@ -35,24 +35,16 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import attrs
 
 from ..assignment._load import (
-    census_category,
-    claimed,
-    eligible,
-    forced,
-    moved_inactive,
-    rank_entry,
-    released,
-    touched,
     updated_agent,
 )
-from ..errors import ConflictError, NotFoundError, PreconditionFailed, StorageError
+from ..errors import ConflictError, NotFoundError, StorageError
 from ..model import (
     Agent,
     AgentId,
@@ -73,13 +65,11 @@ from ..ports import (
     AsyncStorage,
     Census,
     Change,
-    Claim,
     GroupCensus,
     OutboxEntry,
     QueueHead,
-    RankedClaim,
-    retention_start,
 )
+from . import _sqlite_unit as _unit
 from ._codec import decode, encode
 from ._threaded import ThreadedAsyncStorage
 
@@ -97,19 +87,6 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- schema
-
-#: Rank fields → column names of ``agent_ranks``. The ORDER BY of a ranked claim is built only
-#: from these names; a field outside this table can never reach the SQL text.
-_RANK_COLUMNS: dict[str, str] = {
-    "active": "active",
-    "saturation": "saturation",
-    "free": "free",
-    "last_assigned_at": "last_assigned_at",
-    "idle_since": "idle_since",
-    "tier": "tier",
-    "account_order": "account_order",
-    "tiebreak": "tiebreak",
-}
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
@@ -226,20 +203,6 @@ _MIGRATIONS: tuple[str, ...] = (
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this release writes; older databases are migrated on open."""
-
-
-def _order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
-    """(index name, ORDER BY list) of a ranking, from whitelisted column names only."""
-    cols: list[str] = []
-    names: list[str] = []
-    for key in keys:
-        column = _RANK_COLUMNS.get(key.field)
-        if column is None:  # RankKey validates its field; this is a second fence
-            raise StorageError(f"rank field {key.field!r} has no column")
-        cols.append(f"{column} DESC" if key.descending else column)
-        names.append(f"{column}_d" if key.descending else column)
-    cols.append("agent_id")
-    return "rank_" + "__".join(names), ", ".join(cols)
 
 
 # --------------------------------------------------------------------------- connections
@@ -403,7 +366,7 @@ class SQLiteDatabase:
         return 0 if row is None else int(row[0])
 
     def _create_rank_index(self, conn: sqlite3.Connection, keys: Sequence[RankKey]) -> str:
-        name, order = _order_by(keys)
+        name, order = _unit.order_by(keys)
         if name not in self._rank_indexes:
             conn.execute(
                 f"CREATE INDEX IF NOT EXISTS {name} ON agent_ranks (ns, grp, eligible, {order})"
@@ -413,7 +376,7 @@ class SQLiteDatabase:
 
     def rank_order(self, conn: sqlite3.Connection, ranking: Ranking) -> str:
         """The ORDER BY list of ``ranking``, creating its index on first use."""
-        name, order = _order_by(ranking.keys)
+        name, order = _unit.order_by(ranking.keys)
         if name not in self._rank_indexes:
             self._create_rank_index(conn, ranking.keys)
         return order
@@ -426,12 +389,6 @@ class _Base:
     def __init__(self, db: SQLiteDatabase, namespace: str) -> None:
         self._db = db
         self._ns = namespace
-
-
-def _append(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:
-    rows = [(ns, encode(event)) for event in events]
-    if rows:
-        conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", rows)
 
 
 def _put_timer(conn: sqlite3.Connection, ns: str, timer: Timer) -> None:
@@ -466,7 +423,7 @@ class SQLiteCustomerStore(_Base):
                 "INSERT INTO customers (ns, partner_id, version, data) VALUES (?, ?, ?, ?)",
                 (self._ns, customer.partner_id, customer.version, encode(customer)),
             )
-            _append(conn, self._ns, events)
+            _unit.append_events(conn, self._ns, events)
 
     def replace(
         self, customer: Customer, expected_version: int, events: Sequence[Event] = ()
@@ -485,62 +442,7 @@ class SQLiteCustomerStore(_Base):
                 "UPDATE customers SET version = ?, data = ? WHERE ns = ? AND partner_id = ?",
                 (customer.version, encode(customer), self._ns, customer.partner_id),
             )
-            _append(conn, self._ns, events)
-
-
-#: Every rank field ascending, in the order of :data:`_RANK_COLUMNS`: its
-#: :func:`~chatmgmt.assignment._load.rank_entry` gives the raw values stored as rank columns.
-_ALL_FIELDS = Ranking("_columns", tuple(RankKey(field) for field in _RANK_COLUMNS))
-_RANK_NAMES = ("eligible", "status", "category", "lim", *_RANK_COLUMNS.values())
-_RANK_SET = ", ".join(f"{name} = ?" for name in _RANK_NAMES)
-_RANK_INSERT = (
-    f"INSERT INTO agent_ranks (ns, grp, agent_id, {', '.join(_RANK_NAMES)}) "
-    f"VALUES (?, ?, ?, {', '.join('?' * len(_RANK_NAMES))})"
-)
-
-
-def _groups(agent: Agent) -> list[str]:
-    return sorted({*agent.skill_groups, ""})
-
-
-def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
-    values, _agent_id = rank_entry(load, _ALL_FIELDS)
-    return (
-        int(eligible(load)),
-        load.agent.status.value,
-        census_category(load),
-        load.agent.reception_limit,
-        *values,
-    )
-
-
-def _read_load(conn: sqlite3.Connection, ns: str, agent_id: str) -> AgentLoad | None:
-    row = conn.execute("SELECT data FROM agents WHERE ns = ? AND id = ?", (ns, agent_id)).fetchone()
-    return None if row is None else decode(row[0], AgentLoad)
-
-
-def _write_load(
-    conn: sqlite3.Connection, ns: str, load: AgentLoad, old: AgentLoad | None
-) -> AgentLoad:
-    """Store ``load`` (and its rank rows); ``old`` is the load it replaces (None: new agent)."""
-    if load is old:
-        return load
-    aid = load.agent.id
-    conn.execute(
-        "INSERT INTO agents (ns, id, version, data) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (ns, id) DO UPDATE SET version = excluded.version, data = excluded.data",
-        (ns, aid, load.version, encode(load)),
-    )
-    values = _rank_values(load)
-    if old is None or old.agent.skill_groups != load.agent.skill_groups:
-        conn.execute("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", (ns, aid))
-        conn.executemany(_RANK_INSERT, [(ns, group, aid, *values) for group in _groups(load.agent)])
-    else:
-        conn.execute(
-            f"UPDATE agent_ranks SET {_RANK_SET} WHERE ns = ? AND agent_id = ?",
-            (*values, ns, aid),
-        )
-    return load
+            _unit.append_events(conn, self._ns, events)
 
 
 class SQLiteAgentStore(_Base):
@@ -563,9 +465,9 @@ class SQLiteAgentStore(_Base):
             actual = None if row is None else int(row[0])
             if actual != expected_version:
                 raise ConflictError("agent", agent.id, expected_version, actual)
-            old = _read_load(conn, self._ns, agent.id)
-            load = _write_load(conn, self._ns, updated_agent(old, agent, now, tiebreak), old)
-            _append(conn, self._ns, events)
+            old = _unit.read_load(conn, self._ns, agent.id)
+            load = _unit.write_load(conn, self._ns, updated_agent(old, agent, now, tiebreak), old)
+            _unit.append_events(conn, self._ns, events)
             return load
 
     def census(self, group: str) -> Census:
@@ -613,7 +515,7 @@ class SQLiteAgentStore(_Base):
     def get(self, agent_id: AgentId) -> AgentLoad | None:
         """See the port."""
         with self._db.statement() as conn:
-            return _read_load(conn, self._ns, agent_id)
+            return _unit.read_load(conn, self._ns, agent_id)
 
     def list(self, group: str | None = None) -> list[AgentLoad]:
         """See the port."""
@@ -701,6 +603,11 @@ class SQLiteChatStore(_Base):
         return len(rows)
 
 
+#: At most this many queues are probed at once by :meth:`SQLiteQueueStore.heads` (bound
+#: parameters of one statement).
+_HEADS_PROBE = 500
+
+
 class SQLiteQueueStore(_Base):
     """SQLite :class:`~chatmgmt.ports.QueueStore` (indexed by score, then insertion; entries
     move only in :meth:`SQLiteStorage.apply`)."""
@@ -742,39 +649,47 @@ class SQLiteQueueStore(_Base):
         return int(count)
 
     def heads(self, queues: Sequence[str]) -> list[QueueHead]:
-        """See the port: one read; per queue its count, its first entry (the ``queue_order``
-        index), its oldest (the smallest insertion number, O(length) over that index) and
-        when that chat started waiting (its record's ``queued_at``, else ``created_at``)."""
-        out = []
+        """See the port. One statement says whether any of ``queues`` holds an entry (the
+        common answer, none, costs nothing more); else one read over every queue: its count,
+        its first entry (the ``queue_order`` index), its oldest (the smallest insertion
+        number, O(length) over that index) and when that chat started waiting (its record's
+        ``queued_at``, else ``created_at``)."""
+        if len(queues) <= _HEADS_PROBE:
+            marks = ", ".join("?" * len(queues))
+            with self._db.statement() as conn:
+                busy = conn.execute(
+                    f"SELECT 1 FROM queue_entries WHERE ns = ? AND queue IN ({marks}) LIMIT 1",
+                    (self._ns, *queues),
+                ).fetchone()
+            if busy is None:
+                return [QueueHead(queue) for queue in queues]
         with self._db.read() as conn:
-            for queue in queues:
-                (count, oldest, since) = conn.execute(
-                    "SELECT COUNT(*), (SELECT chat_id FROM queue_entries WHERE ns = ?1 "
-                    "AND queue = ?2 ORDER BY seq LIMIT 1), (SELECT COALESCE("
-                    "json_extract(c.data, '$.queued_at'), json_extract(c.data, '$.created_at')) "
-                    "FROM chats c WHERE c.ns = ?1 AND c.id = (SELECT chat_id FROM queue_entries "
-                    "WHERE ns = ?1 AND queue = ?2 ORDER BY seq LIMIT 1)) FROM queue_entries "
-                    "WHERE ns = ?1 AND queue = ?2",
-                    (self._ns, queue),
-                ).fetchone()
-                if not count:
-                    out.append(QueueHead(queue))
-                    continue
-                (first,) = conn.execute(
-                    "SELECT chat_id FROM queue_entries WHERE ns = ? AND queue = ? "
-                    "ORDER BY score, seq LIMIT 1",
-                    (self._ns, queue),
-                ).fetchone()
-                out.append(
-                    QueueHead(
-                        queue,
-                        int(count),
-                        ChatId(first),
-                        ChatId(oldest),
-                        None if since is None else float(since),
-                    )
-                )
-        return out
+            return [self._head(conn, queue) for queue in queues]
+
+    def _head(self, conn: sqlite3.Connection, queue: str) -> QueueHead:
+        (count, oldest, since) = conn.execute(
+            "SELECT COUNT(*), (SELECT chat_id FROM queue_entries WHERE ns = ?1 "
+            "AND queue = ?2 ORDER BY seq LIMIT 1), (SELECT COALESCE("
+            "json_extract(c.data, '$.queued_at'), json_extract(c.data, '$.created_at')) "
+            "FROM chats c WHERE c.ns = ?1 AND c.id = (SELECT chat_id FROM queue_entries "
+            "WHERE ns = ?1 AND queue = ?2 ORDER BY seq LIMIT 1)) FROM queue_entries "
+            "WHERE ns = ?1 AND queue = ?2",
+            (self._ns, queue),
+        ).fetchone()
+        if not count:
+            return QueueHead(queue)
+        (first,) = conn.execute(
+            "SELECT chat_id FROM queue_entries WHERE ns = ? AND queue = ? "
+            "ORDER BY score, seq LIMIT 1",
+            (self._ns, queue),
+        ).fetchone()
+        return QueueHead(
+            queue,
+            int(count),
+            ChatId(first),
+            ChatId(oldest),
+            None if since is None else float(since),
+        )
 
 
 class SQLiteOutbox(_Base):
@@ -783,7 +698,7 @@ class SQLiteOutbox(_Base):
     def append(self, events: Sequence[Event]) -> None:
         """See the port."""
         with self._db.write() as conn:
-            _append(conn, self._ns, events)
+            _unit.append_events(conn, self._ns, events)
 
     def claim(self, consumer: str, limit: int, now: float, lease_s: float) -> list[OutboxEntry]:
         """See the port."""
@@ -983,155 +898,7 @@ class SQLiteStorage:
         :class:`~chatmgmt.errors.PreconditionFailed` (nothing committed) when a precondition
         does not hold, :class:`~chatmgmt.errors.ValidationError` for a malformed change.
         """
-        change.check()
-        ns, cid, now, tiebreak = self._namespace, change.chat_id, change.now, change.tiebreak
-        with self.database.write() as conn:
-            row = conn.execute(
-                "SELECT version FROM chats WHERE ns = ? AND id = ?", (ns, cid)
-            ).fetchone()
-            expected = change.expected_version
-            if expected is None:
-                if row is not None:
-                    raise PreconditionFailed("exists", cid, None, int(row[0]))
-            elif row is None:
-                raise PreconditionFailed("missing", cid)
-            elif int(row[0]) != expected:
-                raise PreconditionFailed("version", cid, expected, int(row[0]))
-            if (
-                change.require_empty is not None
-                and conn.execute(
-                    "SELECT 1 FROM queue_entries WHERE ns = ? AND queue = ? AND chat_id != ? "
-                    "LIMIT 1",
-                    (ns, change.require_empty, cid),
-                ).fetchone()
-            ):
-                raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
-            # the claim's precondition, on the state before any write: a named agent must
-            # be eligible (or hold the chat already, or be forced); a ranked claim picks by the
-            # index; neither ever takes back the agent this change releases
-            claim = change.claim
-            release = change.release
-            agent_id: AgentId | None = None
-            load: AgentLoad | None = None  # the claimed agent's load, as read before writing
-            if isinstance(claim, Claim):
-                agent_id = claim.agent_id
-                load = _read_load(conn, ns, agent_id)
-                if load is None or not (
-                    claim.force
-                    or cid in load.chats
-                    or cid in load.inactive
-                    or (eligible(load) and agent_id != release)
-                ):
-                    raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
-            elif isinstance(claim, RankedClaim):
-                excluded = claim.excluded if release is None else claim.excluded | {release}
-                agent_id, load = self._pick(conn, claim.group, claim.ranking, excluded, cid)
-                change = change.bind(agent_id)
-            # every precondition held: write. 1. release
-            if release is not None:
-                old = _read_load(conn, ns, release)
-                if old is not None:
-                    _write_load(conn, ns, released(old, cid, now, tiebreak), old)
-            # 2. claim (a pick with hold=False takes no slot, it only counts as an assignment)
-            if agent_id is not None:
-                # read a moment ago in this transaction (again only if the release changed it)
-                old = load if agent_id != release else _read_load(conn, ns, agent_id)
-                if old is None:
-                    raise StorageError(f"agent {agent_id!r} vanished inside a transaction")
-                if isinstance(claim, RankedClaim) and not claim.hold:
-                    new = touched(old, now, tiebreak)
-                elif isinstance(claim, Claim) and claim.force:
-                    new = forced(old, cid, now, tiebreak)
-                else:
-                    new = claimed(old, cid, now, tiebreak)
-                _write_load(conn, ns, new, old)
-            # 3. inactive
-            if change.inactive is not None:
-                inactive_agent, flag = change.inactive
-                old = _read_load(conn, ns, inactive_agent)
-                if old is not None:
-                    _write_load(conn, ns, moved_inactive(old, cid, flag), old)
-            # 4. queue entries: remove, then push (an entry already there keeps its place)
-            if change.remove:
-                conn.executemany(
-                    "DELETE FROM queue_entries WHERE ns = ? AND queue = ? AND chat_id = ?",
-                    [(ns, queue, cid) for queue in change.remove],
-                )
-            if change.push is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO queue_entries (ns, queue, chat_id, score) "
-                    "VALUES (?, ?, ?, ?)",
-                    (ns, change.push.queue, cid, change.push.score),
-                )
-            # 5. timers: cancel, then schedule
-            if change.cancel:
-                conn.executemany(
-                    "DELETE FROM timers WHERE ns = ? AND key = ?",
-                    [(ns, key) for key in change.cancel],
-                )
-            for timer in change.schedule:
-                _put_timer(conn, ns, timer)
-            # 6. the chat, its message, the sticky mark, the events
-            chat = change.chat
-            if chat is not None:
-                values = (
-                    chat.version,
-                    chat.state.value,
-                    chat.agent_id,
-                    encode(chat),
-                    retention_start(chat),
-                )
-                if expected is None:
-                    conn.execute(
-                        "INSERT INTO chats (version, state, agent_id, data, retain_from, ns, id) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (*values, ns, cid),
-                    )
-                else:
-                    conn.execute(
-                        "UPDATE chats SET version = ?, state = ?, agent_id = ?, data = ?, "
-                        "retain_from = ? WHERE ns = ? AND id = ?",
-                        (*values, ns, cid),
-                    )
-            if change.message is not None:
-                conn.execute(
-                    "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)",
-                    (ns, cid, encode(change.message)),
-                )
-            if change.sticky is not None:
-                conn.execute(
-                    "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "
-                    "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
-                    (ns, change.sticky.partner_id, encode(change.sticky)),
-                )
-            _append(conn, ns, change.events)
-        return Applied(chat=chat, agent_id=agent_id, events=change.events)
-
-    def _pick(
-        self,
-        conn: sqlite3.Connection,
-        group: str,
-        ranking: Ranking,
-        excluded: frozenset[AgentId],
-        chat_id: ChatId,
-    ) -> tuple[AgentId, AgentLoad]:
-        """The first eligible, non-excluded agent of the group by the ranking: one indexed
-        ``ORDER BY … LIMIT 1`` (the excluded agents are skipped in the index walk)."""
-        order = self.database.rank_order(conn, ranking)
-        skip = sorted(excluded)
-        not_in = f" AND agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
-        row = conn.execute(
-            "SELECT agent_id FROM agent_ranks WHERE ns = ? AND grp = ? AND eligible = 1"
-            f"{not_in} ORDER BY {order} LIMIT 1",
-            (self._namespace, group, *skip),
-        ).fetchone()
-        if row is None:
-            raise PreconditionFailed("no_agent", chat_id, queue=group)
-        agent_id = AgentId(row[0])
-        load = _read_load(conn, self._namespace, agent_id)
-        if load is None or not eligible(load):  # the index disagrees: never over the limit
-            raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
-        return agent_id, load
+        return _unit.apply(self.database, self._namespace, change)
 
     def aio(self) -> AsyncStorage:
         """The async face of this storage: the same database, calls run on a thread pool."""

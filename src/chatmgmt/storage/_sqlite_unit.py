@@ -1,0 +1,368 @@
+"""The SQLite unit of work (:meth:`chatmgmt.storage.sqlite.SQLiteStorage.apply`) and the agent
+load rows it reads and writes.
+
+Short inside the write lock: everything that does not depend on the stored state (the chat,
+timer, message, sticky and event JSON) is encoded before ``BEGIN IMMEDIATE``. The agent a
+ranked claim will pick is not known then, so the change is bound to a one-off placeholder id
+(``"\\x00"`` and 16 random hex digits: no stored value or agent id can hold it) and, once the
+pick is made inside the transaction, the placeholder's JSON string is replaced by the picked
+id's in the encoded texts — the same texts :meth:`~chatmgmt.ports.Change.bind` would give.
+Inside the lock: one statement for every precondition (the chat's version, the queue that must
+be empty, the named and the released agents' loads), one for the ranked pick with its load,
+then the writes (one statement per table, every row of it at once), then ``COMMIT``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..assignment._load import (
+    census_category,
+    claimed,
+    eligible,
+    forced,
+    moved_inactive,
+    rank_entry,
+    released,
+    touched,
+)
+from ..errors import PreconditionFailed, StorageError
+from ..model import AgentId, AgentLoad, ChatId, Event, Ranking, RankKey
+from ..ports import Applied, Change, Claim, RankedClaim, retention_start
+from ._codec import decode, encode
+
+if TYPE_CHECKING:
+    from .sqlite import SQLiteDatabase
+
+__all__ = ["append_events", "apply", "read_load", "write_load"]
+
+#: Rank fields → column names of ``agent_ranks``. The ORDER BY of a ranked claim is built only
+#: from these names; a field outside this table can never reach the SQL text.
+RANK_COLUMNS: dict[str, str] = {
+    "active": "active",
+    "saturation": "saturation",
+    "free": "free",
+    "last_assigned_at": "last_assigned_at",
+    "idle_since": "idle_since",
+    "tier": "tier",
+    "account_order": "account_order",
+    "tiebreak": "tiebreak",
+}
+
+#: Every rank field ascending, in the order of :data:`RANK_COLUMNS`: its
+#: :func:`~chatmgmt.assignment._load.rank_entry` gives the raw values stored as rank columns.
+_ALL_FIELDS = Ranking("_columns", tuple(RankKey(field) for field in RANK_COLUMNS))
+_RANK_NAMES = ("eligible", "status", "category", "lim", *RANK_COLUMNS.values())
+_RANK_INSERT = (
+    f"INSERT INTO agent_ranks (ns, grp, agent_id, {', '.join(_RANK_NAMES)}) "
+    f"VALUES (?, ?, ?, {', '.join('?' * len(_RANK_NAMES))})"
+)
+_LOAD_UPSERT = (
+    "INSERT INTO agents (ns, id, version, data) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (ns, id) DO UPDATE SET version = excluded.version, data = excluded.data"
+)
+_LOAD_SELECT = "(SELECT data FROM agents WHERE ns = ?1 AND id = ?{})"
+
+
+def order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
+    """(index name, ORDER BY list) of a ranking, from whitelisted column names only."""
+    cols: list[str] = []
+    names: list[str] = []
+    for key in keys:
+        column = RANK_COLUMNS.get(key.field)
+        if column is None:  # RankKey validates its field; this is a second fence
+            raise StorageError(f"rank field {key.field!r} has no column")
+        cols.append(f"{column} DESC" if key.descending else column)
+        names.append(f"{column}_d" if key.descending else column)
+    cols.append("agent_id")
+    return "rank_" + "__".join(names), ", ".join(cols)
+
+
+def _groups(loads: Iterable[str]) -> list[str]:
+    return sorted({*loads, ""})
+
+
+def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
+    values, _agent_id = rank_entry(load, _ALL_FIELDS)
+    return (
+        int(eligible(load)),
+        load.agent.status.value,
+        census_category(load),
+        load.agent.reception_limit,
+        *values,
+    )
+
+
+def read_load(conn: sqlite3.Connection, ns: str, agent_id: str) -> AgentLoad | None:
+    """The stored load of ``agent_id``, or None."""
+    row = conn.execute("SELECT data FROM agents WHERE ns = ? AND id = ?", (ns, agent_id)).fetchone()
+    return None if row is None else decode(row[0], AgentLoad)
+
+
+def write_load(
+    conn: sqlite3.Connection, ns: str, load: AgentLoad, old: AgentLoad | None
+) -> AgentLoad:
+    """Store ``load`` (and its rank rows); ``old`` is the load it replaces (None: new agent)."""
+    if load is not old:
+        _write_loads(conn, ns, [(load, old)])
+    return load
+
+
+def _write_loads(
+    conn: sqlite3.Connection, ns: str, loads: Sequence[tuple[AgentLoad, AgentLoad | None]]
+) -> None:
+    """Store each ``(load, old)`` and its rank rows (rebuilt when the groups changed)."""
+    conn.executemany(
+        _LOAD_UPSERT, [(ns, new.agent.id, new.version, encode(new)) for new, _ in loads]
+    )
+    for new, old in loads:
+        aid = new.agent.id
+        values = _rank_values(new)
+        if old is None or old.agent.skill_groups != new.agent.skill_groups:
+            conn.execute("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", (ns, aid))
+            groups = _groups(new.agent.skill_groups)
+            conn.executemany(_RANK_INSERT, [(ns, group, aid, *values) for group in groups])
+            continue
+        # only the columns that change, so that the rank indexes of unchanged ones stay
+        # untouched (a release leaves ``last_assigned_at`` and its indexes alone)
+        moved = [
+            (name, value)
+            for name, value, before in zip(_RANK_NAMES, values, _rank_values(old), strict=True)
+            if value != before or type(value) is not type(before)
+        ]
+        if moved:
+            conn.execute(
+                f"UPDATE agent_ranks SET {', '.join(f'{name} = ?' for name, _ in moved)} "
+                "WHERE ns = ? AND agent_id = ?",
+                (*(value for _, value in moved), ns, aid),
+            )
+
+
+def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:
+    """Append ``events`` to the outbox (one statement)."""
+    rows = [(ns, encode(event)) for event in events]
+    if rows:
+        conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", rows)
+
+
+def _substitute(text: str, placeholder: str, agent: str) -> str:
+    return text.replace(placeholder, agent) if placeholder in text else text
+
+
+def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
+    """Apply ``change`` in one ``BEGIN IMMEDIATE`` transaction (see
+    :meth:`chatmgmt.storage.sqlite.SQLiteStorage.apply`)."""
+    change.check()
+    cid, now, tiebreak = change.chat_id, change.now, change.tiebreak
+    claim = change.claim
+    release = change.release
+    ranked = isinstance(claim, RankedClaim)
+    # 0. before the lock: encode everything the stored state does not decide
+    if ranked:
+        placeholder = AgentId("\x00" + secrets.token_hex(8))
+        chat, events, schedule = change.bound(placeholder)
+    else:
+        placeholder = None
+        chat, events, schedule = change.chat, change.events, change.schedule
+    chat_row: list[Any] | None = None
+    if chat is not None:
+        chat_row = [
+            chat.version,
+            chat.state.value,
+            chat.agent_id,
+            encode(chat),
+            retention_start(chat),
+            ns,
+            cid,
+        ]
+    timer_rows: list[list[Any]] = [[ns, t.key, t.due_at, encode(t)] for t in schedule]
+    event_rows: list[list[Any]] = [[ns, encode(e)] for e in events]
+    message = None if change.message is None else encode(change.message)
+    sticky = None if change.sticky is None else encode(change.sticky)
+    # the preconditions' reads, one statement: the chat's version, the queue that must be
+    # empty, the named agent's and the released agent's loads
+    expected = change.expected_version
+    columns = ["c.version, c.state, c.agent_id, c.retain_from"]
+    params: list[Any] = [ns, cid]
+    if change.require_empty is not None:
+        params.append(change.require_empty)
+        columns.append(
+            "(SELECT 1 FROM queue_entries WHERE ns = ?1 AND queue = ?3 AND chat_id != ?2 LIMIT 1)"
+        )
+    named = claim.agent_id if isinstance(claim, Claim) else None
+    if named is not None:
+        params.append(named)
+        columns.append(_LOAD_SELECT.format(len(params)))
+    if release is not None:
+        params.append(release)
+        columns.append(_LOAD_SELECT.format(len(params)))
+    precheck = (
+        f"SELECT {', '.join(columns)} FROM (SELECT 1) LEFT JOIN chats c ON c.ns = ?1 AND c.id = ?2"
+    )
+    with db.write() as conn:
+        row = conn.execute(precheck, params).fetchone()
+        version = row[0]
+        if expected is None:
+            if version is not None:
+                raise PreconditionFailed("exists", cid, None, int(version))
+        elif version is None:
+            raise PreconditionFailed("missing", cid)
+        elif int(version) != expected:
+            raise PreconditionFailed("version", cid, expected, int(version))
+        at = 4
+        if change.require_empty is not None:
+            if row[at] is not None:
+                raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
+            at += 1
+        # the claim's precondition, on the state before any write: a named agent must be
+        # eligible (or hold the chat already, or be forced); a ranked claim picks by the index;
+        # neither ever takes back the agent this change releases
+        agent_id: AgentId | None = None
+        load: AgentLoad | None = None  # the claimed agent's load, as read before writing
+        if isinstance(claim, Claim):
+            agent_id = claim.agent_id
+            load = None if row[at] is None else decode(row[at], AgentLoad)
+            at += 1
+            if load is None or not (
+                claim.force
+                or cid in load.chats
+                or cid in load.inactive
+                or (eligible(load) and agent_id != release)
+            ):
+                raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
+        elif isinstance(claim, RankedClaim):
+            excluded = claim.excluded if release is None else claim.excluded | {release}
+            agent_id, load = _pick(db, conn, ns, claim.group, claim.ranking, excluded, cid)
+        # every precondition held: write. The loads as they change, by agent: (new, as read)
+        loads: dict[AgentId, tuple[AgentLoad, AgentLoad]] = {}
+        # 1. release
+        if release is not None and row[at] is not None:
+            old = decode(row[at], AgentLoad)
+            loads[release] = (released(old, cid, now, tiebreak), old)
+        # 2. claim (a pick with hold=False takes no slot, it only counts as an assignment)
+        if agent_id is not None and load is not None:
+            old = loads[agent_id][0] if agent_id in loads else load
+            if isinstance(claim, RankedClaim) and not claim.hold:
+                new = touched(old, now, tiebreak)
+            elif isinstance(claim, Claim) and claim.force:
+                new = forced(old, cid, now, tiebreak)
+            else:
+                new = claimed(old, cid, now, tiebreak)
+            loads[agent_id] = (new, loads[agent_id][1] if agent_id in loads else load)
+        # 3. inactive
+        if change.inactive is not None:
+            inactive_agent, flag = change.inactive
+            pair = loads.get(inactive_agent)
+            if pair is None:
+                stored = read_load(conn, ns, inactive_agent)
+                pair = None if stored is None else (stored, stored)
+            if pair is not None:
+                loads[inactive_agent] = (moved_inactive(pair[0], cid, flag), pair[1])
+        changed = [(new, old) for new, old in loads.values() if new is not old]
+        if changed:
+            _write_loads(conn, ns, changed)
+        # the picked agent in place of the placeholder, in every encoded text
+        if placeholder is not None and agent_id is not None:
+            quoted, picked = json.dumps(placeholder), json.dumps(agent_id)
+            if chat_row is not None:
+                if chat_row[2] == placeholder:
+                    chat_row[2] = agent_id
+                chat_row[3] = _substitute(chat_row[3], quoted, picked)
+            for timer_row in timer_rows:
+                timer_row[3] = _substitute(timer_row[3], quoted, picked)
+            for event_row in event_rows:
+                event_row[1] = _substitute(event_row[1], quoted, picked)
+        # 4. queue entries: remove, then push (an entry already there keeps its place)
+        if change.remove:
+            conn.executemany(
+                "DELETE FROM queue_entries WHERE ns = ? AND queue = ? AND chat_id = ?",
+                [(ns, queue, cid) for queue in change.remove],
+            )
+        if change.push is not None:
+            conn.execute(
+                "INSERT OR IGNORE INTO queue_entries (ns, queue, chat_id, score) "
+                "VALUES (?, ?, ?, ?)",
+                (ns, change.push.queue, cid, change.push.score),
+            )
+        # 5. timers: cancel, then schedule
+        if change.cancel:
+            conn.executemany(
+                "DELETE FROM timers WHERE ns = ? AND key = ?",
+                [(ns, key) for key in change.cancel],
+            )
+        if timer_rows:
+            conn.executemany(
+                "INSERT OR REPLACE INTO timers (ns, key, due_at, data) VALUES (?, ?, ?, ?)",
+                timer_rows,
+            )
+        # 6. the chat, its message, the sticky mark, the events
+        if chat_row is not None:
+            if expected is None:
+                conn.execute(
+                    "INSERT INTO chats (version, state, agent_id, data, retain_from, ns, id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    chat_row,
+                )
+            else:  # the indexed columns only when they change: other indexes stay untouched
+                sets, values = ["version = ?", "data = ?"], [chat_row[0], chat_row[3]]
+                for name, new_value, stored in (
+                    ("state", chat_row[1], row[1]),
+                    ("agent_id", chat_row[2], row[2]),
+                    ("retain_from", chat_row[4], row[3]),
+                ):
+                    if new_value != stored:
+                        sets.append(f"{name} = ?")
+                        values.append(new_value)
+                conn.execute(
+                    f"UPDATE chats SET {', '.join(sets)} WHERE ns = ? AND id = ?",
+                    (*values, ns, cid),
+                )
+        if message is not None:
+            conn.execute(
+                "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)", (ns, cid, message)
+            )
+        if sticky is not None and change.sticky is not None:
+            conn.execute(
+                "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
+                (ns, change.sticky.partner_id, sticky),
+            )
+        if event_rows:
+            conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", event_rows)
+    if ranked and agent_id is not None:
+        chat, events, _schedule = change.bound(agent_id)
+    return Applied(chat=chat, agent_id=agent_id, events=events)
+
+
+def _pick(
+    db: SQLiteDatabase,
+    conn: sqlite3.Connection,
+    ns: str,
+    group: str,
+    ranking: Ranking,
+    excluded: frozenset[AgentId],
+    chat_id: ChatId,
+) -> tuple[AgentId, AgentLoad]:
+    """The first eligible, non-excluded agent of the group by the ranking, with its load: one
+    indexed ``ORDER BY … LIMIT 1`` (the excluded agents are skipped in the index walk) joined
+    to the agent's row."""
+    order = db.rank_order(conn, ranking)
+    skip = sorted(excluded)
+    not_in = f" AND r.agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+    row = conn.execute(
+        "SELECT r.agent_id, a.data FROM agent_ranks r JOIN agents a "
+        "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ? AND r.eligible = 1"
+        f"{not_in} ORDER BY {order} LIMIT 1",
+        (ns, group, *skip),
+    ).fetchone()
+    if row is None:
+        raise PreconditionFailed("no_agent", chat_id, queue=group)
+    agent_id = AgentId(row[0])
+    load = decode(row[1], AgentLoad)
+    if not eligible(load):  # the index disagrees: never over the limit
+        raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
+    return agent_id, load
