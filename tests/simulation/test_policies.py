@@ -223,3 +223,45 @@ def test_scenario_files_take_the_new_keys() -> None:
     assert loaded.scenario.agents[0].reply == Fixed(5.0)
     with pytest.raises(ScenarioError, match=r"arrivals\[0\].*vip_share"):
         scenario_from_dict({"arrivals": [{"per_min": 1, "vip_share": 2}], "agents": [{}]})
+
+
+# ----------------------------------------------------------------------------- agent leave
+
+
+def _leaving_world() -> Scenario:
+    # ann (shift 0-50) takes c0 at 0 for 100 s; bob takes c1 at 1 until 80
+    trace = TraceArrivals([0.0, 1.0], handle_s=[100.0, 79.0])
+    agents = [AgentSpec("ann", shifts=[[0, 50]]), AgentSpec("bob")]
+    return Scenario([trace], agents, 1000.0, 0.0)
+
+
+@pytest.mark.parametrize("action", ["requeue", "forward"])
+def test_a_leaving_agents_chat_waits_for_the_next_agent(action: str) -> None:
+    """ann goes offline at 50; after the 10 s grace time the leave policy moves c0 (back to
+    the queue, or forwarded to the group where nobody is free, which queues it); bob takes it
+    when c1 ends at 80 and finishes the 40 s of handling left."""
+    policy = Variant({"assignment": {"leave": {"action": action, "grace_s": 10}}})
+    rep = run_replication(_leaving_world(), policy, random.Random(1))
+    assert rep.moved == (1, 0)
+    assert rep.rewait_s == (20.0, 0.0)
+    assert rep.waits_s == (0.0, 0.0)  # answered at once; the second wait is rewait_s
+    assert rep.chats == (1, 2)
+    assert rep.end_s == 1000.0
+    result = simulate(_leaving_world(), policy, replications=1)
+    assert result.leave_moves is not None and result.leave_moves.mean == 0.5
+    assert result.rewait_s is not None and result.rewait_s.mean == 20.0
+
+
+def test_keep_leaves_the_chat_with_the_agent_who_left() -> None:
+    rep = run_replication(_leaving_world(), "round_robin", random.Random(1))
+    assert rep.moved == (0, 0) and rep.chats == (1, 1)
+    assert simulate(_leaving_world(), "round_robin", replications=1).leave_moves is None
+
+
+def test_coming_back_within_the_grace_time_keeps_the_chats() -> None:
+    trace = TraceArrivals([0.0], handle_s=[100.0])
+    agents = [AgentSpec("ann", shifts=[[0, 50], [55, 1000]]), AgentSpec("bob")]
+    sc = Scenario([trace], agents, 1000.0, 0.0)
+    policy = Variant({"assignment": {"leave": {"action": "requeue", "grace_s": 10}}})
+    rep = run_replication(sc, policy, random.Random(1))
+    assert rep.moved == (0,) and rep.chats == (1, 0)

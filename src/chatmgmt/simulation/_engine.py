@@ -12,6 +12,8 @@ from typing import Any
 import attrs
 
 from .._stats import Estimate, estimate, jain_index, percentile
+from ..assignment._leave import leaves
+from ..model import AgentStatus
 from ..settings import StrategyName
 from ._policy import POLICY_NAMES, Policy, Variant, policy_name, resolve_policy
 from ._replication import Replication, run_replication
@@ -113,7 +115,9 @@ class SimulationResult:
     directly (``result.p_wait`` ...). ``classes`` holds the queue figures of ``"vip"`` and
     ``"regular"`` customers when the scenario has VIPs; ``p_same_agent`` the share of returning
     customers answered by their last agent (None: no returning customer); ``auto_transfers``
-    the automatic transfers per customer (None: auto-transfer off).
+    the automatic transfers per customer (None: auto-transfer off); with a leave policy that
+    moves chats, ``leave_moves`` (moves per customer) and ``rewait_s`` (the mean time a moved
+    chat waited for its next agent; NaN when none moved).
     """
 
     policy: str
@@ -130,6 +134,8 @@ class SimulationResult:
     classes: Mapping[str, QueueFigures] = attrs.field(factory=dict)
     p_same_agent: Estimate | None = None
     auto_transfers: Estimate | None = None
+    leave_moves: Estimate | None = None
+    rewait_s: Estimate | None = None
 
     @property
     def p_wait(self) -> Estimate:
@@ -182,6 +188,8 @@ class SimulationResult:
         for name, maybe in (
             ("p_same_agent", self.p_same_agent),
             ("auto_transfers", self.auto_transfers),
+            ("leave_moves", self.leave_moves),
+            ("rewait_s", self.rewait_s),
         ):
             if maybe is not None:
                 out[name] = _num(maybe.mean)
@@ -218,6 +226,7 @@ def _summarize(
     reps: Sequence[Replication],
     confidence: float,
     auto: bool = False,
+    leave: bool = False,
 ) -> SimulationResult:
     target = scenario.target_s
     overall = _queue_figures(reps, None, target, confidence)
@@ -259,7 +268,17 @@ def _summarize(
         classes,
         _share_same_agent(reps, confidence),
         _transfers(reps, confidence, auto),
+        *(_leave_figures(reps, confidence) if leave else (None, None)),
     )
+
+
+def _leave_figures(reps: Sequence[Replication], confidence: float) -> tuple[Estimate, Estimate]:
+    moves, rewaits = [], []
+    for rep in reps:
+        moves.append(sum(rep.moved) / len(rep.moved) if rep.moved else 0.0)
+        waits = [w for m, w in zip(rep.moved, rep.rewait_s, strict=True) if m]
+        rewaits.append(math.fsum(waits) / len(waits) if waits else math.nan)
+    return estimate(moves, confidence), estimate(rewaits, confidence)
 
 
 def _share_same_agent(reps: Sequence[Replication], confidence: float) -> Estimate | None:
@@ -348,6 +367,8 @@ def compare(
             done += 1
             if progress is not None:
                 progress(done, total)
-        auto = resolve_policy(p, scenario.settings)[0].assignment.auto_transfer_s > 0
-        out[name] = _summarize(scenario, name, reps, confidence, auto)
+        assignment = resolve_policy(p, scenario.settings)[0].assignment
+        auto = assignment.auto_transfer_s > 0
+        leave = leaves(assignment.leave, AgentStatus.OFFLINE)
+        out[name] = _summarize(scenario, name, reps, confidence, auto, leave)
     return out

@@ -1,14 +1,15 @@
 """One replication: the discrete-event loop that drives the real :class:`~chatmgmt.ChatManager`.
 
 Events sit in a ``heapq`` list (chat ends, abandonments, shift changes, agents' answers,
-auto-transfer deadlines); arrivals are a pre-drawn sorted list merged with it. A
-:class:`~chatmgmt.testing.ManualClock` is moved to each event's time and the manager is called
-as a host would call it: ``open_chat`` on arrival (with the customer's VIP level and partner
-id), ``send_message`` when the agent answers, ``tick`` when an auto-transfer is due,
-``end_chat`` when the handle time has elapsed, ``abandon`` when a queued customer's patience
-runs out, ``set_agent_status`` at shift changes. Which agent took which chat — at once, later
-when a slot frees and the core drains the queue, or after an auto-transfer — is read from the
-``chat.assigned`` and ``chat.transferred`` events the manager emits to its event sink.
+auto-transfer deadlines, the end of a leaving agent's grace time); arrivals are a pre-drawn
+sorted list merged with it. A :class:`~chatmgmt.testing.ManualClock` is moved to each event's
+time and the manager is called as a host would call it: ``open_chat`` on arrival (with the
+customer's VIP level and partner id), ``send_message`` when the agent answers, ``tick`` when an
+auto-transfer or a grace time is due, ``end_chat`` when the handle time has elapsed,
+``abandon`` when a queued customer's patience runs out, ``set_agent_status`` at shift changes.
+Which agent took which chat — at once, later when a slot frees and the core drains the queue,
+after an auto-transfer or a leave-policy move — is read from the ``chat.assigned``,
+``chat.transferred`` and ``chat.returned`` events the manager emits to its event sink.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import random
 import attrs
 
 from .._clock import ManualClock
+from ..assignment._leave import leave_policy, leaves
 from ..lifecycle import TimerKind, planned_timers
 from ..manager import ChatManager
 from ..model import Agent, AgentId, AgentStatus, ChatState, CustomerInfo, Event, MessageRole
@@ -30,24 +32,29 @@ from ._scenario import Scenario
 
 __all__ = ["Replication", "run_replication"]
 
-_END, _ABANDON, _ONLINE, _OFFLINE, _REPLY, _TICK = range(6)
+_END, _ABANDON, _ONLINE, _OFFLINE, _REPLY, _TICK, _LEAVE = range(7)
 _ASSIGNED = "chat.assigned"
 _TRANSFERRED = "chat.transferred"
+_RETURNED = "chat.returned"
 
 
 class _Sink:
-    """The manager's event sink: keeps (chat id, agent id or None, agent released or None) of
-    every ``chat.assigned`` and ``chat.transferred``, in commit order."""
+    """The manager's event sink: keeps (chat id, agent id or None, agent released or None,
+    automatic) of every ``chat.assigned``, ``chat.transferred`` and ``chat.returned``, in
+    commit order (``automatic``: an auto-transfer; a leave-policy move is not one)."""
 
     def __init__(self) -> None:
-        self.moves: list[tuple[str, str | None, str | None]] = []
+        self.moves: list[tuple[str, str | None, str | None, bool]] = []
 
     def emit(self, event: Event) -> None:
+        data = event.data
         if event.type == _ASSIGNED:
-            self.moves.append((str(event.chat_id), str(event.data["agent_id"]), None))
+            self.moves.append((str(event.chat_id), str(data["agent_id"]), None, False))
         elif event.type == _TRANSFERRED:
-            to, away = event.data["agent_id"], event.data["from_agent_id"]
-            self.moves.append((str(event.chat_id), to, away))
+            move = (str(event.chat_id), data["agent_id"], data["from_agent_id"], data["automatic"])
+            self.moves.append(move)
+        elif event.type == _RETURNED:
+            self.moves.append((str(event.chat_id), None, str(data["from_agent_id"]), False))
 
 
 @attrs.frozen
@@ -58,8 +65,10 @@ class Replication:
     agent answered, or until the customer left), ``waited`` (queued at all), ``answered``;
     ``vip`` (a VIP customer), ``returning`` (came back, with a known last agent),
     ``same_agent`` (answered by that last agent), ``transfers`` (automatic transfers of the
-    chat); per agent (in scenario order): ``occupancy`` (busy slot-time over slot-time while
-    online, inside the window; NaN when never online) and ``chats`` (assignments inside the
+    chat), ``moved`` (moves by the leave policy: its agent went offline) and ``rewait_s`` (the
+    time such a chat then waited for its next agent, to it or to the end of the run); per agent (in
+    scenario order): ``occupancy`` (busy slot-time over slot-time while online, inside the
+    window; NaN when never online) and ``chats`` (assignments inside the
     window); ``busy_slot_s`` / ``online_slot_s`` are the two integrals behind ``occupancy``.
     A customer neither answered nor ``abandoned`` was still queued when the run ran out of
     events (no agent left online to take the chat); its wait counts up to ``end_s``.
@@ -79,12 +88,14 @@ class Replication:
     returning: tuple[bool, ...] = ()
     same_agent: tuple[bool, ...] = ()
     transfers: tuple[int, ...] = ()
+    moved: tuple[int, ...] = ()
+    rewait_s: tuple[float, ...] = ()
 
 
 def _quiet(settings: ChatSettings) -> ChatSettings:
     """The settings a replication ticks with: the simulated customers send no messages and
     their patience is modelled by the simulator, so the inactivity, reminder and queue-wait
-    timers stay off (only auto-transfer deadlines fire)."""
+    timers stay off (only auto-transfer deadlines and leave grace timers fire)."""
     eoc = attrs.evolve(
         settings.end_of_chat,
         warn_after_s=0.0,
@@ -117,7 +128,9 @@ def run_replication(
     settings, strategies = resolve_policy(policy, scenario.settings)
     auto_s = settings.assignment.auto_transfer_s
     answers = auto_s > 0 or any(spec.reply is not None for spec in scenario.agents)
-    if auto_s > 0:
+    leave = settings.assignment.leave
+    leaving = leaves(leave, AgentStatus.OFFLINE)
+    if auto_s > 0 or leaving:
         settings = _quiet(settings)
     clock = ManualClock(0.0)
     sink = _Sink()
@@ -179,6 +192,11 @@ def run_replication(
     agent_of = [-1] * n
     gen_of = [0] * n  # bumped at every move of the chat: stale events are skipped
     transfers = [0] * n
+    moved = [0] * n
+    moved_at = [math.nan] * n
+    rewait = [0.0] * n
+    left_handle = list(handle)  # handle time still to go (a chat moved on keeps the rest)
+    end_at = [math.nan] * n
     previous = [-1] * n  # the customer's last agent when the chat opened (-1: none)
     served = [-1] * n  # the agent who answered
     last_agent: dict[str, int] = {}  # partner id -> the agent who last served them
@@ -197,8 +215,18 @@ def run_replication(
         active[a] -= 1
         agent_of[i] = -1
         gen_of[i] += 1
+        if not math.isnan(end_at[i]):
+            left_handle[i] = max(0.0, end_at[i] - now)
+            end_at[i] = math.nan
+
+    def finish_at(i: int, t: float) -> None:
+        end_at[i] = t
+        push(t, _END, i, gen_of[i])
 
     def assign(i: int, a: int, now: float) -> None:
+        if not math.isnan(moved_at[i]):
+            rewait[i] += now - moved_at[i]
+            moved_at[i] = math.nan
         agent_of[i] = a
         gen_of[i] += 1
         touch(a, now)
@@ -210,9 +238,10 @@ def run_replication(
         if w0 <= now < w1:
             chats[a] += 1
         if not answers:
-            start_t[i] = now
-            served[i] = a
-            push(now + handle[i], _END, i, gen_of[i])
+            if math.isnan(start_t[i]):
+                start_t[i] = now
+                served[i] = a
+            finish_at(i, now + left_handle[i])
             return
         reply = specs[a].reply
         push(now + (reply.sample(reply_rng) if reply is not None else 0.0), _REPLY, i, gen_of[i])
@@ -225,14 +254,24 @@ def run_replication(
                     push(timer.due_at, _TICK, i, gen_of[i])
 
     def take_moves(now: float) -> None:
-        for cid, to, away in sink.moves:
+        for cid, to, away, automatic in sink.moves:
             i = int(cid[1:])
             if away is not None:
                 release(i, now)
-                transfers[i] += 1
+                if automatic:
+                    transfers[i] += 1
+                else:
+                    moved[i] += 1
+                    moved_at[i] = now
             if to is not None:
                 assign(i, index[to], now)
         sink.moves.clear()
+
+    def grace_ticks(a: int, now: float) -> None:
+        """The agent left: tick when the grace time of each group it holds chats of ends."""
+        groups = {arrivals[i].group for i in range(n) if agent_of[i] == a}
+        for due in sorted({now + leave_policy(leave, g).grace_s for g in groups}):
+            push(due, _LEAVE, a)
 
     nxt = 0
     now = 0.0
@@ -258,9 +297,12 @@ def run_replication(
                     if math.isnan(start_t[i]):
                         start_t[i] = now
                         served[i] = agent_of[i]
-                    push(now + handle[i], _END, i, gen_of[i])
+                    finish_at(i, now + left_handle[i])
             elif kind == _TICK:
                 if gen == gen_of[i]:
+                    manager.tick(now)
+            elif kind == _LEAVE:
+                if not online[i]:
                     manager.tick(now)
             elif kind == _ABANDON:
                 if math.isnan(start_t[i]) and agent_of[i] < 0 and math.isnan(left_t[i]):
@@ -273,6 +315,8 @@ def run_replication(
                 online[i] = kind == _ONLINE
                 status = AgentStatus.ONLINE if online[i] else AgentStatus.OFFLINE
                 manager.set_agent_status(specs[i].id, status, now=now)
+                if leaving and not online[i]:
+                    grace_ticks(i, now)
         else:
             i = nxt
             nxt += 1
@@ -318,4 +362,9 @@ def run_replication(
         tuple(previous[i] >= 0 for i in measured),
         tuple(previous[i] >= 0 and served[i] == previous[i] for i in measured),
         tuple(transfers[i] for i in measured),
+        tuple(moved[i] for i in measured),
+        tuple(
+            rewait[i] + (end - moved_at[i] if not math.isnan(moved_at[i]) else 0.0)
+            for i in measured
+        ),
     )
