@@ -2,8 +2,9 @@
 
 Everything runs through the public API: agents in two skill groups, routing rules, a queue that
 fills and drains, a VIP who jumps the queue, a customer who leaves a message, sensitive words,
-a satisfaction rating, an auto-transfer, inactivity timeouts, and the day's events delivered as
-signed webhooks to a receiver the demo starts on loopback and verifies with ``verify``.
+a satisfaction rating, an auto-transfer, inactivity timeouts, an offer declined and taken by the
+next agent, and the day's events delivered as signed webhooks to a receiver the demo starts on
+loopback and verifies with ``verify``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def _settings(port: int) -> ChatSettings:
             "assignment": {
                 "strategy": "round_robin",
                 "groups": {"vip": {"strategy": "saturation"}},
+                # billing works with offers: an agent accepts or declines each chat
+                "offers": {"groups": {"billing": {"enabled": True, "timeout_s": 30}}},
                 "routing_rules": [
                     {"name": "vip customers", "min_vip_level": 3, "target_group": "vip"},
                 ],
@@ -311,6 +314,30 @@ def run_demo(out: TextIO | None = None, *, seed: int = 7) -> dict[str, int]:
         manager.tick()
         q = manager.get_chat(quiet.id)
         p.row("and 2 more", f"{q.state.value}: {q.end_reason.value if q.end_reason else ''}")
+
+        p.section("14:00  billing works with offers: one declined, the next agent takes it")
+        clock.set(DAY_START + 6 * 3600)
+        for i, (aid, name) in enumerate((("wei", "Wei"), ("xia", "Xia"))):
+            manager.register_agent(
+                Agent(AgentId(aid), name, {"billing"}, reception_limit=1, account_order=10 + i)
+            )
+            manager.set_agent_status(aid, AgentStatus.ONLINE)
+        invoice = manager.open_chat(CustomerInfo("u10", name="Margaret"), skill_group="billing")
+        first = invoice.agent_id or ""
+        p.row(
+            f"Margaret's chat is offered to {first}",
+            f"{invoice.state.value}, expires in 30 s; the offer holds {first}'s slot",
+        )
+        clock.advance(5)
+        moved = manager.decline_offer(invoice.id, first, reason="in a meeting")
+        p.row(f"{first} declines: 'in a meeting'", f"offered to {moved.agent_id} instead")
+        clock.advance(8)
+        taken = manager.accept_offer(invoice.id, moved.agent_id or "")
+        p.row(
+            f"{taken.agent_id} accepts",
+            f"{taken.state.value}; {first} is never offered this chat again",
+        )
+        manager.end_chat(taken.id, reason=EndReason.AGENT, by=taken.agent_id or "agent")
 
         p.section("end of the day: the live snapshot (manager.monitor())")
         snap = manager.monitor()

@@ -330,6 +330,45 @@ class ChatManager(_Base):
         InvalidTransitionError."""
         return self._run(self._core.unassign(ChatId(chat_id), by, self._now(now), exclude=exclude))
 
+    def accept_offer(self, chat_id: str, agent_id: str, *, now: float | None = None) -> Chat:
+        """The agent accepts the chat offered to them (offers on): it becomes ACTIVE with them.
+
+        InvalidTransitionError when the chat is not offered (any more: it expired, or the
+        customer left); NotAllowedError when it is offered to another agent."""
+        return self._run(
+            self._core.accept_offer(ChatId(chat_id), AgentId(agent_id), self._now(now))
+        )
+
+    def decline_offer(
+        self, chat_id: str, agent_id: str, *, reason: str = "", now: float | None = None
+    ) -> Chat:
+        """The agent declines the chat offered to them, saying ``reason``: it goes to the next
+        agent of its group (never back to this one) or waits again at the place it had."""
+        return self._run(
+            self._core.decline_offer(ChatId(chat_id), AgentId(agent_id), reason, self._now(now))
+        )
+
+    def take_chat(
+        self,
+        agent_id: str,
+        *,
+        group: str | None = None,
+        chat_id: str | None = None,
+        now: float | None = None,
+    ) -> Chat | None:
+        """Pull mode: the agent takes ``chat_id``, or the next waiting chat of ``group`` (None:
+        of every pull-mode group they serve); None when none waits. One unit of work: a chat
+        two agents take at once goes to one of them (AssignmentError for the other when they
+        chose it), and the agent's reception limit holds."""
+        return self._run(
+            self._core.take_chat(
+                AgentId(agent_id),
+                group,
+                ChatId(chat_id) if chat_id is not None else None,
+                self._now(now),
+            )
+        )
+
     def send_message(
         self,
         chat_id: str,
@@ -668,6 +707,38 @@ class AsyncChatManager(_Base):
         """See :meth:`ChatManager.unassign`."""
         return await self._run(
             self._core.unassign(ChatId(chat_id), by, self._now(now), exclude=exclude)
+        )
+
+    async def accept_offer(self, chat_id: str, agent_id: str, *, now: float | None = None) -> Chat:
+        """See :meth:`ChatManager.accept_offer`."""
+        return await self._run(
+            self._core.accept_offer(ChatId(chat_id), AgentId(agent_id), self._now(now))
+        )
+
+    async def decline_offer(
+        self, chat_id: str, agent_id: str, *, reason: str = "", now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.decline_offer`."""
+        return await self._run(
+            self._core.decline_offer(ChatId(chat_id), AgentId(agent_id), reason, self._now(now))
+        )
+
+    async def take_chat(
+        self,
+        agent_id: str,
+        *,
+        group: str | None = None,
+        chat_id: str | None = None,
+        now: float | None = None,
+    ) -> Chat | None:
+        """See :meth:`ChatManager.take_chat`."""
+        return await self._run(
+            self._core.take_chat(
+                AgentId(agent_id),
+                group,
+                ChatId(chat_id) if chat_id is not None else None,
+                self._now(now),
+            )
         )
 
     async def send_message(

@@ -99,6 +99,10 @@ class ChatState(str, enum.Enum):
     """Real-time mode: waiting in its skill group's queue."""
     UNASSIGNED = "unassigned"
     """Always On mode: open, waiting in the unassigned pool."""
+    OFFERED = "offered"
+    """Offers on (``assignment.offers``): the chat is offered to one agent, who holds its slot
+    until they accept (``ACTIVE``), decline or let the offer expire (the chat goes on to the
+    next agent, or back to where it waited)."""
     ACTIVE = "active"
     """An agent holds the chat."""
     ENDED = "ended"
@@ -111,7 +115,18 @@ class ChatState(str, enum.Enum):
     @property
     def is_open(self) -> bool:
         """True while the chat can still be served."""
-        return self in (ChatState.QUEUED, ChatState.UNASSIGNED, ChatState.ACTIVE)
+        return self in _OPEN_STATES
+
+    @property
+    def holds_slot(self) -> bool:
+        """True when the chat's agent holds a slot for it: ``ACTIVE``, and ``OFFERED`` (a
+        pending offer counts toward the agent's reception limit)."""
+        return self is ChatState.ACTIVE or self is ChatState.OFFERED
+
+
+_OPEN_STATES = frozenset(
+    {ChatState.QUEUED, ChatState.UNASSIGNED, ChatState.OFFERED, ChatState.ACTIVE}
+)
 
 
 class EndReason(str, enum.Enum):
@@ -369,8 +384,9 @@ class Chat:
     ``escalation`` (the auto-transfer round, :class:`~chatmgmt.lifecycle.Escalation` as plain
     values), ``timers_fired`` (deadline kind -> the basis it fired for), ``sticky_waited``
     (the chat already waited for its sticky agent), ``unverified_partner_id`` (a partner id
-    whose signature did not verify), ``observers`` (supervisors watching it) and
-    ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event).
+    whose signature did not verify), ``observers`` (supervisors watching it),
+    ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event) and
+    ``offer_expires_at`` (when the pending offer of an ``OFFERED`` chat expires).
     """
 
     id: ChatId = attrs.field(validator=_non_empty)
@@ -406,6 +422,7 @@ class Chat:
     unverified_partner_id: str | None = None
     observers: frozenset[str] = frozenset()
     position_event: tuple[int, float] | None = None
+    offer_expires_at: float | None = None
     event_seq: int = 0
     version: int = 0
 

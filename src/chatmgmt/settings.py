@@ -46,6 +46,7 @@ __all__ = [
     "LeaveAction",
     "LeaveSettings",
     "LimitsSettings",
+    "OfferSettings",
     "OverflowCondition",
     "OverflowLayer",
     "QueueLimitAction",
@@ -377,11 +378,42 @@ class WorkingHours:
 
 @attrs.frozen
 class GroupSettings:
-    """Per skill group: its strategy (None: the global one) and its duty hours."""
+    """Per skill group: its strategy (None: the global one), its duty hours, and ``pull``."""
 
     strategy: StrategyName | None = None
     priority_tiers: bool | None = None
     hours: WorkingHours | None = None
+    pull: bool = attrs.field(
+        default=False,
+        metadata={
+            "doc": "Pull mode: chats of the group wait in its queue (or pool) and are never "
+            "pushed; agents take them with take_chat."
+        },
+    )
+
+
+@attrs.frozen
+class OfferSettings:
+    """Offers: an assignment is first an offer the agent accepts or declines; overridable per
+    skill group.
+
+    ``enabled``: offer instead of assigning at once (off by default). ``timeout_s``: how long
+    an offer waits for the agent's answer; an offer that runs out goes to the next agent, as a
+    declined one does. The agent holds the chat's slot while the offer runs.
+    """
+
+    enabled: bool = False
+    timeout_s: float = 30.0
+    groups: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, metadata={"doc": "Overrides per skill group: a partial offers section."}
+    )
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _number(self.timeout_s, f"{path}.timeout_s", above=True)
+
+    def __attrs_post_init__(self) -> None:
+        _check_with_overrides(self, "assignment.offers")
 
 
 @attrs.frozen
@@ -617,6 +649,7 @@ class AssignmentSettings:
         factory=LeaveSettings,
         metadata={"doc": "The agent leave policy (what happens to a leaving agent's chats)."},
     )
+    offers: OfferSettings = attrs.field(factory=OfferSettings)
 
     def __attrs_post_init__(self) -> None:
         p = "assignment"

@@ -27,6 +27,10 @@ def test_demo_runs_a_whole_day_and_every_webhook_verifies() -> None:
         "leave-a-message offered: no_agent_online",
         "via sticky",
         "ended: customer_inactivity",
+        "Margaret's chat is offered to wei",
+        "wei declines: 'in a meeting'",
+        "offered to xia instead",
+        "xia accepts",
         "signed requests received and verified",
     ):
         assert expected in text, expected

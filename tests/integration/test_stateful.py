@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from typing import Any
 
 import hypothesis.strategies as st
 from hypothesis import settings
@@ -29,6 +30,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     """Random opens, messages, ends, transfers, ticks, ratings; a simple model alongside."""
 
     mode = "real_time"
+    offers: dict[str, Any] | None = None  # assignment.offers (tests/lifecycle sets it)
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,7 +43,11 @@ class LifecycleMachine(RuleBasedStateMachine):
                 {
                     "reception_mode": self.mode,
                     "end_of_chat": {"warn_after_s": 60, "end_after_s": 120},
-                    "assignment": {"auto_transfer_s": 45, "queue": {"max_wait_s": 300}},
+                    "assignment": {
+                        "auto_transfer_s": 45,
+                        "queue": {"max_wait_s": 300},
+                        **({"offers": self.offers} if self.offers else {}),
+                    },
                     "satisfaction": {"skip_if_agent_never_replied": False},
                 }
             ),

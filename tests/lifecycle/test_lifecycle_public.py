@@ -7,7 +7,16 @@ import inspect
 
 import chatmgmt.lifecycle as lifecycle
 
-PRIVATE = ("_state", "_deadlines", "_forms", "_satisfaction", "_mermaid", "_diagram", "_plans")
+PRIVATE = (
+    "_state",
+    "_deadlines",
+    "_forms",
+    "_satisfaction",
+    "_mermaid",
+    "_diagram",
+    "_plans",
+    "_offers",
+)
 
 
 def test_every_public_name_is_exported_once() -> None:

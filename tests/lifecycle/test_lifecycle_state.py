@@ -187,7 +187,7 @@ def test_always_on_never_reaches_abandoned_or_left_message(walk: list[E]) -> Non
             state = transition("c", AO, state, event)
         except InvalidTransitionError:
             continue
-        assert state in (S.UNASSIGNED, S.ACTIVE, S.ENDED)
+        assert state in (S.UNASSIGNED, S.OFFERED, S.ACTIVE, S.ENDED)
     assert EndReason.CUSTOMER_INACTIVITY not in set().union(*END_REASONS[AO].values())
 
 

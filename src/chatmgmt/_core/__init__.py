@@ -12,6 +12,7 @@ modules plan each change of a chat and apply it as one unit of work (:mod:`._bas
 * :mod:`._customers` — the CRM upsert; :mod:`._satisfaction` — invitations and ratings;
 * :mod:`._ending` — the end of a chat as a plan; :mod:`._routing` — targets, overflow, the
   queue, draining; :mod:`._chat` — open, end, transfer, assign, (in)active;
+  :mod:`._offers` — accept, decline and expiry of offers; :mod:`._pull` — ``take_chat``;
 * :mod:`._messages` — messages and moderation; :mod:`._submission` — leave a message;
 * :mod:`._agents` — agent changes; :mod:`._deadlines` — ``tick``; :mod:`._retention` —
   ``purge`` (and the purge ``tick`` does); :mod:`._repair` — ``reconcile``;

@@ -1,5 +1,6 @@
 """Deadlines: fire the due timers (sticky wait, inactivity, reminders, auto-transfer, queue
-timeout); every firing is a change of its chat, planned against the chat as it is now."""
+timeout, offer expiry); every firing is a change of its chat, planned against the chat as it
+is now."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ __all__ = ["Deadlines"]
 
 log = logging.getLogger("chatmgmt")
 
-TIMER_LEASE_S = 30.0
+TIMER_LEASE_S = 30.0 + 2.0**-10
+"""How long a claimed timer is leased (its ``due_at`` moves to ``now`` plus this). After the
+firing the lease is dropped only if the timer is still due at ``now + TIMER_LEASE_S``, so a
+timer the firing rescheduled survives; the odd 1/1024 s keeps that value apart from deadlines a
+firing plans at ``now`` plus a whole number of seconds (an offer expiring, re-offered with a
+30 s timeout; an auto-transfer of 30 s fired on time), which would otherwise be dropped too."""
 _AGENT_KINDS = (lc.TimerKind.AGENT_REMINDER, lc.TimerKind.AUTO_TRANSFER)
 
 
@@ -76,7 +82,10 @@ class Deadlines(Positions):
                         chat, AgentId(chat.agent_id or ""), policy.action, status, now
                     )
                     return True
-        if kind is lc.TimerKind.AUTO_TRANSFER:
+        if kind is lc.TimerKind.OFFER_EXPIRY:
+            assert chat.agent_id is not None  # the basis names the offered agent
+            yield from self.withdraw(chat.id, chat.agent_id, now, expired=True)
+        elif kind is lc.TimerKind.AUTO_TRANSFER:
             yield from self.transfer(
                 chat.id,
                 to_agent=None,

@@ -17,13 +17,13 @@ from ..model import Chat, ChatId, ChatState, Message, MessageId, MessageRole, ev
 from ..moderation import Action
 from ..ports import Outbox, QueuePush, RateCounter
 from ..webhook import _payloads as payloads
-from ._chat import Chats
 from ._ops import Eff, call
+from ._pull import Pull
 
 __all__ = ["Messages"]
 
 
-class Messages(Chats):
+class Messages(Pull):
     """Send messages (customer, agent, bot, system) with moderation."""
 
     def send_message(

@@ -16,7 +16,6 @@ from ..model import (
     AgentStatus,
     Chat,
     ChatId,
-    ChatState,
     EndReason,
     ReceptionMode,
     Timer,
@@ -183,6 +182,8 @@ class Queueing(Targets):
         other failure stops the drain, so no newer chat overtakes an older one.
         """
         kind, name = _group_of(queue)
+        if kind != "agent" and self.is_pull(name):
+            return 0  # pull mode: agents take the chats themselves (take_chat)
         if kind == "agent":
             target = Target("agent", name, "queue")
         else:
@@ -205,7 +206,7 @@ class Queueing(Targets):
                     if chat.excluded:
                         continue
                     return assigned
-                if done.state is ChatState.ACTIVE and done.version == chat.version + 1:
+                if done.state.holds_slot and done.version == chat.version + 1:
                     assigned += 1
                 progressed = True
                 break

@@ -40,8 +40,9 @@ class Repair(Deadlines):
     def reconcile(self, now: float) -> Eff[dict[str, int]]:
         """Repair every disagreement between chats and their indexes, then drain.
 
-        * a slot held for a chat that is not ACTIVE with that agent: released;
-        * an ACTIVE chat its agent does not hold: claimed back (whatever the agent's load);
+        * a slot held for a chat that is not ACTIVE (or OFFERED) with that agent: released;
+        * an ACTIVE (or OFFERED) chat its agent does not hold: claimed back (whatever the
+          agent's load);
         * a waiting chat missing from its queue: pushed back at its original score;
         * a queue entry whose chat does not wait there: removed.
         """
@@ -55,7 +56,7 @@ class Repair(Deadlines):
                 queues.update((queue_name(group), pool_name(group), submission_pool(group)))
             for chat_id in sorted(load.chats | load.inactive):
                 chat = yield from call(ChatStore.get, chat_id)
-                if chat is not None and chat.state is ChatState.ACTIVE and chat.agent_id == aid:
+                if chat is not None and chat.state.holds_slot and chat.agent_id == aid:
                     continue
                 # the index read after the chat: a slot released by the chat's own last unit
                 # (at or before this version) is gone by now, so what remains is a real
@@ -70,7 +71,8 @@ class Repair(Deadlines):
         for group in self.settings.assignment.groups:
             queues.update((queue_name(group), pool_name(group), submission_pool(group)))
         active = yield from call(ChatStore.list, ChatState.ACTIVE, None)
-        for chat in active:
+        offered = yield from call(ChatStore.list, ChatState.OFFERED, None)
+        for chat in (*active, *offered):
             agent = chat.agent_id
             if agent is None:
                 continue

@@ -166,6 +166,7 @@ class Supervision(Repair):
                 fresh=False,
                 transfer=supervisor if old_agent is not None else None,
                 release=old_agent,
+                offer=False,  # the supervisor takes it: no offer to accept
             )
             if done is None:
                 raise AssignmentError(

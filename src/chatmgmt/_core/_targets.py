@@ -25,9 +25,10 @@ from ..assignment._load import eligible
 from ..assignment._plans import plan_assignment
 from ..assignment._strategies import Strategy
 from ..errors import NotFoundError, PreconditionFailed
+from ..lifecycle._offers import plan_offer
 from ..model import AgentId, AgentLoad, Chat, Ranking, ReceptionMode
 from ..ports import PICKED, AgentStore, Census, Claim, RankedClaim
-from ..settings import StrategyName
+from ..settings import StrategyName, resolve
 from ._ending import Ending
 from ._ops import Eff, call
 from ._pick import Picker, PickFailed
@@ -64,6 +65,19 @@ class Targets(Ending):
         group_settings = self.settings.assignment.groups.get(group)
         return on_duty(group_settings.hours if group_settings is not None else None, now)
 
+    def is_pull(self, group: str) -> bool:
+        """Whether ``group`` is in pull mode: its chats are never pushed to an agent."""
+        group_settings = self.settings.assignment.groups.get(group)
+        return group_settings is not None and group_settings.pull
+
+    def offer_timeout(self, group: str) -> float | None:
+        """How long an offer runs in ``group`` (None: offers are off there, assign at once)."""
+        offers = self.settings.assignment.offers
+        if not offers.enabled and not offers.groups:
+            return None
+        offers = resolve(offers, group=group)
+        return offers.timeout_s if offers.enabled else None
+
     def wait_queue(self, chat: Chat, group: str) -> str:
         """Where ``chat`` waits for ``group``: its queue (Real-Time) or its pool (Always On)."""
         return pool_name(group) if chat.mode is ReceptionMode.ALWAYS_ON else queue_name(group)
@@ -96,6 +110,9 @@ class Targets(Ending):
                 return None, reason, None
             return Claim(aid), reason, agent_queue(aid) if fresh else None
         group = target.id
+        if self.is_pull(group):
+            reason["pull"] = True  # agents take the group's chats themselves
+            return None, reason, None
         if not self.on_duty(group, now):
             reason["off_duty"] = True
             return None, reason, None
@@ -157,12 +174,18 @@ class Targets(Ending):
         automatic: bool = False,
         release: AgentId | None = None,
         passed: list[dict[str, Any]] | None = None,
+        offer: bool = True,
     ) -> Eff[Chat | None]:
         """Assign ``chat`` to ``target`` in one unit (with ``items`` before its own events,
         leaving the queue it waited in); None when the target cannot take it.
 
         ``transfer``: who transfers the chat away from ``release`` (its agent, whose slot goes
-        in the same unit)."""
+        in the same unit). Where offers are on (the target group's, else the chat's group's
+        ``assignment.offers``) an assignment is an offer instead; a transfer, or
+        ``offer=False``, assigns at once."""
+        timeout = None
+        if offer and transfer is None:
+            timeout = self.offer_timeout(target.id if target.kind == "group" else chat.skill_group)
         for _ in range(_CUSTOM_RETRIES):
             claim, reason, empty = yield from self.claim_for(target, chat, now, fresh=fresh)
             if claim is None:
@@ -171,15 +194,18 @@ class Targets(Ending):
             if transfer is not None:
                 reason["by"] = transfer
             agent = claim.agent_id if isinstance(claim, Claim) else PICKED
-            new, own = plan_assignment(
-                chat,
-                agent,
-                reason,
-                now,
-                transfer=transfer is not None,
-                automatic=automatic,
-                from_agent_id=release,
-            )
+            if timeout is not None:
+                new, own = plan_offer(chat, agent, reason, now, timeout)
+            else:
+                new, own = plan_assignment(
+                    chat,
+                    agent,
+                    reason,
+                    now,
+                    transfer=transfer is not None,
+                    automatic=automatic,
+                    from_agent_id=release,
+                )
             remove, cancel = leaving(stored)
             plan = Plan(
                 new,

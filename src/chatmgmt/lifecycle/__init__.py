@@ -28,6 +28,7 @@ from ._forms import (
     validate_submission,
 )
 from ._mermaid import mermaid_diagram, update_generated
+from ._offers import check_offered_to, plan_accept, plan_offer, plan_withdrawn
 from ._plans import (
     plan_end,
     plan_invite,
@@ -85,6 +86,7 @@ __all__ = [
     "allowed_events",
     "attributed_agent",
     "check_end",
+    "check_offered_to",
     "initial_state",
     "invitation_refusal",
     "invite",
@@ -92,12 +94,15 @@ __all__ = [
     "is_terminal",
     "mark_fired",
     "mermaid_diagram",
+    "plan_accept",
     "plan_end",
     "plan_invite",
     "plan_left_message",
     "plan_message",
+    "plan_offer",
     "plan_prompt",
     "plan_timers",
+    "plan_withdrawn",
     "planned_timers",
     "rate",
     "resolve_scheme",

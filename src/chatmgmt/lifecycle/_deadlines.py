@@ -70,6 +70,8 @@ class TimerKind(str, enum.Enum):
     """Transfer the chat away from an agent who did not answer in time."""
     QUEUE_TIMEOUT = "queue_timeout"
     """The chat waited ``queue.max_wait_s`` in the queue: apply ``queue.on_limit``."""
+    OFFER_EXPIRY = "offer_expiry"
+    """The agent let the offer run out (``offers.timeout_s``): the chat goes to the next agent."""
 
 
 _KINDS = tuple(TimerKind)
@@ -79,6 +81,7 @@ _WARN = TimerKind.INACTIVITY_WARN
 _END = TimerKind.INACTIVITY_END
 _REMIND = TimerKind.AGENT_REMINDER
 _AUTO = TimerKind.AUTO_TRANSFER
+_OFFER = TimerKind.OFFER_EXPIRY
 _TIMED_STATES = frozenset({ChatState.QUEUED, ChatState.ACTIVE})
 
 
@@ -182,12 +185,16 @@ def timer_basis(kind: TimerKind, chat: Chat) -> list[Any] | None:
       ``[agent_id, max(last_customer_message_at, assigned_at)]``;
     * ``auto_transfer``: an active chat whose current agent has not written since assignment;
       basis ``[agent_id, assigned_at, escalation.since, escalation.transfers]``;
-    * ``queue_timeout``: a queued chat; basis ``[queued_at]``.
+    * ``queue_timeout``: a queued chat; basis ``[queued_at]``;
+    * ``offer_expiry`` (both modes: an offer expires in Always On Mode too): an offered chat;
+      basis ``[agent_id, offer_expires_at]``.
     """
-    if chat.mode is not ReceptionMode.REAL_TIME:
-        return None
     if not isinstance(kind, TimerKind):
         kind = TimerKind(kind)
+    if kind is TimerKind.OFFER_EXPIRY:
+        return _offer_basis(chat)
+    if chat.mode is not ReceptionMode.REAL_TIME:
+        return None
     if kind is TimerKind.QUEUE_TIMEOUT:
         return [_queued_at(chat)] if chat.state is ChatState.QUEUED else None
     if chat.state is not ChatState.ACTIVE:
@@ -203,6 +210,12 @@ def timer_basis(kind: TimerKind, chat: Chat) -> list[Any] | None:
         return None
     esc = _escalation(chat)
     return [chat.agent_id, _assigned_at(chat), esc.since, esc.transfers]
+
+
+def _offer_basis(chat: Chat) -> list[Any] | None:
+    if chat.state is not ChatState.OFFERED or chat.offer_expires_at is None:
+        return None
+    return [chat.agent_id, chat.offer_expires_at]
 
 
 def _already_fired(chat: Chat, kind: TimerKind, basis: list[Any]) -> bool:
@@ -235,7 +248,8 @@ def plan_timers(
     * ``auto_transfer`` at ``escalation.since + (escalation.transfers + 1) * auto_transfer_s``
       while the current agent has not written, and fewer than ``max_auto_transfers`` automatic
       transfers happened in the round (setting > 0);
-    * ``queue_timeout`` at ``queued_at + queue.max_wait_s`` (setting > 0).
+    * ``queue_timeout`` at ``queued_at + queue.max_wait_s`` (setting > 0);
+    * ``offer_expiry`` at ``offer_expires_at`` of an offered chat (in both modes).
 
     A deadline already fired for its current basis is not planned again.
     Every timer has ``version=chat.version`` and ``payload={"basis": [...]}``.
@@ -256,9 +270,14 @@ def planned_timers(
 
     Computes the same bases as :func:`timer_basis`, sharing the work between kinds.
     """
+    state = chat.state
+    if state is ChatState.OFFERED:
+        offer = _offer_basis(chat)
+        if offer is None:
+            return ()
+        return _timers(chat, [(_OFFER, offer, float(offer[1]))])
     if chat.mode is not ReceptionMode.REAL_TIME:
         return ()
-    state = chat.state
     planned: list[tuple[TimerKind, list[Any], float]] = []
     if state is ChatState.QUEUED:
         wait = assignment.queue.max_wait_s
@@ -280,6 +299,10 @@ def planned_timers(
             if esc.transfers < assignment.max_auto_transfers:
                 basis = [chat.agent_id, _assigned_at(chat), esc.since, esc.transfers]
                 planned.append((_AUTO, basis, float(esc.since + (esc.transfers + 1) * step)))
+    return _timers(chat, planned)
+
+
+def _timers(chat: Chat, planned: list[tuple[TimerKind, list[Any], float]]) -> tuple[Timer, ...]:
     out: list[Timer] = []
     for kind, basis, due in planned:
         if _already_fired(chat, kind, basis):
@@ -312,6 +335,8 @@ def _due(
         return basis[0] + eoc.end_after_s if eoc.end_after_s > 0 else None
     if kind is TimerKind.AGENT_REMINDER:
         return basis[1] + eoc.agent_reminder_s if eoc.agent_reminder_s > 0 else None
+    if kind is TimerKind.OFFER_EXPIRY:
+        return float(basis[1])
     if kind is TimerKind.AUTO_TRANSFER:
         step = assignment.auto_transfer_s
         since, transfers = basis[2], basis[3]
@@ -368,17 +393,19 @@ def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) 
     * ``queue``: ``queued_at`` is set if missing (an overflow to another queue keeps the wait);
     * ``requeue``: ``queued_at = now``; the escalation round ends;
     * ``assign``: a new escalation round starts at ``now``; ``queued_at`` is dropped;
+    * ``offer``: ``queued_at`` is set if missing (an offer declined or expired goes back to
+      the place it had); ``accept``: as ``assign``; ``decline``, ``expire``: nothing changes;
     * ``transfer``: with ``automatic=True`` the round counts one more automatic transfer; a
       manual transfer keeps the round unchanged (timeouts are cumulative);
     * ``unassign``, ``end``, ``abandon``, ``leave_message``, ``reopen``: both are dropped;
     * messages change nothing.
     """
     event = ChatEvent(event)
-    if event is ChatEvent.QUEUE:
+    if event is ChatEvent.QUEUE or event is ChatEvent.OFFER:
         return {QUEUED_AT_KEY: now if chat.queued_at is None else chat.queued_at}
     if event is ChatEvent.REQUEUE:
         return {QUEUED_AT_KEY: now, ESCALATION_KEY: None}
-    if event is ChatEvent.ASSIGN:
+    if event is ChatEvent.ASSIGN or event is ChatEvent.ACCEPT:
         return {ESCALATION_KEY: Escalation(now).to_dict(), QUEUED_AT_KEY: None}
     if event is ChatEvent.TRANSFER:
         if automatic:

@@ -84,12 +84,14 @@ def plan_end(
         end_reason=reason,
         ended_by=by,
         queue=None,
+        offer_expires_at=None,
         **track(chat, event, now),
     )
     sticky = None
     pid = chat.customer.partner_id
-    if pid and chat.agent_id and settings.assignment.sticky.after_close_s:
-        sticky = Sticky(pid, chat.agent_id, now, "closed")
+    agent = chat.agent_id if chat.state is not ChatState.OFFERED else None  # offered: unserved
+    if pid and agent and settings.assignment.sticky.after_close_s:
+        sticky = Sticky(pid, agent, now, "closed")
     items: Items
     if abandon:
         waited = now - (chat.queued_at if chat.queued_at is not None else now)

@@ -57,11 +57,21 @@ class ChatEvent(str, enum.Enum):
     """The customer writes. In an ended Always On chat this reopens it."""
     AGENT_MESSAGE = "agent_message"
     """The agent holding the chat writes."""
+    OFFER = "offer"
+    """Offers on: the chat is offered to an agent, who holds its slot while the offer runs."""
+    ACCEPT = "accept"
+    """The agent accepts the offer: the chat is theirs (timers of an active chat start now)."""
+    DECLINE = "decline"
+    """The agent declines the offer: the chat waits again (and is offered to the next agent
+    in the same unit of work when one is free); it never goes back to that agent."""
+    EXPIRE = "expire"
+    """The offer ran out (``offers.timeout_s``): as ``decline``, with the agent excluded too."""
 
 
 _Q = ChatState.QUEUED
 _U = ChatState.UNASSIGNED
 _A = ChatState.ACTIVE
+_O = ChatState.OFFERED
 _E = ChatState.ENDED
 _L = ChatState.LEFT_MESSAGE
 _X = ChatState.ABANDONED
@@ -70,8 +80,17 @@ _RT: dict[ChatState, dict[ChatEvent, ChatState]] = {
     _Q: {
         ChatEvent.QUEUE: _Q,
         ChatEvent.ASSIGN: _A,
+        ChatEvent.OFFER: _O,
         ChatEvent.CUSTOMER_MESSAGE: _Q,
         ChatEvent.LEAVE_MESSAGE: _L,
+        ChatEvent.ABANDON: _X,
+        ChatEvent.END: _E,
+    },
+    _O: {
+        ChatEvent.ACCEPT: _A,
+        ChatEvent.DECLINE: _Q,
+        ChatEvent.EXPIRE: _Q,
+        ChatEvent.CUSTOMER_MESSAGE: _O,
         ChatEvent.ABANDON: _X,
         ChatEvent.END: _E,
     },
@@ -90,7 +109,15 @@ _RT: dict[ChatState, dict[ChatEvent, ChatState]] = {
 _AO: dict[ChatState, dict[ChatEvent, ChatState]] = {
     _U: {
         ChatEvent.ASSIGN: _A,
+        ChatEvent.OFFER: _O,
         ChatEvent.CUSTOMER_MESSAGE: _U,
+        ChatEvent.END: _E,
+    },
+    _O: {
+        ChatEvent.ACCEPT: _A,
+        ChatEvent.DECLINE: _U,
+        ChatEvent.EXPIRE: _U,
+        ChatEvent.CUSTOMER_MESSAGE: _O,
         ChatEvent.END: _E,
     },
     _A: {
@@ -104,6 +131,7 @@ _AO: dict[ChatState, dict[ChatEvent, ChatState]] = {
         ChatEvent.REOPEN: _U,
         ChatEvent.CUSTOMER_MESSAGE: _U,
         ChatEvent.ASSIGN: _A,
+        ChatEvent.OFFER: _O,
     },
 }
 
@@ -139,6 +167,8 @@ END_REASONS: Mapping[ReceptionMode, Mapping[ChatState, frozenset[EndReason]]] = 
             {
                 # A customer who gives up while queued abandons (ABANDON), they do not "end".
                 _Q: frozenset({EndReason.QUEUE_TIMEOUT, EndReason.SYSTEM}),
+                # an offered chat is not served yet: the customer who leaves abandons it
+                _O: frozenset({EndReason.SYSTEM}),
                 _A: frozenset(
                     {
                         EndReason.AGENT,
@@ -155,6 +185,7 @@ END_REASONS: Mapping[ReceptionMode, Mapping[ChatState, frozenset[EndReason]]] = 
                 # Always On chats never time out, and an agent who leaves returns the chat to
                 # the pool (UNASSIGN) instead of ending it.
                 _U: frozenset({EndReason.CUSTOMER, EndReason.SYSTEM}),
+                _O: frozenset({EndReason.CUSTOMER, EndReason.SYSTEM}),
                 _A: frozenset({EndReason.AGENT, EndReason.CUSTOMER, EndReason.SYSTEM}),
             }
         ),

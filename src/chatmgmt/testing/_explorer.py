@@ -42,11 +42,11 @@ from ..errors import (
     AssignmentError,
     ConflictError,
     InvalidTransitionError,
+    NotAllowedError,
     NotFoundError,
     ValidationError,
 )
 from ..manager import ChatManager
-from ..model import ChatState
 from ..ports import (
     AgentStore,
     Change,
@@ -78,8 +78,10 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     AssignmentError,
     NotFoundError,
     ValidationError,
+    NotAllowedError,
 )
-"""Errors an operation raises on purpose when it loses a race: they end it and are recorded."""
+"""Errors an operation raises on purpose when it loses a race: they end it and are recorded
+(``NotAllowedError``: an answer to an offer that moved on to another agent)."""
 
 _SINKS = frozenset({EventSink.emit, MessageSink.deliver, Picker.pick})
 Key = tuple[str, str]
@@ -414,7 +416,7 @@ class _Run:
         held: dict[str, int] = {}
         for chat in self.storage.chats.list():
             self._opened.add(chat.id)
-            if chat.state is ChatState.ACTIVE and chat.agent_id is not None:
+            if chat.state.holds_slot and chat.agent_id is not None:
                 held[chat.agent_id] = held.get(chat.agent_id, 0) + 1
         self._allowance = held  # an agent at or over its limit may not gain a chat
 

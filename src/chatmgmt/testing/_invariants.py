@@ -62,10 +62,11 @@ def find_violations(
 ) -> list[str]:
     """Every invariant the stored records break, as sentences (empty when all hold).
 
-    * **limit**: no agent has more ACTIVE chat records (``agent_id`` = the agent) than its
-      reception limit. Lowering a limit keeps the chats the agent already holds, so an agent may
-      legitimately stay above its new limit until chats end; ``allowance`` maps such an agent
-      to the most it may hold (for instance what it held before the limit went down:
+    * **limit**: no agent has more ACTIVE or OFFERED chat records (``agent_id`` = the agent;
+      a pending offer holds a slot) than its reception limit. Lowering a limit keeps the chats
+      the agent already holds, so an agent may legitimately stay above its new limit until
+      chats end; ``allowance`` maps such an agent to the most it may hold (for instance what
+      it held before the limit went down:
       ``{"ann": 3}``); the bound is ``max(limit, allowance)``. The interleaving explorer sets it
       step by step to what the agent held before the step, so "an agent at or over its limit
       never gains a chat" is what it checks. ``count_inactive=False`` (with the setting
@@ -77,7 +78,7 @@ def find_violations(
       there (and none in another known queue); a left message not yet handed out has one in
       ``submissions/<group>``; every entry of a known queue is a chat that waits there;
     * **counters**: each agent's ``load.chats | load.inactive`` is exactly the set of ACTIVE
-      chats with that ``agent_id`` (and no ACTIVE chat names an unknown agent);
+      and OFFERED chats with that ``agent_id`` (and no such chat names an unknown agent);
     * **FIFO**: in one queue, among chats of equal priority, no chat is ahead of one that
       arrived before it both by when it was queued and by when it was created (a transfer
       back keeps the place it had by creation; a new chat is placed by when it was queued);
@@ -118,13 +119,14 @@ def find_violations(
     active: dict[AgentId, set[ChatId]] = {}
     counted: dict[AgentId, set[ChatId]] = {}
     for chat in chats.values():
-        if chat.state is not ChatState.ACTIVE:
+        if not chat.state.holds_slot:
             continue
+        what = chat.state.value.upper()
         if chat.agent_id is None:
-            out.append(f"counters: ACTIVE chat {chat.id!r} has no agent")
+            out.append(f"counters: {what} chat {chat.id!r} has no agent")
             continue
         if chat.agent_id not in loads:
-            out.append(f"counters: ACTIVE chat {chat.id!r} names unknown agent {chat.agent_id!r}")
+            out.append(f"counters: {what} chat {chat.id!r} names unknown agent {chat.agent_id!r}")
         active.setdefault(chat.agent_id, set()).add(chat.id)
         if count_inactive or not chat.inactive:
             counted.setdefault(chat.agent_id, set()).add(chat.id)
@@ -138,9 +140,9 @@ def find_violations(
             extra = sorted(held - records)
             missing = sorted(records - held)
             out.append(
-                f"counters: agent {aid!r} holds slots {sorted(held)} but its ACTIVE chats are "
-                f"{sorted(records)} (slot without an active chat: {extra}; active chat without "
-                f"a slot: {missing})"
+                f"counters: agent {aid!r} holds slots {sorted(held)} but its ACTIVE or OFFERED "
+                f"chats are {sorted(records)} (slot without such a chat: {extra}; such a chat "
+                f"without a slot: {missing})"
             )
         limit = load.agent.reception_limit
         bound = max(limit, (allowance or {}).get(aid, limit))
@@ -148,7 +150,8 @@ def find_violations(
         if len(mine) > bound:
             why = f"its limit {limit}" if bound == limit else f"max(limit {limit}, allowed {bound})"
             out.append(
-                f"limit: agent {aid!r} has {len(mine)} ACTIVE chats over {why}: {sorted(mine)}"
+                f"limit: agent {aid!r} has {len(mine)} ACTIVE chats (pending offers included) "
+                f"over {why}: {sorted(mine)}"
             )
     for cid, who in holders.items():
         if len(who) > 1:

@@ -43,6 +43,10 @@ class EventType:
     CHAT_TRANSFERRED = "chat.transferred"
     CHAT_RETURNED = "chat.returned"
     CHAT_QUEUE_POSITION = "chat.queue_position"
+    CHAT_OFFERED = "chat.offered"
+    CHAT_OFFER_ACCEPTED = "chat.offer_accepted"
+    CHAT_OFFER_DECLINED = "chat.offer_declined"
+    CHAT_OFFER_EXPIRED = "chat.offer_expired"
     CHAT_ENDED = "chat.ended"
     CHAT_ABANDONED = "chat.abandoned"
     CHAT_REOPENED = "chat.reopened"
@@ -248,6 +252,41 @@ CATALOGUE: dict[str, EventSpec] = {
                 "by": "leave_policy",
                 "queue": "queue/sales",
             },
+        ),
+        _spec(
+            EventType.CHAT_OFFERED,
+            "The chat was offered to an agent (offers on): they hold its slot until they "
+            "accept, decline, or let the offer expire.",
+            {
+                **_CHAT,
+                "agent_id": "the agent offered the chat",
+                "expires_at": "when the offer expires (Unix seconds)",
+                **_REASON,
+            },
+            {**_CHAT_EX, "agent_id": "a_1", "expires_at": 1700000030.0, **_REASON_EX},
+        ),
+        _spec(
+            EventType.CHAT_OFFER_ACCEPTED,
+            "The agent accepted the offer (chat.assigned follows in the same unit of work).",
+            {**_CHAT, "agent_id": "the agent", "waited_s": "seconds the offer waited"},
+            {**_CHAT_EX, "agent_id": "a_1", "waited_s": 4.2},
+        ),
+        _spec(
+            EventType.CHAT_OFFER_DECLINED,
+            "The agent declined the offer; the chat goes to the next agent (chat.offered or "
+            "chat.assigned follows) or waits again (chat.queued or chat.unassigned follows).",
+            {
+                **_CHAT,
+                "agent_id": "the agent who declined (never offered this chat again)",
+                "decline_reason": "the reason the agent gave ('' when none)",
+            },
+            {**_CHAT_EX, "agent_id": "a_1", "decline_reason": "lunch break"},
+        ),
+        _spec(
+            EventType.CHAT_OFFER_EXPIRED,
+            "The offer ran out before the agent answered; the chat goes on as after a decline.",
+            {**_CHAT, "agent_id": "the agent who did not answer (never offered this chat again)"},
+            {**_CHAT_EX, "agent_id": "a_1"},
         ),
         _spec(
             EventType.CHAT_ENDED,

@@ -21,6 +21,10 @@ __all__ = [
     "chat_abandoned",
     "chat_assigned",
     "chat_ended",
+    "chat_offer_accepted",
+    "chat_offer_declined",
+    "chat_offer_expired",
+    "chat_offered",
     "chat_queue_position",
     "chat_queued",
     "chat_reopened",
@@ -76,6 +80,30 @@ def chat_assigned(
         "automatic": automatic,
     }
     return EventType.CHAT_TRANSFERRED, data
+
+
+def chat_offered(agent_id: str, expires_at: float, reason: Mapping[str, Any]) -> Item:
+    """``chat.offered``: the chat is offered to ``agent_id`` until ``expires_at``."""
+    return EventType.CHAT_OFFERED, {
+        "agent_id": agent_id,
+        "expires_at": expires_at,
+        "reason": reason,
+    }
+
+
+def chat_offer_accepted(agent_id: str, waited_s: float) -> Item:
+    """``chat.offer_accepted``: ``agent_id`` accepted the offer after ``waited_s``."""
+    return EventType.CHAT_OFFER_ACCEPTED, {"agent_id": agent_id, "waited_s": waited_s}
+
+
+def chat_offer_declined(agent_id: str, reason: str) -> Item:
+    """``chat.offer_declined``: ``agent_id`` declined the offer, saying ``reason``."""
+    return EventType.CHAT_OFFER_DECLINED, {"agent_id": agent_id, "decline_reason": reason}
+
+
+def chat_offer_expired(agent_id: str) -> Item:
+    """``chat.offer_expired``: the offer to ``agent_id`` ran out."""
+    return EventType.CHAT_OFFER_EXPIRED, {"agent_id": agent_id}
 
 
 def chat_reopened() -> Item:
