@@ -105,8 +105,10 @@ def test_chat_state_is_open() -> None:
     assert {s for s in ChatState if s.is_open} == {
         ChatState.QUEUED,
         ChatState.UNASSIGNED,
+        ChatState.OFFERED,
         ChatState.ACTIVE,
     }
+    assert {s for s in ChatState if s.holds_slot} == {ChatState.OFFERED, ChatState.ACTIVE}
 
 
 def _load(limit: int, chats: int, inactive: int = 0) -> AgentLoad:
