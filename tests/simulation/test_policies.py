@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,7 @@ from chatmgmt.simulation import (
     scenario_from_dict,
     simulate,
 )
+from chatmgmt.simulation._cli import simulate_main
 
 AUTO = {"assignment": {"auto_transfer_s": 30}}
 
@@ -265,3 +268,55 @@ def test_coming_back_within_the_grace_time_keeps_the_chats() -> None:
     policy = Variant({"assignment": {"leave": {"action": "requeue", "grace_s": 10}}})
     rep = run_replication(sc, policy, random.Random(1))
     assert rep.moved == (0,) and rep.chats == (1, 0)
+
+
+def test_the_command_line_compares_variants_from_a_scenario_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sticky.json"
+    path.write_text(
+        json.dumps(
+            {
+                "duration_s": 3600,
+                "warmup_s": 0,
+                "replications": 2,
+                "policies": [
+                    "round_robin",
+                    {
+                        "name": "sticky",
+                        "settings": {"assignment": {"sticky": {"after_close_s": 86400}}},
+                    },
+                    {
+                        "name": "auto",
+                        "strategy": "least_busy",
+                        "settings": {"assignment": {"auto_transfer_s": 30}},
+                    },
+                ],
+                "arrivals": [{"per_min": 1, "handle": 120, "returning_share": 0.7}],
+                "agents": [{"count": 3, "reply": {"dist": "fixed", "value_s": 5}}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert simulate_main(["--scenario", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)["policies"]
+    assert list(doc) == ["round_robin", "sticky", "auto"]
+    assert doc["sticky"]["p_same_agent"] > doc["round_robin"]["p_same_agent"]
+    assert doc["auto"]["auto_transfers"] == 0.0  # every agent answers within 5 s
+    assert "auto_transfers" not in doc["sticky"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        ({"strategy": "least_busy"}, "policies[0].name"),
+        ({"name": "x", "settings": []}, "policies[0].settings"),
+        ({"name": "x", "flavour": 1}, "policies[0]: unknown key(s): flavour"),
+        (3, "policies[0]: must be a policy name or an object"),
+    ],
+)
+def test_bad_variants_in_a_file_name_the_field(policy: object, fragment: str) -> None:
+    data = {"policies": [policy], "arrivals": [{"per_min": 1}], "agents": [{}]}
+    with pytest.raises(ScenarioError) as info:
+        scenario_from_dict(data)
+    assert fragment in str(info.value)

@@ -17,6 +17,7 @@ from ._distributions import Distribution, Exponential, Fixed, LogNormal
 from ._engine import POLICY_NAMES, SimulationResult, compare
 from ._file import load_scenario
 from ._formulas import ErlangResult
+from ._policy import Variant
 from ._scenario import Scenario, ScenarioError, predict
 
 __all__ = ["simulate_main"]
@@ -197,8 +198,8 @@ def _handle(args: argparse.Namespace) -> Distribution:
     return Exponential(mean)
 
 
-def _build(args: argparse.Namespace) -> tuple[Scenario, list[str], int, int, float]:
-    policies = list(args.policy or [])
+def _build(args: argparse.Namespace) -> tuple[Scenario, list[str | Variant], int, int, float]:
+    policies: list[str | Variant] = list(args.policy or [])
     run: dict[str, Any] = {
         k: getattr(args, k)
         for k in ("target_s", "duration_s", "warmup_s", "replications", "seed", "confidence")

@@ -3,7 +3,9 @@
 ```json
 {
   "duration_s": 14400, "warmup_s": 1800, "target_s": 20,
-  "replications": 10, "seed": 1, "policies": ["round_robin", "saturation"],
+  "replications": 10, "seed": 1,
+  "policies": ["round_robin", "saturation",
+               {"name": "sticky", "settings": {"assignment": {"sticky": {"after_close_s": 3600}}}}],
   "arrivals": [
     {"group": "sales", "per_min": 2.5,
      "handle": {"dist": "lognormal", "mean_s": 240, "cv": 0.8},
@@ -22,10 +24,11 @@ A distribution is a number (an exponential mean in seconds) or ``{"dist": "expon
 "mean_s"}``, ``{"dist": "lognormal", "mean_s", "cv"}``, ``{"dist": "fixed", "value_s"}``,
 ``{"dist": "empirical", "values": [...]}`` or ``{"dist": "empirical", "file": "times.txt"}`` (one
 value per line). A stream may add ``vip_share``, ``vip_level`` and ``returning_share``; an
-agent a ``reply`` distribution (its time to answer). A trace is a list of times, or of
-``{"at_s", "handle_s", "patience_s"}`` objects, or ``"trace_file"``: a CSV with a header
-naming ``at_s`` (and optionally ``handle_s``, ``patience_s``). Relative paths are relative
-to the scenario file.
+agent a ``reply`` distribution (its time to answer). A policy is a name or a variant:
+``{"name", "strategy", "settings"}`` (settings merged over the file's). A trace is a list of
+times, or of ``{"at_s", "handle_s", "patience_s"}`` objects, or ``"trace_file"``: a CSV with
+a header naming ``at_s`` (and optionally ``handle_s``, ``patience_s``). Relative paths are
+relative to the scenario file.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import attrs
 from ..errors import SettingsError
 from ..settings import ChatSettings
 from ._distributions import Distribution, Empirical, Exponential, Fixed, LogNormal
+from ._policy import Variant
 from ._scenario import (
     AgentSpec,
     ArrivalStream,
@@ -61,7 +65,7 @@ class ScenarioFile:
     """A loaded scenario plus the run options the file gave (None: not given)."""
 
     scenario: Scenario
-    policies: tuple[str, ...] = ()
+    policies: tuple[str | Variant, ...] = ()
     replications: int | None = None
     seed: int | None = None
     confidence: float | None = None
@@ -308,8 +312,9 @@ def scenario_from_dict(data: Any, base_dir: str | Path = ".") -> ScenarioFile:
     policies = data.get("policies", [])
     if isinstance(policies, str):
         policies = [policies]
-    if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
-        raise ScenarioError("policies: must be a list of policy names")
+    if not isinstance(policies, list):
+        raise ScenarioError("policies: must be a list of policy names or variant objects")
+    policies = [_policy(p, f"policies[{i}]") for i, p in enumerate(policies)]
     replications = _int(data["replications"], "replications", 1) if "replications" in data else None
     seed = _int(data["seed"], "seed", 0) if "seed" in data else None
     confidence = None
@@ -319,6 +324,26 @@ def scenario_from_dict(data: Any, base_dir: str | Path = ".") -> ScenarioFile:
             raise ScenarioError(f"confidence: must be in (0, 1), got {confidence:g}")
     scenario = Scenario(streams, agents, settings=settings, **kwargs)
     return ScenarioFile(scenario, tuple(policies), replications, seed, confidence)
+
+
+def _policy(item: Any, path: str) -> str | Variant:
+    """A policy name, or ``{"name", "strategy", "settings"}``: a :class:`Variant`."""
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, Mapping):
+        raise _fail(path, f"must be a policy name or an object, got {item!r}")
+    extra = set(item) - {"name", "strategy", "settings"}
+    if extra:
+        raise _fail(path, f"unknown key(s): {', '.join(sorted(extra))}")
+    name, strategy = item.get("name"), item.get("strategy", "round_robin")
+    if not isinstance(name, str) or not name:
+        raise _fail(f"{path}.name", "a variant needs a name (a non-empty string)")
+    if not isinstance(strategy, str):
+        raise _fail(f"{path}.strategy", f"must be a policy name, got {strategy!r}")
+    settings = item.get("settings", {})
+    if not isinstance(settings, Mapping):
+        raise _fail(f"{path}.settings", "must be an object of settings")
+    return Variant(settings, strategy, name)
 
 
 def _load_data(file: Path) -> Any:
