@@ -293,7 +293,9 @@ def test_the_command_line_compares_variants_from_a_scenario_file(
                     },
                 ],
                 "arrivals": [{"per_min": 1, "handle": 120, "returning_share": 0.7}],
-                "agents": [{"count": 3, "reply": {"dist": "fixed", "value_s": 5}}],
+                "agents": [
+                    {"count": 3, "reply": {"dist": "fixed", "value_s": 5}, "decline_share": 0}
+                ],
             }
         ),
         encoding="utf-8",
@@ -320,3 +322,52 @@ def test_bad_variants_in_a_file_name_the_field(policy: object, fragment: str) ->
     with pytest.raises(ScenarioError) as info:
         scenario_from_dict(data)
     assert fragment in str(info.value)
+
+
+# ----------------------------------------------------------------------------- offers
+
+OFFERS = {"assignment": {"offers": {"enabled": True, "timeout_s": 30}}}
+
+
+def _one_chat(*agents: AgentSpec) -> Scenario:
+    return Scenario([TraceArrivals([0.0], handle_s=[100.0])], list(agents), 1000.0, 0.0)
+
+
+def test_a_declined_offer_goes_to_the_next_agent() -> None:
+    sc = _one_chat(AgentSpec("picky", decline_share=1.0), AgentSpec("keen"))
+    rep = run_replication(sc, Variant(OFFERS), random.Random(1))
+    assert rep.declined == (1,)
+    assert rep.waits_s == (0.0,) and rep.answered == (True,)
+    assert rep.chats == (0, 1)  # an assignment counts when the offer is accepted
+
+
+def test_an_offer_nobody_answers_runs_out_and_moves_on() -> None:
+    sc = _one_chat(AgentSpec("sleepy", offer_reply=Fixed(60.0)), AgentSpec("keen"))
+    rep = run_replication(sc, Variant(OFFERS), random.Random(1))
+    assert rep.declined == (1,)
+    assert rep.waits_s == (30.0,)  # the offer to sleepy ran out at 30 s; keen accepted
+    assert rep.chats == (0, 1)
+    # an answer within the timeout is an acceptance after that long
+    quick = _one_chat(AgentSpec("thinks", offer_reply=Fixed(12.0)), AgentSpec("keen"))
+    rep = run_replication(quick, Variant(OFFERS), random.Random(1))
+    assert rep.declined == (0,) and rep.waits_s == (12.0,) and rep.chats == (1, 0)
+
+
+def test_a_chat_every_agent_declined_waits() -> None:
+    sc = _one_chat(AgentSpec("picky", decline_share=1.0))
+    rep = run_replication(sc, Variant(OFFERS), random.Random(1))
+    assert rep.declined == (1,) and rep.answered == (False,)  # never offered to picky again
+    result = simulate(sc, Variant(OFFERS), replications=1)
+    assert result.offer_declines is not None and result.offer_declines.mean == 1.0
+    assert simulate(sc, "round_robin", replications=1).offer_declines is None
+
+
+def test_compare_offers_on_and_off_under_load() -> None:
+    agents = [AgentSpec(f"a{i}", offer_reply=Exponential(8.0), decline_share=0.2) for i in range(3)]
+    sc = Scenario([PoissonArrivals(1 / 90, handle=Exponential(150.0))], agents, 3 * 3600, 600)
+    results = compare(sc, {"assign": "round_robin", "offer": Variant(OFFERS)}, replications=3)
+    on, off = results["offer"], results["assign"]
+    assert on.offer_declines is not None and on.offer_declines.low > 0
+    assert off.offer_declines is None
+    pairs = zip(on.mean_wait_s.values, off.mean_wait_s.values, strict=True)
+    assert all(a > b for a, b in pairs)  # offers cost their answer time and the declines

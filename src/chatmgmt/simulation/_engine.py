@@ -117,7 +117,8 @@ class SimulationResult:
     customers answered by their last agent (None: no returning customer); ``auto_transfers``
     the automatic transfers per customer (None: auto-transfer off); with a leave policy that
     moves chats, ``leave_moves`` (moves per customer) and ``rewait_s`` (the mean time a moved
-    chat waited for its next agent; NaN when none moved).
+    chat waited for its next agent; NaN when none moved); with offers on, ``offer_declines``
+    (offers declined or run out, per customer).
     """
 
     policy: str
@@ -136,6 +137,7 @@ class SimulationResult:
     auto_transfers: Estimate | None = None
     leave_moves: Estimate | None = None
     rewait_s: Estimate | None = None
+    offer_declines: Estimate | None = None
 
     @property
     def p_wait(self) -> Estimate:
@@ -190,6 +192,7 @@ class SimulationResult:
             ("auto_transfers", self.auto_transfers),
             ("leave_moves", self.leave_moves),
             ("rewait_s", self.rewait_s),
+            ("offer_declines", self.offer_declines),
         ):
             if maybe is not None:
                 out[name] = _num(maybe.mean)
@@ -227,6 +230,7 @@ def _summarize(
     confidence: float,
     auto: bool = False,
     leave: bool = False,
+    offers: bool = False,
 ) -> SimulationResult:
     target = scenario.target_s
     overall = _queue_figures(reps, None, target, confidence)
@@ -253,6 +257,9 @@ def _summarize(
             name: _queue_figures(reps, None, target, confidence, vip=flag)
             for name, flag in (("vip", True), ("regular", False))
         }
+    leave_figures: tuple[Estimate | None, Estimate | None] = (
+        _leave_figures(reps, confidence) if leave else (None, None)
+    )
     return SimulationResult(
         name,
         len(reps),
@@ -268,8 +275,13 @@ def _summarize(
         classes,
         _share_same_agent(reps, confidence),
         _transfers(reps, confidence, auto),
-        *(_leave_figures(reps, confidence) if leave else (None, None)),
+        *leave_figures,
+        _per_customer([rep.declined for rep in reps], confidence) if offers else None,
     )
+
+
+def _per_customer(counts: Sequence[Sequence[int]], confidence: float) -> Estimate:
+    return estimate([sum(c) / len(c) if c else 0.0 for c in counts], confidence)
 
 
 def _leave_figures(reps: Sequence[Replication], confidence: float) -> tuple[Estimate, Estimate]:
@@ -294,10 +306,7 @@ def _share_same_agent(reps: Sequence[Replication], confidence: float) -> Estimat
 def _transfers(reps: Sequence[Replication], confidence: float, auto: bool) -> Estimate | None:
     if not auto:
         return None
-    return estimate(
-        [sum(rep.transfers) / len(rep.transfers) if rep.transfers else 0.0 for rep in reps],
-        confidence,
-    )
+    return _per_customer([rep.transfers for rep in reps], confidence)
 
 
 def _seeds(seed: int, replications: int) -> list[random.Random]:
@@ -370,5 +379,6 @@ def compare(
         assignment = resolve_policy(p, scenario.settings)[0].assignment
         auto = assignment.auto_transfer_s > 0
         leave = leaves(assignment.leave, AgentStatus.OFFLINE)
-        out[name] = _summarize(scenario, name, reps, confidence, auto, leave)
+        offers = assignment.offers.enabled or bool(assignment.offers.groups)
+        out[name] = _summarize(scenario, name, reps, confidence, auto, leave, offers)
     return out

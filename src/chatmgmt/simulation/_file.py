@@ -24,7 +24,8 @@ A distribution is a number (an exponential mean in seconds) or ``{"dist": "expon
 "mean_s"}``, ``{"dist": "lognormal", "mean_s", "cv"}``, ``{"dist": "fixed", "value_s"}``,
 ``{"dist": "empirical", "values": [...]}`` or ``{"dist": "empirical", "file": "times.txt"}`` (one
 value per line). A stream may add ``vip_share``, ``vip_level`` and ``returning_share``; an
-agent a ``reply`` distribution (its time to answer). A policy is a name or a variant:
+agent ``reply`` and ``offer_reply`` distributions (its time to answer a chat, an offer) and
+a ``decline_share``. A policy is a name or a variant:
 ``{"name", "strategy", "settings"}`` (settings merged over the file's). A trace is a list of
 times, or of ``{"at_s", "handle_s", "patience_s"}`` objects, or ``"trace_file"``: a CSV with
 a header naming ``at_s`` (and optionally ``handle_s``, ``patience_s``). Relative paths are
@@ -235,7 +236,8 @@ def _stream(item: Any, path: str, base: Path) -> ArrivalStream:
 def _agents(item: Any, path: str, base: Path) -> list[AgentSpec]:
     if not isinstance(item, Mapping):
         raise _fail(path, f"must be an object, got {item!r}")
-    extra = set(item) - {"id", "count", "prefix", "slots", "groups", "tier", "shifts", "reply"}
+    known = {"id", "count", "prefix", "slots", "groups", "tier", "shifts"}
+    extra = set(item) - known - {"reply", "offer_reply", "decline_share"}
     if extra:
         raise _fail(path, f"unknown key(s): {', '.join(sorted(extra))}")
     slots = _int(item.get("slots", 1), f"{path}.slots", 1)
@@ -259,9 +261,15 @@ def _agents(item: Any, path: str, base: Path) -> list[AgentSpec]:
         count = _int(item.get("count", 1), f"{path}.count", 1)
         prefix = str(item.get("prefix", "agent"))
         ids = [f"{prefix}{i + 1:02d}" for i in range(count)]
-    reply = _distribution(item["reply"], f"{path}.reply", base) if "reply" in item else None
+    answers: dict[str, Any] = {
+        key: _distribution(item[key], f"{path}.{key}", base)
+        for key in ("reply", "offer_reply")
+        if key in item
+    }
+    if "decline_share" in item:
+        answers["decline_share"] = item["decline_share"]
     try:
-        return [AgentSpec(aid, slots, frozenset(groups), tier, shifts, reply) for aid in ids]
+        return [AgentSpec(aid, slots, frozenset(groups), tier, shifts, **answers) for aid in ids]
     except ValueError as exc:
         raise _fail(path, str(exc)) from None
 

@@ -5,7 +5,8 @@ auto-transfer deadlines, the end of a leaving agent's grace time); arrivals are 
 sorted list merged with it. A :class:`~chatmgmt.testing.ManualClock` is moved to each event's
 time and the manager is called as a host would call it: ``open_chat`` on arrival (with the
 customer's VIP level and partner id), ``send_message`` when the agent answers, ``tick`` when an
-auto-transfer or a grace time is due, ``end_chat`` when the handle time has elapsed,
+auto-transfer, a grace time or an offer's expiry is due, ``accept_offer`` /
+``decline_offer`` when an agent answers an offer, ``end_chat`` when the handle time has elapsed,
 ``abandon`` when a queued customer's patience runs out, ``set_agent_status`` at shift changes.
 Which agent took which chat — at once, later when a slot frees and the core drains the queue,
 after an auto-transfer or a leave-policy move — is read from the ``chat.assigned``,
@@ -32,29 +33,36 @@ from ._scenario import Scenario
 
 __all__ = ["Replication", "run_replication"]
 
-_END, _ABANDON, _ONLINE, _OFFLINE, _REPLY, _TICK, _LEAVE = range(7)
+_END, _ABANDON, _ONLINE, _OFFLINE, _REPLY, _TICK, _LEAVE, _ACCEPT, _DECLINE = range(9)
 _ASSIGNED = "chat.assigned"
 _TRANSFERRED = "chat.transferred"
 _RETURNED = "chat.returned"
+_OFFERED = "chat.offered"
+_WITHDRAWN = ("chat.offer_declined", "chat.offer_expired")
 
 
 class _Sink:
     """The manager's event sink: keeps (chat id, agent id or None, agent released or None,
-    automatic) of every ``chat.assigned``, ``chat.transferred`` and ``chat.returned``, in
-    commit order (``automatic``: an auto-transfer; a leave-policy move is not one)."""
+    how) of every ``chat.assigned``, ``chat.offered``, ``chat.transferred``,
+    ``chat.returned`` and withdrawn offer, in commit order (``how``: ``"auto"`` for an
+    auto-transfer, ``"offer"`` for an offer made or withdrawn, else ``""``)."""
 
     def __init__(self) -> None:
-        self.moves: list[tuple[str, str | None, str | None, bool]] = []
+        self.moves: list[tuple[str, str | None, str | None, str]] = []
 
     def emit(self, event: Event) -> None:
-        data = event.data
+        data, cid = event.data, str(event.chat_id)
         if event.type == _ASSIGNED:
-            self.moves.append((str(event.chat_id), str(data["agent_id"]), None, False))
+            self.moves.append((cid, str(data["agent_id"]), None, ""))
+        elif event.type == _OFFERED:
+            self.moves.append((cid, str(data["agent_id"]), None, "offer"))
+        elif event.type in _WITHDRAWN:
+            self.moves.append((cid, None, str(data["agent_id"]), "offer"))
         elif event.type == _TRANSFERRED:
-            move = (str(event.chat_id), data["agent_id"], data["from_agent_id"], data["automatic"])
-            self.moves.append(move)
+            how = "auto" if data["automatic"] else ""
+            self.moves.append((cid, data["agent_id"], data["from_agent_id"], how))
         elif event.type == _RETURNED:
-            self.moves.append((str(event.chat_id), None, str(data["from_agent_id"]), False))
+            self.moves.append((cid, None, str(data["from_agent_id"]), ""))
 
 
 @attrs.frozen
@@ -66,7 +74,8 @@ class Replication:
     ``vip`` (a VIP customer), ``returning`` (came back, with a known last agent),
     ``same_agent`` (answered by that last agent), ``transfers`` (automatic transfers of the
     chat), ``moved`` (moves by the leave policy: its agent went offline) and ``rewait_s`` (the
-    time such a chat then waited for its next agent, to it or to the end of the run); per agent (in
+    time such a chat then waited for its next agent, to it or to the end of the run),
+    ``declined`` (offers of the chat declined or run out); per agent (in
     scenario order): ``occupancy`` (busy slot-time over slot-time while online, inside the
     window; NaN when never online) and ``chats`` (assignments inside the
     window); ``busy_slot_s`` / ``online_slot_s`` are the two integrals behind ``occupancy``.
@@ -90,12 +99,13 @@ class Replication:
     transfers: tuple[int, ...] = ()
     moved: tuple[int, ...] = ()
     rewait_s: tuple[float, ...] = ()
+    declined: tuple[int, ...] = ()
 
 
 def _quiet(settings: ChatSettings) -> ChatSettings:
     """The settings a replication ticks with: the simulated customers send no messages and
     their patience is modelled by the simulator, so the inactivity, reminder and queue-wait
-    timers stay off (only auto-transfer deadlines and leave grace timers fire)."""
+    timers stay off (only auto-transfer deadlines, leave grace timers and offer expiries fire)."""
     eoc = attrs.evolve(
         settings.end_of_chat,
         warn_after_s=0.0,
@@ -130,7 +140,8 @@ def run_replication(
     answers = auto_s > 0 or any(spec.reply is not None for spec in scenario.agents)
     leave = settings.assignment.leave
     leaving = leaves(leave, AgentStatus.OFFLINE)
-    if auto_s > 0 or leaving:
+    offers = settings.assignment.offers
+    if auto_s > 0 or leaving or offers.enabled or offers.groups:
         settings = _quiet(settings)
     clock = ManualClock(0.0)
     sink = _Sink()
@@ -193,6 +204,8 @@ def run_replication(
     gen_of = [0] * n  # bumped at every move of the chat: stale events are skipped
     transfers = [0] * n
     moved = [0] * n
+    offered = [False] * n  # the chat is offered to agent_of[i], not yet accepted
+    declined = [0] * n  # offers declined or expired
     moved_at = [math.nan] * n
     rewait = [0.0] * n
     left_handle = list(handle)  # handle time still to go (a chat moved on keeps the rest)
@@ -223,7 +236,8 @@ def run_replication(
         end_at[i] = t
         push(t, _END, i, gen_of[i])
 
-    def assign(i: int, a: int, now: float) -> None:
+    def hold(i: int, a: int, now: float) -> None:
+        """Agent ``a`` holds chat ``i``'s slot (an assignment, or an offer)."""
         if not math.isnan(moved_at[i]):
             rewait[i] += now - moved_at[i]
             moved_at[i] = math.nan
@@ -235,6 +249,26 @@ def run_replication(
             raise AssertionError(
                 f"agent {specs[a].id} holds {active[a]} chats over its limit {slots[a]}"
             )
+
+    def offer(i: int, a: int, now: float) -> None:
+        """Chat ``i`` is offered to ``a``: it answers after its ``offer_reply`` time, or lets
+        the offer run out (the core's expiry, through ``tick``)."""
+        hold(i, a, now)
+        offered[i] = True
+        spec = specs[a]
+        delay = spec.offer_reply.sample(reply_rng) if spec.offer_reply is not None else 0.0
+        declines = spec.decline_share > 0 and reply_rng.random() < spec.decline_share
+        expires = manager.get_chat(f"c{i}").offer_expires_at
+        if expires is not None and now + delay >= expires:
+            push(expires, _TICK, i, gen_of[i])
+        else:
+            push(now + delay, _DECLINE if declines else _ACCEPT, i, gen_of[i])
+
+    def assign(i: int, a: int, now: float) -> None:
+        if offered[i] and agent_of[i] == a:
+            offered[i] = False  # the offer was accepted: the slot is held already
+        else:
+            hold(i, a, now)
         if w0 <= now < w1:
             chats[a] += 1
         if not answers:
@@ -254,18 +288,24 @@ def run_replication(
                     push(timer.due_at, _TICK, i, gen_of[i])
 
     def take_moves(now: float) -> None:
-        for cid, to, away, automatic in sink.moves:
+        while sink.moves:
+            cid, to, away, how = sink.moves.pop(0)
             i = int(cid[1:])
             if away is not None:
                 release(i, now)
-                if automatic:
+                if how == "auto":
                     transfers[i] += 1
+                elif how == "offer":
+                    offered[i] = False
+                    declined[i] += 1
                 else:
                     moved[i] += 1
                     moved_at[i] = now
             if to is not None:
-                assign(i, index[to], now)
-        sink.moves.clear()
+                if how == "offer":
+                    offer(i, index[to], now)
+                else:
+                    assign(i, index[to], now)
 
     def grace_ticks(a: int, now: float) -> None:
         """The agent left: tick when the grace time of each group it holds chats of ends."""
@@ -301,6 +341,13 @@ def run_replication(
             elif kind == _TICK:
                 if gen == gen_of[i]:
                     manager.tick(now)
+            elif kind in (_ACCEPT, _DECLINE):
+                if gen == gen_of[i] and offered[i]:
+                    agent = specs[agent_of[i]].id
+                    if kind == _ACCEPT:
+                        manager.accept_offer(f"c{i}", agent, now=now)
+                    else:
+                        manager.decline_offer(f"c{i}", agent, reason="busy", now=now)
             elif kind == _LEAVE:
                 if not online[i]:
                     manager.tick(now)
@@ -367,4 +414,5 @@ def run_replication(
             rewait[i] + (end - moved_at[i] if not math.isnan(moved_at[i]) else 0.0)
             for i in measured
         ),
+        tuple(declined[i] for i in measured),
     )

@@ -37,7 +37,7 @@ def _check_group(_inst: Any, _attr: Any, value: Any) -> None:
 
 def _check_reply(_inst: Any, attribute: Any, value: Any) -> None:
     if value is not None and not isinstance(value, Distribution):
-        raise ScenarioError(f"reply must be a Distribution or None, got {value!r}")
+        raise ScenarioError(f"{attribute.name} must be a Distribution or None, got {value!r}")
 
 
 def _check_distribution(_inst: Any, attribute: Any, value: Any) -> None:
@@ -235,7 +235,10 @@ class AgentSpec:
     ``shifts`` are ``(start_s, end_s)`` spans when the agent is ONLINE; empty means online for
     the whole run. Chats an agent holds when going offline continue until they end.
     ``reply``: how long the agent takes to answer a chat it was given (None: at once); with
-    ``assignment.auto_transfer_s`` a slower answer is an auto-transfer.
+    ``assignment.auto_transfer_s`` a slower answer is an auto-transfer. With offers on
+    (``assignment.offers``), ``offer_reply`` is how long the agent takes to answer an offer
+    (None: at once; longer than the offer's timeout: it runs out) and ``decline_share`` the
+    share of offers it declines.
     """
 
     id: str
@@ -244,6 +247,8 @@ class AgentSpec:
     tier: int = 0
     shifts: tuple[tuple[float, float], ...] = attrs.field(default=(), converter=_shifts)
     reply: Distribution | None = attrs.field(default=None, validator=_check_reply)
+    offer_reply: Distribution | None = attrs.field(default=None, validator=_check_reply)
+    decline_share: float = attrs.field(default=0.0, validator=_share)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -368,8 +373,8 @@ def predict(scenario: Scenario) -> ErlangResult | None:
     for agent in scenario.agents:
         if stream.group and stream.group not in agent.groups:
             continue  # does not serve this stream
-        if agent.reply is not None:
-            return None  # time to answer (and auto-transfers) add to the handle time
+        if agent.reply is not None or agent.offer_reply is not None or agent.decline_share:
+            return None  # time to answer (auto-transfers, offers) adds to the handle time
         if agent.shifts and not all(s <= 0 and e >= scenario.duration_s for s, e in agent.shifts):
             return None
         servers += agent.slots
