@@ -35,7 +35,7 @@ import ipaddress
 import math
 import re
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import attrs
@@ -49,10 +49,12 @@ __all__ = [
     "Facts",
     "In",
     "Not",
+    "Predicate",
     "Range",
     "Tags",
     "TimeOfDay",
     "Weekday",
+    "compile_condition",
     "holds",
     "ip_in",
     "parse_condition",
@@ -388,38 +390,109 @@ def _tags(facts: Facts) -> frozenset[str]:
 
 def holds(node: Condition, facts: Facts) -> bool:
     """Whether the condition holds for ``facts`` (host data of any shape never raises)."""
-    if isinstance(node, AllOf):
-        return all(holds(item, facts) for item in node.items)
-    if isinstance(node, AnyOf):
-        return any(holds(item, facts) for item in node.items)
-    if isinstance(node, Not):
-        return not holds(node.item, facts)
-    if isinstance(node, In):
+    return compile_condition(node)(facts)
+
+
+Predicate = Callable[[Facts], bool]
+"""A compiled condition: facts in, whether it holds out."""
+
+
+def _all(preds: tuple[Predicate, ...]) -> Predicate:
+    def check(facts: Facts) -> bool:
+        for pred in preds:  # noqa: SIM110 (a plain loop: no generator per evaluation)
+            if not pred(facts):
+                return False
+        return True
+
+    return check
+
+
+def _any(preds: tuple[Predicate, ...]) -> Predicate:
+    def check(facts: Facts) -> bool:
+        for pred in preds:  # noqa: SIM110 (a plain loop: no generator per evaluation)
+            if pred(facts):
+                return True
+        return False
+
+    return check
+
+
+def _in(node: In) -> Predicate:
+    if node.exists is not None:
+        want = node.exists
+        key = node.key
+        if node.subject == "attribute":
+            return lambda f: (key in f.attributes) is want
+        return lambda f: (key in f.custom_fields) is want
+    if node.subject == "ip":
+        ranges = node.values
+        return lambda f: ip_in(f.ip, ranges)
+    values = node.values
+    if node.subject in ("channel", "partner_id"):
+        texts = frozenset(values)  # validated: all strings
+        if node.subject == "channel":
+            return lambda f: f.channel in texts
+        return lambda f: f.partner_id in texts
+
+    def check(facts: Facts) -> bool:
         present, value = _lookup(node, facts)
-        if node.exists is not None:
-            return present is node.exists
-        if node.subject == "ip":
-            return ip_in(value, node.values)
-        return present and any(_same(value, v) for v in node.values)
-    if isinstance(node, Range):
+        return present and any(_same(value, v) for v in values)
+
+    return check
+
+
+def _range_pred(node: Range) -> Predicate:
+    lo, hi = node.lo, node.hi
+
+    def check(facts: Facts) -> bool:
         present, value = _lookup(node, facts)
         number = _as_number(value) if present else None
-        return number is not None and node.lo <= number <= node.hi
-    if isinstance(node, Tags):
-        tags = _tags(facts)
-        if node.mode == "any":
-            return bool(tags & node.values)
-        if node.mode == "all":
-            return node.values <= tags
-        return not tags & node.values
-    if isinstance(node, TimeOfDay):
-        local = _local(facts, node.timezone)
+        return number is not None and lo <= number <= hi
+
+    return check
+
+
+def _tags_pred(node: Tags) -> Predicate:
+    values, mode = node.values, node.mode
+    if mode == "any":
+        return lambda f: not values.isdisjoint(_tags(f))
+    if mode == "all":
+        return lambda f: values <= _tags(f)
+    return lambda f: values.isdisjoint(_tags(f))
+
+
+def _time_pred(node: TimeOfDay) -> Predicate:
+    start, end, zone = node.start, node.end, node.timezone
+
+    def check(facts: Facts) -> bool:
+        local = _local(facts, zone)
         minute = local.hour * 60 + local.minute
-        if node.start < node.end:
-            return node.start <= minute < node.end
-        return minute >= node.start or minute < node.end
-    local = _local(facts, node.timezone)
-    return local.weekday() in node.days
+        if start < end:
+            return start <= minute < end
+        return minute >= start or minute < end
+
+    return check
+
+
+def compile_condition(node: Condition) -> Predicate:
+    """The condition as a predicate over :class:`Facts` (compile once, call per chat)."""
+    if isinstance(node, AllOf):
+        return _all(tuple(compile_condition(item) for item in node.items))
+    if isinstance(node, AnyOf):
+        return _any(tuple(compile_condition(item) for item in node.items))
+    if isinstance(node, Not):
+        inner = compile_condition(node.item)
+        return lambda f: not inner(f)
+    if isinstance(node, In):
+        return _in(node)
+    if isinstance(node, Range):
+        return _range_pred(node)
+    if isinstance(node, Tags):
+        return _tags_pred(node)
+    if isinstance(node, TimeOfDay):
+        return _time_pred(node)
+    days, zone = node.days, node.timezone
+    return lambda f: _local(f, zone).weekday() in days
 
 
 def ip_in(ip: object, ranges: Sequence[str]) -> bool:

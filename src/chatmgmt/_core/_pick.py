@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("chatmgmt")
+_TIMEOUT: Any = getattr(asyncio, "timeout", None)  # asyncio.timeout, Python 3.11+
 
 
 @attrs.frozen
@@ -110,10 +111,13 @@ async def pick_async(
     try:
         result = strategy(eligible, chat)
         if inspect.isawaitable(result):
-            if timeout_s > 0:
-                result = await asyncio.wait_for(result, timeout_s)
-            else:
+            if timeout_s <= 0:
                 result = await result
+            elif _TIMEOUT is not None:  # 3.11+: no task wrapped around the strategy
+                async with _TIMEOUT(timeout_s):
+                    result = await result
+            else:
+                result = await asyncio.wait_for(result, timeout_s)
     except asyncio.TimeoutError:
         log.warning("custom strategy timed out after %ss; using the fallback", timeout_s)
         return PickFailed("timeout", f"no answer within {timeout_s:g}s")

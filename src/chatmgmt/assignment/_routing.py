@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .._conditions import Condition, Facts, holds, ip_in, parse_condition
+from .._conditions import Facts, Predicate, compile_condition, ip_in, parse_condition
 from ..model import AgentId, Chat, CustomerInfo, Sticky
 from ..ports import Census
 from ..settings import (
@@ -124,21 +124,53 @@ def estimate_wait_s(position: int, census: Census, handle_s: float) -> float:
     return (position + 1) * handle_s / census.capacity
 
 
-_COMPILED: dict[int, tuple[RoutingRule, Condition]] = {}
+_COMPILED: dict[int, tuple[RoutingRule, Predicate]] = {}
 
 
-def rule_condition(rule: RoutingRule) -> Condition | None:
-    """The parsed ``when`` tree of a rule (parsed once per rule object), or None."""
+def rule_condition(rule: RoutingRule) -> Predicate | None:
+    """The compiled ``when`` tree of a rule (compiled once per rule object), or None."""
     if rule.when is None:
         return None
     entry = _COMPILED.get(id(rule))
     if entry is not None and entry[0] is rule:
         return entry[1]
-    condition = parse_condition(rule.when, "when")
+    predicate = compile_condition(parse_condition(rule.when, "when"))
     if len(_COMPILED) >= 4096:
         _COMPILED.clear()
-    _COMPILED[id(rule)] = (rule, condition)
-    return condition
+    _COMPILED[id(rule)] = (rule, predicate)
+    return predicate
+
+
+def _facts(
+    info: CustomerInfo,
+    partner_id: str | None,
+    attributes: Mapping[str, Any] | None,
+    now: float | None,
+    timezone: str,
+) -> Facts:
+    return Facts(
+        info.channel,
+        info.vip_level,
+        info.ip,
+        partner_id,
+        attributes if attributes is not None else {},
+        info.custom_fields,
+        now,
+        timezone,
+    )
+
+
+def _flat(rule: RoutingRule, info: CustomerInfo, partner_id: str | None) -> bool:
+    """Whether the rule's flat conditions (the original syntax) hold."""
+    if rule.channels and info.channel not in rule.channels:
+        return False
+    if rule.min_vip_level is not None and info.vip_level < rule.min_vip_level:
+        return False
+    if rule.ip_ranges and not ip_in(info.ip, rule.ip_ranges):
+        return False
+    if rule.partner_ids and partner_id not in rule.partner_ids:
+        return False
+    return all(info.custom_fields.get(k) == v for k, v in rule.customer_fields.items())
 
 
 def match_rule(
@@ -156,30 +188,10 @@ def match_rule(
     ``timezone`` (the default zone of time and weekday conditions) are what the rule's ``when``
     tree may test; a tree with a time condition needs ``now``.
     """
-    if rule.channels and info.channel not in rule.channels:
+    if not _flat(rule, info, partner_id):
         return False
-    if rule.min_vip_level is not None and info.vip_level < rule.min_vip_level:
-        return False
-    if rule.ip_ranges and not ip_in(info.ip, rule.ip_ranges):
-        return False
-    if rule.partner_ids and partner_id not in rule.partner_ids:
-        return False
-    if not all(info.custom_fields.get(k) == v for k, v in rule.customer_fields.items()):
-        return False
-    condition = rule_condition(rule)
-    if condition is None:
-        return True
-    facts = Facts(
-        info.channel,
-        info.vip_level,
-        info.ip,
-        partner_id,
-        attributes if attributes is not None else {},
-        info.custom_fields,
-        now,
-        timezone,
-    )
-    return holds(condition, facts)
+    predicate = rule_condition(rule)
+    return predicate is None or predicate(_facts(info, partner_id, attributes, now, timezone))
 
 
 def group_timezone(settings: AssignmentSettings, group: str) -> str:
@@ -257,25 +269,30 @@ def plan_route(
     sticky_id = sticky_agent(sticky, settings.sticky, now) if partner_id else None
     if sticky_id is not None and sticky_id != request.designated_agent:
         targets.append(Target("agent", sticky_id, "sticky"))
-    zone = group_timezone(settings, group)
+    facts: Facts | None = None  # built once, for the first rule with a ``when`` tree
     for rule in settings.routing_rules:
-        matched = match_rule(
-            rule, chat.customer, partner_id, attributes=chat.attributes, now=now, timezone=zone
-        )
-        if matched:
-            if rule.target_agent is not None:
-                targets.append(Target("agent", rule.target_agent, "rule", rule.name))
-            if rule.target_group is not None:
-                targets.append(Target("group", rule.target_group, "rule", rule.name))
-                group = rule.target_group
-            if rule.strict:
-                wait = (
-                    queue_name(group)
-                    if rule.target_group is not None
-                    else agent_queue(rule.target_agent or "")
-                )
-                return RoutePlan(tuple(targets), group, wait, (), True)
-            break
+        if not _flat(rule, chat.customer, partner_id):
+            continue
+        predicate = rule_condition(rule)
+        if predicate is not None:
+            if facts is None:
+                zone = group_timezone(settings, group)
+                facts = _facts(chat.customer, partner_id, chat.attributes, now, zone)
+            if not predicate(facts):
+                continue
+        if rule.target_agent is not None:
+            targets.append(Target("agent", rule.target_agent, "rule", rule.name))
+        if rule.target_group is not None:
+            targets.append(Target("group", rule.target_group, "rule", rule.name))
+            group = rule.target_group
+        if rule.strict:
+            wait = (
+                queue_name(group)
+                if rule.target_group is not None
+                else agent_queue(rule.target_agent or "")
+            )
+            return RoutePlan(tuple(targets), group, wait, (), True)
+        break
     if not any(t.kind == "group" and t.id == group for t in targets):
         targets.append(Target("group", group, "default"))
     return RoutePlan(tuple(targets), group, queue_name(group), settings.overflow, False)
