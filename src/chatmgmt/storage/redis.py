@@ -112,6 +112,7 @@ from ..ports import (
     retention_start,
 )
 from ._codec import decode, encode, upgrade_chat
+from ._redis_wire import wire_for
 
 __all__ = ["DATA_VERSION", "AsyncRedisStorage", "RedisStorage", "key_prefix"]
 
@@ -420,7 +421,7 @@ class _Ops:
     def agents_census(self, group: str) -> _Gen[Census]:
         """See :meth:`chatmgmt.ports.AgentStore.census` (one hash read)."""
         raw = yield _Call(("HGETALL", self.key("cen", _enc(group))))
-        counts = {_s(k): int(_s(v)) for k, v in (raw or {}).items()}
+        counts = {k: int(v) for k, v in _pairs(raw).items()}
         return Census(**{f: counts.get(f, 0) for f in _CENSUS_FIELDS})
 
     def agents_censuses(self, groups: Any) -> _Gen[list[GroupCensus]]:
@@ -703,6 +704,21 @@ def _scan_reply(reply: Any) -> tuple[int, list[Any]]:
     return int(cursor), list(keys)
 
 
+_RAW_REPLIES = frozenset({"HGET", "HGETALL", "HMGET", "LRANGE", "ZCARD", "XLEN", "EXISTS"})
+"""Commands whose raw reply the operations read as they are (HGETALL: a flat list in RESP2, a
+map in RESP3, both read by :func:`_pairs`); only these take the driver's short path."""
+
+
+def _pairs(raw: Any) -> dict[str, str]:
+    """A hash reply as text pairs: a dict (RESP3, or a response callback) or a flat list."""
+    if not raw:
+        return {}
+    if isinstance(raw, dict):
+        return {_s(k): _s(v) for k, v in raw.items()}
+    flat = [_s(v) for v in raw]
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 class _SyncDriver:
     """Runs generators of Redis commands against a sync client (shared with the webhook
     delivery store, which brings its own scripts)."""
@@ -714,22 +730,33 @@ class _SyncDriver:
         self.scripts = {name: client.register_script(body) for name, body in source.items()}
         self._unchecked = "data_version" in self.scripts
         self._cluster = hasattr(client, "get_primaries")
+        self.wire = wire_for(client)  # the short path (a plain single-server client), or None
+
+    def _script(self, name: str, keys: list[str], args: tuple[Any, ...]) -> Any:
+        if self.wire is not None:
+            return self.wire.script(self.scripts[name], keys, args)
+        return self.scripts[name](keys=keys, args=args)
+
+    def _call(self, args: tuple[Any, ...]) -> Any:
+        if self.wire is not None and args[0] in _RAW_REPLIES:
+            return self.wire.command(args)
+        return self.client.execute_command(*args)
 
     def run(self, gen: Generator[Any, Any, _T]) -> _T:
         """Run ``gen`` to its end, answering each command it yields; return its value."""
         keys = [self.ops.prefix]
         try:
             if self._unchecked:
-                self.scripts["data_version"](keys=keys, args=())
+                self._script("data_version", keys, ())
                 self._unchecked = False
             cmd = next(gen)
             while True:
                 if isinstance(cmd, _ScanDelete):
                     result: Any = self._scan_delete(cmd.pattern)
                 elif (name := getattr(cmd, "name", None)) is not None:  # a script
-                    result = self.scripts[name](keys=keys, args=cmd.args)
+                    result = self._script(name, keys, cmd.args)
                 else:
-                    result = self.client.execute_command(*cmd.args)
+                    result = self._call(cmd.args)
                 cmd = gen.send(result)
         except StopIteration as stop:
             return cast(_T, stop.value)
@@ -962,7 +989,10 @@ class RedisStorage:
         return self._driver.run(self._ops.delete_namespace())
 
     def close(self) -> None:
-        """Close the client if this storage created it from a URL."""
+        """Close the client if this storage created it from a URL (and the connections of
+        the driver's short path)."""
+        if self._driver.wire is not None:
+            self._driver.wire.close()
         if self._owned:
             self.client.close()
 

@@ -1,0 +1,233 @@
+"""The sync Redis driver's short path (``storage/_redis_wire.py``) on a real server.
+
+It must answer exactly as redis-py does (RESP2 and RESP3 clients, text-decoding clients, error
+replies, replies of every RESP3 type), survive a connection the server closed (falling back to
+``execute_command``), a script cache the server flushed (NOSCRIPT), threads, and stay off for
+clients it does not know how to short-cut (a cluster, a single-connection client).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from chatmgmt import ChatManager
+from chatmgmt.errors import PreconditionFailed, StorageError
+from chatmgmt.model import Agent, AgentId, AgentStatus, ChatId, CustomerInfo, EndReason
+from chatmgmt.ports import Change, RankedClaim
+from chatmgmt.storage._redis_wire import _Reader, pack, wire_for
+from chatmgmt.storage.redis import RedisStorage
+
+pytestmark = pytest.mark.redis
+
+
+def _storage(client: Any) -> RedisStorage:
+    return RedisStorage(client, f"wire-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def client(request: pytest.FixtureRequest, redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url, protocol=request.param)
+    yield c
+    c.close()
+
+
+def _agents(storage: RedisStorage, n: int = 3, limit: int = 2) -> ChatManager:
+    manager = ChatManager(storage=storage)
+    for i in range(n):
+        manager.register_agent(
+            Agent(
+                AgentId(f"a{i}"),
+                skill_groups=frozenset({"g"}),
+                reception_limit=limit,
+                status=AgentStatus.ONLINE,
+            ),
+            now=0.0,
+        )
+    return manager
+
+
+def test_the_short_path_is_taken_and_answers_as_redis_py(client: redis.Redis) -> None:
+    storage = _storage(client)
+    assert storage._driver.wire is not None
+    manager = _agents(storage)
+    chat = manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c1")
+    assert chat.agent_id is not None
+    # the same reads through redis-py's own path give the same answers
+    wire = storage._driver.wire
+    census = storage.agents.census("g")
+    assert storage.chats.get("c1") == chat
+    storage._driver.wire = None
+    assert storage.agents.census("g") == census
+    assert storage.chats.get("c1") == chat
+    storage._driver.wire = wire
+    manager.end_chat(ChatId("c1"), reason=EndReason.AGENT)
+    assert storage.chats.get("c1").state.value == "ended"  # type: ignore[union-attr]
+    storage.delete_namespace()
+    storage.close()
+
+
+def test_a_refused_unit_raises_and_the_connection_stays_usable(client: redis.Redis) -> None:
+    storage = _storage(client)
+    _agents(storage, n=1, limit=1)
+    claim = RankedClaim("g", storage_ranking())
+    storage.apply(Change(ChatId("x1"), None, 1.0, claim=claim))
+    with pytest.raises(PreconditionFailed) as err:
+        storage.apply(Change(ChatId("x2"), None, 2.0, claim=claim))
+    assert err.value.reason == "no_agent"
+    assert storage.agents.get("a0").chats == {"x1"}  # type: ignore[union-attr]
+    storage.delete_namespace()
+    storage.close()
+
+
+def storage_ranking() -> Any:
+    from chatmgmt.assignment import LEAST_BUSY
+
+    return LEAST_BUSY
+
+
+def test_a_connection_the_server_closed_falls_back_and_recovers(client: redis.Redis) -> None:
+    storage = _storage(client)
+    manager = _agents(storage)
+    manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c1")
+    wire = storage._driver.wire
+    assert wire is not None and len(wire._idle) == 1
+    own = wire.command(("CLIENT", "ID"))  # the id of the wire's one connection
+    assert client.client_kill_filter(_id=own) == 1
+    chat = manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c2")
+    assert chat.agent_id is not None
+    assert storage.chats.get("c2") == chat
+    storage.delete_namespace()
+    storage.close()
+
+
+def test_a_flushed_script_cache_is_loaded_again(client: redis.Redis) -> None:
+    storage = _storage(client)
+    manager = _agents(storage)
+    client.script_flush()
+    chat = manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c1")
+    assert storage.chats.get("c1") == chat
+    storage.delete_namespace()
+    storage.close()
+
+
+def test_a_data_version_refusal_is_the_adapters_error(client: redis.Redis) -> None:
+    storage = _storage(client)
+    client.set(storage.key_prefix + ":dv", "999")
+    with pytest.raises(StorageError, match="version 999"):
+        storage.chats.get("c1")
+    client.delete(storage.key_prefix + ":dv")
+    storage.delete_namespace()
+    storage.close()
+
+
+def test_text_decoding_clients_get_the_same_answers(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    storage = _storage(client)
+    assert storage._driver.wire is not None
+    manager = _agents(storage)
+    chat = manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c1")
+    assert storage.chats.get("c1") == chat
+    assert storage.agents.census("g").total == 3
+    storage.delete_namespace()
+    storage.close()
+    client.close()
+
+
+def test_threads_never_share_a_connection(client: redis.Redis) -> None:
+    storage = _storage(client)
+    manager = _agents(storage, n=8, limit=50)
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(30):
+                cid = f"t{t}-{i}"
+                manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id=cid)
+                assert storage.chats.get(cid).id == cid  # type: ignore[union-attr]
+                manager.end_chat(ChatId(cid), reason=EndReason.AGENT)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    ended = storage.chats.list()
+    assert len(ended) == 120 and all(c.state.value == "ended" for c in ended)
+    assert storage.agents.census("g").load == 0
+    storage.delete_namespace()
+    storage.close()
+
+
+def test_other_clients_keep_redis_pys_path(redis_url: str) -> None:
+    single = redis.Redis.from_url(redis_url, single_connection_client=True)
+    assert wire_for(single) is None
+    blocking = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(redis_url))
+    assert wire_for(blocking) is None
+    latin = redis.Redis.from_url(redis_url, encoding="latin-1")
+    assert wire_for(latin) is None
+    single.close()
+    blocking.close()
+    latin.close()
+
+
+def test_pack_writes_resp() -> None:
+    assert pack(("SET", b"k", 1, 2.5, "ü")) == (
+        b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n$3\r\n2.5\r\n$2\r\n\xc3\xbc\r\n"
+    )
+    with pytest.raises(TypeError):
+        pack(("SET", None))
+
+
+class _Chunks:
+    """A socket that hands out a byte string a few bytes at a time."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data = data
+        self.size = size
+
+    def recv(self, _n: int) -> bytes:
+        out, self.data = self.data[: self.size], self.data[self.size :]
+        return out
+
+
+@pytest.mark.parametrize("size", [1, 3, 1000])
+def test_the_reader_parses_every_resp_type_across_chunk_borders(size: int) -> None:
+    from redis._parsers.base import BaseParser
+
+    data = (
+        b"*12\r\n:1\r\n$5\r\nhello\r\n$-1\r\n+OK\r\n_\r\n#t\r\n,1.5\r\n(12345678901234567890\r\n"
+        b"%1\r\n$1\r\nk\r\n:2\r\n~1\r\n$1\r\ns\r\n=8\r\ntxt:abcd\r\n-ERR inner\r\n"
+        b">2\r\n$4\r\npush\r\n$1\r\nx\r\n"  # an out-of-band push, skipped
+        b"|1\r\n$1\r\na\r\n$1\r\nb\r\n:7\r\n"  # attributes before a reply, skipped
+        b"-NOSCRIPT No matching script\r\n"
+    )
+    reader = _Reader(_Chunks(data, size), BaseParser.parse_error)
+    first = reader.reply()
+    assert first[:10] == [
+        1,
+        b"hello",
+        None,
+        b"OK",
+        None,
+        True,
+        1.5,
+        12345678901234567890,
+        {b"k": 2},
+        [b"s"],
+    ]
+    assert first[10] == b"abcd"
+    assert isinstance(first[11], redis.ResponseError) and str(first[11]) == "inner"
+    assert reader.reply() == 7
+    with pytest.raises(redis.exceptions.NoScriptError):
+        reader.reply()
+    with pytest.raises(ConnectionError):
+        reader.reply()  # the socket is closed
