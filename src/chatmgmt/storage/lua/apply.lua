@@ -40,7 +40,7 @@ if plan.empty ~= nil then
     return {0, 'queue_not_empty', false, false, false, plan.empty}
   end
 end
-local picked = nil
+local picked, pstate = nil, nil
 local claim = plan.claim
 if claim ~= nil then
   if claim.a ~= nil then
@@ -50,11 +50,13 @@ if claim ~= nil then
     if not a or not (claim.f or holds(akey, id) or (eligible(a) and picked ~= plan.rel)) then
       return {0, 'agent_unavailable', false, false, picked, false}
     end
+    if picked ~= plan.rel then pstate = a end
   else
     local excluded = {}
     for _, x in ipairs(claim.x) do excluded[x] = true end
-    if plan.rel ~= nil then excluded[plan.rel] = true end
-    picked = pick(claim.g, claim.r, excluded)
+    local nexcluded = #claim.x
+    if plan.rel ~= nil then excluded[plan.rel], nexcluded = true, nexcluded + 1 end
+    picked, pstate = pick(claim.g, claim.r, excluded, nexcluded)  -- never the released agent
     if not picked then return {0, 'no_agent', false, false, false, claim.g} end
   end
 end
@@ -64,9 +66,9 @@ local now, tb = plan.now, plan.tb
 if plan.rel ~= nil then do_release(P .. ':ag:' .. enc(plan.rel), id, now, tb) end
 if picked then
   if claim.t then
-    do_touch(P .. ':ag:' .. enc(picked), now, tb)
+    do_touch(P .. ':ag:' .. enc(picked), now, tb, pstate)
   else
-    do_claim(P .. ':ag:' .. enc(picked), id, now, tb)
+    do_claim(P .. ':ag:' .. enc(picked), id, now, tb, pstate)
   end
 end
 if plan.inact ~= nil then
@@ -76,20 +78,20 @@ if plan.rm ~= nil then
   for _, q in ipairs(plan.rm) do queue_remove(q, id) end
 end
 if plan.push ~= nil then queue_push(plan.push[1], id, plan.push[2]) end
-if plan.cancel ~= nil then
-  for _, key in ipairs(plan.cancel) do timer_cancel(key, '') end
-end
+if plan.cancel ~= nil then timers_cancel(plan.cancel) end
 -- a ranked pick replaces the placeholder in the chat, the timers and the events it stores
 local replacement = nil
 if picked and claim.a == nil then replacement = cjson.encode(picked) end
 local nsched = 0
 if plan.sched ~= nil then
+  local timers = {}
   for i, t in ipairs(plan.sched) do
     local json = ARGV[4 + i]
     if replacement then json = bind(json, replacement) end
-    timer_schedule(t[1], t[2], json)
+    timers[i] = {t[1], t[2], json}
     nsched = i
   end
+  timers_schedule(timers)
 end
 if plan.ver ~= nil then
   local json = ARGV[2]

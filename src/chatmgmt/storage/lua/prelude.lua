@@ -55,13 +55,14 @@ local function spec(rid)
   return s
 end
 
+-- an agent's state; tier, order, last, idle and tb stay text until a ranking reads them
+-- (parsing a double costs the script more than reading the field)
 local function agent_state(akey)
   local h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
                        'id')
   if not h[1] then return nil end
-  return {status = h[1], limit = tonumber(h[2]), tier = tonumber(h[3]), order = tonumber(h[4]),
-          last = tonumber(h[5]), idle = tonumber(h[6]), tb = tonumber(h[7]), id = h[8],
-          active = redis.call('SCARD', akey .. ':chats')}
+  return {status = h[1], limit = tonumber(h[2]), tier = h[3], order = h[4], last = h[5],
+          idle = h[6], tb = h[7], id = h[8], active = redis.call('SCARD', akey .. ':chats')}
 end
 
 -- _load.eligible: ONLINE and below the reception limit
@@ -77,11 +78,11 @@ local function rankvalue(a, f)
     return 1.0
   end
   if f == 'free' then return math.max(0, a.limit - a.active) end
-  if f == 'last_assigned_at' then return a.last end
-  if f == 'idle_since' then return a.idle end
-  if f == 'tier' then return a.tier end
-  if f == 'account_order' then return a.order end
-  if f == 'tiebreak' then return a.tb end
+  if f == 'last_assigned_at' then return tonumber(a.last) end
+  if f == 'idle_since' then return tonumber(a.idle) end
+  if f == 'tier' then return tonumber(a.tier) end
+  if f == 'account_order' then return tonumber(a.order) end
+  if f == 'tiebreak' then return tonumber(a.tb) end
   error('unknown rank field ' .. f)
 end
 
@@ -154,9 +155,19 @@ local function after(akey, groups)
   index(akey, a, groups)
 end
 
--- after a change of one agent's load (its groups unchanged): census deltas and index moves
-local function changed(akey, old)
-  local new = agent_state(akey)
+-- `a` after a change of its load: `dactive` more counted chats and the fields of `set`
+-- (what agent_state would read back after the writes that made the change)
+local function moved(a, dactive, set)
+  local n = {}
+  for k, v in pairs(a) do n[k] = v end
+  n.active = a.active + dactive
+  for k, v in pairs(set) do n[k] = v end
+  return n
+end
+
+-- after a change of one agent's load (its groups unchanged): census deltas and index moves;
+-- `new` is the agent's state after the change
+local function changed(akey, old, new)
   local groups = redis.call('SMEMBERS', akey .. ':groups')
   local d = {}
   for k, v in pairs(contrib(old)) do d[k] = (d[k] or 0) - v end
@@ -191,20 +202,21 @@ local function holds(akey, chat)
       or redis.call('SISMEMBER', akey .. ':inactive', chat) == 1
 end
 
--- _load.claimed and _load.forced (the agent exists)
-local function do_claim(akey, chat, now, tb)
+-- _load.claimed and _load.forced (the agent exists; `a`: its state when already read in this
+-- script and unchanged since, else nil)
+local function do_claim(akey, chat, now, tb, a)
   if holds(akey, chat) then return end
-  local a = agent_state(akey)
+  a = a or agent_state(akey)
   redis.call('SADD', akey .. ':chats', chat)
   redis.call('HSET', akey, 'last', now, 'tb', tb)
-  changed(akey, a)
+  changed(akey, a, moved(a, 1, {last = now, tb = tb}))
 end
 
 -- _load.touched: a pick without a slot counts as an assignment for the rankings
-local function do_touch(akey, now, tb)
-  local a = agent_state(akey)
+local function do_touch(akey, now, tb, a)
+  a = a or agent_state(akey)
   redis.call('HSET', akey, 'last', now, 'tb', tb)
-  changed(akey, a)
+  changed(akey, a, moved(a, 0, {last = now, tb = tb}))
 end
 
 -- _load.released (idempotent; an unknown agent is left alone)
@@ -214,12 +226,14 @@ local function do_release(akey, chat, now, tb)
   local c = redis.call('SREM', akey .. ':chats', chat)
   local i = redis.call('SREM', akey .. ':inactive', chat)
   if c == 0 and i == 0 then return end
-  if redis.call('SCARD', akey .. ':chats') == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
+  local set = {tb = tb}
+  if a.active - c == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
     redis.call('HSET', akey, 'idle', now, 'tb', tb)
+    set.idle = now
   else
     redis.call('HSET', akey, 'tb', tb)
   end
-  changed(akey, a)
+  changed(akey, a, moved(a, -c, set))
 end
 
 -- _load.moved_inactive (idempotent; an unknown agent is left alone)
@@ -229,7 +243,7 @@ local function do_inactive(akey, chat, inactive)
   local from, to = ':chats', ':inactive'
   if not inactive then from, to = ':inactive', ':chats' end
   if redis.call('SMOVE', akey .. from, akey .. to, chat) == 0 then return end
-  changed(akey, a)
+  if inactive then changed(akey, a, moved(a, -1, {})) else changed(akey, a, moved(a, 1, {})) end
 end
 
 -- a ranking index is built the first time a ranking is used, then kept in step
@@ -249,14 +263,16 @@ local function ensure_ranking(rid)
   end
 end
 
--- the first eligible agent of group `genc` by ranking `rid` not in `excluded` (a set), or nil
-local function pick(genc, rid, excluded)
+-- the first eligible agent of group `genc` by ranking `rid` not in `excluded` (a set of
+-- `nexcluded` ids), and its state; nil when there is none. The first read asks for one entry
+-- more than there are exclusions (each entry read costs the script a string), then doubles.
+local function pick(genc, rid, excluded, nexcluded)
   ensure_ranking(rid)
   local width = 8 * #spec(rid)
   local zkey = P .. ':rk:' .. genc .. ':' .. rid
-  local offset = 0
+  local offset, size = 0, nexcluded + 1
   while true do
-    local batch = redis.call('ZRANGE', zkey, offset, offset + 31)
+    local batch = redis.call('ZRANGE', zkey, offset, offset + size - 1)
     if #batch == 0 then return nil end
     for _, m in ipairs(batch) do
       local aid = string.sub(m, width + 1)
@@ -265,10 +281,11 @@ local function pick(genc, rid, excluded)
         if not a or not eligible(a) then
           error('ranking index out of step with agent ' .. aid)
         end
-        return aid
+        return aid, a
       end
     end
-    offset = offset + 32
+    offset = offset + size
+    size = math.min(2 * size, 64)
   end
 end
 
@@ -308,6 +325,60 @@ local function timer_schedule(key, due, json)
   redis.call('ZADD', z, due, m)
   redis.call('HSET', mh, key, m)
   redis.call('HSET', P .. ':tm:d', key, json)
+end
+
+-- timer_cancel(key, '') of every key of `keys`, in three writes
+local function timers_cancel(keys)
+  if #keys == 0 then return end
+  local z, mh = P .. ':tm:z', P .. ':tm:m'
+  local members = redis.call('HMGET', mh, unpack(keys))
+  local found, gone = {}, {}
+  for i, m in ipairs(members) do
+    if m then
+      found[#found + 1] = m
+      gone[#gone + 1] = keys[i]
+    end
+  end
+  if #found == 0 then return end
+  redis.call('ZREM', z, unpack(found))
+  redis.call('HDEL', mh, unpack(gone))
+  redis.call('HDEL', P .. ':tm:d', unpack(gone))
+end
+
+-- timer_schedule of every {key, due, json} of `timers` in order (the same numbers and
+-- writes), in five writes when no key repeats
+local function timers_schedule(timers)
+  local n = #timers
+  if n == 0 then return end
+  local keys, seen = {}, {}
+  for i, t in ipairs(timers) do
+    if seen[t[1]] then
+      for _, u in ipairs(timers) do timer_schedule(u[1], u[2], u[3]) end
+      return
+    end
+    seen[t[1]] = true
+    keys[i] = t[1]
+  end
+  local z, mh = P .. ':tm:z', P .. ':tm:m'
+  local old = {}
+  for _, m in ipairs(redis.call('HMGET', mh, unpack(keys))) do
+    if m then old[#old + 1] = m end
+  end
+  if #old > 0 then redis.call('ZREM', z, unpack(old)) end
+  local first = redis.call('INCRBY', P .. ':tm:seq', n) - n
+  local zargs, margs, dargs = {}, {}, {}
+  for i, t in ipairs(timers) do
+    local m = string.format('%020d', first + i) .. t[1]
+    zargs[#zargs + 1] = t[2]
+    zargs[#zargs + 1] = m
+    margs[#margs + 1] = t[1]
+    margs[#margs + 1] = m
+    dargs[#dargs + 1] = t[1]
+    dargs[#dargs + 1] = t[3]
+  end
+  redis.call('ZADD', z, unpack(zargs))
+  redis.call('HSET', mh, unpack(margs))
+  redis.call('HSET', P .. ':tm:d', unpack(dargs))
 end
 
 local function timer_cancel(key, due)
