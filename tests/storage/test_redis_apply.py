@@ -464,6 +464,44 @@ def test_a_failed_precondition_writes_nothing(redis_storage: RedisStorage) -> No
     assert _snapshot(redis_storage) == before
 
 
+def test_repeated_timer_keys_in_one_unit_end_as_on_memory(redis_storage: RedisStorage) -> None:
+    """The script schedules and cancels a unit's timers in batches; a key given twice (or
+    cancelled and scheduled in one unit) ends as one at a time would leave it."""
+    memory = MemoryStorage()
+    cid = ChatId("c1")
+    first = Change(
+        cid,
+        None,
+        now=1.0,
+        chat=Chat(cid, CustomerInfo(), channel="web"),
+        schedule=(
+            Timer("t1", 5.0, cid, "k", payload={"n": 1}),
+            Timer("t2", 6.0, cid, "k"),
+            Timer("t1", 7.0, cid, "k", payload={"n": 2}),
+        ),
+    )
+    second = Change(
+        cid,
+        0,
+        now=2.0,
+        chat=Chat(cid, CustomerInfo(), channel="web", version=1),
+        cancel=("t2", "t2", "t3", "t1"),
+        schedule=(Timer("t1", 9.0, cid, "k", payload={"n": 3}),),
+    )
+    for storage in (memory, redis_storage):
+        storage.apply(first)
+    assert redis_storage.timers.get("t1") == memory.timers.get("t1")
+    assert redis_storage.timers.get("t1").due_at == 7.0  # type: ignore[union-attr]
+    assert redis_storage.timers.get("t2") == memory.timers.get("t2")
+    for storage in (memory, redis_storage):
+        storage.apply(second)
+    for key in ("t1", "t2", "t3"):
+        assert redis_storage.timers.get(key) == memory.timers.get(key)
+    assert redis_storage.timers.get("t2") is None
+    due = [t.key for t in redis_storage.timers.claim_due(100.0, 10, 5.0)]
+    assert due == [t.key for t in memory.timers.claim_due(100.0, 10, 5.0)] == ["t1"]
+
+
 def test_the_async_face_applies_the_same_unit(redis_storage: RedisStorage) -> None:
     async def run() -> tuple[Applied, Chat | None, list[Event]]:
         storage = _aopen(redis_storage)
