@@ -231,3 +231,29 @@ def test_the_reader_parses_every_resp_type_across_chunk_borders(size: int) -> No
         reader.reply()
     with pytest.raises(ConnectionError):
         reader.reply()  # the socket is closed
+
+
+def test_a_forked_child_uses_connections_of_its_own(client: redis.Redis) -> None:
+    import os
+
+    storage = _storage(client)
+    manager = _agents(storage)
+    manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c1")
+    wire = storage._driver.wire
+    assert wire is not None and len(wire._idle) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's connection is forgotten, a new one serves it
+        code = 1
+        try:
+            if not wire._idle:
+                manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c2")
+                code = 0 if storage.chats.get("c2") is not None else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the parent's connection is still in step
+    assert len(wire._idle) == 1
+    assert storage.chats.get("c1") is not None and storage.chats.get("c2") is not None
+    storage.delete_namespace()
+    storage.close()

@@ -17,13 +17,14 @@ exactly as it would have without this path. Any other client (a cluster, a Senti
 blocking pool, a single-connection client, a client-side cache) never takes the short path.
 
 Threads: a connection is taken from the idle list and put back after one command (``list.pop``
-and ``append`` are atomic), so concurrent threads never share one. After a fork the child
-drops the parent's connections without closing them.
+and ``append`` are atomic), so concurrent threads never share one. In a forked child every
+wire forgets the parent's connections without closing them (``os.register_at_fork``).
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 
 __all__ = ["Wire", "pack", "wire_for"]
@@ -129,6 +130,16 @@ class _Reader:
 
 _PUSH = object()
 
+_WIRES: weakref.WeakSet[Wire] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for wire in list(_WIRES):
+        wire._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
 
 def wire_for(client: Any) -> Wire | None:
     """A :class:`Wire` for ``client`` when it is a plain single-server sync client, else None."""
@@ -165,12 +176,12 @@ class Wire:
         self._noscript = exceptions.NoScriptError
         self._pool = client.connection_pool
         self._idle: list[tuple[Any, _Reader]] = []
-        self._pid = os.getpid()
+        _WIRES.add(self)
+
+    def _forked(self) -> None:
+        self._idle = []  # the parent's sockets: not ours to use or close
 
     def _take(self) -> tuple[Any, _Reader]:
-        if self._pid != os.getpid():  # a forked child: the parent's sockets are not ours
-            self._idle = []
-            self._pid = os.getpid()
         try:
             return self._idle.pop()
         except IndexError:
