@@ -2,8 +2,9 @@
 
 It must answer exactly as redis-py does (RESP2 and RESP3 clients, text-decoding clients, error
 replies, replies of every RESP3 type), survive a connection the server closed (falling back to
-``execute_command``), a script cache the server flushed (NOSCRIPT), threads, and stay off for
-clients it does not know how to short-cut (a cluster, a single-connection client).
+``execute_command``), a script cache the server flushed (NOSCRIPT), threads and forks, and stay
+off for clients it does not know how to short-cut (a cluster, a single-connection client). The
+adapter's decoded-agent cache must follow every configuration change.
 """
 
 from __future__ import annotations
@@ -255,5 +256,23 @@ def test_a_forked_child_uses_connections_of_its_own(client: redis.Redis) -> None
     # the parent's connection is still in step
     assert len(wire._idle) == 1
     assert storage.chats.get("c1") is not None and storage.chats.get("c2") is not None
+    storage.delete_namespace()
+    storage.close()
+
+
+def test_decoded_agents_are_shared_until_their_configuration_changes(client: redis.Redis) -> None:
+    storage = _storage(client)
+    _agents(storage, n=1)
+    first, again = storage.agents.get("a0"), storage.agents.get("a0")
+    assert first is not None and again is not None
+    assert again.agent is first.agent  # one decoded value for one stored JSON
+    storage.agents.put(
+        Agent(AgentId("a0"), skill_groups=frozenset({"g", "h"}), reception_limit=4),
+        1.0,
+        expected_version=first.version,
+    )
+    changed = storage.agents.get("a0")
+    assert changed is not None and changed.agent.reception_limit == 4
+    assert changed.agent.skill_groups == {"g", "h"} and changed.agent.status.value == "offline"
     storage.delete_namespace()
     storage.close()

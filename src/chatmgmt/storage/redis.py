@@ -240,10 +240,24 @@ def _s(value: Any) -> str:
     return str(value)
 
 
+_AGENTS: dict[Any, Agent] = {}
+"""Agents decoded from their stored JSON, by that JSON (an agent's configuration changes
+rarely, its load on every claim; the frozen value is shared). Emptied when it holds 4,096."""
+
+
+def _agent(raw: Any) -> Agent:
+    agent = _AGENTS.get(raw)
+    if agent is None:
+        if len(_AGENTS) >= 4096:
+            _AGENTS.clear()
+        agent = _AGENTS[raw] = decode(raw, Agent)
+    return agent
+
+
 def _load(reply: Any) -> AgentLoad:
     agent_json, last, idle, tb, chats, inactive, version = reply
     return AgentLoad(
-        agent=decode(agent_json, Agent),
+        agent=_agent(agent_json),
         chats=frozenset(ChatId(_s(c)) for c in chats),
         inactive=frozenset(ChatId(_s(c)) for c in inactive),
         last_assigned_at=float(_s(last)),
