@@ -111,7 +111,9 @@ class Model:
             raise PreconditionFailed("missing", cid, change.expected_version)
         elif stored.version != change.expected_version:
             raise PreconditionFailed("version", cid, change.expected_version, stored.version)
-        if change.require_empty is not None and self.queues.get(change.require_empty):
+        waiting = self.queues.get(change.require_empty or "", [])
+        if change.require_empty is not None and any(c != cid for _, _, c in waiting):
+            # empty but for this chat itself (ports.Change: a chat waiting there may be routed)
             raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
         claim = change.claim
         picked: AgentId | None = None
