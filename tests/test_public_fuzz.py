@@ -193,6 +193,9 @@ def test_open_chat(
                     "queue_status",
                     "set_inactive",
                     "purge",
+                    "accept_offer",
+                    "decline_offer",
+                    "take_chat",
                 ]
             ),
             st.one_of(ids, st.just("<chat>")),
@@ -248,6 +251,12 @@ def _call(manager: ChatManager, name: str, chat_id: Any, text: Any, payload: Any
         return manager.queue_status(chat_id, now=later)
     if name == "set_inactive":
         return manager.set_inactive(chat_id, now=later)
+    if name == "accept_offer":
+        return manager.accept_offer(chat_id, text, now=later)
+    if name == "decline_offer":
+        return manager.decline_offer(chat_id, "ann", reason=text, now=later)
+    if name == "take_chat":
+        return manager.take_chat(text, chat_id=chat_id if payload else None, now=later)
     assert name == "purge"
     return manager.purge(now=START + 1e9, limit=3)
 
@@ -329,6 +338,8 @@ def test_bad_text_everywhere_is_refused_cleanly(value: str) -> None:
     _only_ours(lambda: manager.send_message(chat.id, "hi", sender=value, now=START + 1))
     _only_ours(lambda: manager.transfer(chat.id, to_group=value, now=START + 1))
     _only_ours(lambda: manager.end_chat(chat.id, by=value, now=START + 1))
+    _only_ours(lambda: manager.decline_offer(chat.id, "ann", reason=value, now=START + 1))
+    _only_ours(lambda: manager.take_chat(value, now=START + 1))
     _only_ours(lambda: manager.open_chat(CustomerInfo(partner_id=value), now=START))
     _only_ours(lambda: manager.open_chat(CustomerInfo(), chat_id=value, now=START))
     _only_ours(lambda: manager.open_chat(CustomerInfo(), attributes={value: value}, now=START))
