@@ -474,29 +474,66 @@ _T = TypeVar("_T")
 
 
 def _copier(cls: type, changed: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
-    # one generated function per class and set of changed fields: each field is written
-    # through its slot's own setter (no frozen ``__setattr__``, no "is it changed?" test)
+    # one generated function per class and set of changed fields. A slotted class is copied
+    # through its mutable twin (below): plain attribute stores, the interpreter's fastest
+    # path, and then the copy becomes an instance of ``cls``; no validator runs, no "is it
+    # changed?" test per field
     fields = attrs.fields(cls)
     names = [a.name for a in fields]
     unknown = [name for name in changed if name not in names]
     if unknown:
         raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
-    scope: dict[str, Any] = {"new_": object.__new__, "cls": cls}
-    lines = ["def copy(inst, ch):", "    new = new_(cls)"]
-    for i, name in enumerate(names):
-        slot = next((k.__dict__[name] for k in cls.__mro__ if name in k.__dict__), None)
-        setter = slot.__set__ if isinstance(slot, types.MemberDescriptorType) else None
-        value = f"ch[{name!r}]" if name in changed else f"inst.{name}"
-        if setter is not None:
-            scope[f"s{i}"] = setter
-            lines.append(f"    s{i}(new, {value})")
-        else:
+    twin = _twin(cls, names)
+    scope: dict[str, Any] = {"new_": object.__new__, "cls": cls, "twin": twin}
+    lines = ["def copy(inst, ch):"]
+    if twin is not None:
+        lines.append("    new = new_(twin)")
+        for name in names:
+            value = f"ch[{name!r}]" if name in changed else f"inst.{name}"
+            lines.append(f"    new.{name} = {value}")
+        lines.append("    new.__class__ = cls")
+    else:
+        lines.append("    new = new_(cls)")
+        for name in names:
+            value = f"ch[{name!r}]" if name in changed else f"inst.{name}"
             lines.append(f"    set_(new, {name!r}, {value})")
     lines.append("    return new")
     scope["set_"] = object.__setattr__
     exec("\n".join(lines), scope)
     copier: Callable[[Any, dict[str, Any]], Any] = scope["copy"]
     return copier
+
+
+_TWINS: dict[type, type | None] = {}
+
+
+def _twin(cls: type, names: list[str]) -> type | None:
+    """A subclass of ``cls`` that adds nothing but plain (unfrozen) attribute setting, so a
+    copy can be filled in with ordinary stores and then given ``cls`` as its class (the
+    layouts are the same); None when a field is not a slot of ``cls``."""
+    if cls in _TWINS:
+        return _TWINS[cls]
+    twin: type | None = None
+    slotted = all(
+        isinstance(
+            next((k.__dict__[n] for k in cls.__mro__ if n in k.__dict__), None),
+            types.MemberDescriptorType,
+        )
+        for n in names
+    )
+    if slotted and "__dict__" not in dir(cls):
+        twin = type(
+            f"_{cls.__name__}Copy",
+            (cls,),
+            {
+                "__slots__": (),
+                "__setattr__": object.__setattr__,
+                "__delattr__": object.__delattr__,
+                "__module__": cls.__module__,
+            },
+        )
+    _TWINS[cls] = twin
+    return twin
 
 
 def evolve(inst: _T, **changes: Any) -> _T:
