@@ -313,6 +313,10 @@ class Change:
     sticky: Sticky | None = None
     events: tuple[Event, ...] = ()
     tiebreak: float = 0.0
+    owned: bool = False
+    """``chat``, ``events`` and the ``schedule``'s timers were built for this change alone
+    (nobody else holds them): an adapter that writes nothing after the pick may fill in the
+    picked agent in place (:meth:`bound` with ``in_place=True``) instead of copying them."""
 
     def check(self) -> None:
         """Raise :class:`~chatmgmt.errors.ValidationError` when the change is malformed: a
@@ -340,25 +344,39 @@ class Change:
         chat, events, schedule = self.bound(agent_id)
         return evolve(self, chat=chat, events=events, schedule=schedule)
 
-    def bound(self, agent_id: AgentId) -> tuple[Chat | None, tuple[Event, ...], tuple[Timer, ...]]:
-        """The chat, events and timers of :meth:`bind` (without copying the change itself)."""
+    def bound(
+        self, agent_id: AgentId, *, in_place: bool = False
+    ) -> tuple[Chat | None, tuple[Event, ...], tuple[Timer, ...]]:
+        """The chat, events and timers of :meth:`bind` (without copying the change itself).
+
+        ``in_place`` (only for an :attr:`owned` change, applied once): the chat, the events'
+        data and the timers' payloads are changed themselves and returned, no copy is made.
+        """
         chat = self.chat
         if chat is not None:
             reason = chat.route_reason
             if PICKED in reason.values():
-                reason = {k: agent_id if v == PICKED else v for k, v in reason.items()}
+                if in_place:
+                    _bind_items(reason, agent_id)  # type: ignore[arg-type]
+                else:
+                    reason = {k: agent_id if v == PICKED else v for k, v in reason.items()}
             served = chat.served_by
             if PICKED in served:
                 served = tuple(agent_id if a == PICKED else a for a in served)
-            chat = evolve(
-                chat,
-                agent_id=agent_id if chat.agent_id == PICKED else chat.agent_id,
-                served_by=served,
-                route_reason=reason,
-            )
+            agent = agent_id if chat.agent_id == PICKED else chat.agent_id
+            if in_place:
+                _SET_AGENT(chat, agent)
+                _SET_SERVED(chat, served)
+            else:
+                chat = evolve(chat, agent_id=agent, served_by=served, route_reason=reason)
         events = self.events
         for i, event in enumerate(events):
             if event.data.get("agent_id") == PICKED:
+                if in_place:
+                    for e in events[i:]:
+                        if e.data.get("agent_id") == PICKED:
+                            e.data["agent_id"] = agent_id  # type: ignore[index]
+                    break
                 events = (
                     *events[:i],
                     *(
@@ -372,6 +390,10 @@ class Change:
         schedule = self.schedule
         for i, timer in enumerate(schedule):
             if _payload_holds_picked(timer.payload):
+                if in_place:
+                    for t in schedule[i:]:
+                        _bind_items(t.payload, agent_id)  # type: ignore[arg-type]
+                    break
                 schedule = (
                     *schedule[:i],
                     *(
@@ -385,6 +407,17 @@ class Change:
                 )
                 break
         return chat, events, schedule
+
+
+_SET_AGENT = Chat.__dict__["agent_id"].__set__
+_SET_SERVED = Chat.__dict__["served_by"].__set__
+
+
+def _bind_items(values: dict[str, object], agent_id: AgentId) -> None:
+    """``values`` with the picked ``agent_id`` in place of :data:`PICKED`, changed in place."""
+    for key, value in values.items():
+        if _holds_picked(value):
+            values[key] = _bind_value(value, agent_id)
 
 
 def _payload_holds_picked(payload: Mapping[str, object]) -> bool:

@@ -34,6 +34,7 @@ from ..model import (
     MessageRole,
     Timer,
     evolve,
+    maker,
     stamp,
 )
 from ..moderation import FilterHolder, SensitiveWordFilter
@@ -218,7 +219,7 @@ class CoreBase:
             for queue in (*plan.remove, *((plan.push.queue,) if plan.push else ())):
                 if tracked(queue):
                     schedule.append(positions_timer(queue, now))
-        change = Change(
+        change = _new_change(  # Change's fields in order (no validators: see model.maker)
             new.id,
             None if old is None else old.version,
             now,
@@ -235,6 +236,7 @@ class CoreBase:
             plan.sticky,
             tuple(events),
             self.rng.random(),
+            True,  # ``new``, the events and the timers were built here for this change alone
         )
         applied = yield from call(Storage.apply, change)
         if not isinstance(plan.claim, RankedClaim):  # else planned with the placeholder agent
@@ -297,6 +299,9 @@ class CoreBase:
             return
         for event in events:
             yield from call(EventSink.emit, event)
+
+
+_new_change = maker(Change)
 
 
 class _RandomIds:

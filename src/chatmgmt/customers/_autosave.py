@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import math
 import time
+from typing import Any
 
 from ..errors import IdentityVerificationError, ValidationError
 from ..model import Customer, CustomerInfo, evolve
@@ -128,6 +129,8 @@ def should_save(partner_id: str | None, channel: str, settings: AutoSaveSettings
 
 
 _FIELDS = ("name", "email", "phone", "ip")
+_BLANK = Customer(partner_id="blank")
+"""What a new record's fields are compared with: every field at its default."""
 _CHANNEL_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 
@@ -141,8 +144,8 @@ def merge_customer(
     record every given field counts as changed. The result's version is the existing one + 1
     (1 for a new record) only when something changed.
     """
-    base = existing if existing is not None else Customer(partner_id=partner_id, created_at=now)
-    changes: dict[str, object] = {}
+    base = existing if existing is not None else _BLANK  # a new record starts blank
+    changes: dict[str, Any] = {}
     for name in _FIELDS:
         value = getattr(info, name)
         if value and value != getattr(base, name):
@@ -164,7 +167,10 @@ def merge_customer(
         if shared is None and len(_CHANNEL_SETS) < 1024:
             shared = _CHANNEL_SETS[channels] = channels
         changes["channels"] = shared if shared is not None else channels
-    if existing is not None and not changes:
+    if existing is None:
+        new = Customer(partner_id=partner_id, created_at=now, updated_at=now, version=1, **changes)
+        return new, changed
+    if not changes:
         return existing, ()
-    updated = evolve(base, **changes, updated_at=now, version=base.version + 1)
+    updated = evolve(existing, **changes, updated_at=now, version=existing.version + 1)
     return updated, changed

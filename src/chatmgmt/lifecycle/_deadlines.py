@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 
 from ..errors import ValidationError
-from ..model import Chat, ChatState, ReceptionMode, Timer
+from ..model import Chat, ChatState, ReceptionMode, Timer, maker
 from ..settings import AssignmentSettings, EndOfChatSettings, resolve
 from ._state import ChatEvent
 
@@ -308,18 +308,17 @@ def _timers(chat: Chat, planned: list[tuple[TimerKind, list[Any], float]]) -> tu
         if _already_fired(chat, kind, basis):
             continue
         value = _VALUES[kind]
+        # (key, due_at, chat_id, kind, version, payload); the basis as a tuple of atomic
+        # values: the collector can stop tracking it
         out.append(
-            Timer(
-                key=f"{chat.id}:{value}",
-                due_at=due,
-                chat_id=chat.id,
-                kind=value,
-                version=chat.version,
-                # a tuple of atomic values: the collector can stop tracking it
-                payload={"basis": tuple(basis)},
+            _new_timer(
+                f"{chat.id}:{value}", due, chat.id, value, chat.version, {"basis": tuple(basis)}
             )
         )
     return tuple(out)
+
+
+_new_timer = maker(Timer)
 
 
 def _due(
@@ -400,7 +399,8 @@ def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) 
     * ``unassign``, ``end``, ``abandon``, ``leave_message``, ``reopen``: both are dropped;
     * messages change nothing.
     """
-    event = ChatEvent(event)
+    if event.__class__ is not ChatEvent:
+        event = ChatEvent(event)
     if event is ChatEvent.QUEUE or event is ChatEvent.OFFER:
         return {QUEUED_AT_KEY: now if chat.queued_at is None else chat.queued_at}
     if event is ChatEvent.REQUEUE:

@@ -208,7 +208,8 @@ def initial_state(mode: ReceptionMode) -> ChatState:
     A Real-Time chat that finds an agent at once still starts ``QUEUED`` and takes ``ASSIGN``
     in the same unit of work; that keeps one path through the table.
     """
-    return _INITIAL[ReceptionMode(mode)]
+    state = _INITIAL.get(mode)  # a member (or its value) finds it without the enum's call
+    return state if state is not None else _INITIAL[ReceptionMode(mode)]
 
 
 def allowed_events(mode: ReceptionMode, state: ChatState) -> tuple[ChatEvent, ...]:

@@ -48,6 +48,7 @@ from ..model import (
     Sticky,
     Timer,
     evolve,
+    maker,
 )
 from ..ports import (
     Applied,
@@ -274,6 +275,7 @@ class _Space:
 _CENSUS_FIELDS = tuple(a.name for a in attrs.fields(GroupCensus))  # Census's fields first
 _CENSUS_BASE = len(attrs.fields(Census))
 _NO_CENSUS = GroupCensus()
+_new_census = maker(Census)
 
 
 class _Index:
@@ -416,7 +418,7 @@ class MemoryAgentStore(_Base):
             c = self._s.census.get(group)
             if c is None:
                 return Census()
-            return Census(*list(c.values())[:_CENSUS_BASE])  # held and free left out
+            return _new_census(*list(c.values())[:_CENSUS_BASE])  # held and free left out
 
     def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
         """See the port (O(1) per group: the counters kept on every change of a load; a
@@ -766,7 +768,8 @@ class MemoryStorage:
                     picked = s.index(claim.group, claim.ranking).first(excluded)
                     if picked is None:
                         raise PreconditionFailed("no_agent", chat_id, queue=claim.group)
-                    chat, events, schedule = change.bound(picked)
+                    # nothing can fail from here on: an owned change is bound in place
+                    chat, events, schedule = change.bound(picked, in_place=change.owned)
             # every precondition held: write
             now = change.now
             if change.release is not None:

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from ..errors import ValidationError
-from ..model import Event
+from ..model import Event, maker
 
 __all__ = ["CATALOGUE", "EventSpec", "EventType", "make_event"]
 
@@ -558,4 +558,7 @@ def event_owning(
         raise ValidationError(
             f"event {type_!r}: data fields differ (missing {missing}, extra {extra})"
         )
-    return Event(event_id, type_, timestamp, data, chat_id, seq, spec.version)
+    return _new_event(event_id, type_, timestamp, data, chat_id, seq, spec.version)
+
+
+_new_event = maker(Event)
