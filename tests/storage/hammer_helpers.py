@@ -342,6 +342,7 @@ def memory_snapshot(storage: Storage) -> Snapshot:
 def sqlite_snapshot(storage: Any) -> Snapshot:
     """One read transaction over chats, agents and queue entries."""
     from chatmgmt.storage._codec import decode
+    from chatmgmt.storage._sqlite_unit import LOAD_COLUMNS, load_of
 
     ns = storage.namespace
     with storage.database.read() as conn:
@@ -349,10 +350,8 @@ def sqlite_snapshot(storage: Any) -> Snapshot:
             decode(r[0], Chat)
             for r in conn.execute("SELECT data FROM chats WHERE ns = ? ORDER BY rowid", (ns,))
         ]
-        loads = [
-            decode(r[0], AgentLoad)
-            for r in conn.execute("SELECT data FROM agents WHERE ns = ?", (ns,))
-        ]
+        rows = conn.execute(f"SELECT {', '.join(LOAD_COLUMNS)} FROM agents WHERE ns = ?", (ns,))
+        loads = [load for load in map(load_of, rows) if load is not None]
         queues: dict[str, list[str]] = {}
         for queue, chat_id in conn.execute(
             "SELECT queue, chat_id FROM queue_entries WHERE ns = ? ORDER BY queue, score, seq",

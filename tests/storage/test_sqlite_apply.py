@@ -59,7 +59,7 @@ from chatmgmt.ports import (
     RankedClaim,
 )
 from chatmgmt.storage._codec import encode
-from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
+from chatmgmt.storage.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStorage
 
 LEAST_BUSY = Ranking("least_busy", (RankKey("active"), RankKey("last_assigned_at")))
 NS = "t1"
@@ -114,7 +114,7 @@ def _timer(cid: str, kind: str, due: float) -> Timer:
 
 _TABLES = {
     "chats": "SELECT id, version, state, agent_id, data FROM chats WHERE ns = ? ORDER BY rowid",
-    "agents": "SELECT id, version, data FROM agents WHERE ns = ? ORDER BY id",
+    "agents": "SELECT * FROM agents WHERE ns = ? ORDER BY id",
     "agent_ranks": "SELECT * FROM agent_ranks WHERE ns = ? ORDER BY grp, agent_id",
     "queue_entries": "SELECT * FROM queue_entries WHERE ns = ? ORDER BY seq",
     "timers": "SELECT key, due_at, data FROM timers WHERE ns = ? ORDER BY key",
@@ -970,7 +970,7 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 4
+        assert storage.database.schema_version() == SCHEMA_VERSION == 5
         assert storage.chats.purge(7.0, 10) == 0
         assert storage.chats.purge(8.0, 10) == 1
         assert storage.chats.get(ChatId("ce")) is None
@@ -1014,6 +1014,43 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
         assert storage.queues.peek("g", 5) == [("cq", 1.0)]
         load = storage.agents.get(AgentId("a"))
         assert load is not None and load.version == 1 and load.chats == frozenset()
+    finally:
+        storage.close()
+
+
+def test_a_version_4_file_keeps_every_load_field_exactly(tmp_path: Path) -> None:
+    """Schema 5 moves each load out of its JSON into columns; every value survives exactly
+    (floats with all their digits, inactive chats, the configuration and its version)."""
+    path = tmp_path / "v4.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_V1_DDL)
+    for script in _MIGRATIONS[1:4]:
+        assert isinstance(script, str)
+        conn.executescript(script)
+    conn.execute("UPDATE schema_version SET version = 4")
+    stored = AgentLoad(
+        _agent("a", 3, tier=2, groups=frozenset({"g", "h"})),
+        chats=frozenset({ChatId("c1"), ChatId("c2")}),
+        inactive=frozenset({ChatId("c3")}),
+        last_assigned_at=1765432109.1234567,
+        idle_since=0.1 + 0.2,
+        tiebreak=0.7071067811865476,
+        version=7,
+    )
+    conn.execute(
+        "INSERT INTO agents (ns, id, version, data) VALUES (?, 'a', 7, ?)", (NS, encode(stored))
+    )
+    conn.commit()
+    conn.close()
+    storage = SQLiteStorage(path, namespace=NS)
+    try:
+        assert storage.database.schema_version() == SCHEMA_VERSION == 5
+        assert storage.agents.get(AgentId("a")) == stored
+        assert storage.agents.list("h") == [stored]
+        # the rank rows were rebuilt from the load: one counted chat below the limit of 3
+        assert storage.agents.census("g") == Census(eligible=1, capacity=3, load=2)
+        (held,) = storage.agents.censuses(["g"])
+        assert (held.held, held.free) == (3, 1)
     finally:
         storage.close()
 

@@ -31,7 +31,7 @@ from ..assignment._load import (
     touched,
 )
 from ..errors import PreconditionFailed, StorageError
-from ..model import AgentId, AgentLoad, ChatId, Event, Ranking, RankKey
+from ..model import Agent, AgentId, AgentLoad, ChatId, Event, Ranking, RankKey
 from ..ports import Applied, Change, Claim, RankedClaim, retention_start
 from ._codec import decode, encode
 
@@ -61,11 +61,6 @@ _RANK_INSERT = (
     f"INSERT INTO agent_ranks (ns, grp, agent_id, {', '.join(_RANK_NAMES)}) "
     f"VALUES (?, ?, ?, {', '.join('?' * len(_RANK_NAMES))})"
 )
-_LOAD_UPSERT = (
-    "INSERT INTO agents (ns, id, version, data) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (ns, id) DO UPDATE SET version = excluded.version, data = excluded.data"
-)
-_LOAD_SELECT = "(SELECT data FROM agents WHERE ns = ?1 AND id = ?{})"
 
 
 def order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
@@ -97,10 +92,71 @@ def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
     )
 
 
+#: The columns of an ``agents`` row that make its load, in :func:`load_of`'s order: the
+#: agent's configuration as JSON (``data``), its version, then the load's fields as columns.
+LOAD_COLUMNS = (
+    "data",
+    "version",
+    "chats",
+    "inactive",
+    "last_assigned_at",
+    "idle_since",
+    "tiebreak",
+)
+_LOAD_LIST = ", ".join(LOAD_COLUMNS)
+_LOAD_UPSERT = (
+    f"INSERT INTO agents (ns, id, {_LOAD_LIST}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (ns, id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in LOAD_COLUMNS)
+)
+_SLOTS_UPDATE = (
+    "UPDATE agents SET chats = ?, inactive = ?, last_assigned_at = ?, idle_since = ?, "
+    "tiebreak = ? WHERE ns = ? AND id = ?"
+)
+
+#: Decoded agent configurations by their JSON: a configuration changes rarely, so a load
+#: read back costs a dict lookup and two ``json.loads`` of id lists instead of a decode.
+_AGENTS: dict[str, Agent] = {}
+_AGENTS_KEPT = 4096
+
+
+def _agent(text: str) -> Agent:
+    agent = _AGENTS.get(text)
+    if agent is None:
+        agent = decode(text, Agent)
+        if len(_AGENTS) >= _AGENTS_KEPT:
+            _AGENTS.clear()
+        _AGENTS[text] = agent
+    return agent
+
+
+def load_of(row: Sequence[Any], at: int = 0) -> AgentLoad | None:
+    """The load held by ``row[at:at + 7]`` (the :data:`LOAD_COLUMNS`), None when ``row[at]``
+    is NULL (no such agent)."""
+    text = row[at]
+    if text is None:
+        return None
+    return AgentLoad(
+        _agent(text),
+        frozenset(json.loads(row[at + 2])),
+        frozenset(json.loads(row[at + 3])),
+        row[at + 4],
+        row[at + 5],
+        row[at + 6],
+        row[at + 1],
+    )
+
+
+def _ids(ids: frozenset[ChatId]) -> str:
+    return json.dumps(sorted(ids))
+
+
 def read_load(conn: sqlite3.Connection, ns: str, agent_id: str) -> AgentLoad | None:
     """The stored load of ``agent_id``, or None."""
-    row = conn.execute("SELECT data FROM agents WHERE ns = ? AND id = ?", (ns, agent_id)).fetchone()
-    return None if row is None else decode(row[0], AgentLoad)
+    row = conn.execute(
+        f"SELECT {_LOAD_LIST} FROM agents WHERE ns = ? AND id = ?", (ns, agent_id)
+    ).fetchone()
+    return None if row is None else load_of(row)
 
 
 def write_load(
@@ -115,12 +171,16 @@ def write_load(
 def _write_loads(
     conn: sqlite3.Connection, ns: str, loads: Sequence[tuple[AgentLoad, AgentLoad | None]]
 ) -> None:
-    """Store each ``(load, old)`` and its rank rows (rebuilt when the groups changed)."""
-    conn.executemany(
-        _LOAD_UPSERT, [(ns, new.agent.id, new.version, encode(new)) for new, _ in loads]
-    )
+    """Store each ``(load, old)`` and its rank rows (rebuilt when the groups changed). A slot
+    operation (the same configuration) writes the load's columns only."""
     for new, old in loads:
         aid = new.agent.id
+        ids = (_ids(new.chats), _ids(new.inactive))
+        times = (new.last_assigned_at, new.idle_since, new.tiebreak)
+        if old is not None and old.agent is new.agent and old.version == new.version:
+            conn.execute(_SLOTS_UPDATE, (*ids, *times, ns, aid))
+        else:
+            conn.execute(_LOAD_UPSERT, (ns, aid, encode(new.agent), new.version, *ids, *times))
         values = _rank_values(new)
         if old is None or old.agent.skill_groups != new.agent.skill_groups:
             conn.execute("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", (ns, aid))
@@ -193,15 +253,16 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         columns.append(
             "(SELECT 1 FROM queue_entries WHERE ns = ?1 AND queue = ?3 AND chat_id != ?2 LIMIT 1)"
         )
+    joins = ""
     named = claim.agent_id if isinstance(claim, Claim) else None
-    if named is not None:
-        params.append(named)
-        columns.append(_LOAD_SELECT.format(len(params)))
-    if release is not None:
-        params.append(release)
-        columns.append(_LOAD_SELECT.format(len(params)))
+    for alias, agent in (("n", named), ("r", release)):
+        if agent is not None:
+            params.append(agent)
+            columns.extend(f"{alias}.{name}" for name in LOAD_COLUMNS)
+            joins += f" LEFT JOIN agents {alias} ON {alias}.ns = ?1 AND {alias}.id = ?{len(params)}"
     precheck = (
-        f"SELECT {', '.join(columns)} FROM (SELECT 1) LEFT JOIN chats c ON c.ns = ?1 AND c.id = ?2"
+        f"SELECT {', '.join(columns)} FROM (SELECT 1) "
+        f"LEFT JOIN chats c ON c.ns = ?1 AND c.id = ?2{joins}"
     )
     with db.write() as conn:
         row = conn.execute(precheck, params).fetchone()
@@ -225,8 +286,8 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         load: AgentLoad | None = None  # the claimed agent's load, as read before writing
         if isinstance(claim, Claim):
             agent_id = claim.agent_id
-            load = None if row[at] is None else decode(row[at], AgentLoad)
-            at += 1
+            load = load_of(row, at)
+            at += len(LOAD_COLUMNS)
             if load is None or not (
                 claim.force
                 or cid in load.chats
@@ -240,9 +301,9 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         # every precondition held: write. The loads as they change, by agent: (new, as read)
         loads: dict[AgentId, tuple[AgentLoad, AgentLoad]] = {}
         # 1. release
-        if release is not None and row[at] is not None:
-            old = decode(row[at], AgentLoad)
-            loads[release] = (released(old, cid, now, tiebreak), old)
+        released_load = None if release is None else load_of(row, at)
+        if release is not None and released_load is not None:
+            loads[release] = (released(released_load, cid, now, tiebreak), released_load)
         # 2. claim (a pick with hold=False takes no slot, it only counts as an assignment)
         if agent_id is not None and load is not None:
             old = loads[agent_id][0] if agent_id in loads else load
@@ -350,11 +411,12 @@ def _pick(
     """The first eligible, non-excluded agent of the group by the ranking, with its load: one
     indexed ``ORDER BY … LIMIT 1`` (the excluded agents are skipped in the index walk) joined
     to the agent's row."""
-    order = db.rank_order(conn, ranking)
+    order = ", ".join(f"r.{column}" for column in db.rank_order(conn, ranking).split(", "))
     skip = sorted(excluded)
     not_in = f" AND r.agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
     row = conn.execute(
-        "SELECT r.agent_id, a.data FROM agent_ranks r JOIN agents a "
+        f"SELECT r.agent_id, {', '.join(f'a.{name}' for name in LOAD_COLUMNS)} "
+        "FROM agent_ranks r JOIN agents a "
         "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ? AND r.eligible = 1"
         f"{not_in} ORDER BY {order} LIMIT 1",
         (ns, group, *skip),
@@ -362,7 +424,7 @@ def _pick(
     if row is None:
         raise PreconditionFailed("no_agent", chat_id, queue=group)
     agent_id = AgentId(row[0])
-    load = decode(row[1], AgentLoad)
-    if not eligible(load):  # the index disagrees: never over the limit
+    load = load_of(row, 1)
+    if load is None or not eligible(load):  # the index disagrees: never over the limit
         raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
     return agent_id, load

@@ -35,7 +35,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -88,7 +88,24 @@ __all__ = [
 
 # --------------------------------------------------------------------------- schema
 
-_MIGRATIONS: tuple[str, ...] = (
+
+def _load_columns(conn: sqlite3.Connection) -> None:
+    """Migration 5: split each stored load into its configuration (``data``) and columns."""
+    for name, kind, default in (
+        ("chats", "TEXT", "'[]'"),
+        ("inactive", "TEXT", "'[]'"),
+        ("last_assigned_at", "REAL", "0"),
+        ("idle_since", "REAL", "0"),
+        ("tiebreak", "REAL", "0"),
+    ):
+        conn.execute(f"ALTER TABLE agents ADD COLUMN {name} {kind} NOT NULL DEFAULT {default}")
+    rows = conn.execute("SELECT ns, version, data FROM agents").fetchall()
+    for ns, version, data in rows:
+        load = attrs.evolve(decode(data, AgentLoad), version=int(version))
+        _unit.write_load(conn, ns, load, None)
+
+
+_MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: the initial schema
     """
     CREATE TABLE customers (
@@ -199,7 +216,12 @@ _MIGRATIONS: tuple[str, ...] = (
     UPDATE hits SET expires = t + 316224000.0;
     CREATE INDEX hits_expiry ON hits (ns, expires)
     """,
+    # 5: the agent's load as columns (chats and inactive chats as JSON lists of ids, the
+    # ranking times), its configuration alone in ``data``; rewritten in Python (see
+    # _load_columns) so that every float stays exactly the value stored
+    _load_columns,
 )
+
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this release writes; older databases are migrated on open."""
@@ -351,6 +373,9 @@ class SQLiteDatabase:
                     f"this release's {SCHEMA_VERSION}: upgrade chatmgmt"
                 )
             for script in _MIGRATIONS[version:]:
+                if callable(script):
+                    script(conn)
+                    continue
                 for statement in script.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -503,7 +528,7 @@ class SQLiteAgentStore(_Base):
                     "COALESCE(SUM(CASE WHEN r.status = 'online' THEN r.lim ELSE 0 END), 0), "
                     "COALESCE(SUM(CASE WHEN r.status = 'online' THEN r.active ELSE 0 END), 0), "
                     "COALESCE(SUM(r.active + COALESCE("
-                    "json_array_length(a.data, '$.inactive'), 0)), 0), "
+                    "json_array_length(a.inactive), 0)), 0), "
                     "COALESCE(SUM(CASE WHEN r.status = 'online' THEN r.free ELSE 0 END), 0) "
                     "FROM agent_ranks r JOIN agents a ON a.ns = r.ns AND a.id = r.agent_id "
                     "WHERE r.ns = ? AND r.grp = ?",
@@ -520,15 +545,16 @@ class SQLiteAgentStore(_Base):
     def list(self, group: str | None = None) -> list[AgentLoad]:
         """See the port."""
         with self._db.statement() as conn:
+            columns = ", ".join(f"a.{name}" for name in _unit.LOAD_COLUMNS)
             if group is None:
-                rows = conn.execute("SELECT data FROM agents WHERE ns = ?", (self._ns,))
+                rows = conn.execute(f"SELECT {columns} FROM agents a WHERE ns = ?", (self._ns,))
             else:
                 rows = conn.execute(
-                    "SELECT a.data FROM agent_ranks r JOIN agents a "
+                    f"SELECT {columns} FROM agent_ranks r JOIN agents a "
                     "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ?",
                     (self._ns, group),
                 )
-            loads = [decode(r[0], AgentLoad) for r in rows]
+            loads = [load for load in map(_unit.load_of, rows) if load is not None]
         loads.sort(key=lambda ld: (ld.agent.account_order, ld.agent.id))
         return loads
 
