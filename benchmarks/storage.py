@@ -18,6 +18,12 @@ Lines: ``storage.<sqlite|redis|postgres>.open_per_s.<1|4>proc``, and
 a ranked claim for a made-up chat, the release of the oldest held one) beside the same unsafe
 baseline; each value is the median of ``--repeats`` runs (default 3). Targets at 4
 processes: SQLite >= 1,500, Redis >= 2,500, PostgreSQL >= 1,500.
+
+PostgreSQL also prints ``storage.postgres.commit_per_s.<1|4>proc`` (one-row durable
+transactions in a loop: what the WAL flush of this disk allows, group commit included) beside
+the same with ``synchronous_commit=off``, and every PostgreSQL line again with the suffix
+``.synchronous_commit_off``: the same server, the sessions' ``synchronous_commit=off`` —
+**not durable**: a server crash may lose the commits of the last ~0.6 s (never half of one).
 Uses ``CHATMGMT_REDIS_URL`` or starts its own ``redis-server`` on a free loopback port;
 ``CHATMGMT_POSTGRES_URL`` or a private PostgreSQL server (``tests/storage/postgres_helpers``:
 ``initdb`` into a temporary directory, loopback, ``synchronous_commit=on``).
@@ -296,15 +302,17 @@ def _measure(kind: str, target: str, procs: int, seconds: float, naive: bool | s
         storage = _open(kind, target, namespace)
         _setup(storage)
         storage.close()
+    return _spawn(_worker, (kind, target, namespace, naive), procs, seconds)
+
+
+def _spawn(work: Any, args: tuple[Any, ...], procs: int, seconds: float) -> float:
+    """Run ``work(*args, index, seconds, barrier, results)`` in ``procs`` spawned processes
+    started together; the sum of what they put in ``results``, per second."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(procs)
     results = ctx.Queue()
     workers = [
-        ctx.Process(
-            target=_worker,
-            args=(kind, target, namespace, naive, i, seconds, barrier, results),
-        )
-        for i in range(procs)
+        ctx.Process(target=work, args=(*args, i, seconds, barrier, results)) for i in range(procs)
     ]
     for w in workers:
         w.start()
@@ -355,6 +363,47 @@ def _redis_url() -> str | None:
     return None
 
 
+#: Server settings of the private PostgreSQL server besides ``synchronous_commit=on`` and
+#: ``fsync=on`` (none: the defaults; see docs/performance.md for what ``commit_delay`` did).
+PG_SETTINGS: dict[str, str] = {}
+
+
+def _no_sync_commit(url: str) -> str:
+    """The DSN with ``synchronous_commit=off`` for its sessions: NOT DURABLE (a crash of the
+    server may lose the last few hundred milliseconds of commits; never half of one)."""
+    from psycopg.conninfo import make_conninfo
+
+    return str(make_conninfo(url, options="-c synchronous_commit=off"))
+
+
+def _commit_worker(target: str, index: int, seconds: float, barrier: Any, results: Any) -> None:
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        barrier.wait(120)
+        end = time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < end:
+            with conn.transaction():
+                conn.execute("UPDATE naive_commits SET n = n + 1 WHERE id = %s", (index,))
+            n += 1
+    results.put(n)
+
+
+def _commits(target: str, procs: int, seconds: float) -> float:
+    """Durable commits/s of ``procs`` processes each updating its own row in a loop (one-row
+    transactions): what the server's WAL flush allows, group commit included."""
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS naive_commits (id int PRIMARY KEY, n bigint)")
+        for i in range(procs):
+            conn.execute(
+                "INSERT INTO naive_commits VALUES (%s, 0) ON CONFLICT (id) DO NOTHING", (i,)
+            )
+    return _spawn(_commit_worker, (target,), procs, seconds)
+
+
 def _postgres_url() -> str | None:
     """``CHATMGMT_POSTGRES_URL``, or a private server started like the tests' fixture."""
     url = os.environ.get("CHATMGMT_POSTGRES_URL")
@@ -370,7 +419,7 @@ def _postgres_url() -> str | None:
         spec.loader.exec_module(helpers)
         if helpers.pg_bindir() is None:
             return None
-        server = helpers.start_private(synchronous_commit="on")
+        server = helpers.start_private(synchronous_commit="on", settings=PG_SETTINGS)
     except Exception as exc:  # no server: no figures
         print(f"# PostgreSQL did not start: {exc}", file=sys.stderr)
         return None
@@ -393,13 +442,13 @@ def main() -> None:
     seconds = args.seconds or (0.7 if args.quick else 3.0)
     repeats = 1 if args.quick else args.repeats
     tmp = tempfile.mkdtemp(prefix="chatmgmt-bench-")
-    plan: list[tuple[str, str]] = []
+    plan: list[tuple[str, str, str]] = []  # (backend, target, suffix of the figures' names)
     if args.only in (None, "sqlite"):
-        plan.append(("sqlite", str(Path(tmp) / "bench.db")))
+        plan.append(("sqlite", str(Path(tmp) / "bench.db"), ""))
     if args.only in (None, "redis"):
         url = _redis_url()
         if url is not None:
-            plan.append(("redis", url))
+            plan.append(("redis", url, ""))
         else:
             print(
                 "# redis-server not found and CHATMGMT_REDIS_URL unset: no Redis figures",
@@ -408,13 +457,28 @@ def main() -> None:
     if args.only in (None, "postgres"):
         pg = _postgres_url()
         if pg is not None:
-            plan.append(("postgres", pg))
+            # durable (synchronous_commit=on) first; then the same server with the sessions'
+            # synchronous_commit=off, labelled: a server crash may lose the last commits
+            plan.append(("postgres", pg, ""))
+            plan.append(("postgres", _no_sync_commit(pg), ".synchronous_commit_off"))
+            for procs in (1, 4):
+                durable = statistics.median(_commits(pg, procs, seconds) for _ in range(repeats))
+                off = statistics.median(
+                    _commits(_no_sync_commit(pg), procs, seconds) for _ in range(repeats)
+                )
+                emit(
+                    f"storage.postgres.commit_per_s.{procs}proc",
+                    durable,
+                    "commits/s",
+                    off,
+                    durable / off if off else None,
+                )
         else:
             print(
                 "# PostgreSQL not found and CHATMGMT_POSTGRES_URL unset: no figures",
                 file=sys.stderr,
             )
-    for kind, target in plan:
+    for kind, target, suffix in plan:
         for procs in (1, 4):
             ours: list[float] = []
             base: list[float] = []
@@ -423,15 +487,19 @@ def main() -> None:
                 base.append(_measure(kind, target, procs, seconds, naive=True))
             o, b = statistics.median(ours), statistics.median(base)
             print(
-                f"# {kind} {procs}proc ours={[round(x) for x in ours]} "
+                f"# {kind}{suffix} {procs}proc ours={[round(x) for x in ours]} "
                 f"naive={[round(x) for x in base]} loadavg={os.getloadavg()[0]:.2f}",
                 file=sys.stderr,
             )
-            emit(f"storage.{kind}.open_per_s.{procs}proc", o, "opens/s", b, o / b if b else None)
+            name = f"storage.{kind}.open_per_s.{procs}proc{suffix}"
+            emit(name, o, "opens/s", b, o / b if b else None)
             claims = [_measure(kind, target, procs, seconds, naive="claim") for _ in range(repeats)]
             c = statistics.median(claims)
-            print(f"# {kind} {procs}proc claims={[round(x) for x in claims]}", file=sys.stderr)
-            emit(f"storage.{kind}.claim_per_s.{procs}proc", c, "claims/s", b, c / b if b else None)
+            print(
+                f"# {kind}{suffix} {procs}proc claims={[round(x) for x in claims]}", file=sys.stderr
+            )
+            name = f"storage.{kind}.claim_per_s.{procs}proc{suffix}"
+            emit(name, c, "claims/s", b, c / b if b else None)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

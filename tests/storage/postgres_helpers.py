@@ -70,7 +70,13 @@ def _ensure_user() -> None:
 class PrivateServer:
     """A PostgreSQL server in a temporary directory on a loopback port (see the module)."""
 
-    def __init__(self, bindir: str, *, synchronous_commit: str = "on") -> None:
+    def __init__(
+        self,
+        bindir: str,
+        *,
+        synchronous_commit: str = "on",
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.bindir = bindir
         _ensure_user()
         self.tmp = tempfile.mkdtemp(prefix="chatmgmt-pg-")
@@ -81,6 +87,7 @@ class PrivateServer:
         os.chmod(self.tmp, 0o755)
         self.port = _free_port()
         self.synchronous_commit = synchronous_commit
+        self.settings = dict(settings or {})
         subprocess.run(
             _as_user(
                 [
@@ -108,6 +115,7 @@ class PrivateServer:
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='' "
             f"-c max_connections=300 -c synchronous_commit={self.synchronous_commit} "
             "-c fsync=on -c shared_buffers=128MB"
+            + "".join(f" -c {name}={value}" for name, value in self.settings.items())
         )
         subprocess.run(
             _as_user(
@@ -166,13 +174,16 @@ class PrivateServer:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_private(*, synchronous_commit: str = "on") -> PrivateServer:
-    """A new private server (the caller stops it); skips or fails without binaries."""
+def start_private(
+    *, synchronous_commit: str = "on", settings: dict[str, str] | None = None
+) -> PrivateServer:
+    """A new private server (the caller stops it; ``settings``: more ``-c name=value``);
+    skips or fails without binaries."""
     bindir = pg_bindir()
     if bindir is None:
         _missing("PostgreSQL binaries (initdb, pg_ctl) not found")
         raise AssertionError("unreachable")
-    return PrivateServer(bindir, synchronous_commit=synchronous_commit)
+    return PrivateServer(bindir, synchronous_commit=synchronous_commit, settings=settings)
 
 
 def postgres_url() -> str:

@@ -7,7 +7,13 @@ runs it on a connection: :class:`PostgresDatabase` with psycopg's blocking conne
 :class:`AsyncPostgresDatabase` with its asyncio connections. Neither driver knows any SQL, and
 no SQL or rule is written twice.
 
-* An operation marked ``tx=True`` runs in one transaction (``BEGIN`` … ``COMMIT``); anything it
+* An operation marked ``tx=True`` runs in one transaction (``BEGIN`` … ``COMMIT``) in psycopg's
+  **pipeline mode**: a statement whose result the operation does not need (``fetch="none"`` or
+  ``"many"``) is sent without waiting for its answer, and the connection only waits where a
+  result is needed and at ``COMMIT``. An operation may also yield a tuple of statements and
+  receive the tuple of their results: they travel in one round trip. So a unit of work that
+  reads its rows in one batch and then writes costs two round trips, whatever the number of
+  writes (``BEGIN`` rides with the reads, ``COMMIT`` with the writes). Anything the operation
   raises rolls the transaction back. A serialization failure or a deadlock the server reports
   is retried transparently (bounded, with a short random backoff) on a fresh transaction, so a
   caller only ever sees the library's errors; after the last try it is a
@@ -55,6 +61,9 @@ NOTIFY_CHANNEL = "chatmgmt_events"
 #: how many times a transaction the server aborted (serialization failure, deadlock) is tried
 RETRIES = 12
 
+#: ``psycopg.pq.TransactionStatus.IDLE``: no transaction open on the connection
+_IDLE = 0
+
 #: the advisory lock key that serializes migrations and index creation (any fixed 64-bit value)
 _DDL_LOCK = 0x63686174_6D676D74
 
@@ -64,15 +73,19 @@ class Q:
     """One statement: SQL text (fixed, or built from whitelisted names only), its bound
     parameters, and what the operation wants back: ``"one"`` (a row or None), ``"all"``
     (the rows), ``"rowcount"``, ``"many"`` (executemany over ``params``, nothing back) or
-    ``"none"``."""
+    ``"none"``. ``on_unique``: the error to raise instead of the server's unique violation
+    if this statement hits one (it may be reported later, at the next wait or at
+    ``COMMIT``; the transaction is rolled back either way)."""
 
     sql: str
     params: Sequence[Any] = ()
     fetch: str = "none"
+    on_unique: Exception | None = attrs.field(default=None, eq=False)
 
 
-Gen = Generator[Q, Any, _T]
-"""An operation: yields statements, receives their results, returns its value."""
+Gen = Generator["Q | tuple[Q, ...]", Any, _T]
+"""An operation: yields statements (one, or a tuple sent together), receives their results
+(one, or the tuple of them), returns its value."""
 
 
 def b(text: str) -> bytes:
@@ -90,9 +103,12 @@ def channel_tag(namespace: str) -> str:
     return hashlib.sha256(b(namespace)).hexdigest()[:24]
 
 
-def migrate_op(component: str, migrations: Sequence[str], latest: int, where: str) -> Gen[int]:
+def migrate_op(
+    component: str, migrations: Sequence[str | tuple[str, ...]], latest: int, where: str
+) -> Gen[int]:
     """Create the version table, refuse a newer schema, apply the missing migrations; returns
-    the version found. Runs in one transaction under an advisory lock."""
+    the version found. Runs in one transaction under an advisory lock. A migration is a
+    script split at ``;``, or a tuple of statements (a function body holds ``;``)."""
     yield Q("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,), "one")
     yield Q(
         "CREATE TABLE IF NOT EXISTS chatmgmt_schema_version "
@@ -108,7 +124,7 @@ def migrate_op(component: str, migrations: Sequence[str], latest: int, where: st
             f"this release's {latest}: upgrade chatmgmt"
         )
     for script in migrations[version:]:
-        for statement in script.split(";"):
+        for statement in script.split(";") if isinstance(script, str) else script:
             if statement.strip():
                 yield Q(statement)
     if version != latest:
@@ -222,21 +238,20 @@ class PostgresDatabase:
         retry = _retryable()
         attempt = 0
         while True:
+            pending: list[Exception] = []
             try:
                 with self._connection() as conn:
                     if tx:
-                        with conn.transaction():
-                            return _drive(conn.cursor(), op(*args))
-                    return _drive(conn.cursor(), op(*args))
+                        with _pipelined(conn) as pipe:
+                            return _drive(conn, pipe, op(*args), pending)
+                    return _drive(conn, None, op(*args), pending)
             except retry as exc:
                 attempt += 1
                 if attempt >= RETRIES:
                     raise ConflictError("transaction", op.__name__) from exc
                 time.sleep(_backoff(attempt))
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise StorageError(f"PostgreSQL {self._where}: {exc}") from exc
             except psycopg.Error as exc:
-                raise StorageError(f"PostgreSQL {self._where}: {exc}") from exc
+                raise _storage_error(exc, pending, self._where) from exc
 
     def once(self, key: str, op: Callable[..., Gen[Any]], *args: Any) -> None:
         """Run ``op`` in a transaction of its own the first time ``key`` is asked for (a
@@ -287,29 +302,92 @@ class PostgresDatabase:
             self.pool.close()
 
 
-def _drive(cur: Any, gen: Gen[_T]) -> _T:
+@contextlib.contextmanager
+def _pipelined(conn: Any) -> Iterator[Any]:
+    """One transaction in pipeline mode: ``BEGIN`` is queued with the first statements and
+    ``COMMIT`` with the last, and leaving the pipeline (one Sync) reads their answers. (psycopg's
+    own ``transaction()`` syncs at each of its nested steps: three round trips more.) On any
+    error the transaction is rolled back after the pipeline is left."""
+    done = False
+    try:
+        with conn.pipeline() as pipe:
+            conn.execute("BEGIN")
+            yield pipe
+            conn.execute("COMMIT")
+        done = True
+    finally:
+        if not done and not conn.closed and conn.info.transaction_status != _IDLE:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+
+
+@contextlib.asynccontextmanager
+async def _apipelined(conn: Any) -> AsyncIterator[Any]:
+    """The asyncio twin of :func:`_pipelined`."""
+    done = False
+    try:
+        async with conn.pipeline() as pipe:
+            await conn.execute("BEGIN")
+            yield pipe
+            await conn.execute("COMMIT")
+        done = True
+    finally:
+        if not done and not conn.closed and conn.info.transaction_status != _IDLE:
+            with contextlib.suppress(Exception):
+                await conn.rollback()
+
+
+def _storage_error(exc: Exception, pending: list[Exception], where: str) -> Exception:
+    """The library's error for a psycopg error: a unique violation of a statement that named
+    its own error (``Q.on_unique``) is that error; anything else a StorageError."""
+    if pending and isinstance(exc, _psycopg().errors.UniqueViolation):
+        return pending[0]
+    return StorageError(f"PostgreSQL {where}: {exc}")
+
+
+def _steps(step: Q | tuple[Q, ...]) -> tuple[Q, ...]:
+    return (step,) if isinstance(step, Q) else step
+
+
+def _drive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception]) -> _T:
+    """Run ``gen`` on ``conn`` (in pipeline ``pipe``, or None): every statement of a step is
+    sent before any result is read; a step's results are read only when it wants some."""
     result: Any = None
     while True:
         try:
-            q = gen.send(result)
+            step = gen.send(result)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        result = _execute(cur, q)
+        sent = [(_send(conn, q, pending), q) for q in _steps(step)]
+        results = [_result(cur, q, pipe, pending) for cur, q in sent]
+        result = results[0] if isinstance(step, Q) else tuple(results)
 
 
-def _execute(cur: Any, q: Q) -> Any:
+def _send(conn: Any, q: Q, pending: list[Exception]) -> Any:
+    cur = conn.cursor()
+    if q.on_unique is not None:
+        pending.append(q.on_unique)
     if q.fetch == "many":
         if q.params:
             cur.executemany(q.sql, q.params)
+    else:
+        cur.execute(q.sql, q.params)
+    return cur
+
+
+def _result(cur: Any, q: Q, pipe: Any, pending: list[Exception]) -> Any:
+    if q.fetch in ("none", "many"):
         return None
-    cur.execute(q.sql, q.params)
-    if q.fetch == "one":
-        return cur.fetchone()
-    if q.fetch == "all":
-        return cur.fetchall()
     if q.fetch == "rowcount":
-        return cur.rowcount
-    return None
+        if pipe is not None:
+            pipe.sync()
+        result = cur.rowcount
+    elif q.fetch == "one":
+        result = cur.fetchone()
+    else:
+        result = cur.fetchall()
+    pending.clear()  # everything sent before this statement succeeded
+    return result
 
 
 class AsyncPostgresDatabase:
@@ -376,19 +454,20 @@ class AsyncPostgresDatabase:
         retry = _retryable()
         attempt = 0
         while True:
+            pending: list[Exception] = []
             try:
                 async with self._connection() as conn:
                     if tx:
-                        async with conn.transaction():
-                            return await _adrive(conn.cursor(), op(*args))
-                    return await _adrive(conn.cursor(), op(*args))
+                        async with _apipelined(conn) as pipe:
+                            return await _adrive(conn, pipe, op(*args), pending)
+                    return await _adrive(conn, None, op(*args), pending)
             except retry as exc:
                 attempt += 1
                 if attempt >= RETRIES:
                     raise ConflictError("transaction", op.__name__) from exc
                 await asyncio.sleep(_backoff(attempt))
             except psycopg.Error as exc:
-                raise StorageError(f"PostgreSQL {self._where}: {exc}") from exc
+                raise _storage_error(exc, pending, self._where) from exc
 
     async def once(self, key: str, op: Callable[..., Gen[Any]], *args: Any) -> None:
         """See :meth:`PostgresDatabase.once`."""
@@ -435,24 +514,36 @@ class AsyncPostgresDatabase:
             self.pool = None
 
 
-async def _adrive(cur: Any, gen: Gen[_T]) -> _T:
+async def _adrive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception]) -> _T:
+    """The asyncio twin of :func:`_drive`."""
     result: Any = None
     while True:
         try:
-            q = gen.send(result)
+            step = gen.send(result)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        if q.fetch == "many":
-            if q.params:
+        sent = []
+        for q in _steps(step):
+            cur = conn.cursor()
+            if q.on_unique is not None:
+                pending.append(q.on_unique)
+            if q.fetch != "many":
+                await cur.execute(q.sql, q.params)
+            elif q.params:
                 await cur.executemany(q.sql, q.params)
-            result = None
-            continue
-        await cur.execute(q.sql, q.params)
-        if q.fetch == "one":
-            result = await cur.fetchone()
-        elif q.fetch == "all":
-            result = await cur.fetchall()
-        elif q.fetch == "rowcount":
-            result = cur.rowcount
-        else:
-            result = None
+            sent.append((cur, q))
+        results: list[Any] = []
+        for cur, q in sent:
+            if q.fetch in ("none", "many"):
+                results.append(None)
+                continue
+            if q.fetch == "rowcount":
+                if pipe is not None:
+                    await pipe.sync()
+                results.append(cur.rowcount)
+            elif q.fetch == "one":
+                results.append(await cur.fetchone())
+            else:
+                results.append(await cur.fetchall())
+            pending.clear()
+        result = results[0] if isinstance(step, Q) else tuple(results)

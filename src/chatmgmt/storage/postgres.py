@@ -122,7 +122,7 @@ _RANK_COLUMNS: dict[str, str] = {
     "tiebreak": "tiebreak",
 }
 
-_MIGRATIONS: tuple[str, ...] = (
+_MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
     # 1: the initial schema
     """
     CREATE TABLE chatmgmt_customers (
@@ -190,6 +190,100 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX chatmgmt_chats_retention ON chatmgmt_chats (ns, retain_from)
         WHERE retain_from IS NOT NULL
     """,
+    # 3: the writes of a unit of work in one statement (see _WRITE)
+    (
+        """
+    CREATE OR REPLACE FUNCTION chatmgmt_write_unit(
+        p_ns bytea, p_chat_id text,
+        a_ids text[], a_versions bigint[], a_data text[],
+        a_eligible boolean[], a_status text[], a_category text[], a_lim integer[],
+        a_active float8[], a_saturation float8[], a_free float8[], a_last_assigned_at float8[],
+        a_idle_since float8[], a_tier float8[], a_account_order float8[], a_tiebreak float8[],
+        p_remove bytea[], p_push_queue bytea, p_push_score float8,
+        p_cancel bytea[], t_keys bytea[], t_due float8[], t_data text[],
+        p_chat_mode integer, p_chat_version bigint, p_chat_state text, p_chat_agent text,
+        p_chat_data text, p_retain_from float8,
+        p_message text, p_sticky_partner text, p_sticky_data text,
+        p_events text[], p_channel text, p_tag text
+    ) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        IF cardinality(a_ids) > 0 THEN
+            UPDATE chatmgmt_agents AS a SET version = u.version, data = u.data
+            FROM unnest(a_ids, a_versions, a_data) AS u(id, version, data)
+            WHERE a.ns = p_ns AND a.id = u.id;
+            UPDATE chatmgmt_agent_ranks AS r SET eligible = u.eligible, status = u.status,
+                category = u.category, lim = u.lim, active = u.active,
+                saturation = u.saturation, free = u.free,
+                last_assigned_at = u.last_assigned_at, idle_since = u.idle_since,
+                tier = u.tier, account_order = u.account_order, tiebreak = u.tiebreak
+            FROM unnest(a_ids, a_eligible, a_status, a_category, a_lim, a_active,
+                a_saturation, a_free, a_last_assigned_at, a_idle_since, a_tier,
+                a_account_order, a_tiebreak)
+                AS u(id, eligible, status, category, lim, active, saturation, free,
+                    last_assigned_at, idle_since, tier, account_order, tiebreak)
+            WHERE r.ns = p_ns AND r.agent_id = u.id;
+        END IF;
+        IF cardinality(p_remove) > 0 THEN
+            DELETE FROM chatmgmt_queue_entries
+            WHERE ns = p_ns AND queue = ANY(p_remove) AND chat_id = p_chat_id;
+        END IF;
+        IF p_push_queue IS NOT NULL THEN
+            INSERT INTO chatmgmt_queue_entries (ns, queue, chat_id, score)
+            VALUES (p_ns, p_push_queue, p_chat_id, p_push_score) ON CONFLICT DO NOTHING;
+        END IF;
+        IF cardinality(p_cancel) > 0 THEN
+            DELETE FROM chatmgmt_timers WHERE ns = p_ns AND key = ANY(p_cancel);
+        END IF;
+        IF cardinality(t_keys) > 0 THEN
+            INSERT INTO chatmgmt_timers (ns, key, due_at, data)
+            SELECT p_ns, t.key, t.due, t.data
+            FROM unnest(t_keys, t_due, t_data) WITH ORDINALITY AS t(key, due, data, n)
+            ORDER BY t.n
+            ON CONFLICT (ns, key) DO UPDATE SET due_at = excluded.due_at,
+                data = excluded.data, seq = excluded.seq;
+        END IF;
+        IF p_chat_mode = 1 THEN
+            INSERT INTO chatmgmt_chats (ns, id, version, state, agent_id, data, retain_from)
+            VALUES (p_ns, p_chat_id, p_chat_version, p_chat_state, p_chat_agent, p_chat_data,
+                p_retain_from);
+        ELSIF p_chat_mode = 2 THEN
+            UPDATE chatmgmt_chats SET version = p_chat_version, state = p_chat_state,
+                agent_id = p_chat_agent, data = p_chat_data, retain_from = p_retain_from
+            WHERE ns = p_ns AND id = p_chat_id;
+        END IF;
+        IF p_message IS NOT NULL THEN
+            INSERT INTO chatmgmt_messages (ns, chat_id, data) VALUES (p_ns, p_chat_id, p_message);
+        END IF;
+        IF p_sticky_partner IS NOT NULL THEN
+            INSERT INTO chatmgmt_sticky (ns, partner_id, data)
+            VALUES (p_ns, p_sticky_partner, p_sticky_data)
+            ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data;
+        END IF;
+        IF cardinality(p_events) > 0 THEN
+            INSERT INTO chatmgmt_outbox (ns, data)
+            SELECT p_ns, e.data FROM unnest(p_events) WITH ORDINALITY AS e(data, n)
+            ORDER BY e.n;
+            IF p_tag IS NOT NULL THEN
+                PERFORM pg_notify(p_channel, p_tag);
+            END IF;
+        END IF;
+    END
+    $$
+    """,
+    ),
+)
+
+#: The call of ``chatmgmt_write_unit`` (migration 3): every write of one unit of work (agent
+#: rows and their rank rows, queue entries, timers, the chat, its message, the sticky mark,
+#: the outbox rows and the ``NOTIFY``) in one statement, from values the Python rules
+#: computed; the function only stores them, in the order the statements did before.
+_WRITE = (
+    "SELECT chatmgmt_write_unit(%b::bytea, %b::text, %b::text[], %b::bigint[], %b::text[], "
+    "%b::boolean[], %b::text[], %b::text[], %b::integer[], %b::float8[], %b::float8[], "
+    "%b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::float8[], "
+    "%b::bytea[], %b::bytea, %b::float8, %b::bytea[], %b::bytea[], %b::float8[], %b::text[], "
+    "%b::integer, %b::bigint, %b::text, %b::text, %b::text, %b::float8, %b::text, %b::text, "
+    "%b::text, %b::text[], %b::text, %b::text)"
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -254,17 +348,17 @@ def _notify(ns: bytes) -> Q:
     return Q(
         "SELECT pg_notify(%s, %s)",
         (NOTIFY_CHANNEL, channel_tag(ns.decode("utf-8", "surrogatepass"))),
-        "one",
     )
 
 
 def _append(ns: bytes, events: Sequence[Event], notify: bool) -> Gen[None]:
+    """The events as outbox rows, in order, in one statement (and the ``NOTIFY``)."""
     if not events:
         return
     yield Q(
-        "INSERT INTO chatmgmt_outbox (ns, data) VALUES (%s, %s)",
-        [(ns, encode(event)) for event in events],
-        "many",
+        "INSERT INTO chatmgmt_outbox (ns, data) SELECT %s, e.data "
+        "FROM unnest(%s::text[]) WITH ORDINALITY AS e(data, n) ORDER BY e.n",
+        (ns, [encode(event) for event in events]),
     )
     if notify:
         yield _notify(ns)
@@ -307,21 +401,32 @@ def _write_load(ns: bytes, load: AgentLoad, old: AgentLoad | None) -> Gen[None]:
         )
 
 
-def _pick(
-    ns: bytes, claim: RankedClaim, excluded: frozenset[AgentId], cid: ChatId
-) -> Gen[tuple[AgentId, AgentLoad]]:
-    """The first eligible, non-excluded agent of the group by the ranking, its row locked."""
+def _pick_sql(claim: RankedClaim) -> str:
+    """The ranked claim's SELECT (without ``SKIP LOCKED``): the first eligible, non-excluded
+    agent of the group by the ranking, its agent row locked."""
     _name, _listed, order = _order_by(claim.ranking.keys)
-    base = (
+    return (
         "SELECT a.id, a.data FROM chatmgmt_agent_ranks r JOIN chatmgmt_agents a "
         "ON a.ns = r.ns AND a.id = r.agent_id "
         "WHERE r.ns = %s AND r.grp = %s AND r.eligible AND r.agent_id <> ALL(%s) "
         f"ORDER BY {order} LIMIT 1 FOR UPDATE OF a"
     )
+
+
+def _pick(
+    ns: bytes,
+    claim: RankedClaim,
+    excluded: frozenset[AgentId],
+    cid: ChatId,
+    row: Any,
+) -> Gen[tuple[AgentId, AgentLoad]]:
+    """The pick of :func:`_pick_sql`, given the answer ``row`` of its first ``SKIP LOCKED``
+    try (sent with the unit's first batch): an agent whose locked row is no longer eligible is
+    skipped and the pick asked again."""
+    base = _pick_sql(claim)
     skip = set(excluded)
     while True:
         params = (ns, claim.group, sorted(skip))
-        row = yield Q(base + " SKIP LOCKED", params, "one")
         if row is None:
             # every eligible agent left is locked by another transaction (or there is none):
             # wait for the first one, so "no agent" is only said when none has room
@@ -332,15 +437,92 @@ def _pick(
         if eligible(load):
             return AgentId(row[0]), load
         skip.add(AgentId(row[0]))  # its rank row predates a commit: not eligible any more
+        row = yield Q(base + " SKIP LOCKED", (ns, claim.group, sorted(skip)), "one")
+
+
+def _write_params(
+    ns: bytes, change: Change, loads: Sequence[AgentLoad], notify: bool
+) -> tuple[Any, ...]:
+    """The parameters of :data:`_WRITE` for ``change`` and the agents' new ``loads``."""
+    ranks = [_rank_values(load) for load in loads]
+    timers = {b(timer.key): timer for timer in change.schedule}  # a key set twice: the last
+    chat, push, sticky = change.chat, change.push, change.sticky
+    mode = 0 if chat is None else 1 if change.expected_version is None else 2
+    return (
+        ns,
+        change.chat_id,
+        [load.agent.id for load in loads],
+        [load.version for load in loads],
+        [encode(load) for load in loads],
+        *([rank[i] for rank in ranks] for i in range(len(_RANK_NAMES))),
+        [b(q) for q in change.remove],
+        None if push is None else b(push.queue),
+        None if push is None else push.score,
+        [b(k) for k in change.cancel],
+        list(timers),
+        [timer.due_at for timer in timers.values()],
+        [encode(timer) for timer in timers.values()],
+        mode,
+        None if chat is None else chat.version,
+        None if chat is None else chat.state.value,
+        None if chat is None else chat.agent_id,
+        None if chat is None else encode(chat),
+        None if chat is None else retention_start(chat),
+        None if change.message is None else encode(change.message),
+        None if sticky is None else sticky.partner_id,
+        None if sticky is None else encode(sticky),
+        [encode(event) for event in change.events],
+        NOTIFY_CHANNEL,
+        channel_tag(ns.decode("utf-8", "surrogatepass")) if notify else None,
+    )
 
 
 def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
     cid, now, tiebreak = change.chat_id, change.now, change.tiebreak
-    row = yield Q(
-        "SELECT version FROM chatmgmt_chats WHERE ns = %s AND id = %s FOR UPDATE",
-        (ns, cid),
-        "one",
-    )
+    claim, release = change.claim, change.release
+    # One round trip reads and locks everything the unit needs, in the lock order: the chat's
+    # row, the named agents' rows (in id order, one statement), then the ranked pick's first
+    # SKIP LOCKED try. The preconditions are checked below in that order; a failed one rolls
+    # back, locks included.
+    named: set[str] = set()
+    if isinstance(claim, Claim):
+        named.add(claim.agent_id)
+    if release is not None:
+        named.add(release)
+    if change.inactive is not None:
+        named.add(change.inactive[0])
+    reads = [
+        Q(
+            "SELECT version FROM chatmgmt_chats WHERE ns = %s AND id = %s FOR UPDATE",
+            (ns, cid),
+            "one",
+        )
+    ]
+    if change.require_empty is not None:
+        reads.append(
+            Q(
+                "SELECT 1 FROM chatmgmt_queue_entries WHERE ns = %s AND queue = %s LIMIT 1",
+                (ns, b(change.require_empty)),
+                "one",
+            )
+        )
+    if named:
+        reads.append(
+            Q(
+                "SELECT id, data FROM chatmgmt_agents WHERE ns = %s AND id = ANY(%s) "
+                "ORDER BY id FOR UPDATE",
+                (ns, sorted(named)),
+                "all",
+            )
+        )
+    excluded: frozenset[AgentId] = frozenset()
+    if isinstance(claim, RankedClaim):
+        excluded = claim.excluded if release is None else claim.excluded | {release}
+        reads.append(
+            Q(_pick_sql(claim) + " SKIP LOCKED", (ns, claim.group, sorted(excluded)), "one")
+        )
+    answers = list((yield tuple(reads)))
+    row = answers.pop(0)
     expected = change.expected_version
     if expected is None:
         if row is not None:
@@ -349,32 +531,11 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
         raise PreconditionFailed("missing", cid)
     elif int(row[0]) != expected:
         raise PreconditionFailed("version", cid, expected, int(row[0]))
-    if change.require_empty is not None:
-        found = yield Q(
-            "SELECT 1 FROM chatmgmt_queue_entries WHERE ns = %s AND queue = %s LIMIT 1",
-            (ns, b(change.require_empty)),
-            "one",
-        )
-        if found is not None:
-            raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
-    claim, release = change.claim, change.release
-    # lock every named agent's row, in id order (one statement), before any pick or write
-    named: set[str] = set()
-    if isinstance(claim, Claim):
-        named.add(claim.agent_id)
-    if release is not None:
-        named.add(release)
-    if change.inactive is not None:
-        named.add(change.inactive[0])
+    if change.require_empty is not None and answers.pop(0) is not None:
+        raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
     loads: dict[str, AgentLoad] = {}
     if named:
-        rows = yield Q(
-            "SELECT id, data FROM chatmgmt_agents WHERE ns = %s AND id = ANY(%s) "
-            "ORDER BY id FOR UPDATE",
-            (ns, sorted(named)),
-            "all",
-        )
-        loads = {r[0]: decode(r[1], AgentLoad) for r in rows}
+        loads = {r[0]: decode(r[1], AgentLoad) for r in answers.pop(0)}
     agent_id: AgentId | None = None
     if isinstance(claim, Claim):
         agent_id = claim.agent_id
@@ -387,16 +548,14 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
         ):
             raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
     elif isinstance(claim, RankedClaim):
-        excluded = claim.excluded if release is None else claim.excluded | {release}
-        agent_id, picked = yield from _pick(ns, claim, excluded, cid)
+        agent_id, picked = yield from _pick(ns, claim, excluded, cid, answers.pop(0))
         loads[agent_id] = picked
         change = change.bind(agent_id)
-    # every precondition held: write. 1. release
+    # every precondition held: the pure rules compute the new loads (1. release, 2. claim: a
+    # pick with hold=False takes no slot, it only counts as an assignment, 3. inactive) ...
+    written: dict[str, AgentLoad] = {}
     if release is not None and release in loads:
-        old = loads[release]
-        loads[release] = new = released(old, cid, now, tiebreak)
-        yield from _write_load(ns, new, old)
-    # 2. claim (a pick with hold=False takes no slot, it only counts as an assignment)
+        loads[release] = written[release] = released(loads[release], cid, now, tiebreak)
     if agent_id is not None:
         old = loads[agent_id]
         if isinstance(claim, RankedClaim) and not claim.hold:
@@ -405,72 +564,22 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
             new = forced(old, cid, now, tiebreak)
         else:
             new = claimed(old, cid, now, tiebreak)
-        loads[agent_id] = new
-        yield from _write_load(ns, new, old)
-    # 3. inactive
+        loads[agent_id] = written[agent_id] = new
     if change.inactive is not None:
         inactive_agent, flag = change.inactive
         if inactive_agent in loads:
             old = loads[inactive_agent]
-            loads[inactive_agent] = new = moved_inactive(old, cid, flag)
-            yield from _write_load(ns, new, old)
-    # 4. queue entries: remove, then push (an entry already there keeps its place)
-    if change.remove:
-        yield Q(
-            "DELETE FROM chatmgmt_queue_entries WHERE ns = %s AND queue = ANY(%s) AND chat_id = %s",
-            (ns, [b(q) for q in change.remove], cid),
-        )
-    if change.push is not None:
-        yield Q(
-            "INSERT INTO chatmgmt_queue_entries (ns, queue, chat_id, score) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (ns, b(change.push.queue), cid, change.push.score),
-        )
-    # 5. timers: cancel, then schedule
-    if change.cancel:
-        yield Q(
-            "DELETE FROM chatmgmt_timers WHERE ns = %s AND key = ANY(%s)",
-            (ns, [b(k) for k in change.cancel]),
-        )
-    for timer in change.schedule:
-        yield _put_timer(ns, timer)
-    # 6. the chat, its message, the sticky mark, the events
+            loads[inactive_agent] = written[inactive_agent] = moved_inactive(old, cid, flag)
+    # ... and one statement writes them and the rest (4. queue entries: remove, then push, an
+    # entry already there keeping its place; 5. timers: cancel, then schedule; 6. the chat,
+    # its message, the sticky mark, the events); a chat created meanwhile by a transaction
+    # that committed first makes its INSERT fail: "exists"
     chat = change.chat
-    if chat is not None:
-        values = (
-            chat.version,
-            chat.state.value,
-            chat.agent_id,
-            encode(chat),
-            retention_start(chat),
-        )
-        if expected is None:
-            inserted = yield Q(
-                "INSERT INTO chatmgmt_chats (version, state, agent_id, data, retain_from, ns, id) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (*values, ns, cid),
-                "rowcount",
-            )
-            if inserted != 1:  # created meanwhile by a transaction that committed first
-                raise PreconditionFailed("exists", cid)
-        else:
-            yield Q(
-                "UPDATE chatmgmt_chats SET version = %s, state = %s, agent_id = %s, data = %s, "
-                "retain_from = %s WHERE ns = %s AND id = %s",
-                (*values, ns, cid),
-            )
-    if change.message is not None:
-        yield Q(
-            "INSERT INTO chatmgmt_messages (ns, chat_id, data) VALUES (%s, %s, %s)",
-            (ns, cid, encode(change.message)),
-        )
-    if change.sticky is not None:
-        yield Q(
-            "INSERT INTO chatmgmt_sticky (ns, partner_id, data) VALUES (%s, %s, %s) "
-            "ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data",
-            (ns, change.sticky.partner_id, encode(change.sticky)),
-        )
-    yield from _append(ns, change.events, notify)
+    yield Q(
+        _WRITE,
+        _write_params(ns, change, list(written.values()), notify),
+        on_unique=PreconditionFailed("exists", cid) if expected is None else None,
+    )
     return Applied(chat=chat, agent_id=agent_id, events=change.events)
 
 
