@@ -526,7 +526,11 @@ class CustomStrategySettings:
 
 @attrs.frozen
 class OverflowLayer:
-    """One overflow layer: where chats go when the previous target meets ``conditions``."""
+    """One overflow layer: where chats go when the previous target meets ``conditions``.
+
+    ``after_wait_s``: live overflow (``assignment.overflow_check_s``) moves a waiting chat to
+    this layer only once it has waited this long (0: as soon as the condition holds).
+    """
 
     target_group: str | None = None
     target_agent: str | None = None
@@ -534,6 +538,13 @@ class OverflowLayer:
         OverflowCondition.NO_AGENT_ONLINE,
         OverflowCondition.ALL_BUSY,
         OverflowCondition.OFF_DUTY,
+    )
+    after_wait_s: float = attrs.field(
+        default=0.0,
+        metadata={
+            "doc": "Live overflow: a waiting chat moves to this layer only after waiting this "
+            "long (0: as soon as the condition holds)."
+        },
     )
 
     def check(self, path: str) -> None:
@@ -544,6 +555,7 @@ class OverflowLayer:
             "an overflow layer names exactly one of target_group or target_agent",
         )
         _need(bool(self.conditions), f"{path}.conditions", "must name at least one condition")
+        _number(self.after_wait_s, f"{path}.after_wait_s", note="0: at once")
 
 
 @attrs.frozen
@@ -645,6 +657,13 @@ class AssignmentSettings:
     auto_transfer_s: float = 0.0
     max_auto_transfers: int = 3
     custom_strategy: CustomStrategySettings = attrs.field(factory=CustomStrategySettings)
+    overflow_check_s: float = attrs.field(
+        default=10.0,
+        metadata={
+            "doc": "Live overflow: how often tick() checks a queue with waiting chats for an "
+            "overflow layer whose condition became true (0: only when a chat is routed)."
+        },
+    )
     leave: LeaveSettings = attrs.field(
         factory=LeaveSettings,
         metadata={"doc": "The agent leave policy (what happens to a leaving agent's chats)."},
@@ -670,6 +689,7 @@ class AssignmentSettings:
             layer.check(f"{p}.overflow[{i}]")
         self.queue.check(f"{p}.queue")
         _number(self.auto_transfer_s, f"{p}.auto_transfer_s", note="0: off")
+        _number(self.overflow_check_s, f"{p}.overflow_check_s", note="0: off")
         _number(self.max_auto_transfers, f"{p}.max_auto_transfers", hi=1000, integer=True)
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from .. import lifecycle as lc
 from .._plan import Items, Plan
+from ..assignment._live_overflow import overflow_due, overflow_timer, watched
 from ..assignment._positions import positions_timer, tracked
 from ..assignment._strategies import Strategy
 from ..errors import ConflictError, NotFoundError, PreconditionFailed
@@ -118,6 +119,9 @@ class CoreBase:
         self._claims: dict[str, RankedClaim] = {}  # per group, without exclusions
         self.emits = True  # the manager turns this off when the host gave no event sink
         self.positions = settings.assignment.queue.position_events_s > 0
+        self.overflow_watch = bool(settings.assignment.overflow) and (
+            settings.assignment.overflow_check_s > 0
+        )
         # partner ids known to have a CRM record: an unknown one is created first
         self._known_partners: set[str] = set()
 
@@ -214,6 +218,15 @@ class CoreBase:
             cancel.extend(plan.cancel)
         if plan.schedule:
             schedule.extend(plan.schedule)
+        push = plan.push
+        if (
+            push is not None
+            and self.overflow_watch
+            and watched(self.settings.assignment, push.queue)
+        ):
+            # the queue's live overflow check, in the same unit
+            every_s = self.settings.assignment.overflow_check_s
+            schedule.append(overflow_timer(push.queue, overflow_due(now, every_s)))
         if self.positions and (plan.remove or plan.push is not None):
             # the queue's positions timer, in the same unit (chat.queue_position events)
             for queue in (*plan.remove, *((plan.push.queue,) if plan.push else ())):

@@ -9,6 +9,7 @@ import logging
 from .. import lifecycle as lc
 from ..assignment import RouteRequest
 from ..assignment._leave import agent_of_leave_timer
+from ..assignment._live_overflow import queue_of_overflow_timer
 from ..assignment._positions import queue_of_positions_timer
 from ..errors import AssignmentError, ConflictError, InvalidTransitionError
 from ..model import AgentId, Chat, ChatId, EndReason, MessageId, Timer, evolve
@@ -43,13 +44,14 @@ class Deadlines(Positions):
             try:
                 agent_id = agent_of_leave_timer(timer)
                 queue = queue_of_positions_timer(timer)
-                if agent_id is not None:  # an agent's grace time, not a chat's deadline
+                # timers of no chat count as fired when they changed something
+                if agent_id is not None:  # an agent's grace time
                     since = float(timer.payload.get("since", timer.due_at))
-                    yield from self.agent_left(agent_id, since, now)
-                    fired += 1
+                    fired += (yield from self.agent_left(agent_id, since, now)) > 0
                 elif queue is not None:  # a queue's position events
-                    yield from self.queue_positions(queue, now)
-                    fired += 1
+                    fired += (yield from self.queue_positions(queue, now)) > 0
+                elif (waiting := queue_of_overflow_timer(timer)) is not None:  # live overflow
+                    fired += (yield from self.overflow_waiting(waiting, now)) > 0
                 else:
                     chat = yield from call(ChatStore.get, ChatId(timer.chat_id))
                     if chat is not None and (yield from self.fire(timer, chat, now)):

@@ -41,7 +41,7 @@ from ..settings import LeaveAction, LeaveSettings
 from ..webhook import _payloads as payloads
 from ._base import RETRY, Retry
 from ._ops import Eff, call
-from ._submission import Submissions
+from ._overflowing import Overflowing
 
 __all__ = ["LEAVE_BY", "Leaving"]
 
@@ -53,7 +53,7 @@ def _why(status: AgentStatus) -> str:
     return "agent_away" if status is AgentStatus.AWAY else "agent_offline"
 
 
-class Leaving(Submissions):
+class Leaving(Overflowing):
     """The leave policy (grace timer, moves) and ``unassign``."""
 
     @property
