@@ -325,7 +325,9 @@ class Change:
 
         ``chat=None`` with ``expected_version=None`` is well formed: it changes indexes only,
         guarded by "this chat does not exist" (a repair of an index naming a chat that is
-        gone)."""
+        gone, or a timer that belongs to no chat: an agent's leave grace time, a queue's
+        position events or live overflow check, kept under a pseudo chat id that holds a
+        control character, which no chat id does)."""
         chat = self.chat
         if chat is None:
             return
