@@ -180,6 +180,30 @@ def _str_mapping(value: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def _channel_ints(name: str, value: Any, lowest: int) -> dict[str, int]:
+    """``Agent.channel_limits`` / ``channel_weights`` as a plain dict of channel ids to integers
+    >= ``lowest`` (a bad entry raises naming it)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{name}: must be a mapping of channel to integer, got {value!r}")
+    out: dict[str, int] = {}
+    for channel, item in value.items():
+        _text.check_id(f"{name} key", channel)
+        if isinstance(item, bool) or not isinstance(item, int) or item < lowest:
+            raise ValidationError(f"{name}.{channel}: must be an integer >= {lowest}, got {item!r}")
+        out[channel] = item
+    return out
+
+
+def _channel_limits(value: Any) -> dict[str, int]:
+    return _channel_ints("channel_limits", value, 0)
+
+
+def _channel_weights(value: Any) -> dict[str, int]:
+    return _channel_ints("channel_weights", value, 1)
+
+
 def _groups(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         return frozenset((value,))
@@ -198,6 +222,11 @@ class Agent:
 
     ``reception_limit`` is how many chats the agent holds at once; ``tier`` ranks agents for the
     priority-tier strategy (higher first); ``account_order`` breaks ties (older accounts first).
+
+    Capacity per channel (both optional; empty: every chat costs one slot, as without them):
+    ``channel_weights`` maps a channel to how many units of ``reception_limit`` one of its chats
+    takes (default 1; e.g. ``{"whatsapp": 2}``); ``channel_limits`` maps a channel to the most
+    chats of that channel the agent holds at once (``0``: none of that channel).
     """
 
     id: AgentId = attrs.field(validator=_text.validate_id)
@@ -207,6 +236,8 @@ class Agent:
     tier: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
     account_order: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
     status: AgentStatus = attrs.field(default=AgentStatus.OFFLINE, converter=AgentStatus)
+    channel_limits: Mapping[str, int] = attrs.field(factory=dict, converter=_channel_limits)
+    channel_weights: Mapping[str, int] = attrs.field(factory=dict, converter=_channel_weights)
 
 
 @attrs.frozen
@@ -218,6 +249,12 @@ class AgentLoad:
     ``version`` counts changes of the agent's configuration (status, limit, groups, tier): an
     update is a compare-and-set on it, so two concurrent changes never undo each other. Claims
     and releases do not move it.
+
+    ``channels`` maps each held chat to its channel, kept only for an agent with capacity per
+    channel (``Agent.channel_weights`` or ``channel_limits``) when it took the chat; a held
+    chat not in it costs one unit and counts toward no channel limit. ``recent`` holds the times
+    of the agent's latest assignments (oldest first), kept only while a fairness cap is set
+    (``assignment.fairness``), for as long as its longest window.
     """
 
     agent: Agent
@@ -227,6 +264,8 @@ class AgentLoad:
     idle_since: float = 0.0
     tiebreak: float = 0.0
     version: int = 0
+    channels: Mapping[ChatId, str] = attrs.field(factory=dict)
+    recent: tuple[float, ...] = ()
 
     @property
     def active(self) -> int:
@@ -234,15 +273,25 @@ class AgentLoad:
         return len(self.chats)
 
     @property
+    def used(self) -> int:
+        """Units of the reception limit the counted chats take: each chat's channel weight
+        (``Agent.channel_weights``, default 1); without weights, :attr:`active`."""
+        weights = self.agent.channel_weights
+        if not weights:
+            return len(self.chats)
+        channels = self.channels
+        return sum(weights.get(channels.get(c, ""), 1) for c in self.chats)
+
+    @property
     def free(self) -> int:
-        """Slots left below the reception limit."""
-        return max(0, self.agent.reception_limit - len(self.chats))
+        """Units left below the reception limit (slots, without channel weights)."""
+        return max(0, self.agent.reception_limit - self.used)
 
     @property
     def saturation(self) -> float:
-        """Active chats over the reception limit (1.0 when the limit is 0)."""
+        """Units used over the reception limit (1.0 when the limit is 0)."""
         limit = self.agent.reception_limit
-        return len(self.chats) / limit if limit else 1.0
+        return self.used / limit if limit else 1.0
 
 
 RANK_FIELDS = frozenset(

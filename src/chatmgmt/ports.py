@@ -144,7 +144,9 @@ class Census:
 
     ``eligible``: ONLINE and below the limit; ``full``: ONLINE at the limit; ``busy``, ``away``,
     ``offline`` by status; ``capacity``: the sum of ONLINE agents' limits; ``load``: the chats
-    ONLINE agents hold.
+    ONLINE agents hold. With channel weights (``Agent.channel_weights``) "below the limit"
+    means a unit of the limit left (``AgentLoad.used < reception_limit``); ``load`` still
+    counts chats.
     """
 
     eligible: int = 0
@@ -171,7 +173,8 @@ class GroupCensus(Census):
     """A group's :class:`Census` with what the live monitor shows besides
     (:meth:`AgentStore.censuses`): ``held``, the chats its agents hold (counted and inactive,
     whatever their status); ``free``, the slots below the limit of its ONLINE agents (an agent
-    above its limit counts 0, so it may exceed ``capacity - load``)."""
+    above its limit counts 0, so it may exceed ``capacity - load``; units of the limit for an
+    agent with channel weights: ``AgentLoad.free``)."""
 
     held: int = 0
     free: int = 0
@@ -228,14 +231,25 @@ the placeholder is the string ``"\\u0000picked"``, so a script can substitute it
 class Claim:
     """Claim a slot of one named agent for the chat.
 
-    Precondition: the agent exists, is ONLINE and below its reception limit, or already holds
-    the chat (claims are idempotent per chat); otherwise ``agent_unavailable``. ``force``
-    (repair only, :meth:`chatmgmt.ChatManager.reconcile`): the agent exists; the slot is taken
-    whatever its status and load, because the chat is already active with that agent.
+    Precondition: the agent exists and may take one more chat of ``channel`` at the change's
+    ``now`` (``fits`` in ``chatmgmt.assignment._load``: ONLINE, the chat's channel weight fits
+    below its reception limit, below its limit for that channel, and fewer than ``cap``
+    assignments within the last ``window_s`` seconds when ``cap`` > 0), or already holds the
+    chat (claims are idempotent per chat); otherwise ``agent_unavailable``. ``force`` (repair
+    only, :meth:`chatmgmt.ChatManager.reconcile`): the agent exists; the slot is taken whatever
+    its status and load, because the chat is already active with that agent.
+
+    ``channel`` is the chat's channel (recorded with the slot at an agent with capacity per
+    channel; ``""``: none, a chat of weight 1); ``keep_s`` > 0 records the assignment's time for
+    the fairness cap, keeping that many seconds of them (``claimed`` there).
     """
 
     agent_id: AgentId
     force: bool = False
+    channel: str = ""
+    cap: int = 0
+    window_s: float = 0.0
+    keep_s: float = 0.0
 
 
 @attrs.frozen
@@ -243,6 +257,10 @@ class RankedClaim:
     """Claim a slot of the first agent of ``group`` by ``ranking`` that is ONLINE, below its
     limit and not in ``excluded``; the store picks it inside the unit (O(log n) plus the
     excluded agents skipped). None eligible: ``no_agent``.
+
+    ``channel``, ``cap``, ``window_s`` and ``keep_s`` are those of :class:`Claim`: the pick is
+    the first agent of the index that also ``fits`` the chat (agents
+    whose channel is full or who reached the fairness cap are skipped like excluded ones).
 
     ``hold=False`` picks without taking a slot (a left message is handed to an agent but holds
     no live capacity): the pick still counts as an assignment for the ranking
@@ -253,6 +271,10 @@ class RankedClaim:
     ranking: Ranking
     excluded: frozenset[AgentId] = frozenset()
     hold: bool = True
+    channel: str = ""
+    cap: int = 0
+    window_s: float = 0.0
+    keep_s: float = 0.0
 
 
 @attrs.frozen

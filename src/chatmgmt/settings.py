@@ -40,6 +40,7 @@ __all__ = [
     "ChatSettings",
     "CustomStrategySettings",
     "EndOfChatSettings",
+    "FairnessCap",
     "FieldType",
     "FormField",
     "GroupSettings",
@@ -377,8 +378,34 @@ class WorkingHours:
 
 
 @attrs.frozen
+class FairnessCap:
+    """Fair distribution: at most ``max_assignments`` chats assigned to one agent within any
+    ``window_s`` seconds (0: no cap). An agent at the cap is passed over by automatic routing
+    until the window slides past its oldest assignment in it."""
+
+    max_assignments: int = attrs.field(
+        default=0, metadata={"doc": "Assignments per agent per window (0: no cap)."}
+    )
+    window_s: float = attrs.field(
+        default=3600.0, metadata={"doc": "The sliding window, in seconds."}
+    )
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when invalid."""
+        _number(
+            self.max_assignments,
+            f"{path}.max_assignments",
+            hi=MAX_COUNT,
+            integer=True,
+            note="0: no cap",
+        )
+        _number(self.window_s, f"{path}.window_s", above=True)
+
+
+@attrs.frozen
 class GroupSettings:
-    """Per skill group: its strategy (None: the global one), its duty hours, and ``pull``."""
+    """Per skill group: its strategy (None: the global one), its duty hours, ``pull`` and its
+    fairness cap (None: the global one)."""
 
     strategy: StrategyName | None = None
     priority_tiers: bool | None = None
@@ -390,6 +417,7 @@ class GroupSettings:
             "pushed; agents take them with take_chat."
         },
     )
+    fairness: FairnessCap | None = None
 
 
 @attrs.frozen
@@ -640,6 +668,7 @@ class AssignmentSettings:
     ``auto_transfer_s``: transfer a chat when its agent has not answered within this many seconds
     of the chat's assignment (0: off), counted against the chat's age, not per step;
     ``max_auto_transfers`` bounds how often.
+    ``fairness``: at most so many assignments per agent per window (per group in ``groups``).
     """
 
     strategy: StrategyName = StrategyName.ROUND_ROBIN
@@ -669,6 +698,19 @@ class AssignmentSettings:
         metadata={"doc": "The agent leave policy (what happens to a leaving agent's chats)."},
     )
     offers: OfferSettings = attrs.field(factory=OfferSettings)
+    fairness: FairnessCap = attrs.field(factory=FairnessCap)
+
+    def fairness_for(self, group: str) -> FairnessCap:
+        """The fairness cap of ``group``: its own, else the global one."""
+        own = self.groups.get(group)
+        return own.fairness if own is not None and own.fairness is not None else self.fairness
+
+    @property
+    def fairness_keep_s(self) -> float:
+        """How long stores keep assignment times: the longest window of any cap that is on
+        (0: no cap anywhere, none kept)."""
+        caps = [self.fairness, *(g.fairness for g in self.groups.values() if g.fairness)]
+        return max((c.window_s for c in caps if c.max_assignments > 0), default=0.0)
 
     def __attrs_post_init__(self) -> None:
         p = "assignment"
@@ -681,6 +723,9 @@ class AssignmentSettings:
         for name, group in self.groups.items():
             if group.hours is not None:
                 group.hours.check(f"{p}.groups.{name}.hours")
+            if group.fairness is not None:
+                group.fairness.check(f"{p}.groups.{name}.fairness")
+        self.fairness.check(f"{p}.fairness")
         for i, rule in enumerate(self.routing_rules):
             rule.check(f"{p}.routing_rules[{i}]")
         self.sticky.check(f"{p}.sticky")

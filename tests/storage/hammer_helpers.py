@@ -15,6 +15,10 @@ new limit. So a flexible agent may legitimately hold 2 ACTIVE chats while its li
 sampler checks flexible agents against the highest limit they have during the run (2) and
 fixed agents against their own limit. Once the run is over every agent is set back to limit 2
 and ONLINE, a ``reconcile()`` drains the queues, and the end check is exact.
+
+Capacity per channel. Chats are web or WhatsApp; ``a1`` weighs a WhatsApp chat 2 (of its 2
+units) and ``a3`` takes at most 1 WhatsApp chat (:data:`CHANNEL_CAPACITY`): the limits are
+checked in units and per channel on the records.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 from chatmgmt import ChatManager
 from chatmgmt.assignment import agent_queue, pool_name, queue_name
+from chatmgmt.assignment._load import cost, fits
 from chatmgmt.errors import ChatMgmtError, PreconditionFailed
 from chatmgmt.model import (
     Agent,
@@ -55,6 +60,12 @@ AGENTS: dict[str, tuple[frozenset[str], int]] = {
     "a4": (frozenset({"g2"}), 1),
     "a5": (frozenset({"g2"}), 2),
 }
+CHANNEL_CAPACITY: dict[str, dict[str, dict[str, int]]] = {
+    "a1": {"channel_weights": {"whatsapp": 2}},
+    "a3": {"channel_limits": {"whatsapp": 1}},
+}
+"""Per-channel capacity of some agents (``Agent`` keyword arguments)."""
+CHAT_CHANNELS = ("web", "web", "whatsapp")
 FLEXIBLE = ("a2", "a5")
 """Agents whose reception limit the workers move between 2 and 1."""
 FINAL_LIMITS = {a: (2 if a in FLEXIBLE else lim) for a, (_g, lim) in AGENTS.items()}
@@ -113,6 +124,7 @@ def setup_agents(storage: Storage) -> None:
                 reception_limit=limit,
                 account_order=i,
                 status=AgentStatus.ONLINE,
+                **CHANNEL_CAPACITY.get(aid, {}),
             )
         )
 
@@ -243,7 +255,7 @@ def hammer_worker(
                 counts[index] = n + 1
             chat_id = f"w{index}-{n}"
             chat = manager.open_chat(
-                CustomerInfo(channel="web", partner_id=f"p{index}-{n % 7}"),
+                CustomerInfo(channel=rng.choice(CHAT_CHANNELS), partner_id=f"p{index}-{n % 7}"),
                 skill_group=rng.choice(GROUPS),
                 chat_id=chat_id,
             )
@@ -401,7 +413,8 @@ for _, aenc in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver')
   if h[1] then
     out[2][#out[2] + 1] = {h[1], h[2], h[3], h[4], redis.call('SMEMBERS', akey .. ':chats'),
-      redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1'}
+      redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1',
+      redis.call('HGETALL', akey .. ':ch'), redis.call('LRANGE', akey .. ':rec', 0, -1)}
   end
 end
 for i = 2, #ARGV do
@@ -442,7 +455,8 @@ def redis_snapshot(storage: Any) -> Snapshot:
 def check_snapshot(snapshot: Snapshot, caps: dict[str, int]) -> tuple[list[str], dict[str, int]]:
     """The invariants that hold at every instant; returns (violations, observations).
 
-    * no agent holds more ACTIVE chat records than ``caps``;
+    * no agent holds more ACTIVE chat records than ``caps`` (in units of its channel weights),
+      nor more of a channel than its limit for that channel;
     * no chat is held by two agents, and an ACTIVE chat is held by its agent exactly
       (the load counters equal the chat records);
     * every waiting chat has a queue and is in it exactly once; every entry is a waiting chat
@@ -451,6 +465,7 @@ def check_snapshot(snapshot: Snapshot, caps: dict[str, int]) -> tuple[list[str],
     chats, loads, queues = snapshot
     bad: list[str] = []
     seen: dict[str, str] = {}
+    by_id = {c.id: c for c in chats}
     active: dict[str, set[str]] = {}
     for chat in chats:
         if chat.state is ChatState.ACTIVE:
@@ -463,8 +478,13 @@ def check_snapshot(snapshot: Snapshot, caps: dict[str, int]) -> tuple[list[str],
         aid = load.agent.id
         mine = active.get(aid, set())
         counted = {c for c in mine if c in load.chats}
-        if len(counted) > caps.get(aid, load.agent.reception_limit):
-            bad.append(f"{aid} holds {len(counted)} ACTIVE chats: {sorted(counted)}")
+        units = cost(load.agent, (by_id[c].channel for c in counted))
+        if units > caps.get(aid, load.agent.reception_limit):
+            bad.append(f"{aid} holds {len(counted)} ACTIVE chats ({units}): {sorted(counted)}")
+        for channel, most in load.agent.channel_limits.items():
+            of_channel = sorted(c for c in counted if by_id[c].channel == channel)
+            if len(of_channel) > most:
+                bad.append(f"{aid} holds {len(of_channel)} ACTIVE {channel} chats: {of_channel}")
         if load.agent.reception_limit and len(mine) >= load.agent.reception_limit:
             at_limit += 1
         held = load.chats | load.inactive
@@ -474,7 +494,6 @@ def check_snapshot(snapshot: Snapshot, caps: dict[str, int]) -> tuple[list[str],
             if chat_id in seen:
                 bad.append(f"{chat_id} held by {seen[chat_id]} and {aid}")
             seen[chat_id] = aid
-    by_id = {c.id: c for c in chats}
     for queue, entries in queues.items():
         dup = [c for c, n in Counter(entries).items() if n > 1]
         if dup:
@@ -529,7 +548,7 @@ def check_end(storage: Storage, snapshot: Snapshot, opened: Iterable[str]) -> di
                 agent.status is AgentStatus.ONLINE
                 and chat.skill_group in agent.skill_groups
                 and agent.id not in chat.excluded
-                and len(load.chats) < agent.reception_limit
+                and fits(load, chat.channel, 0.0)
                 and waits_in(chat) == queue_name(chat.skill_group)
             ):
                 bad.append(f"{chat.id} waits in {queue_of(chat)} next to free {agent.id}")

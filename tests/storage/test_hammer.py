@@ -259,3 +259,35 @@ def test_the_checks_see_a_broken_store() -> None:
     assert f"queue/g2: entry {active.id} is not a chat waiting there" in text, bad
     with pytest.raises(AssertionError, match="violations"):
         check_end(storage, memory_snapshot(storage), [c.id for c in chats])
+
+
+def test_the_checks_see_a_channel_limit_broken() -> None:
+    """Two WhatsApp chats forced onto a3 (at most 1 WhatsApp) and one onto a1 (a WhatsApp chat
+    weighs 2 of its 2 units, then a web chat): both reported, read from the records."""
+    from chatmgmt.model import AgentId, Chat, ChatId, ChatState, CustomerInfo
+    from chatmgmt.ports import Change, Claim
+    from chatmgmt.storage.memory import MemoryStorage
+    from storage.hammer_helpers import CAPS, check_snapshot, memory_snapshot
+
+    storage = MemoryStorage()
+    setup_agents(storage)
+    for cid, aid, channel in (
+        ("x1", "a3", "whatsapp"),
+        ("x2", "a3", "whatsapp"),
+        ("y1", "a1", "whatsapp"),
+        ("y2", "a1", "web"),
+    ):
+        chat = Chat(
+            ChatId(cid),
+            CustomerInfo(channel=channel),
+            channel=channel,
+            skill_group="g1",
+            state=ChatState.ACTIVE,
+            agent_id=AgentId(aid),
+        )
+        claim = Claim(AgentId(aid), force=True, channel=channel)
+        storage.apply(Change(chat.id, None, 1.0, chat=chat, claim=claim))
+    bad, _obs = check_snapshot(memory_snapshot(storage), CAPS)
+    text = "\n".join(bad)
+    assert "a3 holds 2 ACTIVE whatsapp chats" in text, bad
+    assert "a1 holds 2 ACTIVE chats (3)" in text, bad

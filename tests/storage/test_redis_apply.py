@@ -2,7 +2,9 @@
 
 The same random sequence of agent updates and changes is applied to a reference model built
 on :mod:`chatmgmt.assignment._load` (eligibility, claim, release, inactive move, census
-category, rank entries), to :class:`MemoryStorage` and to :class:`RedisStorage`; after every
+category, rank entries, capacity per channel and the fairness cap: agents with random channel
+weights and limits, claims with random channels and caps), to :class:`MemoryStorage` and to
+:class:`RedisStorage`; after every
 step the outcomes (the applied chat, the picked agent, the precondition that failed) and the
 whole state (chats, loads, census of every group, queues, timers, messages, sticky marks,
 outbox) must be equal. Rankings cover every rank field in both directions and random custom
@@ -22,6 +24,8 @@ from chatmgmt.assignment._load import (
     census_category,
     claimed,
     eligible,
+    fits_claim,
+    forced,
     in_group,
     moved_inactive,
     rank_entry,
@@ -61,6 +65,7 @@ CHATS = [ChatId(f"c{i}") for i in range(8)]
 QUEUES = ["q1", "q:2"]
 TIMERS = ["t1", "t2", "t3"]
 PARTNERS = ["p1", "p2"]
+CHANNELS = ["web", "wa", "mail"]
 
 
 # --------------------------------------------------------------------------- reference model
@@ -124,7 +129,7 @@ class Model:
                 claim.force
                 or cid in load.chats
                 or cid in load.inactive
-                or (eligible(load) and picked != change.release)
+                or (fits_claim(load, claim, change.now) and picked != change.release)
             ):
                 raise PreconditionFailed("agent_unavailable", cid, agent_id=picked)
         elif claim is not None:
@@ -135,6 +140,7 @@ class Model:
                 if in_group(load.agent, claim.group)
                 and eligible(load)
                 and load.agent.id not in excluded
+                and (not claim.hold or fits_claim(load, claim, change.now))
             ]
             if not entries:
                 raise PreconditionFailed("no_agent", cid, queue=claim.group)
@@ -145,8 +151,12 @@ class Model:
             self.loads[change.release] = released(self.loads[change.release], cid, now, tb)
         if isinstance(claim, RankedClaim) and not claim.hold:
             self.loads[picked] = touched(self.loads[picked], now, tb)
-        elif picked is not None:
-            self.loads[picked] = claimed(self.loads[picked], cid, now, tb)
+        elif isinstance(claim, Claim) and claim.force:
+            self.loads[picked] = forced(self.loads[picked], cid, now, tb, claim.channel)
+        elif claim is not None and picked is not None:
+            self.loads[picked] = claimed(
+                self.loads[picked], cid, now, tb, claim.channel, claim.keep_s
+            )
         if change.inactive is not None and change.inactive[0] in self.loads:
             aid, flag = change.inactive
             self.loads[aid] = moved_inactive(self.loads[aid], cid, flag)
@@ -192,7 +202,21 @@ def _agent(rng: random.Random, aid: AgentId) -> Agent:
         status=rng.choice(
             [AgentStatus.ONLINE] * 4 + [AgentStatus.BUSY, AgentStatus.AWAY, AgentStatus.OFFLINE]
         ),
+        channel_weights=rng.choice([{}, {}, {"wa": 2}, {"wa": 2, "mail": 3}, {"web": 1}]),
+        channel_limits=rng.choice([{}, {}, {"wa": 1}, {"web": 1, "mail": 0}]),
     )
+
+
+def _terms(rng: random.Random) -> dict[str, Any]:
+    """A claim's random channel and fairness terms (sometimes none: a plain claim)."""
+    if rng.random() < 0.25:
+        return {}
+    return {
+        "channel": rng.choice(CHANNELS),
+        "cap": rng.choice([0, 0, 1, 2]),
+        "window_s": rng.choice([1.0, 2.5, 4.0]),
+        "keep_s": rng.choice([0.0, 4.0, 4.0]),
+    }
 
 
 def _change(rng: random.Random, model: Model, step: int) -> Change:
@@ -203,15 +227,17 @@ def _change(rng: random.Random, model: Model, step: int) -> Change:
         expected = rng.choice([None, 0, 1, 5])
     claim: Claim | RankedClaim | None = None
     r = rng.random()
+    terms = _terms(rng)
     if r < 0.35:
         claim = RankedClaim(
             rng.choice(GROUPS),
             _ranking(rng),
             frozenset(a for a in AGENTS if rng.random() < 0.15),
             hold=rng.random() < 0.85,
+            **terms,
         )
     elif r < 0.55:
-        claim = Claim(rng.choice(AGENTS), force=rng.random() < 0.1)
+        claim = Claim(rng.choice(AGENTS), force=rng.random() < 0.1, **terms)
     ranked = isinstance(claim, RankedClaim)
     agent: AgentId | None = PICKED if ranked else (claim.agent_id if claim else None)
     now = float(step // 3)
@@ -220,7 +246,7 @@ def _change(rng: random.Random, model: Model, step: int) -> Change:
         chat = Chat(
             cid,
             CustomerInfo(partner_id=rng.choice(PARTNERS)),
-            channel="web",
+            channel=terms.get("channel") or "web",
             skill_group=rng.choice(GROUPS),
             state=rng.choice(list(ChatState)),
             agent_id=agent,
@@ -553,6 +579,34 @@ def test_agent_put_is_a_compare_and_set_and_keeps_the_load(redis_storage: RedisS
     with pytest.raises(ConflictError):  # a concurrent change made with the old version loses
         redis_storage.agents.put(ann, 3.0, expected_version=1)
     assert redis_storage.agents.get(ann.id) == load
+
+
+def test_version_1_data_reads_the_same_and_is_marked_2_by_a_write(
+    redis_storage: RedisStorage,
+) -> None:
+    """A namespace of the release before capacity per channel (data version 1: no channel
+    fields anywhere) is read as it is; the first write marks it version 2."""
+    ann = Agent(AgentId("ann"), status=AgentStatus.ONLINE, reception_limit=2)
+    load = redis_storage.agents.put(ann, 0.0)
+    dv = f"{redis_storage.key_prefix}:dv"
+    redis_storage.client.set(dv, "1")
+    kind = "cluster" if isinstance(redis_storage.client, __import__("redis").RedisCluster) else ""
+    fresh = _open(kind, redis_storage.namespace)
+    try:
+        assert fresh.agents.get(AgentId("ann")) == load
+        assert _s(redis_storage.client.get(dv)) == "1"  # reads do not mark it
+        cid = ChatId("c1")
+        chat = Chat(cid, CustomerInfo(), channel="web", state=ChatState.ACTIVE, agent_id=ann.id)
+        fresh.apply(Change(cid, None, 1.0, chat, claim=Claim(ann.id, channel="web")))
+        assert _s(redis_storage.client.get(dv)) == "2"
+        got = fresh.agents.get(ann.id)
+        assert got is not None and got.chats == {cid} and got.channels == {}
+    finally:
+        fresh.close()
+
+
+def _s(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def test_data_of_a_newer_version_is_refused(redis_storage: RedisStorage) -> None:

@@ -60,6 +60,7 @@ from chatmgmt.ports import (
 )
 from chatmgmt.storage._codec import encode
 from chatmgmt.storage.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStorage
+from chatmgmt.testing import claim_slot
 
 LEAST_BUSY = Ranking("least_busy", (RankKey("active"), RankKey("last_assigned_at")))
 NS = "t1"
@@ -970,7 +971,7 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 5
+        assert storage.database.schema_version() == SCHEMA_VERSION == 6
         assert storage.chats.purge(7.0, 10) == 0
         assert storage.chats.purge(8.0, 10) == 1
         assert storage.chats.get(ChatId("ce")) is None
@@ -1044,7 +1045,7 @@ def test_a_version_4_file_keeps_every_load_field_exactly(tmp_path: Path) -> None
     conn.close()
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 5
+        assert storage.database.schema_version() == SCHEMA_VERSION == 6
         assert storage.agents.get(AgentId("a")) == stored
         assert storage.agents.list("h") == [stored]
         # the rank rows were rebuilt from the load: one counted chat below the limit of 3
@@ -1453,3 +1454,31 @@ def test_sqlite_agrees_with_the_pure_rules_on_random_changes(seed: int) -> None:
     # the random walk reached the interesting outcomes
     assert outcomes.get("ok", 0) > 100
     assert {"version", "no_agent", "agent_unavailable"} <= set(outcomes), outcomes
+
+
+def test_a_version_5_file_gets_the_capacity_columns(tmp_path: Path) -> None:
+    """A file of schema 5 (loads in columns, before capacity per channel) opens: migration 6
+    adds ``agents.channels`` and ``agents.recent`` (NULL: none) and every load reads as it was;
+    a claim at an agent with channel weights then records the chat's channel there."""
+    path = tmp_path / "v5.db"
+    storage = SQLiteStorage(path, namespace=NS)
+    storage.agents.put(_agent("a", 3), 0.0)
+    before = storage.agents.get(AgentId("a"))
+    storage.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE agents DROP COLUMN channels")
+    conn.execute("ALTER TABLE agents DROP COLUMN recent")
+    conn.execute("UPDATE schema_version SET version = 5")
+    conn.commit()
+    conn.close()
+    storage = SQLiteStorage(path, namespace=NS)
+    try:
+        assert storage.database.schema_version() == SCHEMA_VERSION == 6
+        assert storage.agents.get(AgentId("a")) == before
+        weighted = attrs.evolve(_agent("a", 3), channel_weights={"wa": 2})
+        storage.agents.put(weighted, 1.0, expected_version=1)
+        assert claim_slot(storage, "a", "c1", now=2.0, channel="wa")
+        load = storage.agents.get(AgentId("a"))
+        assert load is not None and load.channels == {"c1": "wa"} and load.used == 2
+    finally:
+        storage.close()

@@ -116,7 +116,8 @@ class CoreBase:
         # deadlines planned per (chat, version): a change compares its new plan with the old
         self._plans: dict[tuple[str, int], dict[str, Timer]] = {}
         self._strategies: dict[str, Strategy] = {}  # per group, resolved once
-        self._claims: dict[str, RankedClaim] = {}  # per group, without exclusions
+        # per group and channel, without exclusions
+        self._claims: dict[tuple[str, str], RankedClaim] = {}
         self.emits = True  # the manager turns this off when the host gave no event sink
         self.positions = settings.assignment.queue.position_events_s > 0
         self.overflow_watch = bool(settings.assignment.overflow) and (

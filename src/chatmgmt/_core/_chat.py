@@ -234,7 +234,8 @@ class Chats(Routing):
             reason = {"via": "admin", "agent": agent_id, "by": by}
             new, items = plan_assignment(chat, agent_id, reason, now)
             remove, cancel = leaving(chat)
-            return Plan(new, items, claim=Claim(agent_id), remove=remove, cancel=cancel)
+            claim = Claim(agent_id, **self.claim_terms(None, chat))
+            return Plan(new, items, claim=claim, remove=remove, cancel=cancel)
 
         try:
             _old, assigned = yield from self.update(chat_id, planner, now)

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._plan import Plan, leaving
 from ..assignment import pool_name, queue_name
-from ..assignment._load import in_group
+from ..assignment._load import fits, has_channel_rules, in_group
 from ..assignment._plans import WAITING, plan_assignment
 from ..errors import AssignmentError, ConflictError, PreconditionFailed, ValidationError
 from ..model import AgentId, AgentLoad, Chat, ChatId, ReceptionMode
@@ -65,7 +65,7 @@ class Pull(Offers):
                 raise AssignmentError(f"agent {agent_id!r} serves no pull-mode skill group")
         queues = [self.pull_queue(g) for g in groups]
         for _ in range(CAS_RETRIES):
-            head = yield from self._next(queues, agent_id)
+            head = yield from self._next(queues, load, now)
             if head is None:
                 return None
             taken = yield from self._take(agent_id, head, now)
@@ -82,8 +82,11 @@ class Pull(Offers):
         if not in_group(load.agent, group):
             raise AssignmentError(f"agent {load.agent.id!r} does not serve skill group {group!r}")
 
-    def _next(self, queues: list[str], agent_id: AgentId) -> Eff[Chat | None]:
-        """The oldest waiting chat at the heads of ``queues`` the agent may take."""
+    def _next(self, queues: list[str], load: AgentLoad, now: float) -> Eff[Chat | None]:
+        """The oldest waiting chat at the heads of ``queues`` the agent may take (not excluded
+        for it; with capacity per channel, a chat of a channel it has room for)."""
+        agent_id = load.agent.id
+        by_channel = has_channel_rules(load.agent)
         best: tuple[float, Chat] | None = None
         for queue in queues:
             heads = yield from call(QueueStore.peek, queue, _PEEK)
@@ -94,6 +97,8 @@ class Pull(Offers):
                 if chat is None or chat.state not in WAITING or queue_of(chat) != queue:
                     continue  # an entry its chat disagrees with: reconcile() repairs it
                 if agent_id in chat.excluded:
+                    continue
+                if by_channel and not fits(load, chat.channel, now):
                     continue
                 best = (score, chat)
                 break
@@ -126,7 +131,9 @@ class Pull(Offers):
         }
         new, items = plan_assignment(chat, agent_id, reason, now)
         remove, cancel = leaving(chat)
-        plan = Plan(new, items, claim=Claim(agent_id), remove=remove, cancel=cancel, owned=True)
+        # the agent's own choice: its channel capacity holds, the fairness cap does not (counted)
+        claim = Claim(agent_id, **self.claim_terms(None, chat))
+        plan = Plan(new, items, claim=claim, remove=remove, cancel=cancel, owned=True)
         try:
             applied = yield from self.commit(chat, plan, now)
         except PreconditionFailed as exc:

@@ -8,6 +8,7 @@ from typing import Any
 from .. import lifecycle as lc
 from .._plan import Plan
 from ..assignment import Target, agent_queue, estimate_wait_s, pool_name, queue_name
+from ..assignment._load import eligible
 from ..assignment._plans import WAITING, plan_queue
 from ..errors import PreconditionFailed
 from ..model import (
@@ -178,8 +179,10 @@ class Queueing(Targets):
     def drain(self, queue: str, now: float) -> Eff[int]:
         """Assign queued chats of ``queue`` in order while capacity allows; returns how many.
 
-        A head chat that no free agent may take because of its exclusions is passed over; any
-        other failure stops the drain, so no newer chat overtakes an older one.
+        A head chat that no free agent may take while one has room (its exclusions, its
+        channel full at them, or the fairness cap) is passed over and keeps its place; a
+        failure because nobody has room stops the drain, so no newer chat overtakes an older
+        one.
         """
         kind, name = _group_of(queue)
         if kind != "agent" and self.is_pull(name):
@@ -203,7 +206,7 @@ class Queueing(Targets):
                     target, chat, chat, now, reason_extra=extra, fresh=False
                 )
                 if done is None:
-                    if chat.excluded:
+                    if chat.excluded or (yield from self._room_left(target)):
                         continue
                     return assigned
                 if done.state.holds_slot and done.version == chat.version + 1:
@@ -212,6 +215,15 @@ class Queueing(Targets):
                 break
             if not progressed:
                 return assigned
+
+    def _room_left(self, target: Target) -> Eff[bool]:
+        """Whether an agent of ``target`` still has room for some chat (ONLINE, a unit below
+        its limit) after it could not take the chat just tried."""
+        if target.kind == "agent":
+            load = yield from call(AgentStore.get, AgentId(target.id))
+            return load is not None and eligible(load)
+        census = yield from call(AgentStore.census, target.id)
+        return census.eligible > 0
 
     def drain_for_agent(self, agent_id: AgentId, now: float) -> Eff[int]:
         """Capacity freed at ``agent_id``: drain the queues it serves, oldest head first."""

@@ -79,7 +79,7 @@ class Repair(Deadlines):
             held = yield from call(AgentStore.get, agent)
             if held is None or chat.id in held.chats or chat.id in held.inactive:
                 continue
-            claim = Claim(agent, force=True)
+            claim = Claim(agent, force=True, channel=chat.channel)
             change = Change(chat.id, chat.version, now, claim=claim, tiebreak=self.rng.random())
             if (yield from self._repair(change)):
                 fixed["claimed"] += 1

@@ -21,7 +21,7 @@ from ..assignment import (
     strategy_for_group,
     strategy_name,
 )
-from ..assignment._load import eligible
+from ..assignment._load import fits
 from ..assignment._plans import plan_assignment
 from ..assignment._strategies import Strategy
 from ..errors import NotFoundError, PreconditionFailed
@@ -78,6 +78,19 @@ class Targets(Ending):
         offers = resolve(offers, group=group)
         return offers.timeout_s if offers.enabled else None
 
+    def claim_terms(self, group: str | None, chat: Chat) -> dict[str, Any]:
+        """The capacity terms of a claim for ``chat``: its channel (capacity per channel), the
+        fairness cap of ``group`` (None: an explicit assignment, no cap) and how long stores
+        keep assignment times (:attr:`AssignmentSettings.fairness_keep_s`)."""
+        assignment = self.settings.assignment
+        terms: dict[str, Any] = {"channel": chat.channel, "keep_s": assignment.fairness_keep_s}
+        if group is not None:
+            cap = assignment.fairness_for(group)
+            if cap.max_assignments > 0:
+                terms["cap"] = cap.max_assignments
+                terms["window_s"] = cap.window_s
+        return terms
+
     def wait_queue(self, chat: Chat, group: str) -> str:
         """Where ``chat`` waits for ``group``: its queue (Real-Time) or its pool (Always On)."""
         return pool_name(group) if chat.mode is ReceptionMode.ALWAYS_ON else queue_name(group)
@@ -108,7 +121,10 @@ class Targets(Ending):
             aid = AgentId(target.id)
             if aid in chat.excluded:
                 return None, reason, None
-            return Claim(aid), reason, agent_queue(aid) if fresh else None
+            # a transfer to a named agent is a person's choice: no fairness cap
+            capped = None if target.via == "transfer" else chat.skill_group
+            terms = self.claim_terms(capped, chat)
+            return Claim(aid, **terms), reason, agent_queue(aid) if fresh else None
         group = target.id
         if self.is_pull(group):
             reason["pull"] = True  # agents take the group's chats themselves
@@ -122,15 +138,22 @@ class Targets(Ending):
         reason["eligible"] = census.eligible
         reason["ineligible"] = ineligible(census, chat)
         empty = self.wait_queue(chat, group) if fresh else None
+        terms = self.claim_terms(group, chat)
         if isinstance(strategy, Ranking):
             if chat.excluded:
-                return RankedClaim(group, strategy, chat.excluded), reason, empty
-            claim = self._claims.get(group)
-            if claim is None or claim.ranking is not strategy:
-                claim = self._claims[group] = RankedClaim(group, strategy)
+                return RankedClaim(group, strategy, chat.excluded, **terms), reason, empty
+            key = (group, chat.channel)
+            claim = self._claims.get(key)
+            if claim is None or claim.ranking is not strategy or claim.keep_s != terms["keep_s"]:
+                claim = self._claims[key] = RankedClaim(group, strategy, **terms)
             return claim, reason, empty
         loads = yield from call(AgentStore.list, group)
-        pool = [ld for ld in loads if eligible(ld) and ld.agent.id not in chat.excluded]
+        cap, window_s = terms.get("cap", 0), terms.get("window_s", 0.0)
+        pool = [
+            ld
+            for ld in loads
+            if fits(ld, chat.channel, now, cap, window_s) and ld.agent.id not in chat.excluded
+        ]
         if not pool:
             return None, reason, None
         custom = self.settings.assignment.custom_strategy
@@ -141,10 +164,10 @@ class Targets(Ending):
             if fallback is None:
                 return None, reason, None
             reason["strategy"] = fallback.name
-            return RankedClaim(group, fallback, chat.excluded), reason, empty
+            return RankedClaim(group, fallback, chat.excluded, **terms), reason, empty
         if pick is None:
             return None, reason, None
-        return Claim(pick.agent.id), reason, empty
+        return Claim(pick.agent.id, **terms), reason, empty
 
     def _fallback(self, group: str) -> Ranking | None:
         """The ranking that picks when the group's custom strategy failed (None: queue)."""

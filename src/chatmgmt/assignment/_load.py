@@ -1,5 +1,12 @@
 """The agent-load rules, once: eligibility, claim, release, inactive chats, census and rank values.
 
+Capacity per channel and the fairness cap live here too: a chat of channel ``c`` costs
+:func:`weight` units of the reception limit, at most ``Agent.channel_limits[c]`` chats of ``c``
+are held at once, and an agent with ``cap`` assignments within the last ``window_s`` seconds
+takes no more (:func:`fits`). :func:`eligible` is an agent's membership in a ranking index
+(ONLINE, a unit left); the claim of one chat also needs :func:`fits`, which the stores check
+while they walk the index.
+
 Pure functions over :class:`~chatmgmt.model.AgentLoad`. The in-memory and SQLite adapters call
 them; the Redis adapter's Lua scripts implement the same rules and a contract test
 (``chatmgmt.testing``) pins every adapter's answers to these functions.
@@ -14,20 +21,33 @@ False
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from ..model import Agent, AgentId, AgentLoad, AgentStatus, ChatId, Ranking, evolve
+
+if TYPE_CHECKING:
+    from ..ports import Claim, RankedClaim
 
 __all__ = [
     "CENSUS_CATEGORIES",
+    "assignments_within",
     "census_category",
+    "channel_count",
     "claimed",
+    "cost",
     "eligible",
+    "fits",
+    "fits_claim",
     "forced",
+    "has_channel_rules",
     "in_group",
     "moved_inactive",
     "rank_entry",
     "released",
     "touched",
     "updated_agent",
+    "weight",
 ]
 
 CENSUS_CATEGORIES = ("eligible", "full", "busy", "away", "offline")
@@ -40,26 +60,116 @@ def in_group(agent: Agent, group: str) -> bool:
 
 
 def eligible(load: AgentLoad) -> bool:
-    """ONLINE and below the reception limit: may be given one more chat."""
-    return load.agent.status is AgentStatus.ONLINE and len(load.chats) < load.agent.reception_limit
+    """ONLINE and below the reception limit (a unit left): in the ranking indexes, and may be
+    given one more chat of weight 1 (any chat, without capacity per channel)."""
+    return load.agent.status is AgentStatus.ONLINE and load.used < load.agent.reception_limit
+
+
+def weight(agent: Agent, channel: str) -> int:
+    """Units of the reception limit one chat of ``channel`` takes at ``agent`` (default 1)."""
+    return agent.channel_weights.get(channel, 1) if agent.channel_weights else 1
+
+
+def cost(agent: Agent, channels: Iterable[str]) -> int:
+    """Units of ``agent``'s reception limit that chats of ``channels`` (one entry per chat)
+    take: the sum of their :func:`weight` (their number, without channel weights)."""
+    return sum(weight(agent, ch) for ch in channels)
+
+
+def channel_count(load: AgentLoad, channel: str) -> int:
+    """Counted chats of ``channel`` the agent holds (by its recorded ``channels``)."""
+    channels = load.channels
+    return sum(1 for c in load.chats if channels.get(c) == channel)
+
+
+def assignments_within(load: AgentLoad, now: float, window_s: float) -> int:
+    """The agent's assignments within the ``window_s`` seconds before ``now`` (by its
+    recorded ``recent`` times: those later than ``now - window_s``)."""
+    start = now - window_s
+    return sum(1 for t in load.recent if t > start)
+
+
+def fits(load: AgentLoad, channel: str, now: float, cap: int = 0, window_s: float = 0.0) -> bool:
+    """Whether the agent may take one more chat of ``channel`` at ``now``: :func:`eligible`,
+    the chat's :func:`weight` fits below the reception limit, fewer than
+    ``channel_limits[channel]`` chats of that channel held, and (``cap`` > 0) fewer than ``cap``
+    assignments within the last ``window_s`` seconds. Without capacity per channel and cap it is
+    :func:`eligible`."""
+    agent = load.agent
+    if agent.status is not AgentStatus.ONLINE:
+        return False
+    if has_channel_rules(agent):
+        if load.used + weight(agent, channel) > agent.reception_limit:
+            return False
+        most = agent.channel_limits.get(channel)
+        if most is not None and channel_count(load, channel) >= most:
+            return False
+    elif len(load.chats) >= agent.reception_limit:
+        return False
+    return cap <= 0 or assignments_within(load, now, window_s) < cap
+
+
+def fits_claim(load: AgentLoad, claim: Claim | RankedClaim, now: float) -> bool:
+    """:func:`fits` with the terms of ``claim`` (its channel and fairness cap)."""
+    return fits(load, claim.channel, now, claim.cap, claim.window_s)
+
+
+def has_channel_rules(agent: Agent) -> bool:
+    """Whether ``agent`` has capacity per channel (weights or limits)."""
+    return bool(agent.channel_weights or agent.channel_limits)
 
 
 def census_category(load: AgentLoad) -> str:
     """Which :data:`CENSUS_CATEGORIES` entry the agent counts under."""
     status = load.agent.status
     if status is AgentStatus.ONLINE:
-        return "eligible" if len(load.chats) < load.agent.reception_limit else "full"
+        return "eligible" if load.used < load.agent.reception_limit else "full"
     return str(status.value)
 
 
-def claimed(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> AgentLoad:
+def claimed(
+    load: AgentLoad,
+    chat_id: ChatId,
+    now: float,
+    tiebreak: float,
+    channel: str = "",
+    keep_s: float = 0.0,
+) -> AgentLoad:
     """The load after the agent takes ``chat_id`` (a counted chat; idempotent per chat).
 
-    Taking a chat moves ``last_assigned_at`` to ``now`` and draws a new ``tiebreak``.
+    Taking a chat moves ``last_assigned_at`` to ``now`` and draws a new ``tiebreak``. An agent
+    with capacity per channel records the chat's ``channel`` (when given); with ``keep_s`` > 0
+    (a fairness cap is set) ``now`` joins the assignment times in ``recent``, which keep only
+    the last ``keep_s`` seconds; with ``keep_s`` = 0 none are kept.
     """
+    if keep_s > 0:
+        start = now - keep_s
+        recent: tuple[float, ...] = (*(t for t in load.recent if t > start), now)
+    else:
+        recent = ()
+    return _take(load, chat_id, now, tiebreak, channel, recent)
+
+
+def _take(
+    load: AgentLoad,
+    chat_id: ChatId,
+    now: float,
+    tiebreak: float,
+    channel: str,
+    recent: tuple[float, ...],
+) -> AgentLoad:
+    """``chat_id`` joins the counted chats (idempotent), its channel recorded at an agent with
+    capacity per channel, with the assignment times ``recent``."""
     if chat_id in load.chats or chat_id in load.inactive:
         return load
-    return evolve(load, chats=load.chats | {chat_id}, last_assigned_at=now, tiebreak=tiebreak)
+    changes: dict[str, object] = {}
+    if channel and has_channel_rules(load.agent):
+        changes["channels"] = {**load.channels, chat_id: channel}
+    if recent != load.recent:
+        changes["recent"] = recent
+    return evolve(
+        load, chats=load.chats | {chat_id}, last_assigned_at=now, tiebreak=tiebreak, **changes
+    )
 
 
 def touched(load: AgentLoad, now: float, tiebreak: float) -> AgentLoad:
@@ -68,10 +178,13 @@ def touched(load: AgentLoad, now: float, tiebreak: float) -> AgentLoad:
     return evolve(load, last_assigned_at=now, tiebreak=tiebreak)
 
 
-def forced(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> AgentLoad:
+def forced(
+    load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float, channel: str = ""
+) -> AgentLoad:
     """The load after a repair gives the agent back a chat it is active with (``Claim(force=
-    True)``): like :func:`claimed`, whatever the agent's status and load."""
-    return claimed(load, chat_id, now, tiebreak)
+    True)``): like :func:`claimed`, whatever the agent's status and load; a repair is no new
+    assignment, so ``recent`` is left as it is."""
+    return _take(load, chat_id, now, tiebreak, channel, load.recent)
 
 
 def released(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> AgentLoad:
@@ -84,6 +197,16 @@ def released(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> A
     chats = load.chats - {chat_id}
     inactive = load.inactive - {chat_id}
     idle_since = now if not chats and not inactive else load.idle_since
+    if chat_id in load.channels:
+        channels = {c: ch for c, ch in load.channels.items() if c != chat_id}
+        return evolve(
+            load,
+            chats=chats,
+            inactive=inactive,
+            idle_since=idle_since,
+            tiebreak=tiebreak,
+            channels=channels,
+        )
     return evolve(load, chats=chats, inactive=inactive, idle_since=idle_since, tiebreak=tiebreak)
 
 

@@ -137,9 +137,7 @@ def group_counts(loads: Sequence[AgentLoad], groups: Iterable[str] = ()) -> dict
         if status is _ONLINE:
             column = 0
             limit = agent.reception_limit
-            free = limit - len(load.chats)
-            if free < 0:
-                free = 0
+            free = load.free  # units of the limit (slots, without channel weights)
         else:
             column = 1 if status is _BUSY else 2 if status is _AWAY else 3
             free = limit = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter
 
 from ..model import Agent, AgentLoad, Chat, Customer, Event, Message, Sticky, Timer
@@ -24,6 +25,16 @@ _T = TypeVar("_T")
 
 _converter = make_converter()
 _converter.register_unstructure_hook(frozenset, lambda value: sorted(value))
+# capacity per channel and the fairness cap's assignment times are written only when set, so an
+# agent without them is stored exactly as before they existed
+_omit = override(omit_if_default=True)
+_converter.register_unstructure_hook(
+    Agent,
+    make_dict_unstructure_fn(Agent, _converter, channel_limits=_omit, channel_weights=_omit),
+)
+_converter.register_unstructure_hook(
+    AgentLoad, make_dict_unstructure_fn(AgentLoad, _converter, channels=_omit, recent=_omit)
+)
 
 
 def encode(value: Any) -> str:

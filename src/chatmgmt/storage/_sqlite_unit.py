@@ -24,6 +24,7 @@ from ..assignment._load import (
     census_category,
     claimed,
     eligible,
+    fits_claim,
     forced,
     moved_inactive,
     rank_entry,
@@ -93,7 +94,9 @@ def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
 
 
 #: The columns of an ``agents`` row that make its load, in :func:`load_of`'s order: the
-#: agent's configuration as JSON (``data``), its version, then the load's fields as columns.
+#: agent's configuration as JSON (``data``), its version, then the load's fields as columns
+#: (``channels`` and ``recent`` as JSON, NULL while empty: capacity per channel and the
+#: fairness cap, schema 6).
 LOAD_COLUMNS = (
     "data",
     "version",
@@ -102,16 +105,18 @@ LOAD_COLUMNS = (
     "last_assigned_at",
     "idle_since",
     "tiebreak",
+    "channels",
+    "recent",
 )
 _LOAD_LIST = ", ".join(LOAD_COLUMNS)
 _LOAD_UPSERT = (
-    f"INSERT INTO agents (ns, id, {_LOAD_LIST}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO agents (ns, id, {_LOAD_LIST}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (ns, id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in LOAD_COLUMNS)
 )
 _SLOTS_UPDATE = (
     "UPDATE agents SET chats = ?, inactive = ?, last_assigned_at = ?, idle_since = ?, "
-    "tiebreak = ? WHERE ns = ? AND id = ?"
+    "tiebreak = ?, channels = ?, recent = ? WHERE ns = ? AND id = ?"
 )
 
 #: Decoded agent configurations by their JSON: a configuration changes rarely, so a load
@@ -131,11 +136,12 @@ def _agent(text: str) -> Agent:
 
 
 def load_of(row: Sequence[Any], at: int = 0) -> AgentLoad | None:
-    """The load held by ``row[at:at + 7]`` (the :data:`LOAD_COLUMNS`), None when ``row[at]``
+    """The load held by ``row[at:at + 9]`` (the :data:`LOAD_COLUMNS`), None when ``row[at]``
     is NULL (no such agent)."""
     text = row[at]
     if text is None:
         return None
+    channels, recent = row[at + 7], row[at + 8]
     return AgentLoad(
         _agent(text),
         frozenset(json.loads(row[at + 2])),
@@ -144,7 +150,15 @@ def load_of(row: Sequence[Any], at: int = 0) -> AgentLoad | None:
         row[at + 5],
         row[at + 6],
         row[at + 1],
+        {} if channels is None else json.loads(channels),
+        () if recent is None else tuple(json.loads(recent)),
     )
+
+
+def _extra(load: AgentLoad) -> tuple[str | None, str | None]:
+    """The ``channels`` and ``recent`` columns of ``load`` (NULL while empty)."""
+    channels = json.dumps(dict(load.channels)) if load.channels else None
+    return channels, json.dumps(list(load.recent)) if load.recent else None
 
 
 def _ids(ids: frozenset[ChatId]) -> str:
@@ -176,7 +190,7 @@ def _write_loads(
     for new, old in loads:
         aid = new.agent.id
         ids = (_ids(new.chats), _ids(new.inactive))
-        times = (new.last_assigned_at, new.idle_since, new.tiebreak)
+        times = (new.last_assigned_at, new.idle_since, new.tiebreak, *_extra(new))
         if old is not None and old.agent is new.agent and old.version == new.version:
             conn.execute(_SLOTS_UPDATE, (*ids, *times, ns, aid))
         else:
@@ -292,12 +306,12 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 claim.force
                 or cid in load.chats
                 or cid in load.inactive
-                or (eligible(load) and agent_id != release)
+                or (fits_claim(load, claim, now) and agent_id != release)
             ):
                 raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
         elif isinstance(claim, RankedClaim):
             excluded = claim.excluded if release is None else claim.excluded | {release}
-            agent_id, load = _pick(db, conn, ns, claim.group, claim.ranking, excluded, cid)
+            agent_id, load = _pick(db, conn, ns, claim, excluded, cid, now)
         # every precondition held: write. The loads as they change, by agent: (new, as read)
         loads: dict[AgentId, tuple[AgentLoad, AgentLoad]] = {}
         # 1. release
@@ -310,9 +324,10 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
             if isinstance(claim, RankedClaim) and not claim.hold:
                 new = touched(old, now, tiebreak)
             elif isinstance(claim, Claim) and claim.force:
-                new = forced(old, cid, now, tiebreak)
+                new = forced(old, cid, now, tiebreak, claim.channel)
             else:
-                new = claimed(old, cid, now, tiebreak)
+                assert claim is not None
+                new = claimed(old, cid, now, tiebreak, claim.channel, claim.keep_s)
             loads[agent_id] = (new, loads[agent_id][1] if agent_id in loads else load)
         # 3. inactive
         if change.inactive is not None:
@@ -403,28 +418,34 @@ def _pick(
     db: SQLiteDatabase,
     conn: sqlite3.Connection,
     ns: str,
-    group: str,
-    ranking: Ranking,
+    claim: RankedClaim,
     excluded: frozenset[AgentId],
     chat_id: ChatId,
+    now: float,
 ) -> tuple[AgentId, AgentLoad]:
-    """The first eligible, non-excluded agent of the group by the ranking, with its load: one
-    indexed ``ORDER BY … LIMIT 1`` (the excluded agents are skipped in the index walk) joined
-    to the agent's row."""
-    order = ", ".join(f"r.{column}" for column in db.rank_order(conn, ranking).split(", "))
+    """The first eligible, non-excluded agent of the group by the ranking that fits the claim
+    (its channel and fairness cap), with its load: one indexed ``ORDER BY`` (the excluded
+    agents are skipped in the index walk) joined to the agent's row; the first row is the pick
+    unless that agent's channel is full or it reached the cap, then the walk goes on."""
+    group = claim.group
+    order = ", ".join(f"r.{column}" for column in db.rank_order(conn, claim.ranking).split(", "))
     skip = sorted(excluded)
     not_in = f" AND r.agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
-    row = conn.execute(
+    rows = conn.execute(
         f"SELECT r.agent_id, {', '.join(f'a.{name}' for name in LOAD_COLUMNS)} "
         "FROM agent_ranks r JOIN agents a "
         "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ? AND r.eligible = 1"
-        f"{not_in} ORDER BY {order} LIMIT 1",
+        f"{not_in} ORDER BY {order}",
         (ns, group, *skip),
-    ).fetchone()
-    if row is None:
-        raise PreconditionFailed("no_agent", chat_id, queue=group)
-    agent_id = AgentId(row[0])
-    load = load_of(row, 1)
-    if load is None or not eligible(load):  # the index disagrees: never over the limit
-        raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
-    return agent_id, load
+    )
+    try:
+        for row in rows:
+            agent_id = AgentId(row[0])
+            load = load_of(row, 1)
+            if load is None or not eligible(load):  # the index disagrees: never over the limit
+                raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
+            if not claim.hold or fits_claim(load, claim, now):
+                return agent_id, load
+    finally:
+        rows.close()
+    raise PreconditionFailed("no_agent", chat_id, queue=group)

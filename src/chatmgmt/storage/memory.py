@@ -25,6 +25,9 @@ from ..assignment._load import (
     census_category,
     claimed,
     eligible,
+    fits_claim,
+    forced,
+    has_channel_rules,
     in_group,
     moved_inactive,
     rank_entry,
@@ -117,6 +120,9 @@ class _Space:
         # the agent ids in account order (then id) for AgentStore.list; None: to be sorted
         # again (an agent was added or its account order changed)
         self.order: list[AgentId] | None = None
+        # agents with capacity per channel: while there is none, a ranked pick is the index's
+        # first entry unless the claim has a fairness cap
+        self.channel_agents: set[AgentId] = set()
 
     def count(self, load: AgentLoad, sign: int) -> None:
         agent = load.agent
@@ -125,7 +131,7 @@ class _Space:
         active = len(load.chats)
         held = sign * (active + len(load.inactive))
         limit = agent.reception_limit
-        free = sign * (limit - active if limit > active else 0)
+        free = sign * load.free
         for group in agent.skill_groups | {""}:
             counts = self.census.get(group)
             if counts is None:
@@ -148,11 +154,14 @@ class _Space:
         category = census_category(load)
         online = agent.status is AgentStatus.ONLINE
         load_delta = now_active - was if online else 0
-        free = (
-            (limit - now_active if limit > now_active else 0) - (limit - was if limit > was else 0)
-            if online
-            else 0
-        )
+        if not online:
+            free = 0
+        elif agent.channel_weights:  # free counts units of the limit
+            free = load.free - old.free
+        else:
+            free = (limit - now_active if limit > now_active else 0) - (
+                limit - was if limit > was else 0
+            )
         if not (held or load_delta or free or old_category != category):
             return
         census = self.census
@@ -174,6 +183,10 @@ class _Space:
             if old is not None:
                 self.count(old, -1)
             self.count(load, +1)
+            if has_channel_rules(load.agent):
+                self.channel_agents.add(load.agent.id)
+            else:
+                self.channel_agents.discard(load.agent.id)
         self.loads[load.agent.id] = load
         for index in self.indexes.values():
             index.update(load)
@@ -299,11 +312,16 @@ class _Index:
             self.keys[aid] = entry
             self.sorted.add(entry)
 
-    def first(self, excluded: frozenset[AgentId]) -> AgentId | None:
-        if not excluded:
+    def first(
+        self, excluded: frozenset[AgentId], fit: Callable[[AgentId], bool] | None = None
+    ) -> AgentId | None:
+        """The first agent by the ranking not in ``excluded`` and, with ``fit``, for which
+        ``fit(agent)`` holds (a claim's channel and fairness terms); agents passed over are
+        skipped in order."""
+        if not excluded and fit is None:
             return cast(AgentId, self.sorted[0][1]) if self.sorted else None
         for _key, aid in self.sorted:
-            if aid not in excluded:
+            if aid not in excluded and (fit is None or fit(aid)):
                 return cast(AgentId, aid)
         return None
 
@@ -758,14 +776,21 @@ class MemoryStorage:
                         claim.force
                         or chat_id in load.chats
                         or chat_id in load.inactive
-                        or (eligible(load) and picked != release)
+                        or (fits_claim(load, claim, change.now) and picked != release)
                     ):
                         raise PreconditionFailed("agent_unavailable", chat_id, agent_id=picked)
                 else:
                     excluded = claim.excluded
                     if release is not None:
                         excluded = excluded | {release}
-                    picked = s.index(claim.group, claim.ranking).first(excluded)
+                    fit = None
+                    if claim.hold and (claim.cap > 0 or s.channel_agents):
+                        ranked, now = claim, change.now
+
+                        def fit(aid: AgentId) -> bool:
+                            return fits_claim(loads[aid], ranked, now)
+
+                    picked = s.index(claim.group, claim.ranking).first(excluded, fit)
                     if picked is None:
                         raise PreconditionFailed("no_agent", chat_id, queue=claim.group)
                     # nothing can fail from here on: an owned change is bound in place
@@ -777,10 +802,24 @@ class MemoryStorage:
                 if load is not None:
                     s.store_load(released(load, chat_id, now, change.tiebreak))
             if picked is not None:
+                assert claim is not None
                 if isinstance(claim, RankedClaim) and not claim.hold:
                     s.store_load(touched(loads[picked], now, change.tiebreak))
+                elif isinstance(claim, Claim) and claim.force:
+                    s.store_load(
+                        forced(loads[picked], chat_id, now, change.tiebreak, claim.channel)
+                    )
                 else:
-                    s.store_load(claimed(loads[picked], chat_id, now, change.tiebreak))
+                    s.store_load(
+                        claimed(
+                            loads[picked],
+                            chat_id,
+                            now,
+                            change.tiebreak,
+                            claim.channel,
+                            claim.keep_s,
+                        )
+                    )
             if change.inactive is not None:
                 aid, flag = change.inactive
                 load = loads.get(aid)

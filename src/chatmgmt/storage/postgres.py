@@ -52,6 +52,7 @@ from ..assignment._load import (
     census_category,
     claimed,
     eligible,
+    fits_claim,
     forced,
     moved_inactive,
     rank_entry,
@@ -271,6 +272,11 @@ _MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
     $$
     """,
     ),
+    # 4: capacity per channel and the fairness cap. An agent's record (``data``) may hold
+    # ``agent.channel_limits``/``channel_weights`` and the load's ``channels``/``recent``; rows
+    # without them read as before, so nothing is rewritten: the step only makes an older
+    # release refuse a database whose agents it would misread (it would ignore channel costs)
+    "",
 )
 
 #: The call of ``chatmgmt_write_unit`` (migration 3): every write of one unit of work (agent
@@ -419,10 +425,12 @@ def _pick(
     excluded: frozenset[AgentId],
     cid: ChatId,
     row: Any,
+    now: float,
 ) -> Gen[tuple[AgentId, AgentLoad]]:
     """The pick of :func:`_pick_sql`, given the answer ``row`` of its first ``SKIP LOCKED``
-    try (sent with the unit's first batch): an agent whose locked row is no longer eligible is
-    skipped and the pick asked again."""
+    try (sent with the unit's first batch): an agent whose locked row is no longer eligible, or
+    that the claim does not fit (its channel full, at the fairness cap), is skipped and the pick
+    asked again."""
     base = _pick_sql(claim)
     skip = set(excluded)
     while True:
@@ -434,9 +442,11 @@ def _pick(
             if row is None:
                 raise PreconditionFailed("no_agent", cid, queue=claim.group)
         load = decode(row[1], AgentLoad)
-        if eligible(load):
+        if eligible(load) and (not claim.hold or fits_claim(load, claim, now)):
             return AgentId(row[0]), load
-        skip.add(AgentId(row[0]))  # its rank row predates a commit: not eligible any more
+        # its rank row predates a commit (not eligible any more), or its channel is full or it
+        # reached the fairness cap: the next one
+        skip.add(AgentId(row[0]))
         row = yield Q(base + " SKIP LOCKED", (ns, claim.group, sorted(skip)), "one")
 
 
@@ -544,11 +554,11 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
             claim.force
             or cid in load.chats
             or cid in load.inactive
-            or (eligible(load) and agent_id != release)
+            or (fits_claim(load, claim, now) and agent_id != release)
         ):
             raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
     elif isinstance(claim, RankedClaim):
-        agent_id, picked = yield from _pick(ns, claim, excluded, cid, answers.pop(0))
+        agent_id, picked = yield from _pick(ns, claim, excluded, cid, answers.pop(0), now)
         loads[agent_id] = picked
         change = change.bind(agent_id)
     # every precondition held: the pure rules compute the new loads (1. release, 2. claim: a
@@ -561,9 +571,10 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
         if isinstance(claim, RankedClaim) and not claim.hold:
             new = touched(old, now, tiebreak)
         elif isinstance(claim, Claim) and claim.force:
-            new = forced(old, cid, now, tiebreak)
+            new = forced(old, cid, now, tiebreak, claim.channel)
         else:
-            new = claimed(old, cid, now, tiebreak)
+            assert claim is not None
+            new = claimed(old, cid, now, tiebreak, claim.channel, claim.keep_s)
         loads[agent_id] = written[agent_id] = new
     if change.inactive is not None:
         inactive_agent, flag = change.inactive

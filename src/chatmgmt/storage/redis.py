@@ -33,7 +33,8 @@ verbatim.
 (:data:`DATA_VERSION`), written by the first script that writes. A namespace holding another
 version is refused with :class:`~chatmgmt.errors.StorageError` (by every writing script, and
 once per storage object before its first read), so an older release never misreads or damages
-data a newer one wrote.
+data a newer one wrote. Version 1 data (before capacity per channel) is read as it is; the first
+write marks it 2, so a release that would ignore channel weights refuses it from then on.
 
 **Ranking index.** For every (skill group, ranking) in use, a sorted set holds the eligible
 agents (ONLINE, below the limit). Members are the ranking's key encoded as fixed-width,
@@ -107,6 +108,7 @@ from ..ports import (
     OutboxEntry,
     QueueHead,
     QueueStore,
+    RankedClaim,
     RateCounter,
     TimerStore,
     retention_start,
@@ -118,8 +120,10 @@ __all__ = ["DATA_VERSION", "AsyncRedisStorage", "RedisStorage", "key_prefix"]
 
 _T = TypeVar("_T")
 
-DATA_VERSION = 1
-"""The version of the Redis data layout this release reads and writes."""
+DATA_VERSION = 2
+"""The version of the Redis data layout this release reads and writes (2: agents may keep
+their channel weights and limits, the channels of their held chats and their assignment
+times; a version 1 namespace reads the same and is marked 2 by the first write)."""
 
 # --------------------------------------------------------------------------- key layout
 
@@ -204,8 +208,8 @@ def _data_version_error(namespace: str, exc: BaseException) -> StorageError | No
     found = text[at + len(_DV_MARK) :].split()[0] if text[at + len(_DV_MARK) :].split() else "?"
     return StorageError(
         f"Redis namespace {namespace!r} holds data of version {found}; this release of chatmgmt "
-        f"reads version {DATA_VERSION} only: upgrade chatmgmt on every worker of this namespace "
-        "(or point this one at another namespace)"
+        f"reads versions 1 to {DATA_VERSION} only: upgrade chatmgmt on every worker of this "
+        "namespace (or point this one at another namespace)"
     )
 
 
@@ -255,7 +259,8 @@ def _agent(raw: Any) -> Agent:
 
 
 def _load(reply: Any) -> AgentLoad:
-    agent_json, last, idle, tb, chats, inactive, version = reply
+    agent_json, last, idle, tb, chats, inactive, version, channels, recent = reply
+    pairs = [_s(v) for v in channels]
     return AgentLoad(
         agent=_agent(agent_json),
         chats=frozenset(ChatId(_s(c)) for c in chats),
@@ -264,7 +269,21 @@ def _load(reply: Any) -> AgentLoad:
         idle_since=float(_s(idle)),
         tiebreak=float(_s(tb)),
         version=int(_s(version)),
+        channels={ChatId(pairs[i]): pairs[i + 1] for i in range(0, len(pairs), 2)},
+        recent=tuple(float(_s(t)) for t in recent),
     )
+
+
+def _claim_terms(plan: dict[str, Any], claim: Claim | RankedClaim) -> dict[str, Any]:
+    """The claim's channel and fairness terms in the plan (only those set)."""
+    if claim.channel:
+        plan["c"] = claim.channel
+    if claim.cap > 0:
+        plan["cap"] = str(int(claim.cap))
+        plan["w"] = _num(claim.window_s)
+    if claim.keep_s > 0:
+        plan["k"] = _num(claim.keep_s)
+    return plan
 
 
 def _events(events: Any) -> tuple[str, ...]:
@@ -314,14 +333,17 @@ class _Ops:
                 plan["ret"] = _num(start)
         claim = change.claim
         if isinstance(claim, Claim):
-            plan["claim"] = {"a": claim.agent_id, "f": claim.force}
+            plan["claim"] = _claim_terms({"a": claim.agent_id, "f": claim.force}, claim)
         elif claim is not None:
-            plan["claim"] = {
-                "g": _enc(claim.group),
-                "r": _rid(claim.ranking),
-                "x": sorted(claim.excluded),
-                "t": not claim.hold,
-            }
+            plan["claim"] = _claim_terms(
+                {
+                    "g": _enc(claim.group),
+                    "r": _rid(claim.ranking),
+                    "x": sorted(claim.excluded),
+                    "t": not claim.hold,
+                },
+                claim,
+            )
         if change.release is not None:
             plan["rel"] = change.release
         if change.inactive is not None:

@@ -89,8 +89,20 @@ __all__ = [
 # --------------------------------------------------------------------------- schema
 
 
+def _capacity_columns(conn: sqlite3.Connection) -> None:
+    """Migration 6: ``agents.channels`` and ``agents.recent`` (JSON, NULL while empty: the
+    held chats' channels and the assignment times of capacity per channel and the fairness
+    cap); nothing is rewritten. Added when missing, since migration 5 already writes loads
+    through this release's columns."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(agents)")}
+    for name in ("channels", "recent"):
+        if name not in have:
+            conn.execute(f"ALTER TABLE agents ADD COLUMN {name} TEXT")
+
+
 def _load_columns(conn: sqlite3.Connection) -> None:
     """Migration 5: split each stored load into its configuration (``data``) and columns."""
+    _capacity_columns(conn)
     for name, kind, default in (
         ("chats", "TEXT", "'[]'"),
         ("inactive", "TEXT", "'[]'"),
@@ -220,6 +232,8 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # ranking times), its configuration alone in ``data``; rewritten in Python (see
     # _load_columns) so that every float stays exactly the value stored
     _load_columns,
+    # 6: capacity per channel and the fairness cap (see _capacity_columns)
+    _capacity_columns,
 )
 
 

@@ -28,7 +28,7 @@ from ._explorer import (
     replay,
 )
 from ._ids import sequential_ids
-from ._invariants import check_invariants, find_violations
+from ._invariants import channel_allowance, check_invariants, find_violations, held_allowance
 from ._recording import RecordingEventSink, RecordingMessageSink, RecordingTransport
 from ._slots import claim_ranked, claim_slot, release_slot
 
@@ -59,6 +59,7 @@ __all__ = [
     "agents",
     "assert_fair",
     "assert_within_limits",
+    "channel_allowance",
     "chats",
     "check_invariants",
     "claim_ranked",
@@ -67,6 +68,7 @@ __all__ = [
     "customer_infos",
     "explore",
     "find_violations",
+    "held_allowance",
     "make_agent",
     "make_agents",
     "make_chat",

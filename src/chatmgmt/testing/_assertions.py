@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._stats import jain_index
+from ..assignment._load import channel_count
 from ..model import AgentLoad, AgentStatus
 
 __all__ = ["assert_fair", "assert_within_limits"]
@@ -16,12 +17,17 @@ def _loads(manager_or_storage: Any) -> list[AgentLoad]:
 
 
 def assert_within_limits(manager_or_storage: Any) -> None:
-    """Fail when any agent holds more chats than its reception limit."""
-    over = [
-        f"{ld.agent.id} holds {ld.active} > {ld.agent.reception_limit}"
-        for ld in _loads(manager_or_storage)
-        if ld.active > ld.agent.reception_limit
-    ]
+    """Fail when any agent holds more chats than its reception limit (counted in units of its
+    channel weights, :attr:`~chatmgmt.model.AgentLoad.used`) or more chats of one channel than
+    its limit for that channel."""
+    over = []
+    for ld in _loads(manager_or_storage):
+        if ld.used > ld.agent.reception_limit:
+            over.append(f"{ld.agent.id} holds {ld.used} > {ld.agent.reception_limit}")
+        for channel, most in ld.agent.channel_limits.items():
+            n = channel_count(ld, channel)
+            if n > most:
+                over.append(f"{ld.agent.id} holds {n} {channel} chats > {most}")
     assert not over, "agents over their limit: " + "; ".join(over)
 
 

@@ -58,7 +58,7 @@ from ..ports import (
     QueueStore,
     Storage,
 )
-from ._invariants import find_violations, waits_in
+from ._invariants import find_violations, held_allowance, waits_in
 
 __all__ = [
     "EXPECTED_ERRORS",
@@ -413,12 +413,11 @@ class _Run:
         if found:
             self._fail(found, step)
             return
-        held: dict[str, int] = {}
         for chat in self.storage.chats.list():
             self._opened.add(chat.id)
-            if chat.state.holds_slot and chat.agent_id is not None:
-                held[chat.agent_id] = held.get(chat.agent_id, 0) + 1
-        self._allowance = held  # an agent at or over its limit may not gain a chat
+        # an agent at or over a limit (its reception limit in units, a channel's limit) may
+        # not gain a chat
+        self._allowance = held_allowance(self.storage)
 
     def _fail(self, messages: Sequence[str], step: int | None = None) -> None:
         if self.violation is None:

@@ -16,11 +16,11 @@ import itertools
 from collections.abc import Iterable, Mapping
 
 from ..assignment import agent_queue, pool_name, queue_name
-from ..assignment._load import in_group
-from ..model import AgentId, AgentLoad, AgentStatus, Chat, ChatId, ChatState
+from ..assignment._load import cost, fits, in_group
+from ..model import AgentId, AgentLoad, Chat, ChatId, ChatState
 from ..ports import Storage
 
-__all__ = ["check_invariants", "find_violations", "waits_in"]
+__all__ = ["channel_allowance", "check_invariants", "find_violations", "held_allowance", "waits_in"]
 
 _WAITING = (ChatState.QUEUED, ChatState.UNASSIGNED)
 _PEEK_ALL = 1_000_000
@@ -44,6 +44,49 @@ def waits_in(chat: Chat) -> str | None:
     return None
 
 
+def channel_allowance(agent_id: str, channel: str) -> str:
+    """The key of ``allowance`` that bounds ``agent_id``'s chats of ``channel`` (agent ids
+    never contain NUL)."""
+    return f"{agent_id}\x00{channel}"
+
+
+def held_allowance(storage: Storage) -> dict[str, int]:
+    """What every agent holds now, read from the chat records that hold a slot (ACTIVE, and
+    OFFERED while the offer runs), as an ``allowance`` for
+    :func:`find_violations`: per agent the units of its limit its chats take, and per
+    agent and channel (:func:`channel_allowance`) how many chats of that channel it holds.
+    With it, "an agent at or over a limit never gains a chat" is what the check says."""
+    loads = {ld.agent.id: ld for ld in storage.agents.list()}
+    mine: dict[AgentId, list[str]] = {}
+    out: dict[str, int] = {}
+    for chat in storage.chats.list():
+        if not chat.state.holds_slot:
+            continue
+        aid = chat.agent_id
+        load = loads.get(aid) if aid is not None else None
+        if aid is None or load is None:
+            continue
+        mine.setdefault(aid, []).append(chat.channel)
+        key = channel_allowance(aid, chat.channel)
+        out[key] = out.get(key, 0) + 1
+    for aid, channels in mine.items():
+        out[aid] = cost(loads[aid].agent, channels)
+    return out
+
+
+def _over_fairness(aid: AgentId, chats: Iterable[Chat], most: int, window_s: float) -> str | None:
+    """The fairness violation of ``aid`` in the records: ``most + 1`` assignments (by
+    ``assigned_at`` of the chats it has) within less than ``window_s`` seconds."""
+    times = sorted(c.assigned_at for c in chats if c.agent_id == aid and c.assigned_at is not None)
+    for i in range(len(times) - most):
+        if times[i + most] - times[i] < window_s:
+            return (
+                f"fairness: agent {aid!r} was assigned {most + 1} chats within {window_s} s "
+                f"(at {times[i : i + most + 1]})"
+            )
+    return None
+
+
 def _arrivals(chat: Chat) -> tuple[float, float]:
     """When the chat was queued and when it was created (the two orders a queue may keep)."""
     queued = chat.created_at if chat.queued_at is None else chat.queued_at
@@ -59,18 +102,27 @@ def find_violations(
     count_inactive: bool = True,
     off_duty: Iterable[str] = (),
     queues: Iterable[str] = (),
+    fairness: tuple[int, float] | None = None,
 ) -> list[str]:
     """Every invariant the stored records break, as sentences (empty when all hold).
 
     * **limit**: no agent has more ACTIVE or OFFERED chat records (``agent_id`` = the agent;
-      a pending offer holds a slot) than its reception limit. Lowering a limit keeps the chats
+      a pending offer holds a slot) than its reception limit, each counted in units of its
+      channel weight (``Agent.channel_weights``, default 1), and no more of one channel than
+      its limit for that channel (``Agent.channel_limits``). Lowering a limit keeps the chats
       the agent already holds, so an agent may legitimately stay above its new limit until
-      chats end; ``allowance`` maps such an agent to the most it may hold (for instance what
-      it held before the limit went down:
-      ``{"ann": 3}``); the bound is ``max(limit, allowance)``. The interleaving explorer sets it
-      step by step to what the agent held before the step, so "an agent at or over its limit
-      never gains a chat" is what it checks. ``count_inactive=False`` (with the setting
-      ``inactive_chats_count=False``): inactive chats do not count;
+      chats end; ``allowance`` maps such an agent to the most it may hold (for instance what it
+      held before the limit went down: ``{"ann": 3}``), and :func:`channel_allowance` keys
+      bound its chats of one channel; the bound is ``max(limit, allowance)``. The interleaving
+      explorer sets it step by step to what the agent held before the step
+      (:func:`held_allowance`), so "an agent at or over a limit never gains a chat" is what it
+      checks. ``count_inactive=False`` (with the setting ``inactive_chats_count=False``):
+      inactive chats do not count;
+    * **fairness** (only with ``fairness=(n, window_s)``): no agent has more than ``n`` chat
+      records assigned to it (``assigned_at``) within any ``window_s`` seconds. Records keep
+      only a chat's last assignment, so this sees the assignments that stuck; pass it when
+      only capped routing assigns (an admin's ``assign`` and a transfer to a named agent are
+      not capped);
     * **one agent**: no chat id is in two agents' slots;
     * **findable**: every chat of ``opened`` exists; every chat is listed under exactly its
       own state by ``chats.list(state)`` and once by ``chats.list()``;
@@ -83,7 +135,10 @@ def find_violations(
       arrived before it both by when it was queued and by when it was created (a transfer
       back keeps the place it had by creation; a new chat is placed by when it was queued);
     * **drained** (only with ``drained=True``, i.e. once a drain has run): no waiting chat
-      has an eligible agent — ONLINE, a free slot, not in the chat's ``excluded`` — among those
+      has an eligible agent — ONLINE, room for the chat's channel (its weight below the limit,
+      below the limit of that channel), not in the chat's ``excluded`` and, with
+      ``fairness``, fewer than ``n`` assignment times kept (an agent that may be at the cap
+      is not counted as free) — among those
       its queue serves (``agent/<id>``: that agent; ``queue/<g>``, ``pool/<g>``: the agents of
       ``g``, every agent for ``""``); groups in ``off_duty`` are skipped (outside working
       hours nobody is eligible). A custom strategy that may refuse every agent makes this
@@ -145,14 +200,29 @@ def find_violations(
                 f"without a slot: {missing})"
             )
         limit = load.agent.reception_limit
-        bound = max(limit, (allowance or {}).get(aid, limit))
+        allowed = allowance or {}
+        bound = max(limit, allowed.get(aid, limit))
         mine = counted.get(aid, set())
-        if len(mine) > bound:
+        units = cost(load.agent, (chats[c].channel for c in mine))
+        if units > bound:
             why = f"its limit {limit}" if bound == limit else f"max(limit {limit}, allowed {bound})"
+            size = f"{len(mine)} ACTIVE chats" + (f" ({units} units)" if units != len(mine) else "")
             out.append(
-                f"limit: agent {aid!r} has {len(mine)} ACTIVE chats (pending offers included) "
-                f"over {why}: {sorted(mine)}"
+                f"limit: agent {aid!r} has {size} (pending offers included) over {why}: "
+                f"{sorted(mine)}"
             )
+        for channel, most in load.agent.channel_limits.items():
+            of_channel = sorted(c for c in mine if chats[c].channel == channel)
+            channel_bound = max(most, allowed.get(channel_allowance(aid, channel), most))
+            if len(of_channel) > channel_bound:
+                out.append(
+                    f"limit: agent {aid!r} has {len(of_channel)} ACTIVE {channel} chats over "
+                    f"its {channel} limit {most} (allowed {channel_bound}): {of_channel}"
+                )
+        if fairness is not None:
+            problem = _over_fairness(aid, chats.values(), *fairness)
+            if problem:
+                out.append(problem)
     for cid, who in holders.items():
         if len(who) > 1:
             out.append(f"one agent: chat {cid!r} is in the slots of {sorted(who)}")
@@ -240,8 +310,8 @@ def find_violations(
                 free = [
                     ld.agent.id
                     for ld in loads.values()
-                    if ld.agent.status is AgentStatus.ONLINE
-                    and len(ld.chats) < ld.agent.reception_limit
+                    if fits(ld, waiting.channel, 0.0)
+                    and (fairness is None or len(ld.recent) < fairness[0])
                     and ld.agent.id not in waiting.excluded
                     and (ld.agent.id == target if kind == "agent" else in_group(ld.agent, target))
                 ]
@@ -262,6 +332,7 @@ def check_invariants(
     count_inactive: bool = True,
     off_duty: Iterable[str] = (),
     queues: Iterable[str] = (),
+    fairness: tuple[int, float] | None = None,
 ) -> None:
     """Raise :class:`AssertionError` listing every invariant the stored records break.
 
@@ -281,6 +352,7 @@ def check_invariants(
         count_inactive=count_inactive,
         off_duty=off_duty,
         queues=queues,
+        fairness=fairness,
     )
     if found:
         raise AssertionError(f"{len(found)} invariant(s) broken:\n  " + "\n  ".join(found))

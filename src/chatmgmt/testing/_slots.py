@@ -17,10 +17,16 @@ __all__ = ["claim_ranked", "claim_slot", "release_slot"]
 
 
 def claim_slot(
-    storage: Storage, agent_id: str, chat_id: str, now: float = 0.0, tiebreak: float = 0.0
+    storage: Storage,
+    agent_id: str,
+    chat_id: str,
+    now: float = 0.0,
+    tiebreak: float = 0.0,
+    channel: str = "",
 ) -> bool:
-    """Give ``agent_id`` the made-up chat ``chat_id`` if it is eligible; False when not."""
-    claim = Claim(AgentId(agent_id))
+    """Give ``agent_id`` the made-up chat ``chat_id`` (of ``channel``, for an agent with
+    capacity per channel) if it has room for it; False when not."""
+    claim = Claim(AgentId(agent_id), channel=channel)
     change = Change(
         ChatId(chat_id), _version(storage, chat_id), now, claim=claim, tiebreak=tiebreak
     )
@@ -39,10 +45,11 @@ def claim_ranked(
     excluded: frozenset[AgentId] = frozenset(),
     now: float = 0.0,
     tiebreak: float = 0.0,
+    channel: str = "",
 ) -> AgentId | None:
-    """Let the store pick the first eligible agent of ``group`` by ``ranking`` for the
-    made-up chat ``chat_id``; None when nobody is eligible."""
-    claim = RankedClaim(group, ranking, excluded)
+    """Let the store pick the first eligible agent of ``group`` by ``ranking`` with room for
+    the made-up chat ``chat_id`` (of ``channel``); None when nobody is eligible."""
+    claim = RankedClaim(group, ranking, excluded, channel=channel)
     change = Change(
         ChatId(chat_id), _version(storage, chat_id), now, claim=claim, tiebreak=tiebreak
     )

@@ -11,7 +11,7 @@ for i = 1, #ARGV do
     local a = agent_state(akey)
     if a then
       held = held + a.active + redis.call('SCARD', akey .. ':inactive')
-      if a.status == 'online' and a.active < a.limit then free = free + a.limit - a.active end
+      if a.status == 'online' and a.used < a.limit then free = free + a.limit - a.used end
     end
   end
   out[i] = {redis.call('HGETALL', P .. ':cen:' .. ARGV[i]), held, free}

@@ -21,6 +21,15 @@ else
 end
 redis.call('HSET', akey, 'agent', ARGV[3], 'status', ARGV[4], 'limit', ARGV[5],
            'tier', ARGV[6], 'order', ARGV[7], 'ver', version)
+-- capacity per channel (written in the agent's JSON only when set)
+local aj = cjson.decode(ARGV[3])
+for _, f in ipairs({{'cw', 'channel_weights'}, {'cl', 'channel_limits'}}) do
+  if aj[f[2]] ~= nil and next(aj[f[2]]) ~= nil then
+    redis.call('HSET', akey, f[1], cjson.encode(aj[f[2]]))
+  else
+    redis.call('HDEL', akey, f[1])
+  end
+end
 local groups = {}
 for i = 1, ngroups do
   local g = ARGV[11 + i]

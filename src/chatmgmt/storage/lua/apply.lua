@@ -8,6 +8,8 @@
 --   claim       {"a": agent id, "f": true when forced}
 --               | {"g": escaped group, "r": ranking id, "x": [excluded ids], "t": true without
 --                  a slot (hold=False: the pick only counts as an assignment)}
+--               either with "c": the chat's channel, "cap" and "w": the fairness cap and its
+--               window, "k": seconds of assignment times kept (each absent: "", 0, 0, 0)
 --   rel         agent id to release from
 --   inact       [agent id, "1" | "0"]
 --   empty       escaped queue name that must hold no chat but this one
@@ -43,11 +45,14 @@ end
 local picked, pstate = nil, nil
 local claim = plan.claim
 if claim ~= nil then
+  local channel, cap = claim.c or '', tonumber(claim.cap or '0')
+  local window, now = tonumber(claim.w or '0'), tonumber(plan.now)
   if claim.a ~= nil then
     picked = claim.a
     local akey = P .. ':ag:' .. enc(picked)
     local a = agent_state(akey)
-    if not a or not (claim.f or holds(akey, id) or (eligible(a) and picked ~= plan.rel)) then
+    if not a or not (claim.f or holds(akey, id)
+                     or (fits(akey, a, channel, now, cap, window) and picked ~= plan.rel)) then
       return {0, 'agent_unavailable', false, false, picked, false}
     end
     if picked ~= plan.rel then pstate = a end
@@ -56,7 +61,11 @@ if claim ~= nil then
     for _, x in ipairs(claim.x) do excluded[x] = true end
     local nexcluded = #claim.x
     if plan.rel ~= nil then excluded[plan.rel], nexcluded = true, nexcluded + 1 end
-    picked, pstate = pick(claim.g, claim.r, excluded, nexcluded)  -- never the released agent
+    local fit = nil
+    if not claim.t then
+      fit = function(akey, a) return fits(akey, a, channel, now, cap, window) end
+    end
+    picked, pstate = pick(claim.g, claim.r, excluded, nexcluded, fit)  -- never the released one
     if not picked then return {0, 'no_agent', false, false, false, claim.g} end
   end
 end
@@ -68,7 +77,9 @@ if picked then
   if claim.t then
     do_touch(P .. ':ag:' .. enc(picked), now, tb, pstate)
   else
-    do_claim(P .. ':ag:' .. enc(picked), id, now, tb, pstate)
+    local keep = claim.k or '0'
+    if claim.f then keep = false end
+    do_claim(P .. ':ag:' .. enc(picked), id, now, tb, pstate, claim.c or '', keep)
   end
 end
 if plan.inact ~= nil then

@@ -1,25 +1,30 @@
 -- The shared part of every storage script (chatmgmt.storage.redis prepends
 -- `local DATA_VERSION = <n>` to it and appends one script body).
 --
--- The agent-load rules here are those of chatmgmt/assignment/_load.py (eligible, claimed,
--- released, moved_inactive, updated_agent, census_category, the rank values of every
--- RANK_FIELD); tests/storage/test_redis_apply.py pins them to the pure functions.
+-- The agent-load rules here are those of chatmgmt/assignment/_load.py (eligible, fits, weight,
+-- claimed, forced, released, moved_inactive, updated_agent, census_category, the rank values of
+-- every RANK_FIELD); tests/storage/test_redis_apply.py and the contract suite's pure-rule pin
+-- (with channels and caps) pin them to the pure functions.
 --
 -- KEYS[1] is the namespace's key prefix `cm:{<namespace>}`: every key a script touches starts
 -- with it, so a script runs on one Redis Cluster slot.
 
 local P = KEYS[1]
 
--- the data version of the namespace: a newer one is refused (the adapter raises StorageError)
+-- the data version of the namespace: an unknown one is refused (the adapter raises StorageError)
 local function check_data_version(write)
   local v = redis.call('GET', P .. ':dv')
   if not v then
     if write then redis.call('SET', P .. ':dv', DATA_VERSION) end
     return
   end
-  if tonumber(v) ~= DATA_VERSION then
-    error('CHATMGMT_DATA_VERSION ' .. v)
+  if tonumber(v) == DATA_VERSION then return end
+  -- version 1 (before capacity per channel) reads the same; a write marks it as this one
+  if tonumber(v) == 1 then
+    if write then redis.call('SET', P .. ':dv', DATA_VERSION) end
+    return
   end
+  error('CHATMGMT_DATA_VERSION ' .. v)
 end
 
 -- a user string inside a key name: % { } : escaped (mirrors _enc in redis.py)
@@ -55,29 +60,93 @@ local function spec(rid)
   return s
 end
 
+-- capacity per channel: `cw` / `cl` in the agent's hash hold its channel weights / limits as
+-- JSON (absent: none); `<akey>:ch` maps each held chat to its channel (kept only for an agent
+-- with either); `<akey>:rec` lists the times of its latest assignments (the fairness cap)
+
+-- _load.weight
+local function weight(a, channel)
+  if a.cw then return a.cw[channel] or 1 end
+  return 1
+end
+
+-- AgentLoad.used: the weights of the counted chats' recorded channels (1 when unknown); the
+-- number of counted chats without weights
+local function units(akey, a)
+  if not a.cw or a.active == 0 then return a.active end
+  local chats = redis.call('SMEMBERS', akey .. ':chats')
+  local chs = redis.call('HMGET', akey .. ':ch', unpack(chats))
+  local used = 0
+  for i = 1, #chats do
+    if chs[i] then used = used + weight(a, chs[i]) else used = used + 1 end
+  end
+  return used
+end
+
 -- an agent's state; tier, order, last, idle and tb stay text until a ranking reads them
 -- (parsing a double costs the script more than reading the field)
 local function agent_state(akey)
   local h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                       'id')
+                       'id', 'cw', 'cl')
   if not h[1] then return nil end
-  return {status = h[1], limit = tonumber(h[2]), tier = h[3], order = h[4], last = h[5],
-          idle = h[6], tb = h[7], id = h[8], active = redis.call('SCARD', akey .. ':chats')}
+  local a = {status = h[1], limit = tonumber(h[2]), tier = h[3], order = h[4], last = h[5],
+             idle = h[6], tb = h[7], id = h[8], active = redis.call('SCARD', akey .. ':chats')}
+  if h[9] then a.cw = cjson.decode(h[9]) end
+  if h[10] then a.cl = cjson.decode(h[10]) end
+  a.used = units(akey, a)
+  return a
 end
 
--- _load.eligible: ONLINE and below the reception limit
+-- _load.eligible: ONLINE and below the reception limit (a unit left)
 local function eligible(a)
-  return a.status == 'online' and a.active < a.limit
+  return a.status == 'online' and a.used < a.limit
+end
+
+-- _load.channel_count: counted chats of `channel`
+local function channel_count(akey, channel)
+  local chats = redis.call('SMEMBERS', akey .. ':chats')
+  if #chats == 0 then return 0 end
+  local chs = redis.call('HMGET', akey .. ':ch', unpack(chats))
+  local n = 0
+  for i = 1, #chats do
+    if chs[i] == channel then n = n + 1 end
+  end
+  return n
+end
+
+-- _load.assignments_within
+local function assignments_within(akey, now, window)
+  local start = now - window
+  local n = 0
+  for _, t in ipairs(redis.call('LRANGE', akey .. ':rec', 0, -1)) do
+    if tonumber(t) > start then n = n + 1 end
+  end
+  return n
+end
+
+-- _load.fits: may take one more chat of `channel` at `now` (cap > 0: fewer than `cap`
+-- assignments within the last `window` seconds)
+local function fits(akey, a, channel, now, cap, window)
+  if a.status ~= 'online' then return false end
+  if a.cw or a.cl then
+    if a.used + weight(a, channel) > a.limit then return false end
+    if a.cl and a.cl[channel] ~= nil then
+      if channel_count(akey, channel) >= a.cl[channel] then return false end
+    end
+  elseif a.active >= a.limit then
+    return false
+  end
+  return cap <= 0 or assignments_within(akey, now, window) < cap
 end
 
 -- model._rank_value / AgentLoad properties
 local function rankvalue(a, f)
   if f == 'active' then return a.active end
   if f == 'saturation' then
-    if a.limit > 0 then return a.active / a.limit end
+    if a.limit > 0 then return a.used / a.limit end
     return 1.0
   end
-  if f == 'free' then return math.max(0, a.limit - a.active) end
+  if f == 'free' then return math.max(0, a.limit - a.used) end
   if f == 'last_assigned_at' then return tonumber(a.last) end
   if f == 'idle_since' then return tonumber(a.idle) end
   if f == 'tier' then return tonumber(a.tier) end
@@ -103,7 +172,7 @@ local function contrib(a)
   local t = {}
   local cat = a.status
   if cat == 'online' then
-    if a.active < a.limit then cat = 'eligible' else cat = 'full' end
+    if a.used < a.limit then cat = 'eligible' else cat = 'full' end
     t.capacity = a.limit
     t.load = a.active
   end
@@ -156,12 +225,14 @@ local function after(akey, groups)
 end
 
 -- `a` after a change of its load: `dactive` more counted chats and the fields of `set`
--- (what agent_state would read back after the writes that made the change)
-local function moved(a, dactive, set)
+-- (what agent_state would read back after the writes that made the change; an agent with
+-- channel weights has its units counted again from its chats)
+local function moved(akey, a, dactive, set)
   local n = {}
   for k, v in pairs(a) do n[k] = v end
   n.active = a.active + dactive
   for k, v in pairs(set) do n[k] = v end
+  if a.cw then n.used = units(akey, n) else n.used = n.active end
   return n
 end
 
@@ -202,21 +273,39 @@ local function holds(akey, chat)
       or redis.call('SISMEMBER', akey .. ':inactive', chat) == 1
 end
 
--- _load.claimed and _load.forced (the agent exists; `a`: its state when already read in this
--- script and unchanged since, else nil)
-local function do_claim(akey, chat, now, tb, a)
+-- _load.claimed (keep: seconds of assignment times kept, a string) and _load.forced (keep
+-- false: the assignment times are left alone); the agent exists; `a`: its state when already
+-- read in this script and unchanged since, else nil
+local function do_claim(akey, chat, now, tb, a, channel, keep)
   if holds(akey, chat) then return end
   a = a or agent_state(akey)
   redis.call('SADD', akey .. ':chats', chat)
+  if channel ~= '' and (a.cw or a.cl) then redis.call('HSET', akey .. ':ch', chat, channel) end
+  if keep then
+    local rkey = akey .. ':rec'
+    local k = tonumber(keep)
+    if k > 0 then
+      local start = tonumber(now) - k
+      local kept = {}
+      for _, t in ipairs(redis.call('LRANGE', rkey, 0, -1)) do
+        if tonumber(t) > start then kept[#kept + 1] = t end
+      end
+      kept[#kept + 1] = now
+      redis.call('DEL', rkey)
+      redis.call('RPUSH', rkey, unpack(kept))
+    else
+      redis.call('DEL', rkey)
+    end
+  end
   redis.call('HSET', akey, 'last', now, 'tb', tb)
-  changed(akey, a, moved(a, 1, {last = now, tb = tb}))
+  changed(akey, a, moved(akey, a, 1, {last = now, tb = tb}))
 end
 
 -- _load.touched: a pick without a slot counts as an assignment for the rankings
 local function do_touch(akey, now, tb, a)
   a = a or agent_state(akey)
   redis.call('HSET', akey, 'last', now, 'tb', tb)
-  changed(akey, a, moved(a, 0, {last = now, tb = tb}))
+  changed(akey, a, moved(akey, a, 0, {last = now, tb = tb}))
 end
 
 -- _load.released (idempotent; an unknown agent is left alone)
@@ -226,6 +315,7 @@ local function do_release(akey, chat, now, tb)
   local c = redis.call('SREM', akey .. ':chats', chat)
   local i = redis.call('SREM', akey .. ':inactive', chat)
   if c == 0 and i == 0 then return end
+  redis.call('HDEL', akey .. ':ch', chat)
   local set = {tb = tb}
   if a.active - c == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
     redis.call('HSET', akey, 'idle', now, 'tb', tb)
@@ -233,7 +323,7 @@ local function do_release(akey, chat, now, tb)
   else
     redis.call('HSET', akey, 'tb', tb)
   end
-  changed(akey, a, moved(a, -c, set))
+  changed(akey, a, moved(akey, a, -c, set))
 end
 
 -- _load.moved_inactive (idempotent; an unknown agent is left alone)
@@ -243,7 +333,11 @@ local function do_inactive(akey, chat, inactive)
   local from, to = ':chats', ':inactive'
   if not inactive then from, to = ':inactive', ':chats' end
   if redis.call('SMOVE', akey .. from, akey .. to, chat) == 0 then return end
-  if inactive then changed(akey, a, moved(a, -1, {})) else changed(akey, a, moved(a, 1, {})) end
+  if inactive then
+    changed(akey, a, moved(akey, a, -1, {}))
+  else
+    changed(akey, a, moved(akey, a, 1, {}))
+  end
 end
 
 -- a ranking index is built the first time a ranking is used, then kept in step
@@ -264,9 +358,11 @@ local function ensure_ranking(rid)
 end
 
 -- the first eligible agent of group `genc` by ranking `rid` not in `excluded` (a set of
--- `nexcluded` ids), and its state; nil when there is none. The first read asks for one entry
--- more than there are exclusions (each entry read costs the script a string), then doubles.
-local function pick(genc, rid, excluded, nexcluded)
+-- `nexcluded` ids) for which `fit(akey, a)` holds (nil: every eligible one; a claim's channel
+-- and fairness terms), and its state; nil when there is none. The first read asks for one
+-- entry more than there are exclusions (each entry read costs the script a string), then
+-- doubles.
+local function pick(genc, rid, excluded, nexcluded, fit)
   ensure_ranking(rid)
   local width = 8 * #spec(rid)
   local zkey = P .. ':rk:' .. genc .. ':' .. rid
@@ -277,11 +373,12 @@ local function pick(genc, rid, excluded, nexcluded)
     for _, m in ipairs(batch) do
       local aid = string.sub(m, width + 1)
       if not excluded[aid] then
-        local a = agent_state(P .. ':ag:' .. enc(aid))
+        local akey = P .. ':ag:' .. enc(aid)
+        local a = agent_state(akey)
         if not a or not eligible(a) then
           error('ranking index out of step with agent ' .. aid)
         end
-        return aid, a
+        if not fit or fit(akey, a) then return aid, a end
       end
     end
     offset = offset + size
@@ -293,7 +390,8 @@ local function agent_reply(akey)
   local h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver')
   if not h[1] then return false end
   return {h[1], h[2], h[3], h[4], redis.call('SMEMBERS', akey .. ':chats'),
-          redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1'}
+          redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1',
+          redis.call('HGETALL', akey .. ':ch'), redis.call('LRANGE', akey .. ':rec', 0, -1)}
 end
 
 -- queues: a sorted set of `<zero-padded insertion number><chat>` and a hash chat -> member

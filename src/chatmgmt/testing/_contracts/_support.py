@@ -21,7 +21,7 @@ from ...assignment import (
     SATURATION_RANDOM,
     with_tiers,
 )
-from ...assignment._load import census_category, eligible, in_group, rank_entry
+from ...assignment._load import census_category, cost, eligible, in_group, rank_entry
 from ...errors import PreconditionFailed
 from ...model import (
     RANK_FIELDS,
@@ -319,15 +319,23 @@ def end(s: Storage, chat_id: str, *, now: float = 2.0, tiebreak: float = 0.0) ->
 
 
 def expected_pick(
-    loads: Iterable[AgentLoad], group: str, ranking: Ranking, excluded: Iterable[str] = ()
+    loads: Iterable[AgentLoad],
+    group: str,
+    ranking: Ranking,
+    excluded: Iterable[str] = (),
+    fit: Callable[[AgentLoad], bool] | None = None,
 ) -> AgentId | None:
     """The agent the pure rules pick: the smallest rank entry among the group's eligible,
-    non-excluded agents (None when there is none)."""
+    non-excluded agents for which ``fit`` holds (a claim's channel and fairness terms; None
+    when there is none)."""
     skip = frozenset(excluded)
     entries = [
         rank_entry(ld, ranking)
         for ld in loads
-        if in_group(ld.agent, group) and eligible(ld) and ld.agent.id not in skip
+        if in_group(ld.agent, group)
+        and eligible(ld)
+        and ld.agent.id not in skip
+        and (fit is None or fit(ld))
     ]
     return min(entries)[1] if entries else None
 
@@ -349,7 +357,8 @@ def expected_census(loads: Iterable[AgentLoad], group: str = "") -> Census:
 def check_records(s: Storage, *, limits: bool = True) -> None:
     """The invariants read from the stored CHAT RECORDS, with the loads as a cross-check.
 
-    No agent holds more ACTIVE (not inactive) chats than its limit (unless ``limits`` is
+    No agent holds more ACTIVE (not inactive) chats than its limit, counted in units of its
+    channel weights, nor more of one channel than its limit for that channel (unless ``limits`` is
     False: a lowered limit or a forced claim may leave an agent above it); no chat is held by
     two agents; every ACTIVE chat is held (counted or inactive) by its agent and by no other;
     every held chat is ACTIVE with that agent; the census equals the pure census of the
@@ -364,11 +373,18 @@ def check_records(s: Storage, *, limits: bool = True) -> None:
     for aid, chats in per_agent.items():
         load = loads.get(AgentId(aid))
         assert load is not None, f"chats {chats} are ACTIVE with unknown agent {aid!r}"
-        counted = [c for c in chats if c not in load.inactive]
-        assert not limits or len(counted) <= load.agent.reception_limit, (
-            f"agent {aid!r} holds {len(counted)} active chats over its limit "
-            f"{load.agent.reception_limit}: {sorted(counted)}"
+        counted = [c for c in active if c.agent_id == aid and c.id not in load.inactive]
+        units = cost(load.agent, (c.channel for c in counted))
+        assert not limits or units <= load.agent.reception_limit, (
+            f"agent {aid!r} holds {len(counted)} active chats ({units} units) over its limit "
+            f"{load.agent.reception_limit}: {sorted(c.id for c in counted)}"
         )
+        for channel, most in load.agent.channel_limits.items():
+            of_channel = sorted(c.id for c in counted if c.channel == channel)
+            assert not limits or len(of_channel) <= most, (
+                f"agent {aid!r} holds {len(of_channel)} active {channel} chats over its limit "
+                f"{most} for that channel: {of_channel}"
+            )
     holders: dict[str, list[str]] = {}
     for ld in loads.values():
         for held_id in ld.chats | ld.inactive:

@@ -5,11 +5,21 @@ stored loads to the pure load rules."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 
 from ...assignment import LEAST_BUSY, ROUND_ROBIN
-from ...assignment._load import claimed, eligible, moved_inactive, released, touched, updated_agent
+from ...assignment._load import (
+    claimed,
+    fits,
+    forced,
+    moved_inactive,
+    released,
+    touched,
+    updated_agent,
+)
 from ...errors import ConflictError, PreconditionFailed
 from ...model import (
     Agent,
@@ -260,18 +270,69 @@ def mixed_step(s: Storage, rng: random.Random, cid: ChatId, now: float) -> None:
         )
 
 
+_CHANNELS = ("web", "whatsapp", "email")
+_WEIGHTS: tuple[dict[str, int], ...] = (
+    {},
+    {},
+    {"whatsapp": 2},
+    {"whatsapp": 2, "email": 3},
+    {"web": 1, "email": 2},
+)
+_CHANNEL_LIMITS: tuple[dict[str, int], ...] = (
+    {},
+    {},
+    {"whatsapp": 1},
+    {"web": 1, "email": 0},
+    {"email": 2, "web": 3},
+)
+_KEEP_S = 4.0  # the longest fairness window of the capacity runs
+
+
 class Pin:
     """Applies random changes to a storage and the same changes to a pure model of the
-    loads (:mod:`chatmgmt.assignment._load`), comparing them after every step."""
+    loads (:mod:`chatmgmt.assignment._load`), comparing them after every step.
 
-    def __init__(self, s: Storage, rng: random.Random, rankings: tuple[Ranking, ...]) -> None:
+    ``capacity``: agents get random channel weights and limits, chats random channels, and
+    claims random fairness caps (assignment times kept for :data:`_KEEP_S` seconds)."""
+
+    def __init__(
+        self,
+        s: Storage,
+        rng: random.Random,
+        rankings: tuple[Ranking, ...],
+        capacity: bool = False,
+    ) -> None:
         self.s = s
         self.rng = rng
         self.rankings = rankings
+        self.capacity = capacity
         self.model: dict[AgentId, AgentLoad] = {}
         self.chats: dict[ChatId, Chat] = {}
         self.held: dict[ChatId, AgentId] = {}
         self.n = 0
+
+    def _terms(self) -> dict[str, Any]:
+        """A claim's random channel and fairness terms (none without ``capacity``)."""
+        if not self.capacity:
+            return {}
+        rng = self.rng
+        return {
+            "channel": rng.choice(_CHANNELS),
+            "cap": rng.choice([0, 0, 1, 2, 3]),
+            "window_s": rng.choice([1.5, 3.0, _KEEP_S]),
+            "keep_s": _KEEP_S,
+        }
+
+    def _channels(self, a: Agent) -> Agent:
+        if not self.capacity:
+            return a
+        rng = self.rng
+        return attrs.evolve(
+            a,
+            channel_weights=rng.choice(_WEIGHTS),
+            channel_limits=rng.choice(_CHANNEL_LIMITS),
+            reception_limit=rng.choice([0, 1, 2, 3, 4, 5]),
+        )
 
     def run(
         self,
@@ -291,6 +352,7 @@ class Pin:
                 order=rng.choice([0, 1, 2, 3]),
                 status=rng.choice([AgentStatus.ONLINE] * 5 + [AgentStatus.AWAY, AgentStatus.BUSY]),
             )
+            a = self._channels(a)
             now = rng.choice([0.0, 1.0, 2.0])
             tb = rng.choice([0.25, 0.5, rng.random()])
             self.model[a.id] = updated_agent(None, a, now, tb)
@@ -318,6 +380,12 @@ class Pin:
                 group,
             )
 
+    def _fit(self, terms: dict[str, Any], now: float) -> Callable[[AgentLoad], bool]:
+        """Whether a load fits a claim with ``terms`` at ``now`` (the pure rule)."""
+        channel = terms.get("channel", "")
+        cap, window_s = terms.get("cap", 0), terms.get("window_s", 0.0)
+        return lambda load: fits(load, channel, now, cap, window_s)
+
     def _new_id(self) -> ChatId:
         self.n += 1
         return ChatId(f"pin-{self.n}")
@@ -331,18 +399,22 @@ class Pin:
         excluded = self._excluded()
         hold = self.rng.random() < 0.85
         state = ChatState.ACTIVE if hold else ChatState.LEFT_MESSAGE
-        new = chat(cid, state=state, agent_id=PICKED)
-        want = expected_pick(self.model.values(), "g", ranking, excluded)
-        claim = RankedClaim("g", ranking, excluded, hold)
+        terms = self._terms()
+        channel = terms.get("channel", "web")
+        new = chat(cid, state=state, agent_id=PICKED, channel=channel)
+        want = expected_pick(
+            self.model.values(), "g", ranking, excluded, self._fit(terms, now) if hold else None
+        )
+        claim = RankedClaim("g", ranking, excluded, hold, **terms)
         change = Change(cid, None, now, chat=new, claim=claim, tiebreak=tb)
         if want is None:
             refused("no_agent", lambda: self.s.apply(change))
             return
         applied = self.s.apply(change)
-        assert applied.agent_id == want, (ranking, applied.agent_id, want)
+        assert applied.agent_id == want, (ranking, terms, applied.agent_id, want)
         assert applied.chat is not None and applied.chat.agent_id == want
         if hold:
-            self.model[want] = claimed(self.model[want], cid, now, tb)
+            self.model[want] = claimed(self.model[want], cid, now, tb, claim.channel, claim.keep_s)
             self.held[cid] = want
         else:
             self.model[want] = touched(self.model[want], now, tb)
@@ -352,14 +424,19 @@ class Pin:
         cid = self._new_id()
         aid = AgentId(self.rng.choice([*sorted(self.model), "ghost"]))
         force = self.rng.random() < 0.2
-        new = chat(cid, state=ChatState.ACTIVE, agent_id=aid)
-        change = Change(cid, None, now, chat=new, claim=Claim(aid, force=force), tiebreak=tb)
+        terms = self._terms()
+        new = chat(cid, state=ChatState.ACTIVE, agent_id=aid, channel=terms.get("channel", "web"))
+        claim = Claim(aid, force=force, **terms)
+        change = Change(cid, None, now, chat=new, claim=claim, tiebreak=tb)
         load = self.model.get(aid)
-        if load is None or not (force or eligible(load)):
+        if load is None or not (force or self._fit(terms, now)(load)):
             refused("agent_unavailable", lambda: self.s.apply(change))
             return
         assert self.s.apply(change).agent_id == aid
-        self.model[aid] = claimed(load, cid, now, tb)
+        if force:
+            self.model[aid] = forced(load, cid, now, tb, claim.channel)
+        else:
+            self.model[aid] = claimed(load, cid, now, tb, claim.channel, claim.keep_s)
         self.held[cid] = aid
         self.chats[cid] = new
 
@@ -381,16 +458,18 @@ class Pin:
         ranking = self.rng.choice(self.rankings)
         excluded = self._excluded() | {old}
         new = nxt(self.chats[cid], agent_id=PICKED, inactive=False)
+        terms = {**self._terms(), "channel": new.channel} if self.capacity else {}
+        claim = RankedClaim("g", ranking, excluded, **terms)
         change = Change(
             cid,
             new.version - 1,
             now,
             chat=new,
             release=old,
-            claim=RankedClaim("g", ranking, excluded),
+            claim=claim,
             tiebreak=tb,
         )
-        want = expected_pick(self.model.values(), "g", ranking, excluded)
+        want = expected_pick(self.model.values(), "g", ranking, excluded, self._fit(terms, now))
         if want is None:
             refused("no_agent", lambda: self.s.apply(change))
             return
@@ -398,7 +477,7 @@ class Pin:
         assert applied.agent_id == want, (ranking, applied.agent_id, want)
         assert applied.chat is not None
         self.model[old] = released(self.model[old], cid, now, tb)
-        self.model[want] = claimed(self.model[want], cid, now, tb)
+        self.model[want] = claimed(self.model[want], cid, now, tb, claim.channel, claim.keep_s)
         self.held[cid] = want
         self.chats[cid] = applied.chat
 
@@ -416,9 +495,11 @@ class Pin:
     def _agent(self, now: float, tb: float) -> None:
         aid = self.rng.choice(sorted(a for a in self.model if a != "outsider"))
         old = self.model[aid]
-        what = self.rng.choice(["status", "status", "limit", "tier"])
+        what = self.rng.choice(["status", "status", "limit", "tier", "channels"])
         a: Agent = old.agent
-        if what == "status":
+        if what == "channels":
+            a = self._channels(a)
+        elif what == "status":
             a = attrs.evolve(a, status=self.rng.choice(list(AgentStatus)))
         elif what == "limit":
             a = attrs.evolve(a, reception_limit=self.rng.choice([0, 1, 2, 3, 4]))

@@ -552,6 +552,16 @@ class UnitOfWorkContract(StorageCase):
             s = self.new_storage(f"/pin{seed}")
             Pin(s, random.Random(seed), EVERY_RANKING).run(120)
 
+    def test_capacity_per_channel_and_fairness_cap_equal_pure_rules(self) -> None:
+        """The same random sequences with capacity per channel (random channel weights and
+        limits, chats of random channels, agents reconfigured on the way) and random fairness
+        caps on the claims: every pick, refusal, stored AgentLoad (its held chats' channels and
+        assignment times included) and census equals the pure rules; the chat records stay
+        within every limit counted in units."""
+        for seed in range(3):
+            s = self.new_storage(f"/capacity{seed}")
+            Pin(s, random.Random(f"capacity-{seed}"), EVERY_RANKING, capacity=True).run(120)
+
     # concurrency, read from the chat records --------------------------------------------
 
     def test_concurrent_ranked_claims_never_exceed_limits(self) -> None:
