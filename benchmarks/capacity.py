@@ -10,9 +10,10 @@ in turn):
 - ``capacity.fairness.open_end.1k``: the same with a fairness cap on (100 assignments per agent
   per hour: it never binds here, so the figure is the cost of keeping and counting assignment
   times); baseline without a cap.
-- ``capacity.fairness_binding.open_end.1k``: a cap that binds (1 assignment per agent per hour,
-  10 agents, so every open walks past the agents at the cap; 10 cycles per run); baseline the
-  same 10 agents without a cap.
+- ``capacity.fairness_binding.open_end.20``: a cap that binds (2 assignments per agent per hour,
+  20 agents, 400 cycles: after the first 40 every open walks past all 20 agents at the cap and
+  the chat waits, then the customer leaves it); baseline the same 20 agents without a cap
+  (every open assigned).
 
 Runs alternate between the variant and its baseline (median of 5 runs each), so both see the
 same machine load.
@@ -77,7 +78,10 @@ def _cycles_per_s(agents: int, channels: bool, cap: int, cycles: int) -> float:
     for i, customer in enumerate(customers):
         now = 1.0 + i * 0.001
         chat = m.open_chat(customer, skill_group="g", chat_id=f"c{i}", now=now)
-        m.end_chat(chat.id, now=now)
+        if chat.agent_id is None:
+            m.abandon(chat.id, now=now)  # the customer leaves the queue
+        else:
+            m.end_chat(chat.id, now=now)
     return cycles / (time.perf_counter() - t0)
 
 
@@ -105,10 +109,10 @@ def main() -> None:
         3000,
     )
     _pair(
-        "capacity.fairness_binding.open_end.1k",
-        {"agents": 10, "channels": False, "cap": 1},
-        {"agents": 10, "channels": False, "cap": 0},
-        10,
+        "capacity.fairness_binding.open_end.20",
+        {"agents": 20, "channels": False, "cap": 2},
+        {"agents": 20, "channels": False, "cap": 0},
+        400,
     )
 
 
