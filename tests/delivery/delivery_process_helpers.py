@@ -165,21 +165,29 @@ def churn_worker(
     send_s: float,
     log_path: str,
     started: Any,
+    quota: int = 0,
 ) -> None:
     """Claim and finish on the wall clock until killed, "sending" ``send_s`` per delivery.
 
     Every claim is appended to ``log_path`` as it returns (``id endpoint now until``, one
     ``os.write`` per line, before any of its deliveries is finished), so whatever the kill
-    interrupts, the log holds every claim but possibly the last one.
+    interrupts, the log holds every claim but possibly the last one. With ``quota`` > 0 the
+    worker hangs (holding its last claim's leases, finishing nothing more) once it has claimed
+    that many: however fast it runs against the parent, it leaves work behind for the drain.
     """
     store = open_store(spec)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    claimed = 0
     while True:
         for ep in endpoints:
             now = time.time()
             got = store.claim_due(ep, now, 3, lease_s)
             for d in got:
                 os.write(fd, f"{d.id} {ep} {now!r} {now + lease_s!r}\n".encode())
+            claimed += len(got)
+            while got and quota and claimed >= quota:
+                started.set()
+                time.sleep(1)  # hung with live leases, until killed
             for d in got:
                 time.sleep(send_s)
                 at = time.time()

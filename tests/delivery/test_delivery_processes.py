@@ -343,7 +343,7 @@ def test_workers_killed_mid_run_lose_nothing_and_finish_nothing_twice(
         started = CTX.Event()
         proc = CTX.Process(
             target=churn_worker,
-            args=(spec, round_, eps, lease_s, 0.01, str(log), started),
+            args=(spec, round_, eps, lease_s, 0.01, str(log), started, 40),
             daemon=True,
         )
         proc.start()
