@@ -18,8 +18,10 @@ and implements the load rules of :mod:`chatmgmt.assignment._load`; a test pins i
 **Ranked claims.** The plan names the agent it cannot know with
 :data:`~chatmgmt.ports.PICKED` (JSON ``"\\u0000picked"``); the script picks the first eligible
 agent of the group by the ranking's sorted set, not excluded, and substitutes the placeholder in
-the chat, timer and event JSON it stores with the picked id. The Python side returns
-``change.bind(picked)``, which equals what was stored.
+the chat, timer and event JSON it stores with the picked id. The Python side returns the
+change bound to the picked agent (:meth:`~chatmgmt.ports.Change.bound`; in place for an
+:attr:`~chatmgmt.ports.Change.owned` change, whose JSON was encoded before the script ran),
+which equals what was stored.
 
 **Key layout.** Every key of a tenant starts with ``cm:{<namespace>}:`` — the namespace is the
 Redis Cluster *hash tag*, so all of a tenant's keys live in one hash slot and every script
@@ -381,8 +383,9 @@ class _Ops:
         if isinstance(claim, Claim):
             return Applied(chat, claim.agent_id, change.events)
         picked = AgentId(_s(reply[1]))
-        bound = change.bind(picked)
-        return Applied(bound.chat, picked, bound.events)
+        # the JSON went to the script before the pick: an owned change is bound in place
+        chat, events, _ = change.bound(picked, in_place=change.owned)
+        return Applied(chat, picked, events)
 
     # customers
     def customers_get(self, partner_id: str) -> _Gen[Customer | None]:
