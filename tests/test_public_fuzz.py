@@ -116,8 +116,10 @@ def _manager() -> ChatManager:
 
 
 def _still_works(manager: ChatManager) -> None:
-    """A normal open, message and end still succeed."""
+    """A normal open, message and end still succeed (once ann is online with room again: a
+    fuzzed call may legitimately have set her limit to 0)."""
     manager.set_agent_status("ann", AgentStatus.ONLINE, now=START + 10)
+    manager.set_reception_limit("ann", 50, now=START + 10)
     chat = manager.open_chat(CustomerInfo(partner_id="ok"), now=START + 10)
     manager.send_message(chat.id, "still here", now=START + 11)
     manager.end_chat(chat.id, reason=EndReason.AGENT, by="ann", now=START + 12)
