@@ -76,6 +76,7 @@ OFFER_OPS: dict[str, Operation] = {
         Operation("decline_other", lambda m: m.decline_offer("c3", "cat", now=14.0)),
         Operation("status", lambda m: m.set_agent_status("dan", AgentStatus.ONLINE, now=15.0)),
         Operation("reconcile", lambda m: m.reconcile(now=16.0)),
+        Operation("ann_leaves", lambda m: m.set_agent_status("ann", AgentStatus.OFFLINE, now=17.0)),
     )
 }
 
@@ -90,6 +91,9 @@ OFFER_PAIRS = [
     ("decline", "status"),
     ("accept", "reconcile"),
     ("decline", "reconcile"),
+    ("accept", "ann_leaves"),  # ann accepts while she goes offline: the withdrawal
+    ("decline", "ann_leaves"),  # of her offer and her own answer race on the chat
+    ("expire", "ann_leaves"),
 ]
 
 

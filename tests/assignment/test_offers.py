@@ -270,3 +270,27 @@ def test_a_deadline_rescheduled_by_its_firing_survives_the_lease() -> None:
     clock.advance(30)
     m.tick()
     assert m.get_chat("c1").agent_id == "cid"
+
+
+def test_an_agent_going_offline_has_their_pending_offer_withdrawn_at_once() -> None:
+    # TaskRouter: a worker who goes offline has its pending reservations rescinded; here the
+    # offer ends as an expiry at once (not after its timeout) and goes to the next agent
+    m, _clock, sink = world(agents=(("ann", 1), ("bob", 1)))
+    chat = open_chat(m, "c1", skill_group="sales")
+    assert chat.state is ChatState.OFFERED and chat.agent_id == "ann"
+    m.set_agent_status("ann", AgentStatus.OFFLINE)
+    now = m.get_chat("c1")
+    assert now.state is ChatState.OFFERED and now.agent_id == "bob"
+    assert "ann" in now.excluded
+    assert m.agent("ann").chats == frozenset()  # the withdrawn offer's slot is free
+    assert types(sink, "c1").count("chat.offer_expired") == 1
+    check_invariants(m.storage, opened=["c1"], drained=True)
+
+
+def test_an_offer_withdrawn_with_nobody_else_free_waits_again_and_away_withdraws_too() -> None:
+    m, _clock, _sink = world(agents=(("ann", 1),))
+    assert open_chat(m, "c1", skill_group="sales").state is ChatState.OFFERED
+    m.set_agent_status("ann", AgentStatus.AWAY)  # away cannot accept either
+    assert m.get_chat("c1").state is ChatState.QUEUED
+    assert m.agent("ann").chats == frozenset()
+    check_invariants(m.storage, opened=["c1"], drained=True)

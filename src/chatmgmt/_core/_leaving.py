@@ -25,6 +25,7 @@ from ..assignment._leave import (
     leaves,
 )
 from ..assignment._plans import WAITING
+from ..errors import InvalidTransitionError, NotAllowedError
 from ..model import (
     AgentId,
     AgentLoad,
@@ -89,12 +90,32 @@ class Leaving(Overflowing):
         new = load.agent.status
         if new is old:
             return
+        if old is AgentStatus.ONLINE:
+            yield from self.withdraw_offers(load, now)
         leave = self._leave
         if leaves(leave, new) and not leaves(leave, old):
             if first_grace_s(leave, new) <= 0:
                 yield from self.agent_left(load.agent.id, now, now)
         elif leaves(leave, old) and not leaves(leave, new):
             yield from self._leave_timer(load.agent.id, now, None)
+
+    def withdraw_offers(self, load: AgentLoad, now: float) -> Eff[int]:
+        """An agent no longer ONLINE cannot accept: each chat still offered to them is withdrawn
+        at once, as an expiry (the next agent, or back to its place in the queue), whatever
+        the leave policy. A crash before this runs leaves the offer to its own expiry timer.
+        Returns how many offers were withdrawn."""
+        agent_id = load.agent.id
+        withdrawn = 0
+        for chat_id in sorted(load.chats):
+            chat = yield from call(ChatStore.get, chat_id)
+            if chat is None or chat.state is not ChatState.OFFERED or chat.agent_id != agent_id:
+                continue
+            try:
+                yield from self.withdraw(chat_id, agent_id, now, expired=True)
+            except (InvalidTransitionError, NotAllowedError):
+                continue  # accepted, ended or moved on meanwhile: nothing left to withdraw
+            withdrawn += 1
+        return withdrawn
 
     def agent_left(self, agent_id: AgentId, since: float, now: float) -> Eff[int]:
         """The grace timer of ``agent_id`` (who left at ``since``) fired: move the chats whose
