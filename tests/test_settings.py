@@ -140,6 +140,12 @@ def test_unknown_enum_value_is_a_settings_error() -> None:
             {"end_of_chat": {"channels": {"app": {"end_after_s": 50}}}},
             "end_of_chat.channels.app.end_after_s",
         ),
+        # a group override is checked the same way, against the global section
+        (
+            {"end_of_chat": {"groups": {"vip": {"end_after_s": 50}}}},
+            "end_of_chat.groups.vip.end_after_s",
+        ),
+        ({"end_of_chat": {"groups": {"vip": {"groups": {}}}}}, "end_of_chat.groups.vip.groups"),
         ({"end_of_chat": {"warn_after_s": 600, "end_after_s": 60}}, "end_of_chat.end_after_s"),
         ({"end_of_chat": {"warn_after_s": "soon"}}, "end_of_chat.warn_after_s"),
         ({"end_of_chat": {"warn_after_s": True}}, "end_of_chat.warn_after_s"),
@@ -452,9 +458,15 @@ def test_resolve_precedence_property(s: ChatSettings, data: st.DataObject) -> No
                 assert got == getattr(section, field.name)
 
 
-def test_end_of_chat_has_channel_overrides_only() -> None:
+def test_end_of_chat_overrides_per_channel_and_group_and_old_settings_stay_valid() -> None:
     names = {f.name for f in attrs.fields(EndOfChatSettings)}
-    assert "channels" in names and "groups" not in names
+    assert {"channels", "groups"} <= names
+    old = {"end_of_chat": {"end_prompt": "Bye", "channels": {"app": {"end_prompt": "App"}}}}
+    s = ChatSettings.from_dict(old)
+    assert s.end_of_chat.groups == {}
+    assert resolve(s.end_of_chat, channel="app", group="sales").end_prompt == "App"
+    assert resolve(s.end_of_chat, channel="web", group="sales").end_prompt == "Bye"
+    assert ChatSettings.from_dict(s.to_dict()) == s
 
 
 def test_unverified_identity_default_is_anonymous() -> None:

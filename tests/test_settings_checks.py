@@ -36,7 +36,10 @@ FULL: dict[str, Any] = {
         "groups": {"vip": {"when_waited_longer_than_s": 10.0}},
     },
     "satisfaction": {"groups": {"vip": {"levels": 3, "labels": ["bad", "ok", "good"]}}},
-    "end_of_chat": {"channels": {"app": {"warn_after_s": 100.0, "end_after_s": 200.0}}},
+    "end_of_chat": {
+        "channels": {"app": {"warn_after_s": 100.0, "end_after_s": 200.0}},
+        "groups": {"vip": {"warn_after_s": 50.0, "end_after_s": 400.0}},
+    },
     "webhooks": {
         "endpoints": [{"id": "e1", "url": "https://example.com/hook", "secrets": ["whsec_YQ=="]}]
     },

@@ -1037,12 +1037,13 @@ class SatisfactionSettings:
 
 @attrs.frozen
 class EndOfChatSettings:
-    """End-of-chat prompts and inactivity timeouts; overridable per channel.
+    """End-of-chat prompts and inactivity timeouts; overridable per skill group and channel.
 
     Customer inactivity: ``warn_prompt`` after ``warn_after_s`` seconds of customer silence,
     the end (with ``timeout_prompt``) after ``end_after_s`` (0: never). Any customer message
     resets both. ``agent_reminder_s``: remind the agent after this long without a reply (0: off).
-    Real-Time Reception Mode only: Always On chats never time out.
+    Real-Time Reception Mode only: Always On chats never time out. A chat's effective section
+    is the channel's override over its skill group's over the global one (``resolve``).
     """
 
     end_prompt: str = attrs.field(
@@ -1060,6 +1061,10 @@ class EndOfChatSettings:
     )
     channels: Mapping[str, Mapping[str, Any]] = attrs.field(
         factory=dict, metadata={"doc": "Overrides per channel: a partial end-of-chat section."}
+    )
+    groups: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict,
+        metadata={"doc": "Overrides per skill group: a partial end-of-chat section."},
     )
 
     def check(self, path: str) -> None:

@@ -32,6 +32,68 @@ def test_end_of_chat_records_who_and_why_and_stores_the_prompt() -> None:
     assert m.agent("ann").active == 0
 
 
+def test_end_prompts_resolve_channel_over_group_over_global() -> None:
+    prompts = RecordingMessageSink()
+    m = manager(
+        {
+            "end_of_chat": {
+                "end_prompt": "Bye!",
+                "warn_after_s": 60,
+                "end_after_s": 120,
+                "groups": {
+                    "sales": {"end_prompt": "Sales bye", "warn_prompt": "Sales: still there?"},
+                    "vip": {"timeout_prompt": "VIP closed.", "end_after_s": 300},
+                },
+                "channels": {"app": {"end_prompt": "App bye"}},
+            }
+        },
+        message_sink=prompts,
+    )
+    m.register_agent(agent("ann", limit=9, groups=("sales", "vip")))
+    plain = m.open_chat(customer("u1"))
+    sales = m.open_chat(customer("u2"), skill_group="sales")
+    sales_app = m.open_chat(customer("u3", channel="app"), skill_group="sales")
+    vip = m.open_chat(customer("u4"), skill_group="vip")
+    for chat, who in ((plain, "u1"), (sales, "u2"), (sales_app, "u3")):
+        m.end_chat(chat.id, reason=EndReason.CUSTOMER, by=who)
+    # stored in each chat, not only handed to the sink
+    assert [m.messages(c.id)[-1].text for c in (plain, sales, sales_app)] == [
+        "Bye!",
+        "Sales bye",
+        "App bye",  # the channel wins over the group
+    ]
+    clock_of(m).advance(60)
+    assert m.tick() == 1  # vip's warning (its group keeps the global warn prompt)
+    assert m.messages(vip.id)[-1].text == (
+        "Are you still there? This chat will close soon if we do not hear from you."
+    )
+    clock_of(m).advance(60)
+    assert m.tick() == 0  # the group's end_after_s (300), not the global 120
+    clock_of(m).advance(180)
+    assert m.tick() == 1
+    ended = m.get_chat(vip.id)
+    assert ended.end_reason is EndReason.CUSTOMER_INACTIVITY
+    assert m.messages(vip.id)[-1].text == "VIP closed."
+
+
+def test_group_inactivity_warning_prompt() -> None:
+    m = manager(
+        {
+            "end_of_chat": {
+                "warn_after_s": 60,
+                "end_after_s": 0,
+                "groups": {"sales": {"warn_prompt": "Sales: still there?"}},
+            }
+        }
+    )
+    m.register_agent(agent("ann", groups=("sales",)))
+    chat = m.open_chat(customer("u"), skill_group="sales")
+    clock_of(m).advance(60)
+    assert m.tick() == 1
+    assert m.messages(chat.id)[-1].text == "Sales: still there?"
+    assert sink_of(m).of_type("chat.inactivity_warned")
+
+
 def test_inactivity_warns_then_ends_and_a_customer_message_resets_both() -> None:
     m = manager(
         {"end_of_chat": {"warn_after_s": 60, "end_after_s": 120, "timeout_prompt": "Closed."}}

@@ -102,7 +102,7 @@ def plan_end(
     items.extend(extra)
     message = None
     if not abandon:
-        eoc = resolve(settings.end_of_chat, channel=chat.channel)
+        eoc = resolve(settings.end_of_chat, channel=chat.channel, group=chat.skill_group or None)
         prompt = eoc.timeout_prompt if reason is EndReason.CUSTOMER_INACTIVITY else eoc.end_prompt
         if prompt:
             message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", prompt, now)
@@ -164,7 +164,7 @@ def plan_prompt(
 ) -> Plan:
     """A fired inactivity warning (to the customer) or no-reply reminder (to the agent): the
     system message, its event, and the deadline marked as fired."""
-    eoc = resolve(settings.end_of_chat, channel=chat.channel)
+    eoc = resolve(settings.end_of_chat, channel=chat.channel, group=chat.skill_group or None)
     if timer.kind == TimerKind.INACTIVITY_WARN.value:
         text = eoc.warn_prompt
         end_at = float(timer.payload["basis"][0]) + eoc.end_after_s if eoc.end_after_s else None

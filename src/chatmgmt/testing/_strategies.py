@@ -415,6 +415,7 @@ def _end_of_chat(draw: st.DrawFn) -> EndOfChatSettings:
         agent_reminder_s=draw(_seconds),
         agent_reminder_prompt=draw(_texts),
         channels=draw(_small_dict(_channels, _end_of_chat_override())),
+        groups=draw(_small_dict(_names, _end_of_chat_override())),
         **draw(_timeouts()),
     )
 
@@ -463,8 +464,8 @@ def _webhooks(draw: st.DrawFn) -> WebhookSettings:
 def settings() -> st.SearchStrategy[ChatSettings]:
     """Valid :class:`~chatmgmt.settings.ChatSettings` trees, every section varied.
 
-    Overrides (``submission.channels``, ``submission.groups``, ``end_of_chat.channels``) are
-    generated too, each valid once applied over its section.
+    Overrides (``submission.channels``, ``submission.groups``, ``end_of_chat.channels``,
+    ``end_of_chat.groups``) are generated too, each valid once applied over its section.
     """
     return st.builds(
         ChatSettings,
