@@ -200,7 +200,7 @@ def test_unknown_enum_value_is_a_settings_error() -> None:
             "assignment.groups.sales.hours.timezone",
         ),
         (
-            {"assignment": {"groups": {"sales": {"hours": {"weekly": {"mon": ["18:00-09:00"]}}}}}},
+            {"assignment": {"groups": {"sales": {"hours": {"weekly": {"mon": ["09:00-09:00"]}}}}}},
             "assignment.groups.sales.hours.weekly.mon[0]",
         ),
         ({"auto_save": {"channels": [""]}}, "auto_save.channels[0]"),

@@ -20,7 +20,7 @@ import ipaddress
 import math
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -345,16 +345,29 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 @attrs.frozen
 class WorkingHours:
-    """A skill group's weekly duty hours in its time zone.
+    """A business calendar: weekly duty hours, holidays and date overrides in one time zone.
 
     ``weekly`` maps ``mon`` .. ``sun`` to spans such as ``"09:00-18:00"``; a day that is missing
-    is off duty. An empty ``weekly`` means always on duty.
+    is off duty. An empty ``weekly`` means always on duty (holidays and overrides still apply).
+    A span whose end is before its start crosses midnight (``"22:00-06:00"``: until 06:00 the next
+    day); a span belongs to the day it starts on. Holidays beat overrides, overrides beat weekly.
     """
 
     timezone: str = attrs.field(
         default="UTC", metadata={"doc": "IANA time zone of the weekly hours, e.g. Europe/Berlin."}
     )
     weekly: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    holidays: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata={"doc": "Local dates closed all day, e.g. 2026-12-25 (beats the rest)."},
+    )
+    overrides: Mapping[str, tuple[str, ...]] = attrs.field(
+        factory=dict,
+        metadata={
+            "doc": "Other hours on a local date (e.g. 2026-12-24: [09:00-13:00]) instead of that "
+            "weekday's; an empty list closes the day."
+        },
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -366,15 +379,33 @@ class WorkingHours:
             raise _fail(f"{path}.timezone", f"unknown time zone {self.timezone!r}") from None
         for day, spans in self.weekly.items():
             _need(day in _DAYS, f"{path}.weekly.{day}", f"day must be one of {', '.join(_DAYS)}")
-            for i, span in enumerate(spans):
-                m = _HHMM.match(span)
-                _need(m is not None, f"{path}.weekly.{day}[{i}]", "must look like '09:00-18:00'")
-                assert m is not None
-                _need(
-                    m.group(1, 2) < m.group(3, 4),
-                    f"{path}.weekly.{day}[{i}]",
-                    "the span must end after it starts",
-                )
+            _check_spans(spans, f"{path}.weekly.{day}")
+        for i, date in enumerate(self.holidays):
+            _check_date(date, f"{path}.holidays[{i}]")
+        for date, spans in self.overrides.items():
+            _check_date(date, f"{path}.overrides.{date}")
+            _check_spans(spans, f"{path}.overrides.{date}")
+
+
+def _check_date(date: object, path: str) -> None:
+    import datetime
+
+    try:
+        ok = isinstance(date, str) and datetime.date.fromisoformat(date).isoformat() == date
+    except ValueError:
+        ok = False
+    _need(ok, path, "must be a date like '2026-12-25'")
+
+
+def _check_spans(spans: Sequence[str], path: str) -> None:
+    for i, span in enumerate(spans):
+        m = _HHMM.match(span) if isinstance(span, str) else None
+        _need(m is not None, f"{path}[{i}]", "must look like '09:00-18:00' or '22:00-06:00'")
+        assert m is not None
+        start, end = m.group(1, 2), m.group(3, 4)
+        _need(start != end, f"{path}[{i}]", "the span must not be empty (start equals end)")
+        _need(end[0] != "24" or end[1] == "00", f"{path}[{i}]", "24:MM is only 24:00")
+        _need(start[0] != "24", f"{path}[{i}]", "a span cannot start at 24:00")
 
 
 @attrs.frozen
@@ -678,6 +709,13 @@ class AssignmentSettings:
     )
     saturation_tiebreak: str = "random"
     inactive_chats_count: bool = True
+    hours: WorkingHours | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "The tenant default business calendar: groups without their own hours "
+            "inherit it (null: always on duty)."
+        },
+    )
     groups: Mapping[str, GroupSettings] = attrs.field(factory=dict)
     routing_rules: tuple[RoutingRule, ...] = ()
     sticky: StickySettings = attrs.field(factory=StickySettings)
@@ -720,6 +758,8 @@ class AssignmentSettings:
             f"{p}.saturation_tiebreak",
             "must be 'random' or 'longest_since_assigned'",
         )
+        if self.hours is not None:
+            self.hours.check(f"{p}.hours")
         for name, group in self.groups.items():
             if group.hours is not None:
                 group.hours.check(f"{p}.groups.{name}.hours")

@@ -15,6 +15,7 @@ from ..assignment import (
     Target,
     agent_queue,
     builtin_ranking,
+    effective_hours,
     on_duty,
     pool_name,
     queue_name,
@@ -61,9 +62,8 @@ class Targets(Ending):
         return strategy
 
     def on_duty(self, group: str, now: float) -> bool:
-        """Whether ``group`` is within its working hours at ``now``."""
-        group_settings = self.settings.assignment.groups.get(group)
-        return on_duty(group_settings.hours if group_settings is not None else None, now)
+        """Whether ``group`` is open by its business calendar (own or the tenant's) at ``now``."""
+        return on_duty(effective_hours(self.settings.assignment, group), now)
 
     def is_pull(self, group: str) -> bool:
         """Whether ``group`` is in pull mode: its chats are never pushed to an agent."""

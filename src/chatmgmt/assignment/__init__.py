@@ -1,5 +1,6 @@
 """Assignment: strategies as rankings or callables, routing rules, overflow, queue (pure)."""
 
+from ._calendar import business_seconds, day_spans, effective_hours, is_open
 from ._routing import (
     RoutePlan,
     RouteRequest,
@@ -43,7 +44,11 @@ __all__ = [
     "Target",
     "agent_queue",
     "builtin_ranking",
+    "business_seconds",
+    "day_spans",
+    "effective_hours",
     "estimate_wait_s",
+    "is_open",
     "match_rule",
     "on_duty",
     "overflow_condition",

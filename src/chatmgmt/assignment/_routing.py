@@ -8,8 +8,6 @@ storage's atomic claims; nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
-import datetime as _dt
-import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +24,7 @@ from ..settings import (
     StickySettings,
     WorkingHours,
 )
+from ._calendar import effective_hours, is_open
 
 __all__ = [
     "RoutePlan",
@@ -196,10 +195,8 @@ def match_rule(
 
 def group_timezone(settings: AssignmentSettings, group: str) -> str:
     """The time zone of a group's working hours (UTC when it has none)."""
-    group_settings = settings.groups.get(group)
-    if group_settings is None or group_settings.hours is None:
-        return "UTC"
-    return group_settings.hours.timezone
+    hours = effective_hours(settings, group)
+    return "UTC" if hours is None else hours.timezone
 
 
 def sticky_agent(sticky: Sticky | None, settings: StickySettings, now: float) -> AgentId | None:
@@ -212,17 +209,9 @@ def sticky_agent(sticky: Sticky | None, settings: StickySettings, now: float) ->
     return None
 
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
 def on_duty(hours: WorkingHours | None, now: float) -> bool:
-    """Whether a group with these weekly hours is on duty at ``now`` (no hours: always)."""
-    if hours is None or not hours.weekly:
-        return True
-    local = _dt.datetime.fromtimestamp(now, tz=zoneinfo.ZoneInfo(hours.timezone))
-    spans = hours.weekly.get(_DAYS[local.weekday()], ())
-    hhmm = f"{local.hour:02d}:{local.minute:02d}"
-    return any(span[:5] <= hhmm < span[6:] for span in spans)
+    """Whether a group with this business calendar is on duty at ``now`` (no hours: always)."""
+    return is_open(hours, now)
 
 
 def overflow_condition(census: Census, duty: bool) -> OverflowCondition:

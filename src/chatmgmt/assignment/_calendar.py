@@ -1,0 +1,127 @@
+"""Business calendars: whether a group is open at an instant, and business time between two.
+
+Pure code over :class:`~chatmgmt.settings.WorkingHours`. A span such as ``"09:00-18:00"``
+belongs to the local day it starts on; ``"22:00-06:00"`` crosses midnight and runs into the
+next day. For one local date the spans are, first that applies: none on a holiday, the date's
+override, the weekly spans of its weekday (no weekly spans at all: open all day). Wall-clock
+times are read in the calendar's time zone through ``zoneinfo``, so DST days are 23 or 25 hours
+long and a span keeps its wall-clock bounds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import zoneinfo
+
+from chatmgmt.settings import AssignmentSettings, WorkingHours
+
+__all__ = ["business_seconds", "day_spans", "effective_hours", "is_open"]
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_MIN = 24 * 60
+
+
+def _minutes(hhmm: str) -> int:
+    return int(hhmm[:2]) * 60 + int(hhmm[3:5])
+
+
+def day_spans(hours: WorkingHours, date: _dt.date) -> list[tuple[int, int]]:
+    """The open spans starting on local ``date`` as (start, end) minutes after its midnight;
+    ``end`` may pass 1440 for a span that crosses midnight. Holidays beat overrides, overrides
+    beat the weekly hours."""
+    key = date.isoformat()
+    if key in hours.holidays:
+        return []
+    if key in hours.overrides:
+        spans: tuple[str, ...] = tuple(hours.overrides[key])
+    elif not hours.weekly:
+        return [(0, _DAY_MIN)]
+    else:
+        spans = tuple(hours.weekly.get(_DAYS[date.weekday()], ()))
+    out = []
+    for span in spans:
+        start, end = _minutes(span[:5]), _minutes(span[6:])
+        out.append((start, end if end > start else end + _DAY_MIN))
+    return out
+
+
+def is_open(hours: WorkingHours | None, now: float) -> bool:
+    """Whether a calendar is open at ``now`` (seconds since the epoch; no calendar: always)."""
+    if hours is None:
+        return True
+    local = _dt.datetime.fromtimestamp(now, tz=zoneinfo.ZoneInfo(hours.timezone))
+    minute = local.hour * 60 + local.minute
+    today = local.date()
+    yesterday = today - _dt.timedelta(days=1)
+    if any(s <= minute < e for s, e in day_spans(hours, today)):
+        return True
+    return any(s <= minute + _DAY_MIN < e for s, e in day_spans(hours, yesterday))
+
+
+def effective_hours(settings: AssignmentSettings, group: str) -> WorkingHours | None:
+    """The calendar of ``group``: its own hours, else the tenant default ``assignment.hours``."""
+    own = settings.groups.get(group)
+    if own is not None and own.hours is not None:
+        return own.hours
+    return settings.hours
+
+
+def _instant(zone: zoneinfo.ZoneInfo, date: _dt.date, minute: int, fold: int) -> float:
+    day = date + _dt.timedelta(days=minute // _DAY_MIN)
+    minute %= _DAY_MIN
+    wall = _dt.datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=zone)
+    return wall.replace(fold=fold).timestamp()
+
+
+def _offset_changes(zone: zoneinfo.ZoneInfo, lo: float, hi: float) -> list[float]:
+    """Instants in [lo, hi] where the zone's UTC offset changes (to the second)."""
+
+    def offset(t: float) -> _dt.timedelta | None:
+        return _dt.datetime.fromtimestamp(t, tz=zone).utcoffset()
+
+    out = []
+    step = 6 * 3600.0
+    t = lo
+    while t < hi:
+        a, b = t, min(t + step, hi)
+        if offset(a) != offset(b):
+            while b - a > 1:
+                mid = (a + b) // 2
+                if offset(mid) == offset(a):
+                    a = mid
+                else:
+                    b = mid
+            out.append(b)
+        t += step
+    return out
+
+
+def business_seconds(hours: WorkingHours | None, start: float, end: float) -> float:
+    """Seconds between ``start`` and ``end`` during which the calendar is open (no calendar:
+    ``end - start``; 0 when ``end <= start``). Agrees with :func:`is_open` at every instant."""
+    if end <= start:
+        return 0.0
+    if hours is None:
+        return end - start
+    zone = zoneinfo.ZoneInfo(hours.timezone)
+    first = _dt.datetime.fromtimestamp(start, tz=zone).date() - _dt.timedelta(days=2)
+    last = _dt.datetime.fromtimestamp(end, tz=zone).date() + _dt.timedelta(days=1)
+    cuts = {start, end, *_offset_changes(zone, start, end)}
+    day = first
+    while day <= last:
+        bounds = {0}
+        for s, e in day_spans(hours, day):
+            bounds.update((s, e))
+        for minute in bounds:
+            for fold in (0, 1):
+                t = _instant(zone, day, minute, fold)
+                if start < t < end:
+                    cuts.add(t)
+        day += _dt.timedelta(days=1)
+    points = sorted(cuts)
+    total = 0.0
+    for a, b in itertools.pairwise(points):
+        if is_open(hours, a + (b - a) / 2):
+            total += b - a
+    return total
