@@ -23,7 +23,7 @@ from ..model import (
     evolve,
 )
 from ..ports import QueuePush
-from ..settings import ChatSettings, SatisfactionSettings, resolve
+from ..settings import ChatSettings, SatisfactionSettings, SubmissionMode, resolve
 from ..webhook import _payloads as payloads
 from ._deadlines import TimerKind, mark_fired, track
 from ._forms import validate_submission
@@ -198,9 +198,12 @@ def plan_left_message(
     )
     remove, cancel = leaving(chat)
     release: AgentId | None = chat.agent_id if chat.state.is_open else None
+    items: Items = [payloads.offline_message_created(chat.id, mode.value, fields)]
+    if mode is SubmissionMode.TICKET:
+        items.append(payloads.ticket_created(chat, fields, now))
     return Plan(
         new,
-        [payloads.offline_message_created(chat.id, mode.value, fields)],
+        items,
         release=release,
         remove=remove,
         cancel=cancel,

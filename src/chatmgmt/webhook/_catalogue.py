@@ -60,6 +60,7 @@ class EventType:
     OFFLINE_MESSAGE_CREATED = "offline_message.created"
     OFFLINE_MESSAGE_ASSIGNED = "offline_message.assigned"
     OFFLINE_MESSAGE_REPLIED = "offline_message.replied"
+    TICKET_CREATED = "ticket.created"
     SATISFACTION_INVITED = "satisfaction.invited"
     SATISFACTION_SUBMITTED = "satisfaction.submitted"
     MODERATION_HIT = "moderation.hit"
@@ -370,6 +371,45 @@ CATALOGUE: dict[str, EventSpec] = {
                 "submission_id": "c_1",
                 "mode": "offline_message",
                 "fields": {"email": "ada@example.com", "message": "Please call me back"},
+            },
+        ),
+        _spec(
+            EventType.TICKET_CREATED,
+            "A left message became a ticket (`submission.mode: ticket`): what a ticketing "
+            "system needs to open it. Raised with `offline_message.created`, in the same unit "
+            "of work.",
+            {
+                **_CHAT,
+                "ticket_id": "the submission's id (the originating chat's id)",
+                "requester": "name, email, phone (the form's values, else the chat's customer) "
+                "and partner_id (null for an anonymous visitor)",
+                "subject": "the form's subject field, else the description's first line "
+                "(at most 80 characters), else 'Message left in chat'",
+                "description": "the form's message (or description) field, '' when none",
+                "priority": "the chat's priority (0: normal)",
+                "tags": "'chat', the channel, the skill group when set, then the form's tags "
+                "field (a list or comma-separated text), each once",
+                "fields": "the submitted form fields, as validated",
+                "transcript": "where to read the conversation: chat_id, and until (the "
+                "ticket's creation time: the messages stored before it)",
+                "created_at": "when the customer submitted the form (epoch seconds)",
+            },
+            {
+                **_CHAT_EX,
+                "ticket_id": "c_1",
+                "requester": {
+                    "name": "Ada",
+                    "email": "ada@example.com",
+                    "phone": "",
+                    "partner_id": "u_42",
+                },
+                "subject": "Please call me back",
+                "description": "Please call me back",
+                "priority": 0,
+                "tags": ["chat", "web", "sales"],
+                "fields": {"email": "ada@example.com", "message": "Please call me back"},
+                "transcript": {"chat_id": "c_1", "until": 1700000000.0},
+                "created_at": 1700000000.0,
             },
         ),
         _spec(

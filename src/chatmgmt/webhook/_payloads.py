@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..model import Message, MessageRole
+from ..model import Chat, Message, MessageRole
 from ._catalogue import EventType
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "supervisor_joined",
     "supervisor_took_over",
     "supervisor_whispered",
+    "ticket_created",
 ]
 
 Item = tuple[str, Mapping[str, Any]]
@@ -226,6 +227,45 @@ def offline_message_replied(submission_id: str, agent_id: str, text: str) -> Ite
     """``offline_message.replied``: an agent answered a left message."""
     data = {"submission_id": submission_id, "agent_id": agent_id, "text": text}
     return EventType.OFFLINE_MESSAGE_REPLIED, data
+
+
+def ticket_created(chat: Chat, fields: Mapping[str, Any], now: float) -> Item:
+    """``ticket.created``: a left message in ``ticket`` mode, as a ticketing system opens it."""
+    customer = chat.customer
+
+    def text(*names: str) -> str:
+        for name in names:
+            value = fields.get(name)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return ""
+
+    description = text("message", "description")
+    first_line = description.splitlines()[0][:80] if description else ""
+    raw_tags = fields.get("tags", ())
+    if isinstance(raw_tags, str):
+        raw_tags = raw_tags.split(",")
+    tags = ["chat", chat.channel, *([chat.skill_group] if chat.skill_group else [])]
+    for tag in raw_tags:
+        if isinstance(tag, str) and tag.strip() and tag.strip() not in tags:
+            tags.append(tag.strip())
+    data = {
+        "ticket_id": chat.id,
+        "requester": {
+            "name": text("name") or customer.name,
+            "email": text("email") or customer.email,
+            "phone": text("phone") or customer.phone,
+            "partner_id": customer.partner_id,
+        },
+        "subject": text("subject") or first_line or "Message left in chat",
+        "description": description,
+        "priority": chat.priority,
+        "tags": tags,
+        "fields": dict(fields),
+        "transcript": {"chat_id": chat.id, "until": now},
+        "created_at": now,
+    }
+    return EventType.TICKET_CREATED, data
 
 
 def satisfaction_invited(agent_id: str | None, by: str, invitation: int) -> Item:
