@@ -368,6 +368,13 @@ class WorkingHours:
             "weekday's; an empty list closes the day."
         },
     )
+    out_of_office_message: str = attrs.field(
+        default="",
+        metadata={
+            "doc": "System message sent to the customer of a new chat that waits because its "
+            "group is closed ('': none)."
+        },
+    )
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
@@ -385,6 +392,11 @@ class WorkingHours:
         for date, spans in self.overrides.items():
             _check_date(date, f"{path}.overrides.{date}")
             _check_spans(spans, f"{path}.overrides.{date}")
+        _need(
+            isinstance(self.out_of_office_message, str),
+            f"{path}.out_of_office_message",
+            "must be a string ('': none)",
+        )
 
 
 def _check_date(date: object, path: str) -> None:

@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assignment.assign_helpers import agent, customer, manager
+from chatmgmt import ChatState, MessageRole
 from chatmgmt.assignment import business_seconds, effective_hours, is_open
 from chatmgmt.errors import SettingsError
 from chatmgmt.settings import AssignmentSettings, ChatSettings, GroupSettings, WorkingHours
+from chatmgmt.testing import RecordingMessageSink
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata")
@@ -226,3 +228,36 @@ def test_bad_calendars_are_refused_naming_the_path(hours: dict[str, object], pat
     with pytest.raises(SettingsError) as raised:
         ChatSettings.from_dict({"assignment": {"hours": hours}})
     assert raised.value.path == path
+
+
+def test_a_new_chat_waiting_while_closed_gets_the_out_of_office_message_and_the_form() -> None:
+    text = "We are closed today; leave us a message and we will answer tomorrow."
+    hours = {
+        "timezone": "Europe/Berlin",
+        "weekly": {"mon": ["09:00-17:00"]},
+        "holidays": ["2026-11-30"],
+        "out_of_office_message": text,
+    }
+    sink = RecordingMessageSink()
+    m = manager({"assignment": {"hours": hours}}, message_sink=sink)
+    m.register_agent(agent("s1", groups=("sales",), limit=1))
+    holiday = _at("Europe/Berlin", 2026, 11, 30, 12, 0)
+    closed = m.open_chat(customer("u1"), skill_group="sales", now=holiday)
+    assert closed.agent_id is None and closed.leave_message == "off_duty"
+    stored = [(x.role, x.text) for x in m.messages(closed.id)]
+    assert stored == [(MessageRole.SYSTEM, text)]
+    assert [x.text for x in sink.messages] == [text]
+    status = m.queue_status(closed.id, now=holiday)
+    assert status is not None and status.leave_message == "off_duty"
+    submitted = m.submit_message(
+        closed.id, {"email": "u1@example.com", "message": "call me"}, now=holiday + 60
+    )
+    assert submitted.state is ChatState.LEFT_MESSAGE
+    # Open (a Monday): served, no out-of-office message; a chat that only waits for a busy
+    # agent while open gets none either.
+    monday = _at("Europe/Berlin", 2026, 11, 23, 12, 0)
+    served = m.open_chat(customer("u2"), skill_group="sales", now=monday)
+    waiting = m.open_chat(customer("u3"), skill_group="sales", now=monday)
+    assert served.agent_id == "s1" and waiting.agent_id is None
+    assert m.messages(served.id) == [] and m.messages(waiting.id) == []
+    assert len(sink.messages) == 1

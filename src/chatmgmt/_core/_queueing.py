@@ -8,6 +8,7 @@ from typing import Any
 from .. import lifecycle as lc
 from .._plan import Plan
 from ..assignment import Target, agent_queue, estimate_wait_s, pool_name, queue_name
+from ..assignment._calendar import out_of_office_text
 from ..assignment._load import eligible
 from ..assignment._plans import WAITING, plan_queue
 from ..errors import PreconditionFailed
@@ -70,6 +71,9 @@ class Queueing(Targets):
         if full and qsettings.on_limit is not QueueLimitAction.LEAVE_MESSAGE and stored is not None:
             full_reason = {**reason, "queue_full": True}
             return (yield from self.queue_limit(stored, "max_length", full_reason, now))
+        closed = out_of_office_text(
+            self.settings.assignment, chat.skill_group, new=stored is None, duty=duty
+        )
         plan = plan_queue(
             self.settings,
             stored,
@@ -84,6 +88,7 @@ class Queueing(Targets):
             items=items,
             release=release,
             timer=timer,
+            message=self.system_message(chat, closed, now) if closed else None,
         )
         try:
             applied = yield from self.commit(stored, plan, now)

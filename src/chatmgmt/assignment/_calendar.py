@@ -16,7 +16,13 @@ import zoneinfo
 
 from chatmgmt.settings import AssignmentSettings, WorkingHours
 
-__all__ = ["business_seconds", "day_spans", "effective_hours", "is_open"]
+__all__ = [
+    "business_seconds",
+    "day_spans",
+    "effective_hours",
+    "is_open",
+    "out_of_office_text",
+]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_MIN = 24 * 60
@@ -65,6 +71,16 @@ def effective_hours(settings: AssignmentSettings, group: str) -> WorkingHours | 
     if own is not None and own.hours is not None:
         return own.hours
     return settings.hours
+
+
+def out_of_office_text(settings: AssignmentSettings, group: str, *, new: bool, duty: bool) -> str:
+    """The out-of-office message for a chat that waits in ``group``'s queue or pool: the text
+    of the group's calendar when the chat is ``new`` and the group is closed (not ``duty``),
+    else ``""`` (none)."""
+    if not new or duty:
+        return ""
+    hours = effective_hours(settings, group)
+    return "" if hours is None else hours.out_of_office_message
 
 
 def _instant(zone: zoneinfo.ZoneInfo, date: _dt.date, minute: int, fold: int) -> float:

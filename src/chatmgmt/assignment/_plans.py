@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import lifecycle as lc
 from .._plan import Items, Plan, leaving
-from ..model import AgentId, Chat, ChatState, ReceptionMode, Timer, evolve
+from ..model import AgentId, Chat, ChatState, Message, ReceptionMode, Timer, evolve
 from ..ports import Census, QueuePush
 from ..settings import ChatSettings
 from ..webhook import _payloads as payloads
@@ -73,11 +73,13 @@ def plan_queue(
     items: Sequence[tuple[str, Mapping[str, Any]]] = (),
     release: AgentId | None = None,
     timer: Timer | None = None,
+    message: Message | None = None,
 ) -> Plan:
     """``chat`` (stored as ``stored``; None: new) waiting in ``queue``, which holds ``length``
     chats: its state, its entry (a chat sent back keeps its place: it is ordered by when it
     arrived), the leave-a-message offer when the rules make one (a full queue always does),
-    the slot it gives back and the events."""
+    the slot it gives back, the events, and ``message`` (a system message such as the
+    out-of-office reply) stored with it."""
     qsettings = settings.assignment.queue
     realtime = chat.mode is ReceptionMode.REAL_TIME
     reason = dict(reason)
@@ -117,6 +119,8 @@ def plan_queue(
                 changes["leave_message"] = reason["leave_message"] = offer.value
     new = evolve(chat, state=state, agent_id=None, route_reason=reason, **changes)
     out.append(payloads.chat_queued(reason, length if realtime else None))
+    if message is not None:
+        out.append(payloads.message_stored(message))
     remove, cancel = leaving(stored, staying=queue)
     return Plan(
         new,
@@ -126,5 +130,6 @@ def plan_queue(
         push=QueuePush(queue, score),
         cancel=cancel,
         schedule=(timer,) if timer is not None else (),
+        message=message,
         owned=True,  # ``new`` was built here for this plan alone
     )
