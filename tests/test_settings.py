@@ -146,6 +146,17 @@ def test_unknown_enum_value_is_a_settings_error() -> None:
             "end_of_chat.groups.vip.end_after_s",
         ),
         ({"end_of_chat": {"groups": {"vip": {"groups": {}}}}}, "end_of_chat.groups.vip.groups"),
+        # each alone is valid against the global section, but a vip chat on the app has
+        # warn_after_s 500 (the group's) and end_after_s 400 (the channel's)
+        (
+            {
+                "end_of_chat": {
+                    "groups": {"vip": {"warn_after_s": 500, "end_after_s": 900}},
+                    "channels": {"app": {"end_after_s": 400}},
+                }
+            },
+            "end_of_chat.channels.app.end_after_s",
+        ),
         ({"end_of_chat": {"warn_after_s": 600, "end_after_s": 60}}, "end_of_chat.end_after_s"),
         ({"end_of_chat": {"warn_after_s": "soon"}}, "end_of_chat.warn_after_s"),
         ({"end_of_chat": {"warn_after_s": True}}, "end_of_chat.warn_after_s"),

@@ -1380,6 +1380,27 @@ def _check_with_overrides(section: Any, root: str) -> None:
             continue
         for name, partial in overrides.items():
             _apply(section, partial, f"{root}.{kind}.{name}").check(f"{root}.{kind}.{name}")
+    _check_layered(section, root)
+
+
+def _check_layered(section: Any, root: str) -> None:
+    """A chat of group g on channel c gets the channel's override over the group's: check
+    each such pair too (each override alone was checked against the global section)."""
+    groups = getattr(section, "groups", None)
+    channels = getattr(section, "channels", None)
+    if not (isinstance(groups, Mapping) and isinstance(channels, Mapping) and channels):
+        return
+    for group, g_partial in groups.items():
+        if not isinstance(g_partial, Mapping):
+            return  # groups of whole sections (not partial overrides): nothing is layered
+        over_group = _apply(section, g_partial, f"{root}.groups.{group}")
+        for channel, c_partial in channels.items():
+            path = f"{root}.channels.{channel}"
+            try:
+                _apply(over_group, c_partial, path).check(path)
+            except SettingsError as exc:
+                why = f"{exc.problem} (for a chat of group {group!r}, over {root}.groups.{group})"
+                raise _fail(exc.path, why) from None
 
 
 _NOT_OVERRIDABLE = frozenset({"channels", "groups"})
