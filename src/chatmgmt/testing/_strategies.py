@@ -17,6 +17,7 @@ entry point.
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import ipaddress
 from typing import Any
 
@@ -170,9 +171,14 @@ def _auto_save() -> st.SearchStrategy[AutoSaveSettings]:
 
 @st.composite
 def _span(draw: st.DrawFn) -> str:
-    start = draw(st.integers(min_value=0, max_value=23 * 60 + 58))
-    end = draw(st.integers(min_value=start + 1, max_value=23 * 60 + 59))
+    start = draw(st.integers(min_value=0, max_value=23 * 60 + 59))
+    end = draw(st.integers(min_value=0, max_value=24 * 60).filter(lambda e: e != start))
     return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+_date = st.dates(min_value=_dt.date(2020, 1, 1), max_value=_dt.date(2035, 12, 31)).map(
+    _dt.date.isoformat
+)
 
 
 def _hours() -> st.SearchStrategy[WorkingHours]:
@@ -184,6 +190,9 @@ def _hours() -> st.SearchStrategy[WorkingHours]:
             _tuples(_span(), 2),
             max_size=3,
         ),
+        holidays=_tuples(_date, 2),
+        overrides=st.dictionaries(_date, _tuples(_span(), 2), max_size=2),
+        out_of_office_message=st.sampled_from(["", "We are closed."]),
     )
 
 
@@ -250,6 +259,7 @@ def _assignment() -> st.SearchStrategy[AssignmentSettings]:
         priority_tiers=st.booleans(),
         saturation_tiebreak=st.sampled_from(["random", "longest_since_assigned"]),
         inactive_chats_count=st.booleans(),
+        hours=st.none() | _hours(),
         groups=_small_dict(_names, _group()),
         routing_rules=_tuples(_routing_rule()),
         sticky=st.builds(
