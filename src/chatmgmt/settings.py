@@ -1071,7 +1071,8 @@ class SatisfactionSettings:
     invite_prompt: str = attrs.field(
         default="How would you rate this chat?",
         metadata={
-            "doc": "Text of the invitation, for the host to show (the library does not send it)."
+            "doc": "Text of the invitation: stored as a system message when an agent invites "
+            "the customer to rate ('': none)."
         },
     )
 

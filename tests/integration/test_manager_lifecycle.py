@@ -233,3 +233,21 @@ def test_agent_invites_and_the_agent_view_hides_the_rating_when_not_visible() ->
     m.rate(chat.id, 4)
     assert m.get_chat(chat.id).satisfaction["rating"]["level"] == 4
     assert m.agent_view(chat.id).satisfaction["rating"] is None
+
+
+def test_agent_invitation_stores_the_invite_prompt_as_a_system_message() -> None:
+    m = manager(satisfied(invite_on_end_reasons=[], invite_prompt="Rate us, please"))
+    chat = served_chat(m)
+    m.invite_rating(chat.id, by="ann")
+    prompts = [x for x in m.messages(chat.id) if x.role.value == "system"]
+    assert [x.text for x in prompts] == ["Rate us, please"]
+    stored = [e.data["text"] for e in sink_of(m).of_type("message.system")]
+    assert "Rate us, please" in stored
+
+
+def test_agent_invitation_sends_no_message_when_the_prompt_is_empty() -> None:
+    m = manager(satisfied(invite_on_end_reasons=[], invite_prompt=""))
+    chat = served_chat(m)
+    m.invite_rating(chat.id, by="ann")
+    assert not [x for x in m.messages(chat.id) if x.role.value == "system"]
+    assert sink_of(m).of_type("satisfaction.invited")

@@ -26,7 +26,8 @@ class Satisfaction(Customers):
         return lc.plan_invite(self.settings.satisfaction, chat, trigger, by, now)
 
     def invite_rating(self, chat_id: ChatId, by: str, now: float) -> Eff[Chat]:
-        """The agent invites the customer to rate the chat (when the rules allow)."""
+        """The agent invites the customer to rate the chat (when the rules allow); the
+        ``satisfaction.invite_prompt`` (when set) is stored as a system message with it."""
         check_text("by", by)
 
         def planner(chat: Chat) -> Plan:
@@ -37,7 +38,11 @@ class Satisfaction(Customers):
             if refusal is not None:
                 raise InvalidTransitionError(chat.id, chat.state.value, f"invite:{refusal.value}")
             new, items = self.invite(chat, lc.InviteTrigger.AGENT, by, now)
-            return Plan(new, items)
+            prompt = self.settings.satisfaction.invite_prompt
+            message = self.system_message(chat, prompt, now) if prompt else None
+            if message is not None:
+                items = [*items, payloads.message_stored(message)]
+            return Plan(new, items, message=message)
 
         _old, new = yield from self.update(chat_id, planner, now)
         return new
