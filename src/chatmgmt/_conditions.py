@@ -18,7 +18,8 @@ Every node is a JSON object with one key::
                   ... "in": [..] | "min"/"max" | "exists": true|false
     {"customer_field": {"key": "tier", "in": ["a", "b"]}}   a customer custom field, the same
     {"tags": {"any": ["billing"]}} / {"tags": {"all": [..]}} / {"tags": {"none": [..]}}
-                  the chat's tags: the host's ``attributes["tags"]`` (a list of strings)
+                  the chat's tags: its own (``tag_chat``) and the host's ``attributes["tags"]``
+                  (a list of strings)
     {"time": {"from": "09:00", "to": "18:00"}}  local time of day in [from, to); a span that
                   ends before it starts runs overnight (22:00-06:00)
     {"weekday": ["mon", "tue"]}                 the local day of the week
@@ -70,8 +71,9 @@ _SUBJECTS = ("attribute", "customer_field")
 class Facts:
     """What a condition is evaluated against: the customer, the chat's own data, the time.
 
-    ``attributes`` are the chat's host attributes (``tags`` among them); ``custom_fields`` the
-    customer's; ``now`` a Unix time; ``timezone`` the default zone for time and weekday."""
+    ``attributes`` are the chat's host attributes (``tags`` among them); ``tags`` the chat's own
+    tags (:attr:`chatmgmt.model.Chat.tags`); ``custom_fields`` the customer's; ``now`` a Unix
+    time; ``timezone`` the default zone for time and weekday."""
 
     channel: str = ""
     vip_level: int = 0
@@ -81,6 +83,7 @@ class Facts:
     custom_fields: Mapping[str, Any] = attrs.field(factory=dict)
     now: float | None = None
     timezone: str = "UTC"
+    tags: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -380,12 +383,13 @@ def _local(facts: Facts, zone: str | None) -> _dt.datetime:
 
 
 def _tags(facts: Facts) -> frozenset[str]:
+    """The chat's own tags and the host's ``attributes["tags"]``."""
     raw = facts.attributes.get("tags")
     if isinstance(raw, str):
-        return frozenset((raw,))
+        return facts.tags | {raw}
     if isinstance(raw, (list, tuple, set, frozenset)):
-        return frozenset(t for t in raw if isinstance(t, str))
-    return frozenset()
+        return facts.tags | {t for t in raw if isinstance(t, str)}
+    return facts.tags
 
 
 def holds(node: Condition, facts: Facts) -> bool:

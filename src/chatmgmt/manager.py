@@ -485,6 +485,17 @@ class ChatManager(_Base):
         if callable(bind):
             bind(self.monitor)
 
+    def tag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
+        """Add ``tags`` to the chat (``chat.tagged``; tags it has already change nothing).
+        ValidationError names a bad tag (``tags[i]``)."""
+        return self._run(self._core.tag_chat(ChatId(chat_id), tags, by, self._now(now)))
+
+    def untag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
+        """Remove ``tags`` from the chat (``chat.untagged``; tags it lacks change nothing)."""
+        return self._run(
+            self._core.tag_chat(ChatId(chat_id), tags, by, self._now(now), remove=True)
+        )
+
     def join_chat(
         self, chat_id: str, supervisor: str, *, role: str, now: float | None = None
     ) -> Chat:
@@ -829,6 +840,16 @@ class AsyncChatManager(_Base):
         """See :meth:`ChatManager.observe` (gauges: feed ``record_snapshot`` yourself)."""
         self._sinks.events = fan_out(self._sinks.events, sink)
         self._core.emits = True
+
+    async def tag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
+        """See :meth:`ChatManager.tag_chat`."""
+        return await self._run(self._core.tag_chat(ChatId(chat_id), tags, by, self._now(now)))
+
+    async def untag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
+        """See :meth:`ChatManager.untag_chat`."""
+        return await self._run(
+            self._core.tag_chat(ChatId(chat_id), tags, by, self._now(now), remove=True)
+        )
 
     async def join_chat(
         self, chat_id: str, supervisor: str, *, role: str, now: float | None = None

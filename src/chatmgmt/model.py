@@ -433,7 +433,9 @@ class Chat:
     ``escalation`` (the auto-transfer round, :class:`~chatmgmt.lifecycle.Escalation` as plain
     values), ``timers_fired`` (deadline kind -> the basis it fired for), ``sticky_waited``
     (the chat already waited for its sticky agent), ``unverified_partner_id`` (a partner id
-    whose signature did not verify), ``observers`` (supervisors watching it),
+    whose signature did not verify), ``observers`` (supervisors watching it), ``tags`` (labels
+    added and removed during the chat with ``tag_chat`` / ``untag_chat``; routing rules' ``tags``
+    condition sees them),
     ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event) and
     ``offer_expires_at`` (when the pending offer of an ``OFFERED`` chat expires).
     """
@@ -470,6 +472,7 @@ class Chat:
     sticky_waited: bool = False
     unverified_partner_id: str | None = None
     observers: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
     position_event: tuple[int, float] | None = None
     offer_expires_at: float | None = None
     event_seq: int = 0

@@ -16,7 +16,8 @@ modules plan each change of a chat and apply it as one unit of work (:mod:`._bas
 * :mod:`._messages` — messages and moderation; :mod:`._submission` — leave a message;
 * :mod:`._agents` — agent changes; :mod:`._deadlines` — ``tick``; :mod:`._retention` —
   ``purge`` (and the purge ``tick`` does); :mod:`._repair` — ``reconcile``;
-  :mod:`._supervision` — the live snapshot and the supervisor's actions;
+  :mod:`._supervision` — the live snapshot and the supervisor's actions; :mod:`._tags` —
+  the chat's tags;
 * :mod:`._pick` — a custom strategy's call, a step the driver performs (sync, or awaited).
 """
 
@@ -26,10 +27,11 @@ from ._ops import PORTS, Eff, Op, call, resolve
 from ._retention import Retention
 from ._status import QueueStatus
 from ._supervision import Supervision
+from ._tags import Tagging
 
 __all__ = ["PORTS", "Core", "Eff", "Op", "QueueStatus", "call", "resolve"]
 
 
-class Core(Supervision, Retention):
+class Core(Supervision, Retention, Tagging):
     """Settings, randomness, the moderation filter and custom strategies, plus every
     operation of the managers."""

@@ -146,6 +146,7 @@ def _facts(
     attributes: Mapping[str, Any] | None,
     now: float | None,
     timezone: str,
+    tags: frozenset[str] = frozenset(),
 ) -> Facts:
     return Facts(
         info.channel,
@@ -156,6 +157,7 @@ def _facts(
         info.custom_fields,
         now,
         timezone,
+        tags,
     )
 
 
@@ -180,17 +182,19 @@ def match_rule(
     attributes: Mapping[str, Any] | None = None,
     now: float | None = None,
     timezone: str = "UTC",
+    tags: frozenset[str] = frozenset(),
 ) -> bool:
     """Whether every condition the rule sets holds for this customer and chat.
 
-    ``attributes`` (the chat's host attributes, tags among them), ``now`` (a Unix time) and
+    ``attributes`` (the chat's host attributes, tags among them), ``tags`` (the chat's own
+    tags, :attr:`chatmgmt.model.Chat.tags`), ``now`` (a Unix time) and
     ``timezone`` (the default zone of time and weekday conditions) are what the rule's ``when``
     tree may test; a tree with a time condition needs ``now``.
     """
     if not _flat(rule, info, partner_id):
         return False
     predicate = rule_condition(rule)
-    return predicate is None or predicate(_facts(info, partner_id, attributes, now, timezone))
+    return predicate is None or predicate(_facts(info, partner_id, attributes, now, timezone, tags))
 
 
 def group_timezone(settings: AssignmentSettings, group: str) -> str:
@@ -266,7 +270,7 @@ def plan_route(
         if predicate is not None:
             if facts is None:
                 zone = group_timezone(settings, group)
-                facts = _facts(chat.customer, partner_id, chat.attributes, now, zone)
+                facts = _facts(chat.customer, partner_id, chat.attributes, now, zone, chat.tags)
             if not predicate(facts):
                 continue
         if rule.target_agent is not None:

@@ -48,6 +48,8 @@ class EventType:
     CHAT_OFFER_DECLINED = "chat.offer_declined"
     CHAT_OFFER_EXPIRED = "chat.offer_expired"
     CHAT_ENDED = "chat.ended"
+    CHAT_TAGGED = "chat.tagged"
+    CHAT_UNTAGGED = "chat.untagged"
     CHAT_ABANDONED = "chat.abandoned"
     CHAT_REOPENED = "chat.reopened"
     CHAT_INACTIVITY_WARNED = "chat.inactivity_warned"
@@ -517,6 +519,28 @@ CATALOGUE: dict[str, EventSpec] = {
                 "failing_since": "when it started failing",
             },
             {"endpoint_id": "crm", "reason": "failing", "failing_since": 1764000000.0},
+        ),
+        _spec(
+            EventType.CHAT_TAGGED,
+            "Tags were added to the chat.",
+            {
+                **_CHAT,
+                "tags": "the tags added (sorted)",
+                "by": "who tagged it",
+                "all_tags": "every tag of the chat now (sorted)",
+            },
+            {**_CHAT_EX, "tags": ["refund"], "by": "a_1", "all_tags": ["billing", "refund"]},
+        ),
+        _spec(
+            EventType.CHAT_UNTAGGED,
+            "Tags were removed from the chat.",
+            {
+                **_CHAT,
+                "tags": "the tags removed (sorted)",
+                "by": "who untagged it",
+                "all_tags": "every tag of the chat now (sorted)",
+            },
+            {**_CHAT_EX, "tags": ["refund"], "by": "a_1", "all_tags": ["billing"]},
         ),
         _spec(
             EventType.SUPERVISOR_JOINED,

@@ -30,6 +30,7 @@ __all__ = [
     "chat_reopened",
     "chat_returned",
     "chat_started",
+    "chat_tagged",
     "inactivity_warned",
     "message_stored",
     "moderation_alert",
@@ -296,6 +297,14 @@ def satisfaction_submitted(
         "overwritten": overwritten,
     }
     return EventType.SATISFACTION_SUBMITTED, data
+
+
+def chat_tagged(
+    tags: Iterable[str], by: str, all_tags: Iterable[str], *, removed: bool = False
+) -> Item:
+    """``chat.tagged`` (or ``chat.untagged``): the tags added (removed) and the chat's tags now."""
+    data = {"tags": sorted(tags), "by": by, "all_tags": sorted(all_tags)}
+    return (EventType.CHAT_UNTAGGED if removed else EventType.CHAT_TAGGED), data
 
 
 def supervisor_joined(
