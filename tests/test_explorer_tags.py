@@ -7,7 +7,7 @@ from typing import Any
 
 from chatmgmt.model import ChatId, ChatState
 from chatmgmt.ports import Storage
-from chatmgmt.testing import Operation, explore, find_violations
+from chatmgmt.testing import Operation, crash_points, explore, find_violations
 from test_explorer import OPERATIONS, build
 
 
@@ -58,3 +58,9 @@ def test_the_invariant_catches_a_lost_tag() -> None:
     )
     assert report.violations
     assert "c1 lost its tags" in " ".join(report.violations[0].messages)
+
+
+def test_tag_at_each_crash_point_leaves_nothing_to_repair() -> None:
+    report = crash_points(build, TAG, now=50.0)
+    report.assert_ok()
+    assert report.points > 1 and report.repairs == {}
