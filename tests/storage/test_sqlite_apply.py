@@ -59,7 +59,8 @@ from chatmgmt.ports import (
     RankedClaim,
 )
 from chatmgmt.storage._codec import encode
-from chatmgmt.storage.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStorage
+from chatmgmt.storage._sqlite_db import _MIGRATIONS
+from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from chatmgmt.testing import claim_slot
 
 LEAST_BUSY = Ranking("least_busy", (RankKey("active"), RankKey("last_assigned_at")))

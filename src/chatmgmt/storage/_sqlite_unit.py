@@ -37,7 +37,7 @@ from ..ports import Applied, Change, Claim, RankedClaim, retention_start
 from ._codec import decode, encode
 
 if TYPE_CHECKING:
-    from .sqlite import SQLiteDatabase
+    from ._sqlite_db import SQLiteDatabase
 
 __all__ = ["append_events", "apply", "read_load", "write_load"]
 

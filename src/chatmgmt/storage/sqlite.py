@@ -31,12 +31,9 @@ Several tenants may share one database: every row carries its ``namespace``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any, cast
 
 import attrs
@@ -44,7 +41,7 @@ import attrs
 from ..assignment._load import (
     updated_agent,
 )
-from ..errors import ConflictError, NotFoundError, StorageError
+from ..errors import ConflictError, NotFoundError
 from ..model import (
     Agent,
     AgentId,
@@ -55,8 +52,6 @@ from ..model import (
     Customer,
     Event,
     Message,
-    Ranking,
-    RankKey,
     Sticky,
     Timer,
 )
@@ -71,6 +66,7 @@ from ..ports import (
 )
 from . import _sqlite_unit as _unit
 from ._codec import decode, encode
+from ._sqlite_db import SCHEMA_VERSION, SQLiteDatabase
 from ._threaded import ThreadedAsyncStorage
 
 __all__ = [
@@ -85,341 +81,6 @@ __all__ = [
     "SQLiteStorage",
     "SQLiteTimerStore",
 ]
-
-# --------------------------------------------------------------------------- schema
-
-
-def _capacity_columns(conn: sqlite3.Connection) -> None:
-    """Migration 6: ``agents.channels`` and ``agents.recent`` (JSON, NULL while empty: the
-    held chats' channels and the assignment times of capacity per channel and the fairness
-    cap); nothing is rewritten. Added when missing, since migration 5 already writes loads
-    through this release's columns."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(agents)")}
-    for name in ("channels", "recent"):
-        if name not in have:
-            conn.execute(f"ALTER TABLE agents ADD COLUMN {name} TEXT")
-
-
-def _load_columns(conn: sqlite3.Connection) -> None:
-    """Migration 5: split each stored load into its configuration (``data``) and columns."""
-    _capacity_columns(conn)
-    for name, kind, default in (
-        ("chats", "TEXT", "'[]'"),
-        ("inactive", "TEXT", "'[]'"),
-        ("last_assigned_at", "REAL", "0"),
-        ("idle_since", "REAL", "0"),
-        ("tiebreak", "REAL", "0"),
-    ):
-        conn.execute(f"ALTER TABLE agents ADD COLUMN {name} {kind} NOT NULL DEFAULT {default}")
-    rows = conn.execute("SELECT ns, version, data FROM agents").fetchall()
-    for ns, version, data in rows:
-        load = attrs.evolve(decode(data, AgentLoad), version=int(version))
-        _unit.write_load(conn, ns, load, None)
-
-
-_MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
-    # 1: the initial schema
-    """
-    CREATE TABLE customers (
-        ns TEXT NOT NULL, partner_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
-        PRIMARY KEY (ns, partner_id)
-    ) WITHOUT ROWID;
-    CREATE TABLE agents (
-        ns TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
-        PRIMARY KEY (ns, id)
-    ) WITHOUT ROWID;
-    CREATE TABLE agent_ranks (
-        ns TEXT NOT NULL, grp TEXT NOT NULL, agent_id TEXT NOT NULL,
-        eligible INTEGER NOT NULL, status TEXT NOT NULL, lim INTEGER NOT NULL,
-        active INTEGER NOT NULL, saturation REAL NOT NULL, free INTEGER NOT NULL,
-        last_assigned_at REAL NOT NULL, idle_since REAL NOT NULL, tier INTEGER NOT NULL,
-        account_order INTEGER NOT NULL, tiebreak REAL NOT NULL,
-        PRIMARY KEY (ns, grp, agent_id)
-    ) WITHOUT ROWID;
-    CREATE INDEX agent_ranks_by_agent ON agent_ranks (ns, agent_id);
-    CREATE TABLE chats (
-        ns TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
-        agent_id TEXT, data TEXT NOT NULL,
-        UNIQUE (ns, id)
-    );
-    CREATE INDEX chats_by_state ON chats (ns, state);
-    CREATE INDEX chats_by_agent ON chats (ns, agent_id);
-    CREATE TABLE messages (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, chat_id TEXT NOT NULL,
-        data TEXT NOT NULL
-    );
-    CREATE INDEX messages_by_chat ON messages (ns, chat_id, seq);
-    CREATE TABLE sticky (
-        ns TEXT NOT NULL, partner_id TEXT NOT NULL, data TEXT NOT NULL,
-        PRIMARY KEY (ns, partner_id)
-    ) WITHOUT ROWID;
-    CREATE TABLE queue_entries (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, queue TEXT NOT NULL,
-        chat_id TEXT NOT NULL, score REAL NOT NULL,
-        UNIQUE (ns, queue, chat_id)
-    );
-    CREATE INDEX queue_order ON queue_entries (ns, queue, score, seq);
-    CREATE TABLE outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, data TEXT NOT NULL,
-        lease_until REAL NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX outbox_by_ns ON outbox (ns, seq);
-    CREATE TABLE timers (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, key TEXT NOT NULL,
-        due_at REAL NOT NULL, data TEXT NOT NULL,
-        UNIQUE (ns, key)
-    );
-    CREATE INDEX timers_due ON timers (ns, due_at, seq);
-    CREATE TABLE hits (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, key TEXT NOT NULL,
-        t REAL NOT NULL
-    );
-    CREATE INDEX hits_by_key ON hits (ns, key, t);
-    """,
-    # 2: the agent's configuration version (compare-and-set of AgentStore.put), and each rank
-    # row's census category (assignment._load.census_category), backfilled from the columns
-    # version 1 kept (status, eligible); loads written by version 1 decode with version 0
-    """
-    ALTER TABLE agents ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE agent_ranks ADD COLUMN category TEXT NOT NULL DEFAULT '';
-    UPDATE agent_ranks SET category = CASE
-        WHEN status = 'online' AND eligible = 1 THEN 'eligible'
-        WHEN status = 'online' THEN 'full'
-        ELSE status END
-    """,
-    # 3: what the library keeps about a chat moves out of the host's ``attributes`` into
-    # typed fields of Chat (releases before it kept them under these attribute keys)
-    """
-    UPDATE chats SET data = json_remove(
-        json_set(
-            data,
-            '$.queue', json_extract(data, '$.attributes.queue'),
-            '$.queued_at', json_extract(data, '$.attributes.queued_at'),
-            '$.leave_message', json_extract(data, '$.attributes.offer_leave_message'),
-            '$.submission', json(json_extract(data, '$.attributes.submission')),
-            '$.satisfaction', json(json_extract(data, '$.attributes.satisfaction')),
-            '$.escalation', json(json_extract(data, '$.attributes.escalation')),
-            '$.timers_fired', json(coalesce(json_extract(data, '$.attributes.timers_fired'), '{}')),
-            '$.sticky_waited', json(CASE WHEN json_extract(data, '$.attributes.sticky_waited')
-                THEN 'true' ELSE 'false' END),
-            '$.unverified_partner_id', json_extract(data, '$.attributes.unverified_partner_id')
-        ),
-        '$.attributes.queue', '$.attributes.queued_at', '$.attributes.offer_leave_message',
-        '$.attributes.submission', '$.attributes.satisfaction', '$.attributes.escalation',
-        '$.attributes.timers_fired', '$.attributes.sticky_waited',
-        '$.attributes.unverified_partner_id'
-    )
-    WHERE json_valid(data)
-    """,
-    # 4: retention. ``chats.retain_from`` is ports.retention_start of the stored chat (NULL
-    # while the chat must be kept), indexed so that a purge finds the oldest first; backfilled
-    # from the stored chats. ``hits.expires`` is when a hit leaves its window, indexed so that
-    # every hit deletes a few expired hits of other keys; hits written by version 3 do not know
-    # their window and get the longest one settings accept.
-    """
-    ALTER TABLE chats ADD COLUMN retain_from REAL;
-    UPDATE chats SET retain_from = json_extract(data, '$.updated_at')
-    WHERE json_valid(data) AND (
-        state IN ('ended', 'abandoned')
-        OR (state = 'left_message' AND json_extract(data, '$.last_agent_message_at') IS NOT NULL)
-    );
-    CREATE INDEX chats_retention ON chats (ns, retain_from) WHERE retain_from IS NOT NULL;
-    ALTER TABLE hits ADD COLUMN expires REAL NOT NULL DEFAULT 0;
-    UPDATE hits SET expires = t + 316224000.0;
-    CREATE INDEX hits_expiry ON hits (ns, expires)
-    """,
-    # 5: the agent's load as columns (chats and inactive chats as JSON lists of ids, the
-    # ranking times), its configuration alone in ``data``; rewritten in Python (see
-    # _load_columns) so that every float stays exactly the value stored
-    _load_columns,
-    # 6: capacity per channel and the fairness cap (see _capacity_columns)
-    _capacity_columns,
-)
-
-
-SCHEMA_VERSION = len(_MIGRATIONS)
-"""The schema version this release writes; older databases are migrated on open."""
-
-
-# --------------------------------------------------------------------------- connections
-
-
-class SQLiteDatabase:
-    """One SQLite database file shared by any number of :class:`SQLiteStorage` namespaces.
-
-    ``path`` is a file path (or ``":memory:"`` for a private in-process database); ``timeout``
-    is how long a writer waits for the lock held by another connection or process;
-    ``synchronous`` is SQLite's durability setting (``"NORMAL"``: survives a process crash,
-    ``"FULL"``: also a power loss).
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        timeout: float = 30.0,
-        synchronous: str = "NORMAL",
-    ) -> None:
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous: one of OFF, NORMAL, FULL, EXTRA, got {synchronous!r}")
-        self.path = os.fspath(path)
-        self.timeout = timeout
-        self.synchronous = synchronous.upper()
-        self._memory = self.path == ":memory:" or self.path.startswith("file::memory:")
-        self._local = threading.local()
-        self._lock = threading.RLock()
-        self._shared: sqlite3.Connection | None = None
-        self._all: list[sqlite3.Connection] = []
-        self._pid = os.getpid()
-        self._rank_indexes: set[str] = set()
-        self._closed = False
-        self._executor: ThreadPoolExecutor | None = None
-        self._migrate()
-
-    # connections --------------------------------------------------------------
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        if not self._memory:
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        with self._lock:
-            self._all.append(conn)
-        return conn
-
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use)."""
-        if self._closed:
-            raise StorageError(f"SQLite database {self.path!r} is closed")
-        if os.getpid() != self._pid:  # forked: never reuse the parent's connections
-            self._pid = os.getpid()
-            self._local = threading.local()
-            self._shared = None
-            self._all = []
-        if self._memory:
-            if self._shared is None:
-                self._shared = self._open()
-            return self._shared
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._open()
-        return conn
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error."""
-        with self._guard():
-            conn = self.connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: the statements inside see one consistent snapshot."""
-        with self._guard():
-            conn = self.connection()
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("COMMIT")
-
-    @contextlib.contextmanager
-    def statement(self) -> Iterator[sqlite3.Connection]:
-        """A connection for one read statement, which SQLite runs in its own implicit
-        transaction (no ``BEGIN``/``COMMIT`` round trip); use :meth:`read` for several."""
-        with self._guard():
-            yield self.connection()
-
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        if self._memory:
-            with self._lock:
-                yield
-        else:
-            yield
-
-    def close(self) -> None:
-        """Close every connection this object opened (any thread's)."""
-        with self._lock:
-            self._closed = True
-            for conn in self._all:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._all.clear()
-            self._shared = None
-            if self._executor is not None:
-                self._executor.shutdown(wait=False)
-                self._executor = None
-
-    def executor(self) -> ThreadPoolExecutor:
-        """The thread pool the async faces run their calls on."""
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=4, thread_name_prefix="chatmgmt-sqlite"
-                )
-            return self._executor
-
-    # schema -------------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        with self.write() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            version = 0 if row is None else int(row[0])
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"SQLite database {self.path!r} has schema version {version}, newer than "
-                    f"this release's {SCHEMA_VERSION}: upgrade chatmgmt"
-                )
-            for script in _MIGRATIONS[version:]:
-                if callable(script):
-                    script(conn)
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif version != SCHEMA_VERSION:
-                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-
-    def schema_version(self) -> int:
-        """The schema version stored in the database."""
-        with self.read() as conn:
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-        return 0 if row is None else int(row[0])
-
-    def _create_rank_index(self, conn: sqlite3.Connection, keys: Sequence[RankKey]) -> str:
-        name, order = _unit.order_by(keys)
-        if name not in self._rank_indexes:
-            conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {name} ON agent_ranks (ns, grp, eligible, {order})"
-            )
-            self._rank_indexes.add(name)
-        return order
-
-    def rank_order(self, conn: sqlite3.Connection, ranking: Ranking) -> str:
-        """The ORDER BY list of ``ranking``, creating its index on first use."""
-        name, order = _unit.order_by(ranking.keys)
-        if name not in self._rank_indexes:
-            self._create_rank_index(conn, ranking.keys)
-        return order
-
 
 # --------------------------------------------------------------------------- ports
 
