@@ -22,7 +22,7 @@ from ..model import AgentLoad, Ranking, RankKey
 from . import _sqlite_unit as _unit
 from ._codec import decode
 
-__all__ = ["SCHEMA_VERSION", "SQLiteDatabase"]
+__all__ = ["SCHEMA_VERSION", "SQLiteDatabase", "migrate"]
 
 # --------------------------------------------------------------------------- schema
 
@@ -315,26 +315,7 @@ class SQLiteDatabase:
     # schema -------------------------------------------------------------------
 
     def _migrate(self) -> None:
-        with self.write() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            version = 0 if row is None else int(row[0])
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"SQLite database {self.path!r} has schema version {version}, newer than "
-                    f"this release's {SCHEMA_VERSION}: upgrade chatmgmt"
-                )
-            for script in _MIGRATIONS[version:]:
-                if callable(script):
-                    script(conn)
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif version != SCHEMA_VERSION:
-                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        migrate(self, "schema_version", "schema", _MIGRATIONS)
 
     def schema_version(self) -> int:
         """The schema version stored in the database."""
@@ -357,3 +338,36 @@ class SQLiteDatabase:
         if name not in self._rank_indexes:
             self._create_rank_index(conn, ranking.keys)
         return order
+
+
+def migrate(
+    db: SQLiteDatabase,
+    table: str,
+    what: str,
+    migrations: Sequence[str | Callable[[sqlite3.Connection], None]],
+) -> None:
+    """Bring ``db`` to ``len(migrations)``, the version this release writes, in one write
+    transaction: the version is kept in ``table`` (one row); the missing migrations run in order
+    (SQL scripts statement by statement, or functions); a newer version is refused with
+    :class:`~chatmgmt.errors.StorageError` naming ``what`` (``"schema"``)."""
+    target = len(migrations)
+    with db.write() as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)")
+        row = conn.execute(f"SELECT version FROM {table}").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > target:
+            raise StorageError(
+                f"SQLite database {db.path!r} has {what} version {version}, newer than "
+                f"this release's {target}: upgrade chatmgmt"
+            )
+        for script in migrations[version:]:
+            if callable(script):
+                script(conn)
+                continue
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        if row is None:
+            conn.execute(f"INSERT INTO {table} VALUES (?)", (target,))
+        elif version != target:
+            conn.execute(f"UPDATE {table} SET version = ?", (target,))

@@ -35,6 +35,7 @@ from ..ports import (
     EndpointHealth,
 )
 from ._codec import decode, encode
+from ._sqlite_db import migrate
 from .sqlite import SQLiteDatabase
 
 __all__ = ["WEBHOOK_SCHEMA_VERSION", "AsyncSQLiteDeliveryStore", "SQLiteDeliveryStore"]
@@ -96,25 +97,7 @@ _COLS = (
 
 
 def _migrate(db: SQLiteDatabase) -> None:
-    with db.write() as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS wh_schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM wh_schema_version").fetchone()
-        version = 0 if row is None else int(row[0])
-        if version > WEBHOOK_SCHEMA_VERSION:
-            from ..errors import StorageError
-
-            raise StorageError(
-                f"SQLite database {db.path!r} has webhook schema version {version}, newer than "
-                f"this release's {WEBHOOK_SCHEMA_VERSION}: upgrade chatmgmt"
-            )
-        for script in _MIGRATIONS[version:]:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        if row is None:
-            conn.execute("INSERT INTO wh_schema_version VALUES (?)", (WEBHOOK_SCHEMA_VERSION,))
-        elif version != WEBHOOK_SCHEMA_VERSION:
-            conn.execute("UPDATE wh_schema_version SET version = ?", (WEBHOOK_SCHEMA_VERSION,))
+    migrate(db, "wh_schema_version", "webhook schema", _MIGRATIONS)
 
 
 class SQLiteDeliveryStore:
