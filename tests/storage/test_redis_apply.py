@@ -530,6 +530,43 @@ def test_repeated_timer_keys_in_one_unit_end_as_on_memory(redis_storage: RedisSt
     assert due == [t.key for t in memory.timers.claim_due(100.0, 10, 5.0)] == ["t1"]
 
 
+def test_the_timer_member_hash_is_a_hash_table_from_the_first_timer(
+    redis_storage: RedisStorage,
+) -> None:
+    """A compact (listpack) hash is walked by every field read and write, up to 512 timers:
+    the scripts keep one long-valued field in it that is no timer key, so Redis makes it a
+    hash table at once; the field never reads as a timer."""
+    cid = ChatId("c1")
+    timers = tuple(Timer(f"t{i}", 5.0 + i, cid, "k") for i in range(3))
+    redis_storage.apply(
+        Change(cid, None, now=1.0, chat=Chat(cid, CustomerInfo(), channel="web"), schedule=timers)
+    )
+    key = f"{redis_storage.key_prefix}:tm:m"
+    assert redis_storage.client.object("encoding", key) == b"hashtable"
+    redis_storage.apply(
+        Change(
+            cid,
+            0,
+            now=2.0,
+            chat=Chat(cid, CustomerInfo(), channel="web", version=1),
+            cancel=tuple(t.key for t in timers),
+        )
+    )
+    assert redis_storage.client.object("encoding", key) == b"hashtable"
+    assert redis_storage.timers.claim_due(100.0, 10, 5.0) == []
+    assert all(redis_storage.timers.get(t.key) is None for t in timers)
+    redis_storage.apply(
+        Change(
+            cid,
+            1,
+            now=3.0,
+            chat=Chat(cid, CustomerInfo(), channel="web", version=2),
+            schedule=(Timer("t9", 9.0, cid, "k"),),
+        )
+    )
+    assert [t.key for t in redis_storage.timers.claim_due(100.0, 10, 5.0)] == ["t9"]
+
+
 def test_the_async_face_applies_the_same_unit(redis_storage: RedisStorage) -> None:
     async def run() -> tuple[Applied, Chat | None, list[Event]]:
         storage = _aopen(redis_storage)

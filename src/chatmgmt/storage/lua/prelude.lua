@@ -414,10 +414,17 @@ local function queue_remove(qenc, chat)
   return 1
 end
 
--- timers: a sorted set by due time of `<zero-padded number><key>`, key -> member, key -> json
+-- timers: a sorted set by due time of `<zero-padded number><key>`, key -> member, key -> json.
+-- The member hash also holds one field that is no timer key, TM_PAD (a NUL; a timer key is
+-- `<chat id>:<kind>`), with a value longer than Redis keeps in a compact hash
+-- (hash-max-listpack-value, 64 bytes by default): without it the hash stays a listpack up to
+-- 512 timers and every HGET, HMGET, HSET and HDEL of a key walks it (~175k instructions per
+-- open+end pair with 160 chats held); with it the hash is a hash table from its first timer.
+local TM_PAD, TM_PAD_VALUE = '\0', string.rep('-', 128)
 local function timer_schedule(key, due, json)
   local z, mh = P .. ':tm:z', P .. ':tm:m'
-  local old = redis.call('HGET', mh, key)
+  local old, pad = unpack(redis.call('HMGET', mh, key, TM_PAD))
+  if not pad then redis.call('HSET', mh, TM_PAD, TM_PAD_VALUE) end
   if old then redis.call('ZREM', z, old) end
   local m = string.format('%020d', redis.call('INCR', P .. ':tm:seq')) .. key
   redis.call('ZADD', z, due, m)
@@ -459,8 +466,10 @@ local function timers_schedule(timers)
   end
   local z, mh = P .. ':tm:z', P .. ':tm:m'
   local old = {}
-  for _, m in ipairs(redis.call('HMGET', mh, unpack(keys))) do
-    if m then old[#old + 1] = m end
+  local members = redis.call('HMGET', mh, TM_PAD, unpack(keys))
+  if not members[1] then redis.call('HSET', mh, TM_PAD, TM_PAD_VALUE) end
+  for i = 2, n + 1 do
+    if members[i] then old[#old + 1] = members[i] end
   end
   if #old > 0 then redis.call('ZREM', z, unpack(old)) end
   local first = redis.call('INCRBY', P .. ':tm:seq', n) - n
