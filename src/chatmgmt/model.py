@@ -15,6 +15,7 @@ from typing import Any, NewType, TypeVar, cast
 import attrs
 
 from . import _text
+from ._sla_state import ChatSla, SlaClock
 from .errors import ValidationError
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Channel",
     "Chat",
     "ChatId",
+    "ChatSla",
     "ChatState",
     "Customer",
     "CustomerInfo",
@@ -37,6 +39,7 @@ __all__ = [
     "Ranking",
     "ReceptionMode",
     "SkillGroup",
+    "SlaClock",
     "Sticky",
     "Timer",
 ]
@@ -435,7 +438,8 @@ class Chat:
     (the chat already waited for its sticky agent), ``unverified_partner_id`` (a partner id
     whose signature did not verify), ``observers`` (supervisors watching it), ``tags`` (labels
     added and removed during the chat with ``tag_chat`` / ``untag_chat``; routing rules' ``tags``
-    condition sees them),
+    condition sees them), ``sla`` (the SLA policy that applies and its clocks, a
+    :class:`ChatSla`; None without one),
     ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event) and
     ``offer_expires_at`` (when the pending offer of an ``OFFERED`` chat expires).
     """
@@ -473,6 +477,7 @@ class Chat:
     unverified_partner_id: str | None = None
     observers: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
+    sla: ChatSla | None = None
     position_event: tuple[int, float] | None = None
     offer_expires_at: float | None = None
     event_seq: int = 0

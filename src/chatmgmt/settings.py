@@ -30,6 +30,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from ._conditions import parse_condition
 from ._secrets import webhook_secret_problem
+from ._settings_sla import SlaPolicy, SlaSettings
 from ._text import id_problem, text_problem
 from .errors import SettingsError
 from .model import Channel, EndReason, ReceptionMode
@@ -58,6 +59,8 @@ __all__ = [
     "SatisfactionSettings",
     "SecondRating",
     "SensitiveWordSettings",
+    "SlaPolicy",
+    "SlaSettings",
     "StickySettings",
     "StrategyName",
     "SubmissionMode",
@@ -1302,6 +1305,7 @@ class ChatSettings:
     webhooks: WebhookSettings = attrs.field(factory=WebhookSettings)
     limits: LimitsSettings = attrs.field(factory=LimitsSettings)
     retention: RetentionSettings = attrs.field(factory=RetentionSettings)
+    sla: SlaSettings = attrs.field(factory=SlaSettings)
 
     def __attrs_post_init__(self) -> None:
         _check_text_leaves(self, "")

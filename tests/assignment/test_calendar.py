@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from assignment.assign_helpers import agent, customer, manager
 from chatmgmt import ChatState, MessageRole
-from chatmgmt.assignment import business_seconds, effective_hours, is_open
+from chatmgmt.assignment import business_deadline, business_seconds, effective_hours, is_open
 from chatmgmt.errors import SettingsError
 from chatmgmt.settings import AssignmentSettings, ChatSettings, GroupSettings, WorkingHours
 from chatmgmt.testing import RecordingMessageSink
@@ -261,3 +261,28 @@ def test_a_new_chat_waiting_while_closed_gets_the_out_of_office_message_and_the_
     assert served.agent_id == "s1" and waiting.agent_id is None
     assert m.messages(served.id) == [] and m.messages(waiting.id) == []
     assert len(sink.messages) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(calendars, _instants(), st.integers(1, 3 * 1440))
+def test_business_deadline_is_where_the_business_time_reaches_the_target(
+    hours: WorkingHours, start: float, minutes: int
+) -> None:
+    due = business_deadline(hours, start, 60.0 * minutes)
+    if due is None:  # only a calendar closed for the whole horizon
+        assert business_seconds(hours, start, start + 800 * 86400.0) < 60.0 * minutes
+        return
+    assert business_seconds(hours, start, due) == pytest.approx(60.0 * minutes)
+    # the earliest such instant: a second before it, the target is not reached yet
+    assert business_seconds(hours, start, due - 1.0) < 60.0 * minutes
+    assert is_open(hours, due - 0.5)
+
+
+def test_business_deadline_skips_the_night_and_the_weekend() -> None:
+    hours = WorkingHours(timezone="Europe/Berlin", weekly={"fri": ("09:00-17:00",)})
+    friday_four = _at("Europe/Berlin", 2026, 12, 4, 16, 0)
+    due = business_deadline(hours, friday_four, 2 * 3600.0)  # 1 h on Friday, 1 h next Friday
+    assert due == _at("Europe/Berlin", 2026, 12, 11, 10, 0)
+    assert business_deadline(None, friday_four, 60.0) == friday_four + 60.0
+    closed = WorkingHours(weekly={"mon": ("09:00-10:00",)}, overrides={})
+    assert business_deadline(closed, friday_four, 3600.0) is not None

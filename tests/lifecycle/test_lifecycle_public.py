@@ -16,6 +16,7 @@ PRIVATE = (
     "_diagram",
     "_plans",
     "_offers",
+    "_sla",
 )
 
 

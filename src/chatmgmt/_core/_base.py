@@ -125,6 +125,8 @@ class CoreBase:
         )
         # partner ids known to have a CRM record: an unknown one is created first
         self._known_partners: set[str] = set()
+        # SLA clocks move on every change only when a policy exists (lifecycle/_sla.py)
+        self.sla_on = settings.sla.configured
 
     # ----------------------------------------------------------------- values
 
@@ -185,7 +187,10 @@ class CoreBase:
         timers = lc.planned_timers(
             chat, end_of_chat=self.settings.end_of_chat, assignment=self.settings.assignment
         )
-        return {t.key: t for t in timers}
+        out = {t.key: t for t in timers}
+        if self.sla_on and (sla := lc.sla_timer(chat)) is not None:
+            out[sla.key] = sla
+        return out
 
     def _timer_plan(self, chat: Chat | None) -> dict[str, Timer]:
         """The deadlines a stored chat has (cached per committed version)."""
@@ -201,7 +206,10 @@ class CoreBase:
         nothing was committed.
         """
         planned = plan.chat
-        events, seq = self.chat_events(planned, plan.items, now)
+        items = plan.items
+        if self.sla_on:  # the SLA clocks move with the change (lifecycle/_sla.py)
+            planned, items = lc.track_sla(self.settings, old, planned, items, now)
+        events, seq = self.chat_events(planned, items, now)
         version = 0 if old is None else old.version + 1
         if plan.owned:
             new = stamp(planned, version, seq, now)

@@ -19,6 +19,7 @@ from ._base import QUEUE, STICKY_WAIT, queue_of, queued_at
 from ._ops import Eff, call
 from ._positions import Positions
 from ._routing import OPEN
+from ._sla import fire_sla
 
 __all__ = ["Deadlines"]
 
@@ -70,6 +71,8 @@ class Deadlines(Positions):
             moved = evolve(chat, queue=None, sticky_waited=True)
             yield from self.route(chat, moved, RouteRequest(), now)
             return True
+        if timer.kind == lc.SLA_TIMER:
+            return (yield from fire_sla(self, chat.id, now))
         if lc.is_stale(timer, chat):
             return False
         kind = lc.TimerKind(timer.kind)

@@ -1,6 +1,6 @@
 """Assignment: strategies as rankings or callables, routing rules, overflow, queue (pure)."""
 
-from ._calendar import business_seconds, day_spans, effective_hours, is_open
+from ._calendar import business_deadline, business_seconds, day_spans, effective_hours, is_open
 from ._routing import (
     RoutePlan,
     RouteRequest,
@@ -44,6 +44,7 @@ __all__ = [
     "Target",
     "agent_queue",
     "builtin_ranking",
+    "business_deadline",
     "business_seconds",
     "day_spans",
     "effective_hours",

@@ -17,6 +17,7 @@ import zoneinfo
 from chatmgmt.settings import AssignmentSettings, WorkingHours
 
 __all__ = [
+    "business_deadline",
     "business_seconds",
     "day_spans",
     "effective_hours",
@@ -113,13 +114,9 @@ def _offset_changes(zone: zoneinfo.ZoneInfo, lo: float, hi: float) -> list[float
     return out
 
 
-def business_seconds(hours: WorkingHours | None, start: float, end: float) -> float:
-    """Seconds between ``start`` and ``end`` during which the calendar is open (no calendar:
-    ``end - start``; 0 when ``end <= start``). Agrees with :func:`is_open` at every instant."""
-    if end <= start:
-        return 0.0
-    if hours is None:
-        return end - start
+def _open_intervals(hours: WorkingHours, start: float, end: float) -> list[tuple[float, float]]:
+    """The intervals of [start, end] during which the calendar is open, in order (adjacent
+    pieces are not merged)."""
     zone = zoneinfo.ZoneInfo(hours.timezone)
     first = _dt.datetime.fromtimestamp(start, tz=zone).date() - _dt.timedelta(days=2)
     last = _dt.datetime.fromtimestamp(end, tz=zone).date() + _dt.timedelta(days=1)
@@ -136,8 +133,36 @@ def business_seconds(hours: WorkingHours | None, start: float, end: float) -> fl
                     cuts.add(t)
         day += _dt.timedelta(days=1)
     points = sorted(cuts)
-    total = 0.0
-    for a, b in itertools.pairwise(points):
-        if is_open(hours, a + (b - a) / 2):
-            total += b - a
-    return total
+    return [(a, b) for a, b in itertools.pairwise(points) if is_open(hours, a + (b - a) / 2)]
+
+
+def business_seconds(hours: WorkingHours | None, start: float, end: float) -> float:
+    """Seconds between ``start`` and ``end`` during which the calendar is open (no calendar:
+    ``end - start``; 0 when ``end <= start``). Agrees with :func:`is_open` at every instant."""
+    if end <= start:
+        return 0.0
+    if hours is None:
+        return end - start
+    return sum(b - a for a, b in _open_intervals(hours, start, end))
+
+
+_HORIZON_DAYS = 800
+"""How far :func:`business_deadline` looks for open time before it gives up (None)."""
+
+
+def business_deadline(hours: WorkingHours | None, start: float, seconds: float) -> float | None:
+    """The instant at which ``seconds`` of business time have passed since ``start``: the
+    smallest ``t`` with ``business_seconds(hours, start, t) == seconds`` (no calendar:
+    ``start + seconds``). None when the calendar has no open time in the next 800 days."""
+    if hours is None or seconds <= 0:
+        return start + max(seconds, 0.0)
+    left = seconds
+    step = 7 * 86400.0
+    t = start
+    for _ in range(_HORIZON_DAYS // 7 + 1):
+        for a, b in _open_intervals(hours, t, t + step):
+            if b - a >= left:
+                return a + left
+            left -= b - a
+        t += step
+    return None

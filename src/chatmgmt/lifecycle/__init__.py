@@ -52,6 +52,7 @@ from ._satisfaction import (
     satisfaction_of,
     validate_rating,
 )
+from ._sla import SLA_METRICS, SLA_TIMER, select_sla_policy, sla_due, sla_timer, track_sla
 from ._state import (
     END_REASONS,
     TRANSITIONS,
@@ -70,6 +71,8 @@ __all__ = [
     "FIRED_KEY",
     "QUEUED_AT_KEY",
     "SATISFACTION_KEY",
+    "SLA_METRICS",
+    "SLA_TIMER",
     "TRANSITIONS",
     "ChatEvent",
     "Escalation",
@@ -107,12 +110,16 @@ __all__ = [
     "rate",
     "resolve_scheme",
     "satisfaction_of",
+    "select_sla_policy",
     "should_offer_submission",
+    "sla_due",
+    "sla_timer",
     "submission_form",
     "submission_pool",
     "timer_basis",
     "timer_key",
     "track",
+    "track_sla",
     "transition",
     "update_generated",
     "validate_fields",

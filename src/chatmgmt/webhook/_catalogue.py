@@ -73,6 +73,8 @@ class EventType:
     SUPERVISOR_WHISPERED = "supervisor.whispered"
     SUPERVISOR_TOOK_OVER = "supervisor.took_over"
     SUPERVISOR_ENDED = "supervisor.ended"
+    SLA_WARNING = "sla.warning"
+    SLA_BREACHED = "sla.breached"
 
 
 _CHAT = {
@@ -98,6 +100,46 @@ _SUPERVISOR = {
     "supervisor_role": "the role the host gave on the call (the host decides who may act)",
 }
 _SUPERVISOR_EX = {**_CHAT_EX, "supervisor": "sup_1", "supervisor_role": "supervisor"}
+_SLA = {
+    **_CHAT,
+    "policy": "the SLA policy's name",
+    "metric": "first_response, next_response or resolution",
+    "target_s": "the target in seconds (business seconds when business_hours)",
+    "started_at": "when the clock started (seconds since the epoch)",
+    "due_at": "when the target breaches (seconds since the epoch)",
+    "business_hours": "whether the target counts the business time of the group's calendar",
+}
+_SLA_EX = {
+    **_CHAT_EX,
+    "policy": "vip",
+    "metric": "first_response",
+    "target_s": 60.0,
+    "started_at": 1767261600.0,
+    "due_at": 1767261660.0,
+    "business_hours": False,
+}
+_SLA_FIGURES_EX = {
+    "policy": "vip",
+    "business_hours": False,
+    "first_response": {
+        "target_s": 60.0,
+        "achieved_s": 75.0,
+        "breached": True,
+        "breaches": 1,
+        "runs": 1,
+        "running": False,
+        "due_at": None,
+    },
+    "resolution": {
+        "target_s": 1800.0,
+        "achieved_s": 312.5,
+        "breached": False,
+        "breaches": 0,
+        "runs": 1,
+        "running": False,
+        "due_at": None,
+    },
+}
 _CUSTOMER = {
     "partner_id": "the customer's external id",
     "name": "name",
@@ -301,6 +343,8 @@ CATALOGUE: dict[str, EventSpec] = {
                 "or queue_timeout",
                 "ended_by": "who ended it",
                 "duration_s": "seconds from start to end",
+                "sla": "the SLA figures (policy, business_hours, and per target: target_s, "
+                "achieved_s, breached, breaches, runs, running, due_at), or null without an SLA",
             },
             {
                 **_CHAT_EX,
@@ -308,6 +352,7 @@ CATALOGUE: dict[str, EventSpec] = {
                 "end_reason": "agent",
                 "ended_by": "a_1",
                 "duration_s": 312.5,
+                "sla": _SLA_FIGURES_EX,
             },
         ),
         _spec(
@@ -584,6 +629,20 @@ CATALOGUE: dict[str, EventSpec] = {
             "A supervisor ended the chat (chat.ended follows in the same unit of work).",
             {**_SUPERVISOR, "agent_id": "the agent who held it, or null"},
             {**_SUPERVISOR_EX, "agent_id": "a_1"},
+        ),
+        _spec(
+            EventType.SLA_WARNING,
+            "An SLA target of the chat is about to breach (sla.warn_before of it is left).",
+            _SLA,
+            _SLA_EX,
+        ),
+        _spec(
+            EventType.SLA_BREACHED,
+            "An SLA target of the chat breached: no answer (or end) by its due time. Raised "
+            "by the chat's SLA timer, or by the late answer or end when it comes first; once "
+            "per run of a target.",
+            _SLA,
+            _SLA_EX,
         ),
     )
 }

@@ -41,6 +41,7 @@ __all__ = [
     "queue_overflowed",
     "satisfaction_invited",
     "satisfaction_submitted",
+    "sla_event",
     "supervisor_ended",
     "supervisor_joined",
     "supervisor_took_over",
@@ -147,13 +148,21 @@ def queue_overflowed(limit: str, action: str, target_group: str | None) -> Item:
     return EventType.QUEUE_OVERFLOWED, data
 
 
-def chat_ended(agent_id: str | None, end_reason: str, ended_by: str, duration_s: float) -> Item:
-    """``chat.ended``: who ended it, why, after how long."""
+def chat_ended(
+    agent_id: str | None,
+    end_reason: str,
+    ended_by: str,
+    duration_s: float,
+    sla: Mapping[str, Any] | None = None,
+) -> Item:
+    """``chat.ended``: who ended it, why, after how long, its SLA figures (the core fills them
+    in for a chat with an SLA, :func:`chatmgmt.lifecycle.track_sla`)."""
     data = {
         "agent_id": agent_id,
         "end_reason": end_reason,
         "ended_by": ended_by,
         "duration_s": duration_s,
+        "sla": sla,
     }
     return EventType.CHAT_ENDED, data
 
@@ -297,6 +306,28 @@ def satisfaction_submitted(
         "overwritten": overwritten,
     }
     return EventType.SATISFACTION_SUBMITTED, data
+
+
+def sla_event(
+    type_: str,
+    policy: str,
+    metric: str,
+    target_s: float,
+    started_at: float | None,
+    due_at: float | None,
+    *,
+    business_hours: bool,
+) -> Item:
+    """``sla.warning`` or ``sla.breached`` (``type_``): a target of the chat's SLA policy."""
+    data = {
+        "policy": policy,
+        "metric": metric,
+        "target_s": target_s,
+        "started_at": started_at,
+        "due_at": due_at,
+        "business_hours": business_hours,
+    }
+    return type_, data
 
 
 def chat_tagged(
