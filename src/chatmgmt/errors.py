@@ -12,6 +12,7 @@ fits, the error also derives from it, so ``except ValueError`` in a host keeps w
     ├── ConflictError                         a compare-and-set lost; re-read and retry
     │   └── PreconditionFailed                an atomic change committed nothing; ``.reason``
     ├── InvalidTransitionError(ValueError)    an event that the chat's state does not allow
+    │   └── ReopenRefusedError                an ended chat that may not be opened again
     ├── AssignmentError                       a chat could not be assigned as asked
     ├── NotAllowedError(PermissionError)      the caller may not do this (not the chat's agent)
     ├── RatingRefusedError(ValueError)        a satisfaction rating that the rules refuse
@@ -43,6 +44,7 @@ __all__ = [
     "NotFoundError",
     "PreconditionFailed",
     "RatingRefusedError",
+    "ReopenRefusedError",
     "SettingsError",
     "StorageError",
     "UnsafeURLError",
@@ -163,6 +165,26 @@ class InvalidTransitionError(ChatMgmtError, ValueError):
         self.allowed = tuple(allowed)
         hint = f"; allowed here: {', '.join(self.allowed)}" if self.allowed else ""
         super().__init__(f"chat {chat_id!r} in state {state!r} cannot take event {event!r}{hint}")
+
+
+class ReopenRefusedError(InvalidTransitionError):
+    """An ended chat may not be opened again; ``reason`` says why and ``mode`` names the
+    chat's reception mode.
+
+    ``reason`` is one of ``real_time`` (Real-Time chats never reopen), ``not_ended`` (the chat
+    is open), ``setting`` (``reopen.on_customer_message`` is off), ``window`` (it ended more
+    than ``reopen.window_s`` ago) or ``retention`` (its retention time ran out: it is, or is
+    about to be, purged). Open a new chat instead when the customer writes again.
+    """
+
+    def __init__(self, chat_id: str, state: str, mode: str, reason: str, detail: str) -> None:
+        self.mode = mode
+        self.reason = reason
+        super().__init__(chat_id, state, "reopen")
+        self.args = (
+            f"chat {chat_id!r} ({mode}, {state}) cannot be reopened: {detail}; "
+            "open a new chat instead",
+        )
 
 
 class AssignmentError(ChatMgmtError):

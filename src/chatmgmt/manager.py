@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ._clock import SystemClock
 from ._core import Core, Op, QueueStatus, resolve
@@ -490,6 +490,20 @@ class ChatManager(_Base):
         ValidationError names a bad tag (``tags[i]``)."""
         return self._run(self._core.tag_chat(ChatId(chat_id), tags, by, self._now(now)))
 
+    def reopen(
+        self,
+        chat_id: str,
+        *,
+        to: Literal["pool", "last_agent"] = "pool",
+        by: str,
+        now: float | None = None,
+    ) -> Chat:
+        """Reopen an ended Always On chat into its group's pool (then routed like any waiting
+        chat) or to its last agent (below its limit; the pool when the agent is full, offline
+        or gone, ``chat.reopened`` saying why). ReopenRefusedError: a Real-Time chat, a chat
+        not ended, or one whose retention ran out."""
+        return self._run(self._core.reopen(ChatId(chat_id), to, by, self._now(now)))
+
     def untag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
         """Remove ``tags`` from the chat (``chat.untagged``; tags it lacks change nothing)."""
         return self._run(
@@ -844,6 +858,17 @@ class AsyncChatManager(_Base):
     async def tag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
         """See :meth:`ChatManager.tag_chat`."""
         return await self._run(self._core.tag_chat(ChatId(chat_id), tags, by, self._now(now)))
+
+    async def reopen(
+        self,
+        chat_id: str,
+        *,
+        to: Literal["pool", "last_agent"] = "pool",
+        by: str,
+        now: float | None = None,
+    ) -> Chat:
+        """See :meth:`ChatManager.reopen`."""
+        return await self._run(self._core.reopen(ChatId(chat_id), to, by, self._now(now)))
 
     async def untag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
         """See :meth:`ChatManager.untag_chat`."""

@@ -30,6 +30,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from ._conditions import parse_condition
 from ._secrets import webhook_secret_problem
+from ._settings_reopen import ReopenSettings
 from ._settings_sla import SlaPolicy, SlaSettings
 from ._text import id_problem, text_problem
 from .errors import SettingsError
@@ -53,6 +54,7 @@ __all__ = [
     "OverflowLayer",
     "QueueLimitAction",
     "QueueSettings",
+    "ReopenSettings",
     "RetentionSettings",
     "RoutingRule",
     "SatisfactionScheme",
@@ -1306,6 +1308,7 @@ class ChatSettings:
     limits: LimitsSettings = attrs.field(factory=LimitsSettings)
     retention: RetentionSettings = attrs.field(factory=RetentionSettings)
     sla: SlaSettings = attrs.field(factory=SlaSettings)
+    reopen: ReopenSettings = attrs.field(factory=ReopenSettings)
 
     def __attrs_post_init__(self) -> None:
         _check_text_leaves(self, "")

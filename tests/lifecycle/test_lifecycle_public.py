@@ -17,6 +17,7 @@ PRIVATE = (
     "_plans",
     "_offers",
     "_sla",
+    "_reopen",
 )
 
 

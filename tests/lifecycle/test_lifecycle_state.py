@@ -52,7 +52,6 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md"
         (AO, S.ACTIVE, E.TRANSFER, S.ACTIVE),
         (AO, S.ENDED, E.REOPEN, S.UNASSIGNED),
         (AO, S.ENDED, E.CUSTOMER_MESSAGE, S.UNASSIGNED),
-        (AO, S.ENDED, E.ASSIGN, S.ACTIVE),
     ],
 )
 def test_transitions(mode: ReceptionMode, state: S, event: E, expected: S) -> None:
@@ -87,6 +86,8 @@ def test_invalid_transition_names_chat_state_event_and_allowed() -> None:
         (RT, S.UNASSIGNED, E.ASSIGN),
         (RT, S.ACTIVE, E.UNASSIGN),
         (RT, S.ENDED, E.REOPEN),
+        (AO, S.ENDED, E.ASSIGN),  # a reopen to an agent is reopen, then assign
+        (AO, S.ENDED, E.OFFER),
         (RT, S.LEFT_MESSAGE, E.ASSIGN),
     ],
 )

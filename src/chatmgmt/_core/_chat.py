@@ -230,7 +230,10 @@ class Chats(Routing):
         yield from self.require_agent(agent_id)
 
         def planner(chat: Chat) -> Plan:
-            lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.ASSIGN)
+            if chat.state is ChatState.ENDED:  # it reopens to the agent: the reopen's rules
+                lc.check_reopen(self.settings, chat, now, customer=False)
+            else:
+                lc.transition(chat.id, chat.mode, chat.state, lc.ChatEvent.ASSIGN)
             reason = {"via": "admin", "agent": agent_id, "by": by}
             new, items = plan_assignment(chat, agent_id, reason, now)
             remove, cancel = leaving(chat)

@@ -7,23 +7,23 @@ from typing import Any
 from .. import lifecycle as lc
 from .._plan import Items, Plan
 from .._text import check_message_text, check_text
-from ..assignment import RouteRequest, pool_name, queue_score
 from ..errors import (
     MessageBlockedError,
     NotAllowedError,
+    PreconditionFailed,
     ValidationError,
 )
-from ..model import Chat, ChatId, ChatState, Message, MessageId, MessageRole, evolve
+from ..model import AgentId, Chat, ChatId, ChatState, Message, MessageId, MessageRole, evolve
 from ..moderation import Action
-from ..ports import Outbox, QueuePush, RateCounter
+from ..ports import Outbox, RateCounter
 from ..webhook import _payloads as payloads
 from ._ops import Eff, call
-from ._pull import Pull
+from ._reopen import Reopening
 
 __all__ = ["Messages"]
 
 
-class Messages(Pull):
+class Messages(Reopening):
     """Send messages (customer, agent, bot, system) with moderation."""
 
     def send_message(
@@ -57,6 +57,11 @@ class Messages(Pull):
             delivered = verdict.text
         flags = frozenset({moderation}) if moderation != "none" else frozenset()
         message = Message(message_id, chat.id, role, sender, delivered, now, flags)
+        agent: AgentId | None = None  # a customer's reopen: the agent to claim (None: the pool)
+        fallback: str | None = None
+        if role is MessageRole.CUSTOMER and chat.state is ChatState.ENDED:
+            section = lc.check_reopen(self.settings, chat, now, customer=True)
+            agent, fallback = yield from self.reopen_target(chat, section.customer_to)
 
         def planner(current: Chat) -> Plan:
             if role is MessageRole.AGENT and current.agent_id != sender:
@@ -70,29 +75,35 @@ class Messages(Pull):
                     sender,
                     f"only the agent holding the chat writes as its agent; {why}",
                 )
+            reopen = role is MessageRole.CUSTOMER and current.state is ChatState.ENDED
+            section = (
+                lc.check_reopen(self.settings, current, now, customer=True) if reopen else None
+            )
             new, items = lc.plan_message(current, message, moderation, now)
             items.extend(hit_items)
-            push = None
-            if current.state is ChatState.ENDED and new.state is ChatState.UNASSIGNED:
-                # an Always On chat the customer reopens waits in its pool from this very unit,
-                # so no moment exists where it waits nowhere; routing then takes it from there
-                pool = pool_name(new.skill_group)
-                score = queue_score(
-                    now, new.priority, self.settings.assignment.queue.priority_step_s
+            if section is not None:  # its customer reopens it, in the message's unit
+                to = section.customer_to
+                return self.reopen_plan(
+                    current, new, items, to, agent, fallback, "customer", now, message=message
                 )
-                new = evolve(new, queue=pool, queued_at=now)
-                push = QueuePush(pool, score)
             return Plan(
                 new,
                 items,
                 message=message,
-                push=push,
                 inactive=self.counted(current, False) if current.inactive else None,
             )
 
-        old, new = yield from self.update(chat_id, planner, now)
-        if old.state is ChatState.ENDED and new.state is ChatState.UNASSIGNED:
-            yield from self.route(new, new, RouteRequest(), now)
+        try:
+            old, new = yield from self.update(chat_id, planner, now)
+        except PreconditionFailed as exc:
+            if exc.reason != "agent_unavailable" or agent is None:
+                raise
+            # the last agent is full, offline or gone: nothing was committed; to the pool
+            fallback = yield from self.why_unavailable(agent)
+            agent = None
+            old, new = yield from self.update(chat_id, planner, now)
+        if old.state is ChatState.ENDED:
+            yield from self.after_reopen(new, now)
         return message
 
     def _moderation_items(

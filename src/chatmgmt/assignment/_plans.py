@@ -33,6 +33,11 @@ def plan_assignment(
 ) -> tuple[Chat, Items]:
     """``chat`` assigned (or transferred) to ``agent_id`` — the placeholder
     :data:`~chatmgmt.ports.PICKED` when the store picks — and its events."""
+    items: Items = []
+    if chat.state is ChatState.ENDED:  # an admin assigns an ended Always On chat: it reopens
+        by = str(reason.get("by", "system"))
+        items.append(payloads.chat_reopened("agent", by, agent_id=agent_id))
+        chat = lc.reopened(chat, now)
     event = lc.ChatEvent.TRANSFER if transfer else lc.ChatEvent.ASSIGN
     state = lc.transition(chat.id, chat.mode, chat.state, event)
     new = evolve(
@@ -47,9 +52,6 @@ def plan_assignment(
         leave_message=None,
         **lc.track(chat, event, now, automatic=automatic),
     )
-    items: Items = []
-    if chat.state is ChatState.ENDED:
-        items.append(payloads.chat_reopened())
     items.append(
         payloads.chat_assigned(
             agent_id, reason, transfer=transfer, from_agent_id=from_agent_id, automatic=automatic

@@ -37,6 +37,7 @@ from ._plans import (
     plan_prompt,
     submission_pool,
 )
+from ._reopen import check_reopen, reopened
 from ._satisfaction import (
     SATISFACTION_KEY,
     InviteRefusal,
@@ -90,6 +91,7 @@ __all__ = [
     "attributed_agent",
     "check_end",
     "check_offered_to",
+    "check_reopen",
     "initial_state",
     "invitation_refusal",
     "invite",
@@ -108,6 +110,7 @@ __all__ = [
     "plan_withdrawn",
     "planned_timers",
     "rate",
+    "reopened",
     "resolve_scheme",
     "satisfaction_of",
     "select_sla_policy",

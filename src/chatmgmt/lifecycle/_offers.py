@@ -23,6 +23,7 @@ from ..errors import NotAllowedError
 from ..model import AgentId, Chat, ChatState, evolve
 from ..webhook import _payloads as payloads
 from ._deadlines import track
+from ._reopen import reopened
 from ._state import ChatEvent, transition
 
 __all__ = ["check_offered_to", "plan_accept", "plan_offer", "plan_withdrawn"]
@@ -37,6 +38,10 @@ def plan_offer(
     ``assigned_at`` is when the offer was made (the acceptance sets it again); ``queued_at``
     is kept, so an offer declined with nobody else free goes back to the place it had.
     """
+    items: Items = []
+    if chat.state is ChatState.ENDED:  # an ended Always On chat offered: it reopens
+        items.append(payloads.chat_reopened("agent", "system", agent_id=agent_id))
+        chat = reopened(chat, now)
     state = transition(chat.id, chat.mode, chat.state, ChatEvent.OFFER)
     expires = now + timeout_s
     new = evolve(
@@ -51,9 +56,6 @@ def plan_offer(
         offer_expires_at=expires,
         **track(chat, ChatEvent.OFFER, now),
     )
-    items: Items = []
-    if chat.state is ChatState.ENDED:
-        items.append(payloads.chat_reopened())
     items.append(payloads.chat_offered(agent_id, expires, reason))
     return new, items
 

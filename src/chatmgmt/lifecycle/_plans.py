@@ -27,6 +27,7 @@ from ..settings import ChatSettings, SatisfactionSettings, SubmissionMode, resol
 from ..webhook import _payloads as payloads
 from ._deadlines import TimerKind, mark_fired, track
 from ._forms import validate_submission
+from ._reopen import reopened
 from ._satisfaction import InviteTrigger, attributed_agent, invite, satisfaction_of
 from ._state import ChatEvent, check_end, transition
 
@@ -124,26 +125,25 @@ def plan_end(
 
 
 def plan_message(chat: Chat, message: Message, moderation: str, now: float) -> tuple[Chat, Items]:
-    """The chat's new state and the events of one message (an Always On customer's message
-    reopens an ended chat)."""
+    """The chat's new state and the events of one message. A customer's message to an ended
+    Always On chat reopens it (:func:`~chatmgmt.lifecycle._reopen.reopened`: ``UNASSIGNED``;
+    the caller checked :func:`~chatmgmt.lifecycle._reopen.check_reopen` and adds where it
+    goes and its ``chat.reopened`` event)."""
     role = message.role
     event = {
         MessageRole.CUSTOMER: ChatEvent.CUSTOMER_MESSAGE,
         MessageRole.AGENT: ChatEvent.AGENT_MESSAGE,
     }.get(role)
-    state = chat.state
     items: Items = [payloads.message_stored(message, moderation)]
     changes: dict[str, Any] = {}
+    if event is ChatEvent.CUSTOMER_MESSAGE and chat.state is ChatState.ENDED:
+        chat = reopened(chat, now)
     if event is not None:
-        state = transition(chat.id, chat.mode, chat.state, event)
-        if chat.state is ChatState.ENDED:  # Always On: the customer reopens it
-            changes.update(track(chat, ChatEvent.REOPEN, now))
-            items.insert(0, payloads.chat_reopened())
+        changes["state"] = transition(chat.id, chat.mode, chat.state, event)
     elif not chat.state.is_open and not (
         chat.state is ChatState.ENDED and chat.mode is ReceptionMode.ALWAYS_ON
     ):
         raise InvalidTransitionError(chat.id, chat.state.value, f"{role.value}_message")
-    changes["state"] = state
     if role is MessageRole.CUSTOMER:
         changes["last_customer_message_at"] = now
         changes["inactive"] = False
@@ -151,11 +151,6 @@ def plan_message(chat: Chat, message: Message, moderation: str, now: float) -> t
         changes["last_agent_message_at"] = now
         changes["agent_replied"] = True
         changes["inactive"] = False
-    if state is ChatState.UNASSIGNED and chat.state is ChatState.ENDED:
-        changes["agent_id"] = None
-        changes["ended_at"] = None
-        changes["end_reason"] = None
-        changes["ended_by"] = None
     return evolve(chat, **changes), items
 
 

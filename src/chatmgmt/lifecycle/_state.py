@@ -38,7 +38,7 @@ class ChatEvent(str, enum.Enum):
     QUEUE = "queue"
     """Real-Time: a queued chat is (re)placed in a queue, e.g. it overflowed to another group."""
     ASSIGN = "assign"
-    """An agent takes the chat (from the queue, the unassigned pool, or an ended Always On chat)."""
+    """An agent takes the chat (from the queue or the unassigned pool)."""
     TRANSFER = "transfer"
     """The chat moves from its agent to another agent (manual or automatic transfer)."""
     REQUEUE = "requeue"
@@ -52,7 +52,9 @@ class ChatEvent(str, enum.Enum):
     LEAVE_MESSAGE = "leave_message"
     """Real-Time: the customer leaves a message (submission) instead of waiting."""
     REOPEN = "reopen"
-    """Always On: an ended conversation is opened again and goes to the unassigned pool."""
+    """Always On: an ended conversation is opened again (``reopen()``, the customer's message,
+    an admin's assignment), into the unassigned pool; a reopen to an agent assigns it from
+    there in the same unit of work."""
     CUSTOMER_MESSAGE = "customer_message"
     """The customer writes. In an ended Always On chat this reopens it."""
     AGENT_MESSAGE = "agent_message"
@@ -127,11 +129,11 @@ _AO: dict[ChatState, dict[ChatEvent, ChatState]] = {
         ChatEvent.AGENT_MESSAGE: _A,
         ChatEvent.END: _E,
     },
+    # an ended chat opens again only into the pool's state; a reopen to an agent (reopen(to=
+    # "last_agent"), an admin's assign) is ``reopen`` then ``assign`` in the same unit of work
     _E: {
         ChatEvent.REOPEN: _U,
         ChatEvent.CUSTOMER_MESSAGE: _U,
-        ChatEvent.ASSIGN: _A,
-        ChatEvent.OFFER: _O,
     },
 }
 

@@ -363,9 +363,26 @@ CATALOGUE: dict[str, EventSpec] = {
         ),
         _spec(
             EventType.CHAT_REOPENED,
-            "Always On Mode: the customer wrote again in an ended conversation.",
-            _CHAT,
-            _CHAT_EX,
+            "Always On Mode: an ended conversation was opened again (the customer wrote, or "
+            "reopen() was called).",
+            {
+                **_CHAT,
+                "to": "where it went: pool (its group's unassigned pool), last_agent, or agent "
+                "(an admin assigned the ended chat)",
+                "agent_id": "the agent it went to (null: the pool)",
+                "by": "who reopened it (customer for a customer's message)",
+                "requested": "where it was asked to go: pool or last_agent",
+                "fallback": "why it went to the pool instead of the last agent (null: it did "
+                "not): agent_full, agent_offline, agent_gone, agent_excluded, no_last_agent",
+            },
+            {
+                **_CHAT_EX,
+                "to": "last_agent",
+                "agent_id": "a_1",
+                "by": "customer",
+                "requested": "last_agent",
+                "fallback": None,
+            },
         ),
         _spec(
             EventType.CHAT_INACTIVITY_WARNED,

@@ -109,9 +109,24 @@ def chat_offer_expired(agent_id: str) -> Item:
     return EventType.CHAT_OFFER_EXPIRED, {"agent_id": agent_id}
 
 
-def chat_reopened() -> Item:
-    """``chat.reopened``: an ended Always On chat was opened again."""
-    return EventType.CHAT_REOPENED, {}
+def chat_reopened(
+    to: str,
+    by: str,
+    *,
+    agent_id: str | None = None,
+    requested: str | None = None,
+    fallback: str | None = None,
+) -> Item:
+    """``chat.reopened``: an ended Always On chat was opened again by ``by``, ``to`` the pool
+    or an agent (``agent_id``); ``requested`` where it was asked to go (``to`` unless it fell
+    back to the pool, ``fallback`` saying why)."""
+    return EventType.CHAT_REOPENED, {
+        "to": to,
+        "agent_id": agent_id,
+        "by": by,
+        "requested": to if requested is None else requested,
+        "fallback": fallback,
+    }
 
 
 def chat_queued(reason: Mapping[str, Any], position: int | None) -> Item:
