@@ -276,3 +276,77 @@ def test_decoded_agents_are_shared_until_their_configuration_changes(client: red
     assert changed.agent.skill_groups == {"g", "h"} and changed.agent.status.value == "offline"
     storage.delete_namespace()
     storage.close()
+
+
+def _libraries(client: redis.Redis) -> list[str]:
+    names = []
+    for entry in client.function_list():
+        if isinstance(entry, dict):
+            name = entry.get(b"library_name", entry.get("library_name"))
+        else:  # RESP2: a flat list of names and values
+            name = entry[entry.index(b"library_name") + 1]
+        names.append(name.decode() if isinstance(name, bytes) else name)
+    return names
+
+
+def test_the_scripts_run_as_one_redis_functions_library(client: redis.Redis) -> None:
+    """On the short path the storage's scripts are one library, loaded once per server (its
+    name carries its code's digest); every call is an FCALL of it, not an EVALSHA."""
+    storage = _storage(client)
+    manager = _agents(storage)
+    functions = storage._driver.functions
+    assert functions and functions["apply"].startswith("cm_")
+    library = "chatmgmt_" + functions["apply"].split("_")[1]
+    assert library in _libraries(client)
+    client.config_resetstat()
+    chat = manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c1")
+    manager.end_chat(ChatId("c1"), reason=EndReason.AGENT)
+    stats = client.info("commandstats")
+    assert stats["cmdstat_fcall"]["calls"] >= 2
+    assert "cmdstat_evalsha" not in stats
+    other = RedisStorage(client, storage.namespace)  # finds the library there and keeps it
+    assert other.agents.get("a0") == storage.agents.get("a0")
+    assert _libraries(client).count(library) == 1
+    assert storage.chats.get("c1").agent_id == chat.agent_id  # type: ignore[union-attr]
+    storage.delete_namespace()
+    for s in (storage, other):
+        s.close()
+
+
+def test_a_flushed_function_library_is_loaded_again(client: redis.Redis) -> None:
+    storage = _storage(client)
+    manager = _agents(storage)
+    client.function_flush()
+    chat = manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c1")
+    assert chat.agent_id is not None and storage.chats.get("c1") == chat
+    assert storage._driver.functions and any(n.startswith("chatmgmt_") for n in _libraries(client))
+    storage.delete_namespace()
+    storage.close()
+
+
+def test_a_user_refused_functions_runs_the_same_scripts(client: redis.Redis) -> None:
+    """A server without functions, or a user its ACL refuses them, gets the scripts."""
+    user = f"nofn-{uuid.uuid4().hex[:6]}"
+    client.acl_setuser(
+        user, enabled=True, nopass=True, keys=["*"], commands=["+@all", "-function", "-fcall"]
+    )
+    kwargs = client.connection_pool.connection_kwargs
+    own = redis.Redis(
+        host=kwargs.get("host", "localhost"),
+        port=kwargs.get("port", 6379),
+        username=user,
+        protocol=kwargs.get("protocol", 2),
+    )
+    try:
+        storage = _storage(own)
+        manager = _agents(storage)
+        assert storage._driver.functions == {}
+        chat = manager.open_chat(CustomerInfo(channel="web"), skill_group="g", chat_id="c1")
+        manager.end_chat(ChatId("c1"), reason=EndReason.AGENT)
+        assert storage.chats.get("c1").state.value == "ended"  # type: ignore[union-attr]
+        assert chat.agent_id is not None
+        storage.delete_namespace()
+        storage.close()
+    finally:
+        own.close()
+        client.acl_deluser(user)

@@ -220,6 +220,28 @@ class Wire:
             script.sha = self.client.script_load(script.script)
             return self.command(("EVALSHA", script.sha, len(keys), *keys, *args))
 
+    def load_library(self, library: Any) -> dict[str, str]:
+        """``FUNCTION LOAD`` a :class:`~chatmgmt.storage._redis_functions.Library` (one that is
+        already there is kept: its name carries its code's digest); its function names, or
+        an empty dict when the server has no functions or refuses to load them."""
+        try:
+            self.command(("FUNCTION", "LOAD", library.code))
+        except self._refused as exc:
+            if "already exists" not in str(exc):
+                return {}
+        return dict(library.names)
+
+    def fcall(self, function: str, library: Any, keys: list[str], args: tuple[Any, ...]) -> Any:
+        """``FCALL`` a function of ``library``; when the server lost it (``FUNCTION FLUSH``, a
+        restart without persistence) the library is loaded again and the call repeated."""
+        try:
+            return self.command(("FCALL", function, len(keys), *keys, *args))
+        except self._refused as exc:
+            if "Function not found" not in str(exc):
+                raise
+        self.load_library(library)
+        return self.command(("FCALL", function, len(keys), *keys, *args))
+
     def close(self) -> None:
         """Close the idle connections (the storage's ``close``)."""
         idle, self._idle = self._idle, []

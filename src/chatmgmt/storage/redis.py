@@ -116,6 +116,7 @@ from ..ports import (
     retention_start,
 )
 from ._codec import decode, encode, upgrade_chat
+from ._redis_functions import Library, library
 from ._redis_wire import wire_for
 
 __all__ = ["DATA_VERSION", "AsyncRedisStorage", "RedisStorage", "key_prefix"]
@@ -197,6 +198,16 @@ def lua_source(name: str) -> str:
 def _full_scripts() -> dict[str, str]:
     head = f"local DATA_VERSION = {DATA_VERSION}\n" + lua_source("prelude") + "\n"
     return {name: head + lua_source(name) for name in _SCRIPT_NAMES}
+
+
+@functools.cache
+def _library() -> Library:
+    """Every storage script as one Redis Functions library (see ``_redis_functions``)."""
+    return library(
+        f"local DATA_VERSION = {DATA_VERSION}\n",
+        lua_source("prelude"),
+        {name: lua_source(name) for name in _SCRIPT_NAMES},
+    )
 
 
 _DV_MARK = "CHATMGMT_DATA_VERSION "
@@ -770,10 +781,20 @@ class _SyncDriver:
         self._unchecked = "data_version" in self.scripts
         self._cluster = hasattr(client, "get_primaries")
         self.wire = wire_for(client)  # the short path (a plain single-server client), or None
+        # the storage's own scripts as Redis Functions on the short path: their names once
+        # loaded (None: not tried yet; empty: the server has no functions or refuses them)
+        self.functions: dict[str, str] | None = None if scripts is None else {}
 
     def _script(self, name: str, keys: list[str], args: tuple[Any, ...]) -> Any:
-        if self.wire is not None:
-            return self.wire.script(self.scripts[name], keys, args)
+        wire = self.wire
+        if wire is not None:
+            functions = self.functions
+            if functions is None:
+                functions = self.functions = wire.load_library(_library())
+            function = functions.get(name)
+            if function is not None:
+                return wire.fcall(function, _library(), keys, args)
+            return wire.script(self.scripts[name], keys, args)
         return self.scripts[name](keys=keys, args=args)
 
     def _call(self, args: tuple[Any, ...]) -> Any:

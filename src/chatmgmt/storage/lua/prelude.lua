@@ -420,7 +420,7 @@ end
 -- (hash-max-listpack-value, 64 bytes by default): without it the hash stays a listpack up to
 -- 512 timers and every HGET, HMGET, HSET and HDEL of a key walks it (~175k instructions per
 -- open+end pair with 160 chats held); with it the hash is a hash table from its first timer.
-local TM_PAD, TM_PAD_VALUE = '\0', string.rep('-', 128)
+local TM_PAD, TM_PAD_VALUE = '\0', '----------------------------------------------------------------------------------------------------'  -- 100 bytes
 local function timer_schedule(key, due, json)
   local z, mh = P .. ':tm:z', P .. ':tm:m'
   local old, pad = unpack(redis.call('HMGET', mh, key, TM_PAD))
