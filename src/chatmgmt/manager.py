@@ -396,6 +396,20 @@ class ChatManager(_Base):
         """
         return self._run(self._core.set_inactive(ChatId(chat_id), inactive, self._now(now)))
 
+    def hold_chat(
+        self, chat_id: str, *, by: str, reason: str = "", now: float | None = None
+    ) -> Chat:
+        """Put an active chat on hold (``chat.held``): its inactivity deadlines stop, only
+        ``end_of_chat.hold_close_after_s`` runs; with ``assignment.on_hold_chats_count`` off
+        its slot frees in the same unit. It resumes by :meth:`resume_chat` or when the customer
+        writes. On hold already: nothing changes."""
+        return self._run(self._core.hold_chat(ChatId(chat_id), by, reason, self._now(now)))
+
+    def resume_chat(self, chat_id: str, *, by: str, now: float | None = None) -> Chat:
+        """Resume a chat on hold (``chat.resumed``); a freed slot counts again (even above
+        the limit, see ``docs/lifecycle.md#hold``). Not on hold: nothing changes."""
+        return self._run(self._core.resume_chat(ChatId(chat_id), by, self._now(now)))
+
     def submit_message(
         self, chat_id: str, values: Mapping[str, Any], *, now: float | None = None
     ) -> Chat:
@@ -787,6 +801,16 @@ class AsyncChatManager(_Base):
     ) -> Chat:
         """See :meth:`ChatManager.set_inactive`."""
         return await self._run(self._core.set_inactive(ChatId(chat_id), inactive, self._now(now)))
+
+    async def hold_chat(
+        self, chat_id: str, *, by: str, reason: str = "", now: float | None = None
+    ) -> Chat:
+        """See :meth:`ChatManager.hold_chat`."""
+        return await self._run(self._core.hold_chat(ChatId(chat_id), by, reason, self._now(now)))
+
+    async def resume_chat(self, chat_id: str, *, by: str, now: float | None = None) -> Chat:
+        """See :meth:`ChatManager.resume_chat`."""
+        return await self._run(self._core.resume_chat(ChatId(chat_id), by, self._now(now)))
 
     async def submit_message(
         self, chat_id: str, values: Mapping[str, Any], *, now: float | None = None

@@ -141,6 +141,8 @@ class EndReason(str, enum.Enum):
     AGENT_LEFT = "agent_left"
     SYSTEM = "system"
     QUEUE_TIMEOUT = "queue_timeout"
+    HOLD_TIMEOUT = "hold_timeout"
+    """The chat stayed on hold longer than ``end_of_chat.hold_close_after_s``."""
 
 
 class MessageRole(str, enum.Enum):
@@ -440,6 +442,8 @@ class Chat:
     added and removed during the chat with ``tag_chat`` / ``untag_chat``; routing rules' ``tags``
     condition sees them), ``sla`` (the SLA policy that applies and its clocks, a
     :class:`ChatSla`; None without one),
+    ``hold`` (the agent's last hold in the current assignment,
+    :class:`~chatmgmt.lifecycle.Hold` as plain values; on hold until ``resumed_at`` is set),
     ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event) and
     ``offer_expires_at`` (when the pending offer of an ``OFFERED`` chat expires).
     """
@@ -478,6 +482,7 @@ class Chat:
     observers: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
     sla: ChatSla | None = None
+    hold: Mapping[str, Any] | None = None
     position_event: tuple[int, float] | None = None
     offer_expires_at: float | None = None
     event_seq: int = 0

@@ -726,6 +726,13 @@ class AssignmentSettings:
     )
     saturation_tiebreak: str = "random"
     inactive_chats_count: bool = True
+    on_hold_chats_count: bool = attrs.field(
+        default=False,
+        metadata={
+            "doc": "Whether chats on hold still count toward the agent's limit (false: the "
+            "slot is freed while on hold and counts again on resume)."
+        },
+    )
     hours: WorkingHours | None = attrs.field(
         default=None,
         metadata={
@@ -1117,6 +1124,24 @@ class EndOfChatSettings:
         default="The customer is waiting for your reply.",
         metadata={"doc": "System message reminding the agent to reply."},
     )
+    inactive_after_s: float = attrs.field(
+        default=0.0,
+        metadata={
+            "doc": "Mark an active chat inactive after this many seconds without a message "
+            "from either side (0: off); frees its slot when inactive_chats_count is false."
+        },
+    )
+    hold_close_after_s: float = attrs.field(
+        default=0.0,
+        metadata={
+            "doc": "End a chat that has been on hold this many seconds (reason hold_timeout; "
+            "0: never). Real-Time Reception Mode only."
+        },
+    )
+    hold_close_prompt: str = attrs.field(
+        default="This chat was closed while it was on hold. Write to us again at any time.",
+        metadata={"doc": "System message stored and shown when a chat on hold is closed."},
+    )
     channels: Mapping[str, Mapping[str, Any]] = attrs.field(
         factory=dict, metadata={"doc": "Overrides per channel: a partial end-of-chat section."}
     )
@@ -1136,6 +1161,8 @@ class EndOfChatSettings:
                 "must be greater than warn_after_s",
             )
         _number(self.agent_reminder_s, f"{path}.agent_reminder_s", note="0: off")
+        _number(self.inactive_after_s, f"{path}.inactive_after_s", note="0: off")
+        _number(self.hold_close_after_s, f"{path}.hold_close_after_s", note="0: never")
 
     def __attrs_post_init__(self) -> None:
         _check_with_overrides(self, "end_of_chat")

@@ -160,6 +160,8 @@ def test_always_on_chats_never_time_out(state: ChatState) -> None:
     c = chat(mode=ReceptionMode.ALWAYS_ON, state=state, last_customer_message_at=100.0)
     assert due(c) == {}
     for kind in K:
+        if kind is K.INACTIVITY_RELEASE and state is ChatState.ACTIVE:
+            continue  # no timeout: it frees capacity in both modes (test_hold_deadlines.py)
         assert timer_basis(kind, c) is None
 
 
@@ -318,14 +320,22 @@ def test_any_customer_message_resets_both_inactivity_deadlines(c: Chat, at: floa
     chat=st.from_type(Chat),
     warn=st.sampled_from([0.0, 60.0]),
     reminder=st.sampled_from([0.0, 30.0]),
+    release=st.sampled_from([0.0, 90.0]),
+    close=st.sampled_from([0.0, 300.0]),
 )
 def test_the_hot_path_plans_the_same_bases_as_timer_basis(
-    chat: Chat, warn: float, reminder: float
+    chat: Chat, warn: float, reminder: float, release: float, close: float
 ) -> None:
     from chatmgmt.lifecycle import planned_timers, timer_basis
     from chatmgmt.settings import AssignmentSettings, EndOfChatSettings, QueueSettings
 
-    eoc = EndOfChatSettings(warn_after_s=warn, end_after_s=120.0, agent_reminder_s=reminder)
+    eoc = EndOfChatSettings(
+        warn_after_s=warn,
+        end_after_s=120.0,
+        agent_reminder_s=reminder,
+        inactive_after_s=release,
+        hold_close_after_s=close,
+    )
     assignment = AssignmentSettings(auto_transfer_s=20.0, queue=QueueSettings(max_wait_s=50.0))
     for timer in planned_timers(chat, end_of_chat=eoc, assignment=assignment):
         assert list(timer.payload["basis"]) == timer_basis(TimerKind(timer.kind), chat)
@@ -336,5 +346,7 @@ def test_the_hot_path_plans_the_same_bases_as_timer_basis(
         if timer_basis(k, chat) is not None
         and not (k is TimerKind.INACTIVITY_WARN and not warn)
         and not (k is TimerKind.AGENT_REMINDER and not reminder)
+        and not (k is TimerKind.INACTIVITY_RELEASE and not release)
+        and not (k is TimerKind.HOLD_CLOSE and not close)
     }
     assert kinds == expected

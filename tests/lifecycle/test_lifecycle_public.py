@@ -18,6 +18,7 @@ PRIVATE = (
     "_offers",
     "_sla",
     "_reopen",
+    "_hold",
 )
 
 

@@ -245,11 +245,11 @@ def test_docs_page_is_current() -> None:
 
 def test_update_generated_replaces_stale_blocks_and_needs_markers(tmp_path: Path) -> None:
     page = (
-        "x\n<!-- BEGIN GENERATED: real_time -->\nold\n<!-- END GENERATED: real_time -->\n"
+        "x\n<!-- BEGIN GENERATED: real_time -->\nstale!\n<!-- END GENERATED: real_time -->\n"
         "<!-- BEGIN GENERATED: always_on -->\n<!-- END GENERATED: always_on -->\n"
     )
     new = update_generated(page)
-    assert "old" not in new and mermaid_diagram(RT) in new and mermaid_diagram(AO) in new
+    assert "stale!" not in new and mermaid_diagram(RT) in new and mermaid_diagram(AO) in new
     assert update_generated(new) == new
     with pytest.raises(ValueError, match="markers"):
         update_generated("no markers")

@@ -17,12 +17,13 @@ modules plan each change of a chat and apply it as one unit of work (:mod:`._bas
 * :mod:`._agents` — agent changes; :mod:`._deadlines` — ``tick``; :mod:`._retention` —
   ``purge`` (and the purge ``tick`` does); :mod:`._repair` — ``reconcile``;
   :mod:`._supervision` — the live snapshot and the supervisor's actions; :mod:`._tags` —
-  the chat's tags;
+  the chat's tags; :mod:`._hold` — hold, resume and the inactivity release;
 * :mod:`._pick` — a custom strategy's call, a step the driver performs (sync, or awaited).
 """
 
 from __future__ import annotations
 
+from ._hold import Holding
 from ._ops import PORTS, Eff, Op, call, resolve
 from ._retention import Retention
 from ._status import QueueStatus
@@ -32,6 +33,6 @@ from ._tags import Tagging
 __all__ = ["PORTS", "Core", "Eff", "Op", "QueueStatus", "call", "resolve"]
 
 
-class Core(Supervision, Retention, Tagging):
+class Core(Supervision, Retention, Tagging, Holding):
     """Settings, randomness, the moderation filter and custom strategies, plus every
     operation of the managers."""

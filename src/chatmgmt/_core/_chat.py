@@ -14,6 +14,7 @@ from ..assignment import RouteRequest, Target
 from ..assignment._plans import plan_assignment
 from ..customers import should_save, trusted_partner_id
 from ..errors import AssignmentError, PreconditionFailed, ValidationError
+from ..lifecycle._hold import slot_move
 from ..model import (
     AgentId,
     Chat,
@@ -257,17 +258,10 @@ class Chats(Routing):
         def planner(chat: Chat) -> Plan | None:
             if chat.inactive == inactive:
                 return None
-            return Plan(evolve(chat, inactive=inactive), inactive=self.counted(chat, inactive))
+            new = evolve(chat, inactive=inactive)
+            return Plan(new, inactive=slot_move(chat, new, self.settings.assignment))
 
         old, new = yield from self.update(chat_id, planner, now)
         if inactive and old is not new and new.agent_id is not None:
             yield from self.drain_for_agent(new.agent_id, now)
         return new
-
-    def counted(self, chat: Chat, inactive: bool) -> Any:
-        """The slot move of a chat going (in)active, when inactive chats do not count."""
-        if chat.agent_id is None or self.settings.assignment.inactive_chats_count:
-            return None
-        if chat.state is not ChatState.ACTIVE:
-            return None
-        return (chat.agent_id, inactive)

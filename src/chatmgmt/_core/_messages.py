@@ -13,6 +13,7 @@ from ..errors import (
     PreconditionFailed,
     ValidationError,
 )
+from ..lifecycle._hold import wake
 from ..model import AgentId, Chat, ChatId, ChatState, Message, MessageId, MessageRole, evolve
 from ..moderation import Action
 from ..ports import Outbox, RateCounter
@@ -80,6 +81,11 @@ class Messages(Reopening):
                 lc.check_reopen(self.settings, current, now, customer=True) if reopen else None
             )
             new, items = lc.plan_message(current, message, moderation, now)
+            move = None
+            if current.inactive or current.hold is not None:  # it wakes up (or resumes)
+                customer = role is MessageRole.CUSTOMER
+                new, woke, move = wake(current, new, customer, now, self.settings.assignment)
+                items.extend(woke)
             items.extend(hit_items)
             if section is not None:  # its customer reopens it, in the message's unit
                 to = section.customer_to
@@ -90,7 +96,7 @@ class Messages(Reopening):
                 new,
                 items,
                 message=message,
-                inactive=self.counted(current, False) if current.inactive else None,
+                inactive=move,
             )
 
         try:

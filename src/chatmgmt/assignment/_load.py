@@ -36,6 +36,7 @@ __all__ = [
     "channel_count",
     "claimed",
     "cost",
+    "counts_toward_limit",
     "eligible",
     "fits",
     "fits_claim",
@@ -217,6 +218,17 @@ def moved_inactive(load: AgentLoad, chat_id: ChatId, inactive: bool) -> AgentLoa
     if not inactive and chat_id in load.inactive:
         return evolve(load, chats=load.chats | {chat_id}, inactive=load.inactive - {chat_id})
     return load
+
+
+def counts_toward_limit(
+    inactive: bool, on_hold: bool, *, inactive_count: bool, on_hold_count: bool
+) -> bool:
+    """Whether a held (ACTIVE) chat counts toward its agent's limit: not when it is inactive
+    and ``inactive_chats_count`` is off, nor when it is on hold and ``on_hold_chats_count`` is
+    off. An uncounted chat keeps its agent (its slot sits in ``AgentLoad.inactive``); when it
+    counts again it does so even above the limit (the agent then gets no new chat until below
+    it, as after a lowered limit): a held chat is never taken from its agent for capacity."""
+    return not ((inactive and not inactive_count) or (on_hold and not on_hold_count))
 
 
 def updated_agent(old: AgentLoad | None, agent: Agent, now: float, tiebreak: float) -> AgentLoad:

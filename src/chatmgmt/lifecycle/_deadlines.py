@@ -31,6 +31,7 @@ import attrs
 from ..errors import ValidationError
 from ..model import Chat, ChatState, ReceptionMode, Timer, maker
 from ..settings import AssignmentSettings, EndOfChatSettings, resolve
+from ._hold import on_hold, resumed_at
 from ._state import ChatEvent
 
 __all__ = [
@@ -72,6 +73,10 @@ class TimerKind(str, enum.Enum):
     """The chat waited ``queue.max_wait_s`` in the queue: apply ``queue.on_limit``."""
     OFFER_EXPIRY = "offer_expiry"
     """The agent let the offer run out (``offers.timeout_s``): the chat goes to the next agent."""
+    INACTIVITY_RELEASE = "inactivity_release"
+    """Mark the chat inactive after ``inactive_after_s`` without a message (both modes)."""
+    HOLD_CLOSE = "hold_close"
+    """End the chat (reason ``hold_timeout``) after ``hold_close_after_s`` on hold."""
 
 
 _KINDS = tuple(TimerKind)
@@ -82,6 +87,8 @@ _END = TimerKind.INACTIVITY_END
 _REMIND = TimerKind.AGENT_REMINDER
 _AUTO = TimerKind.AUTO_TRANSFER
 _OFFER = TimerKind.OFFER_EXPIRY
+_RELEASE = TimerKind.INACTIVITY_RELEASE
+_HOLD = TimerKind.HOLD_CLOSE
 _TIMED_STATES = frozenset({ChatState.QUEUED, ChatState.ACTIVE})
 
 
@@ -154,14 +161,33 @@ def _assigned_at(chat: Chat) -> float:
 
 def _silence_since(chat: Chat) -> float:
     # Customer silence counts from the customer's last message, but never from before the
-    # current agent took the chat: time spent waiting for an agent is not customer silence.
+    # current agent took the chat: time spent waiting for an agent is not customer silence;
+    # nor from before a hold resumed (a hold stops the inactivity deadlines).
     assigned = _assigned_at(chat)
+    if chat.hold is not None:
+        resumed = resumed_at(chat)
+        if resumed is not None:
+            assigned = max(assigned, resumed)
     last = chat.last_customer_message_at
     return assigned if last is None else max(last, assigned)
 
 
+def _quiet_since(chat: Chat) -> float:
+    # No message from either side since (nor assignment, nor resumption)
+    since = _silence_since(chat)
+    agent = chat.last_agent_message_at
+    return since if agent is None else max(since, agent)
+
+
+def _held_since(chat: Chat) -> float | None:
+    hold = chat.hold
+    return float(hold["since"]) if hold is not None and on_hold(chat) else None
+
+
 def _agent_answered(chat: Chat) -> bool:
-    # The current agent answered: they wrote since they were assigned.
+    # The current agent answered: they wrote since they were assigned (or put it on hold).
+    if chat.hold is not None:
+        return True
     last = chat.last_agent_message_at
     return last is not None and last >= _assigned_at(chat)
 
@@ -187,17 +213,31 @@ def timer_basis(kind: TimerKind, chat: Chat) -> list[Any] | None:
       basis ``[agent_id, assigned_at, escalation.since, escalation.transfers]``;
     * ``queue_timeout``: a queued chat; basis ``[queued_at]``;
     * ``offer_expiry`` (both modes: an offer expires in Always On Mode too): an offered chat;
-      basis ``[agent_id, offer_expires_at]``.
+      basis ``[agent_id, offer_expires_at]``;
+    * ``inactivity_release`` (both modes): an active chat, not inactive, not on hold; basis
+      ``[quiet_since]``, the later of the last message of either side, the assignment and the
+      end of the last hold;
+    * ``hold_close``: a chat on hold; basis ``[hold.since]``. While a chat is on hold it has no
+      other deadline of an active chat.
     """
     if not isinstance(kind, TimerKind):
         kind = TimerKind(kind)
     if kind is TimerKind.OFFER_EXPIRY:
         return _offer_basis(chat)
+    if kind is TimerKind.INACTIVITY_RELEASE:
+        if chat.state is not ChatState.ACTIVE or chat.inactive or on_hold(chat):
+            return None
+        return [_quiet_since(chat)]
     if chat.mode is not ReceptionMode.REAL_TIME:
         return None
     if kind is TimerKind.QUEUE_TIMEOUT:
         return [_queued_at(chat)] if chat.state is ChatState.QUEUED else None
     if chat.state is not ChatState.ACTIVE:
+        return None
+    held = _held_since(chat)
+    if kind is TimerKind.HOLD_CLOSE:
+        return None if held is None else [held]
+    if held is not None:
         return None
     if kind in (TimerKind.INACTIVITY_WARN, TimerKind.INACTIVITY_END):
         return [_silence_since(chat)]
@@ -249,7 +289,10 @@ def plan_timers(
       while the current agent has not written, and fewer than ``max_auto_transfers`` automatic
       transfers happened in the round (setting > 0);
     * ``queue_timeout`` at ``queued_at + queue.max_wait_s`` (setting > 0);
-    * ``offer_expiry`` at ``offer_expires_at`` of an offered chat (in both modes).
+    * ``offer_expiry`` at ``offer_expires_at`` of an offered chat (in both modes);
+    * ``inactivity_release`` at ``quiet_since + inactive_after_s`` (both modes; setting > 0);
+    * ``hold_close`` at ``hold.since + hold_close_after_s`` (setting > 0) while on hold, and
+      none of the other deadlines of an active chat.
 
     A deadline already fired for its current basis is not planned again.
     Every timer has ``version=chat.version`` and ``payload={"basis": [...]}``.
@@ -276,9 +319,12 @@ def planned_timers(
         if offer is None:
             return ()
         return _timers(chat, [(_OFFER, offer, float(offer[1]))])
-    if chat.mode is not ReceptionMode.REAL_TIME:
-        return ()
     planned: list[tuple[TimerKind, list[Any], float]] = []
+    if chat.mode is not ReceptionMode.REAL_TIME:
+        if state is ChatState.ACTIVE and _may_release(end_of_chat):
+            eoc = resolve(end_of_chat, channel=chat.channel, group=chat.skill_group or None)
+            _plan_release(chat, eoc, planned)
+        return _timers(chat, planned) if planned else ()
     if state is ChatState.QUEUED:
         wait = assignment.queue.max_wait_s
         if wait > 0:
@@ -286,6 +332,12 @@ def planned_timers(
             planned.append((_QT, [queued], queued + wait))
     elif state is ChatState.ACTIVE:
         eoc = resolve(end_of_chat, channel=chat.channel, group=chat.skill_group or None)
+        if chat.hold is not None and (held := _held_since(chat)) is not None:
+            if eoc.hold_close_after_s > 0:
+                planned.append((_HOLD, [held], held + eoc.hold_close_after_s))
+            return _timers(chat, planned)
+        if eoc.inactive_after_s > 0:
+            _plan_release(chat, eoc, planned)
         silence = _silence_since(chat)
         if eoc.warn_after_s > 0:
             planned.append((_WARN, [silence], silence + eoc.warn_after_s))
@@ -300,6 +352,20 @@ def planned_timers(
                 basis = [chat.agent_id, _assigned_at(chat), esc.since, esc.transfers]
                 planned.append((_AUTO, basis, float(esc.since + (esc.transfers + 1) * step)))
     return _timers(chat, planned)
+
+
+def _may_release(end_of_chat: EndOfChatSettings) -> bool:
+    # an inactivity release may be set for some chat (globally, or in an override)
+    return end_of_chat.inactive_after_s > 0 or bool(end_of_chat.channels or end_of_chat.groups)
+
+
+def _plan_release(
+    chat: Chat, eoc: EndOfChatSettings, planned: list[tuple[TimerKind, list[Any], float]]
+) -> None:
+    after = eoc.inactive_after_s
+    if after > 0 and not chat.inactive and not on_hold(chat):
+        quiet = _quiet_since(chat)
+        planned.append((_RELEASE, [quiet], quiet + after))
 
 
 def _timers(chat: Chat, planned: list[tuple[TimerKind, list[Any], float]]) -> tuple[Timer, ...]:
@@ -336,6 +402,10 @@ def _due(
         return basis[1] + eoc.agent_reminder_s if eoc.agent_reminder_s > 0 else None
     if kind is TimerKind.OFFER_EXPIRY:
         return float(basis[1])
+    if kind is TimerKind.INACTIVITY_RELEASE:
+        return basis[0] + eoc.inactive_after_s if eoc.inactive_after_s > 0 else None
+    if kind is TimerKind.HOLD_CLOSE:
+        return basis[0] + eoc.hold_close_after_s if eoc.hold_close_after_s > 0 else None
     if kind is TimerKind.AUTO_TRANSFER:
         step = assignment.auto_transfer_s
         since, transfers = basis[2], basis[3]
@@ -383,6 +453,9 @@ def mark_fired(chat: Chat, timer: Timer) -> dict[str, Any]:
     return {FIRED_KEY: fired}
 
 
+_NEW_HOLDER: dict[str, Any] = {"hold": None, "inactive": False}
+
+
 def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) -> dict[str, Any]:
     """The chat's changed fields for ``event`` at ``now`` (the deadline bookkeeping):
     ``queued_at`` and ``escalation``.
@@ -396,6 +469,8 @@ def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) 
       the place it had); ``accept``: as ``assign``; ``decline``, ``expire``: nothing changes;
     * ``transfer``: with ``automatic=True`` the round counts one more automatic transfer; a
       manual transfer keeps the round unchanged (timeouts are cumulative);
+    * ``assign``, ``accept``, ``transfer``: the new holder takes the chat counted, neither on
+      hold nor inactive (``hold`` and ``inactive`` are reset);
     * ``unassign``, ``end``, ``abandon``, ``leave_message``, ``reopen``: both are dropped;
     * messages change nothing.
     """
@@ -406,12 +481,18 @@ def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) 
     if event is ChatEvent.REQUEUE:
         return {QUEUED_AT_KEY: now, ESCALATION_KEY: None}
     if event is ChatEvent.ASSIGN or event is ChatEvent.ACCEPT:
-        return {ESCALATION_KEY: Escalation(now).to_dict(), QUEUED_AT_KEY: None}
+        changes = {ESCALATION_KEY: Escalation(now).to_dict(), QUEUED_AT_KEY: None}
+        if chat.hold is not None or chat.inactive:
+            changes.update(_NEW_HOLDER)
+        return changes
     if event is ChatEvent.TRANSFER:
+        out: dict[str, Any] = {}
         if automatic:
             esc = _escalation(chat)
-            return {ESCALATION_KEY: attrs.evolve(esc, transfers=esc.transfers + 1).to_dict()}
-        return {}
+            out[ESCALATION_KEY] = attrs.evolve(esc, transfers=esc.transfers + 1).to_dict()
+        if chat.hold is not None or chat.inactive:
+            out.update(_NEW_HOLDER)
+        return out
     if event in (
         ChatEvent.UNASSIGN,
         ChatEvent.END,

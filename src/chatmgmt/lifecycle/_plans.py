@@ -105,6 +105,8 @@ def plan_end(
     if not abandon:
         eoc = resolve(settings.end_of_chat, channel=chat.channel, group=chat.skill_group or None)
         prompt = eoc.timeout_prompt if reason is EndReason.CUSTOMER_INACTIVITY else eoc.end_prompt
+        if reason is EndReason.HOLD_TIMEOUT:
+            prompt = eoc.hold_close_prompt
         if prompt:
             message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", prompt, now)
             items.append(payloads.message_stored(message))

@@ -68,6 +68,11 @@ class ChatEvent(str, enum.Enum):
     in the same unit of work when one is free); it never goes back to that agent."""
     EXPIRE = "expire"
     """The offer ran out (``offers.timeout_s``): as ``decline``, with the agent excluded too."""
+    HOLD = "hold"
+    """The agent puts the active chat on hold (waiting for the customer or a third party): it
+    stays ``active`` with its agent; its inactivity deadlines stop (see ``docs/lifecycle.md``)."""
+    RESUME = "resume"
+    """The held chat resumes: explicitly (``resume_chat``) or when the customer writes."""
 
 
 _Q = ChatState.QUEUED
@@ -101,6 +106,8 @@ _RT: dict[ChatState, dict[ChatEvent, ChatState]] = {
         ChatEvent.REQUEUE: _Q,
         ChatEvent.CUSTOMER_MESSAGE: _A,
         ChatEvent.AGENT_MESSAGE: _A,
+        ChatEvent.HOLD: _A,
+        ChatEvent.RESUME: _A,
         ChatEvent.END: _E,
     },
     _E: {},
@@ -127,6 +134,8 @@ _AO: dict[ChatState, dict[ChatEvent, ChatState]] = {
         ChatEvent.UNASSIGN: _U,
         ChatEvent.CUSTOMER_MESSAGE: _A,
         ChatEvent.AGENT_MESSAGE: _A,
+        ChatEvent.HOLD: _A,
+        ChatEvent.RESUME: _A,
         ChatEvent.END: _E,
     },
     # an ended chat opens again only into the pool's state; a reopen to an agent (reopen(to=
@@ -178,6 +187,7 @@ END_REASONS: Mapping[ReceptionMode, Mapping[ChatState, frozenset[EndReason]]] = 
                         EndReason.CUSTOMER_INACTIVITY,
                         EndReason.AGENT_LEFT,
                         EndReason.SYSTEM,
+                        EndReason.HOLD_TIMEOUT,
                     }
                 ),
             }

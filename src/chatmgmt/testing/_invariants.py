@@ -16,7 +16,8 @@ import itertools
 from collections.abc import Iterable, Mapping
 
 from ..assignment import agent_queue, pool_name, queue_name
-from ..assignment._load import cost, fits, in_group
+from ..assignment._load import cost, counts_toward_limit, fits, in_group
+from ..lifecycle._hold import on_hold
 from ..model import AgentId, AgentLoad, Chat, ChatId, ChatState
 from ..ports import Storage
 
@@ -100,6 +101,7 @@ def find_violations(
     drained: bool = False,
     allowance: Mapping[str, int] | None = None,
     count_inactive: bool = True,
+    count_on_hold: bool = True,
     off_duty: Iterable[str] = (),
     queues: Iterable[str] = (),
     fairness: tuple[int, float] | None = None,
@@ -117,7 +119,8 @@ def find_violations(
       explorer sets it step by step to what the agent held before the step
       (:func:`held_allowance`), so "an agent at or over a limit never gains a chat" is what it
       checks. ``count_inactive=False`` (with the setting ``inactive_chats_count=False``):
-      inactive chats do not count;
+      inactive chats do not count; ``count_on_hold=False`` (with ``on_hold_chats_count=False``):
+      chats on hold do not count;
     * **fairness** (only with ``fairness=(n, window_s)``): no agent has more than ``n`` chat
       records assigned to it (``assigned_at``) within any ``window_s`` seconds. Records keep
       only a chat's last assignment, so this sees the assignments that stuck; pass it when
@@ -183,7 +186,12 @@ def find_violations(
         if chat.agent_id not in loads:
             out.append(f"counters: {what} chat {chat.id!r} names unknown agent {chat.agent_id!r}")
         active.setdefault(chat.agent_id, set()).add(chat.id)
-        if count_inactive or not chat.inactive:
+        if counts_toward_limit(
+            chat.inactive,
+            on_hold(chat),
+            inactive_count=count_inactive,
+            on_hold_count=count_on_hold,
+        ):
             counted.setdefault(chat.agent_id, set()).add(chat.id)
     holders: dict[ChatId, list[AgentId]] = {}
     for aid, load in loads.items():
@@ -330,6 +338,7 @@ def check_invariants(
     drained: bool = False,
     allowance: Mapping[str, int] | None = None,
     count_inactive: bool = True,
+    count_on_hold: bool = True,
     off_duty: Iterable[str] = (),
     queues: Iterable[str] = (),
     fairness: tuple[int, float] | None = None,
@@ -350,6 +359,7 @@ def check_invariants(
         drained=drained,
         allowance=allowance,
         count_inactive=count_inactive,
+        count_on_hold=count_on_hold,
         off_duty=off_duty,
         queues=queues,
         fairness=fairness,

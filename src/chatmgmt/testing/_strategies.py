@@ -23,6 +23,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from ..lifecycle._hold import Hold
 from ..model import (
     Agent,
     AgentId,
@@ -147,8 +148,20 @@ def _chat(draw: st.DrawFn) -> Chat:
         end_reason=draw(st.sampled_from(EndReason)) if ended else None,
         priority=draw(st.integers(min_value=0, max_value=10)),
         served_by=(agent_id,) if agent_id is not None else (),
+        inactive=agent_id is not None and draw(st.booleans()),
+        hold=draw(_hold(created)) if agent_id is not None else None,
         version=draw(st.integers(min_value=0, max_value=50)),
     )
+
+
+def _hold(start: float) -> st.SearchStrategy[dict[str, Any] | None]:
+    """None, a hold running since ``start`` + s, or one that resumed later."""
+    held = st.floats(min_value=0, max_value=1e4).map(lambda s: start + s)
+    running = held.map(lambda since: Hold(since, "a1", "wait").to_dict())
+    resumed = st.tuples(held, st.floats(min_value=0, max_value=1e4)).map(
+        lambda p: Hold(p[0], "a1", "", p[0] + p[1], "customer").to_dict()
+    )
+    return st.none() | running | resumed
 
 
 def chats() -> st.SearchStrategy[Chat]:
@@ -259,6 +272,7 @@ def _assignment() -> st.SearchStrategy[AssignmentSettings]:
         priority_tiers=st.booleans(),
         saturation_tiebreak=st.sampled_from(["random", "longest_since_assigned"]),
         inactive_chats_count=st.booleans(),
+        on_hold_chats_count=st.booleans(),
         hours=st.none() | _hours(),
         groups=_small_dict(_names, _group()),
         routing_rules=_tuples(_routing_rule()),
@@ -408,6 +422,9 @@ def _end_of_chat_override(draw: st.DrawFn) -> dict[str, Any]:
                 "warn_prompt": _texts,
                 "agent_reminder_s": _seconds,
                 "agent_reminder_prompt": _texts,
+                "inactive_after_s": _seconds,
+                "hold_close_after_s": _seconds,
+                "hold_close_prompt": _texts,
             },
         )
     )
@@ -418,15 +435,19 @@ def _end_of_chat_override(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def _end_of_chat(draw: st.DrawFn) -> EndOfChatSettings:
+    timeouts: dict[str, Any] = draw(_timeouts())
     return EndOfChatSettings(
         end_prompt=draw(_texts),
         timeout_prompt=draw(_texts),
         warn_prompt=draw(_texts),
         agent_reminder_s=draw(_seconds),
         agent_reminder_prompt=draw(_texts),
+        inactive_after_s=draw(_seconds),
+        hold_close_after_s=draw(_seconds),
+        hold_close_prompt=draw(_texts),
         channels=draw(_small_dict(_channels, _end_of_chat_override())),
         groups=draw(_small_dict(_names, _end_of_chat_override())),
-        **draw(_timeouts()),
+        **timeouts,
     )
 
 

@@ -50,6 +50,8 @@ class EventType:
     CHAT_ENDED = "chat.ended"
     CHAT_TAGGED = "chat.tagged"
     CHAT_UNTAGGED = "chat.untagged"
+    CHAT_HELD = "chat.held"
+    CHAT_RESUMED = "chat.resumed"
     CHAT_ABANDONED = "chat.abandoned"
     CHAT_REOPENED = "chat.reopened"
     CHAT_INACTIVITY_WARNED = "chat.inactivity_warned"
@@ -339,8 +341,8 @@ CATALOGUE: dict[str, EventSpec] = {
             {
                 **_CHAT,
                 "agent_id": "the agent who held it, or null",
-                "end_reason": "agent, customer, customer_inactivity, agent_left, system "
-                "or queue_timeout",
+                "end_reason": "agent, customer, customer_inactivity, agent_left, system, "
+                "queue_timeout or hold_timeout",
                 "ended_by": "who ended it",
                 "duration_s": "seconds from start to end",
                 "sla": "the SLA figures (policy, business_hours, and per target: target_s, "
@@ -603,6 +605,28 @@ CATALOGUE: dict[str, EventSpec] = {
                 "all_tags": "every tag of the chat now (sorted)",
             },
             {**_CHAT_EX, "tags": ["refund"], "by": "a_1", "all_tags": ["billing"]},
+        ),
+        _spec(
+            EventType.CHAT_HELD,
+            "The agent put the chat on hold (waiting for the customer or a third party).",
+            {
+                **_CHAT,
+                "by": "who put it on hold",
+                "hold_reason": "the reason given ('' when none)",
+                "counts": "whether the chat still counts toward the agent's limit while on hold",
+            },
+            {**_CHAT_EX, "by": "a_1", "hold_reason": "waiting for billing", "counts": False},
+        ),
+        _spec(
+            EventType.CHAT_RESUMED,
+            "The chat on hold resumed: by the agent (resume_chat) or because the customer wrote.",
+            {
+                **_CHAT,
+                "by": "who resumed it ('customer' when the customer's message did)",
+                "held_s": "seconds the chat was on hold",
+                "counts": "whether the chat counts toward the agent's limit now",
+            },
+            {**_CHAT_EX, "by": "customer", "held_s": 840.0, "counts": True},
         ),
         _spec(
             EventType.SUPERVISOR_JOINED,

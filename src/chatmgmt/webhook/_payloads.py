@@ -21,6 +21,7 @@ __all__ = [
     "chat_abandoned",
     "chat_assigned",
     "chat_ended",
+    "chat_held",
     "chat_offer_accepted",
     "chat_offer_declined",
     "chat_offer_expired",
@@ -28,6 +29,7 @@ __all__ = [
     "chat_queue_position",
     "chat_queued",
     "chat_reopened",
+    "chat_resumed",
     "chat_returned",
     "chat_started",
     "chat_tagged",
@@ -351,6 +353,16 @@ def chat_tagged(
     """``chat.tagged`` (or ``chat.untagged``): the tags added (removed) and the chat's tags now."""
     data = {"tags": sorted(tags), "by": by, "all_tags": sorted(all_tags)}
     return (EventType.CHAT_UNTAGGED if removed else EventType.CHAT_TAGGED), data
+
+
+def chat_held(by: str, reason: str, counts: bool) -> Item:
+    """``chat.held``: who put the chat on hold, why, and whether it still counts."""
+    return EventType.CHAT_HELD, {"by": by, "hold_reason": reason, "counts": counts}
+
+
+def chat_resumed(by: str, held_s: float, counts: bool) -> Item:
+    """``chat.resumed``: who resumed the chat on hold, after how long, and whether it counts."""
+    return EventType.CHAT_RESUMED, {"by": by, "held_s": held_s, "counts": counts}
 
 
 def supervisor_joined(
