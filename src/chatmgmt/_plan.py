@@ -44,6 +44,8 @@ class Plan:
     owned: bool = False
     """``chat`` was built for this plan alone (a fresh value nobody else holds): the commit
     sets its version, event sequence and update time in place instead of copying it."""
+    more_messages: tuple[Message, ...] = ()
+    """Messages stored after ``message``, in order (``Change.more_messages``)."""
 
 
 STICKY_WAIT = "sticky_wait"

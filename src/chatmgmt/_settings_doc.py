@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from .settings import ChatSettings
+from .settings import _INVITATION_RULES, ChatSettings, SatisfactionSettings
 
 __all__ = ["BEGIN_MARKER", "END_MARKER", "render_settings_markdown", "update_settings_doc"]
 
@@ -143,6 +143,11 @@ def _describe(cls: type, field: attrs.Attribute[Any], tp: Any) -> str:
 
 def _scope(cls: type, name: str, hints: Mapping[str, Any]) -> list[str]:
     """Where the setting ``name`` of section ``cls`` can be overridden."""
+    if cls is SatisfactionSettings:  # schemes per group (groups); invitation rules per
+        # group (group_rules) and channel (channels)
+        if name == "scheme":
+            return ["group"]
+        return ["channel", "group"] if name in _INVITATION_RULES else []
     if name in _OVERRIDE_FIELDS:
         return []
     out: list[str] = []

@@ -412,6 +412,8 @@ class Customer:
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
+    last_invited_at: float | None = None
+    """When the customer was last invited to rate a chat (``satisfaction.min_interval_s``)."""
 
 
 def _mode(value: ReceptionMode | str) -> ReceptionMode:

@@ -311,8 +311,10 @@ class Change:
     4. ``remove`` (queue names, idempotent), then ``push``;
     5. ``cancel`` (timer keys, idempotent), then ``schedule`` (replacing timers of those keys);
     6. ``chat`` replaces the stored chat (None: the chat is unchanged, the change only repairs
-       its indexes under the version guard); ``message`` is appended to its messages;
-       ``sticky`` is recorded for its customer; ``events`` are appended to the outbox.
+       its indexes under the version guard); ``message`` is appended to its messages, then
+       ``more_messages`` in order (a unit that stores several, e.g. the end prompt and the
+       rating invitation); ``sticky`` is recorded for its customer; ``events`` are appended
+       to the outbox.
 
     ``chat.version`` must be ``expected_version + 1`` (``0`` when created). ``now`` and
     ``tiebreak`` feed the load rules (:mod:`chatmgmt.assignment`): ``last_assigned_at``,
@@ -339,6 +341,9 @@ class Change:
     """``chat``, ``events`` and the ``schedule``'s timers were built for this change alone
     (nobody else holds them): an adapter that writes nothing after the pick may fill in the
     picked agent in place (:meth:`bound` with ``in_place=True``) instead of copying them."""
+    more_messages: tuple[Message, ...] = ()
+    """Messages appended after ``message``, in this order, in the same unit (empty for
+    nearly every change: one unit usually stores at most one message)."""
 
     def check(self) -> None:
         """Raise :class:`~chatmgmt.errors.ValidationError` when the change is malformed: a

@@ -73,6 +73,7 @@ __all__ = [
     "WordEntry",
     "WorkingHours",
     "resolve",
+    "resolve_satisfaction",
 ]
 
 _S = TypeVar("_S")
@@ -1083,18 +1084,117 @@ class SatisfactionSettings:
     invite_prompt: str = attrs.field(
         default="How would you rate this chat?",
         metadata={
-            "doc": "Text of the invitation: stored as a system message when an agent invites "
-            "the customer to rate ('': none)."
+            "doc": "Text of the invitation: stored as a system message with every invitation "
+            "(an agent's, or at chat end after the end prompt) ('': none)."
         },
     )
+    reminder_after_s: float = attrs.field(
+        default=0.0,
+        metadata={"doc": "One reminder this long after an invitation left unrated (0: none)."},
+    )
+    reminder_prompt: str = attrs.field(
+        default="You can still rate this chat: how did we do?",
+        metadata={"doc": "Text of the reminder, stored as a system message."},
+    )
+    min_interval_s: float = attrs.field(
+        default=0.0,
+        metadata={
+            "doc": "No invitation to a customer (partner id with a CRM record) invited less "
+            "than this long ago (0: no limit)."
+        },
+    )
+    skip_tags: tuple[str, ...] = attrs.field(
+        default=(), metadata={"doc": "A chat with one of these tags is never invited."}
+    )
+    invite_tags: tuple[str, ...] = attrs.field(
+        default=(),
+        metadata={
+            "doc": "A chat with one of these tags is invited at its end whatever the end "
+            "reason, agent reply or customer interval (skip_tags win)."
+        },
+    )
+    group_rules: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict,
+        metadata={
+            "doc": "Invitation rules per skill group: a partial satisfaction section of the "
+            "invitation rules (schemes per group stay in groups)."
+        },
+    )
+    channels: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict,
+        metadata={"doc": "Invitation rules per channel (over the group's): a partial section."},
+    )
+
+    def check(self, path: str) -> None:
+        """Raise SettingsError at ``path`` when an invitation rule is invalid."""
+        _number(self.max_invitations, f"{path}.max_invitations", lo=1, hi=1000, integer=True)
+        _number(self.reminder_after_s, f"{path}.reminder_after_s", note="0: none")
+        _number(self.min_interval_s, f"{path}.min_interval_s", note="0: no limit")
+        for name in ("skip_tags", "invite_tags"):
+            for i, tag in enumerate(getattr(self, name)):
+                _need(
+                    bool(tag) and tag == tag.strip() and len(tag) <= 100,
+                    f"{path}.{name}[{i}]",
+                    "a tag: non-empty, at most 100 characters, without surrounding spaces",
+                )
 
     def __attrs_post_init__(self) -> None:
+        if _SKIP_CHECK.get():  # an override laid over a checked section (resolve_satisfaction)
+            return
         p = "satisfaction"
         self.scheme.check(f"{p}.scheme")
         for name, scheme in self.groups.items():
             scheme.check(f"{p}.groups.{name}")
-        _number(self.max_invitations, f"{p}.max_invitations", lo=1, hi=1000, integer=True)
         _number(self.window_s, f"{p}.window_s", above=True)
+        self.check(p)
+        for kind in ("group_rules", "channels"):
+            for name, partial in getattr(self, kind).items():
+                path = f"{p}.{kind}.{name}"
+                _invitation_rules_only(partial, path)
+                _apply(self, partial, path).check(path)
+
+
+_INVITATION_RULES = frozenset(
+    {
+        "enabled",
+        "invite_on_end_reasons",
+        "agent_may_invite",
+        "skip_if_agent_never_replied",
+        "max_invitations",
+        "invite_prompt",
+        "reminder_after_s",
+        "reminder_prompt",
+        "min_interval_s",
+        "skip_tags",
+        "invite_tags",
+    }
+)
+"""The ``satisfaction`` settings a group (``group_rules``) or channel (``channels``) may
+override: the invitation rules; schemes, rating rules and the window stay global."""
+
+
+def _invitation_rules_only(partial: object, path: str) -> None:
+    if not isinstance(partial, Mapping):
+        raise _fail(path, "an override must be a mapping of field names to values")
+    for key in partial:
+        why = "only invitation rules can be overridden here"
+        _need(key in _INVITATION_RULES, f"{path}.{key}", why)
+
+
+def resolve_satisfaction(
+    section: SatisfactionSettings, *, channel: str | None = None, group: str | None = None
+) -> SatisfactionSettings:
+    """The satisfaction rules for a chat: its channel's ``channels`` override over its
+    group's ``group_rules`` override over the global section (the section itself when
+    neither has one)."""
+    out = section
+    rules = section.group_rules
+    if group and rules and group in rules:
+        out = _apply(out, rules[group], f"satisfaction.group_rules.{group}")
+    channels = section.channels
+    if channel is not None and channels and channel in channels:
+        out = _apply(out, channels[channel], f"satisfaction.channels.{channel}")
+    return out
 
 
 # --------------------------------------------------------------------------- 6. end of chat

@@ -19,6 +19,7 @@ PRIVATE = (
     "_sla",
     "_reopen",
     "_hold",
+    "_invitations",
 )
 
 

@@ -259,6 +259,7 @@ class CoreBase:
             tuple(events),
             self.rng.random(),
             True,  # ``new``, the events and the timers were built here for this change alone
+            plan.more_messages,
         )
         applied = yield from call(Storage.apply, change)
         if not isinstance(plan.claim, RankedClaim):  # else planned with the placeholder agent
@@ -272,6 +273,9 @@ class CoreBase:
         message = plan.message
         if message is not None and message.role is MessageRole.SYSTEM:
             yield from call(MessageSink.deliver, message)
+        for message in plan.more_messages:
+            if message.role is MessageRole.SYSTEM:
+                yield from call(MessageSink.deliver, message)
         return applied
 
     def retrying(self, kind: str, key: str, attempt: Callable[[], Eff[T | Retry]]) -> Eff[T]:

@@ -51,6 +51,7 @@ def _check_attributes(value: object, path: str) -> None:
 
 
 _BLANK = Chat(id=ChatId("blank"), customer=CustomerInfo(), channel="blank")
+_CHAT_END = lc.InviteTrigger.CHAT_END
 """Every field of a new chat at its default (open_chat copies it with the chat's values)."""
 
 
@@ -130,9 +131,16 @@ class Chats(Routing):
     ) -> Eff[Chat]:
         """End (or abandon) a chat: record who and why, free the slot, drain the queues."""
         check_text("by", by)  # it goes into the chat and its events: storable text only
+        invited_at = None
+        sat = self.settings.satisfaction
+        if not abandon and (sat.min_interval_s or sat.group_rules or sat.channels):
+            # the rating invitation's per-customer interval, when one may be set
+            invited_at = yield from self.customer_gate(chat_id, _CHAT_END, reason, now)
         old, new = yield from self.update(
             chat_id,
-            lambda chat: self.ended_plan(chat, reason, by, now, extra=extra, abandon=abandon),
+            lambda chat: self.ended_plan(
+                chat, reason, by, now, extra=extra, abandon=abandon, customer_invited_at=invited_at
+            ),
             now,
         )
         if old.agent_id is not None and old.state.is_open:

@@ -73,6 +73,8 @@ class Deadlines(Positions):
             return True
         if timer.kind == lc.SLA_TIMER:
             return (yield from fire_sla(self, chat.id, now))
+        if timer.kind == lc.SATISFACTION_REMINDER:
+            return (yield from self.remind_rating(timer, chat, now))
         if lc.is_stale(timer, chat):
             return False
         kind = lc.TimerKind(timer.kind)

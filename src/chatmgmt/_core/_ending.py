@@ -25,6 +25,7 @@ class Ending(Satisfaction):
         *,
         extra: Sequence[tuple[str, Mapping[str, Any]]] = (),
         abandon: bool = False,
+        customer_invited_at: float | None = None,
     ) -> Plan:
         """The chat ended (or abandoned) with everything it implies (:func:`lc.plan_end`)."""
         message_id = MessageId(self.new_id("msg"))
@@ -37,4 +38,5 @@ class Ending(Satisfaction):
             message_id=message_id,
             extra=extra,
             abandon=abandon,
+            customer_invited_at=customer_invited_at,
         )

@@ -28,6 +28,13 @@ from ._forms import (
     validate_submission,
 )
 from ._hold import Hold, counts, on_hold, plan_hold, plan_resume, resumed_at, slot_move, wake
+from ._invitations import (
+    SATISFACTION_REMINDER,
+    invitation_extras,
+    plan_reminder,
+    reminder_key,
+    satisfaction_rules,
+)
 from ._mermaid import mermaid_diagram, update_generated
 from ._offers import check_offered_to, plan_accept, plan_offer, plan_withdrawn
 from ._plans import (
@@ -73,6 +80,7 @@ __all__ = [
     "FIRED_KEY",
     "QUEUED_AT_KEY",
     "SATISFACTION_KEY",
+    "SATISFACTION_REMINDER",
     "SLA_METRICS",
     "SLA_TIMER",
     "TRANSITIONS",
@@ -96,6 +104,7 @@ __all__ = [
     "check_reopen",
     "counts",
     "initial_state",
+    "invitation_extras",
     "invitation_refusal",
     "invite",
     "is_stale",
@@ -111,15 +120,18 @@ __all__ = [
     "plan_message",
     "plan_offer",
     "plan_prompt",
+    "plan_reminder",
     "plan_resume",
     "plan_timers",
     "plan_withdrawn",
     "planned_timers",
     "rate",
+    "reminder_key",
     "reopened",
     "resolve_scheme",
     "resumed_at",
     "satisfaction_of",
+    "satisfaction_rules",
     "select_sla_policy",
     "should_offer_submission",
     "sla_due",

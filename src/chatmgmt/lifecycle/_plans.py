@@ -27,6 +27,7 @@ from ..settings import ChatSettings, SatisfactionSettings, SubmissionMode, resol
 from ..webhook import _payloads as payloads
 from ._deadlines import TimerKind, mark_fired, track
 from ._forms import validate_submission
+from ._invitations import invitation_extras, satisfaction_rules
 from ._reopen import reopened
 from ._satisfaction import InviteTrigger, attributed_agent, invite, satisfaction_of
 from ._state import ChatEvent, check_end, transition
@@ -47,10 +48,24 @@ def submission_pool(group: str) -> str:
 
 
 def plan_invite(
-    settings: SatisfactionSettings, chat: Chat, trigger: InviteTrigger, by: str, now: float
+    settings: SatisfactionSettings,
+    chat: Chat,
+    trigger: InviteTrigger,
+    by: str,
+    now: float,
+    *,
+    customer_invited_at: float | None = None,
 ) -> tuple[Chat, Items]:
-    """``chat`` with the invitation recorded and its event, when the rules invite."""
-    invited = invite(settings, chat, satisfaction_of(chat), trigger=trigger, now=now)
+    """``chat`` with the invitation recorded and its event, when the rules invite
+    (``settings``: the chat's rules, :func:`satisfaction_rules`)."""
+    invited = invite(
+        settings,
+        chat,
+        satisfaction_of(chat),
+        trigger=trigger,
+        now=now,
+        customer_invited_at=customer_invited_at,
+    )
     if invited is None:
         return chat, []
     item = payloads.satisfaction_invited(attributed_agent(chat), by, invited.invitations)
@@ -67,11 +82,14 @@ def plan_end(
     message_id: MessageId,
     extra: Sequence[tuple[str, Mapping[str, Any]]] = (),
     abandon: bool = False,
+    customer_invited_at: float | None = None,
 ) -> Plan:
     """The chat ended (or abandoned) by ``by`` for ``reason``, with everything it implies in
     the same unit: its slot released, its queue entry and sticky wait dropped, the end prompt
-    (a system message with ``message_id``), the satisfaction invitation, the sticky mark, the
-    events."""
+    (a system message with ``message_id``), the satisfaction invitation (with its
+    ``invite_prompt`` after the end prompt, id ``message_id + "-rate"``, and its reminder
+    timer; ``customer_invited_at`` as for :func:`~chatmgmt.lifecycle.invitation_refusal`),
+    the sticky mark, the events."""
     if abandon:
         state = transition(chat.id, chat.mode, chat.state, ChatEvent.ABANDON)
         event = ChatEvent.ABANDON
@@ -102,6 +120,8 @@ def plan_end(
         items = [payloads.chat_ended(chat.agent_id, reason.value, by, duration)]
     items.extend(extra)
     message = None
+    more: tuple[Message, ...] = ()
+    timers: tuple[Timer, ...] = ()
     if not abandon:
         eoc = resolve(settings.end_of_chat, channel=chat.channel, group=chat.skill_group or None)
         prompt = eoc.timeout_prompt if reason is EndReason.CUSTOMER_INACTIVITY else eoc.end_prompt
@@ -110,10 +130,24 @@ def plan_end(
         if prompt:
             message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", prompt, now)
             items.append(payloads.message_stored(message))
+        rules = satisfaction_rules(settings, new)
         new, invited = plan_invite(
-            settings.satisfaction, new, InviteTrigger.CHAT_END, "system", now
+            rules,
+            new,
+            InviteTrigger.CHAT_END,
+            "system",
+            now,
+            customer_invited_at=customer_invited_at,
         )
-        items.extend(invited)
+        if invited:
+            items.extend(invited)
+            rate_id = MessageId(f"{message_id}-rate")
+            prompted, prompt_items, timers = invitation_extras(rules, new, now, message_id=rate_id)
+            items.extend(prompt_items)
+            if prompted is not None and message is None:
+                message = prompted
+            elif prompted is not None:
+                more = (prompted,)
     remove, cancel = leaving(chat)
     return Plan(
         new,
@@ -121,8 +155,10 @@ def plan_end(
         release=chat.agent_id if chat.state.is_open else None,
         remove=remove,
         cancel=cancel,
+        schedule=timers,
         message=message,
         sticky=sticky,
+        more_messages=more,
     )
 
 

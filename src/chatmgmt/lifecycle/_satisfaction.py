@@ -145,19 +145,26 @@ class Rating:
 
 @attrs.frozen
 class SatisfactionState:
-    """A chat's satisfaction state: invitations sent, when the last went out, the rating."""
+    """A chat's satisfaction state: invitations sent, when the last went out, the rating,
+    when the reminder went out."""
 
     invitations: int = 0
     last_invited_at: float | None = None
     rating: Rating | None = None
+    reminded_at: float | None = None
+    """When the one reminder went out (None: not sent)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values, for ``Chat.satisfaction``."""
-        return {
+        """Plain JSON-ready values, for ``Chat.satisfaction`` (``reminded_at`` only once a
+        reminder went out, so older records read and write the same)."""
+        out = {
             "invitations": self.invitations,
             "last_invited_at": self.last_invited_at,
             "rating": None if self.rating is None else self.rating.to_dict(),
         }
+        if self.reminded_at is not None:
+            out["reminded_at"] = self.reminded_at
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SatisfactionState:
@@ -171,6 +178,7 @@ class SatisfactionState:
                 "satisfaction.last_invited_at", data.get("last_invited_at"), optional=True
             ),
             rating=None if rating is None else Rating.from_dict(rating),
+            reminded_at=_num("satisfaction.reminded_at", data.get("reminded_at"), optional=True),
         )
 
 
@@ -211,6 +219,10 @@ class InviteRefusal(str, enum.Enum):
     """The chat is rated and a second rating would be refused."""
     WINDOW_CLOSED = "window_closed"
     """The chat ended more than ``window_s`` ago."""
+    SKIP_TAG = "skip_tag"
+    """The chat has one of ``skip_tags``."""
+    MIN_INTERVAL = "min_interval"
+    """The customer was invited (for any chat) less than ``min_interval_s`` ago."""
 
 
 def _window_closed(settings: SatisfactionSettings, chat: Chat, now: float) -> bool:
@@ -232,27 +244,40 @@ def invitation_refusal(
     *,
     trigger: InviteTrigger,
     now: float,
+    customer_invited_at: float | None = None,
 ) -> InviteRefusal | None:
     """Why the customer of ``chat`` must not be invited now, or None when they may be.
 
+    ``settings`` are the chat's own rules (:func:`~chatmgmt.settings.resolve_satisfaction`);
+    ``customer_invited_at`` is when this chat's customer was last invited, for any chat (None:
+    never, or unknown).
+
     Checked in this order: satisfaction on; the chat was served (an agent held it) and is
-    ``ACTIVE`` or ``ENDED``; for ``chat_end`` the chat ended for one of
-    ``invite_on_end_reasons``; for ``agent`` ``agent_may_invite`` is on; the agent replied
-    (when ``skip_if_agent_never_replied``); fewer than ``max_invitations`` were sent; no
-    rating yet unless second ratings overwrite; the rating window is open.
+    ``ACTIVE`` or ``ENDED``; it has none of ``skip_tags``; for ``chat_end`` the chat ended
+    for one of ``invite_on_end_reasons``; for ``agent`` ``agent_may_invite`` is on; the agent
+    replied (when ``skip_if_agent_never_replied``); fewer than ``max_invitations`` were sent;
+    no rating yet unless second ratings overwrite; the rating window is open; the customer
+    was not invited within ``min_interval_s``. At chat end a chat with one of ``invite_tags``
+    skips the end reason, agent reply and interval checks.
     """
     trigger = InviteTrigger(trigger)
     if not settings.enabled:
         return InviteRefusal.DISABLED
     if chat.state not in (ChatState.ACTIVE, ChatState.ENDED) or attributed_agent(chat) is None:
         return InviteRefusal.NOT_SERVED
-    if trigger is InviteTrigger.CHAT_END and (
-        chat.state is not ChatState.ENDED or chat.end_reason not in settings.invite_on_end_reasons
+    tags = chat.tags
+    if tags and settings.skip_tags and not tags.isdisjoint(settings.skip_tags):
+        return InviteRefusal.SKIP_TAG
+    end = trigger is InviteTrigger.CHAT_END
+    forced = end and bool(tags) and not tags.isdisjoint(settings.invite_tags)
+    if end and (
+        chat.state is not ChatState.ENDED
+        or (chat.end_reason not in settings.invite_on_end_reasons and not forced)
     ):
         return InviteRefusal.END_REASON
     if trigger is InviteTrigger.AGENT and not settings.agent_may_invite:
         return InviteRefusal.AGENT_MAY_NOT_INVITE
-    if settings.skip_if_agent_never_replied and not _agent_replied(chat):
+    if settings.skip_if_agent_never_replied and not forced and not _agent_replied(chat):
         return InviteRefusal.AGENT_NEVER_REPLIED
     if state.invitations >= settings.max_invitations:
         return InviteRefusal.MAX_INVITATIONS
@@ -260,6 +285,12 @@ def invitation_refusal(
         return InviteRefusal.ALREADY_RATED
     if _window_closed(settings, chat, now):
         return InviteRefusal.WINDOW_CLOSED
+    if (
+        customer_invited_at is not None
+        and not forced
+        and now < customer_invited_at + settings.min_interval_s
+    ):
+        return InviteRefusal.MIN_INTERVAL
     return None
 
 
@@ -270,10 +301,14 @@ def invite(
     *,
     trigger: InviteTrigger,
     now: float,
+    customer_invited_at: float | None = None,
 ) -> SatisfactionState | None:
     """The state after inviting the customer now, or None when :func:`invitation_refusal`
     refuses (nothing is sent then; ask it for the reason)."""
-    if invitation_refusal(settings, chat, state, trigger=trigger, now=now) is not None:
+    refusal = invitation_refusal(
+        settings, chat, state, trigger=trigger, now=now, customer_invited_at=customer_invited_at
+    )
+    if refusal is not None:
         return None
     return attrs.evolve(state, invitations=state.invitations + 1, last_invited_at=now)
 

@@ -35,6 +35,10 @@ _converter.register_unstructure_hook(
 _converter.register_unstructure_hook(
     AgentLoad, make_dict_unstructure_fn(AgentLoad, _converter, channels=_omit, recent=_omit)
 )
+# likewise a customer's last rating invitation (satisfaction.min_interval_s)
+_converter.register_unstructure_hook(
+    Customer, make_dict_unstructure_fn(Customer, _converter, last_invited_at=_omit)
+)
 
 
 def encode(value: Any) -> str:

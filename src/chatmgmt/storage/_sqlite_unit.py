@@ -256,6 +256,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
     timer_rows: list[list[Any]] = [[ns, t.key, t.due_at, encode(t)] for t in schedule]
     event_rows: list[list[Any]] = [[ns, encode(e)] for e in events]
     message = None if change.message is None else encode(change.message)
+    more = [(ns, cid, encode(m)) for m in change.more_messages]
     sticky = None if change.sticky is None else encode(change.sticky)
     # the preconditions' reads, one statement: the chat's version, the queue that must be
     # empty, the named agent's and the released agent's loads
@@ -401,6 +402,8 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
             conn.execute(
                 "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)", (ns, cid, message)
             )
+        if more:
+            conn.executemany("INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)", more)
         if sticky is not None and change.sticky is not None:
             conn.execute(
                 "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "

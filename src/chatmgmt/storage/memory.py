@@ -836,11 +836,13 @@ class MemoryStorage:
             if chat is not None:
                 s.chats[chat_id] = chat
                 s.retain(chat)
-            if change.message is not None:
+            if change.message is not None or change.more_messages:
                 messages = s.messages.get(chat_id)
                 if messages is None:
                     messages = s.messages[chat_id] = []
-                messages.append(change.message)
+                if change.message is not None:
+                    messages.append(change.message)
+                messages.extend(change.more_messages)
             if change.sticky is not None:
                 s.sticky[change.sticky.partner_id] = change.sticky
             s.append_events(events)

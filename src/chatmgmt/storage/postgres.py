@@ -591,6 +591,12 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
         _write_params(ns, change, list(written.values()), notify),
         on_unique=PreconditionFailed("exists", cid) if expected is None else None,
     )
+    if change.more_messages:  # rare (several messages in one unit): after ``message``
+        yield Q(
+            "INSERT INTO chatmgmt_messages (ns, chat_id, data) "
+            "SELECT %s, %s, m FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, n) ORDER BY n",
+            (ns, cid, [encode(m) for m in change.more_messages]),
+        )
     return Applied(chat=chat, agent_id=agent_id, events=change.events)
 
 

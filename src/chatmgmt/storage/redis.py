@@ -374,6 +374,8 @@ class _Ops:
             plan["sched"] = [[t.key, _num(t.due_at)] for t in change.schedule]
         if change.message is not None:
             plan["msg"] = True
+        if change.more_messages:
+            plan["more"] = str(len(change.more_messages))
         if change.sticky is not None:
             plan["sticky"] = change.sticky.partner_id
         reply = yield _Script(
@@ -384,6 +386,7 @@ class _Ops:
                 "" if change.message is None else encode(change.message),
                 "" if change.sticky is None else encode(change.sticky),
                 *(encode(t) for t in change.schedule),
+                *(encode(m) for m in change.more_messages),
                 *_events(change.events),
             ),
         )

@@ -67,6 +67,7 @@ class EventType:
     TICKET_CREATED = "ticket.created"
     SATISFACTION_INVITED = "satisfaction.invited"
     SATISFACTION_SUBMITTED = "satisfaction.submitted"
+    SATISFACTION_REMINDED = "satisfaction.reminded"
     MODERATION_HIT = "moderation.hit"
     MODERATION_ALERT = "moderation.alert"
     ENDPOINT_DISABLED = "endpoint.disabled"
@@ -510,6 +511,16 @@ CATALOGUE: dict[str, EventSpec] = {
                 "invitation": "1 for the first invitation, 2 for the second, ...",
             },
             {**_CHAT_EX, "agent_id": "a_1", "by": "system", "invitation": 1},
+        ),
+        _spec(
+            EventType.SATISFACTION_REMINDED,
+            "The customer, invited and silent, was reminded once to rate the chat.",
+            {
+                **_CHAT,
+                "agent_id": "the agent the rating will be attributed to",
+                "invited_at": "when the invitation it follows went out (epoch seconds)",
+            },
+            {**_CHAT_EX, "agent_id": "a_1", "invited_at": 1700000000.0},
         ),
         _spec(
             EventType.SATISFACTION_SUBMITTED,

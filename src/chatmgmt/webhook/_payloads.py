@@ -301,6 +301,11 @@ def satisfaction_invited(agent_id: str | None, by: str, invitation: int) -> Item
     return EventType.SATISFACTION_INVITED, data
 
 
+def satisfaction_reminded(agent_id: str | None, invited_at: float) -> Item:
+    """``satisfaction.reminded``: the customer was reminded to rate the chat."""
+    return EventType.SATISFACTION_REMINDED, {"agent_id": agent_id, "invited_at": invited_at}
+
+
 def satisfaction_submitted(
     agent_id: str | None,
     level: int,

@@ -16,9 +16,10 @@
 --   rm          [escaped queue names]; push: [escaped queue name, score]
 --   cancel      [timer keys]; sched: [[timer key, due_at], ...]
 --   msg         true when ARGV[3] holds a message; sticky: the sticky mark's partner id
+--   more        how many more messages follow the timers' JSON (absent: none)
 --   ret         the new chat's retention start (ports.retention_start; absent: kept)
 -- ARGV[2]: chat JSON ('' without a chat); ARGV[3]: message JSON; ARGV[4]: sticky JSON;
--- ARGV[5 ...]: one timer JSON per `sched` entry, then the events' JSON.
+-- ARGV[5 ...]: one timer JSON per `sched` entry, then `more` messages' JSON, then the events'.
 --
 -- Reply: {1, picked agent id or false} when applied; {0, reason, expected, actual, agent, queue}
 -- when a precondition failed (nothing was written).
@@ -115,8 +116,10 @@ if plan.ver ~= nil then
   end
 end
 if plan.msg then redis.call('RPUSH', P .. ':msg:' .. enc(id), ARGV[3]) end
+local nmore = tonumber(plan.more or 0)
+for i = 5 + nsched, 4 + nsched + nmore do redis.call('RPUSH', P .. ':msg:' .. enc(id), ARGV[i]) end
 if plan.sticky ~= nil then redis.call('HSET', P .. ':st', plan.sticky, ARGV[4]) end
-for i = 5 + nsched, #ARGV do
+for i = 5 + nsched + nmore, #ARGV do
   local e = ARGV[i]
   if replacement then e = bind(e, replacement) end
   redis.call('XADD', P .. ':ob', '*', 'e', e)

@@ -13,7 +13,7 @@ from ...model import (
     MessageRole,
     Sticky,
 )
-from ._support import StorageCase, chat, create, message, nxt, rich_chat, update
+from ._support import StorageCase, chat, create, message, nxt, refused, rich_chat, update
 
 __all__ = ["ChatStoreContract"]
 
@@ -49,6 +49,29 @@ class ChatStoreContract(StorageCase):
         update(s, nxt(v1), message=m3)
         assert s.chats.messages(ChatId("c1")) == [m1, m2, m3]
         assert s.chats.messages(ChatId("other")) == []
+
+    def test_several_messages_in_one_unit(self) -> None:
+        """``message`` then ``more_messages``, in order, land in the one unit of work; a
+        refused unit stores none of them."""
+        s = self.storage
+        v0 = chat("c1")
+        first = message("m1", "c1", "first", 1.0)
+        create(s, v0, message=first)
+        end = Message(MessageId("m2"), ChatId("c1"), MessageRole.SYSTEM, "system", "bye", 2.0)
+        more = (
+            Message(MessageId("m3"), ChatId("c1"), MessageRole.SYSTEM, "system", "rate?", 2.0),
+            message("m4", "c1", "{later} 'x'", 2.0),
+        )
+        v1 = nxt(v0)
+        update(s, v1, message=end, more_messages=more)
+        assert s.chats.messages(ChatId("c1")) == [first, end, *more]
+        only_more = (message("m5", "c1", "alone", 3.0),)
+        update(s, nxt(v1), more_messages=only_more)
+        assert s.chats.messages(ChatId("c1")) == [first, end, *more, *only_more]
+        stale = (message("m6", "c1", "refused", 4.0),)
+        # v1 is no longer the stored version: nothing of the unit is stored
+        refused("version", lambda: update(s, nxt(v1), more_messages=stale))
+        assert s.chats.messages(ChatId("c1")) == [first, end, *more, *only_more]
 
     def test_sticky_marks(self) -> None:
         """The last sticky mark recorded for a customer wins; unknown customers read None."""
