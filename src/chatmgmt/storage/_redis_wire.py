@@ -33,8 +33,14 @@ __all__ = ["Wire", "pack", "wire_for"]
 def pack(args: tuple[Any, ...]) -> bytes:
     """One command in RESP: text as UTF-8, ints and floats as their decimal text."""
     out = [b"*%d\r\n" % len(args)]
+    append = out.append
     for arg in args:
-        if isinstance(arg, str):
+        kind = type(arg)
+        if kind is str:
+            data = arg.encode("utf-8")
+        elif kind is bytes:
+            data = arg
+        elif isinstance(arg, str):
             data = arg.encode("utf-8")
         elif isinstance(arg, bytes):
             data = arg
@@ -44,7 +50,9 @@ def pack(args: tuple[Any, ...]) -> bytes:
             data = repr(arg).encode()
         else:
             raise TypeError(f"a Redis command argument must be str, bytes, int or float: {arg!r}")
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        append(b"$%d\r\n" % len(data))
+        append(data)
+        append(b"\r\n")
     return b"".join(out)
 
 
@@ -93,6 +101,40 @@ class _Reader:
         return value
 
     def _value(self) -> Any:
+        # the common replies (bulk strings, arrays of them, integers) straight from the
+        # buffer; the other types, and a bulk string not yet received whole, by _other
+        buf, pos = self.buf, self.pos
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            return self._other()
+        kind = buf[pos]
+        if kind == 36:  # $
+            n = int(buf[pos + 1 : end])
+            start = end + 2
+            if n < 0:
+                self.pos = start
+                return None
+            if start + n + 2 > len(buf):
+                return self._other()
+            self.pos = start + n + 2
+            return buf[start : start + n]
+        if kind == 42:  # *
+            n = int(buf[pos + 1 : end])
+            self.pos = end + 2
+            if n < 0:
+                return None
+            out: list[Any] = []
+            append = out.append
+            value = self._value
+            for _ in range(n):
+                append(value())
+            return out
+        if kind == 58:  # :
+            self.pos = end + 2
+            return int(buf[pos + 1 : end])
+        return self._other()
+
+    def _other(self) -> Any:
         line = self._line()
         kind, rest = line[:1], line[1:]
         if kind == b"$" or kind == b"=":

@@ -613,10 +613,11 @@ class _Ops:
             return []
         reply = yield _Script("queue_heads", tuple(_enc(q) for q in names))
         out = []
-        for queue, (length, first, oldest, raw) in zip(names, reply, strict=True):
-            if not int(length):
+        for queue, item in zip(names, reply, strict=True):
+            if not isinstance(item, list):  # 0: an empty queue
                 out.append(QueueHead(queue))
                 continue
+            length, first, oldest, raw = item
             since = None
             if raw:
                 data = upgrade_chat(json.loads(_s(raw)))
