@@ -277,6 +277,94 @@ _MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
     # without them read as before, so nothing is rewritten: the step only makes an older
     # release refuse a database whose agents it would misread (it would ignore channel costs)
     "",
+    # 5: the same writes, each row reached by its whole key. Version 3 joined the agent and
+    # rank rows to unnest(...) and deleted timers and queue entries with ``= ANY(...)``:
+    # planned with only ``ns`` as index condition (a new namespace is estimated at one row),
+    # every unit scanned all the namespace's agents, rank rows and timers. One statement per
+    # row, with every key column an equality, cannot be planned that way; and its statements
+    # keep their generic plans (the default re-planned the rank rows' UPDATE on every call)
+    (
+        """
+    CREATE OR REPLACE FUNCTION chatmgmt_write_unit(
+        p_ns bytea, p_chat_id text,
+        a_ids text[], a_versions bigint[], a_data text[],
+        a_eligible boolean[], a_status text[], a_category text[], a_lim integer[],
+        a_active float8[], a_saturation float8[], a_free float8[], a_last_assigned_at float8[],
+        a_idle_since float8[], a_tier float8[], a_account_order float8[], a_tiebreak float8[],
+        p_remove bytea[], p_push_queue bytea, p_push_score float8,
+        p_cancel bytea[], t_keys bytea[], t_due float8[], t_data text[],
+        p_chat_mode integer, p_chat_version bigint, p_chat_state text, p_chat_agent text,
+        p_chat_data text, p_retain_from float8,
+        p_message text, p_sticky_partner text, p_sticky_data text,
+        p_events text[], p_channel text, p_tag text
+    ) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+    DECLARE
+        i integer;
+        k bytea;
+    BEGIN
+        FOR i IN 1 .. COALESCE(cardinality(a_ids), 0) LOOP
+            UPDATE chatmgmt_agents SET version = a_versions[i], data = a_data[i]
+            WHERE ns = p_ns AND id = a_ids[i];
+            UPDATE chatmgmt_agent_ranks SET eligible = a_eligible[i], status = a_status[i],
+                category = a_category[i], lim = a_lim[i], active = a_active[i],
+                saturation = a_saturation[i], free = a_free[i],
+                last_assigned_at = a_last_assigned_at[i], idle_since = a_idle_since[i],
+                tier = a_tier[i], account_order = a_account_order[i],
+                tiebreak = a_tiebreak[i]
+            WHERE ns = p_ns AND agent_id = a_ids[i];
+        END LOOP;
+        IF cardinality(p_remove) > 0 THEN
+            FOREACH k IN ARRAY p_remove LOOP
+                DELETE FROM chatmgmt_queue_entries
+                WHERE ns = p_ns AND queue = k AND chat_id = p_chat_id;
+            END LOOP;
+        END IF;
+        IF p_push_queue IS NOT NULL THEN
+            INSERT INTO chatmgmt_queue_entries (ns, queue, chat_id, score)
+            VALUES (p_ns, p_push_queue, p_chat_id, p_push_score) ON CONFLICT DO NOTHING;
+        END IF;
+        IF cardinality(p_cancel) > 0 THEN
+            FOREACH k IN ARRAY p_cancel LOOP
+                DELETE FROM chatmgmt_timers WHERE ns = p_ns AND key = k;
+            END LOOP;
+        END IF;
+        IF cardinality(t_keys) > 0 THEN
+            INSERT INTO chatmgmt_timers (ns, key, due_at, data)
+            SELECT p_ns, t.key, t.due, t.data
+            FROM unnest(t_keys, t_due, t_data) WITH ORDINALITY AS t(key, due, data, n)
+            ORDER BY t.n
+            ON CONFLICT (ns, key) DO UPDATE SET due_at = excluded.due_at,
+                data = excluded.data, seq = excluded.seq;
+        END IF;
+        IF p_chat_mode = 1 THEN
+            INSERT INTO chatmgmt_chats (ns, id, version, state, agent_id, data, retain_from)
+            VALUES (p_ns, p_chat_id, p_chat_version, p_chat_state, p_chat_agent, p_chat_data,
+                p_retain_from);
+        ELSIF p_chat_mode = 2 THEN
+            UPDATE chatmgmt_chats SET version = p_chat_version, state = p_chat_state,
+                agent_id = p_chat_agent, data = p_chat_data, retain_from = p_retain_from
+            WHERE ns = p_ns AND id = p_chat_id;
+        END IF;
+        IF p_message IS NOT NULL THEN
+            INSERT INTO chatmgmt_messages (ns, chat_id, data) VALUES (p_ns, p_chat_id, p_message);
+        END IF;
+        IF p_sticky_partner IS NOT NULL THEN
+            INSERT INTO chatmgmt_sticky (ns, partner_id, data)
+            VALUES (p_ns, p_sticky_partner, p_sticky_data)
+            ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data;
+        END IF;
+        IF cardinality(p_events) > 0 THEN
+            INSERT INTO chatmgmt_outbox (ns, data)
+            SELECT p_ns, e.data FROM unnest(p_events) WITH ORDINALITY AS e(data, n)
+            ORDER BY e.n;
+            IF p_tag IS NOT NULL THEN
+                PERFORM pg_notify(p_channel, p_tag);
+            END IF;
+        END IF;
+    END
+    $$
+    """,
+    ),
 )
 
 #: The call of ``chatmgmt_write_unit`` (migration 3): every write of one unit of work (agent
@@ -407,6 +495,16 @@ def _write_load(ns: bytes, load: AgentLoad, old: AgentLoad | None) -> Gen[None]:
         )
 
 
+#: The named agents' rows, locked one by one in the order given (sorted ids: the lock
+#: order), each reached by its whole key (``id = ANY(...)`` was planned as a scan of the
+#: namespace's agents).
+_LOCK_AGENTS = (
+    "SELECT a.id, a.data FROM unnest(%s::text[]) WITH ORDINALITY AS u(id, n) "
+    "CROSS JOIN LATERAL (SELECT id, data FROM chatmgmt_agents "
+    "WHERE ns = %s AND id = u.id FOR UPDATE) AS a ORDER BY u.n"
+)
+
+
 def _pick_sql(claim: RankedClaim) -> str:
     """The ranked claim's SELECT (without ``SKIP LOCKED``): the first eligible, non-excluded
     agent of the group by the ranking, its agent row locked."""
@@ -517,14 +615,7 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
             )
         )
     if named:
-        reads.append(
-            Q(
-                "SELECT id, data FROM chatmgmt_agents WHERE ns = %s AND id = ANY(%s) "
-                "ORDER BY id FOR UPDATE",
-                (ns, sorted(named)),
-                "all",
-            )
-        )
+        reads.append(Q(_LOCK_AGENTS, (sorted(named), ns), "all"))
     excluded: frozenset[AgentId] = frozenset()
     if isinstance(claim, RankedClaim):
         excluded = claim.excluded if release is None else claim.excluded | {release}
@@ -857,13 +948,17 @@ def _queue_heads(ns: bytes, queues: Sequence[str]) -> Gen[list[QueueHead]]:
         "(SELECT count(*) FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name), "
         "(SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name "
         "ORDER BY score, seq LIMIT 1), "
-        "o.chat_id, "
-        "(SELECT COALESCE(c.data::json ->> 'queued_at', c.data::json ->> 'created_at')::float8 "
-        "FROM chatmgmt_chats c WHERE c.ns = %s AND c.id = o.chat_id) "
+        "o.chat_id, o.since "
         "FROM unnest(%s::bytea[]) WITH ORDINALITY AS q(name, i) "
-        "LEFT JOIN LATERAL (SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s "
-        "AND e.queue = q.name ORDER BY seq LIMIT 1) o ON true ORDER BY q.i",
-        (ns, ns, ns, [b(q) for q in queues], ns),
+        # the oldest entry's chat is read inside the lateral, by its whole key (read outside,
+        # on o.chat_id, it was planned as a scan of the namespace's chats, even for an empty
+        # queue)
+        "LEFT JOIN LATERAL (SELECT e.chat_id, "
+        "(SELECT COALESCE(c.data::json ->> 'queued_at', c.data::json ->> 'created_at')::float8 "
+        "FROM chatmgmt_chats c WHERE c.ns = e.ns AND c.id = e.chat_id) AS since "
+        "FROM chatmgmt_queue_entries e WHERE e.ns = %s "
+        "AND e.queue = q.name ORDER BY e.seq LIMIT 1) o ON true ORDER BY q.i",
+        (ns, ns, [b(q) for q in queues], ns),
         "all",
     )
     out = []

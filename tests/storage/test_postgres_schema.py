@@ -1,0 +1,161 @@
+"""The PostgreSQL schema's migration chain and the shape of a unit of work's statements.
+
+Each test runs in a database of its own (created on the shared server, dropped afterwards), so
+it sees only its own rows and its own table statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from chatmgmt.assignment import LEAST_BUSY
+from chatmgmt.model import Agent, AgentId, AgentStatus, ChatId
+from chatmgmt.ports import Change, RankedClaim
+from storage.postgres_helpers import postgres_url
+
+pytestmark = pytest.mark.postgres
+
+AGENTS = 200
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[str]:
+    """A new empty database on the test server; its DSN."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    url = postgres_url()
+    name = f"chatmgmt_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield str(make_conninfo(url, dbname=name))
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _agents(storage: object, count: int) -> None:
+    from chatmgmt.storage.postgres import PostgresStorage
+
+    assert isinstance(storage, PostgresStorage)
+    for i in range(count):
+        storage.agents.put(
+            Agent(
+                AgentId(f"a{i:03d}"),
+                skill_groups=frozenset({"g"}),
+                reception_limit=3,
+                account_order=i,
+                status=AgentStatus.ONLINE,
+            ),
+            now=0.0,
+        )
+
+
+def test_a_schema_4_database_is_migrated_forward_and_keeps_its_rows() -> None:
+    from chatmgmt.storage._pg import PostgresDatabase, migrate_op
+    from chatmgmt.storage.postgres import _COMPONENT, _MIGRATIONS, SCHEMA_VERSION, PostgresStorage
+
+    assert SCHEMA_VERSION == 5
+    with _database() as url:
+        # the database as the release before left it: schema 4, written through its function
+        db4 = PostgresDatabase(url)
+        assert db4.run(migrate_op, _COMPONENT, _MIGRATIONS[:4], 4, "old") == 0
+        assert "FOREACH" not in _write_function(url)
+        db4._known.add("migrate:storage")  # this face does not migrate it further
+        v4 = PostgresStorage(db4, "t")
+        assert v4.schema_version() == 4
+        _agents(v4, 3)
+        claim = RankedClaim("g", LEAST_BUSY)
+        v4.apply(Change(ChatId("c1"), None, 1.0, claim=claim))
+        v4.apply(Change(ChatId("c2"), None, 1.0, claim=claim))
+        db4.close()
+        # the new release opens it: migrated, the rows kept, units of work go on
+        new = PostgresStorage(url, "t")
+        assert new.schema_version() == SCHEMA_VERSION
+        assert "FOREACH" in _write_function(url)
+        loads = {ld.agent.id: ld for ld in new.agents.list("g")}
+        assert {cid for ld in loads.values() for cid in ld.chats} == {"c1", "c2"}
+        holder = next(aid for aid, ld in loads.items() if "c1" in ld.chats)
+        new.apply(Change(ChatId("c1"), None, 2.0, release=holder))
+        got = new.agents.get(holder)
+        assert got is not None and "c1" not in got.chats
+        assert new.agents.census("g").load == 1
+        again = new.apply(Change(ChatId("c3"), None, 3.0, claim=claim))
+        assert again.agent_id is not None
+        assert new.agents.census("g").load == 2
+        new.close()
+
+
+def _write_function(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT prosrc FROM pg_proc WHERE proname = 'chatmgmt_write_unit'"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _index_tuples_read(url: str, table: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT COALESCE(t.seq_tup_read, 0) + COALESCE(("
+            "SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i WHERE i.relid = t.relid), 0) "
+            "FROM pg_stat_user_tables t WHERE t.relname = %s",
+            (table,),
+        ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _analyze(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
+def _settled(url: str, table: str) -> int:
+    """The table's tuples read so far, once the closed sessions' statistics have arrived."""
+    last = -1
+    for _ in range(50):
+        now = _index_tuples_read(url, table)
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.2)
+    return last
+
+
+def test_a_unit_of_work_reads_its_rows_by_key_not_the_namespace() -> None:
+    """A ranked claim and a release read a handful of agent and rank rows, not every agent of
+    the namespace (the version-3 write function's joins were planned as namespace scans)."""
+    from chatmgmt.storage.postgres import PostgresStorage
+
+    with _database() as url:
+        setup = PostgresStorage(url, "t")
+        _agents(setup, AGENTS)
+        setup.close()
+        _analyze(url)  # the statistics autovacuum keeps in any live database
+        before = {t: _settled(url, t) for t in ("chatmgmt_agents", "chatmgmt_agent_ranks")}
+        storage = PostgresStorage(url, "t")
+        claim = RankedClaim("g", LEAST_BUSY)
+        units = 40
+        for i in range(units // 2):
+            applied = storage.apply(Change(ChatId(f"c{i}"), None, 1.0 + i, claim=claim))
+            assert applied.agent_id is not None
+            storage.apply(Change(ChatId(f"c{i}"), None, 1.5 + i, release=applied.agent_id))
+        storage.close()
+        for table, start in before.items():
+            read = _settled(url, table) - start
+            # a few rows per unit (the pick's index walk, the locked and written rows); a scan
+            # of the namespace would be >= AGENTS per unit
+            assert read < units * 20, (table, read)
