@@ -175,7 +175,7 @@ def _opt_str(_inst: object, attribute: attrs.Attribute[Any], value: str | None) 
 def _str_mapping(value: Mapping[str, str] | None) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # a dict: no ABC check
         raise ValidationError(f"custom_fields: must be a mapping, got {type(value).__name__}")
     out: dict[str, str] = {}
     for key, item in value.items():
@@ -190,7 +190,7 @@ def _channel_ints(name: str, value: Any, lowest: int) -> dict[str, int]:
     >= ``lowest`` (a bad entry raises naming it)."""
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # a dict: no ABC check
         raise ValidationError(f"{name}: must be a mapping of channel to integer, got {value!r}")
     out: dict[str, int] = {}
     for channel, item in value.items():

@@ -381,31 +381,21 @@ class Change:
         ``in_place`` (only for an :attr:`owned` change, applied once): the chat, the events'
         data and the timers' payloads are changed themselves and returned, no copy is made.
         """
+        if in_place:
+            return self._bound_in_place(agent_id)
         chat = self.chat
         if chat is not None:
             reason = chat.route_reason
             if PICKED in reason.values():
-                if in_place:
-                    _bind_items(reason, agent_id)  # type: ignore[arg-type]
-                else:
-                    reason = {k: agent_id if v == PICKED else v for k, v in reason.items()}
+                reason = {k: agent_id if v == PICKED else v for k, v in reason.items()}
             served = chat.served_by
             if PICKED in served:
                 served = tuple(agent_id if a == PICKED else a for a in served)
             agent = agent_id if chat.agent_id == PICKED else chat.agent_id
-            if in_place:
-                _SET_AGENT(chat, agent)
-                _SET_SERVED(chat, served)
-            else:
-                chat = evolve(chat, agent_id=agent, served_by=served, route_reason=reason)
+            chat = evolve(chat, agent_id=agent, served_by=served, route_reason=reason)
         events = self.events
         for i, event in enumerate(events):
             if event.data.get("agent_id") == PICKED:
-                if in_place:
-                    for e in events[i:]:
-                        if e.data.get("agent_id") == PICKED:
-                            e.data["agent_id"] = agent_id  # type: ignore[index]
-                    break
                 events = (
                     *events[:i],
                     *(
@@ -419,10 +409,6 @@ class Change:
         schedule = self.schedule
         for i, timer in enumerate(schedule):
             if _payload_holds_picked(timer.payload):
-                if in_place:
-                    for t in schedule[i:]:
-                        _bind_items(t.payload, agent_id)  # type: ignore[arg-type]
-                    break
                 schedule = (
                     *schedule[:i],
                     *(
@@ -435,6 +421,35 @@ class Change:
                     ),
                 )
                 break
+        return chat, events, schedule
+
+    def _bound_in_place(
+        self, agent_id: AgentId
+    ) -> tuple[Chat | None, tuple[Event, ...], tuple[Timer, ...]]:
+        """:meth:`bound` with ``in_place=True``: the same replacements, made in the chat, the
+        events' data and the timers' payloads themselves (one pass each, no call per value)."""
+        chat = self.chat
+        if chat is not None:
+            reason = chat.route_reason
+            if PICKED in reason.values():
+                _bind_items(reason, agent_id)  # type: ignore[arg-type]
+            served = chat.served_by
+            if PICKED in served:
+                served = tuple([agent_id if a == PICKED else a for a in served])
+                _SET_SERVED(chat, served)
+            if chat.agent_id == PICKED:
+                _SET_AGENT(chat, agent_id)
+        events = self.events
+        for event in events:
+            data = event.data
+            if data.get("agent_id") == PICKED:
+                data["agent_id"] = agent_id  # type: ignore[index]
+        schedule = self.schedule
+        for timer in schedule:
+            payload = timer.payload
+            for key, value in payload.items():
+                if value == PICKED or (isinstance(value, (tuple, list)) and PICKED in value):
+                    payload[key] = _bind_value(value, agent_id)  # type: ignore[index]
         return chat, events, schedule
 
 

@@ -1573,11 +1573,13 @@ def resolve(section: _S, *, channel: str | None = None, group: str | None = None
     groups = getattr(section, "groups", None)
     channels = getattr(section, "channels", None)
     out = section
-    if group is not None and isinstance(groups, Mapping) and group in groups:
+    # ``groups and``/``channels and``: no override at all (the usual case) costs no
+    # isinstance check against the Mapping ABC
+    if group is not None and groups and isinstance(groups, Mapping) and group in groups:
         partial = groups[group]
         if isinstance(partial, Mapping):
             out = _apply(out, partial, f"groups.{group}")
-    if channel is not None and isinstance(channels, Mapping) and channel in channels:
+    if channel is not None and channels and isinstance(channels, Mapping) and channel in channels:
         out = _apply(out, channels[channel], f"channels.{channel}")
     return out
 

@@ -139,6 +139,33 @@ def test_merge_accepts_any_valid_customer_info(info: CustomerInfo) -> None:
     assert merged.partner_id == "p"
 
 
+@hsettings(max_examples=50)
+@given(customer_infos())
+def test_a_new_record_is_the_one_customers_constructor_builds(info: CustomerInfo) -> None:
+    # merge_customer copies a blank record instead of running Customer's validators and
+    # converter: the result must be the same value, with a custom_fields dict of its own
+    merged, changed = merge_customer(None, info, "p", NOW)
+    given_fields = {name: getattr(merged, name) for name in changed}
+    expected = Customer(
+        partner_id="p",
+        created_at=NOW,
+        updated_at=NOW,
+        version=1,
+        channels=frozenset({info.channel}),
+        **given_fields,
+    )
+    assert merged == expected
+    assert type(merged) is Customer
+    again, _ = merge_customer(None, info, "q", NOW)
+    assert again.custom_fields is not merged.custom_fields
+
+
+@pytest.mark.parametrize("bad", ["", None, 7])
+def test_a_new_record_still_refuses_an_empty_partner_id(bad: Any) -> None:
+    with pytest.raises(ValueError, match="partner_id"):
+        merge_customer(None, CustomerInfo(name="Ada"), bad, NOW)
+
+
 # --------------------------------------------------------------------------- identity
 
 

@@ -207,3 +207,22 @@ def test_a_chat_stored_before_the_typed_fields_decodes_into_them() -> None:
     upgraded = decode(json.dumps(old), Chat)
     assert (upgraded.queue, upgraded.queued_at, upgraded.leave_message) == ("queue/g", 2.0, "x")
     assert upgraded.attributes == {"h": 1}
+
+
+def test_equal_rankings_built_apart_share_one_index(storage: MemoryStorage) -> None:
+    # the adapter finds a ranking's index by the value's identity first: an equal ranking
+    # built anew must still reach the same index (the same agents, kept in step)
+    from chatmgmt.ports import RankedClaim
+
+    for aid in ("a", "b", "c"):
+        storage.agents.put(_agent(aid, limit=1), 0.0)
+    picked = []
+    for i in range(3):
+        ranking = Ranking("least_busy", (RankKey("active"), RankKey("last_assigned_at")))
+        applied = storage.apply(
+            Change(ChatId(f"c{i}"), None, float(i + 1), claim=RankedClaim("", ranking))
+        )
+        picked.append(applied.agent_id)
+    assert sorted(picked) == ["a", "b", "c"]  # each agent once: one index saw every claim
+    with pytest.raises(Exception, match="no_agent"):
+        storage.apply(Change(ChatId("c9"), None, 9.0, claim=RankedClaim("", LEAST_BUSY)))

@@ -118,6 +118,8 @@ class CoreBase:
         self._strategies: dict[str, Strategy] = {}  # per group, resolved once
         # per group and channel, without exclusions
         self._claims: dict[tuple[str, str], RankedClaim] = {}
+        # AssignmentSettings.fairness_keep_s of the settings value it was computed for
+        self._keep_s: tuple[object, float] = (None, 0.0)
         self.emits = True  # the manager turns this off when the host gave no event sink
         self.positions = settings.assignment.queue.position_events_s > 0
         self.overflow_watch = bool(settings.assignment.overflow) and (
@@ -215,14 +217,18 @@ class CoreBase:
             new = stamp(planned, version, seq, now)
         else:
             new = evolve(planned, version=version, event_seq=seq, updated_at=now)
-        before = self._timer_plan(old)
         after = self._timers_of(new)
-        schedule = [
-            t
-            for k, t in after.items()
-            if (p := before.get(k)) is None or p.due_at != t.due_at or p.payload != t.payload
-        ]
-        cancel = [k for k in before if k not in after]
+        if old is None:  # a new chat: every deadline is new, none to cancel
+            schedule = list(after.values())
+            cancel = []
+        else:
+            before = self._timer_plan(old)
+            schedule = [
+                t
+                for k, t in after.items()
+                if (p := before.get(k)) is None or p.due_at != t.due_at or p.payload != t.payload
+            ]
+            cancel = [k for k in before if k not in after]
         if plan.cancel:
             cancel.extend(plan.cancel)
         if plan.schedule:

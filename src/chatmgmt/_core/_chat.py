@@ -109,7 +109,8 @@ class Chats(Routing):
             timers_fired={},
             unverified_partner_id=unverified,
         )
-        started = [(EventType.CHAT_STARTED, {"mode": mode.value, "priority": priority})]
+        # ``_value_``: the member's value without the ``value`` property's Python call
+        started = [(EventType.CHAT_STARTED, {"mode": mode._value_, "priority": priority})]
         try:
             return (yield from self.route(None, chat, request, now, items=started))
         except PreconditionFailed as exc:

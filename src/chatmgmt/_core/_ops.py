@@ -9,7 +9,7 @@ explorer) resolves the method on the storage it drives through one table, :data:
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any, Concatenate, NamedTuple, TypeVar, cast
+from typing import Any, Concatenate, NamedTuple, TypeVar
 
 from typing_extensions import ParamSpec
 
@@ -51,14 +51,17 @@ class Op(NamedTuple):
         return f"{port}.{self.fn.__name__}" if port else self.fn.__name__
 
 
+_new_op = tuple.__new__
+
 Eff = Generator[Op, Any, T]
 """An operation: yields port calls, receives their results, returns ``T``."""
 
 
 def call(fn: Callable[Concatenate[Any, P], R], *args: P.args, **kwargs: P.kwargs) -> Eff[R]:
     """Yield one call of the port method ``fn`` and return its result, typed as ``fn``'s."""
-    result = yield Op(fn, args, kwargs or _NO_KWARGS)
-    return cast(R, result)
+    # tuple.__new__: the NamedTuple's own __new__ is a Python function (one call less per op)
+    result: R = yield _new_op(Op, (fn, args, kwargs or _NO_KWARGS))
+    return result
 
 
 PORTS: dict[str, str] = {

@@ -33,7 +33,7 @@ from ..model import (
     ReceptionMode,
     evolve,
 )
-from ..monitoring._alerts import AlertLog
+from ..monitoring._alerts import ALERT_TYPES, AlertLog
 from ..monitoring._snapshot import Snapshot, fold_snapshot
 from ..ports import AgentStore, ChatStore, QueueStore
 from ..webhook import _payloads as payloads
@@ -58,11 +58,12 @@ class Supervision(Repair):
 
     def observe(self, events: Sequence[Event]) -> None:
         """Keep the moderation events for the monitor."""
-        log = self.__dict__.get("alerts")
-        if log is None:
-            log = self.alerts = AlertLog()
         for event in events:
-            log.record(event)
+            if event.type in ALERT_TYPES:  # the others go by without a call
+                log = self.__dict__.get("alerts")
+                if log is None:
+                    log = self.alerts = AlertLog()
+                log.record(event)
 
     # ----------------------------------------------------------------- the snapshot
 

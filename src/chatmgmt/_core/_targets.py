@@ -83,7 +83,9 @@ class Targets(Ending):
         fairness cap of ``group`` (None: an explicit assignment, no cap) and how long stores
         keep assignment times (:attr:`AssignmentSettings.fairness_keep_s`)."""
         assignment = self.settings.assignment
-        terms: dict[str, Any] = {"channel": chat.channel, "keep_s": assignment.fairness_keep_s}
+        if self._keep_s[0] is not assignment:  # computed once per settings value
+            self._keep_s = (assignment, assignment.fairness_keep_s)
+        terms: dict[str, Any] = {"channel": chat.channel, "keep_s": self._keep_s[1]}
         if group is not None:
             cap = assignment.fairness_for(group)
             if cap.max_assignments > 0:

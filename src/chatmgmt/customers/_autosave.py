@@ -168,7 +168,18 @@ def merge_customer(
             shared = _CHANNEL_SETS[channels] = channels
         changes["channels"] = shared if shared is not None else channels
     if existing is None:
-        new = Customer(partner_id=partner_id, created_at=now, updated_at=now, version=1, **changes)
+        if partner_id.__class__ is str and partner_id:
+            # Customer's one check (a non-empty partner id) done here; every other value comes
+            # checked from CustomerInfo, and ``merged_custom`` is a new dict of its own: a copy
+            # of the blank record skips the validators and the converter (~2x cheaper)
+            changes["custom_fields"] = merged_custom
+            new = evolve(
+                _BLANK, partner_id=partner_id, created_at=now, updated_at=now, version=1, **changes
+            )
+        else:  # the constructor says what is wrong
+            new = Customer(
+                partner_id=partner_id, created_at=now, updated_at=now, version=1, **changes
+            )
         return new, changed
     if not changes:
         return existing, ()

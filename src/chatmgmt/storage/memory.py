@@ -92,6 +92,7 @@ class _Space:
         self.customers: dict[str, Customer] = {}
         self.loads: dict[AgentId, AgentLoad] = {}
         self.indexes: dict[tuple[str, Ranking], _Index] = {}
+        self.index_memo: dict[tuple[str, int], tuple[Ranking, _Index]] = {}
         self.chats: dict[ChatId, Chat] = {}
         self.messages: dict[ChatId, list[Message]] = {}
         self.sticky: dict[str, Sticky] = {}
@@ -193,9 +194,18 @@ class _Space:
         return load
 
     def index(self, group: str, ranking: Ranking) -> _Index:
+        # by the ranking's identity first: the core passes the same Ranking value for every
+        # pick, and hashing one (attrs' generated __hash__, then each RankKey's) costs more
+        # than the rest of the lookup
+        seen = self.index_memo.get((group, id(ranking)))
+        if seen is not None and seen[0] is ranking:
+            return seen[1]
         index = self.indexes.get((group, ranking))
         if index is None:
             index = self.indexes[(group, ranking)] = _Index(group, ranking, self.loads.values())
+        if len(self.index_memo) >= 256:
+            self.index_memo.clear()
+        self.index_memo[(group, id(ranking))] = (ranking, index)  # holds it: the id stays its
         return index
 
     def queue_push(self, queue: str, chat_id: ChatId, score: float) -> None:
@@ -272,9 +282,10 @@ class _Space:
 
     def append_events(self, events: Iterable[Event]) -> None:
         outbox = self.outbox
+        seq = self.outbox_seq
         for e in events:
-            self.outbox_seq += 1
-            outbox[self.outbox_seq] = (
+            seq += 1
+            outbox[seq] = (
                 e.id,
                 e.type,
                 e.timestamp,
@@ -283,6 +294,7 @@ class _Space:
                 e.schema,
                 *_flat(e.data.items()),
             )
+        self.outbox_seq = seq
 
 
 _CENSUS_FIELDS = tuple(a.name for a in attrs.fields(GroupCensus))  # Census's fields first
@@ -319,7 +331,11 @@ class _Index:
         ``fit(agent)`` holds (a claim's channel and fairness terms); agents passed over are
         skipped in order."""
         if not excluded and fit is None:
-            return cast(AgentId, self.sorted[0][1]) if self.sorted else None
+            try:
+                head: AgentId = self.sorted[0][1]  # one call into SortedList, no cast()
+            except IndexError:
+                return None
+            return head
         for _key, aid in self.sorted:
             if aid not in excluded and (fit is None or fit(aid)):
                 return cast(AgentId, aid)
