@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from ._settings_base import _need, _number
+
 __all__ = ["REOPEN_TARGETS", "ReopenSettings"]
 
 REOPEN_TARGETS = ("pool", "last_agent")
@@ -48,8 +50,6 @@ class ReopenSettings:
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
-        from .settings import _need, _number
-
         _need(
             self.customer_to in REOPEN_TARGETS,
             f"{path}.customer_to",

@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from ._settings_base import MAX_COUNT, _need, _number
+
 __all__ = ["SlaPolicy", "SlaSettings"]
 
 
@@ -50,8 +52,6 @@ class SlaPolicy:
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
-        from .settings import MAX_COUNT, _need, _number
-
         _need(
             bool(self.name) and self.name == self.name.strip(),
             f"{path}.name",
@@ -104,8 +104,6 @@ class SlaSettings:
 
     def check(self, path: str) -> None:
         """Raise SettingsError at ``path`` when invalid."""
-        from .settings import _need, _number
-
         _number(self.warn_before, f"{path}.warn_before", hi=1.0, note="0: no warning")
         _need(self.warn_before < 1.0, f"{path}.warn_before", "must be below 1")
         seen: set[str] = set()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import enum
 import ipaddress
-import math
 import re
 import typing
 from collections.abc import Mapping, Sequence
@@ -29,12 +28,30 @@ from cattrs.cols import homogenous_tuple_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from ._conditions import parse_condition
-from ._secrets import webhook_secret_problem
+from ._settings_autosave import AutoSaveSettings
+from ._settings_base import MAX_COUNT as MAX_COUNT  # the explicit re-exports keep the pieces'
+from ._settings_base import MAX_SECONDS as MAX_SECONDS  # `from .settings import _need` working
+from ._settings_base import _check_text_leaves as _check_text_leaves
+from ._settings_base import _fail as _fail
+from ._settings_base import _need as _need
+from ._settings_base import _number as _number
+from ._settings_enums import (
+    FieldType,
+    LeaveAction,
+    OverflowCondition,
+    QueueLimitAction,
+    SecondRating,
+    StrategyName,
+    SubmissionMode,
+    UnverifiedIdentity,
+)
+from ._settings_limits import LimitsSettings, RetentionSettings
 from ._settings_reopen import ReopenSettings
 from ._settings_sla import SlaPolicy, SlaSettings
-from ._text import id_problem, text_problem
+from ._settings_webhooks import WebhookEndpoint, WebhookSettings
+from ._settings_words import SensitiveWordSettings, WordEntry
 from .errors import SettingsError
-from .model import Channel, EndReason, ReceptionMode
+from .model import EndReason, ReceptionMode
 
 __all__ = [
     "AssignmentSettings",
@@ -77,270 +94,6 @@ __all__ = [
 ]
 
 _S = TypeVar("_S")
-
-
-def _fail(path: str, problem: str) -> SettingsError:
-    return SettingsError(path, problem)
-
-
-def _need(cond: bool, path: str, problem: str) -> None:
-    if not cond:
-        raise _fail(path, problem)
-
-
-MAX_SECONDS = 10 * 366 * 24 * 3600.0
-"""The longest duration any setting accepts: ten years, in seconds."""
-MAX_COUNT = 1_000_000
-"""The largest count (lengths, limits, levels) any setting accepts."""
-
-
-def _number(
-    value: object,
-    path: str,
-    *,
-    lo: float = 0,
-    hi: float = MAX_SECONDS,
-    above: bool = False,
-    integer: bool = False,
-    note: str = "",
-) -> None:
-    """Raise SettingsError at ``path`` unless ``value`` is a finite number in the range.
-
-    The range is ``lo <= value <= hi`` (``lo < value`` when ``above``); the message names it.
-    """
-    if integer:
-        ok_type = isinstance(value, int) and not isinstance(value, bool)
-        kind = "an integer"
-    else:
-        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-        kind = "a number"
-    low = f"> {lo:g}" if above else f">= {lo:g}"
-    if integer:
-        allowed = f"{kind} from {int(lo) + above} to {int(hi)}"
-    elif hi == MAX_SECONDS:
-        allowed = f"{kind} {low} and <= {hi:.0f} (ten years)"
-    else:
-        allowed = f"{kind} {low} and <= {hi:g}"
-    if note:
-        allowed += f" ({note})"
-    if not ok_type:
-        raise _fail(path, f"must be {allowed}, got {value!r}")
-    number = cast(float, value)
-    if not math.isfinite(number) or number < lo or number > hi or (above and number == lo):
-        raise _fail(path, f"must be {allowed}, got {number!r}")
-
-
-def _check_text_leaves(value: object, path: str) -> None:
-    """Every string can be stored and serialized (no lone surrogate, no NUL); every number is
-    finite (a safety net: each number also has its own range check)."""
-    if isinstance(value, str):
-        problem = text_problem(value)
-        if problem is not None:
-            raise _fail(path, problem)
-    elif isinstance(value, float):
-        _need(math.isfinite(value), path, f"must be a finite number, got {value!r}")
-    elif isinstance(value, enum.Enum):
-        return
-    elif attrs.has(type(value)):
-        for field in attrs.fields(cast(Any, type(value))):
-            _check_text_leaves(getattr(value, field.name), f"{path}.{field.name}".lstrip("."))
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            key_path = f"{path}.{key}".lstrip(".") if isinstance(key, str) else path
-            if isinstance(key, str):
-                problem = text_problem(key)
-                if problem is not None:
-                    raise _fail(path, f"a key {problem}")
-            _check_text_leaves(item, key_path)
-    elif isinstance(value, (tuple, list)):
-        for i, item in enumerate(value):
-            _check_text_leaves(item, f"{path}[{i}]")
-
-
-# --------------------------------------------------------------------------- enums
-
-
-class UnverifiedIdentity(str, enum.Enum):
-    """What happens to a ``partner_id`` whose signature is missing or wrong."""
-
-    REFUSE = "refuse"
-    """Raise :class:`~chatmgmt.errors.IdentityVerificationError`; the chat does not open."""
-    ANONYMOUS = "anonymous"
-    """Open the chat, but as an anonymous visitor: nothing saved, no sticky routing."""
-    ACCEPT = "accept"
-    """Trust the id anyway (only for hosts that verify identity themselves)."""
-
-
-class StrategyName(str, enum.Enum):
-    """The built-in assignment strategies."""
-
-    ROUND_ROBIN = "round_robin"
-    LEAST_BUSY = "least_busy"
-    SATURATION = "saturation"
-    LONGEST_IDLE = "longest_idle"
-
-
-class OverflowCondition(str, enum.Enum):
-    """When an overflow layer applies to the previous target."""
-
-    NO_AGENT_ONLINE = "no_agent_online"
-    ALL_BUSY = "all_busy"
-    OFF_DUTY = "off_duty"
-
-
-class QueueLimitAction(str, enum.Enum):
-    """What happens when a queue limit (length or wait) is reached."""
-
-    OVERFLOW = "overflow"
-    LEAVE_MESSAGE = "leave_message"
-    END = "end"
-
-
-class LeaveAction(str, enum.Enum):
-    """What happens to an agent's chats when the agent leaves (the leave policy)."""
-
-    KEEP = "keep"
-    """The chats stay with the agent (the behaviour without a policy)."""
-    REQUEUE = "requeue"
-    """The chats go back to their group's queue, keeping their place (ordered by when they
-    first arrived); an Always On chat goes back to its pool."""
-    FORWARD = "forward"
-    """The chats are forwarded to another agent of their group at once (nobody free: back to
-    the queue or pool, keeping their place)."""
-    POOL = "pool"
-    """The chats go back to their group's Always On pool (a Real-Time chat: to its queue)."""
-
-
-class SubmissionMode(str, enum.Enum):
-    """What a leave-a-message submission becomes."""
-
-    OFFLINE_MESSAGE = "offline_message"
-    TICKET = "ticket"
-
-
-class FieldType(str, enum.Enum):
-    """Types of leave-a-message form fields."""
-
-    TEXT = "text"
-    EMAIL = "email"
-    PHONE = "phone"
-    SELECT = "select"
-    MULTI_SELECT = "multi_select"
-    ATTACHMENTS = "attachments"
-
-
-class SecondRating(str, enum.Enum):
-    """What a second satisfaction rating of one chat does."""
-
-    REFUSE = "refuse"
-    OVERWRITE = "overwrite"
-
-
-# --------------------------------------------------------------------------- 1. auto-save
-
-_DEFAULT_CHANNELS = (
-    Channel.WEB,
-    Channel.MOBILE_WEB,
-    Channel.APP,
-    Channel.WECHAT,
-    Channel.EMAIL,
-    Channel.API,
-)
-
-
-@attrs.frozen
-class AutoSaveSettings:
-    """Customer info auto-save into the CRM.
-
-    ``channels``: where auto-save is on. ``identity_secret``: the per-tenant HMAC key the host's
-    page signs ``partner_id`` with; when set, ids arrive with a signature and
-    ``unverified_identity`` decides what happens to an id whose signature is missing or wrong.
-    ``previous_identity_secrets``: older keys still accepted during a rotation.
-    ``require_verified_identity``: verification is mandatory (a secret must be set and an
-    unverified id is never trusted); ``require_identity_expiry``: signatures must carry an
-    expiry (see :func:`chatmgmt.customers.sign_identity`).
-
-    **By default there is no secret and every ``partner_id`` is trusted as given**: anyone who
-    can open a chat may name any customer's ``partner_id`` and have their info saved into that
-    customer's CRM record. Set ``identity_secret`` (and ``require_verified_identity``) unless
-    the host checks who the customer is before calling the library.
-    """
-
-    enabled: bool = attrs.field(
-        default=True, metadata={"doc": "Auto-save on or off for every channel."}
-    )
-    channels: tuple[str, ...] = tuple(str(c) for c in _DEFAULT_CHANNELS)
-    identity_secret: str | None = attrs.field(
-        default=None,
-        repr=False,
-        metadata={
-            "doc": "HMAC key (>= 16 characters) that signs partner_id; none: every id is trusted."
-        },
-    )
-    previous_identity_secrets: tuple[str, ...] = attrs.field(
-        default=(),
-        repr=False,
-        metadata={"doc": "Older identity secrets still accepted while a rotation is under way."},
-    )
-    unverified_identity: UnverifiedIdentity = UnverifiedIdentity.ANONYMOUS
-    require_verified_identity: bool = attrs.field(
-        default=False,
-        metadata={
-            "doc": "Identity verification is mandatory: needs identity_secret, and an unverified "
-            "partner_id is refused or made anonymous, never accepted."
-        },
-    )
-    require_identity_expiry: bool = attrs.field(
-        default=False,
-        metadata={"doc": "Refuse identity signatures that carry no expiry."},
-    )
-
-    def __attrs_post_init__(self) -> None:
-        p = "auto_save"
-        for i, ch in enumerate(self.channels):
-            problem = id_problem(ch)
-            _need(problem is None, f"{p}.channels[{i}]", f"must be a channel name: {problem}")
-        secrets = [("identity_secret", self.identity_secret)] + [
-            (f"previous_identity_secrets[{i}]", s)
-            for i, s in enumerate(self.previous_identity_secrets)
-        ]
-        for name, secret in secrets:
-            if secret is None:
-                continue
-            _need(
-                isinstance(secret, str) and len(secret) >= 16,
-                f"{p}.{name}",
-                "must be a string of at least 16 characters (the value is not shown)",
-            )
-            _need(
-                text_problem(secret) is None,
-                f"{p}.{name}",
-                "must be storable text: no NUL character, no lone surrogate "
-                "(the value is not shown)",
-            )
-        if self.previous_identity_secrets:
-            _need(
-                self.identity_secret is not None,
-                f"{p}.previous_identity_secrets",
-                "set identity_secret (the current key) too: previous secrets only verify",
-            )
-        if self.require_verified_identity:
-            _need(
-                self.identity_secret is not None,
-                f"{p}.require_verified_identity",
-                "needs auto_save.identity_secret: without a secret nothing can be verified",
-            )
-            _need(
-                self.unverified_identity is not UnverifiedIdentity.ACCEPT,
-                f"{p}.unverified_identity",
-                "must be 'refuse' or 'anonymous' when require_verified_identity is true",
-            )
-        if self.require_identity_expiry:
-            _need(
-                self.identity_secret is not None,
-                f"{p}.require_identity_expiry",
-                "needs auto_save.identity_secret: without a secret nothing is signed",
-            )
 
 
 # --------------------------------------------------------------------------- 2. assignment
@@ -889,100 +642,6 @@ class SubmissionSettings:
         _check_with_overrides(self, "submission")
 
 
-# --------------------------------------------------------------------------- 4. sensitive words
-
-_ACTIONS = ("block", "mask", "warn")
-
-
-@attrs.frozen
-class WordEntry:
-    """A sensitive word with its category and action (``block``, ``mask`` or ``warn``)."""
-
-    word: str = attrs.field(metadata={"doc": "The word or phrase to find."})
-    category: str = attrs.field(
-        default="default", metadata={"doc": "An open category: abuse, politics, contact-info, ..."}
-    )
-    action: str = attrs.field(
-        default="block",
-        metadata={
-            "doc": "block (not delivered), mask (matched characters replaced) "
-            "or warn (delivered, flagged)."
-        },
-    )
-
-    def check(self, path: str) -> None:
-        """Raise SettingsError at ``path`` when invalid."""
-        _need(bool(self.word.strip()), f"{path}.word", "must be a non-empty word")
-        _need(self.action in _ACTIONS, f"{path}.action", f"must be one of {', '.join(_ACTIONS)}")
-
-
-@attrs.frozen
-class SensitiveWordSettings:
-    """Sensitive-word moderation.
-
-    Lists: ``customer`` (what customers send), ``agent`` (what agents send), ``both``;
-    allow-lists ``allow`` (both roles), ``allow_customer``, ``allow_agent``. Normalization
-    switches mirror :class:`chatmgmt.moderation.Normalization`. ``alert_hits`` within
-    ``alert_window_s`` from one sender raise a supervisor alert (0: off).
-    ``original_in_webhooks``: whether the original text of a masked or blocked message may
-    appear in webhook payloads.
-    """
-
-    enabled: bool = attrs.field(default=True, metadata={"doc": "Run moderation on messages."})
-    customer: tuple[WordEntry, ...] = ()
-    agent: tuple[WordEntry, ...] = ()
-    both: tuple[WordEntry, ...] = ()
-    allow: tuple[str, ...] = ()
-    allow_customer: tuple[str, ...] = ()
-    allow_agent: tuple[str, ...] = ()
-    block_prompt: str = attrs.field(
-        default="Your message was not sent because it contains words that are not allowed.",
-        metadata={"doc": "What the sender of a blocked message is shown."},
-    )
-    mask_char: str = attrs.field(
-        default="*", metadata={"doc": "The character that replaces each masked character."}
-    )
-    longest_match: bool = attrs.field(
-        default=True, metadata={"doc": "Where hits overlap, keep the longest."}
-    )
-    fold_case: bool = attrs.field(default=True, metadata={"doc": "Match regardless of case."})
-    fold_width: bool = attrs.field(
-        default=True, metadata={"doc": "Match full-width letters and digits as half-width."}
-    )
-    fold_styles: bool = attrs.field(
-        default=True,
-        metadata={"doc": "Match circled, parenthesized and mathematical letters as plain ones."},
-    )
-    fold_lookalikes: bool = attrs.field(
-        default=True, metadata={"doc": "Match lookalike Cyrillic and Greek letters as Latin ones."}
-    )
-    traditional_to_simplified: bool = attrs.field(
-        default=False, metadata={"doc": "Match traditional Chinese as simplified (shipped table)."}
-    )
-    collapse_repeats: bool = attrs.field(
-        default=False, metadata={"doc": "Match repeated characters as one (fuuuck)."}
-    )
-    skip_noise: bool = attrs.field(
-        default=True,
-        metadata={
-            "doc": "Skip punctuation, symbols, emoji, zero-width characters and spaces "
-            "between single letters inside words."
-        },
-    )
-    alert_hits: int = 0
-    alert_window_s: float = 600.0
-    original_in_webhooks: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        p = "sensitive_words"
-        for role in ("customer", "agent", "both"):
-            for i, entry in enumerate(getattr(self, role)):
-                entry.check(f"{p}.{role}[{i}]")
-        _need(len(self.mask_char) == 1, f"{p}.mask_char", "must be exactly one character")
-        _number(self.alert_hits, f"{p}.alert_hits", hi=MAX_COUNT, integer=True, note="0: off")
-        _number(self.alert_window_s, f"{p}.alert_window_s", above=True)
-
-
 # --------------------------------------------------------------------------- 5. satisfaction
 
 
@@ -1266,151 +925,6 @@ class EndOfChatSettings:
 
     def __attrs_post_init__(self) -> None:
         _check_with_overrides(self, "end_of_chat")
-
-
-# --------------------------------------------------------------------------- 7. webhooks
-
-
-@attrs.frozen
-class WebhookEndpoint:
-    """A webhook endpoint: URL, subscribed event types (``*`` for all), secrets, batching.
-
-    ``secrets``: ``whsec_...`` strings; several during a rotation (each request carries one
-    signature per secret). ``batch_max`` > 1 sends up to that many events of one type in one
-    request, waiting at most ``batch_interval_s``.
-    """
-
-    id: str = attrs.field(metadata={"doc": "The endpoint's unique id."})
-    url: str = attrs.field(metadata={"doc": "Where events are POSTed (checked by the URL guard)."})
-    event_types: tuple[str, ...] = attrs.field(
-        default=("*",), metadata={"doc": "Event types this endpoint receives; '*' for all."}
-    )
-    enabled: bool = attrs.field(default=True, metadata={"doc": "Deliver to this endpoint at all."})
-    secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
-    batch_max: int = 1
-    batch_interval_s: float = 1.0
-    max_concurrency: int = attrs.field(
-        default=4, metadata={"doc": "Requests in flight to this endpoint at once."}
-    )
-
-    def check(self, path: str) -> None:
-        """Raise SettingsError at ``path`` when invalid."""
-        _need(bool(self.id), f"{path}.id", "must be a non-empty string")
-        _need(
-            self.url.startswith(("http://", "https://")),
-            f"{path}.url",
-            "must be an http(s) URL",
-        )
-        _need(bool(self.event_types), f"{path}.event_types", "subscribe to at least one type")
-        for i, secret in enumerate(self.secrets):
-            problem = webhook_secret_problem(secret)
-            if problem is not None:
-                raise _fail(f"{path}.secrets[{i}]", f"{problem} (the value is not shown)")
-        _number(self.batch_max, f"{path}.batch_max", lo=1, hi=100, integer=True)
-        _number(self.batch_interval_s, f"{path}.batch_interval_s", above=True, hi=3600)
-        _number(self.max_concurrency, f"{path}.max_concurrency", lo=1, hi=1000, integer=True)
-
-
-_STANDARD_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
-
-
-@attrs.frozen
-class WebhookSettings:
-    """Message webhooks: endpoints, retry schedule, disabling, URL guard.
-
-    ``retry_schedule_s``: delay before each attempt (the Standard Webhooks schedule by default),
-    each with up to ``jitter`` (a fraction) of random jitter. ``disable_after_s``: an endpoint
-    failing for this long is disabled. ``allow_hosts``: hosts or networks the URL guard lets
-    through even when private (tests, on-premise); ``allow_http``: accept plain http URLs.
-    """
-
-    endpoints: tuple[WebhookEndpoint, ...] = ()
-    retry_schedule_s: tuple[float, ...] = _STANDARD_SCHEDULE
-    jitter: float = 0.1
-    timeout_s: float = attrs.field(
-        default=15.0, metadata={"doc": "Timeout of one delivery attempt."}
-    )
-    min_retry_after_error_s: float = attrs.field(
-        default=60.0, metadata={"doc": "At least this long before retrying after a timeout or 429."}
-    )
-    disable_after_s: float = 5 * 24 * 3600.0
-    allow_hosts: tuple[str, ...] = ()
-    allow_http: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        p = "webhooks"
-        ids: set[str] = set()
-        for i, ep in enumerate(self.endpoints):
-            ep.check(f"{p}.endpoints[{i}]")
-            _need(ep.id not in ids, f"{p}.endpoints[{i}].id", f"duplicate endpoint id {ep.id!r}")
-            ids.add(ep.id)
-        _need(bool(self.retry_schedule_s), f"{p}.retry_schedule_s", "needs at least one attempt")
-        _need(len(self.retry_schedule_s) <= 100, f"{p}.retry_schedule_s", "at most 100 attempts")
-        for i, delay in enumerate(self.retry_schedule_s):
-            _number(delay, f"{p}.retry_schedule_s[{i}]")
-        _number(self.jitter, f"{p}.jitter", hi=1)
-        _number(self.timeout_s, f"{p}.timeout_s", above=True, hi=120)
-        _number(self.min_retry_after_error_s, f"{p}.min_retry_after_error_s")
-        _number(self.disable_after_s, f"{p}.disable_after_s", above=True)
-
-
-# --------------------------------------------------------------------------- limits
-
-
-@attrs.frozen
-class LimitsSettings:
-    """Limits on what the public API accepts from customers and agents.
-
-    ``max_message_chars``: the longest message text, in characters (code points); a longer one
-    is refused with :class:`~chatmgmt.errors.ValidationError` (``text: ...``) before moderation,
-    so nothing of it is stored or sent.
-    """
-
-    max_message_chars: int = attrs.field(
-        default=10_000, metadata={"doc": "The longest message text accepted, in characters."}
-    )
-
-    def __attrs_post_init__(self) -> None:
-        _number(
-            self.max_message_chars, "limits.max_message_chars", lo=1, hi=MAX_COUNT, integer=True
-        )
-
-
-# --------------------------------------------------------------------------- retention
-
-
-@attrs.frozen
-class RetentionSettings:
-    """How long chats that are over stay stored, and how they are purged.
-
-    ``ended_chats_s``: chats that are over (ended, abandoned, and left messages an agent
-    answered; :func:`chatmgmt.ports.retention_start`) and their messages are kept this long
-    after their last change, then purged (0: kept forever). ``purge_on_tick``: ``tick()`` purges
-    up to ``purge_batch`` of them at most every ``purge_interval_s`` (sooner while a batch came
-    back full); with False, call ``purge()`` yourself.
-    """
-
-    ended_chats_s: float = attrs.field(
-        default=30 * 24 * 3600.0,
-        metadata={
-            "doc": "How long a chat that is over is kept after its last change (0: forever)."
-        },
-    )
-    purge_on_tick: bool = attrs.field(
-        default=True, metadata={"doc": "tick() purges a bounded batch when one is due."}
-    )
-    purge_batch: int = attrs.field(
-        default=500, metadata={"doc": "The most chats one purge (one storage call) deletes."}
-    )
-    purge_interval_s: float = attrs.field(
-        default=60.0, metadata={"doc": "The least time between two purges by tick()."}
-    )
-
-    def __attrs_post_init__(self) -> None:
-        p = "retention"
-        _number(self.ended_chats_s, f"{p}.ended_chats_s", note="0: keep forever")
-        _number(self.purge_batch, f"{p}.purge_batch", lo=1, hi=100_000, integer=True)
-        _number(self.purge_interval_s, f"{p}.purge_interval_s", hi=86_400)
 
 
 # --------------------------------------------------------------------------- the tree
