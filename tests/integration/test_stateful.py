@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import hypothesis.strategies as st
+from hypothesis import event as hypothesis_event
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -18,7 +19,7 @@ from chatmgmt import (
     EndReason,
     MessageRole,
 )
-from chatmgmt.errors import ChatMgmtError
+from chatmgmt.errors import ChatMgmtError, ReopenRefusedError
 from chatmgmt.model import Agent, CustomerInfo
 from chatmgmt.storage import MemoryStorage
 from chatmgmt.testing import ManualClock, RecordingEventSink
@@ -122,6 +123,31 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         assert invited_before, "a rating without an invitation (customer_initiated is off)"
 
+    @precondition(lambda self: self.opened)
+    @rule(data=st.data(), to=st.sampled_from(["pool", "last_agent"]))
+    def reopen(self, data: st.DataObject, to: str) -> None:
+        chat_id = data.draw(st.sampled_from(self.opened))
+        before = self.manager.get_chat(chat_id)
+        try:
+            after = self.manager.reopen(chat_id, to=to, by="admin")  # type: ignore[arg-type]
+        except ReopenRefusedError as exc:
+            if self.mode == "real_time":
+                assert exc.reason == "real_time"
+            else:
+                assert exc.reason == "not_ended" and before.state is not ChatState.ENDED
+            return
+        hypothesis_event(f"reopened to {to}")
+        assert self.mode == "always_on" and before.state is ChatState.ENDED
+        assert after.state.is_open and after.ended_at is None
+        rating = (before.satisfaction or {}).get("rating")
+        assert (after.satisfaction or {}).get("rating") == rating  # the rating stays
+        event = self.sink.of_type("chat.reopened")[-1]
+        assert event.chat_id == chat_id and event.data["requested"] == to
+        if event.data["to"] == "last_agent":
+            assert event.data["agent_id"] == before.served_by[-1] == after.agent_id
+        else:
+            assert event.data["fallback"] is not None or to == "pool"
+
     @rule(seconds=st.sampled_from([1, 30, 45, 61, 130, 400]))
     def advance(self, seconds: int) -> None:
         self.clock.advance(seconds)
@@ -142,6 +168,12 @@ class LifecycleMachine(RuleBasedStateMachine):
                 assert holders.get(chat.id) == chat.agent_id
             else:
                 assert chat.id not in holders, f"a {chat.state.value} chat holds a slot"
+
+    @invariant()
+    def open_chats_keep_no_end(self) -> None:
+        for chat in self.storage.chats.list():
+            if chat.state.is_open:
+                assert chat.ended_at is None and chat.end_reason is None, chat.id
 
     @invariant()
     def queued_xor_assigned(self) -> None:
