@@ -67,6 +67,12 @@ MESSAGE = Operation(
 )
 ASSIGN = Operation("assign", lambda m: m.assign("c1", "cat", by="admin", now=63))
 PURGE = Operation("purge", lambda m: m.purge(now=200))  # c1's retention ran out by then
+OPEN_FOR_ANN = Operation(  # a new chat for ann races the reopen for her one slot
+    "open_for_ann",
+    lambda m: m.open_chat(
+        CustomerInfo(name="w"), skill_group="g", designated_agent="ann", chat_id="c5", now=64
+    ),
+)
 
 PAIRS = [
     (REOPEN_LAST, REOPEN_POOL),
@@ -75,6 +81,8 @@ PAIRS = [
     (REOPEN_POOL, MESSAGE),
     (REOPEN_LAST, ASSIGN),
     (REOPEN_POOL, ASSIGN),
+    (REOPEN_LAST, OPEN_FOR_ANN),
+    (MESSAGE, OPEN_FOR_ANN),
 ]
 
 
@@ -105,6 +113,26 @@ def test_two_reopens_end_in_different_stored_states() -> None:
     report = explore(build, [REOPEN_LAST, MESSAGE], invariant=c1_open_or_purged)
     report.assert_ok()
     assert report.final_states > 1
+
+
+def test_the_last_agents_slot_goes_to_one_chat_only() -> None:
+    """The reopen to ann and a new chat for ann race for her one slot: in every interleaving
+    ann holds one of them (the limit invariant reads the stored records), and both outcomes
+    happen: the claim is decided inside the store's unit of work, not by the earlier read."""
+    holders: set[str] = set()
+
+    def ann_holds_one(storage: Storage, **kwargs: Any) -> list[str]:
+        found = c1_open_or_purged(storage, **kwargs)
+        if kwargs.get("drained"):
+            held = [c.id for c in storage.chats.list(state=ChatState.ACTIVE) if c.agent_id == "ann"]
+            if len(held) != 1:
+                found.append(f"ann holds {held}")
+            holders.update(held)
+        return found
+
+    report = explore(build, [REOPEN_LAST, OPEN_FOR_ANN], invariant=ann_holds_one)
+    report.assert_ok()
+    assert holders == {"c1", "c5"}
 
 
 def test_the_invariant_catches_a_chat_left_ended() -> None:

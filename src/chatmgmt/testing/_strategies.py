@@ -48,6 +48,7 @@ from ..settings import (
     OverflowLayer,
     QueueLimitAction,
     QueueSettings,
+    ReopenSettings,
     RoutingRule,
     SatisfactionScheme,
     SatisfactionSettings,
@@ -451,6 +452,23 @@ def _end_of_chat(draw: st.DrawFn) -> EndOfChatSettings:
     )
 
 
+_REOPEN_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "on_customer_message": st.booleans(),
+    "customer_to": st.sampled_from(["pool", "last_agent"]),
+    "window_s": _seconds,
+}
+
+
+@st.composite
+def _reopen(draw: st.DrawFn) -> ReopenSettings:
+    override = st.fixed_dictionaries({}, optional=_REOPEN_FIELDS)
+    return ReopenSettings(
+        **draw(st.fixed_dictionaries(_REOPEN_FIELDS)),
+        channels=draw(_small_dict(_channels, override)),
+        groups=draw(_small_dict(_names, override)),
+    )
+
+
 @st.composite
 def _endpoint(draw: st.DrawFn, endpoint_id: str) -> WebhookEndpoint:
     host = draw(st.sampled_from(["example.com", "hooks.example.org", "203.0.113.9:8443"]))
@@ -496,7 +514,7 @@ def settings() -> st.SearchStrategy[ChatSettings]:
     """Valid :class:`~chatmgmt.settings.ChatSettings` trees, every section varied.
 
     Overrides (``submission.channels``, ``submission.groups``, ``end_of_chat.channels``,
-    ``end_of_chat.groups``) are generated too, each valid once applied over its section.
+    ``end_of_chat.groups``, ``reopen.channels``, ``reopen.groups``) are generated too, each valid once applied over its section.
     """
     return st.builds(
         ChatSettings,
@@ -508,4 +526,5 @@ def settings() -> st.SearchStrategy[ChatSettings]:
         satisfaction=_satisfaction(),
         end_of_chat=_end_of_chat(),
         webhooks=_webhooks(),
+        reopen=_reopen(),
     )
