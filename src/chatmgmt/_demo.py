@@ -3,8 +3,8 @@
 Everything runs through the public API: agents in two skill groups, routing rules, a queue that
 fills and drains, a VIP who jumps the queue, a customer who leaves a message, sensitive words,
 a satisfaction rating, an auto-transfer, inactivity timeouts, an offer declined and taken by the
-next agent, and the day's events delivered as signed webhooks to a receiver the demo starts on
-loopback and verifies with ``verify``.
+next agent, an SLA warning and breach, and the day's events delivered as signed webhooks to a
+receiver the demo starts on loopback and verifies with ``verify``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,19 @@ def _settings(port: int) -> ChatSettings:
                 "agent": [{"word": "wechat", "category": "contact-info", "action": "warn"}],
             },
             "satisfaction": {"skip_if_agent_never_replied": True},
+            # chats tagged urgent get a response SLA (warned when a fifth of a target is left)
+            "sla": {
+                "warn_before": 0.2,
+                "policies": [
+                    {
+                        "name": "urgent",
+                        "tags": ["urgent"],
+                        "first_response_s": 60,
+                        "next_response_s": 90,
+                        "resolution_s": 1800,
+                    }
+                ],
+            },
             "webhooks": {
                 "endpoints": [
                     {
@@ -338,6 +351,37 @@ def run_demo(out: TextIO | None = None, *, seed: int = 7) -> dict[str, int]:
             f"{taken.state.value}; {first} is never offered this chat again",
         )
         manager.end_chat(taken.id, reason=EndReason.AGENT, by=taken.agent_id or "agent")
+
+        p.section("15:00  an urgent chat: its SLA warns, then breaches")
+        clock.set(DAY_START + 7 * 3600)
+        urgent = manager.open_chat(CustomerInfo("u13", name="Radia"), skill_group="sales")
+        manager.tag_chat(urgent.id, "urgent", by="triage")
+        who = urgent.agent_id or ""
+        clock.advance(10)
+        manager.send_message(urgent.id, "Hi Radia, on it.", role=MessageRole.AGENT, sender=who)
+        clock.advance(10)
+        manager.send_message(urgent.id, "The outage is back, please hurry", sender="u13")
+        p.row(f"Radia's chat is tagged urgent ({who})", "policy 'urgent': next response in 90 s")
+        for wait in (75, 95):
+            clock.set(DAY_START + 7 * 3600 + 20 + wait)
+            seen = len(sink.events)
+            manager.tick()
+            raised = [
+                f"{e.type}: {e.data['metric']}"
+                for e in sink.events[seen:]
+                if e.type.startswith("sla.")
+            ]
+            p.row(f"{wait} s without an answer", ", ".join(raised) or "nothing due")
+        clock.advance(5)
+        manager.send_message(urgent.id, "Fixed, sorry!", role=MessageRole.AGENT, sender=who)
+        ended = manager.end_chat(urgent.id, reason=EndReason.AGENT, by=who)
+        sla = ended.sla.figures() if ended.sla is not None else {}
+        nxt = sla.get("next_response", {})
+        p.row(
+            "the chat ends; chat.ended carries the SLA figures",
+            f"next response {nxt.get('achieved_s')} s of {nxt.get('target_s')} s, "
+            f"breached {nxt.get('breached')}",
+        )
 
         p.section("end of the day: the live snapshot (manager.monitor())")
         snap = manager.monitor()

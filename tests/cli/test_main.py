@@ -31,6 +31,9 @@ def test_demo_runs_a_whole_day_and_every_webhook_verifies() -> None:
         "wei declines: 'in a meeting'",
         "offered to xia instead",
         "xia accepts",
+        "sla.warning: next_response",
+        "sla.breached: next_response",
+        "next response 100.0 s of 90.0 s, breached True",
         "signed requests received and verified",
     ):
         assert expected in text, expected

@@ -32,6 +32,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     mode = "real_time"
     offers: dict[str, Any] | None = None  # assignment.offers (tests/lifecycle sets it)
+    sla: dict[str, Any] | None = None  # the sla section (tests/lifecycle sets it)
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,6 +51,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                         **({"offers": self.offers} if self.offers else {}),
                     },
                     "satisfaction": {"skip_if_agent_never_replied": False},
+                    **({"sla": self.sla} if self.sla else {}),
                 }
             ),
             clock=self.clock,

@@ -21,6 +21,7 @@ import datetime as _dt
 import ipaddress
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
 from ..lifecycle._hold import Hold
@@ -31,10 +32,12 @@ from ..model import (
     Channel,
     Chat,
     ChatId,
+    ChatSla,
     ChatState,
     CustomerInfo,
     EndReason,
     ReceptionMode,
+    SlaClock,
 )
 from ..settings import (
     AssignmentSettings,
@@ -54,6 +57,8 @@ from ..settings import (
     SatisfactionSettings,
     SecondRating,
     SensitiveWordSettings,
+    SlaPolicy,
+    SlaSettings,
     StickySettings,
     StrategyName,
     SubmissionMode,
@@ -151,6 +156,7 @@ def _chat(draw: st.DrawFn) -> Chat:
         served_by=(agent_id,) if agent_id is not None else (),
         inactive=agent_id is not None and draw(st.booleans()),
         hold=draw(_hold(created)) if agent_id is not None else None,
+        sla=draw(st.none() | _chat_sla(created, running=not ended)),
         version=draw(st.integers(min_value=0, max_value=50)),
     )
 
@@ -163,6 +169,24 @@ def _hold(start: float) -> st.SearchStrategy[dict[str, Any] | None]:
         lambda p: Hold(p[0], "a1", "", p[0] + p[1], "customer").to_dict()
     )
     return st.none() | running | resumed
+
+
+@st.composite
+def _chat_sla(draw: st.DrawFn, created: float, *, running: bool) -> ChatSla:
+    def clock() -> SlaClock:
+        target = draw(_positive_seconds)
+        runs = draw(st.integers(min_value=0, max_value=3))
+        achieved = draw(st.none() | _seconds) if runs else None
+        if running and draw(st.booleans()):
+            return SlaClock(target, created, None, created + target, runs=runs, achieved_s=achieved)
+        return SlaClock(target, achieved_s=achieved, runs=runs, breaches=draw(st.integers(0, runs)))
+
+    return ChatSla(
+        draw(_names),
+        draw(st.booleans()),
+        draw(st.just("") | _names),
+        *(clock() if draw(st.booleans()) else None for _ in range(3)),
+    )
 
 
 def chats() -> st.SearchStrategy[Chat]:
@@ -510,11 +534,60 @@ def _webhooks(draw: st.DrawFn) -> WebhookSettings:
     )
 
 
+@st.composite
+def _sla_policy(draw: st.DrawFn, name: str) -> SlaPolicy:
+    targets = draw(st.lists(_positive_seconds, min_size=3, max_size=3))
+    keep = draw(st.lists(st.booleans(), min_size=3, max_size=3).filter(any))
+    first, nxt, resolution = (t if k else 0.0 for t, k in zip(targets, keep, strict=True))
+    return SlaPolicy(
+        name=name,
+        groups=draw(_tuples(_names)),
+        priorities=draw(_tuples(st.integers(min_value=0, max_value=10))),
+        tags=draw(_tuples(_names)),
+        first_response_s=first,
+        next_response_s=nxt,
+        resolution_s=resolution,
+    )
+
+
+@st.composite
+def _sla_policies(draw: st.DrawFn) -> tuple[SlaPolicy, ...]:
+    return tuple(draw(_sla_policy(n)) for n in draw(st.lists(_names, unique=True, max_size=3)))
+
+
+_warn_before = st.floats(min_value=0.0, max_value=0.99, allow_nan=False)
+
+
+def _plain(policy: SlaPolicy) -> dict[str, Any]:
+    """A policy as ``from_dict`` takes it (lists for tuples), for a partial override."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(policy).items()}
+
+
+@st.composite
+def _sla(draw: st.DrawFn) -> SlaSettings:
+    override = st.fixed_dictionaries(
+        {},
+        optional={
+            "warn_before": _warn_before,
+            "business_hours": st.booleans(),
+            "policies": _sla_policies().map(lambda ps: [_plain(p) for p in ps]),
+        },
+    )
+    return SlaSettings(
+        policies=draw(_sla_policies()),
+        warn_before=draw(_warn_before),
+        business_hours=draw(st.booleans()),
+        channels=draw(_small_dict(_channels, override)),
+        groups=draw(_small_dict(_names, override)),
+    )
+
+
 def settings() -> st.SearchStrategy[ChatSettings]:
     """Valid :class:`~chatmgmt.settings.ChatSettings` trees, every section varied.
 
     Overrides (``submission.channels``, ``submission.groups``, ``end_of_chat.channels``,
-    ``end_of_chat.groups``, ``reopen.channels``, ``reopen.groups``) are generated too, each valid once applied over its section.
+    ``end_of_chat.groups``, ``reopen.channels``, ``reopen.groups``, ``sla.channels``,
+    ``sla.groups``) are generated too, each valid once applied over its section.
     """
     return st.builds(
         ChatSettings,
@@ -527,4 +600,5 @@ def settings() -> st.SearchStrategy[ChatSettings]:
         end_of_chat=_end_of_chat(),
         webhooks=_webhooks(),
         reopen=_reopen(),
+        sla=_sla(),
     )
