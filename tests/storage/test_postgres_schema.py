@@ -159,3 +159,32 @@ def test_a_unit_of_work_reads_its_rows_by_key_not_the_namespace() -> None:
             # a few rows per unit (the pick's index walk, the locked and written rows); a scan
             # of the namespace would be >= AGENTS per unit
             assert read < units * 20, (table, read)
+
+
+def test_typed_arrays_reach_the_server_as_their_values() -> None:
+    """The write call's typed lists (dumped in binary without inspecting their elements)
+    read back as the same values: every element type, NULLs, empty arrays, any text."""
+    import psycopg
+
+    from chatmgmt.storage._pg_arrays import Bools, Bytes, Floats, Ints, Longs, Texts, register
+
+    register()
+    values = [
+        (Floats([1.5, 2, -3e300, float("inf")]), "float8[]"),
+        (Floats([None, 1.0]), "float8[]"),
+        (Ints([1, -2, 2**31 - 1]), "integer[]"),
+        (Longs([2**62, -1]), "bigint[]"),
+        (Bools([True, False, None]), "boolean[]"),
+        (Texts(["a", 'é"{},\\ NULL', "", None, "\u2603"]), "text[]"),
+        (Bytes([b"\x00\x01", b"", b"\xff"]), "bytea[]"),
+        (Texts([]), "text[]"),
+        (Floats([]), "float8[]"),
+    ]
+    with psycopg.connect(postgres_url(), autocommit=True) as conn:
+        sql = "SELECT " + ", ".join(f"%b::{kind}, cardinality(%b::{kind})" for _v, kind in values)
+        params = [p for v, _kind in values for p in (v, v)]
+        row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    for i, (value, _kind) in enumerate(values):
+        assert row[2 * i] == list(value)
+        assert row[2 * i + 1] == len(value)

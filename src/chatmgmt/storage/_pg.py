@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ..errors import ConflictError, StorageError
+from ._pg_arrays import register as register_arrays
 
 __all__ = [
     "AsyncPostgresDatabase",
@@ -210,6 +211,7 @@ class PostgresDatabase:
     def __init__(self, target: Any, *, min_size: int = 1, max_size: int = 16) -> None:
         psycopg = _psycopg()
         self._psycopg = psycopg
+        register_arrays()
         if isinstance(target, str):
             from psycopg_pool import ConnectionPool
 
@@ -414,6 +416,7 @@ class AsyncPostgresDatabase:
 
     def __init__(self, target: Any, *, min_size: int = 1, max_size: int = 16) -> None:
         self._psycopg = _psycopg()
+        register_arrays()
         self._min, self._max = min_size, max_size
         if isinstance(target, str):
             self.conninfo = target

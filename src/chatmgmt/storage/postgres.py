@@ -99,6 +99,7 @@ from ._pg import (
     ddl_op,
     migrate_op,
 )
+from ._pg_arrays import Bools, Bytes, Floats, Ints, Longs, Texts
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -421,6 +422,17 @@ _RANK_INSERT = (
 )
 
 
+#: The array type of each of :data:`_RANK_NAMES` in the write call (typed lists: dumped
+#: without inspecting their elements, see ``_pg_arrays``).
+_RANK_ARRAYS: tuple[type[Texts | Bools | Ints | Floats], ...] = (
+    Bools,
+    Texts,
+    Texts,
+    Ints,
+    *(Floats for _ in _RANK_COLUMNS),
+)
+
+
 def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
     values, _agent_id = rank_entry(load, _ALL_FIELDS)
     return (
@@ -559,17 +571,17 @@ def _write_params(
     return (
         ns,
         change.chat_id,
-        [load.agent.id for load in loads],
-        [load.version for load in loads],
-        [encode(load) for load in loads],
-        *([rank[i] for rank in ranks] for i in range(len(_RANK_NAMES))),
-        [b(q) for q in change.remove],
+        Texts(load.agent.id for load in loads),
+        Longs(load.version for load in loads),
+        Texts(encode(load) for load in loads),
+        *(kind(rank[i] for rank in ranks) for i, kind in enumerate(_RANK_ARRAYS)),
+        Bytes(b(q) for q in change.remove),
         None if push is None else b(push.queue),
         None if push is None else push.score,
-        [b(k) for k in change.cancel],
-        list(timers),
-        [timer.due_at for timer in timers.values()],
-        [encode(timer) for timer in timers.values()],
+        Bytes(b(k) for k in change.cancel),
+        Bytes(timers),
+        Floats(timer.due_at for timer in timers.values()),
+        Texts(encode(timer) for timer in timers.values()),
         mode,
         None if chat is None else chat.version,
         None if chat is None else chat.state.value,
@@ -579,7 +591,7 @@ def _write_params(
         None if change.message is None else encode(change.message),
         None if sticky is None else sticky.partner_id,
         None if sticky is None else encode(sticky),
-        [encode(event) for event in change.events],
+        Texts(encode(event) for event in change.events),
         NOTIFY_CHANNEL,
         channel_tag(ns.decode("utf-8", "surrogatepass")) if notify else None,
     )
