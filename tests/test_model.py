@@ -107,6 +107,7 @@ def test_chat_state_is_open() -> None:
         ChatState.UNASSIGNED,
         ChatState.OFFERED,
         ChatState.ACTIVE,
+        ChatState.BOT,
     }
     assert {s for s in ChatState if s.holds_slot} == {ChatState.OFFERED, ChatState.ACTIVE}
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+from ._demo_bot import bot_scene
 from .errors import MessageBlockedError
 from .manager import ChatManager
 from .model import Agent, AgentId, AgentStatus, Chat, CustomerInfo, EndReason, MessageRole
@@ -327,6 +328,8 @@ def run_demo(out: TextIO | None = None, *, seed: int = 7) -> dict[str, int]:
         manager.tick()
         q = manager.get_chat(quiet.id)
         p.row("and 2 more", f"{q.state.value}: {q.end_reason.value if q.end_reason else ''}")
+
+        bot_scene(manager, clock, p)
 
         p.section("14:00  billing works with offers: one declined, the next agent takes it")
         clock.set(DAY_START + 6 * 3600)

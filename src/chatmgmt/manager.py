@@ -224,11 +224,14 @@ class ChatManager(_Base):
         identity_signature: str | None = None,
         chat_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        bot: str | None = None,
         now: float | None = None,
     ) -> Chat:
         """Open a chat: auto-save the customer, then assign it, queue it or pool it.
 
-        Returns the chat as it stands after routing; ``chat.route_reason`` says why.
+        Returns the chat as it stands after routing; ``chat.route_reason`` says why. With
+        ``bot`` (the bot's id) the chat starts in the bot stage instead: stored in state
+        ``bot``, not routed, holding no agent's capacity, until :meth:`handoff` (or an end).
         """
         req = self._request(request, designated_agent, designated_group, strict, queue_first)
         return self._run(
@@ -240,6 +243,7 @@ class ChatManager(_Base):
                 chat_id=chat_id,
                 attributes=attributes,
                 now=self._now(now),
+                bot=bot,
             )
         )
 
@@ -499,6 +503,27 @@ class ChatManager(_Base):
         if callable(bind):
             bind(self.monitor)
 
+    def handoff(
+        self,
+        chat_id: str,
+        *,
+        reason: str,
+        fields: Mapping[str, Any] | None = None,
+        by: str = "bot",
+        skill_group: str | None = None,
+        now: float | None = None,
+    ) -> Chat:
+        """The bot hands a chat in the bot stage to a human: it waits for an agent from now
+        on (``chat.handed_off`` with ``reason`` and ``fields``) and is routed at once, the
+        bot's context in ``route_reason["handoff"]``. ``skill_group`` routes it to that group.
+        InvalidTransitionError when the chat is not in the bot stage (it ended meanwhile, or
+        was handed off already); ValidationError names a bad ``reason`` or ``fields`` part."""
+        return self._run(
+            self._core.handoff(
+                ChatId(chat_id), reason, fields, by, self._now(now), skill_group=skill_group
+            )
+        )
+
     def tag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
         """Add ``tags`` to the chat (``chat.tagged``; tags it has already change nothing).
         ValidationError names a bad tag (``tags[i]``)."""
@@ -644,6 +669,7 @@ class AsyncChatManager(_Base):
         identity_signature: str | None = None,
         chat_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        bot: str | None = None,
         now: float | None = None,
     ) -> Chat:
         """See :meth:`ChatManager.open_chat`."""
@@ -657,6 +683,7 @@ class AsyncChatManager(_Base):
                 chat_id=chat_id,
                 attributes=attributes,
                 now=self._now(now),
+                bot=bot,
             )
         )
 
@@ -878,6 +905,23 @@ class AsyncChatManager(_Base):
         """See :meth:`ChatManager.observe` (gauges: feed ``record_snapshot`` yourself)."""
         self._sinks.events = fan_out(self._sinks.events, sink)
         self._core.emits = True
+
+    async def handoff(
+        self,
+        chat_id: str,
+        *,
+        reason: str,
+        fields: Mapping[str, Any] | None = None,
+        by: str = "bot",
+        skill_group: str | None = None,
+        now: float | None = None,
+    ) -> Chat:
+        """See :meth:`ChatManager.handoff`."""
+        return await self._run(
+            self._core.handoff(
+                ChatId(chat_id), reason, fields, by, self._now(now), skill_group=skill_group
+            )
+        )
 
     async def tag_chat(self, chat_id: str, *tags: str, by: str, now: float | None = None) -> Chat:
         """See :meth:`ChatManager.tag_chat`."""

@@ -108,6 +108,10 @@ class ChatState(str, enum.Enum):
     next agent, or back to where it waited)."""
     ACTIVE = "active"
     """An agent holds the chat."""
+    BOT = "bot"
+    """A bot handles the chat (``open_chat(..., bot=...)``): its messages are recorded and
+    moderated, it is not routed and takes no agent's capacity, until ``handoff()`` routes it
+    (or the bot or the customer ends it)."""
     ENDED = "ended"
     """Closed; in Always On mode the customer may reopen it."""
     LEFT_MESSAGE = "left_message"
@@ -128,7 +132,7 @@ class ChatState(str, enum.Enum):
 
 
 _OPEN_STATES = frozenset(
-    {ChatState.QUEUED, ChatState.UNASSIGNED, ChatState.OFFERED, ChatState.ACTIVE}
+    {ChatState.QUEUED, ChatState.UNASSIGNED, ChatState.OFFERED, ChatState.ACTIVE, ChatState.BOT}
 )
 
 
@@ -143,6 +147,8 @@ class EndReason(str, enum.Enum):
     QUEUE_TIMEOUT = "queue_timeout"
     HOLD_TIMEOUT = "hold_timeout"
     """The chat stayed on hold longer than ``end_of_chat.hold_close_after_s``."""
+    BOT = "bot"
+    """The bot ended the chat in its bot stage (it needed no agent)."""
 
 
 class MessageRole(str, enum.Enum):
@@ -446,8 +452,10 @@ class Chat:
     :class:`ChatSla`; None without one),
     ``hold`` (the agent's last hold in the current assignment,
     :class:`~chatmgmt.lifecycle.Hold` as plain values; on hold until ``resumed_at`` is set),
-    ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event) and
-    ``offer_expires_at`` (when the pending offer of an ``OFFERED`` chat expires).
+    ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event),
+    ``offer_expires_at`` (when the pending offer of an ``OFFERED`` chat expires) and ``bot``
+    (the bot stage: ``{"id", "since"}``, ``"replied"`` once the bot wrote, ``"handoff"``
+    ``{"reason", "fields", "by", "at"}`` once handed off; None for a chat without one).
     """
 
     id: ChatId = attrs.field(validator=_non_empty)
@@ -487,6 +495,7 @@ class Chat:
     hold: Mapping[str, Any] | None = None
     position_event: tuple[int, float] | None = None
     offer_expires_at: float | None = None
+    bot: Mapping[str, Any] | None = None
     event_seq: int = 0
     version: int = 0
 

@@ -35,6 +35,7 @@ from ._settings_base import _check_text_leaves as _check_text_leaves
 from ._settings_base import _fail as _fail
 from ._settings_base import _need as _need
 from ._settings_base import _number as _number
+from ._settings_bot import BotSettings
 from ._settings_enums import (
     FieldType,
     LeaveAction,
@@ -56,6 +57,7 @@ from .model import EndReason, ReceptionMode
 __all__ = [
     "AssignmentSettings",
     "AutoSaveSettings",
+    "BotSettings",
     "ChatSettings",
     "CustomStrategySettings",
     "EndOfChatSettings",
@@ -950,6 +952,7 @@ class ChatSettings:
     retention: RetentionSettings = attrs.field(factory=RetentionSettings)
     sla: SlaSettings = attrs.field(factory=SlaSettings)
     reopen: ReopenSettings = attrs.field(factory=ReopenSettings)
+    bot: BotSettings = attrs.field(factory=BotSettings)
 
     def __attrs_post_init__(self) -> None:
         _check_text_leaves(self, "")
@@ -1082,7 +1085,7 @@ def resolve(section: _S, *, channel: str | None = None, group: str | None = None
     """The effective section for a chat: channel override > group override > global.
 
     Works for every section that carries ``channels`` and/or ``groups`` overrides
-    (``submission``, ``end_of_chat``); other sections are returned unchanged.
+    (``submission``, ``end_of_chat``, ``bot``); other sections are returned unchanged.
     """
     groups = getattr(section, "groups", None)
     channels = getattr(section, "channels", None)

@@ -33,6 +33,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     mode = "real_time"
     offers: dict[str, Any] | None = None  # assignment.offers (tests/lifecycle sets it)
     sla: dict[str, Any] | None = None  # the sla section (tests/lifecycle sets it)
+    extra: dict[str, Any] | None = None  # more settings sections (tests/lifecycle sets them)
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,6 +53,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                     },
                     "satisfaction": {"skip_if_agent_never_replied": False},
                     **({"sla": self.sla} if self.sla else {}),
+                    **(self.extra or {}),
                 }
             ),
             clock=self.clock,

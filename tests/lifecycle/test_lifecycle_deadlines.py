@@ -327,7 +327,12 @@ def test_the_hot_path_plans_the_same_bases_as_timer_basis(
     chat: Chat, warn: float, reminder: float, release: float, close: float
 ) -> None:
     from chatmgmt.lifecycle import planned_timers, timer_basis
-    from chatmgmt.settings import AssignmentSettings, EndOfChatSettings, QueueSettings
+    from chatmgmt.settings import (
+        AssignmentSettings,
+        BotSettings,
+        EndOfChatSettings,
+        QueueSettings,
+    )
 
     eoc = EndOfChatSettings(
         warn_after_s=warn,
@@ -337,9 +342,11 @@ def test_the_hot_path_plans_the_same_bases_as_timer_basis(
         hold_close_after_s=close,
     )
     assignment = AssignmentSettings(auto_transfer_s=20.0, queue=QueueSettings(max_wait_s=50.0))
-    for timer in planned_timers(chat, end_of_chat=eoc, assignment=assignment):
+    bot = BotSettings(end_after_s=90.0, handoff_after_s=300.0)
+    planned = planned_timers(chat, end_of_chat=eoc, assignment=assignment, bot=bot)
+    for timer in planned:
         assert list(timer.payload["basis"]) == timer_basis(TimerKind(timer.kind), chat)
-    kinds = {t.kind for t in planned_timers(chat, end_of_chat=eoc, assignment=assignment)}
+    kinds = {t.kind for t in planned}
     expected = {
         k.value
         for k in TimerKind

@@ -231,7 +231,11 @@ def test_diagram_is_the_table() -> None:
             for event, nxt in row.items():
                 expected.setdefault((state.value, nxt.value), set()).add(event.value)
         assert edges == expected
-        assert starts == {initial_state(mode).value}
+        # the initial state, and the states only entered from outside (the bot stage)
+        led_to = {n for s, row in table.items() for n in row.values() if n is not s}
+        entered = {s.value for s in table if s not in led_to}
+        assert starts == {initial_state(mode).value} | entered
+        assert ("bot" in starts) == (ChatState.BOT in table)
         assert ends == {s.value for s in table if is_terminal(mode, s)}
 
 

@@ -186,8 +186,12 @@ class CoreBase:
     # ----------------------------------------------------------------- the effect
 
     def _timers_of(self, chat: Chat) -> dict[str, Timer]:
+        settings = self.settings
         timers = lc.planned_timers(
-            chat, end_of_chat=self.settings.end_of_chat, assignment=self.settings.assignment
+            chat,
+            end_of_chat=settings.end_of_chat,
+            assignment=settings.assignment,
+            bot=settings.bot,
         )
         out = {t.key: t for t in timers}
         if self.sla_on and (sla := lc.sla_timer(chat)) is not None:

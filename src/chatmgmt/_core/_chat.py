@@ -9,11 +9,12 @@ import attrs
 
 from .. import lifecycle as lc
 from .._plan import Plan, leaving
-from .._text import check_optional_id, check_text, text_problem
+from .._text import check_id, check_optional_id, check_text, text_problem
 from ..assignment import RouteRequest, Target
 from ..assignment._plans import plan_assignment
 from ..customers import should_save, trusted_partner_id
 from ..errors import AssignmentError, PreconditionFailed, ValidationError
+from ..lifecycle._bot import plan_bot_start
 from ..lifecycle._hold import slot_move
 from ..model import (
     AgentId,
@@ -68,10 +69,13 @@ class Chats(Routing):
         chat_id: str | None,
         attributes: Mapping[str, Any] | None,
         now: float,
+        bot: str | None = None,
     ) -> Eff[Chat]:
         """Auto-save the customer, then create the chat and route it (assign, queue or pool)
-        in one unit of work."""
+        in one unit of work; with ``bot``, create it in the bot stage instead (not routed)."""
         check_optional_id("chat_id", chat_id)
+        if bot is not None:
+            check_id("bot", bot)
         if attributes:
             _check_attributes(attributes, "attributes")
         settings = self.settings
@@ -112,6 +116,11 @@ class Chats(Routing):
         # ``_value_``: the member's value without the ``value`` property's Python call
         started = [(EventType.CHAT_STARTED, {"mode": mode._value_, "priority": priority})]
         try:
+            if bot is not None:
+                plan = plan_bot_start(chat, bot, now, started)
+                applied = yield from self.commit(None, plan, now)
+                assert applied.chat is not None
+                return applied.chat
             return (yield from self.route(None, chat, request, now, items=started))
         except PreconditionFailed as exc:
             if exc.reason == "exists":

@@ -1,6 +1,6 @@
 """Deadlines: fire the due timers (sticky wait, inactivity, reminders, auto-transfer, queue
-timeout, offer expiry); every firing is a change of its chat, planned against the chat as it
-is now."""
+timeout, offer expiry, the bot stage's end and handoff); every firing is a change of its chat,
+planned against the chat as it is now."""
 
 from __future__ import annotations
 
@@ -78,6 +78,9 @@ class Deadlines(Positions):
         if lc.is_stale(timer, chat):
             return False
         kind = lc.TimerKind(timer.kind)
+        if kind is lc.TimerKind.BOT_END or kind is lc.TimerKind.BOT_HANDOFF:
+            yield from self.fire_bot(kind, chat, now)
+            return True
         if kind in _AGENT_KINDS:  # the reminder and auto-transfer follow the leave policy
             left = yield from self.leave_status(chat)
             if left is not None:

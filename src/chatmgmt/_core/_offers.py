@@ -17,13 +17,13 @@ from ..lifecycle._offers import plan_accept, plan_withdrawn
 from ..model import AgentId, Chat, ChatId
 from ..ports import QueueStore
 from ._base import RETRY, Retry
-from ._chat import Chats
+from ._bot import Bots
 from ._ops import Eff, call
 
 __all__ = ["Offers"]
 
 
-class Offers(Chats):
+class Offers(Bots):
     """Accept, decline and expire offers."""
 
     def accept_offer(self, chat_id: ChatId, agent_id: AgentId, now: float) -> Eff[Chat]:

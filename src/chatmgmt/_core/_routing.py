@@ -4,6 +4,7 @@ layers, then the queue or the pool. Each attempt is one unit of work (:mod:`._ta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from .._plan import STICKY_WAIT, sticky_wait_key
@@ -24,6 +25,8 @@ from ._targets import ineligible
 
 __all__ = ["OPEN", "Routing"]
 
+_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
+
 
 class Routing(Queueing):
     """Assign, queue or pool a chat."""
@@ -36,12 +39,15 @@ class Routing(Queueing):
         now: float,
         *,
         items: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        explain: Mapping[str, Any] | None = None,
     ) -> Eff[Chat]:
         """Try the plan's targets and overflow layers; queue or pool the chat if none fits.
 
         ``stored`` is the chat as stored (None: ``chat`` is new and is created by the same
-        unit of work); ``items`` are events raised with it.
+        unit of work); ``items`` are events raised with it; ``explain`` goes into every
+        explanation (a bot's handoff context).
         """
+        context = explain or _NO_CONTEXT
         settings = self.settings.assignment
         partner_id = chat.customer.partner_id
         sticky = None
@@ -53,7 +59,7 @@ class Routing(Queueing):
             chat = evolve(chat, skill_group=plan.group)
         passed: list[dict[str, Any]] = []
         for target in plan.targets:
-            extra = {"passed_over": list(passed)} if passed else None
+            extra = {**context, "passed_over": list(passed)} if passed else context
             done = yield from self.try_target(
                 target, stored, chat, now, items=items, reason_extra=extra, passed=passed
             )
@@ -72,7 +78,12 @@ class Routing(Queueing):
             target = Target(kind, layer.target_group or layer.target_agent or "", f"overflow[{i}]")
             tried.append({"layer": i, "condition": condition.value})
             done = yield from self.try_target(
-                target, stored, chat, now, items=items, reason_extra={"overflow": list(tried)}
+                target,
+                stored,
+                chat,
+                now,
+                items=items,
+                reason_extra={**context, "overflow": list(tried)},
             )
             if done is not None:
                 return done
@@ -87,6 +98,7 @@ class Routing(Queueing):
             "overflow": tried,
             "eligible": census.eligible,
             "ineligible": ineligible(census, chat),
+            **context,
         }
         queue = plan.wait_queue
         if chat.mode is ReceptionMode.ALWAYS_ON:

@@ -30,7 +30,7 @@ import attrs
 
 from ..errors import ValidationError
 from ..model import Chat, ChatState, ReceptionMode, Timer, maker
-from ..settings import AssignmentSettings, EndOfChatSettings, resolve
+from ..settings import AssignmentSettings, BotSettings, EndOfChatSettings, resolve
 from ._hold import on_hold, resumed_at
 from ._state import ChatEvent
 
@@ -77,6 +77,11 @@ class TimerKind(str, enum.Enum):
     """Mark the chat inactive after ``inactive_after_s`` without a message (both modes)."""
     HOLD_CLOSE = "hold_close"
     """End the chat (reason ``hold_timeout``) after ``hold_close_after_s`` on hold."""
+    BOT_END = "bot_end"
+    """The customer was silent ``bot.end_after_s`` in the bot stage: end the chat (reason
+    ``customer_inactivity``)."""
+    BOT_HANDOFF = "bot_handoff"
+    """The bot stage lasted ``bot.handoff_after_s``: hand the chat off (reason ``timeout``)."""
 
 
 _KINDS = tuple(TimerKind)
@@ -89,6 +94,8 @@ _AUTO = TimerKind.AUTO_TRANSFER
 _OFFER = TimerKind.OFFER_EXPIRY
 _RELEASE = TimerKind.INACTIVITY_RELEASE
 _HOLD = TimerKind.HOLD_CLOSE
+_BOT_END = TimerKind.BOT_END
+_BOT_HANDOFF = TimerKind.BOT_HANDOFF
 _TIMED_STATES = frozenset({ChatState.QUEUED, ChatState.ACTIVE})
 
 
@@ -218,12 +225,17 @@ def timer_basis(kind: TimerKind, chat: Chat) -> list[Any] | None:
       ``[quiet_since]``, the later of the last message of either side, the assignment and the
       end of the last hold;
     * ``hold_close``: a chat on hold; basis ``[hold.since]``. While a chat is on hold it has no
-      other deadline of an active chat.
+      other deadline of an active chat;
+    * ``bot_handoff`` (both modes): a chat in the bot stage; basis ``[bot.since]``;
+    * ``bot_end``: a chat in the bot stage; basis ``[silence_since]``, the later of the
+      customer's last message and the start of the bot stage.
     """
     if not isinstance(kind, TimerKind):
         kind = TimerKind(kind)
     if kind is TimerKind.OFFER_EXPIRY:
         return _offer_basis(chat)
+    if kind is TimerKind.BOT_HANDOFF or kind is TimerKind.BOT_END:
+        return _bot_basis(chat, kind)
     if kind is TimerKind.INACTIVITY_RELEASE:
         if chat.state is not ChatState.ACTIVE or chat.inactive or on_hold(chat):
             return None
@@ -258,6 +270,40 @@ def _offer_basis(chat: Chat) -> list[Any] | None:
     return [chat.agent_id, chat.offer_expires_at]
 
 
+def _bot_since(chat: Chat) -> float:
+    bot = chat.bot
+    since = bot.get("since") if bot else None
+    return float(since) if isinstance(since, (int, float)) else chat.created_at
+
+
+def _bot_silence(chat: Chat) -> float:
+    since = _bot_since(chat)
+    last = chat.last_customer_message_at
+    return since if last is None else max(last, since)
+
+
+def _bot_basis(chat: Chat, kind: TimerKind) -> list[Any] | None:
+    if chat.state is not ChatState.BOT:
+        return None
+    if kind is TimerKind.BOT_HANDOFF:
+        return [_bot_since(chat)]
+    return [_bot_silence(chat)] if chat.mode is ReceptionMode.REAL_TIME else None
+
+
+def _bot_timers(chat: Chat, bot: BotSettings | None) -> list[tuple[TimerKind, list[Any], float]]:
+    if bot is None:
+        return []
+    stage = resolve(bot, channel=chat.channel, group=chat.skill_group or None)
+    planned: list[tuple[TimerKind, list[Any], float]] = []
+    if stage.handoff_after_s > 0:
+        since = _bot_since(chat)
+        planned.append((_BOT_HANDOFF, [since], since + stage.handoff_after_s))
+    if stage.end_after_s > 0 and chat.mode is ReceptionMode.REAL_TIME:
+        silence = _bot_silence(chat)
+        planned.append((_BOT_END, [silence], silence + stage.end_after_s))
+    return planned
+
+
 def _already_fired(chat: Chat, kind: TimerKind, basis: list[Any]) -> bool:
     fired = chat.timers_fired
     if not fired:
@@ -274,6 +320,7 @@ def plan_timers(
     *,
     end_of_chat: EndOfChatSettings,
     assignment: AssignmentSettings,
+    bot: BotSettings | None = None,
 ) -> TimerPlan:
     """The deadlines ``chat`` should have now, and the keys of the kinds it should not have.
 
@@ -292,12 +339,15 @@ def plan_timers(
     * ``offer_expiry`` at ``offer_expires_at`` of an offered chat (in both modes);
     * ``inactivity_release`` at ``quiet_since + inactive_after_s`` (both modes; setting > 0);
     * ``hold_close`` at ``hold.since + hold_close_after_s`` (setting > 0) while on hold, and
-      none of the other deadlines of an active chat.
+      none of the other deadlines of an active chat;
+    * in the bot stage (``bot``, resolved for the chat's channel and group; None: none):
+      ``bot_handoff`` at ``bot.since + handoff_after_s`` (both modes) and ``bot_end`` at
+      ``silence_since + end_after_s``.
 
     A deadline already fired for its current basis is not planned again.
     Every timer has ``version=chat.version`` and ``payload={"basis": [...]}``.
     """
-    out = planned_timers(chat, end_of_chat=end_of_chat, assignment=assignment)
+    out = planned_timers(chat, end_of_chat=end_of_chat, assignment=assignment, bot=bot)
     planned = {t.key for t in out}
     keys = (timer_key(chat.id, k) for k in _KINDS)
     return TimerPlan(out, tuple(k for k in keys if k not in planned))
@@ -308,6 +358,7 @@ def planned_timers(
     *,
     end_of_chat: EndOfChatSettings,
     assignment: AssignmentSettings,
+    bot: BotSettings | None = None,
 ) -> tuple[Timer, ...]:
     """The timers of :func:`plan_timers` alone (no cancel list): the manager's hot path.
 
@@ -319,6 +370,8 @@ def planned_timers(
         if offer is None:
             return ()
         return _timers(chat, [(_OFFER, offer, float(offer[1]))])
+    if state is ChatState.BOT:
+        return _timers(chat, _bot_timers(chat, bot))
     planned: list[tuple[TimerKind, list[Any], float]] = []
     if chat.mode is not ReceptionMode.REAL_TIME:
         if state is ChatState.ACTIVE and _may_release(end_of_chat):

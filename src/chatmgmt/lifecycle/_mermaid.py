@@ -18,11 +18,18 @@ def mermaid_diagram(mode: ReceptionMode) -> str:
     """A Mermaid ``stateDiagram-v2`` of ``mode``, drawn from :data:`TRANSITIONS`.
 
     One arrow per (state, next state) with its events joined by ``, ``; ``[*]`` marks the
-    initial state and the terminal states. The output is deterministic (table order).
+    initial state, the states only entered from outside (the bot stage) and the terminal
+    states. The output is deterministic (table order).
     """
     mode = ReceptionMode(mode)
     table = TRANSITIONS[mode]
-    lines = ["stateDiagram-v2", f"    [*] --> {initial_state(mode).value}"]
+    first = initial_state(mode)
+    lines = ["stateDiagram-v2", f"    [*] --> {first.value}"]
+    # a state no other state leads to is entered from outside too (the bot stage)
+    entered = {nxt for st, events in table.items() for nxt in events.values() if nxt is not st}
+    for state in ChatState:
+        if state in table and state is not first and state not in entered:
+            lines.append(f"    [*] --> {state.value}")
     for state in ChatState:
         if state not in table:
             continue

@@ -25,6 +25,7 @@ from ..model import (
 from ..ports import QueuePush
 from ..settings import ChatSettings, SatisfactionSettings, SubmissionMode, resolve
 from ..webhook import _payloads as payloads
+from ._bot import skips_satisfaction
 from ._deadlines import TimerKind, mark_fired, track
 from ._forms import validate_submission
 from ._invitations import invitation_extras, satisfaction_rules
@@ -88,8 +89,9 @@ def plan_end(
     the same unit: its slot released, its queue entry and sticky wait dropped, the end prompt
     (a system message with ``message_id``), the satisfaction invitation (with its
     ``invite_prompt`` after the end prompt, id ``message_id + "-rate"``, and its reminder
-    timer; ``customer_invited_at`` as for :func:`~chatmgmt.lifecycle.invitation_refusal`),
-    the sticky mark, the events."""
+    timer; ``customer_invited_at`` as for :func:`~chatmgmt.lifecycle.invitation_refusal`;
+    none for a chat ending in the bot stage when ``bot.skip_satisfaction``), the sticky
+    mark, the events."""
     if abandon:
         state = transition(chat.id, chat.mode, chat.state, ChatEvent.ABANDON)
         event = ChatEvent.ABANDON
@@ -130,24 +132,27 @@ def plan_end(
         if prompt:
             message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", prompt, now)
             items.append(payloads.message_stored(message))
-        rules = satisfaction_rules(settings, new)
-        new, invited = plan_invite(
-            rules,
-            new,
-            InviteTrigger.CHAT_END,
-            "system",
-            now,
-            customer_invited_at=customer_invited_at,
-        )
-        if invited:
-            items.extend(invited)
-            rate_id = MessageId(f"{message_id}-rate")
-            prompted, prompt_items, timers = invitation_extras(rules, new, now, message_id=rate_id)
-            items.extend(prompt_items)
-            if prompted is not None and message is None:
-                message = prompted
-            elif prompted is not None:
-                more = (prompted,)
+        if not skips_satisfaction(settings.bot, chat):
+            rules = satisfaction_rules(settings, new)
+            new, invited = plan_invite(
+                rules,
+                new,
+                InviteTrigger.CHAT_END,
+                "system",
+                now,
+                customer_invited_at=customer_invited_at,
+            )
+            if invited:
+                items.extend(invited)
+                rate_id = MessageId(f"{message_id}-rate")
+                prompted, prompt_items, timers = invitation_extras(
+                    rules, new, now, message_id=rate_id
+                )
+                items.extend(prompt_items)
+                if prompted is not None and message is None:
+                    message = prompted
+                elif prompted is not None:
+                    more = (prompted,)
     remove, cancel = leaving(chat)
     return Plan(
         new,
@@ -189,6 +194,8 @@ def plan_message(chat: Chat, message: Message, moderation: str, now: float) -> t
         changes["last_agent_message_at"] = now
         changes["agent_replied"] = True
         changes["inactive"] = False
+    elif role is MessageRole.BOT and chat.bot is not None and not chat.bot.get("replied"):
+        changes["bot"] = {**chat.bot, "replied": True}  # the bot answered (satisfaction)
     return evolve(chat, **changes), items
 
 

@@ -51,10 +51,15 @@ def resolve_scheme(settings: SatisfactionSettings, group: str | None) -> Satisfa
 
 
 def attributed_agent(chat: Chat) -> str | None:
-    """The agent a rating is attributed to: the last agent who served the chat (or None)."""
+    """The agent a rating is attributed to: the last agent who served the chat; for a chat
+    that never left its bot stage, the bot's id (or None)."""
     if chat.agent_id is not None:
         return chat.agent_id
-    return chat.served_by[-1] if chat.served_by else None
+    if chat.served_by:
+        return chat.served_by[-1]
+    bot = chat.bot
+    value = bot.get("id") if bot and "handoff" not in bot else None
+    return value if isinstance(value, str) else None
 
 
 # --------------------------------------------------------------------------- values
@@ -234,7 +239,10 @@ def _window_closed(settings: SatisfactionSettings, chat: Chat, now: float) -> bo
 
 
 def _agent_replied(chat: Chat) -> bool:
-    return chat.agent_replied or chat.last_agent_message_at is not None
+    if chat.agent_replied or chat.last_agent_message_at is not None:
+        return True
+    bot = chat.bot  # a chat only the bot served: the bot's answer counts
+    return bool(bot and bot.get("replied") and "handoff" not in bot and not chat.served_by)
 
 
 def invitation_refusal(

@@ -73,6 +73,9 @@ class ChatEvent(str, enum.Enum):
     stays ``active`` with its agent; its inactivity deadlines stop (see ``docs/lifecycle.md``)."""
     RESUME = "resume"
     """The held chat resumes: explicitly (``resume_chat``) or when the customer writes."""
+    HANDOFF = "handoff"
+    """The bot hands the chat to a human: it waits like a new chat (and is routed in the same
+    unit of work), with the bot's context in the explanation."""
 
 
 _Q = ChatState.QUEUED
@@ -82,6 +85,7 @@ _O = ChatState.OFFERED
 _E = ChatState.ENDED
 _L = ChatState.LEFT_MESSAGE
 _X = ChatState.ABANDONED
+_B = ChatState.BOT
 
 _RT: dict[ChatState, dict[ChatEvent, ChatState]] = {
     _Q: {
@@ -110,6 +114,12 @@ _RT: dict[ChatState, dict[ChatEvent, ChatState]] = {
         ChatEvent.RESUME: _A,
         ChatEvent.END: _E,
     },
+    _B: {
+        ChatEvent.HANDOFF: _Q,
+        ChatEvent.CUSTOMER_MESSAGE: _B,
+        ChatEvent.ABANDON: _X,
+        ChatEvent.END: _E,
+    },
     _E: {},
     _L: {},
     _X: {},
@@ -136,6 +146,11 @@ _AO: dict[ChatState, dict[ChatEvent, ChatState]] = {
         ChatEvent.AGENT_MESSAGE: _A,
         ChatEvent.HOLD: _A,
         ChatEvent.RESUME: _A,
+        ChatEvent.END: _E,
+    },
+    _B: {
+        ChatEvent.HANDOFF: _U,
+        ChatEvent.CUSTOMER_MESSAGE: _B,
         ChatEvent.END: _E,
     },
     # an ended chat opens again only into the pool's state; a reopen to an agent (reopen(to=
@@ -190,6 +205,9 @@ END_REASONS: Mapping[ReceptionMode, Mapping[ChatState, frozenset[EndReason]]] = 
                         EndReason.HOLD_TIMEOUT,
                     }
                 ),
+                # the bot stage: the bot (or the host) ends it, or the customer went silent;
+                # a customer who leaves it abandons it, as from the queue
+                _B: frozenset({EndReason.BOT, EndReason.CUSTOMER_INACTIVITY, EndReason.SYSTEM}),
             }
         ),
         ReceptionMode.ALWAYS_ON: MappingProxyType(
@@ -199,6 +217,7 @@ END_REASONS: Mapping[ReceptionMode, Mapping[ChatState, frozenset[EndReason]]] = 
                 _U: frozenset({EndReason.CUSTOMER, EndReason.SYSTEM}),
                 _O: frozenset({EndReason.CUSTOMER, EndReason.SYSTEM}),
                 _A: frozenset({EndReason.AGENT, EndReason.CUSTOMER, EndReason.SYSTEM}),
+                _B: frozenset({EndReason.BOT, EndReason.CUSTOMER, EndReason.SYSTEM}),
             }
         ),
     }

@@ -621,8 +621,10 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
     if change.require_empty is not None:
         reads.append(
             Q(
-                "SELECT 1 FROM chatmgmt_queue_entries WHERE ns = %s AND queue = %s LIMIT 1",
-                (ns, b(change.require_empty)),
+                # empty but for this chat itself (a chat already waiting there may be routed)
+                "SELECT 1 FROM chatmgmt_queue_entries"
+                " WHERE ns = %s AND queue = %s AND chat_id <> %s LIMIT 1",
+                (ns, b(change.require_empty), cid),
                 "one",
             )
         )

@@ -37,6 +37,8 @@ class EventType:
     CUSTOMER_UPDATED = "customer.updated"
     AGENT_STATUS_CHANGED = "agent.status_changed"
     CHAT_STARTED = "chat.started"
+    CHAT_BOT_STARTED = "chat.bot_started"
+    CHAT_HANDED_OFF = "chat.handed_off"
     CHAT_QUEUED = "chat.queued"
     CHAT_UNASSIGNED = "chat.unassigned"
     CHAT_ASSIGNED = "chat.assigned"
@@ -225,6 +227,36 @@ CATALOGUE: dict[str, EventSpec] = {
             {**_CHAT_EX, "mode": "real_time", "priority": 0},
         ),
         _spec(
+            EventType.CHAT_BOT_STARTED,
+            "The new chat starts in the bot stage: a bot handles it, nobody routes it and it "
+            "takes no agent's capacity until it is handed off (sent with chat.started).",
+            {**_CHAT, "bot": "the bot's id (open_chat(..., bot=...))"},
+            {**_CHAT_EX, "bot": "faq-bot"},
+        ),
+        _spec(
+            EventType.CHAT_HANDED_OFF,
+            "The bot handed the chat to a human: it waits for an agent from now on and is "
+            "routed at once (chat.assigned, chat.offered or chat.queued follow, their reason "
+            "naming the handoff).",
+            {
+                **_CHAT,
+                "bot": "the bot's id",
+                "reason": "why the bot handed off (its own words; 'timeout' when "
+                "bot.handoff_after_s ran out)",
+                "fields": "what the bot gathered, for the agent (a JSON object)",
+                "by": "who handed off (the bot, or 'system' for the timeout)",
+                "bot_s": "seconds the chat spent in the bot stage",
+            },
+            {
+                **_CHAT_EX,
+                "bot": "faq-bot",
+                "reason": "customer asked for a human",
+                "fields": {"order": "A-1042", "topic": "refund"},
+                "by": "faq-bot",
+                "bot_s": 42.0,
+            },
+        ),
+        _spec(
             EventType.CHAT_QUEUED,
             "Nobody could take the chat: it waits in its group's queue.",
             {**_CHAT, "position": "0-based position in the queue", **_REASON},
@@ -343,7 +375,7 @@ CATALOGUE: dict[str, EventSpec] = {
                 **_CHAT,
                 "agent_id": "the agent who held it, or null",
                 "end_reason": "agent, customer, customer_inactivity, agent_left, system, "
-                "queue_timeout or hold_timeout",
+                "queue_timeout, hold_timeout or bot",
                 "ended_by": "who ended it",
                 "duration_s": "seconds from start to end",
                 "sla": "the SLA figures (policy, business_hours, and per target: target_s, "

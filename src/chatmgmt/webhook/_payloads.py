@@ -20,7 +20,9 @@ __all__ = [
     "agent_reminded",
     "chat_abandoned",
     "chat_assigned",
+    "chat_bot_started",
     "chat_ended",
+    "chat_handed_off",
     "chat_held",
     "chat_offer_accepted",
     "chat_offer_declined",
@@ -65,6 +67,19 @@ _MESSAGE_TYPES = {
 def chat_started(mode: str, priority: int) -> Item:
     """``chat.started``: a chat was opened."""
     return EventType.CHAT_STARTED, {"mode": mode, "priority": priority}
+
+
+def chat_bot_started(bot: str) -> Item:
+    """``chat.bot_started``: a new chat starts in the bot stage, handled by ``bot``."""
+    return EventType.CHAT_BOT_STARTED, {"bot": bot}
+
+
+def chat_handed_off(
+    bot: str, reason: str, fields: Mapping[str, Any], by: str, bot_s: float
+) -> Item:
+    """``chat.handed_off``: the bot handed the chat to a human, after ``bot_s`` seconds."""
+    data = {"bot": bot, "reason": reason, "fields": dict(fields), "by": by, "bot_s": bot_s}
+    return EventType.CHAT_HANDED_OFF, data
 
 
 def chat_assigned(

@@ -173,6 +173,30 @@ class UnitOfWorkContract(StorageCase):
             lambda w: everything(w, RankedClaim("g", ROUND_ROBIN), require_empty=QUEUE),
         )
 
+    def test_require_empty_ignores_the_chat_itself(self) -> None:
+        """``require_empty`` on the queue the chat itself waits in, alone there: the chat may
+        be routed from it (a chat a bot handed off, an Always On chat reopened)."""
+        s = self.storage
+        build_world(s)
+        q1 = s.chats.get(ChatId("q1"))
+        assert q1 is not None
+        new = attrs.evolve(
+            q1, state=ChatState.ACTIVE, agent_id=AgentId("cat"), version=q1.version + 1
+        )
+        change = Change(
+            q1.id,
+            q1.version,
+            50.0,
+            chat=new,
+            claim=Claim(AgentId("cat")),
+            require_empty=QUEUE,
+            remove=(QUEUE,),
+            tiebreak=0.5,
+        )
+        applied = s.apply(change)
+        assert applied.chat is not None and applied.chat.agent_id == "cat"
+        assert s.queues.length(QUEUE) == 0
+
     def test_refused_inactive_only_change_commits_nothing(self) -> None:
         """A stale change that only moves a slot to inactive commits nothing."""
 
