@@ -95,7 +95,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         except ChatMgmtError:
             assert before.state is not ChatState.ACTIVE
         else:
-            assert before.state is ChatState.ACTIVE or before.state is ChatState.UNASSIGNED
+            assert before.state in self.ends_from()
+
+    def ends_from(self) -> tuple[ChatState, ...]:
+        """The states ``end`` (reason agent or customer) may end a chat from."""
+        return (ChatState.ACTIVE, ChatState.UNASSIGNED)
 
     @precondition(lambda self: self.opened)
     @rule(data=st.data())

@@ -74,19 +74,10 @@ class BotMachine(LifecycleMachine):
             assert before.state is ChatState.BOT and after.state is ChatState.ENDED
             assert after.satisfaction is None  # bot.skip_satisfaction
 
-    @precondition(lambda self: self.opened)
-    @rule(data=st.data(), reason=st.sampled_from([EndReason.AGENT, EndReason.CUSTOMER]))
-    def end(self, data: st.DataObject, reason: EndReason) -> None:
-        # as the base machine's; an Always On customer may also end a bot stage
-        chat_id = data.draw(st.sampled_from(self.opened))
-        before = self.manager.get_chat(chat_id)
-        try:
-            self.manager.end_chat(chat_id, reason=reason)
-        except ChatMgmtError:
-            assert before.state is not ChatState.ACTIVE
-        else:
-            bot_end = before.state is ChatState.BOT and self.mode == "always_on"
-            assert before.state in (ChatState.ACTIVE, ChatState.UNASSIGNED) or bot_end
+    def ends_from(self) -> tuple[ChatState, ...]:
+        # an Always On customer may also end a chat in the bot stage
+        extra = (ChatState.BOT,) if self.mode == "always_on" else ()
+        return (*super().ends_from(), *extra)
 
     # ------------------------------------------------------------------ invariants
 
