@@ -4,17 +4,20 @@ invitations to one customer, and tags that skip or force the invitation."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Any
 
 import pytest
 
 from assignment.assign_helpers import agent, clock_of, customer, manager, sink_of
-from chatmgmt import ChatManager, EndReason, InvalidTransitionError, MessageRole
+from chatmgmt import AsyncChatManager, ChatManager, EndReason, InvalidTransitionError, MessageRole
 from chatmgmt.errors import RatingRefusedError, SettingsError
 from chatmgmt.lifecycle import reminder_key, satisfaction_of
 from chatmgmt.settings import ChatSettings
+from chatmgmt.storage import MemoryStorage
 from chatmgmt.storage.sqlite import SQLiteStorage
-from chatmgmt.testing import ManualClock
+from chatmgmt.testing import ManualClock, RecordingEventSink
 
 
 def settings(**satisfaction: Any) -> dict[str, Any]:
@@ -293,3 +296,64 @@ def test_min_interval_per_group_and_forced_by_tags() -> None:
     m.tag_chat(forced, "survey", by="ann")
     m.end_chat(forced)
     assert invited(m, forced) == 1
+
+
+# ---------------------------------------------------------------- Always On reopen, async
+
+
+def test_a_reopened_conversation_gets_its_own_invitation_and_reminder() -> None:
+    m = manager(
+        {
+            "reception_mode": "always_on",
+            "satisfaction": {"reminder_after_s": 600, "reminder_prompt": "Remind"},
+        }
+    )
+    cid = served(m)
+    m.end_chat(cid)
+    clock_of(m).advance(600)
+    m.tick()  # the first period's reminder
+    m.reopen(cid, to="last_agent", by="admin")
+    assert satisfaction_of(m.get_chat(cid)).reminded_at is None  # a new period
+    m.send_message(cid, "More help", role=MessageRole.AGENT, sender="ann")
+    m.end_chat(cid)
+    assert satisfaction_of(m.get_chat(cid)).invitations == 1
+    clock_of(m).advance(600)
+    m.tick()
+    assert system_texts(m, cid).count("Remind") == 2
+
+
+def test_an_old_reminder_does_not_fire_into_a_reopened_conversation() -> None:
+    m = manager({"reception_mode": "always_on", "satisfaction": {"reminder_after_s": 600}})
+    cid = served(m)
+    m.end_chat(cid)
+    m.reopen(cid, to="last_agent", by="admin")  # before the reminder was due
+    clock_of(m).advance(600)
+    m.tick()
+    assert not sink_of(m).of_type("satisfaction.reminded")
+
+
+def test_the_async_manager_invites_reminds_and_spaces_invitations() -> None:
+    async def main() -> None:
+        m = AsyncChatManager(
+            MemoryStorage().aio(),
+            ChatSettings.from_dict(
+                settings(invite_prompt="Rate", reminder_after_s=60, min_interval_s=3600)
+            ),
+            clock=ManualClock(10.0),
+            rng=random.Random(1),
+            event_sink=RecordingEventSink(),
+        )
+        await m.register_agent(agent("ann", limit=5))
+        ids = []
+        for _ in range(2):
+            chat = await m.open_chat(customer("u"))
+            await m.send_message(chat.id, "Hi", role=MessageRole.AGENT, sender="ann")
+            await m.end_chat(chat.id)
+            ids.append(chat.id)
+        await m.tick(now=80.0)
+        first = [x.text for x in await m.messages(ids[0]) if x.role is MessageRole.SYSTEM]
+        second = [x.text for x in await m.messages(ids[1]) if x.role is MessageRole.SYSTEM]
+        assert first[1:] == ["Rate", "You can still rate this chat: how did we do?"]
+        assert "Rate" not in second  # the same customer, within the interval
+
+    asyncio.run(main())

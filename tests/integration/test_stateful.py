@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import random
 from typing import Any
 
@@ -20,11 +22,21 @@ from chatmgmt import (
     MessageRole,
 )
 from chatmgmt.errors import ChatMgmtError, ReopenRefusedError
+from chatmgmt.lifecycle import satisfaction_of
 from chatmgmt.model import Agent, CustomerInfo
 from chatmgmt.storage import MemoryStorage
 from chatmgmt.testing import ManualClock, RecordingEventSink
 
 AGENTS = ["a0", "a1", "a2"]
+# invitation prompts, one reminder, a per-customer interval and a skip tag (issue 14 item 7)
+SATISFACTION = {
+    "max_invitations": 2,
+    "invite_prompt": "Rate",
+    "reminder_after_s": 100,
+    "reminder_prompt": "Remind",
+    "min_interval_s": 500,
+    "skip_tags": ["nosurvey"],
+}
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -51,7 +63,10 @@ class LifecycleMachine(RuleBasedStateMachine):
                         "queue": {"max_wait_s": 300},
                         **({"offers": self.offers} if self.offers else {}),
                     },
-                    "satisfaction": {"skip_if_agent_never_replied": False},
+                    "satisfaction": {
+                        "skip_if_agent_never_replied": False,
+                        **SATISFACTION,
+                    },
                     **({"sla": self.sla} if self.sla else {}),
                     **(self.extra or {}),
                 }
@@ -156,6 +171,20 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             assert event.data["fallback"] is not None or to == "pool"
 
+    @precondition(lambda self: self.opened)
+    @rule(data=st.data())
+    def invite(self, data: st.DataObject) -> None:
+        chat_id = data.draw(st.sampled_from(self.opened))
+        with contextlib.suppress(ChatMgmtError):
+            self.manager.invite_rating(chat_id, by="a0")
+
+    @precondition(lambda self: self.opened)
+    @rule(data=st.data(), tag=st.sampled_from(["nosurvey", "vip"]))
+    def tag(self, data: st.DataObject, tag: str) -> None:
+        chat_id = data.draw(st.sampled_from(self.opened))
+        with contextlib.suppress(ChatMgmtError):
+            self.manager.tag_chat(chat_id, tag, by="a0")
+
     @rule(seconds=st.sampled_from([1, 30, 45, 61, 130, 400]))
     def advance(self, seconds: int) -> None:
         self.clock.advance(seconds)
@@ -212,6 +241,36 @@ class LifecycleMachine(RuleBasedStateMachine):
                 e.type == "chat.ended" and e.data["end_reason"] == "customer_inactivity"
                 for e in self.sink.events
             )
+
+    @invariant()
+    def satisfaction_on_the_records(self) -> None:
+        """One invitation prompt per invitation, one reminder message exactly when the chat
+        records it, reminders only after reminder_after_s and never after the rating, and no
+        customer with a CRM record invited twice within min_interval_s."""
+        counted = collections.Counter((e.chat_id, e.type) for e in self.sink.events)
+        for chat in self.storage.chats.list():
+            state = satisfaction_of(chat)
+            messages = self.storage.chats.messages(chat.id)
+            texts = [m.text for m in messages if m.role is MessageRole.SYSTEM]
+            assert texts.count("Rate") == counted[chat.id, "satisfaction.invited"]
+            assert texts.count("Remind") == counted[chat.id, "satisfaction.reminded"]
+            if self.mode == "real_time":  # (an Always On reopen starts a new period)
+                assert texts.count("Rate") == state.invitations
+                assert texts.count("Remind") == (state.reminded_at is not None)
+        rated: set[str] = set()
+        invited: dict[str, list[float]] = {}
+        for event in self.sink.events:
+            if event.type == "satisfaction.submitted":
+                rated.add(event.chat_id or "")
+            elif event.type == "satisfaction.reminded":
+                assert event.chat_id not in rated, "reminded after the rating"
+                assert event.timestamp >= event.data["invited_at"] + 100
+            elif event.type == "satisfaction.invited" and event.data["partner_id"]:
+                invited.setdefault(event.data["partner_id"], []).append(event.timestamp)
+        for partner, times in invited.items():
+            if self.storage.customers.get(partner) is not None:
+                gaps = [b - a for a, b in itertools.pairwise(times)]
+                assert all(g >= 500 for g in gaps), (partner, times)
 
 
 class AlwaysOnMachine(LifecycleMachine):

@@ -85,6 +85,7 @@ def plan_reminder(
         or not rules.reminder_prompt
         or state.rating is not None
         or state.reminded_at is not None
+        or not state.invitations  # a reopened conversation: a new period, not invited yet
         or state.last_invited_at is None
         or state.last_invited_at != invited_at
         or chat.state not in (ChatState.ACTIVE, ChatState.ENDED)

@@ -65,7 +65,9 @@ def reopened(chat: Chat, now: float) -> Chat:
     changes: dict[str, Any] = track(chat, ChatEvent.REOPEN, now)
     satisfaction = chat.satisfaction
     if satisfaction and satisfaction.get("invitations"):
+        # a new period: no invitation yet, and its own one reminder to come
         satisfaction = {**satisfaction, "invitations": 0}
+        satisfaction.pop("reminded_at", None)
     return evolve(
         chat,
         state=state,

@@ -407,6 +407,24 @@ def _scheme(draw: st.DrawFn) -> SatisfactionScheme:
     )
 
 
+_tags = st.text(_NAME_ALPHABET + " é", min_size=1, max_size=10).filter(lambda t: t == t.strip())
+_invitation_override = st.fixed_dictionaries(
+    {},
+    optional={
+        "enabled": st.booleans(),
+        "invite_on_end_reasons": st.lists(st.sampled_from([r.value for r in EndReason])),
+        "agent_may_invite": st.booleans(),
+        "max_invitations": st.integers(min_value=1, max_value=5),
+        "invite_prompt": _texts,
+        "reminder_after_s": _seconds,
+        "reminder_prompt": _texts,
+        "min_interval_s": _seconds,
+        "skip_tags": st.lists(_tags, max_size=2),
+        "invite_tags": st.lists(_tags, max_size=2),
+    },
+)
+
+
 def _satisfaction() -> st.SearchStrategy[SatisfactionSettings]:
     return st.builds(
         SatisfactionSettings,
@@ -423,6 +441,13 @@ def _satisfaction() -> st.SearchStrategy[SatisfactionSettings]:
         visible_to_agent=st.booleans(),
         customer_initiated=st.booleans(),
         invite_prompt=_texts,
+        reminder_after_s=st.just(0.0) | _seconds,
+        reminder_prompt=_texts,
+        min_interval_s=st.just(0.0) | _seconds,
+        skip_tags=_tuples(_tags),
+        invite_tags=_tuples(_tags),
+        group_rules=_small_dict(_names, _invitation_override),
+        channels=_small_dict(_channels, _invitation_override),
     )
 
 
