@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from assignment.assign_helpers import agent, customer, manager
 from chatmgmt import ChatState, MessageRole
-from chatmgmt.assignment import business_deadline, business_seconds, effective_hours, is_open
+from chatmgmt.assignment import (
+    business_deadline,
+    business_deadlines,
+    business_seconds,
+    effective_hours,
+    is_open,
+)
 from chatmgmt.errors import SettingsError
 from chatmgmt.settings import AssignmentSettings, ChatSettings, GroupSettings, WorkingHours
 from chatmgmt.testing import RecordingMessageSink
@@ -286,3 +292,16 @@ def test_business_deadline_skips_the_night_and_the_weekend() -> None:
     assert business_deadline(None, friday_four, 60.0) == friday_four + 60.0
     closed = WorkingHours(weekly={"mon": ("09:00-10:00",)}, overrides={})
     assert business_deadline(closed, friday_four, 3600.0) is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(calendars, _instants(), st.lists(st.integers(0, 5 * 1440), min_size=1, max_size=3))
+def test_one_walk_gives_each_targets_deadline(
+    hours: WorkingHours, start: float, minutes: list[int]
+) -> None:
+    targets = [60.0 * m for m in minutes]
+    walked = business_deadlines(hours, start, targets)
+    assert walked == [business_deadline(hours, start, t) for t in targets]
+    for t, due in zip(targets, walked, strict=True):
+        if due is not None:
+            assert business_seconds(hours, start, due) == pytest.approx(t)

@@ -1,6 +1,13 @@
 """Assignment: strategies as rankings or callables, routing rules, overflow, queue (pure)."""
 
-from ._calendar import business_deadline, business_seconds, day_spans, effective_hours, is_open
+from ._calendar import (
+    business_deadline,
+    business_deadlines,
+    business_seconds,
+    day_spans,
+    effective_hours,
+    is_open,
+)
 from ._routing import (
     RoutePlan,
     RouteRequest,
@@ -45,6 +52,7 @@ __all__ = [
     "agent_queue",
     "builtin_ranking",
     "business_deadline",
+    "business_deadlines",
     "business_seconds",
     "day_spans",
     "effective_hours",

@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as _dt
 import itertools
 import zoneinfo
+from collections.abc import Sequence
 
 from chatmgmt.settings import AssignmentSettings, WorkingHours
 
 __all__ = [
     "business_deadline",
+    "business_deadlines",
     "business_seconds",
     "day_spans",
     "effective_hours",
@@ -154,15 +156,27 @@ def business_deadline(hours: WorkingHours | None, start: float, seconds: float) 
     """The instant at which ``seconds`` of business time have passed since ``start``: the
     smallest ``t`` with ``business_seconds(hours, start, t) == seconds`` (no calendar:
     ``start + seconds``). None when the calendar has no open time in the next 800 days."""
-    if hours is None or seconds <= 0:
-        return start + max(seconds, 0.0)
-    left = seconds
-    step = 7 * 86400.0
-    t = start
-    for _ in range(_HORIZON_DAYS // 7 + 1):
+    return business_deadlines(hours, start, (seconds,))[0]
+
+
+def business_deadlines(
+    hours: WorkingHours | None, start: float, targets: Sequence[float]
+) -> list[float | None]:
+    """:func:`business_deadline` of each of ``targets`` (seconds), in one walk of the calendar
+    from ``start``: a day first, then windows that double (up to four weeks)."""
+    if hours is None:
+        return [start + max(t, 0.0) for t in targets]
+    out: list[float | None] = [start if t <= 0 else None for t in targets]
+    wanted = sorted((t, i) for i, t in enumerate(targets) if t > 0)
+    k = 0
+    done = 0.0  # business seconds between start and the window's start
+    t, step, end = start, 86400.0, start + _HORIZON_DAYS * 86400.0
+    while k < len(wanted) and t < end:
         for a, b in _open_intervals(hours, t, t + step):
-            if b - a >= left:
-                return a + left
-            left -= b - a
+            while k < len(wanted) and done + (b - a) >= wanted[k][0]:
+                out[wanted[k][1]] = a + (wanted[k][0] - done)
+                k += 1
+            done += b - a
         t += step
-    return None
+        step = min(step * 2, 28 * 86400.0)
+    return out

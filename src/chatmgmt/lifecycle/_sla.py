@@ -19,7 +19,7 @@ flags on the stored chat say it went, and the chat's version guards them.
 
 Business time: when the policy counts business hours and the chat's group has a calendar
 (:func:`~chatmgmt.assignment._calendar.effective_hours`), a clock's due time is the moment
-that many business seconds have passed (:func:`business_deadline`) and achieved figures are
+that many business seconds have passed (``business_deadline``) and achieved figures are
 business seconds.
 
 Re-selection: the policy is chosen when the chat starts and chosen again whenever its skill
@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._plan import Items
-from ..assignment._calendar import business_deadline, business_seconds, effective_hours
+from ..assignment._calendar import business_deadlines, business_seconds, effective_hours
 from ..model import Chat, ChatSla, ChatState, SlaClock, Timer, evolve, maker
 from ..settings import ChatSettings, SlaPolicy, SlaSettings, WorkingHours, resolve
 from ..webhook import _payloads as payloads
@@ -82,10 +82,12 @@ def _hours(settings: ChatSettings, sla: ChatSla) -> WorkingHours | None:
 
 
 def _start(clock: SlaClock, at: float, hours: WorkingHours | None, warn_before: float) -> SlaClock:
-    due = business_deadline(hours, at, clock.target_s)
-    warn = None
     if warn_before > 0:
-        warn = business_deadline(hours, at, clock.target_s * (1.0 - warn_before))
+        warn, due = business_deadlines(
+            hours, at, (clock.target_s * (1.0 - warn_before), clock.target_s)
+        )
+    else:
+        warn, due = None, business_deadlines(hours, at, (clock.target_s,))[0]
     return evolve(clock, started_at=at, due_at=due, warn_at=warn, warned=False, late=False)
 
 
