@@ -217,6 +217,25 @@ def test_a_transfer_to_another_group_selects_again_on_its_calendar() -> None:
     assert figures["business_hours"] is True and figures["resolution"]["achieved_s"] == 1800.0
 
 
+@pytest.mark.parametrize("group", ["", "billing"])
+def test_a_bot_stage_chat_starts_its_clocks_at_the_handoff(group: str) -> None:
+    m = manager(SLA)
+    m.register_agent(agent("ann", groups=("billing",)))
+    m.register_agent(agent("bob"))
+    chat = m.open_chat(customer("u"), bot="faq-bot")
+    sla = stored(m, chat.id).sla
+    assert sla is not None and not any(c.running for c in sla.clocks().values())
+    assert m.storage.timers.get(f"{chat.id}:sla") is None
+    m.send_message(chat.id, "help", role=MessageRole.CUSTOMER, now=1100)
+    m.tick(1200)  # an hour of bot stage breaches nothing
+    m.handoff(chat.id, reason="asked for a human", skill_group=group or None, now=1300)
+    first = stored(m, chat.id).sla.first_response  # type: ignore[union-attr]
+    assert first is not None and (first.started_at, first.due_at) == (1300.0, 1360.0)
+    m.tick(1361)
+    assert sla_events(m) == [("sla.breached", "first_response")]
+    assert stored(m, chat.id).sla.resolution.started_at == 1300.0  # type: ignore[union-attr]
+
+
 def test_priority_selects_the_policy() -> None:
     m = manager(
         {"sla": {"policies": [{"name": "p2", "priorities": [2], "resolution_s": 10}, STANDARD]}}

@@ -3,11 +3,12 @@
 A chat's SLA (:class:`~chatmgmt.model.ChatSla`, stored in ``Chat.sla``) has up to three
 clocks (:class:`~chatmgmt.model.SlaClock`), one per target of its policy:
 
-* ``first_response`` runs from the chat's start (``created_at``) to the first agent message;
+* ``first_response`` runs from the chat's start (``created_at``; for a chat that began in the
+  bot stage, its handoff) to the first agent message;
 * ``next_response`` runs from a customer message that follows an agent message to the agent's
   next message (each such wait is one run);
-* ``resolution`` runs from the start to the end (an Always On chat the customer reopens runs
-  it again from the reopening).
+* ``resolution`` runs from the start (the handoff) to the end (an Always On chat the
+  customer reopens runs it again from the reopening).
 
 :func:`track_sla` is the one place that moves the clocks: the core calls it for every change
 of a chat (``old`` as stored, ``new`` as planned) when SLA policies are configured, so the
@@ -59,6 +60,7 @@ breach: one timer per chat, at the earliest of them."""
 SLA_METRICS = ("first_response", "next_response", "resolution")
 """The clocks of an SLA, in the order of the policy's targets."""
 _TARGETS = {m: f"{m}_s" for m in SLA_METRICS}
+_NOT_TIMED = frozenset({ChatState.ENDED, ChatState.BOT})
 
 
 def select_sla_policy(section: SlaSettings, chat: Chat) -> SlaPolicy | None:
@@ -188,13 +190,20 @@ def _restart(
     return evolve(moved, warned=clock.warned, late=clock.late)
 
 
+def _human_start(chat: Chat) -> float:
+    """When the chat came to the humans: its start, or its handoff out of the bot stage."""
+    handoff = (chat.bot or {}).get("handoff")
+    at = handoff.get("at") if isinstance(handoff, Mapping) else None
+    return float(at) if isinstance(at, (int, float)) else chat.created_at
+
+
 def _natural_start(metric: str, chat: Chat) -> float | None:
-    if chat.state is ChatState.ENDED:
-        return None
+    if chat.state is ChatState.ENDED or chat.state is ChatState.BOT:
+        return None  # a bot-stage chat's clocks start at its handoff
     if metric == "first_response":
-        return chat.created_at if chat.last_agent_message_at is None else None
+        return _human_start(chat) if chat.last_agent_message_at is None else None
     if metric == "resolution":
-        return chat.created_at
+        return _human_start(chat)
     customer, agent = chat.last_customer_message_at, chat.last_agent_message_at
     if customer is not None and agent is not None and customer > agent:
         return customer
@@ -267,6 +276,13 @@ def _advance(
     ):
         warn = resolve(settings.sla, channel=new.channel, group=new.skill_group or None)
         clocks["next_response"] = _start(nxt, customer_at, hours, warn.warn_before)
+    handed_off = old is not None and old.state is ChatState.BOT and new.state not in _NOT_TIMED
+    if handed_off:  # the human part starts now
+        section = resolve(settings.sla, channel=new.channel, group=new.skill_group or None)
+        for metric in ("first_response", "resolution"):
+            clock = clocks.get(metric)
+            if clock is not None and clock.started_at is None and not clock.runs:
+                clocks[metric] = _start(clock, now, hours, section.warn_before)
     res = clocks.get("resolution")
     if reopened and res is not None and res.started_at is None:
         warn = resolve(settings.sla, channel=new.channel, group=new.skill_group or None)
