@@ -1,7 +1,8 @@
-"""Interleaving explorer: the SLA timer's firing (tick) races the agent's reply, the end and a
-transfer to another group; on the stored records every breach the chat counts went out as
-exactly one sla.breached event, an ended chat has no running clock and no SLA timer, and a
-running clock with something still to raise has its timer."""
+"""Interleaving explorer: the SLA timer's firing (tick) races the agent's reply, the end, a
+transfer to another group and a tag that selects another policy; on the stored records every
+breach the chat counts went out as exactly one sla.breached event, an ended chat has no
+running clock and no SLA timer, and a running clock with something still to raise has its
+timer."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ SETTINGS = ChatSettings.from_dict(
             "warn_before": 0.5,
             "policies": [
                 {"name": "h", "groups": ["h"], "first_response_s": 2, "resolution_s": 50},
+                {"name": "v", "tags": ["vip"], "first_response_s": 12, "resolution_s": 30},
                 {"name": "g", "first_response_s": 5, "next_response_s": 5, "resolution_s": 100},
             ],
         }
@@ -114,7 +116,17 @@ CUSTOMER = Operation(
     "customer", lambda m: m.send_message("c2", "hello?", role=MessageRole.CUSTOMER, now=9.5)
 )
 
-PAIRS = [(TICK, REPLY), (TICK, END), (TICK, TRANSFER), (TICK, REPLY2), (TICK, CUSTOMER)]
+TAG = Operation("tag", lambda m: m.tag_chat("c1", "vip", by="sup", now=8.5))  # re-selects
+
+PAIRS = [
+    (TICK, REPLY),
+    (TICK, END),
+    (TICK, TRANSFER),
+    (TICK, REPLY2),
+    (TICK, CUSTOMER),
+    (TICK, TAG),
+    (TAG, REPLY),
+]
 
 
 def test_the_world_holds_the_invariants() -> None:
@@ -182,7 +194,7 @@ def test_the_invariant_catches_a_lost_breach_event() -> None:
     assert "sla.breached events" in " ".join(report.violations[0].messages)
 
 
-@pytest.mark.parametrize("op", [TICK, REPLY, END, TRANSFER], ids=lambda op: op.label)
+@pytest.mark.parametrize("op", [TICK, REPLY, END, TRANSFER, TAG], ids=lambda op: op.label)
 def test_crash_points_leave_nothing_to_repair(op: Operation) -> None:
     report = crash_points(build, op, invariant=sla_held, now=60.0)
     report.assert_ok()
