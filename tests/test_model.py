@@ -180,3 +180,23 @@ def test_hypothesis_plugin_registers_the_model_types(
 @hsettings(max_examples=5, deadline=None)
 def test_hypothesis_plugin_registers_settings(s: ChatSettings) -> None:
     assert isinstance(s, ChatSettings)
+
+
+def test_maker_with_defaults_builds_what_the_constructor_builds() -> None:
+    # maker(defaults=True) lets a hot path name only the fields it sets (the core builds its
+    # routing Plan this way): the value must equal the one attrs' __init__ builds, whatever
+    # fields are left at their defaults, and an unknown name must still fail
+    from chatmgmt._plan import Plan
+    from chatmgmt.model import maker
+
+    make = maker(Plan, defaults=True)
+    chat = Chat(ChatId("c1"), CustomerInfo(), "web")
+    assert make(chat) == Plan(chat)
+    assert make(chat, [("chat.started", {})], require_empty="queue/g", owned=True) == Plan(
+        chat, [("chat.started", {})], require_empty="queue/g", owned=True
+    )
+    assert type(make(chat)) is Plan
+    with pytest.raises(TypeError):
+        make(chat, not_a_field=1)
+    with pytest.raises(TypeError):
+        maker(Plan)(chat)  # without defaults every field must be given

@@ -124,12 +124,17 @@ class _Base:
     ) -> RouteRequest:
         if request is not None:
             return request
+        if not designated_agent and designated_group is None and not strict and not queue_first:
+            return _NO_REQUEST  # the usual open: one shared value, nothing to build
         return RouteRequest(
             AgentId(designated_agent) if designated_agent else None,
             designated_group,
             strict,
             queue_first,
         )
+
+
+_NO_REQUEST = RouteRequest()
 
 
 class ChatManager(_Base):

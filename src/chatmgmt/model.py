@@ -348,17 +348,14 @@ class Ranking:
         """The sort key of ``load`` under this ranking (smaller ranks first)."""
         out: list[float] = []
         for k in self.keys:
-            value = float(_rank_value(load, k.field))
+            field = k.field
+            value = float(getattr(load.agent if field in _AGENT_FIELDS else load, field))
             out.append(-value if k.descending else value)
         return tuple(out)
 
 
-def _rank_value(load: AgentLoad, field: str) -> float:
-    if field == "tier":
-        return load.agent.tier
-    if field == "account_order":
-        return load.agent.account_order
-    return float(getattr(load, field))
+_AGENT_FIELDS = frozenset({"tier", "account_order"})
+"""Rank fields read from the load's :class:`Agent`; the others are the load's own."""
 
 
 @attrs.frozen
@@ -609,11 +606,12 @@ def _twin(cls: type, names: list[str]) -> type | None:
     return twin
 
 
-def maker(cls: type[_T]) -> Callable[..., _T]:
-    """A positional constructor of ``cls`` taking every field in order, for hot paths that
-    build many values: it skips attrs' ``__init__`` (ordinary stores through the class's
-    mutable twin), so only a class without validators, converters or ``__attrs_post_init__``
-    may have one (TypeError otherwise).
+def maker(cls: type[_T], *, defaults: bool = False) -> Callable[..., _T]:
+    """A constructor of ``cls`` taking every field in order, for hot paths that build many
+    values (with ``defaults=True`` the trailing fields with a plain default value may be left
+    out and the others named by keyword): it skips attrs' ``__init__`` (ordinary stores
+    through the class's mutable twin), so only a class without validators, converters or
+    ``__attrs_post_init__`` may have one (TypeError otherwise).
 
     >>> maker(Sticky)("u", AgentId("a"), 1.0, "closed") == Sticky("u", AgentId("a"), 1.0, "closed")
     True
@@ -624,10 +622,20 @@ def maker(cls: type[_T]) -> Callable[..., _T]:
     checked = any(a.validator is not None or a.converter is not None for a in fields)
     if twin is None or checked or hasattr(cls, "__attrs_post_init__"):
         raise TypeError(f"{cls.__name__} validates or converts its fields: use its constructor")
-    lines = [f"def make({', '.join(names)}):", "    new = new_(twin)"]
+    scope: dict[str, Any] = {"new_": object.__new__, "cls": cls, "twin": twin}
+    params = list(names)
+    # ``defaults``: the trailing fields whose default is a plain value keep it, so a caller
+    # names only the fields it sets, by keyword (a field added later breaks no such caller);
+    # without, every field must be given (a positional caller then fails loudly, not wrongly)
+    for i in range(len(fields) - 1, -1, -1) if defaults else ():
+        default = fields[i].default
+        if default is attrs.NOTHING or isinstance(default, cast(Any, attrs.Factory)):
+            break
+        scope[f"d_{i}"] = default
+        params[i] = f"{names[i]}=d_{i}"
+    lines = [f"def make({', '.join(params)}):", "    new = new_(twin)"]
     lines += [f"    new.{name} = {name}" for name in names]
     lines += ["    new.__class__ = cls", "    return new"]
-    scope: dict[str, Any] = {"new_": object.__new__, "cls": cls, "twin": twin}
     exec("\n".join(lines), scope)
     make: Callable[..., _T] = scope["make"]
     return make

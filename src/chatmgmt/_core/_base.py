@@ -115,7 +115,7 @@ class CoreBase:
         self._ids = ids if ids is not None else _random_ids
         # deadlines planned per (chat, version): a change compares its new plan with the old
         self._plans: dict[tuple[str, int], dict[str, Timer]] = {}
-        self._strategies: dict[str, Strategy] = {}  # per group, resolved once
+        self._groups: dict[str, Any] = {}  # per group, its settings resolved once (_targets)
         # per group and channel, without exclusions
         self._claims: dict[tuple[str, str], RankedClaim] = {}
         # AssignmentSettings.fairness_keep_s of the settings value it was computed for

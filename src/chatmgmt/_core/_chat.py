@@ -73,7 +73,8 @@ class Chats(Routing):
     ) -> Eff[Chat]:
         """Auto-save the customer, then create the chat and route it (assign, queue or pool)
         in one unit of work; with ``bot``, create it in the bot stage instead (not routed)."""
-        check_optional_id("chat_id", chat_id)
+        if chat_id is not None:
+            check_optional_id("chat_id", chat_id)
         if bot is not None:
             check_id("bot", bot)
         if attributes:

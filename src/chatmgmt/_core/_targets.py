@@ -8,7 +8,7 @@ leaves. Nothing is claimed on its own, so nothing is given back when an attempt 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from .._plan import Plan, leaving
 from ..assignment import (
@@ -27,9 +27,9 @@ from ..assignment._plans import plan_assignment
 from ..assignment._strategies import Strategy
 from ..errors import NotFoundError, PreconditionFailed
 from ..lifecycle._offers import plan_offer
-from ..model import AgentId, AgentLoad, Chat, Ranking, ReceptionMode
+from ..model import AgentId, AgentLoad, Chat, Ranking, ReceptionMode, maker
 from ..ports import PICKED, AgentStore, Census, Claim, RankedClaim
-from ..settings import StrategyName, resolve
+from ..settings import StrategyName, WorkingHours, resolve
 from ._ending import Ending
 from ._ops import Eff, call
 from ._pick import Picker, PickFailed
@@ -51,32 +51,64 @@ def ineligible(census: Census, chat: Chat) -> dict[str, int]:
     }
 
 
+class _Group(NamedTuple):
+    """What the settings say of one skill group, resolved once (the settings never change
+    under a core): read on every routing attempt."""
+
+    strategy: Strategy
+    strategy_name: str
+    pull: bool
+    hours: WorkingHours | None
+    offer_timeout: float | None
+    cap: int  # the fairness cap's max_assignments (0: no cap)
+    window_s: float
+    queue: str
+    pool: str
+
+
 class Targets(Ending):
     """Claim for one target: an agent, or a group by its strategy."""
 
+    def _group(self, group: str) -> _Group:
+        facts = self._groups.get(group)
+        if facts is None:
+            assignment = self.settings.assignment
+            strategy = strategy_for_group(assignment, group, self.strategies)
+            own = assignment.groups.get(group)
+            offers = assignment.offers
+            timeout = None
+            if offers.enabled or offers.groups:
+                offers = resolve(offers, group=group)
+                timeout = offers.timeout_s if offers.enabled else None
+            cap = assignment.fairness_for(group)
+            facts = self._groups[group] = _Group(
+                strategy,
+                strategy_name(strategy),
+                own is not None and own.pull,
+                effective_hours(assignment, group),
+                timeout,
+                cap.max_assignments if cap.max_assignments > 0 else 0,
+                cap.window_s,
+                queue_name(group),
+                pool_name(group),
+            )
+        return facts
+
     def _strategy(self, group: str) -> Strategy:
-        strategy = self._strategies.get(group)
-        if strategy is None:
-            strategy = strategy_for_group(self.settings.assignment, group, self.strategies)
-            self._strategies[group] = strategy
-        return strategy
+        return self._group(group).strategy
 
     def on_duty(self, group: str, now: float) -> bool:
         """Whether ``group`` is open by its business calendar (own or the tenant's) at ``now``."""
-        return on_duty(effective_hours(self.settings.assignment, group), now)
+        hours = self._group(group).hours
+        return hours is None or on_duty(hours, now)  # no calendar: always (is_open)
 
     def is_pull(self, group: str) -> bool:
         """Whether ``group`` is in pull mode: its chats are never pushed to an agent."""
-        group_settings = self.settings.assignment.groups.get(group)
-        return group_settings is not None and group_settings.pull
+        return self._group(group).pull
 
     def offer_timeout(self, group: str) -> float | None:
         """How long an offer runs in ``group`` (None: offers are off there, assign at once)."""
-        offers = self.settings.assignment.offers
-        if not offers.enabled and not offers.groups:
-            return None
-        offers = resolve(offers, group=group)
-        return offers.timeout_s if offers.enabled else None
+        return self._group(group).offer_timeout
 
     def claim_terms(self, group: str | None, chat: Chat) -> dict[str, Any]:
         """The capacity terms of a claim for ``chat``: its channel (capacity per channel), the
@@ -87,15 +119,16 @@ class Targets(Ending):
             self._keep_s = (assignment, assignment.fairness_keep_s)
         terms: dict[str, Any] = {"channel": chat.channel, "keep_s": self._keep_s[1]}
         if group is not None:
-            cap = assignment.fairness_for(group)
-            if cap.max_assignments > 0:
-                terms["cap"] = cap.max_assignments
-                terms["window_s"] = cap.window_s
+            facts = self._group(group)
+            if facts.cap > 0:
+                terms["cap"] = facts.cap
+                terms["window_s"] = facts.window_s
         return terms
 
     def wait_queue(self, chat: Chat, group: str) -> str:
         """Where ``chat`` waits for ``group``: its queue (Real-Time) or its pool (Always On)."""
-        return pool_name(group) if chat.mode is ReceptionMode.ALWAYS_ON else queue_name(group)
+        facts = self._group(group)
+        return facts.pool if chat.mode is ReceptionMode.ALWAYS_ON else facts.queue
 
     def attempt(self, stored: Chat | None, plan: Plan, now: float) -> Eff[Chat | str]:
         """Apply one routing attempt. Returns the chat as committed, or the reason its target
@@ -128,27 +161,33 @@ class Targets(Ending):
             terms = self.claim_terms(capped, chat)
             return Claim(aid, **terms), reason, agent_queue(aid) if fresh else None
         group = target.id
-        if self.is_pull(group):
+        facts = self._group(group)
+        if facts.pull:
             reason["pull"] = True  # agents take the group's chats themselves
             return None, reason, None
-        if not self.on_duty(group, now):
+        if facts.hours is not None and not on_duty(facts.hours, now):
             reason["off_duty"] = True
             return None, reason, None
-        strategy = self._strategy(group)
-        reason["strategy"] = strategy_name(strategy)
+        strategy = facts.strategy
+        reason["strategy"] = facts.strategy_name
         census = yield from call(AgentStore.census, group)
         reason["eligible"] = census.eligible
         reason["ineligible"] = ineligible(census, chat)
-        empty = self.wait_queue(chat, group) if fresh else None
-        terms = self.claim_terms(group, chat)
+        empty = None
+        if fresh:
+            empty = facts.pool if chat.mode is ReceptionMode.ALWAYS_ON else facts.queue
         if isinstance(strategy, Ranking):
             if chat.excluded:
+                terms = self.claim_terms(group, chat)
                 return RankedClaim(group, strategy, chat.excluded, **terms), reason, empty
+            # one claim value per group and channel (its terms never change under a core)
             key = (group, chat.channel)
             claim = self._claims.get(key)
-            if claim is None or claim.ranking is not strategy or claim.keep_s != terms["keep_s"]:
+            if claim is None or claim.ranking is not strategy:
+                terms = self.claim_terms(group, chat)
                 claim = self._claims[key] = RankedClaim(group, strategy, **terms)
             return claim, reason, empty
+        terms = self.claim_terms(group, chat)
         loads = yield from call(AgentStore.list, group)
         cap, window_s = terms.get("cap", 0), terms.get("window_s", 0.0)
         pool = [
@@ -232,7 +271,7 @@ class Targets(Ending):
                     from_agent_id=release,
                 )
             remove, cancel = leaving(stored)
-            plan = Plan(
+            plan = _new_plan(  # Plan without attrs' __init__ (no validators: model.maker)
                 new,
                 [*items, *own],
                 claim=claim,
@@ -268,3 +307,6 @@ class Targets(Ending):
         if load is None:
             raise NotFoundError("agent", agent_id)
         return load
+
+
+_new_plan = maker(Plan, defaults=True)  # called with keywords

@@ -259,7 +259,7 @@ def plan_route(
                 True,
             )
         group = request.designated_group
-    sticky_id = sticky_agent(sticky, settings.sticky, now) if partner_id else None
+    sticky_id = sticky_agent(sticky, settings.sticky, now) if partner_id and sticky else None
     if sticky_id is not None and sticky_id != request.designated_agent:
         targets.append(Target("agent", sticky_id, "sticky"))
     facts: Facts | None = None  # built once, for the first rule with a ``when`` tree
@@ -286,6 +286,9 @@ def plan_route(
             )
             return RoutePlan(tuple(targets), group, wait, (), True)
         break
-    if not any(t.kind == "group" and t.id == group for t in targets):
+    for t in targets:  # a loop, not any(generator): this runs on every open
+        if t.kind == "group" and t.id == group:
+            break
+    else:
         targets.append(Target("group", group, "default"))
     return RoutePlan(tuple(targets), group, queue_name(group), settings.overflow, False)

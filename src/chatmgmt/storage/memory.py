@@ -301,6 +301,7 @@ _CENSUS_FIELDS = tuple(a.name for a in attrs.fields(GroupCensus))  # Census's fi
 _CENSUS_BASE = len(attrs.fields(Census))
 _NO_CENSUS = GroupCensus()
 _new_census = maker(Census)
+_new_applied = maker(Applied)
 
 
 class _Index:
@@ -862,7 +863,7 @@ class MemoryStorage:
             if change.sticky is not None:
                 s.sticky[change.sticky.partner_id] = change.sticky
             s.append_events(events)
-        return Applied(chat, picked, events)
+        return _new_applied(chat, picked, events)
 
     def aio(self) -> AsyncStorage:
         """The async face of this storage, sharing its state."""
