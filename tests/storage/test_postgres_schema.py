@@ -10,6 +10,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -188,3 +189,53 @@ def test_typed_arrays_reach_the_server_as_their_values() -> None:
     for i, (value, _kind) in enumerate(values):
         assert row[2 * i] == list(value)
         assert row[2 * i + 1] == len(value)
+
+
+def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit() -> None:
+    """PostgreSQL serializes every transaction that notifies behind one lock held through its
+    commit's flush, so the unit of work commits first and the NOTIFY follows in a transaction
+    of its own (same round trip); a unit that fails sends none."""
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    from chatmgmt.errors import PreconditionFailed
+    from chatmgmt.storage._pg import NOTIFY_CHANNEL, channel_tag
+    from chatmgmt.storage.postgres import PostgresStorage
+    from chatmgmt.testing._contracts._support import event
+
+    sent: list[tuple[str, Any]] = []
+
+    class Recording(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+            sent.append((str(query), params))
+            return super().execute(query, params, **kw)
+
+    with _database() as url:
+        pool = ConnectionPool(
+            url, min_size=1, max_size=1, kwargs={"cursor_factory": Recording}, open=True
+        )
+        listener = psycopg.connect(url, autocommit=True)
+        try:
+            storage = PostgresStorage(pool, "t")
+            _agents(storage, 2)
+            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            del sent[:]
+            claim = RankedClaim("g", LEAST_BUSY)
+            storage.apply(Change(ChatId("c1"), None, 1.0, claim=claim, events=(event(1),)))
+            statements = [sql.strip() for sql, _p in sent]
+            write = next(i for i, sql in enumerate(statements) if "chatmgmt_write_unit" in sql)
+            notify = next(i for i, sql in enumerate(statements) if "pg_notify" in sql)
+            assert write < notify and statements[write + 1 : notify] == ["COMMIT"]
+            assert sent[write][1][-1] is None  # the write function notifies nobody itself
+            tag = channel_tag("t")
+            assert [n.payload for n in listener.notifies(timeout=5, stop_after=1)] == [tag]
+            # a unit whose precondition fails commits nothing and wakes nobody
+            del sent[:]
+            with pytest.raises(PreconditionFailed):
+                storage.apply(Change(ChatId("gone"), 5, 2.0, claim=claim, events=(event(2),)))
+            assert not [sql for sql, _p in sent if "pg_notify" in sql]
+            assert list(listener.notifies(timeout=0.3)) == []
+            assert storage.outbox.pending() == 1
+        finally:
+            listener.close()
+            pool.close()

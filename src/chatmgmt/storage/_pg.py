@@ -65,6 +65,17 @@ RETRIES = 12
 #: ``psycopg.pq.TransactionStatus.IDLE``: no transaction open on the connection
 _IDLE = 0
 
+#: ``Q.fetch`` of a statement sent after the operation's COMMIT. For the ``NOTIFY`` that wakes
+#: dispatchers: PostgreSQL serializes every transaction that notifies behind one cluster-wide
+#: lock held until its commit is flushed (async.c, ``PreCommit_Notify``), so with the NOTIFY
+#: inside the unit of work no two units could share a WAL flush (group commit) and four
+#: workers committed one after the other. After the COMMIT, in a transaction of its own that
+#: does not wait for its flush, the lock is held for microseconds. A server crash between the
+#: two loses only the wake-up (a dispatcher also wakes after ``idle_s``), never the events.
+#: If it fails (it should not: fixed channel, short payload) the caller sees a StorageError
+#: although the unit of work committed — as when a connection drops after ``COMMIT``.
+AFTER_COMMIT = "after_commit"
+
 #: the advisory lock key that serializes migrations and index creation (any fixed 64-bit value)
 _DDL_LOCK = 0x63686174_6D676D74
 
@@ -73,10 +84,12 @@ _DDL_LOCK = 0x63686174_6D676D74
 class Q:
     """One statement: SQL text (fixed, or built from whitelisted names only), its bound
     parameters, and what the operation wants back: ``"one"`` (a row or None), ``"all"``
-    (the rows), ``"rowcount"``, ``"many"`` (executemany over ``params``, nothing back) or
-    ``"none"``. ``on_unique``: the error to raise instead of the server's unique violation
-    if this statement hits one (it may be reported later, at the next wait or at
-    ``COMMIT``; the transaction is rolled back either way)."""
+    (the rows), ``"rowcount"``, ``"many"`` (executemany over ``params``, nothing back),
+    ``"none"``, or ``"after_commit"``: sent right after the operation's ``COMMIT`` (in the
+    same round trip), in a transaction of its own, and only if everything before it
+    succeeded (nothing back; see :data:`AFTER_COMMIT`). ``on_unique``: the error to raise
+    instead of the server's unique violation if this statement hits one (it may be reported
+    later, at the next wait or at ``COMMIT``; the transaction is rolled back either way)."""
 
     sql: str
     params: Sequence[Any] = ()
@@ -258,12 +271,13 @@ class PostgresDatabase:
         attempt = 0
         while True:
             pending: list[Exception] = []
+            after: list[Q] = []
             try:
                 with self._connection() as conn:
                     if tx:
-                        with _pipelined(conn) as pipe:
-                            return _drive(conn, pipe, op(*args), pending)
-                    return _drive(conn, None, op(*args), pending)
+                        with _pipelined(conn, after) as pipe:
+                            return _drive(conn, pipe, op(*args), pending, after)
+                    return _drive(conn, None, op(*args), pending, after)
             except retry as exc:
                 attempt += 1
                 if attempt >= RETRIES:
@@ -322,17 +336,20 @@ class PostgresDatabase:
 
 
 @contextlib.contextmanager
-def _pipelined(conn: Any) -> Iterator[Any]:
+def _pipelined(conn: Any, after: list[Q]) -> Iterator[Any]:
     """One transaction in pipeline mode: ``BEGIN`` is queued with the first statements and
-    ``COMMIT`` with the last, and leaving the pipeline (one Sync) reads their answers. (psycopg's
-    own ``transaction()`` syncs at each of its nested steps: three round trips more.) On any
-    error the transaction is rolled back after the pipeline is left."""
+    ``COMMIT`` with the last, then the ``after`` statements (:data:`AFTER_COMMIT`; the server
+    skips them if anything before failed), and leaving the pipeline (one Sync) reads their
+    answers. (psycopg's own ``transaction()`` syncs at each of its nested steps: three round
+    trips more.) On any error the transaction is rolled back after the pipeline is left."""
     done = False
     try:
         with conn.pipeline() as pipe:
             conn.execute("BEGIN")
             yield pipe
             conn.execute("COMMIT")
+            for q in after:
+                conn.execute(q.sql, q.params)
         done = True
     finally:
         if not done and not conn.closed and conn.info.transaction_status != _IDLE:
@@ -341,7 +358,7 @@ def _pipelined(conn: Any) -> Iterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def _apipelined(conn: Any) -> AsyncIterator[Any]:
+async def _apipelined(conn: Any, after: list[Q]) -> AsyncIterator[Any]:
     """The asyncio twin of :func:`_pipelined`."""
     done = False
     try:
@@ -349,6 +366,8 @@ async def _apipelined(conn: Any) -> AsyncIterator[Any]:
             await conn.execute("BEGIN")
             yield pipe
             await conn.execute("COMMIT")
+            for q in after:
+                await conn.execute(q.sql, q.params)
         done = True
     finally:
         if not done and not conn.closed and conn.info.transaction_status != _IDLE:
@@ -368,7 +387,16 @@ def _steps(step: Q | tuple[Q, ...]) -> tuple[Q, ...]:
     return (step,) if isinstance(step, Q) else step
 
 
-def _drive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception]) -> _T:
+def _deferred(pipe: Any, q: Q, after: list[Q]) -> bool:
+    """Whether ``q`` waits for the COMMIT (kept in ``after``); outside a transaction
+    (``pipe`` None) it is sent at once, in autocommit."""
+    if pipe is None or q.fetch != AFTER_COMMIT:
+        return False
+    after.append(q)
+    return True
+
+
+def _drive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception], after: list[Q]) -> _T:
     """Run ``gen`` on ``conn`` (in pipeline ``pipe``, or None): every statement of a step is
     sent before any result is read; a step's results are read only when it wants some."""
     result: Any = None
@@ -377,7 +405,10 @@ def _drive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception]) -> _T:
             step = gen.send(result)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        sent = [(_send(conn, q, pending), q) for q in _steps(step)]
+        sent = [
+            (None if _deferred(pipe, q, after) else _send(conn, q, pending), q)
+            for q in _steps(step)
+        ]
         results = [_result(cur, q, pipe, pending) for cur, q in sent]
         result = results[0] if isinstance(step, Q) else tuple(results)
 
@@ -395,7 +426,7 @@ def _send(conn: Any, q: Q, pending: list[Exception]) -> Any:
 
 
 def _result(cur: Any, q: Q, pipe: Any, pending: list[Exception]) -> Any:
-    if q.fetch in ("none", "many"):
+    if q.fetch in ("none", "many", AFTER_COMMIT):
         return None
     if q.fetch == "rowcount":
         if pipe is not None:
@@ -476,12 +507,13 @@ class AsyncPostgresDatabase:
         attempt = 0
         while True:
             pending: list[Exception] = []
+            after: list[Q] = []
             try:
                 async with self._connection() as conn:
                     if tx:
-                        async with _apipelined(conn) as pipe:
-                            return await _adrive(conn, pipe, op(*args), pending)
-                    return await _adrive(conn, None, op(*args), pending)
+                        async with _apipelined(conn, after) as pipe:
+                            return await _adrive(conn, pipe, op(*args), pending, after)
+                    return await _adrive(conn, None, op(*args), pending, after)
             except retry as exc:
                 attempt += 1
                 if attempt >= RETRIES:
@@ -535,7 +567,9 @@ class AsyncPostgresDatabase:
             self.pool = None
 
 
-async def _adrive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception]) -> _T:
+async def _adrive(
+    conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception], after: list[Q]
+) -> _T:
     """The asyncio twin of :func:`_drive`."""
     result: Any = None
     while True:
@@ -543,8 +577,11 @@ async def _adrive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception]) 
             step = gen.send(result)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        sent = []
+        sent: list[tuple[Any, Q]] = []
         for q in _steps(step):
+            if _deferred(pipe, q, after):
+                sent.append((None, q))
+                continue
             cur = conn.cursor()
             if q.on_unique is not None:
                 pending.append(q.on_unique)
@@ -555,7 +592,7 @@ async def _adrive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception]) 
             sent.append((cur, q))
         results: list[Any] = []
         for cur, q in sent:
-            if q.fetch in ("none", "many"):
+            if q.fetch in ("none", "many", AFTER_COMMIT):
                 results.append(None)
                 continue
             if q.fetch == "rowcount":

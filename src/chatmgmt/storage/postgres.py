@@ -89,6 +89,7 @@ from ..ports import (
 )
 from ._codec import decode, encode
 from ._pg import (
+    AFTER_COMMIT,
     NOTIFY_CHANNEL,
     AsyncPostgresDatabase,
     Gen,
@@ -451,9 +452,13 @@ def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
 
 
 def _notify(ns: bytes) -> Q:
+    """The ``NOTIFY`` for ``ns``'s listeners, sent after the COMMIT in a transaction of its own
+    that does not wait for its WAL flush (see ``_pg.AFTER_COMMIT``: inside the unit of work it
+    serialized every commit behind the server's notify lock)."""
     return Q(
-        "SELECT pg_notify(%s, %s)",
+        "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)",
         (NOTIFY_CHANNEL, channel_tag(ns.decode("utf-8", "surrogatepass"))),
+        AFTER_COMMIT,
     )
 
 
@@ -560,9 +565,7 @@ def _pick(
         row = yield Q(base + " SKIP LOCKED", (ns, claim.group, sorted(skip)), "one")
 
 
-def _write_params(
-    ns: bytes, change: Change, loads: Sequence[AgentLoad], notify: bool
-) -> tuple[Any, ...]:
+def _write_params(ns: bytes, change: Change, loads: Sequence[AgentLoad]) -> tuple[Any, ...]:
     """The parameters of :data:`_WRITE` for ``change`` and the agents' new ``loads``."""
     ranks = [_rank_values(load) for load in loads]
     timers = {b(timer.key): timer for timer in change.schedule}  # a key set twice: the last
@@ -593,7 +596,7 @@ def _write_params(
         None if sticky is None else encode(sticky),
         Texts(encode(event) for event in change.events),
         NOTIFY_CHANNEL,
-        channel_tag(ns.decode("utf-8", "surrogatepass")) if notify else None,
+        None,  # no NOTIFY inside the unit of work: _apply_op sends it after the COMMIT
     )
 
 
@@ -693,7 +696,7 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
     chat = change.chat
     yield Q(
         _WRITE,
-        _write_params(ns, change, list(written.values()), notify),
+        _write_params(ns, change, list(written.values())),
         on_unique=PreconditionFailed("exists", cid) if expected is None else None,
     )
     if change.more_messages:  # rare (several messages in one unit): after ``message``
@@ -702,6 +705,8 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
             "SELECT %s, %s, m FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, n) ORDER BY n",
             (ns, cid, [encode(m) for m in change.more_messages]),
         )
+    if notify and change.events:
+        yield _notify(ns)
     return Applied(chat=chat, agent_id=agent_id, events=change.events)
 
 
