@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import lifecycle as lc
-from .._plan import Items, Plan
+from .._plan import Plan
 from .._text import check_text
 from ..errors import ConflictError, InvalidTransitionError, NotFoundError
 from ..model import Chat, ChatId, ChatState, EndReason, MessageId, Timer, evolve
@@ -21,20 +21,6 @@ __all__ = ["Satisfaction"]
 
 class Satisfaction(Customers):
     """Invite the customer to rate; take the rating; remind once."""
-
-    def invite(
-        self,
-        chat: Chat,
-        trigger: lc.InviteTrigger,
-        by: str,
-        now: float,
-        customer_invited_at: float | None = None,
-    ) -> tuple[Chat, Items]:
-        """``chat`` with the invitation recorded and its event, when the chat's rules invite."""
-        rules = lc.satisfaction_rules(self.settings, chat)
-        return lc.plan_invite(
-            rules, chat, trigger, by, now, customer_invited_at=customer_invited_at
-        )
 
     def invite_rating(self, chat_id: ChatId, by: str, now: float) -> Eff[Chat]:
         """The agent invites the customer to rate the chat (when the chat's rules allow); the
