@@ -441,7 +441,9 @@ class ChatManager(_Base):
         )
 
     def invite_rating(self, chat_id: str, *, by: str, now: float | None = None) -> Chat:
-        """The agent invites the customer to rate the chat (InvalidTransitionError if refused)."""
+        """The agent invites the customer to rate the chat, storing ``invite_prompt`` and
+        scheduling the reminder with it (InvalidTransitionError ``invite:<refusal>`` if the
+        chat's rules refuse, e.g. ``invite:min_interval``)."""
         return self._run(self._core.invite_rating(ChatId(chat_id), by, self._now(now)))
 
     def rate(
