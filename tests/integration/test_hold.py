@@ -187,12 +187,32 @@ def test_silence_marks_the_chat_inactive_and_frees_the_slot() -> None:
     m.tick(now=1170)
     assert m.get_chat("c1").inactive and m.agent("ann").inactive == {"c1"}
     assert m.get_chat("c2").agent_id == "ann"  # the freed slot drained the queue
+    (went,) = sink_of(m).of_type("chat.inactivity_changed")
+    assert went.chat_id == "c1" and went.data["agent_id"] == "ann"
+    assert went.data["inactive"] is True and went.data["cause"] == "silence"
+    assert went.data["counts"] is False
     check_invariants(m.storage, count_inactive=False, drained=True)
     # a new message makes it active again: it counts again, above the limit if need be
     before = held_allowance(m.storage)
     m.send_message("c1", "back", role=MessageRole.CUSTOMER, now=1200)
     assert not m.get_chat("c1").inactive and m.agent("ann").chats == {"c1", "c2"}
+    back = sink_of(m).of_type("chat.inactivity_changed")[-1]
+    assert back.data["inactive"] is False and back.data["cause"] == "message"
+    assert back.data["counts"] is True
     check_invariants(m.storage, count_inactive=False, allowance=before)
+
+
+def test_set_inactive_by_hand_raises_the_event_once() -> None:
+    m = release_manager(assignment={"inactive_chats_count": False}, end_of_chat=NO_TIMEOUTS)
+    m.set_inactive("c2", now=1009)  # queued: marked, but no agent holds it: no event
+    m.set_inactive("c1", now=1010)  # (c2 takes the freed slot)
+    m.set_inactive("c1", now=1011)  # inactive already: nothing changes
+    events = sink_of(m).of_type("chat.inactivity_changed")
+    assert [(e.chat_id, e.data["cause"], e.data["inactive"]) for e in events] == [
+        ("c1", "set_inactive", True)
+    ]
+    m.set_inactive("c1", False, now=1013)
+    assert sink_of(m).of_type("chat.inactivity_changed")[-1].data["inactive"] is False
 
 
 def test_the_release_follows_the_channel_and_group_overrides() -> None:

@@ -15,7 +15,6 @@ from ..assignment._plans import plan_assignment
 from ..customers import should_save, trusted_partner_id
 from ..errors import AssignmentError, PreconditionFailed, ValidationError
 from ..lifecycle._bot import plan_bot_start
-from ..lifecycle._hold import slot_move
 from ..model import (
     AgentId,
     Chat,
@@ -275,10 +274,7 @@ class Chats(Routing):
         same unit."""
 
         def planner(chat: Chat) -> Plan | None:
-            if chat.inactive == inactive:
-                return None
-            new = evolve(chat, inactive=inactive)
-            return Plan(new, inactive=slot_move(chat, new, self.settings.assignment))
+            return lc.plan_inactive(chat, inactive, "set_inactive", self.settings.assignment)
 
         old, new = yield from self.update(chat_id, planner, now)
         if inactive and old is not new and new.agent_id is not None:

@@ -9,7 +9,7 @@ from .. import lifecycle as lc
 from .._plan import Plan
 from .._text import check_text
 from ..lifecycle._hold import counts, slot_move
-from ..model import Chat, ChatId, EndReason, Timer, evolve
+from ..model import Chat, ChatId, EndReason, Timer
 from ._deadlines import Deadlines
 from ._ops import Eff
 
@@ -59,8 +59,8 @@ class Holding(Deadlines):
                 return None
             if kind == _CLOSE:
                 return self.ended_plan(current, EndReason.HOLD_TIMEOUT, "system", now)
-            new = evolve(current, inactive=True, **lc.mark_fired(current, timer))
-            return Plan(new, inactive=slot_move(current, new, self.settings.assignment))
+            fired = lc.mark_fired(current, timer)
+            return lc.plan_inactive(current, True, "silence", self.settings.assignment, **fired)
 
         old, new = yield from self.update(ChatId(timer.chat_id), planner, now)
         if old is new:

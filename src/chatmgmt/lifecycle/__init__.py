@@ -27,7 +27,17 @@ from ._forms import (
     validate_fields,
     validate_submission,
 )
-from ._hold import Hold, counts, on_hold, plan_hold, plan_resume, resumed_at, slot_move, wake
+from ._hold import (
+    Hold,
+    counts,
+    on_hold,
+    plan_hold,
+    plan_inactive,
+    plan_resume,
+    resumed_at,
+    slot_move,
+    wake,
+)
 from ._invitations import (
     SATISFACTION_REMINDER,
     invitation_extras,
@@ -115,6 +125,7 @@ __all__ = [
     "plan_accept",
     "plan_end",
     "plan_hold",
+    "plan_inactive",
     "plan_invite",
     "plan_left_message",
     "plan_message",

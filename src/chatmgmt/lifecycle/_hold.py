@@ -33,6 +33,7 @@ __all__ = [
     "counts",
     "on_hold",
     "plan_hold",
+    "plan_inactive",
     "plan_resume",
     "resumed_at",
     "slot_move",
@@ -138,13 +139,39 @@ def plan_resume(chat: Chat, by: str, now: float, assignment: AssignmentSettings)
     return Plan(new, items, inactive=slot_move(chat, new, assignment))
 
 
+def plan_inactive(
+    chat: Chat,
+    inactive: bool,
+    cause: str,
+    assignment: AssignmentSettings,
+    **changes: Any,
+) -> Plan | None:
+    """Mark the chat inactive (or active again) for ``cause`` (``silence``: the inactivity
+    release; ``set_inactive``): ``chat.inactivity_changed`` for an active chat, and its slot
+    moved when inactive chats do not count. None when it is so already. ``changes``: more
+    fields to store with it (the fired deadline)."""
+    if chat.inactive == inactive:
+        return None
+    new = evolve(chat, inactive=inactive, **changes)
+    items: Items = []
+    if chat.state is ChatState.ACTIVE:
+        counted = counts(new, assignment)
+        items.append(payloads.chat_inactivity_changed(chat.agent_id, inactive, cause, counted))
+    return Plan(new, items, inactive=slot_move(chat, new, assignment))
+
+
 def wake(
     before: Chat, after: Chat, customer: bool, now: float, assignment: AssignmentSettings
 ) -> tuple[Chat, Items, tuple[AgentId, bool] | None]:
     """A message in a chat that is inactive or on hold (``before``; ``after`` is the chat
-    with the message, already active again): a customer's message resumes a held chat
-    (``chat.resumed`` by ``"customer"``); the slot move of the same unit."""
+    with the message, already active again): ``chat.inactivity_changed`` (cause ``message``)
+    for an inactive one; a customer's message resumes a held chat (``chat.resumed`` by
+    ``"customer"``); the slot move of the same unit."""
     items: Items = []
+    if before.inactive and before.state is ChatState.ACTIVE and not after.inactive:
+        counted = counts(after, assignment)
+        items.append(payloads.chat_inactivity_changed(after.agent_id, False, "message", counted))
     if customer and on_hold(before) and after.state is ChatState.ACTIVE:
-        after, items = _resumed(after, "customer", now, assignment)
+        after, resumed = _resumed(after, "customer", now, assignment)
+        items.extend(resumed)
     return after, items, slot_move(before, after, assignment)

@@ -54,6 +54,7 @@ class EventType:
     CHAT_UNTAGGED = "chat.untagged"
     CHAT_HELD = "chat.held"
     CHAT_RESUMED = "chat.resumed"
+    CHAT_INACTIVITY_CHANGED = "chat.inactivity_changed"
     CHAT_ABANDONED = "chat.abandoned"
     CHAT_REOPENED = "chat.reopened"
     CHAT_INACTIVITY_WARNED = "chat.inactivity_warned"
@@ -670,6 +671,19 @@ CATALOGUE: dict[str, EventSpec] = {
                 "counts": "whether the chat counts toward the agent's limit now",
             },
             {**_CHAT_EX, "by": "customer", "held_s": 840.0, "counts": True},
+        ),
+        _spec(
+            EventType.CHAT_INACTIVITY_CHANGED,
+            "The chat went inactive (no message for end_of_chat.inactive_after_s, or "
+            "set_inactive) or active again (a message, or set_inactive(False)).",
+            {
+                **_CHAT,
+                "agent_id": "the agent who holds the chat",
+                "inactive": "whether the chat is inactive now",
+                "cause": "silence (the inactivity release), message or set_inactive",
+                "counts": "whether the chat counts toward the agent's limit now",
+            },
+            {**_CHAT_EX, "agent_id": "a_1", "inactive": True, "cause": "silence", "counts": False},
         ),
         _spec(
             EventType.SUPERVISOR_JOINED,

@@ -24,6 +24,7 @@ __all__ = [
     "chat_ended",
     "chat_handed_off",
     "chat_held",
+    "chat_inactivity_changed",
     "chat_offer_accepted",
     "chat_offer_declined",
     "chat_offer_expired",
@@ -378,6 +379,13 @@ def chat_tagged(
 def chat_held(by: str, reason: str, counts: bool) -> Item:
     """``chat.held``: who put the chat on hold, why, and whether it still counts."""
     return EventType.CHAT_HELD, {"by": by, "hold_reason": reason, "counts": counts}
+
+
+def chat_inactivity_changed(agent_id: str | None, inactive: bool, cause: str, counts: bool) -> Item:
+    """``chat.inactivity_changed``: the chat went inactive or active again, why, and whether it
+    counts toward its agent's limit now."""
+    data = {"agent_id": agent_id, "inactive": inactive, "cause": cause, "counts": counts}
+    return EventType.CHAT_INACTIVITY_CHANGED, data
 
 
 def chat_resumed(by: str, held_s: float, counts: bool) -> Item:
