@@ -39,6 +39,7 @@ from typing import Any, cast
 import attrs
 
 from ..assignment._load import (
+    CENSUS_CATEGORIES,
     updated_agent,
 )
 from ..errors import ConflictError, NotFoundError
@@ -171,21 +172,22 @@ class SQLiteAgentStore(_Base):
             return load
 
     def census(self, group: str) -> Census:
-        """See the port: one aggregate query over the group's rows."""
+        """See the port: one aggregate query over the group's rows, grouped by census category
+        (an ONLINE agent is ``eligible`` or ``full``, :func:`census_category`, so the limits
+        and chats of those two categories are the capacity and the load)."""
         with self._db.statement() as conn:
-            row = conn.execute(
-                "SELECT "
-                "COALESCE(SUM(category = 'eligible'), 0), "
-                "COALESCE(SUM(category = 'full'), 0), "
-                "COALESCE(SUM(category = 'busy'), 0), "
-                "COALESCE(SUM(category = 'away'), 0), "
-                "COALESCE(SUM(category = 'offline'), 0), "
-                "COALESCE(SUM(CASE WHEN status = 'online' THEN lim ELSE 0 END), 0), "
-                "COALESCE(SUM(CASE WHEN status = 'online' THEN active ELSE 0 END), 0) "
-                "FROM agent_ranks WHERE ns = ? AND grp = ?",
+            rows = conn.execute(
+                "SELECT category, COUNT(*), SUM(lim), SUM(active) FROM agent_ranks "
+                "WHERE ns = ? AND grp = ? GROUP BY category",
                 (self._ns, group),
-            ).fetchone()
-        return Census(*(int(v) for v in row))
+            ).fetchall()
+        count = {str(r[0]): int(r[1]) for r in rows}
+        online = [r for r in rows if r[0] in ("eligible", "full")]
+        return Census(
+            **{category: count.get(category, 0) for category in CENSUS_CATEGORIES},
+            capacity=sum(int(r[2]) for r in online),
+            load=sum(int(r[3]) for r in online),
+        )
 
     def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
         """See the port: one read, per group one aggregate over its rows (``held`` counts the
