@@ -1483,3 +1483,28 @@ def test_a_version_5_file_gets_the_capacity_columns(tmp_path: Path) -> None:
         assert load is not None and load.channels == {"c1": "wa"} and load.used == 2
     finally:
         storage.close()
+
+
+def test_the_census_counts_each_category_and_the_online_capacity_and_load(
+    storage: SQLiteStorage,
+) -> None:
+    """One agent per census category, the non-online ones holding chats too: only ONLINE
+    (eligible or full) agents count towards capacity and load; the memory adapter agrees."""
+    from chatmgmt.storage.memory import MemoryStorage
+
+    memory = MemoryStorage(NS)
+    for store in (storage, memory):
+        for aid, limit in (("e", 3), ("f", 1), ("b", 2), ("w", 2), ("o", 4)):
+            store.agents.put(_agent(aid, limit), 1.0)
+        for aid, chat in (("e", "c1"), ("f", "c2"), ("b", "c3"), ("w", "c4"), ("w", "c5")):
+            assert claim_slot(store, aid, chat, 2.0)
+        for aid, limit, status in (
+            ("b", 2, AgentStatus.BUSY),
+            ("w", 2, AgentStatus.AWAY),
+            ("o", 4, AgentStatus.OFFLINE),
+        ):
+            store.agents.put(_agent(aid, limit, status), 3.0, expected_version=1)
+    expected = Census(eligible=1, full=1, busy=1, away=1, offline=1, capacity=4, load=2)
+    assert storage.agents.census("g") == expected == memory.agents.census("g")
+    assert storage.agents.census("") == expected
+    assert storage.agents.census("h") == Census()
