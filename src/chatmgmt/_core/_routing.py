@@ -4,7 +4,6 @@ layers, then the queue or the pool. Each attempt is one unit of work (:mod:`._ta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 from .._plan import STICKY_WAIT, sticky_wait_key
@@ -24,8 +23,6 @@ from ._queueing import OPEN, Queueing
 from ._targets import ineligible
 
 __all__ = ["OPEN", "Routing"]
-
-_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 
 
 class Routing(Queueing):
@@ -47,7 +44,6 @@ class Routing(Queueing):
         unit of work); ``items`` are events raised with it; ``explain`` goes into every
         explanation (a bot's handoff context).
         """
-        context = explain or _NO_CONTEXT
         settings = self.settings.assignment
         partner_id = chat.customer.partner_id
         sticky = None
@@ -59,7 +55,7 @@ class Routing(Queueing):
             chat = evolve(chat, skill_group=plan.group)
         passed: list[dict[str, Any]] = []
         for target in plan.targets:
-            extra = {**context, "passed_over": list(passed)} if passed else context
+            extra = {**(explain or {}), "passed_over": list(passed)} if passed else explain
             done = yield from self.try_target(
                 target, stored, chat, now, items=items, reason_extra=extra, passed=passed
             )
@@ -83,7 +79,7 @@ class Routing(Queueing):
                 chat,
                 now,
                 items=items,
-                reason_extra={**context, "overflow": list(tried)},
+                reason_extra={**(explain or {}), "overflow": list(tried)},
             )
             if done is not None:
                 return done
@@ -98,8 +94,9 @@ class Routing(Queueing):
             "overflow": tried,
             "eligible": census.eligible,
             "ineligible": ineligible(census, chat),
-            **context,
         }
+        if explain:
+            reason.update(explain)
         queue = plan.wait_queue
         if chat.mode is ReceptionMode.ALWAYS_ON:
             queue = pool_name(plan.group)

@@ -132,7 +132,7 @@ def plan_end(
         if prompt:
             message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", prompt, now)
             items.append(payloads.message_stored(message))
-        if not skips_satisfaction(settings.bot, chat):
+        if chat.state is not ChatState.BOT or not skips_satisfaction(settings.bot, chat):
             rules = satisfaction_rules(settings, new)
             new, invited = plan_invite(
                 rules,
