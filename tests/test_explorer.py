@@ -28,6 +28,7 @@ from chatmgmt.testing import (
     replay,
     sequential_ids,
 )
+from explorer_world import standard_world
 
 SCALE = int(os.environ.get("CHATMGMT_EXPLORE_SCALE", "1"))
 SETTINGS = ChatSettings()
@@ -36,19 +37,7 @@ SETTINGS = ChatSettings()
 def build(storage: Storage | None = None) -> ChatManager:
     """ann and bob (group g, limit 1) hold c1 and c2; c3 waits in queue/g; cat (group h,
     limit 1) is free; dan (group g, limit 1) is OFFLINE."""
-    m = ChatManager(
-        storage, SETTINGS, rng=random.Random(7), ids=sequential_ids(), clock=ManualClock(100.0)
-    )
-    for name, groups, status in (
-        ("ann", {"g"}, AgentStatus.ONLINE),
-        ("bob", {"g"}, AgentStatus.ONLINE),
-        ("cat", {"h"}, AgentStatus.ONLINE),
-        ("dan", {"g"}, AgentStatus.OFFLINE),
-    ):
-        m.register_agent(Agent(name, skill_groups=groups, status=status, reception_limit=1), now=0)
-    for i in (1, 2, 3):
-        m.open_chat(CustomerInfo(name=f"c{i}"), skill_group="g", chat_id=f"c{i}", now=float(i))
-    return m
+    return standard_world(SETTINGS, storage)
 
 
 def op_open(m: ChatManager) -> object:

@@ -10,25 +10,23 @@ there.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pytest
 
-from chatmgmt import Agent, AgentStatus, ChatManager, ChatSettings, CustomerInfo
+from chatmgmt import AgentStatus, ChatManager, ChatSettings
 from chatmgmt.assignment._load import counts_toward_limit
 from chatmgmt.lifecycle import on_hold
 from chatmgmt.model import ChatId, ChatState, MessageRole
 from chatmgmt.ports import Storage
 from chatmgmt.testing import (
-    ManualClock,
     Operation,
     crash_points,
     explore,
     find_violations,
-    sequential_ids,
 )
+from explorer_world import standard_world
 
 SETTINGS = ChatSettings.from_dict(
     {
@@ -42,18 +40,7 @@ def build(storage: Storage | None = None, *, held: bool = False) -> ChatManager:
     """ann and bob (group g, limit 1) hold c1 and c2; c3 waits in queue/g; cat (group h,
     limit 1) is free; dan (group g) is OFFLINE. ``held``: ann put c1 on hold at 3, and c3
     took her freed slot."""
-    m = ChatManager(
-        storage, SETTINGS, rng=random.Random(7), ids=sequential_ids(), clock=ManualClock(100.0)
-    )
-    for name, groups, status in (
-        ("ann", {"g"}, AgentStatus.ONLINE),
-        ("bob", {"g"}, AgentStatus.ONLINE),
-        ("cat", {"h"}, AgentStatus.ONLINE),
-        ("dan", {"g"}, AgentStatus.OFFLINE),
-    ):
-        m.register_agent(Agent(name, skill_groups=groups, status=status, reception_limit=1), now=0)
-    for i in (1, 2, 3):
-        m.open_chat(CustomerInfo(name=f"c{i}"), skill_group="g", chat_id=f"c{i}", now=float(i))
+    m = standard_world(SETTINGS, storage)
     if held:
         m.hold_chat("c1", by="ann", now=3.5)
     return m
