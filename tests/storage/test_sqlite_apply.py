@@ -63,6 +63,16 @@ from chatmgmt.storage._sqlite_db import _MIGRATIONS
 from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from chatmgmt.testing import claim_slot
 
+
+def drop_census_summary(conn: sqlite3.Connection) -> None:
+    """Undo migration 7 (the census summary and its triggers), as in a file of schema 6."""
+    for (name,) in conn.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'agent_census%'"
+    ).fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP TABLE agent_census")
+
+
 LEAST_BUSY = Ranking("least_busy", (RankKey("active"), RankKey("last_assigned_at")))
 NS = "t1"
 
@@ -972,7 +982,7 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 6
+        assert storage.database.schema_version() == SCHEMA_VERSION == 7
         assert storage.chats.purge(7.0, 10) == 0
         assert storage.chats.purge(8.0, 10) == 1
         assert storage.chats.get(ChatId("ce")) is None
@@ -1046,7 +1056,7 @@ def test_a_version_4_file_keeps_every_load_field_exactly(tmp_path: Path) -> None
     conn.close()
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 6
+        assert storage.database.schema_version() == SCHEMA_VERSION == 7
         assert storage.agents.get(AgentId("a")) == stored
         assert storage.agents.list("h") == [stored]
         # the rank rows were rebuilt from the load: one counted chat below the limit of 3
@@ -1469,12 +1479,13 @@ def test_a_version_5_file_gets_the_capacity_columns(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("ALTER TABLE agents DROP COLUMN channels")
     conn.execute("ALTER TABLE agents DROP COLUMN recent")
+    drop_census_summary(conn)
     conn.execute("UPDATE schema_version SET version = 5")
     conn.commit()
     conn.close()
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 6
+        assert storage.database.schema_version() == SCHEMA_VERSION == 7
         assert storage.agents.get(AgentId("a")) == before
         weighted = attrs.evolve(_agent("a", 3), channel_weights={"wa": 2})
         storage.agents.put(weighted, 1.0, expected_version=1)

@@ -172,6 +172,47 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     _load_columns,
     # 6: capacity per channel and the fairness cap (see _capacity_columns)
     _capacity_columns,
+    # 7: the census of every skill group kept as it changes: per (group, census category) the
+    # agents' count, limits and active chats, summed by triggers on ``agent_ranks`` (every rank
+    # row written, by any release, counts), so that AgentStore.census and the unit of work's
+    # census report read a few rows instead of aggregating every agent of the group
+    """
+    CREATE TABLE agent_census (
+        ns TEXT NOT NULL, grp TEXT NOT NULL, category TEXT NOT NULL,
+        n INTEGER NOT NULL, lim INTEGER NOT NULL, active INTEGER NOT NULL,
+        PRIMARY KEY (ns, grp, category)
+    ) WITHOUT ROWID;
+    INSERT INTO agent_census (ns, grp, category, n, lim, active)
+        SELECT ns, grp, category, COUNT(*), SUM(lim), SUM(active) FROM agent_ranks
+        GROUP BY ns, grp, category;
+    CREATE TRIGGER agent_census_insert AFTER INSERT ON agent_ranks BEGIN
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END;
+    CREATE TRIGGER agent_census_delete AFTER DELETE ON agent_ranks BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+    END;
+    CREATE TRIGGER agent_census_same AFTER UPDATE OF ns, grp, category, lim, active
+        ON agent_ranks
+        WHEN new.ns = old.ns AND new.grp = old.grp AND new.category = old.category BEGIN
+        UPDATE agent_census SET lim = lim + new.lim - old.lim,
+            active = active + new.active - old.active
+            WHERE ns = new.ns AND grp = new.grp AND category = new.category;
+    END;
+    CREATE TRIGGER agent_census_moved AFTER UPDATE OF ns, grp, category, lim, active
+        ON agent_ranks
+        WHEN new.ns != old.ns OR new.grp != old.grp OR new.category != old.category BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END
+    """,
 )
 
 
@@ -340,6 +381,19 @@ class SQLiteDatabase:
         return order
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script`` one by one (a trigger's body keeps its own ``;``)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        raise StorageError(f"incomplete migration statement: {pending.strip()!r}")
+
+
 def migrate(
     db: SQLiteDatabase,
     table: str,
@@ -364,9 +418,8 @@ def migrate(
             if callable(script):
                 script(conn)
                 continue
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(script):
+                conn.execute(statement)
         if row is None:
             conn.execute(f"INSERT INTO {table} VALUES (?)", (target,))
         elif version != target:

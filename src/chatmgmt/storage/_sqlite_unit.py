@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..assignment._load import (
+    CENSUS_CATEGORIES,
     census_category,
     claimed,
     eligible,
@@ -33,13 +34,13 @@ from ..assignment._load import (
 )
 from ..errors import PreconditionFailed, StorageError
 from ..model import Agent, AgentId, AgentLoad, ChatId, Event, Ranking, RankKey
-from ..ports import Applied, Change, Claim, RankedClaim, retention_start
+from ..ports import Applied, Census, Change, Claim, RankedClaim, retention_start
 from ._codec import decode, encode
 
 if TYPE_CHECKING:
     from ._sqlite_db import SQLiteDatabase
 
-__all__ = ["append_events", "apply", "read_load", "write_load"]
+__all__ = ["append_events", "apply", "read_census", "read_load", "write_load"]
 
 #: Rank fields → column names of ``agent_ranks``. The ORDER BY of a ranked claim is built only
 #: from these names; a field outside this table can never reach the SQL text.
@@ -214,6 +215,21 @@ def _write_loads(
                 "WHERE ns = ? AND agent_id = ?",
                 (*(value for _, value in moved), ns, aid),
             )
+
+
+def read_census(conn: sqlite3.Connection, ns: str, group: str) -> Census:
+    """The census of ``group`` from its ``agent_census`` rows (schema 7)."""
+    rows = conn.execute(
+        "SELECT category, n, lim, active FROM agent_census WHERE ns = ? AND grp = ?", (ns, group)
+    ).fetchall()
+    count = dict.fromkeys(CENSUS_CATEGORIES, 0)
+    capacity = load = 0
+    for category, n, lim, active in rows:
+        count[category] = n
+        if category == "eligible" or category == "full":
+            capacity += lim
+            load += active
+    return Census(**count, capacity=capacity, load=load)
 
 
 def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:

@@ -38,10 +38,7 @@ from typing import Any, cast
 
 import attrs
 
-from ..assignment._load import (
-    CENSUS_CATEGORIES,
-    updated_agent,
-)
+from ..assignment._load import updated_agent
 from ..errors import ConflictError, NotFoundError
 from ..model import (
     Agent,
@@ -172,22 +169,12 @@ class SQLiteAgentStore(_Base):
             return load
 
     def census(self, group: str) -> Census:
-        """See the port: one aggregate query over the group's rows, grouped by census category
-        (an ONLINE agent is ``eligible`` or ``full``, :func:`census_category`, so the limits
-        and chats of those two categories are the capacity and the load)."""
+        """See the port: the group's rows of ``agent_census`` (per census category the count,
+        limits and active chats of its agents, kept by triggers on ``agent_ranks``); an ONLINE
+        agent is ``eligible`` or ``full``, so those two categories give the capacity and the
+        load."""
         with self._db.statement() as conn:
-            rows = conn.execute(
-                "SELECT category, COUNT(*), SUM(lim), SUM(active) FROM agent_ranks "
-                "WHERE ns = ? AND grp = ? GROUP BY category",
-                (self._ns, group),
-            ).fetchall()
-        count = {str(r[0]): int(r[1]) for r in rows}
-        online = [r for r in rows if r[0] in ("eligible", "full")]
-        return Census(
-            **{category: count.get(category, 0) for category in CENSUS_CATEGORIES},
-            capacity=sum(int(r[2]) for r in online),
-            load=sum(int(r[3]) for r in online),
-        )
+            return _unit.read_census(conn, self._ns, group)
 
     def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
         """See the port: one read, per group one aggregate over its rows (``held`` counts the

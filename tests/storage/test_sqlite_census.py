@@ -1,0 +1,100 @@
+"""SQLite's census summary (schema 7): ``agent_census`` kept by triggers on ``agent_ranks``
+always equals the aggregate of the rank rows it summarizes, through random changes (claims,
+releases, agent updates that move groups, statuses and limits) and across the migration from a
+schema 6 file."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from chatmgmt.model import AgentId, AgentStatus
+from chatmgmt.ports import Census
+from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
+from chatmgmt.testing import claim_slot
+from storage.test_sqlite_apply import (
+    NS,
+    Reference,
+    _agent,
+    _run,
+    drop_census_summary,
+)
+
+_SUMMARY = "SELECT ns, grp, category, n, lim, active FROM agent_census WHERE n > 0 ORDER BY 1, 2, 3"
+_AGGREGATE = (
+    "SELECT ns, grp, category, COUNT(*), SUM(lim), SUM(active) FROM agent_ranks "
+    "GROUP BY ns, grp, category ORDER BY 1, 2, 3"
+)
+
+
+def _summary_and_aggregate(storage: SQLiteStorage) -> tuple[list[object], list[object]]:
+    with storage.database.read() as conn:
+        empty = conn.execute(
+            "SELECT COUNT(*) FROM agent_census WHERE n = 0 AND (lim != 0 OR active != 0)"
+        ).fetchone()[0]
+        assert empty == 0  # a category nobody is in holds no limits and no chats
+        return conn.execute(_SUMMARY).fetchall(), conn.execute(_AGGREGATE).fetchall()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_summary_equals_the_rank_rows_after_random_changes(seed: int) -> None:
+    storage = SQLiteStorage(":memory:", namespace=NS)
+    try:
+        outcomes = _run(random.Random(seed), Reference(), [storage], 200)
+        summary, aggregate = _summary_and_aggregate(storage)
+        assert summary == aggregate
+        assert len(summary) >= 4  # several groups and categories were reached
+        assert outcomes.get("ok", 0) > 50
+    finally:
+        storage.close()
+
+
+def test_a_group_change_and_a_removed_status_move_the_agent_between_rows() -> None:
+    storage = SQLiteStorage(":memory:", namespace=NS)
+    try:
+        storage.agents.put(_agent("a", 2), 0.0)
+        assert claim_slot(storage, "a", "c1", 1.0)
+        assert storage.agents.census("g") == Census(eligible=1, capacity=2, load=1)
+        moved = _agent("a", 3, AgentStatus.AWAY, groups=frozenset({"h"}))
+        storage.agents.put(moved, 2.0, expected_version=1)
+        assert storage.agents.census("g") == Census()
+        assert storage.agents.census("h") == Census(away=1)
+        assert storage.agents.census("") == Census(away=1)
+        storage.agents.put(_agent("a", 1, groups=frozenset({"h"})), 3.0, expected_version=2)
+        assert storage.agents.census("h") == Census(full=1, capacity=1, load=1)
+        summary, aggregate = _summary_and_aggregate(storage)
+        assert summary == aggregate
+    finally:
+        storage.close()
+
+
+def test_a_schema_6_file_gets_the_summary_of_its_agents(tmp_path: Path) -> None:
+    path = tmp_path / "v6.db"
+    storage = SQLiteStorage(path, namespace=NS)
+    storage.agents.put(_agent("a", 3), 0.0)
+    storage.agents.put(_agent("b", 1), 0.0)
+    storage.agents.put(_agent("w", 2, AgentStatus.AWAY), 0.0)
+    assert claim_slot(storage, "b", "c1", 1.0)
+    storage.close()
+    conn = sqlite3.connect(path)
+    drop_census_summary(conn)
+    conn.execute("UPDATE schema_version SET version = 6")
+    conn.commit()
+    conn.close()
+    storage = SQLiteStorage(path, namespace=NS)
+    try:
+        assert storage.database.schema_version() == SCHEMA_VERSION == 7
+        expected = Census(eligible=1, full=1, away=1, capacity=4, load=1)
+        assert storage.agents.census("g") == expected == storage.agents.census("")
+        # the triggers keep it from there on
+        assert claim_slot(storage, "a", "c2", 2.0)
+        assert storage.agents.census("g") == Census(eligible=1, full=1, away=1, capacity=4, load=2)
+        load = storage.agents.get(AgentId("a"))
+        assert load is not None and load.chats == {"c2"}
+        summary, aggregate = _summary_and_aggregate(storage)
+        assert summary == aggregate
+    finally:
+        storage.close()
