@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chatmgmt.model import AgentId, AgentStatus
-from chatmgmt.ports import Census
+from chatmgmt.model import AgentId, AgentStatus, ChatId
+from chatmgmt.ports import Census, Change
 from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from chatmgmt.testing import claim_slot
 from storage.test_sqlite_apply import (
@@ -96,5 +96,33 @@ def test_a_schema_6_file_gets_the_summary_of_its_agents(tmp_path: Path) -> None:
         assert load is not None and load.chats == {"c2"}
         summary, aggregate = _summary_and_aggregate(storage)
         assert summary == aggregate
+    finally:
+        storage.close()
+
+
+def test_the_wal_is_checkpointed_every_so_many_commits(tmp_path: Path) -> None:
+    """SQLite's automatic checkpoint is off; write() checkpoints every CHECKPOINT_EVERY commits
+    of a connection, so one writer's WAL stays at about that many commits' pages instead of
+    growing with every commit (the WAL restarts from its start after a full checkpoint)."""
+    from chatmgmt.storage._sqlite_db import CHECKPOINT_EVERY
+
+    path = tmp_path / "wal.db"
+    storage = SQLiteStorage(path, namespace=NS)
+    try:
+        conn = storage.database.connection()
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        storage.agents.put(_agent("a", 1), 0.0)
+
+        def commits(n: int, start: int) -> None:
+            for i in range(start, start + n):  # a claim and its release: two commits
+                assert claim_slot(storage, "a", f"c{i}", float(i))
+                storage.apply(Change(ChatId(f"c{i}"), None, float(i) + 0.5, release=AgentId("a")))
+
+        commits(CHECKPOINT_EVERY, 0)
+        wal = Path(str(path) + "-wal")
+        after_some = wal.stat().st_size
+        commits(4 * CHECKPOINT_EVERY, CHECKPOINT_EVERY)
+        assert 0 < wal.stat().st_size <= 2 * after_some
+        assert storage.agents.census("g") == Census(eligible=1, capacity=1)
     finally:
         storage.close()

@@ -219,6 +219,10 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this release writes; older databases are migrated on open."""
 
+CHECKPOINT_EVERY = 64
+"""Commits of one connection between two of its WAL checkpoints (each ~17 pages: about
+SQLite's default of one checkpoint per 1,000 pages for one writer)."""
+
 
 # --------------------------------------------------------------------------- connections
 
@@ -266,6 +270,8 @@ class SQLiteDatabase:
         )
         if not self._memory:
             conn.execute("PRAGMA journal_mode=WAL")
+            # checkpoints are run by write() every CHECKPOINT_EVERY commits of a connection
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         with self._lock:
@@ -292,7 +298,13 @@ class SQLiteDatabase:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error."""
+        """A write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error.
+
+        Every :data:`CHECKPOINT_EVERY` commits of a connection, once the write lock is
+        released, a ``PASSIVE`` checkpoint copies the WAL into the database file (SQLite's own
+        automatic checkpoint is off: once the WAL is over its threshold it checkpoints after
+        *every* commit until a writer manages to restart the WAL, which under several
+        processes is rare, and each checkpoint syncs the WAL and the database file)."""
         with self._guard():
             conn = self.connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -303,6 +315,10 @@ class SQLiteDatabase:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if not self._memory:
+                commits = self._local.commits = getattr(self._local, "commits", 0) + 1
+                if commits % CHECKPOINT_EVERY == 0:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
