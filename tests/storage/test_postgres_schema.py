@@ -191,7 +191,9 @@ def test_typed_arrays_reach_the_server_as_their_values() -> None:
         assert row[2 * i + 1] == len(value)
 
 
-def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit() -> None:
+def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """PostgreSQL serializes every transaction that notifies behind one lock held through its
     commit's flush, so the unit of work commits first and the NOTIFY follows in a transaction
     of its own (same round trip); a unit that fails sends none."""
@@ -199,21 +201,21 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit() -> 
     from psycopg_pool import ConnectionPool
 
     from chatmgmt.errors import PreconditionFailed
+    from chatmgmt.storage import _pg_wire
     from chatmgmt.storage._pg import NOTIFY_CHANNEL, channel_tag
     from chatmgmt.storage.postgres import PostgresStorage
     from chatmgmt.testing._contracts._support import event
 
     sent: list[tuple[str, Any]] = []
+    queue = _pg_wire._Batch.add
 
-    class Recording(psycopg.Cursor[Any]):
-        def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
-            sent.append((str(query), params))
-            return super().execute(query, params, **kw)
+    def recording(batch: Any, q: Any) -> None:  # every statement queued for the server
+        sent.append((q.sql, q.params))
+        queue(batch, q)
 
+    monkeypatch.setattr(_pg_wire._Batch, "add", recording)
     with _database() as url:
-        pool = ConnectionPool(
-            url, min_size=1, max_size=1, kwargs={"cursor_factory": Recording}, open=True
-        )
+        pool = ConnectionPool(url, min_size=1, max_size=1, open=True)
         listener = psycopg.connect(url, autocommit=True)
         try:
             storage = PostgresStorage(pool, "t")

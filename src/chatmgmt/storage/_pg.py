@@ -37,7 +37,7 @@ import contextlib
 import hashlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -61,9 +61,6 @@ NOTIFY_CHANNEL = "chatmgmt_events"
 
 #: how many times a transaction the server aborted (serialization failure, deadlock) is tried
 RETRIES = 12
-
-#: ``psycopg.pq.TransactionStatus.IDLE``: no transaction open on the connection
-_IDLE = 0
 
 #: ``Q.fetch`` of a statement sent after the operation's COMMIT. For the ``NOTIFY`` that wakes
 #: dispatchers: PostgreSQL serializes every transaction that notifies behind one cluster-wide
@@ -167,9 +164,18 @@ def _psycopg() -> Any:
     return psycopg
 
 
+def _wire() -> Any:
+    """:mod:`~chatmgmt.storage._pg_wire` (imported once psycopg is known to be there)."""
+    from . import _pg_wire
+
+    return _pg_wire
+
+
 def _retryable() -> tuple[type[BaseException], ...]:
+    """What the drivers run again: the server aborted the transaction (serialization failure,
+    deadlock), or forgot our prepared statements (``_pg_wire``)."""
     errors = _psycopg().errors
-    return (errors.SerializationFailure, errors.DeadlockDetected)
+    return (errors.SerializationFailure, errors.DeadlockDetected, errors.InvalidSqlStatementName)
 
 
 def _backoff(attempt: int) -> float:
@@ -224,6 +230,7 @@ class PostgresDatabase:
     def __init__(self, target: Any, *, min_size: int = 1, max_size: int = 16) -> None:
         psycopg = _psycopg()
         self._psycopg = psycopg
+        self._wire = _wire()
         register_arrays()
         if isinstance(target, str):
             from psycopg_pool import ConnectionPool
@@ -250,41 +257,34 @@ class PostgresDatabase:
     def __repr__(self) -> str:
         return f"PostgresDatabase({self._where})"
 
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[Any]:
-        with self.pool.connection() as conn:
-            previous = conn.autocommit
-            if not previous:
-                conn.autocommit = True
-            try:
-                yield conn
-            finally:
-                if not previous and not conn.closed:
-                    with contextlib.suppress(Exception):
-                        conn.autocommit = False
-
     def run(self, op: Callable[..., Gen[_T]], *args: Any, tx: bool = True) -> _T:
         """Run ``op(*args)`` (in one transaction with ``tx``), retrying what the server
         aborted; library errors raised by the operation propagate, nothing committed."""
-        psycopg = self._psycopg
+        psycopg, wire = self._psycopg, self._wire
         retry = _retryable()
         attempt = 0
         while True:
-            pending: list[Exception] = []
-            after: list[Q] = []
             try:
-                with self._connection() as conn:
-                    if tx:
-                        with _pipelined(conn, after) as pipe:
-                            return _drive(conn, pipe, op(*args), pending, after)
-                    return _drive(conn, None, op(*args), pending, after)
+                with self.pool.connection() as conn:
+                    sess = wire.session(conn)
+                    steps: Generator[Any, Any, _T] = wire.protocol(
+                        sess, op(*args), tx, _BEGIN, _COMMIT, AFTER_COMMIT
+                    )
+                    try:
+                        return _wait(conn, steps)
+                    except BaseException:
+                        wire.recover(conn, sess)
+                        raise
             except retry as exc:
                 attempt += 1
                 if attempt >= RETRIES:
                     raise ConflictError("transaction", op.__name__) from exc
-                time.sleep(_backoff(attempt))
+                if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+                    sess.forget()
+                else:
+                    time.sleep(_backoff(attempt))
             except psycopg.Error as exc:
-                raise _storage_error(exc, pending, self._where) from exc
+                raise _storage_error(exc, self._where) from exc
 
     def once(self, key: str, op: Callable[..., Gen[Any]], *args: Any) -> None:
         """Run ``op`` in a transaction of its own the first time ``key`` is asked for (a
@@ -335,109 +335,36 @@ class PostgresDatabase:
             self.pool.close()
 
 
-@contextlib.contextmanager
-def _pipelined(conn: Any, after: list[Q]) -> Iterator[Any]:
-    """One transaction in pipeline mode: ``BEGIN`` is queued with the first statements and
-    ``COMMIT`` with the last, then the ``after`` statements (:data:`AFTER_COMMIT`; the server
-    skips them if anything before failed), and leaving the pipeline (one Sync) reads their
-    answers. (psycopg's own ``transaction()`` syncs at each of its nested steps: three round
-    trips more.) On any error the transaction is rolled back after the pipeline is left."""
-    done = False
-    try:
-        with conn.pipeline() as pipe:
-            conn.execute("BEGIN")
-            yield pipe
-            conn.execute("COMMIT")
-            for q in after:
-                conn.execute(q.sql, q.params)
-        done = True
-    finally:
-        if not done and not conn.closed and conn.info.transaction_status != _IDLE:
-            with contextlib.suppress(Exception):
-                conn.rollback()
+#: the statements wrapped around an operation run with ``tx``
+_BEGIN = Q("BEGIN")
+_COMMIT = Q("COMMIT")
 
 
-@contextlib.asynccontextmanager
-async def _apipelined(conn: Any, after: list[Q]) -> AsyncIterator[Any]:
-    """The asyncio twin of :func:`_pipelined`."""
-    done = False
-    try:
-        async with conn.pipeline() as pipe:
-            await conn.execute("BEGIN")
-            yield pipe
-            await conn.execute("COMMIT")
-            for q in after:
-                await conn.execute(q.sql, q.params)
-        done = True
-    finally:
-        if not done and not conn.closed and conn.info.transaction_status != _IDLE:
-            with contextlib.suppress(Exception):
-                await conn.rollback()
-
-
-def _storage_error(exc: Exception, pending: list[Exception], where: str) -> Exception:
-    """The library's error for a psycopg error: a unique violation of a statement that named
-    its own error (``Q.on_unique``) is that error; anything else a StorageError."""
-    if pending and isinstance(exc, _psycopg().errors.UniqueViolation):
-        return pending[0]
+def _storage_error(exc: Exception, where: str) -> Exception:
     return StorageError(f"PostgreSQL {where}: {exc}")
 
 
-def _steps(step: Q | tuple[Q, ...]) -> tuple[Q, ...]:
-    return (step,) if isinstance(step, Q) else step
-
-
-def _deferred(pipe: Any, q: Q, after: list[Q]) -> bool:
-    """Whether ``q`` waits for the COMMIT (kept in ``after``); outside a transaction
-    (``pipe`` None) it is sent at once, in autocommit."""
-    if pipe is None or q.fetch != AFTER_COMMIT:
-        return False
-    after.append(q)
-    return True
-
-
-def _drive(conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception], after: list[Q]) -> _T:
-    """Run ``gen`` on ``conn`` (in pipeline ``pipe``, or None): every statement of a step is
-    sent before any result is read; a step's results are read only when it wants some."""
-    result: Any = None
+def _wait(conn: Any, steps: Generator[Any, Any, _T]) -> _T:
+    """Run a generator of libpq waits (:func:`~chatmgmt.storage._pg_wire.protocol`) on a
+    sync connection."""
+    sent: Any = None
     while True:
         try:
-            step = gen.send(result)
+            wait = steps.send(sent)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        sent = [
-            (None if _deferred(pipe, q, after) else _send(conn, q, pending), q)
-            for q in _steps(step)
-        ]
-        results = [_result(cur, q, pipe, pending) for cur, q in sent]
-        result = results[0] if isinstance(step, Q) else tuple(results)
+        sent = conn.wait(wait)
 
 
-def _send(conn: Any, q: Q, pending: list[Exception]) -> Any:
-    cur = conn.cursor()
-    if q.on_unique is not None:
-        pending.append(q.on_unique)
-    if q.fetch == "many":
-        if q.params:
-            cur.executemany(q.sql, q.params)
-    else:
-        cur.execute(q.sql, q.params)
-    return cur
-
-
-def _result(cur: Any, q: Q, pipe: Any, pending: list[Exception]) -> Any:
-    if q.fetch in ("none", "many", AFTER_COMMIT):
-        return None
-    if q.fetch == "rowcount":
-        if pipe is not None:
-            pipe.sync()
-        result = cur.rowcount
-    elif q.fetch == "one":
-        result = cur.fetchone()
-    else:
-        result = cur.fetchall()
-    pending.clear()  # everything sent before this statement succeeded
-    return result
+async def _await(conn: Any, steps: Generator[Any, Any, _T]) -> _T:
+    """The asyncio twin of :func:`_wait`."""
+    sent: Any = None
+    while True:
+        try:
+            wait = steps.send(sent)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        sent = await conn.wait(wait)
 
 
 class AsyncPostgresDatabase:
@@ -447,6 +374,7 @@ class AsyncPostgresDatabase:
 
     def __init__(self, target: Any, *, min_size: int = 1, max_size: int = 16) -> None:
         self._psycopg = _psycopg()
+        self._wire = _wire()
         register_arrays()
         self._min, self._max = min_size, max_size
         if isinstance(target, str):
@@ -484,43 +412,36 @@ class AsyncPostgresDatabase:
                 await pool.close()
         return self.pool
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
-        pool = await self._pool()
-        async with pool.connection() as conn:
-            previous = conn.autocommit
-            if not previous:
-                await conn.set_autocommit(True)
-            try:
-                yield conn
-            finally:
-                if not previous and not conn.closed:
-                    with contextlib.suppress(Exception):
-                        await conn.set_autocommit(False)
-
     async def run(self, op: Callable[..., Gen[_T]], *args: Any, tx: bool = True) -> _T:
         """See :meth:`PostgresDatabase.run`."""
         import asyncio
 
-        psycopg = self._psycopg
+        psycopg, wire = self._psycopg, self._wire
         retry = _retryable()
         attempt = 0
         while True:
-            pending: list[Exception] = []
-            after: list[Q] = []
             try:
-                async with self._connection() as conn:
-                    if tx:
-                        async with _apipelined(conn, after) as pipe:
-                            return await _adrive(conn, pipe, op(*args), pending, after)
-                    return await _adrive(conn, None, op(*args), pending, after)
+                pool = await self._pool()
+                async with pool.connection() as conn:
+                    sess = wire.session(conn)
+                    steps: Generator[Any, Any, _T] = wire.protocol(
+                        sess, op(*args), tx, _BEGIN, _COMMIT, AFTER_COMMIT
+                    )
+                    try:
+                        return await _await(conn, steps)
+                    except BaseException:
+                        await wire.arecover(conn, sess)
+                        raise
             except retry as exc:
                 attempt += 1
                 if attempt >= RETRIES:
                     raise ConflictError("transaction", op.__name__) from exc
-                await asyncio.sleep(_backoff(attempt))
+                if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+                    sess.forget()
+                else:
+                    await asyncio.sleep(_backoff(attempt))
             except psycopg.Error as exc:
-                raise _storage_error(exc, pending, self._where) from exc
+                raise _storage_error(exc, self._where) from exc
 
     async def once(self, key: str, op: Callable[..., Gen[Any]], *args: Any) -> None:
         """See :meth:`PostgresDatabase.once`."""
@@ -565,43 +486,3 @@ class AsyncPostgresDatabase:
         if self._owned and self.pool is not None:
             await self.pool.close()
             self.pool = None
-
-
-async def _adrive(
-    conn: Any, pipe: Any, gen: Gen[_T], pending: list[Exception], after: list[Q]
-) -> _T:
-    """The asyncio twin of :func:`_drive`."""
-    result: Any = None
-    while True:
-        try:
-            step = gen.send(result)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        sent: list[tuple[Any, Q]] = []
-        for q in _steps(step):
-            if _deferred(pipe, q, after):
-                sent.append((None, q))
-                continue
-            cur = conn.cursor()
-            if q.on_unique is not None:
-                pending.append(q.on_unique)
-            if q.fetch != "many":
-                await cur.execute(q.sql, q.params)
-            elif q.params:
-                await cur.executemany(q.sql, q.params)
-            sent.append((cur, q))
-        results: list[Any] = []
-        for cur, q in sent:
-            if q.fetch in ("none", "many", AFTER_COMMIT):
-                results.append(None)
-                continue
-            if q.fetch == "rowcount":
-                if pipe is not None:
-                    await pipe.sync()
-                results.append(cur.rowcount)
-            elif q.fetch == "one":
-                results.append(await cur.fetchone())
-            else:
-                results.append(await cur.fetchall())
-            pending.clear()
-        result = results[0] if isinstance(step, Q) else tuple(results)

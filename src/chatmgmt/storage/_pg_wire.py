@@ -1,0 +1,318 @@
+"""How :mod:`~chatmgmt.storage._pg`'s drivers talk to the server: libpq's pipeline mode used
+directly, one copy for the sync and the asyncio driver.
+
+psycopg's cursors cost ~35 µs of client CPU per statement (cursor object, query conversion,
+prepared-statement bookkeeping, result bookkeeping) and its pipeline object ~25 µs more per
+transaction; a unit of work sends five statements and an open with its end a dozen, so that
+machinery was a large share of a worker's CPU (docs/performance.md). Here every statement goes
+through the connection's ``pgconn`` (psycopg's libpq wrapper, in C with ``psycopg[binary]``):
+its parameters are dumped by a :class:`psycopg.adapt.Transformer` kept per connection (the
+same dumpers and loaders psycopg's cursors use, ``_pg_arrays`` included), it is prepared once
+per connection under a name of ours (``_cm_<n>``, never psycopg's ``_pg3_<n>``; the ``PREPARE``
+rides in the same pipeline as its first execution), and its rows are loaded by the same
+Transformer. The waiting is psycopg's own (``Connection.wait`` over its C generators
+``pipeline_communicate`` and ``fetch_many``), so the sync driver blocks the way psycopg does
+(the GIL released while waiting) and the asyncio one awaits.
+
+:func:`protocol` runs one operation (a generator of :class:`~chatmgmt.storage._pg.Q`) as a
+generator of libpq waits: statements whose answer the operation does not need are queued and
+travel with the next batch that needs one (each batch ends with a ``Sync``), so a transaction
+is ``BEGIN`` + its reads in one round trip and its writes + ``COMMIT`` (+ the statements sent
+after the commit) in another. A server error is matched to the statement that caused it (a
+unique violation of a statement with ``on_unique`` becomes that error); the driver then leaves
+the pipeline and rolls back (:func:`recover`).
+
+A host that discards the connection's prepared statements (``DISCARD ALL``, ``DEALLOCATE``)
+makes the next use of one fail with ``InvalidSqlStatementName``: the drivers forget the
+connection's names and run the operation again.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+from psycopg import errors as pg_errors
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.waiting import Ready, Wait
+
+__all__ = ["Session", "protocol", "recover", "session"]
+
+_T = TypeVar("_T")
+
+#: at most this many statements prepared per connection; past it, statements travel unnamed
+MAX_PREPARED = 300
+
+_TUPLES_OK = pq.ExecStatus.TUPLES_OK
+_COMMAND_OK = pq.ExecStatus.COMMAND_OK
+_FATAL = pq.ExecStatus.FATAL_ERROR
+_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_PIPELINE_OFF = pq.PipelineStatus.OFF
+_WAIT_R, _WAIT_RW, _READY_R = Wait.R, Wait.RW, Ready.R
+
+_PLACEHOLDER = re.compile(r"%(.)")
+_FORMATS = {"s": PyFormat.AUTO, "b": PyFormat.BINARY, "t": PyFormat.TEXT}
+
+#: SQL text -> (the query with ``$n`` placeholders, the format of each parameter)
+_CONVERTED: dict[str, tuple[bytes, list[PyFormat]]] = {}
+
+
+def _convert(sql: str) -> tuple[bytes, list[PyFormat]]:
+    """``%s``/``%b``/``%t`` -> ``$1``, ``$2``…; ``%%`` -> ``%`` (the statements here are ours:
+    fixed text or built from whitelisted names, never from data)."""
+    got = _CONVERTED.get(sql)
+    if got is None:
+        formats: list[PyFormat] = []
+
+        def number(match: re.Match[str]) -> str:
+            char = match.group(1)
+            if char == "%":
+                return "%"
+            formats.append(_FORMATS[char])
+            return f"${len(formats)}"
+
+        got = _CONVERTED[sql] = (_PLACEHOLDER.sub(number, sql).encode(), formats)
+    return got
+
+
+class Session:
+    """What this module keeps per connection: its Transformer and the statements prepared on
+    it, by (SQL text, parameter types)."""
+
+    __slots__ = ("__weakref__", "batch", "count", "encoding", "limit", "names", "pgconn", "tx")
+
+    def __init__(self, conn: Any) -> None:
+        self.pgconn: Any = conn.pgconn
+        self.tx: Any = Transformer(conn)
+        self.names: dict[tuple[str, tuple[int, ...]], bytes] = {}
+        self.count = 0  # names are never reused on a connection, even after forget()
+        self.encoding: str = conn.info.encoding
+        self.batch: _Batch | None = None  # the operation in flight
+        # a host that turned psycopg's preparing off (``prepare_threshold=None``, e.g. behind
+        # a transaction-pooling PgBouncer) gets no prepared statements from us either
+        self.limit = MAX_PREPARED if conn.prepare_threshold is not None else 0
+
+    def name(self, key: tuple[str, tuple[int, ...]]) -> bytes:
+        """A new statement name for ``key``, remembered."""
+        self.count += 1
+        name = self.names[key] = b"_cm_%d" % self.count
+        return name
+
+    def forget(self) -> None:
+        """The server no longer has our prepared statements (see the module docstring)."""
+        self.names.clear()
+
+
+_SESSIONS: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
+
+
+def session(conn: Any) -> Session:
+    """The :class:`Session` of a psycopg connection (created on first use)."""
+    got = _SESSIONS.get(conn)
+    if got is None or got.pgconn is not conn.pgconn:
+        got = _SESSIONS[conn] = Session(conn)
+    return got
+
+
+class _Batch:
+    """Statements sent in pipeline mode whose answers are not read yet."""
+
+    __slots__ = ("entries", "session")
+
+    def __init__(self, sess: Session) -> None:
+        self.session = sess
+        #: what each command sent answers: a statement of the operation, or the key of a
+        #: PREPARE
+        self.entries: list[Any] = []
+
+    def add(self, q: Any) -> None:
+        """Send statement ``q`` (``fetch="many"``: once per parameter row) into the
+        connection's buffer; it leaves with the next :meth:`flush`."""
+        sess = self.session
+        query, formats = _convert(q.sql)
+        rows = q.params if q.fetch == "many" else (q.params,)
+        pgconn, tx, entries = sess.pgconn, sess.tx, self.entries
+        for params in rows:
+            if formats:
+                dumped, types, fmts = tx.dump_sequence(params, formats), tuple(tx.types), tx.formats
+            else:
+                dumped, types, fmts = None, (), None
+            key = (q.sql, types)
+            name = sess.names.get(key)
+            if name is None and len(sess.names) < min(sess.limit, MAX_PREPARED):
+                name = sess.name(key)
+                pgconn.send_prepare(name, query, types or None)
+                entries.append(key)
+            if name is None:  # too many: unnamed, parsed every time
+                pgconn.send_query_params(query, dumped, types or None, fmts)
+            else:
+                pgconn.send_query_prepared(name, dumped, fmts)
+            entries.append(q)
+
+    def flush(self) -> Generator[Any, Any, list[Any]]:
+        """Send a ``Sync`` after everything sent and read every answer; returns one result per
+        statement (prepares left out), or raises the first server error."""
+        sess = self.session
+        entries, self.entries = self.entries, []
+        sess.pgconn.pipeline_sync()
+        fetched = yield _exchange(sess.pgconn)
+        out: list[Any] = []
+        error: Exception | None = None
+        for entry, results in zip(entries, fetched, strict=True):
+            result = results[-1]
+            status = result.status
+            if isinstance(entry, tuple):  # a PREPARE
+                if status != _COMMAND_OK:
+                    sess.names.pop(entry, None)
+                    if status == _FATAL and error is None:
+                        error = pg_errors.error_from_result(result, encoding=sess.encoding)
+                continue
+            if status == _FATAL:
+                if error is None:
+                    error = pg_errors.error_from_result(result, encoding=sess.encoding)
+                    if entry.on_unique is not None and isinstance(error, pg_errors.UniqueViolation):
+                        raise entry.on_unique from error
+                out.append(None)
+            elif status != _TUPLES_OK and status != _COMMAND_OK:  # aborted by an earlier error
+                out.append(None)
+            else:
+                out.append(_answer(sess.tx, entry.fetch, result))
+        if error is not None:
+            raise error
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+
+def _exchange(pgconn: Any) -> Generator[Any, Any, list[list[Any]]]:
+    """Flush what was sent and read the results up to the ``Sync``: one list of results per
+    command (a psycopg wait generator: it yields what to wait for, receives what is ready).
+    One wait per round trip when the answers arrive together."""
+    while pgconn.flush():  # nonblocking: more to send
+        if (yield _WAIT_RW) & _READY_R:
+            pgconn.consume_input()
+    out: list[list[Any]] = []
+    results: list[Any] = []
+    while True:
+        while pgconn.is_busy():
+            yield _WAIT_R
+            pgconn.consume_input()
+        while notice := pgconn.notifies():  # a host's LISTEN on this connection
+            if pgconn.notify_handler:
+                pgconn.notify_handler(notice)
+        result = pgconn.get_result()
+        if result is None:  # the end of one command's results
+            out.append(results)
+            results = []
+        elif result.status == _SYNC:
+            return out
+        else:
+            results.append(result)
+
+
+def _answer(tx: Any, fetch: str, result: Any) -> Any:
+    if fetch == "one":
+        if not result.ntuples:
+            return None
+        tx.set_pgresult(result)
+        return tx.load_row(0, tuple)
+    if fetch == "all":
+        tx.set_pgresult(result)
+        return tx.load_rows(0, result.ntuples, tuple)
+    if fetch == "rowcount":
+        return int(result.command_tuples or 0)
+    return None
+
+
+#: ``Q.fetch`` values whose answer an operation reads
+_WANTED = frozenset({"one", "all", "rowcount"})
+
+
+def protocol(
+    sess: Session,
+    op: Generator[Any, Any, _T],
+    tx: bool,
+    begin: Any,
+    commit: Any,
+    after_commit: str,
+) -> Generator[Any, Any, _T]:
+    """Run operation ``op`` on ``sess``'s connection: a generator of libpq waits (run by the
+    driver with ``conn.wait``) returning the operation's value. ``begin``/``commit`` are the
+    ``BEGIN``/``COMMIT`` statements wrapped around it with ``tx``; statements whose ``fetch``
+    is ``after_commit`` follow the ``COMMIT`` in its round trip (with ``tx``; else they are
+    sent in turn). The connection is in pipeline mode when this returns or raises: the driver
+    calls :func:`recover` (on error) or leaves it."""
+    sess.pgconn.enter_pipeline_mode()
+    batch = sess.batch = _Batch(sess)
+    after: list[Any] = []
+    if tx:
+        batch.add(begin)
+    result: Any = None
+    while True:
+        try:
+            step = op.send(result)
+        except StopIteration as stop:
+            value: _T = stop.value
+            break
+        single = not isinstance(step, tuple)
+        steps = (step,) if single else step
+        wanted = False
+        for q in steps:
+            if tx and q.fetch == after_commit:
+                after.append(q)
+                continue
+            batch.add(q)
+            wanted = wanted or q.fetch in _WANTED
+        if not wanted:
+            result = None if single else (None,) * len(steps)
+            continue
+        answers = yield from batch.flush()
+        asked = answers[-sum(1 for q in steps if not (tx and q.fetch == after_commit)) :]
+        it = iter(asked)
+        got = [None if (tx and q.fetch == after_commit) else next(it) for q in steps]
+        result = got[0] if single else tuple(got)
+    if tx:
+        batch.add(commit)
+        for q in after:
+            batch.add(q)
+    if batch:
+        yield from batch.flush()
+    sess.pgconn.exit_pipeline_mode()
+    return value
+
+
+def recover_steps(sess: Session) -> Generator[Any, Any, None]:
+    """After an error: roll back an open transaction, read what is left of the pipeline and
+    leave it (a generator of libpq waits, like :func:`protocol`; one round trip)."""
+    pgconn = sess.pgconn
+    if pgconn.pipeline_status == _PIPELINE_OFF:
+        pgconn.enter_pipeline_mode()
+    pgconn.send_query_params(b"ROLLBACK", None)
+    pgconn.pipeline_sync()
+    yield _exchange(pgconn)
+    sess.batch = None
+    pgconn.exit_pipeline_mode()
+
+
+def recover(conn: Any, sess: Session) -> None:
+    """:func:`recover_steps` on a sync connection; a connection that cannot be brought back
+    to idle is closed (its pool replaces it)."""
+    try:
+        steps = recover_steps(sess)
+        for wait in steps:
+            conn.wait(wait)
+    except Exception:
+        conn.close()
+
+
+async def arecover(conn: Any, sess: Session) -> None:
+    """The asyncio twin of :func:`recover`."""
+    try:
+        for wait in recover_steps(sess):
+            await conn.wait(wait)
+    except Exception:
+        await conn.close()
