@@ -46,6 +46,9 @@ class Plan:
     sets its version, event sequence and update time in place instead of copying it."""
     more_messages: tuple[Message, ...] = ()
     """Messages stored after ``message``, in order (``Change.more_messages``)."""
+    census: str | None = None
+    """The group whose census the store reads in the unit and fills into the explanation's
+    :data:`~chatmgmt.ports.CENSUS_MARKS` (``Change.census``)."""
 
 
 STICKY_WAIT = "sticky_wait"

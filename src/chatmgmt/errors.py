@@ -30,6 +30,10 @@ message says what was wrong, where, and what to do about it. Secrets never appea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # ports imports this module
+    from .ports import Census
 
 __all__ = [
     "AssignmentError",
@@ -140,11 +144,15 @@ class PreconditionFailed(ConflictError):
         *,
         agent_id: str | None = None,
         queue: str | None = None,
+        census: Census | None = None,
     ) -> None:
         self.reason = reason
         self.chat_id = chat_id
         self.agent_id = agent_id
         self.queue = queue
+        #: the census of the change's ``census`` group, read in the unit before it failed
+        #: (a failed claim: ``"no_agent"``, ``"agent_unavailable"``), else None
+        self.census = census
         super().__init__("chat", chat_id, expected, actual)
         where = agent_id if agent_id is not None else queue
         self.args = (

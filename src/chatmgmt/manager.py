@@ -172,6 +172,7 @@ class ChatManager(_Base):
 
             storage = MemoryStorage()
         self.storage: Storage = storage
+        self._core.census_in_unit = getattr(storage, "reports_census", False) is True
         self._methods: dict[Any, Any] = {}
 
     def _run(self, gen: Generator[Op, Any, T]) -> T:
@@ -620,6 +621,7 @@ class AsyncChatManager(_Base):
 
             storage = MemoryStorage().aio()
         self.storage: AsyncStorage = storage
+        self._core.census_in_unit = getattr(storage, "reports_census", False) is True
 
     async def _run(self, gen: Generator[Op, Any, T]) -> T:
         storage = self.storage

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -48,6 +48,7 @@ from .model import (
 )
 
 __all__ = [
+    "CENSUS_MARKS",
     "PICKED",
     "AgentStore",
     "Applied",
@@ -226,6 +227,20 @@ replaces every such occurrence by the agent it picked (:meth:`Change.bind`); in 
 the placeholder is the string ``"\\u0000picked"``, so a script can substitute it textually.
 """
 
+CENSUS_MARKS: Mapping[str, str] = {
+    field: f"\x00census:{field}" for field in ("eligible", "full", "busy", "away", "offline")
+}
+"""Placeholders for the counts of a :class:`Census` that the store reads inside the unit of
+work (:attr:`Change.census`), by field name.
+
+A plan that explains itself with the census of the group it claims in (``route_reason``'s
+``eligible`` and ``ineligible``) cannot know those counts before the unit runs; it writes these
+strings instead, at any depth of the chat's ``route_reason``, of its events' ``data`` and of
+its timers' ``payload``. The store replaces every value equal to a mark by that field of the
+census it read (:meth:`Change.bind`); in serialized JSON a mark is the string
+``"\\u0000census:eligible"`` (quotes included), replaced by the bare integer.
+"""
+
 
 @attrs.frozen
 class Claim:
@@ -319,6 +334,15 @@ class Change:
     ``chat.version`` must be ``expected_version + 1`` (``0`` when created). ``now`` and
     ``tiebreak`` feed the load rules (:mod:`chatmgmt.assignment`): ``last_assigned_at``,
     ``idle_since`` and the random tie-break of the slot operations.
+
+    **Reports** (what the store reads inside the same unit, so the caller needs no read of its
+    own before or after): ``census`` names a group whose :class:`Census` is read before any
+    effect (:attr:`Applied.census`; also :attr:`~chatmgmt.errors.PreconditionFailed.census`
+    when the claim fails), and fills the :data:`CENSUS_MARKS`; ``watch`` names queues whose
+    heads are read after the effects (:attr:`Applied.heads`), with the released agent's load
+    (:attr:`Applied.released`). Every store must read the census and fill its marks (the
+    events commit with them); the heads are optional (``Applied.heads`` None: the caller reads
+    them itself), and every shipped adapter reports them.
     """
 
     chat_id: ChatId
@@ -344,6 +368,17 @@ class Change:
     more_messages: tuple[Message, ...] = ()
     """Messages appended after ``message``, in this order, in the same unit (empty for
     nearly every change: one unit usually stores at most one message)."""
+    census: str | None = None
+    """A skill group (``""``: every agent) whose :class:`Census` the store reads inside the
+    unit before any effect — exactly what :meth:`AgentStore.census` returns at that point —
+    and reports in :attr:`Applied.census` (and in
+    :attr:`~chatmgmt.errors.PreconditionFailed.census` when the claim fails); its counts
+    replace the :data:`CENSUS_MARKS` in the chat, the events and the timers."""
+    watch: tuple[str, ...] = ()
+    """Queues whose heads the store reads inside the unit after the effects and reports in
+    :attr:`Applied.heads` (one :class:`QueueHead` each, in this order, exactly what
+    :meth:`QueueStore.heads` returns right after the commit): the queues a freed slot may
+    drain, so that an end needs no read after its unit."""
 
     def check(self) -> None:
         """Raise :class:`~chatmgmt.errors.ValidationError` when the change is malformed: a
@@ -366,21 +401,38 @@ class Change:
                 f"change of chat {self.chat_id!r}: chat.version must be {want}, got {chat.version}"
             )
 
-    def bind(self, agent_id: AgentId) -> Change:
-        """This change with the picked ``agent_id`` in place of :data:`PICKED`: in the chat's
+    def bind(self, agent_id: AgentId | None, census: Census | None = None) -> Change:
+        """This change with the picked ``agent_id`` in place of :data:`PICKED` — in the chat's
         agent, its ``served_by`` and ``route_reason`` values, the events' ``data["agent_id"]``
-        and the scheduled timers' payload values (and the items of list or tuple values)."""
-        chat, events, schedule = self.bound(agent_id)
+        and the scheduled timers' payload values (and the items of list or tuple values) — and
+        with ``census``'s counts in place of the :data:`CENSUS_MARKS` (at any depth of the
+        chat's ``route_reason``, the events' data and the timers' payloads). None: nothing of
+        that kind to fill in."""
+        chat, events, schedule = self.bound(agent_id, census)
         return evolve(self, chat=chat, events=events, schedule=schedule)
 
     def bound(
-        self, agent_id: AgentId, *, in_place: bool = False
+        self, agent_id: AgentId | None, census: Census | None = None, *, in_place: bool = False
     ) -> tuple[Chat | None, tuple[Event, ...], tuple[Timer, ...]]:
         """The chat, events and timers of :meth:`bind` (without copying the change itself).
 
         ``in_place`` (only for an :attr:`owned` change, applied once): the chat, the events'
         data and the timers' payloads are changed themselves and returned, no copy is made.
         """
+        if census is None:
+            if agent_id is None:
+                return self.chat, self.events, self.schedule
+            return self._bound_agent(agent_id, in_place)
+        if agent_id is None:
+            bound = self.chat, self.events, self.schedule
+        else:
+            bound = self._bound_agent(agent_id, in_place)
+        return _fill_census(*bound, census, in_place)
+
+    def _bound_agent(
+        self, agent_id: AgentId, in_place: bool
+    ) -> tuple[Chat | None, tuple[Event, ...], tuple[Timer, ...]]:
+        """:meth:`bound` of the picked agent alone."""
         if in_place:
             return self._bound_in_place(agent_id)
         chat = self.chat
@@ -457,6 +509,77 @@ _SET_AGENT = Chat.__dict__["agent_id"].__set__
 _SET_SERVED = Chat.__dict__["served_by"].__set__
 
 
+def census_counts(census: Census) -> dict[str, int]:
+    """Each :data:`CENSUS_MARKS` placeholder -> the count of ``census`` it stands for."""
+    return {mark: getattr(census, field) for field, mark in CENSUS_MARKS.items()}
+
+
+def _fill_census(
+    chat: Chat | None,
+    events: tuple[Event, ...],
+    schedule: tuple[Timer, ...],
+    census: Census,
+    in_place: bool,
+) -> tuple[Chat | None, tuple[Event, ...], tuple[Timer, ...]]:
+    """The chat, events and timers with ``census``'s counts in place of its marks."""
+    counts = census_counts(census)
+    if in_place:
+        seen: set[int] = set()  # one explanation is shared by the chat and its events
+        if chat is not None:
+            _fill_dict(chat.route_reason, counts, seen)  # type: ignore[arg-type]
+        for event in events:
+            _fill_dict(event.data, counts, seen)  # type: ignore[arg-type]
+        for timer in schedule:
+            _fill_dict(timer.payload, counts, seen)  # type: ignore[arg-type]
+        return chat, events, schedule
+    if chat is not None:
+        reason = _filled(chat.route_reason, counts)
+        if reason is not chat.route_reason:
+            chat = evolve(chat, route_reason=reason)
+    events = tuple(
+        e if (data := _filled(e.data, counts)) is e.data else evolve(e, data=data) for e in events
+    )
+    schedule = tuple(
+        t if (payload := _filled(t.payload, counts)) is t.payload else evolve(t, payload=payload)
+        for t in schedule
+    )
+    return chat, events, schedule
+
+
+def _fill_dict(values: dict[str, object], counts: Mapping[str, int], seen: set[int]) -> None:
+    """Replace the census marks in ``values`` (at any depth), in place."""
+    if id(values) in seen:
+        return
+    seen.add(id(values))
+    for key, value in values.items():
+        if value.__class__ is str:
+            if value in counts:
+                values[key] = counts[value]
+        elif isinstance(value, (dict, list, tuple)):
+            if isinstance(value, dict):
+                _fill_dict(value, counts, seen)
+            else:
+                filled = _filled(value, counts)
+                if filled is not value:
+                    values[key] = filled
+
+
+def _filled(value: Any, counts: Mapping[str, int]) -> Any:
+    """``value`` with the census marks replaced at any depth; ``value`` itself when it holds
+    none (so an unchanged value is never copied)."""
+    if isinstance(value, str):
+        return counts.get(value, value)
+    if isinstance(value, Mapping):
+        out = {k: _filled(v, counts) for k, v in value.items()}
+        return value if all(out[k] is v for k, v in value.items()) else out
+    if isinstance(value, (list, tuple)):
+        items = [_filled(v, counts) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return type(value)(items)
+    return value
+
+
 def _bind_items(values: dict[str, object], agent_id: AgentId) -> None:
     """``values`` with the picked ``agent_id`` in place of :data:`PICKED`, changed in place."""
     for key, value in values.items():
@@ -514,6 +637,15 @@ class Applied:
     chat: Chat | None
     agent_id: AgentId | None = None
     events: tuple[Event, ...] = ()
+    census: Census | None = None
+    """The census of :attr:`Change.census`'s group, read before the effects (None without)."""
+    heads: tuple[QueueHead, ...] | None = None
+    """One head per :attr:`Change.watch` queue, read after the effects (``()`` without
+    ``watch``); None: the store does not report heads, nor :attr:`released` — the caller
+    reads them itself."""
+    released: AgentLoad | None = None
+    """With :attr:`Change.release` and reported :attr:`heads`: the released agent's load after
+    the unit (None: that agent is not registered)."""
 
 
 # --------------------------------------------------------------------------- sync storage

@@ -22,6 +22,7 @@ from .. import lifecycle as lc
 from .._plan import Items, Plan
 from ..assignment._live_overflow import overflow_due, overflow_timer, watched
 from ..assignment._positions import positions_timer, tracked
+from ..assignment._routing import drain_queues
 from ..assignment._strategies import Strategy
 from ..errors import ConflictError, NotFoundError, PreconditionFailed
 from ..model import (
@@ -118,9 +119,15 @@ class CoreBase:
         self._groups: dict[str, Any] = {}  # per group, its settings resolved once (_targets)
         # per group and channel, without exclusions
         self._claims: dict[tuple[str, str], RankedClaim] = {}
+        # each agent's skill groups as last seen, for the queues a freed slot drains (a guess:
+        # a drain checks it against the agent's load the unit reports)
+        self.agent_groups: dict[AgentId, frozenset[str]] = {}
         # AssignmentSettings.fairness_keep_s of the settings value it was computed for
         self._keep_s: tuple[object, float] = (None, 0.0)
         self.emits = True  # the manager turns this off when the host gave no event sink
+        # the storage reads a claim's census in its unit (``Change.census``; the manager sets
+        # it from the storage's ``reports_census``): else the core reads it before
+        self.census_in_unit = False
         self.positions = settings.assignment.queue.position_events_s > 0
         self.overflow_watch = bool(settings.assignment.overflow) and (
             settings.assignment.overflow_check_s > 0
@@ -205,8 +212,13 @@ class CoreBase:
         cached = self._plans.get((chat.id, chat.version))
         return cached if cached is not None else self._timers_of(chat)
 
-    def commit(self, old: Chat | None, plan: Plan, now: float) -> Eff[Applied]:
+    def commit(
+        self, old: Chat | None, plan: Plan, now: float, *, drains: bool = False
+    ) -> Eff[Applied]:
         """Apply ``plan`` to the chat stored as ``old`` (None: create it) in one unit of work.
+
+        ``drains``: the caller drains the queues of the slot the plan releases, from what the
+        unit reports of them (:meth:`release_watch`).
 
         Raises :class:`~chatmgmt.errors.PreconditionFailed` when a precondition failed; then
         nothing was committed.
@@ -270,6 +282,8 @@ class CoreBase:
             self.rng.random(),
             True,  # ``new``, the events and the timers were built here for this change alone
             plan.more_messages,
+            plan.census,
+            self.release_watch(plan.release, new) if drains and plan.release else (),
         )
         applied = yield from call(Storage.apply, change)
         if not isinstance(plan.claim, RankedClaim):  # else planned with the placeholder agent
@@ -306,22 +320,43 @@ class CoreBase:
 
         Returns ``(old, new)``: the chat as read and as committed.
         """
+        old, applied = yield from self.update_applied(chat_id, planner, now)
+        assert applied.chat is not None
+        return old, applied.chat
 
-        def attempt() -> Eff[tuple[Chat, Chat] | Retry]:
+    def update_applied(
+        self,
+        chat_id: ChatId,
+        planner: Callable[[Chat], Plan | None],
+        now: float,
+        *,
+        drains: bool = False,
+    ) -> Eff[tuple[Chat, Applied]]:
+        """:meth:`update`, returning the chat as read and what the unit reported
+        (:class:`~chatmgmt.ports.Applied`: an unchanged chat as ``Applied(chat)``);
+        ``drains``: see :meth:`commit`."""
+
+        def attempt() -> Eff[tuple[Chat, Applied] | Retry]:
             chat = yield from self.get_chat(chat_id)
             plan = planner(chat)
             if plan is None:
-                return chat, chat
+                return chat, Applied(chat)
             try:
-                applied = yield from self.commit(chat, plan, now)
+                applied = yield from self.commit(chat, plan, now, drains=drains)
             except PreconditionFailed as exc:
                 if exc.reason == "version":
                     return RETRY
                 raise
-            assert applied.chat is not None
-            return chat, applied.chat
+            return chat, applied
 
         return (yield from self.retrying("chat", chat_id, attempt))
+
+    def release_watch(self, agent_id: AgentId, chat: Chat) -> tuple[str, ...]:
+        """The queues a slot freed at ``agent_id`` may drain, as far as this core knows the
+        agent's groups (else the chat's group): the unit reports their heads
+        (``Change.watch``) so that the drain after it needs no read."""
+        known = self.agent_groups.get(agent_id)
+        return drain_queues(agent_id, (chat.skill_group,) if known is None else known)
 
     def observe(self, events: Sequence[Event]) -> None:
         """Look at committed events before they go to the sink (the monitor keeps its alerts

@@ -146,16 +146,18 @@ class Chats(Routing):
         if not abandon and (sat.min_interval_s or sat.group_rules or sat.channels):
             # the rating invitation's per-customer interval, when one may be set
             invited_at = yield from self.customer_gate(chat_id, _CHAT_END, reason, now)
-        old, new = yield from self.update(
+        old, applied = yield from self.update_applied(
             chat_id,
             lambda chat: self.ended_plan(
                 chat, reason, by, now, extra=extra, abandon=abandon, customer_invited_at=invited_at
             ),
             now,
+            drains=True,
         )
         if old.agent_id is not None and old.state.is_open:
-            yield from self.drain_for_agent(old.agent_id, now)
-        return new
+            yield from self.drain_for_agent(old.agent_id, now, applied)
+        assert applied.chat is not None
+        return applied.chat
 
     def transfer(
         self,

@@ -7,7 +7,12 @@ from typing import Any
 
 from .. import lifecycle as lc
 from .._plan import Plan
-from ..assignment import Target, agent_queue, estimate_wait_s, pool_name, queue_name
+from ..assignment import (
+    Target,
+    drain_queues,
+    estimate_wait_s,
+    queue_name,
+)
 from ..assignment._calendar import out_of_office_text
 from ..assignment._load import eligible
 from ..assignment._plans import WAITING, plan_queue
@@ -23,7 +28,7 @@ from ..model import (
     Timer,
     evolve,
 )
-from ..ports import AgentStore, Census, ChatStore, QueueStore
+from ..ports import AgentStore, Applied, Census, ChatStore, QueueStore
 from ..settings import QueueLimitAction
 from ..webhook import _payloads as payloads
 from ._base import queue_of, queued_at
@@ -230,20 +235,37 @@ class Queueing(Targets):
         census = yield from call(AgentStore.census, target.id)
         return census.eligible > 0
 
-    def drain_for_agent(self, agent_id: AgentId, now: float) -> Eff[int]:
-        """Capacity freed at ``agent_id``: drain the queues it serves, oldest head first."""
-        load = yield from call(AgentStore.get, agent_id)
+    def drain_for_agent(
+        self, agent_id: AgentId, now: float, applied: Applied | None = None
+    ) -> Eff[int]:
+        """Capacity freed at ``agent_id``: drain the queues it serves, oldest head first.
+
+        ``applied``: the unit that freed it, when it reported the agent's load and the heads
+        of the queues it watched (``Change.watch``): then the first round reads nothing."""
+        reported = None
+        if applied is not None and applied.heads is not None:
+            load = applied.released
+            if load is not None and load.agent.id == agent_id:
+                reported = {head.queue: head for head in applied.heads}
+        if reported is None:
+            load = yield from call(AgentStore.get, agent_id)
         if load is None:
             return 0
-        queues = [agent_queue(agent_id)]
-        for group in sorted({*load.agent.skill_groups, ""}):
-            queues.append(queue_name(group))
-            queues.append(pool_name(group))
+        groups = self.agent_groups
+        if groups.get(agent_id) != load.agent.skill_groups:
+            if len(groups) >= 65536:
+                groups.clear()
+            groups[agent_id] = load.agent.skill_groups
+        queues = list(drain_queues(agent_id, load.agent.skill_groups))
         total = 0
         for _ in range(max(1, load.agent.reception_limit) * 4):
             # one bulk read says which queues hold chats (usually none); only those are peeked
             # for the score of their first chat, to serve the oldest head first
-            waiting = yield from call(QueueStore.heads, queues)
+            if reported is not None and all(q in reported for q in queues):
+                waiting = [reported[q] for q in queues]
+            else:
+                waiting = yield from call(QueueStore.heads, queues)
+            reported = None
             heads: list[tuple[float, str]] = []
             for head in waiting:
                 if head.length == 0:

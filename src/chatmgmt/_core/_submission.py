@@ -49,7 +49,7 @@ class Submissions(Messages):
         from ..assignment import Target
 
         pool = submission_pool(chat.skill_group)
-        claim, reason, _empty = yield from self.claim_for(
+        claim, reason, _empty, census = yield from self.claim_for(
             Target("group", chat.skill_group, "submission"), chat, now, fresh=False
         )
         if claim is None:
@@ -62,7 +62,7 @@ class Submissions(Messages):
             claim = None  # a custom pick: no slot to take, nothing to check
         new = evolve(chat, agent_id=agent, route_reason=reason, served_by=(*chat.served_by, agent))
         item = payloads.offline_message_assigned(chat.id, agent, reason)
-        plan = Plan(new, [item], claim=claim, remove=(pool,))
+        plan = Plan(new, [item], claim=claim, remove=(pool,), census=census)
         try:
             applied = yield from self.commit(chat, plan, now)
         except PreconditionFailed:

@@ -28,20 +28,23 @@ from ..assignment._strategies import Strategy
 from ..errors import NotFoundError, PreconditionFailed
 from ..lifecycle._offers import plan_offer
 from ..model import AgentId, AgentLoad, Chat, Ranking, ReceptionMode, maker
-from ..ports import PICKED, AgentStore, Census, Claim, RankedClaim
+from ..ports import CENSUS_MARKS, PICKED, AgentStore, Census, Claim, RankedClaim
 from ..settings import StrategyName, WorkingHours, resolve
 from ._ending import Ending
 from ._ops import Eff, call
 from ._pick import Picker, PickFailed
 
-__all__ = ["Targets", "ineligible"]
+__all__ = ["Claiming", "Targets", "ineligible"]
 
 _CUSTOM_RETRIES = 8
 _SKIP = ("agent_unavailable", "no_agent", "queue_not_empty")
 
 
-def ineligible(census: Census, chat: Chat) -> dict[str, int]:
-    """Why the group's other agents could not take the chat, for the explanation."""
+def ineligible(census: Census | None, chat: Chat) -> dict[str, int | str]:
+    """Why the group's other agents could not take the chat, for the explanation (None: the
+    census the unit of work reads, as its :data:`~chatmgmt.ports.CENSUS_MARKS`)."""
+    if census is None:
+        return {**_INELIGIBLE_MARKS, "excluded": len(chat.excluded)}
     return {
         "full": census.full,
         "busy": census.busy,
@@ -49,6 +52,20 @@ def ineligible(census: Census, chat: Chat) -> dict[str, int]:
         "offline": census.offline,
         "excluded": len(chat.excluded),
     }
+
+
+_INELIGIBLE_MARKS = {k: CENSUS_MARKS[k] for k in ("full", "busy", "away", "offline")}
+
+
+class Claiming(NamedTuple):
+    """How to claim for a target: the ``claim`` (None: the target cannot take the chat now),
+    the explanation, the queue that must be empty (``empty``) and the group whose census the
+    unit reads for the explanation's :data:`~chatmgmt.ports.CENSUS_MARKS` (``census``)."""
+
+    claim: Claim | RankedClaim | None
+    reason: dict[str, Any]
+    empty: str | None = None
+    census: str | None = None
 
 
 class _Group(NamedTuple):
@@ -145,48 +162,52 @@ class Targets(Ending):
         assert applied.chat is not None
         return applied.chat
 
-    def claim_for(
-        self, target: Target, chat: Chat, now: float, *, fresh: bool
-    ) -> Eff[tuple[Claim | RankedClaim | None, dict[str, Any], str | None]]:
-        """How to claim for ``target``: the claim (None: the target cannot take the chat now),
-        the explanation, and the queue that must be empty (``fresh``: a newcomer does not
-        overtake the chats already waiting there)."""
+    def claim_for(self, target: Target, chat: Chat, now: float, *, fresh: bool) -> Eff[Claiming]:
+        """How to claim for ``target`` (:class:`Claiming`); ``fresh``: a newcomer does not
+        overtake the chats already waiting in the target's queue."""
         reason = target.describe()
         if target.kind == "agent":
             aid = AgentId(target.id)
             if aid in chat.excluded:
-                return None, reason, None
+                return Claiming(None, reason)
             # a transfer to a named agent is a person's choice: no fairness cap
             capped = None if target.via == "transfer" else chat.skill_group
             terms = self.claim_terms(capped, chat)
-            return Claim(aid, **terms), reason, agent_queue(aid) if fresh else None
+            return Claiming(Claim(aid, **terms), reason, agent_queue(aid) if fresh else None)
         group = target.id
         facts = self._group(group)
         if facts.pull:
             reason["pull"] = True  # agents take the group's chats themselves
-            return None, reason, None
+            return Claiming(None, reason)
         if facts.hours is not None and not on_duty(facts.hours, now):
             reason["off_duty"] = True
-            return None, reason, None
+            return Claiming(None, reason)
         strategy = facts.strategy
         reason["strategy"] = facts.strategy_name
-        census = yield from call(AgentStore.census, group)
-        reason["eligible"] = census.eligible
-        reason["ineligible"] = ineligible(census, chat)
         empty = None
         if fresh:
             empty = facts.pool if chat.mode is ReceptionMode.ALWAYS_ON else facts.queue
+        in_unit = None  # the group whose census the claim's unit reads (Change.census)
+        if self.census_in_unit and isinstance(strategy, Ranking):
+            in_unit = group
+            reason["eligible"] = CENSUS_MARKS["eligible"]
+            reason["ineligible"] = ineligible(None, chat)
+        else:
+            census = yield from call(AgentStore.census, group)
+            reason["eligible"] = census.eligible
+            reason["ineligible"] = ineligible(census, chat)
         if isinstance(strategy, Ranking):
             if chat.excluded:
                 terms = self.claim_terms(group, chat)
-                return RankedClaim(group, strategy, chat.excluded, **terms), reason, empty
+                excluding = RankedClaim(group, strategy, chat.excluded, **terms)
+                return Claiming(excluding, reason, empty, in_unit)
             # one claim value per group and channel (its terms never change under a core)
             key = (group, chat.channel)
             claim = self._claims.get(key)
             if claim is None or claim.ranking is not strategy:
                 terms = self.claim_terms(group, chat)
                 claim = self._claims[key] = RankedClaim(group, strategy, **terms)
-            return claim, reason, empty
+            return Claiming(claim, reason, empty, in_unit)
         terms = self.claim_terms(group, chat)
         loads = yield from call(AgentStore.list, group)
         cap, window_s = terms.get("cap", 0), terms.get("window_s", 0.0)
@@ -196,19 +217,19 @@ class Targets(Ending):
             if fits(ld, chat.channel, now, cap, window_s) and ld.agent.id not in chat.excluded
         ]
         if not pool:
-            return None, reason, None
+            return Claiming(None, reason)
         custom = self.settings.assignment.custom_strategy
         pick = yield from call(Picker.pick, strategy, pool, chat, custom.timeout_s)
         if isinstance(pick, PickFailed):
             reason["custom_failed"] = {"why": pick.why, "detail": pick.detail}
             fallback = self._fallback(group)
             if fallback is None:
-                return None, reason, None
+                return Claiming(None, reason)
             reason["strategy"] = fallback.name
-            return RankedClaim(group, fallback, chat.excluded, **terms), reason, empty
+            return Claiming(RankedClaim(group, fallback, chat.excluded, **terms), reason, empty)
         if pick is None:
-            return None, reason, None
-        return Claim(pick.agent.id, **terms), reason, empty
+            return Claiming(None, reason)
+        return Claiming(Claim(pick.agent.id, **terms), reason, empty)
 
     def _fallback(self, group: str) -> Ranking | None:
         """The ranking that picks when the group's custom strategy failed (None: queue)."""
@@ -251,7 +272,7 @@ class Targets(Ending):
         if offer and transfer is None:
             timeout = self.offer_timeout(target.id if target.kind == "group" else chat.skill_group)
         for _ in range(_CUSTOM_RETRIES):
-            claim, reason, empty = yield from self.claim_for(target, chat, now, fresh=fresh)
+            claim, reason, empty, census = yield from self.claim_for(target, chat, now, fresh=fresh)
             if claim is None:
                 break
             reason.update(reason_extra or {})
@@ -280,6 +301,7 @@ class Targets(Ending):
                 remove=remove,
                 cancel=cancel,
                 owned=True,  # plan_assignment built ``new`` for this plan alone
+                census=census,
             )
             done = yield from self.attempt(stored, plan, now)
             if not isinstance(done, str):

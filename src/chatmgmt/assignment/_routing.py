@@ -8,7 +8,7 @@ storage's atomic claims; nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -99,6 +99,16 @@ def pool_name(group: str) -> str:
 def agent_queue(agent_id: str) -> str:
     """Chats waiting for one agent (strict designation, sticky wait)."""
     return f"agent/{agent_id}"
+
+
+def drain_queues(agent_id: str, groups: Iterable[str]) -> tuple[str, ...]:
+    """The queues a slot freed at ``agent_id``, who serves ``groups``, drains: its own, then
+    the queue and the pool of each group and of the default group ``""``, by group name."""
+    out = [agent_queue(agent_id)]
+    for group in sorted({*groups, ""}):
+        out.append(queue_name(group))
+        out.append(pool_name(group))
+    return tuple(out)
 
 
 def queue_score(enqueued_at: float, priority: int, priority_step_s: float) -> float:

@@ -706,6 +706,12 @@ class MemoryStorage:
     'default'
     """
 
+    reports_census = False
+    """:meth:`apply` reads :attr:`~chatmgmt.ports.Change.census` in the unit when asked, but
+    does not ask the core to use it: here a census is a read of counters in the same process,
+    cheaper than filling the census marks into the plan (a store across a network saves a
+    round trip with it)."""
+
     def __init__(self, namespace: str = "default", database: MemoryDatabase | None = None) -> None:
         self._namespace = namespace
         self.database = database if database is not None else MemoryDatabase()
@@ -784,6 +790,8 @@ class MemoryStorage:
             claim = change.claim
             picked: AgentId | None = None
             chat, events, schedule = change.chat, change.events, change.schedule
+            census = None if change.census is None else self._agents.census(change.census)
+            pick: AgentId | None = None  # the ranked claim's pick, bound into the plan
             if claim is not None:
                 release = change.release
                 if isinstance(claim, Claim):
@@ -795,7 +803,9 @@ class MemoryStorage:
                         or chat_id in load.inactive
                         or (fits_claim(load, claim, change.now) and picked != release)
                     ):
-                        raise PreconditionFailed("agent_unavailable", chat_id, agent_id=picked)
+                        raise PreconditionFailed(
+                            "agent_unavailable", chat_id, agent_id=picked, census=census
+                        )
                 else:
                     excluded = claim.excluded
                     if release is not None:
@@ -809,9 +819,13 @@ class MemoryStorage:
 
                     picked = s.index(claim.group, claim.ranking).first(excluded, fit)
                     if picked is None:
-                        raise PreconditionFailed("no_agent", chat_id, queue=claim.group)
-                    # nothing can fail from here on: an owned change is bound in place
-                    chat, events, schedule = change.bound(picked, in_place=change.owned)
+                        raise PreconditionFailed(
+                            "no_agent", chat_id, queue=claim.group, census=census
+                        )
+                    pick = picked
+            if pick is not None or census is not None:
+                # nothing can fail from here on: an owned change is bound in place
+                chat, events, schedule = change.bound(pick, census, in_place=change.owned)
             # every precondition held: write
             now = change.now
             if change.release is not None:
@@ -863,7 +877,9 @@ class MemoryStorage:
             if change.sticky is not None:
                 s.sticky[change.sticky.partner_id] = change.sticky
             s.append_events(events)
-        return _new_applied(chat, picked, events)
+            heads = tuple(self._queues.heads(change.watch)) if change.watch else ()
+            gone = None if change.release is None else loads.get(change.release)
+        return _new_applied(chat, picked, events, census, heads, gone)
 
     def aio(self) -> AsyncStorage:
         """The async face of this storage, sharing its state."""
@@ -876,6 +892,7 @@ class _AsyncFacade:
     def __init__(self, sync: Any) -> None:
         self._sync = sync
         self.namespace = sync.namespace
+        self.reports_census = getattr(sync, "reports_census", False)
         for name in ("customers", "agents", "chats", "queues", "outbox", "timers", "counters"):
             setattr(self, name, _AsyncPort(getattr(sync, name)))
         apply = sync.apply

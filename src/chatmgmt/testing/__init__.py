@@ -6,7 +6,7 @@ The hypothesis strategies (``agents``, ``customer_infos``, ``chats``, ``settings
 ``ProcessStorageContract`` and the per-port suites they combine: ``CustomerStoreContract``,
 ``AgentStoreContract``, ``ChatStoreContract``, ``QueueStoreContract``, ``OutboxContract``,
 ``TimerStoreContract``, ``RateCounterContract``, ``RetentionContract``, ``UnitOfWorkContract``,
-``TenancyContract``)
+``UnitReportsContract``, ``TenancyContract``)
 are imported on first use, so the rest of the toolkit needs no test dependency.
 """
 
@@ -55,6 +55,7 @@ __all__ = [
     "TenancyContract",
     "TimerStoreContract",
     "UnitOfWorkContract",
+    "UnitReportsContract",
     "Violation",
     "agents",
     "assert_fair",
@@ -97,6 +98,7 @@ _LAZY = {
     "TenancyContract": "._contracts",
     "TimerStoreContract": "._contracts",
     "UnitOfWorkContract": "._contracts",
+    "UnitReportsContract": "._contracts",
     "DeliveryStoreContract": "._delivery_contract",
     "AsyncDeliveryStoreContract": "._delivery_contract",
 }

@@ -12,6 +12,7 @@ One module per port, mirroring :mod:`chatmgmt.ports`:
 ``counters``              :class:`RateCounterContract`
 ``retention``             :class:`RetentionContract` (:meth:`ChatStore.purge`)
 ``unit_of_work``          :class:`UnitOfWorkContract` (:meth:`Storage.apply`)
+``reports``               :class:`UnitReportsContract` (what ``apply`` reads in its unit)
 ``tenancy``               :class:`TenancyContract` (namespaces, hostile ids)
 ========================  ======================================================
 
@@ -56,6 +57,7 @@ from .counters import RateCounterContract
 from .customers import CustomerStoreContract
 from .outbox import OutboxContract
 from .queues import QueueStoreContract
+from .reports import UnitReportsContract
 from .retention import RetentionContract
 from .tenancy import TenancyContract
 from .timers import TimerStoreContract
@@ -80,5 +82,6 @@ __all__ = [
     "TenancyContract",
     "TimerStoreContract",
     "UnitOfWorkContract",
+    "UnitReportsContract",
     "_LoopThread",
 ]

@@ -24,6 +24,7 @@ from .counters import RateCounterContract
 from .customers import CustomerStoreContract
 from .outbox import OutboxContract
 from .queues import QueueStoreContract
+from .reports import UnitReportsContract
 from .retention import RetentionContract
 from .tenancy import TenancyContract
 from .timers import TimerStoreContract
@@ -44,6 +45,7 @@ class StorageContract(
     RateCounterContract,
     RetentionContract,
     UnitOfWorkContract,
+    UnitReportsContract,
     TenancyContract,
 ):
     """Every sync storage contract at once; subclass it and implement ``make_storage``.
@@ -51,7 +53,8 @@ class StorageContract(
     The per-port suites (:class:`CustomerStoreContract`, :class:`AgentStoreContract`,
     :class:`ChatStoreContract`, :class:`QueueStoreContract`, :class:`OutboxContract`,
     :class:`TimerStoreContract`, :class:`RateCounterContract`, :class:`RetentionContract`,
-    :class:`UnitOfWorkContract`, :class:`TenancyContract`) can be subclassed alone as well.
+    :class:`UnitOfWorkContract`, :class:`UnitReportsContract`, :class:`TenancyContract`) can be
+    subclassed alone as well.
     """
 
 
@@ -64,6 +67,7 @@ class _Bridge:
     def __init__(self, storage: AsyncStorage, loop: _LoopThread) -> None:
         self.async_storage = storage
         self.namespace = storage.namespace
+        self.reports_census = getattr(storage, "reports_census", False)
         self._loop = loop
         for name in ("customers", "agents", "chats", "queues", "outbox", "timers", "counters"):
             setattr(self, name, _Awaiting(getattr(storage, name), loop))

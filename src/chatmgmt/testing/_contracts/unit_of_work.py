@@ -39,7 +39,7 @@ from ...model import (
     Sticky,
     Timer,
 )
-from ...ports import PICKED, Applied, Change, Claim, QueuePush, RankedClaim
+from ...ports import PICKED, Change, Claim, QueuePush, RankedClaim
 from ._support import (
     EVERY_RANKING,
     StorageCase,
@@ -274,7 +274,7 @@ class UnitOfWorkContract(StorageCase):
                 tiebreak=0.375,
             )
         )
-        assert applied == Applied(new, AgentId("cat"), events)
+        assert (applied.chat, applied.agent_id, applied.events) == (new, AgentId("cat"), events)
         assert s.chats.get(ChatId("q1")) == new
         assert s.chats.messages(ChatId("q1")) == [note]
         assert s.chats.sticky("p-q1") == sticky
