@@ -57,15 +57,10 @@ def ineligible(census: Census | None, chat: Chat) -> dict[str, int | str]:
 _INELIGIBLE_MARKS = {k: CENSUS_MARKS[k] for k in ("full", "busy", "away", "offline")}
 
 
-class Claiming(NamedTuple):
-    """How to claim for a target: the ``claim`` (None: the target cannot take the chat now),
-    the explanation, the queue that must be empty (``empty``) and the group whose census the
-    unit reads for the explanation's :data:`~chatmgmt.ports.CENSUS_MARKS` (``census``)."""
-
-    claim: Claim | RankedClaim | None
-    reason: dict[str, Any]
-    empty: str | None = None
-    census: str | None = None
+Claiming = tuple[Claim | RankedClaim | None, dict[str, Any], str | None, str | None]
+"""How to claim for a target: the claim (None: the target cannot take the chat now), the
+explanation, the queue that must be empty, and the group whose census the unit reads for the
+explanation's :data:`~chatmgmt.ports.CENSUS_MARKS` (``Change.census``)."""
 
 
 class _Group(NamedTuple):
@@ -169,19 +164,19 @@ class Targets(Ending):
         if target.kind == "agent":
             aid = AgentId(target.id)
             if aid in chat.excluded:
-                return Claiming(None, reason)
+                return None, reason, None, None
             # a transfer to a named agent is a person's choice: no fairness cap
             capped = None if target.via == "transfer" else chat.skill_group
             terms = self.claim_terms(capped, chat)
-            return Claiming(Claim(aid, **terms), reason, agent_queue(aid) if fresh else None)
+            return Claim(aid, **terms), reason, agent_queue(aid) if fresh else None, None
         group = target.id
         facts = self._group(group)
         if facts.pull:
             reason["pull"] = True  # agents take the group's chats themselves
-            return Claiming(None, reason)
+            return None, reason, None, None
         if facts.hours is not None and not on_duty(facts.hours, now):
             reason["off_duty"] = True
-            return Claiming(None, reason)
+            return None, reason, None, None
         strategy = facts.strategy
         reason["strategy"] = facts.strategy_name
         empty = None
@@ -200,14 +195,14 @@ class Targets(Ending):
             if chat.excluded:
                 terms = self.claim_terms(group, chat)
                 excluding = RankedClaim(group, strategy, chat.excluded, **terms)
-                return Claiming(excluding, reason, empty, in_unit)
+                return excluding, reason, empty, in_unit
             # one claim value per group and channel (its terms never change under a core)
             key = (group, chat.channel)
             claim = self._claims.get(key)
             if claim is None or claim.ranking is not strategy:
                 terms = self.claim_terms(group, chat)
                 claim = self._claims[key] = RankedClaim(group, strategy, **terms)
-            return Claiming(claim, reason, empty, in_unit)
+            return claim, reason, empty, in_unit
         terms = self.claim_terms(group, chat)
         loads = yield from call(AgentStore.list, group)
         cap, window_s = terms.get("cap", 0), terms.get("window_s", 0.0)
@@ -217,19 +212,19 @@ class Targets(Ending):
             if fits(ld, chat.channel, now, cap, window_s) and ld.agent.id not in chat.excluded
         ]
         if not pool:
-            return Claiming(None, reason)
+            return None, reason, None, None
         custom = self.settings.assignment.custom_strategy
         pick = yield from call(Picker.pick, strategy, pool, chat, custom.timeout_s)
         if isinstance(pick, PickFailed):
             reason["custom_failed"] = {"why": pick.why, "detail": pick.detail}
             fallback = self._fallback(group)
             if fallback is None:
-                return Claiming(None, reason)
+                return None, reason, None, None
             reason["strategy"] = fallback.name
-            return Claiming(RankedClaim(group, fallback, chat.excluded, **terms), reason, empty)
+            return RankedClaim(group, fallback, chat.excluded, **terms), reason, empty, None
         if pick is None:
-            return Claiming(None, reason)
-        return Claiming(Claim(pick.agent.id, **terms), reason, empty)
+            return None, reason, None, None
+        return Claim(pick.agent.id, **terms), reason, empty, None
 
     def _fallback(self, group: str) -> Ranking | None:
         """The ranking that picks when the group's custom strategy failed (None: queue)."""
