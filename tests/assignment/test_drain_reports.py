@@ -6,8 +6,8 @@ import random
 from typing import Any
 
 import attrs
-from assignment.assign_helpers import agent, customer, manager
 
+from assignment.assign_helpers import agent, customer, manager
 from chatmgmt import ChatManager, ChatState, EndReason
 from chatmgmt.ports import Applied, Change
 from chatmgmt.storage import MemoryStorage
