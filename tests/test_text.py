@@ -76,8 +76,8 @@ def test_text_problem_on_surrogates_property(value: str) -> None:
         ("a\x85", "control character (U+0085)"),
         ("x" + SURROGATE, "surrogate"),
         ("x" * (MAX_ID_CHARS + 1), f"at most {MAX_ID_CHARS}"),
-        (7, "must be a string, got int"),
-        (b"agent", "must be a string, got bytes"),
+        (7, "must be a string, not int"),
+        (b"agent", "must be a string, not bytes"),
     ],
 )
 def test_bad_ids_are_refused(bad: object, why: str) -> None:
@@ -87,6 +87,7 @@ def test_bad_ids_are_refused(bad: object, why: str) -> None:
         check_id("agent_id", bad)
     # the message can be printed and logged: no raw surrogate in it
     str(info.value).encode("utf-8")
+    assert str(info.value).count("got") == 1, str(info.value)  # the value, said once
 
 
 def test_good_ids_and_optional_ids() -> None:

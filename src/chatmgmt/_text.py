@@ -81,11 +81,11 @@ def id_problem(value: object) -> str | None:
     'contains a control character (U+000A) at index 1'
     """
     if not isinstance(value, str):
-        return f"must be a string, got {type(value).__name__}"
+        return f"must be a string, not {type(value).__name__}"
     if not value:
         return "must be a non-empty string"
     if len(value) > MAX_ID_CHARS:
-        return f"must be at most {MAX_ID_CHARS} characters, got {len(value)}"
+        return f"must be at most {MAX_ID_CHARS} characters (has {len(value)})"
     problem = text_problem(value)
     if problem is not None:
         return problem
