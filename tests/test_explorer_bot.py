@@ -118,15 +118,37 @@ def test_handoff_races_an_ordinary_chat_end_and_a_drain() -> None:
     """ann's chat ends (freeing her) while b1 is handed off to g: every interleaving keeps the
     queue in order and ann within her limit."""
     to_g = Operation("handoff_g", lambda m: m.handoff("b1", reason="human", now=11.5))
-    for other in ("end", "drain"):
+
+    def explained(storage: Storage, *, drained: bool = False, **kw: Any) -> list[str]:
+        """Whoever assigned b1 (the handoff's routing or the drain that got there first)
+        explains it with the handoff's context."""
+        found = find_violations(storage, drained=drained, **kw)
+        chat = storage.chats.get(ChatId("b1"))
+        assigned = drained and chat is not None and chat.agent_id is not None
+        if assigned and chat.route_reason.get("handoff", {}).get("reason") != "human":
+            found.append(f"b1 was assigned without its handoff context: {chat.route_reason}")
+        return found
+
+    def no_queue() -> ChatManager:
+        """The world without c3 in the queue: b1, once handed off, is the queue's head, so
+        the end's drain may take it between the handoff's two steps."""
+        m = world()
+        m.abandon("c3", now=6.0)
+        return m
+
+    assigned = 0
+    for other, start in (("end", world), ("drain", world), ("end", no_queue)):
         report = explore(
-            world,
+            start,
             [to_g, OPERATIONS[other]],
+            invariant=explained,
             exhaustive_limit=300 * SCALE,
             random_runs=30 * SCALE,
             probes=4,
         )
         report.assert_ok()
+        assigned += report.runs
+    assert assigned > 2
 
 
 def test_the_invariant_catches_a_chat_left_in_the_bot_stage() -> None:

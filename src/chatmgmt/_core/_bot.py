@@ -28,7 +28,7 @@ from ._ops import Eff
 
 __all__ = ["Bots"]
 
-HANDOFF = "handoff"
+HANDOFF = _bot.HANDOFF_VIA
 """``route_reason["via"]`` of a chat handed off and not routed yet."""
 
 

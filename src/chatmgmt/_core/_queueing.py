@@ -17,6 +17,7 @@ from ..assignment._calendar import out_of_office_text
 from ..assignment._load import eligible
 from ..assignment._plans import WAITING, plan_queue
 from ..errors import PreconditionFailed
+from ..lifecycle._bot import waiting_handoff
 from ..model import (
     AgentId,
     AgentLoad,
@@ -211,7 +212,10 @@ class Queueing(Targets):
                 chat = yield from call(ChatStore.get, chat_id)
                 if chat is None or chat.state not in OPEN or queue_of(chat) != queue:
                     continue  # an entry its chat disagrees with: reconcile() repairs it
-                extra = {"waited_s": round(now - queued_at(chat, now), 3)}
+                extra: dict[str, Any] = {"waited_s": round(now - queued_at(chat, now), 3)}
+                handoff = waiting_handoff(chat)
+                if handoff is not None:  # a drain got there before the handoff's routing
+                    extra["handoff"] = handoff
                 done = yield from self.try_target(
                     target, chat, chat, now, reason_extra=extra, fresh=False
                 )

@@ -23,6 +23,7 @@ from ..webhook import _payloads as payloads
 from ._state import ChatEvent, transition
 
 __all__ = [
+    "HANDOFF_VIA",
     "MAX_REASON_LENGTH",
     "bot_id",
     "bot_only",
@@ -33,10 +34,14 @@ __all__ = [
     "plan_bot_start",
     "plan_handoff",
     "skips_satisfaction",
+    "waiting_handoff",
 ]
 
 MAX_REASON_LENGTH = 500
 """The longest handoff reason accepted, in characters."""
+
+HANDOFF_VIA = "handoff"
+"""``route_reason["via"]`` of a chat that waits because its bot handed it off."""
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -148,7 +153,7 @@ def plan_handoff(
     bot["handoff"] = context
     since = bot.get("since")
     spent = now - float(since) if isinstance(since, (int, float)) else 0.0
-    explain = {"via": "handoff", "group": group, "handoff": _explained(bot, context)}
+    explain = {"via": HANDOFF_VIA, "group": group, "handoff": _explained(bot, context)}
     new = evolve(
         chat,
         state=state,
@@ -172,3 +177,12 @@ def handoff_explanation(chat: Chat) -> dict[str, Any] | None:
     if context is None or chat.bot is None:
         return None
     return {"handoff": _explained(chat.bot, context)}
+
+
+def waiting_handoff(chat: Chat) -> Mapping[str, Any] | None:
+    """The handoff context in the explanation of ``chat`` while it waits since its handoff
+    (queued by the handoff, or by the handoff's routing that found nobody free): whoever
+    assigns it next — a drain, perhaps before the handoff's own routing — explains the
+    assignment with it, so the agent sees what the bot gathered. None otherwise."""
+    value = chat.route_reason.get("handoff")
+    return value if isinstance(value, Mapping) else None
