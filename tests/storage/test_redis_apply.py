@@ -52,7 +52,17 @@ from chatmgmt.model import (
     Sticky,
     Timer,
 )
-from chatmgmt.ports import PICKED, Applied, Census, Change, Claim, QueuePush, RankedClaim
+from chatmgmt.ports import (
+    CENSUS_MARKS,
+    PICKED,
+    Applied,
+    Census,
+    Change,
+    Claim,
+    QueueHead,
+    QueuePush,
+    RankedClaim,
+)
 from chatmgmt.storage.memory import MemoryStorage
 from chatmgmt.storage.redis import AsyncRedisStorage, RedisStorage
 from storage.redis_helpers import redis_cluster_url, redis_url
@@ -106,6 +116,18 @@ class Model:
     def peek(self, queue: str) -> list[tuple[ChatId, float]]:
         return [(c, s) for s, _, c in sorted(self.queues.get(queue, []))]
 
+    def head(self, queue: str) -> QueueHead:
+        entries = self.queues.get(queue, [])
+        if not entries:
+            return QueueHead(queue)
+        first = min(entries)[2]
+        oldest = min(entries, key=lambda e: e[1])[2]
+        chat = self.chats.get(oldest)
+        since = None
+        if chat is not None:
+            since = chat.queued_at if chat.queued_at is not None else chat.created_at
+        return QueueHead(queue, len(entries), first, oldest, since)
+
     def apply(self, change: Change) -> Applied:
         cid = change.chat_id
         stored = self.chats.get(cid)
@@ -120,6 +142,8 @@ class Model:
         if change.require_empty is not None and any(c != cid for _, _, c in waiting):
             # empty but for this chat itself (ports.Change: a chat waiting there may be routed)
             raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
+        # the reports' census: read before any effect, reported by a failed claim too
+        census = None if change.census is None else self.census(change.census)
         claim = change.claim
         picked: AgentId | None = None
         if isinstance(claim, Claim):
@@ -131,7 +155,7 @@ class Model:
                 or cid in load.inactive
                 or (fits_claim(load, claim, change.now) and picked != change.release)
             ):
-                raise PreconditionFailed("agent_unavailable", cid, agent_id=picked)
+                raise PreconditionFailed("agent_unavailable", cid, agent_id=picked, census=census)
         elif claim is not None:
             excluded = claim.excluded | ({change.release} if change.release else set())
             entries = [
@@ -143,9 +167,10 @@ class Model:
                 and (not claim.hold or fits_claim(load, claim, change.now))
             ]
             if not entries:
-                raise PreconditionFailed("no_agent", cid, queue=claim.group)
+                raise PreconditionFailed("no_agent", cid, queue=claim.group, census=census)
             picked = min(entries)[1]
-            change = change.bind(picked)
+        if isinstance(claim, RankedClaim) or census is not None:
+            change = change.bind(picked if isinstance(claim, RankedClaim) else None, census)
         now, tb = change.now, change.tiebreak
         if change.release is not None and change.release in self.loads:
             self.loads[change.release] = released(self.loads[change.release], cid, now, tb)
@@ -178,7 +203,10 @@ class Model:
         if change.sticky is not None:
             self.sticky[change.sticky.partner_id] = change.sticky
         self.events.extend(change.events)
-        return Applied(change.chat, picked, change.events)
+        # the reports read after the effects
+        heads = tuple(self.head(q) for q in change.watch)
+        gone = None if change.release is None else self.loads.get(change.release)
+        return Applied(change.chat, picked, change.events, census, heads, gone)
 
 
 # --------------------------------------------------------------------------- random steps
@@ -240,6 +268,10 @@ def _change(rng: random.Random, model: Model, step: int) -> Change:
         claim = Claim(rng.choice(AGENTS), force=rng.random() < 0.1, **terms)
     ranked = isinstance(claim, RankedClaim)
     agent: AgentId | None = PICKED if ranked else (claim.agent_id if claim else None)
+    # census marks at depth (filled in only when the change names a census group)
+    marks = {"n": [CENSUS_MARKS["full"], {"o": CENSUS_MARKS["offline"]}], "b": CENSUS_MARKS["busy"]}
+    if rng.random() < 0.3:
+        marks["a"] = CENSUS_MARKS["away"]
     now = float(step // 3)
     chat: Chat | None = None
     if expected is None or rng.random() < 0.9:
@@ -251,7 +283,7 @@ def _change(rng: random.Random, model: Model, step: int) -> Change:
             state=rng.choice(list(ChatState)),
             agent_id=agent,
             served_by=(AgentId("x"), agent) if agent else (),
-            route_reason={"agent": agent, "n": step} if agent else {},
+            route_reason={"agent": agent, "n": step, "why": marks} if agent else {"why": marks},
             attributes={"text": "ü \u0000 \\u0000picked"},
             updated_at=now,
             version=0 if expected is None else expected + 1,
@@ -261,7 +293,13 @@ def _change(rng: random.Random, model: Model, step: int) -> Change:
             f"e{step}.{i}",
             "chat.assigned",
             now,
-            {"agent_id": agent if (ranked and i == 0) else "a1", "i": i, "x": 0.1 * step},
+            {
+                "agent_id": agent if (ranked and i == 0) else "a1",
+                "i": i,
+                "x": 0.1 * step,
+                "eligible": CENSUS_MARKS["eligible"],
+                "why": marks,
+            },
             chat_id=cid,
         )
         for i in range(rng.randint(0, 2))
@@ -286,7 +324,7 @@ def _change(rng: random.Random, model: Model, step: int) -> Change:
                 now + rng.randint(1, 9),
                 cid,
                 "kind",
-                payload={"s": step, "agent_id": agent, "agents": [agent, "z"]},
+                payload={"s": step, "agent_id": agent, "agents": [agent, "z"], "why": marks},
             )
             for k in TIMERS
             if rng.random() < 0.2
@@ -299,6 +337,8 @@ def _change(rng: random.Random, model: Model, step: int) -> Change:
         else None,
         events=events,
         tiebreak=rng.choice([0.0, 0.25, 0.5, rng.random()]),
+        census=rng.choice(GROUPS) if rng.random() < 0.5 else None,
+        watch=tuple(rng.sample(QUEUES, rng.randint(0, 2))) if rng.random() < 0.5 else (),
     )
 
 
@@ -306,7 +346,7 @@ def _outcome(call: Any) -> tuple[str, Any]:
     try:
         return "ok", call()
     except PreconditionFailed as exc:
-        return "refused", (exc.reason, exc.chat_id, exc.agent_id, exc.queue)
+        return "refused", (exc.reason, exc.chat_id, exc.agent_id, exc.queue, exc.census)
     except ConflictError:
         return "conflict", None
 

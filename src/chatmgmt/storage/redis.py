@@ -378,6 +378,11 @@ class _Ops:
             plan["more"] = str(len(change.more_messages))
         if change.sticky is not None:
             plan["sticky"] = change.sticky.partner_id
+        if change.census is not None:
+            plan["cen"] = _enc(change.census)
+        watch = change.watch
+        if watch or change.release is not None:
+            plan["hd"] = [_enc(q) for q in watch]
         reply = yield _Script(
             "apply",
             (
@@ -391,15 +396,26 @@ class _Ops:
             ),
         )
         if int(reply[0]) == 0:
-            raise _refusal(change, _s(reply[1]), reply[3])
-        if claim is None:
-            return Applied(chat, None, change.events)
+            raise _refusal(
+                change, _s(reply[1]), reply[3], _census(reply[6] if len(reply) > 6 else None)
+            )
+        _, picked, census_raw, heads_raw, released_raw = reply
+        census = _census(census_raw)
+        heads: tuple[QueueHead, ...] = ()
+        if heads_raw is not None and heads_raw is not False:
+            heads = tuple(_head(q, item) for q, item in zip(watch, heads_raw, strict=True))
+        released = None if not released_raw else _load(released_raw)
+        agent_id = None
+        ranked = None
         if isinstance(claim, Claim):
-            return Applied(chat, claim.agent_id, change.events)
-        picked = AgentId(_s(reply[1]))
-        # the JSON went to the script before the pick: an owned change is bound in place
-        chat, events, _ = change.bound(picked, in_place=change.owned)
-        return Applied(chat, picked, events)
+            agent_id = claim.agent_id
+        elif claim is not None:
+            agent_id = ranked = AgentId(_s(picked))
+        events = change.events
+        if ranked is not None or census is not None:
+            # the JSON went to the script before the pick: an owned change is bound in place
+            chat, events, _ = change.bound(ranked, census, in_place=change.owned)
+        return Applied(chat, agent_id, events, census=census, heads=heads, released=released)
 
     # customers
     def customers_get(self, partner_id: str) -> _Gen[Customer | None]:
@@ -474,8 +490,7 @@ class _Ops:
     def agents_census(self, group: str) -> _Gen[Census]:
         """See :meth:`chatmgmt.ports.AgentStore.census` (one hash read)."""
         raw = yield _Call(("HGETALL", self.key("cen", _enc(group))))
-        counts = {k: int(v) for k, v in _pairs(raw).items()}
-        return Census(**{f: counts.get(f, 0) for f in _CENSUS_FIELDS})
+        return _census_of(raw)
 
     def agents_censuses(self, groups: Any) -> _Gen[list[GroupCensus]]:
         """See :meth:`chatmgmt.ports.AgentStore.censuses` (one script: per group its census
@@ -612,29 +627,7 @@ class _Ops:
         if not names:
             return []
         reply = yield _Script("queue_heads", tuple(_enc(q) for q in names))
-        out = []
-        for queue, item in zip(names, reply, strict=True):
-            if not isinstance(item, list):  # 0: an empty queue
-                out.append(QueueHead(queue))
-                continue
-            length, first, oldest, raw = item
-            since = None
-            if raw:
-                data = upgrade_chat(json.loads(_s(raw)))
-                value = data.get("queued_at")
-                if value is None:
-                    value = data.get("created_at")
-                since = None if value is None else float(value)
-            out.append(
-                QueueHead(
-                    queue,
-                    int(length),
-                    ChatId(_s(first)[_SEQ_WIDTH:]),
-                    ChatId(_s(oldest)[_SEQ_WIDTH:]),
-                    since,
-                )
-            )
-        return out
+        return [_head(queue, item) for queue, item in zip(names, reply, strict=True)]
 
     # outbox
     def outbox_append(self, events: Any) -> _Gen[None]:
@@ -706,7 +699,38 @@ class _Ops:
         return int((yield _ScanDelete(_glob_escape(self.prefix) + ":*")))
 
 
-def _refusal(change: Change, reason: str, actual: Any) -> PreconditionFailed:
+def _census_of(raw: Any) -> Census:
+    """A census hash as HGETALL replies it (a flat list, or a dict in RESP3)."""
+    counts = {k: int(v) for k, v in _pairs(raw).items()}
+    return Census(**{f: counts.get(f, 0) for f in _CENSUS_FIELDS})
+
+
+def _census(raw: Any) -> Census | None:
+    """A script's census reply: the hash, or None when it was not read (Lua's false: None in
+    RESP2, False in RESP3)."""
+    return None if raw is None or raw is False else _census_of(raw)
+
+
+def _head(queue: str, item: Any) -> QueueHead:
+    """A queue's head from a script's ``queue_head`` reply (0: the queue is empty)."""
+    if not isinstance(item, list):
+        return QueueHead(queue)
+    length, first, oldest, raw = item
+    since = None
+    if raw:
+        data = upgrade_chat(json.loads(_s(raw)))
+        value = data.get("queued_at")
+        if value is None:
+            value = data.get("created_at")
+        since = None if value is None else float(value)
+    return QueueHead(
+        queue, int(length), ChatId(_s(first)[_SEQ_WIDTH:]), ChatId(_s(oldest)[_SEQ_WIDTH:]), since
+    )
+
+
+def _refusal(
+    change: Change, reason: str, actual: Any, census: Census | None = None
+) -> PreconditionFailed:
     chat_id = change.chat_id
     if reason == "exists":
         return PreconditionFailed(reason, chat_id, None, _version(actual))
@@ -716,9 +740,9 @@ def _refusal(change: Change, reason: str, actual: Any) -> PreconditionFailed:
         return PreconditionFailed(reason, chat_id, queue=change.require_empty)
     claim = change.claim
     if reason == "agent_unavailable" and isinstance(claim, Claim):
-        return PreconditionFailed(reason, chat_id, agent_id=claim.agent_id)
+        return PreconditionFailed(reason, chat_id, agent_id=claim.agent_id, census=census)
     if reason == "no_agent" and claim is not None and not isinstance(claim, Claim):
-        return PreconditionFailed(reason, chat_id, queue=claim.group)
+        return PreconditionFailed(reason, chat_id, queue=claim.group, census=census)
     raise StorageError(
         f"the apply script refused chat {chat_id!r} for an unknown reason {reason!r}"
     )
@@ -998,6 +1022,10 @@ class RedisStorage:
     counters: RateCounter
     """Sliding-window counters."""
 
+    reports_census = True
+    """:meth:`apply` reads :attr:`~chatmgmt.ports.Change.census` in its script, before the
+    effects, and fills the census marks in the JSON it stores."""
+
     def __init__(self, client_or_url: Any, namespace: str = "default") -> None:
         self._namespace = _check_namespace(namespace)
         self._url = client_or_url if isinstance(client_or_url, str) else None
@@ -1083,6 +1111,10 @@ class AsyncRedisStorage:
     """Deadlines (also ``get(key)``, a testing convenience)."""
     counters: AsyncRateCounter
     """Sliding-window counters."""
+
+    reports_census = True
+    """:meth:`apply` reads :attr:`~chatmgmt.ports.Change.census` in its script (as
+    :attr:`RedisStorage.reports_census`)."""
 
     def __init__(self, client_or_url: Any, namespace: str = "default") -> None:
         self._namespace = _check_namespace(namespace)

@@ -18,11 +18,19 @@
 --   msg         true when ARGV[3] holds a message; sticky: the sticky mark's partner id
 --   more        how many more messages follow the timers' JSON (absent: none)
 --   ret         the new chat's retention start (ports.retention_start; absent: kept)
+--   cen         escaped skill group whose census is reported, read before any effect; the
+--               census marks ("\u0000census:<field>") in the chat, timers and events become
+--               its counts (absent: no census)
+--   hd          [escaped queue names]: report their heads after the effects, and the released
+--               agent's load (absent: neither)
 -- ARGV[2]: chat JSON ('' without a chat); ARGV[3]: message JSON; ARGV[4]: sticky JSON;
 -- ARGV[5 ...]: one timer JSON per `sched` entry, then `more` messages' JSON, then the events'.
 --
--- Reply: {1, picked agent id or false} when applied; {0, reason, expected, actual, agent, queue}
--- when a precondition failed (nothing was written).
+-- Reply: {1, picked agent id or false, census or false, heads or false, released or false}
+-- when applied (census: the census hash as HGETALL returns it; heads: one queue_head per `hd`
+-- queue; released: agent_reply of the released agent, false when not registered);
+-- {0, reason, expected, actual, agent, queue, census or false} when a precondition failed
+-- (nothing was written; the census is read for "agent_unavailable" and "no_agent").
 
 check_data_version(true)
 local plan = cjson.decode(ARGV[1])
@@ -43,6 +51,9 @@ if plan.empty ~= nil then
     return {0, 'queue_not_empty', false, false, false, plan.empty}
   end
 end
+-- the census before any effect (the claim's refusals report it too)
+local census = false
+if plan.cen ~= nil then census = redis.call('HGETALL', P .. ':cen:' .. plan.cen) end
 local picked, pstate = nil, nil
 local claim = plan.claim
 if claim ~= nil then
@@ -54,7 +65,7 @@ if claim ~= nil then
     local a = agent_state(akey)
     if not a or not (claim.f or holds(akey, id)
                      or (fits(akey, a, channel, now, cap, window) and picked ~= plan.rel)) then
-      return {0, 'agent_unavailable', false, false, picked, false}
+      return {0, 'agent_unavailable', false, false, picked, false, census}
     end
     if picked ~= plan.rel then pstate = a end
   else
@@ -67,7 +78,7 @@ if claim ~= nil then
       fit = function(akey, a) return fits(akey, a, channel, now, cap, window) end
     end
     picked, pstate = pick(claim.g, claim.r, excluded, nexcluded, fit)  -- never the released one
-    if not picked then return {0, 'no_agent', false, false, false, claim.g} end
+    if not picked then return {0, 'no_agent', false, false, false, claim.g, census} end
   end
 end
 
@@ -91,15 +102,17 @@ if plan.rm ~= nil then
 end
 if plan.push ~= nil then queue_push(plan.push[1], id, plan.push[2]) end
 if plan.cancel ~= nil then timers_cancel(plan.cancel) end
--- a ranked pick replaces the placeholder in the chat, the timers and the events it stores
-local replacement = nil
-if picked and claim.a == nil then replacement = cjson.encode(picked) end
+-- a ranked pick's agent and the census replace their placeholders in the chat, the timers
+-- and the events the unit stores
+local subs = nil
+if picked and claim.a == nil then subs = {picked = cjson.encode(picked)} end
+if census then subs = census_subs(census, subs or {}) end
 local nsched = 0
 if plan.sched ~= nil then
   local timers = {}
   for i, t in ipairs(plan.sched) do
     local json = ARGV[4 + i]
-    if replacement then json = bind(json, replacement) end
+    if subs then json = bind(json, subs) end
     timers[i] = {t[1], t[2], json}
     nsched = i
   end
@@ -107,11 +120,11 @@ if plan.sched ~= nil then
 end
 if plan.ver ~= nil then
   local json = ARGV[2]
-  if replacement then json = bind(json, replacement) end
+  if subs then json = bind(json, subs) end
   chat_store(id, json, plan.ver, plan.state, plan.exp == nil)
   if plan.ret ~= nil then
     redis.call('ZADD', P .. ':ret', plan.ret, id)
-  else
+  elseif plan.exp ~= nil then  -- (a new chat has no entry: purge drops stale ones)
     redis.call('ZREM', P .. ':ret', id)
   end
 end
@@ -121,7 +134,13 @@ for i = 5 + nsched, 4 + nsched + nmore do redis.call('RPUSH', P .. ':msg:' .. en
 if plan.sticky ~= nil then redis.call('HSET', P .. ':st', plan.sticky, ARGV[4]) end
 for i = 5 + nsched + nmore, #ARGV do
   local e = ARGV[i]
-  if replacement then e = bind(e, replacement) end
+  if subs then e = bind(e, subs) end
   redis.call('XADD', P .. ':ob', '*', 'e', e)
 end
-return {1, picked or false}
+-- the reports read after the effects
+local heads, released = false, false
+if plan.hd ~= nil then
+  heads = queue_heads(plan.hd)
+  if plan.rel ~= nil then released = agent_reply(P .. ':ag:' .. enc(plan.rel)) end
+end
+return {1, picked or false, census, heads, released}

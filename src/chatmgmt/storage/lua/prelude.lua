@@ -277,9 +277,9 @@ end
 -- false: the assignment times are left alone); the agent exists; `a`: its state when already
 -- read in this script and unchanged since, else nil
 local function do_claim(akey, chat, now, tb, a, channel, keep)
-  if holds(akey, chat) then return end
+  if redis.call('SISMEMBER', akey .. ':inactive', chat) == 1 then return end
   a = a or agent_state(akey)
-  redis.call('SADD', akey .. ':chats', chat)
+  if redis.call('SADD', akey .. ':chats', chat) == 0 then return end  -- held already
   if channel ~= '' and (a.cw or a.cl) then redis.call('HSET', akey .. ':ch', chat, channel) end
   if keep then
     local rkey = akey .. ':rec'
@@ -520,18 +520,70 @@ local function chat_store(id, json, version, state, create)
   end
 end
 
--- the picked agent in place of the placeholder PICKED (JSON "\u0000picked")
-local PICKED_JSON = '"\\u0000picked"'
-local function bind(json, replacement)
-  local a, b = string.find(json, PICKED_JSON, 1, true)
+-- the placeholders of a unit (chatmgmt.ports.PICKED and CENSUS_MARKS) in place: every JSON
+-- string "\u0000<name>" whose <name> is a key of `subs` becomes subs[name] (the picked agent
+-- as a JSON string, a census field as a bare integer); any other string is left as it is.
+-- Plain finds (memchr), not a pattern: a pattern is tried at every byte of the text.
+local MARK = '"\\u0000'
+local function bind(json, subs)
+  local a = string.find(json, MARK, 1, true)
   if not a then return json end
-  local out, i = {}, 1
+  local out, n, i = {}, 0, 1
   while a do
-    out[#out + 1] = string.sub(json, i, a - 1)
-    out[#out + 1] = replacement
-    i = b + 1
-    a, b = string.find(json, PICKED_JSON, i, true)
+    local b = string.find(json, '"', a + 7, true)
+    local r = b and subs[string.sub(json, a + 7, b - 1)]
+    if r then
+      out[n + 1] = string.sub(json, i, a - 1)
+      out[n + 2] = r
+      n, i = n + 2, b + 1
+      a = string.find(json, MARK, i, true)
+    else
+      a = string.find(json, MARK, a + 1, true)
+    end
   end
-  out[#out + 1] = string.sub(json, i)
+  if n == 0 then return json end
+  out[n + 1] = string.sub(json, i)
   return table.concat(out)
+end
+
+-- the census fields the census marks name ("\u0000census:<field>")
+local CENSUS_MARKED = {'eligible', 'full', 'busy', 'away', 'offline'}
+
+-- subs[`census:<field>`] = the field's count in a census hash as HGETALL returns it
+local function census_subs(flat, subs)
+  local counts = {}
+  for i = 1, #flat, 2 do counts[flat[i]] = flat[i + 1] end
+  for _, f in ipairs(CENSUS_MARKED) do subs['census:' .. f] = counts[f] or '0' end
+  return subs
+end
+
+-- QueueStore.heads of one queue (escaped name): 0 when it is empty, else {length, first
+-- member, oldest member, the oldest chat's stored record} (members start with a zero-padded
+-- insertion number, so the smallest is the oldest; finding it walks the queue once:
+-- O(length); the adapter reads when that chat started waiting from its record)
+local function queue_head(qenc)
+  local key = P .. ':q:' .. qenc
+  local n = redis.call('ZCARD', key)
+  if n == 0 then return 0 end
+  local members = redis.call('ZRANGE', key, 0, -1)
+  local oldest = members[1]
+  for j = 2, #members do
+    if members[j] < oldest then oldest = members[j] end
+  end
+  local chat = redis.call('HGET', P .. ':ch', string.sub(oldest, 21)) or ''
+  return {n, members[1], oldest, chat}
+end
+
+-- queue_head of every queue of `qencs`; one EXISTS answers when they are all empty (Redis
+-- keeps no empty sorted set)
+local function queue_heads(qencs)
+  local out, keys = {}, {}
+  for i, q in ipairs(qencs) do keys[i] = P .. ':q:' .. q end
+  if #keys == 0 then return out end
+  if redis.call('EXISTS', unpack(keys)) == 0 then
+    for i = 1, #keys do out[i] = 0 end
+    return out
+  end
+  for i, q in ipairs(qencs) do out[i] = queue_head(q) end
+  return out
 end
