@@ -23,6 +23,14 @@ change bound to the picked agent (:meth:`~chatmgmt.ports.Change.bound`; in place
 :attr:`~chatmgmt.ports.Change.owned` change, whose JSON was encoded before the script ran),
 which equals what was stored.
 
+**Reports.** The same script reads what the caller would otherwise read in round trips of its
+own (:attr:`~chatmgmt.ports.Change.census`, :attr:`~chatmgmt.ports.Change.watch`): the group's
+census hash before any effect (also on a refused claim), whose counts replace the census marks
+(JSON ``"\\u0000census:<field>"``) in the chat, timer and event JSON the way the pick replaces
+``PICKED``; after the effects, the heads of the watched queues (one ``EXISTS`` when they are all
+empty) and the released agent's load. An open is then one script, an end a chat read and one
+script.
+
 **Key layout.** Every key of a tenant starts with ``cm:{<namespace>}:`` — the namespace is the
 Redis Cluster *hash tag*, so all of a tenant's keys live in one hash slot and every script
 touches keys of one slot only (a cluster spreads tenants across shards). User strings inside
@@ -299,6 +307,10 @@ def _claim_terms(plan: dict[str, Any], claim: Claim | RankedClaim) -> dict[str, 
     return plan
 
 
+_plan_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""A unit's plan as the apply script reads it (one encoder, not one per call)."""
+
+
 def _events(events: Any) -> tuple[str, ...]:
     return tuple(encode(e) for e in events)
 
@@ -386,7 +398,7 @@ class _Ops:
         reply = yield _Script(
             "apply",
             (
-                json.dumps(plan, ensure_ascii=False, separators=(",", ":")),
+                _plan_json(plan),
                 "" if chat is None else encode(chat),
                 "" if change.message is None else encode(change.message),
                 "" if change.sticky is None else encode(change.sticky),

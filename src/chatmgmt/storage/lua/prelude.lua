@@ -251,7 +251,7 @@ local function changed(akey, old, new)
   end
   local elig = eligible(new)
   for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
-    local om = redis.call('HGET', akey, 'm:' .. rid)
+    local om = old.rid == rid and old.m or redis.call('HGET', akey, 'm:' .. rid)
     local nm = false
     if elig then nm = member(new, rid) end
     if om ~= nm then
@@ -378,7 +378,10 @@ local function pick(genc, rid, excluded, nexcluded, fit)
         if not a or not eligible(a) then
           error('ranking index out of step with agent ' .. aid)
         end
-        if not fit or fit(akey, a) then return aid, a end
+        if not fit or fit(akey, a) then
+          a.rid, a.m = rid, m  -- its entry in this ranking's index (changed() reads no more)
+          return aid, a
+        end
       end
     end
     offset = offset + size
@@ -546,14 +549,18 @@ local function bind(json, subs)
   return table.concat(out)
 end
 
--- the census fields the census marks name ("\u0000census:<field>")
-local CENSUS_MARKED = {'eligible', 'full', 'busy', 'away', 'offline'}
+-- the census fields the census marks name ("\u0000census:<field>"), by field
+local CENSUS_MARKED = {eligible = 'census:eligible', full = 'census:full', busy = 'census:busy',
+                       away = 'census:away', offline = 'census:offline'}
 
--- subs[`census:<field>`] = the field's count in a census hash as HGETALL returns it
+-- subs[`census:<field>`] = the field's count in a census hash as HGETALL returns it (0 when
+-- the hash has no such field)
 local function census_subs(flat, subs)
-  local counts = {}
-  for i = 1, #flat, 2 do counts[flat[i]] = flat[i + 1] end
-  for _, f in ipairs(CENSUS_MARKED) do subs['census:' .. f] = counts[f] or '0' end
+  for _, mark in pairs(CENSUS_MARKED) do subs[mark] = '0' end
+  for i = 1, #flat, 2 do
+    local mark = CENSUS_MARKED[flat[i]]
+    if mark then subs[mark] = flat[i + 1] end
+  end
   return subs
 end
 
