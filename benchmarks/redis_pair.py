@@ -16,6 +16,9 @@ Lines (medians over the blocks):
   system) per open+end pair, beside the redis-py path;
 - ``storage.redis.pair.server_us``: ``redis-server``'s own time in commands per pair (``INFO
   commandstats``, every command and script), with no baseline;
+- ``storage.redis.pair.server_cpu_us``: ``redis-server``'s CPU time per pair, all of it (the
+  commands, reading and writing the sockets, its event loop; ``/proc/<pid>/schedstat``, so only
+  for a server on this machine), with no baseline;
 - ``storage.redis.pair.round_trips``: commands sent per pair (each one round trip), counted by
   the driver, and ``storage.redis.pair.round_trips.<port call>`` per kind.
 ``--blocks N`` (default 12) blocks of ``--pairs P`` (default 200) pairs per store.
@@ -32,6 +35,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
@@ -72,6 +76,19 @@ def _server_us(client: Any) -> float:
     return float(sum(v["usec"] for v in client.info("commandstats").values()))
 
 
+def _server_cpu(client: Any, url: str) -> Path | None:
+    """``/proc/<pid>/schedstat`` of the ``redis-server`` at ``url`` when it runs here."""
+    host = urlparse(url).hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    path = Path(f"/proc/{client.info('server')['process_id']}/schedstat")
+    return path if path.exists() else None
+
+
+def _cpu_ns(path: Path | None) -> float:
+    return 0.0 if path is None else float(path.read_text().split()[0])
+
+
 def _count_round_trips(pairs: _Pairs, n: int) -> collections.Counter[str]:
     """Commands per port call over ``n`` pairs, by wrapping the driver's two senders."""
     driver = pairs.storage._driver
@@ -108,26 +125,34 @@ def main() -> None:
     for p in (short, slow):
         p.block(HELD + 50)  # every later open pays an end
     client = short.storage.client
+    schedstat = _server_cpu(client, url)
     cpu: dict[str, list[float]] = {"short": [], "redis-py": []}
     server: list[float] = []
+    server_cpu: list[float] = []
     for _ in range(args.blocks):
         for name, p in (("short", short), ("redis-py", slow)):
             before = _server_us(client) if name == "short" else 0.0
+            s0 = _cpu_ns(schedstat)
             c0 = time.process_time()
             p.block(args.pairs)
             cpu[name].append((time.process_time() - c0) / args.pairs * 1e6)
             if name == "short":
+                server_cpu.append((_cpu_ns(schedstat) - s0) / args.pairs / 1e3)
                 server.append((_server_us(client) - before) / args.pairs)
     ours, base = statistics.median(cpu["short"]), statistics.median(cpu["redis-py"])
     emit("storage.redis.pair.client_cpu_us", ours, "us/pair", base, base / ours)
     emit("storage.redis.pair.server_us", statistics.median(server), "us/pair", None, None)
+    if schedstat is not None:
+        value = statistics.median(server_cpu)
+        emit("storage.redis.pair.server_cpu_us", value, "us/pair", None, None)
     counts = _count_round_trips(short, args.pairs)
     emit("storage.redis.pair.round_trips", sum(counts.values()) / args.pairs, "/pair", None, None)
     for kind, n in sorted(counts.items()):
         emit(f"storage.redis.pair.round_trips.{kind}", n / args.pairs, "/pair", None, None)
     print(
         f"# client cpu short={[round(x) for x in cpu['short']]} "
-        f"redis-py={[round(x) for x in cpu['redis-py']]} server={[round(x) for x in server]}",
+        f"redis-py={[round(x) for x in cpu['redis-py']]} server={[round(x) for x in server]} "
+        f"server_cpu={[round(x) for x in server_cpu]}",
         file=sys.stderr,
     )
     for p in (short, slow):
