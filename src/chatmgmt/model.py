@@ -346,16 +346,33 @@ class Ranking:
 
     def key(self, load: AgentLoad) -> tuple[float, ...]:
         """The sort key of ``load`` under this ranking (smaller ranks first)."""
-        out: list[float] = []
-        for k in self.keys:
-            field = k.field
-            value = float(getattr(load.agent if field in _AGENT_FIELDS else load, field))
-            out.append(-value if k.descending else value)
-        return tuple(out)
+        seen = _KEY_FUNCTIONS.get(id(self))
+        if seen is None or seen[0] is not self:
+            seen = _key_function(self)
+        return seen[1](load)
 
 
 _AGENT_FIELDS = frozenset({"tier", "account_order"})
 """Rank fields read from the load's :class:`Agent`; the others are the load's own."""
+_KEY_FUNCTIONS: dict[int, tuple[Ranking, Callable[[AgentLoad], tuple[float, ...]]]] = {}
+
+
+def _key_function(ranking: Ranking) -> tuple[Ranking, Callable[[AgentLoad], tuple[float, ...]]]:
+    """``Ranking.key`` as one generated expression (a tuple of ``float(...)``, negated where
+    descending), built once per ranking value: no loop and no ``getattr`` per key on the hot
+    path of every index update. The entry holds the ranking, so its id stays its own."""
+    parts = []
+    for k in ranking.keys:
+        if k.field not in RANK_FIELDS:  # RankKey validates this; a generated name must be one
+            raise ValidationError(f"rank field {k.field!r} unknown")
+        owner = "load.agent" if k.field in _AGENT_FIELDS else "load"
+        parts.append(f"{'-' if k.descending else ''}float({owner}.{k.field})")
+    scope: dict[str, Any] = {}
+    exec(f"def key(load):\n    return ({''.join(p + ', ' for p in parts)})", scope)
+    if len(_KEY_FUNCTIONS) >= 1024:
+        _KEY_FUNCTIONS.clear()
+    entry = _KEY_FUNCTIONS[id(ranking)] = (ranking, scope["key"])
+    return entry
 
 
 @attrs.frozen

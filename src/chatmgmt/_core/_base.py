@@ -192,7 +192,9 @@ class CoreBase:
 
     # ----------------------------------------------------------------- the effect
 
-    def _timers_of(self, chat: Chat) -> dict[str, Timer]:
+    def _planned(self, chat: Chat) -> tuple[Timer, ...]:
+        """The deadlines ``chat`` has, in planning order (one per key: the SLA timer's kind is
+        none of the lifecycle's)."""
         settings = self.settings
         timers = lc.planned_timers(
             chat,
@@ -200,10 +202,12 @@ class CoreBase:
             assignment=settings.assignment,
             bot=settings.bot,
         )
-        out = {t.key: t for t in timers}
         if self.sla_on and (sla := lc.sla_timer(chat)) is not None:
-            out[sla.key] = sla
-        return out
+            timers = (*timers, sla)
+        return timers
+
+    def _timers_of(self, chat: Chat) -> dict[str, Timer]:
+        return {t.key: t for t in self._planned(chat)}
 
     def _timer_plan(self, chat: Chat | None) -> dict[str, Timer]:
         """The deadlines a stored chat has (cached per committed version)."""
@@ -233,11 +237,14 @@ class CoreBase:
             new = stamp(planned, version, seq, now)
         else:
             new = evolve(planned, version=version, event_seq=seq, updated_at=now)
-        after = self._timers_of(new)
+        ranked = isinstance(plan.claim, RankedClaim)  # then planned with the placeholder agent
+        timers = self._planned(new)
+        after = None if old is None and ranked else {t.key: t for t in timers}
         if old is None:  # a new chat: every deadline is new, none to cancel
-            schedule = list(after.values())
+            schedule = list(timers)
             cancel = []
         else:
+            assert after is not None
             before = self._timer_plan(old)
             schedule = [
                 t
@@ -286,7 +293,7 @@ class CoreBase:
             self.release_watch(plan.release, new) if drains and plan.release else (),
         )
         applied = yield from call(Storage.apply, change)
-        if not isinstance(plan.claim, RankedClaim):  # else planned with the placeholder agent
+        if after is not None and not ranked:
             if len(self._plans) >= 4096:  # the previous state of a chat is what gets reused
                 self._plans.clear()
             self._plans[(new.id, version)] = after

@@ -296,9 +296,28 @@ def plan_route(
             )
             return RoutePlan(tuple(targets), group, wait, (), True)
         break
+    if not targets:  # the usual open: the group's default plan, built once
+        return _default_plan(group, settings)
     for t in targets:  # a loop, not any(generator): this runs on every open
         if t.kind == "group" and t.id == group:
             break
     else:
         targets.append(Target("group", group, "default"))
     return RoutePlan(tuple(targets), group, queue_name(group), settings.overflow, False)
+
+
+_DEFAULT_PLANS: dict[str, tuple[AssignmentSettings, RoutePlan]] = {}
+
+
+def _default_plan(group: str, settings: AssignmentSettings) -> RoutePlan:
+    """The plan of a chat that only its own ``group`` can take (no designation, sticky agent
+    or matching rule): one shared value per group and settings value (plans are immutable)."""
+    seen = _DEFAULT_PLANS.get(group)
+    if seen is not None and seen[0] is settings:
+        return seen[1]
+    target = Target("group", group, "default")
+    plan = RoutePlan((target,), group, queue_name(group), settings.overflow, False)
+    if len(_DEFAULT_PLANS) >= 1024:
+        _DEFAULT_PLANS.clear()
+    _DEFAULT_PLANS[group] = (settings, plan)
+    return plan

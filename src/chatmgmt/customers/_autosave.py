@@ -146,18 +146,25 @@ def merge_customer(
     """
     base = existing if existing is not None else _BLANK  # a new record starts blank
     changes: dict[str, Any] = {}
+    # the blank record's text fields are empty and its VIP level 0: against it, every given
+    # (non-empty) value is a change
+    blank = existing is None
     for name in _FIELDS:
         value = getattr(info, name)
-        if value and value != getattr(base, name):
+        if value and (blank or value != getattr(base, name)):
             changes[name] = value
-    if info.vip_level and info.vip_level != base.vip_level:
-        changes["vip_level"] = info.vip_level
-    merged_custom = dict(base.custom_fields)
-    for key, value in info.custom_fields.items():
-        if value:
-            merged_custom[key] = value
-    if merged_custom != dict(base.custom_fields):
-        changes["custom_fields"] = merged_custom
+    vip = info.vip_level
+    if vip and (blank or vip != base.vip_level):
+        changes["vip_level"] = vip
+    known = base.custom_fields
+    merged_custom = dict(known)
+    incoming = info.custom_fields
+    if incoming:
+        for key, value in incoming.items():
+            if value:
+                merged_custom[key] = value
+        if merged_custom != known:
+            changes["custom_fields"] = merged_custom
     changed = tuple(changes)
     if info.channel not in base.channels:
         channels = base.channels | {info.channel}

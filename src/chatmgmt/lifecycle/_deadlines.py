@@ -290,17 +290,19 @@ def _bot_basis(chat: Chat, kind: TimerKind) -> list[Any] | None:
     return [_bot_silence(chat)] if chat.mode is ReceptionMode.REAL_TIME else None
 
 
-def _bot_timers(chat: Chat, bot: BotSettings | None) -> list[tuple[TimerKind, list[Any], float]]:
+def _bot_timers(
+    chat: Chat, bot: BotSettings | None
+) -> list[tuple[TimerKind, tuple[Any, ...], float]]:
     if bot is None:
         return []
     stage = resolve(bot, channel=chat.channel, group=chat.skill_group or None)
-    planned: list[tuple[TimerKind, list[Any], float]] = []
+    planned: list[tuple[TimerKind, tuple[Any, ...], float]] = []
     if stage.handoff_after_s > 0:
         since = _bot_since(chat)
-        planned.append((_BOT_HANDOFF, [since], since + stage.handoff_after_s))
+        planned.append((_BOT_HANDOFF, (since,), since + stage.handoff_after_s))
     if stage.end_after_s > 0 and chat.mode is ReceptionMode.REAL_TIME:
         silence = _bot_silence(chat)
-        planned.append((_BOT_END, [silence], silence + stage.end_after_s))
+        planned.append((_BOT_END, (silence,), silence + stage.end_after_s))
     return planned
 
 
@@ -369,10 +371,10 @@ def planned_timers(
         offer = _offer_basis(chat)
         if offer is None:
             return ()
-        return _timers(chat, [(_OFFER, offer, float(offer[1]))])
+        return _timers(chat, [(_OFFER, tuple(offer), float(offer[1]))])
     if state is ChatState.BOT:
         return _timers(chat, _bot_timers(chat, bot))
-    planned: list[tuple[TimerKind, list[Any], float]] = []
+    planned: list[tuple[TimerKind, tuple[Any, ...], float]] = []
     if chat.mode is not ReceptionMode.REAL_TIME:
         if state is ChatState.ACTIVE and _may_release(end_of_chat):
             eoc = resolve(end_of_chat, channel=chat.channel, group=chat.skill_group or None)
@@ -382,27 +384,28 @@ def planned_timers(
         wait = assignment.queue.max_wait_s
         if wait > 0:
             queued = _queued_at(chat)
-            planned.append((_QT, [queued], queued + wait))
+            planned.append((_QT, (queued,), queued + wait))
     elif state is ChatState.ACTIVE:
         eoc = resolve(end_of_chat, channel=chat.channel, group=chat.skill_group or None)
         if chat.hold is not None and (held := _held_since(chat)) is not None:
             if eoc.hold_close_after_s > 0:
-                planned.append((_HOLD, [held], held + eoc.hold_close_after_s))
+                planned.append((_HOLD, (held,), held + eoc.hold_close_after_s))
             return _timers(chat, planned)
         if eoc.inactive_after_s > 0:
             _plan_release(chat, eoc, planned)
         silence = _silence_since(chat)
+        basis: tuple[Any, ...] = (silence,)  # both inactivity deadlines: one value, one payload
         if eoc.warn_after_s > 0:
-            planned.append((_WARN, [silence], silence + eoc.warn_after_s))
+            planned.append((_WARN, basis, silence + eoc.warn_after_s))
         if eoc.end_after_s > 0:
-            planned.append((_END, [silence], silence + eoc.end_after_s))
+            planned.append((_END, basis, silence + eoc.end_after_s))
         if eoc.agent_reminder_s > 0 and _unanswered(chat):
-            planned.append((_REMIND, [chat.agent_id, silence], silence + eoc.agent_reminder_s))
+            planned.append((_REMIND, (chat.agent_id, silence), silence + eoc.agent_reminder_s))
         step = assignment.auto_transfer_s
         if step > 0 and not _agent_answered(chat):
             esc = _escalation(chat)
             if esc.transfers < assignment.max_auto_transfers:
-                basis = [chat.agent_id, _assigned_at(chat), esc.since, esc.transfers]
+                basis = (chat.agent_id, _assigned_at(chat), esc.since, esc.transfers)
                 planned.append((_AUTO, basis, float(esc.since + (esc.transfers + 1) * step)))
     return _timers(chat, planned)
 
@@ -413,28 +416,32 @@ def _may_release(end_of_chat: EndOfChatSettings) -> bool:
 
 
 def _plan_release(
-    chat: Chat, eoc: EndOfChatSettings, planned: list[tuple[TimerKind, list[Any], float]]
+    chat: Chat, eoc: EndOfChatSettings, planned: list[tuple[TimerKind, tuple[Any, ...], float]]
 ) -> None:
     after = eoc.inactive_after_s
     if after > 0 and not chat.inactive and not on_hold(chat):
         quiet = _quiet_since(chat)
-        planned.append((_RELEASE, [quiet], quiet + after))
+        planned.append((_RELEASE, (quiet,), quiet + after))
 
 
-def _timers(chat: Chat, planned: list[tuple[TimerKind, list[Any], float]]) -> tuple[Timer, ...]:
+def _timers(
+    chat: Chat, planned: list[tuple[TimerKind, tuple[Any, ...], float]]
+) -> tuple[Timer, ...]:
     out: list[Timer] = []
     fired = chat.timers_fired  # usually empty: then no call per deadline
+    chat_id, version = chat.id, chat.version
+    last: tuple[Any, ...] | None = None
+    payload: dict[str, Any] = {}
     for kind, basis, due in planned:
-        if fired and _already_fired(chat, kind, basis):
+        if fired and _already_fired(chat, kind, list(basis)):
             continue
         value = _VALUES[kind]
-        # (key, due_at, chat_id, kind, version, payload); the basis as a tuple of atomic
-        # values: the collector can stop tracking it
-        out.append(
-            _new_timer(
-                f"{chat.id}:{value}", due, chat.id, value, chat.version, {"basis": tuple(basis)}
-            )
-        )
+        # the basis as a tuple of atomic values (the collector can stop tracking it); deadlines
+        # planned from the same basis value (the two inactivity ones) share one payload
+        if basis is not last:
+            last, payload = basis, {"basis": basis}
+        # (key, due_at, chat_id, kind, version, payload)
+        out.append(_new_timer(f"{chat_id}:{value}", due, chat_id, value, version, payload))
     return tuple(out)
 
 
@@ -535,7 +542,8 @@ def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) 
     if event is ChatEvent.REQUEUE:
         return {QUEUED_AT_KEY: now, ESCALATION_KEY: None}
     if event is ChatEvent.ASSIGN or event is ChatEvent.ACCEPT:
-        changes = {ESCALATION_KEY: Escalation(now).to_dict(), QUEUED_AT_KEY: None}
+        # Escalation(now).to_dict(), without building the Escalation
+        changes = {ESCALATION_KEY: {"since": now, "transfers": 0}, QUEUED_AT_KEY: None}
         if chat.hold is not None or chat.inactive:
             changes.update(_NEW_HOLDER)
         return changes
