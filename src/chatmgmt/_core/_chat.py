@@ -22,6 +22,7 @@ from ..model import (
     ChatState,
     CustomerInfo,
     EndReason,
+    copier,
     evolve,
 )
 from ..ports import Claim
@@ -51,8 +52,25 @@ def _check_attributes(value: object, path: str) -> None:
 
 
 _BLANK = Chat(id=ChatId("blank"), customer=CustomerInfo(), channel="blank")
-_CHAT_END = lc.InviteTrigger.CHAT_END
 """Every field of a new chat at its default (open_chat copies it with the chat's values)."""
+_new_chat = copier(
+    Chat,
+    "id",
+    "customer",
+    "channel",
+    "skill_group",
+    "mode",
+    "state",
+    "created_at",
+    "updated_at",
+    "priority",
+    "route_reason",
+    "attributes",
+    "timers_fired",
+    "unverified_partner_id",
+)
+"""A copy of :data:`_BLANK` with a new chat's values, in this order (the dicts its own)."""
+_CHAT_END = lc.InviteTrigger.CHAT_END
 
 
 class Chats(Routing):
@@ -97,21 +115,21 @@ class Chats(Routing):
         # a copy of a blank chat: Chat's validators would check the id and the channel again
         # (both checked above: check_optional_id, new_id, CustomerInfo's channel), at ~2x the
         # cost of the copy; the dicts are the new chat's own
-        chat = evolve(
+        chat = _new_chat(
             _BLANK,
-            id=ChatId(chat_id or self.new_id("chat")),
-            customer=customer,
-            channel=info.channel,
-            skill_group=skill_group,
-            mode=mode,
-            state=lc.initial_state(mode),
-            created_at=now,
-            updated_at=now,
-            priority=priority,
-            route_reason={},
-            attributes=dict(attributes or {}),
-            timers_fired={},
-            unverified_partner_id=unverified,
+            ChatId(chat_id or self.new_id("chat")),
+            customer,
+            info.channel,
+            skill_group,
+            mode,
+            lc.initial_state(mode),
+            now,
+            now,
+            priority,
+            {},
+            dict(attributes) if attributes else {},
+            {},
+            unverified,
         )
         # ``_value_``: the member's value without the ``value`` property's Python call
         started = [(EventType.CHAT_STARTED, {"mode": mode._value_, "priority": priority})]

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..model import Agent, AgentId, AgentLoad, AgentStatus, ChatId, Ranking, evolve
+from ..model import Agent, AgentId, AgentLoad, AgentStatus, ChatId, Ranking, copier, evolve
 
 if TYPE_CHECKING:
     from ..ports import Claim, RankedClaim
@@ -168,9 +168,14 @@ def _take(
         changes["channels"] = {**load.channels, chat_id: channel}
     if recent != load.recent:
         changes["recent"] = recent
+    if not changes:  # the usual claim: the same three fields, one generated copy
+        return _taken(load, load.chats | {chat_id}, now, tiebreak)
     return evolve(
         load, chats=load.chats | {chat_id}, last_assigned_at=now, tiebreak=tiebreak, **changes
     )
+
+
+_taken = copier(AgentLoad, "chats", "last_assigned_at", "tiebreak")
 
 
 def touched(load: AgentLoad, now: float, tiebreak: float) -> AgentLoad:

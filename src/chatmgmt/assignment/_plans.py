@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import lifecycle as lc
 from .._plan import Items, Plan, leaving
-from ..model import AgentId, Chat, ChatState, Message, ReceptionMode, Timer, evolve
+from ..model import AgentId, Chat, ChatState, Message, ReceptionMode, Timer, copier, evolve
 from ..ports import Census, QueuePush
 from ..settings import ChatSettings
 from ..webhook import _payloads as payloads
@@ -40,24 +40,35 @@ def plan_assignment(
         chat = lc.reopened(chat, now)
     event = lc.ChatEvent.TRANSFER if transfer else lc.ChatEvent.ASSIGN
     state = lc.transition(chat.id, chat.mode, chat.state, event)
-    new = evolve(
-        chat,
-        state=state,
-        agent_id=agent_id,
-        assigned_at=now,
-        agent_replied=False,
-        served_by=(*chat.served_by, agent_id),
-        route_reason=reason,  # one explanation, shared by the chat and its event
-        queue=None,
-        leave_message=None,
-        **lc.track(chat, event, now, automatic=automatic),
-    )
+    # state, agent_id, assigned_at, agent_replied, served_by, route_reason (one explanation,
+    # shared by the chat and its event), queue, leave_message
+    values = (state, agent_id, now, False, (*chat.served_by, agent_id), reason, None, None)
+    tracked = lc.track(chat, event, now, automatic=automatic)
+    if tracked.keys() == _TRACKED:  # the usual assignment: one generated copy, no keywords
+        new = _assigned(chat, *values, tracked[lc.ESCALATION_KEY], tracked[lc.QUEUED_AT_KEY])
+    else:
+        new = evolve(chat, **dict(zip(_ASSIGNED, values, strict=True)), **tracked)
     items.append(
         payloads.chat_assigned(
             agent_id, reason, transfer=transfer, from_agent_id=from_agent_id, automatic=automatic
         )
     )
     return new, items
+
+
+_ASSIGNED = (
+    "state",
+    "agent_id",
+    "assigned_at",
+    "agent_replied",
+    "served_by",
+    "route_reason",
+    "queue",
+    "leave_message",
+)
+_TRACKED = {lc.ESCALATION_KEY, lc.QUEUED_AT_KEY}
+"""What :func:`~chatmgmt.lifecycle.track` changes when a chat nobody holds is assigned."""
+_assigned = copier(Chat, *_ASSIGNED, lc.ESCALATION_KEY, lc.QUEUED_AT_KEY)
 
 
 def plan_queue(

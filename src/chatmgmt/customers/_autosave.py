@@ -6,10 +6,11 @@ import hashlib
 import hmac
 import math
 import time
+from itertools import compress
 from typing import Any
 
 from ..errors import IdentityVerificationError, ValidationError
-from ..model import Customer, CustomerInfo, evolve
+from ..model import Customer, CustomerInfo, copier, evolve
 from ..settings import AutoSaveSettings, UnverifiedIdentity
 
 __all__ = [
@@ -129,9 +130,64 @@ def should_save(partner_id: str | None, channel: str, settings: AutoSaveSettings
 
 
 _FIELDS = ("name", "email", "phone", "ip")
+_NEW_FIELDS = (*_FIELDS, "vip_level", "custom_fields")
 _BLANK = Customer(partner_id="blank")
-"""What a new record's fields are compared with: every field at its default."""
+"""A new record before the first save: every field at its default."""
+_new_record = copier(
+    Customer,
+    "partner_id",
+    "name",
+    "email",
+    "phone",
+    "vip_level",
+    "ip",
+    "custom_fields",
+    "channels",
+    "created_at",
+    "updated_at",
+    "version",
+)
 _CHANNEL_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _channels(known: frozenset[str], channel: str) -> frozenset[str]:
+    """``known`` with ``channel``: one shared value per set of channels (most records hold the
+    same one or two), so a record keeps no frozenset of its own for the collector to walk."""
+    channels = known | {channel}
+    shared = _CHANNEL_SETS.get(channels)
+    if shared is None and len(_CHANNEL_SETS) < 1024:
+        shared = _CHANNEL_SETS[channels] = channels
+    return shared if shared is not None else channels
+
+
+def _created(info: CustomerInfo, partner_id: str, now: float) -> tuple[Customer, tuple[str, ...]]:
+    """:func:`merge_customer` of a new record: the merge rules against the blank record, whose
+    text fields are empty, VIP level 0 and custom fields none, so every given (non-empty)
+    value is taken and counts as changed, and an empty one leaves the default it equals."""
+    custom = info.custom_fields
+    merged_custom = {k: v for k, v in custom.items() if v} if custom else {}
+    given = (info.name, info.email, info.phone, info.ip, info.vip_level, merged_custom)
+    changed = tuple(compress(_NEW_FIELDS, given))  # the names of the given values, in order
+    if partner_id.__class__ is not str or not partner_id:  # the constructor says what is wrong
+        Customer(partner_id=partner_id)
+    # Customer's one check (a non-empty partner id) done above; every other value comes checked
+    # from CustomerInfo, and ``merged_custom`` is a new dict of its own: a copy of the blank
+    # record skips the validators and the converter (~2x cheaper)
+    new = _new_record(
+        _BLANK,
+        partner_id,
+        info.name,
+        info.email,
+        info.phone,
+        info.vip_level,
+        info.ip,
+        merged_custom,
+        _channels(_BLANK.channels, info.channel),
+        now,
+        now,
+        1,
+    )
+    return new, changed
 
 
 def merge_customer(
@@ -144,50 +200,28 @@ def merge_customer(
     record every given field counts as changed. The result's version is the existing one + 1
     (1 for a new record) only when something changed.
     """
-    base = existing if existing is not None else _BLANK  # a new record starts blank
+    if existing is None:
+        return _created(info, partner_id, now)
     changes: dict[str, Any] = {}
-    # the blank record's text fields are empty and its VIP level 0: against it, every given
-    # (non-empty) value is a change
-    blank = existing is None
     for name in _FIELDS:
         value = getattr(info, name)
-        if value and (blank or value != getattr(base, name)):
+        if value and value != getattr(existing, name):
             changes[name] = value
     vip = info.vip_level
-    if vip and (blank or vip != base.vip_level):
+    if vip and vip != existing.vip_level:
         changes["vip_level"] = vip
-    known = base.custom_fields
-    merged_custom = dict(known)
     incoming = info.custom_fields
     if incoming:
+        known = existing.custom_fields
+        merged_custom = dict(known)
         for key, value in incoming.items():
             if value:
                 merged_custom[key] = value
         if merged_custom != known:
             changes["custom_fields"] = merged_custom
     changed = tuple(changes)
-    if info.channel not in base.channels:
-        channels = base.channels | {info.channel}
-        # one shared value per set of channels (most records hold the same one or two): a
-        # record keeps no frozenset of its own for the collector to walk
-        shared = _CHANNEL_SETS.get(channels)
-        if shared is None and len(_CHANNEL_SETS) < 1024:
-            shared = _CHANNEL_SETS[channels] = channels
-        changes["channels"] = shared if shared is not None else channels
-    if existing is None:
-        if partner_id.__class__ is str and partner_id:
-            # Customer's one check (a non-empty partner id) done here; every other value comes
-            # checked from CustomerInfo, and ``merged_custom`` is a new dict of its own: a copy
-            # of the blank record skips the validators and the converter (~2x cheaper)
-            changes["custom_fields"] = merged_custom
-            new = evolve(
-                _BLANK, partner_id=partner_id, created_at=now, updated_at=now, version=1, **changes
-            )
-        else:  # the constructor says what is wrong
-            new = Customer(
-                partner_id=partner_id, created_at=now, updated_at=now, version=1, **changes
-            )
-        return new, changed
+    if info.channel not in existing.channels:
+        changes["channels"] = _channels(existing.channels, info.channel)
     if not changes:
         return existing, ()
     updated = evolve(existing, **changes, updated_at=now, version=existing.version + 1)
