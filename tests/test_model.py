@@ -200,3 +200,68 @@ def test_maker_with_defaults_builds_what_the_constructor_builds() -> None:
         make(chat, not_a_field=1)
     with pytest.raises(TypeError):
         maker(Plan)(chat)  # without defaults every field must be given
+
+
+_CHAT_FIELDS = sorted(attrs.fields_dict(Chat))
+
+
+@given(st.from_type(Chat), st.from_type(Chat), st.sets(st.sampled_from(_CHAT_FIELDS)))
+@hsettings(max_examples=40)
+def test_copier_copies_what_evolve_copies(chat: Chat, other: Chat, names: set[str]) -> None:
+    # model.copier serves the hot paths that always change the same fields: its copy must
+    # equal evolve's with the same changes, be a real Chat, and leave the original alone
+    from chatmgmt.model import copier, evolve
+
+    fields = sorted(names)
+    values = [getattr(other, name) for name in fields]
+    copy = copier(Chat, *fields)(chat, *values)
+    assert copy == evolve(chat, **dict(zip(fields, values, strict=True)))
+    assert type(copy) is Chat and copy is not chat
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        copy.version = 9  # type: ignore[misc]
+
+
+def test_copier_refuses_unknown_or_repeated_fields() -> None:
+    from chatmgmt.model import copier
+
+    with pytest.raises(TypeError):
+        copier(Chat, "state", "not_a_field")
+    with pytest.raises(TypeError):
+        copier(Chat, "state", "state")
+
+
+_RANK_FIELDS = ("active", "saturation", "free", "last_assigned_at", "idle_since", "tiebreak")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from((*_RANK_FIELDS, "tier", "account_order")), st.booleans()),
+        max_size=4,
+    ),
+    st.integers(0, 5),
+    st.integers(0, 5),
+    st.floats(0, 1e6),
+    st.integers(0, 3),
+)
+@hsettings(max_examples=60)
+def test_ranking_key_is_each_field_as_a_float_negated_when_descending(
+    keys: list[tuple[str, bool]], limit: int, chats: int, at: float, tier: int
+) -> None:
+    # Ranking.key runs as generated code (one expression per ranking): the same values as
+    # reading every field in turn, on the load or (tier, account_order) on its agent
+    ranking = Ranking("r", tuple(RankKey(f, descending=d) for f, d in keys))
+    agent = Agent(AgentId("a"), reception_limit=limit, tier=tier, account_order=7)
+    load = AgentLoad(
+        agent,
+        chats=frozenset(ChatId(f"c{i}") for i in range(chats)),
+        last_assigned_at=at,
+        idle_since=at / 2,
+        tiebreak=0.25,
+    )
+    expected = []
+    for name, descending in keys:
+        owner = agent if name in ("tier", "account_order") else load
+        value = float(getattr(owner, name))
+        expected.append(-value if descending else value)
+    assert ranking.key(load) == tuple(expected)
+    assert Ranking("r", ranking.keys).key(load) == tuple(expected)  # an equal value, its own
