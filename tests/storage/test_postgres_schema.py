@@ -209,9 +209,9 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
     sent: list[tuple[str, Any]] = []
     queue = _pg_wire._Batch.add
 
-    def recording(batch: Any, q: Any) -> None:  # every statement queued for the server
+    def recording(batch: Any, q: Any) -> int:  # every statement queued for the server
         sent.append((q.sql, q.params))
-        queue(batch, q)
+        return queue(batch, q)
 
     monkeypatch.setattr(_pg_wire._Batch, "add", recording)
     with _database() as url:

@@ -73,6 +73,12 @@ RETRIES = 12
 #: although the unit of work committed — as when a connection drops after ``COMMIT``.
 AFTER_COMMIT = "after_commit"
 
+#: ``Q.fetch`` of the ``COMMIT`` an operation sends itself, in the round trip of its last
+#: statements (``Q("COMMIT", fetch=AT_COMMIT)``): reads yielded with it, before it in the
+#: same step, are answered after the commit succeeded and see the transaction's writes (a
+#: unit of work's queue heads); only :data:`AFTER_COMMIT` statements may follow it.
+AT_COMMIT = "at_commit"
+
 #: the advisory lock key that serializes migrations and index creation (any fixed 64-bit value)
 _DDL_LOCK = 0x63686174_6D676D74
 
@@ -82,11 +88,11 @@ class Q:
     """One statement: SQL text (fixed, or built from whitelisted names only), its bound
     parameters, and what the operation wants back: ``"one"`` (a row or None), ``"all"``
     (the rows), ``"rowcount"``, ``"many"`` (executemany over ``params``, nothing back),
-    ``"none"``, or ``"after_commit"``: sent right after the operation's ``COMMIT`` (in the
+    ``"none"``, ``"after_commit"``: sent right after the operation's ``COMMIT`` (in the
     same round trip), in a transaction of its own, and only if everything before it
-    succeeded (nothing back; see :data:`AFTER_COMMIT`). ``on_unique``: the error to raise
-    instead of the server's unique violation if this statement hits one (it may be reported
-    later, at the next wait or at ``COMMIT``; the transaction is rolled back either way)."""
+    succeeded (nothing back; see :data:`AFTER_COMMIT`), or ``"at_commit"``: the operation's
+    ``COMMIT`` itself (:data:`AT_COMMIT`). ``on_unique``: the error to raise instead of the
+    server's unique violation if this statement hits one (the transaction is rolled back)."""
 
     sql: str
     params: Sequence[Any] = ()
@@ -268,7 +274,7 @@ class PostgresDatabase:
                 with self.pool.connection() as conn:
                     sess = wire.session(conn)
                     steps: Generator[Any, Any, _T] = wire.protocol(
-                        sess, op(*args), tx, _BEGIN, _COMMIT, AFTER_COMMIT
+                        sess, op(*args), tx, _BEGIN, _COMMIT, (AFTER_COMMIT, AT_COMMIT)
                     )
                     try:
                         return _wait(conn, steps)
@@ -425,7 +431,7 @@ class AsyncPostgresDatabase:
                 async with pool.connection() as conn:
                     sess = wire.session(conn)
                     steps: Generator[Any, Any, _T] = wire.protocol(
-                        sess, op(*args), tx, _BEGIN, _COMMIT, AFTER_COMMIT
+                        sess, op(*args), tx, _BEGIN, _COMMIT, (AFTER_COMMIT, AT_COMMIT)
                     )
                     try:
                         return await _await(conn, steps)

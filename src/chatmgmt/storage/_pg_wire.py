@@ -117,25 +117,33 @@ def session(conn: Any) -> Session:
     return got
 
 
+#: the entry of a row of a ``"many"`` statement but its last (answered by the last)
+_ROW = object()
+
+
 class _Batch:
     """Statements sent in pipeline mode whose answers are not read yet."""
 
-    __slots__ = ("entries", "session")
+    __slots__ = ("answers", "entries", "session")
 
     def __init__(self, sess: Session) -> None:
         self.session = sess
+        self.answers = 0  # statements sent since the last flush (one answer each)
         #: what each command sent answers: a statement of the operation, or the key of a
         #: PREPARE
         self.entries: list[Any] = []
 
-    def add(self, q: Any) -> None:
+    def add(self, q: Any) -> int:
         """Send statement ``q`` (``fetch="many"``: once per parameter row) into the
-        connection's buffer; it leaves with the next :meth:`flush`."""
+        connection's buffer; it leaves with the next :meth:`flush`. Returns the place of its
+        answer in what the next :meth:`flush` returns (-1: nothing sent, a ``"many"``
+        without rows)."""
         sess = self.session
         query, formats = _convert(q.sql)
         rows = q.params if q.fetch == "many" else (q.params,)
         pgconn, tx, entries = sess.pgconn, sess.tx, self.entries
-        for params in rows:
+        last = len(rows) - 1
+        for row, params in enumerate(rows):
             if formats:
                 dumped, types, fmts = tx.dump_sequence(params, formats), tuple(tx.types), tx.formats
             else:
@@ -150,13 +158,18 @@ class _Batch:
                 pgconn.send_query_params(query, dumped, types or None, fmts)
             else:
                 pgconn.send_query_prepared(name, dumped, fmts)
-            entries.append(q)
+            entries.append(q if row == last else _ROW)
+        if last < 0:
+            return -1
+        self.answers += 1
+        return self.answers - 1
 
     def flush(self) -> Generator[Any, Any, list[Any]]:
         """Send a ``Sync`` after everything sent and read every answer; returns one result per
-        statement (prepares left out), or raises the first server error."""
+        statement added (prepares and all but the last row of a ``"many"`` left out), or
+        raises the first server error."""
         sess = self.session
-        entries, self.entries = self.entries, []
+        entries, self.entries, self.answers = self.entries, [], 0
         sess.pgconn.pipeline_sync()
         fetched = yield _exchange(sess.pgconn)
         out: list[Any] = []
@@ -164,11 +177,11 @@ class _Batch:
         for entry, results in zip(entries, fetched, strict=True):
             result = results[-1]
             status = result.status
-            if isinstance(entry, tuple):  # a PREPARE
-                if status != _COMMAND_OK:
+            if isinstance(entry, tuple) or entry is _ROW:  # a PREPARE, or a row of a "many"
+                if status != _COMMAND_OK and isinstance(entry, tuple):
                     sess.names.pop(entry, None)
-                    if status == _FATAL and error is None:
-                        error = pg_errors.error_from_result(result, encoding=sess.encoding)
+                if status == _FATAL and error is None:
+                    error = pg_errors.error_from_result(result, encoding=sess.encoding)
                 continue
             if status == _FATAL:
                 if error is None:
@@ -238,17 +251,22 @@ def protocol(
     tx: bool,
     begin: Any,
     commit: Any,
-    after_commit: str,
+    marks: tuple[str, str],
 ) -> Generator[Any, Any, _T]:
     """Run operation ``op`` on ``sess``'s connection: a generator of libpq waits (run by the
-    driver with ``conn.wait``) returning the operation's value. ``begin``/``commit`` are the
-    ``BEGIN``/``COMMIT`` statements wrapped around it with ``tx``; statements whose ``fetch``
-    is ``after_commit`` follow the ``COMMIT`` in its round trip (with ``tx``; else they are
-    sent in turn). The connection is in pipeline mode when this returns or raises: the driver
-    calls :func:`recover` (on error) or leaves it."""
+    driver with ``conn.wait``) returning the operation's value. With ``tx``, ``begin`` and
+    ``commit`` (statements) are wrapped around it. ``marks`` are two ``Q.fetch`` values:
+    statements marked with the first follow the ``COMMIT`` in its round trip (with ``tx``;
+    else they are sent in turn); a statement marked with the second stands for the
+    ``COMMIT`` itself, sent there (so reads the operation yields beside it, before it, travel
+    in the commit's round trip and are answered: they see the transaction's own writes), and
+    nothing may follow it but statements of the first mark. On success the connection has
+    left pipeline mode; on error the driver calls :func:`recover`."""
+    after_commit, at_commit = marks
     sess.pgconn.enter_pipeline_mode()
     batch = sess.batch = _Batch(sess)
     after: list[Any] = []
+    committed = not tx
     if tx:
         batch.add(begin)
     result: Any = None
@@ -261,27 +279,37 @@ def protocol(
         single = not isinstance(step, tuple)
         steps = (step,) if single else step
         wanted = False
+        places: list[int] = []  # where each statement's answer comes in the next flush
         for q in steps:
-            if tx and q.fetch == after_commit:
+            fetch = q.fetch
+            if fetch == after_commit and not committed:
                 after.append(q)
-                continue
-            batch.add(q)
-            wanted = wanted or q.fetch in _WANTED
-        if not wanted:
-            result = None if single else (None,) * len(steps)
-            continue
-        answers = yield from batch.flush()
-        asked = answers[-sum(1 for q in steps if not (tx and q.fetch == after_commit)) :]
-        it = iter(asked)
-        got = [None if (tx and q.fetch == after_commit) else next(it) for q in steps]
+            elif fetch == at_commit:
+                batch.add(commit)
+                for later in after:
+                    batch.add(later)
+                committed, after = True, []
+            else:
+                place = batch.add(q)
+                if place >= 0 and fetch in _WANTED:
+                    wanted = True
+                    places.append(place)
+                    continue
+            places.append(-1)
+        if wanted:
+            answers = yield from batch.flush()
+            got = [None if place < 0 else answers[place] for place in places]
+        else:
+            got = [None] * len(places)
         result = got[0] if single else tuple(got)
-    if tx:
+    if not committed:
         batch.add(commit)
         for q in after:
             batch.add(q)
     if batch:
         yield from batch.flush()
     sess.pgconn.exit_pipeline_mode()
+    sess.batch = None
     return value
 
 

@@ -90,6 +90,7 @@ from ..ports import (
 from ._codec import decode, encode
 from ._pg import (
     AFTER_COMMIT,
+    AT_COMMIT,
     NOTIFY_CHANNEL,
     AsyncPostgresDatabase,
     Gen,
@@ -451,6 +452,10 @@ def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
 # namespace as stored (bytes).
 
 
+#: the unit of work's COMMIT sent by the operation itself, with the watched queues' heads
+_AT_COMMIT = Q("COMMIT", fetch=AT_COMMIT)
+
+
 def _notify(ns: bytes) -> Q:
     """The ``NOTIFY`` for ``ns``'s listeners, sent after the COMMIT in a transaction of its own
     that does not wait for its WAL flush (see ``_pg.AFTER_COMMIT``: inside the unit of work it
@@ -541,6 +546,7 @@ def _pick(
     cid: ChatId,
     row: Any,
     now: float,
+    census: Census | None,
 ) -> Gen[tuple[AgentId, AgentLoad]]:
     """The pick of :func:`_pick_sql`, given the answer ``row`` of its first ``SKIP LOCKED``
     try (sent with the unit's first batch): an agent whose locked row is no longer eligible, or
@@ -555,7 +561,7 @@ def _pick(
             # wait for the first one, so "no agent" is only said when none has room
             row = yield Q(base, params, "one")
             if row is None:
-                raise PreconditionFailed("no_agent", cid, queue=claim.group)
+                raise PreconditionFailed("no_agent", cid, queue=claim.group, census=census)
         load = decode(row[1], AgentLoad)
         if eligible(load) and (not claim.hold or fits_claim(load, claim, now)):
             return AgentId(row[0]), load
@@ -565,11 +571,18 @@ def _pick(
         row = yield Q(base + " SKIP LOCKED", (ns, claim.group, sorted(skip)), "one")
 
 
-def _write_params(ns: bytes, change: Change, loads: Sequence[AgentLoad]) -> tuple[Any, ...]:
-    """The parameters of :data:`_WRITE` for ``change`` and the agents' new ``loads``."""
+def _write_params(
+    ns: bytes,
+    change: Change,
+    loads: Sequence[AgentLoad],
+    bound: tuple[Chat | None, Sequence[Event], Sequence[Timer]],
+) -> tuple[Any, ...]:
+    """The parameters of :data:`_WRITE` for ``change`` with its chat, events and timers
+    ``bound`` (the picked agent and the census filled in) and the agents' new ``loads``."""
+    chat, events, schedule = bound
     ranks = [_rank_values(load) for load in loads]
-    timers = {b(timer.key): timer for timer in change.schedule}  # a key set twice: the last
-    chat, push, sticky = change.chat, change.push, change.sticky
+    timers = {b(timer.key): timer for timer in schedule}  # a key set twice: the last
+    push, sticky = change.push, change.sticky
     mode = 0 if chat is None else 1 if change.expected_version is None else 2
     return (
         ns,
@@ -594,7 +607,7 @@ def _write_params(ns: bytes, change: Change, loads: Sequence[AgentLoad]) -> tupl
         None if change.message is None else encode(change.message),
         None if sticky is None else sticky.partner_id,
         None if sticky is None else encode(sticky),
-        Texts(encode(event) for event in change.events),
+        Texts(encode(event) for event in events),
         NOTIFY_CHANNEL,
         None,  # no NOTIFY inside the unit of work: _apply_op sends it after the COMMIT
     )
@@ -639,7 +652,10 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
         reads.append(
             Q(_pick_sql(claim) + " SKIP LOCKED", (ns, claim.group, sorted(excluded)), "one")
         )
+    if change.census is not None:  # read before any effect (nothing is written yet)
+        reads.append(_census_q(ns, change.census))
     answers = list((yield tuple(reads)))
+    census = None if change.census is None else _census(answers.pop())
     row = answers.pop(0)
     expected = change.expected_version
     if expected is None:
@@ -664,11 +680,19 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
             or cid in load.inactive
             or (fits_claim(load, claim, now) and agent_id != release)
         ):
-            raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
-    elif isinstance(claim, RankedClaim):
-        agent_id, picked = yield from _pick(ns, claim, excluded, cid, answers.pop(0), now)
-        loads[agent_id] = picked
-        change = change.bind(agent_id)
+            raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id, census=census)
+    pick: AgentId | None = None
+    if isinstance(claim, RankedClaim):
+        pick, picked = yield from _pick(ns, claim, excluded, cid, answers.pop(0), now, census)
+        loads[pick] = picked
+        agent_id = pick
+    # nothing can fail from here on but the write itself (a chat created meanwhile): the
+    # picked agent and the census fill their placeholders (in place for an owned change)
+    bound: tuple[Chat | None, Sequence[Event], Sequence[Timer]] = (
+        change.bound(pick, census, in_place=change.owned)
+        if pick is not None or census is not None
+        else (change.chat, change.events, change.schedule)
+    )
     # every precondition held: the pure rules compute the new loads (1. release, 2. claim: a
     # pick with hold=False takes no slot, it only counts as an assignment, 3. inactive) ...
     written: dict[str, AgentLoad] = {}
@@ -693,10 +717,10 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
     # entry already there keeping its place; 5. timers: cancel, then schedule; 6. the chat,
     # its message, the sticky mark, the events); a chat created meanwhile by a transaction
     # that committed first makes its INSERT fail: "exists"
-    chat = change.chat
+    chat, events = bound[0], tuple(bound[1])
     yield Q(
         _WRITE,
-        _write_params(ns, change, list(written.values())),
+        _write_params(ns, change, list(written.values()), bound),
         on_unique=PreconditionFailed("exists", cid) if expected is None else None,
     )
     if change.more_messages:  # rare (several messages in one unit): after ``message``
@@ -705,9 +729,21 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
             "SELECT %s, %s, m FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, n) ORDER BY n",
             (ns, cid, [encode(m) for m in change.more_messages]),
         )
-    if notify and change.events:
+    if notify and events:
         yield _notify(ns)
-    return Applied(chat=chat, agent_id=agent_id, events=change.events)
+    heads: tuple[QueueHead, ...] = ()
+    if change.watch:
+        # the watched queues' heads after the effects, read in the commit's round trip
+        rows, _committed = yield (_heads_q(ns, change.watch), _AT_COMMIT)
+        heads = tuple(_heads(change.watch, rows))
+    return Applied(
+        chat=chat,
+        agent_id=agent_id,
+        events=events,
+        census=census,
+        heads=heads,
+        released=None if release is None else loads.get(release),
+    )
 
 
 # customers -------------------------------------------------------------------
@@ -802,8 +838,9 @@ def _agent_put(
     return load
 
 
-def _agent_census(ns: bytes, group: str) -> Gen[Census]:
-    row = yield Q(
+def _census_q(ns: bytes, group: str) -> Q:
+    """The census of ``group``: one aggregate over its rank rows (one snapshot)."""
+    return Q(
         "SELECT "
         "count(*) FILTER (WHERE category = 'eligible'), "
         "count(*) FILTER (WHERE category = 'full'), "
@@ -816,7 +853,14 @@ def _agent_census(ns: bytes, group: str) -> Gen[Census]:
         (ns, group),
         "one",
     )
+
+
+def _census(row: Any) -> Census:
     return Census(*(int(v) for v in row))
+
+
+def _agent_census(ns: bytes, group: str) -> Gen[Census]:
+    return _census((yield _census_q(ns, group)))
 
 
 def _agent_censuses(ns: bytes, groups: Sequence[str]) -> Gen[list[GroupCensus]]:
@@ -961,8 +1005,9 @@ def _queue_length(ns: bytes, queue: str) -> Gen[int]:
     return int(row[0])
 
 
-def _queue_heads(ns: bytes, queues: Sequence[str]) -> Gen[list[QueueHead]]:
-    rows = yield Q(
+def _heads_q(ns: bytes, queues: Sequence[str]) -> Q:
+    """The heads of ``queues``: one statement (one snapshot)."""
+    return Q(
         "SELECT q.i, "
         "(SELECT count(*) FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name), "
         "(SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name "
@@ -977,9 +1022,12 @@ def _queue_heads(ns: bytes, queues: Sequence[str]) -> Gen[list[QueueHead]]:
         "FROM chatmgmt_chats c WHERE c.ns = e.ns AND c.id = e.chat_id) AS since "
         "FROM chatmgmt_queue_entries e WHERE e.ns = %s "
         "AND e.queue = q.name ORDER BY e.seq LIMIT 1) o ON true ORDER BY q.i",
-        (ns, ns, [b(q) for q in queues], ns),
+        (ns, ns, Bytes(b(q) for q in queues), ns),
         "all",
     )
+
+
+def _heads(queues: Sequence[str], rows: Sequence[Any]) -> list[QueueHead]:
     out = []
     for queue, (_i, count, first, oldest, since) in zip(queues, rows, strict=True):
         if not count:
@@ -995,6 +1043,10 @@ def _queue_heads(ns: bytes, queues: Sequence[str]) -> Gen[list[QueueHead]]:
                 )
             )
     return out
+
+
+def _queue_heads(ns: bytes, queues: Sequence[str]) -> Gen[list[QueueHead]]:
+    return _heads(queues, (yield _heads_q(ns, queues)))
 
 
 # outbox ----------------------------------------------------------------------
@@ -1294,6 +1346,12 @@ class PostgresStorage:
     ``notify`` (default True) sends a ``NOTIFY`` with every transaction that appends events.
     """
 
+    reports_census = True
+    """:meth:`apply` reads :attr:`~chatmgmt.ports.Change.census` inside the unit (with its
+    first reads, one round trip) and fills the census marks: the core asks for it instead of
+    a census read of its own before an open. :attr:`~chatmgmt.ports.Change.watch` is reported
+    too (the heads read in the commit's round trip, the released load as written)."""
+
     def __init__(self, database: Any, namespace: str = "default", *, notify: bool = True) -> None:
         if not isinstance(namespace, str):
             raise TypeError(f"namespace: must be a string, got {namespace!r}")
@@ -1590,6 +1648,9 @@ class AsyncPostgresStorage:
     ``database`` is a DSN, a :class:`psycopg_pool.AsyncConnectionPool` the host already has,
     or a shared :class:`AsyncPostgresDatabase`; the schema is created or migrated on first use.
     """
+
+    reports_census = True
+    """See :attr:`PostgresStorage.reports_census`."""
 
     def __init__(self, database: Any, namespace: str = "default", *, notify: bool = True) -> None:
         if not isinstance(namespace, str):
