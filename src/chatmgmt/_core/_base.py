@@ -292,7 +292,7 @@ class CoreBase:
             plan.census,
             self.release_watch(plan.release, new) if drains and plan.release else (),
         )
-        applied = yield from call(Storage.apply, change)
+        applied = yield from call(_APPLY, change)
         if after is not None and not ranked:
             if len(self._plans) >= 4096:  # the previous state of a chat is what gets reused
                 self._plans.clear()
@@ -380,6 +380,7 @@ class CoreBase:
 
 
 _new_change = maker(Change)
+_APPLY = Storage.apply  # a global: cheaper to read than the Protocol's attribute
 
 
 class _RandomIds:

@@ -13,6 +13,10 @@ from ._ops import Eff, call
 
 __all__ = ["Customers"]
 
+# read on every first contact: globals are cheaper to read than class attributes
+_CREATED = EventType.CUSTOMER_CREATED
+_CREATE = CustomerStore.create
+
 
 class Customers(CoreBase):
     """The CRM upsert."""
@@ -24,9 +28,9 @@ class Customers(CoreBase):
         customer: a failed create means it exists, then it is read and merged as usual)."""
         if partner_id not in self._known_partners:
             merged, changed = merge_customer(None, info, partner_id, now)
-            events = [self._customer_event(EventType.CUSTOMER_CREATED, merged, info, changed, now)]
+            events = [self._customer_event(_CREATED, merged, info, changed, now)]
             try:
-                yield from call(CustomerStore.create, merged, events)
+                yield from call(_CREATE, merged, events)
             except ConflictError:
                 pass  # it exists: read and merge below
             else:

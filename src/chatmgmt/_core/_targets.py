@@ -8,7 +8,9 @@ leaves. Nothing is claimed on its own, so nothing is given back when an attempt 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
+
+import attrs
 
 from .._plan import Plan, leaving
 from ..assignment import (
@@ -63,9 +65,11 @@ explanation, the queue that must be empty, and the group whose census the unit r
 explanation's :data:`~chatmgmt.ports.CENSUS_MARKS` (``Change.census``)."""
 
 
-class _Group(NamedTuple):
+@attrs.frozen
+class _Group:
     """What the settings say of one skill group, resolved once (the settings never change
-    under a core): read on every routing attempt."""
+    under a core): read on every routing attempt. A slotted class, not a NamedTuple: reading
+    a slot is a specialized attribute load, a NamedTuple field is not (Python 3.11)."""
 
     strategy: Strategy
     strategy_name: str

@@ -51,6 +51,7 @@ __all__ = [
     "weight",
 ]
 
+_ONLINE = AgentStatus.ONLINE  # a global: cheaper to read than an enum class's attribute
 CENSUS_CATEGORIES = ("eligible", "full", "busy", "away", "offline")
 """The availability classes of :class:`~chatmgmt.ports.Census`, one per agent."""
 
@@ -63,7 +64,7 @@ def in_group(agent: Agent, group: str) -> bool:
 def eligible(load: AgentLoad) -> bool:
     """ONLINE and below the reception limit (a unit left): in the ranking indexes, and may be
     given one more chat of weight 1 (any chat, without capacity per channel)."""
-    return load.agent.status is AgentStatus.ONLINE and load.used < load.agent.reception_limit
+    return load.agent.status is _ONLINE and load.used < load.agent.reception_limit
 
 
 def weight(agent: Agent, channel: str) -> int:
@@ -97,7 +98,7 @@ def fits(load: AgentLoad, channel: str, now: float, cap: int = 0, window_s: floa
     assignments within the last ``window_s`` seconds. Without capacity per channel and cap it is
     :func:`eligible`."""
     agent = load.agent
-    if agent.status is not AgentStatus.ONLINE:
+    if agent.status is not _ONLINE:
         return False
     if has_channel_rules(agent):
         if load.used + weight(agent, channel) > agent.reception_limit:
@@ -123,7 +124,7 @@ def has_channel_rules(agent: Agent) -> bool:
 def census_category(load: AgentLoad) -> str:
     """Which :data:`CENSUS_CATEGORIES` entry the agent counts under."""
     status = load.agent.status
-    if status is AgentStatus.ONLINE:
+    if status is _ONLINE:
         return "eligible" if load.used < load.agent.reception_limit else "full"
     return str(status.value)
 

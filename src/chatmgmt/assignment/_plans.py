@@ -19,6 +19,9 @@ __all__ = ["WAITING", "plan_assignment", "plan_queue"]
 
 WAITING = (ChatState.QUEUED, ChatState.UNASSIGNED)
 """The states of a chat that waits for an agent (Real-Time queue, Always On pool)."""
+_ENDED = ChatState.ENDED  # members as globals: cheaper to read than off their enum class
+_TRANSFER = lc.ChatEvent.TRANSFER
+_ASSIGN = lc.ChatEvent.ASSIGN
 
 
 def plan_assignment(
@@ -34,11 +37,11 @@ def plan_assignment(
     """``chat`` assigned (or transferred) to ``agent_id`` — the placeholder
     :data:`~chatmgmt.ports.PICKED` when the store picks — and its events."""
     items: Items = []
-    if chat.state is ChatState.ENDED:  # an admin assigns an ended Always On chat: it reopens
+    if chat.state is _ENDED:  # an admin assigns an ended Always On chat: it reopens
         by = str(reason.get("by", "system"))
         items.append(payloads.chat_reopened("agent", by, agent_id=agent_id))
         chat = lc.reopened(chat, now)
-    event = lc.ChatEvent.TRANSFER if transfer else lc.ChatEvent.ASSIGN
+    event = _TRANSFER if transfer else _ASSIGN
     state = lc.transition(chat.id, chat.mode, chat.state, event)
     # state, agent_id, assigned_at, agent_replied, served_by, route_reason (one explanation,
     # shared by the chat and its event), queue, leave_message

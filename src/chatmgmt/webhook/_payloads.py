@@ -63,6 +63,7 @@ _MESSAGE_TYPES = {
     MessageRole.SYSTEM: EventType.MESSAGE_SYSTEM,
     MessageRole.BOT: EventType.MESSAGE_BOT,
 }
+_ASSIGNED = EventType.CHAT_ASSIGNED  # a global: cheaper to read on every assignment
 
 
 def chat_started(mode: str, priority: int) -> Item:
@@ -93,7 +94,7 @@ def chat_assigned(
 ) -> Item:
     """``chat.assigned``, or ``chat.transferred`` (``agent_id`` None: back to the queue)."""
     if not transfer:
-        return EventType.CHAT_ASSIGNED, {"agent_id": agent_id, "reason": reason}
+        return _ASSIGNED, {"agent_id": agent_id, "reason": reason}  # the usual assignment
     data = {
         "agent_id": agent_id,
         "reason": reason,
