@@ -126,3 +126,52 @@ def test_the_wal_is_checkpointed_every_so_many_commits(tmp_path: Path) -> None:
         assert storage.agents.census("g") == Census(eligible=1, capacity=1)
     finally:
         storage.close()
+
+
+def test_a_wal_kept_long_by_a_reader_restarts_once_the_reader_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WAL_RESTART_FRAMES pages, a checkpoint waits (briefly) for the readers so the WAL
+    starts over; a reader that stays does not hold writers up beyond that short wait, and
+    once it is gone the WAL restarts and stops growing."""
+    from chatmgmt.storage import _sqlite_db
+
+    monkeypatch.setattr(_sqlite_db, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(_sqlite_db, "WAL_RESTART_FRAMES", 40)
+    path = tmp_path / "reader.db"
+    storage = SQLiteStorage(path, namespace=NS, timeout=30.0)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        storage.agents.put(_agent("a", 1), 0.0)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT COUNT(*) FROM agents").fetchone() == (1,)
+
+        def pairs(start: int, n: int) -> None:
+            for i in range(start, start + n):
+                assert claim_slot(storage, "a", f"c{i}", float(i))
+                storage.apply(Change(ChatId(f"c{i}"), None, i + 0.5, release=AgentId("a")))
+
+        def wal_frames() -> int:
+            row = storage.database.connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            return int(row.fetchone()[1])
+
+        statements: list[str] = []
+        storage.database.connection().set_trace_callback(statements.append)
+        pairs(0, 60)  # each RESTART attempt gives up after RESTART_WAIT_MS, not 30 s
+        storage.database.connection().set_trace_callback(None)
+        held_up = wal_frames()
+        assert held_up > 40  # the reader's snapshot kept the WAL from starting over
+        passive = statements.count("PRAGMA wal_checkpoint(PASSIVE)")
+        restart = statements.count("PRAGMA wal_checkpoint(RESTART)")
+        assert passive == 120 // 4
+        # a failed RESTART is tried again only after another WAL_RESTART_FRAMES pages
+        assert 1 <= restart <= held_up // 40 < passive
+        # the reader still sees its snapshot
+        assert reader.execute("SELECT COUNT(*) FROM agents").fetchone() == (1,)
+        reader.execute("COMMIT")
+        pairs(60, 60)
+        assert wal_frames() < held_up  # restarted: the WAL began again from its start
+        assert storage.agents.census("g") == Census(eligible=1, capacity=1)
+    finally:
+        reader.close()
+        storage.close()

@@ -223,6 +223,13 @@ CHECKPOINT_EVERY = 64
 """Commits of one connection between two of its WAL checkpoints (each ~17 pages: about
 SQLite's default of one checkpoint per 1,000 pages for one writer)."""
 
+WAL_RESTART_FRAMES = 4096
+"""WAL pages (16 MiB at 4 KiB) past which a checkpoint waits for the readers so that the WAL
+restarts (see :meth:`SQLiteDatabase.write`)."""
+
+RESTART_WAIT_MS = 20
+"""How long that checkpoint waits for readers (and holds off writers), in milliseconds."""
+
 
 # --------------------------------------------------------------------------- connections
 
@@ -318,7 +325,30 @@ class SQLiteDatabase:
             if not self._memory:
                 commits = self._local.commits = getattr(self._local, "commits", 0) + 1
                 if commits % CHECKPOINT_EVERY == 0:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self._checkpoint(conn)
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """A ``PASSIVE`` checkpoint (no wait: it copies what no reader still needs). When the
+        WAL has grown past :data:`WAL_RESTART_FRAMES` more pages anyway (readers of other
+        processes kept every checkpoint from reaching its end, so no writer could start the
+        WAL over), a ``RESTART`` one: it waits up to :data:`RESTART_WAIT_MS` for those readers,
+        holding off writers meanwhile, so that the next writer starts the WAL from its
+        beginning; a reader that stays longer only defers it by another such growth."""
+        row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        frames = 0 if row is None else int(row[1])
+        local = self._local
+        if frames < WAL_RESTART_FRAMES:  # restarted since: the usual threshold again
+            local.restart_at = WAL_RESTART_FRAMES
+        if frames < getattr(local, "restart_at", WAL_RESTART_FRAMES):
+            return
+        conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        local.restart_at = (
+            frames + WAL_RESTART_FRAMES if busy is not None and busy[0] else WAL_RESTART_FRAMES
+        )
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..assignment._load import (
@@ -65,8 +65,28 @@ _RANK_INSERT = (
 )
 
 
+#: SQL texts already built, by what shapes them (a ranking's keys, which joins a precheck has,
+#: how many agents a pick excludes); cleared when it grows past _SQL_KEPT.
+_SQL: dict[object, Any] = {}
+_SQL_KEPT = 1024
+
+
+def _sql(key: object, build: Callable[[], Any]) -> Any:
+    known = _SQL.get(key)
+    if known is None:
+        if len(_SQL) >= _SQL_KEPT:
+            _SQL.clear()
+        known = _SQL[key] = build()
+    return known
+
+
 def order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
     """(index name, ORDER BY list) of a ranking, from whitelisted column names only."""
+    known: tuple[str, str] = _sql(("order", tuple(keys)), lambda: _order_by(keys))
+    return known
+
+
+def _order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
     cols: list[str] = []
     names: list[str] = []
     for key in keys:
@@ -277,24 +297,13 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
     # the preconditions' reads, one statement: the chat's version, the queue that must be
     # empty, the named agent's and the released agent's loads
     expected = change.expected_version
-    columns = ["c.version, c.state, c.agent_id, c.retain_from"]
-    params: list[Any] = [ns, cid]
-    if change.require_empty is not None:
-        params.append(change.require_empty)
-        columns.append(
-            "(SELECT 1 FROM queue_entries WHERE ns = ?1 AND queue = ?3 AND chat_id != ?2 LIMIT 1)"
-        )
-    joins = ""
     named = claim.agent_id if isinstance(claim, Claim) else None
-    for alias, agent in (("n", named), ("r", release)):
-        if agent is not None:
-            params.append(agent)
-            columns.extend(f"{alias}.{name}" for name in LOAD_COLUMNS)
-            joins += f" LEFT JOIN agents {alias} ON {alias}.ns = ?1 AND {alias}.id = ?{len(params)}"
-    precheck = (
-        f"SELECT {', '.join(columns)} FROM (SELECT 1) "
-        f"LEFT JOIN chats c ON c.ns = ?1 AND c.id = ?2{joins}"
-    )
+    params: list[Any] = [ns, cid]
+    for value in (change.require_empty, named, release):
+        if value is not None:
+            params.append(value)
+    shape = (change.require_empty is not None, named is not None, release is not None)
+    precheck: str = _sql(shape, lambda: _precheck(*shape))
     with db.write() as conn:
         row = conn.execute(precheck, params).fetchone()
         version = row[0]
@@ -433,6 +442,42 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
     return Applied(chat=chat, agent_id=agent_id, events=events)
 
 
+def _precheck(require_empty: bool, named: bool, release: bool) -> str:
+    """The precondition statement: parameters ``?1`` namespace, ``?2`` chat id, then the
+    queue that must be empty, the named agent and the released agent, those present."""
+    columns = ["c.version, c.state, c.agent_id, c.retain_from"]
+    at = 2
+    if require_empty:
+        at += 1
+        columns.append(
+            f"(SELECT 1 FROM queue_entries WHERE ns = ?1 AND queue = ?{at} "
+            "AND chat_id != ?2 LIMIT 1)"
+        )
+    joins = ""
+    for alias, present in (("n", named), ("r", release)):
+        if present:
+            at += 1
+            columns.extend(f"{alias}.{name}" for name in LOAD_COLUMNS)
+            joins += f" LEFT JOIN agents {alias} ON {alias}.ns = ?1 AND {alias}.id = ?{at}"
+    return (
+        f"SELECT {', '.join(columns)} FROM (SELECT 1) "
+        f"LEFT JOIN chats c ON c.ns = ?1 AND c.id = ?2{joins}"
+    )
+
+
+def _pick_sql(order: str, skipped: int) -> str:
+    """The ranked pick's statement: the group's eligible rank rows in ``order``, joined to
+    their agents' loads, ``skipped`` excluded agent ids as parameters after ns and group."""
+    by = ", ".join(f"r.{column}" for column in order.split(", "))
+    not_in = f" AND r.agent_id NOT IN ({', '.join('?' * skipped)})" if skipped else ""
+    return (
+        f"SELECT r.agent_id, {', '.join(f'a.{name}' for name in LOAD_COLUMNS)} "
+        "FROM agent_ranks r JOIN agents a "
+        "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ? AND r.eligible = 1"
+        f"{not_in} ORDER BY {by}"
+    )
+
+
 def _pick(
     db: SQLiteDatabase,
     conn: sqlite3.Connection,
@@ -447,16 +492,10 @@ def _pick(
     agents are skipped in the index walk) joined to the agent's row; the first row is the pick
     unless that agent's channel is full or it reached the cap, then the walk goes on."""
     group = claim.group
-    order = ", ".join(f"r.{column}" for column in db.rank_order(conn, claim.ranking).split(", "))
+    order = db.rank_order(conn, claim.ranking)
     skip = sorted(excluded)
-    not_in = f" AND r.agent_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
-    rows = conn.execute(
-        f"SELECT r.agent_id, {', '.join(f'a.{name}' for name in LOAD_COLUMNS)} "
-        "FROM agent_ranks r JOIN agents a "
-        "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ? AND r.eligible = 1"
-        f"{not_in} ORDER BY {order}",
-        (ns, group, *skip),
-    )
+    sql: str = _sql(("pick", order, len(skip)), lambda: _pick_sql(order, len(skip)))
+    rows = conn.execute(sql, (ns, group, *skip))
     try:
         for row in rows:
             agent_id = AgentId(row[0])
