@@ -1245,7 +1245,11 @@ class Reference:
         if change.sticky is not None:
             self.sticky[change.sticky.partner_id] = change.sticky
         self.outbox.extend(change.events)
-        return Applied(chat=change.chat, agent_id=agent_id, events=change.events)
+        # the reports: the random changes ask for no census and watch no queue; the released
+        # agent's load after the unit is always reported with the (empty) heads
+        assert change.census is None and change.watch == ()
+        gone = None if release is None else loads.get(release)
+        return Applied(change.chat, agent_id, change.events, None, (), gone)
 
     def census(self, group: str) -> Census:
         counts = dict.fromkeys(CENSUS_CATEGORIES, 0)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..assignment._load import (
-    CENSUS_CATEGORIES,
     census_category,
     claimed,
     eligible,
@@ -34,13 +33,22 @@ from ..assignment._load import (
 )
 from ..errors import PreconditionFailed, StorageError
 from ..model import Agent, AgentId, AgentLoad, ChatId, Event, Ranking, RankKey
-from ..ports import Applied, Census, Change, Claim, RankedClaim, retention_start
+from ..ports import (
+    CENSUS_MARKS,
+    Applied,
+    Census,
+    Change,
+    Claim,
+    RankedClaim,
+    retention_start,
+)
 from ._codec import decode, encode
+from ._sqlite_reads import read_census, read_heads
 
 if TYPE_CHECKING:
     from ._sqlite_db import SQLiteDatabase
 
-__all__ = ["append_events", "apply", "read_census", "read_load", "write_load"]
+__all__ = ["append_events", "apply", "read_load", "write_load"]
 
 #: Rank fields → column names of ``agent_ranks``. The ORDER BY of a ranked claim is built only
 #: from these names; a field outside this table can never reach the SQL text.
@@ -237,21 +245,6 @@ def _write_loads(
             )
 
 
-def read_census(conn: sqlite3.Connection, ns: str, group: str) -> Census:
-    """The census of ``group`` from its ``agent_census`` rows (schema 7)."""
-    rows = conn.execute(
-        "SELECT category, n, lim, active FROM agent_census WHERE ns = ? AND grp = ?", (ns, group)
-    ).fetchall()
-    count = dict.fromkeys(CENSUS_CATEGORIES, 0)
-    capacity = load = 0
-    for category, n, lim, active in rows:
-        count[category] = n
-        if category == "eligible" or category == "full":
-            capacity += lim
-            load += active
-    return Census(**count, capacity=capacity, load=load)
-
-
 def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:
     """Append ``events`` to the outbox (one statement)."""
     rows = [(ns, encode(event)) for event in events]
@@ -259,8 +252,24 @@ def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) ->
         conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", rows)
 
 
-def _substitute(text: str, placeholder: str, agent: str) -> str:
-    return text.replace(placeholder, agent) if placeholder in text else text
+#: Each census mark as the JSON string literal the codec writes for it, by census field.
+_MARK_LITERALS = tuple((field, json.dumps(mark)) for field, mark in CENSUS_MARKS.items())
+
+
+def _census_swaps(census: Census) -> list[tuple[str, str]]:
+    """Each census mark as a JSON string literal -> the count it stands for, as JSON text."""
+    return [(literal, str(getattr(census, field))) for field, literal in _MARK_LITERALS]
+
+
+def _substitute(text: str, swaps: Sequence[tuple[str, str]]) -> str:
+    """``text`` with each placeholder's JSON literal replaced (NUL cannot be in stored text
+    otherwise: ``_text`` refuses it at the boundary, so a match is always a placeholder)."""
+    if "\\u0000" not in text:
+        return text
+    for old, new in swaps:
+        if old in text:
+            text = text.replace(old, new)
+    return text
 
 
 def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
@@ -319,6 +328,8 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
             if row[at] is not None:
                 raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
             at += 1
+        # the census report, read before any effect
+        census = None if change.census is None else read_census(conn, ns, change.census)
         # the claim's precondition, on the state before any write: a named agent must be
         # eligible (or hold the chat already, or be forced); a ranked claim picks by the index;
         # neither ever takes back the agent this change releases
@@ -334,10 +345,10 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 or cid in load.inactive
                 or (fits_claim(load, claim, now) and agent_id != release)
             ):
-                raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id)
+                raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id, census=census)
         elif isinstance(claim, RankedClaim):
             excluded = claim.excluded if release is None else claim.excluded | {release}
-            agent_id, load = _pick(db, conn, ns, claim, excluded, cid, now)
+            agent_id, load = _pick(db, conn, ns, claim, excluded, cid, now, census)
         # every precondition held: write. The loads as they change, by agent: (new, as read)
         loads: dict[AgentId, tuple[AgentLoad, AgentLoad]] = {}
         # 1. release
@@ -367,17 +378,20 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         changed = [(new, old) for new, old in loads.values() if new is not old]
         if changed:
             _write_loads(conn, ns, changed)
-        # the picked agent in place of the placeholder, in every encoded text
+        # the picked agent in place of the placeholder and the census counts in place of
+        # their marks, in every encoded text
+        swaps = [] if census is None else _census_swaps(census)
         if placeholder is not None and agent_id is not None:
-            quoted, picked = json.dumps(placeholder), json.dumps(agent_id)
+            swaps.append((json.dumps(placeholder), json.dumps(agent_id)))
+            if chat_row is not None and chat_row[2] == placeholder:
+                chat_row[2] = agent_id
+        if swaps:
             if chat_row is not None:
-                if chat_row[2] == placeholder:
-                    chat_row[2] = agent_id
-                chat_row[3] = _substitute(chat_row[3], quoted, picked)
+                chat_row[3] = _substitute(chat_row[3], swaps)
             for timer_row in timer_rows:
-                timer_row[3] = _substitute(timer_row[3], quoted, picked)
+                timer_row[3] = _substitute(timer_row[3], swaps)
             for event_row in event_rows:
-                event_row[1] = _substitute(event_row[1], quoted, picked)
+                event_row[1] = _substitute(event_row[1], swaps)
         # 4. queue entries: remove, then push (an entry already there keeps its place)
         if change.remove:
             conn.executemany(
@@ -437,9 +451,17 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
             )
         if event_rows:
             conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", event_rows)
+        # the reports read after the effects: the watched queues' heads, the released load
+        heads = tuple(read_heads(conn, ns, change.watch))
+        gone: AgentLoad | None = None
+        if release is not None:
+            gone = loads[release][0] if release in loads else released_load
+    # the values returned, as stored (an owned change is applied once: bound in place)
     if ranked and agent_id is not None:
-        chat, events, _schedule = change.bound(agent_id)
-    return Applied(chat=chat, agent_id=agent_id, events=events)
+        chat, events, _schedule = change.bound(agent_id, census, in_place=change.owned)
+    elif census is not None:
+        chat, events, _schedule = change.bound(None, census, in_place=change.owned)
+    return Applied(chat, agent_id, events, census, heads, gone)
 
 
 def _precheck(require_empty: bool, named: bool, release: bool) -> str:
@@ -486,6 +508,7 @@ def _pick(
     excluded: frozenset[AgentId],
     chat_id: ChatId,
     now: float,
+    census: Census | None,
 ) -> tuple[AgentId, AgentLoad]:
     """The first eligible, non-excluded agent of the group by the ranking that fits the claim
     (its channel and fairness cap), with its load: one indexed ``ORDER BY`` (the excluded
@@ -506,4 +529,4 @@ def _pick(
                 return agent_id, load
     finally:
         rows.close()
-    raise PreconditionFailed("no_agent", chat_id, queue=group)
+    raise PreconditionFailed("no_agent", chat_id, queue=group, census=census)

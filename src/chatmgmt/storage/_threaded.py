@@ -26,6 +26,7 @@ class ThreadedAsyncStorage:
         self._sync = sync
         self._executor = executor
         self.namespace: str = sync.namespace
+        self.reports_census: bool = getattr(sync, "reports_census", False) is True
         for name in _PORTS:
             setattr(self, name, _ThreadedPort(getattr(sync, name), executor))
         for name in _METHODS:

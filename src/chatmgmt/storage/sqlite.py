@@ -62,6 +62,7 @@ from ..ports import (
     OutboxEntry,
     QueueHead,
 )
+from . import _sqlite_reads as _reads
 from . import _sqlite_unit as _unit
 from ._codec import decode, encode
 from ._sqlite_db import SCHEMA_VERSION, SQLiteDatabase
@@ -174,7 +175,7 @@ class SQLiteAgentStore(_Base):
         agent is ``eligible`` or ``full``, so those two categories give the capacity and the
         load."""
         with self._db.statement() as conn:
-            return _unit.read_census(conn, self._ns, group)
+            return _reads.read_census(conn, self._ns, group)
 
     def censuses(self, groups: Sequence[str]) -> list[GroupCensus]:
         """See the port: one read, per group one aggregate over its rows (``held`` counts the
@@ -293,11 +294,6 @@ class SQLiteChatStore(_Base):
         return len(rows)
 
 
-#: At most this many queues are probed at once by :meth:`SQLiteQueueStore.heads` (bound
-#: parameters of one statement).
-_HEADS_PROBE = 500
-
-
 class SQLiteQueueStore(_Base):
     """SQLite :class:`~chatmgmt.ports.QueueStore` (indexed by score, then insertion; entries
     move only in :meth:`SQLiteStorage.apply`)."""
@@ -340,46 +336,14 @@ class SQLiteQueueStore(_Base):
 
     def heads(self, queues: Sequence[str]) -> list[QueueHead]:
         """See the port. One statement says whether any of ``queues`` holds an entry (the
-        common answer, none, costs nothing more); else one read over every queue: its count,
-        its first entry (the ``queue_order`` index), its oldest (the smallest insertion
-        number, O(length) over that index) and when that chat started waiting (its record's
-        ``queued_at``, else ``created_at``)."""
-        if len(queues) <= _HEADS_PROBE:
-            marks = ", ".join("?" * len(queues))
-            with self._db.statement() as conn:
-                busy = conn.execute(
-                    f"SELECT 1 FROM queue_entries WHERE ns = ? AND queue IN ({marks}) LIMIT 1",
-                    (self._ns, *queues),
-                ).fetchone()
-            if busy is None:
-                return [QueueHead(queue) for queue in queues]
+        common answer, none, costs nothing more); else one read over every queue
+        (:func:`~chatmgmt.storage._sqlite_reads.read_heads`)."""
+        with self._db.statement() as conn:
+            probed = _reads.some_queued(conn, self._ns, queues)
+        if probed is False:
+            return [QueueHead(queue) for queue in queues]
         with self._db.read() as conn:
-            return [self._head(conn, queue) for queue in queues]
-
-    def _head(self, conn: sqlite3.Connection, queue: str) -> QueueHead:
-        (count, oldest, since) = conn.execute(
-            "SELECT COUNT(*), (SELECT chat_id FROM queue_entries WHERE ns = ?1 "
-            "AND queue = ?2 ORDER BY seq LIMIT 1), (SELECT COALESCE("
-            "json_extract(c.data, '$.queued_at'), json_extract(c.data, '$.created_at')) "
-            "FROM chats c WHERE c.ns = ?1 AND c.id = (SELECT chat_id FROM queue_entries "
-            "WHERE ns = ?1 AND queue = ?2 ORDER BY seq LIMIT 1)) FROM queue_entries "
-            "WHERE ns = ?1 AND queue = ?2",
-            (self._ns, queue),
-        ).fetchone()
-        if not count:
-            return QueueHead(queue)
-        (first,) = conn.execute(
-            "SELECT chat_id FROM queue_entries WHERE ns = ? AND queue = ? "
-            "ORDER BY score, seq LIMIT 1",
-            (self._ns, queue),
-        ).fetchone()
-        return QueueHead(
-            queue,
-            int(count),
-            ChatId(first),
-            ChatId(oldest),
-            None if since is None else float(since),
-        )
+            return _reads.read_heads(conn, self._ns, queues, probed)
 
 
 class SQLiteOutbox(_Base):
@@ -512,6 +476,10 @@ class SQLiteStorage:
     'acme'
     """
 
+    reports_census = True
+    """:meth:`apply` reads :attr:`~chatmgmt.ports.Change.census` inside its transaction and
+    fills the census marks, so an ``open_chat`` needs no census read before its unit."""
+
     def __init__(
         self,
         database: str | os.PathLike[str] | SQLiteDatabase,
@@ -584,7 +552,10 @@ class SQLiteStorage:
         Inside one ``BEGIN IMMEDIATE`` transaction: every precondition is checked on the state
         before any write (the ranked pick included, by the rank index; the agent the change
         releases is never claimed back), then the effects run in the contract's order. Any
-        failure rolls the whole transaction back. Raises
+        failure rolls the whole transaction back. The reports are read in the same
+        transaction: :attr:`~chatmgmt.ports.Change.census` before the effects (a few rows of
+        the census summary), the watched queues' heads and the released agent's load after
+        them (:attr:`~chatmgmt.ports.Applied.heads`, always reported). Raises
         :class:`~chatmgmt.errors.PreconditionFailed` (nothing committed) when a precondition
         does not hold, :class:`~chatmgmt.errors.ValidationError` for a malformed change.
         """

@@ -1,0 +1,87 @@
+"""Reads the SQLite adapter makes both through its ports and inside its unit of work
+(:func:`chatmgmt.storage._sqlite_unit.apply`'s reports): a group's census and queue heads.
+Each takes the connection (and so the transaction) it runs in."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from ..assignment._load import CENSUS_CATEGORIES
+from ..model import ChatId
+from ..ports import Census, QueueHead
+
+__all__ = ["HEADS_PROBE", "read_census", "read_heads", "some_queued"]
+
+#: At most this many queues are probed at once by :func:`some_queued` (bound parameters of
+#: one statement).
+HEADS_PROBE = 500
+
+
+def read_census(conn: sqlite3.Connection, ns: str, group: str) -> Census:
+    """The census of ``group`` from its ``agent_census`` rows (schema 7: per census category
+    the count, limits and active chats of its agents, kept by triggers on ``agent_ranks``); an
+    ONLINE agent is ``eligible`` or ``full``, so those two give the capacity and the load."""
+    rows = conn.execute(
+        "SELECT category, n, lim, active FROM agent_census WHERE ns = ? AND grp = ?", (ns, group)
+    ).fetchall()
+    count = dict.fromkeys(CENSUS_CATEGORIES, 0)
+    capacity = load = 0
+    for category, n, lim, active in rows:
+        count[category] = n
+        if category == "eligible" or category == "full":
+            capacity += lim
+            load += active
+    return Census(**count, capacity=capacity, load=load)
+
+
+def some_queued(conn: sqlite3.Connection, ns: str, queues: Sequence[str]) -> bool | None:
+    """Whether any of ``queues`` holds an entry (one statement); None when there are more
+    than :data:`HEADS_PROBE` of them (not probed)."""
+    if len(queues) > HEADS_PROBE:
+        return None
+    marks = ", ".join("?" * len(queues))
+    row = conn.execute(
+        f"SELECT 1 FROM queue_entries WHERE ns = ? AND queue IN ({marks}) LIMIT 1", (ns, *queues)
+    ).fetchone()
+    return row is not None
+
+
+def read_heads(
+    conn: sqlite3.Connection, ns: str, queues: Sequence[str], probed: bool | None = None
+) -> list[QueueHead]:
+    """The head of each of ``queues`` (:meth:`~chatmgmt.ports.QueueStore.heads`): when none
+    of them holds an entry (``probed`` False, or :func:`some_queued` says so) an empty head
+    each; else per queue its count, its first entry (the ``queue_order`` index), its oldest
+    (the smallest insertion number) and when that chat started waiting (its record's
+    ``queued_at``, else ``created_at``). Run it in one transaction for one snapshot."""
+    if probed is None and queues:
+        probed = some_queued(conn, ns, queues)
+    if probed is False or not queues:
+        return [QueueHead(queue) for queue in queues]
+    return [_head(conn, ns, queue) for queue in queues]
+
+
+def _head(conn: sqlite3.Connection, ns: str, queue: str) -> QueueHead:
+    (count, oldest, since) = conn.execute(
+        "SELECT COUNT(*), (SELECT chat_id FROM queue_entries WHERE ns = ?1 "
+        "AND queue = ?2 ORDER BY seq LIMIT 1), (SELECT COALESCE("
+        "json_extract(c.data, '$.queued_at'), json_extract(c.data, '$.created_at')) "
+        "FROM chats c WHERE c.ns = ?1 AND c.id = (SELECT chat_id FROM queue_entries "
+        "WHERE ns = ?1 AND queue = ?2 ORDER BY seq LIMIT 1)) FROM queue_entries "
+        "WHERE ns = ?1 AND queue = ?2",
+        (ns, queue),
+    ).fetchone()
+    if not count:
+        return QueueHead(queue)
+    (first,) = conn.execute(
+        "SELECT chat_id FROM queue_entries WHERE ns = ? AND queue = ? ORDER BY score, seq LIMIT 1",
+        (ns, queue),
+    ).fetchone()
+    return QueueHead(
+        queue,
+        int(count),
+        ChatId(first),
+        ChatId(oldest),
+        None if since is None else float(since),
+    )
