@@ -1,7 +1,7 @@
-"""SQLite's census summary (schema 7): ``agent_census`` kept by triggers on ``agent_ranks``
-always equals the aggregate of the rank rows it summarizes, through random changes (claims,
-releases, agent updates that move groups, statuses and limits) and across the migration from a
-schema 6 file."""
+"""SQLite's database below the stores: the census summary (schema 7: ``agent_census`` kept by
+triggers on ``agent_ranks`` always equals the aggregate of the rank rows it summarizes, through
+random changes and across the migration from a schema 6 file), the WAL checkpoints, and how a
+writer waits for the write lock."""
 
 from __future__ import annotations
 
@@ -174,4 +174,50 @@ def test_a_wal_kept_long_by_a_reader_restarts_once_the_reader_is_gone(
         assert storage.agents.census("g") == Census(eligible=1, capacity=1)
     finally:
         reader.close()
+        storage.close()
+
+
+def test_a_writer_waits_for_the_lock_and_gets_it_once_released(tmp_path: Path) -> None:
+    """Another connection holds the write lock; a unit of work waits (short sleeps, not
+    SQLite's handler) and commits once the lock is released; the connection's busy timeout
+    is SQLite's again afterwards (for its reads)."""
+    import threading
+
+    path = tmp_path / "lock.db"
+    storage = SQLiteStorage(path, namespace=NS, timeout=30.0)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        storage.agents.put(_agent("a", 1), 0.0)
+        other.execute("BEGIN IMMEDIATE")
+        timer = threading.Timer(0.2, lambda: other.execute("COMMIT"))
+        timer.start()
+        assert claim_slot(storage, "a", "c1", 1.0)  # waited for the other writer
+        timer.join()
+        conn = storage.database.connection()
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (30000,)
+        load = storage.agents.get(AgentId("a"))
+        assert load is not None and load.chats == {"c1"}
+    finally:
+        other.close()
+        storage.close()
+
+
+def test_a_writer_gives_up_after_its_timeout_and_commits_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "stuck.db"
+    storage = SQLiteStorage(path, namespace=NS, timeout=0.1)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        storage.agents.put(_agent("a", 1), 0.0)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            claim_slot(storage, "a", "c1", 1.0)
+        other.execute("ROLLBACK")
+        conn = storage.database.connection()
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (100,)
+        assert not conn.in_transaction
+        load = storage.agents.get(AgentId("a"))
+        assert load is not None and load.chats == frozenset()
+        assert claim_slot(storage, "a", "c1", 2.0)  # the lock is free again
+    finally:
+        other.close()
         storage.close()
