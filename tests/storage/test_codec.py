@@ -5,11 +5,12 @@ exactly goes the reference way."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import types
 import typing
-from datetime import datetime, timezone
+import uuid
 from typing import Any
 
 import attrs
@@ -299,8 +300,12 @@ def test_values_that_are_not_plain_json_go_the_reference_way() -> None:
     chat = _chat()
     for attributes in (
         {1: "int key"},
-        {"when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)},
-        {"set": frozenset({"b", "a"})},
+        {
+            "when": dt.datetime(
+                2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))
+            )
+        },
+        {"set": frozenset({"b", "a"}), "plain set": {2, 1}},
         {"raw": b"\x00\xff"},
         {"state": ChatState.ACTIVE, "reason": EndReason.AGENT},
         types.MappingProxyType({"proxied": 1.5}),
@@ -310,8 +315,16 @@ def test_values_that_are_not_plain_json_go_the_reference_way() -> None:
         check_value(value)
 
 
-def test_what_the_reference_path_refuses_is_still_refused() -> None:
-    value = evolve(_chat(), attributes={"set": {1, 2}, "object": object()})
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"object": object()},
+        {"uuid": uuid.UUID(int=7)},  # orjson alone would write these two
+        {"deep": [{"time": dt.time(3, 4)}]},
+    ],
+)
+def test_what_the_reference_path_refuses_is_still_refused(attributes: dict[str, Any]) -> None:
+    value = evolve(_chat(), attributes=attributes)
     with pytest.raises(TypeError):
         REF.dumps(value)
     with pytest.raises(TypeError):

@@ -40,33 +40,58 @@ class NotPlain(Exception):
     """The value holds something only the reference converter writes exactly."""
 
 
-_ATOMS = frozenset({str, int, bool, type(None)})
-_KEYS = frozenset({str})
+#: classes whose every instance orjson writes as ``json.dumps`` (after the reference converter)
+#: would: the JSON atoms, then each str or int subclass (an enum of such values too) met so far
+_SAFE: set[type] = {str, int, bool, type(None)}
+
+
+def _safe(kind: type) -> bool:
+    """Whether ``kind`` belongs in :data:`_SAFE` (added when it does)."""
+    if kind in _SAFE:
+        return True
+    if issubclass(kind, float):
+        return False  # a float subclass goes to orjson's ``default``: refused
+    if issubclass(kind, enum.Enum):
+        # both write a member as its value
+        ok = all(type(member.value) in (str, int, bool) for member in kind)
+    else:
+        ok = issubclass(kind, (str, int))  # written as the str or int it is
+    if ok:
+        _SAFE.add(kind)
+    return ok
 
 
 def plain(value: Any) -> bool:
     """Whether ``value`` is plain JSON that orjson writes as ``json.dumps`` would (see the
     module's list); a float must be finite."""
-    kind = type(value)
+    kind = value.__class__
     if kind is dict:
-        if not _KEYS.issuperset(map(type, value)):
-            return False
-        items: Any = value.values()
-    elif kind is list or kind is tuple:
-        items = value
-    elif kind in _ATOMS:
+        for key, item in value.items():
+            if key.__class__ is not str:
+                return False
+            kind = item.__class__
+            if kind in _SAFE:
+                continue
+            if kind is float:
+                if item - item:  # NaN - NaN and inf - inf are NaN, which is truthy
+                    return False
+            elif not plain(item):
+                return False
         return True
-    elif kind is float:
-        return not (value - value)  # NaN - NaN and inf - inf are NaN, which is truthy
-    elif isinstance(value, enum.Enum):
-        return plain(value.value)  # both write an enum member as its value
-    else:  # a str or int subclass is written as the str or int it is; a float subclass
-        # goes to orjson's ``default`` (refused)
-        return isinstance(value, (str, int)) and not isinstance(value, float)
-    # the usual case, atoms only, in one pass of C; else each item that is not an atom
-    if _ATOMS.issuperset(map(type, items)):
+    if kind is list or kind is tuple:
+        for item in value:
+            kind = item.__class__
+            if kind in _SAFE:
+                continue
+            if kind is float:
+                if item - item:
+                    return False
+            elif not plain(item):
+                return False
         return True
-    return all(type(item) in _ATOMS or plain(item) for item in items)
+    if kind is float:
+        return not (value - value)
+    return _safe(kind)
 
 
 # --------------------------------------------------------------------------- annotations
