@@ -24,6 +24,7 @@ from chatmgmt.model import (
     Agent,
     AgentId,
     AgentLoad,
+    AgentStatus,
     Chat,
     ChatId,
     ChatSla,
@@ -40,7 +41,7 @@ from chatmgmt.model import (
     Timer,
     evolve,
 )
-from chatmgmt.storage import _codec
+from chatmgmt.storage import _codec, _codec_fast
 from chatmgmt.storage._codec import decode, encode
 from chatmgmt.testing._strategies import agents, chats, customer_infos
 
@@ -399,3 +400,33 @@ def test_a_row_that_does_not_fit_raises_as_before() -> None:
             REF.loads(broken, Chat)
         assert type(ours.value) is type(theirs.value)
         assert isinstance(ours.value, (cattrs.BaseValidationError, ValueError, TypeError))
+
+
+def test_values_the_library_builds_never_take_the_reference_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = Agent(AgentId("a1"), "Ann", frozenset({"g"}), 3, status=AgentStatus.ONLINE)
+    values = [
+        _chat(),
+        agent,
+        AgentLoad(agent, frozenset({ChatId("c1")}), last_assigned_at=2.5),
+        Customer("u1", name="张伟", channels=frozenset({"web"}), created_at=1.0),
+        Event("evt_1", "chat.ended", 3.5, {"chat_id": "c1", "reason": EndReason.AGENT}, "c1"),
+        Timer("c1:inactivity", 9.5, "c1", "inactivity", payload={"basis": [1.5]}),
+        Message(MessageId("m1"), ChatId("c1"), MessageRole.AGENT, "a1", "您好 😀", 4.0),
+        Sticky("u1", AgentId("a1"), 5.0, "closed"),
+    ]
+    rows = [(encode(v), v) for v in values]
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the reference path was taken")
+
+    monkeypatch.setattr(REF, "dumps", refused)
+    monkeypatch.setattr(REF, "loads", refused)
+    # nor the decoders' slower path for rows that lack fields
+    for generated in _codec_fast._DECODERS.values():
+        monkeypatch.setitem(generated.__globals__, "sparse", refused)
+    for row, value in rows:
+        assert encode(value) == row
+        assert decode(row, type(value)) == value
+        assert decode(row.encode(), type(value)) == value

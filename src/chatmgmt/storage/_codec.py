@@ -177,7 +177,9 @@ _HOT = (Agent, AgentLoad, Chat, Customer, Event, Message, Sticky, Timer)
 _ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
     cls: encoder(cls, _OMITTED.get(cls, frozenset())) for cls in _HOT
 }
-_DECODERS: dict[type, Callable[[dict[str, Any]], Any]] = {cls: decoder(cls) for cls in _HOT}
+_DECODERS: dict[type, Callable[[dict[str, Any]], Any]] = {
+    cls: decoder(cls, _OMITTED.get(cls, frozenset())) for cls in _HOT
+}
 _chat_decoder = _DECODERS[Chat]
 _DECODERS[Chat] = lambda data: _chat_decoder(upgrade_chat(data))
 

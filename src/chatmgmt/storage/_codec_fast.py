@@ -222,10 +222,11 @@ def _encode_expr(
     raise TypeError(f"no fast codec for {tp!r}")
 
 
-def decoder(cls: type) -> Callable[[dict[str, Any]], Any]:
+def decoder(cls: type, omit_if_default: frozenset[str] = frozenset()) -> Callable[..., Any]:
     """The instance of ``cls`` whose plain dict (as JSON gives it back) is ``o``; a missing
-    field takes its default. Raises (KeyError, ValueError, TypeError...) on a dict that does not
-    fit; TypeError at generation for an annotation the generator does not know."""
+    field takes its default (``omit_if_default``: fields the encoder leaves out when they have
+    their default). Raises (KeyError, ValueError, TypeError...) on a dict that does not fit;
+    TypeError at generation for an annotation the generator does not know."""
     if cls in _DECODERS:
         return _DECODERS[cls]
     names = [a.name for a in attrs.fields(cls)]
@@ -235,8 +236,9 @@ def decoder(cls: type) -> Callable[[dict[str, Any]], Any]:
     gen = _Gen()
     gen.scope.update(new_=object.__new__, twin=twin, cls=cls, MISSING=object())
     hints = _hints(cls)
-    # ``decode`` reads every field by its key (a row this release wrote has them all); a row
-    # without some (written before they existed) goes to ``sparse``, where they get defaults
+    # ``decode`` reads every field the encoder always writes by its key (a row this release
+    # wrote has them all); a row without some (written before they existed) goes to
+    # ``sparse``, where every missing field gets its default
     full = ["def decode(o):", "    new = new_(twin)", "    try:"]
     sparse = ["def sparse(o):", "    new = new_(twin)"]
     for field in attrs.fields(cls):
@@ -244,18 +246,22 @@ def decoder(cls: type) -> Callable[[dict[str, Any]], Any]:
         conv = _decode_expr(gen, "v", _base(tp))
         if optional:
             conv = f"(None if v is None else {conv})"
-        full.append(f"        v = o[{field.name!r}]")
-        full.append(f"        new.{field.name} = {conv}")
         if field.default is attrs.NOTHING:
-            sparse.append(f"    v = o[{field.name!r}]")
-            sparse.append(f"    new.{field.name} = {conv}")
-            continue
-        sparse.append(f"    v = o.get({field.name!r}, MISSING)")
-        if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            missing = gen.ref(field.default.factory, "factory") + "()"
+            read = [f"v = o[{field.name!r}]", f"new.{field.name} = {conv}"]
         else:
-            missing = gen.ref(field.default, "default")
-        sparse.append(f"    new.{field.name} = {missing} if v is MISSING else {conv}")
+            if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+                missing = gen.ref(field.default.factory, "factory") + "()"
+            else:
+                missing = gen.ref(field.default, "default")
+            read = [
+                f"v = o.get({field.name!r}, MISSING)",
+                f"new.{field.name} = {missing} if v is MISSING else {conv}",
+            ]
+        sparse += [f"    {line}" for line in read]
+        if field.name in omit_if_default:
+            full += [f"        {line}" for line in read]
+        else:
+            full += [f"        v = o[{field.name!r}]", f"        new.{field.name} = {conv}"]
     full += ["    except KeyError:", "        return sparse(o)"]
     for lines in (sparse, full):
         gen.lines += [*lines, "    new.__class__ = cls", "    return new"]
