@@ -6,6 +6,7 @@ exactly goes the reference way."""
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import math
 import types
@@ -430,3 +431,24 @@ def test_values_the_library_builds_never_take_the_reference_path(
         assert encode(value) == row
         assert decode(row, type(value)) == value
         assert decode(row.encode(), type(value)) == value
+
+
+class _Plain(enum.Enum):
+    A = 1
+
+
+@attrs.frozen
+class _WithPlainEnum:
+    e: _Plain
+
+
+@attrs.frozen
+class _WithDatetime:
+    at: dt.datetime
+
+
+@pytest.mark.parametrize("cls", [_WithPlainEnum, _WithDatetime])
+def test_the_generator_refuses_a_field_it_cannot_write_exactly(cls: type) -> None:
+    # a model field of such a type would fail at import, not write a different JSON
+    with pytest.raises(TypeError, match="no fast codec"):
+        _codec_fast.encoder(cls)

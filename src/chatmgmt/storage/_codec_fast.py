@@ -24,12 +24,14 @@ rest raises :class:`NotPlain`, and :mod:`~chatmgmt.storage._codec` uses the refe
 from __future__ import annotations
 
 import enum
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import orjson
 
 from ..model import _twin
 
@@ -191,8 +193,16 @@ def _encode_expr(
 ) -> str:
     """The expression that writes ``x`` (of type ``tp``) in the plain dict."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp in (str, int, bool) or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
-        return x  # orjson writes a str/int subclass (an enum member) by its value
+    if tp in (str, int, bool):
+        return x
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        # orjson writes a member by its value, json.dumps a str/int enum's member by the str
+        # or int it is: the same text for the model's enums, checked here once
+        if not issubclass(tp, (str, int)) or any(
+            json.dumps(member) != orjson.dumps(member).decode() for member in tp
+        ):
+            raise TypeError(f"no fast codec for {tp!r}: orjson writes its members otherwise")
+        return x
     if tp is float:
         floats.append(f"(0.0 if {x} is None else {x})" if optional else x)
         return x
