@@ -42,6 +42,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -390,7 +391,8 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 _COMPONENT = "storage"
 
 
-def _order_by(keys: Sequence[RankKey]) -> tuple[str, str, str]:
+@functools.lru_cache(maxsize=256)
+def _order_by(keys: tuple[RankKey, ...]) -> tuple[str, str, str]:
     """(index name, index column list, ORDER BY list over ``r``) of a ranking, from
     whitelisted column names only; the index name is a digest of the column list (PostgreSQL
     cuts identifiers at 63 bytes)."""
@@ -407,7 +409,7 @@ def _order_by(keys: Sequence[RankKey]) -> tuple[str, str, str]:
 
 
 def _rank_index_sql(keys: Sequence[RankKey]) -> tuple[str, str]:
-    name, listed, _order = _order_by(keys)
+    name, listed, _order = _order_by(tuple(keys))
     return name, (
         f"CREATE INDEX IF NOT EXISTS {name} ON chatmgmt_agent_ranks (ns, grp, {listed}) "
         "WHERE eligible"
@@ -530,7 +532,7 @@ _LOCK_AGENTS = (
 def _pick_sql(claim: RankedClaim) -> str:
     """The ranked claim's SELECT (without ``SKIP LOCKED``): the first eligible, non-excluded
     agent of the group by the ranking, its agent row locked."""
-    _name, _listed, order = _order_by(claim.ranking.keys)
+    _name, _listed, order = _order_by(tuple(claim.ranking.keys))
     return (
         "SELECT a.id, a.data FROM chatmgmt_agent_ranks r JOIN chatmgmt_agents a "
         "ON a.ns = r.ns AND a.id = r.agent_id "
