@@ -1,9 +1,9 @@
 """Where an open and its end spend their time on Redis: client CPU, server time, round trips.
 
 One process, the workload of ``benchmarks/storage.py`` (200 agents ONLINE with limit 3 in one
-skill group; every open also pays the end of the oldest of 40 held chats), on one loopback
-``redis-server`` (``CHATMGMT_REDIS_URL`` or one this script starts). Two stores on that server
-run in alternating blocks of pairs, so machine load hits both alike:
+skill group; every open also pays the end of the oldest of 40 held chats; 640 pairs of warm-up),
+on one loopback ``redis-server`` (``CHATMGMT_REDIS_URL`` or one this script starts). Two stores
+on that server run in alternating blocks of pairs, so machine load hits both alike:
 
 - ``short``: ``RedisStorage`` as shipped (a plain client takes the driver's short path,
   ``storage/_redis_wire.py``);
@@ -123,7 +123,10 @@ def main() -> None:
     short, slow = _Pairs(url, True), _Pairs(url, False)
     assert short.storage._driver.wire is not None, "the short path should be on for a URL"
     for p in (short, slow):
-        p.block(HELD + 50)  # every later open pays an end
+        # every later open pays an end; past 512 chats the namespace's per-chat hashes are
+        # hash tables, as in the 4-process benchmark's runs (below, Redis keeps them as
+        # listpacks that every HGET and HSET walks)
+        p.block(HELD + 600)
     client = short.storage.client
     schedstat = _server_cpu(client, url)
     cpu: dict[str, list[float]] = {"short": [], "redis-py": []}
