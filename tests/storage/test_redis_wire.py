@@ -350,3 +350,67 @@ def test_a_user_refused_functions_runs_the_same_scripts(client: redis.Redis) -> 
     finally:
         own.close()
         client.acl_deluser(user)
+
+
+def test_unit_reports_read_the_same_on_both_paths(client: redis.Redis) -> None:
+    # the census, heads and released load come back in the same nested reply as the pick, on
+    # the short path and on redis-py's, in RESP2 and RESP3
+    from chatmgmt.model import Chat
+    from chatmgmt.ports import CENSUS_MARKS, PICKED, Census, QueueHead, QueuePush
+
+    storage = _storage(client)
+    _agents(storage, n=1, limit=1)
+    reason = {"eligible": CENSUS_MARKS["eligible"], "n": [{"full": CENSUS_MARKS["full"]}]}
+    wire = storage._driver.wire
+    outcomes: list[Any] = []
+    for short in (True, False):
+        storage._driver.wire = wire if short else None
+        cid = ChatId(f"r{short}")
+        opened = storage.apply(
+            Change(
+                cid,
+                None,
+                1.0,
+                chat=Chat(cid, CustomerInfo(), "web", agent_id=PICKED, route_reason=reason),
+                claim=RankedClaim("g", storage_ranking()),
+                census="g",
+            )
+        )
+        with pytest.raises(PreconditionFailed) as refused:
+            storage.apply(
+                Change(
+                    ChatId(f"x{short}"),
+                    None,
+                    2.0,
+                    claim=RankedClaim("g", storage_ranking()),
+                    census="",
+                )
+            )
+        ended = storage.apply(
+            Change(
+                cid,
+                0,
+                3.0,
+                release=AgentId("a0"),
+                push=QueuePush("q", 1.0),
+                watch=("q", "empty"),
+            )
+        )
+        storage.apply(Change(cid, 0, 4.0, remove=("q",)))
+        assert ended.census is None  # not asked for: the script answers false
+        outcomes.append((opened, refused.value.census, ended.heads, ended.released))
+    storage._driver.wire = wire
+    for (opened, census, heads, released), cid in zip(outcomes, ("rTrue", "rFalse"), strict=True):
+        assert opened.census == Census(eligible=1, capacity=1)
+        assert opened.chat is not None
+        assert opened.chat.route_reason == {"eligible": 1, "n": [{"full": 0}]}
+        assert opened.chat.agent_id == "a0"
+        assert storage.chats.get(ChatId(cid)) == opened.chat
+        assert census == Census(full=1, capacity=1, load=1)
+        assert heads == (
+            QueueHead("q", 1, ChatId(cid), ChatId(cid), heads[0].oldest_at),
+            QueueHead("empty"),
+        )
+        assert released is not None and released.chats == frozenset()
+    storage.delete_namespace()
+    storage.close()
