@@ -399,7 +399,9 @@ def planned_timers(
             queued = _queued_at(chat)
             planned.append((_QT, (queued,), queued + wait))
     elif state is _ACTIVE:
-        eoc = resolve(end_of_chat, channel=chat.channel, group=chat.skill_group or None)
+        eoc = end_of_chat
+        if end_of_chat.channels or end_of_chat.groups:  # overrides exist: this chat's section
+            eoc = resolve(end_of_chat, channel=chat.channel, group=chat.skill_group or None)
         if chat.hold is not None and (held := _held_since(chat)) is not None:
             if eoc.hold_close_after_s > 0:
                 planned.append((_HOLD, (held,), held + eoc.hold_close_after_s))
