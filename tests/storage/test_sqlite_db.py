@@ -221,3 +221,35 @@ def test_a_writer_gives_up_after_its_timeout_and_commits_nothing(tmp_path: Path)
     finally:
         other.close()
         storage.close()
+
+
+def test_an_interrupted_wait_puts_the_busy_timeout_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer interrupted while it sleeps between two tries for the lock (a signal, a
+    cancelled thread) leaves the connection as it found it: SQLite's busy timeout back on for
+    its reads, no transaction open."""
+    from chatmgmt.storage import _sqlite_db
+
+    path = tmp_path / "interrupted.db"
+    storage = SQLiteStorage(path, namespace=NS, timeout=30.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        storage.agents.put(_agent("a", 1), 0.0)
+        other.execute("BEGIN IMMEDIATE")
+
+        def interrupted(_seconds: float) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(_sqlite_db.time, "sleep", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            claim_slot(storage, "a", "c1", 1.0)
+        monkeypatch.undo()
+        other.execute("ROLLBACK")
+        conn = storage.database.connection()
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (30000,)
+        assert not conn.in_transaction
+        assert claim_slot(storage, "a", "c1", 2.0)
+    finally:
+        other.close()
+        storage.close()

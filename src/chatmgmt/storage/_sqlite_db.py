@@ -342,7 +342,10 @@ class SQLiteDatabase:
             if not self._memory:
                 commits = self._local.commits = getattr(self._local, "commits", 0) + 1
                 if commits % CHECKPOINT_EVERY == 0:
-                    self._checkpoint(conn)
+                    # the unit has committed: a checkpoint that fails (it is tried again
+                    # CHECKPOINT_EVERY commits later) must not make it look failed
+                    with contextlib.suppress(sqlite3.Error):
+                        self._checkpoint(conn)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``, waiting for the write lock in short sleeps (from
@@ -355,19 +358,22 @@ class SQLiteDatabase:
         caller puts it back after ``COMMIT`` or ``ROLLBACK``."""
         conn.execute("PRAGMA busy_timeout=0")
         delay, deadline = FIRST_WAIT_S, 0.0
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                now = time.monotonic()
-                if not deadline:
-                    deadline = now + self.timeout
-                if not _busy(exc) or now >= deadline:
-                    conn.execute(self._busy_timeout)
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, LAST_WAIT_S)
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    now = time.monotonic()
+                    if not deadline:
+                        deadline = now + self.timeout
+                    if not _busy(exc) or now >= deadline:
+                        raise
+                time.sleep(delay)
+                delay = min(delay * 2, LAST_WAIT_S)
+        except BaseException:  # gave up, or interrupted while sleeping
+            conn.execute(self._busy_timeout)
+            raise
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         """A ``PASSIVE`` checkpoint (no wait: it copies what no reader still needs). When the
