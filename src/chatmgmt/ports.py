@@ -621,11 +621,16 @@ def retention_start(chat: Chat) -> float | None:
     by it) so that :meth:`ChatStore.purge` finds the oldest first without a scan.
     """
     state = chat.state
-    if state is ChatState.ENDED or state is ChatState.ABANDONED:
+    if state is _ENDED or state is _ABANDONED:
         return chat.updated_at
-    if state is ChatState.LEFT_MESSAGE and chat.last_agent_message_at is not None:
+    if state is _LEFT_MESSAGE and chat.last_agent_message_at is not None:
         return chat.updated_at
     return None
+
+
+# read on every unit of work: module globals (3.11 does not specialize class attributes)
+_ENDED, _ABANDONED = ChatState.ENDED, ChatState.ABANDONED
+_LEFT_MESSAGE = ChatState.LEFT_MESSAGE
 
 
 @attrs.frozen

@@ -39,6 +39,9 @@ from ._pick import Picker, PickFailed
 __all__ = ["Claiming", "Targets", "ineligible"]
 
 _CUSTOM_RETRIES = 8
+# read on every routing attempt: module globals (3.11 does not specialize class attributes)
+_ALWAYS_ON = ReceptionMode.ALWAYS_ON
+_CENSUS = AgentStore.census
 _SKIP = ("agent_unavailable", "no_agent", "queue_not_empty")
 
 
@@ -144,7 +147,7 @@ class Targets(Ending):
     def wait_queue(self, chat: Chat, group: str) -> str:
         """Where ``chat`` waits for ``group``: its queue (Real-Time) or its pool (Always On)."""
         facts = self._group(group)
-        return facts.pool if chat.mode is ReceptionMode.ALWAYS_ON else facts.queue
+        return facts.pool if chat.mode is _ALWAYS_ON else facts.queue
 
     def attempt(self, stored: Chat | None, plan: Plan, now: float) -> Eff[Chat | str]:
         """Apply one routing attempt. Returns the chat as committed, or the reason its target
@@ -185,14 +188,14 @@ class Targets(Ending):
         reason["strategy"] = facts.strategy_name
         empty = None
         if fresh:
-            empty = facts.pool if chat.mode is ReceptionMode.ALWAYS_ON else facts.queue
+            empty = facts.pool if chat.mode is _ALWAYS_ON else facts.queue
         in_unit = None  # the group whose census the claim's unit reads (Change.census)
         if self.census_in_unit and isinstance(strategy, Ranking):
             in_unit = group
             reason["eligible"] = CENSUS_MARKS["eligible"]
             reason["ineligible"] = ineligible(None, chat)
         else:
-            census = yield from call(AgentStore.census, group)
+            census = yield from call(_CENSUS, group)
             reason["eligible"] = census.eligible
             reason["ineligible"] = ineligible(census, chat)
         if isinstance(strategy, Ranking):
@@ -318,7 +321,7 @@ class Targets(Ending):
         if agent_id is not None:
             yield from self.require_agent(agent_id)
         if group is not None and group not in self.settings.assignment.groups:
-            census = yield from call(AgentStore.census, group)
+            census = yield from call(_CENSUS, group)
             if census.total == 0:
                 raise NotFoundError("skill group", group)
 

@@ -69,6 +69,7 @@ from ..ports import (
 __all__ = ["MemoryDatabase", "MemoryStorage"]
 
 _T = TypeVar("_T")
+_ONLINE = AgentStatus.ONLINE  # read on every slot change: a global (cheaper than the member)
 
 
 class MemoryDatabase:
@@ -128,7 +129,7 @@ class _Space:
     def count(self, load: AgentLoad, sign: int) -> None:
         agent = load.agent
         category = census_category(load)
-        online = agent.status is AgentStatus.ONLINE
+        online = agent.status is _ONLINE
         active = len(load.chats)
         held = sign * (active + len(load.inactive))
         limit = agent.reception_limit
@@ -153,7 +154,7 @@ class _Space:
         held = now_active + len(load.inactive) - was - len(old.inactive)
         old_category = census_category(old)
         category = census_category(load)
-        online = agent.status is AgentStatus.ONLINE
+        online = agent.status is _ONLINE
         load_delta = now_active - was if online else 0
         if not online:
             free = 0
