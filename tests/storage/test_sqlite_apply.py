@@ -59,7 +59,7 @@ from chatmgmt.ports import (
     RankedClaim,
 )
 from chatmgmt.storage._codec import encode
-from chatmgmt.storage._sqlite_db import _MIGRATIONS
+from chatmgmt.storage._sqlite_schema import _MIGRATIONS
 from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from chatmgmt.testing import claim_slot
 

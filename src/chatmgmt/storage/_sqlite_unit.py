@@ -1,5 +1,5 @@
-"""The SQLite unit of work (:meth:`chatmgmt.storage.sqlite.SQLiteStorage.apply`) and the agent
-load rows it reads and writes.
+"""The SQLite unit of work (:meth:`chatmgmt.storage.sqlite.SQLiteStorage.apply`); the agent
+load rows it reads and writes are :mod:`chatmgmt.storage._sqlite_loads`'s.
 
 Short inside the write lock: everything that does not depend on the stored state (the chat,
 timer, message, sticky and event JSON) is encoded before ``BEGIN IMMEDIATE``. The agent a
@@ -17,22 +17,20 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..assignment._load import (
-    census_category,
     claimed,
     eligible,
     fits_claim,
     forced,
     moved_inactive,
-    rank_entry,
     released,
     touched,
 )
 from ..errors import PreconditionFailed, StorageError
-from ..model import Agent, AgentId, AgentLoad, ChatId, Event, Ranking, RankKey
+from ..model import AgentId, AgentLoad, ChatId
 from ..ports import (
     CENSUS_MARKS,
     Applied,
@@ -42,215 +40,31 @@ from ..ports import (
     RankedClaim,
     retention_start,
 )
-from ._codec import decode, encode
+from ._codec import encode
+from ._sqlite_loads import (
+    LOAD_COLUMNS,
+    append_events,
+    load_of,
+    order_by,
+    read_load,
+    sql_text,
+    write_load,
+    write_loads,
+)
 from ._sqlite_reads import read_census, read_heads
 
 if TYPE_CHECKING:
     from ._sqlite_db import SQLiteDatabase
 
-__all__ = ["append_events", "apply", "read_load", "write_load"]
-
-#: Rank fields → column names of ``agent_ranks``. The ORDER BY of a ranked claim is built only
-#: from these names; a field outside this table can never reach the SQL text.
-RANK_COLUMNS: dict[str, str] = {
-    "active": "active",
-    "saturation": "saturation",
-    "free": "free",
-    "last_assigned_at": "last_assigned_at",
-    "idle_since": "idle_since",
-    "tier": "tier",
-    "account_order": "account_order",
-    "tiebreak": "tiebreak",
-}
-
-#: Every rank field ascending, in the order of :data:`RANK_COLUMNS`: its
-#: :func:`~chatmgmt.assignment._load.rank_entry` gives the raw values stored as rank columns.
-_ALL_FIELDS = Ranking("_columns", tuple(RankKey(field) for field in RANK_COLUMNS))
-_RANK_NAMES = ("eligible", "status", "category", "lim", *RANK_COLUMNS.values())
-_RANK_INSERT = (
-    f"INSERT INTO agent_ranks (ns, grp, agent_id, {', '.join(_RANK_NAMES)}) "
-    f"VALUES (?, ?, ?, {', '.join('?' * len(_RANK_NAMES))})"
-)
-
-
-#: SQL texts already built, by what shapes them (a ranking's keys, which joins a precheck has,
-#: how many agents a pick excludes); cleared when it grows past _SQL_KEPT.
-_SQL: dict[object, Any] = {}
-_SQL_KEPT = 1024
-
-
-def _sql(key: object, build: Callable[[], Any]) -> Any:
-    known = _SQL.get(key)
-    if known is None:
-        if len(_SQL) >= _SQL_KEPT:
-            _SQL.clear()
-        known = _SQL[key] = build()
-    return known
-
-
-def order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
-    """(index name, ORDER BY list) of a ranking, from whitelisted column names only."""
-    known: tuple[str, str] = _sql(("order", tuple(keys)), lambda: _order_by(keys))
-    return known
-
-
-def _order_by(keys: Sequence[RankKey]) -> tuple[str, str]:
-    cols: list[str] = []
-    names: list[str] = []
-    for key in keys:
-        column = RANK_COLUMNS.get(key.field)
-        if column is None:  # RankKey validates its field; this is a second fence
-            raise StorageError(f"rank field {key.field!r} has no column")
-        cols.append(f"{column} DESC" if key.descending else column)
-        names.append(f"{column}_d" if key.descending else column)
-    cols.append("agent_id")
-    return "rank_" + "__".join(names), ", ".join(cols)
-
-
-def _groups(loads: Iterable[str]) -> list[str]:
-    return sorted({*loads, ""})
-
-
-def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
-    values, _agent_id = rank_entry(load, _ALL_FIELDS)
-    return (
-        int(eligible(load)),
-        load.agent.status.value,
-        census_category(load),
-        load.agent.reception_limit,
-        *values,
-    )
-
-
-#: The columns of an ``agents`` row that make its load, in :func:`load_of`'s order: the
-#: agent's configuration as JSON (``data``), its version, then the load's fields as columns
-#: (``channels`` and ``recent`` as JSON, NULL while empty: capacity per channel and the
-#: fairness cap, schema 6).
-LOAD_COLUMNS = (
-    "data",
-    "version",
-    "chats",
-    "inactive",
-    "last_assigned_at",
-    "idle_since",
-    "tiebreak",
-    "channels",
-    "recent",
-)
-_LOAD_LIST = ", ".join(LOAD_COLUMNS)
-_LOAD_UPSERT = (
-    f"INSERT INTO agents (ns, id, {_LOAD_LIST}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (ns, id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in LOAD_COLUMNS)
-)
-_SLOTS_UPDATE = (
-    "UPDATE agents SET chats = ?, inactive = ?, last_assigned_at = ?, idle_since = ?, "
-    "tiebreak = ?, channels = ?, recent = ? WHERE ns = ? AND id = ?"
-)
-
-#: Decoded agent configurations by their JSON: a configuration changes rarely, so a load
-#: read back costs a dict lookup and two ``json.loads`` of id lists instead of a decode.
-_AGENTS: dict[str, Agent] = {}
-_AGENTS_KEPT = 4096
-
-
-def _agent(text: str) -> Agent:
-    agent = _AGENTS.get(text)
-    if agent is None:
-        agent = decode(text, Agent)
-        if len(_AGENTS) >= _AGENTS_KEPT:
-            _AGENTS.clear()
-        _AGENTS[text] = agent
-    return agent
-
-
-def load_of(row: Sequence[Any], at: int = 0) -> AgentLoad | None:
-    """The load held by ``row[at:at + 9]`` (the :data:`LOAD_COLUMNS`), None when ``row[at]``
-    is NULL (no such agent)."""
-    text = row[at]
-    if text is None:
-        return None
-    channels, recent = row[at + 7], row[at + 8]
-    return AgentLoad(
-        _agent(text),
-        frozenset(json.loads(row[at + 2])),
-        frozenset(json.loads(row[at + 3])),
-        row[at + 4],
-        row[at + 5],
-        row[at + 6],
-        row[at + 1],
-        {} if channels is None else json.loads(channels),
-        () if recent is None else tuple(json.loads(recent)),
-    )
-
-
-def _extra(load: AgentLoad) -> tuple[str | None, str | None]:
-    """The ``channels`` and ``recent`` columns of ``load`` (NULL while empty)."""
-    channels = json.dumps(dict(load.channels)) if load.channels else None
-    return channels, json.dumps(list(load.recent)) if load.recent else None
-
-
-def _ids(ids: frozenset[ChatId]) -> str:
-    return json.dumps(sorted(ids))
-
-
-def read_load(conn: sqlite3.Connection, ns: str, agent_id: str) -> AgentLoad | None:
-    """The stored load of ``agent_id``, or None."""
-    row = conn.execute(
-        f"SELECT {_LOAD_LIST} FROM agents WHERE ns = ? AND id = ?", (ns, agent_id)
-    ).fetchone()
-    return None if row is None else load_of(row)
-
-
-def write_load(
-    conn: sqlite3.Connection, ns: str, load: AgentLoad, old: AgentLoad | None
-) -> AgentLoad:
-    """Store ``load`` (and its rank rows); ``old`` is the load it replaces (None: new agent)."""
-    if load is not old:
-        _write_loads(conn, ns, [(load, old)])
-    return load
-
-
-def _write_loads(
-    conn: sqlite3.Connection, ns: str, loads: Sequence[tuple[AgentLoad, AgentLoad | None]]
-) -> None:
-    """Store each ``(load, old)`` and its rank rows (rebuilt when the groups changed). A slot
-    operation (the same configuration) writes the load's columns only."""
-    for new, old in loads:
-        aid = new.agent.id
-        ids = (_ids(new.chats), _ids(new.inactive))
-        times = (new.last_assigned_at, new.idle_since, new.tiebreak, *_extra(new))
-        if old is not None and old.agent is new.agent and old.version == new.version:
-            conn.execute(_SLOTS_UPDATE, (*ids, *times, ns, aid))
-        else:
-            conn.execute(_LOAD_UPSERT, (ns, aid, encode(new.agent), new.version, *ids, *times))
-        values = _rank_values(new)
-        if old is None or old.agent.skill_groups != new.agent.skill_groups:
-            conn.execute("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", (ns, aid))
-            groups = _groups(new.agent.skill_groups)
-            conn.executemany(_RANK_INSERT, [(ns, group, aid, *values) for group in groups])
-            continue
-        # only the columns that change, so that the rank indexes of unchanged ones stay
-        # untouched (a release leaves ``last_assigned_at`` and its indexes alone)
-        moved = [
-            (name, value)
-            for name, value, before in zip(_RANK_NAMES, values, _rank_values(old), strict=True)
-            if value != before or type(value) is not type(before)
-        ]
-        if moved:
-            conn.execute(
-                f"UPDATE agent_ranks SET {', '.join(f'{name} = ?' for name, _ in moved)} "
-                "WHERE ns = ? AND agent_id = ?",
-                (*(value for _, value in moved), ns, aid),
-            )
-
-
-def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:
-    """Append ``events`` to the outbox (one statement)."""
-    rows = [(ns, encode(event)) for event in events]
-    if rows:
-        conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", rows)
-
+__all__ = [
+    "LOAD_COLUMNS",
+    "append_events",
+    "apply",
+    "load_of",
+    "order_by",
+    "read_load",
+    "write_load",
+]
 
 #: Each census mark as the JSON string literal the codec writes for it, by census field.
 _MARK_LITERALS = tuple((field, json.dumps(mark)) for field, mark in CENSUS_MARKS.items())
@@ -312,7 +126,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         if value is not None:
             params.append(value)
     shape = (change.require_empty is not None, named is not None, release is not None)
-    precheck: str = _sql(shape, lambda: _precheck(*shape))
+    precheck: str = sql_text(shape, lambda: _precheck(*shape))
     with db.write() as conn:
         row = conn.execute(precheck, params).fetchone()
         version = row[0]
@@ -377,7 +191,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 loads[inactive_agent] = (moved_inactive(pair[0], cid, flag), pair[1])
         changed = [(new, old) for new, old in loads.values() if new is not old]
         if changed:
-            _write_loads(conn, ns, changed)
+            write_loads(conn, ns, changed)
         # the picked agent in place of the placeholder and the census counts in place of
         # their marks, in every encoded text
         swaps = [] if census is None else _census_swaps(census)
@@ -517,7 +331,7 @@ def _pick(
     group = claim.group
     order = db.rank_order(conn, claim.ranking)
     skip = sorted(excluded)
-    sql: str = _sql(("pick", order, len(skip)), lambda: _pick_sql(order, len(skip)))
+    sql: str = sql_text(("pick", order, len(skip)), lambda: _pick_sql(order, len(skip)))
     rows = conn.execute(sql, (ns, group, *skip))
     try:
         for row in rows:

@@ -1,0 +1,261 @@
+"""The SQLite adapter's schema: the migrations in order (:data:`SCHEMA_VERSION` is how many),
+and :func:`migrate`, which brings a database forward in one write transaction (also used by
+the webhook delivery store for its own tables)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ..errors import StorageError
+from ..model import AgentLoad
+from . import _sqlite_loads as _loads
+from ._codec import decode
+
+if TYPE_CHECKING:
+    from ._sqlite_db import SQLiteDatabase
+
+__all__ = ["SCHEMA_VERSION", "migrate"]
+
+# --------------------------------------------------------------------------- schema
+
+
+def _capacity_columns(conn: sqlite3.Connection) -> None:
+    """Migration 6: ``agents.channels`` and ``agents.recent`` (JSON, NULL while empty: the
+    held chats' channels and the assignment times of capacity per channel and the fairness
+    cap); nothing is rewritten. Added when missing, since migration 5 already writes loads
+    through this release's columns."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(agents)")}
+    for name in ("channels", "recent"):
+        if name not in have:
+            conn.execute(f"ALTER TABLE agents ADD COLUMN {name} TEXT")
+
+
+def _load_columns(conn: sqlite3.Connection) -> None:
+    """Migration 5: split each stored load into its configuration (``data``) and columns."""
+    _capacity_columns(conn)
+    for name, kind, default in (
+        ("chats", "TEXT", "'[]'"),
+        ("inactive", "TEXT", "'[]'"),
+        ("last_assigned_at", "REAL", "0"),
+        ("idle_since", "REAL", "0"),
+        ("tiebreak", "REAL", "0"),
+    ):
+        conn.execute(f"ALTER TABLE agents ADD COLUMN {name} {kind} NOT NULL DEFAULT {default}")
+    rows = conn.execute("SELECT ns, version, data FROM agents").fetchall()
+    for ns, version, data in rows:
+        load = attrs.evolve(decode(data, AgentLoad), version=int(version))
+        _loads.write_load(conn, ns, load, None)
+
+
+_MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE customers (
+        ns TEXT NOT NULL, partner_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (ns, partner_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE agents (
+        ns TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (ns, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE agent_ranks (
+        ns TEXT NOT NULL, grp TEXT NOT NULL, agent_id TEXT NOT NULL,
+        eligible INTEGER NOT NULL, status TEXT NOT NULL, lim INTEGER NOT NULL,
+        active INTEGER NOT NULL, saturation REAL NOT NULL, free INTEGER NOT NULL,
+        last_assigned_at REAL NOT NULL, idle_since REAL NOT NULL, tier INTEGER NOT NULL,
+        account_order INTEGER NOT NULL, tiebreak REAL NOT NULL,
+        PRIMARY KEY (ns, grp, agent_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX agent_ranks_by_agent ON agent_ranks (ns, agent_id);
+    CREATE TABLE chats (
+        ns TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
+        agent_id TEXT, data TEXT NOT NULL,
+        UNIQUE (ns, id)
+    );
+    CREATE INDEX chats_by_state ON chats (ns, state);
+    CREATE INDEX chats_by_agent ON chats (ns, agent_id);
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, chat_id TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_chat ON messages (ns, chat_id, seq);
+    CREATE TABLE sticky (
+        ns TEXT NOT NULL, partner_id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (ns, partner_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE queue_entries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, queue TEXT NOT NULL,
+        chat_id TEXT NOT NULL, score REAL NOT NULL,
+        UNIQUE (ns, queue, chat_id)
+    );
+    CREATE INDEX queue_order ON queue_entries (ns, queue, score, seq);
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, data TEXT NOT NULL,
+        lease_until REAL NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_by_ns ON outbox (ns, seq);
+    CREATE TABLE timers (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, key TEXT NOT NULL,
+        due_at REAL NOT NULL, data TEXT NOT NULL,
+        UNIQUE (ns, key)
+    );
+    CREATE INDEX timers_due ON timers (ns, due_at, seq);
+    CREATE TABLE hits (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, key TEXT NOT NULL,
+        t REAL NOT NULL
+    );
+    CREATE INDEX hits_by_key ON hits (ns, key, t);
+    """,
+    # 2: the agent's configuration version (compare-and-set of AgentStore.put), and each rank
+    # row's census category (assignment._load.census_category), backfilled from the columns
+    # version 1 kept (status, eligible); loads written by version 1 decode with version 0
+    """
+    ALTER TABLE agents ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE agent_ranks ADD COLUMN category TEXT NOT NULL DEFAULT '';
+    UPDATE agent_ranks SET category = CASE
+        WHEN status = 'online' AND eligible = 1 THEN 'eligible'
+        WHEN status = 'online' THEN 'full'
+        ELSE status END
+    """,
+    # 3: what the library keeps about a chat moves out of the host's ``attributes`` into
+    # typed fields of Chat (releases before it kept them under these attribute keys)
+    """
+    UPDATE chats SET data = json_remove(
+        json_set(
+            data,
+            '$.queue', json_extract(data, '$.attributes.queue'),
+            '$.queued_at', json_extract(data, '$.attributes.queued_at'),
+            '$.leave_message', json_extract(data, '$.attributes.offer_leave_message'),
+            '$.submission', json(json_extract(data, '$.attributes.submission')),
+            '$.satisfaction', json(json_extract(data, '$.attributes.satisfaction')),
+            '$.escalation', json(json_extract(data, '$.attributes.escalation')),
+            '$.timers_fired', json(coalesce(json_extract(data, '$.attributes.timers_fired'), '{}')),
+            '$.sticky_waited', json(CASE WHEN json_extract(data, '$.attributes.sticky_waited')
+                THEN 'true' ELSE 'false' END),
+            '$.unverified_partner_id', json_extract(data, '$.attributes.unverified_partner_id')
+        ),
+        '$.attributes.queue', '$.attributes.queued_at', '$.attributes.offer_leave_message',
+        '$.attributes.submission', '$.attributes.satisfaction', '$.attributes.escalation',
+        '$.attributes.timers_fired', '$.attributes.sticky_waited',
+        '$.attributes.unverified_partner_id'
+    )
+    WHERE json_valid(data)
+    """,
+    # 4: retention. ``chats.retain_from`` is ports.retention_start of the stored chat (NULL
+    # while the chat must be kept), indexed so that a purge finds the oldest first; backfilled
+    # from the stored chats. ``hits.expires`` is when a hit leaves its window, indexed so that
+    # every hit deletes a few expired hits of other keys; hits written by version 3 do not know
+    # their window and get the longest one settings accept.
+    """
+    ALTER TABLE chats ADD COLUMN retain_from REAL;
+    UPDATE chats SET retain_from = json_extract(data, '$.updated_at')
+    WHERE json_valid(data) AND (
+        state IN ('ended', 'abandoned')
+        OR (state = 'left_message' AND json_extract(data, '$.last_agent_message_at') IS NOT NULL)
+    );
+    CREATE INDEX chats_retention ON chats (ns, retain_from) WHERE retain_from IS NOT NULL;
+    ALTER TABLE hits ADD COLUMN expires REAL NOT NULL DEFAULT 0;
+    UPDATE hits SET expires = t + 316224000.0;
+    CREATE INDEX hits_expiry ON hits (ns, expires)
+    """,
+    # 5: the agent's load as columns (chats and inactive chats as JSON lists of ids, the
+    # ranking times), its configuration alone in ``data``; rewritten in Python (see
+    # _load_columns) so that every float stays exactly the value stored
+    _load_columns,
+    # 6: capacity per channel and the fairness cap (see _capacity_columns)
+    _capacity_columns,
+    # 7: the census of every skill group kept as it changes: per (group, census category) the
+    # agents' count, limits and active chats, summed by triggers on ``agent_ranks`` (every rank
+    # row written, by any release, counts), so that AgentStore.census and the unit of work's
+    # census report read a few rows instead of aggregating every agent of the group
+    """
+    CREATE TABLE agent_census (
+        ns TEXT NOT NULL, grp TEXT NOT NULL, category TEXT NOT NULL,
+        n INTEGER NOT NULL, lim INTEGER NOT NULL, active INTEGER NOT NULL,
+        PRIMARY KEY (ns, grp, category)
+    ) WITHOUT ROWID;
+    INSERT INTO agent_census (ns, grp, category, n, lim, active)
+        SELECT ns, grp, category, COUNT(*), SUM(lim), SUM(active) FROM agent_ranks
+        GROUP BY ns, grp, category;
+    CREATE TRIGGER agent_census_insert AFTER INSERT ON agent_ranks BEGIN
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END;
+    CREATE TRIGGER agent_census_delete AFTER DELETE ON agent_ranks BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+    END;
+    CREATE TRIGGER agent_census_same AFTER UPDATE OF ns, grp, category, lim, active
+        ON agent_ranks
+        WHEN new.ns = old.ns AND new.grp = old.grp AND new.category = old.category BEGIN
+        UPDATE agent_census SET lim = lim + new.lim - old.lim,
+            active = active + new.active - old.active
+            WHERE ns = new.ns AND grp = new.grp AND category = new.category;
+    END;
+    CREATE TRIGGER agent_census_moved AFTER UPDATE OF ns, grp, category, lim, active
+        ON agent_ranks
+        WHEN new.ns != old.ns OR new.grp != old.grp OR new.category != old.category BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END
+    """,
+)
+
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this release writes; older databases are migrated on open."""
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script`` one by one (a trigger's body keeps its own ``;``)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        raise StorageError(f"incomplete migration statement: {pending.strip()!r}")
+
+
+def migrate(
+    db: SQLiteDatabase,
+    table: str,
+    what: str,
+    migrations: Sequence[str | Callable[[sqlite3.Connection], None]],
+) -> None:
+    """Bring ``db`` to ``len(migrations)``, the version this release writes, in one write
+    transaction: the version is kept in ``table`` (one row); the missing migrations run in order
+    (SQL scripts statement by statement, or functions); a newer version is refused with
+    :class:`~chatmgmt.errors.StorageError` naming ``what`` (``"schema"``)."""
+    target = len(migrations)
+    with db.write() as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)")
+        row = conn.execute(f"SELECT version FROM {table}").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > target:
+            raise StorageError(
+                f"SQLite database {db.path!r} has {what} version {version}, newer than "
+                f"this release's {target}: upgrade chatmgmt"
+            )
+        for script in migrations[version:]:
+            if callable(script):
+                script(conn)
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+        if row is None:
+            conn.execute(f"INSERT INTO {table} VALUES (?)", (target,))
+        elif version != target:
+            conn.execute(f"UPDATE {table} SET version = ?", (target,))
