@@ -59,15 +59,20 @@ def _agents(storage: object, count: int) -> None:
 
 
 def test_a_schema_4_database_is_migrated_forward_and_keeps_its_rows() -> None:
-    from chatmgmt.storage._pg import PostgresDatabase, migrate_op
+    from chatmgmt.storage._pg import PostgresDatabase, ddl_op, migrate_op
     from chatmgmt.storage.postgres import _COMPONENT, _MIGRATIONS, SCHEMA_VERSION, PostgresStorage
 
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     with _database() as url:
-        # the database as the release before left it: schema 4, written through its function
+        # the database as the release before left it: schema 4. Its units wrote the same rows
+        # as this release's (migrations 5 and 6 change only the write function): to write them
+        # with this release's code, the schema-4 database gets version 6's function alone,
+        # its version left at 4
         db4 = PostgresDatabase(url)
         assert db4.run(migrate_op, _COMPONENT, _MIGRATIONS[:4], 4, "old") == 0
         assert "FOREACH" not in _write_function(url)
+        (function,) = _MIGRATIONS[5]
+        db4.run(ddl_op, function)
         db4._known.add("migrate:storage")  # this face does not migrate it further
         v4 = PostgresStorage(db4, "t")
         assert v4.schema_version() == 4
@@ -79,7 +84,8 @@ def test_a_schema_4_database_is_migrated_forward_and_keeps_its_rows() -> None:
         # the new release opens it: migrated, the rows kept, units of work go on
         new = PostgresStorage(url, "t")
         assert new.schema_version() == SCHEMA_VERSION
-        assert "FOREACH" in _write_function(url)
+        assert "FOREACH" in _write_function(url)  # version 5's, kept for the release before
+        assert "a_nums[o + 10]" in _write_function(url, "chatmgmt_write_unit6")
         loads = {ld.agent.id: ld for ld in new.agents.list("g")}
         assert {cid for ld in loads.values() for cid in ld.chats} == {"c1", "c2"}
         holder = next(aid for aid, ld in loads.items() if "c1" in ld.chats)
@@ -93,13 +99,11 @@ def test_a_schema_4_database_is_migrated_forward_and_keeps_its_rows() -> None:
         new.close()
 
 
-def _write_function(url: str) -> str:
+def _write_function(url: str, name: str = "chatmgmt_write_unit") -> str:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT prosrc FROM pg_proc WHERE proname = 'chatmgmt_write_unit'"
-        ).fetchone()
+        row = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", (name,)).fetchone()
     assert row is not None
     return str(row[0])
 
@@ -228,7 +232,8 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
             write = next(i for i, sql in enumerate(statements) if "chatmgmt_write_unit" in sql)
             notify = next(i for i, sql in enumerate(statements) if "pg_notify" in sql)
             assert write < notify and statements[write + 1 : notify] == ["COMMIT"]
-            assert sent[write][1][-1] is None  # the write function notifies nobody itself
+            # the write function notifies nobody itself
+            assert "pg_notify" not in _write_function(url, "chatmgmt_write_unit6")
             tag = channel_tag("t")
             assert [n.payload for n in listener.notifies(timeout=5, stop_after=1)] == [tag]
             # a unit whose precondition fails commits nothing and wakes nobody
