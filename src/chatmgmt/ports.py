@@ -509,7 +509,7 @@ _SET_AGENT = Chat.__dict__["agent_id"].__set__
 _SET_SERVED = Chat.__dict__["served_by"].__set__
 
 
-def census_counts(census: Census) -> dict[str, int]:
+def _census_counts(census: Census) -> dict[str, int]:
     """Each :data:`CENSUS_MARKS` placeholder -> the count of ``census`` it stands for."""
     return {mark: getattr(census, field) for field, mark in CENSUS_MARKS.items()}
 
@@ -522,7 +522,7 @@ def _fill_census(
     in_place: bool,
 ) -> tuple[Chat | None, tuple[Event, ...], tuple[Timer, ...]]:
     """The chat, events and timers with ``census``'s counts in place of its marks."""
-    counts = census_counts(census)
+    counts = _census_counts(census)
     if in_place:
         seen: set[int] = set()  # one explanation is shared by the chat and its events
         if chat is not None:

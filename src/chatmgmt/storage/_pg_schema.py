@@ -4,20 +4,8 @@ and refuses a newer database), and the rank columns the rankings' indexes are bu
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "RANK_COLUMNS"]
+__all__ = ["MIGRATIONS"]
 
-#: Rank fields -> columns of ``chatmgmt_agent_ranks``; the ORDER BY of a ranked claim and the
-#: name of its index are built only from these names.
-RANK_COLUMNS: dict[str, str] = {
-    "active": "active",
-    "saturation": "saturation",
-    "free": "free",
-    "last_assigned_at": "last_assigned_at",
-    "idle_since": "idle_since",
-    "tier": "tier",
-    "account_order": "account_order",
-    "tiebreak": "tiebreak",
-}
 
 #: The statements of the write function (versions 5 and 6) after the agents' rows: queue
 #: entries, timers, the chat, its message and the sticky mark, each row by its whole key

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..assignment._load import census_category, eligible, rank_entry
 from ..errors import StorageError
-from ..model import Agent, AgentLoad, ChatId, Event, Ranking, RankKey
+from ..model import Agent, AgentLoad, ChatId, Event, RankKey
 from ._codec import decode, encode
+from ._rank_columns import ALL_FIELDS, RANK_COLUMNS, RANK_NAMES
 
 __all__ = [
     "LOAD_COLUMNS",
@@ -28,26 +29,9 @@ __all__ = [
     "write_loads",
 ]
 
-#: Rank fields → column names of ``agent_ranks``. The ORDER BY of a ranked claim is built only
-#: from these names; a field outside this table can never reach the SQL text.
-RANK_COLUMNS: dict[str, str] = {
-    "active": "active",
-    "saturation": "saturation",
-    "free": "free",
-    "last_assigned_at": "last_assigned_at",
-    "idle_since": "idle_since",
-    "tier": "tier",
-    "account_order": "account_order",
-    "tiebreak": "tiebreak",
-}
-
-#: Every rank field ascending, in the order of :data:`RANK_COLUMNS`: its
-#: :func:`~chatmgmt.assignment._load.rank_entry` gives the raw values stored as rank columns.
-_ALL_FIELDS = Ranking("_columns", tuple(RankKey(field) for field in RANK_COLUMNS))
-_RANK_NAMES = ("eligible", "status", "category", "lim", *RANK_COLUMNS.values())
 _RANK_INSERT = (
-    f"INSERT INTO agent_ranks (ns, grp, agent_id, {', '.join(_RANK_NAMES)}) "
-    f"VALUES (?, ?, ?, {', '.join('?' * len(_RANK_NAMES))})"
+    f"INSERT INTO agent_ranks (ns, grp, agent_id, {', '.join(RANK_NAMES)}) "
+    f"VALUES (?, ?, ?, {', '.join('?' * len(RANK_NAMES))})"
 )
 
 
@@ -91,7 +75,7 @@ def _groups(loads: Iterable[str]) -> list[str]:
 
 
 def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
-    values, _agent_id = rank_entry(load, _ALL_FIELDS)
+    values, _agent_id = rank_entry(load, ALL_FIELDS)
     return (
         int(eligible(load)),
         load.agent.status.value,
@@ -213,7 +197,7 @@ def write_loads(
         # untouched (a release leaves ``last_assigned_at`` and its indexes alone)
         moved = [
             (name, value)
-            for name, value, before in zip(_RANK_NAMES, values, _rank_values(old), strict=True)
+            for name, value, before in zip(RANK_NAMES, values, _rank_values(old), strict=True)
             if value != before or type(value) is not type(before)
         ]
         if moved:

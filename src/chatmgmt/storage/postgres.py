@@ -72,7 +72,6 @@ from ..model import (
     Customer,
     Event,
     Message,
-    Ranking,
     RankKey,
     Sticky,
     Timer,
@@ -103,7 +102,8 @@ from ._pg import (
     migrate_op,
 )
 from ._pg_arrays import Bytes, Floats, Longs, Texts
-from ._pg_schema import MIGRATIONS, RANK_COLUMNS
+from ._pg_schema import MIGRATIONS
+from ._rank_columns import ALL_FIELDS, RANK_COLUMNS, RANK_NAMES
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -115,8 +115,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------- schema
 
-#: Rank fields -> columns of ``chatmgmt_agent_ranks`` (see ``_pg_schema``)
-_RANK_COLUMNS = RANK_COLUMNS
 _MIGRATIONS = MIGRATIONS
 
 #: The call of ``chatmgmt_write_unit6`` (migration 6): every write of one unit of work (agent
@@ -144,7 +142,7 @@ def _order_by(keys: tuple[RankKey, ...]) -> tuple[str, str, str]:
     cuts identifiers at 63 bytes)."""
     cols: list[str] = []
     for key in keys:
-        column = _RANK_COLUMNS.get(key.field)
+        column = RANK_COLUMNS.get(key.field)
         if column is None:  # RankKey validates its field; this is a second fence
             raise StorageError(f"rank field {key.field!r} has no column")
         cols.append(f"{column} DESC" if key.descending else column)
@@ -162,18 +160,15 @@ def _rank_index_sql(keys: Sequence[RankKey]) -> tuple[str, str]:
     )
 
 
-#: Every rank field ascending, in the order of :data:`_RANK_COLUMNS`.
-_ALL_FIELDS = Ranking("_columns", tuple(RankKey(field) for field in _RANK_COLUMNS))
-_RANK_NAMES = ("eligible", "status", "category", "lim", *_RANK_COLUMNS.values())
-_RANK_SET = ", ".join(f"{name} = %s" for name in _RANK_NAMES)
+_RANK_SET = ", ".join(f"{name} = %s" for name in RANK_NAMES)
 _RANK_INSERT = (
-    f"INSERT INTO chatmgmt_agent_ranks (ns, grp, agent_id, {', '.join(_RANK_NAMES)}) "
-    f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(_RANK_NAMES))})"
+    f"INSERT INTO chatmgmt_agent_ranks (ns, grp, agent_id, {', '.join(RANK_NAMES)}) "
+    f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(RANK_NAMES))})"
 )
 
 
 def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
-    values, _agent_id = rank_entry(load, _ALL_FIELDS)
+    values, _agent_id = rank_entry(load, ALL_FIELDS)
     return (
         eligible(load),
         load.agent.status.value,
