@@ -1,12 +1,17 @@
 """SQLite's database below the stores: the census summary (schema 7: ``agent_census`` kept by
 triggers on ``agent_ranks`` always equals the aggregate of the rank rows it summarizes, through
 random changes and across the migration from a schema 6 file), the WAL checkpoints, and how a
-writer waits for the write lock."""
+writer waits for the write lock (its turn on the writers' lock file, then SQLite's lock)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
+import signal
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -226,11 +231,12 @@ def test_a_writer_gives_up_after_its_timeout_and_commits_nothing(tmp_path: Path)
 def test_an_interrupted_wait_puts_the_busy_timeout_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A writer interrupted while it sleeps between two tries for the lock (a signal, a
-    cancelled thread) leaves the connection as it found it: SQLite's busy timeout back on for
-    its reads, no transaction open."""
+    """Without a writers' lock file (no ``flock``), a writer interrupted while it sleeps
+    between two tries for the lock (a signal, a cancelled thread) leaves the connection as it
+    found it: SQLite's busy timeout back on for its reads, no transaction open."""
     from chatmgmt.storage import _sqlite_db
 
+    monkeypatch.setattr(_sqlite_db, "fcntl", None)
     path = tmp_path / "interrupted.db"
     storage = SQLiteStorage(path, namespace=NS, timeout=30.0)
     other = sqlite3.connect(path, isolation_level=None)
@@ -244,7 +250,7 @@ def test_an_interrupted_wait_puts_the_busy_timeout_back(
         monkeypatch.setattr(_sqlite_db.time, "sleep", interrupted)
         with pytest.raises(KeyboardInterrupt):
             claim_slot(storage, "a", "c1", 1.0)
-        monkeypatch.undo()
+        monkeypatch.setattr(_sqlite_db.time, "sleep", time.sleep)
         other.execute("ROLLBACK")
         conn = storage.database.connection()
         assert conn.execute("PRAGMA busy_timeout").fetchone() == (30000,)
@@ -252,4 +258,95 @@ def test_an_interrupted_wait_puts_the_busy_timeout_back(
         assert claim_slot(storage, "a", "c1", 2.0)
     finally:
         other.close()
+        storage.close()
+
+
+def test_writers_queue_on_the_lock_file_and_each_gets_its_turn(tmp_path: Path) -> None:
+    """A writer whose turn another thread holds (inside its unit) sleeps until that unit
+    ends, then commits; SQLite's busy timeout is never touched on the way."""
+    path = tmp_path / "queue.db"
+    storage = SQLiteStorage(path, namespace=NS, timeout=30.0)
+    try:
+        storage.agents.put(_agent("a", 2), 0.0)
+        inside, leave = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with storage.database.write():
+                inside.set()
+                leave.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert inside.wait(10)
+        done: list[bool] = []
+        waiter = threading.Thread(target=lambda: done.append(claim_slot(storage, "a", "c1", 1.0)))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and not done  # queued behind the holder's turn
+        leave.set()
+        holder.join(10)
+        waiter.join(10)
+        assert done == [True]
+        assert Path(str(path) + "-wlock").exists()
+        conn = storage.database.connection()
+        assert conn.execute("PRAGMA busy_timeout").fetchone() == (30000,)
+        load = storage.agents.get(AgentId("a"))
+        assert load is not None and load.chats == {"c1"}
+    finally:
+        storage.close()
+
+
+def _die_in_turn(path: str, ready: object) -> None:
+    storage = SQLiteStorage(path, namespace=NS)
+    with storage.database.write():
+        ready.set()  # type: ignore[attr-defined]
+        time.sleep(60)  # killed here, its turn and SQLite's write lock held
+
+
+def test_a_process_killed_in_its_turn_releases_it(tmp_path: Path) -> None:
+    """kill -9 of a process inside its unit: the kernel releases its turn (and SQLite its
+    lock); the next writer commits at once and nothing of the dead unit is there."""
+    path = tmp_path / "killed.db"
+    storage = SQLiteStorage(path, namespace=NS, timeout=5.0)
+    try:
+        storage.agents.put(_agent("a", 1), 0.0)
+        ctx = multiprocessing.get_context("spawn")
+        ready = ctx.Event()
+        proc = ctx.Process(target=_die_in_turn, args=(str(path), ready))
+        proc.start()
+        assert ready.wait(60)
+        assert proc.pid is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(10)
+        started = time.monotonic()
+        assert claim_slot(storage, "a", "c1", 1.0)
+        assert time.monotonic() - started < 4.0  # not SQLite's timeout: the turn was free
+        load = storage.agents.get(AgentId("a"))
+        assert load is not None and load.chats == {"c1"}
+    finally:
+        storage.close()
+
+
+def test_without_a_lock_file_writers_wait_in_short_sleeps(tmp_path: Path) -> None:
+    """Where the lock file cannot be created (here a directory has its name), writers fall
+    back to short sleeps between tries: they still wait for each other and all commit."""
+    path = tmp_path / "nolock.db"
+    Path(str(path) + "-wlock").mkdir()
+    storage = SQLiteStorage(path, namespace=NS, timeout=30.0)
+    try:
+        storage.agents.put(_agent("a", 40), 0.0)
+        threads = [
+            threading.Thread(
+                target=lambda i=i: [claim_slot(storage, "a", f"c{i}-{n}", 1.0) for n in range(10)]
+            )
+            for i in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        load = storage.agents.get(AgentId("a"))
+        assert load is not None and len(load.chats) == 40
+        assert storage.database._fds == []  # no lock file was opened
+    finally:
         storage.close()

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 
 from ..errors import StorageError
 from ..model import Ranking, RankKey
@@ -23,6 +24,12 @@ from . import _sqlite_unit as _unit
 from ._sqlite_schema import _MIGRATIONS, SCHEMA_VERSION, migrate
 
 __all__ = ["SCHEMA_VERSION", "SQLiteDatabase", "migrate"]
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # not on POSIX: the writers wait in short sleeps
+    fcntl = None
 
 CHECKPOINT_EVERY = 64
 """Commits of one connection between two of its WAL checkpoints (each ~17 pages: about
@@ -33,8 +40,8 @@ WAL_RESTART_FRAMES = 4096
 restarts (see :meth:`SQLiteDatabase.write`)."""
 
 FIRST_WAIT_S = 20e-6
-"""The first sleep of a writer that finds the write lock taken (see
-:meth:`SQLiteDatabase.write`); each further one doubles, up to :data:`LAST_WAIT_S`."""
+"""Without a writers' lock file (see :meth:`SQLiteDatabase._begin`), the first sleep of a
+writer that finds the write lock taken; each further one doubles, up to :data:`LAST_WAIT_S`."""
 
 LAST_WAIT_S = 1e-3
 """The longest sleep between two tries for the write lock."""
@@ -72,6 +79,7 @@ class SQLiteDatabase:
         self._lock = threading.RLock()
         self._shared: sqlite3.Connection | None = None
         self._all: list[sqlite3.Connection] = []
+        self._fds: list[int] = []  # the threads' descriptors of the writers' lock file
         self._pid = os.getpid()
         self._rank_indexes: set[str] = set()
         self._closed = False
@@ -108,6 +116,7 @@ class SQLiteDatabase:
             self._local = threading.local()
             self._shared = None
             self._all = []
+            self._fds = []  # the parent's: never closed here (they share its open files)
         if self._memory:
             if self._shared is None:
                 self._shared = self._open()
@@ -128,10 +137,11 @@ class SQLiteDatabase:
         processes is rare, and each checkpoint syncs the WAL and the database file)."""
         with self._guard():
             conn = self.connection()
+            turn: int | None = None
             if self._memory:  # one shared connection under the lock: nobody to wait for
                 conn.execute("BEGIN IMMEDIATE")
             else:
-                self._begin(conn)
+                turn = self._begin(conn)
             try:
                 try:
                     yield conn
@@ -141,7 +151,9 @@ class SQLiteDatabase:
                     raise
                 conn.execute("COMMIT")
             finally:
-                if not self._memory:
+                if turn is not None:
+                    _turn(turn, take=False)
+                elif not self._memory:
                     conn.execute(self._busy_timeout)
             if not self._memory:
                 commits = self._local.commits = getattr(self._local, "commits", 0) + 1
@@ -151,15 +163,55 @@ class SQLiteDatabase:
                     with contextlib.suppress(sqlite3.Error):
                         self._checkpoint(conn)
 
-    def _begin(self, conn: sqlite3.Connection) -> None:
-        """``BEGIN IMMEDIATE``, waiting for the write lock in short sleeps (from
-        :data:`FIRST_WAIT_S`, doubling up to :data:`LAST_WAIT_S`) until :attr:`timeout`.
+    def _begin(self, conn: sqlite3.Connection) -> int | None:
+        """Take this thread's turn among the database's writers, then ``BEGIN IMMEDIATE``;
+        the writers' lock file's descriptor to release after the transaction (None: there is
+        no lock file, the writer waited in short sleeps).
 
-        SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and longer between tries:
-        a writer that finds the lock taken a few times in a row sleeps for tens of
-        milliseconds while the lock, held ~0.2 ms per unit, passes to the writers that did
-        not sleep. The handler is off (``busy_timeout`` 0) while the transaction is open; the
-        caller puts it back after ``COMMIT`` or ``ROLLBACK``."""
+        The writers of one file queue on an OS lock (``flock`` on ``<path>-wlock``): a waiter
+        sleeps in the kernel and wakes the moment the holder releases it, so the write lock is
+        never free while a writer waits, and no waiter spends CPU on tries. SQLite's own busy
+        handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and longer between tries: a writer unlucky a
+        few times sleeps for tens of milliseconds while the lock, held ~0.2 ms per unit, passes
+        to the writers that did not sleep; and each try costs the CPU the holder needs. The OS
+        lock is only a queue: SQLite's lock still decides, and ``BEGIN IMMEDIATE`` waits for a
+        writer that does not queue (another program, a checkpoint restarting the WAL) with
+        SQLite's busy handler, up to :attr:`timeout`. A process killed in its turn releases it
+        (the kernel closes its descriptors)."""
+        fd = self._writers_lock()
+        if fd is None:
+            self._begin_polling(conn)
+            return None
+        _turn(fd, take=True)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            _turn(fd, take=False)
+            raise
+        return fd
+
+    def _writers_lock(self) -> int | None:
+        """This thread's descriptor of the writers' lock file (opened on first use: each
+        thread its own, so that threads queue too); None where there is none (no ``flock``,
+        or the file cannot be created beside the database)."""
+        fd: int | None = getattr(self._local, "wlock", None)
+        if fd is None and fcntl is not None and not getattr(self._local, "no_wlock", False):
+            try:
+                fd = os.open(self.path + "-wlock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError:
+                self._local.no_wlock = True
+                return None
+            self._local.wlock = fd
+            with self._lock:
+                self._fds.append(fd)
+        return fd
+
+    def _begin_polling(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting for the write lock in short sleeps (from
+        :data:`FIRST_WAIT_S`, doubling up to :data:`LAST_WAIT_S`) until :attr:`timeout`:
+        where there is no writers' lock file (see :meth:`_begin`). The busy handler is off
+        (``busy_timeout`` 0) while the transaction is open; the caller puts it back after
+        ``COMMIT`` or ``ROLLBACK``."""
         conn.execute("PRAGMA busy_timeout=0")
         delay, deadline = FIRST_WAIT_S, 0.0
         try:
@@ -237,6 +289,10 @@ class SQLiteDatabase:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             self._all.clear()
+            for fd in self._fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._fds.clear()
             self._shared = None
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
@@ -277,6 +333,12 @@ class SQLiteDatabase:
         if name not in self._rank_indexes:
             self._create_rank_index(conn, ranking.keys)
         return order
+
+
+def _turn(fd: int, *, take: bool) -> None:
+    """Take (wait for) or give back a writer's turn on the writers' lock file ``fd``."""
+    assert fcntl is not None  # a descriptor is only opened where there is flock
+    fcntl.flock(fd, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
