@@ -27,6 +27,16 @@ local function check_data_version(write)
   error('CHATMGMT_DATA_VERSION ' .. v)
 end
 
+-- a whole number as the text a command reads: a Lua number passed to redis.call is printed
+-- with "%.17g" (glibc's floating-point printer, ~2.5k instructions); small ones come from a
+-- table, others from the integer printer. (A literal: a library's code runs without the
+-- string library when it is loaded.)
+local INT_TEXT = {[-4] = '-4', [-3] = '-3', [-2] = '-2', [-1] = '-1', [0] = '0', [1] = '1',
+                  [2] = '2', [3] = '3', [4] = '4'}
+local function itext(v)
+  return INT_TEXT[v] or string.format('%d', v)
+end
+
 -- a user string inside a key name: % { } : escaped (mirrors _enc in redis.py)
 local function enc(s)
   return (string.gsub(s, '[%%{}:]', function(c) return string.format('%%%02X', string.byte(c)) end))
@@ -184,7 +194,7 @@ local function census(a, groups, sign)
   for _, g in ipairs(groups) do
     local ck = P .. ':cen:' .. g
     for k, v in pairs(contrib(a)) do
-      if v ~= 0 then redis.call('HINCRBY', ck, k, sign * v) end
+      if v ~= 0 then redis.call('HINCRBY', ck, k, itext(sign * v)) end
     end
   end
 end
@@ -204,7 +214,7 @@ local function index(akey, a, groups)
   for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
     local m = member(a, rid)
     redis.call('HSET', akey, 'm:' .. rid, m)
-    for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, m) end
+    for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', m) end
   end
 end
 
@@ -246,7 +256,7 @@ local function changed(akey, old, new)
   for _, g in ipairs(groups) do
     local ck = P .. ':cen:' .. g
     for k, v in pairs(d) do
-      if v ~= 0 then redis.call('HINCRBY', ck, k, v) end
+      if v ~= 0 then redis.call('HINCRBY', ck, k, itext(v)) end
     end
   end
   local elig = eligible(new)
@@ -260,7 +270,7 @@ local function changed(akey, old, new)
       end
       if nm then
         redis.call('HSET', akey, 'm:' .. rid, nm)
-        for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, nm) end
+        for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', nm) end
       else
         redis.call('HDEL', akey, 'm:' .. rid)
       end
@@ -351,7 +361,7 @@ local function ensure_ranking(rid)
       local m = member(a, rid)
       redis.call('HSET', akey, 'm:' .. rid, m)
       for _, g in ipairs(redis.call('SMEMBERS', akey .. ':groups')) do
-        redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, 0, m)
+        redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', m)
       end
     end
   end
@@ -475,7 +485,7 @@ local function timers_schedule(timers)
     if members[i] then old[#old + 1] = members[i] end
   end
   if #old > 0 then redis.call('ZREM', z, unpack(old)) end
-  local first = redis.call('INCRBY', P .. ':tm:seq', n) - n
+  local first = redis.call('INCRBY', P .. ':tm:seq', itext(n)) - n
   local zargs, margs, dargs = {}, {}, {}
   for i, t in ipairs(timers) do
     local m = string.format('%020d', first + i) .. t[1]
@@ -508,7 +518,7 @@ local function chat_store(id, json, version, state, create)
   redis.call('HSET', P .. ':chv', id, version)
   if create then
     redis.call('HSET', P .. ':chs', id, state)
-    local seq = redis.call('INCR', P .. ':chseq')
+    local seq = string.format('%d', redis.call('INCR', P .. ':chseq'))
     redis.call('HSET', P .. ':cho', id, seq)
     redis.call('ZADD', P .. ':chall', seq, id)
     redis.call('ZADD', P .. ':chl:' .. state, seq, id)
