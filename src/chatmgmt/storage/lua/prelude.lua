@@ -38,8 +38,10 @@ local function itext(v)
 end
 
 -- a user string inside a key name: % { } : escaped (mirrors _enc in redis.py)
+local function escape(c) return string.format('%%%02X', string.byte(c)) end
 local function enc(s)
-  return (string.gsub(s, '[%%{}:]', function(c) return string.format('%%%02X', string.byte(c)) end))
+  if not string.find(s, '[%%{}:]') then return s end  -- (most ids: no new string)
+  return (string.gsub(s, '[%%{}:]', escape))
 end
 
 local function xadd(first)
