@@ -40,6 +40,8 @@ def pack(args: tuple[Any, ...]) -> bytes:
             data = arg.encode("utf-8")
         elif kind is bytes:
             data = arg
+        elif kind is int:
+            data = b"%d" % arg
         elif isinstance(arg, str):
             data = arg.encode("utf-8")
         elif isinstance(arg, bytes):
@@ -50,9 +52,7 @@ def pack(args: tuple[Any, ...]) -> bytes:
             data = repr(arg).encode()
         else:
             raise TypeError(f"a Redis command argument must be str, bytes, int or float: {arg!r}")
-        append(b"$%d\r\n" % len(data))
-        append(data)
-        append(b"\r\n")
+        append(b"$%d\r\n%b\r\n" % (len(data), data))  # (one piece per argument)
     return b"".join(out)
 
 
