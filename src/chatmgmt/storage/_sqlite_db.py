@@ -338,7 +338,13 @@ class SQLiteDatabase:
 def _turn(fd: int, *, take: bool) -> None:
     """Take (wait for) or give back a writer's turn on the writers' lock file ``fd``."""
     assert fcntl is not None  # a descriptor is only opened where there is flock
-    fcntl.flock(fd, fcntl.LOCK_EX if take else fcntl.LOCK_UN)
+    if take:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    # after COMMIT: a failure here must not make the committed unit look failed (a descriptor
+    # closed meanwhile by close() from another thread has released the lock already)
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
