@@ -324,9 +324,10 @@ end
 local function do_release(akey, chat, now, tb)
   local a = agent_state(akey)
   if not a then return end
+  -- a held chat is in one of the two sets, never both (claims skip an inactive one, the
+  -- inactive move is an SMOVE): the second is tried only when the first did not hold it
   local c = redis.call('SREM', akey .. ':chats', chat)
-  local i = redis.call('SREM', akey .. ':inactive', chat)
-  if c == 0 and i == 0 then return end
+  if c == 0 and redis.call('SREM', akey .. ':inactive', chat) == 0 then return end
   redis.call('HDEL', akey .. ':ch', chat)
   local set = {tb = tb}
   if a.active - c == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
