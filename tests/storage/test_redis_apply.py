@@ -18,6 +18,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from chatmgmt.assignment._load import (
@@ -658,11 +659,11 @@ def test_agent_put_is_a_compare_and_set_and_keeps_the_load(redis_storage: RedisS
     assert redis_storage.agents.get(ann.id) == load
 
 
-def test_version_1_data_reads_the_same_and_is_marked_2_by_a_write(
+def test_version_1_data_reads_the_same_and_is_marked_3_by_a_write(
     redis_storage: RedisStorage,
 ) -> None:
     """A namespace of the release before capacity per channel (data version 1: no channel
-    fields anywhere) is read as it is; the first write marks it version 2."""
+    fields anywhere) is read as it is; the first write marks it version 3."""
     ann = Agent(AgentId("ann"), status=AgentStatus.ONLINE, reception_limit=2)
     load = redis_storage.agents.put(ann, 0.0)
     dv = f"{redis_storage.key_prefix}:dv"
@@ -675,7 +676,7 @@ def test_version_1_data_reads_the_same_and_is_marked_2_by_a_write(
         cid = ChatId("c1")
         chat = Chat(cid, CustomerInfo(), channel="web", state=ChatState.ACTIVE, agent_id=ann.id)
         fresh.apply(Change(cid, None, 1.0, chat, claim=Claim(ann.id, channel="web")))
-        assert _s(redis_storage.client.get(dv)) == "2"
+        assert _s(redis_storage.client.get(dv)) == "3"
         got = fresh.agents.get(ann.id)
         assert got is not None and got.chats == {cid} and got.channels == {}
     finally:
@@ -684,6 +685,67 @@ def test_version_1_data_reads_the_same_and_is_marked_2_by_a_write(
 
 def _s(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _as_version_2(storage: RedisStorage, ids: list[ChatId]) -> None:
+    """Rewrite these chats' bookkeeping as data version 2 kept it: the version alone in
+    ``chv``, the state in ``chs``, the creation order in ``cho`` (and the namespace marked 2)."""
+    client, prefix = storage.client, storage.key_prefix
+    for cid in ids:
+        version, state, order = _s(client.hget(f"{prefix}:chv", cid)).split(" ")
+        assert int(float(_s(client.zscore(f"{prefix}:chall", cid)))) == int(order)
+        client.hset(f"{prefix}:chv", cid, version)
+        client.hset(f"{prefix}:chs", cid, state)
+        client.hset(f"{prefix}:cho", cid, order)
+    client.set(f"{prefix}:dv", "2")
+
+
+def test_version_2_chats_read_change_and_purge_as_they_did(redis_storage: RedisStorage) -> None:
+    """Data version 2 kept a chat's version, state and creation number in three hashes;
+    version 3 keeps them in one field. A version 2 namespace is read as it is (get, list
+    by state in creation order, the preconditions), a chat moves to the one field at its next
+    change (its state list kept in order), a purge finds an unchanged one's state, and the
+    first write marks the namespace 3."""
+    cids = [ChatId(f"c{i}") for i in range(4)]
+    for i, cid in enumerate(cids):
+        chat = Chat(cid, CustomerInfo(), channel="web", state=ChatState.ACTIVE)
+        if i == 3:
+            chat = attrs.evolve(chat, state=ChatState.ENDED, ended_at=1.0)
+        redis_storage.apply(Change(cid, None, 1.0 + i, chat))
+    before = {cid: redis_storage.chats.get(cid) for cid in cids}
+    _as_version_2(redis_storage, cids)
+    prefix, client = redis_storage.key_prefix, redis_storage.client
+    kind = "cluster" if isinstance(client, __import__("redis").RedisCluster) else ""
+    fresh = _open(kind, redis_storage.namespace)
+    try:
+        assert {cid: fresh.chats.get(cid) for cid in cids} == before
+        assert [c.id for c in fresh.chats.list(ChatState.ACTIVE)] == cids[:3]
+        with pytest.raises(PreconditionFailed) as exists:
+            fresh.apply(Change(cids[0], None, 5.0, before[cids[0]]))
+        assert (exists.value.reason, exists.value.actual) == ("exists", 0)
+        with pytest.raises(PreconditionFailed) as moved:
+            fresh.apply(Change(cids[1], 7, 5.0))
+        assert (moved.value.reason, moved.value.actual) == ("version", 0)
+        old = before[cids[1]]
+        assert old is not None
+        ended = attrs.evolve(old, state=ChatState.ENDED, version=1, ended_at=6.0)
+        fresh.apply(Change(cids[1], 0, 6.0, ended))
+        assert _s(client.get(f"{prefix}:dv")) == "3"
+        order = int(float(_s(client.zscore(f"{prefix}:chall", cids[1]))))
+        assert _s(client.hget(f"{prefix}:chv", cids[1])) == f"1 ended {order}"
+        assert client.hget(f"{prefix}:chs", cids[1]) is None
+        assert client.hget(f"{prefix}:cho", cids[1]) is None
+        assert [c.id for c in fresh.chats.list(ChatState.ACTIVE)] == [cids[0], cids[2]]
+        assert [c.id for c in fresh.chats.list(ChatState.ENDED)] == [cids[1], cids[3]]
+        assert [c.id for c in fresh.chats.list()] == cids
+        # an unchanged version 2 chat (c3, ended) and a moved one (c1) are purged whole
+        assert fresh.chats.purge(100.0, 10) == 2
+        assert [c.id for c in fresh.chats.list()] == [cids[0], cids[2]]
+        assert fresh.chats.list(ChatState.ENDED) == []
+        for key in ("chv", "chs", "cho"):
+            assert client.hget(f"{prefix}:{key}", cids[3]) is None
+    finally:
+        fresh.close()
 
 
 def test_data_of_a_newer_version_is_refused(redis_storage: RedisStorage) -> None:

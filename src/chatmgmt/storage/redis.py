@@ -43,8 +43,10 @@ verbatim.
 (:data:`DATA_VERSION`), written by the first script that writes. A namespace holding another
 version is refused with :class:`~chatmgmt.errors.StorageError` (by every writing script, and
 once per storage object before its first read), so an older release never misreads or damages
-data a newer one wrote. Version 1 data (before capacity per channel) is read as it is; the first
-write marks it 2, so a release that would ignore channel weights refuses it from then on.
+data a newer one wrote. Versions 1 (before capacity per channel) and 2 (before a chat's version,
+state and creation number shared one field of ``chv``) are read as they are, each chat moved to
+the one field at its next change; the first write marks the namespace 3, so a release that
+would ignore channel weights or look for a chat's state in ``chs`` refuses it from then on.
 
 **Ranking index.** For every (skill group, ranking) in use, a sorted set holds the eligible
 agents (ONLINE, below the limit). Members are the ranking's key encoded as fixed-width,
@@ -132,10 +134,11 @@ __all__ = ["DATA_VERSION", "AsyncRedisStorage", "RedisStorage", "key_prefix"]
 
 _T = TypeVar("_T")
 
-DATA_VERSION = 2
+DATA_VERSION = 3
 """The version of the Redis data layout this release reads and writes (2: agents may keep
 their channel weights and limits, the channels of their held chats and their assignment
-times; a version 1 namespace reads the same and is marked 2 by the first write)."""
+times; 3: a chat's version, state and creation number in one field of ``chv``. Version 1
+and 2 namespaces read the same and are marked 3 by the first write)."""
 
 # --------------------------------------------------------------------------- key layout
 

@@ -35,7 +35,8 @@
 check_data_version(true)
 local plan = cjson.decode(ARGV[1])
 local id = plan.id
-local chv = redis.call('HGET', P .. ':chv', id)
+local chv, chs, cho = redis.call('HGET', P .. ':chv', id), nil, nil
+if chv then chv, chs, cho = chat_meta(chv) end
 
 -- preconditions, all before any write
 if plan.exp == nil then
@@ -121,7 +122,7 @@ end
 if plan.ver ~= nil then
   local json = ARGV[2]
   if subs then json = bind(json, subs) end
-  chat_store(id, json, plan.ver, plan.state, plan.exp == nil)
+  chat_store(id, json, plan.ver, plan.state, plan.exp == nil, chs, cho)
   if plan.ret ~= nil then
     redis.call('ZADD', P .. ':ret', plan.ret, id)
   elseif plan.exp ~= nil then  -- (a new chat has no entry: purge drops stale ones)

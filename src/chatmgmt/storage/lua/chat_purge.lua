@@ -18,7 +18,9 @@ for _, id in ipairs(ids) do
     local over = state == 'ended' or state == 'abandoned' or (state == 'left_message' and answered)
     local at = tonumber(chat.updated_at) or 0
     if over and at < before then
-      local st = redis.call('HGET', P .. ':chs', id)
+      local meta, st = redis.call('HGET', P .. ':chv', id), nil
+      if meta then st = select(2, chat_meta(meta)) end
+      if not st then st = redis.call('HGET', P .. ':chs', id) end  -- before data version 3
       redis.call('HDEL', P .. ':ch', id)
       redis.call('HDEL', P .. ':chv', id)
       redis.call('HDEL', P .. ':chs', id)

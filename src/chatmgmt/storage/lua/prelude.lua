@@ -19,8 +19,9 @@ local function check_data_version(write)
     return
   end
   if tonumber(v) == DATA_VERSION then return end
-  -- version 1 (before capacity per channel) reads the same; a write marks it as this one
-  if tonumber(v) == 1 then
+  -- versions 1 (before capacity per channel) and 2 (before a chat's version and state shared
+  -- one field) read the same; a write marks them as this one
+  if tonumber(v) == 1 or tonumber(v) == 2 then
     if write then redis.call('SET', P .. ':dv', DATA_VERSION) end
     return
   end
@@ -515,24 +516,37 @@ local function timer_cancel(key, due)
   return 1
 end
 
--- a new chat record and its indexes, or the new record of an existing one
-local function chat_store(id, json, version, state, create)
+-- A chat's field in `chv` holds '<version> <state> <creation number>' (data version 3). Data
+-- versions 1 and 2 kept the version alone there, the state in `chs` and the creation number
+-- in `cho`; such a chat moves to the one field at its next change. chat_meta: the version,
+-- the state and the creation number of a `chv` field (state and number nil: kept apart).
+local function chat_meta(raw)
+  local a = string.find(raw, ' ', 1, true)
+  if not a then return raw, nil, nil end
+  local b = string.find(raw, ' ', a + 1, true)
+  return string.sub(raw, 1, a - 1), string.sub(raw, a + 1, b - 1), string.sub(raw, b + 1)
+end
+
+-- a new chat record and its indexes, or the new record of an existing one (`old`, `seq`: its
+-- state and creation number as chat_meta read them)
+local function chat_store(id, json, version, state, create, old, seq)
   redis.call('HSET', P .. ':ch', id, json)
-  redis.call('HSET', P .. ':chv', id, version)
   if create then
-    redis.call('HSET', P .. ':chs', id, state)
-    local seq = string.format('%d', redis.call('INCR', P .. ':chseq'))
-    redis.call('HSET', P .. ':cho', id, seq)
+    seq = string.format('%d', redis.call('INCR', P .. ':chseq'))
+    redis.call('HSET', P .. ':chv', id, version .. ' ' .. state .. ' ' .. seq)
     redis.call('ZADD', P .. ':chall', seq, id)
     redis.call('ZADD', P .. ':chl:' .. state, seq, id)
     return
   end
-  local old = redis.call('HGET', P .. ':chs', id)
+  if not old then  -- stored before data version 3
+    old, seq = redis.call('HGET', P .. ':chs', id), redis.call('HGET', P .. ':cho', id)
+    redis.call('HDEL', P .. ':chs', id)
+    redis.call('HDEL', P .. ':cho', id)
+  end
+  redis.call('HSET', P .. ':chv', id, version .. ' ' .. state .. ' ' .. seq)
   if old ~= state then
-    local seq = redis.call('HGET', P .. ':cho', id)
     redis.call('ZREM', P .. ':chl:' .. old, id)
     redis.call('ZADD', P .. ':chl:' .. state, seq, id)
-    redis.call('HSET', P .. ':chs', id, state)
   end
 end
 
