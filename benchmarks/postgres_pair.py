@@ -47,7 +47,7 @@ from _common import emit
 
 from chatmgmt import ChatManager
 from chatmgmt.model import CustomerInfo, EndReason
-from chatmgmt.storage.postgres import PostgresStorage
+from chatmgmt.storage.postgres import PostgresDatabase, PostgresStorage
 from storage import GROUP, HELD, _Naive, _setup
 
 SETTINGS = {
@@ -60,7 +60,7 @@ SETTINGS = {
 class _Pairs:
     """One workload doing open+end pairs in blocks."""
 
-    def __init__(self, url: str, naive: bool) -> None:
+    def __init__(self, url: str, naive: bool, *, one_connection: bool = False) -> None:
         namespace = f"pair-{uuid.uuid4().hex[:8]}"
         self.naive = naive
         self.store: Any
@@ -68,7 +68,9 @@ class _Pairs:
             self.store = _Naive("postgres", url, namespace)
             self.store.setup()
         else:
-            storage = PostgresStorage(url, namespace)
+            # one_connection: every statement on one server backend (postgres_instructions.py)
+            database = PostgresDatabase(url, min_size=1, max_size=1) if one_connection else url
+            storage = PostgresStorage(database, namespace)
             _setup(storage)
             self.store = ChatManager(storage=storage, rng=random.Random(1))
         self.held: collections.deque[tuple[str, str]] = collections.deque()

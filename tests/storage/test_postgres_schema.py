@@ -200,15 +200,19 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
 ) -> None:
     """PostgreSQL serializes every transaction that notifies behind one lock held through its
     commit's flush, so the unit of work commits first and the NOTIFY follows in a transaction
-    of its own (same round trip); a unit that fails sends none."""
+    of its own (same round trip). The unit is an implicit transaction (no BEGIN, no COMMIT:
+    the Sync commits it), after which the server runs the NOTIFY even if the unit failed: it
+    only notifies if the unit's write call marked the session, which a failed unit takes back.
+    A unit whose precondition fails sends none; a unit the server aborts (the chat created by
+    another transaction between its reads and its write) sends one that wakes nobody."""
     import psycopg
     from psycopg_pool import ConnectionPool
 
     from chatmgmt.errors import PreconditionFailed
-    from chatmgmt.storage import _pg_wire
+    from chatmgmt.storage import _pg_wire, postgres
     from chatmgmt.storage._pg import NOTIFY_CHANNEL, channel_tag
     from chatmgmt.storage.postgres import PostgresStorage
-    from chatmgmt.testing._contracts._support import event
+    from chatmgmt.testing._contracts._support import chat, event
 
     sent: list[tuple[str, Any]] = []
     queue = _pg_wire._Batch.add
@@ -225,13 +229,15 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
             storage = PostgresStorage(pool, "t")
             _agents(storage, 2)
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            del sent[:]
             claim = RankedClaim("g", LEAST_BUSY)
+            storage.apply(Change(ChatId("c0"), None, 0.5, claim=claim))  # the ranking's index
+            del sent[:]
             storage.apply(Change(ChatId("c1"), None, 1.0, claim=claim, events=(event(1),)))
             statements = [sql.strip() for sql, _p in sent]
+            assert "BEGIN" not in statements and "COMMIT" not in statements
             write = next(i for i, sql in enumerate(statements) if "chatmgmt_write_unit" in sql)
             notify = next(i for i, sql in enumerate(statements) if "pg_notify" in sql)
-            assert write < notify and statements[write + 1 : notify] == ["COMMIT"]
+            assert write < notify
             # the write function notifies nobody itself
             assert "pg_notify" not in _write_function(url, "chatmgmt_write_unit6")
             tag = channel_tag("t")
@@ -242,7 +248,71 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
                 storage.apply(Change(ChatId("gone"), 5, 2.0, claim=claim, events=(event(2),)))
             assert not [sql for sql, _p in sent if "pg_notify" in sql]
             assert list(listener.notifies(timeout=0.3)) == []
+            # a unit the server aborts: its NOTIFY is sent (after the Sync) but finds the
+            # session unmarked; its events are not stored
+            write_params = postgres._write_params
+
+            def racing(*args: Any) -> Any:  # another process creates the chat meanwhile
+                monkeypatch.setattr(postgres, "_write_params", write_params)
+                other = PostgresStorage(url, "t")
+                other.apply(Change(ChatId("c2"), None, 3.0, chat=chat("c2")))
+                other.close()
+                return write_params(*args)
+
+            monkeypatch.setattr(postgres, "_write_params", racing)
+            del sent[:]
+            with pytest.raises(PreconditionFailed) as failed:
+                storage.apply(Change(ChatId("c2"), None, 3.0, chat=chat("c2"), events=(event(3),)))
+            assert failed.value.reason == "exists"
+            assert [sql for sql, _p in sent if "pg_notify" in sql]
+            assert list(listener.notifies(timeout=0.3)) == []
             assert storage.outbox.pending() == 1
+            # the next unit on the same connection notifies again
+            storage.apply(Change(ChatId("c3"), None, 4.0, claim=claim, events=(event(4),)))
+            assert [n.payload for n in listener.notifies(timeout=5, stop_after=1)] == [tag]
+            assert storage.outbox.pending() == 2
         finally:
             listener.close()
+            pool.close()
+
+
+def test_a_failed_unit_leaves_no_warning_in_the_servers_log() -> None:
+    """A unit that fails after its reads is rolled back with BEGIN + ROLLBACK (a ROLLBACK
+    alone would end the implicit transaction with 'there is no transaction in progress',
+    logged by the server on every unit that finds no agent): the connection receives no
+    notice, and it is idle afterwards."""
+    from psycopg import pq
+    from psycopg_pool import ConnectionPool
+
+    from chatmgmt.errors import PreconditionFailed
+    from chatmgmt.storage.postgres import PostgresStorage
+
+    notices: list[str] = []
+    with _database() as url:
+        pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=1,
+            configure=lambda conn: conn.add_notice_handler(
+                lambda d: notices.append(f"{d.severity}: {d.message_primary}")
+            ),
+            open=True,
+        )
+        try:
+            storage = PostgresStorage(pool, "t")
+            _agents(storage, 1)
+            claim = RankedClaim("g", LEAST_BUSY)
+            for i in range(3):  # the one agent's limit
+                assert storage.apply(Change(ChatId(f"c{i}"), None, 1.0, claim=claim)).agent_id
+            with pytest.raises(PreconditionFailed) as failed:
+                storage.apply(Change(ChatId("c9"), None, 2.0, claim=claim))
+            assert failed.value.reason == "no_agent"
+            with pool.connection() as conn:
+                assert conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+                conn.execute("SELECT 1")  # a round trip: any notice pending has arrived
+                conn.rollback()
+            assert notices == []
+            assert storage.agents.get(AgentId("a000")) is not None
+            assert len(storage.agents.get(AgentId("a000")).chats) == 3  # type: ignore[union-attr]
+        finally:
             pool.close()

@@ -13,8 +13,10 @@ no SQL or rule is written twice.
   result is needed and at ``COMMIT``. An operation may also yield a tuple of statements and
   receive the tuple of their results: they travel in one round trip. So a unit of work that
   reads its rows in one batch and then writes costs two round trips, whatever the number of
-  writes (``BEGIN`` rides with the reads, ``COMMIT`` with the writes). Anything the operation
-  raises rolls the transaction back. A serialization failure or a deadlock the server reports
+  writes (``BEGIN`` rides with the reads, ``COMMIT`` with the writes). An operation run with
+  ``tx=IMPLICIT`` (the unit of work) is the same transaction without the ``BEGIN`` and
+  ``COMMIT`` statements (:data:`IMPLICIT`). Anything the operation raises rolls the
+  transaction back. A serialization failure or a deadlock the server reports
   is retried transparently (bounded, with a short random backoff) on a fresh transaction, so a
   caller only ever sees the library's errors; after the last try it is a
   :class:`~chatmgmt.errors.ConflictError`. A lost connection is a
@@ -46,6 +48,7 @@ from ..errors import ConflictError, StorageError
 from ._pg_arrays import register as register_arrays
 
 __all__ = [
+    "IMPLICIT",
     "AsyncPostgresDatabase",
     "Gen",
     "PostgresDatabase",
@@ -79,6 +82,19 @@ AFTER_COMMIT = "after_commit"
 #: unit of work's queue heads); only :data:`AFTER_COMMIT` statements may follow it.
 AT_COMMIT = "at_commit"
 
+#: ``tx`` of an operation run as one **implicit** transaction: no ``BEGIN`` and no ``COMMIT``
+#: statement. Its statements up to a ``Sync`` are one transaction on the server (the extended
+#: query protocol's implicit transaction); a round trip whose answers the operation needs
+#: before its end asks for them with a ``Flush`` (the transaction stays open), and the
+#: ``Sync`` that closes the operation commits it (or rolls it back after an error).
+#: Statements marked :data:`AFTER_COMMIT` travel after that ``Sync``, in transactions of their
+#: own: unlike after a ``COMMIT`` statement, the server runs them even when the operation's
+#: transaction failed, so such a statement checks itself that it did not (``postgres._notify``).
+#: To abort without a server error (the operation raised), ``_pg_wire.recover`` sends
+#: ``BEGIN`` (it turns the open implicit transaction into a block) and ``ROLLBACK``; a
+#: ``ROLLBACK`` alone would abort it too, but with a warning in the server's log.
+IMPLICIT = "implicit"
+
 #: the advisory lock key that serializes migrations and index creation (any fixed 64-bit value)
 _DDL_LOCK = 0x63686174_6D676D74
 
@@ -90,9 +106,11 @@ class Q:
     (the rows), ``"rowcount"``, ``"many"`` (executemany over ``params``, nothing back),
     ``"none"``, ``"after_commit"``: sent right after the operation's ``COMMIT`` (in the
     same round trip), in a transaction of its own, and only if everything before it
-    succeeded (nothing back; see :data:`AFTER_COMMIT`), or ``"at_commit"``: the operation's
-    ``COMMIT`` itself (:data:`AT_COMMIT`). ``on_unique``: the error to raise instead of the
-    server's unique violation if this statement hits one (the transaction is rolled back)."""
+    succeeded (nothing back; see :data:`AFTER_COMMIT`; in an :data:`IMPLICIT` operation
+    the server runs it whatever happened before, so it checks that itself), or
+    ``"at_commit"``: the operation's ``COMMIT`` itself (:data:`AT_COMMIT`). ``on_unique``:
+    the error to raise instead of the server's unique violation if this statement hits one
+    (the transaction is rolled back)."""
 
     sql: str
     params: Sequence[Any] = ()
@@ -263,9 +281,10 @@ class PostgresDatabase:
     def __repr__(self) -> str:
         return f"PostgresDatabase({self._where})"
 
-    def run(self, op: Callable[..., Gen[_T]], *args: Any, tx: bool = True) -> _T:
-        """Run ``op(*args)`` (in one transaction with ``tx``), retrying what the server
-        aborted; library errors raised by the operation propagate, nothing committed."""
+    def run(self, op: Callable[..., Gen[_T]], *args: Any, tx: bool | str = True) -> _T:
+        """Run ``op(*args)`` (in one transaction with ``tx``: ``True`` between ``BEGIN`` and
+        ``COMMIT``, :data:`IMPLICIT` without them), retrying what the server aborted; library
+        errors raised by the operation propagate, nothing committed."""
         psycopg, wire = self._psycopg, self._wire
         retry = _retryable()
         attempt = 0
@@ -418,7 +437,7 @@ class AsyncPostgresDatabase:
                 await pool.close()
         return self.pool
 
-    async def run(self, op: Callable[..., Gen[_T]], *args: Any, tx: bool = True) -> _T:
+    async def run(self, op: Callable[..., Gen[_T]], *args: Any, tx: bool | str = True) -> _T:
         """See :meth:`PostgresDatabase.run`."""
         import asyncio
 

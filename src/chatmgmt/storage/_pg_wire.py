@@ -39,12 +39,15 @@ from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.waiting import Ready, Wait
 
+from ._pg import IMPLICIT
+
 __all__ = ["Session", "protocol", "recover", "session"]
 
 _T = TypeVar("_T")
 
 #: at most this many statements prepared per connection; past it, statements travel unnamed
 MAX_PREPARED = 300
+
 
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
@@ -82,7 +85,17 @@ class Session:
     """What this module keeps per connection: its Transformer and the statements prepared on
     it, by (SQL text, parameter types)."""
 
-    __slots__ = ("__weakref__", "batch", "count", "encoding", "limit", "names", "pgconn", "tx")
+    __slots__ = (
+        "__weakref__",
+        "batch",
+        "block",
+        "count",
+        "encoding",
+        "limit",
+        "names",
+        "pgconn",
+        "tx",
+    )
 
     def __init__(self, conn: Any) -> None:
         self.pgconn: Any = conn.pgconn
@@ -91,6 +104,7 @@ class Session:
         self.count = 0  # names are never reused on a connection, even after forget()
         self.encoding: str = conn.info.encoding
         self.batch: _Batch | None = None  # the operation in flight
+        self.block = False  # the operation in flight sent BEGIN (an explicit block)
         # a host that turned psycopg's preparing off (``prepare_threshold=None``, e.g. behind
         # a transaction-pooling PgBouncer) gets no prepared statements from us either
         self.limit = MAX_PREPARED if conn.prepare_threshold is not None else 0
@@ -124,11 +138,13 @@ _ROW = object()
 class _Batch:
     """Statements sent in pipeline mode whose answers are not read yet."""
 
-    __slots__ = ("answers", "entries", "session")
+    __slots__ = ("answers", "entries", "session", "syncs", "unsynced")
 
     def __init__(self, sess: Session) -> None:
         self.session = sess
         self.answers = 0  # statements sent since the last flush (one answer each)
+        self.syncs = 0  # Syncs sent since the last flush (see :meth:`sync`)
+        self.unsynced = False  # statements sent since the last Sync
         #: what each command sent answers: a statement of the operation, or the key of a
         #: PREPARE
         self.entries: list[Any] = []
@@ -161,17 +177,31 @@ class _Batch:
             entries.append(q if row == last else _ROW)
         if last < 0:
             return -1
+        self.unsynced = True
         self.answers += 1
         return self.answers - 1
 
-    def flush(self) -> Generator[Any, Any, list[Any]]:
-        """Send a ``Sync`` after everything sent and read every answer; returns one result per
+    def sync(self) -> None:
+        """Send a ``Sync`` now (it ends the implicit transaction of what was sent before it);
+        the answers are read by the next :meth:`flush`."""
+        self.session.pgconn.pipeline_sync()
+        self.syncs += 1
+        self.unsynced = False
+
+    def flush(self, sync: bool = True) -> Generator[Any, Any, list[Any]]:
+        """Send a ``Sync`` after everything sent (unless one follows the last statement
+        already; with ``sync=False`` a ``Flush``: the server answers what it was sent and an
+        implicit transaction stays open) and read every answer; returns one result per
         statement added (prepares and all but the last row of a ``"many"`` left out), or
         raises the first server error."""
         sess = self.session
+        if sync and self.unsynced:
+            self.sync()
         entries, self.entries, self.answers = self.entries, [], 0
-        sess.pgconn.pipeline_sync()
-        fetched = yield _exchange(sess.pgconn)
+        if not sync:
+            sess.pgconn.send_flush_request()
+        syncs, self.syncs = self.syncs, 0
+        fetched = yield _exchange(sess.pgconn, syncs, len(entries))
         out: list[Any] = []
         error: Exception | None = None
         for entry, results in zip(entries, fetched, strict=True):
@@ -198,19 +228,23 @@ class _Batch:
         return out
 
     def __bool__(self) -> bool:
-        return bool(self.entries)
+        """Anything to read: statements sent, or a ``Sync``."""
+        return bool(self.entries or self.syncs)
 
 
-def _exchange(pgconn: Any) -> Generator[Any, Any, list[list[Any]]]:
-    """Flush what was sent and read the results up to the ``Sync``: one list of results per
-    command (a psycopg wait generator: it yields what to wait for, receives what is ready).
-    One wait per round trip when the answers arrive together."""
+def _exchange(
+    pgconn: Any, syncs: int = 1, commands: int = 0
+) -> Generator[Any, Any, list[list[Any]]]:
+    """Flush what was sent and read the results up to the last of ``syncs`` ``Sync``\\ s (none:
+    up to the answer of the ``commands``-th command, after a ``Flush``): one list of results
+    per command (a psycopg wait generator: it yields what to wait for, receives what is
+    ready). One wait per round trip when the answers arrive together."""
     while pgconn.flush():  # nonblocking: more to send
         if (yield _WAIT_RW) & _READY_R:
             pgconn.consume_input()
     out: list[list[Any]] = []
     results: list[Any] = []
-    while True:
+    while syncs or len(out) < commands:
         while pgconn.is_busy():
             yield _WAIT_R
             pgconn.consume_input()
@@ -222,9 +256,10 @@ def _exchange(pgconn: Any) -> Generator[Any, Any, list[list[Any]]]:
             out.append(results)
             results = []
         elif result.status == _SYNC:
-            return out
+            syncs -= 1
         else:
             results.append(result)
+    return out
 
 
 def _answer(tx: Any, fetch: str, result: Any) -> Any:
@@ -248,26 +283,29 @@ _WANTED = frozenset({"one", "all", "rowcount"})
 def protocol(
     sess: Session,
     op: Generator[Any, Any, _T],
-    tx: bool,
+    tx: bool | str,
     begin: Any,
     commit: Any,
     marks: tuple[str, str],
 ) -> Generator[Any, Any, _T]:
     """Run operation ``op`` on ``sess``'s connection: a generator of libpq waits (run by the
-    driver with ``conn.wait``) returning the operation's value. With ``tx``, ``begin`` and
-    ``commit`` (statements) are wrapped around it. ``marks`` are two ``Q.fetch`` values:
-    statements marked with the first follow the ``COMMIT`` in its round trip (with ``tx``;
-    else they are sent in turn); a statement marked with the second stands for the
-    ``COMMIT`` itself, sent there (so reads the operation yields beside it, before it, travel
-    in the commit's round trip and are answered: they see the transaction's own writes), and
-    nothing may follow it but statements of the first mark. On success the connection has
-    left pipeline mode; on error the driver calls :func:`recover`."""
+    driver with ``conn.wait``) returning the operation's value. With ``tx=True``, ``begin``
+    and ``commit`` (statements) are wrapped around it; with ``tx=IMPLICIT`` it is one
+    implicit transaction instead (``_pg.IMPLICIT``: the commit is a ``Sync``). ``marks``
+    are two ``Q.fetch`` values: statements marked with the first follow the commit in its
+    round trip (with ``tx``; else they are sent in turn); a statement marked with the second
+    stands for the commit itself, sent there (so reads the operation yields beside it, before
+    it, travel in the commit's round trip and are answered: they see the transaction's own
+    writes), and nothing may follow it but statements of the first mark. On success the
+    connection has left pipeline mode; on error the driver calls :func:`recover`."""
     after_commit, at_commit = marks
+    implicit = tx == IMPLICIT
     sess.pgconn.enter_pipeline_mode()
     batch = sess.batch = _Batch(sess)
     after: list[Any] = []
     committed = not tx
-    if tx:
+    sess.block = bool(tx) and not implicit
+    if sess.block:
         batch.add(begin)
     result: Any = None
     while True:
@@ -285,7 +323,10 @@ def protocol(
             if fetch == after_commit and not committed:
                 after.append(q)
             elif fetch == at_commit:
-                batch.add(commit)
+                if implicit:
+                    batch.sync()
+                else:
+                    batch.add(commit)
                 for later in after:
                     batch.add(later)
                 committed, after = True, []
@@ -297,13 +338,16 @@ def protocol(
                     continue
             places.append(-1)
         if wanted:
-            answers = yield from batch.flush()
+            answers = yield from batch.flush(committed or not implicit)
             got = [None if place < 0 else answers[place] for place in places]
         else:
             got = [None] * len(places)
         result = got[0] if single else tuple(got)
     if not committed:
-        batch.add(commit)
+        if implicit:
+            batch.sync()
+        else:
+            batch.add(commit)
         for q in after:
             batch.add(q)
     if batch:
@@ -315,13 +359,17 @@ def protocol(
 
 def recover_steps(sess: Session) -> Generator[Any, Any, None]:
     """After an error: roll back an open transaction, read what is left of the pipeline and
-    leave it (a generator of libpq waits, like :func:`protocol`; one round trip)."""
+    leave it (a generator of libpq waits, like :func:`protocol`; one round trip). Unless the
+    operation sent ``BEGIN``, a ``BEGIN`` goes first: it makes an implicit transaction still
+    open a block that ``ROLLBACK`` ends without a warning (see ``_pg.IMPLICIT``)."""
     pgconn = sess.pgconn
     if pgconn.pipeline_status == _PIPELINE_OFF:
         pgconn.enter_pipeline_mode()
+    if not sess.block:
+        pgconn.send_query_params(b"BEGIN", None)
     pgconn.send_query_params(b"ROLLBACK", None)
     pgconn.pipeline_sync()
-    yield _exchange(pgconn)
+    yield _exchange(pgconn, 1 + (sess.batch.syncs if sess.batch is not None else 0))
     sess.batch = None
     pgconn.exit_pipeline_mode()
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,6 +92,7 @@ from ._codec import decode, encode
 from ._pg import (
     AFTER_COMMIT,
     AT_COMMIT,
+    IMPLICIT,
     NOTIFY_CHANNEL,
     AsyncPostgresDatabase,
     Gen,
@@ -127,6 +129,10 @@ _WRITE = (
     "%b::float8[], %b::text[], %b::integer, %b::bigint, %b::text, %b::text, %b::text, "
     "%b::float8, %b::text, %b::text, %b::text, %b::text[])"
 )
+
+#: :data:`_WRITE` that also marks the unit as committed for its ``NOTIFY`` (see ``_notify``):
+#: the session setting ``chatmgmt.unit`` becomes the unit's token, unless it fails
+_WRITE_MARKED = _WRITE[:-1] + "), set_config('chatmgmt.unit', %s, false)"
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this release writes (component ``storage`` of
@@ -188,15 +194,38 @@ def _rank_values(load: AgentLoad) -> tuple[Any, ...]:
 _AT_COMMIT = Q("COMMIT", fetch=AT_COMMIT)
 
 
-def _notify(ns: bytes) -> Q:
+def _notify(ns: bytes, token: str | None = None) -> Q:
     """The ``NOTIFY`` for ``ns``'s listeners, sent after the COMMIT in a transaction of its own
     that does not wait for its WAL flush (see ``_pg.AFTER_COMMIT``: inside the unit of work it
-    serialized every commit behind the server's notify lock)."""
+    serialized every commit behind the server's notify lock). With ``token``, after a unit of
+    work run as an implicit transaction (``_pg.IMPLICIT``: the server runs this statement
+    even if the unit failed), only if the unit committed: its write statement set the
+    session's ``chatmgmt.unit`` to ``token`` (:data:`_WRITE_MARKED`), a setting that a failed
+    transaction takes back."""
+    tag = _tag(ns)
+    if token is None:
+        return Q(
+            "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)",
+            (NOTIFY_CHANNEL, tag),
+            AFTER_COMMIT,
+        )
     return Q(
-        "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)",
-        (NOTIFY_CHANNEL, channel_tag(ns.decode("utf-8", "surrogatepass"))),
+        "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s) "
+        "WHERE current_setting('chatmgmt.unit', true) = %s",
+        (NOTIFY_CHANNEL, tag, token),
         AFTER_COMMIT,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _tag(ns: bytes) -> str:
+    """:func:`~chatmgmt.storage._pg.channel_tag` of a stored namespace (a sha256, once)."""
+    return channel_tag(ns.decode("utf-8", "surrogatepass"))
+
+
+#: tokens of the units of work that notify (``_notify``): increasing within a process, and a
+#: connection belongs to one process, so a failed unit's token is never its session's setting
+_UNITS = itertools.count(1)
 
 
 def _append(ns: bytes, events: Sequence[Event], notify: bool) -> Gen[None]:
@@ -453,9 +482,11 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
     # its message, the sticky mark, the events); a chat created meanwhile by a transaction
     # that committed first makes its INSERT fail: "exists"
     chat, events = bound[0], tuple(bound[1])
+    params = _write_params(ns, change, list(written.values()), bound)
+    token = str(next(_UNITS)) if notify and events else None
     yield Q(
-        _WRITE,
-        _write_params(ns, change, list(written.values()), bound),
+        _WRITE if token is None else _WRITE_MARKED,
+        params if token is None else (*params, token),
         on_unique=PreconditionFailed("exists", cid) if expected is None else None,
     )
     if change.more_messages:  # rare (several messages in one unit): after ``message``
@@ -464,8 +495,8 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
             "SELECT %s, %s, m FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, n) ORDER BY n",
             (ns, cid, [encode(m) for m in change.more_messages]),
         )
-    if notify and events:
-        yield _notify(ns)
+    if token is not None:
+        yield _notify(ns, token)
     heads: tuple[QueueHead, ...] = ()
     if change.watch:
         # the watched queues' heads after the effects, read in the commit's round trip
@@ -1159,7 +1190,7 @@ class PostgresStorage:
         if isinstance(change.claim, RankedClaim):
             name, sql = _rank_index_sql(change.claim.ranking.keys)
             self.database.once(name, ddl_op, sql)
-        return self.database.run(_apply_op, self._ns, change, self.notify)
+        return self.database.run(_apply_op, self._ns, change, self.notify, tx=IMPLICIT)
 
     def schema_version(self) -> int:
         """The storage schema version stored in the database."""
@@ -1463,7 +1494,7 @@ class AsyncPostgresStorage:
         if isinstance(change.claim, RankedClaim):
             name, sql = _rank_index_sql(change.claim.ranking.keys)
             await self.database.once(name, ddl_op, sql)
-        return await self.database.run(_apply_op, self._ns, change, self.notify)
+        return await self.database.run(_apply_op, self._ns, change, self.notify, tx=IMPLICIT)
 
     async def schema_version(self) -> int:
         """The storage schema version stored in the database."""

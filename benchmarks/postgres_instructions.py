@@ -1,0 +1,178 @@
+"""Instructions per open+end pair on PostgreSQL, counted by callgrind: figures that machine
+load does not move (``benchmarks/postgres_pair.py`` measures CPU time, which it does).
+
+The workload of ``postgres_pair.py`` (200 agents, 40 held chats, every open paying one end),
+ours (``ChatManager`` on ``PostgresStorage``, one connection) and the naive unsafe
+read-modify-write as the baseline, on a private server (``synchronous_commit=on``). Each figure
+is the count of a run of ``N2`` pairs minus that of a run of ``N1`` pairs (the same set-up and
+warm-up), divided by ``N2 - N1``:
+
+- ``storage.postgres.pair.client_instructions``: the worker process under
+  ``valgrind --tool=callgrind`` (250 - 50 pairs);
+- with ``--server``, ``storage.postgres.pair.server_instructions``: the server's backends,
+  ``postgres`` itself run under callgrind (a fresh server per run; 440 - 40 pairs; background
+  processes and autovacuum workers not counted). Slow: ~1 minute per run.
+
+Needs ``valgrind`` and the PostgreSQL binaries (``tests/storage/postgres_helpers.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
+
+from _common import emit
+
+_HERE = Path(__file__).resolve()
+
+
+def _helpers() -> Any:
+    path = _HERE.parent.parent / "tests" / "storage" / "postgres_helpers.py"
+    spec = importlib.util.spec_from_file_location("_pg_helpers", path)
+    assert spec is not None and spec.loader is not None
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    return helpers
+
+
+def _worker(url: str, pairs: int, naive: bool) -> None:
+    """Set up, warm up, then ``pairs`` open+end pairs (the process callgrind counts)."""
+    from postgres_pair import _Pairs
+
+    from storage import HELD
+
+    work = _Pairs(url, naive, one_connection=True)
+    work.block(HELD + 50)
+    work.block(pairs)
+
+
+def _run_worker(url: str, pairs: int, naive: bool, valgrind: bool) -> int:
+    """Run :func:`_worker` in a new process; its instruction count if under callgrind."""
+    cmd = [sys.executable, str(_HERE), "--worker", url, str(pairs), "naive" if naive else "ours"]
+    if valgrind:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
+    env = dict(os.environ, PYTHONPATH=str(_HERE.parent.parent / "src"))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    if not valgrind:
+        return 0
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found is not None, done.stderr[-2000:]
+    return int(found.group(1))
+
+
+def _client(naive: bool, n1: int = 50, n2: int = 250) -> float:
+    server = _helpers().start_private(synchronous_commit="on")
+    try:
+        a = _run_worker(server.url, n1, naive, valgrind=True)
+        b = _run_worker(server.url, n2, naive, valgrind=True)
+    finally:
+        server.stop()
+    return (b - a) / (n2 - n1)
+
+
+def _backends(out: str, before: set[str]) -> int:
+    """The instructions of the backends whose callgrind files appeared since ``before``."""
+    time.sleep(3)  # a backend writes its file when its client has gone
+    total = 0
+    for name in set(glob.glob(f"{out}/cg.*")) - before:
+        with open(name) as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+def _server(naive: bool, n1: int = 40, n2: int = 440) -> float:
+    helpers = _helpers()
+    server = helpers.start_private(synchronous_commit="on")
+    ctl = os.path.join(server.bindir, "pg_ctl")
+    subprocess.run(
+        helpers._as_user([ctl, "-D", server.data, "-m", "fast", "stop"]),
+        check=True,
+        capture_output=True,
+    )
+    out = tempfile.mkdtemp(prefix="chatmgmt-cg-")
+    if os.geteuid() == 0:
+        shutil.chown(out, helpers.PG_USER)
+    opts = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(server.port),
+        "unix_socket_directories": "",
+        "synchronous_commit": "on",
+        "fsync": "on",
+        "shared_buffers": "128MB",
+    }
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p"]
+    cmd += [os.path.join(server.bindir, "postgres"), "-D", server.data]
+    for name, value in opts.items():
+        cmd += ["-c", f"{name}={value}"]
+    proc = subprocess.Popen(
+        helpers._as_user(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        import psycopg
+
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                psycopg.connect(server.url, connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        counts = []
+        for pairs in (n1, n2):
+            before = set(glob.glob(f"{out}/cg.*"))
+            _run_worker(server.url, pairs, naive, valgrind=False)
+            counts.append(_backends(out, before))
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(server.tmp, ignore_errors=True)
+    return (counts[1] - counts[0]) / (n2 - n1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--server", action="store_true", help="also the server's instructions")
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("URL", "PAIRS", "KIND"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.worker:
+        url, pairs, kind = args.worker
+        _worker(url, int(pairs), kind == "naive")
+        return
+    ours, naive = _client(False), _client(True)
+    emit(
+        "storage.postgres.pair.client_instructions", ours, "instructions/pair", naive, ours / naive
+    )
+    if args.server:
+        ours, naive = _server(False), _server(True)
+        emit(
+            "storage.postgres.pair.server_instructions",
+            ours,
+            "instructions/pair",
+            naive,
+            ours / naive,
+        )
+
+
+if __name__ == "__main__":
+    main()
