@@ -9,17 +9,18 @@ warm-up), divided by ``N2 - N1``:
 
 - ``storage.postgres.pair.client_instructions``: the worker process under
   ``valgrind --tool=callgrind`` (250 - 50 pairs);
-- with ``--server``, ``storage.postgres.pair.server_instructions``: the server's backends,
-  ``postgres`` itself run under callgrind (a fresh server per run; 440 - 40 pairs; background
-  processes and autovacuum workers not counted). Slow: ~1 minute per run.
+- with ``--side server`` (or ``both``), ``storage.postgres.pair.server_instructions``: the
+  server backend that served the pairs, ``postgres`` itself run under callgrind (a fresh
+  server per run; 440 - 40 pairs; background processes and autovacuum workers not counted).
+  Slow: ~1 minute per run.
 
-Needs ``valgrind`` and the PostgreSQL binaries (``tests/storage/postgres_helpers.py``).
+``--src DIR`` measures the library in another checkout's ``src`` (a comparison of two
+trees). Needs ``valgrind`` and the PostgreSQL binaries (``tests/storage/postgres_helpers.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import importlib.util
 import os
 import re
@@ -32,11 +33,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
+sys.path.append(str(Path(__file__).parent.parent / "src"))  # after PYTHONPATH (``--src``)
 
 from _common import emit
 
 _HERE = Path(__file__).resolve()
+
+#: the library measured (``--src``: another checkout's ``src``, for a comparison)
+_SRC = [str(_HERE.parent.parent / "src")]
 
 
 def _helpers() -> Any:
@@ -49,7 +53,10 @@ def _helpers() -> Any:
 
 
 def _worker(url: str, pairs: int, naive: bool) -> None:
-    """Set up, warm up, then ``pairs`` open+end pairs (the process callgrind counts)."""
+    """Set up, warm up, then ``pairs`` open+end pairs (the process callgrind counts); prints
+    the process id of the server backend that served them."""
+    # chatmgmt first, from PYTHONPATH (``--src``): postgres_pair puts this tree's src first
+    importlib.import_module("chatmgmt")
     from postgres_pair import _Pairs
 
     from storage import HELD
@@ -57,17 +64,23 @@ def _worker(url: str, pairs: int, naive: bool) -> None:
     work = _Pairs(url, naive, one_connection=True)
     work.block(HELD + 50)
     work.block(pairs)
+    if naive:
+        print(work.store.db.info.backend_pid)
+    else:
+        with work.storage.database.pool.connection() as conn:
+            print(conn.info.backend_pid)
 
 
 def _run_worker(url: str, pairs: int, naive: bool, valgrind: bool) -> int:
-    """Run :func:`_worker` in a new process; its instruction count if under callgrind."""
+    """Run :func:`_worker` in a new process; its instruction count if under callgrind, else
+    the process id of its server backend."""
     cmd = [sys.executable, str(_HERE), "--worker", url, str(pairs), "naive" if naive else "ours"]
     if valgrind:
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
-    env = dict(os.environ, PYTHONPATH=str(_HERE.parent.parent / "src"))
+    env = dict(os.environ, PYTHONPATH=_SRC[0])
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     if not valgrind:
-        return 0
+        return int(done.stdout.split()[-1])
     found = re.search(r"Collected : (\d+)", done.stderr)
     assert found is not None, done.stderr[-2000:]
     return int(found.group(1))
@@ -83,17 +96,21 @@ def _client(naive: bool, n1: int = 50, n2: int = 250) -> float:
     return (b - a) / (n2 - n1)
 
 
-def _backends(out: str, before: set[str]) -> int:
-    """The instructions of the backends whose callgrind files appeared since ``before``."""
-    time.sleep(3)  # a backend writes its file when its client has gone
-    total = 0
-    for name in set(glob.glob(f"{out}/cg.*")) - before:
-        with open(name) as f:
-            for line in f:
-                if line.startswith(("summary:", "totals:")):
-                    total += int(line.split()[1])
-                    break
-    return total
+def _backend(out: str, pid: int) -> int:
+    """The instructions of server backend ``pid`` (its callgrind file is written when it
+    exits, after its client has gone: waited for)."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            with open(f"{out}/cg.{pid}") as f:
+                found = re.search(r"^(?:summary|totals): (\d+)", f.read(), re.MULTILINE)
+            if found:
+                return int(found.group(1))
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no callgrind totals for backend {pid}")
+        time.sleep(1)
 
 
 def _server(naive: bool, n1: int = 40, n2: int = 440) -> float:
@@ -137,9 +154,7 @@ def _server(naive: bool, n1: int = 40, n2: int = 440) -> float:
                 time.sleep(1)
         counts = []
         for pairs in (n1, n2):
-            before = set(glob.glob(f"{out}/cg.*"))
-            _run_worker(server.url, pairs, naive, valgrind=False)
-            counts.append(_backends(out, before))
+            counts.append(_backend(out, _run_worker(server.url, pairs, naive, valgrind=False)))
     finally:
         proc.terminate()
         proc.wait()
@@ -150,7 +165,10 @@ def _server(naive: bool, n1: int = 40, n2: int = 440) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--server", action="store_true", help="also the server's instructions")
+    parser.add_argument(
+        "--side", choices=("client", "server", "both"), default="client", help="what to count"
+    )
+    parser.add_argument("--src", help="measure the library in this src directory instead")
     parser.add_argument(
         "--worker", nargs=3, metavar=("URL", "PAIRS", "KIND"), help=argparse.SUPPRESS
     )
@@ -159,11 +177,18 @@ def main() -> None:
         url, pairs, kind = args.worker
         _worker(url, int(pairs), kind == "naive")
         return
-    ours, naive = _client(False), _client(True)
-    emit(
-        "storage.postgres.pair.client_instructions", ours, "instructions/pair", naive, ours / naive
-    )
-    if args.server:
+    if args.src:
+        _SRC[0] = str(Path(args.src).resolve())
+    if args.side != "server":
+        ours, naive = _client(False), _client(True)
+        emit(
+            "storage.postgres.pair.client_instructions",
+            ours,
+            "instructions/pair",
+            naive,
+            ours / naive,
+        )
+    if args.side != "client":
         ours, naive = _server(False), _server(True)
         emit(
             "storage.postgres.pair.server_instructions",

@@ -72,6 +72,7 @@ class _Pairs:
             database = PostgresDatabase(url, min_size=1, max_size=1) if one_connection else url
             storage = PostgresStorage(database, namespace)
             _setup(storage)
+            self.storage = storage
             self.store = ChatManager(storage=storage, rng=random.Random(1))
         self.held: collections.deque[tuple[str, str]] = collections.deque()
         self.n = 0
