@@ -303,6 +303,26 @@ def _die_in_turn(path: str, ready: object) -> None:
         time.sleep(60)  # killed here, its turn and SQLite's write lock held
 
 
+def test_the_lock_file_has_the_database_files_permissions(tmp_path: Path) -> None:
+    """Created like SQLite's ``-wal`` and ``-shm``: with the database file's mode, so every
+    user who may write the database may queue."""
+    path = tmp_path / "mode.db"
+    sqlite3.connect(path).close()
+    os.chmod(path, 0o660)
+    storage = SQLiteStorage(path, namespace=NS)
+    try:
+        storage.agents.put(_agent("a", 1), 0.0)
+        assert Path(str(path) + "-wlock").stat().st_mode & 0o777 == 0o660 & ~_umask()
+    finally:
+        storage.close()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_a_process_killed_in_its_turn_releases_it(tmp_path: Path) -> None:
     """kill -9 of a process inside its unit: the kernel releases its turn (and SQLite its
     lock); the next writer commits at once and nothing of the dead unit is there."""
@@ -328,10 +348,11 @@ def test_a_process_killed_in_its_turn_releases_it(tmp_path: Path) -> None:
 
 
 def test_without_a_lock_file_writers_wait_in_short_sleeps(tmp_path: Path) -> None:
-    """Where the lock file cannot be created (here a directory has its name), writers fall
-    back to short sleeps between tries: they still wait for each other and all commit."""
+    """Where the lock file can be neither created nor opened (here its name is a link into
+    a directory that does not exist), writers fall back to short sleeps between tries: they
+    still wait for each other and all commit."""
     path = tmp_path / "nolock.db"
-    Path(str(path) + "-wlock").mkdir()
+    Path(str(path) + "-wlock").symlink_to(tmp_path / "missing" / "wlock")
     storage = SQLiteStorage(path, namespace=NS, timeout=30.0)
     try:
         storage.agents.put(_agent("a", 40), 0.0)

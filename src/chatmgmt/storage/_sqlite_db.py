@@ -193,14 +193,26 @@ class SQLiteDatabase:
     def _writers_lock(self) -> int | None:
         """This thread's descriptor of the writers' lock file (opened on first use: each
         thread its own, so that threads queue too); None where there is none (no ``flock``,
-        or the file cannot be created beside the database)."""
+        or the file can be neither created beside the database nor opened).
+
+        The file is created with the database file's permissions, as SQLite creates its
+        ``-wal`` and ``-shm`` files, so that every user who may write the database may queue;
+        ``flock`` needs no write access, so a file another user created is opened read-only."""
         fd: int | None = getattr(self._local, "wlock", None)
         if fd is None and fcntl is not None and not getattr(self._local, "no_wlock", False):
+            path = self.path + "-wlock"
             try:
-                fd = os.open(self.path + "-wlock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                mode = os.stat(self.path).st_mode & 0o666
             except OSError:
-                self._local.no_wlock = True
-                return None
+                mode = 0o644
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+            except OSError:
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    self._local.no_wlock = True
+                    return None
             self._local.wlock = fd
             with self._lock:
                 self._fds.append(fd)
