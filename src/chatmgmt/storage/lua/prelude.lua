@@ -1,4 +1,4 @@
--- The shared part of every storage script (chatmgmt.storage.redis prepends
+-- The shared part of every storage script (chatmgmt.storage._redis_keys prepends
 -- `local DATA_VERSION = <n>` to it and appends one script body).
 --
 -- The agent-load rules here are those of chatmgmt/assignment/_load.py (eligible, fits, weight,
