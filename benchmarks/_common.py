@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def emit(name: str, value: float, unit: str, baseline: float | None, ratio: float | None) -> None:
@@ -32,3 +38,33 @@ def median_us_per_op(run: Callable[[int], None], ops: int, repeats: int = 7) -> 
         run(ops)
         samples.append((time.perf_counter() - t0) / ops * 1e6)
     return statistics.median(samples)
+
+
+def callgrind_count(script: str, args: list[str], src: Path) -> int:
+    """Instructions of one run of ``python script *args`` over the package in ``src``, counted
+    by callgrind (``PYTHONHASHSEED=0``: the same count on every run)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(src)}
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    run = subprocess.run(
+        [*valgrind, sys.executable, script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{run.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def emit_instructions(
+    name: str, unit: str, per: Callable[[Path], float], baseline: Path | None
+) -> None:
+    """Emit ``per(src)`` for this tree's ``src`` as ``name``, with ``per`` of the tree in
+    ``baseline`` (its ``src``) as the baseline when given; exit when valgrind is missing."""
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed: this benchmark counts instructions with callgrind")
+    value = per(Path(__file__).resolve().parent.parent / "src")
+    base = None if baseline is None else per(baseline / "src")
+    emit(name, value, unit, base, None if base is None else base / value)

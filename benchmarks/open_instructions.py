@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import random
-import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import emit
+from _common import callgrind_count, emit_instructions
 
 
 def workload(opens: int) -> None:
@@ -61,26 +57,7 @@ def workload(opens: int) -> None:
 
 def count(src: Path, opens: int) -> int:
     """Instructions of one run of :func:`workload` over the package in ``src``."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(src)}
-    run = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            __file__,
-            "--workload",
-            str(opens),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{run.stderr[-2000:]}")
-    return int(found.group(1))
+    return callgrind_count(__file__, ["--workload", str(opens)], src)
 
 
 def per_open(src: Path, opens: int) -> float:
@@ -96,12 +73,12 @@ def main() -> None:
     if args.workload is not None:
         workload(args.workload)
         return
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind is not installed: this benchmark counts instructions with callgrind")
-    value = per_open(Path(__file__).resolve().parent.parent / "src", args.opens)
-    baseline = None if args.baseline is None else per_open(args.baseline / "src", args.opens)
-    ratio = None if baseline is None else baseline / value
-    emit("assign.open_chat.instructions", value, "instructions/open", baseline, ratio)
+    emit_instructions(
+        "assign.open_chat.instructions",
+        "instructions/open",
+        lambda src: per_open(src, args.opens),
+        args.baseline,
+    )
 
 
 if __name__ == "__main__":

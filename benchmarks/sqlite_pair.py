@@ -1,0 +1,220 @@
+"""Where an open and its end spend their time on SQLite: the write lock, CPU, instructions.
+
+The workload of ``benchmarks/storage.py`` (200 agents ONLINE with limit 3 in one skill group;
+every open also pays the end of the oldest of 40 held chats) on one SQLite file.
+
+Default: 1 and then 4 spawned processes for ``--seconds`` each; every worker times its own
+units (a unit's *hold* runs from its writer's turn taken to its turn given back, ``COMMIT``
+included; its *wait* is the time to get the turn) and its CPU time (``time.process_time``).
+Lines, per process count (no baseline: these explain ``storage.sqlite.open_per_s``):
+
+- ``storage.sqlite.pair.per_s.<n>proc``: open+end pairs per second;
+- ``storage.sqlite.pair.cpu_us.<n>proc``: the workers' CPU time per pair;
+- ``storage.sqlite.pair.cores.<n>proc``: cores the workers used (CPU time over wall time);
+- ``storage.sqlite.lock.held.<n>proc``: the share of the time some worker held the lock;
+- ``storage.sqlite.lock.hold_us.<n>proc`` and ``.wait_us.<n>proc``: per unit.
+
+``--instructions``: instructions per open+end pair of one process, counted by callgrind (600
+pairs after 400 of warm-up, minus the same run with none; ``PYTHONHASHSEED=0``), line
+``storage.sqlite.pair.instructions``; with ``--baseline DIR`` the same count for the tree in
+``DIR`` (its ``src``) as the baseline, in the same run. Needs ``valgrind``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import multiprocessing
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import callgrind_count, emit, emit_instructions
+
+AGENTS, LIMIT, HELD, GROUP = 200, 3, 40, "g"
+
+
+def _store(path: str, namespace: str) -> Any:
+    from chatmgmt.storage.sqlite import SQLiteStorage
+
+    return SQLiteStorage(path, namespace)
+
+
+def _setup(path: str, namespace: str) -> None:
+    from chatmgmt import ChatManager
+    from chatmgmt.model import Agent, AgentId, AgentStatus
+
+    storage = _store(path, namespace)
+    manager = ChatManager(storage=storage)
+    for i in range(AGENTS):
+        agent = Agent(
+            AgentId(f"agent-{i:03d}"),
+            skill_groups=frozenset({GROUP}),
+            reception_limit=LIMIT,
+            account_order=i,
+            status=AgentStatus.ONLINE,
+        )
+        manager.register_agent(agent, now=0.0)
+    storage.close()
+
+
+class _Pairs:
+    """Open+end pairs on one manager: each open ends the oldest held chat first."""
+
+    def __init__(self, path: str, namespace: str, seed: int, prefix: str) -> None:
+        from chatmgmt import ChatManager
+        from chatmgmt.model import CustomerInfo
+
+        self.manager = ChatManager(storage=_store(path, namespace), rng=random.Random(seed))
+        self.held: deque[str] = deque()
+        self.customer = CustomerInfo(channel="web")
+        self.prefix = prefix
+        self.n = 0
+
+    def pair(self) -> bool:
+        from chatmgmt.model import EndReason
+
+        if len(self.held) >= HELD:
+            self.manager.end_chat(self.held.popleft(), reason=EndReason.AGENT)
+        self.n += 1
+        chat_id = f"{self.prefix}{self.n}"
+        chat = self.manager.open_chat(self.customer, skill_group=GROUP, chat_id=chat_id)
+        if chat.agent_id is None:
+            return False
+        self.held.append(chat_id)
+        return True
+
+
+class _LockTimes:
+    """Times this process's units: wraps the database's turn taking and giving back."""
+
+    def __init__(self) -> None:
+        from chatmgmt.storage import _sqlite_db
+
+        self.units, self.wait, self.hold, self._entered = 0, 0.0, 0.0, 0.0
+        begin, turn = _sqlite_db.SQLiteDatabase._begin, _sqlite_db._turn
+
+        def timed_begin(db: Any, conn: Any) -> Any:
+            start = time.perf_counter()
+            fd = begin(db, conn)
+            self._entered = time.perf_counter()
+            self.wait += self._entered - start
+            return fd
+
+        def timed_turn(fd: int, *, take: bool) -> None:
+            if not take:
+                self.units += 1
+                self.hold += time.perf_counter() - self._entered
+            turn(fd, take=take)
+
+        _sqlite_db.SQLiteDatabase._begin = timed_begin
+        _sqlite_db._turn = timed_turn
+
+    def reset(self) -> None:
+        self.units, self.wait, self.hold = 0, 0.0, 0.0
+
+
+def _worker(
+    path: str, namespace: str, index: int, seconds: float, barrier: Any, results: Any
+) -> None:
+    times = _LockTimes()
+    pairs = _Pairs(path, namespace, index, f"p{index}-")
+    barrier.wait(120)
+    times.reset()
+    count = 0
+    cpu, start = time.process_time(), time.perf_counter()
+    end = start + seconds
+    while time.perf_counter() < end:
+        count += pairs.pair()
+    wall = time.perf_counter() - start
+    results.put((count, time.process_time() - cpu, wall, times.units, times.wait, times.hold))
+
+
+def measure(procs: int, seconds: float) -> None:
+    path = str(Path(tempfile.mkdtemp(prefix="chatmgmt-sqlite-pair-")) / "bench.db")
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    _setup(path, namespace)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(procs), ctx.Queue()
+    workers = [
+        ctx.Process(target=_worker, args=(path, namespace, i, seconds, barrier, results))
+        for i in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    rows = [results.get(timeout=seconds + 180) for _ in workers]
+    for w in workers:
+        w.join(30)
+    shutil.rmtree(Path(path).parent, ignore_errors=True)
+    pairs = sum(r[0] for r in rows)
+    cpu, wall = sum(r[1] for r in rows), max(r[2] for r in rows)
+    units, wait, hold = sum(r[3] for r in rows), sum(r[4] for r in rows), sum(r[5] for r in rows)
+    tag = f"{procs}proc"
+    emit(f"storage.sqlite.pair.per_s.{tag}", pairs / wall, "pairs/s", None, None)
+    emit(f"storage.sqlite.pair.cpu_us.{tag}", cpu / pairs * 1e6, "us/pair", None, None)
+    emit(f"storage.sqlite.pair.cores.{tag}", cpu / wall, "cores", None, None)
+    emit(f"storage.sqlite.lock.held.{tag}", hold / wall, "share of time", None, None)
+    emit(f"storage.sqlite.lock.hold_us.{tag}", hold / units * 1e6, "us/unit", None, None)
+    emit(f"storage.sqlite.lock.wait_us.{tag}", wait / units * 1e6, "us/unit", None, None)
+
+
+# --------------------------------------------------------------------------- instructions
+
+
+def workload(pairs: int) -> None:
+    """The measured process of ``--instructions``: set up, 400 pairs, then ``pairs`` pairs."""
+    path = str(Path(tempfile.mkdtemp(prefix="chatmgmt-sqlite-pair-")) / "bench.db")
+    _setup(path, "p1")
+    run = _Pairs(path, "p1", 1, "c")
+    for _ in range(400):
+        run.pair()
+    gc.collect()
+    gc.disable()
+    for _ in range(pairs):
+        run.pair()
+    shutil.rmtree(Path(path).parent, ignore_errors=True)
+
+
+def count(src: Path, pairs: int) -> int:
+    """Instructions of one run of :func:`workload` over the package in ``src``."""
+    return callgrind_count(__file__, ["--workload", str(pairs)], src)
+
+
+def per_pair(src: Path, pairs: int) -> float:
+    return (count(src, pairs) - count(src, 0)) / pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per run")
+    parser.add_argument("--instructions", action="store_true", help="count with callgrind")
+    parser.add_argument("--pairs", type=int, default=600, help="pairs counted (--instructions)")
+    parser.add_argument("--baseline", type=Path, help="another tree: its src is the baseline")
+    parser.add_argument("--workload", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.workload is not None:  # the package from PYTHONPATH (see count)
+        workload(args.workload)
+        return
+    if not args.instructions:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+        for procs in (1, 4):
+            measure(procs, args.seconds)
+        return
+    emit_instructions(
+        "storage.sqlite.pair.instructions",
+        "instructions/pair",
+        lambda src: per_pair(src, args.pairs),
+        args.baseline,
+    )
+
+
+if __name__ == "__main__":
+    main()
