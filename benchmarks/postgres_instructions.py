@@ -179,24 +179,11 @@ def main() -> None:
         return
     if args.src:
         _SRC[0] = str(Path(args.src).resolve())
-    if args.side != "server":
-        ours, naive = _client(False), _client(True)
-        emit(
-            "storage.postgres.pair.client_instructions",
-            ours,
-            "instructions/pair",
-            naive,
-            ours / naive,
-        )
-    if args.side != "client":
-        ours, naive = _server(False), _server(True)
-        emit(
-            "storage.postgres.pair.server_instructions",
-            ours,
-            "instructions/pair",
-            naive,
-            ours / naive,
-        )
+    for side, count in (("client", _client), ("server", _server)):
+        if args.side in (side, "both"):
+            ours, naive = count(False), count(True)
+            name = f"storage.postgres.pair.{side}_instructions"
+            emit(name, ours, "instructions/pair", naive, ours / naive)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ writer waits for the write lock (its turn on the writers' lock file, then SQLite
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import random
@@ -338,6 +339,12 @@ def test_a_process_killed_in_its_turn_releases_it(tmp_path: Path) -> None:
         assert proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
+        probe = os.open(str(path) + "-wlock", os.O_RDONLY)
+        try:  # the dead process's turn is free: taken at once, without waiting
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(probe, fcntl.LOCK_UN)
+        finally:
+            os.close(probe)
         started = time.monotonic()
         assert claim_slot(storage, "a", "c1", 1.0)
         assert time.monotonic() - started < 4.0  # not SQLite's timeout: the turn was free
