@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -209,3 +210,40 @@ def postgres_url() -> str:
     atexit.register(server.stop)
     _state["url"] = server.url
     return server.url
+
+
+def census_kept(
+    conn: Any, ns: str
+) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """(kept, from the records): every group's census as ``chatmgmt_agent_census`` keeps it
+    (schema 7) and as the stored agent records give it (their skill groups, status, census
+    category, limit and counted chats), each ``(eligible, full, busy, away, offline,
+    capacity, load)``; read in one snapshot of ``conn`` (a psycopg connection)."""
+    from chatmgmt.assignment._load import CENSUS_CATEGORIES, census_category
+    from chatmgmt.model import AgentLoad, AgentStatus
+    from chatmgmt.storage._codec import decode
+
+    want: dict[str, list[int]] = {}
+    key = ns.encode()
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        rows = conn.execute("SELECT data FROM chatmgmt_agents WHERE ns = %s", (key,)).fetchall()
+        kept_rows = conn.execute(
+            "SELECT grp, sum(n_eligible), sum(n_full), sum(n_busy), sum(n_away), "
+            "sum(n_offline), sum(lim), sum(active) FROM chatmgmt_agent_census "
+            "WHERE ns = %s GROUP BY grp",
+            (key,),
+        ).fetchall()
+    for (data,) in rows:
+        load = decode(data, AgentLoad)
+        category = CENSUS_CATEGORIES.index(census_category(load))
+        for group in {*load.agent.skill_groups, ""}:
+            row = want.setdefault(group, [0] * 7)
+            row[category] += 1
+            if load.agent.status is AgentStatus.ONLINE:
+                row[5] += load.agent.reception_limit
+                row[6] += len(load.chats)
+    kept = {str(g): tuple(int(v) for v in rest) for g, *rest in kept_rows}
+    records = {g: tuple(v) for g, v in want.items()}
+    # a group whose agents all left keeps rows of zeros
+    return {g: v for g, v in kept.items() if any(v) or g in records}, records

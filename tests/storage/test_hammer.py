@@ -43,7 +43,7 @@ from storage.hammer_helpers import (
     setup_agents,
     sqlite_snapshot,
 )
-from storage.postgres_helpers import postgres_url
+from storage.postgres_helpers import census_kept, postgres_url
 from storage.redis_helpers import redis_cluster_url, redis_url
 
 WORKERS = 4
@@ -165,6 +165,18 @@ def test_process_hammer(backend: Backend, tmp_path: Path) -> None:
     restore_agents(backend.storage)
     stats = check_end(backend.storage, backend.snapshot(), read_opened(log_dir))
     assert stats["opened"] == tally["open"] > 0, (stats, dict(tally))
+    _census_agrees(backend)
+
+
+def _census_agrees(backend: Backend) -> None:
+    """PostgreSQL keeps each group's census in rows of its own (schema 7): after the run
+    they agree with the stored agent records."""
+    if backend._snapshot is not postgres_snapshot:
+        return
+    storage = backend.storage
+    with storage.database.pool.connection() as conn:
+        kept, records = census_kept(conn, storage.namespace)
+    assert kept == records
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "postgres"])
@@ -234,6 +246,7 @@ def test_kill_9(kind: str, tmp_path: Path) -> None:
         manager.tick()
         stats = check_end(b.storage, b.snapshot(), read_opened(log_dir))
         assert stats["opened"] > 0, stats
+        _census_agrees(b)
     finally:
         b.close()
 

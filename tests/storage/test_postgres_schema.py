@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from attrs import astuple as attrs_astuple
+from attrs import evolve as attrs_evolve
 
 from chatmgmt.assignment import LEAST_BUSY
 from chatmgmt.model import Agent, AgentId, AgentStatus, ChatId
 from chatmgmt.ports import Change, RankedClaim
-from storage.postgres_helpers import postgres_url
+from storage.postgres_helpers import census_kept, postgres_url
 
 pytestmark = pytest.mark.postgres
 
@@ -58,16 +60,45 @@ def _agents(storage: object, count: int) -> None:
         )
 
 
+@contextlib.contextmanager
+def _previous_release() -> Iterator[None]:
+    """Units of work written as the release before wrote them (schema 6): version 6's write
+    function, 10 values per agent, no census rows of its own (its census reads aggregated the
+    rank rows)."""
+    from chatmgmt.storage import postgres
+
+    patch = pytest.MonkeyPatch()
+    for name in ("_WRITE", "_WRITE_MARKED"):
+        sql = getattr(postgres, name).replace("chatmgmt_write_unit7", "chatmgmt_write_unit6")
+        patch.setattr(postgres, name, sql)
+    patch.setattr(postgres, "_census_change", lambda *args: ())
+    try:
+        yield
+    finally:
+        patch.undo()
+
+
+def _census_agrees(url: str, ns: str = "t") -> dict[str, tuple[int, ...]]:
+    """The census of every group as kept in ``chatmgmt_agent_census`` equals the census the
+    stored agent records give; returns it."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        kept, records = census_kept(conn, ns)
+    assert kept == records
+    return records
+
+
 def test_a_schema_4_database_is_migrated_forward_and_keeps_its_rows() -> None:
     from chatmgmt.storage._pg import PostgresDatabase, ddl_op, migrate_op
     from chatmgmt.storage.postgres import _COMPONENT, _MIGRATIONS, SCHEMA_VERSION, PostgresStorage
 
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
     with _database() as url:
         # the database as the release before left it: schema 4. Its units wrote the same rows
-        # as this release's (migrations 5 and 6 change only the write function): to write them
-        # with this release's code, the schema-4 database gets version 6's function alone,
-        # its version left at 4
+        # as the releases after it (migrations 5 and 6 change only the write function): to
+        # write them with this release's code, the schema-4 database gets version 6's
+        # function alone, its version left at 4, called as schema 6's release called it
         db4 = PostgresDatabase(url)
         assert db4.run(migrate_op, _COMPONENT, _MIGRATIONS[:4], 4, "old") == 0
         assert "FOREACH" not in _write_function(url)
@@ -78,14 +109,16 @@ def test_a_schema_4_database_is_migrated_forward_and_keeps_its_rows() -> None:
         assert v4.schema_version() == 4
         _agents(v4, 3)
         claim = RankedClaim("g", LEAST_BUSY)
-        v4.apply(Change(ChatId("c1"), None, 1.0, claim=claim))
-        v4.apply(Change(ChatId("c2"), None, 1.0, claim=claim))
+        with _previous_release():
+            v4.apply(Change(ChatId("c1"), None, 1.0, claim=claim))
+            v4.apply(Change(ChatId("c2"), None, 1.0, claim=claim))
         db4.close()
         # the new release opens it: migrated, the rows kept, units of work go on
         new = PostgresStorage(url, "t")
         assert new.schema_version() == SCHEMA_VERSION
         assert "FOREACH" in _write_function(url)  # version 5's, kept for the release before
         assert "a_nums[o + 10]" in _write_function(url, "chatmgmt_write_unit6")
+        assert _census_agrees(url)["g"] == (3, 0, 0, 0, 0, 9, 2)  # summed by the migration
         loads = {ld.agent.id: ld for ld in new.agents.list("g")}
         assert {cid for ld in loads.values() for cid in ld.chats} == {"c1", "c2"}
         holder = next(aid for aid, ld in loads.items() if "c1" in ld.chats)
@@ -96,7 +129,74 @@ def test_a_schema_4_database_is_migrated_forward_and_keeps_its_rows() -> None:
         again = new.apply(Change(ChatId("c3"), None, 3.0, claim=claim))
         assert again.agent_id is not None
         assert new.agents.census("g").load == 2
+        _census_agrees(url)
         new.close()
+
+
+def test_the_census_is_kept_while_the_previous_release_writes() -> None:
+    """Schema 7 keeps each group's census in rows of its own: the migration sums the rank
+    rows, this release's write function adds each unit's change, and triggers on the rank
+    rows add what any other writer changes -- a process of the previous release still
+    running during the upgrade (its write function, its agent writes), this release's own
+    agent writes. At every step the kept census is the one the agent records give."""
+    from chatmgmt.storage._pg import PostgresDatabase, migrate_op
+    from chatmgmt.storage.postgres import _COMPONENT, _MIGRATIONS, PostgresStorage
+
+    with _database() as url:
+        db6 = PostgresDatabase(url)
+        assert db6.run(migrate_op, _COMPONENT, _MIGRATIONS[:6], 6, "old") == 0
+        db6._known.add("migrate:storage")
+        old = PostgresStorage(db6, "t")  # the previous release, running on
+        _agents(old, 5)
+        claim = RankedClaim("g", LEAST_BUSY)
+        with _previous_release():
+            for i in range(5):
+                old.apply(Change(ChatId(f"o{i}"), None, 1.0 + i, claim=claim))
+        new = PostgresStorage(url, "t")  # migrates: schema 7
+        assert _census_agrees(url)["g"] == (5, 0, 0, 0, 0, 15, 5)
+        step = 0
+
+        def both(apply_old: Change, apply_new: Change) -> None:
+            nonlocal step
+            step += 1
+            with _previous_release():
+                old.apply(apply_old)
+            _census_agrees(url)
+            new.apply(apply_new)
+            _census_agrees(url)
+
+        for i in range(4):
+            both(
+                Change(ChatId(f"p{i}"), None, 10.0 + i, claim=claim),
+                Change(ChatId(f"n{i}"), None, 10.5 + i, claim=claim),
+            )
+        holders = {cid: ld.agent.id for ld in new.agents.list("g") for cid in ld.chats}
+        both(
+            Change(ChatId("p0"), None, 20.0, release=holders[ChatId("p0")]),
+            Change(ChatId("n0"), None, 20.5, release=holders[ChatId("n0")]),
+        )
+        # agent writes by either release: status, limit and skill groups change
+        away = Agent(
+            AgentId("a000"),
+            skill_groups=frozenset({"g", "h"}),
+            reception_limit=5,
+            account_order=0,
+            status=AgentStatus.AWAY,
+        )
+        current = old.agents.get(AgentId("a000"))
+        assert current is not None
+        old.agents.put(away, now=30.0, expected_version=current.version)
+        census = _census_agrees(url)
+        assert census["h"] == (0, 0, 0, 1, 0, 0, 0)
+        current = new.agents.get(AgentId("a001"))
+        assert current is not None
+        offline = attrs_evolve(current.agent, status=AgentStatus.OFFLINE, skill_groups=frozenset())
+        new.agents.put(offline, now=31.0, expected_version=current.version)
+        census = _census_agrees(url)
+        assert census["g"][4] == 0 and census[""][4] == 1
+        assert tuple(attrs_astuple(new.agents.census("g"))) == census["g"]
+        new.close()
+        db6.close()
 
 
 def _write_function(url: str, name: str = "chatmgmt_write_unit") -> str:
@@ -239,7 +339,7 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
             notify = next(i for i, sql in enumerate(statements) if "pg_notify" in sql)
             assert write < notify
             # the write function notifies nobody itself
-            assert "pg_notify" not in _write_function(url, "chatmgmt_write_unit6")
+            assert "pg_notify" not in _write_function(url, "chatmgmt_write_unit7")
             tag = channel_tag("t")
             assert [n.payload for n in listener.notifies(timeout=5, stop_after=1)] == [tag]
             # a unit whose precondition fails commits nothing and wakes nobody

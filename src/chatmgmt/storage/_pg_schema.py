@@ -4,8 +4,28 @@ and refuses a newer database), and the rank columns the rankings' indexes are bu
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS"]
+__all__ = ["CENSUS_STRIPES", "MIGRATIONS"]
 
+
+#: The parameters of the write function of versions 6 and 7
+_PARAMS_6 = """        p_ns bytea, p_chat_id text,
+        a_ids text[], a_versions bigint[], a_data text[], a_texts text[], a_nums float8[],
+        p_remove bytea[], p_push_queue bytea, p_push_score float8,
+        p_cancel bytea[], t_keys bytea[], t_due float8[], t_data text[],
+        p_chat_mode integer, p_chat_version bigint, p_chat_state text, p_chat_agent text,
+        p_chat_data text, p_retain_from float8,
+        p_message text, p_sticky_partner text, p_sticky_data text, p_events text[]
+"""
+
+#: The end of the write function (versions 6 and 7): the outbox rows
+_OUTBOX_ROWS = """        IF cardinality(p_events) > 0 THEN
+            INSERT INTO chatmgmt_outbox (ns, data)
+            SELECT p_ns, e.data FROM unnest(p_events) WITH ORDINALITY AS e(data, n)
+            ORDER BY e.n;
+        END IF;
+    END
+    $$
+    """
 
 #: The statements of the write function (versions 5 and 6) after the agents' rows: queue
 #: entries, timers, the chat, its message and the sticky mark, each row by its whole key
@@ -50,6 +70,165 @@ _STORE_ROWS = """        IF cardinality(p_remove) > 0 THEN
             ON CONFLICT (ns, partner_id) DO UPDATE SET data = excluded.data;
         END IF;
 """
+
+#: The stripes of a group's census rows (schema 7): a transaction adds its changes to the row of
+#: its stripe, ``mod(txid_current(), CENSUS_STRIPES)``
+CENSUS_STRIPES = 16
+
+#: The census columns of ``chatmgmt_agent_census`` and the change each rank row ``d`` (signed
+#: ``d.sign``: +1 for a new row, -1 for an old one) brings to them: the agents per census
+#: category, and the limits and active chats of the ONLINE ones (what the aggregate of
+#: schema 6 summed over the group's rank rows)
+_CENSUS_SUMS = (
+    ("n_eligible", "sum(d.sign) FILTER (WHERE d.category = 'eligible')"),
+    ("n_full", "sum(d.sign) FILTER (WHERE d.category = 'full')"),
+    ("n_busy", "sum(d.sign) FILTER (WHERE d.category = 'busy')"),
+    ("n_away", "sum(d.sign) FILTER (WHERE d.category = 'away')"),
+    ("n_offline", "sum(d.sign) FILTER (WHERE d.category = 'offline')"),
+    ("lim", "sum(d.sign * d.lim) FILTER (WHERE d.status = 'online')"),
+    ("active", "sum(d.sign * d.active) FILTER (WHERE d.status = 'online')"),
+)
+
+
+def _census_add(rows: str, stripe: str) -> str:
+    """The statement that adds the signed rank rows ``rows`` (a FROM item with ``ns, grp,
+    sign, category, status, lim, active``) to the census rows of ``stripe``: one row per
+    group, locked in (ns, grp) order -- ``""`` (every agent has a rank row there) first"""
+    columns = ", ".join(name for name, _sum in _CENSUS_SUMS)
+    sums = ", ".join(f"COALESCE({expr}, 0)" for _name, expr in _CENSUS_SUMS)
+    sets = ", ".join(f"{name} = c.{name} + excluded.{name}" for name, _sum in _CENSUS_SUMS)
+    return (
+        f"INSERT INTO chatmgmt_agent_census AS c (ns, grp, stripe, {columns}) "
+        f"SELECT d.ns, d.grp, {stripe}, {sums} FROM {rows} AS d "
+        "GROUP BY d.ns, d.grp ORDER BY d.ns, d.grp "
+        f"ON CONFLICT (ns, grp, stripe) DO UPDATE SET {sets}"
+    )
+
+
+_SIGNED = "(SELECT ns, grp, {sign} AS sign, category, status, lim, active FROM {table})"
+_STRIPE = f"mod(txid_current(), {CENSUS_STRIPES})::integer"
+
+#: The triggers' condition: not inside a write function that keeps the census itself
+#: (``chatmgmt_write_unit7`` runs with ``chatmgmt.census = 'kept'``)
+_NOT_KEPT = "current_setting('chatmgmt.census', true) IS DISTINCT FROM 'kept'"
+
+#: Version 7's agent rows (``a_nums`` holds 18 values per agent: version 6's 10, then 1 when
+#: the agent's census changes and the 7 changes, in the order of _CENSUS_SUMS): the agent,
+#: its rank rows and the census rows of its groups in one statement
+_AGENT_ROWS_7 = (
+    """        FOR i IN 1 .. COALESCE(cardinality(a_ids), 0) LOOP
+            o := (i - 1) * 18;
+            IF a_nums[o + 11] <> 0 THEN
+                WITH a AS (
+                    UPDATE chatmgmt_agents SET version = a_versions[i], data = a_data[i]
+                    WHERE ns = p_ns AND id = a_ids[i]
+                ), r AS (
+                    UPDATE chatmgmt_agent_ranks SET RANK_VALUES
+                    WHERE ns = p_ns AND agent_id = a_ids[i] RETURNING grp
+                )
+                INSERT INTO chatmgmt_agent_census AS c (ns, grp, stripe, CENSUS_COLUMNS)
+                SELECT p_ns, r.grp, s, CENSUS_VALUES FROM r ORDER BY r.grp
+                ON CONFLICT (ns, grp, stripe) DO UPDATE SET CENSUS_SETS;
+            ELSE
+                WITH a AS (
+                    UPDATE chatmgmt_agents SET version = a_versions[i], data = a_data[i]
+                    WHERE ns = p_ns AND id = a_ids[i]
+                )
+                UPDATE chatmgmt_agent_ranks SET RANK_VALUES
+                WHERE ns = p_ns AND agent_id = a_ids[i];
+            END IF;
+        END LOOP;
+""".replace(
+        "RANK_VALUES",
+        """eligible = a_nums[o + 1] <> 0,
+                        status = a_texts[2 * i - 1], category = a_texts[2 * i],
+                        lim = a_nums[o + 2]::integer, active = a_nums[o + 3],
+                        saturation = a_nums[o + 4], free = a_nums[o + 5],
+                        last_assigned_at = a_nums[o + 6], idle_since = a_nums[o + 7],
+                        tier = a_nums[o + 8], account_order = a_nums[o + 9],
+                        tiebreak = a_nums[o + 10]""",
+    )
+    .replace("CENSUS_COLUMNS", ", ".join(name for name, _sum in _CENSUS_SUMS))
+    .replace(
+        "CENSUS_VALUES",
+        ", ".join(
+            f"a_nums[o + {12 + n}]" + ("" if name == "active" else "::integer")
+            for n, (name, _sum) in enumerate(_CENSUS_SUMS)
+        ),
+    )
+    .replace(
+        "CENSUS_SETS",
+        ", ".join(f"{name} = c.{name} + excluded.{name}" for name, _sum in _CENSUS_SUMS),
+    )
+)
+
+#: Schema 7: the census of every skill group kept as it changes (see MIGRATIONS[6])
+_CENSUS_KEPT = (
+    """
+    CREATE TABLE chatmgmt_agent_census (
+        ns bytea NOT NULL, grp text NOT NULL, stripe integer NOT NULL,
+        n_eligible integer NOT NULL, n_full integer NOT NULL, n_busy integer NOT NULL,
+        n_away integer NOT NULL, n_offline integer NOT NULL,
+        lim integer NOT NULL, active float8 NOT NULL,
+        PRIMARY KEY (ns, grp, stripe)
+    )
+    """,
+    f"""
+    CREATE FUNCTION chatmgmt_census_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' THEN
+            {
+        _census_add(
+            "("
+            + _SIGNED.format(sign=-1, table="old_rows")
+            + " UNION ALL "
+            + _SIGNED.format(sign=1, table="new_rows")
+            + ")",
+            _STRIPE,
+        )
+    };
+        ELSIF TG_OP = 'INSERT' THEN
+            {_census_add(_SIGNED.format(sign=1, table="new_rows"), _STRIPE)};
+        ELSE
+            {_census_add(_SIGNED.format(sign=-1, table="old_rows"), _STRIPE)};
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    # the triggers first: they lock the rank rows' table against writers until the census
+    # below, summed from its rows, has committed with them
+    "CREATE TRIGGER chatmgmt_census_update AFTER UPDATE ON chatmgmt_agent_ranks "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+    f"WHEN ({_NOT_KEPT}) EXECUTE FUNCTION chatmgmt_census_kept()",
+    "CREATE TRIGGER chatmgmt_census_insert AFTER INSERT ON chatmgmt_agent_ranks "
+    f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT WHEN ({_NOT_KEPT}) "
+    "EXECUTE FUNCTION chatmgmt_census_kept()",
+    "CREATE TRIGGER chatmgmt_census_delete AFTER DELETE ON chatmgmt_agent_ranks "
+    f"REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT WHEN ({_NOT_KEPT}) "
+    "EXECUTE FUNCTION chatmgmt_census_kept()",
+    _census_add(_SIGNED.format(sign=1, table="chatmgmt_agent_ranks"), "0"),
+    # the write function of this release: version 6's, keeping the census itself (the
+    # triggers stand aside while it runs)
+    """
+    CREATE FUNCTION chatmgmt_write_unit7(
+"""
+    + _PARAMS_6
+    + """    ) RETURNS void LANGUAGE plpgsql
+    SET plan_cache_mode = force_generic_plan SET chatmgmt.census = 'kept' AS $$
+    DECLARE
+        i integer;
+        o integer;
+        k bytea;
+        s integer := """
+    + _STRIPE
+    + """;
+    BEGIN
+"""
+    + _AGENT_ROWS_7
+    + _STORE_ROWS
+    + _OUTBOX_ROWS,
+)
 
 MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
     # 1: the initial schema
@@ -265,14 +444,9 @@ MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
     (
         """
     CREATE OR REPLACE FUNCTION chatmgmt_write_unit6(
-        p_ns bytea, p_chat_id text,
-        a_ids text[], a_versions bigint[], a_data text[], a_texts text[], a_nums float8[],
-        p_remove bytea[], p_push_queue bytea, p_push_score float8,
-        p_cancel bytea[], t_keys bytea[], t_due float8[], t_data text[],
-        p_chat_mode integer, p_chat_version bigint, p_chat_state text, p_chat_agent text,
-        p_chat_data text, p_retain_from float8,
-        p_message text, p_sticky_partner text, p_sticky_data text, p_events text[]
-    ) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+"""
+        + _PARAMS_6
+        + """    ) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
     DECLARE
         i integer;
         o integer;
@@ -292,13 +466,16 @@ MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
         END LOOP;
 """
         + _STORE_ROWS
-        + """        IF cardinality(p_events) > 0 THEN
-            INSERT INTO chatmgmt_outbox (ns, data)
-            SELECT p_ns, e.data FROM unnest(p_events) WITH ORDINALITY AS e(data, n)
-            ORDER BY e.n;
-        END IF;
-    END
-    $$
-    """,
+        + _OUTBOX_ROWS,
     ),
+    # 7: the census of every skill group kept as it changes: per (group, stripe) the agents of
+    # each census category, and the limits and active chats of the ONLINE ones, summed by
+    # triggers on ``chatmgmt_agent_ranks`` (so every rank row written, by any release, counts:
+    # a process of the previous release keeps writing through version 6's function). A census
+    # read sums at most CENSUS_STRIPES rows instead of aggregating every agent of the group. A
+    # transaction adds to the rows of one stripe, its own (``txid_current()``), so concurrent
+    # units of one group rarely wait for each other, and one that does waits for the
+    # group's ``""`` row first (every agent has a rank row there; the rows are locked in
+    # (ns, grp) order): no deadlock
+    _CENSUS_KEPT,
 )

@@ -45,12 +45,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ..assignment._load import (
+    CENSUS_CATEGORIES,
     census_category,
     claimed,
     eligible,
@@ -124,7 +125,7 @@ _MIGRATIONS = MIGRATIONS
 #: the outbox rows) in one statement, from values the Python rules computed; the function only
 #: stores them, in the order the statements did before.
 _WRITE = (
-    "SELECT chatmgmt_write_unit6(%b::bytea, %b::text, %b::text[], %b::bigint[], %b::text[], "
+    "SELECT chatmgmt_write_unit7(%b::bytea, %b::text, %b::text[], %b::bigint[], %b::text[], "
     "%b::text[], %b::float8[], %b::bytea[], %b::bytea, %b::float8, %b::bytea[], %b::bytea[], "
     "%b::float8[], %b::text[], %b::integer, %b::bigint, %b::text, %b::text, %b::text, "
     "%b::float8, %b::text, %b::text, %b::text, %b::text[])"
@@ -332,20 +333,53 @@ def _pick(
         row = yield Q(base + " SKIP LOCKED", (ns, claim.group, sorted(skip)), "one")
 
 
+def _census_change(
+    old: AgentLoad, status: str, category: str, lim: int, active: float
+) -> tuple[float, ...]:
+    """What an agent's new rank values (``status``, ``category``, ``lim``, ``active``) change
+    in the census rows of its groups, its load having been ``old``: 1 or 0 (no change), then
+    the change of each census column (``_pg_schema._CENSUS_SUMS``: the agents per category,
+    the limits and active chats of the ONLINE ones)."""
+    was_status = old.agent.status.value
+    was_category = census_category(old)
+    was_lim = old.agent.reception_limit if was_status == "online" else 0
+    was_active = _active(old) if was_status == "online" else 0.0
+    if status != "online":
+        lim, active = 0, 0.0
+    if was_category == category and was_lim == lim and was_active == active:
+        return _NO_CENSUS_CHANGE
+    counts = [0.0] * len(CENSUS_CATEGORIES)
+    counts[CENSUS_CATEGORIES.index(was_category)] -= 1.0
+    counts[CENSUS_CATEGORIES.index(category)] += 1.0
+    return (1.0, *counts, float(lim - was_lim), active - was_active)
+
+
+_NO_CENSUS_CHANGE = (0.0,) * (2 + len(CENSUS_CATEGORIES) + 1)
+
+
+def _active(load: AgentLoad) -> float:
+    """The rank column ``active`` of ``load`` (what the census sums)."""
+    return float(_rank_values(load)[4])
+
+
 def _write_params(
     ns: bytes,
     change: Change,
     loads: Sequence[AgentLoad],
+    olds: Mapping[str, AgentLoad],
     bound: tuple[Chat | None, Sequence[Event], Sequence[Timer]],
 ) -> tuple[Any, ...]:
     """The parameters of :data:`_WRITE` for ``change`` with its chat, events and timers
-    ``bound`` (the picked agent and the census filled in) and the agents' new ``loads``."""
+    ``bound`` (the picked agent and the census filled in), the agents' new ``loads`` and
+    their loads before the unit, ``olds``."""
     chat, events, schedule = bound
     texts, nums = Texts(), Floats()
-    for load in loads:  # per agent: status, category; eligible, limit, the rank columns
+    # per agent: status, category; eligible, limit, the rank columns, then its census change
+    for load in loads:
         ok, status, category, lim, *values = _rank_values(load)
         texts += (status, category)
         nums += (1.0 if ok else 0.0, lim, *values)
+        nums += _census_change(olds[load.agent.id], status, category, lim, values[0])
     timers = {b(timer.key): timer for timer in schedule}  # a key set twice: the last
     push, sticky = change.push, change.sticky
     mode = 0 if chat is None else 1 if change.expected_version is None else 2
@@ -457,6 +491,7 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
         if pick is not None or census is not None
         else (change.chat, change.events, change.schedule)
     )
+    olds = dict(loads)  # the loads as stored (their census rows count them so)
     # every precondition held: the pure rules compute the new loads (1. release, 2. claim: a
     # pick with hold=False takes no slot, it only counts as an assignment, 3. inactive) ...
     written: dict[str, AgentLoad] = {}
@@ -482,7 +517,7 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
     # its message, the sticky mark, the events); a chat created meanwhile by a transaction
     # that committed first makes its INSERT fail: "exists"
     chat, events = bound[0], tuple(bound[1])
-    params = _write_params(ns, change, list(written.values()), bound)
+    params = _write_params(ns, change, list(written.values()), olds, bound)
     token = str(next(_UNITS)) if notify and events else None
     yield Q(
         _WRITE if token is None else _WRITE_MARKED,
@@ -605,17 +640,13 @@ def _agent_put(
 
 
 def _census_q(ns: bytes, group: str) -> Q:
-    """The census of ``group``: one aggregate over its rank rows (one snapshot)."""
+    """The census of ``group``: the sum of its ``chatmgmt_agent_census`` rows (schema 7: kept
+    by triggers on the rank rows, one row per stripe; one snapshot)."""
     return Q(
-        "SELECT "
-        "count(*) FILTER (WHERE category = 'eligible'), "
-        "count(*) FILTER (WHERE category = 'full'), "
-        "count(*) FILTER (WHERE category = 'busy'), "
-        "count(*) FILTER (WHERE category = 'away'), "
-        "count(*) FILTER (WHERE category = 'offline'), "
-        "COALESCE(sum(lim) FILTER (WHERE status = 'online'), 0), "
-        "COALESCE(sum(active) FILTER (WHERE status = 'online'), 0) "
-        "FROM chatmgmt_agent_ranks WHERE ns = %s AND grp = %s",
+        "SELECT COALESCE(sum(n_eligible), 0), COALESCE(sum(n_full), 0), "
+        "COALESCE(sum(n_busy), 0), COALESCE(sum(n_away), 0), COALESCE(sum(n_offline), 0), "
+        "COALESCE(sum(lim), 0), COALESCE(sum(active), 0) "
+        "FROM chatmgmt_agent_census WHERE ns = %s AND grp = %s",
         (ns, group),
         "one",
     )
@@ -903,6 +934,7 @@ def _delete_namespace(ns: bytes) -> Gen[None]:
         "chatmgmt_customers",
         "chatmgmt_agents",
         "chatmgmt_agent_ranks",
+        "chatmgmt_agent_census",
         "chatmgmt_chats",
         "chatmgmt_messages",
         "chatmgmt_sticky",
