@@ -3,16 +3,21 @@
 The workload of ``benchmarks/storage.py`` (200 agents ONLINE with limit 3 in one skill group;
 every open also pays the end of the oldest of 40 held chats) on one SQLite file.
 
-Default: 1 and then 4 spawned processes for ``--seconds`` each; every worker times its own
-units (a unit's *hold* runs from its writer's turn taken to its turn given back, ``COMMIT``
-included; its *wait* is the time to get the turn) and its CPU time (``time.process_time``).
+Default: 1 and then 4 spawned processes (``--procs``) for ``--seconds`` each; every worker
+times its own units (a unit's *hold* runs from its writer's turn taken to its turn given
+back, ``COMMIT`` included; its *wait* is the time to get the turn) and its CPU time
+(``time.process_time``).
 Lines, per process count (no baseline: these explain ``storage.sqlite.open_per_s``):
 
 - ``storage.sqlite.pair.per_s.<n>proc``: open+end pairs per second;
 - ``storage.sqlite.pair.cpu_us.<n>proc``: the workers' CPU time per pair;
 - ``storage.sqlite.pair.cores.<n>proc``: cores the workers used (CPU time over wall time);
 - ``storage.sqlite.lock.held.<n>proc``: the share of the time some worker held the lock;
-- ``storage.sqlite.lock.hold_us.<n>proc`` and ``.wait_us.<n>proc``: per unit.
+- ``storage.sqlite.lock.hold_us.<n>proc`` and ``.wait_us.<n>proc``: per unit;
+- ``storage.sqlite.lock.hold_cpu_us.<n>proc``: the holder's own CPU time per unit, from its
+  turn taken to its turn given back (``time.thread_time``: user and system, ``COMMIT``'s
+  writes included; unlike the wall-clock hold it does not grow while the holder waits for a
+  core on a busy machine, so it compares two trees measured at different loads).
 
 ``--instructions``: instructions per open+end pair of one process, counted by callgrind (600
 pairs after 400 of warm-up, minus the same run with none; ``PYTHONHASHSEED=0``), line
@@ -100,12 +105,14 @@ class _LockTimes:
         from chatmgmt.storage import _sqlite_db
 
         self.units, self.wait, self.hold, self._entered = 0, 0.0, 0.0, 0.0
+        self.hold_cpu, self._entered_cpu = 0.0, 0.0
         begin, turn = _sqlite_db.SQLiteDatabase._begin, _sqlite_db._turn
 
         def timed_begin(db: Any, conn: Any) -> Any:
             start = time.perf_counter()
             fd = begin(db, conn)
             self._entered = time.perf_counter()
+            self._entered_cpu = time.thread_time()
             self.wait += self._entered - start
             return fd
 
@@ -113,13 +120,14 @@ class _LockTimes:
             if not take:
                 self.units += 1
                 self.hold += time.perf_counter() - self._entered
+                self.hold_cpu += time.thread_time() - self._entered_cpu
             turn(fd, take=take)
 
         _sqlite_db.SQLiteDatabase._begin = timed_begin
         _sqlite_db._turn = timed_turn
 
     def reset(self) -> None:
-        self.units, self.wait, self.hold = 0, 0.0, 0.0
+        self.units, self.wait, self.hold, self.hold_cpu = 0, 0.0, 0.0, 0.0
 
 
 def _worker(
@@ -135,7 +143,17 @@ def _worker(
     while time.perf_counter() < end:
         count += pairs.pair()
     wall = time.perf_counter() - start
-    results.put((count, time.process_time() - cpu, wall, times.units, times.wait, times.hold))
+    results.put(
+        (
+            count,
+            time.process_time() - cpu,
+            wall,
+            times.units,
+            times.wait,
+            times.hold,
+            times.hold_cpu,
+        )
+    )
 
 
 def measure(procs: int, seconds: float) -> None:
@@ -157,6 +175,7 @@ def measure(procs: int, seconds: float) -> None:
     pairs = sum(r[0] for r in rows)
     cpu, wall = sum(r[1] for r in rows), max(r[2] for r in rows)
     units, wait, hold = sum(r[3] for r in rows), sum(r[4] for r in rows), sum(r[5] for r in rows)
+    hold_cpu = sum(r[6] for r in rows)
     tag = f"{procs}proc"
     emit(f"storage.sqlite.pair.per_s.{tag}", pairs / wall, "pairs/s", None, None)
     emit(f"storage.sqlite.pair.cpu_us.{tag}", cpu / pairs * 1e6, "us/pair", None, None)
@@ -164,6 +183,7 @@ def measure(procs: int, seconds: float) -> None:
     emit(f"storage.sqlite.lock.held.{tag}", hold / wall, "share of time", None, None)
     emit(f"storage.sqlite.lock.hold_us.{tag}", hold / units * 1e6, "us/unit", None, None)
     emit(f"storage.sqlite.lock.wait_us.{tag}", wait / units * 1e6, "us/unit", None, None)
+    emit(f"storage.sqlite.lock.hold_cpu_us.{tag}", hold_cpu / units * 1e6, "us/unit", None, None)
 
 
 # --------------------------------------------------------------------------- instructions
@@ -195,6 +215,7 @@ def per_pair(src: Path, pairs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per run")
+    parser.add_argument("--procs", default="1,4", help="process counts, comma-separated")
     parser.add_argument("--instructions", action="store_true", help="count with callgrind")
     parser.add_argument("--pairs", type=int, default=600, help="pairs counted (--instructions)")
     parser.add_argument("--baseline", type=Path, help="another tree: its src is the baseline")
@@ -205,7 +226,7 @@ def main() -> None:
         return
     if not args.instructions:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-        for procs in (1, 4):
+        for procs in (int(n) for n in args.procs.split(",")):
             measure(procs, args.seconds)
         return
     emit_instructions(

@@ -47,7 +47,7 @@ def _message(n: int) -> Message:
 def test_a_schema_7_file_migrates_keeping_every_row_and_order(tmp_path: Path) -> None:
     path = tmp_path / "v7.db"
     conn = _schema_7_file(path)
-    # timers due together are taken in the order they were set (their AUTOINCREMENT number)
+    # two timers due together, set in the other order than their keys
     for key, due in (("t-b", 5.0), ("t-a", 5.0), ("t-c", 3.0)):
         timer = _timer(key, due)
         conn.execute(
@@ -93,12 +93,12 @@ def test_a_schema_7_file_migrates_keeping_every_row_and_order(tmp_path: Path) ->
         assert autoincrement == []
         assert index_sql.strip().endswith(f"WHERE {OPEN_CHATS}")
         assert any("chats_by_state" in row[-1] for row in plan), plan
-        # the timers: due first, then in the order set; one set now at 5.0 comes last
+        # the timers: due first, then by key (as on Redis), one set after the migration too
         storage.timers.cancel("t-c")
         with storage.database.write() as db:
             _put_timer(db, NS, _timer("t-0", 5.0))
         due = storage.timers.claim_due(10.0, 10, 60.0)
-        assert [t.key for t in due] == ["t-b", "t-a", "t-0"]
+        assert [t.key for t in due] == ["t-0", "t-a", "t-b"]
         assert [storage.timers.get(t.key) for t in due] == [
             attrs.evolve(t, due_at=70.0) for t in due
         ]

@@ -212,8 +212,9 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 8: fewer pages per commit (see _sqlite_sql). No table keeps AUTOINCREMENT (every unit
     # appends to the outbox, so every commit rewrote the sqlite_sequence page); the timers
     # become a WITHOUT ROWID table keyed by (ns, key) (one B-tree instead of a rowid table and
-    # its unique index); ``chats_by_state`` indexes the open chats only (an end takes its chat
-    # out of it instead of moving it). Every row keeps its number, so every order stays.
+    # its unique index; timers due together are taken in key order, as on Redis);
+    # ``chats_by_state`` indexes the open chats only (an end takes its chat out of it instead
+    # of moving it). Every other row keeps its number, so every other order stays.
     # ``agent_ranks`` is keyed (ns, agent_id, grp): an agent's rows (its groups' and the row of
     # ``""``, every agent) sit side by side, so a slot change rewrites one page of it, not
     # two; the rank indexes, created on first use, become partial (see _sqlite_db.rank_order).
@@ -229,15 +230,13 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     ALTER TABLE outbox_8 RENAME TO outbox;
     CREATE INDEX outbox_by_ns ON outbox (ns, seq);
     CREATE TABLE timers_8 (
-        ns TEXT NOT NULL, key TEXT NOT NULL, due_at REAL NOT NULL, seq INTEGER NOT NULL,
-        data TEXT NOT NULL,
+        ns TEXT NOT NULL, key TEXT NOT NULL, due_at REAL NOT NULL, data TEXT NOT NULL,
         PRIMARY KEY (ns, key)
     ) WITHOUT ROWID;
-    INSERT INTO timers_8 (ns, key, due_at, seq, data)
-        SELECT ns, key, due_at, seq, data FROM timers;
+    INSERT INTO timers_8 (ns, key, due_at, data) SELECT ns, key, due_at, data FROM timers;
     DROP TABLE timers;
     ALTER TABLE timers_8 RENAME TO timers;
-    CREATE INDEX timers_due ON timers (ns, due_at, seq);
+    CREATE INDEX timers_due ON timers (ns, due_at);
     CREATE TABLE messages_8 (
         seq INTEGER PRIMARY KEY, ns TEXT NOT NULL, chat_id TEXT NOT NULL, data TEXT NOT NULL
     );

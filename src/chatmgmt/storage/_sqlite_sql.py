@@ -1,5 +1,5 @@
-"""The SQLite adapter's statements that number a row as they insert it (schema 8), shared by
-the unit of work and the stores.
+"""The SQLite adapter's statements that append or set a row (schema 8), shared by the unit of
+work and the stores.
 
 Since schema 8 no table is ``AUTOINCREMENT`` (every unit appends to the outbox, so every
 commit rewrote the ``sqlite_sequence`` page): a rowid table numbers a new row one past its
@@ -10,9 +10,8 @@ got the same number). The order of the rows is kept: a new row is always numbere
 row present. ``chats_by_state`` indexes the open chats only (:data:`OPEN_CHATS`).
 
 The timers are a ``WITHOUT ROWID`` table keyed by ``(ns, key)`` (one B-tree instead of a
-rowid table and its unique index); a timer's number is the next among the timers due at the
-same time, found at the end of the ``timers_due`` walk (``claim_due`` takes the timers due
-first, and among those due together the first set).
+rowid table and its unique index); ``claim_due`` takes the timers due first, and those due
+together in key order (as the Redis adapter's sorted set does).
 """
 
 from __future__ import annotations
@@ -30,8 +29,5 @@ OUTBOX_INSERT = "INSERT INTO outbox (ns, data) VALUES (?, ?)"
 MESSAGE_INSERT = "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)"
 """Append one message to its chat (parameters: namespace, chat id, message JSON)."""
 
-TIMER_PUT = (
-    "INSERT OR REPLACE INTO timers (ns, key, due_at, seq, data) VALUES (?1, ?2, ?3, "
-    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM timers WHERE ns = ?1 AND due_at = ?3), ?4)"
-)
+TIMER_PUT = "INSERT OR REPLACE INTO timers (ns, key, due_at, data) VALUES (?, ?, ?, ?)"
 """Set (or replace) one timer (parameters: namespace, key, due time, timer JSON)."""

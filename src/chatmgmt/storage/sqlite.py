@@ -410,7 +410,7 @@ class SQLiteOutbox(_Base):
 
 
 class SQLiteTimerStore(_Base):
-    """SQLite :class:`~chatmgmt.ports.TimerStore` (indexed by due time, then insertion)."""
+    """SQLite :class:`~chatmgmt.ports.TimerStore` (indexed by due time, then key)."""
 
     def cancel(self, key: str, due_at: float | None = None) -> None:
         """See the port."""
@@ -437,7 +437,7 @@ class SQLiteTimerStore(_Base):
         with self._db.write() as conn:
             rows = conn.execute(
                 "SELECT due_at, data FROM timers WHERE ns = ? AND due_at <= ? "
-                "ORDER BY due_at, seq LIMIT ?",
+                "ORDER BY due_at, key LIMIT ?",
                 (self._ns, now, max(0, limit)),
             ).fetchall()
             for due_at, data in rows:
