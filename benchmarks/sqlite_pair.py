@@ -19,6 +19,12 @@ Lines, per process count (no baseline: these explain ``storage.sqlite.open_per_s
   writes included; unlike the wall-clock hold it does not grow while the holder waits for a
   core on a busy machine, so it compares two trees measured at different loads).
 
+``--frames``: WAL frames written per commit (one process, 200 pairs after 400, the WAL
+started over first and not checkpointed meanwhile; every frame is one page written by a
+``COMMIT``), line ``storage.sqlite.pair.wal_frames``, and per B-tree (table or index) the
+frames per commit, lines ``storage.sqlite.pair.wal_frames.<name>``; with ``--baseline DIR``
+the tree in ``DIR`` is counted too (its ``src``, in a subprocess) as each line's baseline.
+
 ``--instructions``: instructions per open+end pair of one process, counted by callgrind (600
 pairs after 400 of warm-up, minus the same run with none; ``PYTHONHASHSEED=0``), line
 ``storage.sqlite.pair.instructions``; with ``--baseline DIR`` the same count for the tree in
@@ -29,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import multiprocessing
+import os
 import random
 import shutil
 import sys
@@ -186,6 +194,66 @@ def measure(procs: int, seconds: float) -> None:
     emit(f"storage.sqlite.lock.hold_cpu_us.{tag}", hold_cpu / units * 1e6, "us/unit", None, None)
 
 
+# --------------------------------------------------------------------------- WAL frames
+
+
+def frames_per_commit(pairs: int = 200) -> dict[str, float]:
+    """WAL frames per commit of ``pairs`` open+end pairs after 400 (one process): the total
+    under ``""``, and by the B-tree each page belongs to (``dbstat``; page 1, the header, is
+    ``sqlite_schema``)."""
+    import sqlite3
+    import struct
+    from collections import Counter
+
+    from chatmgmt.storage import _sqlite_db
+
+    _sqlite_db.CHECKPOINT_EVERY = 1 << 62  # no checkpoint while counting
+    path = str(Path(tempfile.mkdtemp(prefix="chatmgmt-sqlite-frames-")) / "bench.db")
+    _setup(path, "p1")
+    run = _Pairs(path, "p1", 1, "c")
+    for _ in range(400):
+        run.pair()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for _ in range(pairs):
+        run.pair()
+    wal = Path(path + "-wal").read_bytes()
+    size = struct.unpack(">I", wal[8:12])[0]
+    owner = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+    conn.close()
+    shutil.rmtree(Path(path).parent, ignore_errors=True)
+    pages: Counter[str] = Counter()
+    commits = 0
+    for at in range(32, len(wal) - size - 23, size + 24):
+        page, commit = struct.unpack(">II", wal[at : at + 8])
+        pages[owner.get(page, "(new)")] += 1
+        commits += commit != 0
+    return {"": sum(pages.values()) / commits} | {k: v / commits for k, v in pages.items()}
+
+
+def emit_frames(baseline: Path | None) -> None:
+    """The ``--frames`` lines: this tree's counts, the baseline tree's beside them."""
+    import subprocess
+
+    ours = frames_per_commit()
+    base: dict[str, float] = {}
+    if baseline is not None:
+        env = {**os.environ, "PYTHONPATH": str(baseline / "src")}
+        out = subprocess.run(
+            [sys.executable, __file__, "--frames-json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        base = json.loads(out.stdout)
+    for name in sorted(set(ours) | set(base), key=lambda n: (n != "", -ours.get(n, 0.0), n)):
+        value, before = ours.get(name, 0.0), base.get(name)
+        ratio = None if before is None or not value else before / value
+        line = "storage.sqlite.pair.wal_frames" + (f".{name}" if name else "")
+        emit(line, value, "frames/commit", before, ratio)
+
+
 # --------------------------------------------------------------------------- instructions
 
 
@@ -219,10 +287,19 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="count with callgrind")
     parser.add_argument("--pairs", type=int, default=600, help="pairs counted (--instructions)")
     parser.add_argument("--baseline", type=Path, help="another tree: its src is the baseline")
+    parser.add_argument("--frames", action="store_true", help="count WAL frames per commit")
     parser.add_argument("--workload", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--frames-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.workload is not None:  # the package from PYTHONPATH (see count)
         workload(args.workload)
+        return
+    if args.frames_json:  # the package from PYTHONPATH (see emit_frames)
+        print(json.dumps(frames_per_commit()))
+        return
+    if args.frames:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+        emit_frames(args.baseline)
         return
     if not args.instructions:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
