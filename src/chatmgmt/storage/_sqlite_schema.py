@@ -51,6 +51,40 @@ def _load_columns(conn: sqlite3.Connection) -> None:
         _loads.write_load(conn, ns, load, None)
 
 
+#: The census triggers on ``agent_ranks`` (migration 7 creates them; migration 8 again, after
+#: rebuilding the table, which drops them): every rank row written adds to or takes from its
+#: (group, census category) row of ``agent_census``.
+_CENSUS_TRIGGERS = """
+    CREATE TRIGGER agent_census_insert AFTER INSERT ON agent_ranks BEGIN
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END;
+    CREATE TRIGGER agent_census_delete AFTER DELETE ON agent_ranks BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+    END;
+    CREATE TRIGGER agent_census_same AFTER UPDATE OF ns, grp, category, lim, active
+        ON agent_ranks
+        WHEN new.ns = old.ns AND new.grp = old.grp AND new.category = old.category BEGIN
+        UPDATE agent_census SET lim = lim + new.lim - old.lim,
+            active = active + new.active - old.active
+            WHERE ns = new.ns AND grp = new.grp AND category = new.category;
+    END;
+    CREATE TRIGGER agent_census_moved AFTER UPDATE OF ns, grp, category, lim, active
+        ON agent_ranks
+        WHEN new.ns != old.ns OR new.grp != old.grp OR new.category != old.category BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END
+"""
+
+
 _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: the initial schema
     """
@@ -181,34 +215,8 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     INSERT INTO agent_census (ns, grp, category, n, lim, active)
         SELECT ns, grp, category, COUNT(*), SUM(lim), SUM(active) FROM agent_ranks
         GROUP BY ns, grp, category;
-    CREATE TRIGGER agent_census_insert AFTER INSERT ON agent_ranks BEGIN
-        INSERT INTO agent_census (ns, grp, category, n, lim, active)
-            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
-            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
-            lim = lim + excluded.lim, active = active + excluded.active;
-    END;
-    CREATE TRIGGER agent_census_delete AFTER DELETE ON agent_ranks BEGIN
-        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
-            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
-    END;
-    CREATE TRIGGER agent_census_same AFTER UPDATE OF ns, grp, category, lim, active
-        ON agent_ranks
-        WHEN new.ns = old.ns AND new.grp = old.grp AND new.category = old.category BEGIN
-        UPDATE agent_census SET lim = lim + new.lim - old.lim,
-            active = active + new.active - old.active
-            WHERE ns = new.ns AND grp = new.grp AND category = new.category;
-    END;
-    CREATE TRIGGER agent_census_moved AFTER UPDATE OF ns, grp, category, lim, active
-        ON agent_ranks
-        WHEN new.ns != old.ns OR new.grp != old.grp OR new.category != old.category BEGIN
-        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
-            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
-        INSERT INTO agent_census (ns, grp, category, n, lim, active)
-            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
-            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
-            lim = lim + excluded.lim, active = active + excluded.active;
-    END
-    """,
+    """
+    + _CENSUS_TRIGGERS,
     # 8: fewer pages per commit (see _sqlite_sql). No table keeps AUTOINCREMENT (every unit
     # appends to the outbox, so every commit rewrote the sqlite_sequence page); the timers
     # become a WITHOUT ROWID table keyed by (ns, key) (one B-tree instead of a rowid table and
@@ -281,34 +289,8 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     DROP TABLE agent_ranks;
     ALTER TABLE agent_ranks_8 RENAME TO agent_ranks;
     CREATE INDEX agent_ranks_by_group ON agent_ranks (ns, grp);
-    CREATE TRIGGER agent_census_insert AFTER INSERT ON agent_ranks BEGIN
-        INSERT INTO agent_census (ns, grp, category, n, lim, active)
-            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
-            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
-            lim = lim + excluded.lim, active = active + excluded.active;
-    END;
-    CREATE TRIGGER agent_census_delete AFTER DELETE ON agent_ranks BEGIN
-        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
-            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
-    END;
-    CREATE TRIGGER agent_census_same AFTER UPDATE OF ns, grp, category, lim, active
-        ON agent_ranks
-        WHEN new.ns = old.ns AND new.grp = old.grp AND new.category = old.category BEGIN
-        UPDATE agent_census SET lim = lim + new.lim - old.lim,
-            active = active + new.active - old.active
-            WHERE ns = new.ns AND grp = new.grp AND category = new.category;
-    END;
-    CREATE TRIGGER agent_census_moved AFTER UPDATE OF ns, grp, category, lim, active
-        ON agent_ranks
-        WHEN new.ns != old.ns OR new.grp != old.grp OR new.category != old.category BEGIN
-        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
-            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
-        INSERT INTO agent_census (ns, grp, category, n, lim, active)
-            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
-            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
-            lim = lim + excluded.lim, active = active + excluded.active;
-    END
-    """,
+    """
+    + _CENSUS_TRIGGERS,
 )
 
 
