@@ -26,6 +26,7 @@ from chatmgmt.model import (
     Ranking,
     RankKey,
     ReceptionMode,
+    system_message,
 )
 from chatmgmt.settings import ChatSettings
 
@@ -265,3 +266,33 @@ def test_ranking_key_is_each_field_as_a_float_negated_when_descending(
         expected.append(-value if descending else value)
     assert ranking.key(load) == tuple(expected)
     assert Ranking("r", ranking.keys).key(load) == tuple(expected)  # an equal value, its own
+
+
+@pytest.mark.parametrize(
+    ("message_id", "chat_id", "text"),
+    [
+        ("m1", "c1", "bye"),
+        ("m1", "c1", ""),
+        ("", "c1", "bye"),
+        ("m\n1", "c1", "bye"),
+        ("m1", "c\x00", "bye"),
+        ("m1", 7, "bye"),
+        ("m1", "c1", "b\x00ye"),
+        ("m1", "c1", "\ud800"),
+    ],
+)
+def test_system_message_is_the_constructors_message_or_its_error(
+    message_id: object, chat_id: object, text: object
+) -> None:
+    def built(make: object) -> object:
+        try:
+            return make(message_id, chat_id, text)  # type: ignore[operator]
+        except ValidationError as exc:
+            return ("error", str(exc))
+
+    by_constructor = built(lambda i, c, t: Message(i, c, MessageRole.SYSTEM, "system", t, 2.0))
+    fast = built(lambda i, c, t: system_message(i, c, t, 2.0))
+    assert fast == by_constructor
+    if not isinstance(fast, tuple):
+        assert type(fast) is Message
+        assert attrs.asdict(fast) == attrs.asdict(by_constructor)  # type: ignore[arg-type]

@@ -14,10 +14,10 @@ from typing import Any
 
 import attrs
 
-from .model import AgentId, Chat, Message, Sticky, Timer
+from .model import AgentId, Chat, Message, Sticky, Timer, maker
 from .ports import Claim, QueuePush, RankedClaim
 
-__all__ = ["STICKY_WAIT", "Items", "Plan", "leaving", "sticky_wait_key"]
+__all__ = ["STICKY_WAIT", "Items", "Plan", "leaving", "new_plan", "sticky_wait_key"]
 
 Items = list[tuple[str, Mapping[str, Any]]]
 """Events to raise, as ``(type, data)``: the chat's ids are added and a sequence number given."""
@@ -49,6 +49,11 @@ class Plan:
     census: str | None = None
     """The group whose census the store reads in the unit and fills into the explanation's
     :data:`~chatmgmt.ports.CENSUS_MARKS` (``Change.census``)."""
+
+
+new_plan = maker(Plan, defaults=True)
+"""``Plan(chat, items, **fields)`` without attrs' ``__init__`` (Plan has no validators, see
+:func:`~chatmgmt.model.maker`): for the hot paths; give the fields after ``items`` by keyword."""
 
 
 STICKY_WAIT = "sticky_wait"

@@ -101,6 +101,7 @@ class _Base:
         )
         self._sinks = _Sinks(event_sink, message_sink)
         self._core.emits = event_sink is not None
+        self._core.delivers = message_sink is not None
 
     def reload_words(self, word_filter: SensitiveWordFilter) -> None:
         """Swap in a new compiled word filter atomically; messages in flight keep the old one."""
@@ -284,9 +285,9 @@ class ChatManager(_Base):
         now: float | None = None,
     ) -> Chat:
         """End a chat, recording who and why; frees the agent's slot and drains the queue."""
-        return self._run(
-            self._core.end_chat(ChatId(chat_id), EndReason(reason), by, self._now(now))
-        )
+        if reason.__class__ is not EndReason:  # a member needs no enum call
+            reason = EndReason(reason)
+        return self._run(self._core.end_chat(ChatId(chat_id), reason, by, self._now(now)))
 
     def abandon(self, chat_id: str, *, now: float | None = None) -> Chat:
         """The customer left the queue before an agent took the chat."""
@@ -727,9 +728,9 @@ class AsyncChatManager(_Base):
         now: float | None = None,
     ) -> Chat:
         """See :meth:`ChatManager.end_chat`."""
-        return await self._run(
-            self._core.end_chat(ChatId(chat_id), EndReason(reason), by, self._now(now))
-        )
+        if reason.__class__ is not EndReason:  # a member needs no enum call
+            reason = EndReason(reason)
+        return await self._run(self._core.end_chat(ChatId(chat_id), reason, by, self._now(now)))
 
     async def abandon(self, chat_id: str, *, now: float | None = None) -> Chat:
         """See :meth:`ChatManager.abandon`."""

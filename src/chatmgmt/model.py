@@ -352,6 +352,28 @@ class Ranking:
         return seen[1](load)
 
 
+def entry_function(ranking: Ranking) -> Callable[[AgentLoad], tuple[tuple[float, ...], AgentId]]:
+    """``lambda load: (ranking.key(load), load.agent.id)`` as one generated function (a
+    ranking index's entry, see :func:`chatmgmt.assignment._load.rank_entry`)."""
+    parts = _key_parts(ranking)
+    scope: dict[str, Any] = {}
+    exec(f"def entry(load):\n    return ({''.join(p + ', ' for p in parts)}), load.agent.id", scope)
+    entry: Callable[[AgentLoad], tuple[tuple[float, ...], AgentId]] = scope["entry"]
+    return entry
+
+
+def _key_parts(ranking: Ranking) -> list[str]:
+    """The expressions of ``ranking``'s key values, in order (``float(load.<field>)``, negated
+    where descending)."""
+    parts = []
+    for k in ranking.keys:
+        if k.field not in RANK_FIELDS:  # RankKey validates this; a generated name must be one
+            raise ValidationError(f"rank field {k.field!r} unknown")
+        owner = "load.agent" if k.field in _AGENT_FIELDS else "load"
+        parts.append(f"{'-' if k.descending else ''}float({owner}.{k.field})")
+    return parts
+
+
 _AGENT_FIELDS = frozenset({"tier", "account_order"})
 """Rank fields read from the load's :class:`Agent`; the others are the load's own."""
 _KEY_FUNCTIONS: dict[int, tuple[Ranking, Callable[[AgentLoad], tuple[float, ...]]]] = {}
@@ -361,12 +383,7 @@ def _key_function(ranking: Ranking) -> tuple[Ranking, Callable[[AgentLoad], tupl
     """``Ranking.key`` as one generated expression (a tuple of ``float(...)``, negated where
     descending), built once per ranking value: no loop and no ``getattr`` per key on the hot
     path of every index update. The entry holds the ranking, so its id stays its own."""
-    parts = []
-    for k in ranking.keys:
-        if k.field not in RANK_FIELDS:  # RankKey validates this; a generated name must be one
-            raise ValidationError(f"rank field {k.field!r} unknown")
-        owner = "load.agent" if k.field in _AGENT_FIELDS else "load"
-        parts.append(f"{'-' if k.descending else ''}float({owner}.{k.field})")
+    parts = _key_parts(ranking)
     scope: dict[str, Any] = {}
     exec(f"def key(load):\n    return ({''.join(p + ', ' for p in parts)})", scope)
     if len(_KEY_FUNCTIONS) >= 1024:
@@ -706,6 +723,27 @@ def evolve(inst: _T, **changes: Any) -> _T:
             _COPIERS[key] = copier
     result: _T = copier(inst, changes)
     return result
+
+
+_BLANK_SYSTEM = Message(MessageId("blank"), ChatId("blank"), MessageRole.SYSTEM, "system", "", 0.0)
+_system_copy = copier(Message, "id", "chat_id", "text", "time")
+
+
+def system_message(message_id: MessageId, chat_id: ChatId, text: str, time: float) -> Message:
+    """``Message(message_id, chat_id, MessageRole.SYSTEM, "system", text, time)`` (a prompt the
+    library stores), with the same checks of ``message_id``, ``chat_id`` and ``text`` and the
+    same errors, without the role's conversion and the frozen class's stores (a copy of a
+    blank system message).
+
+    >>> system_message(MessageId("m1"), ChatId("c1"), "bye", 1.0) == Message(
+    ...     MessageId("m1"), ChatId("c1"), MessageRole.SYSTEM, "system", "bye", 1.0
+    ... )
+    True
+    """
+    _text.check_id("id", message_id)
+    _text.check_id("chat_id", chat_id)
+    _text.check_text("text", text)
+    return _system_copy(_BLANK_SYSTEM, message_id, chat_id, text, time)
 
 
 _STAMP = (

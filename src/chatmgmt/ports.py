@@ -497,8 +497,12 @@ class Change:
             if data.get("agent_id") == PICKED:
                 data["agent_id"] = agent_id  # type: ignore[index]
         schedule = self.schedule
+        last = None
         for timer in schedule:
             payload = timer.payload
+            if payload is last:  # timers planned from one basis share their payload
+                continue
+            last = payload
             for key, value in payload.items():
                 if value == PICKED or (isinstance(value, (tuple, list)) and PICKED in value):
                     payload[key] = _bind_value(value, agent_id)  # type: ignore[index]

@@ -38,6 +38,7 @@ from ..model import (
     evolve,
     maker,
     stamp,
+    system_message,
 )
 from ..moderation import FilterHolder, SensitiveWordFilter
 from ..ports import (
@@ -122,9 +123,11 @@ class CoreBase:
         # each agent's skill groups as last seen, for the queues a freed slot drains (a guess:
         # a drain checks it against the agent's load the unit reports)
         self.agent_groups: dict[AgentId, frozenset[str]] = {}
+        self._drain_queues: dict[tuple[AgentId, Any], tuple[str, ...]] = {}
         # AssignmentSettings.fairness_keep_s of the settings value it was computed for
         self._keep_s: tuple[object, float] = (None, 0.0)
         self.emits = True  # the manager turns this off when the host gave no event sink
+        self.delivers = True  # the same for the message sink (system messages)
         # the storage reads a claim's census in its unit (``Change.census``; the manager sets
         # it from the storage's ``reports_census``): else the core reads it before
         self.census_in_unit = False
@@ -170,9 +173,7 @@ class CoreBase:
 
     def system_message(self, chat: Chat, text: str, now: float) -> Message:
         """A system message (a prompt) for ``chat``."""
-        return Message(
-            MessageId(self.new_id("msg")), chat.id, MessageRole.SYSTEM, "system", text, now
-        )
+        return system_message(MessageId(self.new_id("msg")), chat.id, text, now)
 
     # ----------------------------------------------------------------- reads
 
@@ -301,11 +302,13 @@ class CoreBase:
             yield from self.emit(applied.events)
         else:  # the same, without a generator per change
             self.observe(applied.events)
+        if not self.delivers:  # no message sink: nothing to hand the system messages to
+            return applied
         message = plan.message
-        if message is not None and message.role is MessageRole.SYSTEM:
+        if message is not None and message.role is _SYSTEM:
             yield from call(MessageSink.deliver, message)
         for message in plan.more_messages:
-            if message.role is MessageRole.SYSTEM:
+            if message.role is _SYSTEM:
                 yield from call(MessageSink.deliver, message)
         return applied
 
@@ -363,7 +366,20 @@ class CoreBase:
         agent's groups (else the chat's group): the unit reports their heads
         (``Change.watch``) so that the drain after it needs no read."""
         known = self.agent_groups.get(agent_id)
-        return drain_queues(agent_id, (chat.skill_group,) if known is None else known)
+        return self.drain_queues(agent_id, (chat.skill_group,) if known is None else known)
+
+    def drain_queues(
+        self, agent_id: AgentId, groups: frozenset[str] | tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """:func:`~chatmgmt.assignment._routing.drain_queues`, remembered per agent and
+        groups (bounded): every end asks it twice."""
+        key = (agent_id, groups)
+        queues = self._drain_queues.get(key)
+        if queues is None:
+            if len(self._drain_queues) >= 65_536:
+                self._drain_queues.clear()
+            queues = self._drain_queues[key] = drain_queues(agent_id, groups)
+        return queues
 
     def observe(self, events: Sequence[Event]) -> None:
         """Look at committed events before they go to the sink (the monitor keeps its alerts
@@ -380,6 +396,7 @@ class CoreBase:
 
 
 _new_change = maker(Change)
+_SYSTEM = MessageRole.SYSTEM
 _APPLY = Storage.apply  # a global: cheaper to read than the Protocol's attribute
 
 

@@ -9,7 +9,6 @@ from .. import lifecycle as lc
 from .._plan import Plan
 from ..assignment import (
     Target,
-    drain_queues,
     estimate_wait_s,
     queue_name,
 )
@@ -29,7 +28,7 @@ from ..model import (
     Timer,
     evolve,
 )
-from ..ports import AgentStore, Applied, Census, ChatStore, QueueStore
+from ..ports import AgentStore, Applied, Census, ChatStore, QueueHead, QueueStore
 from ..settings import QueueLimitAction
 from ..webhook import _payloads as payloads
 from ._base import queue_of, queued_at
@@ -250,7 +249,7 @@ class Queueing(Targets):
         if applied is not None and applied.heads is not None:
             load = applied.released
             if load is not None and load.agent.id == agent_id:
-                reported = {head.queue: head for head in applied.heads}
+                reported = applied.heads
         if reported is None:
             load = yield from call(AgentStore.get, agent_id)
         if load is None:
@@ -260,16 +259,28 @@ class Queueing(Targets):
             if len(groups) >= 65536:
                 groups.clear()
             groups[agent_id] = load.agent.skill_groups
-        queues = list(drain_queues(agent_id, load.agent.skill_groups))
+        queues = self.drain_queues(agent_id, load.agent.skill_groups)
         total = 0
         for _ in range(max(1, load.agent.reception_limit) * 4):
             # one bulk read says which queues hold chats (usually none); only those are peeked
             # for the score of their first chat, to serve the oldest head first
-            if reported is not None and all(q in reported for q in queues):
-                waiting = [reported[q] for q in queues]
-            else:
-                waiting = yield from call(QueueStore.heads, queues)
-            reported = None
+            waiting: list[QueueHead] | None = None
+            if reported is not None:  # the unit's report, when it covers every queue
+                if len(reported) == len(queues):  # usually the same queues in the same order
+                    waiting = []
+                    for q, reported_head in zip(queues, reported, strict=True):
+                        if reported_head.queue != q:
+                            waiting = None
+                            break
+                        if reported_head.length:
+                            waiting.append(reported_head)
+                if waiting is None:
+                    by_queue = {head.queue: head for head in reported}
+                    if all(q in by_queue for q in queues):
+                        waiting = [by_queue[q] for q in queues]
+                reported = None
+            if waiting is None:
+                waiting = yield from call(QueueStore.heads, list(queues))
             heads: list[tuple[float, str]] = []
             for head in waiting:
                 if head.length == 0:

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import attrs
 
-from .._plan import Plan, leaving
+from .._plan import Plan, leaving, new_plan
 from ..assignment import (
     Target,
     agent_queue,
@@ -29,7 +29,7 @@ from ..assignment._plans import plan_assignment
 from ..assignment._strategies import Strategy
 from ..errors import NotFoundError, PreconditionFailed
 from ..lifecycle._offers import plan_offer
-from ..model import AgentId, AgentLoad, Chat, Ranking, ReceptionMode, maker
+from ..model import AgentId, AgentLoad, Chat, Ranking, ReceptionMode
 from ..ports import CENSUS_MARKS, PICKED, AgentStore, Census, Claim, RankedClaim
 from ..settings import StrategyName, WorkingHours, resolve
 from ._ending import Ending
@@ -294,7 +294,7 @@ class Targets(Ending):
                     from_agent_id=release,
                 )
             remove, cancel = leaving(stored)
-            plan = _new_plan(  # Plan without attrs' __init__ (no validators: model.maker)
+            plan = new_plan(  # Plan without attrs' __init__ (no validators: model.maker)
                 new,
                 [*items, *own],
                 claim=claim,
@@ -331,6 +331,3 @@ class Targets(Ending):
         if load is None:
             raise NotFoundError("agent", agent_id)
         return load
-
-
-_new_plan = maker(Plan, defaults=True)  # called with keywords

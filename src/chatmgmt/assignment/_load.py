@@ -21,10 +21,20 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..model import Agent, AgentId, AgentLoad, AgentStatus, ChatId, Ranking, copier, evolve
+from ..model import (
+    Agent,
+    AgentId,
+    AgentLoad,
+    AgentStatus,
+    ChatId,
+    Ranking,
+    copier,
+    entry_function,
+    evolve,
+)
 
 if TYPE_CHECKING:
     from ..ports import Claim, RankedClaim
@@ -45,6 +55,7 @@ __all__ = [
     "in_group",
     "moved_inactive",
     "rank_entry",
+    "rank_entry_function",
     "released",
     "touched",
     "updated_agent",
@@ -64,7 +75,12 @@ def in_group(agent: Agent, group: str) -> bool:
 def eligible(load: AgentLoad) -> bool:
     """ONLINE and below the reception limit (a unit left): in the ranking indexes, and may be
     given one more chat of weight 1 (any chat, without capacity per channel)."""
-    return load.agent.status is _ONLINE and load.used < load.agent.reception_limit
+    agent = load.agent
+    if agent.status is not _ONLINE:
+        return False
+    # ``load.used`` without the property's call when there are no channel weights
+    used = load.used if agent.channel_weights else len(load.chats)
+    return used < agent.reception_limit
 
 
 def weight(agent: Agent, channel: str) -> int:
@@ -123,9 +139,12 @@ def has_channel_rules(agent: Agent) -> bool:
 
 def census_category(load: AgentLoad) -> str:
     """Which :data:`CENSUS_CATEGORIES` entry the agent counts under."""
-    status = load.agent.status
+    agent = load.agent
+    status = agent.status
     if status is _ONLINE:
-        return "eligible" if load.used < load.agent.reception_limit else "full"
+        # ``load.used`` without the property's call when there are no channel weights
+        used = load.used if agent.channel_weights else len(load.chats)
+        return "eligible" if used < agent.reception_limit else "full"
     return str(status.value)
 
 
@@ -201,8 +220,12 @@ def released(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> A
     """
     if chat_id not in load.chats and chat_id not in load.inactive:
         return load
-    chats = load.chats - {chat_id}
-    inactive = load.inactive - {chat_id}
+    chats = load.chats
+    if chat_id in chats:  # else the same set (no new one)
+        chats = chats - {chat_id}
+    inactive = load.inactive
+    if chat_id in inactive:  # else the same set (no new one)
+        inactive = inactive - {chat_id}
     idle_since = now if not chats and not inactive else load.idle_since
     if chat_id in load.channels:
         channels = {c: ch for c, ch in load.channels.items() if c != chat_id}
@@ -214,7 +237,10 @@ def released(load: AgentLoad, chat_id: ChatId, now: float, tiebreak: float) -> A
             tiebreak=tiebreak,
             channels=channels,
         )
-    return evolve(load, chats=chats, inactive=inactive, idle_since=idle_since, tiebreak=tiebreak)
+    return _released(load, chats, inactive, idle_since, tiebreak)
+
+
+_released = copier(AgentLoad, "chats", "inactive", "idle_since", "tiebreak")
 
 
 def moved_inactive(load: AgentLoad, chat_id: ChatId, inactive: bool) -> AgentLoad:
@@ -251,3 +277,11 @@ def rank_entry(load: AgentLoad, ranking: Ranking) -> tuple[tuple[float, ...], Ag
     The smallest entry among eligible agents is the pick.
     """
     return ranking.key(load), load.agent.id
+
+
+def rank_entry_function(
+    ranking: Ranking,
+) -> Callable[[AgentLoad], tuple[tuple[float, ...], AgentId]]:
+    """:func:`rank_entry` of ``ranking`` as one function of the load (generated once per
+    ranking: an index calls it on every change of a load)."""
+    return entry_function(ranking)

@@ -110,6 +110,16 @@ _REQUEUE_EVENT = ChatEvent.REQUEUE
 _ASSIGN_EVENT = ChatEvent.ASSIGN
 _ACCEPT_EVENT = ChatEvent.ACCEPT
 _TRANSFER_EVENT = ChatEvent.TRANSFER
+_LEAVING_EVENTS = frozenset(
+    {
+        ChatEvent.UNASSIGN,
+        ChatEvent.END,
+        ChatEvent.ABANDON,
+        ChatEvent.LEAVE_MESSAGE,
+        ChatEvent.REOPEN,
+    }
+)
+"""The events after which a chat neither waits nor escalates (:func:`track`)."""
 
 
 def timer_key(chat_id: str, kind: TimerKind) -> str:
@@ -422,7 +432,7 @@ def planned_timers(
             if esc.transfers < assignment.max_auto_transfers:
                 basis = (chat.agent_id, _assigned_at(chat), esc.since, esc.transfers)
                 planned.append((_AUTO, basis, float(esc.since + (esc.transfers + 1) * step)))
-    return _timers(chat, planned)
+    return _timers(chat, planned) if planned else ()  # an ended chat has none
 
 
 def _may_release(end_of_chat: EndOfChatSettings) -> bool:
@@ -570,12 +580,6 @@ def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) 
         if chat.hold is not None or chat.inactive:
             out.update(_NEW_HOLDER)
         return out
-    if event in (
-        ChatEvent.UNASSIGN,
-        ChatEvent.END,
-        ChatEvent.ABANDON,
-        ChatEvent.LEAVE_MESSAGE,
-        ChatEvent.REOPEN,
-    ):
+    if event in _LEAVING_EVENTS:
         return {QUEUED_AT_KEY: None, ESCALATION_KEY: None}
     return {}

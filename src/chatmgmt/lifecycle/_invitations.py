@@ -16,7 +16,7 @@ from __future__ import annotations
 import attrs
 
 from .._plan import Items, Plan
-from ..model import Chat, ChatState, Message, MessageId, MessageRole, Timer, evolve
+from ..model import Chat, ChatState, Message, MessageId, Timer, evolve, system_message
 from ..settings import ChatSettings, SatisfactionSettings, resolve_satisfaction
 from ..webhook import _payloads as payloads
 from ._satisfaction import _window_closed, attributed_agent, satisfaction_of
@@ -58,7 +58,7 @@ def invitation_extras(
     items: Items = []
     if settings.invite_prompt:
         text = settings.invite_prompt
-        message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", text, now)
+        message = system_message(message_id, chat.id, text, now)
         items.append(payloads.message_stored(message))
     timers: tuple[Timer, ...] = ()
     if settings.reminder_after_s and satisfaction_of(chat).reminded_at is None:
@@ -93,7 +93,7 @@ def plan_reminder(
     ):
         return None
     text = rules.reminder_prompt
-    message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", text, now)
+    message = system_message(message_id, chat.id, text, now)
     reminded = attrs.evolve(state, reminded_at=now)
     items: Items = [
         payloads.message_stored(message),

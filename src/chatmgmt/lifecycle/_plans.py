@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._plan import Items, Plan, leaving
+from .._plan import Items, Plan, leaving, new_plan
 from ..errors import InvalidTransitionError
 from ..model import (
     AgentId,
@@ -20,13 +20,15 @@ from ..model import (
     ReceptionMode,
     Sticky,
     Timer,
+    copier,
     evolve,
+    system_message,
 )
 from ..ports import QueuePush
 from ..settings import ChatSettings, SatisfactionSettings, SubmissionMode, resolve
 from ..webhook import _payloads as payloads
 from ._bot import skips_satisfaction
-from ._deadlines import TimerKind, mark_fired, track
+from ._deadlines import ESCALATION_KEY, QUEUED_AT_KEY, TimerKind, mark_fired, track
 from ._forms import validate_submission
 from ._invitations import invitation_extras, satisfaction_rules
 from ._reopen import reopened
@@ -73,6 +75,21 @@ def plan_invite(
     return evolve(chat, satisfaction=invited.to_dict()), [item]
 
 
+_ended = copier(
+    Chat,
+    "state",
+    "ended_at",
+    "end_reason",
+    "ended_by",
+    "queue",
+    "offer_expires_at",
+    QUEUED_AT_KEY,
+    ESCALATION_KEY,
+)
+"""plan_end's copy of the ending chat, when :func:`track` changes exactly these two fields."""
+_ENDED_TRACKED = {QUEUED_AT_KEY, ESCALATION_KEY}
+
+
 def plan_end(
     settings: ChatSettings,
     chat: Chat,
@@ -98,16 +115,30 @@ def plan_end(
     else:
         state = check_end(chat.id, chat.mode, chat.state, reason)
         event = ChatEvent.END
-    new = evolve(
-        chat,
-        state=state,
-        ended_at=now,
-        end_reason=reason,
-        ended_by=by,
-        queue=None,
-        offer_expires_at=None,
-        **track(chat, event, now),
-    )
+    tracked = track(chat, event, now)
+    if tracked.keys() == _ENDED_TRACKED:  # the usual case: one generated copy, no keywords
+        new = _ended(
+            chat,
+            state,
+            now,
+            reason,
+            by,
+            None,
+            None,
+            tracked[QUEUED_AT_KEY],
+            tracked[ESCALATION_KEY],
+        )
+    else:
+        new = evolve(
+            chat,
+            state=state,
+            ended_at=now,
+            end_reason=reason,
+            ended_by=by,
+            queue=None,
+            offer_expires_at=None,
+            **tracked,
+        )
     sticky = None
     pid = chat.customer.partner_id
     agent = chat.agent_id if chat.state is not ChatState.OFFERED else None  # offered: unserved
@@ -130,7 +161,7 @@ def plan_end(
         if reason is EndReason.HOLD_TIMEOUT:
             prompt = eoc.hold_close_prompt
         if prompt:
-            message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", prompt, now)
+            message = system_message(message_id, chat.id, prompt, now)
             items.append(payloads.message_stored(message))
         if chat.state is not ChatState.BOT or not skips_satisfaction(settings.bot, chat):
             rules = satisfaction_rules(settings, new)
@@ -154,7 +185,7 @@ def plan_end(
                 elif prompted is not None:
                     more = (prompted,)
     remove, cancel = leaving(chat)
-    return Plan(
+    return new_plan(
         new,
         items,
         release=chat.agent_id if chat.state.is_open else None,
@@ -163,6 +194,7 @@ def plan_end(
         schedule=timers,
         message=message,
         sticky=sticky,
+        owned=True,  # ``new`` is a copy made here (plan_invite copies it again or keeps it)
         more_messages=more,
     )
 
@@ -212,7 +244,7 @@ def plan_prompt(
     else:
         text = eoc.agent_reminder_prompt
         extra = payloads.agent_reminded(chat.agent_id)
-    message = Message(message_id, chat.id, MessageRole.SYSTEM, "system", text, now)
+    message = system_message(message_id, chat.id, text, now)
     new = evolve(chat, **mark_fired(chat, timer))
     return Plan(new, [payloads.message_stored(message), extra], message=message)
 

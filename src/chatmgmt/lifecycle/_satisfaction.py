@@ -187,10 +187,13 @@ class SatisfactionState:
         )
 
 
+_NO_SATISFACTION = SatisfactionState()  # frozen: one value for every chat without any
+
+
 def satisfaction_of(chat: Chat) -> SatisfactionState:
     """The chat's satisfaction state (an empty one when the chat has none yet)."""
     raw = chat.satisfaction
-    return SatisfactionState() if raw is None else SatisfactionState.from_dict(raw)
+    return _NO_SATISFACTION if raw is None else SatisfactionState.from_dict(raw)
 
 
 # --------------------------------------------------------------------------- invitations
@@ -268,7 +271,8 @@ def invitation_refusal(
     was not invited within ``min_interval_s``. At chat end a chat with one of ``invite_tags``
     skips the end reason, agent reply and interval checks.
     """
-    trigger = InviteTrigger(trigger)
+    if trigger.__class__ is not InviteTrigger:  # a member: no enum call
+        trigger = InviteTrigger(trigger)
     if not settings.enabled:
         return InviteRefusal.DISABLED
     if chat.state not in (ChatState.ACTIVE, ChatState.ENDED) or attributed_agent(chat) is None:

@@ -231,6 +231,14 @@ _FAST: dict[tuple[ReceptionMode, ChatState, ChatEvent], ChatState] = {
     for st, events in states.items()
     for ev, nxt in events.items()
 }
+_END_FAST: dict[tuple[ReceptionMode, ChatState, EndReason], ChatState] = {
+    (m, st, reason): _FAST[(m, st, ChatEvent.END)]
+    for m, states in END_REASONS.items()
+    for st, reasons in states.items()
+    for reason in reasons
+    if (m, st, ChatEvent.END) in _FAST
+}
+"""check_end's allowed cases, as :data:`_FAST` (no enum call per argument)."""
 
 
 def initial_state(mode: ReceptionMode) -> ChatState:
@@ -293,6 +301,9 @@ def check_end(chat_id: str, mode: ReceptionMode, state: ChatState, reason: EndRe
     when the state cannot end at all, or not for that reason (e.g. ``customer_inactivity`` in
     Always On Mode, ``queue_timeout`` of an active chat).
     """
+    nxt = _END_FAST.get((mode, state, reason))  # as transition's _FAST
+    if nxt is not None:
+        return nxt
     mode = ReceptionMode(mode)
     state = ChatState(state)
     reason = EndReason(reason)

@@ -30,7 +30,7 @@ from ..assignment._load import (
     has_channel_rules,
     in_group,
     moved_inactive,
-    rank_entry,
+    rank_entry_function,
     released,
     touched,
     updated_agent,
@@ -311,6 +311,7 @@ class _Index:
     def __init__(self, group: str, ranking: Ranking, loads: Iterable[AgentLoad]) -> None:
         self.group = group
         self.ranking = ranking
+        self.entry = rank_entry_function(ranking)  # rank_entry(load, ranking), one call
         self.sorted: SortedList = SortedList()
         self.keys: dict[AgentId, tuple[tuple[float, ...], AgentId]] = {}
         for load in loads:
@@ -322,7 +323,7 @@ class _Index:
         if old is not None:
             self.sorted.remove(old)
         if in_group(load.agent, self.group) and eligible(load):
-            entry = rank_entry(load, self.ranking)
+            entry = self.entry(load)
             self.keys[aid] = entry
             self.sorted.add(entry)
 
@@ -536,6 +537,7 @@ class MemoryQueueStore(_Base):
         super().__init__(db, namespace)
         # per queue: the head last read by heads() and the value made of it
         self._heads: dict[str, tuple[tuple[Any, ...], QueueHead]] = {}
+        self._empty_heads: dict[str, QueueHead] = {}  # QueueHead(queue) of an empty queue
 
     def peek(self, queue: str, limit: int) -> list[tuple[ChatId, float]]:
         """See the port."""
@@ -562,16 +564,20 @@ class MemoryQueueStore(_Base):
     def heads(self, queues: Sequence[str]) -> list[QueueHead]:
         """See the port (O(1) per queue: the entries keep their insertion order, and the
         oldest entry's chat is one lookup; a queue whose head did not change since the last
-        read gets the same value back)."""
+        read, an empty one too, gets the same value back)."""
         out = []
         memo = self._heads
+        empties = self._empty_heads
         with self._lock:
             all_queues = self._s.queues
             chats = self._s.chats
             for queue in queues:
                 q = all_queues.get(queue)
                 if q is None or not q.entries:
-                    out.append(QueueHead(queue))
+                    empty = empties.get(queue)
+                    if empty is None:
+                        empty = empties[queue] = QueueHead(queue)
+                    out.append(empty)
                     continue
                 oldest = next(iter(q.entries))
                 chat = chats.get(oldest)
