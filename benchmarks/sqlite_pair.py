@@ -3,16 +3,27 @@
 The workload of ``benchmarks/storage.py`` (200 agents ONLINE with limit 3 in one skill group;
 every open also pays the end of the oldest of 40 held chats) on one SQLite file.
 
-Default: 1 and then 4 spawned processes for ``--seconds`` each; every worker times its own
-units (a unit's *hold* runs from its writer's turn taken to its turn given back, ``COMMIT``
-included; its *wait* is the time to get the turn) and its CPU time (``time.process_time``).
+Default: 1 and then 4 spawned processes (``--procs``) for ``--seconds`` each; every worker
+times its own units (a unit's *hold* runs from its writer's turn taken to its turn given
+back, ``COMMIT`` included; its *wait* is the time to get the turn) and its CPU time
+(``time.process_time``).
 Lines, per process count (no baseline: these explain ``storage.sqlite.open_per_s``):
 
 - ``storage.sqlite.pair.per_s.<n>proc``: open+end pairs per second;
 - ``storage.sqlite.pair.cpu_us.<n>proc``: the workers' CPU time per pair;
 - ``storage.sqlite.pair.cores.<n>proc``: cores the workers used (CPU time over wall time);
 - ``storage.sqlite.lock.held.<n>proc``: the share of the time some worker held the lock;
-- ``storage.sqlite.lock.hold_us.<n>proc`` and ``.wait_us.<n>proc``: per unit.
+- ``storage.sqlite.lock.hold_us.<n>proc`` and ``.wait_us.<n>proc``: per unit;
+- ``storage.sqlite.lock.hold_cpu_us.<n>proc``: the holder's own CPU time per unit, from its
+  turn taken to its turn given back (``time.thread_time``: user and system, ``COMMIT``'s
+  writes included; unlike the wall-clock hold it does not grow while the holder waits for a
+  core on a busy machine, so it compares two trees measured at different loads).
+
+``--frames``: WAL frames written per commit (one process, 200 pairs after 400, the WAL
+started over first and not checkpointed meanwhile; every frame is one page written by a
+``COMMIT``), line ``storage.sqlite.pair.wal_frames``, and per B-tree (table or index) the
+frames per commit, lines ``storage.sqlite.pair.wal_frames.<name>``; with ``--baseline DIR``
+the tree in ``DIR`` is counted too (its ``src``, in a subprocess) as each line's baseline.
 
 ``--instructions``: instructions per open+end pair of one process, counted by callgrind (600
 pairs after 400 of warm-up, minus the same run with none; ``PYTHONHASHSEED=0``), line
@@ -24,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import multiprocessing
+import os
 import random
 import shutil
 import sys
@@ -100,12 +113,14 @@ class _LockTimes:
         from chatmgmt.storage import _sqlite_db
 
         self.units, self.wait, self.hold, self._entered = 0, 0.0, 0.0, 0.0
+        self.hold_cpu, self._entered_cpu = 0.0, 0.0
         begin, turn = _sqlite_db.SQLiteDatabase._begin, _sqlite_db._turn
 
         def timed_begin(db: Any, conn: Any) -> Any:
             start = time.perf_counter()
             fd = begin(db, conn)
             self._entered = time.perf_counter()
+            self._entered_cpu = time.thread_time()
             self.wait += self._entered - start
             return fd
 
@@ -113,13 +128,14 @@ class _LockTimes:
             if not take:
                 self.units += 1
                 self.hold += time.perf_counter() - self._entered
+                self.hold_cpu += time.thread_time() - self._entered_cpu
             turn(fd, take=take)
 
         _sqlite_db.SQLiteDatabase._begin = timed_begin
         _sqlite_db._turn = timed_turn
 
     def reset(self) -> None:
-        self.units, self.wait, self.hold = 0, 0.0, 0.0
+        self.units, self.wait, self.hold, self.hold_cpu = 0, 0.0, 0.0, 0.0
 
 
 def _worker(
@@ -135,7 +151,17 @@ def _worker(
     while time.perf_counter() < end:
         count += pairs.pair()
     wall = time.perf_counter() - start
-    results.put((count, time.process_time() - cpu, wall, times.units, times.wait, times.hold))
+    results.put(
+        (
+            count,
+            time.process_time() - cpu,
+            wall,
+            times.units,
+            times.wait,
+            times.hold,
+            times.hold_cpu,
+        )
+    )
 
 
 def measure(procs: int, seconds: float) -> None:
@@ -157,6 +183,7 @@ def measure(procs: int, seconds: float) -> None:
     pairs = sum(r[0] for r in rows)
     cpu, wall = sum(r[1] for r in rows), max(r[2] for r in rows)
     units, wait, hold = sum(r[3] for r in rows), sum(r[4] for r in rows), sum(r[5] for r in rows)
+    hold_cpu = sum(r[6] for r in rows)
     tag = f"{procs}proc"
     emit(f"storage.sqlite.pair.per_s.{tag}", pairs / wall, "pairs/s", None, None)
     emit(f"storage.sqlite.pair.cpu_us.{tag}", cpu / pairs * 1e6, "us/pair", None, None)
@@ -164,6 +191,67 @@ def measure(procs: int, seconds: float) -> None:
     emit(f"storage.sqlite.lock.held.{tag}", hold / wall, "share of time", None, None)
     emit(f"storage.sqlite.lock.hold_us.{tag}", hold / units * 1e6, "us/unit", None, None)
     emit(f"storage.sqlite.lock.wait_us.{tag}", wait / units * 1e6, "us/unit", None, None)
+    emit(f"storage.sqlite.lock.hold_cpu_us.{tag}", hold_cpu / units * 1e6, "us/unit", None, None)
+
+
+# --------------------------------------------------------------------------- WAL frames
+
+
+def frames_per_commit(pairs: int = 200) -> dict[str, float]:
+    """WAL frames per commit of ``pairs`` open+end pairs after 400 (one process): the total
+    under ``""``, and by the B-tree each page belongs to (``dbstat``; page 1, the header, is
+    ``sqlite_schema``)."""
+    import sqlite3
+    import struct
+    from collections import Counter
+
+    from chatmgmt.storage import _sqlite_db
+
+    _sqlite_db.CHECKPOINT_EVERY = 1 << 62  # no checkpoint while counting
+    path = str(Path(tempfile.mkdtemp(prefix="chatmgmt-sqlite-frames-")) / "bench.db")
+    _setup(path, "p1")
+    run = _Pairs(path, "p1", 1, "c")
+    for _ in range(400):
+        run.pair()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for _ in range(pairs):
+        run.pair()
+    wal = Path(path + "-wal").read_bytes()
+    size = struct.unpack(">I", wal[8:12])[0]
+    owner = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+    conn.close()
+    shutil.rmtree(Path(path).parent, ignore_errors=True)
+    pages: Counter[str] = Counter()
+    commits = 0
+    for at in range(32, len(wal) - size - 23, size + 24):
+        page, commit = struct.unpack(">II", wal[at : at + 8])
+        pages[owner.get(page, "(new)")] += 1
+        commits += commit != 0
+    return {"": sum(pages.values()) / commits} | {k: v / commits for k, v in pages.items()}
+
+
+def emit_frames(baseline: Path | None) -> None:
+    """The ``--frames`` lines: this tree's counts, the baseline tree's beside them."""
+    import subprocess
+
+    ours = frames_per_commit()
+    base: dict[str, float] = {}
+    if baseline is not None:
+        env = {**os.environ, "PYTHONPATH": str(baseline / "src")}
+        out = subprocess.run(
+            [sys.executable, __file__, "--frames-json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        base = json.loads(out.stdout)
+    for name in sorted(set(ours) | set(base), key=lambda n: (n != "", -ours.get(n, 0.0), n)):
+        value, before = ours.get(name, 0.0), base.get(name)
+        ratio = None if before is None or not value else before / value
+        line = "storage.sqlite.pair.wal_frames" + (f".{name}" if name else "")
+        emit(line, value, "frames/commit", before, ratio)
 
 
 # --------------------------------------------------------------------------- instructions
@@ -195,17 +283,27 @@ def per_pair(src: Path, pairs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per run")
+    parser.add_argument("--procs", default="1,4", help="process counts, comma-separated")
     parser.add_argument("--instructions", action="store_true", help="count with callgrind")
     parser.add_argument("--pairs", type=int, default=600, help="pairs counted (--instructions)")
     parser.add_argument("--baseline", type=Path, help="another tree: its src is the baseline")
+    parser.add_argument("--frames", action="store_true", help="count WAL frames per commit")
     parser.add_argument("--workload", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--frames-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.workload is not None:  # the package from PYTHONPATH (see count)
         workload(args.workload)
         return
+    if args.frames_json:  # the package from PYTHONPATH (see emit_frames)
+        print(json.dumps(frames_per_commit()))
+        return
+    if args.frames:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+        emit_frames(args.baseline)
+        return
     if not args.instructions:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-        for procs in (1, 4):
+        for procs in (int(n) for n in args.procs.split(",")):
             measure(procs, args.seconds)
         return
     emit_instructions(

@@ -60,6 +60,7 @@ from chatmgmt.ports import (
 )
 from chatmgmt.storage._codec import encode
 from chatmgmt.storage._sqlite_schema import _MIGRATIONS
+from chatmgmt.storage._sqlite_unit import _pick_sql
 from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from chatmgmt.testing import claim_slot
 
@@ -739,26 +740,36 @@ def test_ranked_claims_follow_the_pure_ranking_on_every_field_both_ways(
 
 
 def test_the_rank_index_is_used_for_the_pick(storage: SQLiteStorage) -> None:
+    """A pick walks its ranking's partial index (schema 8): the one of the skill groups'
+    rows for a group, the one of the rows of ``""`` for a claim without a group (created on
+    its first use), never a sort."""
     storage.agents.put(_agent("a"), 1.0)
-    storage.apply(
-        Change(
-            ChatId("c1"),
-            None,
-            1.0,
-            chat=_chat("c1", 0, ChatState.ACTIVE, PICKED),
-            claim=RankedClaim("g", LEAST_BUSY),
-        )
-    )
     conn = storage.database.connection()
-    order = storage.database.rank_order(conn, LEAST_BUSY)
-    plan = conn.execute(
-        "EXPLAIN QUERY PLAN SELECT agent_id FROM agent_ranks WHERE ns = ? AND grp = ? "
-        f"AND eligible = 1 ORDER BY {order} LIMIT 1",
-        (NS, "g"),
-    ).fetchall()
-    text = " ".join(str(row[-1]) for row in plan)
-    assert "rank_active__last_assigned_at" in text
-    assert "TEMP B-TREE" not in text
+    for n, group in enumerate(("g", "")):
+        storage.apply(
+            Change(
+                ChatId(f"c{n}"),
+                None,
+                1.0,
+                chat=_chat(f"c{n}", 0, ChatState.ACTIVE, PICKED),
+                claim=RankedClaim(group, LEAST_BUSY),
+            )
+        )
+        order = storage.database.rank_order(conn, LEAST_BUSY, group)
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN " + _pick_sql(order, 1, group), (NS, group, "x")
+        ).fetchall()
+        text = " ".join(str(row[-1]) for row in plan)
+        index = "rank_active__last_assigned_at" + ("" if group else "__any")
+        assert f"INDEX {index} (" in text, text
+        assert "TEMP B-TREE" not in text
+    # the groups' index holds no row of "" (a claim in g leaves the index of "" alone)
+    (entries,) = conn.execute(
+        "SELECT COUNT(*) FROM agent_ranks INDEXED BY rank_active__last_assigned_at "
+        "WHERE ns = ? AND grp != ''",
+        (NS,),
+    ).fetchone()
+    assert entries == 1
 
 
 # --------------------------------------------------------------------------- agents
@@ -982,7 +993,7 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 7
+        assert storage.database.schema_version() == SCHEMA_VERSION == 8
         assert storage.chats.purge(7.0, 10) == 0
         assert storage.chats.purge(8.0, 10) == 1
         assert storage.chats.get(ChatId("ce")) is None
@@ -1056,7 +1067,7 @@ def test_a_version_4_file_keeps_every_load_field_exactly(tmp_path: Path) -> None
     conn.close()
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 7
+        assert storage.database.schema_version() == SCHEMA_VERSION == 8
         assert storage.agents.get(AgentId("a")) == stored
         assert storage.agents.list("h") == [stored]
         # the rank rows were rebuilt from the load: one counted chat below the limit of 3
@@ -1489,7 +1500,7 @@ def test_a_version_5_file_gets_the_capacity_columns(tmp_path: Path) -> None:
     conn.close()
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 7
+        assert storage.database.schema_version() == SCHEMA_VERSION == 8
         assert storage.agents.get(AgentId("a")) == before
         weighted = attrs.evolve(_agent("a", 3), channel_weights={"wa": 2})
         storage.agents.put(weighted, 1.0, expected_version=1)

@@ -14,12 +14,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 from ..errors import StorageError
-from ..model import Ranking, RankKey
+from ..model import Ranking
 from . import _sqlite_unit as _unit
 from ._sqlite_schema import _MIGRATIONS, SCHEMA_VERSION, migrate
 
@@ -330,20 +330,22 @@ class SQLiteDatabase:
             row = conn.execute("SELECT version FROM schema_version").fetchone()
         return 0 if row is None else int(row[0])
 
-    def _create_rank_index(self, conn: sqlite3.Connection, keys: Sequence[RankKey]) -> str:
-        name, order = _unit.order_by(keys)
+    def rank_order(self, conn: sqlite3.Connection, ranking: Ranking, group: str) -> str:
+        """The ORDER BY list of ``ranking``, creating on first use its index for ``group``'s
+        kind: since schema 8 a rank index is partial, one for the skill groups' rows
+        (``grp != ''``) and one for the rows of ``""`` (every agent), so that a claim in a
+        group does not also move the agent's ``""`` entry in the index it walks (the index of
+        ``""`` exists only once a claim without a group was made with that ranking). A pick
+        repeats the index's condition (:func:`chatmgmt.storage._sqlite_unit.group_term`)."""
+        name, order = _unit.order_by(ranking.keys)
+        if not group:
+            name += "__any"
         if name not in self._rank_indexes:
             conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {name} ON agent_ranks (ns, grp, eligible, {order})"
+                f"CREATE INDEX IF NOT EXISTS {name} ON agent_ranks (ns, grp, eligible, {order}) "
+                f"WHERE {_unit.group_term(group)}"
             )
             self._rank_indexes.add(name)
-        return order
-
-    def rank_order(self, conn: sqlite3.Connection, ranking: Ranking) -> str:
-        """The ORDER BY list of ``ranking``, creating its index on first use."""
-        name, order = _unit.order_by(ranking.keys)
-        if name not in self._rank_indexes:
-            self._create_rank_index(conn, ranking.keys)
         return order
 
 

@@ -17,6 +17,7 @@ from ..errors import StorageError
 from ..model import Agent, AgentLoad, ChatId, Event, RankKey
 from ._codec import decode, encode
 from ._rank_columns import ALL_FIELDS, RANK_COLUMNS, RANK_NAMES
+from ._sqlite_sql import OUTBOX_INSERT
 
 __all__ = [
     "LOAD_COLUMNS",
@@ -212,4 +213,4 @@ def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) ->
     """Append ``events`` to the outbox (one statement)."""
     rows = [(ns, encode(event)) for event in events]
     if rows:
-        conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", rows)
+        conn.executemany(OUTBOX_INSERT, rows)

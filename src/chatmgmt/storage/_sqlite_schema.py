@@ -51,6 +51,40 @@ def _load_columns(conn: sqlite3.Connection) -> None:
         _loads.write_load(conn, ns, load, None)
 
 
+#: The census triggers on ``agent_ranks`` (migration 7 creates them; migration 8 again, after
+#: rebuilding the table, which drops them): every rank row written adds to or takes from its
+#: (group, census category) row of ``agent_census``.
+_CENSUS_TRIGGERS = """
+    CREATE TRIGGER agent_census_insert AFTER INSERT ON agent_ranks BEGIN
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END;
+    CREATE TRIGGER agent_census_delete AFTER DELETE ON agent_ranks BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+    END;
+    CREATE TRIGGER agent_census_same AFTER UPDATE OF ns, grp, category, lim, active
+        ON agent_ranks
+        WHEN new.ns = old.ns AND new.grp = old.grp AND new.category = old.category BEGIN
+        UPDATE agent_census SET lim = lim + new.lim - old.lim,
+            active = active + new.active - old.active
+            WHERE ns = new.ns AND grp = new.grp AND category = new.category;
+    END;
+    CREATE TRIGGER agent_census_moved AFTER UPDATE OF ns, grp, category, lim, active
+        ON agent_ranks
+        WHEN new.ns != old.ns OR new.grp != old.grp OR new.category != old.category BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END
+"""
+
+
 _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: the initial schema
     """
@@ -181,34 +215,82 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     INSERT INTO agent_census (ns, grp, category, n, lim, active)
         SELECT ns, grp, category, COUNT(*), SUM(lim), SUM(active) FROM agent_ranks
         GROUP BY ns, grp, category;
-    CREATE TRIGGER agent_census_insert AFTER INSERT ON agent_ranks BEGIN
-        INSERT INTO agent_census (ns, grp, category, n, lim, active)
-            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
-            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
-            lim = lim + excluded.lim, active = active + excluded.active;
-    END;
-    CREATE TRIGGER agent_census_delete AFTER DELETE ON agent_ranks BEGIN
-        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
-            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
-    END;
-    CREATE TRIGGER agent_census_same AFTER UPDATE OF ns, grp, category, lim, active
-        ON agent_ranks
-        WHEN new.ns = old.ns AND new.grp = old.grp AND new.category = old.category BEGIN
-        UPDATE agent_census SET lim = lim + new.lim - old.lim,
-            active = active + new.active - old.active
-            WHERE ns = new.ns AND grp = new.grp AND category = new.category;
-    END;
-    CREATE TRIGGER agent_census_moved AFTER UPDATE OF ns, grp, category, lim, active
-        ON agent_ranks
-        WHEN new.ns != old.ns OR new.grp != old.grp OR new.category != old.category BEGIN
-        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
-            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
-        INSERT INTO agent_census (ns, grp, category, n, lim, active)
-            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
-            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
-            lim = lim + excluded.lim, active = active + excluded.active;
-    END
-    """,
+    """
+    + _CENSUS_TRIGGERS,
+    # 8: fewer pages per commit (see _sqlite_sql). No table keeps AUTOINCREMENT (every unit
+    # appends to the outbox, so every commit rewrote the sqlite_sequence page); the timers
+    # become a WITHOUT ROWID table keyed by (ns, key) (one B-tree instead of a rowid table and
+    # its unique index; timers due together are taken in key order, as on Redis);
+    # ``chats_by_state`` indexes the open chats only (an end takes its chat out of it instead
+    # of moving it). Every other row keeps its number, so every other order stays.
+    # ``agent_ranks`` is keyed (ns, agent_id, grp): an agent's rows (its groups' and the row of
+    # ``""``, every agent) sit side by side, so a slot change rewrites one page of it, not
+    # two; the rank indexes, created on first use, become partial (see _sqlite_db.rank_order).
+    # Its census triggers are those of migration 7 (dropped with the old table).
+    """
+    CREATE TABLE outbox_8 (
+        seq INTEGER PRIMARY KEY, ns TEXT NOT NULL, data TEXT NOT NULL,
+        lease_until REAL NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO outbox_8 (seq, ns, data, lease_until, deliveries)
+        SELECT seq, ns, data, lease_until, deliveries FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_8 RENAME TO outbox;
+    CREATE INDEX outbox_by_ns ON outbox (ns, seq);
+    CREATE TABLE timers_8 (
+        ns TEXT NOT NULL, key TEXT NOT NULL, due_at REAL NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (ns, key)
+    ) WITHOUT ROWID;
+    INSERT INTO timers_8 (ns, key, due_at, data) SELECT ns, key, due_at, data FROM timers;
+    DROP TABLE timers;
+    ALTER TABLE timers_8 RENAME TO timers;
+    CREATE INDEX timers_due ON timers (ns, due_at);
+    CREATE TABLE messages_8 (
+        seq INTEGER PRIMARY KEY, ns TEXT NOT NULL, chat_id TEXT NOT NULL, data TEXT NOT NULL
+    );
+    INSERT INTO messages_8 (seq, ns, chat_id, data) SELECT seq, ns, chat_id, data FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_8 RENAME TO messages;
+    CREATE INDEX messages_by_chat ON messages (ns, chat_id, seq);
+    CREATE TABLE queue_entries_8 (
+        seq INTEGER PRIMARY KEY, ns TEXT NOT NULL, queue TEXT NOT NULL,
+        chat_id TEXT NOT NULL, score REAL NOT NULL,
+        UNIQUE (ns, queue, chat_id)
+    );
+    INSERT INTO queue_entries_8 (seq, ns, queue, chat_id, score)
+        SELECT seq, ns, queue, chat_id, score FROM queue_entries;
+    DROP TABLE queue_entries;
+    ALTER TABLE queue_entries_8 RENAME TO queue_entries;
+    CREATE INDEX queue_order ON queue_entries (ns, queue, score, seq);
+    CREATE TABLE hits_8 (
+        seq INTEGER PRIMARY KEY, ns TEXT NOT NULL, key TEXT NOT NULL, t REAL NOT NULL,
+        expires REAL NOT NULL DEFAULT 0
+    );
+    INSERT INTO hits_8 (seq, ns, key, t, expires) SELECT seq, ns, key, t, expires FROM hits;
+    DROP TABLE hits;
+    ALTER TABLE hits_8 RENAME TO hits;
+    CREATE INDEX hits_by_key ON hits (ns, key, t);
+    CREATE INDEX hits_expiry ON hits (ns, expires);
+    DROP INDEX chats_by_state;
+    CREATE INDEX chats_by_state ON chats (ns, state)
+        WHERE state NOT IN ('ended', 'left_message', 'abandoned');
+    CREATE TABLE agent_ranks_8 (
+        ns TEXT NOT NULL, agent_id TEXT NOT NULL, grp TEXT NOT NULL,
+        eligible INTEGER NOT NULL, status TEXT NOT NULL, category TEXT NOT NULL,
+        lim INTEGER NOT NULL, active INTEGER NOT NULL, saturation REAL NOT NULL,
+        free INTEGER NOT NULL, last_assigned_at REAL NOT NULL, idle_since REAL NOT NULL,
+        tier INTEGER NOT NULL, account_order INTEGER NOT NULL, tiebreak REAL NOT NULL,
+        PRIMARY KEY (ns, agent_id, grp)
+    ) WITHOUT ROWID;
+    INSERT INTO agent_ranks_8 (ns, agent_id, grp, eligible, status, category, lim, active,
+            saturation, free, last_assigned_at, idle_since, tier, account_order, tiebreak)
+        SELECT ns, agent_id, grp, eligible, status, category, lim, active, saturation, free,
+            last_assigned_at, idle_since, tier, account_order, tiebreak FROM agent_ranks;
+    DROP TABLE agent_ranks;
+    ALTER TABLE agent_ranks_8 RENAME TO agent_ranks;
+    CREATE INDEX agent_ranks_by_group ON agent_ranks (ns, grp);
+    """
+    + _CENSUS_TRIGGERS,
 )
 
 

@@ -52,6 +52,7 @@ from ._sqlite_loads import (
     write_loads,
 )
 from ._sqlite_reads import read_census, read_heads
+from ._sqlite_sql import MESSAGE_INSERT, OUTBOX_INSERT, TIMER_PUT
 
 if TYPE_CHECKING:
     from ._sqlite_db import SQLiteDatabase
@@ -60,6 +61,7 @@ __all__ = [
     "LOAD_COLUMNS",
     "append_events",
     "apply",
+    "group_term",
     "load_of",
     "order_by",
     "read_load",
@@ -225,10 +227,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 [(ns, key) for key in change.cancel],
             )
         if timer_rows:
-            conn.executemany(
-                "INSERT OR REPLACE INTO timers (ns, key, due_at, data) VALUES (?, ?, ?, ?)",
-                timer_rows,
-            )
+            conn.executemany(TIMER_PUT, timer_rows)
         # 6. the chat, its message, the sticky mark, the events
         if chat_row is not None:
             if expected is None:
@@ -252,11 +251,9 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                     (*values, ns, cid),
                 )
         if message is not None:
-            conn.execute(
-                "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)", (ns, cid, message)
-            )
+            conn.execute(MESSAGE_INSERT, (ns, cid, message))
         if more:
-            conn.executemany("INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)", more)
+            conn.executemany(MESSAGE_INSERT, more)
         if sticky is not None and change.sticky is not None:
             conn.execute(
                 "INSERT INTO sticky (ns, partner_id, data) VALUES (?, ?, ?) "
@@ -264,7 +261,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 (ns, change.sticky.partner_id, sticky),
             )
         if event_rows:
-            conn.executemany("INSERT INTO outbox (ns, data) VALUES (?, ?)", event_rows)
+            conn.executemany(OUTBOX_INSERT, event_rows)
         # the reports read after the effects: the watched queues' heads, the released load
         heads = tuple(read_heads(conn, ns, change.watch))
         gone: AgentLoad | None = None
@@ -301,7 +298,14 @@ def _precheck(require_empty: bool, named: bool, release: bool) -> str:
     )
 
 
-def _pick_sql(order: str, skipped: int) -> str:
+def group_term(group: str) -> str:
+    """The condition of the partial rank indexes for ``group``'s kind (schema 8): the rows of
+    ``""`` (every agent) or those of the skill groups. A pick states it word for word, since
+    SQLite uses a partial index only where the query's own terms hold its condition."""
+    return "grp = ''" if not group else "grp != ''"
+
+
+def _pick_sql(order: str, skipped: int, group: str) -> str:
     """The ranked pick's statement: the group's eligible rank rows in ``order``, joined to
     their agents' loads, ``skipped`` excluded agent ids as parameters after ns and group."""
     by = ", ".join(f"r.{column}" for column in order.split(", "))
@@ -309,8 +313,8 @@ def _pick_sql(order: str, skipped: int) -> str:
     return (
         f"SELECT r.agent_id, {', '.join(f'a.{name}' for name in LOAD_COLUMNS)} "
         "FROM agent_ranks r JOIN agents a "
-        "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ? AND r.eligible = 1"
-        f"{not_in} ORDER BY {by}"
+        "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ? "
+        f"AND r.{group_term(group)} AND r.eligible = 1{not_in} ORDER BY {by}"
     )
 
 
@@ -329,9 +333,11 @@ def _pick(
     agents are skipped in the index walk) joined to the agent's row; the first row is the pick
     unless that agent's channel is full or it reached the cap, then the walk goes on."""
     group = claim.group
-    order = db.rank_order(conn, claim.ranking)
+    order = db.rank_order(conn, claim.ranking, group)
     skip = sorted(excluded)
-    sql: str = sql_text(("pick", order, len(skip)), lambda: _pick_sql(order, len(skip)))
+    sql: str = sql_text(
+        ("pick", order, len(skip), not group), lambda: _pick_sql(order, len(skip), group)
+    )
     rows = conn.execute(sql, (ns, group, *skip))
     try:
         for row in rows:

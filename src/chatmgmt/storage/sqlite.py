@@ -66,6 +66,7 @@ from . import _sqlite_reads as _reads
 from . import _sqlite_unit as _unit
 from ._codec import decode, encode
 from ._sqlite_db import SCHEMA_VERSION, SQLiteDatabase
+from ._sqlite_sql import OPEN_CHATS, TIMER_PUT
 from ._threaded import ThreadedAsyncStorage
 
 __all__ = [
@@ -91,10 +92,7 @@ class _Base:
 
 
 def _put_timer(conn: sqlite3.Connection, ns: str, timer: Timer) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO timers (ns, key, due_at, data) VALUES (?, ?, ?, ?)",
-        (ns, timer.key, timer.due_at, encode(timer)),
-    )
+    conn.execute(TIMER_PUT, (ns, timer.key, timer.due_at, encode(timer)))
 
 
 class SQLiteCustomerStore(_Base):
@@ -250,8 +248,11 @@ class SQLiteChatStore(_Base):
         sql = "SELECT data FROM chats WHERE ns = ?"
         params: list[Any] = [self._ns]
         if state is not None:
+            state = ChatState(state)
             sql += " AND state = ?"
-            params.append(ChatState(state).value)
+            params.append(state.value)
+            if state.is_open:  # ``chats_by_state`` indexes the open chats: say it's one
+                sql += f" AND {OPEN_CHATS}"
         if agent_id is not None:
             sql += " AND agent_id = ?"
             params.append(agent_id)
@@ -365,18 +366,31 @@ class SQLiteOutbox(_Base):
             ).fetchall()
             if rows:
                 conn.executemany(
-                    "UPDATE outbox SET lease_until = ?, deliveries = deliveries + 1 WHERE seq = ?",
-                    [(until, r[0]) for r in rows],
+                    "UPDATE outbox SET lease_until = ?, deliveries = deliveries + 1 "
+                    "WHERE ns = ? AND seq = ?",
+                    [(until, self._ns, r[0]) for r in rows],
                 )
-        return [OutboxEntry(str(r[0]), decode(r[1], Event), int(r[2]) + 1) for r in rows]
+        entries = []
+        for seq, data, deliveries in rows:
+            event = decode(data, Event)
+            entries.append(OutboxEntry(f"{seq}:{event.id}", event, int(deliveries) + 1))
+        return entries
 
     def ack(self, entry_ids: Sequence[str]) -> None:
-        """See the port."""
-        seqs = [(self._ns, int(e)) for e in entry_ids if str(e).isdigit()]
-        if not seqs:
+        """See the port: an entry id is ``"<seq>:<event id>"`` (an entry's number can come
+        back once the newest entry is acknowledged: the event id tells them apart)."""
+        keys = []
+        for entry_id in entry_ids:
+            seq, _, event_id = str(entry_id).partition(":")
+            if seq.isdigit() and event_id:
+                keys.append((self._ns, int(seq), event_id))
+        if not keys:
             return
         with self._db.write() as conn:
-            conn.executemany("DELETE FROM outbox WHERE ns = ? AND seq = ?", seqs)
+            conn.executemany(
+                "DELETE FROM outbox WHERE ns = ? AND seq = ? AND json_extract(data, '$.id') = ?",
+                keys,
+            )
 
     def pending(self) -> int:
         """See the port."""
@@ -396,7 +410,7 @@ class SQLiteOutbox(_Base):
 
 
 class SQLiteTimerStore(_Base):
-    """SQLite :class:`~chatmgmt.ports.TimerStore` (indexed by due time, then insertion)."""
+    """SQLite :class:`~chatmgmt.ports.TimerStore` (indexed by due time, then key)."""
 
     def cancel(self, key: str, due_at: float | None = None) -> None:
         """See the port."""
@@ -423,7 +437,7 @@ class SQLiteTimerStore(_Base):
         with self._db.write() as conn:
             rows = conn.execute(
                 "SELECT due_at, data FROM timers WHERE ns = ? AND due_at <= ? "
-                "ORDER BY due_at, seq LIMIT ?",
+                "ORDER BY due_at, key LIMIT ?",
                 (self._ns, now, max(0, limit)),
             ).fetchall()
             for due_at, data in rows:
