@@ -343,7 +343,7 @@ def _census_change(
     was_status = old.agent.status.value
     was_category = census_category(old)
     was_lim = old.agent.reception_limit if was_status == "online" else 0
-    was_active = _active(old) if was_status == "online" else 0.0
+    was_active = float(old.active) if was_status == "online" else 0.0  # the column's value
     if status != "online":
         lim, active = 0, 0.0
     if was_category == category and was_lim == lim and was_active == active:
@@ -355,11 +355,6 @@ def _census_change(
 
 
 _NO_CENSUS_CHANGE = (0.0,) * (2 + len(CENSUS_CATEGORIES) + 1)
-
-
-def _active(load: AgentLoad) -> float:
-    """The rank column ``active`` of ``load`` (what the census sums)."""
-    return float(_rank_values(load)[4])
 
 
 def _write_params(
