@@ -352,13 +352,13 @@ class Ranking:
         return seen[1](load)
 
 
-def entry_function(ranking: Ranking) -> Callable[[AgentLoad], tuple[tuple[float, ...], AgentId]]:
-    """``lambda load: (ranking.key(load), load.agent.id)`` as one generated function (a
-    ranking index's entry, see :func:`chatmgmt.assignment._load.rank_entry`)."""
+def entry_function(ranking: Ranking) -> Callable[[AgentLoad], tuple[Any, ...]]:
+    """``lambda load: (*ranking.key(load), load.agent.id)`` as one generated function: a
+    ranking index's entry, flat (see :func:`chatmgmt.assignment._load.rank_entry_function`)."""
     parts = _key_parts(ranking)
     scope: dict[str, Any] = {}
-    exec(f"def entry(load):\n    return ({''.join(p + ', ' for p in parts)}), load.agent.id", scope)
-    entry: Callable[[AgentLoad], tuple[tuple[float, ...], AgentId]] = scope["entry"]
+    exec(f"def entry(load):\n    return ({''.join(p + ', ' for p in parts)}load.agent.id)", scope)
+    entry: Callable[[AgentLoad], tuple[Any, ...]] = scope["entry"]
     return entry
 
 

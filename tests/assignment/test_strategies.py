@@ -225,3 +225,44 @@ def test_indexed_claim_agrees_with_the_reference_scan(ranking) -> None:  # type:
         assert got == (expected.agent.id if expected else None)
         if step % 3 == 0 and got is not None:
             release_slot(storage, got, ChatId(f"c{step - 3}"), float(step), rng.random())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_flat_index_entries_sort_as_rank_entries(seed: int) -> None:
+    """The memory index's flat entries (``rank_entry_function``) order agents exactly as
+    ``rank_entry`` does, for the built-in rankings and random ones, ties included."""
+    from chatmgmt.assignment._load import rank_entry, rank_entry_function
+    from chatmgmt.model import Agent, Ranking, RankKey
+
+    rng = random.Random(seed)
+    loads = [
+        AgentLoad(
+            Agent(
+                AgentId(f"a{i}"),
+                reception_limit=rng.randint(1, 4),
+                account_order=rng.randint(0, 3),
+                tier=rng.randint(0, 2),
+            ),
+            chats=frozenset(ChatId(f"c{i}-{k}") for k in range(rng.randint(0, 3))),
+            last_assigned_at=float(rng.randint(0, 5)),
+            idle_since=float(rng.randint(0, 5)),
+            tiebreak=rng.choice([0.0, 0.5, rng.random()]),
+        )
+        for i in range(40)
+    ]
+    fields = ["active", "saturation", "free", "last_assigned_at", "idle_since", "tier"]
+    rankings = [
+        ROUND_ROBIN,
+        LEAST_BUSY,
+        LONGEST_IDLE,
+        SATURATION_LONGEST,
+        SATURATION_RANDOM,
+        Ranking("mixed", tuple(RankKey(f, rng.random() < 0.5) for f in rng.sample(fields, 3))),
+        Ranking("one", (RankKey(rng.choice(fields), True),)),
+    ]
+    for ranking in rankings:
+        entry = rank_entry_function(ranking)
+        by_pair = sorted(loads, key=lambda ld: rank_entry(ld, ranking))
+        by_flat = sorted(loads, key=entry)
+        assert [ld.agent.id for ld in by_flat] == [ld.agent.id for ld in by_pair]
+        assert all(entry(ld) == (*rank_entry(ld, ranking)[0], ld.agent.id) for ld in loads)

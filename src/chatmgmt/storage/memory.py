@@ -313,7 +313,7 @@ class _Index:
         self.ranking = ranking
         self.entry = rank_entry_function(ranking)  # rank_entry(load, ranking), one call
         self.sorted: SortedList = SortedList()
-        self.keys: dict[AgentId, tuple[tuple[float, ...], AgentId]] = {}
+        self.keys: dict[AgentId, tuple[Any, ...]] = {}  # flat: (*key, agent id)
         for load in loads:
             self.update(load)
 
@@ -335,11 +335,12 @@ class _Index:
         skipped in order."""
         if not excluded and fit is None:
             try:
-                head: AgentId = self.sorted[0][1]  # one call into SortedList, no cast()
+                head: AgentId = self.sorted[0][-1]  # one call into SortedList, no cast()
             except IndexError:
                 return None
             return head
-        for _key, aid in self.sorted:
+        for entry in self.sorted:
+            aid = entry[-1]
             if aid not in excluded and (fit is None or fit(aid)):
                 return cast(AgentId, aid)
         return None
