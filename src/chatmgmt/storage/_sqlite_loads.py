@@ -155,7 +155,7 @@ def _extra(load: AgentLoad) -> tuple[str | None, str | None]:
 
 
 def _ids(ids: frozenset[ChatId]) -> str:
-    return json.dumps(sorted(ids))
+    return json.dumps(sorted(ids)) if ids else "[]"
 
 
 def read_load(conn: sqlite3.Connection, ns: str, agent_id: str) -> AgentLoad | None:
@@ -202,11 +202,20 @@ def write_loads(
             if value != before or type(value) is not type(before)
         ]
         if moved:
-            conn.execute(
-                f"UPDATE agent_ranks SET {', '.join(f'{name} = ?' for name, _ in moved)} "
-                "WHERE ns = ? AND agent_id = ?",
-                (*(value for _, value in moved), ns, aid),
-            )
+            names = tuple(name for name, _ in moved)
+            conn.execute(_ranks_update(names), (*(value for _, value in moved), ns, aid))
+
+
+def _ranks_update(names: tuple[str, ...]) -> str:
+    """The update of an agent's rank rows that sets ``names`` (rank column names), built once
+    per set of names."""
+    known: str = sql_text(("ranks", names), lambda: _ranks_sql(names))
+    return known
+
+
+def _ranks_sql(names: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{name} = ?" for name in names)
+    return f"UPDATE agent_ranks SET {sets} WHERE ns = ? AND agent_id = ?"
 
 
 def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:
