@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -40,11 +40,12 @@ def median_us_per_op(run: Callable[[int], None], ops: int, repeats: int = 7) -> 
     return statistics.median(samples)
 
 
-def callgrind_count(script: str, args: list[str], src: Path) -> int:
+def callgrind_count(script: str, args: list[str], src: Path, options: Sequence[str] = ()) -> int:
     """Instructions of one run of ``python script *args`` over the package in ``src``, counted
-    by callgrind (``PYTHONHASHSEED=0``: the same count on every run)."""
+    by callgrind (``PYTHONHASHSEED=0``: the same count on every run; ``options``: callgrind's
+    own, e.g. ``--collect-atstart=no`` for a script that toggles collection itself)."""
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(src)}
-    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *options]
     run = subprocess.run(
         [*valgrind, sys.executable, script, *args],
         env=env,

@@ -25,6 +25,12 @@ started over first and not checkpointed meanwhile; every frame is one page writt
 frames per commit, lines ``storage.sqlite.pair.wal_frames.<name>``; with ``--baseline DIR``
 the tree in ``DIR`` is counted too (its ``src``, in a subprocess) as each line's baseline.
 
+``--lock-instructions``: instructions inside the write lock per unit (one process, 200 pairs
+after 400: callgrind collects only from a writer's turn taken to its turn given back, toggled
+by the client request ``CALLGRIND_TOGGLE_COLLECT``, issued through a few bytes of x86-64 code;
+``COMMIT`` included, the kernel's side of its writes not), line
+``storage.sqlite.lock.instructions``, with ``--baseline DIR`` as for ``--instructions``.
+
 ``--instructions``: instructions per open+end pair of one process, counted by callgrind (600
 pairs after 400 of warm-up, minus the same run with none; ``PYTHONHASHSEED=0``), line
 ``storage.sqlite.pair.instructions``; with ``--baseline DIR`` the same count for the tree in
@@ -254,6 +260,76 @@ def emit_frames(baseline: Path | None) -> None:
         emit(line, value, "frames/commit", before, ratio)
 
 
+# --------------------------------------------------------------------------- lock instructions
+
+#: ``CALLGRIND_TOGGLE_COLLECT`` for x86-64: load the request block's address, zero the result,
+#: valgrind's magic rotations of ``rdi`` (a no-op on a real CPU) and ``xchg rbx, rbx``.
+_TOGGLE_CODE = bytes.fromhex("4889f831d248c1c70348c1c70d48c1c73d48c1c7334887db4889d0c3")
+_TOGGLE_COLLECT = 0x43540002  # VG_USERREQ_TOOL_BASE('C', 'T') + 2
+
+
+def _toggler() -> Any:
+    """A function that toggles callgrind's collection (a no-op outside valgrind)."""
+    import ctypes
+    import mmap
+
+    code = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    code.write(_TOGGLE_CODE)
+    call = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_void_p)(
+        ctypes.addressof(ctypes.c_char.from_buffer(code))
+    )
+    block = (ctypes.c_ulong * 6)(_TOGGLE_COLLECT, 0, 0, 0, 0, 0)
+    where = ctypes.addressof(block)
+
+    def toggle() -> None:
+        call(where)
+
+    toggle.keep = (code, call, block)  # type: ignore[attr-defined]
+    return toggle
+
+
+def lock_workload(pairs: int) -> None:
+    """The measured process of ``--lock-instructions``: collection toggled on at each turn
+    taken and off at each turn given back, for ``pairs`` pairs after 400."""
+    from chatmgmt.storage import _sqlite_db
+
+    toggle, measuring = _toggler(), [False]
+    begin, turn = _sqlite_db.SQLiteDatabase._begin, _sqlite_db._turn
+
+    def counted_begin(db: Any, conn: Any) -> Any:
+        if measuring[0]:
+            toggle()
+        return begin(db, conn)
+
+    def counted_turn(fd: int, *, take: bool) -> None:
+        turn(fd, take=take)
+        if not take and measuring[0]:
+            toggle()
+
+    _sqlite_db.SQLiteDatabase._begin = counted_begin
+    _sqlite_db._turn = counted_turn
+    path = str(Path(tempfile.mkdtemp(prefix="chatmgmt-sqlite-lock-")) / "bench.db")
+    _setup(path, "p1")
+    run = _Pairs(path, "p1", 1, "c")
+    for _ in range(400):
+        run.pair()
+    gc.collect()
+    gc.disable()
+    measuring[0] = True
+    for _ in range(pairs):
+        run.pair()
+    measuring[0] = False
+    shutil.rmtree(Path(path).parent, ignore_errors=True)
+
+
+def lock_per_unit(src: Path, pairs: int) -> float:
+    """Instructions inside the write lock per unit (two units per pair) over ``src``."""
+    collected = callgrind_count(
+        __file__, ["--lock-workload", str(pairs)], src, ["--collect-atstart=no"]
+    )
+    return collected / (2 * pairs)
+
+
 # --------------------------------------------------------------------------- instructions
 
 
@@ -288,11 +364,24 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=600, help="pairs counted (--instructions)")
     parser.add_argument("--baseline", type=Path, help="another tree: its src is the baseline")
     parser.add_argument("--frames", action="store_true", help="count WAL frames per commit")
+    parser.add_argument("--lock-instructions", action="store_true", help="callgrind, in lock")
     parser.add_argument("--workload", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--lock-workload", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--frames-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.workload is not None:  # the package from PYTHONPATH (see count)
         workload(args.workload)
+        return
+    if args.lock_workload is not None:  # the package from PYTHONPATH (see lock_per_unit)
+        lock_workload(args.lock_workload)
+        return
+    if args.lock_instructions:
+        emit_instructions(
+            "storage.sqlite.lock.instructions",
+            "instructions/unit",
+            lambda src: lock_per_unit(src, 200),
+            args.baseline,
+        )
         return
     if args.frames_json:  # the package from PYTHONPATH (see emit_frames)
         print(json.dumps(frames_per_commit()))
