@@ -203,6 +203,17 @@ def measure(procs: int, seconds: float) -> None:
 # --------------------------------------------------------------------------- WAL frames
 
 
+def _warmed(what: str) -> tuple[str, _Pairs]:
+    """A new database (in its own temporary directory) set up, and a manager on it that has
+    made 400 open+end pairs: the one-process counts below start from there."""
+    path = str(Path(tempfile.mkdtemp(prefix=f"chatmgmt-sqlite-{what}-")) / "bench.db")
+    _setup(path, "p1")
+    run = _Pairs(path, "p1", 1, "c")
+    for _ in range(400):
+        run.pair()
+    return path, run
+
+
 def frames_per_commit(pairs: int = 200) -> dict[str, float]:
     """WAL frames per commit of ``pairs`` open+end pairs after 400 (one process): the total
     under ``""``, and by the B-tree each page belongs to (``dbstat``; page 1, the header, is
@@ -214,11 +225,7 @@ def frames_per_commit(pairs: int = 200) -> dict[str, float]:
     from chatmgmt.storage import _sqlite_db
 
     _sqlite_db.CHECKPOINT_EVERY = 1 << 62  # no checkpoint while counting
-    path = str(Path(tempfile.mkdtemp(prefix="chatmgmt-sqlite-frames-")) / "bench.db")
-    _setup(path, "p1")
-    run = _Pairs(path, "p1", 1, "c")
-    for _ in range(400):
-        run.pair()
+    path, run = _warmed("frames")
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for _ in range(pairs):
@@ -308,11 +315,7 @@ def lock_workload(pairs: int) -> None:
 
     _sqlite_db.SQLiteDatabase._begin = counted_begin
     _sqlite_db._turn = counted_turn
-    path = str(Path(tempfile.mkdtemp(prefix="chatmgmt-sqlite-lock-")) / "bench.db")
-    _setup(path, "p1")
-    run = _Pairs(path, "p1", 1, "c")
-    for _ in range(400):
-        run.pair()
+    path, run = _warmed("lock")
     gc.collect()
     gc.disable()
     measuring[0] = True
@@ -335,11 +338,7 @@ def lock_per_unit(src: Path, pairs: int) -> float:
 
 def workload(pairs: int) -> None:
     """The measured process of ``--instructions``: set up, 400 pairs, then ``pairs`` pairs."""
-    path = str(Path(tempfile.mkdtemp(prefix="chatmgmt-sqlite-pair-")) / "bench.db")
-    _setup(path, "p1")
-    run = _Pairs(path, "p1", 1, "c")
-    for _ in range(400):
-        run.pair()
+    path, run = _warmed("pair")
     gc.collect()
     gc.disable()
     for _ in range(pairs):
