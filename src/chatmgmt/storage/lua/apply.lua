@@ -85,7 +85,15 @@ end
 
 -- effects, in the documented order
 local now, tb = plan.now, plan.tb
-if plan.rel ~= nil then do_release(P .. ':ag:' .. enc(plan.rel), id, now, tb) end
+-- the released agent's report is built from the release's own reads when no later effect of
+-- the unit touches that agent
+local rstate = nil
+if plan.rel ~= nil then
+  local report = plan.hd ~= nil and picked ~= plan.rel
+                 and (plan.inact == nil or plan.inact[1] ~= plan.rel)
+  rstate = do_release(P .. ':ag:' .. enc(plan.rel), id, now, tb, report)
+  if not report then rstate = nil end
+end
 if picked then
   if claim.t then
     do_touch(P .. ':ag:' .. enc(picked), now, tb, pstate)
@@ -142,6 +150,6 @@ end
 local heads, released = false, false
 if plan.hd ~= nil then
   heads = queue_heads(plan.hd)
-  if plan.rel ~= nil then released = agent_reply(P .. ':ag:' .. enc(plan.rel)) end
+  if plan.rel ~= nil then released = agent_reply(P .. ':ag:' .. enc(plan.rel), rstate) end
 end
 return {1, picked or false, census, heads, released}

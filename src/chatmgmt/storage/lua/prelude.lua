@@ -62,6 +62,14 @@ local function encnum(v)
   return string.char(b1 + 128) .. string.sub(s, 2)
 end
 
+-- the ranking ids of the namespace (SMEMBERS), read once per call: the cache is keyed by the
+-- call's ARGV table, a new table on every call (ensure_ranking appends what it adds)
+local RK, RK_ARGV = nil, nil
+local function rankings()
+  if RK_ARGV ~= ARGV then RK, RK_ARGV = redis.call('SMEMBERS', P .. ':rankings'), ARGV end
+  return RK
+end
+
 -- a ranking id `field+field-...` as {{field, descending}, ...}
 local specs = {}
 local function spec(rid)
@@ -97,13 +105,21 @@ local function units(akey, a)
 end
 
 -- an agent's state; tier, order, last, idle and tb stay text until a ranking reads them
--- (parsing a double costs the script more than reading the field)
-local function agent_state(akey)
-  local h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                       'id', 'cw', 'cl')
+-- (parsing a double costs the script more than reading the field); with its JSON and
+-- configuration version too when `report`
+local function agent_state(akey, report)
+  local h
+  if report then
+    h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
+                   'id', 'cw', 'cl', 'agent', 'ver')
+  else
+    h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
+                   'id', 'cw', 'cl')
+  end
   if not h[1] then return nil end
   local a = {status = h[1], limit = tonumber(h[2]), tier = h[3], order = h[4], last = h[5],
-             idle = h[6], tb = h[7], id = h[8], active = redis.call('SCARD', akey .. ':chats')}
+             idle = h[6], tb = h[7], id = h[8], active = redis.call('SCARD', akey .. ':chats'),
+             agent = h[11], ver = h[12]}
   if h[9] then a.cw = cjson.decode(h[9]) end
   if h[10] then a.cl = cjson.decode(h[10]) end
   a.used = units(akey, a)
@@ -180,30 +196,47 @@ local function member(a, rid)
   return table.concat(parts)
 end
 
--- _load.census_category, plus capacity and load of ONLINE agents
-local function contrib(a)
-  local t = {}
+-- _load.census_category of a state (ONLINE: eligible or full)
+local function category(a)
   local cat = a.status
-  if cat == 'online' then
-    if a.used < a.limit then cat = 'eligible' else cat = 'full' end
-    t.capacity = a.limit
-    t.load = a.active
-  end
-  t[cat] = 1
-  return t
+  if cat ~= 'online' then return cat end
+  if a.used < a.limit then return 'eligible' end
+  return 'full'
 end
 
-local function census(a, groups, sign)
+-- the census deltas of one agent's change from `old` to `new` in each of `groups`
+local function census_moved(old, new, groups)
+  local oc, nc = category(old), category(new)
+  local dcap, dload = 0, 0
+  if old.status == 'online' then dcap, dload = -old.limit, -old.active end
+  if new.status == 'online' then dcap, dload = dcap + new.limit, dload + new.active end
+  if oc == nc and dcap == 0 and dload == 0 then return end
   for _, g in ipairs(groups) do
     local ck = P .. ':cen:' .. g
-    for k, v in pairs(contrib(a)) do
-      if v ~= 0 then redis.call('HINCRBY', ck, k, itext(sign * v)) end
+    if oc ~= nc then
+      redis.call('HINCRBY', ck, oc, '-1')
+      redis.call('HINCRBY', ck, nc, '1')
+    end
+    if dcap ~= 0 then redis.call('HINCRBY', ck, 'capacity', itext(dcap)) end
+    if dload ~= 0 then redis.call('HINCRBY', ck, 'load', itext(dload)) end
+  end
+end
+
+-- an agent's part in the census of each of `groups`, added (sign 1) or taken out (-1)
+local function census(a, groups, sign)
+  local cat = category(a)
+  for _, g in ipairs(groups) do
+    local ck = P .. ':cen:' .. g
+    redis.call('HINCRBY', ck, cat, itext(sign))
+    if a.status == 'online' then  -- capacity and load of ONLINE agents
+      if a.limit ~= 0 then redis.call('HINCRBY', ck, 'capacity', itext(sign * a.limit)) end
+      if a.active ~= 0 then redis.call('HINCRBY', ck, 'load', itext(sign * a.active)) end
     end
   end
 end
 
 local function unindex(akey, groups)
-  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
+  for _, rid in ipairs(rankings()) do
     local m = redis.call('HGET', akey, 'm:' .. rid)
     if m then
       for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, m) end
@@ -214,7 +247,7 @@ end
 
 local function index(akey, a, groups)
   if not eligible(a) then return end
-  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
+  for _, rid in ipairs(rankings()) do
     local m = member(a, rid)
     redis.call('HSET', akey, 'm:' .. rid, m)
     for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', m) end
@@ -237,33 +270,25 @@ local function after(akey, groups)
   index(akey, a, groups)
 end
 
--- `a` after a change of its load: `dactive` more counted chats and the fields of `set`
--- (what agent_state would read back after the writes that made the change; an agent with
--- channel weights has its units counted again from its chats)
-local function moved(akey, a, dactive, set)
-  local n = {}
-  for k, v in pairs(a) do n[k] = v end
-  n.active = a.active + dactive
-  for k, v in pairs(set) do n[k] = v end
+-- `a` after a change of its load: `dactive` more counted chats, and `last`, `idle` and `tb`
+-- when not nil (what agent_state would read back after the writes that made the change; an
+-- agent with channel weights has its units counted again from its chats)
+local function moved(akey, a, dactive, last, idle, tb)
+  local n = {status = a.status, limit = a.limit, tier = a.tier, order = a.order,
+             last = last or a.last, idle = idle or a.idle, tb = tb or a.tb, id = a.id,
+             active = a.active + dactive, cw = a.cw, cl = a.cl, agent = a.agent, ver = a.ver}
   if a.cw then n.used = units(akey, n) else n.used = n.active end
   return n
 end
 
 -- after a change of one agent's load (its groups unchanged): census deltas and index moves;
--- `new` is the agent's state after the change
-local function changed(akey, old, new)
+-- `new` is the agent's state after the change; `hset`: the agent hash's fields the change
+-- writes ({field, value, ...}), written in one HSET with the index entries that move
+local function changed(akey, old, new, hset)
   local groups = redis.call('SMEMBERS', akey .. ':groups')
-  local d = {}
-  for k, v in pairs(contrib(old)) do d[k] = (d[k] or 0) - v end
-  for k, v in pairs(contrib(new)) do d[k] = (d[k] or 0) + v end
-  for _, g in ipairs(groups) do
-    local ck = P .. ':cen:' .. g
-    for k, v in pairs(d) do
-      if v ~= 0 then redis.call('HINCRBY', ck, k, itext(v)) end
-    end
-  end
+  census_moved(old, new, groups)
   local elig = eligible(new)
-  for _, rid in ipairs(redis.call('SMEMBERS', P .. ':rankings')) do
+  for _, rid in ipairs(rankings()) do
     local om = old.rid == rid and old.m or redis.call('HGET', akey, 'm:' .. rid)
     local nm = false
     if elig then nm = member(new, rid) end
@@ -272,13 +297,15 @@ local function changed(akey, old, new)
         for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, om) end
       end
       if nm then
-        redis.call('HSET', akey, 'm:' .. rid, nm)
+        hset[#hset + 1] = 'm:' .. rid
+        hset[#hset + 1] = nm
         for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', nm) end
       else
         redis.call('HDEL', akey, 'm:' .. rid)
       end
     end
   end
+  if #hset > 0 then redis.call('HSET', akey, unpack(hset)) end
 end
 
 local function holds(akey, chat)
@@ -310,34 +337,34 @@ local function do_claim(akey, chat, now, tb, a, channel, keep)
       redis.call('DEL', rkey)
     end
   end
-  redis.call('HSET', akey, 'last', now, 'tb', tb)
-  changed(akey, a, moved(akey, a, 1, {last = now, tb = tb}))
+  changed(akey, a, moved(akey, a, 1, now, nil, tb), {'last', now, 'tb', tb})
 end
 
 -- _load.touched: a pick without a slot counts as an assignment for the rankings
 local function do_touch(akey, now, tb, a)
   a = a or agent_state(akey)
-  redis.call('HSET', akey, 'last', now, 'tb', tb)
-  changed(akey, a, moved(akey, a, 0, {last = now, tb = tb}))
+  changed(akey, a, moved(akey, a, 0, now, nil, tb), {'last', now, 'tb', tb})
 end
 
--- _load.released (idempotent; an unknown agent is left alone)
-local function do_release(akey, chat, now, tb)
-  local a = agent_state(akey)
-  if not a then return end
+-- _load.released (idempotent; an unknown agent is left alone); the agent's state after it
+-- (nil: no such agent), with its JSON and version when `report` (for released_reply)
+local function do_release(akey, chat, now, tb, report)
+  local a = agent_state(akey, report)
+  if not a then return nil end
   -- a held chat is in one of the two sets, never both (claims skip an inactive one, the
   -- inactive move is an SMOVE): the second is tried only when the first did not hold it
   local c = redis.call('SREM', akey .. ':chats', chat)
-  if c == 0 and redis.call('SREM', akey .. ':inactive', chat) == 0 then return end
+  if c == 0 and redis.call('SREM', akey .. ':inactive', chat) == 0 then return a end
   redis.call('HDEL', akey .. ':ch', chat)
-  local set = {tb = tb}
+  local n
   if a.active - c == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
-    redis.call('HSET', akey, 'idle', now, 'tb', tb)
-    set.idle = now
+    n = moved(akey, a, -c, nil, now, tb)
+    changed(akey, a, n, {'idle', now, 'tb', tb})
   else
-    redis.call('HSET', akey, 'tb', tb)
+    n = moved(akey, a, -c, nil, nil, tb)
+    changed(akey, a, n, {'tb', tb})
   end
-  changed(akey, a, moved(akey, a, -c, set))
+  return n
 end
 
 -- _load.moved_inactive (idempotent; an unknown agent is left alone)
@@ -348,16 +375,20 @@ local function do_inactive(akey, chat, inactive)
   if not inactive then from, to = ':inactive', ':chats' end
   if redis.call('SMOVE', akey .. from, akey .. to, chat) == 0 then return end
   if inactive then
-    changed(akey, a, moved(akey, a, -1, {}))
+    changed(akey, a, moved(akey, a, -1), {})
   else
-    changed(akey, a, moved(akey, a, 1, {}))
+    changed(akey, a, moved(akey, a, 1), {})
   end
 end
 
 -- a ranking index is built the first time a ranking is used, then kept in step
 local function ensure_ranking(rid)
-  if redis.call('SISMEMBER', P .. ':rankings', rid) == 1 then return end
+  local known = rankings()
+  for i = 1, #known do
+    if known[i] == rid then return end
+  end
   redis.call('SADD', P .. ':rankings', rid)
+  known[#known + 1] = rid
   for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
     local akey = P .. ':ag:' .. aenc
     local a = agent_state(akey)
@@ -403,9 +434,18 @@ local function pick(genc, rid, excluded, nexcluded, fit)
   end
 end
 
-local function agent_reply(akey)
-  local h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver')
-  if not h[1] then return false end
+-- an agent's load as the adapter reads it (`_redis_replies._load`); false for no agent.
+-- `a`: its state when read with its JSON and version (agent_state's `report`) in this
+-- script and unchanged since (its hash fields are not read again)
+local function agent_reply(akey, a)
+  local h
+  if a then
+    if not a.agent then return false end
+    h = {a.agent, a.last, a.idle, a.tb, a.ver}
+  else
+    h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver')
+    if not h[1] then return false end
+  end
   return {h[1], h[2], h[3], h[4], redis.call('SMEMBERS', akey .. ':chats'),
           redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1',
           redis.call('HGETALL', akey .. ':ch'), redis.call('LRANGE', akey .. ':rec', 0, -1)}
