@@ -75,15 +75,12 @@ class _UnitOps:
         if isinstance(claim, Claim):
             plan["claim"] = _claim_terms({"a": claim.agent_id, "f": claim.force}, claim)
         elif claim is not None:
-            plan["claim"] = _claim_terms(
-                {
-                    "g": _enc(claim.group),
-                    "r": _rid(claim.ranking),
-                    "x": sorted(claim.excluded),
-                    "t": not claim.hold,
-                },
-                claim,
-            )
+            terms: dict[str, Any] = {"g": _enc(claim.group), "r": _rid(claim.ranking)}
+            if claim.excluded:  # (each part the script decodes costs it ~1k instructions)
+                terms["x"] = sorted(claim.excluded)
+            if not claim.hold:
+                terms["t"] = True
+            plan["claim"] = _claim_terms(terms, claim)
         if change.release is not None:
             plan["rel"] = change.release
         if change.inactive is not None:
@@ -98,7 +95,7 @@ class _UnitOps:
         if change.cancel:
             plan["cancel"] = list(change.cancel)
         if change.schedule:
-            plan["sched"] = [[t.key, _num(t.due_at)] for t in change.schedule]
+            plan["sched"] = [part for t in change.schedule for part in (t.key, _num(t.due_at))]
         if change.message is not None:
             plan["msg"] = True
         if change.more_messages:

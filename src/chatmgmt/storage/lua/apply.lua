@@ -6,15 +6,16 @@
 --   now, tb     the change's time and tie-break
 --   ver, state  the new chat's version and state (absent: the chat is unchanged)
 --   claim       {"a": agent id, "f": true when forced}
---               | {"g": escaped group, "r": ranking id, "x": [excluded ids], "t": true without
---                  a slot (hold=False: the pick only counts as an assignment)}
+--               | {"g": escaped group, "r": ranking id, "x": [excluded ids] (absent: none),
+--                  "t": true without a slot (hold=False: the pick only counts as an
+--                  assignment; absent: with one)}
 --               either with "c": the chat's channel, "cap" and "w": the fairness cap and its
 --               window, "k": seconds of assignment times kept (each absent: "", 0, 0, 0)
 --   rel         agent id to release from
 --   inact       [agent id, "1" | "0"]
 --   empty       escaped queue name that must hold no chat but this one
 --   rm          [escaped queue names]; push: [escaped queue name, score]
---   cancel      [timer keys]; sched: [[timer key, due_at], ...]
+--   cancel      [timer keys]; sched: [timer key, due_at, timer key, due_at, ...]
 --   msg         true when ARGV[3] holds a message; sticky: the sticky mark's partner id
 --   more        how many more messages follow the timers' JSON (absent: none)
 --   ret         the new chat's retention start (ports.retention_start; absent: kept)
@@ -24,7 +25,7 @@
 --   hd          [escaped queue names]: report their heads after the effects, and the released
 --               agent's load (absent: neither)
 -- ARGV[2]: chat JSON ('' without a chat); ARGV[3]: message JSON; ARGV[4]: sticky JSON;
--- ARGV[5 ...]: one timer JSON per `sched` entry, then `more` messages' JSON, then the events'.
+-- ARGV[5 ...]: one timer JSON per `sched` key, then `more` messages' JSON, then the events'.
 --
 -- Reply: {1, picked agent id or false, census or false, heads or false, released or false}
 -- when applied (census: the census hash as HGETALL returns it; heads: one queue_head per `hd`
@@ -70,15 +71,15 @@ if claim ~= nil then
     end
     if picked ~= plan.rel then pstate = a end
   else
-    local excluded = {}
-    for _, x in ipairs(claim.x) do excluded[x] = true end
-    local nexcluded = #claim.x
-    if plan.rel ~= nil then excluded[plan.rel], nexcluded = true, nexcluded + 1 end
-    local fit = nil
-    if not claim.t then
-      fit = function(akey, a) return fits(akey, a, channel, now, cap, window) end
+    local excluded, nexcluded = {}, 0
+    if claim.x ~= nil then
+      for _, x in ipairs(claim.x) do excluded[x] = true end
+      nexcluded = #claim.x
     end
-    picked, pstate = pick(claim.g, claim.r, excluded, nexcluded, fit)  -- never the released one
+    if plan.rel ~= nil then excluded[plan.rel], nexcluded = true, nexcluded + 1 end
+    -- never the released one; a claim with a slot checks the channel and fairness terms
+    picked, pstate = pick(claim.g, claim.r, excluded, nexcluded, not claim.t,
+                          channel, now, cap, window)
     if not picked then return {0, 'no_agent', false, false, false, claim.g, census} end
   end
 end
@@ -118,14 +119,14 @@ if picked and claim.a == nil then subs = {picked = cjson.encode(picked)} end
 if census then subs = census_subs(census, subs or {}) end
 local nsched = 0
 if plan.sched ~= nil then
-  local timers = {}
-  for i, t in ipairs(plan.sched) do
+  local jsons = {}
+  nsched = #plan.sched / 2
+  for i = 1, nsched do
     local json = ARGV[4 + i]
     if subs then json = bind(json, subs) end
-    timers[i] = {t[1], t[2], json}
-    nsched = i
+    jsons[i] = json
   end
-  timers_schedule(timers)
+  timers_schedule(plan.sched, jsons)
 end
 if plan.ver ~= nil then
   local json = ARGV[2]

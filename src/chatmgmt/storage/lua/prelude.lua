@@ -403,11 +403,11 @@ local function ensure_ranking(rid)
 end
 
 -- the first eligible agent of group `genc` by ranking `rid` not in `excluded` (a set of
--- `nexcluded` ids) for which `fit(akey, a)` holds (nil: every eligible one; a claim's channel
--- and fairness terms), and its state; nil when there is none. The first read asks for one
--- entry more than there are exclusions (each entry read costs the script a string), then
--- doubles.
-local function pick(genc, rid, excluded, nexcluded, fit)
+-- `nexcluded` ids) that fits (`check`: fits(akey, a, channel, now, cap, window): a claim's
+-- channel and fairness terms; else every eligible one), and its state; nil when there is
+-- none. The first read asks for one entry more than there are exclusions (each entry read
+-- costs the script a string), then doubles.
+local function pick(genc, rid, excluded, nexcluded, check, channel, now, cap, window)
   ensure_ranking(rid)
   local width = 8 * #spec(rid)
   local zkey = P .. ':rk:' .. genc .. ':' .. rid
@@ -423,7 +423,7 @@ local function pick(genc, rid, excluded, nexcluded, fit)
         if not a or not eligible(a) then
           error('ranking index out of step with agent ' .. aid)
         end
-        if not fit or fit(akey, a) then
+        if not check or fits(akey, a, channel, now, cap, window) then
           a.rid, a.m = rid, m  -- its entry in this ranking's index (changed() reads no more)
           return aid, a
         end
@@ -507,19 +507,20 @@ local function timers_cancel(keys)
   redis.call('HDEL', P .. ':tm:d', unpack(gone))
 end
 
--- timer_schedule of every {key, due, json} of `timers` in order (the same numbers and
--- writes), in five writes when no key repeats
-local function timers_schedule(timers)
-  local n = #timers
+-- timer_schedule of every timer in order (the same numbers and writes), in five writes when no
+-- key repeats: `sched` = {key, due, key, due, ...}, `jsons` their JSON texts
+local function timers_schedule(sched, jsons)
+  local n = #jsons
   if n == 0 then return end
   local keys, seen = {}, {}
-  for i, t in ipairs(timers) do
-    if seen[t[1]] then
-      for _, u in ipairs(timers) do timer_schedule(u[1], u[2], u[3]) end
+  for i = 1, n do
+    local key = sched[2 * i - 1]
+    if seen[key] then
+      for j = 1, n do timer_schedule(sched[2 * j - 1], sched[2 * j], jsons[j]) end
       return
     end
-    seen[t[1]] = true
-    keys[i] = t[1]
+    seen[key] = true
+    keys[i] = key
   end
   local z, mh = P .. ':tm:z', P .. ':tm:m'
   local old = {}
@@ -531,14 +532,15 @@ local function timers_schedule(timers)
   if #old > 0 then redis.call('ZREM', z, unpack(old)) end
   local first = redis.call('INCRBY', P .. ':tm:seq', itext(n)) - n
   local zargs, margs, dargs = {}, {}, {}
-  for i, t in ipairs(timers) do
-    local m = string.format('%020d', first + i) .. t[1]
-    zargs[#zargs + 1] = t[2]
-    zargs[#zargs + 1] = m
-    margs[#margs + 1] = t[1]
-    margs[#margs + 1] = m
-    dargs[#dargs + 1] = t[1]
-    dargs[#dargs + 1] = t[3]
+  for i = 1, n do
+    local key = keys[i]
+    local m = string.format('%020d', first + i) .. key
+    zargs[2 * i - 1] = sched[2 * i]
+    zargs[2 * i] = m
+    margs[2 * i - 1] = key
+    margs[2 * i] = m
+    dargs[2 * i - 1] = key
+    dargs[2 * i] = jsons[i]
   end
   redis.call('ZADD', z, unpack(zargs))
   redis.call('HSET', mh, unpack(margs))
