@@ -595,17 +595,19 @@ end
 -- the placeholders of a unit (chatmgmt.ports.PICKED and CENSUS_MARKS) in place: every JSON
 -- string "\u0000<name>" whose <name> is a key of `subs` becomes subs[name] (the picked agent
 -- as a JSON string, a census field as a bare integer); any other string is left as it is.
--- Plain finds (memchr), not a pattern: a pattern is tried at every byte of the text.
-local MARK = '"\\u0000'
+-- Plain finds (memchr), not a pattern: a pattern is tried at every byte of the text. The find
+-- is for the escape (a backslash: rare in JSON), not for the quote before it (a quote opens
+-- and closes every string: each one was a memcmp); the quote is checked after.
+local MARK = '\\u0000'
 local function bind(json, subs)
   local a = string.find(json, MARK, 1, true)
   if not a then return json end
   local out, n, i = {}, 0, 1
   while a do
-    local b = string.find(json, '"', a + 7, true)
-    local r = b and subs[string.sub(json, a + 7, b - 1)]
+    local b = string.find(json, '"', a + 6, true)
+    local r = b and string.byte(json, a - 1) == 34 and subs[string.sub(json, a + 6, b - 1)]
     if r then
-      out[n + 1] = string.sub(json, i, a - 1)
+      out[n + 1] = string.sub(json, i, a - 2)
       out[n + 2] = r
       n, i = n + 2, b + 1
       a = string.find(json, MARK, i, true)
