@@ -12,7 +12,7 @@ wall time, is left out) divided by the pairs:
 - ``storage.redis.pair.server_instructions``: this tree, beside the same of the tree whose
   checkout ``--baseline DIR`` names (its ``src`` and ``benchmarks``), measured in the same run.
 
-Repeated runs of one tree differ by up to ~1.5 % on a loaded machine (the wall clock and hash
+Repeated runs of one tree differ by up to ~2 % on a loaded machine (the wall clock and hash
 seeds pick different agents and change the JSON's length); compare medians of ``--repeats``.
 Needs ``valgrind`` and ``redis-server`` (``--redis-server PATH``: another build, e.g. one with
 symbols for ``callgrind_annotate``; ``--keep`` prints the dump files and keeps them).
