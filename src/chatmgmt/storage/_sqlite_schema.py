@@ -220,7 +220,7 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 8: fewer pages per commit (see _sqlite_sql). No table keeps AUTOINCREMENT (every unit
     # appends to the outbox, so every commit rewrote the sqlite_sequence page); the timers
     # become a WITHOUT ROWID table keyed by (ns, key) (one B-tree instead of a rowid table and
-    # its unique index; timers due together are taken in key order, as on Redis);
+    # its unique index; timers due together are taken in key order);
     # ``chats_by_state`` indexes the open chats only (an end takes its chat out of it instead
     # of moving it). Every other row keeps its number, so every other order stays.
     # ``agent_ranks`` is keyed (ns, agent_id, grp): an agent's rows (its groups' and the row of
