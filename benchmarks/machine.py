@@ -21,7 +21,9 @@ from elsewhere hits all three alike):
   independent cores, ~1.3 when two vCPUs share one core.
 
 A throughput target at ``n`` processes therefore needs a per-operation cost (CPU time measured
-with one process alone, server included) of at most ``capacity / target``.
+with one process alone, server included) of at most ``capacity / target``. Only on a quiet
+machine: with other work running, one process alone gets less than a CPU and ``n`` processes
+take a larger share from the others, so ``capacity`` can exceed the number of CPUs.
 """
 
 from __future__ import annotations
