@@ -206,15 +206,26 @@ def test_three_processes_claim_every_delivery_exactly_once(
 
 def test_three_dispatcher_processes_deliver_every_event_exactly_once(spec: Spec) -> None:
     """3 :class:`Dispatcher` processes share one outbox and one delivery store and post to a
-    real loopback receiver: 120 events × 2 endpoints arrive exactly once each (no failures
-    injected), in each chat's order, and the store ends with everything delivered."""
+    real loopback receiver: each of the 120 events × 2 endpoints is answered with a 2xx
+    exactly once, in each chat's order, and the store ends with everything delivered.
+
+    Delivery is at least once: an attempt that fails below HTTP is retried, and the retry is
+    not a duplicate. The receiver resets the first request it reads on each path, and under
+    load it may reset connections before reading them (seen: a connection reset, then a 2xx
+    on the retry a second later). What would be a duplicate — a delivery claimed again under a
+    live lease, or sent again after it succeeded — is a second 2xx: a second 2xx attempt on
+    the stored record, or a second request the receiver answered with a 2xx."""
     receiver = Receiver()
+    # the receiver's listen backlog is socketserver's 5; 3 processes × 2 endpoints × 3 sends
+    # at once overflow it on a loaded machine (connections reset): make such retries rare
+    receiver.server.socket.listen(128)
     storage = open_storage(spec)
     store = open_store(spec)
     paths = ["/a", "/b"]
     try:
         for p in paths:
             receiver.default[p] = "slow:0.002"  # a 2xx after a moment, so processes interleave
+            receiver.script(p, ["reset"])  # read, then the connection reset: no answer
         events = [message_event(i, chat=f"c_{i % 8}") for i in range(120)]
         storage.outbox.append(events)
         results = CTX.Queue()
@@ -234,30 +245,41 @@ def test_three_dispatcher_processes_deliver_every_event_exactly_once(spec: Spec)
         errors = [e for *_, errs in outcomes for e in errs]
         assert not errors, errors[:5]
         assert sum(o[1] for o in outcomes) == 120  # each outbox entry fanned out once
-        assert sum(o[2] for o in outcomes) == 240 == sum(o[3] for o in outcomes)
-        assert len([o for o in outcomes if o[2] > 0]) >= 2, "only one process sent"
         assert storage.outbox.pending() == 0
+        assert len([o for o in outcomes if o[2] > 0]) >= 2, "only one process sent"
         want = {e.id for e in events}
-        for p in paths:
-            got = receiver.by_path(p)
-            assert all(r.accepted for r in got)
-            counts = Counter(r.msg_id for r in got)
-            dup = {k: n for k, n in counts.items() if n != 1}
-            assert not dup, f"{p}: delivered more than once: {dup}"
-            assert set(counts) == want, f"{p}: never delivered: {sorted(want - set(counts))[:5]}"
-        ids = {d.id for d in store.deliveries()}
-        assert ids == want and len(store.deliveries()) == 240
-        for ep in ("a", "b"):
-            assert all(
-                d.status is DeliveryStatus.DELIVERED and len(d.attempts) == 1
-                for d in store.deliveries(ep)
+        got = store.deliveries()
+        assert {d.id for d in got} == want and len(got) == 240
+        # the stored records: delivered, with exactly one 2xx attempt, the last one; every
+        # attempt before it failed (a claim under a live lease would add a second 2xx)
+        retried = {(d.endpoint_id, d.id): d for d in got if len(d.attempts) > 1}
+        for d in got:
+            answers = [(a.status, a.error) for a in d.attempts]
+            assert d.status is DeliveryStatus.DELIVERED, (d.endpoint_id, d.id, answers)
+            assert d.attempts and d.attempts[-1].ok, (d.endpoint_id, d.id, answers)
+            assert not any(a.ok for a in d.attempts[:-1]), (
+                f"{d.endpoint_id}/{d.id} got a 2xx more than once: {answers}"
             )
-            # each chat's deliveries reached the receiver in the store's queue order
+        # the processes' counters agree with the stored records
+        assert sum(o[3] for o in outcomes) == 240
+        assert sum(o[2] for o in outcomes) == sum(len(d.attempts) for d in got)
+        for p in paths:
+            ep = p.strip("/")
+            received = receiver.by_path(p)
+            [reset] = [r for r in received if not r.accepted]  # the scripted one only
+            assert reset.answer == "reset"
+            assert (ep, reset.msg_id) in retried, "the reset request was not retried"
+            answered = [r for r in received if r.accepted]
+            counts = Counter(r.msg_id for r in answered)
+            dup = {k: n for k, n in counts.items() if n != 1}
+            assert not dup, f"{p}: answered with a 2xx more than once: {dup}"
+            assert set(counts) == want, f"{p}: never delivered: {sorted(want - set(counts))[:5]}"
+            # each chat's deliveries were answered in the store's queue order
             added: dict[str, list[str]] = defaultdict(list)
             for d in store.deliveries(ep):
                 added[d.chat_keys[0]].append(d.id)
             sent: dict[str, list[str]] = defaultdict(list)
-            for r in receiver.by_path(f"/{ep}"):
+            for r in answered:
                 sent[r.json()["chat_id"]].append(r.msg_id)
             assert sent == added
     finally:
