@@ -89,6 +89,9 @@ class Receiver:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            # socketserver's default backlog (5) overflows when several dispatchers send at
+            # once on a loaded machine: connections reset before a request is read
+            request_queue_size = 128
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass
