@@ -18,10 +18,10 @@ Lines: ``storage.<sqlite|redis|postgres>.open_per_s.<1|4>proc``, and
 a ranked claim for a made-up chat, the release of the oldest held one) beside the same unsafe
 baseline; each value is the median of ``--repeats`` runs (default 3). Targets at 4
 processes: SQLite >= 1,500, Redis >= 2,500, PostgreSQL >= 1,500. First, the run prints
-``machine.python.capacity.4proc`` (``benchmarks/machine.py``, runs of at most 2 s): what 4
-processes at once did together, in units of one process alone, at this hour — the ceiling of
-every ``4proc`` line, which the host moves (2.0 on two free cores, ~1.3 when they share one;
-meaningful on a quiet machine only: see ``machine.py``).
+``machine.python.capacity.4proc`` (``benchmarks/machine.py``, median of 3 rounds of at most
+1 s): what 4 processes at once did together, in units of one process alone, at this hour — the
+ceiling of every ``4proc`` line, which the host moves (2.0 on two free cores, ~1.3 when they
+share one; meaningful on a quiet machine only: see ``machine.py``).
 
 PostgreSQL also prints ``storage.postgres.commit_per_s.<1|4>proc`` (one-row durable
 transactions in a loop: what the WAL flush of this disk allows, group commit included) beside
@@ -438,10 +438,9 @@ def _postgres_url() -> str | None:
 def _capacity(seconds: float) -> None:
     """Emit ``machine.python.capacity.4proc`` (``benchmarks/machine.py``): what 4 processes at
     once did together in units of one alone at this hour, the ceiling of every ``4proc`` line
-    of this run (it moved between ~1.3 and ~2.0 on one day's host)."""
-    alone = machine.run(1, seconds)[1]
-    together = machine.run(4, seconds)[1]
-    emit("machine.python.capacity.4proc", together / alone, "x one alone", 1.0, None)
+    of this run (it moved between ~1.3 and ~2.0 on one day's host): the median of 3 rounds."""
+    ratios = [machine.run(4, seconds)[1] / machine.run(1, seconds)[1] for _ in range(3)]
+    emit("machine.python.capacity.4proc", statistics.median(ratios), "x one alone", 1.0, None)
 
 
 def main() -> None:
@@ -455,7 +454,7 @@ def main() -> None:
     args = parser.parse_args()
     seconds = args.seconds or (0.7 if args.quick else 3.0)
     repeats = 1 if args.quick else args.repeats
-    _capacity(min(seconds, 2.0))
+    _capacity(min(seconds, 1.0))
     tmp = tempfile.mkdtemp(prefix="chatmgmt-bench-")
     plan: list[tuple[str, str, str]] = []  # (backend, target, suffix of the figures' names)
     if args.only in (None, "sqlite"):
