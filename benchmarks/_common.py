@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -69,3 +70,18 @@ def emit_instructions(
     value = per(Path(__file__).resolve().parent.parent / "src")
     base = None if baseline is None else per(baseline / "src")
     emit(name, value, unit, base, None if base is None else base / value)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now (for a private server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_server_argv(binary: str, port: int, directory: str) -> list[str]:
+    """The command line of a private ``redis-server``: loopback only, no persistence."""
+    return [
+        *(binary, "--port", str(port), "--bind", "127.0.0.1"),
+        *("--save", "", "--appendonly", "no", "--dir", directory),
+    ]

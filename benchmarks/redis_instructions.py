@@ -70,12 +70,6 @@ def _worker(url: str, held: int, warmup: int, pairs: int) -> None:
     subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _inclusive(dump: Path, function: str) -> int:
     out = subprocess.run(
         ["callgrind_annotate", "--inclusive=yes", str(dump)],
@@ -91,24 +85,16 @@ def _inclusive(dump: Path, function: str) -> int:
 
 def _measure(tree: Path, args: argparse.Namespace) -> float:
     """Server instructions per pair for the checkout ``tree`` (one private server)."""
+    from _common import free_port, redis_server_argv
+
     tmp = Path(tempfile.mkdtemp(prefix="chatmgmt-redis-cg-"))
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             "valgrind",
             "--tool=callgrind",
             f"--callgrind-out-file={tmp / 'cg.out'}",
-            args.redis_server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp),
+            *redis_server_argv(args.redis_server, port, str(tmp)),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
 
 import machine
-from _common import emit
+from _common import emit, free_port, redis_server_argv
 
 from chatmgmt import ChatManager
 from chatmgmt.assignment import LEAST_BUSY
@@ -337,24 +337,10 @@ def _redis_url() -> str | None:
     binary = shutil.which("redis-server")
     if binary is None:
         return None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     tmp = tempfile.mkdtemp(prefix="chatmgmt-bench-redis-")
     proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            tmp,
-        ],
+        redis_server_argv(binary, port, tmp),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
