@@ -571,41 +571,100 @@ def test_repeated_timer_keys_in_one_unit_end_as_on_memory(redis_storage: RedisSt
     assert due == [t.key for t in memory.timers.claim_due(100.0, 10, 5.0)] == ["t1"]
 
 
-def test_the_timer_member_hash_is_a_hash_table_from_the_first_timer(
-    redis_storage: RedisStorage,
-) -> None:
-    """A compact (listpack) hash is walked by every field read and write, up to 512 timers:
-    the scripts keep one long-valued field in it that is no timer key, so Redis makes it a
-    hash table at once; the field never reads as a timer."""
+def _as_version_3_timers(storage: RedisStorage) -> None:
+    """Rewrite the namespace's timers as data version 3 kept them: members
+    ``<zero-padded number><key>`` in ``tm:z``, ``tm:m`` key -> member, ``tm:seq`` (and the
+    namespace marked 3)."""
+    client, prefix = storage.client, storage.key_prefix
+    rows = client.zrange(f"{prefix}:tm:z", 0, -1, withscores=True)
+    client.delete(f"{prefix}:tm:z")
+    for n, (key, due) in enumerate(rows, start=1):
+        member = f"{n:020d}{_s(key)}"
+        client.zadd(f"{prefix}:tm:z", {member: due})
+        client.hset(f"{prefix}:tm:m", _s(key), member)
+    client.set(f"{prefix}:tm:seq", str(len(rows)))
+    client.set(f"{prefix}:dv", "3")
+
+
+def test_version_3_timers_are_converted_by_the_first_write(redis_storage: RedisStorage) -> None:
+    """Data version 3 kept a timer as ``<insertion number><key>`` in ``tm:z`` with ``tm:m`` and
+    ``tm:seq``; version 4 keys it by its key. A version 3 namespace's timers read as they are;
+    the first write (here a timer lease) converts every one, keeping its due time and JSON,
+    drops the two keys and marks the namespace 4; the timers then lease, reschedule and cancel
+    as any other."""
     cid = ChatId("c1")
     timers = tuple(Timer(f"t{i}", 5.0 + i, cid, "k") for i in range(3))
     redis_storage.apply(
         Change(cid, None, now=1.0, chat=Chat(cid, CustomerInfo(), channel="web"), schedule=timers)
     )
-    key = f"{redis_storage.key_prefix}:tm:m"
-    assert redis_storage.client.object("encoding", key) == b"hashtable"
+    _as_version_3_timers(redis_storage)
+    client, prefix = redis_storage.client, redis_storage.key_prefix
+    kind = "cluster" if isinstance(client, __import__("redis").RedisCluster) else ""
+    fresh = _open(kind, redis_storage.namespace)
+    try:
+        assert [fresh.timers.get(t.key) for t in timers] == list(timers)  # read as version 3
+        assert _s(client.get(f"{prefix}:dv")) == "3"
+        leased = fresh.timers.claim_due(5.5, 10, 10.0)  # the first write: converted, then leased
+        assert leased == [timers[0]]
+        assert _s(client.get(f"{prefix}:dv")) == "4"
+        assert client.exists(f"{prefix}:tm:m", f"{prefix}:tm:seq") == 0
+        assert sorted(_s(m) for m in client.zrange(f"{prefix}:tm:z", 0, -1)) == ["t0", "t1", "t2"]
+        assert fresh.timers.get("t0") == attrs.evolve(timers[0], due_at=15.5)
+        assert fresh.timers.get("t2") == timers[2]
+        fresh.apply(
+            Change(
+                cid,
+                0,
+                now=2.0,
+                chat=Chat(cid, CustomerInfo(), channel="web", version=1),
+                cancel=("t1",),
+                schedule=(Timer("t2", 6.5, cid, "k2"),),
+            )
+        )
+        assert fresh.timers.get("t1") is None
+        assert [(t.key, t.kind) for t in fresh.timers.claim_due(100.0, 10, 5.0)] == [
+            ("t2", "k2"),
+            ("t0", "k"),
+        ]
+    finally:
+        fresh.close()
+
+
+def test_timers_due_together_are_claimed_in_key_order_and_a_repeated_key_keeps_its_last(
+    redis_storage: RedisStorage,
+) -> None:
+    """Timers are keyed by their key: those due at the same moment lease in key order, a key
+    scheduled twice in one unit keeps its last due time and JSON, and a cancel of a key that
+    does not exist (beside one that does) leaves the others alone."""
+    cid = ChatId("c1")
+    redis_storage.apply(
+        Change(
+            cid,
+            None,
+            now=1.0,
+            chat=Chat(cid, CustomerInfo(), channel="web"),
+            schedule=(
+                Timer("tb", 5.0, cid, "x"),
+                Timer("ta", 5.0, cid, "y"),
+                Timer("tc", 9.0, cid, "z"),
+                Timer("tc", 4.0, cid, "last"),
+            ),
+        )
+    )
+    assert redis_storage.timers.get("tc") == Timer("tc", 4.0, cid, "last")
     redis_storage.apply(
         Change(
             cid,
             0,
             now=2.0,
             chat=Chat(cid, CustomerInfo(), channel="web", version=1),
-            cancel=tuple(t.key for t in timers),
+            cancel=("nope", "tc"),
         )
     )
-    assert redis_storage.client.object("encoding", key) == b"hashtable"
-    assert redis_storage.timers.claim_due(100.0, 10, 5.0) == []
-    assert all(redis_storage.timers.get(t.key) is None for t in timers)
-    redis_storage.apply(
-        Change(
-            cid,
-            1,
-            now=3.0,
-            chat=Chat(cid, CustomerInfo(), channel="web", version=2),
-            schedule=(Timer("t9", 9.0, cid, "k"),),
-        )
-    )
-    assert [t.key for t in redis_storage.timers.claim_due(100.0, 10, 5.0)] == ["t9"]
+    assert redis_storage.timers.get("tc") is None
+    assert [t.key for t in redis_storage.timers.claim_due(100.0, 10, 5.0)] == ["ta", "tb"]
+    assert redis_storage.timers.claim_due(100.0, 10, 5.0) == []  # leased until 105
+    assert [t.key for t in redis_storage.timers.claim_due(105.0, 1, 5.0)] == ["ta"]
 
 
 def test_the_async_face_applies_the_same_unit(redis_storage: RedisStorage) -> None:
@@ -659,11 +718,11 @@ def test_agent_put_is_a_compare_and_set_and_keeps_the_load(redis_storage: RedisS
     assert redis_storage.agents.get(ann.id) == load
 
 
-def test_version_1_data_reads_the_same_and_is_marked_3_by_a_write(
+def test_version_1_data_reads_the_same_and_is_marked_4_by_a_write(
     redis_storage: RedisStorage,
 ) -> None:
     """A namespace of the release before capacity per channel (data version 1: no channel
-    fields anywhere) is read as it is; the first write marks it version 3."""
+    fields anywhere) is read as it is; the first write marks it version 4."""
     ann = Agent(AgentId("ann"), status=AgentStatus.ONLINE, reception_limit=2)
     load = redis_storage.agents.put(ann, 0.0)
     dv = f"{redis_storage.key_prefix}:dv"
@@ -676,7 +735,7 @@ def test_version_1_data_reads_the_same_and_is_marked_3_by_a_write(
         cid = ChatId("c1")
         chat = Chat(cid, CustomerInfo(), channel="web", state=ChatState.ACTIVE, agent_id=ann.id)
         fresh.apply(Change(cid, None, 1.0, chat, claim=Claim(ann.id, channel="web")))
-        assert _s(redis_storage.client.get(dv)) == "3"
+        assert _s(redis_storage.client.get(dv)) == "4"
         got = fresh.agents.get(ann.id)
         assert got is not None and got.chats == {cid} and got.channels == {}
     finally:
@@ -705,7 +764,7 @@ def test_version_2_chats_read_change_and_purge_as_they_did(redis_storage: RedisS
     version 3 keeps them in one field. A version 2 namespace is read as it is (get, list
     by state in creation order, the preconditions), a chat moves to the one field at its next
     change (its state list kept in order), a purge finds an unchanged one's state, and the
-    first write marks the namespace 3."""
+    first write marks the namespace 4 (the current version)."""
     cids = [ChatId(f"c{i}") for i in range(4)]
     for i, cid in enumerate(cids):
         chat = Chat(cid, CustomerInfo(), channel="web", state=ChatState.ACTIVE)
@@ -730,7 +789,7 @@ def test_version_2_chats_read_change_and_purge_as_they_did(redis_storage: RedisS
         assert old is not None
         ended = attrs.evolve(old, state=ChatState.ENDED, version=1, ended_at=6.0)
         fresh.apply(Change(cids[1], 0, 6.0, ended))
-        assert _s(client.get(f"{prefix}:dv")) == "3"
+        assert _s(client.get(f"{prefix}:dv")) == "4"
         order = int(float(_s(client.zscore(f"{prefix}:chall", cids[1]))))
         assert _s(client.hget(f"{prefix}:chv", cids[1])) == f"1 ended {order}"
         assert client.hget(f"{prefix}:chs", cids[1]) is None

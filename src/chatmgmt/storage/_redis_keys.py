@@ -15,11 +15,12 @@ from ..errors import StorageError
 from ..model import RANK_FIELDS, Ranking
 from ._redis_functions import Library, library
 
-DATA_VERSION = 3
+DATA_VERSION = 4
 """The version of the Redis data layout this release reads and writes (2: agents may keep
 their channel weights and limits, the channels of their held chats and their assignment
-times; 3: a chat's version, state and creation number in one field of ``chv``. Version 1
-and 2 namespaces read the same and are marked 3 by the first write)."""
+times; 3: a chat's version, state and creation number in one field of ``chv``; 4: timers
+keyed by their key in ``tm:z``. Version 1 to 3 namespaces read the same but for their
+timers; the first write converts those and marks the namespace 4)."""
 
 # --------------------------------------------------------------------------- key layout
 

@@ -168,10 +168,11 @@ class _Ops(_UnitOps):
 
     def timers_get(self, key: str) -> _Gen[Timer | None]:
         """The timer with ``key``, or None (a testing convenience)."""
-        member = yield _Call(("HGET", self.key("tm", "m"), key))
-        if member is None:
-            return None
-        score = yield _Call(("ZSCORE", self.key("tm", "z"), member))
+        score = yield _Call(("ZSCORE", self.key("tm", "z"), key))
+        if score is None:  # a namespace of data version 3 or older not written since
+            member = yield _Call(("HGET", self.key("tm", "m"), key))
+            if member is not None:
+                score = yield _Call(("ZSCORE", self.key("tm", "z"), member))
         raw = yield _Call(("HGET", self.key("tm", "d"), key))
         if raw is None or score is None:
             return None

@@ -95,7 +95,7 @@ class _UnitOps:
         if change.cancel:
             plan["cancel"] = list(change.cancel)
         if change.schedule:
-            plan["sched"] = [part for t in change.schedule for part in (t.key, _num(t.due_at))]
+            plan["sched"] = [part for t in change.schedule for part in (_num(t.due_at), t.key)]
         if change.message is not None:
             plan["msg"] = True
         if change.more_messages:

@@ -45,8 +45,11 @@ version is refused with :class:`~chatmgmt.errors.StorageError` (by every writing
 once per storage object before its first read), so an older release never misreads or damages
 data a newer one wrote. Versions 1 (before capacity per channel) and 2 (before a chat's version,
 state and creation number shared one field of ``chv``) are read as they are, each chat moved to
-the one field at its next change; the first write marks the namespace 3, so a release that
-would ignore channel weights or look for a chat's state in ``chs`` refuses it from then on.
+the one field at its next change. Version 3 and older kept a timer as ``<insertion
+number><key>`` in ``tm:z`` (with ``tm:m`` and ``tm:seq``); version 4 keeps it by its key, so
+the first write converts the pending timers in its own script and marks the namespace 4: a
+release that would ignore channel weights, look for a chat's state in ``chs`` or for a timer
+in ``tm:m`` refuses it from then on.
 
 **Ranking index.** For every (skill group, ranking) in use, a sorted set holds the eligible
 agents (ONLINE, below the limit). Members are the ranking's key encoded as fixed-width,

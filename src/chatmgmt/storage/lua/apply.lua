@@ -15,7 +15,7 @@
 --   inact       [agent id, "1" | "0"]
 --   empty       escaped queue name that must hold no chat but this one
 --   rm          [escaped queue names]; push: [escaped queue name, score]
---   cancel      [timer keys]; sched: [timer key, due_at, timer key, due_at, ...]
+--   cancel      [timer keys]; sched: [due_at, timer key, due_at, timer key, ...]
 --   msg         true when ARGV[3] holds a message; sticky: the sticky mark's partner id
 --   more        how many more messages follow the timers' JSON (absent: none)
 --   ret         the new chat's retention start (ports.retention_start; absent: kept)

@@ -11,6 +11,28 @@
 
 local P = KEYS[1]
 
+-- data version 3 and older kept each timer in `tm:z` as `<zero-padded number><key>`, with
+-- `tm:m` (key -> member) and `tm:seq`; version 4 keys them by their key. Run by the write that
+-- marks the namespace 4, in the same script: every timer converted (its due time kept), the two
+-- keys dropped. O(timers), once.
+local function migrate_timers()
+  local z = P .. ':tm:z'
+  local rows = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+  if #rows > 0 then
+    redis.call('DEL', z)
+    local args = {}
+    for i = 1, #rows, 2 do
+      args[#args + 1] = rows[i + 1]
+      args[#args + 1] = string.sub(rows[i], 21)
+      if #args >= 1000 or i + 1 >= #rows then
+        redis.call('ZADD', z, unpack(args))
+        args = {}
+      end
+    end
+  end
+  redis.call('DEL', P .. ':tm:m', P .. ':tm:seq')
+end
+
 -- the data version of the namespace: an unknown one is refused (the adapter raises StorageError)
 local function check_data_version(write)
   local v = redis.call('GET', P .. ':dv')
@@ -18,11 +40,16 @@ local function check_data_version(write)
     if write then redis.call('SET', P .. ':dv', DATA_VERSION) end
     return
   end
-  if tonumber(v) == DATA_VERSION then return end
-  -- versions 1 (before capacity per channel) and 2 (before a chat's version and state shared
-  -- one field) read the same; a write marks them as this one
-  if tonumber(v) == 1 or tonumber(v) == 2 then
-    if write then redis.call('SET', P .. ':dv', DATA_VERSION) end
+  local n = tonumber(v)
+  if n == DATA_VERSION then return end
+  -- versions 1 (before capacity per channel), 2 (before a chat's version and state shared
+  -- one field) and 3 (before timers were keyed by their key) read the same but for the
+  -- timers; a write converts those and marks the namespace this version
+  if n == 1 or n == 2 or n == 3 then
+    if write then
+      migrate_timers()
+      redis.call('SET', P .. ':dv', DATA_VERSION)
+    end
     return
   end
   error('CHATMGMT_DATA_VERSION ' .. v)
@@ -471,89 +498,38 @@ local function queue_remove(qenc, chat)
   return 1
 end
 
--- timers: a sorted set by due time of `<zero-padded number><key>`, key -> member, key -> json.
--- The member hash also holds one field that is no timer key, TM_PAD (a NUL; a timer key is
--- `<chat id>:<kind>`), with a value longer than Redis keeps in a compact hash
--- (hash-max-listpack-value, 64 bytes by default): without it the hash stays a listpack up to
--- 512 timers and every HGET, HMGET, HSET and HDEL of a key walks it (~175k instructions per
--- open+end pair with 160 chats held); with it the hash is a hash table from its first timer.
-local TM_PAD, TM_PAD_VALUE = '\0', '----------------------------------------------------------------------------------------------------'  -- 100 bytes
-local function timer_schedule(key, due, json)
-  local z, mh = P .. ':tm:z', P .. ':tm:m'
-  local old, pad = unpack(redis.call('HMGET', mh, key, TM_PAD))
-  if not pad then redis.call('HSET', mh, TM_PAD, TM_PAD_VALUE) end
-  if old then redis.call('ZREM', z, old) end
-  local m = string.format('%020d', redis.call('INCR', P .. ':tm:seq')) .. key
-  redis.call('ZADD', z, due, m)
-  redis.call('HSET', mh, key, m)
-  redis.call('HSET', P .. ':tm:d', key, json)
-end
+-- timers (data version 4): a sorted set of their keys by due time (`tm:z`; timers due at the
+-- same moment in key order) and a hash key -> JSON (`tm:d`)
 
--- timer_cancel(key, '') of every key of `keys`, in three writes
+-- TimerStore.cancel of every key of `keys` (an unknown key is left alone), in two writes
 local function timers_cancel(keys)
   if #keys == 0 then return end
-  local z, mh = P .. ':tm:z', P .. ':tm:m'
-  local members = redis.call('HMGET', mh, unpack(keys))
-  local found, gone = {}, {}
-  for i, m in ipairs(members) do
-    if m then
-      found[#found + 1] = m
-      gone[#gone + 1] = keys[i]
-    end
-  end
-  if #found == 0 then return end
-  redis.call('ZREM', z, unpack(found))
-  redis.call('HDEL', mh, unpack(gone))
-  redis.call('HDEL', P .. ':tm:d', unpack(gone))
+  redis.call('ZREM', P .. ':tm:z', unpack(keys))
+  redis.call('HDEL', P .. ':tm:d', unpack(keys))
 end
 
--- timer_schedule of every timer in order (the same numbers and writes), in five writes when no
--- key repeats: `sched` = {key, due, key, due, ...}, `jsons` their JSON texts
+-- TimerStore.schedule of every timer in order (a key scheduled twice keeps its last due time
+-- and JSON: ZADD and HSET take the last of a repeated member or field), in two writes:
+-- `sched` = {due, key, due, key, ...}, `jsons` their JSON texts
 local function timers_schedule(sched, jsons)
   local n = #jsons
   if n == 0 then return end
-  local keys, seen = {}, {}
+  local dargs = {}
   for i = 1, n do
-    local key = sched[2 * i - 1]
-    if seen[key] then
-      for j = 1, n do timer_schedule(sched[2 * j - 1], sched[2 * j], jsons[j]) end
-      return
-    end
-    seen[key] = true
-    keys[i] = key
-  end
-  local z, mh = P .. ':tm:z', P .. ':tm:m'
-  local old = {}
-  local members = redis.call('HMGET', mh, TM_PAD, unpack(keys))
-  if not members[1] then redis.call('HSET', mh, TM_PAD, TM_PAD_VALUE) end
-  for i = 2, n + 1 do
-    if members[i] then old[#old + 1] = members[i] end
-  end
-  if #old > 0 then redis.call('ZREM', z, unpack(old)) end
-  local first = redis.call('INCRBY', P .. ':tm:seq', itext(n)) - n
-  local zargs, margs, dargs = {}, {}, {}
-  for i = 1, n do
-    local key = keys[i]
-    local m = string.format('%020d', first + i) .. key
-    zargs[2 * i - 1] = sched[2 * i]
-    zargs[2 * i] = m
-    margs[2 * i - 1] = key
-    margs[2 * i] = m
-    dargs[2 * i - 1] = key
+    dargs[2 * i - 1] = sched[2 * i]
     dargs[2 * i] = jsons[i]
   end
-  redis.call('ZADD', z, unpack(zargs))
-  redis.call('HSET', mh, unpack(margs))
+  redis.call('ZADD', P .. ':tm:z', unpack(sched))
   redis.call('HSET', P .. ':tm:d', unpack(dargs))
 end
 
 local function timer_cancel(key, due)
-  local z, mh = P .. ':tm:z', P .. ':tm:m'
-  local m = redis.call('HGET', mh, key)
-  if not m then return 0 end
-  if due ~= '' and tonumber(redis.call('ZSCORE', z, m)) ~= tonumber(due) then return 0 end
-  redis.call('ZREM', z, m)
-  redis.call('HDEL', mh, key)
+  local z = P .. ':tm:z'
+  if due ~= '' then
+    local score = redis.call('ZSCORE', z, key)
+    if not score or tonumber(score) ~= tonumber(due) then return 0 end
+  end
+  if redis.call('ZREM', z, key) == 0 then return 0 end
   redis.call('HDEL', P .. ':tm:d', key)
   return 1
 end

@@ -1,14 +1,17 @@
 -- TimerStore.claim_due: lease the due timers. ARGV: now, limit, lease until.
 -- Reply: {timer json, due_at}...
-local z, mh, dh = P .. ':tm:z', P .. ':tm:m', P .. ':tm:d'
+check_data_version(true)
+local z = P .. ':tm:z'
 local rows = redis.call('ZRANGEBYSCORE', z, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local out = {}
+if #rows == 0 then return {} end
+local keys, lease = {}, {}
 for i = 1, #rows, 2 do
-  local key = string.sub(rows[i], 21)
-  out[#out + 1] = {redis.call('HGET', dh, key), rows[i + 1]}
-  redis.call('ZREM', z, rows[i])
-  local m = string.format('%020d', redis.call('INCR', P .. ':tm:seq')) .. key
-  redis.call('ZADD', z, ARGV[3], m)
-  redis.call('HSET', mh, key, m)
+  keys[#keys + 1] = rows[i]
+  lease[#lease + 1] = ARGV[3]
+  lease[#lease + 1] = rows[i]
 end
+local jsons = redis.call('HMGET', P .. ':tm:d', unpack(keys))
+redis.call('ZADD', z, unpack(lease))
+local out = {}
+for i = 1, #keys do out[i] = {jsons[i], rows[2 * i]} end
 return out
