@@ -630,6 +630,74 @@ def test_version_3_timers_are_converted_by_the_first_write(redis_storage: RedisS
         fresh.close()
 
 
+def test_version_3_agents_get_their_flags_when_the_namespace_is_marked_4(
+    redis_storage: RedisStorage,
+) -> None:
+    """Version 4 keeps two flags in an agent's hash (``rec``: its assignment times may be
+    kept; ``chn``: its chats' channels may be recorded), so claims, releases and load reports
+    skip the commands on keys that are empty. A version 3 namespace has none: the write that
+    marks it 4 sets them from what each agent holds, and the agent's times and channels are
+    then reported, cleared and released as before."""
+    ann = Agent(
+        AgentId("ann"),
+        status=AgentStatus.ONLINE,
+        reception_limit=3,
+        channel_weights={"web": 1},
+        skill_groups=frozenset({"g"}),
+    )
+    bob = Agent(AgentId("bob"), status=AgentStatus.ONLINE, reception_limit=3)
+    redis_storage.agents.put(ann, 0.0)
+    redis_storage.agents.put(bob, 0.0)
+    c1, c2, c3 = ChatId("c1"), ChatId("c2"), ChatId("c3")
+    redis_storage.apply(
+        Change(
+            c1,
+            None,
+            1.0,
+            Chat(c1, CustomerInfo(), channel="web", state=ChatState.ACTIVE, agent_id=ann.id),
+            Claim(ann.id, channel="web", keep_s=60.0),
+        )
+    )
+    held = redis_storage.agents.get(ann.id)
+    assert held is not None and (held.channels, held.recent) == ({c1: "web"}, (1.0,))
+    client, prefix = redis_storage.client, redis_storage.key_prefix
+    for aid in ("ann", "bob"):
+        client.hdel(f"{prefix}:ag:{aid}", "rec", "chn")
+    client.set(f"{prefix}:dv", "3")
+    kind = "cluster" if isinstance(client, __import__("redis").RedisCluster) else ""
+    fresh = _open(kind, redis_storage.namespace)
+    try:
+        assert fresh.agents.get(ann.id) == held  # read as version 3
+        fresh.apply(Change(c3, None, 2.0, Chat(c3, CustomerInfo(), channel="web")))
+        assert _s(client.get(f"{prefix}:dv")) == "4"
+        flags = {
+            aid: [_s(v) for v in client.hmget(f"{prefix}:ag:{aid}", "rec", "chn")]
+            for aid in ("ann", "bob")
+        }
+        assert flags == {"ann": ["1", "1"], "bob": ["0", "0"]}
+        assert fresh.agents.get(ann.id) == held
+        # a claim without a fairness cap keeps no times: the list goes, the flag says so
+        fresh.apply(
+            Change(
+                c2,
+                None,
+                3.0,
+                Chat(c2, CustomerInfo(), channel="web", state=ChatState.ACTIVE, agent_id=ann.id),
+                Claim(ann.id, channel="web"),
+            )
+        )
+        got = fresh.agents.get(ann.id)
+        assert got is not None and (got.channels, got.recent) == ({c1: "web", c2: "web"}, ())
+        assert _s(client.hget(f"{prefix}:ag:ann", "rec")) == "0"
+        ended = Chat(c1, CustomerInfo(), channel="web", state=ChatState.ENDED, version=1)
+        applied = fresh.apply(Change(c1, 0, 4.0, ended, release=ann.id, watch=("g",)))
+        assert applied.released is not None
+        assert (applied.released.channels, applied.released.recent) == ({c2: "web"}, ())
+        assert applied.released == fresh.agents.get(ann.id)
+    finally:
+        fresh.close()
+
+
 def test_timers_due_together_are_claimed_in_key_order_and_a_repeated_key_keeps_its_last(
     redis_storage: RedisStorage,
 ) -> None:

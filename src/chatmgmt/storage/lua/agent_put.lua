@@ -17,7 +17,8 @@ if exists then
   redis.call('DEL', akey .. ':groups')
 else
   if ARGV[10] ~= '' then return {0, false} end
-  redis.call('HSET', akey, 'id', ARGV[2], 'last', '0.0', 'idle', ARGV[8], 'tb', ARGV[9])
+  redis.call('HSET', akey, 'id', ARGV[2], 'last', '0.0', 'idle', ARGV[8], 'tb', ARGV[9],
+             'rec', '0', 'chn', '0')
 end
 redis.call('HSET', akey, 'agent', ARGV[3], 'status', ARGV[4], 'limit', ARGV[5],
            'tier', ARGV[6], 'order', ARGV[7], 'ver', version)

@@ -33,6 +33,17 @@ local function migrate_timers()
   redis.call('DEL', P .. ':tm:m', P .. ':tm:seq')
 end
 
+-- data version 4 keeps two flags in each agent's hash (see agent_state): set from what the
+-- agent's assignment times and channel hash hold when the namespace is marked 4. O(agents),
+-- once.
+local function migrate_agents()
+  for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
+    local akey = P .. ':ag:' .. aenc
+    redis.call('HSET', akey, 'rec', redis.call('EXISTS', akey .. ':rec'),
+               'chn', redis.call('EXISTS', akey .. ':ch'))
+  end
+end
+
 -- the data version of the namespace: an unknown one is refused (the adapter raises StorageError)
 local function check_data_version(write)
   local v = redis.call('GET', P .. ':dv')
@@ -43,11 +54,13 @@ local function check_data_version(write)
   local n = tonumber(v)
   if n == DATA_VERSION then return end
   -- versions 1 (before capacity per channel), 2 (before a chat's version and state shared
-  -- one field) and 3 (before timers were keyed by their key) read the same but for the
-  -- timers; a write converts those and marks the namespace this version
+  -- one field) and 3 (before timers were keyed by their key and agents had the `rec` and
+  -- `chn` flags) read the same but for the timers; a write converts those, sets the flags and
+  -- marks the namespace this version
   if n == 1 or n == 2 or n == 3 then
     if write then
       migrate_timers()
+      migrate_agents()
       redis.call('SET', P .. ':dv', DATA_VERSION)
     end
     return
@@ -110,7 +123,11 @@ end
 
 -- capacity per channel: `cw` / `cl` in the agent's hash hold its channel weights / limits as
 -- JSON (absent: none); `<akey>:ch` maps each held chat to its channel (kept only for an agent
--- with either); `<akey>:rec` lists the times of its latest assignments (the fairness cap)
+-- with either); `<akey>:rec` lists the times of its latest assignments (the fairness cap).
+-- Two fields of the agent's hash say whether those two may hold anything (data version 4):
+-- `rec` '0' when `<akey>:rec` is empty, '1' when it may not be; `chn` '0' while `<akey>:ch`
+-- has never been written, '1' once it has; absent (not expected) counts as '1'. A claim,
+-- a release and the load reports skip the commands on a key the flags say is empty.
 
 -- _load.weight
 local function weight(a, channel)
@@ -138,15 +155,15 @@ local function agent_state(akey, report)
   local h
   if report then
     h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                   'id', 'cw', 'cl', 'agent', 'ver')
+                   'id', 'cw', 'cl', 'rec', 'chn', 'agent', 'ver')
   else
     h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                   'id', 'cw', 'cl')
+                   'id', 'cw', 'cl', 'rec', 'chn')
   end
   if not h[1] then return nil end
   local a = {status = h[1], limit = tonumber(h[2]), tier = h[3], order = h[4], last = h[5],
              idle = h[6], tb = h[7], id = h[8], active = redis.call('SCARD', akey .. ':chats'),
-             agent = h[11], ver = h[12]}
+             rec = h[11] or '1', chn = h[12] or '1', agent = h[13], ver = h[14]}
   if h[9] then a.cw = cjson.decode(h[9]) end
   if h[10] then a.cl = cjson.decode(h[10]) end
   a.used = units(akey, a)
@@ -171,7 +188,8 @@ local function channel_count(akey, channel)
 end
 
 -- _load.assignments_within
-local function assignments_within(akey, now, window)
+local function assignments_within(akey, a, now, window)
+  if a.rec == '0' then return 0 end
   local start = now - window
   local n = 0
   for _, t in ipairs(redis.call('LRANGE', akey .. ':rec', 0, -1)) do
@@ -192,7 +210,7 @@ local function fits(akey, a, channel, now, cap, window)
   elseif a.active >= a.limit then
     return false
   end
-  return cap <= 0 or assignments_within(akey, now, window) < cap
+  return cap <= 0 or assignments_within(akey, a, now, window) < cap
 end
 
 -- model._rank_value / AgentLoad properties
@@ -303,7 +321,8 @@ end
 local function moved(akey, a, dactive, last, idle, tb)
   local n = {status = a.status, limit = a.limit, tier = a.tier, order = a.order,
              last = last or a.last, idle = idle or a.idle, tb = tb or a.tb, id = a.id,
-             active = a.active + dactive, cw = a.cw, cl = a.cl, agent = a.agent, ver = a.ver}
+             active = a.active + dactive, cw = a.cw, cl = a.cl, rec = a.rec, chn = a.chn,
+             agent = a.agent, ver = a.ver}
   if a.cw then n.used = units(akey, n) else n.used = n.active end
   return n
 end
@@ -347,24 +366,37 @@ local function do_claim(akey, chat, now, tb, a, channel, keep)
   if redis.call('SISMEMBER', akey .. ':inactive', chat) == 1 then return end
   a = a or agent_state(akey)
   if redis.call('SADD', akey .. ':chats', chat) == 0 then return end  -- held already
-  if channel ~= '' and (a.cw or a.cl) then redis.call('HSET', akey .. ':ch', chat, channel) end
+  local hset = {'last', now, 'tb', tb}
+  local chn, rec = a.chn, a.rec  -- the flags after the claim
+  if channel ~= '' and (a.cw or a.cl) then
+    redis.call('HSET', akey .. ':ch', chat, channel)
+    chn = '1'
+  end
   if keep then
     local rkey = akey .. ':rec'
     local k = tonumber(keep)
     if k > 0 then
-      local start = tonumber(now) - k
       local kept = {}
-      for _, t in ipairs(redis.call('LRANGE', rkey, 0, -1)) do
-        if tonumber(t) > start then kept[#kept + 1] = t end
+      if rec ~= '0' then
+        local start = tonumber(now) - k
+        for _, t in ipairs(redis.call('LRANGE', rkey, 0, -1)) do
+          if tonumber(t) > start then kept[#kept + 1] = t end
+        end
+        redis.call('DEL', rkey)
       end
       kept[#kept + 1] = now
-      redis.call('DEL', rkey)
       redis.call('RPUSH', rkey, unpack(kept))
-    else
+      rec = '1'
+    elseif rec ~= '0' then
       redis.call('DEL', rkey)
+      rec = '0'
     end
   end
-  changed(akey, a, moved(akey, a, 1, now, nil, tb), {'last', now, 'tb', tb})
+  if chn ~= a.chn then hset[#hset + 1], hset[#hset + 2] = 'chn', chn end
+  if rec ~= a.rec then hset[#hset + 1], hset[#hset + 2] = 'rec', rec end
+  local n = moved(akey, a, 1, now, nil, tb)
+  n.chn, n.rec = chn, rec
+  changed(akey, a, n, hset)
 end
 
 -- _load.touched: a pick without a slot counts as an assignment for the rankings
@@ -382,7 +414,7 @@ local function do_release(akey, chat, now, tb, report)
   -- inactive move is an SMOVE): the second is tried only when the first did not hold it
   local c = redis.call('SREM', akey .. ':chats', chat)
   if c == 0 and redis.call('SREM', akey .. ':inactive', chat) == 0 then return a end
-  redis.call('HDEL', akey .. ':ch', chat)
+  if a.chn ~= '0' then redis.call('HDEL', akey .. ':ch', chat) end
   local n
   if a.active - c == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
     n = moved(akey, a, -c, nil, now, tb)
@@ -464,18 +496,21 @@ end
 -- an agent's load as the adapter reads it (`_redis_replies._load`); false for no agent.
 -- `a`: its state when read with its JSON and version (agent_state's `report`) in this
 -- script and unchanged since (its hash fields are not read again)
+local NONE = {}
 local function agent_reply(akey, a)
   local h
   if a then
     if not a.agent then return false end
-    h = {a.agent, a.last, a.idle, a.tb, a.ver}
+    h = {a.agent, a.last, a.idle, a.tb, a.ver, a.rec, a.chn}
   else
-    h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver')
+    h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver', 'rec', 'chn')
     if not h[1] then return false end
   end
+  local channels, recent = NONE, NONE
+  if h[7] ~= '0' then channels = redis.call('HGETALL', akey .. ':ch') end
+  if h[6] ~= '0' then recent = redis.call('LRANGE', akey .. ':rec', 0, -1) end
   return {h[1], h[2], h[3], h[4], redis.call('SMEMBERS', akey .. ':chats'),
-          redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1',
-          redis.call('HGETALL', akey .. ':ch'), redis.call('LRANGE', akey .. ':rec', 0, -1)}
+          redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1', channels, recent}
 end
 
 -- queues: a sorted set of `<zero-padded insertion number><chat>` and a hash chat -> member
