@@ -630,14 +630,15 @@ def test_version_3_timers_are_converted_by_the_first_write(redis_storage: RedisS
         fresh.close()
 
 
-def test_version_3_agents_get_their_flags_when_the_namespace_is_marked_4(
+def test_version_3_agents_get_their_flags_and_groups_when_the_namespace_is_marked_4(
     redis_storage: RedisStorage,
 ) -> None:
     """Version 4 keeps two flags in an agent's hash (``rec``: its assignment times may be
     kept; ``chn``: its chats' channels may be recorded), so claims, releases and load reports
-    skip the commands on keys that are empty. A version 3 namespace has none: the write that
-    marks it 4 sets them from what each agent holds, and the agent's times and channels are
-    then reported, cleared and released as before."""
+    skip the commands on keys that are empty, and its groups (``grp``), read with its state. A
+    version 3 namespace has none: the write that marks it 4 sets them from what each agent
+    holds, and the agent's times and channels are then reported, cleared and released as
+    before."""
     ann = Agent(
         AgentId("ann"),
         status=AgentStatus.ONLINE,
@@ -662,7 +663,7 @@ def test_version_3_agents_get_their_flags_when_the_namespace_is_marked_4(
     assert held is not None and (held.channels, held.recent) == ({c1: "web"}, (1.0,))
     client, prefix = redis_storage.client, redis_storage.key_prefix
     for aid in ("ann", "bob"):
-        client.hdel(f"{prefix}:ag:{aid}", "rec", "chn")
+        client.hdel(f"{prefix}:ag:{aid}", "rec", "chn", "grp")
     client.set(f"{prefix}:dv", "3")
     kind = "cluster" if isinstance(client, __import__("redis").RedisCluster) else ""
     fresh = _open(kind, redis_storage.namespace)
@@ -675,6 +676,8 @@ def test_version_3_agents_get_their_flags_when_the_namespace_is_marked_4(
             for aid in ("ann", "bob")
         }
         assert flags == {"ann": ["1", "1"], "bob": ["0", "0"]}
+        groups = {aid: _s(client.hget(f"{prefix}:ag:{aid}", "grp")) for aid in ("ann", "bob")}
+        assert (sorted(groups["ann"].split(":")), groups["bob"]) == (["", "g"], "")
         assert fresh.agents.get(ann.id) == held
         # a claim without a fairness cap keeps no times: the list goes, the flag says so
         fresh.apply(

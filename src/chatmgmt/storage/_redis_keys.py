@@ -19,9 +19,9 @@ DATA_VERSION = 4
 """The version of the Redis data layout this release reads and writes (2: agents may keep
 their channel weights and limits, the channels of their held chats and their assignment
 times; 3: a chat's version, state and creation number in one field of ``chv``; 4: timers
-keyed by their key in ``tm:z``, and the ``rec`` and ``chn`` flags in each agent's hash.
-Version 1 to 3 namespaces read the same but for their timers; the first write converts
-those, sets the flags and marks the namespace 4)."""
+keyed by their key in ``tm:z``, and the ``rec`` and ``chn`` flags and the ``grp`` groups in
+each agent's hash. Version 1 to 3 namespaces read the same but for their timers; the first
+write converts those, sets the agents' fields and marks the namespace 4)."""
 
 # --------------------------------------------------------------------------- key layout
 

@@ -48,10 +48,10 @@ state and creation number shared one field of ``chv``) are read as they are, eac
 the one field at its next change. Version 3 and older kept a timer as ``<insertion
 number><key>`` in ``tm:z`` (with ``tm:m`` and ``tm:seq``); version 4 keeps it by its key, so
 the first write converts the pending timers (and sets the ``rec`` and ``chn`` flags of every
-agent's hash, which say whether its assignment times and its chats' channels may be kept) in
-its own script and marks the namespace 4: a
-release that would ignore channel weights, look for a chat's state in ``chs`` or for a timer
-in ``tm:m`` refuses it from then on.
+agent's hash, which say whether its assignment times and its chats' channels may be kept, and
+its ``grp`` field, its groups) in its own script and marks the namespace 4: a release that
+would ignore channel weights, look for a chat's state in ``chs`` or for a timer in ``tm:m``
+refuses it from then on.
 
 **Ranking index.** For every (skill group, ranking) in use, a sorted set holds the eligible
 agents (ONLINE, below the limit). Members are the ranking's key encoded as fixed-width,

@@ -20,8 +20,10 @@ else
   redis.call('HSET', akey, 'id', ARGV[2], 'last', '0.0', 'idle', ARGV[8], 'tb', ARGV[9],
              'rec', '0', 'chn', '0')
 end
+local groups = {}
+for i = 1, ngroups do groups[i] = ARGV[11 + i] end
 redis.call('HSET', akey, 'agent', ARGV[3], 'status', ARGV[4], 'limit', ARGV[5],
-           'tier', ARGV[6], 'order', ARGV[7], 'ver', version)
+           'tier', ARGV[6], 'order', ARGV[7], 'ver', version, 'grp', table.concat(groups, ':'))
 -- capacity per channel (written in the agent's JSON only when set)
 local aj = cjson.decode(ARGV[3])
 for _, f in ipairs({{'cw', 'channel_weights'}, {'cl', 'channel_limits'}}) do
@@ -31,10 +33,7 @@ for _, f in ipairs({{'cw', 'channel_weights'}, {'cl', 'channel_limits'}}) do
     redis.call('HDEL', akey, f[1])
   end
 end
-local groups = {}
-for i = 1, ngroups do
-  local g = ARGV[11 + i]
-  groups[i] = g
+for _, g in ipairs(groups) do
   redis.call('SADD', akey .. ':groups', g)
   redis.call('SADD', P .. ':grp:' .. g, ARGV[1])
 end

@@ -33,14 +33,15 @@ local function migrate_timers()
   redis.call('DEL', P .. ':tm:m', P .. ':tm:seq')
 end
 
--- data version 4 keeps two flags in each agent's hash (see agent_state): set from what the
--- agent's assignment times and channel hash hold when the namespace is marked 4. O(agents),
--- once.
+-- data version 4 keeps two flags and its groups in each agent's hash (see agent_state): set
+-- from what the agent's assignment times, channel hash and group set hold when the namespace
+-- is marked 4. O(agents), once.
 local function migrate_agents()
   for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
     local akey = P .. ':ag:' .. aenc
+    local groups = redis.call('SMEMBERS', akey .. ':groups')
     redis.call('HSET', akey, 'rec', redis.call('EXISTS', akey .. ':rec'),
-               'chn', redis.call('EXISTS', akey .. ':ch'))
+               'chn', redis.call('EXISTS', akey .. ':ch'), 'grp', table.concat(groups, ':'))
   end
 end
 
@@ -110,6 +111,25 @@ local function rankings()
   return RK
 end
 
+-- an agent's `grp` field (its escaped skill groups joined by ':', which an escaped name never
+-- holds; '' is one of them) as a list, kept by its text: do not change the list returned
+local GROUPS = {}
+local function split_groups(text)
+  local out = GROUPS[text]
+  if out then return out end
+  out = {}
+  local i = 1
+  while true do
+    local j = string.find(text, ':', i, true)
+    if not j then break end
+    out[#out + 1] = string.sub(text, i, j - 1)
+    i = j + 1
+  end
+  out[#out + 1] = string.sub(text, i)
+  GROUPS[text] = out
+  return out
+end
+
 -- a ranking id `field+field-...` as {{field, descending}, ...}
 local specs = {}
 local function spec(rid)
@@ -127,7 +147,8 @@ end
 -- Two fields of the agent's hash say whether those two may hold anything (data version 4):
 -- `rec` '0' when `<akey>:rec` is empty, '1' when it may not be; `chn` '0' while `<akey>:ch`
 -- has never been written, '1' once it has; absent (not expected) counts as '1'. A claim,
--- a release and the load reports skip the commands on a key the flags say is empty.
+-- a release and the load reports skip the commands on a key the flags say is empty. `grp`
+-- holds the agent's groups as `<akey>:groups` does, for split_groups (data version 4).
 
 -- _load.weight
 local function weight(a, channel)
@@ -155,15 +176,15 @@ local function agent_state(akey, report)
   local h
   if report then
     h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                   'id', 'cw', 'cl', 'rec', 'chn', 'agent', 'ver')
+                   'id', 'cw', 'cl', 'rec', 'chn', 'grp', 'agent', 'ver')
   else
     h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                   'id', 'cw', 'cl', 'rec', 'chn')
+                   'id', 'cw', 'cl', 'rec', 'chn', 'grp')
   end
   if not h[1] then return nil end
   local a = {status = h[1], limit = tonumber(h[2]), tier = h[3], order = h[4], last = h[5],
              idle = h[6], tb = h[7], id = h[8], active = redis.call('SCARD', akey .. ':chats'),
-             rec = h[11] or '1', chn = h[12] or '1', agent = h[13], ver = h[14]}
+             rec = h[11] or '1', chn = h[12] or '1', grp = h[13], agent = h[14], ver = h[15]}
   if h[9] then a.cw = cjson.decode(h[9]) end
   if h[10] then a.cl = cjson.decode(h[10]) end
   a.used = units(akey, a)
@@ -322,7 +343,7 @@ local function moved(akey, a, dactive, last, idle, tb)
   local n = {status = a.status, limit = a.limit, tier = a.tier, order = a.order,
              last = last or a.last, idle = idle or a.idle, tb = tb or a.tb, id = a.id,
              active = a.active + dactive, cw = a.cw, cl = a.cl, rec = a.rec, chn = a.chn,
-             agent = a.agent, ver = a.ver}
+             grp = a.grp, agent = a.agent, ver = a.ver}
   if a.cw then n.used = units(akey, n) else n.used = n.active end
   return n
 end
@@ -331,7 +352,12 @@ end
 -- `new` is the agent's state after the change; `hset`: the agent hash's fields the change
 -- writes ({field, value, ...}), written in one HSET with the index entries that move
 local function changed(akey, old, new, hset)
-  local groups = redis.call('SMEMBERS', akey .. ':groups')
+  local groups
+  if old.grp then
+    groups = split_groups(old.grp)
+  else  -- (not expected in data version 4)
+    groups = redis.call('SMEMBERS', akey .. ':groups')
+  end
   census_moved(old, new, groups)
   local elig = eligible(new)
   for _, rid in ipairs(rankings()) do
