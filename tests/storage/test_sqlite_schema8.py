@@ -19,17 +19,28 @@ from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage, _put_timer
 from storage.test_sqlite_apply import _V1_DDL, NS, _chat
 
 
-def _schema_7_file(path: Path) -> sqlite3.Connection:
-    """A database as the release of schema 7 leaves it (its migrations, in order)."""
+def schema_file(path: Path, version: int) -> sqlite3.Connection:
+    """A database as the release of schema ``version`` leaves it (its migrations, in order)."""
     conn = sqlite3.connect(path)
     conn.executescript(_V1_DDL)
-    for script in _MIGRATIONS[1:7]:
+    for script in _MIGRATIONS[1:version]:
         if callable(script):
             script(conn)
         else:
             conn.executescript(script)
-    conn.execute("UPDATE schema_version SET version = 7")
+    conn.execute("UPDATE schema_version SET version = ?", (version,))
     return conn
+
+
+def insert_chats(conn: sqlite3.Connection, states: dict[str, ChatState]) -> None:
+    """Chats as an older release stored them, one per id in ``states``, of version 1 (an
+    active one held by agent ``a``)."""
+    for cid, state in states.items():
+        chat = _chat(cid, 1, state, "a" if state is ChatState.ACTIVE else None)
+        conn.execute(
+            "INSERT INTO chats (ns, id, version, state, agent_id, data) VALUES (?, ?, 1, ?, ?, ?)",
+            (NS, cid, state.value, chat.agent_id, encode(chat)),
+        )
 
 
 def _event(n: int) -> Event:
@@ -46,7 +57,7 @@ def _message(n: int) -> Message:
 
 def test_a_schema_7_file_migrates_keeping_every_row_and_order(tmp_path: Path) -> None:
     path = tmp_path / "v7.db"
-    conn = _schema_7_file(path)
+    conn = schema_file(path, 7)
     # two timers due together, set in the other order than their keys
     for key, due in (("t-b", 5.0), ("t-a", 5.0), ("t-c", 3.0)):
         timer = _timer(key, due)
@@ -66,18 +77,13 @@ def test_a_schema_7_file_migrates_keeping_every_row_and_order(tmp_path: Path) ->
             (NS, chat),
         )
     conn.execute("INSERT INTO hits (ns, key, t, expires) VALUES (?, 'k', 5.0, 100.0)", (NS,))
-    for cid, state in (("ca", ChatState.ACTIVE), ("ce", ChatState.ENDED)):
-        chat = _chat(cid, 1, state, "a" if state is ChatState.ACTIVE else None)
-        conn.execute(
-            "INSERT INTO chats (ns, id, version, state, agent_id, data) VALUES (?, ?, 1, ?, ?, ?)",
-            (NS, cid, state.value, chat.agent_id, encode(chat)),
-        )
+    insert_chats(conn, {"ca": ChatState.ACTIVE, "ce": ChatState.ENDED})
     conn.commit()
     conn.close()
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 8
+        assert storage.database.schema_version() == SCHEMA_VERSION == 9
         with storage.database.read() as db:
             (index_sql,) = db.execute(
                 "SELECT sql FROM sqlite_schema WHERE name = 'chats_by_state'"

@@ -203,19 +203,25 @@ def write_loads(
         ]
         if moved:
             names = tuple(name for name, _ in moved)
-            conn.execute(_ranks_update(names), (*(value for _, value in moved), ns, aid))
+            sets = tuple(value for _, value in moved)
+            conn.executemany(
+                _ranks_update(names),
+                [(*sets, ns, aid, group) for group in _groups(new.agent.skill_groups)],
+            )
 
 
 def _ranks_update(names: tuple[str, ...]) -> str:
-    """The update of an agent's rank rows that sets ``names`` (rank column names), built once
-    per set of names."""
+    """The update of one rank row (by its whole key) that sets ``names`` (rank column names),
+    built once per set of names. One row per run: SQLite updates a row found by its key in
+    one pass, where an update of several rows (here, with the census triggers) first
+    collects their keys in an ephemeral table."""
     known: str = sql_text(("ranks", names), lambda: _ranks_sql(names))
     return known
 
 
 def _ranks_sql(names: tuple[str, ...]) -> str:
     sets = ", ".join(f"{name} = ?" for name in names)
-    return f"UPDATE agent_ranks SET {sets} WHERE ns = ? AND agent_id = ?"
+    return f"UPDATE agent_ranks SET {sets} WHERE ns = ? AND agent_id = ? AND grp = ?"
 
 
 def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:

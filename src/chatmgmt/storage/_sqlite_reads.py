@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ..assignment._load import CENSUS_CATEGORIES
 from ..model import ChatId
 from ..ports import Census, QueueHead
+from ._sqlite_loads import sql_text
 
 __all__ = ["HEADS_PROBE", "read_census", "read_heads", "some_queued"]
 
@@ -40,11 +41,25 @@ def some_queued(conn: sqlite3.Connection, ns: str, queues: Sequence[str]) -> boo
     than :data:`HEADS_PROBE` of them (not probed)."""
     if len(queues) > HEADS_PROBE:
         return None
-    marks = ", ".join("?" * len(queues))
-    row = conn.execute(
-        f"SELECT 1 FROM queue_entries WHERE ns = ? AND queue IN ({marks}) LIMIT 1", (ns, *queues)
-    ).fetchone()
-    return row is not None
+    if not queues:
+        return False
+    sql: str = sql_text(("some_queued", len(queues)), lambda: _probe(len(queues)))
+    return conn.execute(sql, (ns, *queues)).fetchone() is not None
+
+
+#: Up to this many queues are probed one index lookup each (``UNION ALL``); more by ``IN``.
+_PROBED_APART = 8
+
+
+def _probe(n: int) -> str:
+    """The statement of :func:`some_queued` for ``n`` queues (``?1`` the namespace). SQLite
+    looks an ``IN`` list of more than two values up through an ephemeral table it builds for
+    each run, which costs more than a few lookups; past :data:`_PROBED_APART` it is ``IN``."""
+    if n > _PROBED_APART:
+        marks = ", ".join(f"?{at}" for at in range(2, n + 2))
+        return f"SELECT 1 FROM queue_entries WHERE ns = ?1 AND queue IN ({marks}) LIMIT 1"
+    one = "SELECT 1 FROM queue_entries WHERE ns = ?1 AND queue = ?{}"
+    return " UNION ALL ".join(one.format(at) for at in range(2, n + 2)) + " LIMIT 1"
 
 
 def read_heads(
@@ -63,13 +78,14 @@ def read_heads(
 
 
 def _head(conn: sqlite3.Connection, ns: str, queue: str) -> QueueHead:
+    # the oldest entry is the row of MIN(seq) (SQLite gives a bare column the values of the
+    # row an aggregate's min or max comes from): one pass over the queue's entries, where an
+    # ``ORDER BY seq LIMIT 1`` sorted them in an ephemeral table, twice
     (count, oldest, since) = conn.execute(
-        "SELECT COUNT(*), (SELECT chat_id FROM queue_entries WHERE ns = ?1 "
-        "AND queue = ?2 ORDER BY seq LIMIT 1), (SELECT COALESCE("
-        "json_extract(c.data, '$.queued_at'), json_extract(c.data, '$.created_at')) "
-        "FROM chats c WHERE c.ns = ?1 AND c.id = (SELECT chat_id FROM queue_entries "
-        "WHERE ns = ?1 AND queue = ?2 ORDER BY seq LIMIT 1)) FROM queue_entries "
-        "WHERE ns = ?1 AND queue = ?2",
+        "SELECT q.n, q.chat_id, (SELECT COALESCE(json_extract(c.data, '$.queued_at'), "
+        "json_extract(c.data, '$.created_at')) FROM chats c WHERE c.ns = ?1 "
+        "AND c.id = q.chat_id) FROM (SELECT COUNT(*) AS n, chat_id, MIN(seq) "
+        "FROM queue_entries WHERE ns = ?1 AND queue = ?2) q",
         (ns, queue),
     ).fetchone()
     if not count:

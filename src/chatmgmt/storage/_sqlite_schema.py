@@ -291,6 +291,29 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     CREATE INDEX agent_ranks_by_group ON agent_ranks (ns, grp);
     """
     + _CENSUS_TRIGGERS,
+    # 9: ``chats_by_state``'s condition written as three comparisons instead of ``NOT IN``
+    # (SQLite evaluates an ``IN`` list of more than two constants through an ephemeral table,
+    # built for every statement that writes a chat: one for an insert, two for an update).
+    # The same open chats, the same entries. The census trigger for a rank row that moves to
+    # another (group, category) runs only for an update that sets one of those columns (a
+    # trigger's WHEN is evaluated inside its program: every slot change ran both programs);
+    # an update that sets only ``lim`` or ``active`` keeps its key, which agent_census_same
+    # handles, so the summary is the same.
+    """
+    DROP INDEX chats_by_state;
+    CREATE INDEX chats_by_state ON chats (ns, state)
+        WHERE state != 'ended' AND state != 'left_message' AND state != 'abandoned';
+    DROP TRIGGER agent_census_moved;
+    CREATE TRIGGER agent_census_moved AFTER UPDATE OF ns, grp, category ON agent_ranks
+        WHEN new.ns != old.ns OR new.grp != old.grp OR new.category != old.category BEGIN
+        UPDATE agent_census SET n = n - 1, lim = lim - old.lim, active = active - old.active
+            WHERE ns = old.ns AND grp = old.grp AND category = old.category;
+        INSERT INTO agent_census (ns, grp, category, n, lim, active)
+            VALUES (new.ns, new.grp, new.category, 1, new.lim, new.active)
+            ON CONFLICT (ns, grp, category) DO UPDATE SET n = n + 1,
+            lim = lim + excluded.lim, active = active + excluded.active;
+    END;
+    """,
 )
 
 
