@@ -12,7 +12,11 @@ warm-up), divided by ``N2 - N1``:
 - with ``--side server`` (or ``both``), ``storage.postgres.pair.server_instructions``: the
   server backend that served the pairs, ``postgres`` itself run under callgrind (a fresh
   server per run; 440 - 40 pairs; background processes and autovacuum workers not counted).
-  Slow: ~1 minute per run.
+  Slow: ~1 minute per run. The server's autovacuum runs when it runs (wall time): its
+  statistics change the plans of the statements prepared after it, and two runs of one tree
+  differed by up to ~10 % (2026-12-07, late evening: 2,740k and 3,108k). ``--autovacuum off``
+  leaves the tables unanalyzed: runs of one tree then agree within ~1 % (the figures to
+  compare two trees by; a live database's plans are the ``on`` ones).
 
 ``--src DIR`` measures the library in another checkout's ``src`` (a comparison of two
 trees). Needs ``valgrind`` and the PostgreSQL binaries (``tests/storage/postgres_helpers.py``).
@@ -41,6 +45,9 @@ _HERE = Path(__file__).resolve()
 
 #: the library measured (``--src``: another checkout's ``src``, for a comparison)
 _SRC = [str(_HERE.parent.parent / "src")]
+
+#: the measured server's ``autovacuum`` setting (``--autovacuum``)
+_AUTOVACUUM = ["on"]
 
 
 def _helpers() -> Any:
@@ -132,6 +139,7 @@ def _server(naive: bool, n1: int = 40, n2: int = 440) -> float:
         "synchronous_commit": "on",
         "fsync": "on",
         "shared_buffers": "128MB",
+        "autovacuum": _AUTOVACUUM[0],
     }
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p"]
     cmd += [os.path.join(server.bindir, "postgres"), "-D", server.data]
@@ -170,6 +178,12 @@ def main() -> None:
     )
     parser.add_argument("--src", help="measure the library in this src directory instead")
     parser.add_argument(
+        "--autovacuum",
+        choices=("on", "off"),
+        default="on",
+        help="the server's autovacuum (--side server; off: repeatable counts)",
+    )
+    parser.add_argument(
         "--worker", nargs=3, metavar=("URL", "PAIRS", "KIND"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -179,6 +193,7 @@ def main() -> None:
         return
     if args.src:
         _SRC[0] = str(Path(args.src).resolve())
+    _AUTOVACUUM[0] = args.autovacuum
     for side, count in (("client", _client), ("server", _server)):
         if args.side in (side, "both"):
             ours, naive = count(False), count(True)

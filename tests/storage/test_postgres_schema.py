@@ -18,7 +18,7 @@ from attrs import evolve as attrs_evolve
 
 from chatmgmt.assignment import LEAST_BUSY
 from chatmgmt.model import Agent, AgentId, AgentStatus, ChatId
-from chatmgmt.ports import Change, RankedClaim
+from chatmgmt.ports import Change, QueuePush, RankedClaim
 from storage.postgres_helpers import census_kept, postgres_url
 
 pytestmark = pytest.mark.postgres
@@ -416,3 +416,45 @@ def test_a_failed_unit_leaves_no_warning_in_the_servers_log() -> None:
             assert len(storage.agents.get(AgentId("a000")).chats) == 3  # type: ignore[union-attr]
         finally:
             pool.close()
+
+
+def _loops(plan: dict[str, Any], relation: str) -> int:
+    """The loops of every node of an ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan that reads
+    ``relation``, summed (a node never run counts 0)."""
+    loops = int(plan["Actual Loops"]) if plan.get("Relation Name") == relation else 0
+    return loops + sum(_loops(child, relation) for child in plan.get("Plans", ()))
+
+
+def test_the_heads_of_empty_queues_run_no_ordered_lookup() -> None:
+    """The heads statement looks for a queue's first and oldest entries (and the oldest
+    one's chat) only when the queue is not empty: an end watches ~5 queues, usually empty."""
+    import psycopg
+
+    from chatmgmt.storage._pg import b
+    from chatmgmt.storage.postgres import PostgresStorage, _heads_q
+
+    with _database() as url:
+        storage = PostgresStorage(url, "t")
+        storage.apply(Change(ChatId("w1"), None, 1.0, push=QueuePush("busy", 1.0)))
+        storage.close()
+        queues = ["q1", "q2", "busy", "q3"]
+        q = _heads_q(b("t"), queues)
+        params = [b("t"), b("t"), [b(name) for name in queues], b("t")]
+        with psycopg.connect(url, autocommit=True) as conn:
+            cur = psycopg.ClientCursor(conn)
+            cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + q.sql, params)
+            row = cur.fetchone()
+            assert row is not None
+            plan = row[0][0]["Plan"]
+            cur.execute(q.sql, params)
+            rows = cur.fetchall()
+    # the count of each of the 4 queues, then the first and the oldest entry of the one queue
+    # that holds an entry (each lookup once), and that entry's chat (looked for once)
+    assert _loops(plan, "chatmgmt_queue_entries") == 4 + 2
+    assert _loops(plan, "chatmgmt_chats") == 1
+    assert sorted((int(r[0]), int(r[1]), r[2], r[3]) for r in rows) == [
+        (1, 0, None, None),
+        (2, 0, None, None),
+        (3, 1, "w1", "w1"),
+        (4, 0, None, None),
+    ]

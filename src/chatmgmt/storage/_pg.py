@@ -290,7 +290,12 @@ class PostgresDatabase:
         attempt = 0
         while True:
             try:
-                with self.pool.connection() as conn:
+                # getconn/putconn rather than ``pool.connection()``: its ``with conn`` block
+                # would call ``commit()`` on a connection every operation leaves idle (its
+                # transaction committed, or rolled back by ``recover``); putconn still
+                # checks the connection's state (-65k client instructions per open+end pair)
+                conn = self.pool.getconn()
+                try:
                     sess = wire.session(conn)
                     steps: Generator[Any, Any, _T] = wire.protocol(
                         sess, op(*args), tx, _BEGIN, _COMMIT, (AFTER_COMMIT, AT_COMMIT)
@@ -300,6 +305,8 @@ class PostgresDatabase:
                     except BaseException:
                         wire.recover(conn, sess)
                         raise
+                finally:
+                    self.pool.putconn(conn)
             except retry as exc:
                 attempt += 1
                 if attempt >= RETRIES:
@@ -447,7 +454,8 @@ class AsyncPostgresDatabase:
         while True:
             try:
                 pool = await self._pool()
-                async with pool.connection() as conn:
+                conn = await pool.getconn()  # see PostgresDatabase.run
+                try:
                     sess = wire.session(conn)
                     steps: Generator[Any, Any, _T] = wire.protocol(
                         sess, op(*args), tx, _BEGIN, _COMMIT, (AFTER_COMMIT, AT_COMMIT)
@@ -457,6 +465,8 @@ class AsyncPostgresDatabase:
                     except BaseException:
                         await wire.arecover(conn, sess)
                         raise
+                finally:
+                    await pool.putconn(conn)
             except retry as exc:
                 attempt += 1
                 if attempt >= RETRIES:

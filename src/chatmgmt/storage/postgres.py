@@ -798,30 +798,42 @@ def _queue_length(ns: bytes, queue: str) -> Gen[int]:
 
 
 def _heads_q(ns: bytes, queues: Sequence[str]) -> Q:
-    """The heads of ``queues``: one statement (one snapshot)."""
+    """The heads of ``queues``: one statement (one snapshot), one row per queue (in no
+    particular order: its first column is the queue's place in ``queues``, from 1). A queue's
+    first and oldest entries (and the oldest one's chat) are only looked for when it is not
+    empty: an end watches ~5 queues, usually empty, and looking in each cost the server ~105k
+    instructions per open+end pair (docs/performance.md)."""
     return Q(
-        "SELECT q.i, "
-        "(SELECT count(*) FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name), "
+        "SELECT q.i, q.n, CASE WHEN q.n > 0 THEN "
         "(SELECT chat_id FROM chatmgmt_queue_entries e WHERE e.ns = %s AND e.queue = q.name "
-        "ORDER BY score, seq LIMIT 1), "
+        "ORDER BY score, seq LIMIT 1) END, "
         "o.chat_id, o.since "
-        "FROM unnest(%s::bytea[]) WITH ORDINALITY AS q(name, i) "
+        # OFFSET 0: the count is computed once per queue (a pulled-up subquery would copy it
+        # into each use)
+        "FROM (SELECT u.name, u.i, (SELECT count(*) FROM chatmgmt_queue_entries e "
+        "WHERE e.ns = %s AND e.queue = u.name) AS n "
+        "FROM unnest(%s::bytea[]) WITH ORDINALITY AS u(name, i) OFFSET 0) AS q "
         # the oldest entry's chat is read inside the lateral, by its whole key (read outside,
         # on o.chat_id, it was planned as a scan of the namespace's chats, even for an empty
-        # queue)
+        # queue); ``q.n > 0`` is a one-time filter: the lateral reads nothing for an empty
+        # queue. (Every lookup in a CASE instead, nothing run at all for an empty queue, cost
+        # ~60k more per pair: more plan nodes to start)
         "LEFT JOIN LATERAL (SELECT e.chat_id, "
         "(SELECT COALESCE(c.data::json ->> 'queued_at', c.data::json ->> 'created_at')::float8 "
         "FROM chatmgmt_chats c WHERE c.ns = e.ns AND c.id = e.chat_id) AS since "
-        "FROM chatmgmt_queue_entries e WHERE e.ns = %s "
-        "AND e.queue = q.name ORDER BY e.seq LIMIT 1) o ON true ORDER BY q.i",
+        "FROM chatmgmt_queue_entries e WHERE q.n > 0 AND e.ns = %s "
+        "AND e.queue = q.name ORDER BY e.seq LIMIT 1) o ON true",
         (ns, ns, Bytes(b(q) for q in queues), ns),
         "all",
     )
 
 
 def _heads(queues: Sequence[str], rows: Sequence[Any]) -> list[QueueHead]:
+    """The :class:`QueueHead` of each of ``queues`` from the rows of :func:`_heads_q`."""
+    placed = {int(row[0]): row for row in rows}
     out = []
-    for queue, (_i, count, first, oldest, since) in zip(queues, rows, strict=True):
+    for place, queue in enumerate(queues, 1):
+        _i, count, first, oldest, since = placed[place]
         if not count:
             out.append(QueueHead(queue))
         else:
