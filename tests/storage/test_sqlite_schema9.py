@@ -2,10 +2,12 @@
 or a transfer builds an ephemeral table (SQLite builds one for an ``IN`` list of more than two
 constants and to collect the rows of a multi-row update with triggers: a B-tree opened,
 created and closed per run); ``chats_by_state``'s condition is three comparisons, and a file
-of schema 8 migrates to it with every open chat indexed."""
+of schema 8 migrates to it with every open chat indexed; a ranked claim's placeholders are
+found before the lock and filled in by a join inside it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -13,9 +15,10 @@ import attrs
 
 from chatmgmt import ChatManager
 from chatmgmt.model import Agent, AgentId, AgentStatus, ChatId, ChatState, CustomerInfo, EndReason
-from chatmgmt.ports import Census, Change
+from chatmgmt.ports import CENSUS_MARKS, Census, Change
 from chatmgmt.storage._sqlite_reads import some_queued
 from chatmgmt.storage._sqlite_sql import OPEN_CHATS
+from chatmgmt.storage._sqlite_unit import _fill, _template
 from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from chatmgmt.testing import claim_slot
 from storage.test_sqlite_apply import NS, _agent
@@ -144,3 +147,28 @@ def test_a_schema_8_file_migrates_with_every_open_chat_indexed(tmp_path: Path) -
         assert storage.agents.census("g") == Census(full=2, capacity=3, load=3)
     finally:
         storage.close()
+
+
+def test_placeholders_are_split_before_the_lock_and_filled_in_by_a_join() -> None:
+    """A ranked claim's texts hold the picked agent's one-off id and the census marks as JSON
+    string literals: split around them before the lock, filled in inside it; a literal with
+    no value stays, and a text without any is kept as it is."""
+    placeholder = json.dumps("\x00" + "0123456789abcdef")
+    eligible, busy = json.dumps(CENSUS_MARKS["eligible"]), json.dumps(CENSUS_MARKS["busy"])
+    text = json.dumps(
+        {"agent": "\x00" + "0123456789abcdef", "n": CENSUS_MARKS["eligible"], "b": "x"}
+    )
+    text = text[:-1] + f', "busy": {busy}, "again": {placeholder}}}'
+    template = _template(text)
+    assert isinstance(template, list) and len(template) == 9
+    filled = _fill(template, {placeholder: json.dumps("a7"), eligible: "3"})
+    assert json.loads(filled) == {
+        "agent": "a7",
+        "n": 3,
+        "b": "x",
+        "busy": CENSUS_MARKS["busy"],
+        "again": "a7",
+    }
+    plain = json.dumps({"a": "b"})
+    assert _template(plain) is plain
+    assert _fill(plain, {placeholder: "x"}) is plain

@@ -15,10 +15,10 @@ then the writes (one statement per table, every row of it at once), then ``COMMI
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sqlite3
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..assignment._load import (
     claimed,
@@ -71,21 +71,36 @@ __all__ = [
 #: Each census mark as the JSON string literal the codec writes for it, by census field.
 _MARK_LITERALS = tuple((field, json.dumps(mark)) for field, mark in CENSUS_MARKS.items())
 
+#: A placeholder's JSON string literal in an encoded text: a census mark or a picked agent's
+#: one-off id (NUL and 16 hex digits). NUL cannot be in stored text otherwise (``_text``
+#: refuses it at the boundary), so a match is always a placeholder.
+_PLACEHOLDER = re.compile(r'("\\u0000(?:census:[a-z]+|[0-9a-f]{16})")')
 
-def _census_swaps(census: Census) -> list[tuple[str, str]]:
+#: An encoded text, or its pieces around its placeholders' literals (at the odd indexes).
+Template: TypeAlias = "str | list[str]"
+
+
+def _census_values(census: Census) -> dict[str, str]:
     """Each census mark as a JSON string literal -> the count it stands for, as JSON text."""
-    return [(literal, str(getattr(census, field))) for field, literal in _MARK_LITERALS]
+    return {literal: str(getattr(census, field)) for field, literal in _MARK_LITERALS}
 
 
-def _substitute(text: str, swaps: Sequence[tuple[str, str]]) -> str:
-    """``text`` with each placeholder's JSON literal replaced (NUL cannot be in stored text
-    otherwise: ``_text`` refuses it at the boundary, so a match is always a placeholder)."""
+def _template(text: str) -> Template:
+    """``text`` split around its placeholders' literals, before the lock (the text itself when
+    it has none), so that filling them in inside the lock is a join."""
     if "\\u0000" not in text:
         return text
-    for old, new in swaps:
-        if old in text:
-            text = text.replace(old, new)
-    return text
+    return _PLACEHOLDER.split(text)
+
+
+def _fill(template: Template, values: dict[str, str]) -> str:
+    """The text of ``template`` with each placeholder's literal replaced by its value in
+    ``values`` (a literal without one stays)."""
+    if isinstance(template, str):
+        return template
+    parts = template.copy()
+    parts[1::2] = [values.get(literal, literal) for literal in template[1::2]]
+    return "".join(parts)
 
 
 def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
@@ -104,18 +119,12 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         placeholder = None
         chat, events, schedule = change.chat, change.events, change.schedule
     chat_row: list[Any] | None = None
+    chat_text: Template = ""
     if chat is not None:
-        chat_row = [
-            chat.version,
-            chat.state.value,
-            chat.agent_id,
-            encode(chat),
-            retention_start(chat),
-            ns,
-            cid,
-        ]
-    timer_rows: list[list[Any]] = [[ns, t.key, t.due_at, encode(t)] for t in schedule]
-    event_rows: list[list[Any]] = [[ns, encode(e)] for e in events]
+        chat_text = _template(encode(chat))
+        chat_row = [chat.version, chat.state.value, chat.agent_id, chat_text, retention_start(chat)]
+    timers = [(t.key, t.due_at, _template(encode(t))) for t in schedule]
+    event_texts = [_template(encode(e)) for e in events]
     message = None if change.message is None else encode(change.message)
     more = [(ns, cid, encode(m)) for m in change.more_messages]
     sticky = None if change.sticky is None else encode(change.sticky)
@@ -196,18 +205,15 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
             write_loads(conn, ns, changed)
         # the picked agent in place of the placeholder and the census counts in place of
         # their marks, in every encoded text
-        swaps = [] if census is None else _census_swaps(census)
+        fills = {} if census is None else _census_values(census)
         if placeholder is not None and agent_id is not None:
-            swaps.append((json.dumps(placeholder), json.dumps(agent_id)))
+            fills[json.dumps(placeholder)] = json.dumps(agent_id)
             if chat_row is not None and chat_row[2] == placeholder:
                 chat_row[2] = agent_id
-        if swaps:
-            if chat_row is not None:
-                chat_row[3] = _substitute(chat_row[3], swaps)
-            for timer_row in timer_rows:
-                timer_row[3] = _substitute(timer_row[3], swaps)
-            for event_row in event_rows:
-                event_row[1] = _substitute(event_row[1], swaps)
+        if chat_row is not None:
+            chat_row[3] = _fill(chat_text, fills)
+        timer_rows = [(ns, key, due_at, _fill(text, fills)) for key, due_at, text in timers]
+        event_rows = [(ns, _fill(text, fills)) for text in event_texts]
         # 4. queue entries: remove, then push (an entry already there keeps its place)
         if change.remove:
             conn.executemany(
@@ -234,7 +240,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 conn.execute(
                     "INSERT INTO chats (version, state, agent_id, data, retain_from, ns, id) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    chat_row,
+                    (*chat_row, ns, cid),
                 )
             else:  # the indexed columns only when they change: other indexes stay untouched
                 sets, values = ["version = ?", "data = ?"], [chat_row[0], chat_row[3]]
