@@ -15,7 +15,7 @@ from ..model import AgentId, Chat, ChatState, Customer, Message, Sticky
 from ..ports import Applied, Change, Claim, QueueHead, RankedClaim, retention_start
 from ._codec import decode, encode
 from ._redis_driver import _Call, _Gen, _ScanDelete, _Script
-from ._redis_keys import _enc, _glob_escape, _num, _rid, key_prefix
+from ._redis_keys import _enc, _exact, _glob_escape, _num, _rid, key_prefix
 from ._redis_replies import _census, _head, _load, _refusal, _s
 
 
@@ -59,8 +59,8 @@ class _UnitOps:
         chat_id = change.chat_id
         plan: dict[str, Any] = {
             "id": chat_id,
-            "now": _num(change.now),
-            "tb": _num(change.tiebreak),
+            "now": _exact(change.now),
+            "tb": _exact(change.tiebreak),
         }
         if change.expected_version is not None:
             plan["exp"] = str(int(change.expected_version))
@@ -70,7 +70,7 @@ class _UnitOps:
             plan["state"] = ChatState(chat.state).value
             start = retention_start(chat)
             if start is not None:
-                plan["ret"] = _num(start)
+                plan["ret"] = _exact(start)
         claim = change.claim
         if isinstance(claim, Claim):
             plan["claim"] = _claim_terms({"a": claim.agent_id, "f": claim.force}, claim)
@@ -91,11 +91,11 @@ class _UnitOps:
         if change.remove:
             plan["rm"] = [_enc(q) for q in change.remove]
         if change.push is not None:
-            plan["push"] = [_enc(change.push.queue), _num(change.push.score)]
+            plan["push"] = [_enc(change.push.queue), _exact(change.push.score)]
         if change.cancel:
             plan["cancel"] = list(change.cancel)
         if change.schedule:
-            plan["sched"] = [part for t in change.schedule for part in (_num(t.due_at), t.key)]
+            plan["sched"] = [part for t in change.schedule for part in (_exact(t.due_at), t.key)]
         if change.message is not None:
             plan["msg"] = True
         if change.more_messages:

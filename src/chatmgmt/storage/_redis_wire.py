@@ -30,10 +30,15 @@ from typing import Any
 __all__ = ["Wire", "pack", "wire_for"]
 
 
+_BULK = [b"$%d\r\n" % n for n in range(2048)]
+"""The RESP bulk-string header of each length below 2,048."""
+
+
 def pack(args: tuple[Any, ...]) -> bytes:
-    """One command in RESP: text as UTF-8, ints and floats as their decimal text."""
+    """One command in RESP: text as UTF-8, ints and floats as their decimal text (each
+    argument joined as it is, between its header and CRLF: copied once)."""
     out = [b"*%d\r\n" % len(args)]
-    append = out.append
+    extend = out.extend
     for arg in args:
         kind = type(arg)
         if kind is str:
@@ -52,7 +57,8 @@ def pack(args: tuple[Any, ...]) -> bytes:
             data = repr(arg).encode()
         else:
             raise TypeError(f"a Redis command argument must be str, bytes, int or float: {arg!r}")
-        append(b"$%d\r\n%b\r\n" % (len(data), data))  # (one piece per argument)
+        n = len(data)
+        extend((_BULK[n] if n < 2048 else b"$%d\r\n" % n, data, b"\r\n"))
     return b"".join(out)
 
 
