@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..assignment._load import census_category, eligible, rank_entry
 from ..errors import StorageError
@@ -21,6 +21,7 @@ from ._sqlite_sql import OUTBOX_INSERT
 
 __all__ = [
     "LOAD_COLUMNS",
+    "Executor",
     "append_events",
     "load_of",
     "order_by",
@@ -35,6 +36,9 @@ _RANK_INSERT = (
     f"VALUES (?, ?, ?, {', '.join('?' * len(RANK_NAMES))})"
 )
 
+
+#: What runs a statement: a connection, or the one cursor a unit of work runs its statements on.
+Executor: TypeAlias = "sqlite3.Connection | sqlite3.Cursor"
 
 #: SQL texts already built, by what shapes them (a ranking's keys, which joins a precheck has,
 #: how many agents a pick excludes); cleared when it grows past _SQL_KEPT.
@@ -158,7 +162,7 @@ def _ids(ids: frozenset[ChatId]) -> str:
     return json.dumps(sorted(ids)) if ids else "[]"
 
 
-def read_load(conn: sqlite3.Connection, ns: str, agent_id: str) -> AgentLoad | None:
+def read_load(conn: Executor, ns: str, agent_id: str) -> AgentLoad | None:
     """The stored load of ``agent_id``, or None."""
     row = conn.execute(
         f"SELECT {_LOAD_LIST} FROM agents WHERE ns = ? AND id = ?", (ns, agent_id)
@@ -176,7 +180,7 @@ def write_load(
 
 
 def write_loads(
-    conn: sqlite3.Connection, ns: str, loads: Sequence[tuple[AgentLoad, AgentLoad | None]]
+    conn: Executor, ns: str, loads: Sequence[tuple[AgentLoad, AgentLoad | None]]
 ) -> None:
     """Store each ``(load, old)`` and its rank rows (rebuilt when the groups changed). A slot
     operation (the same configuration) writes the load's columns only."""

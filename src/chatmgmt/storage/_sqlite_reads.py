@@ -4,13 +4,12 @@ Each takes the connection (and so the transaction) it runs in."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from ..assignment._load import CENSUS_CATEGORIES
 from ..model import ChatId
 from ..ports import Census, QueueHead
-from ._sqlite_loads import sql_text
+from ._sqlite_loads import Executor, sql_text
 
 __all__ = ["HEADS_PROBE", "read_census", "read_heads", "some_queued"]
 
@@ -19,7 +18,7 @@ __all__ = ["HEADS_PROBE", "read_census", "read_heads", "some_queued"]
 HEADS_PROBE = 500
 
 
-def read_census(conn: sqlite3.Connection, ns: str, group: str) -> Census:
+def read_census(conn: Executor, ns: str, group: str) -> Census:
     """The census of ``group`` from its ``agent_census`` rows (schema 7: per census category
     the count, limits and active chats of its agents, kept by triggers on ``agent_ranks``); an
     ONLINE agent is ``eligible`` or ``full``, so those two give the capacity and the load."""
@@ -36,7 +35,7 @@ def read_census(conn: sqlite3.Connection, ns: str, group: str) -> Census:
     return Census(**count, capacity=capacity, load=load)
 
 
-def some_queued(conn: sqlite3.Connection, ns: str, queues: Sequence[str]) -> bool | None:
+def some_queued(conn: Executor, ns: str, queues: Sequence[str]) -> bool | None:
     """Whether any of ``queues`` holds an entry (one statement); None when there are more
     than :data:`HEADS_PROBE` of them (not probed)."""
     if len(queues) > HEADS_PROBE:
@@ -63,7 +62,7 @@ def _probe(n: int) -> str:
 
 
 def read_heads(
-    conn: sqlite3.Connection, ns: str, queues: Sequence[str], probed: bool | None = None
+    conn: Executor, ns: str, queues: Sequence[str], probed: bool | None = None
 ) -> list[QueueHead]:
     """The head of each of ``queues`` (:meth:`~chatmgmt.ports.QueueStore.heads`): when none
     of them holds an entry (``probed`` False, or :func:`some_queued` says so) an empty head
@@ -77,7 +76,7 @@ def read_heads(
     return [_head(conn, ns, queue) for queue in queues]
 
 
-def _head(conn: sqlite3.Connection, ns: str, queue: str) -> QueueHead:
+def _head(conn: Executor, ns: str, queue: str) -> QueueHead:
     # the oldest entry is the row of MIN(seq) (SQLite gives a bare column the values of the
     # row an aggregate's min or max comes from): one pass over the queue's entries, where an
     # ``ORDER BY seq LIMIT 1`` sorted them in an ephemeral table, twice
