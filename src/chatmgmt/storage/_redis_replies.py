@@ -74,10 +74,13 @@ decodes replies)."""
 
 
 def _census_of(raw: Any) -> Census:
-    """A census hash as HGETALL replies it (a flat list, or a dict in RESP3); fields that are
-    no census field are left out, missing ones are 0."""
+    """A census hash as HGETALL replies it (a flat list, or a dict in RESP3), or as the apply
+    script replies it (that list joined by spaces); fields that are no census field are left
+    out, missing ones are 0."""
     if not raw:
         return Census()
+    if isinstance(raw, (bytes, str)):
+        raw = raw.split()
     items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
     counts = {}
     for key, value in items:

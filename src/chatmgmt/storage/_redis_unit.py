@@ -126,7 +126,11 @@ class _UnitOps:
         _, picked, census_raw, heads_raw, released_raw = reply
         census = _census(census_raw)
         heads: tuple[QueueHead, ...] = ()
-        if heads_raw is not None and heads_raw is not False:
+        if heads_raw is None or heads_raw is False:  # not read
+            pass
+        elif heads_raw == 0:  # every watched queue is empty
+            heads = tuple(QueueHead(q) for q in watch)
+        else:
             heads = tuple(_head(q, item) for q, item in zip(watch, heads_raw, strict=True))
         released = None if not released_raw else _load(released_raw)
         agent_id = None

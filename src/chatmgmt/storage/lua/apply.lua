@@ -28,7 +28,9 @@
 -- ARGV[5 ...]: one timer JSON per `sched` key, then `more` messages' JSON, then the events'.
 --
 -- Reply: {1, picked agent id or false, census or false, heads or false, released or false}
--- when applied (census: the census hash as HGETALL returns it; heads: one queue_head per `hd`
+-- when applied (census: the census hash as HGETALL returns it, joined by spaces into one
+-- string: one reply value instead of ~14 for the worker to read; heads: 0 when every `hd`
+-- queue is empty, else one queue_head per `hd`
 -- queue; released: agent_reply of the released agent, false when not registered);
 -- {0, reason, expected, actual, agent, queue, census or false} when a precondition failed
 -- (nothing was written; the census is read for "agent_unavailable" and "no_agent").
@@ -54,8 +56,11 @@ if plan.empty ~= nil then
   end
 end
 -- the census before any effect (the claim's refusals report it too)
-local census = false
-if plan.cen ~= nil then census = redis.call('HGETALL', P .. ':cen:' .. plan.cen) end
+local census, ctext = false, false
+if plan.cen ~= nil then
+  census = redis.call('HGETALL', P .. ':cen:' .. plan.cen)
+  ctext = table.concat(census, ' ')  -- (fields are names, values integers: no blank in either)
+end
 local picked, pstate = nil, nil
 local claim = plan.claim
 if claim ~= nil then
@@ -67,7 +72,7 @@ if claim ~= nil then
     local a = agent_state(akey)
     if not a or not (claim.f or holds(akey, id)
                      or (fits(akey, a, channel, now, cap, window) and picked ~= plan.rel)) then
-      return {0, 'agent_unavailable', false, false, picked, false, census}
+      return {0, 'agent_unavailable', false, false, picked, false, ctext}
     end
     if picked ~= plan.rel then pstate = a end
   else
@@ -80,7 +85,7 @@ if claim ~= nil then
     -- never the released one; a claim with a slot checks the channel and fairness terms
     picked, pstate = pick(claim.g, claim.r, excluded, nexcluded, not claim.t,
                           channel, now, cap, window)
-    if not picked then return {0, 'no_agent', false, false, false, claim.g, census} end
+    if not picked then return {0, 'no_agent', false, false, false, claim.g, ctext} end
   end
 end
 
@@ -150,7 +155,7 @@ end
 -- the reports read after the effects
 local heads, released = false, false
 if plan.hd ~= nil then
-  heads = queue_heads(plan.hd)
+  heads = queue_heads(plan.hd, true)
   if plan.rel ~= nil then released = agent_reply(P .. ':ag:' .. enc(plan.rel), rstate) end
 end
-return {1, picked or false, census, heads, released}
+return {1, picked or false, ctext, heads, released}

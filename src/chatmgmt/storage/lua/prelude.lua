@@ -690,12 +690,13 @@ local function queue_head(qenc)
 end
 
 -- queue_head of every queue of `qencs`; one EXISTS answers when they are all empty (Redis
--- keeps no empty sorted set)
-local function queue_heads(qencs)
+-- keeps no empty sorted set): then a 0 for each, or one 0 for all when `compact`
+local function queue_heads(qencs, compact)
   local out, keys = {}, {}
   for i, q in ipairs(qencs) do keys[i] = P .. ':q:' .. q end
   if #keys == 0 then return out end
   if redis.call('EXISTS', unpack(keys)) == 0 then
+    if compact then return 0 end
     for i = 1, #keys do out[i] = 0 end
     return out
   end
