@@ -193,13 +193,15 @@ def test_pack_writes_arguments_of_every_length_and_the_plan_numbers_read_back_ex
     redis_url: str,
 ) -> None:
     """Arguments below and above the prebuilt headers' 2,048 bytes are written with their
-    exact length; the apply plan's numbers (``_exact``, 17 significant digits) parse back to
+    exact length; the apply plan's numbers (``_exact``: orjson's shortest digits) parse back to
     the same double in Python and in Redis (a score written and read back)."""
     for n in (0, 1, 9, 10, 2047, 2048, 2049, 70000):
         data = b"x" * n
         assert pack((data,)) == b"*1\r\n$%d\r\n%b\r\n" % (n, data)
     assert pack(("\u00fc" * 1500,)).startswith(b"*1\r\n$3000\r\n")
     values = [1796668174.7261093, 0.5396174484497788, 5.0, -0.0, 1e-300, 2.0**60 + 1, 1 / 3]
+    values += [1e16, 123456789012345678.0, float("inf"), float("-inf"), 7]
+    assert _exact(float("nan")) == "nan"
     client = redis.Redis.from_url(redis_url)
     key = f"exact-{uuid.uuid4().hex}"
     try:

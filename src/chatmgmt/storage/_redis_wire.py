@@ -98,6 +98,8 @@ class _Reader:
 
     def reply(self) -> Any:
         """The next reply (an error reply at the top is raised as redis-py raises it)."""
+        if self.pos >= len(self.buf):  # (received first: the common replies read straight)
+            self._fill()
         while True:
             value = self._value()
             if value is not _PUSH:
