@@ -65,13 +65,13 @@ def _previous_release() -> Iterator[None]:
     """Units of work written as the release before wrote them (schema 6): version 6's write
     function, 10 values per agent, no census rows of its own (its census reads aggregated the
     rank rows)."""
-    from chatmgmt.storage import postgres
+    from chatmgmt.storage import _pg_unit
 
     patch = pytest.MonkeyPatch()
     for name in ("_WRITE", "_WRITE_MARKED"):
-        sql = getattr(postgres, name).replace("chatmgmt_write_unit7", "chatmgmt_write_unit6")
-        patch.setattr(postgres, name, sql)
-    patch.setattr(postgres, "_census_change", lambda *args: ())
+        sql = getattr(_pg_unit, name).replace("chatmgmt_write_unit7", "chatmgmt_write_unit6")
+        patch.setattr(_pg_unit, name, sql)
+    patch.setattr(_pg_unit, "_census_change", lambda *args: ())
     try:
         yield
     finally:
@@ -309,7 +309,7 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
     from psycopg_pool import ConnectionPool
 
     from chatmgmt.errors import PreconditionFailed
-    from chatmgmt.storage import _pg_wire, postgres
+    from chatmgmt.storage import _pg_unit, _pg_wire
     from chatmgmt.storage._pg import NOTIFY_CHANNEL, channel_tag
     from chatmgmt.storage.postgres import PostgresStorage
     from chatmgmt.testing._contracts._support import chat, event
@@ -350,16 +350,16 @@ def test_the_notify_is_sent_after_the_commit_and_only_for_a_committed_unit(
             assert list(listener.notifies(timeout=0.3)) == []
             # a unit the server aborts: its NOTIFY is sent (after the Sync) but finds the
             # session unmarked; its events are not stored
-            write_params = postgres._write_params
+            write_params = _pg_unit._write_params
 
             def racing(*args: Any) -> Any:  # another process creates the chat meanwhile
-                monkeypatch.setattr(postgres, "_write_params", write_params)
+                monkeypatch.setattr(_pg_unit, "_write_params", write_params)
                 other = PostgresStorage(url, "t")
                 other.apply(Change(ChatId("c2"), None, 3.0, chat=chat("c2")))
                 other.close()
                 return write_params(*args)
 
-            monkeypatch.setattr(postgres, "_write_params", racing)
+            monkeypatch.setattr(_pg_unit, "_write_params", racing)
             del sent[:]
             with pytest.raises(PreconditionFailed) as failed:
                 storage.apply(Change(ChatId("c2"), None, 3.0, chat=chat("c2"), events=(event(3),)))
@@ -431,7 +431,8 @@ def test_the_heads_of_empty_queues_run_no_ordered_lookup() -> None:
     import psycopg
 
     from chatmgmt.storage._pg import b
-    from chatmgmt.storage.postgres import PostgresStorage, _heads_q
+    from chatmgmt.storage._pg_reads import _heads_q
+    from chatmgmt.storage.postgres import PostgresStorage
 
     with _database() as url:
         storage = PostgresStorage(url, "t")

@@ -89,7 +89,7 @@ AT_COMMIT = "at_commit"
 #: ``Sync`` that closes the operation commits it (or rolls it back after an error).
 #: Statements marked :data:`AFTER_COMMIT` travel after that ``Sync``, in transactions of their
 #: own: unlike after a ``COMMIT`` statement, the server runs them even when the operation's
-#: transaction failed, so such a statement checks itself that it did not (``postgres._notify``).
+#: transaction failed, so such a statement checks itself that it did not (``_pg_outbox._notify``).
 #: To abort without a server error (the operation raised), ``_pg_wire.recover`` sends
 #: ``BEGIN`` (it turns the open implicit transaction into a block) and ``ROLLBACK``; a
 #: ``ROLLBACK`` alone would abort it too, but with a warning in the server's log.
