@@ -455,11 +455,11 @@ class Customer:
 
 def _mode(value: ReceptionMode | str) -> ReceptionMode:
     # a member passes as it is (the enum's own call costs several times more)
-    return value if value.__class__ is ReceptionMode else ReceptionMode(value)
+    return value if type(value) is ReceptionMode else ReceptionMode(value)
 
 
 def _state(value: ChatState | str) -> ChatState:
-    return value if value.__class__ is ChatState else ChatState(value)
+    return value if type(value) is ChatState else ChatState(value)
 
 
 @attrs.frozen

@@ -44,6 +44,7 @@ from .model import (
     Ranking,
     Sticky,
     Timer,
+    copier,
     evolve,
 )
 
@@ -444,16 +445,17 @@ class Change:
             if PICKED in served:
                 served = tuple(agent_id if a == PICKED else a for a in served)
             agent = agent_id if chat.agent_id == PICKED else chat.agent_id
-            chat = evolve(chat, agent_id=agent, served_by=served, route_reason=reason)
+            if type(chat) is Chat:  # the fixed-field copy (no keyword dict)
+                chat = _COPY_BOUND_CHAT(chat, agent, served, reason)
+            else:
+                chat = evolve(chat, agent_id=agent, served_by=served, route_reason=reason)
         events = self.events
         for i, event in enumerate(events):
             if event.data.get("agent_id") == PICKED:
                 events = (
                     *events[:i],
                     *(
-                        evolve(e, data={**e.data, "agent_id": agent_id})
-                        if e.data.get("agent_id") == PICKED
-                        else e
+                        _bound_event(e, agent_id) if e.data.get("agent_id") == PICKED else e
                         for e in events[i:]
                     ),
                 )
@@ -509,6 +511,16 @@ class Change:
         return chat, events, schedule
 
 
+def _bound_event(event: Event, agent_id: AgentId) -> Event:
+    """A copy of ``event`` whose ``data["agent_id"]`` is ``agent_id``."""
+    data = {**event.data, "agent_id": agent_id}
+    if type(event) is Event:
+        return _COPY_EVENT_DATA(event, data)
+    return evolve(event, data=data)
+
+
+_COPY_BOUND_CHAT = copier(Chat, "agent_id", "served_by", "route_reason")
+_COPY_EVENT_DATA = copier(Event, "data")
 _SET_AGENT = Chat.__dict__["agent_id"].__set__
 _SET_SERVED = Chat.__dict__["served_by"].__set__
 
@@ -550,15 +562,24 @@ def _fill_census(
     return chat, events, schedule
 
 
+#: classes of the values that hold no mark and nothing to walk into, but ``str`` (a mark is
+#: an exact ``str``)
+_ATOMS = frozenset({int, float, bool, type(None)})
+
+
 def _fill_dict(values: dict[str, object], counts: Mapping[str, int], seen: set[int]) -> None:
     """Replace the census marks in ``values`` (at any depth), in place."""
     if id(values) in seen:
         return
     seen.add(id(values))
     for key, value in values.items():
-        if value.__class__ is str:
+        # ``type(x)``, not ``x.__class__``: a specialized call where the attribute is not
+        kind = type(value)
+        if kind is str:
             if value in counts:
-                values[key] = counts[value]
+                values[key] = counts[value]  # type: ignore[index]
+        elif kind in _ATOMS:
+            continue
         elif isinstance(value, (dict, list, tuple)):
             if isinstance(value, dict):
                 _fill_dict(value, counts, seen)
@@ -571,6 +592,17 @@ def _fill_dict(values: dict[str, object], counts: Mapping[str, int], seen: set[i
 def _filled(value: Any, counts: Mapping[str, int]) -> Any:
     """``value`` with the census marks replaced at any depth; ``value`` itself when it holds
     none (so an unchanged value is never copied)."""
+    kind = type(value)
+    if kind is tuple or kind is list:  # of atoms and no mark (a deadline's basis): itself
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                if item in counts:
+                    break
+            elif kind not in _ATOMS:
+                break
+        else:
+            return value
     if isinstance(value, str):
         return counts.get(value, value)
     if isinstance(value, Mapping):

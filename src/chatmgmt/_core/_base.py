@@ -116,7 +116,7 @@ class CoreBase:
         # persistent storage must not reuse ids
         self._ids = ids if ids is not None else _random_ids
         # deadlines planned per (chat, version): a change compares its new plan with the old
-        self._plans: dict[tuple[str, int], dict[str, Timer]] = {}
+        self._plans: dict[tuple[str, int], dict[str, Timer] | tuple[Timer, ...]] = {}
         self._groups: dict[str, Any] = {}  # per group, its settings resolved once (_targets)
         # per group and channel, without exclusions
         self._claims: dict[tuple[str, str], RankedClaim] = {}
@@ -215,7 +215,11 @@ class CoreBase:
         if chat is None:
             return {}
         cached = self._plans.get((chat.id, chat.version))
-        return cached if cached is not None else self._timers_of(chat)
+        if cached is None:
+            return self._timers_of(chat)
+        if type(cached) is tuple:  # a new chat's, kept as planned (see commit)
+            return {t.key: t for t in cached}
+        return cached  # type: ignore[return-value]
 
     def commit(
         self, old: Chat | None, plan: Plan, now: float, *, drains: bool = False
@@ -294,10 +298,15 @@ class CoreBase:
             self.release_watch(plan.release, new) if drains and plan.release else (),
         )
         applied = yield from call(_APPLY, change)
-        if after is not None and not ranked:
-            if len(self._plans) >= 4096:  # the previous state of a chat is what gets reused
-                self._plans.clear()
-            self._plans[(new.id, version)] = after
+        if not ranked or old is None:
+            # the plan the chat's next change starts from (a ranked change only for a new
+            # chat: its deadlines, planned with the placeholder agent, are the stored chat's
+            # but for the agent in a basis, which the store binds in place; were one left
+            # unbound, the next change would only store that timer again, as it now is)
+            plans = self._plans
+            if len(plans) >= 4096:  # the previous state of a chat is what gets reused
+                plans.clear()
+            plans[(new.id, version)] = timers if after is None else after
         if self.emits:
             yield from self.emit(applied.events)
         else:  # the same, without a generator per change

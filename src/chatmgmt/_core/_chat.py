@@ -16,6 +16,7 @@ from ..customers import should_save, trusted_partner_id
 from ..errors import AssignmentError, PreconditionFailed, ValidationError
 from ..lifecycle._bot import plan_bot_start
 from ..model import (
+    _OPEN_STATES,
     AgentId,
     Chat,
     ChatId,
@@ -173,7 +174,7 @@ class Chats(Routing):
             now,
             drains=True,
         )
-        if old.agent_id is not None and old.state.is_open:
+        if old.agent_id is not None and old.state in _OPEN_STATES:  # state.is_open
             yield from self.drain_for_agent(old.agent_id, now, applied)
         assert applied.chat is not None
         return applied.chat

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from .. import lifecycle as lc
@@ -40,6 +41,8 @@ __all__ = ["OPEN", "Queueing"]
 
 OPEN = WAITING
 _DRAIN_BATCH = 8
+_LENGTH = attrgetter("length")  # of a QueueHead, called from C over the heads
+_QUEUE = attrgetter("queue")
 
 
 def _group_of(queue: str) -> tuple[str, str]:
@@ -260,6 +263,12 @@ class Queueing(Targets):
                 groups.clear()
             groups[agent_id] = load.agent.skill_groups
         queues = self.drain_queues(agent_id, load.agent.skill_groups)
+        if (
+            reported is not None
+            and not any(map(_LENGTH, reported))
+            and tuple(map(_QUEUE, reported)) == queues
+        ):
+            return 0  # the unit's report covers every queue in order, and none holds a chat
         total = 0
         for _ in range(max(1, load.agent.reception_limit) * 4):
             # one bulk read says which queues hold chats (usually none); only those are peeked

@@ -168,7 +168,7 @@ def _created(info: CustomerInfo, partner_id: str, now: float) -> tuple[Customer,
     merged_custom = {k: v for k, v in custom.items() if v} if custom else {}
     given = (info.name, info.email, info.phone, info.ip, info.vip_level, merged_custom)
     changed = tuple(compress(_NEW_FIELDS, given))  # the names of the given values, in order
-    if partner_id.__class__ is not str or not partner_id:  # the constructor says what is wrong
+    if type(partner_id) is not str or not partner_id:  # the constructor says what is wrong
         Customer(partner_id=partner_id)
     # Customer's one check (a non-empty partner id) done above; every other value comes checked
     # from CustomerInfo, and ``merged_custom`` is a new dict of its own: a copy of the blank

@@ -560,7 +560,7 @@ def track(chat: Chat, event: ChatEvent, now: float, *, automatic: bool = False) 
     * ``unassign``, ``end``, ``abandon``, ``leave_message``, ``reopen``: both are dropped;
     * messages change nothing.
     """
-    if event.__class__ is not ChatEvent:
+    if type(event) is not ChatEvent:
         event = ChatEvent(event)
     if event is _QUEUE_EVENT or event is _OFFER_EVENT:
         return {QUEUED_AT_KEY: now if chat.queued_at is None else chat.queued_at}

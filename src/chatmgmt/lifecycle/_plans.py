@@ -10,6 +10,7 @@ from typing import Any
 from .._plan import Items, Plan, leaving, new_plan
 from ..errors import InvalidTransitionError
 from ..model import (
+    _OPEN_STATES,
     AgentId,
     Chat,
     ChatState,
@@ -88,6 +89,14 @@ _ended = copier(
 )
 """plan_end's copy of the ending chat, when :func:`track` changes exactly these two fields."""
 _ENDED_TRACKED = {QUEUED_AT_KEY, ESCALATION_KEY}
+# read on every end: module globals (3.11 does not specialize class attribute reads)
+_ABANDON_EVENT = ChatEvent.ABANDON
+_END_EVENT = ChatEvent.END
+_OFFERED = ChatState.OFFERED
+_BOT = ChatState.BOT
+_INACTIVITY_END = EndReason.CUSTOMER_INACTIVITY
+_HOLD_TIMEOUT = EndReason.HOLD_TIMEOUT
+_CHAT_END = InviteTrigger.CHAT_END
 
 
 def plan_end(
@@ -110,11 +119,11 @@ def plan_end(
     none for a chat ending in the bot stage when ``bot.skip_satisfaction``), the sticky
     mark, the events."""
     if abandon:
-        state = transition(chat.id, chat.mode, chat.state, ChatEvent.ABANDON)
-        event = ChatEvent.ABANDON
+        state = transition(chat.id, chat.mode, chat.state, _ABANDON_EVENT)
+        event = _ABANDON_EVENT
     else:
         state = check_end(chat.id, chat.mode, chat.state, reason)
-        event = ChatEvent.END
+        event = _END_EVENT
     tracked = track(chat, event, now)
     if tracked.keys() == _ENDED_TRACKED:  # the usual case: one generated copy, no keywords
         new = _ended(
@@ -141,7 +150,7 @@ def plan_end(
         )
     sticky = None
     pid = chat.customer.partner_id
-    agent = chat.agent_id if chat.state is not ChatState.OFFERED else None  # offered: unserved
+    agent = chat.agent_id if chat.state is not _OFFERED else None  # offered: unserved
     if pid and agent and settings.assignment.sticky.after_close_s:
         sticky = Sticky(pid, agent, now, "closed")
     items: Items
@@ -150,25 +159,26 @@ def plan_end(
         items = [payloads.chat_abandoned(waited)]
     else:
         duration = now - chat.created_at
-        items = [payloads.chat_ended(chat.agent_id, reason.value, by, duration)]
+        # ``_value_``: the member's value without the ``value`` property's Python call
+        items = [payloads.chat_ended(chat.agent_id, reason._value_, by, duration)]
     items.extend(extra)
     message = None
     more: tuple[Message, ...] = ()
     timers: tuple[Timer, ...] = ()
     if not abandon:
         eoc = resolve(settings.end_of_chat, channel=chat.channel, group=chat.skill_group or None)
-        prompt = eoc.timeout_prompt if reason is EndReason.CUSTOMER_INACTIVITY else eoc.end_prompt
-        if reason is EndReason.HOLD_TIMEOUT:
+        prompt = eoc.timeout_prompt if reason is _INACTIVITY_END else eoc.end_prompt
+        if reason is _HOLD_TIMEOUT:
             prompt = eoc.hold_close_prompt
         if prompt:
             message = system_message(message_id, chat.id, prompt, now)
             items.append(payloads.message_stored(message))
-        if chat.state is not ChatState.BOT or not skips_satisfaction(settings.bot, chat):
+        if chat.state is not _BOT or not skips_satisfaction(settings.bot, chat):
             rules = satisfaction_rules(settings, new)
             new, invited = plan_invite(
                 rules,
                 new,
-                InviteTrigger.CHAT_END,
+                _CHAT_END,
                 "system",
                 now,
                 customer_invited_at=customer_invited_at,
@@ -188,7 +198,7 @@ def plan_end(
     return new_plan(
         new,
         items,
-        release=chat.agent_id if chat.state.is_open else None,
+        release=chat.agent_id if chat.state in _OPEN_STATES else None,  # state.is_open
         remove=remove,
         cancel=cancel,
         schedule=timers,

@@ -271,7 +271,7 @@ def invitation_refusal(
     was not invited within ``min_interval_s``. At chat end a chat with one of ``invite_tags``
     skips the end reason, agent reply and interval checks.
     """
-    if trigger.__class__ is not InviteTrigger:  # a member: no enum call
+    if type(trigger) is not InviteTrigger:  # a member: no enum call
         trigger = InviteTrigger(trigger)
     if not settings.enabled:
         return InviteRefusal.DISABLED

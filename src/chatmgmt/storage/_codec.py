@@ -87,7 +87,7 @@ codecs.register_error("chatmgmt.json-escape", _escape)
 
 def encode(value: Any) -> str:
     """One model value (Chat, Customer, AgentLoad, Agent, Event, Timer, Message, Sticky) as JSON."""
-    fast = _ENCODERS.get(value.__class__)
+    fast = _ENCODERS.get(type(value))
     if fast is not None:
         try:
             out = orjson.dumps(fast(value))
@@ -132,7 +132,7 @@ def decode(data: str | bytes, cls: type[_T]) -> _T:
         try:
             # a row of the reference path (a blank after a key): json reads NaN and big
             # integers exactly, where orjson refuses NaN and reads a big integer as a float
-            mark = _REFERENCE_MARK_BYTES if data.__class__ is bytes else _REFERENCE_MARK
+            mark = _REFERENCE_MARK_BYTES if type(data) is bytes else _REFERENCE_MARK
             plain = json.loads(data) if mark in data else orjson.loads(data)  # type: ignore[operator]
             return cast(_T, fast(plain))
         except Exception:  # a row that does not fit: the reference path raises as before

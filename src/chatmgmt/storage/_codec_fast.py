@@ -65,35 +65,27 @@ def _safe(kind: type) -> bool:
 
 def plain(value: Any) -> bool:
     """Whether ``value`` is plain JSON that orjson writes as ``json.dumps`` would (see the
-    module's list); a float must be finite."""
-    kind = value.__class__
+    module's list); a float must be finite. The keys of a dict are not looked at: orjson
+    refuses every key that is not exactly a ``str`` (``TypeError``, so the reference path
+    writes the value), and writes those it takes as ``json.dumps`` does."""
+    # ``type(x)``, not ``x.__class__``: a specialized call where the attribute is not
+    kind = type(value)
     if kind is dict:
-        for key, item in value.items():
-            if key.__class__ is not str:
+        value = value.values()
+    elif kind is not list and kind is not tuple:
+        if kind is float:
+            return not (value - value)
+        return _safe(kind)
+    for item in value:
+        kind = type(item)
+        if kind in _SAFE:
+            continue
+        if kind is float:
+            if item - item:  # NaN - NaN and inf - inf are NaN, which is truthy
                 return False
-            kind = item.__class__
-            if kind in _SAFE:
-                continue
-            if kind is float:
-                if item - item:  # NaN - NaN and inf - inf are NaN, which is truthy
-                    return False
-            elif not plain(item):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        for item in value:
-            kind = item.__class__
-            if kind in _SAFE:
-                continue
-            if kind is float:
-                if item - item:
-                    return False
-            elif not plain(item):
-                return False
-        return True
-    if kind is float:
-        return not (value - value)
-    return _safe(kind)
+        elif not plain(item):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------- annotations
@@ -223,9 +215,9 @@ def _encode_expr(
         if _base(args[0]) is not str:
             raise TypeError(f"no fast codec for {tp!r}")
         # every non-empty mapping is checked: its values may be anything at run time
-        body.append(f"    if {x} and not plain({x} if {x}.__class__ is dict else dict({x})):")
+        body.append(f"    if {x} and not plain({x} if type({x}) is dict else dict({x})):")
         body.append("        raise NotPlain")
-        return f"({x} if {x}.__class__ is dict or {x} is None else dict({x}))"
+        return f"({x} if type({x}) is dict or {x} is None else dict({x}))"
     if attrs.has(tp):
         ref = gen.ref(encoder(tp), "enc")
         return f"(None if {x} is None else {ref}({x}))" if optional else f"{ref}({x})"
@@ -301,10 +293,10 @@ def _decode_expr(gen: _Gen, v: str, tp: Any) -> str:
         if key is not str:
             raise TypeError(f"no fast codec for {tp!r}")
         if value is Any:
-            return f"({v} if {v}.__class__ is dict else bad({v}))"
+            return f"({v} if type({v}) is dict else bad({v}))"
         each = _decode_expr(gen, "i", value)
         copy = f"{{str(k): {each} for k, i in {v}.items()}}"
-        return f"({copy} if {v}.__class__ is dict else bad({v}))"
+        return f"({copy} if type({v}) is dict else bad({v}))"
     if attrs.has(tp):
         return f"{gen.ref(decoder(tp), 'dec')}({v})"
     raise TypeError(f"no fast codec for {tp!r}")

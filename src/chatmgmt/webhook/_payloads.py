@@ -220,7 +220,7 @@ def message_stored(message: Message, moderation: str = "none") -> Item:
     """``message.<role>``: a message was stored (``moderation``: none, mask or warn)."""
     return _MESSAGE_TYPES[message.role], {
         "message_id": message.id,
-        "role": message.role.value,
+        "role": message.role._value_,
         "sender": message.sender,
         "text": message.text,
         "moderation": moderation,
