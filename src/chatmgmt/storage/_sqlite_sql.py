@@ -12,7 +12,7 @@ row present. ``chats_by_state`` indexes the open chats only (:data:`OPEN_CHATS`)
 The timers are a ``WITHOUT ROWID`` table keyed by ``(ns, key)`` (one B-tree instead of a
 rowid table and its unique index); ``claim_due`` takes the timers due first, and those due
 together in key order (``TimerStore.claim_due`` promises only earliest first; the
-Redis adapter takes timers due together in the order they were set).
+Redis adapter, since its data version 4, does the same).
 """
 
 from __future__ import annotations
