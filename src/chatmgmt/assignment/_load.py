@@ -57,6 +57,7 @@ __all__ = [
     "rank_entry",
     "rank_entry_function",
     "released",
+    "takes_claim",
     "touched",
     "updated_agent",
     "weight",
@@ -130,6 +131,20 @@ def fits(load: AgentLoad, channel: str, now: float, cap: int = 0, window_s: floa
 def fits_claim(load: AgentLoad, claim: Claim | RankedClaim, now: float) -> bool:
     """:func:`fits` with the terms of ``claim`` (its channel and fairness cap)."""
     return fits(load, claim.channel, now, claim.cap, claim.window_s)
+
+
+def takes_claim(
+    load: AgentLoad, claim: Claim, chat_id: ChatId, release: AgentId | None, now: float
+) -> bool:
+    """Whether the agent of ``load`` takes the named ``claim`` of ``chat_id``: forced, holding
+    the chat already (active or inactive), or fitting the claim's terms and not the agent the
+    same change releases."""
+    return (
+        claim.force
+        or chat_id in load.chats
+        or chat_id in load.inactive
+        or (fits_claim(load, claim, now) and claim.agent_id != release)
+    )
 
 
 def has_channel_rules(agent: Agent) -> bool:

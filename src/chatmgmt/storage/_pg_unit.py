@@ -20,6 +20,7 @@ from ..assignment._load import (
     forced,
     moved_inactive,
     released,
+    takes_claim,
     touched,
 )
 from ..errors import PreconditionFailed
@@ -260,12 +261,7 @@ def _apply_op(ns: bytes, change: Change, notify: bool) -> Gen[Applied]:
     if isinstance(claim, Claim):
         agent_id = claim.agent_id
         load = loads.get(agent_id)
-        if load is None or not (
-            claim.force
-            or cid in load.chats
-            or cid in load.inactive
-            or (fits_claim(load, claim, now) and agent_id != release)
-        ):
+        if load is None or not takes_claim(load, claim, cid, release, now):
             raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id, census=census)
     pick: AgentId | None = None
     if isinstance(claim, RankedClaim):

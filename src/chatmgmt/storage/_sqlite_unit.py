@@ -28,6 +28,7 @@ from ..assignment._load import (
     forced,
     moved_inactive,
     released,
+    takes_claim,
     touched,
 )
 from ..errors import PreconditionFailed, StorageError
@@ -167,12 +168,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
             agent_id = claim.agent_id
             load = load_of(row, at)
             at += len(LOAD_COLUMNS)
-            if load is None or not (
-                claim.force
-                or cid in load.chats
-                or cid in load.inactive
-                or (fits_claim(load, claim, now) and agent_id != release)
-            ):
+            if load is None or not takes_claim(load, claim, cid, release, now):
                 raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id, census=census)
         elif isinstance(claim, RankedClaim):
             excluded = claim.excluded if release is None else claim.excluded | {release}

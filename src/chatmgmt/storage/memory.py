@@ -32,6 +32,7 @@ from ..assignment._load import (
     moved_inactive,
     rank_entry_function,
     released,
+    takes_claim,
     touched,
     updated_agent,
 )
@@ -805,12 +806,7 @@ class MemoryStorage:
                 if isinstance(claim, Claim):
                     picked = claim.agent_id
                     load = loads.get(picked)
-                    if load is None or not (
-                        claim.force
-                        or chat_id in load.chats
-                        or chat_id in load.inactive
-                        or (fits_claim(load, claim, change.now) and picked != release)
-                    ):
+                    if load is None or not takes_claim(load, claim, chat_id, release, change.now):
                         raise PreconditionFailed(
                             "agent_unavailable", chat_id, agent_id=picked, census=census
                         )
