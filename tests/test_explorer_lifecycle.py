@@ -348,3 +348,40 @@ def test_the_customer_message_resumes_c1_in_the_resume_world() -> None:
     assert chat.hold is not None and chat.hold["resumed_by"] == "customer"
     ann = m.storage.agents.get(AgentId("ann"))
     assert ann is not None and ann.chats == {"c1", "c3"}
+
+
+# regression (found by the process hammer's end check, FIFO): a chat that began in a bot's
+# stage and was sent back to a queue after its handoff was ordered by its creation, so the
+# time with the bot counted as waiting and it went ahead of chats that were waiting for a
+# person before its handoff. It is now ordered by its handoff (first_arrival), and the FIFO
+# invariant reads a handed-off chat's arrival the same way.
+def test_a_handed_off_chat_sent_back_keeps_its_place_from_the_handoff() -> None:
+    m = hold_world()  # ann and bob full in g, c3 queued in queue/g (created at 3), cat free
+    m.open_chat(CustomerInfo(name="b"), skill_group="g", chat_id="b1", bot="faq-bot", now=1.0)
+    m.open_chat(CustomerInfo(name="c4"), skill_group="g", chat_id="c4", now=5.0)
+    m.handoff("b1", reason="human", skill_group="h", by="faq-bot", now=10.0)
+    assert m.get_chat("b1").agent_id == "cat"
+    m.transfer("b1", to_group="g", now=20.0)  # back to a queue: behind c3 and c4
+    order = [str(c) for c, _score in m.storage.queues.peek("queue/g", 10)]
+    assert order == ["c3", "c4", "b1"], order
+    assert find_violations(m.storage) == []
+
+
+def test_the_fifo_invariant_reads_a_handoff_as_the_arrival() -> None:
+    """A handed-off chat put ahead of a chat that waited before its handoff is reported."""
+    from chatmgmt.model import evolve
+    from chatmgmt.ports import Change, QueuePush
+
+    m = hold_world()
+    m.open_chat(CustomerInfo(name="b"), skill_group="g", chat_id="b1", bot="faq-bot", now=1.0)
+    m.open_chat(CustomerInfo(name="c4"), skill_group="g", chat_id="c4", now=5.0)
+    m.handoff("b1", reason="human", skill_group="g", by="faq-bot", now=10.0)
+    b1 = m.get_chat("b1")
+    moved = evolve(b1, queued_at=20.0, version=b1.version + 1)  # requeued at 20, scored at 1
+    m.storage.apply(
+        Change(
+            b1.id, b1.version, 20.0, chat=moved, remove=("queue/g",), push=QueuePush("queue/g", 1.0)
+        )
+    )
+    found = find_violations(m.storage)
+    assert any(v.startswith("FIFO: in 'queue/g' (priority 0) 'b1'") for v in found), found

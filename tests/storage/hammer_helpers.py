@@ -1,11 +1,15 @@
 """The process hammer and the kill -9 run: workers, a record sampler and the invariants.
 
 Workers are separate processes, each a :class:`~chatmgmt.ChatManager` over its own connection
-to one shared store, running a seeded random mix (open, message, end, abandon, transfer to a
-group and to an agent, agent offline/online, reception limit 2→1→2, ``tick()``, and a periodic
-``reconcile()``). A :class:`Sampler` thread reads the stored **chat records** (with the agents
-and the queue entries, in one consistent read) every few milliseconds and checks them while the
-workers run; :func:`check_end` checks the full invariants once they stopped.
+to one shared store, running a seeded random mix (open, some chats in a bot's stage first,
+message, end, abandon, transfer to a group and to an agent, hold and resume, the bot's handoff,
+agent offline/online, reception limit 2→1→2, ``tick()`` — which also closes chats left on hold
+and hands off bot chats that stayed too long — and a periodic ``reconcile()``; in Always On
+Mode, :data:`ALWAYS_ON_SETTINGS`, also reopening ended chats to the pool or the last agent and
+customers' messages reopening them). A :class:`Sampler` thread reads the stored **chat
+records** (with the agents and the queue entries, in one consistent read) every few
+milliseconds and checks them while the workers run; :func:`check_end` checks the full
+invariants once they stopped.
 
 Agents and limits. Six agents over two groups (two of them in both). ``a0`` (limit 1), ``a1``,
 ``a3`` (limit 2) and ``a4`` (limit 1) keep their limits; ``a2`` and ``a5`` are *flexible*:
@@ -36,6 +40,7 @@ from chatmgmt import ChatManager
 from chatmgmt.assignment import agent_queue, pool_name, queue_name
 from chatmgmt.assignment._load import cost, fits
 from chatmgmt.errors import ChatMgmtError, PreconditionFailed
+from chatmgmt.lifecycle import on_hold, resumed_at
 from chatmgmt.model import (
     Agent,
     AgentId,
@@ -74,9 +79,18 @@ CAPS = {a: (2 if a in FLEXIBLE else lim) for a, (_g, lim) in AGENTS.items()}
 the highest limit it has during the run (chats held when a limit is lowered stay)."""
 
 SETTINGS: dict[str, Any] = {
-    # short deadlines so that tick() has work: queue timeouts, auto-transfers, inactivity ends
+    # short deadlines so that tick() has work: queue timeouts, auto-transfers, inactivity ends,
+    # the close of a chat left on hold and the bot stage's handoff limit. Held chats do not
+    # count toward the limit (the default), so every hold and resume moves a slot.
     "assignment": {"queue": {"max_wait_s": 1.5, "on_limit": "end"}, "auto_transfer_s": 0.6},
-    "end_of_chat": {"warn_after_s": 0.5, "end_after_s": 1.2},
+    "end_of_chat": {"warn_after_s": 0.5, "end_after_s": 1.2, "hold_close_after_s": 1.0},
+    "bot": {"handoff_after_s": 0.8},
+}
+ALWAYS_ON_SETTINGS: dict[str, Any] = {
+    # Always On: no queue, chats wait unassigned in pools and never time out; ended chats are
+    # reopened (to the pool or the last agent) by the workers and by customers' messages
+    "reception_mode": "always_on",
+    "bot": {"handoff_after_s": 0.8},
 }
 
 WAITING = (ChatState.QUEUED, ChatState.UNASSIGNED)
@@ -129,9 +143,9 @@ def setup_agents(storage: Storage) -> None:
         )
 
 
-def restore_agents(storage: Storage) -> ChatManager:
+def restore_agents(storage: Storage, settings: dict[str, Any] | None = None) -> ChatManager:
     """Every agent ONLINE at its final limit (each change drains), then reconcile + tick."""
-    manager = ChatManager(storage=storage, settings=ChatSettings.coerce(SETTINGS))
+    manager = ChatManager(storage=storage, settings=ChatSettings.coerce(settings or SETTINGS))
     for aid in AGENTS:
         manager.set_reception_limit(aid, FINAL_LIMITS[aid])
         manager.set_agent_status(aid, AgentStatus.ONLINE)
@@ -173,8 +187,10 @@ def hammer_worker(
     seed: int,
     counts: Any,
     log_dir: str,
+    settings: dict[str, Any] | None = None,
 ) -> None:
-    """Run ``ops`` operations of the mix (``ops <= 0``: until killed).
+    """Run ``ops`` operations of the mix (``ops <= 0``: until killed) under ``settings``
+    (:data:`SETTINGS` by default; :data:`ALWAYS_ON_SETTINGS` adds reopens to the mix).
 
     ``counts`` is a shared array of chats opened per worker (chat ids ``w<worker>-<n>``, so a
     worker acts on the others' chats too and a restarted worker continues the numbering).
@@ -184,8 +200,10 @@ def hammer_worker(
     refusals: Counter[str] = Counter()
     storage: Any = CountingStorage(factory(), refusals)
     rng = random.Random(seed)
+    settings = settings or SETTINGS
+    always_on = settings.get("reception_mode") == "always_on"
     manager = ChatManager(
-        storage=storage, settings=ChatSettings.coerce(SETTINGS), rng=random.Random(seed + 1)
+        storage=storage, settings=ChatSettings.coerce(settings), rng=random.Random(seed + 1)
     )
     tally: Counter[str] = Counter()
     fd = os.open(
@@ -216,21 +234,54 @@ def hammer_worker(
             if target is None:
                 return
             chat = manager.get_chat(target)
-            if chat.state.is_open:
+            if chat.state.is_open or (always_on and chat.state is ChatState.ENDED):
                 break
         else:
             return
         pick_state(target, chat)
 
+    def reopen(target: str) -> None:
+        """An ended Always On chat: reopened by a person (to the pool or its last agent) or
+        by its customer's message."""
+        r = rng.random()
+        if r < 0.4:
+            manager.send_message(target, "one more thing", role=MessageRole.CUSTOMER, sender="x")
+            tally["reopen.message"] += 1
+            return
+        to = "last_agent" if r < 0.7 else "pool"
+        chat = manager.reopen(target, to=to, by="admin")
+        tally[f"reopen.{to}"] += 1
+        tally[f"reopen.{to}.{chat.state.value}"] += 1
+
+    def hold_or_resume(target: str, chat: Chat) -> None:
+        if on_hold(chat):
+            manager.resume_chat(target, by=str(chat.agent_id))
+            tally["resume"] += 1
+        else:
+            manager.hold_chat(target, by=str(chat.agent_id), reason="checking")
+            tally["hold"] += 1
+
     def pick_state(target: str, chat: Chat) -> None:
         r = rng.random()
-        if r < 0.2:
+        if chat.state is ChatState.ENDED:
+            reopen(target)
+        elif on_hold(chat) and r < 0.5:
+            hold_or_resume(target, chat)
+        elif chat.state is ChatState.BOT and r < 0.7:
+            manager.handoff(target, reason="human", fields={"w": index}, by="faq-bot")
+            tally["handoff"] += 1
+        elif r < 0.2:
             role = rng.choice((MessageRole.CUSTOMER, MessageRole.AGENT))
             manager.send_message(target, f"hello {r}", role=role, sender="x")
             tally["message"] += 1
         elif chat.state is not ChatState.ACTIVE:
-            manager.abandon(target)
+            if always_on:  # the customer who leaves ends an Always On chat
+                manager.end_chat(target, reason=EndReason.CUSTOMER, by="customer")
+            else:
+                manager.abandon(target)
             tally["abandon"] += 1
+        elif r < 0.36:
+            hold_or_resume(target, chat)
         elif r < 0.6:
             manager.end_chat(target, reason=EndReason.AGENT)
             tally["end"] += 1
@@ -258,6 +309,7 @@ def hammer_worker(
                 CustomerInfo(channel=rng.choice(CHAT_CHANNELS), partner_id=f"p{index}-{n % 7}"),
                 skill_group=rng.choice(GROUPS),
                 chat_id=chat_id,
+                bot="faq-bot" if rng.random() < 0.15 else None,
             )
             _log_line(fd, chat_id)
             tally["open"] += 1
@@ -456,7 +508,10 @@ def check_snapshot(snapshot: Snapshot, caps: dict[str, int]) -> tuple[list[str],
     """The invariants that hold at every instant; returns (violations, observations).
 
     * no agent holds more ACTIVE chat records than ``caps`` (in units of its channel weights),
-      nor more of a channel than its limit for that channel;
+      nor more of a channel than its limit for that channel. Chats on hold do not count (they
+      sit in the agent's uncounted chats); a chat that counts again after its hold may take
+      the agent over its limit (docs/lifecycle.md, *Limit rule*), so resumed chats are left out
+      of this bound: every other counted chat came by a claim below the limit;
     * no chat is held by two agents, and an ACTIVE chat is held by its agent exactly
       (the load counters equal the chat records);
     * every waiting chat has a queue and is in it exactly once; every entry is a waiting chat
@@ -477,7 +532,9 @@ def check_snapshot(snapshot: Snapshot, caps: dict[str, int]) -> tuple[list[str],
     for load in loads:
         aid = load.agent.id
         mine = active.get(aid, set())
-        counted = {c for c in mine if c in load.chats}
+        # the chats that count and came by a claim below the limit; a chat counted again after
+        # a hold (resumed with this agent) may take it over the limit (the limit rule)
+        counted = {c for c in mine if c in load.chats and resumed_at(by_id[c]) is None}
         units = cost(load.agent, (by_id[c].channel for c in counted))
         if units > caps.get(aid, load.agent.reception_limit):
             bad.append(f"{aid} holds {len(counted)} ACTIVE chats ({units}): {sorted(counted)}")
@@ -511,7 +568,14 @@ def check_snapshot(snapshot: Snapshot, caps: dict[str, int]) -> tuple[list[str],
             elif chat.id not in queues.get(home, ()):
                 bad.append(f"{chat.id} {chat.state.value} missing from {home}")
     states = Counter(c.state.value for c in chats)
-    return bad, {"at_limit": at_limit, "queued": states["queued"], "active": states["active"]}
+    held = sum(map(on_hold, chats))
+    return bad, {
+        "at_limit": at_limit,
+        "queued": states["queued"] + states["unassigned"],
+        "active": states["active"],
+        "held": held,
+        "bot": states["bot"],
+    }
 
 
 def check_end(storage: Storage, snapshot: Snapshot, opened: Iterable[str]) -> dict[str, int]:
@@ -558,9 +622,30 @@ def check_end(storage: Storage, snapshot: Snapshot, opened: Iterable[str]) -> di
     except ImportError:
         pass
     else:
-        check_invariants(storage, opened=opened, drained=True, queues=all_queues())
+        check_invariants(
+            storage,
+            opened=opened,
+            drained=True,
+            queues=all_queues(),
+            count_on_hold=False,
+            allowance=resumed_allowance(snapshot),
+        )
     states = Counter(c.state.value for c in chats)
     return {"chats": len(chats), "opened": len(opened), **states}
+
+
+def resumed_allowance(snapshot: Snapshot) -> dict[str, int]:
+    """Agents holding a chat counted again after its hold: the units they count now (the
+    limit rule lets a resume take an agent over its limit; the end check then bounds them by
+    what they hold, and :func:`check_snapshot` checks their claimed chats alone)."""
+    chats, loads, _queues = snapshot
+    by_id = {c.id: c for c in chats}
+    out: dict[str, int] = {}
+    for load in loads:
+        mine = [by_id[c] for c in load.chats if c in by_id]
+        if any(resumed_at(c) is not None for c in mine):
+            out[load.agent.id] = cost(load.agent, (c.channel for c in mine))
+    return out
 
 
 class Sampler:
@@ -576,6 +661,8 @@ class Sampler:
         self.samples = 0
         self.at_limit = 0
         self.queued_seen = 0
+        self.held_seen = 0
+        self.bot_seen = 0
         self.errors: list[str] = []
         self._ids: set[str] = set()
         self._stop = threading.Event()
@@ -599,6 +686,8 @@ class Sampler:
             self.samples += 1
             self.at_limit += obs["at_limit"]
             self.queued_seen += obs["queued"]
+            self.held_seen += obs["held"]
+            self.bot_seen += obs["bot"]
             time.sleep(self.period_s)
 
     def __enter__(self) -> Sampler:

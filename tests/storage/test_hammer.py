@@ -30,6 +30,8 @@ import pytest
 from chatmgmt.storage.redis import RedisStorage
 from chatmgmt.storage.sqlite import SQLiteStorage
 from storage.hammer_helpers import (
+    ALWAYS_ON_SETTINGS,
+    SETTINGS,
     Sampler,
     Snapshot,
     check_end,
@@ -119,22 +121,47 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         b.close()
 
 
-def _assert_contended(tally: Any, refusals: Any, sampler: Sampler) -> None:
+def _assert_contended(
+    tally: Any, refusals: Any, sampler: Sampler, *, always_on: bool = False
+) -> None:
     """The run must have exercised the races it claims to survive."""
     assert sum(refusals.values()) > 0, f"no precondition ever refused: {dict(refusals)}"
-    assert tally["open.queued"] > 0, f"no chat was ever queued: {dict(tally)}"
+    waiting = "open.unassigned" if always_on else "open.queued"
+    assert tally[waiting] > 0, f"no chat ever waited: {dict(tally)}"
     assert tally["transfer.group"] > 0 and tally["transfer.agent.try"] > 0, dict(tally)
     assert tally["reconcile"] > 0 and tally["tick"] > 0, dict(tally)
     assert tally["limit.1"] > 0 and tally["status.offline"] > 0, dict(tally)
+    assert tally["hold"] > 0 and tally["resume"] > 0, dict(tally)
+    assert tally["open.bot"] > 0 and tally["handoff"] > 0, dict(tally)
+    if always_on:
+        assert tally["reopen.pool"] > 0 and tally["reopen.last_agent"] > 0, dict(tally)
+        assert tally["reopen.message"] > 0, dict(tally)
     assert sampler.samples > 10, sampler.samples
     assert sampler.at_limit > 0, "the sampler never saw an agent at its limit"
-    assert sampler.queued_seen > 0, "the sampler never saw a queued chat"
+    assert sampler.queued_seen > 0, "the sampler never saw a waiting chat"
+    assert sampler.held_seen > 0, "the sampler never saw a chat on hold"
+    assert sampler.bot_seen > 0, "the sampler never saw a chat in the bot stage"
 
 
 def test_process_hammer(backend: Backend, tmp_path: Path) -> None:
     """4 processes × the mix; the sampler and the end check find no violation."""
+    _hammer(backend, tmp_path, hammer_ops(250), SETTINGS)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_process_hammer_always_on(kind: str, tmp_path: Path) -> None:
+    """The mix in Always On Mode: chats wait in pools, and ended chats are reopened (to the
+    pool or their last agent, by a person or by the customer's message) while the others
+    run; the sampler and the end check find no violation."""
+    b = _make(kind, tmp_path)
+    try:
+        _hammer(b, tmp_path, hammer_ops(150), ALWAYS_ON_SETTINGS)
+    finally:
+        b.close()
+
+
+def _hammer(backend: Backend, tmp_path: Path, ops: int, settings: dict[str, Any]) -> None:
     setup_agents(backend.storage)
-    ops = hammer_ops(250)
     ctx = multiprocessing.get_context("spawn")
     counts = ctx.Array("i", WORKERS)
     log_dir = str(tmp_path / "log")
@@ -142,7 +169,7 @@ def test_process_hammer(backend: Backend, tmp_path: Path) -> None:
     procs = [
         ctx.Process(
             target=hammer_worker,
-            args=(backend.factory, i, ops, 100 + i, counts, log_dir),
+            args=(backend.factory, i, ops, 100 + i, counts, log_dir, settings),
             daemon=True,
         )
         for i in range(WORKERS)
@@ -159,10 +186,12 @@ def test_process_hammer(backend: Backend, tmp_path: Path) -> None:
     assert not sampler.violations, "\n".join(sampler.violations[:20])
     print(
         f"tally={dict(tally)} refusals={dict(refusals)} samples={sampler.samples} "
-        f"at_limit={sampler.at_limit} queued_seen={sampler.queued_seen}"
+        f"at_limit={sampler.at_limit} queued_seen={sampler.queued_seen} "
+        f"held_seen={sampler.held_seen} bot_seen={sampler.bot_seen}"
     )
-    _assert_contended(tally, refusals, sampler)
-    restore_agents(backend.storage)
+    always_on = settings is ALWAYS_ON_SETTINGS
+    _assert_contended(tally, refusals, sampler, always_on=always_on)
+    restore_agents(backend.storage, settings)
     stats = check_end(backend.storage, backend.snapshot(), read_opened(log_dir))
     assert stats["opened"] == tally["open"] > 0, (stats, dict(tally))
     _census_agrees(backend)
@@ -258,7 +287,7 @@ def test_the_checks_see_a_broken_store() -> None:
     from chatmgmt.ports import Change, QueuePush
     from chatmgmt.settings import ChatSettings
     from chatmgmt.storage.memory import MemoryStorage
-    from storage.hammer_helpers import CAPS, SETTINGS, check_snapshot, memory_snapshot
+    from storage.hammer_helpers import CAPS, check_snapshot, memory_snapshot
 
     storage = MemoryStorage()
     setup_agents(storage)

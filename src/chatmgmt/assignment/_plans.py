@@ -13,7 +13,7 @@ from ..model import AgentId, Chat, ChatState, Message, ReceptionMode, Timer, cop
 from ..ports import Census, QueuePush
 from ..settings import ChatSettings
 from ..webhook import _payloads as payloads
-from ._routing import queue_score
+from ._routing import first_arrival, queue_score
 
 __all__ = ["WAITING", "plan_assignment", "plan_queue"]
 
@@ -112,7 +112,7 @@ def plan_queue(
     )
     changes["queue"] = queue
     queued_at = changes.get("queued_at", chat.queued_at)
-    arrived = chat.created_at if requeue else (now if queued_at is None else queued_at)
+    arrived = first_arrival(chat) if requeue else (now if queued_at is None else queued_at)
     score = queue_score(arrived, chat.priority, qsettings.priority_step_s)
     out: Items = [*items]
     if realtime:

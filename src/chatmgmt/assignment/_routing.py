@@ -122,6 +122,20 @@ def queue_score(enqueued_at: float, priority: int, priority_step_s: float) -> fl
     return enqueued_at - priority * priority_step_s
 
 
+def first_arrival(chat: Chat) -> float:
+    """When ``chat`` first came to wait for a person: its creation, or for a chat that began
+    in a bot's stage its handoff (time with the bot is not waiting for an agent). A chat sent
+    back to a queue is ordered by this, so it keeps the place it had and goes ahead of no
+    chat that was waiting for a person before it was."""
+    bot = chat.bot
+    handoff = bot.get("handoff") if bot is not None else None
+    if isinstance(handoff, dict):
+        at = handoff.get("at")
+        if isinstance(at, (int, float)):
+            return float(at)
+    return chat.created_at
+
+
 def estimate_wait_s(position: int, census: Census, handle_s: float) -> float:
     """Expected wait of the chat at 0-based ``position``: chats ahead over the service rate.
 

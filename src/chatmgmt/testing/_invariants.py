@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 
 from ..assignment import agent_queue, pool_name, queue_name
 from ..assignment._load import cost, counts_toward_limit, fits, in_group
+from ..assignment._routing import first_arrival
 from ..lifecycle._hold import on_hold
 from ..model import AgentId, AgentLoad, Chat, ChatId, ChatState
 from ..ports import Storage
@@ -89,9 +90,11 @@ def _over_fairness(aid: AgentId, chats: Iterable[Chat], most: int, window_s: flo
 
 
 def _arrivals(chat: Chat) -> tuple[float, float]:
-    """When the chat was queued and when it was created (the two orders a queue may keep)."""
+    """When the chat was queued and when it first waited for a person (the two orders a
+    queue may keep: a chat sent back keeps its place by the second, which is its creation, or
+    its handoff for a chat that began in a bot's stage)."""
     queued = chat.created_at if chat.queued_at is None else chat.queued_at
-    return queued, chat.created_at
+    return queued, first_arrival(chat)
 
 
 def find_violations(
@@ -135,8 +138,9 @@ def find_violations(
     * **counters**: each agent's ``load.chats | load.inactive`` is exactly the set of ACTIVE
       and OFFERED chats with that ``agent_id`` (and no such chat names an unknown agent);
     * **FIFO**: in one queue, among chats of equal priority, no chat is ahead of one that
-      arrived before it both by when it was queued and by when it was created (a transfer
-      back keeps the place it had by creation; a new chat is placed by when it was queued);
+      arrived before it both by when it was queued and by when it first waited for a person
+      (a transfer back keeps the place it had by creation, or by its handoff for a chat that
+      began in a bot's stage; a new chat is placed by when it was queued);
     * **drained** (only with ``drained=True``, i.e. once a drain has run): no waiting chat
       has an eligible agent — ONLINE, room for the chat's channel (its weight below the limit,
       below the limit of that channel), not in the chat's ``excluded`` and, with
