@@ -13,6 +13,15 @@ from chatmgmt.testing import ManualClock, sequential_ids
 
 def standard_world(settings: ChatSettings, storage: Storage | None = None) -> ChatManager:
     """A manager over ``storage`` (a new memory store when None) holding the standard world."""
+    m = standard_agents(settings, storage)
+    for i in (1, 2, 3):
+        m.open_chat(CustomerInfo(name=f"c{i}"), skill_group="g", chat_id=f"c{i}", now=float(i))
+    return m
+
+
+def standard_agents(settings: ChatSettings, storage: Storage | None = None) -> ChatManager:
+    """A manager with the standard world's agents and no chat: ann and bob (group g, limit 1)
+    and cat (group h, limit 1) ONLINE, dan (group g, limit 1) OFFLINE."""
     m = ChatManager(
         storage, settings, rng=random.Random(7), ids=sequential_ids(), clock=ManualClock(100.0)
     )
@@ -23,6 +32,4 @@ def standard_world(settings: ChatSettings, storage: Storage | None = None) -> Ch
         ("dan", {"g"}, AgentStatus.OFFLINE),
     ):
         m.register_agent(Agent(name, skill_groups=groups, status=status, reception_limit=1), now=0)
-    for i in (1, 2, 3):
-        m.open_chat(CustomerInfo(name=f"c{i}"), skill_group="g", chat_id=f"c{i}", now=float(i))
     return m

@@ -17,37 +17,35 @@ operation also reaches for:
   to ann (full: the fallback puts it in pool/g behind c3) while the others free or fill ann's
   slot and the pool.
 
-Besides the invariants, each run's end is checked on the chat the lifecycle operation moved
-(:func:`settled`): held chats keep their slot where their record says (counted exactly when
-neither on hold nor inactive), a handed-off chat waits, is active or was left by the customer
-in the group it was handed to, and a reopened chat is never left ENDED by a reopen that lost.
+Besides the invariants (held and inactive chats not counting), every call that writes is
+checked for each active chat's slot sitting where its record says (counted exactly when
+neither on hold nor inactive), and each run's end for the chat the lifecycle operation moved
+(``FINAL``; both through ``invariant_with`` of tests/test_explorer_hold.py): a held chat keeps
+its hold record, a resumed one is not left on hold, a handed-off chat waits or is active in
+its group with its handoff context, a reopened chat is never left ENDED by a reopen that lost.
 Sizes follow ``CHATMGMT_EXPLORE_SCALE`` as the other explorer tests.
 """
 
 from __future__ import annotations
 
-import functools
-import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from chatmgmt import Agent, AgentStatus, ChatManager, ChatSettings, CustomerInfo
+from chatmgmt import ChatManager, ChatSettings, CustomerInfo
 from chatmgmt.assignment import pool_name
 from chatmgmt.model import AgentId, ChatId, ChatState, EndReason, MessageRole
 from chatmgmt.ports import Storage
 from chatmgmt.testing import (
-    ManualClock,
     Operation,
     crash_points,
     explore,
     find_violations,
-    sequential_ids,
 )
-from explorer_world import standard_world
+from explorer_world import standard_agents, standard_world
 from test_explorer import OPERATIONS, SCALE
-from test_explorer_hold import slot_places
+from test_explorer_hold import invariant_with
 
 UNCOUNTED = {"assignment": {"on_hold_chats_count": False, "inactive_chats_count": False}}
 REAL_TIME = ChatSettings.from_dict(UNCOUNTED)
@@ -81,16 +79,7 @@ def reopen_world(storage: Storage | None = None) -> ChatManager:
     """Always On: ann served c0, which ended at 0.8; then the standard shape: ann and bob
     (group g, limit 1) hold c1 and c2, c3 waits unassigned in pool/g, cat (group h) is free,
     dan (group g) is OFFLINE."""
-    m = ChatManager(
-        storage, ALWAYS_ON, rng=random.Random(7), ids=sequential_ids(), clock=ManualClock(100.0)
-    )
-    for name, groups, status in (
-        ("ann", {"g"}, AgentStatus.ONLINE),
-        ("bob", {"g"}, AgentStatus.ONLINE),
-        ("cat", {"h"}, AgentStatus.ONLINE),
-        ("dan", {"g"}, AgentStatus.OFFLINE),
-    ):
-        m.register_agent(Agent(name, skill_groups=groups, status=status, reception_limit=1), now=0)
+    m = standard_agents(ALWAYS_ON, storage)
     m.open_chat(
         CustomerInfo(name="c0"), skill_group="g", designated_agent="ann", chat_id="c0", now=0.5
     )
@@ -148,32 +137,6 @@ def other_operations(world: str) -> dict[str, Operation]:
             lambda m: m.end_chat("c3", reason=EndReason.CUSTOMER, by="customer", now=12.0),
         )
     return ops
-
-
-def settled(
-    lifecycle: str,
-    storage: Storage,
-    *,
-    opened: Iterable[str] | None = None,
-    drained: bool = False,
-    allowance: Mapping[str, int] | None = None,
-    **_: Any,
-) -> list[str]:
-    """The invariants (held and inactive chats not counting) plus each active chat's slot in
-    its place after every call; at the end of a run, the lifecycle operation's chat checked on
-    its stored record."""
-    found = find_violations(
-        storage,
-        opened=opened,
-        drained=drained,
-        allowance=allowance,
-        count_inactive=False,
-        count_on_hold=False,
-    )
-    found.extend(slot_places(storage))
-    if drained:
-        found.extend(FINAL[lifecycle](storage))
-    return found
 
 
 def _chat(storage: Storage, chat_id: str) -> Any:
@@ -243,7 +206,7 @@ def test_each_lifecycle_operation_against_each_operation(lifecycle: str, other: 
     report = explore(
         world,
         [op, other_operations(lifecycle)[other]],
-        invariant=functools.partial(settled, lifecycle),
+        invariant=invariant_with(FINAL[lifecycle]),
         exhaustive_limit=200 * SCALE,
         random_runs=40 * SCALE,
         probes=4,
@@ -258,7 +221,7 @@ def test_each_lifecycle_operation_against_each_operation(lifecycle: str, other: 
 def test_the_worlds_hold_the_invariants_before_anything_runs(lifecycle: str) -> None:
     _op, world = LIFECYCLE[lifecycle]
     m = world()
-    assert settled(lifecycle, m.storage, opened=["c1", "c2", "c3"]) == []
+    assert invariant_with(FINAL[lifecycle])(m.storage, opened=["c1", "c2", "c3"]) == []
 
 
 @pytest.mark.parametrize("lifecycle", list(LIFECYCLE))
@@ -266,14 +229,9 @@ def test_each_crash_point_in_the_contended_world(lifecycle: str) -> None:
     """Each lifecycle operation abandoned after each of its storage calls in its world above:
     the invariants hold as left, and reconcile() + tick() find nothing to repair."""
     op, world = LIFECYCLE[lifecycle]
-    report = crash_points(world, op, invariant=settled_without_final, now=50.0)
+    report = crash_points(world, op, invariant=invariant_with(), now=50.0)
     report.assert_ok()
     assert report.points > 1 and report.repairs == {}
-
-
-def settled_without_final(storage: Storage, **kwargs: Any) -> list[str]:
-    found = find_violations(storage, count_inactive=False, count_on_hold=False, **kwargs)
-    return [*found, *slot_places(storage)]
 
 
 def test_the_final_checks_can_fail() -> None:
@@ -302,7 +260,7 @@ def test_a_handoff_and_a_transfer_race_for_cats_last_slot() -> None:
     holders: set[str] = set()
 
     def cat_holds_one(storage: Storage, **kwargs: Any) -> list[str]:
-        found = settled_without_final(storage, **kwargs)
+        found = invariant_with()(storage, **kwargs)
         if kwargs.get("drained"):
             held = [c.id for c in storage.chats.list(ChatState.ACTIVE) if c.agent_id == "cat"]
             if len(held) != 1:
@@ -329,7 +287,7 @@ def test_a_resumed_chat_counts_again_while_status_and_limit_race() -> None:
     report = explore(
         world,
         [op, OPERATIONS["limit"], OPERATIONS["status"]],
-        invariant=functools.partial(settled, "resume"),
+        invariant=invariant_with(_resumed),
         exhaustive_limit=0,
         random_runs=30 * SCALE,
         probes=1,
