@@ -1,4 +1,4 @@
-"""Generate the settings reference of ``docs/settings.md`` from the attrs classes of settings.py.
+"""Generate the settings reference of ``docs/settings.md`` from the settings attrs classes.
 
 :func:`render_settings_markdown` walks :class:`~chatmgmt.settings.ChatSettings` and prints one
 table per section: every setting's dotted path, type, default (as ``from_dict`` takes it), a
@@ -25,7 +25,8 @@ from typing import Any
 
 import attrs
 
-from .settings import _INVITATION_RULES, ChatSettings, SatisfactionSettings
+from .settings import ChatSettings, SatisfactionSettings
+from .settings._satisfaction import _INVITATION_RULES
 
 __all__ = ["BEGIN_MARKER", "END_MARKER", "render_settings_markdown", "update_settings_doc"]
 
@@ -200,7 +201,7 @@ def _rows(cls: type, prefix: str, out: list[str]) -> None:
 def render_settings_markdown() -> str:
     """The settings reference as Markdown: one table per section of :class:`ChatSettings`."""
     out: list[str] = [
-        "Generated from `chatmgmt/settings.py` by `python -m chatmgmt._settings_doc`; "
+        "Generated from `chatmgmt/settings/` by `python -m chatmgmt._settings_doc`; "
         "do not edit by hand.",
         "",
         "Paths: `a.b` is a field of a section, `a[]` an element of a list, `a.<group>` an entry "

@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 from .. import lifecycle as lc
 from .._plan import Items, Plan
-from .._settings_reopen import REOPEN_TARGETS
 from .._text import check_text
 from ..assignment import RouteRequest
 from ..assignment._reopen import plan_reopen
 from ..errors import PreconditionFailed, ValidationError
 from ..model import AgentId, AgentStatus, Chat, ChatId, ChatState, Message
 from ..ports import AgentStore
+from ..settings._reopen import REOPEN_TARGETS
 from ._base import RETRY, Retry
 from ._ops import Eff, call
 from ._pull import Pull

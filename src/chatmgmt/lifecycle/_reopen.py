@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._settings_reopen import ReopenSettings
 from ..errors import ReopenRefusedError
 from ..model import Chat, ChatState, ReceptionMode, evolve
 from ..ports import retention_start
 from ..settings import ChatSettings, resolve
+from ..settings._reopen import ReopenSettings
 from ._deadlines import track
 from ._state import ChatEvent, transition
 

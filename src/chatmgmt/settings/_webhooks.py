@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import attrs
 
-from ._secrets import webhook_secret_problem
-from ._settings_base import _fail, _need, _number
+from .._secrets import webhook_secret_problem
+from ._base import _fail, _need, _number
 
 __all__ = [
     "WebhookEndpoint",

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import attrs
 
-from ._settings_base import _need
-from ._settings_enums import (
+from .._text import id_problem, text_problem
+from ..model import Channel
+from ._base import _need
+from ._enums import (
     UnverifiedIdentity,
 )
-from ._text import id_problem, text_problem
-from .model import Channel
 
 __all__ = [
     "AutoSaveSettings",

@@ -1,6 +1,8 @@
 """The ``reopen`` settings section (Always On Mode): what a customer's message to an ended chat
-does, and for how long an ended chat may be opened again. Re-exported by :mod:`chatmgmt.settings`
-(its checks use the shared helpers there, imported when a section is built)."""
+does, and for how long an ended chat may be opened again.
+
+A piece of :mod:`chatmgmt.settings`, which re-exports :class:`ReopenSettings`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Any
 
 import attrs
 
-from ._settings_base import _need, _number
+from ._base import _need, _number
+from ._overrides import _check_with_overrides
 
 __all__ = ["REOPEN_TARGETS", "ReopenSettings"]
 
@@ -59,6 +62,4 @@ class ReopenSettings:
         _number(self.window_s, f"{path}.window_s", note="0: no limit")
 
     def __attrs_post_init__(self) -> None:
-        from .settings import _check_with_overrides
-
         _check_with_overrides(self, "reopen")

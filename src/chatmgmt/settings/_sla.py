@@ -1,8 +1,8 @@
 """The ``sla`` section of the settings tree: SLA policies (a piece of :mod:`chatmgmt.settings`).
 
-Kept in its own module so settings.py stays small; the section, its policies and their checks
-are re-exported by :mod:`chatmgmt.settings` (``SlaSettings``, ``SlaPolicy``) and take part in
-``ChatSettings.from_dict`` / ``to_dict`` and the generated settings reference like any section.
+The section, its policies and their checks are re-exported by :mod:`chatmgmt.settings`
+(``SlaSettings``, ``SlaPolicy``) and take part in ``ChatSettings.from_dict`` / ``to_dict`` and
+the generated settings reference like any section.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import attrs
 
-from ._settings_base import MAX_COUNT, _need, _number
+from ._base import MAX_COUNT, _need, _number
+from ._overrides import _check_with_overrides
 
 __all__ = ["SlaPolicy", "SlaSettings"]
 
@@ -125,6 +126,4 @@ class SlaSettings:
         return any(isinstance(o, Mapping) and o.get("policies") for o in overrides)
 
     def __attrs_post_init__(self) -> None:
-        from .settings import _check_with_overrides
-
         _check_with_overrides(self, "sla")

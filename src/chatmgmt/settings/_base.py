@@ -13,8 +13,8 @@ from typing import Any, cast
 
 import attrs
 
-from ._text import text_problem
-from .errors import SettingsError
+from .._text import text_problem
+from ..errors import SettingsError
 
 
 def _fail(path: str, problem: str) -> SettingsError:

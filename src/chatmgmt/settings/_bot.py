@@ -1,8 +1,7 @@
 """The ``bot`` settings section: the bot stage's own timeouts and its satisfaction rule.
 
-Kept apart from :mod:`chatmgmt.settings` (which re-exports :class:`BotSettings` and holds it in
-``ChatSettings.bot``); the override checks are that module's, looked up when a section is
-checked (the tree is fully loaded by then).
+A piece of :mod:`chatmgmt.settings`, which re-exports :class:`BotSettings` and holds it in
+``ChatSettings.bot``.
 """
 
 from __future__ import annotations
@@ -12,7 +11,8 @@ from typing import Any
 
 import attrs
 
-from ._settings_base import _number
+from ._base import _number
+from ._overrides import _check_with_overrides
 
 __all__ = ["BotSettings"]
 
@@ -50,6 +50,4 @@ class BotSettings:
         _number(self.handoff_after_s, f"{path}.handoff_after_s", note="0: no limit")
 
     def __attrs_post_init__(self) -> None:
-        from .settings import _check_with_overrides
-
         _check_with_overrides(self, "bot")

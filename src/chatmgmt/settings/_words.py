@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._settings_base import MAX_COUNT, _need, _number
+from ._base import MAX_COUNT, _need, _number
 
 __all__ = [
     "SensitiveWordSettings",
