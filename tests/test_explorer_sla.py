@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chatmgmt import Agent, AgentStatus, ChatManager, ChatSettings, CustomerInfo
-from chatmgmt.lifecycle import sla_timer
+from chatmgmt.lifecycle import on_hold, sla_timer
 from chatmgmt.model import ChatId, ChatState, MessageRole
 from chatmgmt.ports import Storage
 from chatmgmt.testing import (
@@ -97,6 +97,11 @@ def sla_held(
                 found.append(f"{chat_id} ended with an SLA timer")
         elif sla_timer(chat) is not None and timer is None:
             found.append(f"{chat_id}: a warning or breach is pending but no SLA timer is set")
+        paused = chat.sla.paused_since is not None
+        if paused != on_hold(chat):  # sla.pause_on_hold is on: paused exactly while on hold
+            found.append(f"{chat_id}: on hold {on_hold(chat)} but paused since {paused}")
+        if paused and timer is not None:
+            found.append(f"{chat_id} is on hold with an SLA timer (due {timer.due_at})")
         ended = [e for e in events if e.chat_id == chat_id and e.type == "chat.ended"]
         if ended and ended[-1].data["sla"] != chat.sla.figures():
             found.append(f"{chat_id}: chat.ended figures differ from the stored SLA")
@@ -117,6 +122,17 @@ CUSTOMER = Operation(
 )
 
 TAG = Operation("tag", lambda m: m.tag_chat("c1", "vip", by="sup", now=8.5))  # re-selects
+HOLD = Operation("hold", lambda m: m.hold_chat("c1", by="ann", now=7.5))  # after its due time
+RESUME = Operation("resume", lambda m: m.resume_chat("c1", by="ann", now=9.0))
+
+
+def build_held(storage: Storage | None = None) -> ChatManager:
+    """:func:`build` with c1 on hold since 2 (before its warning at 3.5): its clocks stand
+    still, and it has no SLA timer."""
+    m = build(storage)
+    m.hold_chat("c1", by="ann", now=2.0)
+    return m
+
 
 PAIRS = [
     (TICK, REPLY),
@@ -126,7 +142,11 @@ PAIRS = [
     (TICK, CUSTOMER),
     (TICK, TAG),
     (TAG, REPLY),
+    (TICK, HOLD),
+    (HOLD, REPLY),
+    (HOLD, TAG),
 ]
+HELD_PAIRS = [(TICK, RESUME), (RESUME, REPLY), (RESUME, END), (TICK, REPLY), (TICK, TRANSFER)]
 
 
 def test_the_world_holds_the_invariants() -> None:
@@ -142,6 +162,38 @@ def test_the_sla_timer_against_its_racers(a: Operation, b: Operation) -> None:
     )
     report.assert_ok()
     assert report.runs > 1 and report.longest > 2
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), HELD_PAIRS, ids=[f"held:{a.label}+{b.label}" for a, b in HELD_PAIRS]
+)
+def test_a_held_chats_paused_clocks_against_their_racers(a: Operation, b: Operation) -> None:
+    """c1 on hold (sla.pause_on_hold): the tick finds nothing of it due while it is held; the
+    resume, the agent's reply while held, the end and a transfer each end or keep the pause
+    in their own unit, and the breaches counted are the ones sent."""
+    report = explore(
+        build_held, [a, b], invariant=sla_held, exhaustive_limit=500, random_runs=40, probes=4
+    )
+    report.assert_ok()
+    assert report.runs > 1 and report.longest > 2
+
+
+def test_a_hold_racing_the_due_breach_sends_it_once() -> None:
+    """c1's first response was due at 6; held at 7.5 and ticked at 10: whichever commits
+    first sends the breach (the hold's unit sends a breach that happened before the hold),
+    exactly once, and the clock stays paused."""
+    breaches: set[int] = set()
+
+    def recorded(storage: Storage, **kwargs: Any) -> list[str]:
+        if kwargs.get("drained"):
+            chat = storage.chats.get(ChatId("c1"))
+            assert chat is not None and chat.sla is not None and chat.sla.first_response
+            breaches.add(chat.sla.first_response.breaches)
+        return sla_held(storage, **kwargs)
+
+    report = explore(build, [TICK, HOLD], invariant=recorded, exhaustive_limit=500)
+    report.assert_ok()
+    assert breaches == {1}
 
 
 def test_whichever_commits_first_raises_the_breach_once() -> None:
@@ -194,8 +246,15 @@ def test_the_invariant_catches_a_lost_breach_event() -> None:
     assert "sla.breached events" in " ".join(report.violations[0].messages)
 
 
-@pytest.mark.parametrize("op", [TICK, REPLY, END, TRANSFER, TAG], ids=lambda op: op.label)
+@pytest.mark.parametrize("op", [TICK, REPLY, END, TRANSFER, TAG, HOLD], ids=lambda op: op.label)
 def test_crash_points_leave_nothing_to_repair(op: Operation) -> None:
     report = crash_points(build, op, invariant=sla_held, now=60.0)
+    report.assert_ok()
+    assert report.points > 1 and report.repairs == {}
+
+
+@pytest.mark.parametrize("op", [RESUME, TICK], ids=lambda op: op.label)
+def test_crash_points_of_a_held_chat_leave_nothing_to_repair(op: Operation) -> None:
+    report = crash_points(build_held, op, invariant=sla_held, now=60.0)
     report.assert_ok()
     assert report.points > 1 and report.repairs == {}

@@ -22,7 +22,9 @@ class SlaClock:
     time). ``warned`` and ``late``: the running (or last) run's warning and breach went out.
     ``achieved_s`` is what the last finished run took (the longest run, for the next
     response), in the seconds the target counts; ``runs`` the finished runs; ``breaches``
-    the runs that breached.
+    the runs that breached. ``paused_s``: the seconds (in the seconds the target counts) the
+    running run spent paused while the chat was on hold (``sla.pause_on_hold``): its due
+    times lie that much later, and ``achieved_s`` leaves it out.
     """
 
     target_s: float
@@ -34,6 +36,7 @@ class SlaClock:
     achieved_s: float | None = None
     runs: int = 0
     breaches: int = 0
+    paused_s: float = 0.0
 
     @property
     def running(self) -> bool:
@@ -62,7 +65,9 @@ class SlaClock:
 class ChatSla:
     """The SLA policy that applies to a chat and its clocks (a target the policy does not set
     has no clock). ``business_hours``: the clocks count the business time of the calendar of
-    ``calendar_group`` (the chat's skill group when the policy was chosen)."""
+    ``calendar_group`` (the chat's skill group when the policy was chosen). ``paused_since``:
+    the clocks are paused since then, the chat being on hold (``sla.pause_on_hold``); None
+    while they run."""
 
     policy: str
     business_hours: bool = False
@@ -70,6 +75,7 @@ class ChatSla:
     first_response: SlaClock | None = None
     next_response: SlaClock | None = None
     resolution: SlaClock | None = None
+    paused_since: float | None = None
 
     def clocks(self) -> dict[str, SlaClock]:
         """The clocks the policy sets, by metric name."""

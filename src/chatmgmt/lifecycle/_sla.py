@@ -44,6 +44,7 @@ from ..model import Chat, ChatSla, ChatState, SlaClock, Timer, evolve, maker
 from ..settings import ChatSettings, SlaPolicy, SlaSettings, WorkingHours, resolve
 from ..webhook import _payloads as payloads
 from ..webhook._catalogue import EventType
+from ._hold import on_hold
 
 __all__ = [
     "SLA_METRICS",
@@ -84,13 +85,35 @@ def _hours(settings: ChatSettings, sla: ChatSla) -> WorkingHours | None:
 
 
 def _start(clock: SlaClock, at: float, hours: WorkingHours | None, warn_before: float) -> SlaClock:
+    fresh = evolve(clock, started_at=at, paused_s=0.0, warned=False, late=False)
+    return _timed(fresh, hours, warn_before)
+
+
+def _timed(clock: SlaClock, hours: WorkingHours | None, warn_before: float) -> SlaClock:
+    """The running clock's warning and due times: its target (and the warning's share of it)
+    counted from its start, plus the time it spent paused."""
+    at = clock.started_at
+    assert at is not None
+    extra = clock.paused_s
     if warn_before > 0:
         warn, due = business_deadlines(
-            hours, at, (clock.target_s * (1.0 - warn_before), clock.target_s)
+            hours, at, (clock.target_s * (1.0 - warn_before) + extra, clock.target_s + extra)
         )
     else:
-        warn, due = None, business_deadlines(hours, at, (clock.target_s,))[0]
-    return evolve(clock, started_at=at, due_at=due, warn_at=warn, warned=False, late=False)
+        warn, due = None, business_deadlines(hours, at, (clock.target_s + extra,))[0]
+    return evolve(clock, due_at=due, warn_at=warn)
+
+
+def _unpaused(
+    clock: SlaClock, since: float, until: float, hours: WorkingHours | None, warn_before: float
+) -> SlaClock:
+    """The running ``clock`` after a pause from ``since`` to ``until``: the paused part of its
+    run added to ``paused_s`` and its due times moved that much later."""
+    assert clock.started_at is not None
+    paused = business_seconds(hours, max(clock.started_at, since), until)
+    if paused <= 0:
+        return clock
+    return _timed(evolve(clock, paused_s=clock.paused_s + float(paused)), hours, warn_before)
 
 
 def _stop(
@@ -106,14 +129,19 @@ def _stop(
     """The clock stopped at ``at``: its figures, and ``sla.breached`` (into ``items``) when
     it stopped at or after its due time and its breach has not gone out."""
     assert clock.started_at is not None
-    changes: dict[str, Any] = {"started_at": None, "warn_at": None, "due_at": None}
+    changes: dict[str, Any] = {
+        "started_at": None,
+        "warn_at": None,
+        "due_at": None,
+        "paused_s": 0.0,
+    }
     if clock.due_at is not None and at >= clock.due_at and not clock.late:
         changes["late"] = True
         changes["warned"] = True
         changes["breaches"] = clock.breaches + 1
         items.append(_event(EventType.SLA_BREACHED, sla, metric, clock))
     if result:
-        took = float(business_seconds(hours, clock.started_at, at))
+        took = max(0.0, float(business_seconds(hours, clock.started_at, at)) - clock.paused_s)
         if metric == "next_response" and clock.achieved_s is not None:
             took = max(took, clock.achieved_s)  # the longest wait
         changes["achieved_s"] = took
@@ -147,7 +175,7 @@ def _select(settings: ChatSettings, sla: ChatSla | None, chat: Chat, now: float)
         if sla is None:
             return None
         stopped = {
-            m: evolve(c, started_at=None, warn_at=None, due_at=None)
+            m: evolve(c, started_at=None, warn_at=None, due_at=None, paused_s=0.0)
             for m, c in sla.clocks().items()
         }
         return evolve(sla, **stopped)
@@ -179,15 +207,22 @@ def _select(settings: ChatSettings, sla: ChatSla | None, chat: Chat, now: float)
         clocks[metric] = (
             clock if start is None else _start(clock, start, hours, section.warn_before)
         )
-    return ChatSla(policy.name, business, group, **clocks)
+    return ChatSla(
+        policy.name,
+        business,
+        group,
+        first_response=clocks["first_response"],
+        next_response=clocks["next_response"],
+        resolution=clocks["resolution"],
+    )
 
 
 def _restart(
     clock: SlaClock, at: float, hours: WorkingHours | None, warn_before: float
 ) -> SlaClock:
-    """The running clock on a new target or calendar: due times again, flags kept."""
-    moved = _start(clock, at, hours, warn_before)
-    return evolve(moved, warned=clock.warned, late=clock.late)
+    """The running clock on a new target or calendar: due times again (from its start, its
+    pauses counted), flags kept."""
+    return _timed(evolve(clock, started_at=at), hours, warn_before)
 
 
 def _human_start(chat: Chat) -> float:
@@ -253,8 +288,16 @@ def _advance(
     settings: ChatSettings, sla: ChatSla, old: Chat | None, new: Chat, items: Items, now: float
 ) -> ChatSla:
     hours = _hours(settings, sla)
+    section = resolve(settings.sla, channel=new.channel, group=new.skill_group or None)
     clocks = sla.clocks()
     before = dict(clocks)
+    paused = sla.paused_since
+    pause = section.pause_on_hold and on_hold(new)
+    if paused is not None and not pause:  # the hold ended (resumed, moved, ended): run again
+        for name, running in list(clocks.items()):
+            if running.started_at is not None:
+                clocks[name] = _unpaused(running, paused, now, hours, section.warn_before)
+        paused = None
     agent_at = _answered(old, new, "last_agent_message_at")
     customer_at = _answered(old, new, "last_customer_message_at")
     ended = new.state is ChatState.ENDED and (old is None or old.state is not ChatState.ENDED)
@@ -263,6 +306,8 @@ def _advance(
         for metric in ("first_response", "next_response"):
             clock = clocks.get(metric)
             if clock is not None and clock.started_at is not None:
+                if paused is not None:  # the agent answers while the chat is on hold
+                    clock = _unpaused(clock, paused, agent_at, hours, section.warn_before)
                 clocks[metric] = _stop(sla, metric, clock, agent_at, hours, items)
     nxt = clocks.get("next_response")
     first = clocks.get("first_response")
@@ -293,9 +338,23 @@ def _advance(
             if clock.started_at is not None:
                 done = metric == "resolution"
                 clocks[metric] = _stop(sla, metric, clock, at, hours, items, result=done)
-    if clocks == before:
+    if pause and paused is None:  # put on hold: the clocks stand still from now on
+        hold = new.hold or {}
+        since = hold.get("since")
+        paused = float(since) if isinstance(since, (int, float)) else now
+        for metric, clock in list(clocks.items()):  # a breach before the hold goes out with it
+            due = clock.due_at
+            if (
+                clock.started_at is not None
+                and due is not None
+                and due <= paused
+                and not clock.late
+            ):
+                items.append(_event(EventType.SLA_BREACHED, sla, metric, clock))
+                clocks[metric] = evolve(clock, late=True, warned=True, breaches=clock.breaches + 1)
+    if clocks == before and paused == sla.paused_since:
         return sla
-    return evolve(sla, **clocks)
+    return evolve(sla, paused_since=paused, **clocks)
 
 
 def sla_due(chat: Chat, now: float) -> tuple[ChatSla, Items] | None:
@@ -303,7 +362,7 @@ def sla_due(chat: Chat, now: float) -> tuple[ChatSla, Items] | None:
     breaches (``sla.breached``) and every one whose warning time passed is warned
     (``sla.warning``; not when it breaches at once), each once; None when nothing is due."""
     sla = chat.sla
-    if sla is None or chat.state is ChatState.ENDED:
+    if sla is None or chat.state is ChatState.ENDED or sla.paused_since is not None:
         return None
     items: Items = []
     clocks = sla.clocks()
@@ -325,7 +384,7 @@ def sla_timer(chat: Chat) -> Timer | None:
     """The chat's one SLA timer (kind :data:`SLA_TIMER`), at the earliest warning or breach
     still to go out of its running clocks; None when there is none."""
     sla = chat.sla
-    if sla is None or chat.state is ChatState.ENDED:
+    if sla is None or chat.state is ChatState.ENDED or sla.paused_since is not None:
         return None
     due: float | None = None
     for clock in (sla.first_response, sla.next_response, sla.resolution):

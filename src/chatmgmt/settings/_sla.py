@@ -82,7 +82,9 @@ class SlaSettings:
     ``warn_before``: the ``sla.warning`` event goes out when this fraction of a target is left
     (0: no warning). ``business_hours``: targets count business time of the chat's group
     calendar (``assignment.groups.<g>.hours`` or the tenant default ``assignment.hours``)
-    when it has one.
+    when it has one. ``pause_on_hold``: while a chat is on hold its clocks stand still (no
+    warning or breach falls due; the time on hold is not counted), as the SLA timers of
+    help desks stop while a ticket waits on the customer or a third party.
     """
 
     policies: tuple[SlaPolicy, ...] = attrs.field(
@@ -95,6 +97,10 @@ class SlaSettings:
     business_hours: bool = attrs.field(
         default=True,
         metadata={"doc": "Count business time of the chat's group calendar (when it has one)."},
+    )
+    pause_on_hold: bool = attrs.field(
+        default=True,
+        metadata={"doc": "A chat on hold pauses its SLA clocks (they resume with it)."},
     )
     channels: Mapping[str, Mapping[str, Any]] = attrs.field(
         factory=dict, metadata={"doc": "Overrides per channel: a partial sla section."}

@@ -181,11 +181,14 @@ def _chat_sla(draw: st.DrawFn, created: float, *, running: bool) -> ChatSla:
             return SlaClock(target, created, None, created + target, runs=runs, achieved_s=achieved)
         return SlaClock(target, achieved_s=achieved, runs=runs, breaches=draw(st.integers(0, runs)))
 
+    first, following, resolution = (clock() if draw(st.booleans()) else None for _ in range(3))
     return ChatSla(
         draw(_names),
         draw(st.booleans()),
         draw(st.just("") | _names),
-        *(clock() if draw(st.booleans()) else None for _ in range(3)),
+        first,
+        following,
+        resolution,
     )
 
 
