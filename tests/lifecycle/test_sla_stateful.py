@@ -3,7 +3,8 @@ two policies (one selected by a tag that comes and goes), in both reception mode
 after every step on the stored chats and the events: every breach a clock counts went out as
 exactly one sla.breached event, a target achieved late counts as breached, an ended chat has
 no running clock and its chat.ended figures are the stored ones, and a chat with a warning or
-breach still to raise has its SLA timer."""
+breach still to raise has its SLA timer. Holds come and go (``sla.pause_on_hold`` on): a
+chat's clocks are paused exactly while it is on hold, and a held chat has no SLA timer."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import hypothesis.strategies as st
 from hypothesis import settings
 from hypothesis.stateful import invariant, precondition, rule
 
-from chatmgmt import ChatState
+from chatmgmt import ChatManager, ChatSettings, ChatState
 from chatmgmt.errors import ChatMgmtError
-from chatmgmt.lifecycle import sla_timer
+from chatmgmt.lifecycle import on_hold, sla_timer
 from integration.test_stateful import LifecycleMachine
 
 
@@ -40,6 +41,40 @@ class SlaMachine(LifecycleMachine):
                 self.manager.untag_chat(chat_id, "vip", by="sup")
             else:
                 self.manager.tag_chat(chat_id, "vip", by="sup")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # held chats keep counting, so the base machine's slot checks hold as they are (the
+        # slot moves of uncounted holds are tests/lifecycle/test_hold_stateful.py's)
+        raw = self.manager.settings.to_dict()
+        raw["assignment"]["on_hold_chats_count"] = True
+        self.manager = ChatManager(
+            self.storage,
+            ChatSettings.from_dict(raw),
+            clock=self.clock,
+            rng=self.manager._core.rng,
+            event_sink=self.sink,
+        )
+
+    @precondition(lambda self: self.opened)
+    @rule(data=st.data(), resume=st.booleans())
+    def hold(self, data: st.DataObject, resume: bool) -> None:
+        chat = self.manager.get_chat(data.draw(st.sampled_from(self.opened)))
+        with contextlib.suppress(ChatMgmtError):
+            if resume:
+                self.manager.resume_chat(chat.id, by="ann")
+            else:
+                self.manager.hold_chat(chat.id, by=chat.agent_id or "x")
+
+    @invariant()
+    def paused_exactly_while_on_hold(self) -> None:
+        for chat in self.storage.chats.list():
+            assert chat.sla is not None
+            paused = chat.sla.paused_since is not None
+            assert paused == on_hold(chat), (chat.id, chat.state, chat.hold, chat.sla)
+            if paused:
+                assert sla_timer(chat) is None
+                assert self.storage.timers.get(f"{chat.id}:sla") is None
 
     @invariant()
     def every_breach_went_out_once(self) -> None:
