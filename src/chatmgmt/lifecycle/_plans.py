@@ -166,7 +166,9 @@ def plan_end(
     more: tuple[Message, ...] = ()
     timers: tuple[Timer, ...] = ()
     if not abandon:
-        eoc = resolve(settings.end_of_chat, channel=chat.channel, group=chat.skill_group or None)
+        eoc = settings.end_of_chat
+        if eoc.channels or eoc.groups:  # overrides exist: this chat's section
+            eoc = resolve(eoc, channel=chat.channel, group=chat.skill_group or None)
         prompt = eoc.timeout_prompt if reason is _INACTIVITY_END else eoc.end_prompt
         if reason is _HOLD_TIMEOUT:
             prompt = eoc.hold_close_prompt

@@ -233,9 +233,18 @@ class InviteRefusal(str, enum.Enum):
     """The customer was invited (for any chat) less than ``min_interval_s`` ago."""
 
 
+# read on every end: module globals (3.11 does not specialize class attribute reads)
+_ENDED = ChatState.ENDED
+_RATED_STATES = (ChatState.ACTIVE, ChatState.ENDED)  # the states a rating may be asked in
+_CHAT_END = InviteTrigger.CHAT_END
+_BY_AGENT = InviteTrigger.AGENT
+_NEVER_REPLIED = InviteRefusal.AGENT_NEVER_REPLIED
+_REFUSE = SecondRating.REFUSE
+
+
 def _window_closed(settings: SatisfactionSettings, chat: Chat, now: float) -> bool:
     return (
-        chat.state is ChatState.ENDED
+        chat.state is _ENDED
         and chat.ended_at is not None
         and now > chat.ended_at + settings.window_s
     )
@@ -275,25 +284,25 @@ def invitation_refusal(
         trigger = InviteTrigger(trigger)
     if not settings.enabled:
         return InviteRefusal.DISABLED
-    if chat.state not in (ChatState.ACTIVE, ChatState.ENDED) or attributed_agent(chat) is None:
+    if chat.state not in _RATED_STATES or attributed_agent(chat) is None:
         return InviteRefusal.NOT_SERVED
     tags = chat.tags
     if tags and settings.skip_tags and not tags.isdisjoint(settings.skip_tags):
         return InviteRefusal.SKIP_TAG
-    end = trigger is InviteTrigger.CHAT_END
+    end = trigger is _CHAT_END
     forced = end and bool(tags) and not tags.isdisjoint(settings.invite_tags)
     if end and (
-        chat.state is not ChatState.ENDED
+        chat.state is not _ENDED
         or (chat.end_reason not in settings.invite_on_end_reasons and not forced)
     ):
         return InviteRefusal.END_REASON
-    if trigger is InviteTrigger.AGENT and not settings.agent_may_invite:
+    if trigger is _BY_AGENT and not settings.agent_may_invite:
         return InviteRefusal.AGENT_MAY_NOT_INVITE
     if settings.skip_if_agent_never_replied and not forced and not _agent_replied(chat):
-        return InviteRefusal.AGENT_NEVER_REPLIED
+        return _NEVER_REPLIED
     if state.invitations >= settings.max_invitations:
         return InviteRefusal.MAX_INVITATIONS
-    if state.rating is not None and settings.second_rating is SecondRating.REFUSE:
+    if state.rating is not None and settings.second_rating is _REFUSE:
         return InviteRefusal.ALREADY_RATED
     if _window_closed(settings, chat, now):
         return InviteRefusal.WINDOW_CLOSED
@@ -410,13 +419,13 @@ def rate(
     if not settings.enabled:
         raise RatingRefusedError(chat.id, _DISABLED)
     agent = attributed_agent(chat)
-    if chat.state not in (ChatState.ACTIVE, ChatState.ENDED) or agent is None:
+    if chat.state not in _RATED_STATES or agent is None:
         raise RatingRefusedError(chat.id, _NOT_SERVED)
     if state.invitations == 0 and not settings.customer_initiated:
         raise RatingRefusedError(chat.id, _NOT_INVITED)
     if _window_closed(settings, chat, now):
         raise RatingRefusedError(chat.id, _WINDOW)
-    if state.rating is not None and settings.second_rating is SecondRating.REFUSE:
+    if state.rating is not None and settings.second_rating is _REFUSE:
         raise RatingRefusedError(chat.id, settings.refuse_message)
     scheme = resolve_scheme(settings, chat.skill_group)
     lvl, clean_tags, text, answer = validate_rating(
