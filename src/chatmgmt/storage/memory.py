@@ -16,6 +16,7 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -71,6 +72,7 @@ __all__ = ["MemoryDatabase", "MemoryStorage"]
 
 _T = TypeVar("_T")
 _ONLINE = AgentStatus.ONLINE  # read on every slot change: a global (cheaper than the member)
+_LENGTH = attrgetter("length")  # of a QueueHead
 
 
 class MemoryDatabase:
@@ -99,6 +101,11 @@ class _Space:
         self.messages: dict[ChatId, list[Message]] = {}
         self.sticky: dict[str, Sticky] = {}
         self.queues: dict[str, _Queue] = {}
+        # chats ever pushed into a queue, and per watched queues (Change.watch) whose heads
+        # were all empty: the pushes then and those heads (still right while nothing was
+        # pushed since: no other write makes a queue hold a chat)
+        self.pushes = 0
+        self.idle_heads: dict[tuple[str, ...], tuple[int, tuple[QueueHead, ...]]] = {}
         # unacknowledged events in append order, each as one flat tuple (_EventEntry: no
         # Event, no data dict; one whose data holds plain values only is then not tracked by
         # the collector), and the leases of those claimed (kept apart: a waiting event costs
@@ -216,6 +223,7 @@ class _Space:
             q = self.queues[queue] = _Queue()
         if chat_id in q.entries:
             return
+        self.pushes += 1
         q.seq += 1
         entry = (score, q.seq, chat_id)
         q.entries[chat_id] = entry
@@ -881,9 +889,24 @@ class MemoryStorage:
             if change.sticky is not None:
                 s.sticky[change.sticky.partner_id] = change.sticky
             s.append_events(events)
-            heads = tuple(self._queues.heads(change.watch)) if change.watch else ()
+            heads = self._watched(s, change.watch) if change.watch else ()
             gone = None if change.release is None else loads.get(change.release)
         return _new_applied(chat, picked, events, census, heads, gone)
+
+    def _watched(self, s: _Space, watch: Sequence[str]) -> tuple[QueueHead, ...]:
+        """The heads of the ``watch`` queues (under the lock): those of the last read when
+        they were all empty and no chat was pushed into any queue since (an end with nobody
+        waiting reads no queue)."""
+        key = watch if type(watch) is tuple else tuple(watch)
+        idle = s.idle_heads.get(key)
+        if idle is not None and idle[0] == s.pushes:
+            return idle[1]
+        heads = tuple(self._queues.heads(key))
+        if not any(map(_LENGTH, heads)):
+            if len(s.idle_heads) >= 4096:
+                s.idle_heads.clear()
+            s.idle_heads[key] = (s.pushes, heads)
+        return heads
 
     def aio(self) -> AsyncStorage:
         """The async face of this storage, sharing its state."""
