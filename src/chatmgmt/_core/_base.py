@@ -16,6 +16,7 @@ import os
 import random
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from .. import lifecycle as lc
@@ -319,7 +320,7 @@ class CoreBase:
             kept = self._opened
             if len(kept) >= 4096:
                 kept.clear()
-            kept[(new.id, version)] = tuple([t.key for t in timers])
+            kept[(new.id, version)] = tuple(map(_TIMER_KEY, timers))  # no Python frame
         if self.emits:
             yield from self.emit(applied.events)
         else:  # the same, without a generator per change
@@ -418,6 +419,7 @@ class CoreBase:
 
 
 _new_change = maker(Change)
+_TIMER_KEY = attrgetter("key")
 _SYSTEM = MessageRole.SYSTEM
 _APPLY = Storage.apply  # a global: cheaper to read than the Protocol's attribute
 

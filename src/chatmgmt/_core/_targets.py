@@ -277,7 +277,8 @@ class Targets(Ending):
             claim, reason, empty, census = yield from self.claim_for(target, chat, now, fresh=fresh)
             if claim is None:
                 break
-            reason.update(reason_extra or {})
+            if reason_extra:
+                reason.update(reason_extra)
             if transfer is not None:
                 reason["by"] = transfer
             agent = claim.agent_id if isinstance(claim, Claim) else PICKED
