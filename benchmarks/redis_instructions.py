@@ -16,6 +16,13 @@ Repeated runs of one tree differ by up to ~2 % on a loaded machine (the wall clo
 seeds pick different agents and change the JSON's length); compare medians of ``--repeats``.
 Needs ``valgrind`` and ``redis-server`` (``--redis-server PATH``: another build, e.g. one with
 symbols for ``callgrind_annotate``; ``--keep`` prints the dump files and keeps them).
+
+``--client``: the worker's instructions instead (``storage.redis.pair.client_instructions``):
+the same workload from one process holding ``--held`` chats (40 here unless given: one of the
+4-process benchmark's workers) on a plain private ``redis-server``, the worker under callgrind
+with the collector off after ``--warmup`` pairs (640 unless given); the count of a run doing
+``--pairs`` pairs (200 unless given) more minus the count of the same run doing none, over the
+pairs (``PYTHONHASHSEED=0``; repeated runs agree within ~0.1 %).
 """
 
 from __future__ import annotations
@@ -68,6 +75,67 @@ def _worker(url: str, held: int, warmup: int, pairs: int) -> None:
     subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
     block(pairs)
     subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
+
+
+def _client_worker(url: str, held: int, warmup: int, pairs: int) -> None:
+    """Set up, warm up, then ``pairs`` pairs with the collector off (run under callgrind)."""
+    import gc
+
+    from chatmgmt import ChatManager
+    from chatmgmt.model import ChatId, CustomerInfo, EndReason
+    from chatmgmt.storage.redis import RedisStorage
+
+    sys.path.insert(0, str(_HERE.parent))
+    from storage import GROUP, _setup
+
+    storage = RedisStorage(url, "client-instructions")
+    storage.delete_namespace()
+    _setup(storage)
+    manager = ChatManager(storage=storage, rng=random.Random(1))
+    chats: collections.deque[str] = collections.deque()
+    customer = CustomerInfo(channel="web")
+    for count in range(warmup + pairs):
+        if count == warmup:
+            gc.collect()
+            gc.disable()
+        if len(chats) >= held:
+            manager.end_chat(ChatId(chats.popleft()), reason=EndReason.AGENT)
+        manager.open_chat(customer, skill_group=GROUP, chat_id=f"c{count}")
+        chats.append(f"c{count}")
+
+
+def _measure_client(tree: Path, args: argparse.Namespace) -> float:
+    """Worker instructions per pair for the checkout ``tree`` (one private plain server)."""
+    from _common import callgrind_count, free_port, redis_server_argv
+
+    tmp = Path(tempfile.mkdtemp(prefix="chatmgmt-redis-client-cg-"))
+    port = free_port()
+    server = subprocess.Popen(
+        redis_server_argv(args.redis_server, port, str(tmp)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"redis://127.0.0.1:{port}/0"
+        counts = [
+            callgrind_count(
+                str(_HERE),
+                ["--client-worker", url, str(args.held), str(args.warmup), str(n)],
+                tree / "src",
+            )
+            for n in (args.pairs, 0)
+        ]
+    finally:
+        server.terminate()
+        server.wait(60)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return (counts[0] - counts[1]) / args.pairs
 
 
 def _inclusive(dump: Path, function: str) -> int:
@@ -139,15 +207,25 @@ def main() -> None:
         url, held, warmup, pairs = sys.argv[2:6]
         _worker(url, int(held), int(warmup), int(pairs))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--client-worker":
+        url, held, warmup, pairs = sys.argv[2:6]
+        _client_worker(url, int(held), int(warmup), int(pairs))
+        return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=400)
-    parser.add_argument("--warmup", type=int, default=760)
-    parser.add_argument("--held", type=int, default=160)
+    parser.add_argument("--pairs", type=int, default=None, help="400 (--client: 200)")
+    parser.add_argument("--warmup", type=int, default=None, help="760 (--client: 640)")
+    parser.add_argument("--held", type=int, default=None, help="160 (--client: 40)")
+    parser.add_argument("--client", action="store_true", help="the worker's instructions")
     parser.add_argument("--repeats", type=int, default=1, help="runs per tree (median)")
     parser.add_argument("--baseline", type=Path, default=None, help="another checkout")
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server")
     parser.add_argument("--keep", action="store_true", help="keep and name the dump files")
     args = parser.parse_args()
+    defaults = (200, 640, 40) if args.client else (400, 760, 160)
+    for name, default in zip(("pairs", "warmup", "held"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    measure = _measure_client if args.client else _measure
     if shutil.which("valgrind") is None or shutil.which(args.redis_server) is None:
         sys.exit("needs valgrind and redis-server")
     from _common import emit
@@ -155,13 +233,15 @@ def main() -> None:
     ours: list[float] = []
     base: list[float] = []
     for _ in range(args.repeats):  # the two trees alternated
-        ours.append(_measure(_HERE.parent.parent, args))
+        ours.append(measure(_HERE.parent.parent, args))
         if args.baseline is not None:
-            base.append(_measure(args.baseline.resolve(), args))
+            base.append(measure(args.baseline.resolve(), args))
     value = statistics.median(ours)
     baseline = statistics.median(base) if base else None
     emit(
-        "storage.redis.pair.server_instructions",
+        "storage.redis.pair.client_instructions"
+        if args.client
+        else "storage.redis.pair.server_instructions",
         value,
         "instructions/pair",
         baseline,

@@ -64,6 +64,7 @@ from chatmgmt.ports import (
     QueuePush,
     RankedClaim,
 )
+from chatmgmt.storage._redis_keys import _enc
 from chatmgmt.storage.memory import MemoryStorage
 from chatmgmt.storage.redis import AsyncRedisStorage, RedisStorage
 from storage.redis_helpers import redis_cluster_url, redis_url
@@ -463,7 +464,31 @@ def test_the_same_changes_give_the_same_state_as_the_pure_rules(
             expected_state = _model_snapshot(model)
             for target in targets:
                 assert _snapshot(target) == expected_state, (seed, step, type(target).__name__)
+            assert _counts(redis_storage) == _held(redis_storage), (seed, step)
     assert picks > 3
+
+
+def _counts(storage: RedisStorage, ids: Any = AGENTS) -> dict[str, tuple[int, int]]:
+    """Each registered agent's kept chat numbers (data version 5: ``n``, ``ni``)."""
+    prefix, client = storage.key_prefix, storage.client
+    out = {}
+    for aid in ids:
+        akey = f"{prefix}:ag:{_enc(aid)}"
+        if client.exists(akey):
+            n, ni = client.hmget(akey, "n", "ni")
+            out[aid] = (int(n), int(ni))
+    return out
+
+
+def _held(storage: RedisStorage, ids: Any = AGENTS) -> dict[str, tuple[int, int]]:
+    """Each registered agent's chat sets' sizes, counted and inactive."""
+    prefix, client = storage.key_prefix, storage.client
+    keys = {aid: f"{prefix}:ag:{_enc(aid)}" for aid in ids}
+    return {
+        aid: (client.scard(f"{akey}:chats"), client.scard(f"{akey}:inactive"))
+        for aid, akey in keys.items()
+        if client.exists(akey)
+    }
 
 
 @pytest.mark.parametrize("field", sorted(RANK_FIELDS))
@@ -606,7 +631,7 @@ def test_version_3_timers_are_converted_by_the_first_write(redis_storage: RedisS
         assert _s(client.get(f"{prefix}:dv")) == "3"
         leased = fresh.timers.claim_due(5.5, 10, 10.0)  # the first write: converted, then leased
         assert leased == [timers[0]]
-        assert _s(client.get(f"{prefix}:dv")) == "4"
+        assert _s(client.get(f"{prefix}:dv")) == "5"
         assert client.exists(f"{prefix}:tm:m", f"{prefix}:tm:seq") == 0
         assert sorted(_s(m) for m in client.zrange(f"{prefix}:tm:z", 0, -1)) == ["t0", "t1", "t2"]
         assert fresh.timers.get("t0") == attrs.evolve(timers[0], due_at=15.5)
@@ -670,7 +695,7 @@ def test_version_3_agents_get_their_flags_and_groups_when_the_namespace_is_marke
     try:
         assert fresh.agents.get(ann.id) == held  # read as version 3
         fresh.apply(Change(c3, None, 2.0, Chat(c3, CustomerInfo(), channel="web")))
-        assert _s(client.get(f"{prefix}:dv")) == "4"
+        assert _s(client.get(f"{prefix}:dv")) == "5"
         flags = {
             aid: [_s(v) for v in client.hmget(f"{prefix}:ag:{aid}", "rec", "chn")]
             for aid in ("ann", "bob")
@@ -789,11 +814,71 @@ def test_agent_put_is_a_compare_and_set_and_keeps_the_load(redis_storage: RedisS
     assert redis_storage.agents.get(ann.id) == load
 
 
-def test_version_1_data_reads_the_same_and_is_marked_4_by_a_write(
+AB = ("ann", "bob")
+
+
+def test_version_4_agents_get_their_chat_numbers_and_the_rankings_their_list_at_5(
+    redis_storage: RedisStorage,
+) -> None:
+    """A version 4 namespace (no ``n``/``ni`` in the agents' hashes, no ``rkl``) reads as it
+    is; its first write sets each agent's chat numbers from its sets and the rankings' list from
+    their set and marks it 5; picks, inactive moves and releases then keep them in step."""
+    ann = Agent(AgentId("ann"), status=AgentStatus.ONLINE, reception_limit=3)
+    bob = Agent(AgentId("bob"), status=AgentStatus.ONLINE, reception_limit=3)
+    redis_storage.agents.put(ann, 0.0)
+    redis_storage.agents.put(bob, 0.0)
+    ranking = Ranking("r", (RankKey("active"), RankKey("account_order")))
+    c1, c2, c3, c4 = (ChatId(f"c{i}") for i in range(1, 5))
+    for cid in (c1, c2):
+        redis_storage.apply(
+            Change(cid, None, 1.0, Chat(cid, CustomerInfo(), channel="web"), Claim(ann.id))
+        )
+    redis_storage.apply(Change(c1, 0, 2.0, inactive=(ann.id, True)))
+    held = redis_storage.agents.get(ann.id)
+    assert held is not None and (held.chats, held.inactive) == ({c2}, {c1})
+    client, prefix = redis_storage.client, redis_storage.key_prefix
+    for aid in AB:
+        client.hdel(f"{prefix}:ag:{aid}", "n", "ni")
+    client.delete(f"{prefix}:rkl")
+    client.sadd(f"{prefix}:rankings", "tier-")  # a ranking a version 4 release indexed
+    client.set(f"{prefix}:dv", "4")
+    kind = "cluster" if isinstance(client, __import__("redis").RedisCluster) else ""
+    fresh = _open(kind, redis_storage.namespace)
+    try:
+        assert fresh.agents.get(ann.id) == held  # read as version 4
+        assert _s(client.get(f"{prefix}:dv")) == "4"  # reads do not mark it
+        picked = fresh.apply(
+            Change(
+                c3,
+                None,
+                3.0,
+                Chat(c3, CustomerInfo(), channel="web", agent_id=PICKED),
+                RankedClaim("", ranking),
+            )
+        )
+        assert picked.agent_id == bob.id  # fewer active chats
+        assert _s(client.get(f"{prefix}:dv")) == "5"
+        assert sorted(_s(client.get(f"{prefix}:rkl")).split(" ")) == sorted(
+            ["tier-", "active+account_order+"]
+        )
+        assert _counts(fresh, AB) == _held(fresh, AB) == {"ann": (1, 1), "bob": (1, 0)}
+        fresh.apply(Change(c1, 0, 4.0, inactive=(ann.id, False)))
+        assert _counts(fresh, AB) == _held(fresh, AB) == {"ann": (2, 0), "bob": (1, 0)}
+        fresh.apply(Change(c4, None, 5.0, inactive=(ann.id, False)))  # holds no such chat
+        ended = Chat(c2, CustomerInfo(), channel="web", state=ChatState.ENDED, version=1)
+        applied = fresh.apply(Change(c2, 0, 6.0, ended, release=ann.id, watch=("",)))
+        assert _counts(fresh, AB) == _held(fresh, AB) == {"ann": (1, 0), "bob": (1, 0)}
+        assert applied.released == fresh.agents.get(ann.id)
+        assert applied.released is not None and applied.released.chats == {c1}
+    finally:
+        fresh.close()
+
+
+def test_version_1_data_reads_the_same_and_is_marked_5_by_a_write(
     redis_storage: RedisStorage,
 ) -> None:
     """A namespace of the release before capacity per channel (data version 1: no channel
-    fields anywhere) is read as it is; the first write marks it version 4."""
+    fields anywhere) is read as it is; the first write marks it version 5."""
     ann = Agent(AgentId("ann"), status=AgentStatus.ONLINE, reception_limit=2)
     load = redis_storage.agents.put(ann, 0.0)
     dv = f"{redis_storage.key_prefix}:dv"
@@ -806,7 +891,7 @@ def test_version_1_data_reads_the_same_and_is_marked_4_by_a_write(
         cid = ChatId("c1")
         chat = Chat(cid, CustomerInfo(), channel="web", state=ChatState.ACTIVE, agent_id=ann.id)
         fresh.apply(Change(cid, None, 1.0, chat, claim=Claim(ann.id, channel="web")))
-        assert _s(redis_storage.client.get(dv)) == "4"
+        assert _s(redis_storage.client.get(dv)) == "5"
         got = fresh.agents.get(ann.id)
         assert got is not None and got.chats == {cid} and got.channels == {}
     finally:
@@ -860,7 +945,7 @@ def test_version_2_chats_read_change_and_purge_as_they_did(redis_storage: RedisS
         assert old is not None
         ended = attrs.evolve(old, state=ChatState.ENDED, version=1, ended_at=6.0)
         fresh.apply(Change(cids[1], 0, 6.0, ended))
-        assert _s(client.get(f"{prefix}:dv")) == "4"
+        assert _s(client.get(f"{prefix}:dv")) == "5"
         order = int(float(_s(client.zscore(f"{prefix}:chall", cids[1]))))
         assert _s(client.hget(f"{prefix}:chv", cids[1])) == f"1 ended {order}"
         assert client.hget(f"{prefix}:chs", cids[1]) is None

@@ -17,13 +17,16 @@ from ..errors import StorageError
 from ..model import RANK_FIELDS, Ranking
 from ._redis_functions import Library, library
 
-DATA_VERSION = 4
+DATA_VERSION = 5
 """The version of the Redis data layout this release reads and writes (2: agents may keep
 their channel weights and limits, the channels of their held chats and their assignment
 times; 3: a chat's version, state and creation number in one field of ``chv``; 4: timers
 keyed by their key in ``tm:z``, and the ``rec`` and ``chn`` flags and the ``grp`` groups in
-each agent's hash. Version 1 to 3 namespaces read the same but for their timers; the first
-write converts those, sets the agents' fields and marks the namespace 4)."""
+each agent's hash; 5: the numbers of chats each agent holds, counted and inactive, in its
+hash (``n``, ``ni``), and the rankings' ids in one string (``rkl``) read with the data
+version. Version 1 to 4 namespaces read the same but for the timers of 1 to 3; the first
+write converts those, sets the agents' fields and the rankings' list and marks the namespace
+5)."""
 
 # --------------------------------------------------------------------------- key layout
 

@@ -49,9 +49,13 @@ the one field at its next change. Version 3 and older kept a timer as ``<inserti
 number><key>`` in ``tm:z`` (with ``tm:m`` and ``tm:seq``); version 4 keeps it by its key, so
 the first write converts the pending timers (and sets the ``rec`` and ``chn`` flags of every
 agent's hash, which say whether its assignment times and its chats' channels may be kept, and
-its ``grp`` field, its groups) in its own script and marks the namespace 4: a release that
-would ignore channel weights, look for a chat's state in ``chs`` or for a timer in ``tm:m``
-refuses it from then on.
+its ``grp`` field, its groups) in its own script. Version 5 also keeps in each agent's hash
+the numbers of chats it holds, counted and inactive (``n``, ``ni``: no ``SCARD`` when its
+state is read), and the namespace's ranking ids in one string (``rkl``) read with the data
+version in one ``MGET``; the first write sets those from the agents' chat sets and the
+rankings' set and marks the namespace 5: a release that would ignore channel weights, look
+for a chat's state in ``chs`` or for a timer in ``tm:m``, or leave an agent's numbers or the
+rankings' list behind, refuses it from then on.
 
 **Ranking index.** For every (skill group, ranking) in use, a sorted set holds the eligible
 agents (ONLINE, below the limit). Members are the ranking's key encoded as fixed-width,

@@ -10,7 +10,7 @@ for i = 1, #ARGV do
     local akey = P .. ':ag:' .. aenc
     local a = agent_state(akey)
     if a then
-      held = held + a.active + redis.call('SCARD', akey .. ':inactive')
+      held = held + a.active + (a.ni or redis.call('SCARD', akey .. ':inactive'))
       if a.status == 'online' and a.used < a.limit then free = free + a.limit - a.used end
     end
   end

@@ -18,7 +18,7 @@ if exists then
 else
   if ARGV[10] ~= '' then return {0, false} end
   redis.call('HSET', akey, 'id', ARGV[2], 'last', '0.0', 'idle', ARGV[8], 'tb', ARGV[9],
-             'rec', '0', 'chn', '0')
+             'rec', '0', 'chn', '0', 'n', '0', 'ni', '0')
 end
 local groups = {}
 for i = 1, ngroups do groups[i] = ARGV[11 + i] end

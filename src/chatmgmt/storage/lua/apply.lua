@@ -70,7 +70,7 @@ if claim ~= nil then
     picked = claim.a
     local akey = P .. ':ag:' .. enc(picked)
     local a = agent_state(akey)
-    if not a or not (claim.f or holds(akey, id)
+    if not a or not (claim.f or holds(akey, a, id)
                      or (fits(akey, a, channel, now, cap, window) and picked ~= plan.rel)) then
       return {0, 'agent_unavailable', false, false, picked, false, ctext}
     end

@@ -33,35 +33,75 @@ local function migrate_timers()
   redis.call('DEL', P .. ':tm:m', P .. ':tm:seq')
 end
 
--- data version 4 keeps two flags and its groups in each agent's hash (see agent_state): set
--- from what the agent's assignment times, channel hash and group set hold when the namespace
--- is marked 4. O(agents), once.
+-- data version 4 keeps two flags and its groups in each agent's hash, data version 5 the
+-- number of chats it holds, counted (`n`) and inactive (`ni`) (see agent_state): set from what
+-- the agent's assignment times, channel hash, group set and chat sets hold when the namespace
+-- is marked 5. O(agents), once.
 local function migrate_agents()
   for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
     local akey = P .. ':ag:' .. aenc
     local groups = redis.call('SMEMBERS', akey .. ':groups')
     redis.call('HSET', akey, 'rec', redis.call('EXISTS', akey .. ':rec'),
-               'chn', redis.call('EXISTS', akey .. ':ch'), 'grp', table.concat(groups, ':'))
+               'chn', redis.call('EXISTS', akey .. ':ch'), 'grp', table.concat(groups, ':'),
+               'n', redis.call('SCARD', akey .. ':chats'),
+               'ni', redis.call('SCARD', akey .. ':inactive'))
   end
+end
+
+-- the ranking ids of the namespace: the set `rankings`, and (data version 5) the same ids
+-- joined by spaces in the string `rkl` (an id never holds a blank), read with the data
+-- version in one MGET. Kept by ensure_ranking; written from the set when a namespace is marked
+-- 5. RK: the ids of this call (a list kept by its text in RK_LISTS: never changed in place),
+-- valid while RK_ARGV is the call's ARGV table (a new table on every call); read from the set
+-- when the call did not read `rkl`.
+local RK, RK_ARGV = nil, nil
+local RK_LISTS = {}
+local function ranking_list(text)
+  if not text then return {} end
+  local out = RK_LISTS[text]
+  if out then return out end
+  out = {}
+  for rid in string.gmatch(text, '[^ ]+') do out[#out + 1] = rid end
+  RK_LISTS[text] = out
+  return out
+end
+local function rankings()
+  if RK_ARGV ~= ARGV then RK, RK_ARGV = redis.call('SMEMBERS', P .. ':rankings'), ARGV end
+  return RK
+end
+local function migrate_rankings()
+  local ids = redis.call('SMEMBERS', P .. ':rankings')
+  if #ids > 0 then redis.call('SET', P .. ':rkl', table.concat(ids, ' ')) end
 end
 
 -- the data version of the namespace: an unknown one is refused (the adapter raises StorageError)
 local function check_data_version(write)
-  local v = redis.call('GET', P .. ':dv')
+  local got = redis.call('MGET', P .. ':dv', P .. ':rkl')
+  local v = got[1]
   if not v then
-    if write then redis.call('SET', P .. ':dv', DATA_VERSION) end
+    -- a new namespace (or one written before data versions: given this version's fields)
+    if write then
+      migrate_agents()
+      migrate_rankings()
+      redis.call('SET', P .. ':dv', DATA_VERSION)
+    end
     return
   end
   local n = tonumber(v)
-  if n == DATA_VERSION then return end
+  if n == DATA_VERSION then
+    RK, RK_ARGV = ranking_list(got[2]), ARGV
+    return
+  end
   -- versions 1 (before capacity per channel), 2 (before a chat's version and state shared
-  -- one field) and 3 (before timers were keyed by their key and agents had the `rec` and
-  -- `chn` flags) read the same but for the timers; a write converts those, sets the flags and
-  -- marks the namespace this version
-  if n == 1 or n == 2 or n == 3 then
+  -- one field), 3 (before timers were keyed by their key and agents had the `rec` and `chn`
+  -- flags) and 4 (before agents kept their chat counts and the rankings their list) read the
+  -- same but for the timers of 1 to 3; a write converts those, sets the agents' fields and the
+  -- rankings' list and marks the namespace this version
+  if n == 1 or n == 2 or n == 3 or n == 4 then
     if write then
-      migrate_timers()
+      if n ~= 4 then migrate_timers() end
       migrate_agents()
+      migrate_rankings()
       redis.call('SET', P .. ':dv', DATA_VERSION)
     end
     return
@@ -103,14 +143,6 @@ local function encnum(v)
   return string.char(b1 + 128) .. string.sub(s, 2)
 end
 
--- the ranking ids of the namespace (SMEMBERS), read once per call: the cache is keyed by the
--- call's ARGV table, a new table on every call (ensure_ranking appends what it adds)
-local RK, RK_ARGV = nil, nil
-local function rankings()
-  if RK_ARGV ~= ARGV then RK, RK_ARGV = redis.call('SMEMBERS', P .. ':rankings'), ARGV end
-  return RK
-end
-
 -- an agent's `grp` field (its escaped skill groups joined by ':', which an escaped name never
 -- holds; '' is one of them) as a list, kept by its text: do not change the list returned
 local GROUPS = {}
@@ -148,7 +180,11 @@ end
 -- `rec` '0' when `<akey>:rec` is empty, '1' when it may not be; `chn` '0' while `<akey>:ch`
 -- has never been written, '1' once it has; absent (not expected) counts as '1'. A claim,
 -- a release and the load reports skip the commands on a key the flags say is empty. `grp`
--- holds the agent's groups as `<akey>:groups` does, for split_groups (data version 4).
+-- holds the agent's groups as `<akey>:groups` does, for split_groups (data version 4). `n`
+-- and `ni` count the chats in `<akey>:chats` and `<akey>:inactive` (data version 5; kept by
+-- every write of those sets: do_claim, do_release, do_inactive): the state reads them with
+-- the agent's hash instead of an SCARD, a claim skips the inactive set's SISMEMBER and the
+-- load report its SMEMBERS when `ni` is 0; absent (not expected), the sets are read.
 
 -- _load.weight
 local function weight(a, channel)
@@ -176,15 +212,17 @@ local function agent_state(akey, report)
   local h
   if report then
     h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                   'id', 'cw', 'cl', 'rec', 'chn', 'grp', 'agent', 'ver')
+                   'id', 'cw', 'cl', 'rec', 'chn', 'grp', 'n', 'ni', 'agent', 'ver')
   else
     h = redis.call('HMGET', akey, 'status', 'limit', 'tier', 'order', 'last', 'idle', 'tb',
-                   'id', 'cw', 'cl', 'rec', 'chn', 'grp')
+                   'id', 'cw', 'cl', 'rec', 'chn', 'grp', 'n', 'ni')
   end
   if not h[1] then return nil end
   local a = {status = h[1], limit = tonumber(h[2]), tier = h[3], order = h[4], last = h[5],
-             idle = h[6], tb = h[7], id = h[8], active = redis.call('SCARD', akey .. ':chats'),
-             rec = h[11] or '1', chn = h[12] or '1', grp = h[13], agent = h[14], ver = h[15]}
+             idle = h[6], tb = h[7], id = h[8], active = tonumber(h[14]),
+             ni = tonumber(h[15]), rec = h[11] or '1', chn = h[12] or '1', grp = h[13],
+             agent = h[16], ver = h[17]}
+  if not a.active then a.active = redis.call('SCARD', akey .. ':chats') end
   if h[9] then a.cw = cjson.decode(h[9]) end
   if h[10] then a.cl = cjson.decode(h[10]) end
   a.used = units(akey, a)
@@ -336,14 +374,14 @@ local function after(akey, groups)
   index(akey, a, groups)
 end
 
--- `a` after a change of its load: `dactive` more counted chats, and `last`, `idle` and `tb`
--- when not nil (what agent_state would read back after the writes that made the change; an
+-- `a` after a change of its load: `dactive` more counted chats, and `last`, `idle`, `tb` and
+-- the inactive chats' number `ni` when not nil (what agent_state would read back after the writes that made the change; an
 -- agent with channel weights has its units counted again from its chats)
-local function moved(akey, a, dactive, last, idle, tb)
+local function moved(akey, a, dactive, last, idle, tb, ni)
   local n = {status = a.status, limit = a.limit, tier = a.tier, order = a.order,
              last = last or a.last, idle = idle or a.idle, tb = tb or a.tb, id = a.id,
-             active = a.active + dactive, cw = a.cw, cl = a.cl, rec = a.rec, chn = a.chn,
-             grp = a.grp, agent = a.agent, ver = a.ver}
+             active = a.active + dactive, ni = ni or a.ni, cw = a.cw, cl = a.cl, rec = a.rec,
+             chn = a.chn, grp = a.grp, agent = a.agent, ver = a.ver}
   if a.cw then n.used = units(akey, n) else n.used = n.active end
   return n
 end
@@ -380,19 +418,19 @@ local function changed(akey, old, new, hset)
   if #hset > 0 then redis.call('HSET', akey, unpack(hset)) end
 end
 
-local function holds(akey, chat)
+local function holds(akey, a, chat)
   return redis.call('SISMEMBER', akey .. ':chats', chat) == 1
-      or redis.call('SISMEMBER', akey .. ':inactive', chat) == 1
+      or (a.ni ~= 0 and redis.call('SISMEMBER', akey .. ':inactive', chat) == 1)
 end
 
 -- _load.claimed (keep: seconds of assignment times kept, a string) and _load.forced (keep
 -- false: the assignment times are left alone); the agent exists; `a`: its state when already
 -- read in this script and unchanged since, else nil
 local function do_claim(akey, chat, now, tb, a, channel, keep)
-  if redis.call('SISMEMBER', akey .. ':inactive', chat) == 1 then return end
   a = a or agent_state(akey)
+  if a.ni ~= 0 and redis.call('SISMEMBER', akey .. ':inactive', chat) == 1 then return end
   if redis.call('SADD', akey .. ':chats', chat) == 0 then return end  -- held already
-  local hset = {'last', now, 'tb', tb}
+  local hset = {'last', now, 'tb', tb, 'n', itext(a.active + 1)}
   local chn, rec = a.chn, a.rec  -- the flags after the claim
   if channel ~= '' and (a.cw or a.cl) then
     redis.call('HSET', akey .. ':ch', chat, channel)
@@ -439,15 +477,19 @@ local function do_release(akey, chat, now, tb, report)
   -- a held chat is in one of the two sets, never both (claims skip an inactive one, the
   -- inactive move is an SMOVE): the second is tried only when the first did not hold it
   local c = redis.call('SREM', akey .. ':chats', chat)
-  if c == 0 and redis.call('SREM', akey .. ':inactive', chat) == 0 then return a end
+  if c == 0 and (a.ni == 0 or redis.call('SREM', akey .. ':inactive', chat) == 0) then
+    return a
+  end
   if a.chn ~= '0' then redis.call('HDEL', akey .. ':ch', chat) end
+  local ni = a.ni  -- the inactive chats left
+  if ni then ni = ni + c - 1 else ni = redis.call('SCARD', akey .. ':inactive') end
   local n
-  if a.active - c == 0 and redis.call('SCARD', akey .. ':inactive') == 0 then
-    n = moved(akey, a, -c, nil, now, tb)
-    changed(akey, a, n, {'idle', now, 'tb', tb})
+  if a.active - c == 0 and ni == 0 then
+    n = moved(akey, a, -c, nil, now, tb, ni)
+    changed(akey, a, n, {'idle', now, 'tb', tb, 'n', itext(n.active), 'ni', itext(ni)})
   else
-    n = moved(akey, a, -c, nil, nil, tb)
-    changed(akey, a, n, {'tb', tb})
+    n = moved(akey, a, -c, nil, nil, tb, ni)
+    changed(akey, a, n, {'tb', tb, 'n', itext(n.active), 'ni', itext(ni)})
   end
   return n
 end
@@ -456,14 +498,16 @@ end
 local function do_inactive(akey, chat, inactive)
   local a = agent_state(akey)
   if not a then return end
-  local from, to = ':chats', ':inactive'
-  if not inactive then from, to = ':inactive', ':chats' end
-  if redis.call('SMOVE', akey .. from, akey .. to, chat) == 0 then return end
-  if inactive then
-    changed(akey, a, moved(akey, a, -1), {})
-  else
-    changed(akey, a, moved(akey, a, 1), {})
+  local from, to, d = ':chats', ':inactive', -1
+  if not inactive then
+    if a.ni == 0 then return end  -- (nothing to move back)
+    from, to, d = ':inactive', ':chats', 1
   end
+  if redis.call('SMOVE', akey .. from, akey .. to, chat) == 0 then return end
+  local ni = a.ni  -- the inactive chats after the move
+  if ni then ni = ni - d else ni = redis.call('SCARD', akey .. ':inactive') end
+  local n = moved(akey, a, d, nil, nil, nil, ni)
+  changed(akey, a, n, {'n', itext(n.active), 'ni', itext(ni)})
 end
 
 -- a ranking index is built the first time a ranking is used, then kept in step
@@ -473,7 +517,12 @@ local function ensure_ranking(rid)
     if known[i] == rid then return end
   end
   redis.call('SADD', P .. ':rankings', rid)
-  known[#known + 1] = rid
+  local ids = {}  -- (the list read is kept by its text: a new one)
+  for i = 1, #known do ids[i] = known[i] end
+  ids[#ids + 1] = rid
+  local text = table.concat(ids, ' ')
+  redis.call('SET', P .. ':rkl', text)
+  RK = ranking_list(text)
   for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
     local akey = P .. ':ag:' .. aenc
     local a = agent_state(akey)
@@ -527,16 +576,17 @@ local function agent_reply(akey, a)
   local h
   if a then
     if not a.agent then return false end
-    h = {a.agent, a.last, a.idle, a.tb, a.ver, a.rec, a.chn}
+    h = {a.agent, a.last, a.idle, a.tb, a.ver, a.rec, a.chn, a.ni}
   else
-    h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver', 'rec', 'chn')
+    h = redis.call('HMGET', akey, 'agent', 'last', 'idle', 'tb', 'ver', 'rec', 'chn', 'ni')
     if not h[1] then return false end
   end
-  local channels, recent = NONE, NONE
+  local channels, recent, inactive = NONE, NONE, NONE
   if h[7] ~= '0' then channels = redis.call('HGETALL', akey .. ':ch') end
   if h[6] ~= '0' then recent = redis.call('LRANGE', akey .. ':rec', 0, -1) end
-  return {h[1], h[2], h[3], h[4], redis.call('SMEMBERS', akey .. ':chats'),
-          redis.call('SMEMBERS', akey .. ':inactive'), h[5] or '1', channels, recent}
+  if h[8] ~= 0 and h[8] ~= '0' then inactive = redis.call('SMEMBERS', akey .. ':inactive') end
+  return {h[1], h[2], h[3], h[4], redis.call('SMEMBERS', akey .. ':chats'), inactive,
+          h[5] or '1', channels, recent}
 end
 
 -- queues: a sorted set of `<zero-padded insertion number><chat>` and a hash chat -> member
