@@ -300,6 +300,23 @@ local function member(a, rid)
   return table.concat(parts)
 end
 
+-- the state fields each rank field's value is computed from (rankvalue)
+local RANK_SOURCES = {active = {'active'}, saturation = {'used', 'limit'},
+                      free = {'used', 'limit'}, last_assigned_at = {'last'},
+                      idle_since = {'idle'}, tier = {'tier'}, account_order = {'order'},
+                      tiebreak = {'tb'}}
+
+-- whether ranking `rid`'s values are those of `old` in `new` too (the same texts or numbers
+-- in the fields they are computed from; a number written as another text counts as moved)
+local function same_rank(old, new, rid)
+  for _, kd in ipairs(spec(rid)) do
+    for _, f in ipairs(RANK_SOURCES[kd[1]]) do
+      if old[f] ~= new[f] then return false end
+    end
+  end
+  return true
+end
+
 -- _load.census_category of a state (ONLINE: eligible or full)
 local function category(a)
   local cat = a.status
@@ -398,20 +415,26 @@ local function changed(akey, old, new, hset)
   end
   census_moved(old, new, groups)
   local elig = eligible(new)
+  local kept = elig and eligible(old)  -- in every index before and after
   for _, rid in ipairs(rankings()) do
-    local om = old.rid == rid and old.m or redis.call('HGET', akey, 'm:' .. rid)
-    local nm = false
-    if elig then nm = member(new, rid) end
-    if om ~= nm then
-      if om then
-        for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, om) end
-      end
-      if nm then
-        hset[#hset + 1] = 'm:' .. rid
-        hset[#hset + 1] = nm
-        for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', nm) end
-      else
-        redis.call('HDEL', akey, 'm:' .. rid)
+    -- an entry whose ranking values did not move stays as it is (neither read nor built)
+    if not (kept and same_rank(old, new, rid)) then
+      local om = old.rid == rid and old.m or redis.call('HGET', akey, 'm:' .. rid)
+      local nm = false
+      if elig then nm = member(new, rid) end
+      if om ~= nm then
+        if om then
+          for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, om) end
+        end
+        if nm then
+          hset[#hset + 1] = 'm:' .. rid
+          hset[#hset + 1] = nm
+          for _, g in ipairs(groups) do
+            redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', nm)
+          end
+        else
+          redis.call('HDEL', akey, 'm:' .. rid)
+        end
       end
     end
   end
