@@ -104,24 +104,26 @@ def _client_worker(url: str, held: int, warmup: int, pairs: int) -> None:
         chats.append(f"c{count}")
 
 
+def _serve(argv: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Start a server by ``argv`` and wait (up to a minute) until ``port`` accepts."""
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
 def _measure_client(tree: Path, args: argparse.Namespace) -> float:
     """Worker instructions per pair for the checkout ``tree`` (one private plain server)."""
     from _common import callgrind_count, free_port, redis_server_argv
 
     tmp = Path(tempfile.mkdtemp(prefix="chatmgmt-redis-client-cg-"))
     port = free_port()
-    server = subprocess.Popen(
-        redis_server_argv(args.redis_server, port, str(tmp)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = _serve(redis_server_argv(args.redis_server, port, str(tmp)), port)
     try:
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         url = f"redis://127.0.0.1:{port}/0"
         counts = [
             callgrind_count(
@@ -157,23 +159,16 @@ def _measure(tree: Path, args: argparse.Namespace) -> float:
 
     tmp = Path(tempfile.mkdtemp(prefix="chatmgmt-redis-cg-"))
     port = free_port()
-    server = subprocess.Popen(
+    server = _serve(
         [
             "valgrind",
             "--tool=callgrind",
             f"--callgrind-out-file={tmp / 'cg.out'}",
             *redis_server_argv(args.redis_server, port, str(tmp)),
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        port,
     )
     try:
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         env = dict(os.environ, PYTHONPATH=str(tree / "src"), PYTHONHASHSEED="0")
         subprocess.run(  # this script's worker over the tree's library
             [
