@@ -14,6 +14,14 @@ Lines, per process count (no baseline: these explain ``storage.sqlite.open_per_s
 - ``storage.sqlite.pair.cores.<n>proc``: cores the workers used (CPU time over wall time);
 - ``storage.sqlite.lock.held.<n>proc``: the share of the time some worker held the lock;
 - ``storage.sqlite.lock.hold_us.<n>proc`` and ``.wait_us.<n>proc``: per unit;
+- ``storage.sqlite.lock.handoff_us.<n>proc``: from one unit's turn given back to the next
+  unit's turn taken, when that unit was already waiting (the kernel woke it at the release;
+  the lock stays free until it runs), and ``.idle_waited.<n>proc``: the share of the time the
+  lock sat free so while a writer waited;
+- ``storage.sqlite.pair.switches.<n>proc`` and ``.preempted.<n>proc``: the workers' voluntary
+  and involuntary context switches per unit (a waiter that the kernel wakes at a release
+  and that finds the lock taken again sleeps once more: more than one voluntary switch per
+  unit);
 - ``storage.sqlite.lock.hold_cpu_us.<n>proc``: the holder's own CPU time per unit, from its
   turn taken to its turn given back (``time.thread_time``: user and system, ``COMMIT``'s
   writes included; unlike the wall-clock hold it does not grow while the holder waits for a
@@ -41,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import multiprocessing
 import os
@@ -119,11 +128,14 @@ class _LockTimes:
         from chatmgmt.storage import _sqlite_db
 
         self.units, self.wait, self.hold, self._entered = 0, 0.0, 0.0, 0.0
-        self.hold_cpu, self._entered_cpu = 0.0, 0.0
+        self.hold_cpu, self._entered_cpu, self._asked = 0.0, 0.0, 0.0
+        #: (asked, taken, given back) of each unit, perf_counter (CLOCK_MONOTONIC: one clock
+        #: for every process of the machine), for the hand-offs (see :func:`handoffs`)
+        self.spans: list[tuple[float, float, float]] = []
         begin, turn = _sqlite_db.SQLiteDatabase._begin, _sqlite_db._turn
 
         def timed_begin(db: Any, conn: Any) -> Any:
-            start = time.perf_counter()
+            start = self._asked = time.perf_counter()
             fd = begin(db, conn)
             self._entered = time.perf_counter()
             self._entered_cpu = time.thread_time()
@@ -133,8 +145,12 @@ class _LockTimes:
         def timed_turn(fd: int, *, take: bool) -> None:
             if not take:
                 self.units += 1
-                self.hold += time.perf_counter() - self._entered
                 self.hold_cpu += time.thread_time() - self._entered_cpu
+                given = time.perf_counter()
+                self.hold += given - self._entered
+                turn(fd, take=take)
+                self.spans.append((self._asked, self._entered, given))
+                return
             turn(fd, take=take)
 
         _sqlite_db.SQLiteDatabase._begin = timed_begin
@@ -142,6 +158,23 @@ class _LockTimes:
 
     def reset(self) -> None:
         self.units, self.wait, self.hold, self.hold_cpu = 0, 0.0, 0.0, 0.0
+        self.spans = []
+
+
+def handoffs(spans: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """(mean hand-off in seconds, share of the time the lock was free while a writer waited)
+    from every unit's (asked, taken, given back): a hand-off runs from one unit's turn given
+    back to the next unit's turn taken, counted when that next unit had asked before (it was
+    waiting: the lock sat free only because the woken waiter had not run yet)."""
+    ordered = sorted(spans, key=lambda span: span[1])
+    gaps = [
+        after[1] - before[2]
+        for before, after in itertools.pairwise(ordered)
+        if after[0] < before[2] <= after[1]
+    ]
+    if not gaps or len(ordered) < 2:
+        return 0.0, 0.0
+    return sum(gaps) / len(gaps), sum(gaps) / (ordered[-1][2] - ordered[0][1])
 
 
 def _worker(
@@ -152,11 +185,13 @@ def _worker(
     barrier.wait(120)
     times.reset()
     count = 0
+    switches = _switches()
     cpu, start = time.process_time(), time.perf_counter()
     end = start + seconds
     while time.perf_counter() < end:
         count += pairs.pair()
     wall = time.perf_counter() - start
+    switches = tuple(now - before for now, before in zip(_switches(), switches, strict=True))
     results.put(
         (
             count,
@@ -166,8 +201,18 @@ def _worker(
             times.wait,
             times.hold,
             times.hold_cpu,
+            times.spans,
+            switches,
         )
     )
+
+
+def _switches() -> tuple[int, int]:
+    """This process's (voluntary, involuntary) context switches so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw, usage.ru_nivcsw
 
 
 def measure(procs: int, seconds: float) -> None:
@@ -190,6 +235,8 @@ def measure(procs: int, seconds: float) -> None:
     cpu, wall = sum(r[1] for r in rows), max(r[2] for r in rows)
     units, wait, hold = sum(r[3] for r in rows), sum(r[4] for r in rows), sum(r[5] for r in rows)
     hold_cpu = sum(r[6] for r in rows)
+    handoff, idle = handoffs([span for r in rows for span in r[7]])
+    voluntary, involuntary = sum(r[8][0] for r in rows), sum(r[8][1] for r in rows)
     tag = f"{procs}proc"
     emit(f"storage.sqlite.pair.per_s.{tag}", pairs / wall, "pairs/s", None, None)
     emit(f"storage.sqlite.pair.cpu_us.{tag}", cpu / pairs * 1e6, "us/pair", None, None)
@@ -198,6 +245,12 @@ def measure(procs: int, seconds: float) -> None:
     emit(f"storage.sqlite.lock.hold_us.{tag}", hold / units * 1e6, "us/unit", None, None)
     emit(f"storage.sqlite.lock.wait_us.{tag}", wait / units * 1e6, "us/unit", None, None)
     emit(f"storage.sqlite.lock.hold_cpu_us.{tag}", hold_cpu / units * 1e6, "us/unit", None, None)
+    emit(f"storage.sqlite.lock.handoff_us.{tag}", handoff * 1e6, "us/hand-off", None, None)
+    emit(f"storage.sqlite.lock.idle_waited.{tag}", idle, "share of time", None, None)
+    emit(f"storage.sqlite.pair.switches.{tag}", voluntary / units, "voluntary/unit", None, None)
+    emit(
+        f"storage.sqlite.pair.preempted.{tag}", involuntary / units, "involuntary/unit", None, None
+    )
 
 
 # --------------------------------------------------------------------------- WAL frames

@@ -21,11 +21,15 @@ from ._sqlite_sql import OUTBOX_INSERT
 
 __all__ = [
     "LOAD_COLUMNS",
+    "LOAD_READ",
     "Executor",
+    "Writes",
     "append_events",
     "load_of",
+    "load_writes",
     "order_by",
     "read_load",
+    "run_writes",
     "sql_text",
     "write_load",
     "write_loads",
@@ -162,11 +166,13 @@ def _ids(ids: frozenset[ChatId]) -> str:
     return json.dumps(sorted(ids)) if ids else "[]"
 
 
+LOAD_READ = f"SELECT {_LOAD_LIST} FROM agents WHERE ns = ? AND id = ?"
+"""An agent's load columns (parameters: namespace, agent id), for :func:`load_of`."""
+
+
 def read_load(conn: Executor, ns: str, agent_id: str) -> AgentLoad | None:
     """The stored load of ``agent_id``, or None."""
-    row = conn.execute(
-        f"SELECT {_LOAD_LIST} FROM agents WHERE ns = ? AND id = ?", (ns, agent_id)
-    ).fetchone()
+    row = conn.execute(LOAD_READ, (ns, agent_id)).fetchone()
     return None if row is None else load_of(row)
 
 
@@ -179,39 +185,65 @@ def write_load(
     return load
 
 
+#: The statements that store a load: (statement, its rows of parameters) pairs, in order.
+Writes: TypeAlias = "list[tuple[str, Sequence[Sequence[Any]]]]"
+
+
 def write_loads(
     conn: Executor, ns: str, loads: Sequence[tuple[AgentLoad, AgentLoad | None]]
 ) -> None:
-    """Store each ``(load, old)`` and its rank rows (rebuilt when the groups changed). A slot
-    operation (the same configuration) writes the load's columns only."""
+    """Store each ``(load, old)`` and its rank rows (see :func:`load_writes`)."""
     for new, old in loads:
-        aid = new.agent.id
-        ids = (_ids(new.chats), _ids(new.inactive))
-        times = (new.last_assigned_at, new.idle_since, new.tiebreak, *_extra(new))
-        if old is not None and old.agent is new.agent and old.version == new.version:
-            conn.execute(_SLOTS_UPDATE, (*ids, *times, ns, aid))
+        run_writes(conn, load_writes(ns, new, old))
+
+
+def run_writes(conn: Executor, writes: Writes) -> None:
+    """Run the statements of :func:`load_writes` (a statement with one row of parameters by
+    ``execute``, with several by ``executemany``)."""
+    for sql, rows in writes:
+        if len(rows) == 1:
+            conn.execute(sql, rows[0])
         else:
-            conn.execute(_LOAD_UPSERT, (ns, aid, encode(new.agent), new.version, *ids, *times))
-        values = _rank_values(new)
-        if old is None or old.agent.skill_groups != new.agent.skill_groups:
-            conn.execute("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", (ns, aid))
-            groups = _groups(new.agent.skill_groups)
-            conn.executemany(_RANK_INSERT, [(ns, group, aid, *values) for group in groups])
-            continue
-        # only the columns that change, so that the rank indexes of unchanged ones stay
-        # untouched (a release leaves ``last_assigned_at`` and its indexes alone)
-        moved = [
-            (name, value)
-            for name, value, before in zip(RANK_NAMES, values, _rank_values(old), strict=True)
-            if value != before or type(value) is not type(before)
-        ]
-        if moved:
-            names = tuple(name for name, _ in moved)
-            sets = tuple(value for _, value in moved)
-            conn.executemany(
+            conn.executemany(sql, rows)
+
+
+def load_writes(ns: str, new: AgentLoad, old: AgentLoad | None) -> Writes:
+    """The statements that store ``new`` in place of ``old`` (None: a new agent) and its rank
+    rows (rebuilt when the groups changed); pure, so that the unit of work can build them
+    before its turn (:func:`chatmgmt.storage._sqlite_unit.apply`, the released agent). A slot
+    operation (the same configuration) writes the load's columns only."""
+    aid = new.agent.id
+    ids = (_ids(new.chats), _ids(new.inactive))
+    times = (new.last_assigned_at, new.idle_since, new.tiebreak, *_extra(new))
+    writes: Writes = []
+    if old is not None and old.agent is new.agent and old.version == new.version:
+        writes.append((_SLOTS_UPDATE, ((*ids, *times, ns, aid),)))
+    else:
+        row = (ns, aid, encode(new.agent), new.version, *ids, *times)
+        writes.append((_LOAD_UPSERT, (row,)))
+    values = _rank_values(new)
+    if old is None or old.agent.skill_groups != new.agent.skill_groups:
+        writes.append(("DELETE FROM agent_ranks WHERE ns = ? AND agent_id = ?", ((ns, aid),)))
+        groups = _groups(new.agent.skill_groups)
+        writes.append((_RANK_INSERT, [(ns, group, aid, *values) for group in groups]))
+        return writes
+    # only the columns that change, so that the rank indexes of unchanged ones stay
+    # untouched (a release leaves ``last_assigned_at`` and its indexes alone)
+    moved = [
+        (name, value)
+        for name, value, before in zip(RANK_NAMES, values, _rank_values(old), strict=True)
+        if value != before or type(value) is not type(before)
+    ]
+    if moved:
+        names = tuple(name for name, _ in moved)
+        sets = tuple(value for _, value in moved)
+        writes.append(
+            (
                 _ranks_update(names),
                 [(*sets, ns, aid, group) for group in _groups(new.agent.skill_groups)],
             )
+        )
+    return writes
 
 
 def _ranks_update(names: tuple[str, ...]) -> str:

@@ -4,30 +4,41 @@ Each takes the connection (and so the transaction) it runs in."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..assignment._load import CENSUS_CATEGORIES
 from ..model import ChatId
 from ..ports import Census, QueueHead
 from ._sqlite_loads import Executor, sql_text
 
-__all__ = ["HEADS_PROBE", "read_census", "read_heads", "some_queued"]
+__all__ = ["CENSUS_ROWS", "HEADS_PROBE", "census_of", "read_census", "read_heads", "some_queued"]
 
 #: At most this many queues are probed at once by :func:`some_queued` (bound parameters of
 #: one statement).
 HEADS_PROBE = 500
 
 
+#: The census rows of a group (parameters: namespace, group): the columns :func:`census_of`
+#: takes, ``{}`` for more NULL columns (the unit of work appends them to its precondition
+#: statement, whose row is wider).
+CENSUS_ROWS = "SELECT category, n, lim, active{} FROM agent_census WHERE ns = ?{} AND grp = ?{}"
+
+
 def read_census(conn: Executor, ns: str, group: str) -> Census:
     """The census of ``group`` from its ``agent_census`` rows (schema 7: per census category
-    the count, limits and active chats of its agents, kept by triggers on ``agent_ranks``); an
-    ONLINE agent is ``eligible`` or ``full``, so those two give the capacity and the load."""
-    rows = conn.execute(
-        "SELECT category, n, lim, active FROM agent_census WHERE ns = ? AND grp = ?", (ns, group)
-    ).fetchall()
-    count = dict.fromkeys(CENSUS_CATEGORIES, 0)
+    the count, limits and active chats of its agents, kept by triggers on ``agent_ranks``)."""
+    return census_of(conn.execute(CENSUS_ROWS.format("", "", ""), (ns, group)).fetchall())
+
+
+def census_of(rows: Iterable[Sequence[Any]]) -> Census:
+    """The census from a group's ``agent_census`` rows (category, count, limits, active; any
+    more columns ignored); an ONLINE agent is ``eligible`` or ``full``, so those two give the
+    capacity and the load."""
+    count: dict[str, int] = dict.fromkeys(CENSUS_CATEGORIES, 0)
     capacity = load = 0
-    for category, n, lim, active in rows:
+    for row in rows:
+        category, n, lim, active = row[:4]
         count[category] = n
         if category == "eligible" or category == "full":
             capacity += lim

@@ -7,9 +7,13 @@ ranked claim will pick is not known then, so the change is bound to a one-off pl
 (``"\\x00"`` and 16 random hex digits: no stored value or agent id can hold it) and, once the
 pick is made inside the transaction, the placeholder's JSON string is replaced by the picked
 id's in the encoded texts — the same texts :meth:`~chatmgmt.ports.Change.bind` would give.
+The released agent's new load and the statements that store it are built before the lock
+too, from its row read then, and used inside only when the precondition statement reads back
+the very same row (else built there from the row read inside).
 Inside the lock: one statement for every precondition (the chat's version, the queue that must
-be empty, the named and the released agents' loads), one for the ranked pick with its load,
-then the writes (one statement per table, every row of it at once), then ``COMMIT``.
+be empty, the named and the released agents' loads) and the census report, one for the ranked
+pick with its load, then the writes (one statement per table, every row of it at once), then
+``COMMIT``.
 """
 
 from __future__ import annotations
@@ -45,15 +49,18 @@ from ..ports import (
 from ._codec import encode
 from ._sqlite_loads import (
     LOAD_COLUMNS,
+    LOAD_READ,
+    Writes,
     append_events,
     load_of,
+    load_writes,
     order_by,
     read_load,
+    run_writes,
     sql_text,
     write_load,
-    write_loads,
 )
-from ._sqlite_reads import read_census, read_heads
+from ._sqlite_reads import CENSUS_ROWS, census_of, read_heads
 from ._sqlite_sql import MESSAGE_INSERT, OUTBOX_INSERT, TIMER_PUT
 
 if TYPE_CHECKING:
@@ -135,15 +142,25 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
     expected = change.expected_version
     named = claim.agent_id if isinstance(claim, Claim) else None
     params: list[Any] = [ns, cid]
-    for value in (change.require_empty, named, release):
+    for value in (change.require_empty, named, release, change.census):
         if value is not None:
             params.append(value)
-    shape = (change.require_empty is not None, named is not None, release is not None)
+    shape = (
+        change.require_empty is not None,
+        named is not None,
+        release is not None,
+        change.census is not None,
+    )
     precheck: str = sql_text(shape, lambda: _precheck(*shape))
+    # the released agent's new load and its statements, built from its row as read now; used
+    # inside the lock when the precondition statement reads back the very same row
+    prepared = None if release is None else _prepare_release(db, ns, release, cid, now, tiebreak)
     # one cursor for the unit's statements (a cursor per statement cost ~1.6k instructions
     # each inside the lock), closed before COMMIT so that no statement stays open after it
     with db.write() as conn, contextlib.closing(conn.cursor()) as cur:
-        row = cur.execute(precheck, params).fetchone()
+        # the precondition row, then the census rows of Change.census (read before any effect)
+        rows = cur.execute(precheck, params).fetchall()
+        row = rows[0]
         version = row[0]
         if expected is None:
             if version is not None:
@@ -157,8 +174,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
             if row[at] is not None:
                 raise PreconditionFailed("queue_not_empty", cid, queue=change.require_empty)
             at += 1
-        # the census report, read before any effect
-        census = None if change.census is None else read_census(cur, ns, change.census)
+        census = None if change.census is None else census_of(rows[1:])
         # the claim's precondition, on the state before any write: a named agent must be
         # eligible (or hold the chat already, or be forced); a ranked claim picks by the index;
         # neither ever takes back the agent this change releases
@@ -176,9 +192,14 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         # every precondition held: write. The loads as they change, by agent: (new, as read)
         loads: dict[AgentId, tuple[AgentLoad, AgentLoad]] = {}
         # 1. release
-        released_load = None if release is None else load_of(row, at)
-        if release is not None and released_load is not None:
-            loads[release] = (released(released_load, cid, now, tiebreak), released_load)
+        released_load: AgentLoad | None = None
+        if prepared is not None and row[at : at + len(LOAD_COLUMNS)] == prepared[0]:
+            released_load = prepared[1]
+            loads[prepared[1].agent.id] = (prepared[2], released_load)
+        elif release is not None:
+            released_load = load_of(row, at)
+            if released_load is not None:
+                loads[release] = (released(released_load, cid, now, tiebreak), released_load)
         # 2. claim (a pick with hold=False takes no slot, it only counts as an assignment)
         if agent_id is not None and load is not None:
             old = loads[agent_id][0] if agent_id in loads else load
@@ -199,9 +220,13 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 pair = None if stored is None else (stored, stored)
             if pair is not None:
                 loads[inactive_agent] = (moved_inactive(pair[0], cid, flag), pair[1])
-        changed = [(new, old) for new, old in loads.values() if new is not old]
-        if changed:
-            write_loads(cur, ns, changed)
+        for new, old in loads.values():
+            if new is old:
+                continue
+            if prepared is not None and new is prepared[2] and old is prepared[1]:
+                run_writes(cur, prepared[3])
+            else:
+                run_writes(cur, load_writes(ns, new, old))
         # the picked agent in place of the placeholder and the census counts in place of
         # their marks, in every encoded text
         fills = {} if census is None else _census_values(census)
@@ -280,10 +305,39 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
     return Applied(chat, agent_id, events, census, heads, gone)
 
 
-def _precheck(require_empty: bool, named: bool, release: bool) -> str:
+#: What :func:`_prepare_release` builds: the agent's load columns as read, its load, its
+#: load once released, and the statements that store that.
+_Prepared: TypeAlias = "tuple[tuple[Any, ...], AgentLoad, AgentLoad, Writes]"
+
+
+def _prepare_release(
+    db: SQLiteDatabase, ns: str, agent_id: AgentId, cid: ChatId, now: float, tiebreak: float
+) -> _Prepared | None:
+    """The released agent's load as stored now, released, and the statements that would store
+    it, built before the writer's turn (one read statement outside the lock): inside it, the
+    precondition statement reads the agent's row again, and when every load column is the
+    same the unit takes these instead of decoding the row, releasing the slot, computing the
+    rank values and building the statements while the other writers wait. None when there is
+    no such agent."""
+    with db.statement() as conn:
+        rows = conn.execute(LOAD_READ, (ns, agent_id)).fetchall()
+    if not rows:
+        return None
+    raw = tuple(rows[0])
+    old = load_of(raw)
+    if old is None:
+        return None
+    new = released(old, cid, now, tiebreak)
+    return raw, old, new, load_writes(ns, new, old)
+
+
+def _precheck(require_empty: bool, named: bool, release: bool, census: bool) -> str:
     """The precondition statement: parameters ``?1`` namespace, ``?2`` chat id, then the
-    queue that must be empty, the named agent and the released agent, those present."""
-    columns = ["c.version, c.state, c.agent_id, c.retain_from"]
+    queue that must be empty, the named agent, the released agent and the census's group,
+    those present. Its first row is the preconditions'; with ``census``, the group's
+    ``agent_census`` rows follow (``UNION ALL``, padded with NULLs to the first row's width:
+    one statement where the census was a second one run before any effect)."""
+    columns = ["c.version", "c.state", "c.agent_id", "c.retain_from"]
     at = 2
     if require_empty:
         at += 1
@@ -297,10 +351,13 @@ def _precheck(require_empty: bool, named: bool, release: bool) -> str:
             at += 1
             columns.extend(f"{alias}.{name}" for name in LOAD_COLUMNS)
             joins += f" LEFT JOIN agents {alias} ON {alias}.ns = ?1 AND {alias}.id = ?{at}"
-    return (
+    sql = (
         f"SELECT {', '.join(columns)} FROM (SELECT 1) "
         f"LEFT JOIN chats c ON c.ns = ?1 AND c.id = ?2{joins}"
     )
+    if census:
+        sql += " UNION ALL " + CENSUS_ROWS.format(", NULL" * (len(columns) - 4), 1, at + 1)
+    return sql
 
 
 def group_term(group: str) -> str:

@@ -1,0 +1,170 @@
+"""SQLite unit of work: what it builds before the writer's turn. The released agent's new load
+and its statements are built from the agent's row read before the lock, and used inside only
+when the precondition statement reads back the very same row; the census of
+``Change.census`` comes with the preconditions' row (one statement)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatmgmt.assignment._load import released
+from chatmgmt.errors import PreconditionFailed
+from chatmgmt.model import Agent, AgentId, AgentStatus, ChatId, ChatState
+from chatmgmt.ports import Change, Claim
+from chatmgmt.storage import _sqlite_unit
+from chatmgmt.storage.sqlite import SQLiteStorage
+from storage.test_sqlite_apply import _chat
+
+NS = "t1"
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[SQLiteStorage]:
+    s = SQLiteStorage(tmp_path / "unit.db", namespace=NS)
+    yield s
+    s.close()
+
+
+def _agent(aid: str, limit: int = 3) -> Agent:
+    return Agent(
+        AgentId(aid),
+        reception_limit=limit,
+        status=AgentStatus.ONLINE,
+        skill_groups=frozenset({"g"}),
+    )
+
+
+def _assign(storage: SQLiteStorage, cid: str, agent: str, now: float) -> None:
+    storage.apply(
+        Change(
+            ChatId(cid),
+            None,
+            now,
+            chat=_chat(cid, 0, ChatState.ACTIVE, agent),
+            claim=Claim(AgentId(agent)),
+        )
+    )
+
+
+def _end(cid: str, now: float, **kw: Any) -> Change:
+    return Change(
+        ChatId(cid),
+        0,
+        now,
+        chat=_chat(cid, 1, ChatState.ENDED, None),
+        release=AgentId("a"),
+        tiebreak=0.25,
+        **kw,
+    )
+
+
+def _rank_rows(storage: SQLiteStorage) -> list[tuple[Any, ...]]:
+    with storage.database.read() as conn:
+        return conn.execute(
+            "SELECT grp, eligible, category, active, free, saturation, idle_since "
+            "FROM agent_ranks WHERE ns = ? AND agent_id = 'a' ORDER BY grp",
+            (NS,),
+        ).fetchall()
+
+
+def test_an_unchanged_row_takes_the_release_built_before_the_turn(
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage.agents.put(_agent("a"), 1.0)
+    _assign(storage, "c1", "a", 2.0)
+    _assign(storage, "c2", "a", 2.5)
+    before = storage.agents.get(AgentId("a"))
+    assert before is not None
+    built: list[Any] = []
+    writes = _sqlite_unit.load_writes
+
+    def counted(*args: Any) -> Any:
+        built.append(args)
+        return writes(*args)
+
+    monkeypatch.setattr(_sqlite_unit, "load_writes", counted)
+    applied = storage.apply(_end("c1", 3.0))
+    # built once, before the turn (inside it the prepared statements ran)
+    assert len(built) == 1
+    expected = released(before, ChatId("c1"), 3.0, 0.25)
+    assert storage.agents.get(AgentId("a")) == expected == applied.released
+    assert [row[3] for row in _rank_rows(storage)] == [1, 1]  # groups "" and "g"
+
+
+def test_a_row_changed_before_the_turn_is_released_as_read_inside(
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer claims a slot of the released agent between the read before the turn
+    and the turn: the unit releases from the row it reads inside (the prepared load would
+    drop that claim and free a slot that is taken)."""
+    storage.agents.put(_agent("a"), 1.0)
+    _assign(storage, "c1", "a", 2.0)
+    prepare = _sqlite_unit._prepare_release
+
+    def raced(*args: Any) -> Any:
+        prepared = prepare(*args)
+        _assign(storage, "c2", "a", 2.5)  # commits before the unit's turn
+        return prepared
+
+    monkeypatch.setattr(_sqlite_unit, "_prepare_release", raced)
+    applied = storage.apply(_end("c1", 3.0))
+    load = storage.agents.get(AgentId("a"))
+    assert load is not None and load.chats == {ChatId("c2")}
+    assert applied.released == load
+    # the rank rows and the census agree with the stored load: one active chat of three
+    assert [row[3:5] for row in _rank_rows(storage)] == [(1, 2), (1, 2)]
+    census = storage.agents.census("g")
+    assert (census.eligible, census.load, census.capacity) == (1, 1, 3)
+
+
+def test_a_release_of_an_unknown_agent_builds_nothing(storage: SQLiteStorage) -> None:
+    storage.agents.put(_agent("b"), 1.0)
+    _assign(storage, "c1", "b", 2.0)
+    change = Change(
+        ChatId("c1"),
+        0,
+        3.0,
+        chat=_chat("c1", 1, ChatState.ENDED, None),
+        release=AgentId("nobody"),
+    )
+    applied = storage.apply(change)
+    assert applied.released is None
+    assert storage.chats.get(ChatId("c1")) is not None
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_census_comes_with_every_precondition_read(storage: SQLiteStorage, fails: bool) -> None:
+    """The widest precondition statement (a queue that must be empty, a named agent, the
+    released agent) with the census rows after it: the census reported is the one before the
+    effects, on success and in a refusal."""
+    storage.agents.put(_agent("a"), 1.0)
+    storage.agents.put(_agent("b", limit=1), 1.0)
+    _assign(storage, "c1", "a", 2.0)
+    if fails:
+        _assign(storage, "c0", "b", 2.2)  # b is full
+    before = storage.agents.census("g")
+    change = Change(
+        ChatId("c1"),
+        0,
+        3.0,
+        chat=_chat("c1", 1, ChatState.ACTIVE, "b"),
+        release=AgentId("a"),
+        claim=Claim(AgentId("b")),
+        require_empty="g",
+        census="g",
+    )
+    if fails:
+        with pytest.raises(PreconditionFailed) as info:
+            storage.apply(change)
+        assert info.value.reason == "agent_unavailable"
+        assert info.value.census == before
+        return
+    applied = storage.apply(change)
+    assert applied.census == before
+    after = storage.agents.census("g")
+    assert (before.eligible, before.full) == (2, 0)
+    assert (after.eligible, after.full, after.load) == (1, 1, 1)  # b took its one slot
