@@ -37,7 +37,10 @@ the tree in ``DIR`` is counted too (its ``src``, in a subprocess) as each line's
 after 400: callgrind collects only from a writer's turn taken to its turn given back, toggled
 by the client request ``CALLGRIND_TOGGLE_COLLECT``, issued through a few bytes of x86-64 code;
 ``COMMIT`` included, the kernel's side of its writes not), line
-``storage.sqlite.lock.instructions``, with ``--baseline DIR`` as for ``--instructions``.
+``storage.sqlite.lock.instructions``, with ``--baseline DIR`` as for ``--instructions``. With
+``--dropped`` (line ``storage.sqlite.lock.instructions.dropped``) another connection commits a write before each turn (not counted): every unit
+then starts with its page cache dropped and reads its pages again, as under several processes
+(the kernel's side of those reads not counted).
 
 ``--instructions``: instructions per open+end pair of one process, counted by callgrind (600
 pairs after 400 of warm-up, minus the same run with none; ``PYTHONHASHSEED=0``), line
@@ -348,16 +351,27 @@ def _toggler() -> Any:
     return toggle
 
 
-def lock_workload(pairs: int) -> None:
+def lock_workload(pairs: int, dropped: bool = False) -> None:
     """The measured process of ``--lock-instructions``: collection toggled on at each turn
-    taken and off at each turn given back, for ``pairs`` pairs after 400."""
+    taken and off at each turn given back, for ``pairs`` pairs after 400. ``dropped``: before
+    each turn (not counted) another connection commits a write, so that every unit starts as
+    under several processes: SQLite drops a connection's page cache when another one has
+    committed since its last transaction, and the unit reads its pages again."""
+    import sqlite3
+
     from chatmgmt.storage import _sqlite_db
 
     toggle, measuring = _toggler(), [False]
     begin, turn = _sqlite_db.SQLiteDatabase._begin, _sqlite_db._turn
+    other: list[sqlite3.Connection] = []
 
     def counted_begin(db: Any, conn: Any) -> Any:
         if measuring[0]:
+            if dropped:
+                if not other:
+                    other.append(sqlite3.connect(db.path, isolation_level=None))
+                    other[0].execute("CREATE TABLE IF NOT EXISTS bench_other (n INTEGER)")
+                other[0].execute("INSERT INTO bench_other VALUES (1)")
             toggle()
         return begin(db, conn)
 
@@ -375,13 +389,16 @@ def lock_workload(pairs: int) -> None:
     for _ in range(pairs):
         run.pair()
     measuring[0] = False
+    for conn in other:
+        conn.close()
     shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
-def lock_per_unit(src: Path, pairs: int) -> float:
+def lock_per_unit(src: Path, pairs: int, dropped: bool = False) -> float:
     """Instructions inside the write lock per unit (two units per pair) over ``src``."""
+    more = ["--dropped"] if dropped else []
     collected = callgrind_count(
-        __file__, ["--lock-workload", str(pairs)], src, ["--collect-atstart=no"]
+        __file__, ["--lock-workload", str(pairs), *more], src, ["--collect-atstart=no"]
     )
     return collected / (2 * pairs)
 
@@ -418,6 +435,9 @@ def main() -> None:
     parser.add_argument("--frames", action="store_true", help="count WAL frames per commit")
     parser.add_argument("--lock-instructions", action="store_true", help="callgrind, in lock")
     parser.add_argument("--workload", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dropped", action="store_true", help="--lock-instructions with the page cache dropped"
+    )
     parser.add_argument("--lock-workload", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--frames-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -425,13 +445,13 @@ def main() -> None:
         workload(args.workload)
         return
     if args.lock_workload is not None:  # the package from PYTHONPATH (see lock_per_unit)
-        lock_workload(args.lock_workload)
+        lock_workload(args.lock_workload, args.dropped)
         return
     if args.lock_instructions:
         emit_instructions(
-            "storage.sqlite.lock.instructions",
+            "storage.sqlite.lock.instructions" + (".dropped" if args.dropped else ""),
             "instructions/unit",
-            lambda src: lock_per_unit(src, 200),
+            lambda src: lock_per_unit(src, 200, args.dropped),
             args.baseline,
         )
         return

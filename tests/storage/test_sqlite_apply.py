@@ -993,7 +993,7 @@ def test_a_version_1_file_opens_and_migrates(tmp_path: Path) -> None:
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 9
+        assert storage.database.schema_version() == SCHEMA_VERSION == 10
         assert storage.chats.purge(7.0, 10) == 0
         assert storage.chats.purge(8.0, 10) == 1
         assert storage.chats.get(ChatId("ce")) is None
@@ -1067,7 +1067,7 @@ def test_a_version_4_file_keeps_every_load_field_exactly(tmp_path: Path) -> None
     conn.close()
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 9
+        assert storage.database.schema_version() == SCHEMA_VERSION == 10
         assert storage.agents.get(AgentId("a")) == stored
         assert storage.agents.list("h") == [stored]
         # the rank rows were rebuilt from the load: one counted chat below the limit of 3
@@ -1500,7 +1500,7 @@ def test_a_version_5_file_gets_the_capacity_columns(tmp_path: Path) -> None:
     conn.close()
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 9
+        assert storage.database.schema_version() == SCHEMA_VERSION == 10
         assert storage.agents.get(AgentId("a")) == before
         weighted = attrs.evolve(_agent("a", 3), channel_weights={"wa": 2})
         storage.agents.put(weighted, 1.0, expected_version=1)

@@ -92,7 +92,7 @@ def test_a_schema_6_file_gets_the_summary_of_its_agents(tmp_path: Path) -> None:
     conn.close()
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 9
+        assert storage.database.schema_version() == SCHEMA_VERSION == 10
         expected = Census(eligible=1, full=1, away=1, capacity=4, load=1)
         assert storage.agents.census("g") == expected == storage.agents.census("")
         # the triggers keep it from there on

@@ -14,7 +14,7 @@ from chatmgmt.model import ChatId, ChatState, Event, Message, MessageRole, Timer
 from chatmgmt.ports import Change
 from chatmgmt.storage._codec import encode
 from chatmgmt.storage._sqlite_schema import _MIGRATIONS
-from chatmgmt.storage._sqlite_sql import OPEN_CHATS
+from chatmgmt.storage._sqlite_sql import OPEN_CHATS, outbox_range
 from chatmgmt.storage.sqlite import SCHEMA_VERSION, SQLiteStorage, _put_timer
 from storage.test_sqlite_apply import _V1_DDL, NS, _chat
 
@@ -83,7 +83,7 @@ def test_a_schema_7_file_migrates_keeping_every_row_and_order(tmp_path: Path) ->
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 9
+        assert storage.database.schema_version() == SCHEMA_VERSION == 10
         with storage.database.read() as db:
             (index_sql,) = db.execute(
                 "SELECT sql FROM sqlite_schema WHERE name = 'chats_by_state'"
@@ -125,15 +125,17 @@ def test_a_schema_7_file_migrates_keeping_every_row_and_order(tmp_path: Path) ->
         # the outbox: the old entries in order, acknowledged by their new entry ids
         entries = storage.outbox.claim("w", 10, 0.0, 30.0)
         assert [e.event.id for e in entries] == ["evt_1", "evt_2", "evt_3"]
-        assert [e.id for e in entries] == ["1:evt_1", "2:evt_2", "3:evt_3"]
+        first = outbox_range(NS)[0]  # schema 10: numbered in the namespace's own range
+        assert [e.id for e in entries] == [f"{first + n}:evt_{n}" for n in (1, 2, 3)]
         storage.outbox.ack([entries[2].id])
         # the newest entry's number comes back for the next event; the stale id of the
         # acknowledged one (or a bare number) never deletes it
         storage.outbox.append([_event(4)])
-        storage.outbox.ack([entries[2].id, "3", "3:", ":evt_4", "x:y"])
+        third = str(first + 3)
+        storage.outbox.ack([entries[2].id, third, f"{third}:", ":evt_4", "x:y"])
         assert [e.id for e in storage.outbox.events()] == ["evt_1", "evt_2", "evt_4"]
         (fourth,) = storage.outbox.claim("w", 10, 31.0, 30.0)[2:]
-        assert fourth.id == "3:evt_4"
+        assert fourth.id == f"{third}:evt_4"
         storage.outbox.ack([fourth.id])
         assert storage.outbox.pending() == 2
     finally:

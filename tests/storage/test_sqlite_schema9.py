@@ -108,7 +108,7 @@ def test_a_schema_8_file_migrates_with_every_open_chat_indexed(tmp_path: Path) -
 
     storage = SQLiteStorage(path, namespace=NS)
     try:
-        assert storage.database.schema_version() == SCHEMA_VERSION == 9
+        assert storage.database.schema_version() == SCHEMA_VERSION == 10
         with storage.database.read() as db:
             (index_sql,) = db.execute(
                 "SELECT sql FROM sqlite_schema WHERE name = 'chats_by_state'"

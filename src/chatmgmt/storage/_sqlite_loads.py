@@ -17,7 +17,7 @@ from ..errors import StorageError
 from ..model import Agent, AgentLoad, ChatId, Event, RankKey
 from ._codec import decode, encode
 from ._rank_columns import ALL_FIELDS, RANK_COLUMNS, RANK_NAMES
-from ._sqlite_sql import OUTBOX_INSERT
+from ._sqlite_sql import OUTBOX_INSERT, outbox_range
 
 __all__ = [
     "LOAD_COLUMNS",
@@ -262,6 +262,7 @@ def _ranks_sql(names: tuple[str, ...]) -> str:
 
 def append_events(conn: sqlite3.Connection, ns: str, events: Iterable[Event]) -> None:
     """Append ``events`` to the outbox (one statement)."""
-    rows = [(ns, encode(event)) for event in events]
+    lo, hi = outbox_range(ns)
+    rows = [(lo, hi, ns, encode(event)) for event in events]
     if rows:
         conn.executemany(OUTBOX_INSERT, rows)

@@ -14,6 +14,7 @@ from ..errors import StorageError
 from ..model import AgentLoad
 from . import _sqlite_loads as _loads
 from ._codec import decode
+from ._sqlite_sql import outbox_range
 
 if TYPE_CHECKING:
     from ._sqlite_db import SQLiteDatabase
@@ -49,6 +50,32 @@ def _load_columns(conn: sqlite3.Connection) -> None:
     for ns, version, data in rows:
         load = attrs.evolve(decode(data, AgentLoad), version=int(version))
         _loads.write_load(conn, ns, load, None)
+
+
+def _outbox_ranges(conn: sqlite3.Connection) -> None:
+    """Migration 10: the outbox without its index ``outbox_by_ns``: each namespace's entries
+    numbered in its own range (:func:`~chatmgmt.storage._sqlite_sql.outbox_range`), in their
+    order, leases and delivery counts kept. Entry ids name the new numbers: an entry claimed
+    before the upgrade is acknowledged by its old id in vain and delivered again once its
+    lease runs out (the outbox delivers at least once)."""
+    conn.execute(
+        "CREATE TABLE outbox_10 (seq INTEGER PRIMARY KEY, ns TEXT NOT NULL, data TEXT NOT NULL, "
+        "lease_until REAL NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0)"
+    )
+    numbers: dict[str, int] = {}
+
+    def renumbered() -> Iterator[tuple[object, ...]]:
+        rows = conn.execute("SELECT ns, data, lease_until, deliveries FROM outbox ORDER BY seq")
+        for ns, data, lease_until, deliveries in rows.fetchall():
+            seq = numbers[ns] = numbers.get(ns, outbox_range(ns)[0]) + 1
+            yield seq, ns, data, lease_until, deliveries
+
+    conn.executemany(
+        "INSERT INTO outbox_10 (seq, ns, data, lease_until, deliveries) VALUES (?, ?, ?, ?, ?)",
+        renumbered(),
+    )
+    conn.execute("DROP TABLE outbox")  # its index with it
+    conn.execute("ALTER TABLE outbox_10 RENAME TO outbox")
 
 
 #: The census triggers on ``agent_ranks`` (migration 7 creates them; migration 8 again, after
@@ -314,6 +341,9 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
             lim = lim + excluded.lim, active = active + excluded.active;
     END;
     """,
+    # 10: the outbox without an index on the namespace (see _outbox_ranges): every unit of
+    # work appends to it, and its index was one B-tree more written and re-read per unit
+    _outbox_ranges,
 )
 
 

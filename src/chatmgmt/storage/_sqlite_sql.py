@@ -17,7 +17,17 @@ Redis adapter, since its data version 4, does the same).
 
 from __future__ import annotations
 
-__all__ = ["MESSAGE_INSERT", "OPEN_CHATS", "OUTBOX_INSERT", "TIMER_PUT"]
+import zlib
+
+__all__ = [
+    "MESSAGE_INSERT",
+    "OPEN_CHATS",
+    "OUTBOX_INSERT",
+    "OUTBOX_RANGE",
+    "OUTBOX_SPAN",
+    "TIMER_PUT",
+    "outbox_range",
+]
 
 OPEN_CHATS = "state != 'ended' AND state != 'left_message' AND state != 'abandoned'"
 """The condition of the partial index ``chats_by_state`` (schema 8: the open chats only, so an
@@ -26,8 +36,39 @@ evaluates a ``NOT IN`` list of three constants through an ephemeral table on eve
 written). A query on an open state repeats it word for word: SQLite uses a partial index only
 where the query's own terms hold its condition."""
 
-OUTBOX_INSERT = "INSERT INTO outbox (ns, data) VALUES (?, ?)"
-"""Append one event (parameters: namespace, event JSON)."""
+OUTBOX_SPAN = 1 << 47
+"""How many entry numbers each namespace's range of the outbox holds (schema 10)."""
+
+
+def outbox_range(ns: str) -> tuple[int, int]:
+    """The outbox entry numbers of namespace ``ns`` (schema 10): those above the first and
+    below the second of the pair. The outbox is a rowid table without an index on the
+    namespace: each namespace numbers its entries in its own range (its 16-bit CRC-32 times
+    :data:`OUTBOX_SPAN`), so its entries sit side by side in number order and a read finds
+    them by number alone (the ``ns`` column still tells apart two namespaces whose ranges
+    coincide). One B-tree fewer written by every unit (the index ``outbox_by_ns`` was ~1.2
+    of a unit's ~14.6 pages per commit)."""
+    known = _RANGES.get(ns)
+    if known is None:
+        base = (zlib.crc32(ns.encode("utf-8")) & 0xFFFF) * OUTBOX_SPAN
+        if len(_RANGES) >= 1024:
+            _RANGES.clear()
+        known = _RANGES[ns] = (base, base + OUTBOX_SPAN)
+    return known
+
+
+_RANGES: dict[str, tuple[int, int]] = {}
+
+OUTBOX_RANGE = "seq > ?1 AND seq < ?2 AND ns = ?3"
+"""The condition of one namespace's outbox entries (parameters: :func:`outbox_range`'s pair,
+the namespace), a range of row numbers: no index is needed."""
+
+OUTBOX_INSERT = (
+    "INSERT INTO outbox (seq, ns, data) VALUES (COALESCE((SELECT seq FROM outbox "
+    "WHERE seq > ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1), ?1) + 1, ?3, ?4)"
+)
+"""Append one event (parameters: :func:`outbox_range`'s pair, namespace, event JSON),
+numbered one past the namespace's largest entry (the first of its range when it has none)."""
 
 MESSAGE_INSERT = "INSERT INTO messages (ns, chat_id, data) VALUES (?, ?, ?)"
 """Append one message to its chat (parameters: namespace, chat id, message JSON)."""

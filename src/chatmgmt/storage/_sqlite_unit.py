@@ -61,7 +61,7 @@ from ._sqlite_loads import (
     write_load,
 )
 from ._sqlite_reads import CENSUS_ROWS, census_of, read_heads
-from ._sqlite_sql import MESSAGE_INSERT, OUTBOX_INSERT, TIMER_PUT
+from ._sqlite_sql import MESSAGE_INSERT, OUTBOX_INSERT, TIMER_PUT, outbox_range
 
 if TYPE_CHECKING:
     from ._sqlite_db import SQLiteDatabase
@@ -137,6 +137,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
     message = None if change.message is None else encode(change.message)
     more = [(ns, cid, encode(m)) for m in change.more_messages]
     sticky = None if change.sticky is None else encode(change.sticky)
+    lo, hi = outbox_range(ns)
     # the preconditions' reads, one statement: the chat's version, the queue that must be
     # empty, the named agent's and the released agent's loads
     expected = change.expected_version
@@ -237,7 +238,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         if chat_row is not None:
             chat_row[3] = _fill(chat_text, fills)
         timer_rows = [(ns, key, due_at, _fill(text, fills)) for key, due_at, text in timers]
-        event_rows = [(ns, _fill(text, fills)) for text in event_texts]
+        event_rows = [(lo, hi, ns, _fill(text, fills)) for text in event_texts]
         # 4. queue entries: remove, then push (an entry already there keeps its place)
         if change.remove:
             cur.executemany(

@@ -66,7 +66,7 @@ from . import _sqlite_reads as _reads
 from . import _sqlite_unit as _unit
 from ._codec import decode, encode
 from ._sqlite_db import SCHEMA_VERSION, SQLiteDatabase
-from ._sqlite_sql import OPEN_CHATS, TIMER_PUT
+from ._sqlite_sql import OPEN_CHATS, OUTBOX_RANGE, TIMER_PUT, outbox_range
 from ._threaded import ThreadedAsyncStorage
 
 __all__ = [
@@ -360,9 +360,9 @@ class SQLiteOutbox(_Base):
         until = now + lease_s
         with self._db.write() as conn:
             rows = conn.execute(
-                "SELECT seq, data, deliveries FROM outbox WHERE ns = ? AND lease_until <= ? "
-                "ORDER BY seq LIMIT ?",
-                (self._ns, now, max(0, limit)),
+                f"SELECT seq, data, deliveries FROM outbox WHERE {OUTBOX_RANGE} "
+                "AND lease_until <= ?4 ORDER BY seq LIMIT ?5",
+                (*outbox_range(self._ns), self._ns, now, max(0, limit)),
             ).fetchall()
             if rows:
                 conn.executemany(
@@ -396,7 +396,8 @@ class SQLiteOutbox(_Base):
         """See the port."""
         with self._db.statement() as conn:
             (count,) = conn.execute(
-                "SELECT COUNT(*) FROM outbox WHERE ns = ?", (self._ns,)
+                f"SELECT COUNT(*) FROM outbox WHERE {OUTBOX_RANGE}",
+                (*outbox_range(self._ns), self._ns),
             ).fetchone()
         return int(count)
 
@@ -404,7 +405,8 @@ class SQLiteOutbox(_Base):
         """Every unacknowledged event, oldest first (a testing convenience)."""
         with self._db.statement() as conn:
             rows = conn.execute(
-                "SELECT data FROM outbox WHERE ns = ? ORDER BY seq", (self._ns,)
+                f"SELECT data FROM outbox WHERE {OUTBOX_RANGE} ORDER BY seq",
+                (*outbox_range(self._ns), self._ns),
             ).fetchall()
         return [decode(r[0], Event) for r in rows]
 
