@@ -38,9 +38,10 @@ after 400: callgrind collects only from a writer's turn taken to its turn given 
 by the client request ``CALLGRIND_TOGGLE_COLLECT``, issued through a few bytes of x86-64 code;
 ``COMMIT`` included, the kernel's side of its writes not), line
 ``storage.sqlite.lock.instructions``, with ``--baseline DIR`` as for ``--instructions``. With
-``--dropped`` (line ``storage.sqlite.lock.instructions.dropped``) another connection commits a write before each turn (not counted): every unit
-then starts with its page cache dropped and reads its pages again, as under several processes
-(the kernel's side of those reads not counted).
+``--dropped`` (line ``storage.sqlite.lock.instructions.dropped``) another connection commits a
+write before each turn (not counted): every unit then starts with its page cache dropped and
+reads its pages again, as under several processes (the kernel's side of those reads not
+counted).
 
 ``--instructions``: instructions per open+end pair of one process, counted by callgrind (600
 pairs after 400 of warm-up, minus the same run with none; ``PYTHONHASHSEED=0``), line

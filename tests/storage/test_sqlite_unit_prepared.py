@@ -1,6 +1,7 @@
 """SQLite unit of work: what it builds before the writer's turn. The released agent's new load
-and its statements are built from the agent's row read before the lock, and used inside only
-when the precondition statement reads back the very same row; the census of
+and its statements are built from the agent's row as the chat read before the change found it
+(``SQLiteChatStore.get`` reads it in the same statement), and used inside only when the
+precondition statement reads back the very same row; the census of
 ``Change.census`` comes with the preconditions' row (one statement)."""
 
 from __future__ import annotations
@@ -71,28 +72,46 @@ def _rank_rows(storage: SQLiteStorage) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
+@pytest.mark.parametrize("read_first", [True, False])
 def test_an_unchanged_row_takes_the_release_built_before_the_turn(
-    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch, read_first: bool
 ) -> None:
+    """The chat read before the end (as the core reads it) brings its agent's load columns:
+    the release is built from them before the turn; without that read, inside it."""
     storage.agents.put(_agent("a"), 1.0)
     _assign(storage, "c1", "a", 2.0)
     _assign(storage, "c2", "a", 2.5)
     before = storage.agents.get(AgentId("a"))
     assert before is not None
-    built: list[Any] = []
+    inside: list[bool] = []  # per build: whether a write transaction was open
     writes = _sqlite_unit.load_writes
 
     def counted(*args: Any) -> Any:
-        built.append(args)
+        inside.append(storage.database.connection().in_transaction)
         return writes(*args)
 
     monkeypatch.setattr(_sqlite_unit, "load_writes", counted)
+    if read_first:
+        assert storage.chats.get(ChatId("c1")) is not None
     applied = storage.apply(_end("c1", 3.0))
-    # built once, before the turn (inside it the prepared statements ran)
-    assert len(built) == 1
+    assert inside == [not read_first]
     expected = released(before, ChatId("c1"), 3.0, 0.25)
     assert storage.agents.get(AgentId("a")) == expected == applied.released
     assert [row[3] for row in _rank_rows(storage)] == [1, 1]  # groups "" and "g"
+
+
+def test_a_kept_row_serves_one_unit_of_its_agent_only(storage: SQLiteStorage) -> None:
+    storage.agents.put(_agent("a"), 1.0)
+    _assign(storage, "c1", "a", 2.0)
+    db = storage.database
+    assert storage.chats.get(ChatId("c1")) is not None
+    assert db.recall_agent("other", "a") is None  # another namespace: forgotten too
+    assert storage.chats.get(ChatId("c1")) is not None
+    row = db.recall_agent(NS, "a")
+    assert row is not None and len(row) == 9
+    assert db.recall_agent(NS, "a") is None  # once
+    assert storage.chats.get(ChatId("c1")) is not None
+    assert db.recall_agent(NS, "b") is None
 
 
 def test_a_row_changed_before_the_turn_is_released_as_read_inside(
@@ -107,10 +126,12 @@ def test_a_row_changed_before_the_turn_is_released_as_read_inside(
 
     def raced(*args: Any) -> Any:
         prepared = prepare(*args)
+        assert prepared is not None
         _assign(storage, "c2", "a", 2.5)  # commits before the unit's turn
         return prepared
 
     monkeypatch.setattr(_sqlite_unit, "_prepare_release", raced)
+    assert storage.chats.get(ChatId("c1")) is not None  # brings a's row, as the core would
     applied = storage.apply(_end("c1", 3.0))
     load = storage.agents.get(AgentId("a"))
     assert load is not None and load.chats == {ChatId("c2")}

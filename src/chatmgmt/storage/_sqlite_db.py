@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
+from typing import Any
 
 from ..errors import StorageError
 from ..model import Ranking
@@ -125,6 +126,21 @@ class SQLiteDatabase:
         if conn is None:
             conn = self._local.conn = self._open()
         return conn
+
+    def remember_agent(self, ns: str, agent_id: str, row: tuple[Any, ...]) -> None:
+        """Keep, for this thread's next unit of work, the load columns of ``agent_id`` as a
+        read just made found them (the chat read before an end: see
+        :func:`chatmgmt.storage._sqlite_unit.apply`, which builds the release from them before
+        its turn and checks them inside it). One row is kept, the last."""
+        self._local.agent_row = (ns, agent_id, row)
+
+    def recall_agent(self, ns: str, agent_id: str) -> tuple[Any, ...] | None:
+        """The row :meth:`remember_agent` kept for ``agent_id`` (and forgets it), or None."""
+        kept = getattr(self._local, "agent_row", None)
+        if kept is None:
+            return None
+        self._local.agent_row = None
+        return kept[2] if kept[0] == ns and kept[1] == agent_id else None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

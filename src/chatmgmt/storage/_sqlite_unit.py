@@ -8,8 +8,9 @@ ranked claim will pick is not known then, so the change is bound to a one-off pl
 pick is made inside the transaction, the placeholder's JSON string is replaced by the picked
 id's in the encoded texts — the same texts :meth:`~chatmgmt.ports.Change.bind` would give.
 The released agent's new load and the statements that store it are built before the lock
-too, from its row read then, and used inside only when the precondition statement reads back
-the very same row (else built there from the row read inside).
+too, from its row as the chat read before the change found it, and used inside only when the
+precondition statement reads back the very same row (else built there from the row read
+inside).
 Inside the lock: one statement for every precondition (the chat's version, the queue that must
 be empty, the named and the released agents' loads) and the census report, one for the ranked
 pick with its load, then the writes (one statement per table, every row of it at once), then
@@ -49,7 +50,6 @@ from ..ports import (
 from ._codec import encode
 from ._sqlite_loads import (
     LOAD_COLUMNS,
-    LOAD_READ,
     Writes,
     append_events,
     load_of,
@@ -314,17 +314,17 @@ _Prepared: TypeAlias = "tuple[tuple[Any, ...], AgentLoad, AgentLoad, Writes]"
 def _prepare_release(
     db: SQLiteDatabase, ns: str, agent_id: AgentId, cid: ChatId, now: float, tiebreak: float
 ) -> _Prepared | None:
-    """The released agent's load as stored now, released, and the statements that would store
-    it, built before the writer's turn (one read statement outside the lock): inside it, the
-    precondition statement reads the agent's row again, and when every load column is the
-    same the unit takes these instead of decoding the row, releasing the slot, computing the
-    rank values and building the statements while the other writers wait. None when there is
-    no such agent."""
-    with db.statement() as conn:
-        rows = conn.execute(LOAD_READ, (ns, agent_id)).fetchall()
-    if not rows:
+    """The released agent's load as a read made just before found it (the chat read of the
+    end: :meth:`SQLiteChatStore.get <chatmgmt.storage.sqlite.SQLiteChatStore.get>` reads the
+    chat's agent's load columns in the same statement), released, and the statements that
+    would store it, built before the writer's turn: inside it, the precondition statement
+    reads the agent's row again, and when every load column is the same the unit takes these
+    instead of decoding the row, releasing the slot, computing the rank values and building
+    the statements while the other writers wait. None when no such row was read (no read of
+    its own: a read transaction costs more than it would save)."""
+    raw = db.recall_agent(ns, agent_id)
+    if raw is None:
         return None
-    raw = tuple(rows[0])
     old = load_of(raw)
     if old is None:
         return None

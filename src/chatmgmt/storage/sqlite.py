@@ -222,6 +222,16 @@ class SQLiteAgentStore(_Base):
         return loads
 
 
+#: A chat and its agent's load columns (the agent's row as the unit of work reads it: a
+#: release is built from them before the writer's turn, see ``_sqlite_unit.apply``).
+_CHAT_READ = (
+    "SELECT c.data, c.agent_id, "
+    + ", ".join(f"a.{name}" for name in _unit.LOAD_COLUMNS)
+    + " FROM chats c LEFT JOIN agents a ON a.ns = c.ns AND a.id = c.agent_id "
+    "WHERE c.ns = ? AND c.id = ?"
+)
+
+
 class SQLiteChatStore(_Base):
     """SQLite :class:`~chatmgmt.ports.ChatStore` (read side; writes go through
     :meth:`SQLiteStorage.apply`)."""
@@ -229,10 +239,13 @@ class SQLiteChatStore(_Base):
     def get(self, chat_id: ChatId) -> Chat | None:
         """See the port."""
         with self._db.statement() as conn:
-            row = conn.execute(
-                "SELECT data FROM chats WHERE ns = ? AND id = ?", (self._ns, chat_id)
-            ).fetchone()
-        return None if row is None else decode(row[0], Chat)
+            row = conn.execute(_CHAT_READ, (self._ns, chat_id)).fetchone()
+        if row is None:
+            return None
+        if row[1] is not None and row[2] is not None:
+            # the chat's agent's load, for the unit of work that may release it next
+            self._db.remember_agent(self._ns, row[1], row[2:])
+        return decode(row[0], Chat)
 
     def messages(self, chat_id: ChatId) -> list[Message]:
         """See the port."""
