@@ -182,6 +182,26 @@ def test_a_stricter_policy_whose_due_time_passed_breaches_at_the_next_tick() -> 
     assert sla_events(m) == [("sla.breached", "first_response")]
 
 
+def test_a_stricter_policy_after_a_late_answer_breaches_in_the_tagging_unit() -> None:
+    # regression (found by test_sla_stateful): an answer at 30 s met the standard 60 s, then
+    # the vip tag (20 s) left a finished run achieved late under its target but not breached
+    m = manager(SLA)
+    m.register_agent(agent("ann"))
+    chat = m.open_chat(customer("u"))
+    m.send_message(chat.id, "hi", role=MessageRole.AGENT, sender="ann", now=1030)
+    assert sla_events(m) == []
+    m.tag_chat(chat.id, "vip", by="sup", now=1040)
+    first = stored(m, chat.id).sla.first_response  # type: ignore[union-attr]
+    assert first is not None and (first.target_s, first.achieved_s) == (20.0, 30.0)
+    assert first.breached and first.breaches == 1
+    assert sla_events(m) == [("sla.breached", "first_response")]
+    m.untag_chat(chat.id, "vip", by="sup", now=1050)  # back to 60 s: a breach is not taken back
+    m.tag_chat(chat.id, "vip", by="sup", now=1060)  # nor sent twice
+    assert sla_events(m) == [("sla.breached", "first_response")]
+    again = stored(m, chat.id).sla.first_response  # type: ignore[union-attr]
+    assert again is not None and again.breaches == 1
+
+
 def test_a_transfer_to_another_group_selects_again_on_its_calendar() -> None:
     berlin = zoneinfo.ZoneInfo("Europe/Berlin")
     monday_eight = dt.datetime(2026, 12, 7, 8, 0, tzinfo=berlin).timestamp()

@@ -217,6 +217,25 @@ def _select(settings: ChatSettings, sla: ChatSla | None, chat: Chat, now: float)
     )
 
 
+def _late_under_new_targets(sla: ChatSla, items: Items) -> ChatSla:
+    """``sla`` with each finished clock whose result misses its (new) target breached, and
+    its ``sla.breached`` into ``items``: a stricter policy chosen after a run ended counts
+    that run late, as it does a running clock whose new due time has passed (at the next
+    tick). A breach already sent is never sent again."""
+    late: dict[str, SlaClock] = {}
+    for metric, clock in sla.clocks().items():
+        achieved = clock.achieved_s
+        if (
+            clock.started_at is None
+            and achieved is not None
+            and achieved >= clock.target_s
+            and not clock.breached
+        ):
+            late[metric] = evolve(clock, late=True, warned=True, breaches=clock.breaches + 1)
+            items.append(_event(EventType.SLA_BREACHED, sla, metric, clock))
+    return evolve(sla, **late) if late else sla
+
+
 def _restart(
     clock: SlaClock, at: float, hours: WorkingHours | None, warn_before: float
 ) -> SlaClock:
@@ -268,11 +287,13 @@ def track_sla(
     if sla is None and not keyed:
         return new, items
     was_ended = old is not None and old.state is ChatState.ENDED
+    out: Items = list(items)
     if keyed and not (ended and (was_ended or old is None)):
         sla = _select(settings, sla, new, now)
+        if sla is not None:
+            sla = _late_under_new_targets(sla, out)
     if sla is None:
         return new, items
-    out: Items = list(items)
     sla = _advance(settings, sla, old, new, out, now)
     if ended and not was_ended:
         figures = sla.figures()
