@@ -126,10 +126,11 @@ def first_arrival(chat: Chat) -> float:
     """When ``chat`` first came to wait for a person: its creation, or for a chat that began
     in a bot's stage its handoff (time with the bot is not waiting for an agent). A chat sent
     back to a queue is ordered by this, so it keeps the place it had and goes ahead of no
-    chat that was waiting for a person before it was."""
+    chat that was waiting for a person before it was. The SLA clocks of the human part start
+    here too (:mod:`chatmgmt.lifecycle._sla`)."""
     bot = chat.bot
     handoff = bot.get("handoff") if bot is not None else None
-    if isinstance(handoff, dict):
+    if isinstance(handoff, Mapping):
         at = handoff.get("at")
         if isinstance(at, (int, float)):
             return float(at)

@@ -40,6 +40,7 @@ from typing import Any
 
 from .._plan import Items
 from ..assignment._calendar import business_deadlines, business_seconds, effective_hours
+from ..assignment._routing import first_arrival
 from ..model import Chat, ChatSla, ChatState, SlaClock, Timer, evolve, maker
 from ..settings import ChatSettings, SlaPolicy, SlaSettings, WorkingHours, resolve
 from ..webhook import _payloads as payloads
@@ -244,20 +245,13 @@ def _restart(
     return _timed(evolve(clock, started_at=at), hours, warn_before)
 
 
-def _human_start(chat: Chat) -> float:
-    """When the chat came to the humans: its start, or its handoff out of the bot stage."""
-    handoff = (chat.bot or {}).get("handoff")
-    at = handoff.get("at") if isinstance(handoff, Mapping) else None
-    return float(at) if isinstance(at, (int, float)) else chat.created_at
-
-
 def _natural_start(metric: str, chat: Chat) -> float | None:
     if chat.state is ChatState.ENDED or chat.state is ChatState.BOT:
         return None  # a bot-stage chat's clocks start at its handoff
     if metric == "first_response":
-        return _human_start(chat) if chat.last_agent_message_at is None else None
+        return first_arrival(chat) if chat.last_agent_message_at is None else None
     if metric == "resolution":
-        return _human_start(chat)
+        return first_arrival(chat)
     customer, agent = chat.last_customer_message_at, chat.last_agent_message_at
     if customer is not None and agent is not None and customer > agent:
         return customer
