@@ -29,6 +29,7 @@ PACKAGES = [
     "chatmgmt",
     "chatmgmt.assignment",
     "chatmgmt.customers",
+    "chatmgmt.ports",
     "chatmgmt.storage",
     "chatmgmt.testing",
     "chatmgmt.webhook",
