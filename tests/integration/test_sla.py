@@ -202,6 +202,32 @@ def test_a_stricter_policy_after_a_late_answer_breaches_in_the_tagging_unit() ->
     assert again is not None and again.breaches == 1
 
 
+def test_a_stricter_policy_during_a_reopened_run_breaches_the_finished_one() -> None:
+    # regression (found by test_sla_stateful, seed 101): an Always On chat's resolution took
+    # 320 s under the standard 600 s; reopened, its new run started; then the vip tag (300 s)
+    # left the finished run achieved late under its target but not breached
+    m = manager({**SLA, "reception_mode": "always_on"})
+    m.register_agent(agent("ann"))
+    chat = m.open_chat(customer("u"))
+    m.send_message(chat.id, "hi", role=MessageRole.AGENT, sender="ann", now=1010)
+    m.end_chat(chat.id, now=1320)
+    m.send_message(chat.id, "again", role=MessageRole.CUSTOMER, sender="u", now=1330)
+    reopened = stored(m, chat.id)
+    assert reopened.state is not ChatState.ENDED
+    res = reopened.sla.resolution  # type: ignore[union-attr]
+    assert res is not None and res.running and (res.achieved_s, res.breaches) == (320.0, 0)
+    m.tag_chat(chat.id, "vip", by="sup", now=1340)
+    res = stored(m, chat.id).sla.resolution  # type: ignore[union-attr]
+    assert res is not None and (res.target_s, res.achieved_s) == (300.0, 320.0)
+    assert res.breached and res.breaches == 1
+    assert res.running and not res.late  # the new run breaches, or not, on its own
+    assert sla_events(m) == [("sla.breached", "resolution")]
+    m.tick(1330 + 301)  # the new run misses 300 s too: its own breach
+    res = stored(m, chat.id).sla.resolution  # type: ignore[union-attr]
+    assert res is not None and res.breaches == 2 and res.late
+    assert sla_events(m).count(("sla.breached", "resolution")) == 2
+
+
 def test_a_transfer_to_another_group_selects_again_on_its_calendar() -> None:
     berlin = zoneinfo.ZoneInfo("Europe/Berlin")
     monday_eight = dt.datetime(2026, 12, 7, 8, 0, tzinfo=berlin).timestamp()

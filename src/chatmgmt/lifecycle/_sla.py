@@ -219,20 +219,22 @@ def _select(settings: ChatSettings, sla: ChatSla | None, chat: Chat, now: float)
 
 
 def _late_under_new_targets(sla: ChatSla, items: Items) -> ChatSla:
-    """``sla`` with each finished clock whose result misses its (new) target breached, and
+    """``sla`` with each clock whose last finished run misses its (new) target breached, and
     its ``sla.breached`` into ``items``: a stricter policy chosen after a run ended counts
     that run late, as it does a running clock whose new due time has passed (at the next
-    tick). A breach already sent is never sent again."""
+    tick). A breach already sent is never sent again. A clock running again (an Always On
+    chat reopened, a customer's next message) keeps its new run's flags: that run breaches,
+    or not, on its own."""
     late: dict[str, SlaClock] = {}
     for metric, clock in sla.clocks().items():
         achieved = clock.achieved_s
-        if (
-            clock.started_at is None
-            and achieved is not None
-            and achieved >= clock.target_s
-            and not clock.breached
-        ):
-            late[metric] = evolve(clock, late=True, warned=True, breaches=clock.breaches + 1)
+        if achieved is not None and achieved >= clock.target_s and not clock.breached:
+            breaches = clock.breaches + 1
+            late[metric] = (
+                evolve(clock, breaches=breaches)
+                if clock.running
+                else evolve(clock, late=True, warned=True, breaches=breaches)
+            )
             items.append(_event(EventType.SLA_BREACHED, sla, metric, clock))
     return evolve(sla, **late) if late else sla
 
