@@ -24,6 +24,7 @@ import json
 import re
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..assignment._load import (
@@ -48,6 +49,7 @@ from ..ports import (
     retention_start,
 )
 from ._codec import encode
+from ._rank_columns import RANK_NAMES
 from ._sqlite_loads import (
     LOAD_COLUMNS,
     Writes,
@@ -181,6 +183,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         # neither ever takes back the agent this change releases
         agent_id: AgentId | None = None
         load: AgentLoad | None = None  # the claimed agent's load, as read before writing
+        ranks: Sequence[Any] | None = None  # the picked agent's rank values, as stored
         if isinstance(claim, Claim):
             agent_id = claim.agent_id
             load = load_of(row, at)
@@ -189,7 +192,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 raise PreconditionFailed("agent_unavailable", cid, agent_id=agent_id, census=census)
         elif isinstance(claim, RankedClaim):
             excluded = claim.excluded if release is None else claim.excluded | {release}
-            agent_id, load = _pick(db, conn, cur, ns, claim, excluded, cid, now, census)
+            agent_id, load, ranks = _pick(db, conn, cur, ns, claim, excluded, cid, now, census)
         # every precondition held: write. The loads as they change, by agent: (new, as read)
         loads: dict[AgentId, tuple[AgentLoad, AgentLoad]] = {}
         # 1. release
@@ -226,8 +229,8 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
                 continue
             if prepared is not None and new is prepared[2] and old is prepared[1]:
                 run_writes(cur, prepared[3])
-            else:
-                run_writes(cur, load_writes(ns, new, old))
+            else:  # the picked agent's rank values as its row holds them, not recomputed
+                run_writes(cur, load_writes(ns, new, old, ranks if old is load else None))
         # the picked agent in place of the placeholder and the census counts in place of
         # their marks, in every encoded text
         fills = {} if census is None else _census_values(census)
@@ -368,13 +371,18 @@ def group_term(group: str) -> str:
     return "grp = ''" if not group else "grp != ''"
 
 
+#: Where the rank values start in a pick's row (after the agent id and the load columns).
+_RANKS_AT = 1 + len(LOAD_COLUMNS)
+
+
 def _pick_sql(order: str, skipped: int, group: str) -> str:
     """The ranked pick's statement: the group's eligible rank rows in ``order``, joined to
     their agents' loads, ``skipped`` excluded agent ids as parameters after ns and group."""
     by = ", ".join(f"r.{column}" for column in order.split(", "))
     not_in = f" AND r.agent_id NOT IN ({', '.join('?' * skipped)})" if skipped else ""
     return (
-        f"SELECT r.agent_id, {', '.join(f'a.{name}' for name in LOAD_COLUMNS)} "
+        f"SELECT r.agent_id, {', '.join(f'a.{name}' for name in LOAD_COLUMNS)}, "
+        f"{', '.join(f'r.{name}' for name in RANK_NAMES)} "
         "FROM agent_ranks r JOIN agents a "
         "ON a.ns = r.ns AND a.id = r.agent_id WHERE r.ns = ? AND r.grp = ? "
         f"AND r.{group_term(group)} AND r.eligible = 1{not_in} ORDER BY {by}"
@@ -391,11 +399,14 @@ def _pick(
     chat_id: ChatId,
     now: float,
     census: Census | None,
-) -> tuple[AgentId, AgentLoad]:
+) -> tuple[AgentId, AgentLoad, Sequence[Any]]:
     """The first eligible, non-excluded agent of the group by the ranking that fits the claim
-    (its channel and fairness cap), with its load: one indexed ``ORDER BY`` (the excluded
-    agents are skipped in the index walk) joined to the agent's row; the first row is the pick
-    unless that agent's channel is full or it reached the cap, then the walk goes on."""
+    (its channel and fairness cap), with its load and its rank row's values (the
+    :data:`~chatmgmt.storage._rank_columns.RANK_NAMES` columns: the claim's writes compare
+    the new values with them instead of computing the old ones again inside the lock): one
+    indexed ``ORDER BY`` (the excluded agents are skipped in the index walk) joined to the
+    agent's row; the first row is the pick unless that agent's channel is full or it reached
+    the cap, then the walk goes on."""
     group = claim.group
     order = db.rank_order(conn, claim.ranking, group)
     skip = sorted(excluded)
@@ -409,5 +420,5 @@ def _pick(
         if load is None or not eligible(load):  # the index disagrees: never over the limit
             raise StorageError(f"agent_ranks out of step with agent {agent_id!r}")
         if not claim.hold or fits_claim(load, claim, now):
-            return agent_id, load
+            return agent_id, load, row[_RANKS_AT:]
     raise PreconditionFailed("no_agent", chat_id, queue=group, census=census)
