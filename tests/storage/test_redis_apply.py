@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -631,7 +632,7 @@ def test_version_3_timers_are_converted_by_the_first_write(redis_storage: RedisS
         assert _s(client.get(f"{prefix}:dv")) == "3"
         leased = fresh.timers.claim_due(5.5, 10, 10.0)  # the first write: converted, then leased
         assert leased == [timers[0]]
-        assert _s(client.get(f"{prefix}:dv")) == "5"
+        assert _s(client.get(f"{prefix}:dv")) == "6"
         assert client.exists(f"{prefix}:tm:m", f"{prefix}:tm:seq") == 0
         assert sorted(_s(m) for m in client.zrange(f"{prefix}:tm:z", 0, -1)) == ["t0", "t1", "t2"]
         assert fresh.timers.get("t0") == attrs.evolve(timers[0], due_at=15.5)
@@ -695,7 +696,7 @@ def test_version_3_agents_get_their_flags_and_groups_when_the_namespace_is_marke
     try:
         assert fresh.agents.get(ann.id) == held  # read as version 3
         fresh.apply(Change(c3, None, 2.0, Chat(c3, CustomerInfo(), channel="web")))
-        assert _s(client.get(f"{prefix}:dv")) == "5"
+        assert _s(client.get(f"{prefix}:dv")) == "6"
         flags = {
             aid: [_s(v) for v in client.hmget(f"{prefix}:ag:{aid}", "rec", "chn")]
             for aid in ("ann", "bob")
@@ -817,12 +818,13 @@ def test_agent_put_is_a_compare_and_set_and_keeps_the_load(redis_storage: RedisS
 AB = ("ann", "bob")
 
 
-def test_version_4_agents_get_their_chat_numbers_and_the_rankings_their_list_at_5(
+def test_version_4_agents_get_their_chat_numbers_and_the_rankings_their_pairs_at_6(
     redis_storage: RedisStorage,
 ) -> None:
     """A version 4 namespace (no ``n``/``ni`` in the agents' hashes, no ``rkl``) reads as it
-    is; its first write sets each agent's chat numbers from its sets and the rankings' list from
-    their set and marks it 5; picks, inactive moves and releases then keep them in step."""
+    is; its first write sets each agent's chat numbers from its sets and the ranking pairs in
+    use from the rankings' set (every ranking with every group) and marks it 6; picks, inactive
+    moves and releases then keep them in step."""
     ann = Agent(AgentId("ann"), status=AgentStatus.ONLINE, reception_limit=3)
     bob = Agent(AgentId("bob"), status=AgentStatus.ONLINE, reception_limit=3)
     redis_storage.agents.put(ann, 0.0)
@@ -857,10 +859,10 @@ def test_version_4_agents_get_their_chat_numbers_and_the_rankings_their_list_at_
             )
         )
         assert picked.agent_id == bob.id  # fewer active chats
-        assert _s(client.get(f"{prefix}:dv")) == "5"
-        assert sorted(_s(client.get(f"{prefix}:rkl")).split(" ")) == sorted(
-            ["tier-", "active+account_order+"]
-        )
+        assert _s(client.get(f"{prefix}:dv")) == "6"
+        # marked 6: the rankings' list became the pairs in use, every group of the old ones
+        assert _s(client.get(f"{prefix}:rkp")) == "tier-:{active+account_order+:"
+        assert client.exists(f"{prefix}:rkl", f"{prefix}:rankings") == 0
         assert _counts(fresh, AB) == _held(fresh, AB) == {"ann": (1, 1), "bob": (1, 0)}
         fresh.apply(Change(c1, 0, 4.0, inactive=(ann.id, False)))
         assert _counts(fresh, AB) == _held(fresh, AB) == {"ann": (2, 0), "bob": (1, 0)}
@@ -874,11 +876,11 @@ def test_version_4_agents_get_their_chat_numbers_and_the_rankings_their_list_at_
         fresh.close()
 
 
-def test_version_1_data_reads_the_same_and_is_marked_5_by_a_write(
+def test_version_1_data_reads_the_same_and_is_marked_6_by_a_write(
     redis_storage: RedisStorage,
 ) -> None:
     """A namespace of the release before capacity per channel (data version 1: no channel
-    fields anywhere) is read as it is; the first write marks it version 5."""
+    fields anywhere) is read as it is; the first write marks it version 6."""
     ann = Agent(AgentId("ann"), status=AgentStatus.ONLINE, reception_limit=2)
     load = redis_storage.agents.put(ann, 0.0)
     dv = f"{redis_storage.key_prefix}:dv"
@@ -891,7 +893,7 @@ def test_version_1_data_reads_the_same_and_is_marked_5_by_a_write(
         cid = ChatId("c1")
         chat = Chat(cid, CustomerInfo(), channel="web", state=ChatState.ACTIVE, agent_id=ann.id)
         fresh.apply(Change(cid, None, 1.0, chat, claim=Claim(ann.id, channel="web")))
-        assert _s(redis_storage.client.get(dv)) == "5"
+        assert _s(redis_storage.client.get(dv)) == "6"
         got = fresh.agents.get(ann.id)
         assert got is not None and got.chats == {cid} and got.channels == {}
     finally:
@@ -945,7 +947,7 @@ def test_version_2_chats_read_change_and_purge_as_they_did(redis_storage: RedisS
         assert old is not None
         ended = attrs.evolve(old, state=ChatState.ENDED, version=1, ended_at=6.0)
         fresh.apply(Change(cids[1], 0, 6.0, ended))
-        assert _s(client.get(f"{prefix}:dv")) == "5"
+        assert _s(client.get(f"{prefix}:dv")) == "6"
         order = int(float(_s(client.zscore(f"{prefix}:chall", cids[1]))))
         assert _s(client.hget(f"{prefix}:chv", cids[1])) == f"1 ended {order}"
         assert client.hget(f"{prefix}:chs", cids[1]) is None
@@ -977,5 +979,102 @@ def test_data_of_a_newer_version_is_refused(redis_storage: RedisStorage) -> None
         with pytest.raises(StorageError, match="version 99"):
             redis_storage.apply(Change(cid, None, 1.0, Chat(cid, CustomerInfo(), channel="web")))
         assert redis_storage.chats.get(cid) is None
+    finally:
+        fresh.close()
+
+
+def _index(storage: RedisStorage, group: str, rid: str) -> list[str]:
+    """The agent ids of one ranking index, in its order (8 bytes per rank value first)."""
+    key = f"{storage.key_prefix}:rk:{_enc(group)}:{rid}"
+    width = 8 * (rid.count("+") + rid.count("-"))
+    return [m[width:].decode() for m in storage.client.zrange(key, 0, -1)]
+
+
+def _member(values: tuple[float, ...], agent_id: str) -> bytes:
+    """An index member as the Lua's ``member`` writes it (``encnum`` of each value, the id)."""
+    out = b""
+    for v in values:
+        raw = struct.pack(">d", float(v) + 0.0)
+        out += bytes(255 - b for b in raw) if raw[0] >= 128 else bytes([raw[0] + 128]) + raw[1:]
+    return out + agent_id.encode()
+
+
+def test_ranking_indexes_are_kept_for_the_pairs_in_use_and_a_version_5_namespace_keeps_all(
+    redis_storage: RedisStorage,
+) -> None:
+    """Data version 6 keeps a ranking's index only for the groups picks have used it in (an
+    open in group ``g`` no longer rewrites the all-agents group's index); the first pick in
+    another group builds that one, in the pure rules' order. A version 5 namespace (an index
+    for every group of every ranking) is marked 6 by its first write with all those pairs in
+    use, and every one of them stays in step."""
+    up = Ranking("up", (RankKey("account_order"),))
+    down = Ranking("down", (RankKey("account_order", descending=True),))
+    rid_up, rid_down = "account_order+", "account_order-"
+    agents = [
+        Agent(
+            AgentId(f"a{i}"),
+            skill_groups=frozenset({"g", "h"} if i % 2 else {"g"}),
+            status=AgentStatus.ONLINE,
+            reception_limit=1,
+            account_order=i,
+        )
+        for i in range(5)
+    ]
+    for agent in agents:
+        redis_storage.agents.put(agent, 0.0)
+    client, prefix = redis_storage.client, redis_storage.key_prefix
+
+    def open_(store: RedisStorage, n: int, group: str, ranking: Ranking) -> str | None:
+        cid = ChatId(f"c{n}")
+        chat = Chat(cid, CustomerInfo(), channel="web", agent_id=PICKED)
+        change = Change(cid, None, float(n), chat, RankedClaim(group, ranking))
+        return store.apply(change).agent_id
+
+    def in_step(store: RedisStorage, groups: tuple[str, ...]) -> None:
+        loads = [store.agents.get(a.id) for a in agents]
+        for ranking, rid in ((up, rid_up), (down, rid_down)):
+            for group in groups:
+                ranked = sorted(
+                    rank_entry(load, ranking)
+                    for load in loads
+                    if load is not None and in_group(load.agent, group) and eligible(load)
+                )
+                assert _index(store, group, rid) == [aid for _, aid in ranked], (group, rid)
+
+    assert open_(redis_storage, 1, "g", up) == "a0"
+    assert _s(client.get(f"{prefix}:rkp")) == f"{rid_up}:g"
+    assert client.exists(f"{prefix}:rk::{rid_up}", f"{prefix}:rk:h:{rid_up}") == 0
+    assert _index(redis_storage, "g", rid_up) == ["a1", "a2", "a3", "a4"]  # a0 is full
+    assert open_(redis_storage, 2, "h", down) == "a3"
+    assert _s(client.get(f"{prefix}:rkp")) == f"{rid_up}:g{{{rid_down}:h"
+    assert _index(redis_storage, "h", rid_down) == ["a1"]
+    assert _index(redis_storage, "g", rid_up) == ["a1", "a2", "a4"]  # kept in step
+    assert client.exists(f"{prefix}:rk:g:{rid_down}") == 0
+    # as version 5 kept it: an index of every ranking for every group, an entry per ranking
+    for ranking, rid in ((up, rid_up), (down, rid_down)):
+        client.sadd(f"{prefix}:rankings", rid)
+        for agent in agents:
+            load = redis_storage.agents.get(agent.id)
+            assert load is not None
+            if not eligible(load):
+                continue
+            member = _member(*rank_entry(load, ranking))
+            client.hset(f"{prefix}:ag:{agent.id}", f"m:{rid}", member)
+            for group in ("", *agent.skill_groups):
+                client.zadd(f"{prefix}:rk:{_enc(group)}:{rid}", {member: 0})
+    client.set(f"{prefix}:rkl", f"{rid_up} {rid_down}")
+    client.delete(f"{prefix}:rkp")
+    client.set(f"{prefix}:dv", "5")
+    kind = "cluster" if isinstance(client, __import__("redis").RedisCluster) else ""
+    fresh = _open(kind, redis_storage.namespace)
+    try:
+        in_step(fresh, ("", "g", "h"))
+        assert open_(fresh, 3, "g", down) == "a4"  # the first write: marked 6, then claimed
+        assert _s(client.get(f"{prefix}:dv")) == "6"
+        assert _s(client.get(f"{prefix}:rkp")) == f"{rid_up}::g:h{{{rid_down}::g:h"
+        assert client.exists(f"{prefix}:rkl", f"{prefix}:rankings") == 0
+        in_step(fresh, ("", "g", "h"))  # every pair kept in step
+        assert open_(fresh, 4, "", up) == "a1"
+        in_step(fresh, ("", "g", "h"))
     finally:
         fresh.close()

@@ -17,16 +17,17 @@ from ..errors import StorageError
 from ..model import RANK_FIELDS, Ranking
 from ._redis_functions import Library, library
 
-DATA_VERSION = 5
+DATA_VERSION = 6
 """The version of the Redis data layout this release reads and writes (2: agents may keep
 their channel weights and limits, the channels of their held chats and their assignment
 times; 3: a chat's version, state and creation number in one field of ``chv``; 4: timers
 keyed by their key in ``tm:z``, and the ``rec`` and ``chn`` flags and the ``grp`` groups in
 each agent's hash; 5: the numbers of chats each agent holds, counted and inactive, in its
 hash (``n``, ``ni``), and the rankings' ids in one string (``rkl``) read with the data
-version. Version 1 to 4 namespaces read the same but for the timers of 1 to 3; the first
-write converts those, sets the agents' fields and the rankings' list and marks the namespace
-5)."""
+version; 6: a ranking's index kept only for the (skill group, ranking) pairs picks have used,
+listed in one string (``rkp``) read with the data version. Version 1 to 5 namespaces read the
+same but for the timers of 1 to 3; the first write converts those, sets the agents' fields
+and the list of every pair that namespace kept an index for, and marks the namespace 6)."""
 
 # --------------------------------------------------------------------------- key layout
 

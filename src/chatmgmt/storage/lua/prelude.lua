@@ -48,35 +48,76 @@ local function migrate_agents()
   end
 end
 
--- the ranking ids of the namespace: the set `rankings`, and (data version 5) the same ids
--- joined by spaces in the string `rkl` (an id never holds a blank), read with the data
--- version in one MGET. Kept by ensure_ranking; written from the set when a namespace is marked
--- 5. RK: the ids of this call (a list kept by its text in RK_LISTS: never changed in place),
--- valid while RK_ARGV is the call's ARGV table (a new table on every call); read from the set
--- when the call did not read `rkl`.
+-- the ranking indexes in use (data version 6): the (skill group, ranking) pairs picks have
+-- used, in one string `rkp` read with the data version in one MGET: each ranking's id, then
+-- the escaped names of its groups in use, each after a ':' (an escaped name never holds one),
+-- the rankings apart by '{' (neither an id nor an escaped name holds one; '' is a group):
+-- 'last_assigned_at+account_order+:g:{tier-:'. Only those pairs have an index, and an
+-- agent's entry `m:<ranking>` is kept only while one of its groups has that ranking's index.
+-- Versions 5 and older kept an index for every group of every ranking (their ids in the set
+-- `rankings` and the string `rkl`): the write that marks a namespace 6 lists all those pairs.
+-- RK: this call's pairs, {ids = {id, ...}, groups = {[id] = {[group] = true}}, lists =
+-- {[id] = {group, ...}}} (kept by its text in RK_LISTS: never changed in place), valid while
+-- RK_ARGV is the call's ARGV table (a new table on every call); read by a GET of `rkp` when
+-- the call did not read it with the data version.
 local RK, RK_ARGV = nil, nil
 local RK_LISTS = {}
-local function ranking_list(text)
-  if not text then return {} end
+local function ranking_pairs(text)
+  if not text then text = '' end
   local out = RK_LISTS[text]
   if out then return out end
-  out = {}
-  for rid in string.gmatch(text, '[^ ]+') do out[#out + 1] = rid end
+  out = {ids = {}, groups = {}, lists = {}}
+  local i, n = 1, #text
+  while i <= n do
+    local j = string.find(text, '{', i, true) or n + 1
+    local k = string.find(text, ':', i, true)
+    if not k or k > j then k = j end
+    local rid = string.sub(text, i, k - 1)
+    local set, list = {}, {}
+    while k < j do  -- a group from k + 1 to the next ':' or the entry's end
+      local e = string.find(text, ':', k + 1, true)
+      if not e or e > j then e = j end
+      local g = string.sub(text, k + 1, e - 1)
+      set[g] = true
+      list[#list + 1] = g
+      k = e
+    end
+    out.ids[#out.ids + 1] = rid
+    out.groups[rid], out.lists[rid] = set, list
+    i = j + 1
+  end
   RK_LISTS[text] = out
   return out
 end
 local function rankings()
-  if RK_ARGV ~= ARGV then RK, RK_ARGV = redis.call('SMEMBERS', P .. ':rankings'), ARGV end
+  if RK_ARGV ~= ARGV then RK, RK_ARGV = ranking_pairs(redis.call('GET', P .. ':rkp')), ARGV end
   return RK
 end
+-- a namespace of version 5 or older: every ranking of `rankings` with every group of an agent
 local function migrate_rankings()
   local ids = redis.call('SMEMBERS', P .. ':rankings')
-  if #ids > 0 then redis.call('SET', P .. ':rkl', table.concat(ids, ' ')) end
+  if #ids > 0 then
+    local seen, groups = {}, {}
+    for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
+      for _, g in ipairs(redis.call('SMEMBERS', P .. ':ag:' .. aenc .. ':groups')) do
+        if not seen[g] then seen[g], groups[#groups + 1] = true, g end
+      end
+    end
+    table.sort(ids)
+    table.sort(groups)
+    local entries = {}
+    for i, rid in ipairs(ids) do
+      if #groups > 0 then entries[i] = rid .. ':' .. table.concat(groups, ':')
+      else entries[i] = rid end
+    end
+    redis.call('SET', P .. ':rkp', table.concat(entries, '{'))
+  end
+  redis.call('DEL', P .. ':rankings', P .. ':rkl')
 end
 
 -- the data version of the namespace: an unknown one is refused (the adapter raises StorageError)
 local function check_data_version(write)
-  local got = redis.call('MGET', P .. ':dv', P .. ':rkl')
+  local got = redis.call('MGET', P .. ':dv', P .. ':rkp')
   local v = got[1]
   if not v then
     -- a new namespace (or one written before data versions: given this version's fields)
@@ -89,18 +130,19 @@ local function check_data_version(write)
   end
   local n = tonumber(v)
   if n == DATA_VERSION then
-    RK, RK_ARGV = ranking_list(got[2]), ARGV
+    RK, RK_ARGV = ranking_pairs(got[2]), ARGV
     return
   end
   -- versions 1 (before capacity per channel), 2 (before a chat's version and state shared
   -- one field), 3 (before timers were keyed by their key and agents had the `rec` and `chn`
-  -- flags) and 4 (before agents kept their chat counts and the rankings their list) read the
-  -- same but for the timers of 1 to 3; a write converts those, sets the agents' fields and the
-  -- rankings' list and marks the namespace this version
-  if n == 1 or n == 2 or n == 3 or n == 4 then
+  -- flags), 4 (before agents kept their chat counts) and 5 (before the ranking indexes were
+  -- kept for the pairs in use only) read the same but for the timers of 1 to 3; a write
+  -- converts those, sets the agents' fields and the ranking pairs' list and marks the
+  -- namespace this version
+  if n == 1 or n == 2 or n == 3 or n == 4 or n == 5 then
     if write then
-      if n ~= 4 then migrate_timers() end
-      migrate_agents()
+      if n < 4 then migrate_timers() end
+      if n < 5 then migrate_agents() end
       migrate_rankings()
       redis.call('SET', P .. ':dv', DATA_VERSION)
     end
@@ -357,10 +399,14 @@ local function census(a, groups, sign)
 end
 
 local function unindex(akey, groups)
-  for _, rid in ipairs(rankings()) do
+  local rk = rankings()
+  for _, rid in ipairs(rk.ids) do
     local m = redis.call('HGET', akey, 'm:' .. rid)
     if m then
-      for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, m) end
+      local used = rk.groups[rid]
+      for _, g in ipairs(groups) do
+        if used[g] then redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, m) end
+      end
       redis.call('HDEL', akey, 'm:' .. rid)
     end
   end
@@ -368,10 +414,18 @@ end
 
 local function index(akey, a, groups)
   if not eligible(a) then return end
-  for _, rid in ipairs(rankings()) do
-    local m = member(a, rid)
-    redis.call('HSET', akey, 'm:' .. rid, m)
-    for _, g in ipairs(groups) do redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', m) end
+  local rk = rankings()
+  for _, rid in ipairs(rk.ids) do
+    local used, m = rk.groups[rid], nil
+    for _, g in ipairs(groups) do
+      if used[g] then
+        if not m then
+          m = member(a, rid)
+          redis.call('HSET', akey, 'm:' .. rid, m)
+        end
+        redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', m)
+      end
+    end
   end
 end
 
@@ -416,21 +470,32 @@ local function changed(akey, old, new, hset)
   census_moved(old, new, groups)
   local elig = eligible(new)
   local kept = elig and eligible(old)  -- in every index before and after
-  for _, rid in ipairs(rankings()) do
-    -- an entry whose ranking values did not move stays as it is (neither read nor built)
-    if not (kept and same_rank(old, new, rid)) then
+  local rk = rankings()
+  for _, rid in ipairs(rk.ids) do
+    local used, any = rk.groups[rid], false
+    for _, g in ipairs(groups) do
+      if used[g] then
+        any = true
+        break
+      end
+    end
+    -- an entry whose ranking values did not move stays as it is (neither read nor built); an
+    -- agent none of whose groups has this ranking's index has no entry
+    if any and not (kept and same_rank(old, new, rid)) then
       local om = old.rid == rid and old.m or redis.call('HGET', akey, 'm:' .. rid)
       local nm = false
       if elig then nm = member(new, rid) end
       if om ~= nm then
         if om then
-          for _, g in ipairs(groups) do redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, om) end
+          for _, g in ipairs(groups) do
+            if used[g] then redis.call('ZREM', P .. ':rk:' .. g .. ':' .. rid, om) end
+          end
         end
         if nm then
           hset[#hset + 1] = 'm:' .. rid
           hset[#hset + 1] = nm
           for _, g in ipairs(groups) do
-            redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', nm)
+            if used[g] then redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', nm) end
           end
         else
           redis.call('HDEL', akey, 'm:' .. rid)
@@ -533,28 +598,39 @@ local function do_inactive(akey, chat, inactive)
   changed(akey, a, n, {'n', itext(n.active), 'ni', itext(ni)})
 end
 
--- a ranking index is built the first time a ranking is used, then kept in step
-local function ensure_ranking(rid)
-  local known = rankings()
-  for i = 1, #known do
-    if known[i] == rid then return end
+-- a ranking's index of a group is built the first time a pick uses that pair, then kept in
+-- step: the pair joins `rkp`, and each eligible agent of the group gets its entry (built
+-- unless it holds one for the index of another of its groups)
+local function ensure_ranking(genc, rid)
+  local rk = rankings()
+  local used = rk.groups[rid]
+  if used and used[genc] then return end
+  local entries = {}  -- (the parsed pairs are kept by their text: a new text, parsed anew)
+  for i, id in ipairs(rk.ids) do
+    local list = rk.lists[id]
+    if id == rid then
+      local groups = {}
+      for j = 1, #list do groups[j] = list[j] end
+      groups[#groups + 1] = genc
+      list = groups
+    end
+    if #list > 0 then entries[i] = id .. ':' .. table.concat(list, ':') else entries[i] = id end
   end
-  redis.call('SADD', P .. ':rankings', rid)
-  local ids = {}  -- (the list read is kept by its text: a new one)
-  for i = 1, #known do ids[i] = known[i] end
-  ids[#ids + 1] = rid
-  local text = table.concat(ids, ' ')
-  redis.call('SET', P .. ':rkl', text)
-  RK = ranking_list(text)
-  for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:')) do
+  if not used then entries[#entries + 1] = rid .. ':' .. genc end
+  local text = table.concat(entries, '{')
+  redis.call('SET', P .. ':rkp', text)
+  RK = ranking_pairs(text)
+  local zkey = P .. ':rk:' .. genc .. ':' .. rid
+  for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:' .. genc)) do
     local akey = P .. ':ag:' .. aenc
     local a = agent_state(akey)
     if a and eligible(a) then
-      local m = member(a, rid)
-      redis.call('HSET', akey, 'm:' .. rid, m)
-      for _, g in ipairs(redis.call('SMEMBERS', akey .. ':groups')) do
-        redis.call('ZADD', P .. ':rk:' .. g .. ':' .. rid, '0', m)
+      local m = redis.call('HGET', akey, 'm:' .. rid)
+      if not m then
+        m = member(a, rid)
+        redis.call('HSET', akey, 'm:' .. rid, m)
       end
+      redis.call('ZADD', zkey, '0', m)
     end
   end
 end
@@ -565,7 +641,7 @@ end
 -- none. The first read asks for one entry more than there are exclusions (each entry read
 -- costs the script a string), then doubles.
 local function pick(genc, rid, excluded, nexcluded, check, channel, now, cap, window)
-  ensure_ranking(rid)
+  ensure_ranking(genc, rid)
   local width = 8 * #spec(rid)
   local zkey = P .. ':rk:' .. genc .. ':' .. rid
   local offset, size = 0, nexcluded + 1
