@@ -11,6 +11,7 @@ from chatmgmt.ports import Change, Claim, QueuePush
 from chatmgmt.settings import ChatSettings
 from chatmgmt.storage import MemoryStorage
 from chatmgmt.testing import make_agent, sequential_ids
+from chatmgmt.testing._contracts._support import timer_keys
 
 START = 1_700_000_000.0
 DAY = 86_400.0
@@ -145,3 +146,43 @@ def test_memory_rate_counters_forget_idle_keys() -> None:
         counters.hit(f"live{i % 3}", 100.0 + i, 5.0)
     assert len(counters) <= 10
     assert counters.hit("live0", 400.0, 5.0) == 2  # its hits in the window: 397 and 400
+
+
+def _reused_id_timers(second: bool) -> tuple[list[str], list[str]]:
+    """A chat ``c1`` queued (no agent online), abandoned and purged; then a new chat opened
+    with the same id ``c1`` (assigned by ranking: same version 0 as the purged one had) and
+    answered by its agent, by the same manager or (``second``) by another one on the same
+    storage. Returns the timers stored for ``c1`` and those of a never-reused id ``c2`` taken
+    through the same steps."""
+    settings = ChatSettings.from_dict(
+        {
+            "retention": {"ended_chats_s": 10},
+            "assignment": {"auto_transfer_s": 60, "queue": {"max_wait_s": 300}},
+        }
+    )
+    storage = MemoryStorage()
+    first = ChatManager(storage, settings, ids=sequential_ids())
+    first.register_agent(make_agent("ann", limit=5, status=AgentStatus.OFFLINE), now=START)
+    assert first.open_chat(CustomerInfo(), chat_id="c1", now=START).state is ChatState.QUEUED
+    first.abandon("c1", now=START + 1)
+    assert first.purge(now=START + 20) == 1
+    other = ChatManager(storage, settings, ids=sequential_ids()) if second else first
+    first.set_agent_status("ann", AgentStatus.ONLINE, now=START + 30)
+    keys: list[list[str]] = []
+    for cid in ("c1", "c2"):
+        opened = other.open_chat(CustomerInfo(), chat_id=cid, now=START + 30)
+        assert (opened.state, opened.version) == (ChatState.ACTIVE, 0)
+        # the agent answers: no auto-transfer any more (the first manager makes the change)
+        first.send_message(cid, "hello", sender="ann", role="agent", now=START + 31)
+        keys.append([k for k in timer_keys(storage) if k.startswith(f"{cid}:")])
+    return keys[0], keys[1]
+
+
+def test_a_chat_id_used_again_after_a_purge_gets_its_own_deadlines() -> None:
+    # the deadlines a change compares against were cached per (chat id, version): the purged
+    # chat's version-0 plan (its queue timeout) was taken for the new chat's version 0, so the
+    # answer cancelled the queue timeout it never had and left its auto-transfer stored
+    for second in (False, True):
+        reused, fresh = _reused_id_timers(second)
+        assert "c2:auto_transfer" not in fresh
+        assert reused == [k.replace("c2", "c1") for k in fresh], (second, reused, fresh)

@@ -116,11 +116,15 @@ class CoreBase:
         # ids come from their own source, never from the policy RNG: a seeded host re-run on
         # persistent storage must not reuse ids
         self._ids = ids if ids is not None else _random_ids
-        # deadlines planned per (chat, version): a change compares its new plan with the old
-        self._plans: dict[tuple[str, int], dict[str, Timer]] = {}
-        # per (chat, version) of a new chat claimed by ranking: the keys of its deadlines, for
-        # a next change that leaves the chat none (its end; see commit)
-        self._opened: dict[tuple[str, int], tuple[str, ...]] = {}
+        # deadlines planned per (chat, creation, version): a change compares its new plan with
+        # the old. The creation time is part of the key because a chat id can be used again (a
+        # host-supplied ``chat_id`` after the chat was purged), and its versions start again
+        # at 0: keyed by (chat, version) alone, the plan of the purged chat was taken for the
+        # new one's (a deadline of the new chat left uncancelled). The creation never changes.
+        self._plans: dict[tuple[str, float, int], dict[str, Timer]] = {}
+        # per (chat, creation, version) of a new chat claimed by ranking: the keys of its
+        # deadlines, for a next change that leaves the chat none (its end; see commit)
+        self._opened: dict[tuple[str, float, int], tuple[str, ...]] = {}
         self._groups: dict[str, Any] = {}  # per group, its settings resolved once (_targets)
         # per group and channel, without exclusions
         self._claims: dict[tuple[str, str], RankedClaim] = {}
@@ -218,7 +222,7 @@ class CoreBase:
         """The deadlines a stored chat has (cached per committed version)."""
         if chat is None:
             return {}
-        cached = self._plans.get((chat.id, chat.version))
+        cached = self._plans.get((chat.id, chat.created_at, chat.version))
         return cached if cached is not None else self._timers_of(chat)
 
     def commit(
@@ -251,7 +255,9 @@ class CoreBase:
         if old is None:  # a new chat: every deadline is new, none to cancel
             schedule = list(timers)
             cancel = []
-        elif not timers and (opened := self._opened.get((old.id, old.version))) is not None:
+        elif not timers and (
+            opened := self._opened.get((old.id, old.created_at, old.version))
+        ) is not None:
             # a ranked open's chat leaving every deadline (its end): cancel what it has
             schedule = []
             cancel = list(opened)
@@ -309,18 +315,19 @@ class CoreBase:
             plans = self._plans
             if len(plans) >= 4096:  # the previous state of a chat is what gets reused
                 plans.clear()
-            plans[(new.id, version)] = after  # type: ignore[assignment]
+            plans[(new.id, new.created_at, version)] = after  # type: ignore[assignment]
         elif old is None:
             # a new chat's deadlines were planned with the placeholder agent (the store binds
             # it in a basis): their keys alone are kept, for an end to cancel them without
             # planning them again. Not the timers: with their payload and the tuple holding
             # them, five objects per open the collector kept walking (+2.6 % instructions
             # per open over 20,000 opens with it on); a tuple of keys (strings) is untracked
-            # at the first collection that sees it, and so is its (chat id, version) key
+            # at the first collection that sees it, and so is its (chat id, creation,
+            # version) key
             kept = self._opened
             if len(kept) >= 4096:
                 kept.clear()
-            kept[(new.id, version)] = tuple(map(_TIMER_KEY, timers))  # no Python frame
+            kept[(new.id, new.created_at, version)] = tuple(map(_TIMER_KEY, timers))
         if self.emits:
             yield from self.emit(applied.events)
         else:  # the same, without a generator per change
