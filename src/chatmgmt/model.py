@@ -486,7 +486,9 @@ class Chat:
     ``position_event`` (``(position, time)`` of its last ``chat.queue_position`` event),
     ``offer_expires_at`` (when the pending offer of an ``OFFERED`` chat expires) and ``bot``
     (the bot stage: ``{"id", "since"}``, ``"replied"`` once the bot wrote, ``"handoff"``
-    ``{"reason", "fields", "by", "at"}`` once handed off; None for a chat without one).
+    ``{"reason", "fields", "by", "at"}`` once handed off; None for a chat without one) and
+    ``reopened_at`` (when an Always On chat was last reopened, the start of its new wait for
+    a person, which orders it in its queue and starts its SLA clocks; None if it never was).
     """
 
     id: ChatId = attrs.field(validator=_non_empty)
@@ -527,6 +529,7 @@ class Chat:
     position_event: tuple[int, float] | None = None
     offer_expires_at: float | None = None
     bot: Mapping[str, Any] | None = None
+    reopened_at: float | None = None
     event_seq: int = 0
     version: int = 0
 

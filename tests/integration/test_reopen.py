@@ -301,3 +301,41 @@ def test_the_async_manager_reopens_too() -> None:
         assert again.state is ChatState.ACTIVE and again.agent_id == "ann"
 
     asyncio.run(main())
+
+
+def test_a_reopened_chat_sent_back_to_the_pool_waits_from_its_reopening() -> None:
+    # c waits since 1005 (sent back from ann, who it may not go back to); a was created at
+    # 1000, ended, reopened to ann at 1010, then sent back too: its new wait started at 1010,
+    # so it goes behind c, not ahead of it by its creation
+    m = manager(AO)
+    m.register_agent(agent("ann", limit=1))
+    clock = clock_of(m)
+    a = m.open_chat(customer("a"))
+    m.end_chat(a.id, now=1001)
+    c = m.open_chat(customer("c"), now=1005)
+    assert c.agent_id == "ann"
+    m.unassign(c.id, exclude=True, now=1006)
+    reopened = m.reopen(a.id, to="last_agent", by="admin", now=1010)
+    assert (reopened.state, reopened.agent_id) == (ChatState.ACTIVE, "ann")
+    m.unassign(a.id, exclude=True, now=1015)
+    stored_a = m.storage.chats.get(ChatId(a.id))
+    assert stored_a is not None and stored_a.reopened_at == 1010.0
+    assert [cid for cid, _ in m.storage.queues.peek("pool/", 10)] == [c.id, a.id]
+    clock.set(1020)
+    m.register_agent(agent("bob", limit=1))
+    assert [x.id for x in m.list_chats(agent_id="bob")] == [c.id]
+    assert m.storage.chats.get(ChatId(a.id)).state is ChatState.UNASSIGNED  # type: ignore[union-attr]
+
+
+def test_a_reopened_chat_is_reopened_at_each_reopening_and_queued_by_it() -> None:
+    m, cid = ended_with_ann()
+    fill(m, "ann")
+    fill(m, "bob")
+    clock_of(m).set(1100)
+    again = m.reopen(cid, by="admin")
+    assert (again.state, again.reopened_at, again.queued_at) == (
+        ChatState.UNASSIGNED,
+        1100.0,
+        1100.0,
+    )
+    assert dict(m.storage.queues.peek("pool/", 10))[ChatId(cid)] == 1100.0

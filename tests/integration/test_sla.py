@@ -342,3 +342,24 @@ def test_bad_sla_settings_name_the_path(sla: dict[str, Any], path: str) -> None:
     with pytest.raises(SettingsError) as info:
         ChatSettings.from_dict({"sla": sla})
     assert info.value.path.startswith(path)
+
+
+def test_a_clock_added_after_a_reopening_starts_at_the_reopening() -> None:
+    # Always On; the plain policy has no resolution target, the vip one does. After the chat
+    # is reopened, a vip tag adds the resolution clock: it starts where the human part of
+    # this period started, the reopening (not the creation, which would breach it at once)
+    plain = {"name": "plain", "first_response_s": 60}
+    m = manager({"reception_mode": "always_on", "sla": {"policies": [VIP, plain]}})
+    m.register_agent(agent("ann"))
+    chat = m.open_chat(customer("u"))
+    m.send_message(chat.id, "hello", role=MessageRole.AGENT, sender="ann", now=1005)
+    m.end_chat(chat.id, now=1010)
+    assert stored(m, chat.id).sla.resolution is None  # type: ignore[union-attr]
+    m.reopen(chat.id, by="admin", now=2000)
+    m.tag_chat(chat.id, "vip", by="ann", now=2005)
+    sla = stored(m, chat.id).sla
+    assert sla is not None and sla.policy == "vip"
+    resolution = sla.resolution
+    assert resolution is not None and (resolution.started_at, resolution.due_at) == (2000.0, 2300.0)
+    m.tick(2100)
+    assert ("sla.breached", "resolution") not in sla_events(m)

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from chatmgmt import Agent, AgentStatus, ChatManager
-from chatmgmt.model import AgentId, ChatId
+from chatmgmt import Agent, AgentStatus, ChatManager, CustomerInfo
+from chatmgmt.model import AgentId, ChatId, ChatState
 from chatmgmt.ports import Change, Claim, QueuePush, Storage
 from chatmgmt.storage import MemoryStorage
 from chatmgmt.storage.sqlite import SQLiteStorage
+from chatmgmt.testing import ManualClock, check_invariants, sequential_ids
+from storage.test_offers_pull_adapters import storage as all_storage  # noqa: F401
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -59,3 +61,33 @@ def test_require_empty_ignores_the_chat_itself(storage: Storage) -> None:
     with pytest.raises(PreconditionFailed) as info:
         storage.apply(Change(ChatId("n"), None, 1.0, chat=chat("n", 0), require_empty="queue/"))
     assert info.value.reason == "queue_not_empty"
+
+
+def test_a_chat_sent_back_whose_entry_is_lost_gets_its_place_back(
+    all_storage: Storage,  # noqa: F811  (the fixture of every adapter)
+) -> None:
+    # x (created at 1000) was sent back at 1010 and keeps its place by its first arrival,
+    # ahead of z (1008). When its entry is lost (a broken adapter, a hand edit), reconcile()
+    # puts it back by the same rule as the live path, not by when it was last queued (1010,
+    # behind z): FIFO within a priority holds after the repair
+    storage = all_storage
+    clock = ManualClock(1000.0)
+    m = ChatManager(storage, clock=clock, rng=random.Random(1), ids=sequential_ids())
+    m.register_agent(Agent("ann", status=AgentStatus.ONLINE, reception_limit=1))
+    assert m.open_chat(CustomerInfo(), chat_id="x").agent_id == "ann"
+    assert m.open_chat(CustomerInfo(), chat_id="y", now=1005).state is ChatState.QUEUED
+    assert m.open_chat(CustomerInfo(), chat_id="z", now=1008).state is ChatState.QUEUED
+    m.unassign("x", exclude=True, now=1010)  # back to the queue; ann takes y instead
+    assert m.get_chat("y").agent_id == "ann"
+    assert [c for c, _ in storage.queues.peek("queue/", 10)] == ["x", "z"]
+    live = dict(storage.queues.peek("queue/", 10))
+    x = storage.chats.get(ChatId("x"))
+    assert x is not None and x.queued_at == 1010.0
+    storage.apply(Change(ChatId("x"), x.version, 1011.0, remove=("queue/",)))
+    assert storage.queues.position("queue/", ChatId("x")) is None
+    fixed = m.reconcile(now=1012)
+    assert fixed["requeued"] == 1
+    assert storage.queues.peek("queue/", 10) == [("x", live["x"]), ("z", live["z"])]
+    check_invariants(storage, opened=["x", "y", "z"], drained=True)
+    m.register_agent(Agent("bob", status=AgentStatus.ONLINE, reception_limit=1), now=1013)
+    assert m.get_chat("x").agent_id == "bob" and m.get_chat("z").state is ChatState.QUEUED

@@ -36,6 +36,7 @@ def test_reopen_claims_the_last_agent_or_falls_back_to_the_pool(storage: Storage
     stored = storage.chats.get(ChatId("r1"))
     assert stored is not None and stored.state is ChatState.UNASSIGNED
     assert stored.queue == "pool/g" and stored.agent_id is None and stored.ended_at is None
+    assert stored.reopened_at == 100.0  # its new wait for a person, kept by every adapter
     assert [c for c, _ in storage.queues.peek("pool/g", 10)] == ["r1"]
     load = storage.agents.get(AgentId("ann"))
     assert load is not None and set(load.chats) == {"r2"}

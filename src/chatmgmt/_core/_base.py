@@ -255,9 +255,10 @@ class CoreBase:
         if old is None:  # a new chat: every deadline is new, none to cancel
             schedule = list(timers)
             cancel = []
-        elif not timers and (
-            opened := self._opened.get((old.id, old.created_at, old.version))
-        ) is not None:
+        elif (
+            not timers
+            and (opened := self._opened.get((old.id, old.created_at, old.version))) is not None
+        ):
             # a ranked open's chat leaving every deadline (its end): cancel what it has
             schedule = []
             cancel = list(opened)

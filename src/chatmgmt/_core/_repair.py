@@ -12,7 +12,8 @@ was really broken.
 
 from __future__ import annotations
 
-from ..assignment import agent_queue, pool_name, queue_name, queue_score
+from ..assignment import agent_queue, pool_name, queue_name
+from ..assignment._routing import wait_score
 from ..errors import PreconditionFailed
 from ..lifecycle._plans import submission_pool
 from ..model import Chat, ChatId, ChatState
@@ -43,7 +44,8 @@ class Repair(Deadlines):
         * a slot held for a chat that is not ACTIVE (or OFFERED) with that agent: released;
         * an ACTIVE (or OFFERED) chat its agent does not hold: claimed back (whatever the
           agent's load);
-        * a waiting chat missing from its queue: pushed back at its original score;
+        * a waiting chat missing from its queue: pushed back at its original score (the
+          place it had: :func:`~chatmgmt.assignment._routing.wait_score`);
         * a queue entry whose chat does not wait there: removed.
         """
         fixed = {"released": 0, "claimed": 0, "requeued": 0, "removed": 0, "drained": 0}
@@ -97,9 +99,8 @@ class Repair(Deadlines):
                 continue
             if chat.state is ChatState.LEFT_MESSAGE:
                 score = queued_at(chat, chat.updated_at)
-            else:
-                arrived = queued_at(chat, chat.created_at)
-                score = queue_score(arrived, chat.priority, qsettings.priority_step_s)
+            else:  # the place the live path gave it (a chat sent back keeps its place)
+                score = wait_score(chat, qsettings.priority_step_s)
             change = Change(chat.id, chat.version, now, push=QueuePush(queue, score))
             if (yield from self._repair(change)):
                 fixed["requeued"] += 1

@@ -13,7 +13,7 @@ from ..model import AgentId, Chat, ChatState, Message, ReceptionMode, Timer, cop
 from ..ports import Census, QueuePush
 from ..settings import ChatSettings
 from ..webhook import _payloads as payloads
-from ._routing import first_arrival, queue_score
+from ._routing import wait_score
 
 __all__ = ["WAITING", "plan_assignment", "plan_queue"]
 
@@ -111,9 +111,7 @@ def plan_queue(
         lc.track(chat, event, now) if chat.state is not ChatState.ENDED else {}
     )
     changes["queue"] = queue
-    queued_at = changes.get("queued_at", chat.queued_at)
-    arrived = first_arrival(chat) if requeue else (now if queued_at is None else queued_at)
-    score = queue_score(arrived, chat.priority, qsettings.priority_step_s)
+    score = wait_score(chat, qsettings.priority_step_s)  # by when it first waited: a place
     out: Items = [*items]
     if realtime:
         if qsettings.max_length and length >= qsettings.max_length:

@@ -18,7 +18,7 @@ from ..ports import Claim, QueuePush
 from ..settings import ChatSettings
 from ..webhook import _payloads as payloads
 from ._plans import plan_assignment
-from ._routing import pool_name, queue_score
+from ._routing import pool_name, wait_score
 
 __all__ = ["plan_reopen"]
 
@@ -56,7 +56,8 @@ def plan_reopen(
     # it waits in its pool from this very unit, so no moment exists where it waits nowhere;
     # routing then takes it from there
     pool = pool_name(opened.skill_group)
-    score = queue_score(now, opened.priority, settings.assignment.queue.priority_step_s)
+    # placed by when it started waiting again: its reopening (``opened.reopened_at``)
+    score = wait_score(opened, settings.assignment.queue.priority_step_s)
     new = evolve(opened, queue=pool, queued_at=now)
     event = payloads.chat_reopened("pool", by, requested=requested, fallback=fallback)
     return Plan(

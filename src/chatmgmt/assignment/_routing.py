@@ -124,10 +124,16 @@ def queue_score(enqueued_at: float, priority: int, priority_step_s: float) -> fl
 
 def first_arrival(chat: Chat) -> float:
     """When ``chat`` first came to wait for a person: its creation, or for a chat that began
-    in a bot's stage its handoff (time with the bot is not waiting for an agent). A chat sent
-    back to a queue is ordered by this, so it keeps the place it had and goes ahead of no
-    chat that was waiting for a person before it was. The SLA clocks of the human part start
-    here too (:mod:`chatmgmt.lifecycle._sla`)."""
+    in a bot's stage its handoff (time with the bot is not waiting for an agent), or for an
+    Always On chat that was reopened its last reopening (``Chat.reopened_at``: the customer
+    starts a new wait then; the time it spent ended is not waiting). A chat is ordered in its
+    queue by this (:func:`wait_score`), so a chat sent back keeps the place it had and goes
+    ahead of no chat that was waiting for a person before it was; ``reconcile()`` puts a
+    missing entry back by the same rule. The SLA clocks of the human part start here too
+    (:mod:`chatmgmt.lifecycle._sla`)."""
+    reopened = chat.reopened_at
+    if reopened is not None:
+        return reopened
     bot = chat.bot
     handoff = bot.get("handoff") if bot is not None else None
     if isinstance(handoff, Mapping):
@@ -135,6 +141,15 @@ def first_arrival(chat: Chat) -> float:
         if isinstance(at, (int, float)):
             return float(at)
     return chat.created_at
+
+
+def wait_score(chat: Chat, priority_step_s: float) -> float:
+    """The score of ``chat``'s entry in the queue or pool it waits in: its priority's head
+    start (:func:`queue_score`) from when it first waited for a person
+    (:func:`first_arrival`). Every push of a waiting chat (queued, sent back, moved between
+    queues, reopened into its pool, put back by ``reconcile()``) uses it, so the order of a
+    queue does not depend on the path a chat took into it."""
+    return queue_score(first_arrival(chat), chat.priority, priority_step_s)
 
 
 def estimate_wait_s(position: int, census: Census, handle_s: float) -> float:

@@ -79,5 +79,6 @@ def reopened(chat: Chat, now: float) -> Chat:
         sticky_waited=False,
         timers_fired={},
         satisfaction=satisfaction,
+        reopened_at=now,  # a new wait for a person starts (first_arrival)
         **changes,
     )

@@ -10,6 +10,9 @@ clocks (:class:`~chatmgmt.model.SlaClock`), one per target of its policy:
 * ``resolution`` runs from the start (the handoff) to the end (an Always On chat the
   customer reopens runs it again from the reopening).
 
+Where the human part starts is :func:`~chatmgmt.assignment._routing.first_arrival` (the
+creation, the handoff, or the last reopening), the rule the queue order uses too.
+
 :func:`track_sla` is the one place that moves the clocks: the core calls it for every change
 of a chat (``old`` as stored, ``new`` as planned) when SLA policies are configured, so the
 clocks start, stop and re-select in the same unit of work as the change that causes it. A

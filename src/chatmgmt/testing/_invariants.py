@@ -89,14 +89,6 @@ def _over_fairness(aid: AgentId, chats: Iterable[Chat], most: int, window_s: flo
     return None
 
 
-def _arrivals(chat: Chat) -> tuple[float, float]:
-    """When the chat was queued and when it first waited for a person (the two orders a
-    queue may keep: a chat sent back keeps its place by the second, which is its creation, or
-    its handoff for a chat that began in a bot's stage)."""
-    queued = chat.created_at if chat.queued_at is None else chat.queued_at
-    return queued, first_arrival(chat)
-
-
 def find_violations(
     storage: Storage,
     *,
@@ -138,9 +130,10 @@ def find_violations(
     * **counters**: each agent's ``load.chats | load.inactive`` is exactly the set of ACTIVE
       and OFFERED chats with that ``agent_id`` (and no such chat names an unknown agent);
     * **FIFO**: in one queue, among chats of equal priority, no chat is ahead of one that
-      arrived before it both by when it was queued and by when it first waited for a person
-      (a transfer back keeps the place it had by creation, or by its handoff for a chat that
-      began in a bot's stage; a new chat is placed by when it was queued);
+      first waited for a person before it (``first_arrival``: its creation, its handoff for a
+      chat that began in a bot's stage, its last reopening for a reopened Always On chat;
+      a chat sent back, moved between queues or put back by ``reconcile()`` keeps that
+      place);
     * **drained** (only with ``drained=True``, i.e. once a drain has run): no waiting chat
       has an eligible agent — ONLINE, room for the chat's channel (its weight below the limit,
       below the limit of that channel), not in the chat's ``excluded`` and, with
@@ -300,13 +293,12 @@ def find_violations(
                 by_priority.setdefault(entry.priority, []).append(entry)
         for priority, line in by_priority.items():
             for ahead, behind in itertools.pairwise(line):
-                a_queued, a_created = _arrivals(ahead)
-                b_queued, b_created = _arrivals(behind)
-                if b_queued < a_queued and b_created < a_created:
+                a_arrived, b_arrived = first_arrival(ahead), first_arrival(behind)
+                if b_arrived < a_arrived:
                     out.append(
-                        f"FIFO: in {name!r} (priority {priority}) {ahead.id!r} (queued at "
-                        f"{a_queued}) is ahead of {behind.id!r}, which arrived before it "
-                        f"(queued at {b_queued})"
+                        f"FIFO: in {name!r} (priority {priority}) {ahead.id!r} (waiting since "
+                        f"{a_arrived}) is ahead of {behind.id!r}, which waited before it "
+                        f"(since {b_arrived})"
                     )
     # ---- drained: no waiting chat next to a free eligible agent
     if drained:
