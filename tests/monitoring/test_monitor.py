@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +16,12 @@ from chatmgmt import (
     CustomerInfo,
     EndReason,
 )
+from chatmgmt.assignment import RouteRequest
 from chatmgmt.errors import AssignmentError, InvalidTransitionError, ValidationError
-from chatmgmt.model import MessageRole
+from chatmgmt.model import AgentId, MessageRole
 from chatmgmt.monitoring import Snapshot
 from chatmgmt.storage import MemoryStorage
+from chatmgmt.storage.sqlite import SQLiteStorage
 from chatmgmt.testing import ManualClock, RecordingEventSink, make_agent, sequential_ids
 
 START = 1_700_000_000.0
@@ -185,3 +188,66 @@ def test_async_manager_same_snapshot_and_actions() -> None:
     got, want = asyncio.run(run())
     assert got.groups == want.groups
     assert [ld.agent.id for ld in got.agents] == [ld.agent.id for ld in want.agents]
+
+
+def _held_on_records(m: ChatManager) -> tuple[dict[str, int], int]:
+    """Per agent, its ACTIVE chat records on hold, and how many there are in all."""
+    from chatmgmt.lifecycle import on_hold
+
+    per: dict[str, int] = {}
+    for chat in m.storage.chats.list(ChatState.ACTIVE):
+        if on_hold(chat) and chat.agent_id is not None:
+            per[chat.agent_id] = per.get(chat.agent_id, 0) + 1
+    return per, sum(per.values())
+
+
+@pytest.mark.parametrize(
+    ("counts", "kind"), [(True, "memory"), (False, "memory"), (False, "sqlite")]
+)
+def test_chats_on_hold_per_agent_and_group(counts: bool, kind: str, tmp_path: Path) -> None:
+    # with on_hold_chats_count off a held chat moves to the agent's inactive chats: counted
+    # all the same
+    settings = ChatSettings.from_dict({"assignment": {"on_hold_chats_count": counts}})
+    clock = ManualClock(START)
+    storage = MemoryStorage() if kind == "memory" else SQLiteStorage(tmp_path / "m.db")
+    m = ChatManager(storage, settings, clock=clock, ids=sequential_ids())
+    m.register_agent(make_agent("ann", groups=["sales"], limit=3, order=1))
+    m.register_agent(make_agent("bob", groups=["sales", "vip"], limit=3, order=2))
+    ids = [
+        m.open_chat(
+            CustomerInfo(), skill_group="sales", request=RouteRequest(designated_agent=AgentId(a))
+        ).id
+        for a in ("ann", "ann", "bob", "bob")
+    ]
+    by_agent = {cid: m.get_chat(cid).agent_id for cid in ids}
+    ann = [c for c in ids if by_agent[c] == "ann"]
+    bob = [c for c in ids if by_agent[c] == "bob"]
+    assert len(ann) == 2 and len(bob) == 2
+    plain = m.monitor()
+    assert plain.on_hold is None and plain.groups["sales"].on_hold is None
+    assert all(a["on_hold"] is None for a in plain.to_dict()["agents"])
+    for cid in (*ann, bob[0]):
+        m.hold_chat(cid, by=str(by_agent[cid]))
+    snap = m.monitor(on_hold=True)
+    per, total = _held_on_records(m)
+    assert per == {"ann": 2, "bob": 1} and total == 3
+    assert snap.on_hold == per
+    assert (snap.groups["sales"].on_hold, snap.groups["vip"].on_hold) == (3, 1)
+    assert {a["id"]: a["on_hold"] for a in snap.to_dict()["agents"]} == per
+    assert snap.groups["sales"].active_chats == 4  # held chats stay the agents' chats
+    m.resume_chat(ann[0], by="ann")
+    m.end_chat(bob[0])
+    again = m.monitor(on_hold=True)
+    assert _held_on_records(m)[0] == {"ann": 1}
+    assert again.on_hold == {"ann": 1, "bob": 0}
+    assert (again.groups["sales"].on_hold, again.groups["vip"].on_hold) == (1, 0)
+    held = asyncio.run(_async_on_hold(settings))
+    assert held == {"ann": 1}
+
+
+async def _async_on_hold(settings: ChatSettings) -> dict[str, int] | None:
+    m = AsyncChatManager(None, settings, clock=ManualClock(START), ids=sequential_ids())
+    await m.register_agent(make_agent("ann", groups=["sales"], limit=3, order=1))
+    chat = await m.open_chat(CustomerInfo(), skill_group="sales")
+    await m.hold_chat(chat.id, by="ann")
+    return (await m.monitor(on_hold=True)).on_hold

@@ -34,7 +34,7 @@ from ..model import (
     evolve,
 )
 from ..monitoring._alerts import ALERT_TYPES, AlertLog
-from ..monitoring._snapshot import Snapshot, fold_snapshot
+from ..monitoring._snapshot import Snapshot, fold_snapshot, with_holds
 from ..ports import AgentStore, ChatStore, QueueStore
 from ..webhook import _payloads as payloads
 from ._base import CAS_RETRIES
@@ -67,8 +67,10 @@ class Supervision(Repair):
 
     # ----------------------------------------------------------------- the snapshot
 
-    def monitor(self, now: float, alerts: int = 20) -> Eff[Snapshot]:
-        """The live snapshot at ``now`` with the last ``alerts`` moderation alerts."""
+    def monitor(self, now: float, alerts: int = 20, on_hold: bool = False) -> Eff[Snapshot]:
+        """The live snapshot at ``now`` with the last ``alerts`` moderation alerts; with
+        ``on_hold``, its on-hold counts too, from the records of the chats the agents hold
+        (one chat read each)."""
         loads = yield from call(AgentStore.list, None)
         groups = set(self.settings.assignment.groups)
         groups.update(*[load.agent.skill_groups for load in loads])
@@ -85,7 +87,7 @@ class Supervision(Repair):
                     oldest[head.oldest] = chat
         log = self.__dict__.get("alerts")
         recent = log.recent(alerts) if log is not None and alerts > 0 else ()
-        return fold_snapshot(
+        snapshot = fold_snapshot(
             now,
             dict(zip(names, censuses, strict=True)),
             lines,
@@ -95,6 +97,16 @@ class Supervision(Repair):
             self.settings.assignment.queue.estimate_handle_s,
             recent,
         )
+        if not on_hold:
+            return snapshot
+        held: dict[ChatId, Chat] = {}
+        for load in loads:
+            for chat_id in sorted(load.chats | load.inactive):
+                if chat_id not in held:
+                    chat = yield from call(ChatStore.get, chat_id)
+                    if chat is not None:
+                        held[chat_id] = chat
+        return with_holds(snapshot, loads, held)
 
     # ----------------------------------------------------------------- actions
 

@@ -295,9 +295,11 @@ class AsyncChatManager(_Base):
         """See :meth:`ChatManager.reconcile`."""
         return await self._run(self._reconcile(now))
 
-    async def monitor(self, *, alerts: int = 20, now: float | None = None) -> Snapshot:
+    async def monitor(
+        self, *, alerts: int = 20, on_hold: bool = False, now: float | None = None
+    ) -> Snapshot:
         """See :meth:`ChatManager.monitor`."""
-        return await self._run(self._monitor(alerts, now))
+        return await self._run(self._monitor(alerts, on_hold, now))
 
     def observe(self, sink: EventSink) -> None:
         """See :meth:`ChatManager.observe` (gauges: feed ``record_snapshot`` yourself)."""

@@ -200,8 +200,8 @@ class Calls:
     def _reconcile(self, now: float | None) -> Eff[dict[str, int]]:
         return self._core.reconcile(self._now(now))
 
-    def _monitor(self, alerts: int, now: float | None) -> Eff[Snapshot]:
-        return self._core.monitor(self._now(now), alerts)
+    def _monitor(self, alerts: int, on_hold: bool, now: float | None) -> Eff[Snapshot]:
+        return self._core.monitor(self._now(now), alerts, on_hold)
 
     def _handoff(
         self,

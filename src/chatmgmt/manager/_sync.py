@@ -349,11 +349,16 @@ class ChatManager(_Base):
 
     # Chat Monitoring: the live snapshot and the supervisor's actions (docs/monitoring.md).
     # Who may act is the host's decision: ``role`` is recorded in the event, never checked.
-    def monitor(self, *, alerts: int = 20, now: float | None = None) -> Snapshot:
+    def monitor(
+        self, *, alerts: int = 20, on_hold: bool = False, now: float | None = None
+    ) -> Snapshot:
         """The live snapshot: per skill group its waiting line (length, longest and estimated
         wait), agents by status, free slots and active chats; every agent's load; the last
-        ``alerts`` moderation alerts. Read from the stores' indexes, never a scan of chats."""
-        return self._run(self._monitor(alerts, now))
+        ``alerts`` moderation alerts. Read from the stores' indexes, never a scan of chats.
+        With ``on_hold``, also how many chats are on hold per agent (``Snapshot.on_hold``)
+        and per group (``GroupView.on_hold``), read from the records of the chats the agents
+        hold: one more read per held chat."""
+        return self._run(self._monitor(alerts, on_hold, now))
 
     def observe(self, sink: EventSink) -> None:
         """Feed every committed event to ``sink`` too (e.g. :class:`chatmgmt.monitoring.

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from ..lifecycle._hold import on_hold
 from ..model import AgentLoad, AgentStatus, Chat, ChatId, Event
 from ..ports import GroupCensus, QueueHead
 
@@ -67,7 +68,8 @@ class GroupView:
     capacity is online); ``online`` (eligible or full), ``busy``, ``away``, ``offline``:
     agents by status; ``free_slots``: slots below the limit of its ONLINE agents;
     ``active_chats``: chats held by its agents (counted and inactive; an agent of two groups
-    counts in both).
+    counts in both); ``on_hold``: those of them on hold (read from the chat records only for
+    ``monitor(on_hold=True)``; None otherwise).
     """
 
     name: str
@@ -80,23 +82,27 @@ class GroupView:
     offline: int = 0
     free_slots: int = 0
     active_chats: int = 0
+    on_hold: int | None = None
 
 
 @attrs.frozen
 class Snapshot:
     """The live view at ``at``: every group (by name, in name order; ``""`` is the chats
     without a group), every agent's load as the store keeps it (``AgentLoad``: status, limit,
-    the chats it holds, ``idle_since``), in account order, and the most recent moderation
-    alerts, newest last."""
+    the chats it holds, ``idle_since``), in account order, the most recent moderation
+    alerts, newest last, and ``on_hold``: per agent id, how many of its chats are on hold
+    (``monitor(on_hold=True)``; None otherwise)."""
 
     at: float
     groups: Mapping[str, GroupView]
     agents: Sequence[AgentLoad]
     alerts: Sequence[Alert] = ()
+    on_hold: Mapping[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (per agent: id, name, status, limit, load, inactive, chats,
-        idle_since, groups)."""
+        """A JSON-ready dict (per agent: id, name, status, limit, load, inactive, on_hold,
+        chats, idle_since, groups)."""
+        held = self.on_hold
         return {
             "at": self.at,
             "groups": [attrs.asdict(g) for g in self.groups.values()],
@@ -108,6 +114,7 @@ class Snapshot:
                     "limit": ld.agent.reception_limit,
                     "load": len(ld.chats),
                     "inactive": len(ld.inactive),
+                    "on_hold": None if held is None else held.get(ld.agent.id, 0),
                     "chats": sorted(ld.chats | ld.inactive),
                     "idle_since": ld.idle_since if not (ld.chats or ld.inactive) else None,
                     "groups": sorted(ld.agent.skill_groups),
@@ -253,3 +260,38 @@ def fold_snapshot(
 
 
 _NO_CENSUS = GroupCensus()
+
+
+def hold_counts(
+    loads: Sequence[AgentLoad], chats: Mapping[ChatId, Chat]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per agent id and per skill group, the chats on hold its agents hold (pure): a chat of
+    an agent's load (counted or inactive) whose record in ``chats`` names that agent and is on
+    hold (:func:`chatmgmt.lifecycle.on_hold`); an agent of two groups counts in both, as for
+    ``active_chats``."""
+    agents: dict[str, int] = {}
+    groups: dict[str, int] = {}
+    for load in loads:
+        aid = load.agent.id
+        held = 0
+        for cid in load.chats | load.inactive:
+            chat = chats.get(cid)
+            if chat is not None and chat.agent_id == aid and on_hold(chat):
+                held += 1
+        agents[aid] = held
+        for group in load.agent.skill_groups:
+            groups[group] = groups.get(group, 0) + held
+    return agents, groups
+
+
+def with_holds(
+    snapshot: Snapshot, loads: Sequence[AgentLoad], chats: Mapping[ChatId, Chat]
+) -> Snapshot:
+    """``snapshot`` with its on-hold counts (:func:`hold_counts` of ``loads`` over the chat
+    records ``chats``), per agent and per group (pure)."""
+    agents, groups = hold_counts(loads, chats)
+    views = {
+        name: attrs.evolve(view, on_hold=groups.get(name, 0))
+        for name, view in snapshot.groups.items()
+    }
+    return attrs.evolve(snapshot, groups=views, on_hold=agents)
