@@ -44,7 +44,7 @@ def test_a_ranked_open_keeps_the_stored_chats_plan_and_its_end_cancels_it(
     core = manager._core
     stored = storage.chats.get(chat.id)
     assert stored is not None
-    kept = core._opened.get((chat.id, stored.version))
+    kept = core._opened.get((chat.id, stored.created_at, stored.version))
     assert kept is not None  # the end cancels them instead of planning the deadlines again
     assert kept == tuple(t.key for t in core._planned(stored))
     assert len(kept) == 3  # inactivity warning and end, auto-transfer
@@ -72,9 +72,9 @@ def test_an_end_after_the_kept_keys_were_dropped_plans_the_deadlines_again() -> 
     core = manager._core
     assert 0 < len(core._opened) < 4096
     first = storage.chats.get(chats[0].id)
-    assert first is not None and (first.id, first.version) not in core._opened
+    assert first is not None and (first.id, first.created_at, first.version) not in core._opened
     last = storage.chats.get(chats[-1].id)
-    assert last is not None and (last.id, last.version) in core._opened
+    assert last is not None and (last.id, last.created_at, last.version) in core._opened
     keys = [f"{chat.id}:{kind}" for chat in chats for kind in ("inactivity_warn", "inactivity_end")]
     assert all(storage.timers.get(key) is not None for key in keys)
     clock.advance(1.0)
