@@ -90,6 +90,39 @@ def test_bad_ids_are_refused(bad: object, why: str) -> None:
     assert str(info.value).count("got") == 1, str(info.value)  # the value, said once
 
 
+def _id_rule(value: str) -> bool:
+    """The id rule written out: non-empty, at most MAX_ID_CHARS, no control character
+    (C0, DEL, C1), valid Unicode (UTF-8 encodable)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    controls = any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+    return 0 < len(value) <= MAX_ID_CHARS and not controls
+
+
+@pytest.mark.parametrize("code", range(0xA0))
+def test_every_ascii_and_c1_character_in_an_id(code: int) -> None:
+    # printable ASCII takes a short path in id_problem: it must agree with the rule for every
+    # character, at every length around the limit
+    for value in (chr(code), f"a{chr(code)}b", "x" * (MAX_ID_CHARS - 1) + chr(code)):
+        assert (id_problem(value) is None) == _id_rule(value), repr(value)
+    assert id_problem("x" * MAX_ID_CHARS + chr(code)) is not None
+
+
+@given(st.text(max_size=MAX_ID_CHARS + 2))
+def test_id_problem_agrees_with_the_rule(value: str) -> None:
+    assert (id_problem(value) is None) == _id_rule(value)
+
+
+def test_an_id_of_a_str_subclass_is_checked_too() -> None:
+    class Name(str):
+        pass
+
+    assert id_problem(Name("agent-7")) is None
+    assert id_problem(Name("a\nb")) is not None
+
+
 def test_good_ids_and_optional_ids() -> None:
     for good in ["a", "agent-7", "用户_42", "x" * MAX_ID_CHARS, "a b"]:
         assert id_problem(good) is None

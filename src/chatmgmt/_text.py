@@ -80,6 +80,15 @@ def id_problem(value: object) -> str | None:
     >>> id_problem("a\\nb")
     'contains a control character (U+000A) at index 1'
     """
+    # printable ASCII (U+0020-U+007E) holds no NUL, no control character and no surrogate:
+    # only the length is left to check (the usual id, in two C calls)
+    if (
+        type(value) is str
+        and value.isascii()
+        and value.isprintable()
+        and 0 < len(value) <= MAX_ID_CHARS
+    ):
+        return None
     if not isinstance(value, str):
         return f"must be a string, not {type(value).__name__}"
     if not value:

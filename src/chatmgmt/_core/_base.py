@@ -147,6 +147,8 @@ class CoreBase:
         self._known_partners: set[str] = set()
         # SLA clocks move on every change only when a policy exists (lifecycle/_sla.py)
         self.sla_on = settings.sla.configured
+        # the state every new chat starts in (the reception mode never changes under a core)
+        self.initial_state = lc.initial_state(settings.reception_mode)
 
     # ----------------------------------------------------------------- values
 
@@ -172,11 +174,11 @@ class CoreBase:
             "partner_id": chat.customer.partner_id,
         }
         events = []
-        new_id = self.new_id
+        ids = self._ids  # new_id("evt") without its Python call per event
         chat_id = chat.id
         for type_, data in items:
             seq += 1
-            events.append(event_owning(new_id("evt"), type_, now, {**base, **data}, chat_id, seq))
+            events.append(event_owning(f"evt_{ids()}", type_, now, {**base, **data}, chat_id, seq))
         return events, seq
 
     def system_message(self, chat: Chat, text: str, now: float) -> Message:
@@ -378,7 +380,9 @@ class CoreBase:
         ``drains``: see :meth:`commit`."""
 
         def attempt() -> Eff[tuple[Chat, Applied] | Retry]:
-            chat = yield from self.get_chat(chat_id)
+            chat = yield from call(_GET, chat_id)  # get_chat without its generator's frame
+            if chat is None:
+                raise NotFoundError("chat", chat_id)
             plan = planner(chat)
             if plan is None:
                 return chat, Applied(chat)
@@ -430,6 +434,7 @@ _new_change = maker(Change)
 _TIMER_KEY = attrgetter("key")
 _SYSTEM = MessageRole.SYSTEM
 _APPLY = Storage.apply  # a global: cheaper to read than the Protocol's attribute
+_GET = ChatStore.get
 
 
 class _RandomIds:

@@ -119,12 +119,12 @@ class Chats(Routing):
         # cost of the copy; the dicts are the new chat's own
         chat = _new_chat(
             _BLANK,
-            ChatId(chat_id or self.new_id("chat")),
+            ChatId(chat_id or f"chat_{self._ids()}"),  # new_id("chat"), no call
             customer,
             info.channel,
             skill_group,
             mode,
-            lc.initial_state(mode),
+            self.initial_state,  # lc.initial_state(mode)
             now,
             now,
             priority,

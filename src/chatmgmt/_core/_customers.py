@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..customers import merge_customer
+from ..customers._autosave import created_record
 from ..errors import ConflictError
 from ..model import Customer, CustomerInfo, Event
 from ..ports import CustomerStore
@@ -27,7 +28,7 @@ class Customers(CoreBase):
         A partner id this core has not seen is created first (one port call for a new
         customer: a failed create means it exists, then it is read and merged as usual)."""
         if partner_id not in self._known_partners:
-            merged, changed = merge_customer(None, info, partner_id, now)
+            merged, changed = created_record(info, partner_id, now)  # merge_customer(None, ...)
             events = [self._customer_event(_CREATED, merged, info, changed, now)]
             try:
                 yield from call(_CREATE, merged, events)
@@ -84,7 +85,7 @@ class Customers(CoreBase):
             "channel": info.channel,
             "changed": list(changed),
         }
-        return event_owning(self.new_id("evt"), type_, now, data, None, 0)
+        return event_owning(f"evt_{self._ids()}", type_, now, data, None, 0)  # new_id("evt")
 
     def _know(self, partner_id: str) -> None:
         """Remember that ``partner_id`` has a record (bounded: forgetting costs one call)."""

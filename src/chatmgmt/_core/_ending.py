@@ -28,7 +28,7 @@ class Ending(Satisfaction):
         customer_invited_at: float | None = None,
     ) -> Plan:
         """The chat ended (or abandoned) with everything it implies (:func:`lc.plan_end`)."""
-        message_id = MessageId(self.new_id("msg"))
+        message_id = MessageId(f"msg_{self._ids()}")  # new_id("msg") without its call
         return lc.plan_end(
             self.settings,
             chat,

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import attrs
 
-from .._plan import Plan, leaving, new_plan
+from .._plan import leaving, new_plan
 from ..assignment import (
     Target,
     agent_queue,
@@ -43,6 +43,8 @@ _CUSTOM_RETRIES = 8
 _ALWAYS_ON = ReceptionMode.ALWAYS_ON
 _CENSUS = AgentStore.census
 _SKIP = ("agent_unavailable", "no_agent", "queue_not_empty")
+_NOT_WAITING: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+"""What a new chat leaves (``leaving(None)``, without its call)."""
 
 
 def ineligible(census: Census | None, chat: Chat) -> dict[str, int | str]:
@@ -125,10 +127,6 @@ class Targets(Ending):
         """Whether ``group`` is in pull mode: its chats are never pushed to an agent."""
         return self._group(group).pull
 
-    def offer_timeout(self, group: str) -> float | None:
-        """How long an offer runs in ``group`` (None: offers are off there, assign at once)."""
-        return self._group(group).offer_timeout
-
     def claim_terms(self, group: str | None, chat: Chat) -> dict[str, Any]:
         """The capacity terms of a claim for ``chat``: its channel (capacity per channel), the
         fairness cap of ``group`` (None: an explicit assignment, no cap) and how long stores
@@ -148,21 +146,6 @@ class Targets(Ending):
         """Where ``chat`` waits for ``group``: its queue (Real-Time) or its pool (Always On)."""
         facts = self._group(group)
         return facts.pool if chat.mode is _ALWAYS_ON else facts.queue
-
-    def attempt(self, stored: Chat | None, plan: Plan, now: float) -> Eff[Chat | str]:
-        """Apply one routing attempt. Returns the chat as committed, or the reason its target
-        could not take it (``agent_unavailable``, ``no_agent``, ``queue_not_empty``: nothing
-        was committed). A chat that moved on meanwhile is returned as it is now."""
-        try:
-            applied = yield from self.commit(stored, plan, now)
-        except PreconditionFailed as exc:
-            if exc.reason in _SKIP:
-                return exc.reason
-            if stored is None or exc.reason not in ("version", "missing"):
-                raise
-            return (yield from self.get_chat(stored.id))
-        assert applied.chat is not None
-        return applied.chat
 
     def claim_for(self, target: Target, chat: Chat, now: float, *, fresh: bool) -> Eff[Claiming]:
         """How to claim for ``target`` (:class:`Claiming`); ``fresh``: a newcomer does not
@@ -272,7 +255,8 @@ class Targets(Ending):
         ``offer=False``, assigns at once."""
         timeout = None
         if offer and transfer is None:
-            timeout = self.offer_timeout(target.id if target.kind == "group" else chat.skill_group)
+            group = target.id if target.kind == "group" else chat.skill_group
+            timeout = self._group(group).offer_timeout  # None: offers are off there
         for _ in range(_CUSTOM_RETRIES):
             claim, reason, empty, census = yield from self.claim_for(target, chat, now, fresh=fresh)
             if claim is None:
@@ -294,7 +278,7 @@ class Targets(Ending):
                     automatic=automatic,
                     from_agent_id=release,
                 )
-            remove, cancel = leaving(stored)
+            remove, cancel = _NOT_WAITING if stored is None else leaving(stored)
             plan = new_plan(  # Plan without attrs' __init__ (no validators: model.maker)
                 new,
                 [*items, *own],
@@ -306,11 +290,22 @@ class Targets(Ending):
                 owned=True,  # plan_assignment built ``new`` for this plan alone
                 census=census,
             )
-            done = yield from self.attempt(stored, plan, now)
-            if not isinstance(done, str):
-                return done
-            if done != "agent_unavailable" or target.kind == "agent":
-                break
+            # the attempt, applied in this frame (no generator of its own): the chat as
+            # committed; or, when the target could not take it (``agent_unavailable``,
+            # ``no_agent``, ``queue_not_empty``: nothing committed), the next try or None; a
+            # chat that moved on meanwhile is returned as it is now
+            try:
+                applied = yield from self.commit(stored, plan, now)
+            except PreconditionFailed as exc:
+                if exc.reason not in _SKIP:
+                    if stored is None or exc.reason not in ("version", "missing"):
+                        raise
+                    return (yield from self.get_chat(stored.id))
+                if exc.reason != "agent_unavailable" or target.kind == "agent":
+                    break
+            else:
+                assert applied.chat is not None
+                return applied.chat
             # a custom strategy's pick lost a race: choose again from a fresh snapshot
         if passed is not None:
             passed.append(reason)

@@ -160,7 +160,21 @@ def _channels(known: frozenset[str], channel: str) -> frozenset[str]:
     return shared if shared is not None else channels
 
 
-def _created(info: CustomerInfo, partner_id: str, now: float) -> tuple[Customer, tuple[str, ...]]:
+_FIRST_CHANNELS: dict[str, frozenset[str]] = {}
+
+
+def _first_channels(channel: str) -> frozenset[str]:
+    """``_channels`` of the blank record (no channel yet), remembered in
+    :data:`_FIRST_CHANNELS` per channel (bounded) for the next new record to read."""
+    shared = _channels(_BLANK.channels, channel)
+    if len(_FIRST_CHANNELS) < 1024:
+        _FIRST_CHANNELS[channel] = shared
+    return shared
+
+
+def created_record(
+    info: CustomerInfo, partner_id: str, now: float
+) -> tuple[Customer, tuple[str, ...]]:
     """:func:`merge_customer` of a new record: the merge rules against the blank record, whose
     text fields are empty, VIP level 0 and custom fields none, so every given (non-empty)
     value is taken and counts as changed, and an empty one leaves the default it equals."""
@@ -170,6 +184,9 @@ def _created(info: CustomerInfo, partner_id: str, now: float) -> tuple[Customer,
     changed = tuple(compress(_NEW_FIELDS, given))  # the names of the given values, in order
     if type(partner_id) is not str or not partner_id:  # the constructor says what is wrong
         Customer(partner_id=partner_id)
+    channels = _FIRST_CHANNELS.get(info.channel)  # usually known: no call
+    if channels is None:
+        channels = _first_channels(info.channel)
     # Customer's one check (a non-empty partner id) done above; every other value comes checked
     # from CustomerInfo, and ``merged_custom`` is a new dict of its own: a copy of the blank
     # record skips the validators and the converter (~2x cheaper)
@@ -182,7 +199,7 @@ def _created(info: CustomerInfo, partner_id: str, now: float) -> tuple[Customer,
         info.vip_level,
         info.ip,
         merged_custom,
-        _channels(_BLANK.channels, info.channel),
+        channels,
         now,
         now,
         1,
@@ -201,7 +218,7 @@ def merge_customer(
     (1 for a new record) only when something changed.
     """
     if existing is None:
-        return _created(info, partner_id, now)
+        return created_record(info, partner_id, now)
     changes: dict[str, Any] = {}
     for name in _FIELDS:
         value = getattr(info, name)

@@ -193,7 +193,9 @@ def _silence_since(chat: Chat) -> float:
     # Customer silence counts from the customer's last message, but never from before the
     # current agent took the chat: time spent waiting for an agent is not customer silence;
     # nor from before a hold resumed (a hold stops the inactivity deadlines).
-    assigned = _assigned_at(chat)
+    assigned = chat.assigned_at  # _assigned_at(chat), without its call
+    if assigned is None:
+        assigned = chat.created_at
     if chat.hold is not None:
         resumed = resumed_at(chat)
         if resumed is not None:

@@ -68,6 +68,8 @@ class _Space:
         self.retained: SortedList = SortedList()
         self.retained_at: dict[ChatId, float] = {}
         self.census: dict[str, dict[str, int]] = {}
+        # per agent, the census category its stored load counts under (census_category)
+        self.categories: dict[AgentId, str] = {}
         # the agent ids in account order (then id) for AgentStore.list; None: to be sorted
         # again (an agent was added or its account order changed)
         self.order: list[AgentId] | None = None
@@ -78,6 +80,8 @@ class _Space:
     def count(self, load: AgentLoad, sign: int) -> None:
         agent = load.agent
         category = census_category(load)
+        if sign > 0:  # the category it counts under now (recount reads it back)
+            self.categories[agent.id] = category
         online = agent.status is _ONLINE
         active = len(load.chats)
         held = sign * (active + len(load.inactive))
@@ -101,8 +105,11 @@ class _Space:
         limit = agent.reception_limit
         was, now_active = len(old.chats), len(load.chats)
         held = now_active + len(load.inactive) - was - len(old.inactive)
-        old_category = census_category(old)
+        # census_category(old), as counted when ``old`` was stored: one call less per change
+        old_category = self.categories[agent.id]
         category = census_category(load)
+        if category != old_category:
+            self.categories[agent.id] = category
         online = agent.status is _ONLINE
         load_delta = now_active - was if online else 0
         if not online:
@@ -176,19 +183,28 @@ class _Space:
             q.sorted.remove(q.entries.pop(chat_id))
 
     def timer_put(self, timer: Timer) -> None:
-        self.timer_seq = seq = self.timer_seq + 1
-        key = timer.key
-        entry = (
-            timer.due_at,
-            seq,
-            key,
-            timer.chat_id,
-            timer.kind,
-            timer.version,
-            *_flat(timer.payload.items()),
-        )
-        self.timers[key] = entry
-        heapq.heappush(self.timer_heap, entry)
+        self.timers_put((timer,))
+
+    def timers_put(self, timers: Iterable[Timer]) -> None:
+        """Store ``timers`` in order (one call for a unit's whole schedule)."""
+        seq = self.timer_seq
+        stored = self.timers
+        heap = self.timer_heap
+        for timer in timers:
+            seq += 1
+            key = timer.key
+            entry = (
+                timer.due_at,
+                seq,
+                key,
+                timer.chat_id,
+                timer.kind,
+                timer.version,
+                *_flat(timer.payload.items()),
+            )
+            stored[key] = entry
+            heapq.heappush(heap, entry)
+        self.timer_seq = seq
 
     def timer_cancel(self, key: str, due_at: float | None = None) -> None:
         timers = self.timers

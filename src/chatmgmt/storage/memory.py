@@ -230,8 +230,8 @@ class MemoryStorage:
                 s.queue_push(change.push.queue, chat_id, change.push.score)
             for key in change.cancel:
                 s.timer_cancel(key)
-            for timer in schedule:
-                s.timer_put(timer)
+            if schedule:
+                s.timers_put(schedule)
             if chat is not None:
                 s.chats[chat_id] = chat
                 s.retain(chat)
