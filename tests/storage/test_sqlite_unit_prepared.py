@@ -15,7 +15,7 @@ import pytest
 from chatmgmt.assignment._load import released
 from chatmgmt.errors import PreconditionFailed
 from chatmgmt.model import Agent, AgentId, AgentStatus, ChatId, ChatState
-from chatmgmt.ports import Change, Claim
+from chatmgmt.ports import Change, Claim, QueuePush
 from chatmgmt.storage import _sqlite_unit
 from chatmgmt.storage.sqlite import SQLiteStorage
 from storage.test_sqlite_apply import _chat
@@ -189,3 +189,46 @@ def test_the_census_comes_with_every_precondition_read(storage: SQLiteStorage, f
     after = storage.agents.census("g")
     assert (before.eligible, before.full) == (2, 0)
     assert (after.eligible, after.full, after.load) == (1, 1, 1)  # b took its one slot
+
+
+@pytest.mark.parametrize("queued", [False, True])
+def test_the_watched_queues_are_probed_with_the_preconditions(
+    storage: SQLiteStorage, queued: bool
+) -> None:
+    """A change that writes no queue entry asks whether its watched queues hold one in its
+    precondition statement (no probe statement of its own); the heads it reports are those
+    a read after it gives, the census and the other columns where they were (the widest
+    statement: a queue that must be empty, a named agent, a release, the census)."""
+    storage.agents.put(_agent("a"), 1.0)
+    storage.agents.put(_agent("b"), 1.0)
+    _assign(storage, "c1", "a", 2.0)
+    if queued:
+        storage.apply(
+            Change(ChatId("q1"), None, 2.1, chat=_chat("q1"), push=QueuePush("queue/g", 1.0))
+        )
+    watch = ("queue/g", "queue/x", "pool/g")
+    seen: list[str] = []
+    storage.database.connection().set_trace_callback(seen.append)
+    before = storage.agents.census("g")
+    try:
+        applied = storage.apply(
+            Change(
+                ChatId("c1"),
+                0,
+                3.0,
+                chat=_chat("c1", 1, ChatState.ACTIVE, "b"),
+                release=AgentId("a"),
+                claim=Claim(AgentId("b")),
+                require_empty="pool/g",
+                census="g",
+                watch=watch,
+            )
+        )
+    finally:
+        storage.database.connection().set_trace_callback(None)
+    assert not [sql for sql in seen if sql.startswith("SELECT 1 FROM queue_entries")]
+    assert applied.heads == tuple(storage.queues.heads(watch))
+    assert [h.length for h in applied.heads] == [int(queued), 0, 0]
+    assert applied.census == before
+    assert applied.agent_id == "b" and applied.released is not None
+    assert not applied.released.chats

@@ -12,7 +12,16 @@ from ..model import ChatId
 from ..ports import Census, QueueHead
 from ._sqlite_loads import Executor, sql_text
 
-__all__ = ["CENSUS_ROWS", "HEADS_PROBE", "census_of", "read_census", "read_heads", "some_queued"]
+__all__ = [
+    "CENSUS_ROWS",
+    "HEADS_PROBE",
+    "PROBED_APART",
+    "census_of",
+    "probe_sql",
+    "read_census",
+    "read_heads",
+    "some_queued",
+]
 
 #: At most this many queues are probed at once by :func:`some_queued` (bound parameters of
 #: one statement).
@@ -57,19 +66,26 @@ def some_queued(conn: Executor, ns: str, queues: Sequence[str]) -> bool | None:
     return conn.execute(sql, (ns, *queues)).fetchone() is not None
 
 
-#: Up to this many queues are probed one index lookup each (``UNION ALL``); more by ``IN``.
-_PROBED_APART = 8
+PROBED_APART = 8
+"""Up to this many queues are probed one index lookup each (``UNION ALL``); more by ``IN``."""
 
 
 def _probe(n: int) -> str:
     """The statement of :func:`some_queued` for ``n`` queues (``?1`` the namespace). SQLite
     looks an ``IN`` list of more than two values up through an ephemeral table it builds for
-    each run, which costs more than a few lookups; past :data:`_PROBED_APART` it is ``IN``."""
-    if n > _PROBED_APART:
+    each run, which costs more than a few lookups; past :data:`PROBED_APART` it is ``IN``."""
+    if n > PROBED_APART:
         marks = ", ".join(f"?{at}" for at in range(2, n + 2))
         return f"SELECT 1 FROM queue_entries WHERE ns = ?1 AND queue IN ({marks}) LIMIT 1"
+    return probe_sql(2, n)
+
+
+def probe_sql(first: int, n: int) -> str:
+    """A query giving 1 when one of ``n`` queues, the parameters from ``?first`` on, holds an
+    entry (``?1`` the namespace), no row else: one index lookup per queue (``UNION ALL``,
+    ``LIMIT 1``). The unit of work asks it inside its precondition statement."""
     one = "SELECT 1 FROM queue_entries WHERE ns = ?1 AND queue = ?{}"
-    return " UNION ALL ".join(one.format(at) for at in range(2, n + 2)) + " LIMIT 1"
+    return " UNION ALL ".join(one.format(at) for at in range(first, first + n)) + " LIMIT 1"
 
 
 def read_heads(

@@ -62,7 +62,7 @@ from ._sqlite_loads import (
     sql_text,
     write_load,
 )
-from ._sqlite_reads import CENSUS_ROWS, census_of, read_heads
+from ._sqlite_reads import CENSUS_ROWS, PROBED_APART, census_of, probe_sql, read_heads
 from ._sqlite_sql import MESSAGE_INSERT, OUTBOX_INSERT, TIMER_PUT, outbox_range
 
 if TYPE_CHECKING:
@@ -148,11 +148,21 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
     for value in (change.require_empty, named, release, change.census):
         if value is not None:
             params.append(value)
+    # whether the watched queues hold an entry, asked with the preconditions when the change
+    # writes no queue entry (the answer is then the same after the effects): one statement
+    # fewer for the heads report of an end
+    watch = change.watch
+    probe = len(watch) if 0 < len(watch) <= PROBED_APART and not change.remove else 0
+    if probe and change.push is None:
+        params.extend(watch)
+    else:
+        probe = 0
     shape = (
         change.require_empty is not None,
         named is not None,
         release is not None,
         change.census is not None,
+        probe,
     )
     precheck: str = sql_text(shape, lambda: _precheck(*shape))
     # the released agent's new load and its statements, built from its row as read now; used
@@ -297,7 +307,7 @@ def apply(db: SQLiteDatabase, ns: str, change: Change) -> Applied:
         if event_rows:
             cur.executemany(OUTBOX_INSERT, event_rows)
         # the reports read after the effects: the watched queues' heads, the released load
-        heads = tuple(read_heads(cur, ns, change.watch))
+        heads = tuple(read_heads(cur, ns, watch, row[-1] is not None if probe else None))
         gone: AgentLoad | None = None
         if release is not None:
             gone = loads[release][0] if release in loads else released_load
@@ -335,12 +345,14 @@ def _prepare_release(
     return raw, old, new, load_writes(ns, new, old)
 
 
-def _precheck(require_empty: bool, named: bool, release: bool, census: bool) -> str:
+def _precheck(require_empty: bool, named: bool, release: bool, census: bool, probe: int) -> str:
     """The precondition statement: parameters ``?1`` namespace, ``?2`` chat id, then the
     queue that must be empty, the named agent, the released agent and the census's group,
-    those present. Its first row is the preconditions'; with ``census``, the group's
-    ``agent_census`` rows follow (``UNION ALL``, padded with NULLs to the first row's width:
-    one statement where the census was a second one run before any effect)."""
+    those present, then ``probe`` watched queues. Its first row is the preconditions' (its
+    last column, with ``probe``, 1 when one of those queues holds an entry, else NULL); with
+    ``census``, the group's ``agent_census`` rows follow (``UNION ALL``, padded with NULLs to
+    the first row's width: one statement where the census was a second one run before any
+    effect)."""
     columns = ["c.version", "c.state", "c.agent_id", "c.retain_from"]
     at = 2
     if require_empty:
@@ -355,6 +367,8 @@ def _precheck(require_empty: bool, named: bool, release: bool, census: bool) -> 
             at += 1
             columns.extend(f"{alias}.{name}" for name in LOAD_COLUMNS)
             joins += f" LEFT JOIN agents {alias} ON {alias}.ns = ?1 AND {alias}.id = ?{at}"
+    if probe:
+        columns.append(f"({probe_sql(at + 1 + census, probe)})")
     sql = (
         f"SELECT {', '.join(columns)} FROM (SELECT 1) "
         f"LEFT JOIN chats c ON c.ns = ?1 AND c.id = ?2{joins}"
