@@ -136,7 +136,7 @@ _SLOTS_UPDATE = (
 )
 
 #: Decoded agent configurations by their JSON: a configuration changes rarely, so a load
-#: read back costs a dict lookup and two ``json.loads`` of id lists instead of a decode.
+#: read back costs a dict lookup and two parses of id lists (orjson) instead of a decode.
 _AGENTS: dict[str, Agent] = {}
 _AGENTS_KEPT = 4096
 
