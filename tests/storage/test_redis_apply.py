@@ -14,6 +14,7 @@ rankings of several keys.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import struct
 from collections.abc import Iterator
@@ -1043,6 +1044,8 @@ def test_ranking_indexes_are_kept_for_the_pairs_in_use_and_a_version_5_namespace
 
     assert open_(redis_storage, 1, "g", up) == "a0"
     assert _s(client.get(f"{prefix}:rkp")) == f"{rid_up}:g"
+    # what each call reads with the data version: the list's digest
+    assert _s(client.get(f"{prefix}:rkh")) == hashlib.sha1(f"{rid_up}:g".encode()).hexdigest()
     assert client.exists(f"{prefix}:rk::{rid_up}", f"{prefix}:rk:h:{rid_up}") == 0
     assert _index(redis_storage, "g", rid_up) == ["a1", "a2", "a3", "a4"]  # a0 is full
     assert open_(redis_storage, 2, "h", down) == "a3"
@@ -1073,6 +1076,9 @@ def test_ranking_indexes_are_kept_for_the_pairs_in_use_and_a_version_5_namespace
         assert _s(client.get(f"{prefix}:dv")) == "6"
         assert _s(client.get(f"{prefix}:rkp")) == f"{rid_up}::g:h{{{rid_down}::g:h"
         assert client.exists(f"{prefix}:rkl", f"{prefix}:rankings") == 0
+        assert (
+            _s(client.get(f"{prefix}:rkh")) == hashlib.sha1(client.get(f"{prefix}:rkp")).hexdigest()
+        )
         in_step(fresh, ("", "g", "h"))  # every pair kept in step
         assert open_(fresh, 4, "", up) == "a1"
         in_step(fresh, ("", "g", "h"))

@@ -49,24 +49,25 @@ local function migrate_agents()
 end
 
 -- the ranking indexes in use (data version 6): the (skill group, ranking) pairs picks have
--- used, in one string `rkp` read with the data version in one MGET: each ranking's id, then
--- the escaped names of its groups in use, each after a ':' (an escaped name never holds one),
--- the rankings apart by '{' (neither an id nor an escaped name holds one; '' is a group):
--- 'last_assigned_at+account_order+:g:{tier-:'. Only those pairs have an index, and an
--- agent's entry `m:<ranking>` is kept only while one of its groups has that ranking's index.
--- Versions 5 and older kept an index for every group of every ranking (their ids in the set
--- `rankings` and the string `rkl`): the write that marks a namespace 6 lists all those pairs.
+-- used, in one string `rkp`: each ranking's id, then the escaped names of its groups in use,
+-- each after a ':' (an escaped name never holds one), the rankings apart by '{' (neither an
+-- id nor an escaped name holds one; '' is a group): 'last_assigned_at+account_order+:g:{tier-:'.
+-- Only those pairs have an index, and an agent's entry `m:<ranking>` is kept only while one of
+-- its groups has that ranking's index. Versions 5 and older kept an index for every group of
+-- every ranking (their ids in the set `rankings` and the string `rkl`): the write that marks a
+-- namespace 6 lists all those pairs. `rkh` holds the SHA-1 of `rkp` (absent: no pairs) and is
+-- what each call reads with the data version in one MGET (40 bytes, however many pairs): the
+-- parsed pairs are kept by that digest across calls (RK_BY_HASH; a digest names one text, so
+-- a deleted or rewritten namespace is never read from a stale entry), `rkp` read on a miss.
 -- RK: this call's pairs, {ids = {id, ...}, groups = {[id] = {[group] = true}}, lists =
--- {[id] = {group, ...}}} (kept by its text in RK_LISTS: never changed in place), valid while
--- RK_ARGV is the call's ARGV table (a new table on every call); read by a GET of `rkp` when
--- the call did not read it with the data version.
+-- {[id] = {group, ...}}} (never changed in place), valid while RK_ARGV is the call's ARGV
+-- table (a new table on every call); read by a GET of `rkp` when the call did not read `rkh`.
 local RK, RK_ARGV = nil, nil
-local RK_LISTS = {}
+local RK_BY_HASH, RK_CACHED = {}, 0  -- (at most 256 lists kept: then the cache starts over)
+local NO_PAIRS = {ids = {}, groups = {}, lists = {}}
 local function ranking_pairs(text)
-  if not text then text = '' end
-  local out = RK_LISTS[text]
-  if out then return out end
-  out = {ids = {}, groups = {}, lists = {}}
+  if not text or text == '' then return NO_PAIRS end
+  local out = {ids = {}, groups = {}, lists = {}}
   local i, n = 1, #text
   while i <= n do
     local j = string.find(text, '{', i, true) or n + 1
@@ -86,12 +87,28 @@ local function ranking_pairs(text)
     out.groups[rid], out.lists[rid] = set, list
     i = j + 1
   end
-  RK_LISTS[text] = out
   return out
 end
+local function cache_pairs(hash, list)
+  if RK_CACHED >= 256 then RK_BY_HASH, RK_CACHED = {}, 0 end
+  RK_BY_HASH[hash], RK_CACHED = list, RK_CACHED + 1
+  return list
+end
+-- the pairs whose digest `rkh` holds (nil: none)
+local function pairs_of(hash)
+  if not hash then return NO_PAIRS end
+  return RK_BY_HASH[hash] or cache_pairs(hash, ranking_pairs(redis.call('GET', P .. ':rkp')))
+end
 local function rankings()
-  if RK_ARGV ~= ARGV then RK, RK_ARGV = ranking_pairs(redis.call('GET', P .. ':rkp')), ARGV end
+  if RK_ARGV ~= ARGV then RK, RK_ARGV = pairs_of(redis.call('GET', P .. ':rkh')), ARGV end
   return RK
+end
+-- store a new list of pairs (and its digest); this call's pairs become it
+local function set_pairs(text)
+  local hash = redis.sha1hex(text)
+  redis.call('SET', P .. ':rkp', text)
+  redis.call('SET', P .. ':rkh', hash)
+  RK = RK_BY_HASH[hash] or cache_pairs(hash, ranking_pairs(text))
 end
 -- a namespace of version 5 or older: every ranking of `rankings` with every group of an agent
 local function migrate_rankings()
@@ -110,14 +127,14 @@ local function migrate_rankings()
       if #groups > 0 then entries[i] = rid .. ':' .. table.concat(groups, ':')
       else entries[i] = rid end
     end
-    redis.call('SET', P .. ':rkp', table.concat(entries, '{'))
+    set_pairs(table.concat(entries, '{'))
   end
   redis.call('DEL', P .. ':rankings', P .. ':rkl')
 end
 
 -- the data version of the namespace: an unknown one is refused (the adapter raises StorageError)
 local function check_data_version(write)
-  local got = redis.call('MGET', P .. ':dv', P .. ':rkp')
+  local got = redis.call('MGET', P .. ':dv', P .. ':rkh')
   local v = got[1]
   if not v then
     -- a new namespace (or one written before data versions: given this version's fields)
@@ -130,7 +147,7 @@ local function check_data_version(write)
   end
   local n = tonumber(v)
   if n == DATA_VERSION then
-    RK, RK_ARGV = ranking_pairs(got[2]), ARGV
+    RK, RK_ARGV = pairs_of(got[2]), ARGV
     return
   end
   -- versions 1 (before capacity per channel), 2 (before a chat's version and state shared
@@ -617,9 +634,7 @@ local function ensure_ranking(genc, rid)
     if #list > 0 then entries[i] = id .. ':' .. table.concat(list, ':') else entries[i] = id end
   end
   if not used then entries[#entries + 1] = rid .. ':' .. genc end
-  local text = table.concat(entries, '{')
-  redis.call('SET', P .. ':rkp', text)
-  RK = ranking_pairs(text)
+  set_pairs(table.concat(entries, '{'))
   local zkey = P .. ':rk:' .. genc .. ':' .. rid
   for _, aenc in ipairs(redis.call('SMEMBERS', P .. ':grp:' .. genc)) do
     local akey = P .. ':ag:' .. aenc
