@@ -25,9 +25,10 @@ keyed by their key in ``tm:z``, and the ``rec`` and ``chn`` flags and the ``grp`
 each agent's hash; 5: the numbers of chats each agent holds, counted and inactive, in its
 hash (``n``, ``ni``), and the rankings' ids in one string (``rkl``) read with the data
 version; 6: a ranking's index kept only for the (skill group, ranking) pairs picks have used,
-listed in one string (``rkp``) read with the data version. Version 1 to 5 namespaces read the
-same but for the timers of 1 to 3; the first write converts those, sets the agents' fields
-and the list of every pair that namespace kept an index for, and marks the namespace 6)."""
+listed in one string (``rkp``) whose SHA-1 (``rkh``) is read with the data version. Version 1
+to 5 namespaces read the same but for the timers of 1 to 3; the first write converts those,
+sets the agents' fields and the list of every pair that namespace kept an index for, and
+marks the namespace 6)."""
 
 # --------------------------------------------------------------------------- key layout
 

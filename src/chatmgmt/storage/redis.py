@@ -54,11 +54,11 @@ the numbers of chats it holds, counted and inactive (``n``, ``ni``: no ``SCARD``
 state is read), and the namespace's ranking ids in one string (``rkl``) read with the data
 version in one ``MGET``; the first write sets those from the agents' chat sets and the
 rankings' set and marks the namespace 5. Version 6 keeps a ranking's index only for the
-(skill group, ranking) pairs picks have used (listed in ``rkp``, read with the data version
-instead of ``rkl``); the first write to an older namespace lists every pair it kept an index
-for and marks it 6: a release that would ignore channel weights, look for a chat's state in
-``chs`` or for a timer in ``tm:m``, leave an agent's numbers behind or keep the index of a
-pair not listed, refuses it from then on.
+(skill group, ranking) pairs picks have used (listed in ``rkp``; its SHA-1, ``rkh``, is read
+with the data version instead of ``rkl``); the first write to an older namespace lists every
+pair it kept an index for and marks it 6: a release that would ignore channel weights, look
+for a chat's state in ``chs`` or for a timer in ``tm:m``, leave an agent's numbers behind or
+keep the index of a pair not listed, refuses it from then on.
 
 **Ranking index.** For every (skill group, ranking) a pick has used, a sorted set holds the
 eligible agents of that group (ONLINE, below the limit); the first pick of a pair builds it.
