@@ -32,10 +32,12 @@ def test_schema_is_versioned_and_a_newer_one_is_refused() -> None:
             "UPDATE chatmgmt_schema_version SET version = %s WHERE component = 'storage'",
             (SCHEMA_VERSION + 1,),
         )
+    newer = PostgresDatabase(url)  # the test's own: closed below (its pool's threads)
     try:
         with pytest.raises(StorageError, match="newer"):
-            PostgresStorage(PostgresDatabase(url), _ns())
+            PostgresStorage(newer, _ns())
     finally:
+        newer.close()
         with storage.database.pool.connection() as conn:
             conn.execute(
                 "UPDATE chatmgmt_schema_version SET version = %s WHERE component = 'storage'",
