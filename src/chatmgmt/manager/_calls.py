@@ -4,11 +4,13 @@ both managers run; the sync one calls the ports it yields, the async one awaits 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from .._core import Core, Eff, QueueStatus
 from ..assignment import RouteRequest
+from ..errors import ValidationError
 from ..model import (
     Agent,
     AgentId,
@@ -34,7 +36,13 @@ class Calls:
     clock: Clock
 
     def _now(self, now: float | None) -> float:
-        return self.clock.now() if now is None else now
+        if now is None:
+            return self.clock.now()
+        if type(now) is not float and (isinstance(now, bool) or not isinstance(now, (int, float))):
+            raise ValidationError(f"now: must be a number of seconds, got {now!r}")
+        if not math.isfinite(now):  # a NaN or infinite time would disorder every queue
+            raise ValidationError(f"now: must be a finite number of seconds, got {now!r}")
+        return now
 
     def _register_agent(self, agent: Agent, now: float | None) -> Eff[AgentLoad]:
         return self._core.put_agent(agent, self._now(now))
@@ -201,6 +209,10 @@ class Calls:
         return self._core.reconcile(self._now(now))
 
     def _monitor(self, alerts: int, on_hold: bool, now: float | None) -> Eff[Snapshot]:
+        if isinstance(alerts, bool) or not isinstance(alerts, int) or alerts < 0:
+            raise ValidationError(f"alerts: must be an integer >= 0, got {alerts!r}")
+        if not isinstance(on_hold, bool):
+            raise ValidationError(f"on_hold: must be True or False, got {on_hold!r}")
         return self._core.monitor(self._now(now), alerts, on_hold)
 
     def _handoff(

@@ -46,6 +46,10 @@ class ChatManager(_Base):
     ``ids`` is where new ids (chats, messages, events) come from: a function returning a fresh
     unique string (by default 24 random hex digits from the OS, never from ``rng``, so a seeded
     host re-run on persistent storage does not reuse ids; inject a counter in tests).
+
+    Every operation's ``now`` (seconds; ``clock.now()`` when left out) must be a finite
+    number: anything else (a string, a bool, NaN, an infinity) raises
+    :class:`~chatmgmt.errors.ValidationError` before anything is read or stored.
     """
 
     def __init__(
